@@ -1,0 +1,17 @@
+//! Domain types shared by every part of tessera.
+//!
+//! Everything here parses input at the edge (`Username::parse`, `Password::parse`,
+//! `SessionSecret::parse`), so code past the edge only ever holds valid values.
+//! Nothing in this crate performs I/O; secrets never appear in `Debug` output.
+
+mod password;
+mod secret;
+mod timestamp;
+mod user;
+mod username;
+
+pub use password::{Password, PasswordError};
+pub use secret::{CsrfToken, SecretHash, SessionId, SessionIdError, SessionSecret};
+pub use timestamp::Timestamp;
+pub use user::{Role, RoleError, Roles, UserId};
+pub use username::{Username, UsernameError};

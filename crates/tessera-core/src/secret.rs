@@ -1,0 +1,243 @@
+//! Session secrets and the values derived from them.
+//!
+//! A session secret is 256 bits from the operating system's generator, written
+//! `tss_<43 base64url chars>` so that secret scanners recognise it. The store never
+//! sees it: it keeps only [`SecretHash`] (SHA-256 of the secret) and the public
+//! [`SessionId`], a domain-separated SHA-256 of the secret cut to 128 bits. Deriving
+//! the id from the secret means a cookie names its session without a second lookup,
+//! and knowing an id (it appears in listings and URLs) reveals nothing of the secret.
+
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Serialize, Serializer};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+const SESSION_PREFIX: &str = "tss_";
+const SECRET_BYTES: usize = 32;
+const ENCODED_SECRET_CHARS: usize = 43; // 32 bytes in unpadded base64url
+const SESSION_ID_BYTES: usize = 16;
+const ENCODED_SESSION_ID_CHARS: usize = 22;
+const SESSION_ID_DOMAIN: &[u8] = b"tessera session id v1\0";
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    // The OS generator failing is not something a server can recover from or work
+    // around; issuing a predictable secret instead would be far worse.
+    #[allow(clippy::expect_used)]
+    getrandom::fill(&mut bytes).expect("the operating system's random generator failed");
+    bytes
+}
+
+/// The bearer secret a session cookie carries.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct SessionSecret([u8; SECRET_BYTES]);
+
+impl SessionSecret {
+    pub fn generate() -> Self {
+        Self(random_bytes())
+    }
+
+    /// Parses the cookie form `tss_…`. Anything else, including a valid secret with
+    /// surrounding whitespace, is refused.
+    pub fn parse(input: &str) -> Option<Self> {
+        let encoded = input.strip_prefix(SESSION_PREFIX)?;
+        if encoded.len() != ENCODED_SECRET_CHARS {
+            return None;
+        }
+        let mut bytes = [0u8; SECRET_BYTES];
+        let written = URL_SAFE_NO_PAD.decode_slice(encoded, &mut bytes).ok()?;
+        (written == SECRET_BYTES).then_some(Self(bytes))
+    }
+
+    /// The cookie value. Call only where the secret is handed to its owner.
+    pub fn expose(&self) -> String {
+        format!("{SESSION_PREFIX}{}", URL_SAFE_NO_PAD.encode(self.0))
+    }
+
+    pub fn hash(&self) -> SecretHash {
+        SecretHash(Sha256::digest(self.0).into())
+    }
+
+    pub fn session_id(&self) -> SessionId {
+        let digest = Sha256::new()
+            .chain_update(SESSION_ID_DOMAIN)
+            .chain_update(self.0)
+            .finalize();
+        let mut id = [0u8; SESSION_ID_BYTES];
+        id.copy_from_slice(&digest[..SESSION_ID_BYTES]);
+        SessionId(URL_SAFE_NO_PAD.encode(id))
+    }
+}
+
+impl fmt::Debug for SessionSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionSecret(<redacted>)")
+    }
+}
+
+/// SHA-256 of a secret: what the store keeps in place of the secret itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SecretHash([u8; 32]);
+
+impl SecretHash {
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Comparison that takes the same time wherever the first difference is.
+    pub fn matches(&self, other: &SecretHash) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretHash(..)")
+    }
+}
+
+/// The public name of a session: safe in listings, URLs, logs and (later) token claims.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a session id is {ENCODED_SESSION_ID_CHARS} base64url characters")]
+pub struct SessionIdError;
+
+impl SessionId {
+    pub fn parse(input: &str) -> Result<Self, SessionIdError> {
+        let mut bytes = [0u8; SESSION_ID_BYTES + 2];
+        if input.len() != ENCODED_SESSION_ID_CHARS {
+            return Err(SessionIdError);
+        }
+        match URL_SAFE_NO_PAD.decode_slice(input, &mut bytes) {
+            Ok(SESSION_ID_BYTES) => Ok(Self(input.to_owned())),
+            _ => Err(SessionIdError),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({})", self.0)
+    }
+}
+
+impl Serialize for SessionId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// The per-session anti-CSRF token. It is not a credential on its own (a forged
+/// request also needs the cookie), so the store keeps it as is to hand it back.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CsrfToken(String);
+
+impl CsrfToken {
+    pub fn generate() -> Self {
+        Self(URL_SAFE_NO_PAD.encode(random_bytes::<32>()))
+    }
+
+    /// Wraps a token read back from the store.
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn matches(&self, presented: &str) -> bool {
+        self.0.as_bytes().ct_eq(presented.as_bytes()).into()
+    }
+}
+
+impl fmt::Debug for CsrfToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CsrfToken(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn round_trip_and_shape() {
+        let secret = SessionSecret::generate();
+        let cookie = secret.expose();
+        assert!(cookie.starts_with("tss_"));
+        assert_eq!(cookie.len(), 4 + 43);
+        let parsed = SessionSecret::parse(&cookie).unwrap();
+        assert!(parsed.hash().matches(&secret.hash()));
+        assert_eq!(parsed.session_id(), secret.session_id());
+        assert!(SessionId::parse(secret.session_id().as_str()).is_ok());
+    }
+
+    #[test]
+    fn two_secrets_differ() {
+        let (a, b) = (SessionSecret::generate(), SessionSecret::generate());
+        assert_ne!(a.expose(), b.expose());
+        assert_ne!(a.session_id(), b.session_id());
+    }
+
+    #[test]
+    fn malformed_cookies_are_refused() {
+        let good = SessionSecret::generate().expose();
+        for bad in [
+            "",
+            "tss_",
+            &good[4..],
+            &format!(" {good}"),
+            &format!("{good}A"),
+            &good.replace("tss_", "tat_"),
+            &format!("tss_{}", "!".repeat(43)),
+        ] {
+            assert!(SessionSecret::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let secret = SessionSecret::generate();
+        let cookie = secret.expose();
+        assert!(!format!("{secret:?}").contains(&cookie[4..]));
+        let csrf = CsrfToken::generate();
+        assert!(!format!("{csrf:?}").contains(csrf.as_str()));
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(input in ".{0,80}") {
+            let _ = SessionSecret::parse(&input);
+            let _ = SessionId::parse(&input);
+        }
+
+        #[test]
+        fn any_32_bytes_round_trip(bytes in proptest::array::uniform32(any::<u8>())) {
+            let secret = SessionSecret(bytes);
+            let parsed = SessionSecret::parse(&secret.expose()).unwrap();
+            prop_assert_eq!(parsed.0, bytes);
+        }
+    }
+}
