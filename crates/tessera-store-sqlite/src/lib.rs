@@ -1,0 +1,476 @@
+//! tessera's embedded store: one SQLite file in WAL mode.
+//!
+//! Durability: `synchronous = FULL`, so a committed write survives `kill -9` and
+//! power loss alike; the server answers 2xx only after the commit returns.
+//! Several processes may open the same file (the server and the CLI); SQLite's
+//! locking serialises their writes, and `busy_timeout` makes a writer wait its turn.
+
+mod migrations;
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use tessera_core::{CsrfToken, Roles, SecretHash, SessionId, Timestamp, UserId, Username};
+use tessera_store::{
+    AccountStore, CreateSessionError, CreateUserError, EndReason, Health, NewSession, NewUser,
+    Revocation, RevocationLog, SessionRecord, SessionStore, StoreError, User, UserCredentials,
+};
+
+pub use migrations::{MigrationError, SCHEMA_VERSION};
+
+/// The file name of the store inside the data dir.
+pub const DATABASE_FILE: &str = "tessera.sqlite3";
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot open the store at {path}: {source}")]
+    Open { path: String, source: sqlx::Error },
+    #[error(transparent)]
+    Migration(#[from] MigrationError),
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the store file and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Self, OpenError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .pragma("temp_store", "memory");
+        let open_error = |source| OpenError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(open_error)?;
+        migrations::apply(&pool, path).await?;
+        Ok(Self { pool })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn store_error(error: sqlx::Error) -> StoreError {
+    StoreError(error.to_string())
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError(format!("stored {what} is malformed"))
+}
+
+// Macros rather than consts so that `concat!` keeps every query a `&'static str`.
+macro_rules! user_columns {
+    () => {
+        "u.id, u.username, u.roles, u.disabled, u.created_at"
+    };
+}
+macro_rules! session_columns {
+    () => {
+        "s.id AS session_id, s.secret_hash, s.csrf_token, \
+         s.created_at AS session_created_at, s.last_seen_at, s.expires_at, s.client_address, \
+         s.user_agent"
+    };
+}
+
+fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
+    let id: String = row.try_get("id").map_err(store_error)?;
+    let username: String = row.try_get("username").map_err(store_error)?;
+    let roles: String = row.try_get("roles").map_err(store_error)?;
+    Ok(User {
+        id: UserId::parse(&id).ok_or_else(|| corrupt("user id"))?,
+        username: Username::parse(&username).map_err(|_| corrupt("username"))?,
+        roles: Roles::from_stored(&roles).map_err(|_| corrupt("roles"))?,
+        disabled: row.try_get("disabled").map_err(store_error)?,
+        created_at: Timestamp::from_millis(row.try_get("created_at").map_err(store_error)?),
+    })
+}
+
+fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
+    let id: String = row.try_get("session_id").map_err(store_error)?;
+    let hash: Vec<u8> = row.try_get("secret_hash").map_err(store_error)?;
+    let hash: [u8; 32] = hash.try_into().map_err(|_| corrupt("secret hash"))?;
+    let millis = |column: &str| -> Result<Timestamp, StoreError> {
+        row.try_get(column)
+            .map(Timestamp::from_millis)
+            .map_err(store_error)
+    };
+    Ok(SessionRecord {
+        id: SessionId::parse(&id).map_err(|_| corrupt("session id"))?,
+        secret_hash: SecretHash::from_bytes(hash),
+        user: user_from_row(row)?,
+        csrf_token: CsrfToken::from_stored(row.try_get("csrf_token").map_err(store_error)?),
+        created_at: millis("session_created_at")?,
+        last_seen_at: millis("last_seen_at")?,
+        expires_at: millis("expires_at")?,
+        client_address: row.try_get("client_address").map_err(store_error)?,
+        user_agent: row.try_get("user_agent").map_err(store_error)?,
+    })
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn create_user(&self, user: NewUser) -> Result<User, CreateUserError> {
+        let result = sqlx::query(
+            "INSERT INTO users (id, username, password_hash, roles, disabled, created_at) \
+             VALUES (?, ?, ?, ?, 0, ?)",
+        )
+        .bind(user.id.to_string())
+        .bind(user.username.as_str())
+        .bind(&user.password_hash)
+        .bind(user.roles.to_stored())
+        .bind(user.created_at.as_millis())
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(User {
+                id: user.id,
+                username: user.username,
+                roles: user.roles,
+                disabled: false,
+                created_at: user.created_at,
+            }),
+            Err(e) if is_unique_violation(&e) => Err(CreateUserError::UsernameTaken),
+            Err(e) => Err(CreateUserError::Store(store_error(e))),
+        }
+    }
+
+    async fn user_credentials(
+        &self,
+        username: &Username,
+    ) -> Result<Option<UserCredentials>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            ", u.password_hash FROM users u WHERE u.username = ?"
+        ))
+        .bind(username.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        row.map(|row| {
+            Ok(UserCredentials {
+                user: user_from_row(&row)?,
+                password_hash: row.try_get("password_hash").map_err(store_error)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users u ORDER BY u.username"
+        ))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?
+            .iter()
+            .map(user_from_row)
+            .collect()
+    }
+
+    async fn replace_password_hash(
+        &self,
+        user: UserId,
+        previous: &str,
+        new: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?")
+            .bind(new)
+            .bind(user.to_string())
+            .bind(previous)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn disable_user(&self, username: &Username) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE users SET disabled = 1 WHERE username = ? \
+             RETURNING id, username, roles, disabled, created_at",
+        )
+        .bind(username.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+}
+
+/// Deletes the given sessions and logs their revocation, inside `tx`.
+async fn end_sessions_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    user: UserId,
+    ids: &[(String, i64)],
+    reason: EndReason,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    let user = user.to_string();
+    for (id, expires_at) in ids {
+        sqlx::query("DELETE FROM sessions WHERE id = ?")
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(store_error)?;
+        sqlx::query(
+            "INSERT INTO revocations (session_id, user_id, reason, at, expires_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(&user)
+        .bind(reason.as_str())
+        .bind(at.as_millis())
+        .bind(expires_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(store_error)?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// A write transaction that takes the write lock at once, so that a read inside
+    /// it cannot be invalidated by another writer before the transaction commits.
+    async fn write_transaction(&self) -> Result<Transaction<'_, Sqlite>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(store_error)
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn create_session(&self, session: NewSession) -> Result<(), CreateSessionError> {
+        let inserted = sqlx::query(
+            "INSERT INTO sessions (id, secret_hash, user_id, csrf_token, created_at, \
+               last_seen_at, expires_at, client_address, user_agent) \
+             SELECT ?, ?, id, ?, ?, ?, ?, ?, ? FROM users WHERE id = ? AND disabled = 0",
+        )
+        .bind(session.id.as_str())
+        .bind(&session.secret_hash.as_bytes()[..])
+        .bind(session.csrf_token.as_str())
+        .bind(session.created_at.as_millis())
+        .bind(session.created_at.as_millis())
+        .bind(session.expires_at.as_millis())
+        .bind(session.client_address)
+        .bind(session.user_agent)
+        .bind(session.user_id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        if inserted.rows_affected() == 0 {
+            return Err(CreateSessionError::UserDisabled);
+        }
+        Ok(())
+    }
+
+    async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            ", ",
+            user_columns!(),
+            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn sessions_of_user(&self, user: UserId) -> Result<Vec<SessionRecord>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            ", ",
+            user_columns!(),
+            " FROM sessions s JOIN users u ON u.id = s.user_id \
+              WHERE s.user_id = ? ORDER BY s.created_at"
+        ))
+        .bind(user.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(session_from_row)
+        .collect()
+    }
+
+    async fn touch_sessions(&self, seen: &[(SessionId, Timestamp)]) -> Result<(), StoreError> {
+        let mut tx = self.write_transaction().await?;
+        for (id, at) in seen {
+            sqlx::query("UPDATE sessions SET last_seen_at = max(last_seen_at, ?) WHERE id = ?")
+                .bind(at.as_millis())
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)
+    }
+
+    async fn end_session(
+        &self,
+        user: UserId,
+        id: &SessionId,
+        reason: EndReason,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let expires_at: Option<i64> =
+            sqlx::query_scalar("SELECT expires_at FROM sessions WHERE id = ? AND user_id = ?")
+                .bind(id.as_str())
+                .bind(user.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(store_error)?;
+        let Some(expires_at) = expires_at else {
+            return Ok(false);
+        };
+        end_sessions_in(&mut tx, user, &[(id.as_str().to_owned(), expires_at)], reason, at)
+            .await?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(true)
+    }
+
+    async fn end_sessions_of_user(
+        &self,
+        user: UserId,
+        except: Option<&SessionId>,
+        reason: EndReason,
+        at: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT id, expires_at FROM sessions WHERE user_id = ? AND id IS NOT ? \
+             ORDER BY created_at",
+        )
+        .bind(user.to_string())
+        .bind(except.map(SessionId::as_str))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        end_sessions_in(&mut tx, user, &rows, reason, at).await?;
+        tx.commit().await.map_err(store_error)?;
+        rows.iter()
+            .map(|(id, _)| SessionId::parse(id).map_err(|_| corrupt("session id")))
+            .collect()
+    }
+
+    async fn purge_expired(
+        &self,
+        now: Timestamp,
+        idle_cutoff: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at < ?")
+            .bind(now.as_millis())
+            .bind(idle_cutoff.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        sqlx::query("DELETE FROM revocations WHERE expires_at <= ?")
+            .bind(now.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(sessions.rows_affected())
+    }
+
+    async fn count_live_sessions(
+        &self,
+        now: Timestamp,
+        idle_cutoff: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sessions WHERE expires_at > ? AND last_seen_at >= ?",
+        )
+        .bind(now.as_millis())
+        .bind(idle_cutoff.as_millis())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl RevocationLog for SqliteStore {
+    async fn revocations_after(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Revocation>, StoreError> {
+        let rows: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
+            "SELECT sequence, session_id, user_id, reason, at FROM revocations \
+             WHERE sequence > ? ORDER BY sequence LIMIT ?",
+        )
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.into_iter()
+            .map(|(sequence, session, user, reason, at)| {
+                Ok(Revocation {
+                    sequence: u64::try_from(sequence).map_err(|_| corrupt("sequence"))?,
+                    session: SessionId::parse(&session).map_err(|_| corrupt("session id"))?,
+                    user: UserId::parse(&user).ok_or_else(|| corrupt("user id"))?,
+                    reason: EndReason::parse(&reason).ok_or_else(|| corrupt("reason"))?,
+                    at: Timestamp::from_millis(at),
+                })
+            })
+            .collect()
+    }
+
+    async fn latest_revocation(&self) -> Result<u64, StoreError> {
+        // The AUTOINCREMENT counter, not max(sequence): purged entries must not let
+        // the sequence go backwards.
+        let latest: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'revocations'")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(store_error)?;
+        Ok(latest.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl Health for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(store_error)
+    }
+}

@@ -1,0 +1,191 @@
+//! The storage seams of tessera: one small trait per kind of state.
+//!
+//! Handlers never talk to a database; they call services in `tessera-server`, which
+//! call these traits. Each backend implements them and runs the same
+//! [`conformance`] suite, so behaviour cannot drift between backends.
+//!
+//! Contract shared by every method: a returned `Ok` means the change is durable
+//! (committed); an `Err` means nothing was changed.
+
+use async_trait::async_trait;
+use tessera_core::{CsrfToken, Roles, SecretHash, SessionId, Timestamp, UserId, Username};
+
+pub mod conformance;
+
+/// The store could not answer: unreachable, locked past its timeout, or corrupt.
+/// The message is for operators' logs; it never carries secrets.
+#[derive(Debug, thiserror::Error)]
+#[error("store error: {0}")]
+pub struct StoreError(pub String);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub username: Username,
+    pub roles: Roles,
+    pub disabled: bool,
+    pub created_at: Timestamp,
+}
+
+/// A user together with their password hash (a PHC string), for login only.
+pub struct UserCredentials {
+    pub user: User,
+    pub password_hash: String,
+}
+
+pub struct NewUser {
+    pub id: UserId,
+    pub username: Username,
+    pub password_hash: String,
+    pub roles: Roles,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("the username is taken")]
+    UsernameTaken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    async fn create_user(&self, user: NewUser) -> Result<User, CreateUserError>;
+    async fn user_credentials(&self, username: &Username)
+    -> Result<Option<UserCredentials>, StoreError>;
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// Replaces the hash, e.g. after login re-hashed it with new parameters. Only if
+    /// the stored hash is still `previous`, so a concurrent password change wins.
+    async fn replace_password_hash(
+        &self,
+        user: UserId,
+        previous: &str,
+        new: &str,
+    ) -> Result<(), StoreError>;
+    /// Marks the user disabled; `None` if there is no such user. Ending their sessions
+    /// is the caller's job (see `SessionStore::end_sessions_of_user`).
+    async fn disable_user(&self, username: &Username) -> Result<Option<User>, StoreError>;
+}
+
+pub struct NewSession {
+    pub id: SessionId,
+    pub secret_hash: SecretHash,
+    pub user_id: UserId,
+    pub csrf_token: CsrfToken,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub secret_hash: SecretHash,
+    pub user: User,
+    pub csrf_token: CsrfToken,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    /// Absolute end of life; the idle limit comes from configuration.
+    pub expires_at: Timestamp,
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateSessionError {
+    /// The user was disabled (or removed) before the session could be committed.
+    #[error("the user is disabled")]
+    UserDisabled,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a session ended; recorded in the revocation log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    Logout,
+    Deleted,
+    Replaced,
+    UserDisabled,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Logout => "logout",
+            EndReason::Deleted => "deleted",
+            EndReason::Replaced => "replaced",
+            EndReason::UserDisabled => "user_disabled",
+        }
+    }
+
+    pub fn parse(stored: &str) -> Option<Self> {
+        [Self::Logout, Self::Deleted, Self::Replaced, Self::UserDisabled]
+            .into_iter()
+            .find(|r| r.as_str() == stored)
+    }
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn create_session(&self, session: NewSession) -> Result<(), CreateSessionError>;
+    /// The session with its user, whatever its expiry: callers judge expiry.
+    async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError>;
+    async fn sessions_of_user(&self, user: UserId) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Records activity; sessions that no longer exist are skipped.
+    async fn touch_sessions(&self, seen: &[(SessionId, Timestamp)]) -> Result<(), StoreError>;
+    /// Ends one session of `user` and appends its revocation; `false` if the user has
+    /// no such session.
+    async fn end_session(
+        &self,
+        user: UserId,
+        id: &SessionId,
+        reason: EndReason,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Ends every session of `user` but `except`, appending a revocation for each.
+    async fn end_sessions_of_user(
+        &self,
+        user: UserId,
+        except: Option<&SessionId>,
+        reason: EndReason,
+        at: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError>;
+    /// Deletes sessions past their absolute expiry or idle since before `idle_cutoff`,
+    /// and revocation entries that can no longer matter. Returns sessions deleted.
+    async fn purge_expired(&self, now: Timestamp, idle_cutoff: Timestamp)
+    -> Result<u64, StoreError>;
+    async fn count_live_sessions(
+        &self,
+        now: Timestamp,
+        idle_cutoff: Timestamp,
+    ) -> Result<u64, StoreError>;
+}
+
+/// One entry of the revocation log, in commit order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    pub sequence: u64,
+    pub session: SessionId,
+    pub user: UserId,
+    pub reason: EndReason,
+    pub at: Timestamp,
+}
+
+/// The append-only record of ended sessions. Processes that cache sessions follow it
+/// so that a session ended anywhere (another process, the CLI) stops working here.
+#[async_trait]
+pub trait RevocationLog: Send + Sync {
+    /// Entries with a sequence above `after`, oldest first, at most `limit`.
+    async fn revocations_after(&self, after: u64, limit: u32)
+    -> Result<Vec<Revocation>, StoreError>;
+    async fn latest_revocation(&self) -> Result<u64, StoreError>;
+}
+
+/// Is the store answering? Backs `/readyz`.
+#[async_trait]
+pub trait Health: Send + Sync {
+    async fn ping(&self) -> Result<(), StoreError>;
+}
