@@ -11,7 +11,7 @@ mod user;
 mod username;
 
 pub use password::{Password, PasswordError};
-pub use secret::{CsrfToken, SecretHash, SessionId, SessionIdError, SessionSecret};
+pub use secret::{CsrfToken, SecretHash, SessionId, SessionIdError, SessionSecret, random_bytes};
 pub use timestamp::Timestamp;
 pub use user::{Role, RoleError, Roles, UserId};
 pub use username::{Username, UsernameError};

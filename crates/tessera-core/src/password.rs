@@ -48,12 +48,18 @@ mod tests {
 
     #[test]
     fn bounds_are_in_bytes() {
-        assert_eq!(Password::parse("1234567".into()).err(), Some(PasswordError::TooShort));
+        assert_eq!(
+            Password::parse("1234567".into()).err(),
+            Some(PasswordError::TooShort)
+        );
         assert!(Password::parse("12345678".into()).is_ok());
         // four two-byte characters are eight bytes
         assert!(Password::parse("éééé".into()).is_ok());
         assert!(Password::parse("x".repeat(1024)).is_ok());
-        assert_eq!(Password::parse("x".repeat(1025)).err(), Some(PasswordError::TooLong));
+        assert_eq!(
+            Password::parse("x".repeat(1025)).err(),
+            Some(PasswordError::TooLong)
+        );
     }
 
     #[test]

@@ -23,7 +23,8 @@ const SESSION_ID_BYTES: usize = 16;
 const ENCODED_SESSION_ID_CHARS: usize = 22;
 const SESSION_ID_DOMAIN: &[u8] = b"tessera session id v1\0";
 
-fn random_bytes<const N: usize>() -> [u8; N] {
+/// `N` bytes from the operating system's random generator.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     // The OS generator failing is not something a server can recover from or work
     // around; issuing a predictable secret instead would be far worse.

@@ -68,7 +68,10 @@ mod tests {
 
     #[test]
     fn formats_as_rfc3339() {
-        assert_eq!(Timestamp::from_millis(0).to_rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            Timestamp::from_millis(0).to_rfc3339(),
+            "1970-01-01T00:00:00Z"
+        );
         assert_eq!(
             Timestamp::from_millis(1_500).to_rfc3339(),
             "1970-01-01T00:00:01.5Z"
@@ -78,7 +81,13 @@ mod tests {
     #[test]
     fn arithmetic_saturates() {
         let t = Timestamp::from_millis(i64::MAX - 1);
-        assert_eq!(t.saturating_add(Duration::from_secs(10)).as_millis(), i64::MAX);
-        assert_eq!(Timestamp::from_millis(5).millis_since(Timestamp::from_millis(9)), 0);
+        assert_eq!(
+            t.saturating_add(Duration::from_secs(10)).as_millis(),
+            i64::MAX
+        );
+        assert_eq!(
+            Timestamp::from_millis(5).millis_since(Timestamp::from_millis(9)),
+            0
+        );
     }
 }

@@ -85,7 +85,11 @@ impl Roles {
     }
 
     pub fn to_stored(&self) -> String {
-        self.0.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" ")
+        self.0
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     pub fn from_stored(stored: &str) -> Result<Self, RoleError> {

@@ -22,9 +22,7 @@ pub enum UsernameError {
     Empty,
     #[error("username must be at most {USERNAME_MAX_CHARS} characters")]
     TooLong,
-    #[error(
-        "username may contain only letters, digits, '.', '_', '-' and '@' (found {0:?})"
-    )]
+    #[error("username may contain only letters, digits, '.', '_', '-' and '@' (found {0:?})")]
     ForbiddenCharacter(char),
     #[error("username must start with a letter or a digit")]
     BadFirstCharacter,
@@ -98,8 +96,14 @@ mod tests {
     #[test]
     fn refusals_say_why() {
         assert_eq!(Username::parse(""), Err(UsernameError::Empty));
-        assert_eq!(Username::parse(&"a".repeat(65)), Err(UsernameError::TooLong));
-        assert_eq!(Username::parse(&"a".repeat(5000)), Err(UsernameError::TooLong));
+        assert_eq!(
+            Username::parse(&"a".repeat(65)),
+            Err(UsernameError::TooLong)
+        );
+        assert_eq!(
+            Username::parse(&"a".repeat(5000)),
+            Err(UsernameError::TooLong)
+        );
         assert_eq!(
             Username::parse("bob smith"),
             Err(UsernameError::ForbiddenCharacter(' '))
@@ -108,7 +112,10 @@ mod tests {
             Username::parse("a\u{0}b"),
             Err(UsernameError::ForbiddenCharacter('\u{0}'))
         );
-        assert_eq!(Username::parse(".bob"), Err(UsernameError::BadFirstCharacter));
+        assert_eq!(
+            Username::parse(".bob"),
+            Err(UsernameError::BadFirstCharacter)
+        );
         assert!(Username::parse("José.Ñandú-42@example").is_ok());
     }
 

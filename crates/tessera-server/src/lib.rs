@@ -1,0 +1,182 @@
+//! tessera's HTTP service.
+//!
+//! Layers, outside in: `http` (the edge: router, middleware, extractors that parse
+//! input), `routes` (one module per resource; handlers call services), services
+//! (`accounts`, `sessions`, `passwords`, `throttle`), and the store traits of
+//! `tessera-store` underneath. See ARCHITECTURE.md at the repository root.
+
+pub mod accounts;
+pub mod config;
+mod error;
+pub mod http;
+pub mod passwords;
+mod routes;
+pub mod sessions;
+mod state;
+pub mod throttle;
+pub mod views;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tessera_store_sqlite::SqliteStore;
+use tokio::net::TcpListener;
+
+pub use crate::config::{Config, LogFormat, Overrides};
+use crate::http::cookie::SessionCookie;
+use crate::http::origin::Origin;
+use crate::passwords::PasswordHasher;
+use crate::sessions::{SessionPolicy, SessionService, SessionUpkeep};
+use crate::state::{AppState, Services};
+
+/// The store and the services over it, as both the server and the CLI use them.
+pub struct Core {
+    pub store: Arc<SqliteStore>,
+    pub accounts: accounts::Accounts,
+    pub sessions: Arc<SessionService>,
+    upkeep: SessionUpkeep,
+}
+
+impl Core {
+    /// Opens (creating and migrating if needed) the store in the configured data dir.
+    pub async fn open(config: &Config, hash_threads: usize) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
+        let store = Arc::new(SqliteStore::open(&config.database_path()).await?);
+        let hasher =
+            PasswordHasher::start(&config.password, hash_threads).map_err(anyhow::Error::msg)?;
+        let policy = SessionPolicy {
+            idle_timeout: config.session.idle_timeout,
+            absolute_lifetime: config.session.absolute_lifetime,
+        };
+        let (sessions, upkeep) =
+            SessionService::new(store.clone(), policy, config.session.cache_capacity);
+        let accounts = accounts::Accounts::new(store.clone(), sessions.clone(), Arc::new(hasher));
+        Ok(Self {
+            store,
+            accounts,
+            sessions,
+            upkeep,
+        })
+    }
+}
+
+fn install_metrics() -> anyhow::Result<PrometheusHandle> {
+    const LATENCY_BUCKETS: &[f64] = &[
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    ];
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("tessera_http_request_duration_seconds".into()),
+            LATENCY_BUCKETS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full("tessera_password_hash_seconds".into()),
+            LATENCY_BUCKETS,
+        )?
+        .install_recorder()
+        .context("cannot install the metrics recorder")
+}
+
+/// Runs the server until SIGINT or SIGTERM. `on_listening` receives the bound address
+/// and the public URL once the socket is open.
+pub async fn serve(
+    config: Config,
+    on_listening: impl FnOnce(SocketAddr, &str, bool),
+) -> anyhow::Result<()> {
+    let metrics = install_metrics()?;
+    let core = Core::open(&config, config.hash_threads()).await?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    // With `--listen …:0` the port is known only now.
+    let public_url = match &config.public_url {
+        Some(_) => config.public_url(),
+        None => format!("http://{address}"),
+    };
+    let mut origins = vec![Origin::parse(&public_url).map_err(anyhow::Error::msg)?];
+    for origin in &config.allowed_origins {
+        origins.push(Origin::parse(origin).map_err(anyhow::Error::msg)?);
+    }
+    if !config.session.cookie_secure && !address.ip().is_loopback() {
+        tracing::warn!("session.cookie_secure is off: session cookies will travel over plain HTTP");
+    }
+
+    tokio::spawn(core.sessions.clone().follow_revocations(core.store.clone()));
+    tokio::spawn(core.sessions.clone().upkeep(core.upkeep));
+    let throttle = throttle::Throttle::new(&config.throttle);
+    let no_users = core.accounts.list().await?.is_empty();
+    let state = AppState::new(Services {
+        accounts: core.accounts,
+        sessions: core.sessions,
+        throttle,
+        health: core.store.clone(),
+        metrics: metrics.clone(),
+        cookie: SessionCookie::new(
+            config.session.cookie_secure,
+            config.session.absolute_lifetime,
+        ),
+        origins,
+        trusted_proxies: config.trusted_proxies.clone(),
+        registration_open: config.registration,
+    });
+    spawn_housekeeping(state.clone(), metrics);
+
+    let app = http::router(state, &config.limits);
+    on_listening(address, &public_url, no_users);
+    tracing::info!(%address, %public_url, "listening");
+    http::serve(listener, app, &config.limits, shutdown_signal()).await;
+    core.store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn spawn_housekeeping(state: AppState, metrics: PrometheusHandle) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            state.throttle.forget_idle_keys();
+            metrics.run_upkeep();
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+/// Sets up `tracing` output on stderr: human-readable or JSON lines. The filter comes
+/// from `TESSERA_LOG` (e.g. `debug`, `tessera_server=trace`), default `info`.
+pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

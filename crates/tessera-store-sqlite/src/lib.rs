@@ -186,12 +186,12 @@ impl AccountStore for SqliteStore {
             user_columns!(),
             " FROM users u ORDER BY u.username"
         ))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store_error)?
-            .iter()
-            .map(user_from_row)
-            .collect()
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(user_from_row)
+        .collect()
     }
 
     async fn replace_password_hash(
@@ -355,8 +355,14 @@ impl SessionStore for SqliteStore {
         let Some(expires_at) = expires_at else {
             return Ok(false);
         };
-        end_sessions_in(&mut tx, user, &[(id.as_str().to_owned(), expires_at)], reason, at)
-            .await?;
+        end_sessions_in(
+            &mut tx,
+            user,
+            &[(id.as_str().to_owned(), expires_at)],
+            reason,
+            at,
+        )
+        .await?;
         tx.commit().await.map_err(store_error)?;
         Ok(true)
     }
@@ -391,12 +397,13 @@ impl SessionStore for SqliteStore {
         idle_cutoff: Timestamp,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at < ?")
-            .bind(now.as_millis())
-            .bind(idle_cutoff.as_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
+        let sessions =
+            sqlx::query("DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at < ?")
+                .bind(now.as_millis())
+                .bind(idle_cutoff.as_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
         sqlx::query("DELETE FROM revocations WHERE expires_at <= ?")
             .bind(now.as_millis())
             .execute(&mut *tx)

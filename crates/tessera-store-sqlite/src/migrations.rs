@@ -39,7 +39,10 @@ pub(crate) async fn apply(pool: &SqlitePool, path: &Path) -> Result<(), Migratio
         }
     };
     loop {
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(failed(0))?;
+        let mut tx = pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(failed(0))?;
         let current: i64 = sqlx::query_scalar("PRAGMA user_version")
             .fetch_one(&mut *tx)
             .await
@@ -50,7 +53,10 @@ pub(crate) async fn apply(pool: &SqlitePool, path: &Path) -> Result<(), Migratio
                 found: current,
             });
         }
-        let Some(script) = usize::try_from(current).ok().and_then(|i| MIGRATIONS.get(i)) else {
+        let Some(script) = usize::try_from(current)
+            .ok()
+            .and_then(|i| MIGRATIONS.get(i))
+        else {
             return Ok(());
         };
         let next = current + 1;
@@ -59,9 +65,7 @@ pub(crate) async fn apply(pool: &SqlitePool, path: &Path) -> Result<(), Migratio
             .await
             .map_err(failed(next))?;
         // PRAGMA takes no bound parameters; `next` is an integer we computed.
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "PRAGMA user_version = {next}"
-        )))
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {next}")))
             .execute(&mut *tx)
             .await
             .map_err(failed(next))?;

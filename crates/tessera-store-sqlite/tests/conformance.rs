@@ -5,7 +5,9 @@ use tessera_store_sqlite::{DATABASE_FILE, MigrationError, OpenError, SCHEMA_VERS
 #[tokio::test]
 async fn sqlite_store_conforms() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join(DATABASE_FILE)).await.unwrap();
+    let store = SqliteStore::open(&dir.path().join(DATABASE_FILE))
+        .await
+        .unwrap();
     tessera_store::conformance::run(&store).await;
 }
 
@@ -39,14 +41,17 @@ async fn a_newer_schema_is_refused_with_a_clear_message() {
             "PRAGMA user_version = {}",
             SCHEMA_VERSION + 1
         )))
-            .execute(&mut c)
-            .await
-            .unwrap();
+        .execute(&mut c)
+        .await
+        .unwrap();
     }
     let err = SqliteStore::open(&path).await.err().unwrap();
     assert!(matches!(
         err,
         OpenError::Migration(MigrationError::NewerSchema { .. })
     ));
-    assert!(err.to_string().contains("newer than this tessera knows"), "{err}");
+    assert!(
+        err.to_string().contains("newer than this tessera knows"),
+        "{err}"
+    );
 }

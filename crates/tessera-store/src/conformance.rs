@@ -80,10 +80,20 @@ async fn accounts<S: AccountStore>(store: &S) {
         .await;
     assert!(matches!(duplicate, Err(CreateUserError::UsernameTaken)));
 
-    let creds = store.user_credentials(&name("alice")).await.unwrap().unwrap();
+    let creds = store
+        .user_credentials(&name("alice"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(creds.user, alice);
     assert_eq!(creds.password_hash, "$argon2id$v=19$first");
-    assert!(store.user_credentials(&name("nobody")).await.unwrap().is_none());
+    assert!(
+        store
+            .user_credentials(&name("nobody"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // a stale "previous" hash must not overwrite a newer one
     store
@@ -94,7 +104,11 @@ async fn accounts<S: AccountStore>(store: &S) {
         .replace_password_hash(alice.id, "$argon2id$v=19$first", "$argon2id$v=19$second")
         .await
         .unwrap();
-    let creds = store.user_credentials(&name("alice")).await.unwrap().unwrap();
+    let creds = store
+        .user_credentials(&name("alice"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(creds.password_hash, "$argon2id$v=19$second");
 
     add_user(store, "bob").await;

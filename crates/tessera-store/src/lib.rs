@@ -52,8 +52,10 @@ pub enum CreateUserError {
 #[async_trait]
 pub trait AccountStore: Send + Sync {
     async fn create_user(&self, user: NewUser) -> Result<User, CreateUserError>;
-    async fn user_credentials(&self, username: &Username)
-    -> Result<Option<UserCredentials>, StoreError>;
+    async fn user_credentials(
+        &self,
+        username: &Username,
+    ) -> Result<Option<UserCredentials>, StoreError>;
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
     /// Replaces the hash, e.g. after login re-hashed it with new parameters. Only if
     /// the stored hash is still `previous`, so a concurrent password change wins.
@@ -122,9 +124,14 @@ impl EndReason {
     }
 
     pub fn parse(stored: &str) -> Option<Self> {
-        [Self::Logout, Self::Deleted, Self::Replaced, Self::UserDisabled]
-            .into_iter()
-            .find(|r| r.as_str() == stored)
+        [
+            Self::Logout,
+            Self::Deleted,
+            Self::Replaced,
+            Self::UserDisabled,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == stored)
     }
 }
 
@@ -155,8 +162,11 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Vec<SessionId>, StoreError>;
     /// Deletes sessions past their absolute expiry or idle since before `idle_cutoff`,
     /// and revocation entries that can no longer matter. Returns sessions deleted.
-    async fn purge_expired(&self, now: Timestamp, idle_cutoff: Timestamp)
-    -> Result<u64, StoreError>;
+    async fn purge_expired(
+        &self,
+        now: Timestamp,
+        idle_cutoff: Timestamp,
+    ) -> Result<u64, StoreError>;
     async fn count_live_sessions(
         &self,
         now: Timestamp,
@@ -179,8 +189,11 @@ pub struct Revocation {
 #[async_trait]
 pub trait RevocationLog: Send + Sync {
     /// Entries with a sequence above `after`, oldest first, at most `limit`.
-    async fn revocations_after(&self, after: u64, limit: u32)
-    -> Result<Vec<Revocation>, StoreError>;
+    async fn revocations_after(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Revocation>, StoreError>;
     async fn latest_revocation(&self) -> Result<u64, StoreError>;
 }
 

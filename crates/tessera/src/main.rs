@@ -1,1 +1,263 @@
-fn main(){}
+//! The `tessera` command: the server and the tools to administer its store.
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use tessera_core::{Password, Role, Roles, Username};
+use tessera_server::accounts::RegisterError;
+use tessera_server::views::UserView;
+use tessera_server::{Config, Core, LogFormat, Overrides};
+
+#[derive(Parser)]
+#[command(name = "tessera", version, about = "tessera, an identity service")]
+struct Cli {
+    /// Log format on stderr. The filter comes from TESSERA_LOG (default: info).
+    #[arg(long, global = true, env = "TESSERA_LOG_FORMAT", value_parser = parse_log_format)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service.
+    Serve(ServeArgs),
+    /// Manage accounts (works while the server runs).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// Where the store is. Precedence: flags > TESSERA_* environment > config file > defaults.
+#[derive(Args)]
+struct StoreArgs {
+    /// Folder holding the store [default: ./tessera-data]
+    #[arg(long, env = "TESSERA_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML configuration file (see tessera.example.toml).
+    #[arg(long, env = "TESSERA_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address and port to listen on [default: 127.0.0.1:7480]
+    #[arg(long, env = "TESSERA_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// The URL users reach tessera at [default: http:// + the listen address]
+    #[arg(long, env = "TESSERA_PUBLIC_URL")]
+    public_url: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account. The password is read from standard input.
+    Add {
+        name: String,
+        /// Give the account a role (repeatable). Known roles: admin.
+        #[arg(long = "role")]
+        roles: Vec<Role>,
+        /// Read the password from the first line of standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List accounts.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Disable an account and end all its sessions.
+    Disable {
+        name: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+fn parse_log_format(value: &str) -> Result<LogFormat, String> {
+    match value {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(format!("unknown log format {other:?}: use text or json")),
+    }
+}
+
+fn load_config(store: StoreArgs, overrides: Overrides) -> anyhow::Result<Config> {
+    Ok(Config::load(
+        store.config.as_deref(),
+        Overrides {
+            data_dir: store.data_dir,
+            ..overrides
+        },
+    )?)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let overrides = Overrides {
+        log_format: cli.log_format,
+        ..Overrides::default()
+    };
+    match cli.command {
+        Command::Serve(args) => {
+            let config = load_config(
+                args.store,
+                Overrides {
+                    listen: args.listen,
+                    public_url: args.public_url,
+                    ..overrides
+                },
+            )?;
+            tessera_server::init_logging(config.log_format);
+            let data_dir = config.data_dir.clone();
+            tessera_server::serve(config, |address, public_url, no_users| {
+                print_banner(address, public_url, &data_dir, no_users);
+            })
+            .await
+        }
+        Command::User(command) => user_command(command, overrides).await,
+    }
+}
+
+fn print_banner(address: SocketAddr, public_url: &str, data_dir: &std::path::Path, no_users: bool) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "tessera {} listening on http://{address}",
+        env!("CARGO_PKG_VERSION")
+    );
+    let _ = writeln!(out, "  public URL (issuer)  {public_url}");
+    let _ = writeln!(out, "  data dir             {}", data_dir.display());
+    if no_users {
+        let _ = writeln!(out, "  no accounts yet; create the first admin with:");
+        let _ = writeln!(
+            out,
+            "    tessera user add admin --role admin --password-stdin --data-dir {}",
+            data_dir.display()
+        );
+    }
+    let _ = out.flush();
+}
+
+async fn user_command(command: UserCommand, overrides: Overrides) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add {
+            name,
+            roles,
+            password_stdin: _,
+            json,
+            store,
+        } => {
+            let config = load_config(store, overrides)?;
+            tessera_server::init_logging(config.log_format);
+            let username = Username::parse(&name).context("invalid username")?;
+            let password = read_password()?;
+            let core = Core::open(&config, 1).await?;
+            let user = match core
+                .accounts
+                .register(username, password, Roles::new(roles))
+                .await
+            {
+                Ok(user) => user,
+                Err(RegisterError::UsernameTaken) => bail!("a user named {name:?} already exists"),
+                Err(e) => return Err(e.into()),
+            };
+            if json {
+                println!("{}", json!({ "user": UserView::from(&user) }));
+            } else {
+                println!("created user {} (id {})", user.username, user.id);
+            }
+        }
+        UserCommand::List { json, store } => {
+            let config = load_config(store, overrides)?;
+            tessera_server::init_logging(config.log_format);
+            let core = Core::open(&config, 1).await?;
+            let users = core.accounts.list().await?;
+            if json {
+                let users: Vec<_> = users
+                    .iter()
+                    .map(|u| json!({"user": UserView::from(u), "disabled": u.disabled}))
+                    .collect();
+                println!("{}", json!({ "users": users }));
+            } else {
+                println!(
+                    "{:<32} {:<36} {:<8} {:<8} CREATED",
+                    "USERNAME", "ID", "ROLES", "STATE"
+                );
+                for u in users {
+                    println!(
+                        "{:<32} {:<36} {:<8} {:<8} {}",
+                        u.username.as_str(),
+                        u.id.to_string(),
+                        u.roles.to_stored(),
+                        if u.disabled { "disabled" } else { "active" },
+                        u.created_at.to_rfc3339()
+                    );
+                }
+            }
+        }
+        UserCommand::Disable { name, json, store } => {
+            let config = load_config(store, overrides)?;
+            tessera_server::init_logging(config.log_format);
+            let username = Username::parse(&name).context("invalid username")?;
+            let core = Core::open(&config, 1).await?;
+            let Some((user, ended)) = core.accounts.disable(&username).await? else {
+                bail!("no user named {name:?}");
+            };
+            if json {
+                println!(
+                    "{}",
+                    json!({"user": UserView::from(&user), "disabled": true, "ended_sessions": ended})
+                );
+            } else {
+                println!("disabled {}; ended {ended} session(s)", user.username);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The first line of standard input, without its line ending.
+fn read_password() -> anyhow::Result<Password> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let trimmed = line.trim_end_matches(['\n', '\r']).to_owned();
+    Password::parse(trimmed).context("invalid password")
+}

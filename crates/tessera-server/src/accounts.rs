@@ -1,0 +1,118 @@
+//! Accounts: registration, password login, listing, disabling.
+
+use std::sync::Arc;
+
+use tessera_core::{Password, Roles, Timestamp, UserId, Username};
+use tessera_store::{AccountStore, CreateUserError, EndReason, NewUser, StoreError, User};
+
+use crate::passwords::{HashError, PasswordHasher};
+use crate::sessions::SessionService;
+
+pub struct Accounts {
+    store: Arc<dyn AccountStore>,
+    sessions: Arc<SessionService>,
+    hasher: Arc<PasswordHasher>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("the username is taken")]
+    UsernameTaken,
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Unknown user or wrong password: deliberately one case.
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    #[error("the account is disabled")]
+    Disabled,
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Accounts {
+    pub fn new(
+        store: Arc<dyn AccountStore>,
+        sessions: Arc<SessionService>,
+        hasher: Arc<PasswordHasher>,
+    ) -> Self {
+        Self {
+            store,
+            sessions,
+            hasher,
+        }
+    }
+
+    pub async fn register(
+        &self,
+        username: Username,
+        password: Password,
+        roles: Roles,
+    ) -> Result<User, RegisterError> {
+        let password_hash = self.hasher.hash(password).await?;
+        self.store
+            .create_user(NewUser {
+                id: UserId::generate(),
+                username,
+                password_hash,
+                roles,
+                created_at: Timestamp::now(),
+            })
+            .await
+            .map_err(|e| match e {
+                CreateUserError::UsernameTaken => RegisterError::UsernameTaken,
+                CreateUserError::Store(e) => RegisterError::Store(e),
+            })
+    }
+
+    /// Checks a password. Takes the same time whether or not the user exists.
+    pub async fn check_password(
+        &self,
+        username: &Username,
+        password: Password,
+    ) -> Result<User, LoginError> {
+        let credentials = self.store.user_credentials(username).await?;
+        let stored = credentials.as_ref().map(|c| c.password_hash.clone());
+        let verification = self.hasher.verify(password, stored).await?;
+        let (Some(credentials), true) = (credentials, verification.matches) else {
+            return Err(LoginError::InvalidCredentials);
+        };
+        if credentials.user.disabled {
+            return Err(LoginError::Disabled);
+        }
+        if let Some(new_hash) = verification.rehashed {
+            // Losing this race to a concurrent password change is fine: see the trait.
+            if let Err(error) = self
+                .store
+                .replace_password_hash(credentials.user.id, &credentials.password_hash, &new_hash)
+                .await
+            {
+                tracing::warn!(%error, "cannot store the re-hashed password");
+            }
+        }
+        Ok(credentials.user)
+    }
+
+    pub async fn list(&self) -> Result<Vec<User>, StoreError> {
+        self.store.list_users().await
+    }
+
+    /// Disables the account and ends all its sessions; `None` if there is no such user.
+    pub async fn disable(&self, username: &Username) -> Result<Option<(User, usize)>, StoreError> {
+        let Some(user) = self.store.disable_user(username).await? else {
+            return Ok(None);
+        };
+        let ended = self
+            .sessions
+            .end_all_of_user(user.id, None, EndReason::UserDisabled)
+            .await?;
+        Ok(Some((user, ended.len())))
+    }
+}

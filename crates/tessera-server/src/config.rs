@@ -1,0 +1,343 @@
+//! Configuration: defaults < TOML file < `TESSERA_*` environment < command-line flags.
+//!
+//! The whole configuration is one value built at start-up and passed down; nothing
+//! reads it from a global. `tessera.example.toml` at the repository root documents
+//! every key.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Folder holding the store (`tessera.sqlite3`).
+    pub data_dir: PathBuf,
+    /// The URL users reach tessera at; its origin is the one browsers' requests must
+    /// come from. Default: `http://` + `listen`.
+    pub public_url: Option<String>,
+    pub log_format: LogFormat,
+    /// Whether `POST /v1/users` accepts registrations.
+    pub registration: bool,
+    /// Further origins allowed to send cookie-authenticated requests and logins.
+    pub allowed_origins: Vec<String>,
+    /// Peers whose `X-Forwarded-For` is believed (reverse proxies in front of tessera).
+    pub trusted_proxies: Vec<IpAddr>,
+    pub password: PasswordConfig,
+    pub session: SessionConfig,
+    pub throttle: ThrottleConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordConfig {
+    /// Argon2id memory cost in KiB.
+    pub memory_kib: u32,
+    /// Argon2id passes.
+    pub iterations: u32,
+    /// Argon2id lanes.
+    pub parallelism: u32,
+    /// Threads that hash passwords; 0 means one per core.
+    pub hash_threads: usize,
+    /// Hash requests that may wait for a thread before logins answer 503.
+    pub queue_depth: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// A session unused for this long ends.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A session ends this long after login, however active.
+    #[serde(with = "humantime_serde")]
+    pub absolute_lifetime: Duration,
+    /// Mark the cookie `Secure` (and name it `__Host-tessera-session`). Turn off only
+    /// for plain-HTTP deployments that are not on loopback; the cookie is then named
+    /// `tessera-session`, since browsers refuse `__Host-` cookies without `Secure`.
+    pub cookie_secure: bool,
+    /// Sessions kept in memory for the fast check; more are read from the store.
+    pub cache_capacity: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThrottleConfig {
+    /// Login attempts per account per minute, sustained.
+    pub account_per_minute: u32,
+    /// Login attempts per account allowed in a burst.
+    pub account_burst: u32,
+    /// Login and registration attempts per client address per minute, sustained.
+    pub address_per_minute: u32,
+    /// Attempts per client address allowed in a burst.
+    pub address_burst: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body accepted; larger ones get 413.
+    pub body_bytes: usize,
+    /// Largest request head (request line and headers); larger ones get 431.
+    pub header_bytes: usize,
+    /// A request taking longer than this gets 408.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// A client must send its request head within this time.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// How long shutdown waits for requests in flight.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7480)),
+            data_dir: PathBuf::from("./tessera-data"),
+            public_url: None,
+            log_format: LogFormat::Text,
+            registration: true,
+            allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            password: PasswordConfig::default(),
+            session: SessionConfig::default(),
+            throttle: ThrottleConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        // OWASP's Argon2id recommendation: m=19 MiB, t=2, p=1.
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+            hash_threads: 0,
+            queue_depth: 256,
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(24 * 3600),
+            absolute_lifetime: Duration::from_secs(7 * 24 * 3600),
+            cookie_secure: true,
+            cache_capacity: 250_000,
+        }
+    }
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        Self {
+            account_per_minute: 10,
+            account_burst: 10,
+            address_per_minute: 60,
+            address_burst: 30,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            body_bytes: 64 * 1024,
+            header_bytes: 16 * 1024,
+            request_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers' value.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Top-level keys that `TESSERA_*` variables may set; other `TESSERA_` variables (such
+/// as `TESSERA_CONFIG` or `TESSERA_LOG`) belong to the command line.
+const ENV_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "public_url",
+    "log_format",
+    "registration",
+    "allowed_origins",
+    "trusted_proxies",
+    "password",
+    "session",
+    "throttle",
+    "limits",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    File {
+        path: String,
+        source: toml::de::Error,
+    },
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            // Parse the file on its own first: a typo in it is named with its key.
+            toml::from_str::<Config>(&text).map_err(|source| ConfigError::File {
+                path: path.display().to_string(),
+                source,
+            })?;
+            figment = figment.merge(Toml::string(&text));
+        }
+        let env = Env::prefixed("TESSERA_")
+            .filter(|key| {
+                let key = key.as_str().to_ascii_lowercase();
+                ENV_KEYS
+                    .iter()
+                    .any(|k| key == *k || key.starts_with(&format!("{k}__")))
+            })
+            .split("__");
+        let config: Config = figment
+            .merge(env)
+            .merge(Serialized::globals(overrides))
+            .extract()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if self.session.idle_timeout.is_zero() || self.session.absolute_lifetime.is_zero() {
+            return invalid("session.idle_timeout and session.absolute_lifetime must be positive");
+        }
+        if self.limits.body_bytes == 0 {
+            return invalid("limits.body_bytes must be positive");
+        }
+        if self.limits.header_bytes < 8192 {
+            return invalid("limits.header_bytes must be at least 8192");
+        }
+        if self.throttle.account_per_minute == 0
+            || self.throttle.account_burst == 0
+            || self.throttle.address_per_minute == 0
+            || self.throttle.address_burst == 0
+        {
+            return invalid("throttle rates and bursts must be positive");
+        }
+        if self.password.queue_depth == 0 {
+            return invalid("password.queue_depth must be positive");
+        }
+        crate::passwords::argon2_params(&self.password)
+            .map_err(|e| ConfigError::Invalid(format!("password: {e}")))?;
+        crate::http::origin::Origin::parse(&self.public_url())
+            .map_err(|e| ConfigError::Invalid(format!("public_url: {e}")))?;
+        for origin in &self.allowed_origins {
+            crate::http::origin::Origin::parse(origin)
+                .map_err(|e| ConfigError::Invalid(format!("allowed_origins: {e}")))?;
+        }
+        Ok(())
+    }
+
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join(tessera_store_sqlite::DATABASE_FILE)
+    }
+
+    pub fn hash_threads(&self) -> usize {
+        match self.password.hash_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = Config::load(None, Overrides::default()).unwrap();
+        assert_eq!(config.public_url(), "http://127.0.0.1:7480");
+        assert_eq!(config.password.memory_kib, 19456);
+    }
+
+    #[test]
+    fn file_typos_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "[session]\nidle_timeut = \"1h\"\n").unwrap();
+        let err = Config::load(Some(&path), Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("idle_timeut"), "{err}");
+    }
+
+    #[test]
+    fn flags_beat_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9\"\n[session]\nidle_timeout = \"1h\"\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(&path),
+            Overrides {
+                listen: Some("127.0.0.1:10".parse().unwrap()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(config.listen.port(), 10);
+        assert_eq!(config.session.idle_timeout, Duration::from_secs(3600));
+    }
+}

@@ -1,0 +1,251 @@
+//! Extractors that turn a request into validated input, or into the right 4xx.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::sessions::ActiveSession;
+use crate::state::AppState;
+
+enum BodyKind {
+    Json,
+    Form,
+}
+
+fn body_kind(headers: &HeaderMap) -> Option<BodyKind> {
+    let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let essence = content_type.split(';').next()?.trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Some(BodyKind::Json)
+    } else if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Some(BodyKind::Form)
+    } else {
+        None
+    }
+}
+
+async fn read_body(request: Request) -> Result<Bytes, ApiError> {
+    // The size limit is enforced by the body-limit layer; reading past it fails here.
+    Bytes::from_request(request, &())
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is too large",
+                )
+            } else {
+                ApiError::bad_request("the request body could not be read")
+            }
+        })
+}
+
+/// A request body given as JSON or as an HTML form, parsed into `T`.
+pub struct Input<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Input<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
+        let Some(kind) = body_kind(request.headers()) else {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send application/json or application/x-www-form-urlencoded",
+            ));
+        };
+        let body = read_body(request).await?;
+        let parsed = match kind {
+            BodyKind::Json => serde_json::from_slice(&body)
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?,
+            BodyKind::Form => serde_urlencoded::from_bytes(&body)
+                .map_err(|e| ApiError::bad_request(format!("invalid form body: {e}")))?,
+        };
+        Ok(Self(parsed))
+    }
+}
+
+/// Where the request came from, and with which browser.
+pub struct ClientInfo {
+    pub address: IpAddr,
+    pub user_agent: Option<String>,
+}
+
+const USER_AGENT_MAX_CHARS: usize = 256;
+
+impl FromRequestParts<AppState> for ClientInfo {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip())
+            .ok_or_else(|| ApiError::bad_request("no peer address"))?;
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(USER_AGENT_MAX_CHARS).collect());
+        Ok(Self {
+            address: client_address(peer, &parts.headers, &state.trusted_proxies),
+            user_agent,
+        })
+    }
+}
+
+/// The client's address: the peer's, unless the peer is a trusted proxy, in which
+/// case the nearest `X-Forwarded-For` hop that is not itself a trusted proxy.
+fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    hops.into_iter()
+        .rev()
+        .find(|hop| !trusted.contains(hop))
+        .unwrap_or(peer)
+}
+
+/// Refuses requests that a browser sent from a foreign page: login, registration and
+/// every cookie-authenticated unsafe request pass through here.
+pub fn check_origin(headers: &HeaderMap, state: &AppState) -> Result<(), ApiError> {
+    let refuse = |why: &'static str| {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_origin_request",
+            why,
+        ))
+    };
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let allowed = origin
+            .to_str()
+            .ok()
+            .and_then(|o| crate::http::origin::Origin::parse(o).ok())
+            .is_some_and(|o| state.origins.contains(&o));
+        return if allowed {
+            Ok(())
+        } else {
+            refuse("the Origin of this request is not allowed")
+        };
+    }
+    match headers.get("sec-fetch-site").map(|v| v.as_bytes()) {
+        None | Some(b"same-origin") | Some(b"none") => Ok(()),
+        Some(_) => refuse("cross-site requests are not allowed (Sec-Fetch-Site)"),
+    }
+}
+
+/// A request from an origin allowed to log in or register.
+pub struct SameOrigin;
+
+impl FromRequestParts<AppState> for SameOrigin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        check_origin(&parts.headers, state).map(|()| SameOrigin)
+    }
+}
+
+async fn session_of(headers: &HeaderMap, state: &AppState) -> Result<Arc<ActiveSession>, ApiError> {
+    let secret = state
+        .cookie
+        .secret(headers)
+        .ok_or_else(ApiError::unauthenticated)?;
+    state
+        .sessions
+        .authenticate(&secret)
+        .await?
+        .ok_or_else(ApiError::unauthenticated)
+}
+
+/// The caller's session, from the session cookie. Only for safe (read-only) routes:
+/// unsafe ones take [`CsrfProtectedSession`].
+pub struct CookieSession(pub Arc<ActiveSession>);
+
+impl FromRequestParts<AppState> for CookieSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        session_of(&parts.headers, state).await.map(Self)
+    }
+}
+
+/// The caller's session for an unsafe request: same origin, and the session's CSRF
+/// token in `X-CSRF-Token` or a `csrf_token` form field. Reads the body for the form
+/// field, so it is the handler's last extractor.
+pub struct CsrfProtectedSession(pub Arc<ActiveSession>);
+
+#[derive(serde::Deserialize)]
+struct CsrfForm {
+    csrf_token: Option<String>,
+}
+
+impl FromRequest<AppState> for CsrfProtectedSession {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        check_origin(request.headers(), state)?;
+        let session = session_of(request.headers(), state).await?;
+        let presented = match request.headers().get("x-csrf-token") {
+            Some(value) => value.to_str().ok().map(str::to_owned),
+            None if matches!(body_kind(request.headers()), Some(BodyKind::Form)) => {
+                let body = read_body(request).await?;
+                serde_urlencoded::from_bytes::<CsrfForm>(&body)
+                    .ok()
+                    .and_then(|f| f.csrf_token)
+            }
+            None => None,
+        };
+        let Some(presented) = presented else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf_token_missing",
+                "send the session's csrf_token in the X-CSRF-Token header",
+            ));
+        };
+        if !session.csrf_token().matches(&presented) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf_token_invalid",
+                "the CSRF token does not match this session",
+            ));
+        }
+        Ok(Self(session))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "1.1.1.1, 2.2.2.2".parse().unwrap());
+        assert_eq!(client_address(proxy, &headers, &[]), proxy);
+        assert_eq!(
+            client_address(proxy, &headers, &[proxy]),
+            "2.2.2.2".parse::<IpAddr>().unwrap()
+        );
+        let two: IpAddr = "2.2.2.2".parse().unwrap();
+        assert_eq!(
+            client_address(proxy, &headers, &[proxy, two]),
+            "1.1.1.1".parse::<IpAddr>().unwrap()
+        );
+    }
+}

@@ -1,0 +1,108 @@
+use axum::Json;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use http::{HeaderMap, StatusCode, header};
+use serde::Deserialize;
+use tessera_store::{CreateSessionError, EndReason};
+
+use crate::accounts::LoginError;
+use crate::error::ApiError;
+use crate::http::extract::{ClientInfo, Input, SameOrigin};
+use crate::routes::users::parse_credentials;
+use crate::sessions::NewSessionInfo;
+use crate::state::AppState;
+use crate::throttle::Throttled;
+use crate::views::CurrentSession;
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+}
+
+pub fn throttled(Throttled(wait): Throttled) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        "too many attempts; wait before trying again",
+    )
+    .retry_after(wait)
+}
+
+fn outcome(name: &'static str) {
+    metrics::counter!("tessera_login_attempts_total", "outcome" => name).increment(1);
+}
+
+/// `POST /v1/login`: checks the password and starts a new session.
+pub async fn login(
+    State(state): State<AppState>,
+    _: SameOrigin,
+    client: ClientInfo,
+    headers: HeaderMap,
+    Input(input): Input<LoginForm>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (username, password) = parse_credentials(&input.username, input.password)?;
+    if let Err(wait) = state.throttle.login(&username, client.address) {
+        outcome("throttled");
+        return Err(throttled(wait));
+    }
+    let user = match state.accounts.check_password(&username, password).await {
+        Ok(user) => user,
+        Err(LoginError::InvalidCredentials) => {
+            outcome("invalid_credentials");
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "invalid username or password",
+            ));
+        }
+        Err(LoginError::Disabled) => {
+            outcome("disabled");
+            return Err(disabled());
+        }
+        Err(LoginError::Hash(e)) => {
+            outcome("unavailable");
+            return Err(e.into());
+        }
+        Err(LoginError::Store(e)) => return Err(e.into()),
+    };
+
+    // A cookie presented at login is never adopted (fixation); the session it names,
+    // if live, is ended, since this browser is about to forget it.
+    let presented = match state.cookie.secret(&headers) {
+        Some(old) => state.sessions.authenticate(&old).await?,
+        None => None,
+    };
+    if let Some(old) = presented {
+        state
+            .sessions
+            .end(old.user().id, old.id(), EndReason::Replaced)
+            .await?;
+    }
+
+    let (secret, session) = state
+        .sessions
+        .start(
+            &user,
+            NewSessionInfo {
+                client_address: Some(client.address.to_string()),
+                user_agent: client.user_agent,
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            CreateSessionError::UserDisabled => disabled(),
+            CreateSessionError::Store(e) => e.into(),
+        })?;
+    outcome("success");
+    let body = Json(CurrentSession::of(&session, state.sessions.policy())).into_response();
+    Ok(([(header::SET_COOKIE, state.cookie.set(&secret))], body))
+}
+
+fn disabled() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "account_disabled",
+        "this account is disabled",
+    )
+}

@@ -1,0 +1,7 @@
+//! One module per resource; each exposes the handlers the router mounts.
+
+pub mod health;
+pub mod login;
+pub mod session;
+pub mod sessions;
+pub mod users;

@@ -1,0 +1,331 @@
+//! Browser sessions: starting, checking, listing and ending them.
+//!
+//! The check (`authenticate`) is the hot path of every cookie request, so it is
+//! served from an in-memory cache of sessions, and kept exact this way:
+//! - a session ended by this process is evicted before the call that ended it returns;
+//! - a session ended elsewhere (the CLI, another process) reaches the revocation log,
+//!   which [`SessionService::follow_revocations`] polls every 100 ms and evicts from;
+//! - a cache fill that races with an eviction is detected by the revocation epoch
+//!   and discarded, so a revoked session can never be re-inserted from a stale read.
+//!
+//! The idle expiry slides in memory on every request; the store learns of activity at
+//! most once per session per minute, in batches.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use quick_cache::sync::Cache;
+use tessera_core::{CsrfToken, SessionId, SessionSecret, Timestamp, UserId};
+use tessera_store::{
+    CreateSessionError, EndReason, NewSession, RevocationLog, SessionRecord, SessionStore,
+    StoreError, User,
+};
+use tokio::sync::mpsc;
+
+/// How often the store hears that a session is still in use.
+const PERSIST_ACTIVITY_EVERY: Duration = Duration::from_secs(60);
+const REVOCATION_POLL: Duration = Duration::from_millis(100);
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPolicy {
+    pub idle_timeout: Duration,
+    pub absolute_lifetime: Duration,
+}
+
+/// A live session as the cache holds it.
+pub struct ActiveSession {
+    record: SessionRecord,
+    last_seen: AtomicI64,
+    persisted_last_seen: AtomicI64,
+}
+
+impl ActiveSession {
+    fn new(record: SessionRecord) -> Self {
+        let seen = record.last_seen_at.as_millis();
+        Self {
+            record,
+            last_seen: AtomicI64::new(seen),
+            persisted_last_seen: AtomicI64::new(seen),
+        }
+    }
+
+    pub fn id(&self) -> &SessionId {
+        &self.record.id
+    }
+
+    pub fn user(&self) -> &User {
+        &self.record.user
+    }
+
+    pub fn csrf_token(&self) -> &CsrfToken {
+        &self.record.csrf_token
+    }
+
+    pub fn record(&self) -> &SessionRecord {
+        &self.record
+    }
+
+    pub fn last_seen_at(&self) -> Timestamp {
+        Timestamp::from_millis(self.last_seen.load(Ordering::Relaxed))
+    }
+
+    pub fn idle_expires_at(&self, policy: &SessionPolicy) -> Timestamp {
+        self.last_seen_at()
+            .saturating_add(policy.idle_timeout)
+            .min(self.record.expires_at)
+    }
+
+    fn is_expired(&self, now: Timestamp, policy: &SessionPolicy) -> bool {
+        now >= self.record.expires_at
+            || now > self.last_seen_at().saturating_add(policy.idle_timeout)
+    }
+
+    /// Slides the idle expiry; true when the store should be told (once a minute).
+    fn seen(&self, now: Timestamp) -> bool {
+        let now = now.as_millis();
+        // Skip the shared write when nothing changed at second granularity.
+        if now - self.last_seen.load(Ordering::Relaxed) >= 1000 {
+            self.last_seen.fetch_max(now, Ordering::Relaxed);
+        }
+        let persisted = self.persisted_last_seen.load(Ordering::Relaxed);
+        let due = i64::try_from(PERSIST_ACTIVITY_EVERY.as_millis()).unwrap_or(i64::MAX);
+        now - persisted >= due
+            && self
+                .persisted_last_seen
+                .compare_exchange(persisted, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+pub struct SessionService {
+    store: Arc<dyn SessionStore>,
+    cache: Cache<SessionId, Arc<ActiveSession>>,
+    /// Bumped before every eviction for revocation; see the module docs.
+    revocation_epoch: AtomicU64,
+    activity: mpsc::Sender<(SessionId, Timestamp)>,
+    policy: SessionPolicy,
+}
+
+pub struct NewSessionInfo {
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// The background work a [`SessionService`] needs in a long-running server.
+pub struct SessionUpkeep {
+    activity: mpsc::Receiver<(SessionId, Timestamp)>,
+}
+
+impl SessionService {
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        policy: SessionPolicy,
+        cache_capacity: usize,
+    ) -> (Arc<Self>, SessionUpkeep) {
+        let (activity, receiver) = mpsc::channel(16 * 1024);
+        let service = Arc::new(Self {
+            store,
+            cache: Cache::new(cache_capacity.max(1)),
+            revocation_epoch: AtomicU64::new(0),
+            activity,
+            policy,
+        });
+        (service, SessionUpkeep { activity: receiver })
+    }
+
+    pub fn policy(&self) -> &SessionPolicy {
+        &self.policy
+    }
+
+    /// Creates a session for `user` with a new secret. Never reuses a presented one.
+    pub async fn start(
+        &self,
+        user: &User,
+        info: NewSessionInfo,
+    ) -> Result<(SessionSecret, Arc<ActiveSession>), CreateSessionError> {
+        let secret = SessionSecret::generate();
+        let now = Timestamp::now();
+        let record = SessionRecord {
+            id: secret.session_id(),
+            secret_hash: secret.hash(),
+            user: user.clone(),
+            csrf_token: CsrfToken::generate(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now.saturating_add(self.policy.absolute_lifetime),
+            client_address: info.client_address,
+            user_agent: info.user_agent,
+        };
+        self.store
+            .create_session(NewSession {
+                id: record.id.clone(),
+                secret_hash: record.secret_hash,
+                user_id: user.id,
+                csrf_token: record.csrf_token.clone(),
+                created_at: now,
+                expires_at: record.expires_at,
+                client_address: record.client_address.clone(),
+                user_agent: record.user_agent.clone(),
+            })
+            .await?;
+        let active = Arc::new(ActiveSession::new(record));
+        self.cache.insert(active.id().clone(), active.clone());
+        Ok((secret, active))
+    }
+
+    /// The live session `secret` opens, if any. Slides its idle expiry.
+    pub async fn authenticate(
+        &self,
+        secret: &SessionSecret,
+    ) -> Result<Option<Arc<ActiveSession>>, StoreError> {
+        let id = secret.session_id();
+        let Some(session) = self.lookup(&id).await? else {
+            return Ok(None);
+        };
+        if !session.record.secret_hash.matches(&secret.hash()) || session.user().disabled {
+            return Ok(None);
+        }
+        let now = Timestamp::now();
+        if session.is_expired(now, &self.policy) {
+            self.forget(&id);
+            return Ok(None);
+        }
+        if session.seen(now) {
+            // Best effort: if the writer is saturated the next minute's touch will do.
+            let _ = self.activity.try_send((id, now));
+        }
+        Ok(Some(session))
+    }
+
+    async fn lookup(&self, id: &SessionId) -> Result<Option<Arc<ActiveSession>>, StoreError> {
+        if let Some(hit) = self.cache.get(id) {
+            return Ok(Some(hit));
+        }
+        loop {
+            let epoch = self.revocation_epoch.load(Ordering::SeqCst);
+            let Some(record) = self.store.session(id).await? else {
+                return Ok(None);
+            };
+            let session = Arc::new(ActiveSession::new(record));
+            self.cache.insert(id.clone(), session.clone());
+            if self.revocation_epoch.load(Ordering::SeqCst) == epoch {
+                return Ok(Some(session));
+            }
+            // A revocation was applied while we read: our copy may predate it.
+            self.cache.remove(id);
+        }
+    }
+
+    fn forget(&self, id: &SessionId) {
+        self.revocation_epoch.fetch_add(1, Ordering::SeqCst);
+        self.cache.remove(id);
+    }
+
+    pub async fn end(
+        &self,
+        user: UserId,
+        id: &SessionId,
+        reason: EndReason,
+    ) -> Result<bool, StoreError> {
+        let ended = self
+            .store
+            .end_session(user, id, reason, Timestamp::now())
+            .await?;
+        self.forget(id);
+        Ok(ended)
+    }
+
+    pub async fn end_all_of_user(
+        &self,
+        user: UserId,
+        except: Option<&SessionId>,
+        reason: EndReason,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let ended = self
+            .store
+            .end_sessions_of_user(user, except, reason, Timestamp::now())
+            .await?;
+        for id in &ended {
+            self.forget(id);
+        }
+        Ok(ended)
+    }
+
+    /// The user's live sessions, with activity this process has not yet written.
+    pub async fn list(&self, user: UserId) -> Result<Vec<Arc<ActiveSession>>, StoreError> {
+        let now = Timestamp::now();
+        let sessions = self.store.sessions_of_user(user).await?;
+        Ok(sessions
+            .into_iter()
+            .map(|record| match self.cache.peek(&record.id) {
+                Some(cached) => cached,
+                None => Arc::new(ActiveSession::new(record)),
+            })
+            .filter(|s| !s.is_expired(now, &self.policy))
+            .collect())
+    }
+
+    /// Evicts sessions ended by other processes, forever; run it as a task.
+    pub async fn follow_revocations(self: Arc<Self>, log: Arc<dyn RevocationLog>) {
+        let mut after = loop {
+            match log.latest_revocation().await {
+                Ok(latest) => break latest,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the revocation log; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        let mut tick = tokio::time::interval(REVOCATION_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match log.revocations_after(after, 1000).await {
+                Ok(entries) => {
+                    for entry in entries {
+                        self.forget(&entry.session);
+                        after = entry.sequence;
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "cannot read the revocation log"),
+            }
+        }
+    }
+
+    /// Writes session activity in batches, and purges expired sessions; run as a task.
+    pub async fn upkeep(self: Arc<Self>, mut upkeep: SessionUpkeep) {
+        let mut purge = tokio::time::interval(PURGE_EVERY);
+        let mut batch = Vec::new();
+        loop {
+            tokio::select! {
+                received = upkeep.activity.recv_many(&mut batch, 512) => {
+                    if received == 0 {
+                        return;
+                    }
+                    if let Err(error) = self.store.touch_sessions(&batch).await {
+                        tracing::warn!(%error, "cannot record session activity");
+                    }
+                    batch.clear();
+                    // Coalesce: let a burst of activity gather into one transaction.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                _ = purge.tick() => self.purge().await,
+            }
+        }
+    }
+
+    async fn purge(&self) {
+        let now = Timestamp::now();
+        let idle_cutoff = now.saturating_sub(self.policy.idle_timeout);
+        match self.store.purge_expired(now, idle_cutoff).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "expired sessions purged"),
+            Err(error) => tracing::warn!(%error, "cannot purge expired sessions"),
+        }
+        if let Ok(live) = self.store.count_live_sessions(now, idle_cutoff).await {
+            metrics::gauge!("tessera_active_sessions").set(live as f64);
+        }
+    }
+}

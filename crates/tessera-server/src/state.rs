@@ -1,0 +1,42 @@
+use std::net::IpAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tessera_store::Health;
+
+use crate::accounts::Accounts;
+use crate::http::cookie::SessionCookie;
+use crate::http::origin::Origin;
+use crate::sessions::SessionService;
+use crate::throttle::Throttle;
+
+/// What every handler can reach. Built once at start-up; cloning is one `Arc` clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Services>);
+
+pub struct Services {
+    pub accounts: Accounts,
+    pub sessions: Arc<SessionService>,
+    pub throttle: Throttle,
+    pub health: Arc<dyn Health>,
+    pub metrics: PrometheusHandle,
+    pub cookie: SessionCookie,
+    /// Origins allowed to send logins and cookie-authenticated unsafe requests.
+    pub origins: Vec<Origin>,
+    pub trusted_proxies: Vec<IpAddr>,
+    pub registration_open: bool,
+}
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}

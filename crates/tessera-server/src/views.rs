@@ -1,0 +1,67 @@
+//! The JSON shapes of users and sessions, shared by the routes that answer with them.
+
+use serde::Serialize;
+use tessera_core::{Roles, SessionId, Timestamp, UserId, Username};
+use tessera_store::User;
+
+use crate::sessions::{ActiveSession, SessionPolicy};
+
+#[derive(Serialize)]
+pub struct UserView<'a> {
+    pub id: UserId,
+    pub username: &'a Username,
+    pub roles: &'a Roles,
+    pub created_at: Timestamp,
+}
+
+impl<'a> From<&'a User> for UserView<'a> {
+    fn from(user: &'a User) -> Self {
+        Self {
+            id: user.id,
+            username: &user.username,
+            roles: &user.roles,
+            created_at: user.created_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct SessionTimes<'a> {
+    pub id: &'a SessionId,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    /// When the session ends if unused: the sliding idle limit.
+    pub idle_expires_at: Timestamp,
+    /// When the session ends however active: the absolute limit.
+    pub expires_at: Timestamp,
+}
+
+impl<'a> SessionTimes<'a> {
+    pub fn of(session: &'a ActiveSession, policy: &SessionPolicy) -> Self {
+        Self {
+            id: session.id(),
+            created_at: session.record().created_at,
+            last_seen_at: session.last_seen_at(),
+            idle_expires_at: session.idle_expires_at(policy),
+            expires_at: session.record().expires_at,
+        }
+    }
+}
+
+/// The answer to login and to `GET /v1/session`.
+#[derive(Serialize)]
+pub struct CurrentSession<'a> {
+    pub user: UserView<'a>,
+    pub session: SessionTimes<'a>,
+    pub csrf_token: &'a str,
+}
+
+impl<'a> CurrentSession<'a> {
+    pub fn of(session: &'a ActiveSession, policy: &SessionPolicy) -> Self {
+        Self {
+            user: UserView::from(session.user()),
+            session: SessionTimes::of(session, policy),
+            csrf_token: session.csrf_token().as_str(),
+        }
+    }
+}
