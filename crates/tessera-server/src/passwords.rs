@@ -156,6 +156,7 @@ fn lower_this_threads_priority() {
     // On Linux `setpriority(PRIO_PROCESS, 0, …)` applies to the calling thread only.
     // Raising one's own nice value needs no privilege; failure just leaves it at 0.
     // SAFETY: a plain system call with no pointers.
+    #[allow(unsafe_code)]
     let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
 }
 

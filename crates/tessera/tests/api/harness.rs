@@ -1,0 +1,293 @@
+//! Starts the real `tessera` binary on a random loopback port with a fresh data dir,
+//! and speaks HTTP to it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use reqwest::{Client, Response, header};
+use serde_json::Value;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Settings every test server gets unless a test overrides them: cheap hashing (the
+/// parameters' effect is not what these tests check) and generous throttles.
+const TEST_ENV: &[(&str, &str)] = &[
+    ("TESSERA_PASSWORD__MEMORY_KIB", "256"),
+    ("TESSERA_PASSWORD__ITERATIONS", "1"),
+    ("TESSERA_THROTTLE__ACCOUNT_BURST", "1000"),
+    ("TESSERA_THROTTLE__ACCOUNT_PER_MINUTE", "1000"),
+    ("TESSERA_THROTTLE__ADDRESS_BURST", "1000"),
+    ("TESSERA_THROTTLE__ADDRESS_PER_MINUTE", "1000"),
+    ("TESSERA_LOG", "warn"),
+];
+
+pub struct TestServer {
+    child: Option<Child>,
+    pub base: String,
+    data_dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    pub client: Client,
+}
+
+/// A logged-in browser: its cookie header value and the session's CSRF token.
+#[derive(Clone, Debug)]
+pub struct Browser {
+    pub cookie: String,
+    pub csrf: String,
+    pub session_id: String,
+    pub login: Value,
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_tessera")
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    pub async fn start_with(env: &[(&str, &str)]) -> Self {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let env = TEST_ENV
+            .iter()
+            .chain(env.iter())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut server = Self {
+            child: None,
+            base: String::new(),
+            data_dir,
+            env,
+            client: Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+        };
+        server.spawn();
+        server
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(self.data_dir.path())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tessera");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut first = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut first)
+            .expect("read the banner");
+        let address = first
+            .trim()
+            .rsplit("listening on ")
+            .next()
+            .filter(|a| a.starts_with("http://"))
+            .unwrap_or_else(|| panic!("unexpected banner {first:?}"))
+            .to_owned();
+        self.base = address;
+        self.child = Some(child);
+    }
+
+    /// `kill -9`, then start again on the same data dir (on a new port).
+    pub fn kill_and_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill -9");
+            child.wait().expect("reap");
+        }
+        self.spawn();
+    }
+
+    /// SIGTERM and wait: the graceful path.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        child.wait().expect("wait")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Runs `tessera ARGS --data-dir <this server's>` with `stdin` as its input.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> Output {
+        cli_in(self.data_dir.path(), &self.env, args, stdin)
+    }
+
+    pub fn add_user(&self, name: &str, roles: &[&str]) {
+        let mut args = vec!["user", "add", name, "--password-stdin"];
+        for role in roles {
+            args.extend(["--role", role]);
+        }
+        let out = self.cli(&args, &format!("{PASSWORD}\n"));
+        assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn try_login(&self, name: &str, password: &str) -> Response {
+        self.post_json("/v1/login", serde_json::json!({"username": name, "password": password}))
+            .await
+    }
+
+    pub async fn login(&self, name: &str) -> Browser {
+        let response = self.try_login(name, PASSWORD).await;
+        assert_eq!(response.status(), 200, "login of {name}");
+        browser_from(response).await
+    }
+
+    pub async fn get_as(&self, path: &str, browser: &Browser) -> Response {
+        self.client
+            .get(self.url(path))
+            .header(header::COOKIE, &browser.cookie)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// An unsafe request the way a browser page of ours sends it: cookie + CSRF token.
+    pub fn unsafe_as(&self, method: reqwest::Method, path: &str, browser: &Browser) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .header(header::COOKIE, &browser.cookie)
+            .header("x-csrf-token", &browser.csrf)
+    }
+
+    pub async fn session_status(&self, browser: &Browser) -> u16 {
+        self.get_as("/v1/session", browser).await.status().as_u16()
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn cli_in(data_dir: &Path, env: &[(String, String)], args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(binary())
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tessera cli");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("cli output")
+}
+
+/// The `Set-Cookie` header that sets (or clears) the session cookie.
+pub fn session_set_cookie(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("__Host-tessera-session="))
+        .map(str::to_owned)
+}
+
+pub async fn browser_from(response: Response) -> Browser {
+    let set_cookie = session_set_cookie(&response).expect("a session cookie");
+    let cookie = set_cookie.split(';').next().expect("name=value").to_owned();
+    let login: Value = response.json().await.expect("json");
+    Browser {
+        cookie,
+        csrf: login["csrf_token"].as_str().expect("csrf_token").to_owned(),
+        session_id: login["session"]["id"].as_str().expect("session id").to_owned(),
+        login,
+    }
+}
+
+pub async fn error_of(response: Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("a JSON error body");
+    assert!(
+        body["error_description"].as_str().is_some_and(|d| !d.is_empty()),
+        "error without a description: {body}"
+    );
+    (status, body["error"].as_str().expect("error code").to_owned())
+}
+
+/// Polls until `check` holds or five seconds pass; for effects that cross processes.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: still not true after 5 s");
+}
+
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Sends raw bytes to the server and returns everything it answers until it closes.
+pub async fn raw_request(base: &str, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect");
+    // The server may answer and close before reading everything; that is fine.
+    let _ = stream.write_all(request).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests: each starts the real server binary on a random loopback port
+//! with a fresh data dir and speaks HTTP to it (or runs the CLI against its store).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cli;
+mod durability;
+mod harness;
+mod login;
+mod operations;
+mod protection;
+mod registration;
+mod sessions;
