@@ -136,7 +136,9 @@ impl PasswordHasher {
                     rehashed: None,
                 };
             };
-            let matches = known_user && argon.verify_password(password.expose(), &parsed).is_ok();
+            // Verify first, whoever the user: the dummy hash must cost the same work.
+            let verified = argon.verify_password(password.expose(), &parsed).is_ok();
+            let matches = verified && known_user;
             let outdated = Params::try_from(&parsed).map_or(true, |p| {
                 (p.m_cost(), p.t_cost(), p.p_cost())
                     != (params.m_cost(), params.t_cost(), params.p_cost())

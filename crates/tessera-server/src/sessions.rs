@@ -319,7 +319,10 @@ impl SessionService {
     async fn purge(&self) {
         let now = Timestamp::now();
         let idle_cutoff = now.saturating_sub(self.policy.idle_timeout);
-        match self.store.purge_expired(now, idle_cutoff).await {
+        // The store's last-seen times trail memory by up to PERSIST_ACTIVITY_EVERY:
+        // purge only what is idle even allowing for that.
+        let purge_cutoff = idle_cutoff.saturating_sub(PERSIST_ACTIVITY_EVERY);
+        match self.store.purge_expired(now, purge_cutoff).await {
             Ok(0) => {}
             Ok(purged) => tracing::debug!(purged, "expired sessions purged"),
             Err(error) => tracing::warn!(%error, "cannot purge expired sessions"),

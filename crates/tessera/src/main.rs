@@ -160,8 +160,8 @@ fn print_banner(address: SocketAddr, public_url: &str, data_dir: &std::path::Pat
         "tessera {} listening on http://{address}",
         env!("CARGO_PKG_VERSION")
     );
-    let _ = writeln!(out, "  public URL (issuer)  {public_url}");
-    let _ = writeln!(out, "  data dir             {}", data_dir.display());
+    let _ = writeln!(out, "  public URL  {public_url}");
+    let _ = writeln!(out, "  data dir    {}", data_dir.display());
     if no_users {
         let _ = writeln!(out, "  no accounts yet; create the first admin with:");
         let _ = writeln!(

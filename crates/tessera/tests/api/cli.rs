@@ -6,10 +6,22 @@ use crate::harness::*;
 async fn user_add_list_and_disable_with_json() {
     let server = TestServer::start().await;
     let out = server.cli(
-        &["user", "add", "Alice", "--role", "admin", "--password-stdin", "--json"],
+        &[
+            "user",
+            "add",
+            "Alice",
+            "--role",
+            "admin",
+            "--password-stdin",
+            "--json",
+        ],
         &format!("{PASSWORD}\n"),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let added: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(added["user"]["username"], "alice");
     assert_eq!(added["user"]["roles"], serde_json::json!(["admin"]));
@@ -26,7 +38,10 @@ async fn user_add_list_and_disable_with_json() {
 
     let out = server.cli(&["user", "list"], "");
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("alice") && text.contains("disabled"), "{text}");
+    assert!(
+        text.contains("alice") && text.contains("disabled"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -58,10 +73,26 @@ async fn cli_refusals_are_clear() {
     let server = TestServer::start().await;
     server.add_user("dave", &[]);
     let cases: [(&[&str], &str, &str); 5] = [
-        (&["user", "add", "DAVE", "--password-stdin"], "pw long enough\n", "already exists"),
-        (&["user", "add", "bad name", "--password-stdin"], "pw long enough\n", "invalid username"),
-        (&["user", "add", "erin", "--password-stdin"], "short\n", "invalid password"),
-        (&["user", "add", "erin", "--role", "root", "--password-stdin"], "pw long enough\n", "unknown role"),
+        (
+            &["user", "add", "DAVE", "--password-stdin"],
+            "pw long enough\n",
+            "already exists",
+        ),
+        (
+            &["user", "add", "bad name", "--password-stdin"],
+            "pw long enough\n",
+            "invalid username",
+        ),
+        (
+            &["user", "add", "erin", "--password-stdin"],
+            "short\n",
+            "invalid password",
+        ),
+        (
+            &["user", "add", "erin", "--role", "root", "--password-stdin"],
+            "pw long enough\n",
+            "unknown role",
+        ),
         (&["user", "disable", "nobody"], "", "no user named"),
     ];
     for (args, stdin, expected) in cases {
@@ -74,14 +105,23 @@ async fn cli_refusals_are_clear() {
 
 #[tokio::test]
 async fn help_and_version() {
-    let out = std::process::Command::new(binary()).arg("--version").output().unwrap();
+    let out = std::process::Command::new(binary())
+        .arg("--version")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("tessera "));
     let out = std::process::Command::new(binary())
         .args(["serve", "--help"])
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--listen", "--data-dir", "--public-url", "--config", "TESSERA_LISTEN"] {
+    for flag in [
+        "--listen",
+        "--data-dir",
+        "--public-url",
+        "--config",
+        "TESSERA_LISTEN",
+    ] {
         assert!(help.contains(flag), "{flag} missing from\n{help}");
     }
 }
@@ -121,7 +161,8 @@ async fn flags_beat_environment_beat_file() {
     let env = [("TESSERA_PUBLIC_URL", "https://from-env.example")];
     assert!(run(&env, &[]).contains("https://from-env.example"));
     assert!(
-        run(&env, &["--public-url", "https://from-flag.example"]).contains("https://from-flag.example")
+        run(&env, &["--public-url", "https://from-flag.example"])
+            .contains("https://from-flag.example")
     );
 }
 

@@ -29,7 +29,11 @@ async fn accounts_and_sessions_survive_kill_9() {
 
     assert_eq!(server.session_status(&alice).await, 200);
     assert_eq!(server.session_status(&bob).await, 200);
-    assert_eq!(server.session_status(&ended).await, 401, "a logout is durable too");
+    assert_eq!(
+        server.session_status(&ended).await,
+        401,
+        "a logout is durable too"
+    );
     server.login("bob").await;
 }
 
@@ -49,7 +53,10 @@ async fn the_raw_session_secret_is_nowhere_in_the_data_dir() {
     assert!(!files.is_empty());
     for file in files {
         let mut bytes = Vec::new();
-        std::fs::File::open(&file).unwrap().read_to_end(&mut bytes).unwrap();
+        std::fs::File::open(&file)
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
         for needle in [secret.as_bytes(), encoded.as_bytes(), &raw[..]] {
             assert!(
                 !bytes.windows(needle.len()).any(|w| w == needle),

@@ -134,7 +134,11 @@ impl TestServer {
             args.extend(["--role", role]);
         }
         let out = self.cli(&args, &format!("{PASSWORD}\n"));
-        assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "user add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub async fn post_json(&self, path: &str, body: Value) -> Response {
@@ -147,8 +151,11 @@ impl TestServer {
     }
 
     pub async fn try_login(&self, name: &str, password: &str) -> Response {
-        self.post_json("/v1/login", serde_json::json!({"username": name, "password": password}))
-            .await
+        self.post_json(
+            "/v1/login",
+            serde_json::json!({"username": name, "password": password}),
+        )
+        .await
     }
 
     pub async fn login(&self, name: &str) -> Browser {
@@ -167,7 +174,12 @@ impl TestServer {
     }
 
     /// An unsafe request the way a browser page of ours sends it: cookie + CSRF token.
-    pub fn unsafe_as(&self, method: reqwest::Method, path: &str, browser: &Browser) -> reqwest::RequestBuilder {
+    pub fn unsafe_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        browser: &Browser,
+    ) -> reqwest::RequestBuilder {
         self.client
             .request(method, self.url(path))
             .header(header::COOKIE, &browser.cookie)
@@ -237,7 +249,10 @@ pub async fn browser_from(response: Response) -> Browser {
     Browser {
         cookie,
         csrf: login["csrf_token"].as_str().expect("csrf_token").to_owned(),
-        session_id: login["session"]["id"].as_str().expect("session id").to_owned(),
+        session_id: login["session"]["id"]
+            .as_str()
+            .expect("session id")
+            .to_owned(),
         login,
     }
 }
@@ -246,10 +261,15 @@ pub async fn error_of(response: Response) -> (u16, String) {
     let status = response.status().as_u16();
     let body: Value = response.json().await.expect("a JSON error body");
     assert!(
-        body["error_description"].as_str().is_some_and(|d| !d.is_empty()),
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
         "error without a description: {body}"
     );
-    (status, body["error"].as_str().expect("error code").to_owned())
+    (
+        status,
+        body["error"].as_str().expect("error code").to_owned(),
+    )
 }
 
 /// Polls until `check` holds or five seconds pass; for effects that cross processes.
@@ -284,7 +304,9 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 pub async fn raw_request(base: &str, request: &[u8]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let address = base.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect");
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
     // The server may answer and close before reading everything; that is fine.
     let _ = stream.write_all(request).await;
     let mut answer = Vec::new();

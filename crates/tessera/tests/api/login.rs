@@ -17,27 +17,53 @@ async fn login_answers_user_session_and_csrf_token() {
     assert_eq!(body["user"]["username"], "alice");
     assert_eq!(body["user"]["roles"], json!(["admin"]));
     assert!(body["user"]["id"].is_string());
-    for key in ["id", "created_at", "last_seen_at", "idle_expires_at", "expires_at"] {
+    for key in [
+        "id",
+        "created_at",
+        "last_seen_at",
+        "idle_expires_at",
+        "expires_at",
+    ] {
         assert!(body["session"][key].is_string(), "session.{key} in {body}");
     }
     assert_eq!(browser.csrf.len(), 43);
 
     // the cookie: __Host- prefix, secret with its scanner prefix, and every attribute
-    let value = browser.cookie.strip_prefix("__Host-tessera-session=").unwrap();
+    let value = browser
+        .cookie
+        .strip_prefix("__Host-tessera-session=")
+        .unwrap();
     assert!(value.starts_with("tss_") && value.len() == 47, "{value}");
     let attributes: HashSet<String> = set_cookie
         .split(';')
         .skip(1)
         .map(|a| a.trim().to_ascii_lowercase())
         .collect();
-    for expected in ["httponly", "secure", "samesite=lax", "path=/", "max-age=604800"] {
-        assert!(attributes.contains(expected), "{expected} missing in {set_cookie}");
+    for expected in [
+        "httponly",
+        "secure",
+        "samesite=lax",
+        "path=/",
+        "max-age=604800",
+    ] {
+        assert!(
+            attributes.contains(expected),
+            "{expected} missing in {set_cookie}"
+        );
     }
-    assert!(!set_cookie.to_ascii_lowercase().contains("domain"), "{set_cookie}");
+    assert!(
+        !set_cookie.to_ascii_lowercase().contains("domain"),
+        "{set_cookie}"
+    );
     // the session id shown is not the secret
     assert!(!value.contains(&browser.session_id));
 
-    let current: Value = server.get_as("/v1/session", &browser).await.json().await.unwrap();
+    let current: Value = server
+        .get_as("/v1/session", &browser)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(current["user"], body["user"]);
     assert_eq!(current["session"]["id"], body["session"]["id"]);
     assert_eq!(current["csrf_token"], body["csrf_token"]);
@@ -129,11 +155,18 @@ async fn logins_are_throttled_per_account() {
     server.add_user("erin", &[]);
     server.add_user("frank", &[]);
     for _ in 0..3 {
-        assert_eq!(server.try_login("erin", "wrong password").await.status(), 401);
+        assert_eq!(
+            server.try_login("erin", "wrong password").await.status(),
+            401
+        );
     }
     let throttled = server.try_login("erin", PASSWORD).await;
     assert_eq!(throttled.status(), 429);
-    let retry: u64 = throttled.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = throttled.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
     assert_eq!(error_of(throttled).await.1, "too_many_requests");
     // the account's name in any case form is the same account
@@ -187,5 +220,8 @@ async fn disabled_accounts_cannot_log_in() {
     assert_eq!(error_of(response).await, (403, "account_disabled".into()));
     // a wrong password for a disabled account still says only "invalid credentials"
     let response = server.try_login("heidi", "wrong password").await;
-    assert_eq!(error_of(response).await, (401, "invalid_credentials".into()));
+    assert_eq!(
+        error_of(response).await,
+        (401, "invalid_credentials".into())
+    );
 }

@@ -5,10 +5,20 @@ use crate::harness::*;
 #[tokio::test]
 async fn health_readiness_and_metrics() {
     let server = TestServer::start().await;
-    let health = server.client.get(server.url("/healthz")).send().await.unwrap();
+    let health = server
+        .client
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
     assert_eq!(health.json::<Value>().await.unwrap()["status"], "ok");
-    let ready = server.client.get(server.url("/readyz")).send().await.unwrap();
+    let ready = server
+        .client
+        .get(server.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200);
 
     server.add_user("alice", &[]);
@@ -23,24 +33,40 @@ async fn health_readiness_and_metrics() {
         "tessera_http_request_duration_seconds_bucket",
         "tessera_active_sessions",
     ] {
-        assert!(metrics.contains(expected), "missing {expected} in\n{metrics}");
+        assert!(
+            metrics.contains(expected),
+            "missing {expected} in\n{metrics}"
+        );
     }
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_json() {
     let server = TestServer::start().await;
-    let (status, code) = error_of(server.client.get(server.url("/nope")).send().await.unwrap()).await;
-    assert_eq!((status, code.as_str()), (404, "not_found"));
     let (status, code) =
-        error_of(server.client.put(server.url("/v1/login")).send().await.unwrap()).await;
+        error_of(server.client.get(server.url("/nope")).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (404, "not_found"));
+    let (status, code) = error_of(
+        server
+            .client
+            .put(server.url("/v1/login"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!((status, code.as_str()), (405, "method_not_allowed"));
 }
 
 #[tokio::test]
 async fn every_answer_carries_no_store_and_a_request_id() {
     let server = TestServer::start().await;
-    let response = server.client.get(server.url("/v1/session")).send().await.unwrap();
+    let response = server
+        .client
+        .get(server.url("/v1/session"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.headers()["cache-control"], "no-store");
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     assert!(response.headers().contains_key("x-request-id"));
@@ -63,7 +89,13 @@ async fn oversized_headers_are_refused() {
 async fn sigterm_shuts_down_cleanly() {
     let mut server = TestServer::start().await;
     assert_eq!(
-        server.client.get(server.url("/healthz")).send().await.unwrap().status(),
+        server
+            .client
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
         200
     );
     assert!(server.terminate().success());

@@ -13,13 +13,20 @@ async fn logged_in() -> (TestServer, Browser) {
 #[tokio::test]
 async fn no_cookie_or_a_bad_one_is_401() {
     let (server, browser) = logged_in().await;
-    let anonymous = server.client.get(server.url("/v1/session")).send().await.unwrap();
+    let anonymous = server
+        .client
+        .get(server.url("/v1/session"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_of(anonymous).await, (401, "unauthenticated".into()));
     for cookie in [
         "__Host-tessera-session=garbage",
         "__Host-tessera-session=tss_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         // the right secret under another cookie name
-        &browser.cookie.replace("__Host-tessera-session", "tessera-session"),
+        &browser
+            .cookie
+            .replace("__Host-tessera-session", "tessera-session"),
     ] {
         let response = server
             .client
@@ -70,7 +77,10 @@ async fn unsafe_requests_without_the_csrf_token_are_refused() {
     let cases: [(Method, &str); 3] = [
         (Method::POST, "/v1/logout"),
         (Method::DELETE, "/v1/sessions"),
-        (Method::DELETE, &format!("/v1/sessions/{}", browser.session_id)),
+        (
+            Method::DELETE,
+            &format!("/v1/sessions/{}", browser.session_id),
+        ),
     ];
     for (method, path) in cases.iter() {
         let missing = server
@@ -80,7 +90,11 @@ async fn unsafe_requests_without_the_csrf_token_are_refused() {
             .send()
             .await
             .unwrap();
-        assert_eq!(error_of(missing).await, (403, "csrf_token_missing".into()), "{path}");
+        assert_eq!(
+            error_of(missing).await,
+            (403, "csrf_token_missing".into()),
+            "{path}"
+        );
         let wrong = server
             .client
             .request(method.clone(), server.url(path))
@@ -89,21 +103,33 @@ async fn unsafe_requests_without_the_csrf_token_are_refused() {
             .send()
             .await
             .unwrap();
-        assert_eq!(error_of(wrong).await, (403, "csrf_token_invalid".into()), "{path}");
+        assert_eq!(
+            error_of(wrong).await,
+            (403, "csrf_token_invalid".into()),
+            "{path}"
+        );
         let foreign = server
             .unsafe_as(method.clone(), path, &browser)
             .header("origin", "https://evil.example")
             .send()
             .await
             .unwrap();
-        assert_eq!(error_of(foreign).await, (403, "cross_origin_request".into()), "{path}");
+        assert_eq!(
+            error_of(foreign).await,
+            (403, "cross_origin_request".into()),
+            "{path}"
+        );
         let cross_site = server
             .unsafe_as(method.clone(), path, &browser)
             .header("sec-fetch-site", "cross-site")
             .send()
             .await
             .unwrap();
-        assert_eq!(error_of(cross_site).await, (403, "cross_origin_request".into()), "{path}");
+        assert_eq!(
+            error_of(cross_site).await,
+            (403, "cross_origin_request".into()),
+            "{path}"
+        );
     }
     // none of those did anything
     assert_eq!(server.session_status(&browser).await, 200);
@@ -126,11 +152,8 @@ async fn another_sessions_csrf_token_does_not_work() {
 
 #[tokio::test]
 async fn same_origin_and_allow_listed_origins_pass() {
-    let server = TestServer::start_with(&[(
-        "TESSERA_ALLOWED_ORIGINS",
-        "[\"https://app.example\"]",
-    )])
-    .await;
+    let server =
+        TestServer::start_with(&[("TESSERA_ALLOWED_ORIGINS", "[\"https://app.example\"]")]).await;
     server.add_user("alice", &[]);
     let own_origin = server.base.clone();
     for origin in [own_origin.as_str(), "https://app.example"] {
@@ -183,7 +206,11 @@ async fn login_from_a_foreign_page_is_refused() {
             .await
             .unwrap();
         assert!(session_set_cookie(&response).is_none());
-        assert_eq!(error_of(response).await, (403, "cross_origin_request".into()), "{value}");
+        assert_eq!(
+            error_of(response).await,
+            (403, "cross_origin_request".into()),
+            "{value}"
+        );
     }
 }
 

@@ -6,7 +6,10 @@ use crate::harness::*;
 async fn register_then_log_in() {
     let server = TestServer::start().await;
     let response = server
-        .post_json("/v1/users", json!({"username": "Zoë", "password": PASSWORD}))
+        .post_json(
+            "/v1/users",
+            json!({"username": "Zoë", "password": PASSWORD}),
+        )
         .await;
     assert_eq!(response.status(), 201);
     let body: Value = response.json().await.unwrap();
@@ -21,14 +24,21 @@ async fn register_then_log_in() {
 async fn duplicates_conflict_after_folding() {
     let server = TestServer::start().await;
     let first = server
-        .post_json("/v1/users", json!({"username": "bob", "password": PASSWORD}))
+        .post_json(
+            "/v1/users",
+            json!({"username": "bob", "password": PASSWORD}),
+        )
         .await;
     assert_eq!(first.status(), 201);
     for name in ["bob", "BOB", "ｂｏｂ"] {
         let again = server
             .post_json("/v1/users", json!({"username": name, "password": PASSWORD}))
             .await;
-        assert_eq!(error_of(again).await, (409, "username_taken".into()), "{name}");
+        assert_eq!(
+            error_of(again).await,
+            (409, "username_taken".into()),
+            "{name}"
+        );
     }
 }
 
@@ -36,13 +46,31 @@ async fn duplicates_conflict_after_folding() {
 async fn invalid_input_is_refused_with_a_reason() {
     let server = TestServer::start().await;
     let cases = [
-        (json!({"username": "", "password": PASSWORD}), "invalid_username"),
-        (json!({"username": "a b", "password": PASSWORD}), "invalid_username"),
-        (json!({"username": "x".repeat(65), "password": PASSWORD}), "invalid_username"),
-        (json!({"username": "carol", "password": "short"}), "invalid_password"),
-        (json!({"username": "carol", "password": "p".repeat(1025)}), "invalid_password"),
+        (
+            json!({"username": "", "password": PASSWORD}),
+            "invalid_username",
+        ),
+        (
+            json!({"username": "a b", "password": PASSWORD}),
+            "invalid_username",
+        ),
+        (
+            json!({"username": "x".repeat(65), "password": PASSWORD}),
+            "invalid_username",
+        ),
+        (
+            json!({"username": "carol", "password": "short"}),
+            "invalid_password",
+        ),
+        (
+            json!({"username": "carol", "password": "p".repeat(1025)}),
+            "invalid_password",
+        ),
         (json!({"username": "carol"}), "invalid_request"),
-        (json!({"username": 5, "password": PASSWORD}), "invalid_request"),
+        (
+            json!({"username": 5, "password": PASSWORD}),
+            "invalid_request",
+        ),
         (json!(["not", "an", "object"]), "invalid_request"),
     ];
     for (body, code) in cases {
@@ -66,7 +94,10 @@ async fn invalid_input_is_refused_with_a_reason() {
         .send()
         .await
         .unwrap();
-    assert_eq!(error_of(wrong_type).await, (415, "unsupported_media_type".into()));
+    assert_eq!(
+        error_of(wrong_type).await,
+        (415, "unsupported_media_type".into())
+    );
     // nothing was created along the way
     let listed = server.cli(&["user", "list", "--json"], "");
     let users: Value = serde_json::from_slice(&listed.stdout).unwrap();
@@ -78,7 +109,10 @@ async fn bodies_over_64_kib_get_413() {
     let server = TestServer::start().await;
     let padding = "p".repeat(70 * 1024);
     let response = server
-        .post_json("/v1/users", json!({"username": "dave", "password": padding}))
+        .post_json(
+            "/v1/users",
+            json!({"username": "dave", "password": padding}),
+        )
         .await;
     assert_eq!(error_of(response).await, (413, "payload_too_large".into()));
     // chunked, without a Content-Length the limit layer could check up front
@@ -98,9 +132,15 @@ async fn bodies_over_64_kib_get_413() {
 async fn registration_can_be_closed() {
     let server = TestServer::start_with(&[("TESSERA_REGISTRATION", "false")]).await;
     let response = server
-        .post_json("/v1/users", json!({"username": "erin", "password": PASSWORD}))
+        .post_json(
+            "/v1/users",
+            json!({"username": "erin", "password": PASSWORD}),
+        )
         .await;
-    assert_eq!(error_of(response).await, (403, "registration_closed".into()));
+    assert_eq!(
+        error_of(response).await,
+        (403, "registration_closed".into())
+    );
 }
 
 #[tokio::test]
@@ -114,5 +154,8 @@ async fn registration_from_a_foreign_page_is_refused() {
         .send()
         .await
         .unwrap();
-    assert_eq!(error_of(response).await, (403, "cross_origin_request".into()));
+    assert_eq!(
+        error_of(response).await,
+        (403, "cross_origin_request".into())
+    );
 }

@@ -36,7 +36,12 @@ async fn listing_marks_the_current_session() {
     server.add_user("bob", &[]);
     let laptop = server.login("bob").await;
     let phone = server.login("bob").await;
-    let listed: Value = server.get_as("/v1/sessions", &phone).await.json().await.unwrap();
+    let listed: Value = server
+        .get_as("/v1/sessions", &phone)
+        .await
+        .json()
+        .await
+        .unwrap();
     let sessions = listed["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 2);
     for session in sessions {
@@ -47,8 +52,17 @@ async fn listing_marks_the_current_session() {
         assert!(session["last_seen_at"].is_string());
         assert!(session.get("secret_hash").is_none() && session.get("csrf_token").is_none());
     }
-    assert!(sessions.iter().any(|s| s["id"] == laptop.session_id.as_str()));
-    let unauthenticated = server.client.get(server.url("/v1/sessions")).send().await.unwrap();
+    assert!(
+        sessions
+            .iter()
+            .any(|s| s["id"] == laptop.session_id.as_str())
+    );
+    let unauthenticated = server
+        .client
+        .get(server.url("/v1/sessions"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unauthenticated.status(), 401);
 }
 
@@ -62,23 +76,47 @@ async fn deleting_one_session_by_id() {
     let mallory = server.login("mallory").await;
 
     let path = format!("/v1/sessions/{}", laptop.session_id);
-    let response = server.unsafe_as(Method::DELETE, &path, &phone).send().await.unwrap();
+    let response = server
+        .unsafe_as(Method::DELETE, &path, &phone)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 204);
     assert_eq!(server.session_status(&laptop).await, 401);
     assert_eq!(server.session_status(&phone).await, 200);
 
     // gone already, malformed, or someone else's: all the same 404
     let someone_elses = format!("/v1/sessions/{}", phone.session_id);
-    for path in [path.as_str(), "/v1/sessions/not-an-id", someone_elses.as_str()] {
-        let who = if path == someone_elses { &mallory } else { &phone };
-        let response = server.unsafe_as(Method::DELETE, path, who).send().await.unwrap();
-        assert_eq!(error_of(response).await, (404, "not_found".into()), "{path}");
+    for path in [
+        path.as_str(),
+        "/v1/sessions/not-an-id",
+        someone_elses.as_str(),
+    ] {
+        let who = if path == someone_elses {
+            &mallory
+        } else {
+            &phone
+        };
+        let response = server
+            .unsafe_as(Method::DELETE, path, who)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            error_of(response).await,
+            (404, "not_found".into()),
+            "{path}"
+        );
     }
     assert_eq!(server.session_status(&phone).await, 200);
 
     // deleting the current session by id logs out and clears the cookie
     let own = format!("/v1/sessions/{}", phone.session_id);
-    let response = server.unsafe_as(Method::DELETE, &own, &phone).send().await.unwrap();
+    let response = server
+        .unsafe_as(Method::DELETE, &own, &phone)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 204);
     assert!(session_set_cookie(&response).unwrap().contains("Max-Age=0"));
     assert_eq!(server.session_status(&phone).await, 401);
