@@ -332,3 +332,63 @@ impl SessionService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_core::{Roles, SecretHash, Username};
+
+    fn session_created_at(at: Timestamp) -> ActiveSession {
+        ActiveSession::new(SessionRecord {
+            id: SessionSecret::generate().session_id(),
+            secret_hash: SecretHash::from_bytes([0; 32]),
+            user: User {
+                id: UserId::generate(),
+                username: Username::parse("alice").unwrap(),
+                roles: Roles::default(),
+                disabled: false,
+                created_at: at,
+            },
+            csrf_token: CsrfToken::generate(),
+            created_at: at,
+            last_seen_at: at,
+            expires_at: at.saturating_add(Duration::from_secs(7 * 86400)),
+            client_address: None,
+            user_agent: None,
+        })
+    }
+
+    #[test]
+    fn activity_reaches_the_store_at_most_once_a_minute() {
+        let start = Timestamp::from_millis(1_000_000);
+        let session = session_created_at(start);
+        let at = |secs| start.saturating_add(Duration::from_secs(secs));
+        let writes: Vec<bool> = [1, 30, 59, 60, 61, 90, 119, 121, 122]
+            .into_iter()
+            .map(|s| session.seen(at(s)))
+            .collect();
+        assert_eq!(
+            writes,
+            [false, false, false, true, false, false, false, true, false]
+        );
+        // but the idle expiry slid on every call
+        assert_eq!(session.last_seen_at(), at(122));
+    }
+
+    #[test]
+    fn idle_and_absolute_expiry() {
+        let start = Timestamp::from_millis(1_000_000);
+        let session = session_created_at(start);
+        let policy = SessionPolicy {
+            idle_timeout: Duration::from_secs(600),
+            absolute_lifetime: Duration::from_secs(7 * 86400),
+        };
+        let at = |secs| start.saturating_add(Duration::from_secs(secs));
+        assert!(!session.is_expired(at(600), &policy));
+        assert!(session.is_expired(at(601), &policy));
+        session.seen(at(500));
+        assert!(!session.is_expired(at(1100), &policy));
+        assert_eq!(session.idle_expires_at(&policy), at(1100));
+        assert!(session.is_expired(at(7 * 86400), &policy));
+    }
+}

@@ -28,6 +28,7 @@ pub struct TestServer {
     pub base: String,
     data_dir: tempfile::TempDir,
     env: Vec<(String, String)>,
+    log: Option<PathBuf>,
     pub client: Client,
 }
 
@@ -50,6 +51,11 @@ impl TestServer {
     }
 
     pub async fn start_with(env: &[(&str, &str)]) -> Self {
+        Self::start_logging_to(env, None).await
+    }
+
+    /// Starts with the server's stderr (its log) going to `log`.
+    pub async fn start_logging_to(env: &[(&str, &str)], log: Option<PathBuf>) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let env = TEST_ENV
             .iter()
@@ -61,6 +67,7 @@ impl TestServer {
             base: String::new(),
             data_dir,
             env,
+            log,
             client: Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -80,7 +87,16 @@ impl TestServer {
             .arg(self.data_dir.path())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(match &self.log {
+                Some(path) => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .expect("log file"),
+                ),
+                None => Stdio::inherit(),
+            })
             .spawn()
             .expect("start tessera");
         let stdout = child.stdout.take().expect("stdout");

@@ -100,3 +100,57 @@ async fn sigterm_shuts_down_cleanly() {
     );
     assert!(server.terminate().success());
 }
+
+#[tokio::test]
+async fn no_secret_reaches_the_log_even_at_trace_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let server = TestServer::start_logging_to(
+        &[("TESSERA_LOG", "trace"), ("TESSERA_LOG_FORMAT", "json")],
+        Some(log.clone()),
+    )
+    .await;
+    server.add_user("alice", &[]);
+    let browser = server.login("alice").await;
+    assert_eq!(server.session_status(&browser).await, 200);
+    let _ = server.try_login("alice", "a wrong password").await;
+    let logout = server
+        .unsafe_as(reqwest::Method::POST, "/v1/logout", &browser)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    drop(server);
+    let written = std::fs::read_to_string(&log).unwrap();
+    assert!(written.lines().count() > 10, "expected a chatty trace log");
+    assert!(
+        written
+            .lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "--log-format json writes one JSON object per line"
+    );
+    let secret = browser.cookie.split_once('=').unwrap().1;
+    for needle in [
+        secret,
+        &secret[4..],
+        &browser.csrf,
+        PASSWORD,
+        "a wrong password",
+    ] {
+        assert!(!written.contains(needle), "a secret reached the log");
+    }
+}
+
+#[tokio::test]
+async fn slow_requests_time_out_with_408() {
+    let server = TestServer::start_with(&[("TESSERA_LIMITS__REQUEST_TIMEOUT", "1s")]).await;
+    // a body promised but never sent
+    let answer = raw_request(
+        &server.base,
+        b"POST /v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\n\r\n{\"username\":",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+}
