@@ -34,6 +34,33 @@ enum Command {
         iterations: u32,
         #[arg(long, default_value_t = 1)]
         parallelism: u32,
+        /// Give each thread one memory buffer for all its hashes (the crate's
+        /// `hash_password_into_with_memory`), as the server does, instead of the
+        /// crate's allocate-per-hash `hash_password`.
+        #[arg(long)]
+        reuse_memory: bool,
+    },
+    /// Sends GET requests at a steady RATE per second over CONNECTIONS keep-alive
+    /// connections and prints latency percentiles in microseconds. A request sent
+    /// more than one interval after it was due is timed from when it was due, so a
+    /// stall that delays later requests counts against them too (no coordinated
+    /// omission); others are timed from when they were sent, since the timer that
+    /// paces them wakes up to a millisecond late.
+    Probe {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        cookie: Option<String>,
+        #[arg(long, default_value_t = 4000)]
+        rate: u32,
+        #[arg(long, default_value_t = 8)]
+        connections: u32,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Also append every latency (µs), one per line, to this file, so that runs
+        /// can be pooled.
+        #[arg(long)]
+        samples: Option<PathBuf>,
     },
     /// Creates COUNT live sessions for one user straight in the store file (one
     /// transaction, so 100,000 take seconds, not an fsync each), and writes each
@@ -58,7 +85,30 @@ fn main() -> anyhow::Result<()> {
             memory_kib,
             iterations,
             parallelism,
-        } => argon2_rate(threads, seconds, memory_kib, iterations, parallelism),
+            reuse_memory,
+        } => argon2_rate(
+            threads,
+            seconds,
+            memory_kib,
+            iterations,
+            parallelism,
+            reuse_memory,
+        ),
+        Command::Probe {
+            url,
+            cookie,
+            rate,
+            connections,
+            seconds,
+            samples,
+        } => tokio::runtime::Runtime::new()?.block_on(probe(
+            url,
+            cookie,
+            rate,
+            connections,
+            seconds,
+            samples,
+        )),
         Command::SeedSessions {
             data_dir,
             count,
@@ -79,9 +129,11 @@ fn argon2_rate(
     memory_kib: u32,
     iterations: u32,
     parallelism: u32,
+    reuse_memory: bool,
 ) -> anyhow::Result<()> {
     let params = Params::new(memory_kib, iterations, parallelism, None)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let block_count = params.block_count();
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -90,8 +142,22 @@ fn argon2_rate(
         .map(|_| {
             let (argon, done, stop) = (argon.clone(), done.clone(), stop.clone());
             std::thread::spawn(move || {
+                let mut blocks = vec![argon2::Block::default(); block_count];
+                let mut out = [0u8; 32];
                 while !stop.load(Ordering::Relaxed) {
-                    if argon.hash_password(b"a benchmark password").is_ok() {
+                    let hashed = if reuse_memory {
+                        argon
+                            .hash_password_into_with_memory(
+                                b"a benchmark password",
+                                b"sixteen byte salt",
+                                &mut out,
+                                &mut blocks[..],
+                            )
+                            .is_ok()
+                    } else {
+                        argon.hash_password(b"a benchmark password").is_ok()
+                    };
+                    if hashed {
                         done.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -109,6 +175,7 @@ fn argon2_rate(
         "{}",
         serde_json::json!({
             "threads": threads,
+            "reuse_memory": reuse_memory,
             "hashes": counted,
             "seconds": elapsed,
             "hashes_per_second": counted as f64 / elapsed,
@@ -169,4 +236,130 @@ async fn seed_sessions(
     out.flush()?;
     pool.close().await;
     Ok(())
+}
+
+struct ProbeResult {
+    latencies_us: Vec<u64>,
+    not_ok: u64,
+}
+
+async fn probe(
+    url: String,
+    cookie: Option<String>,
+    rate: u32,
+    connections: u32,
+    seconds: u64,
+    samples: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let uri: hyper::Uri = url.parse()?;
+    let authority = uri
+        .authority()
+        .context("the URL needs a host and port")?
+        .to_string();
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let interval = Duration::from_secs_f64(f64::from(connections) / f64::from(rate.max(1)));
+    let start = tokio::time::Instant::now() + Duration::from_millis(100);
+    let end = start + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for index in 0..connections {
+        let (authority, path, cookie) = (authority.clone(), path.clone(), cookie.clone());
+        // Stagger the connections evenly across one interval.
+        let first = start + interval.mul_f64(f64::from(index) / f64::from(connections));
+        tasks.push(tokio::spawn(async move {
+            probe_connection(authority, path, cookie, first, end, interval).await
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut not_ok = 0;
+    for task in tasks {
+        let result = task.await??;
+        latencies.extend(result.latencies_us);
+        not_ok += result.not_ok;
+    }
+    if let Some(path) = samples {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("{}", path.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        for latency in &latencies {
+            writeln!(out, "{latency}")?;
+        }
+        out.flush()?;
+    }
+    latencies.sort_unstable();
+    let at = |p: f64| {
+        let index = ((latencies.len() as f64) * p / 100.0).ceil() as usize;
+        latencies
+            .get(
+                index
+                    .saturating_sub(1)
+                    .min(latencies.len().saturating_sub(1)),
+            )
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "requests": latencies.len(),
+            "not_ok": not_ok,
+            "rate": rate,
+            "p50_us": at(50.0),
+            "p90_us": at(90.0),
+            "p99_us": at(99.0),
+            "p99_9_us": at(99.9),
+            "max_us": latencies.last().copied().unwrap_or(0),
+        })
+    );
+    Ok(())
+}
+
+async fn probe_connection(
+    authority: String,
+    path: String,
+    cookie: Option<String>,
+    first: tokio::time::Instant,
+    end: tokio::time::Instant,
+    interval: Duration,
+) -> anyhow::Result<ProbeResult> {
+    use http_body_util::{BodyExt, Empty};
+    let stream = tokio::net::TcpStream::connect(&authority).await?;
+    stream.set_nodelay(true)?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let mut result = ProbeResult {
+        latencies_us: Vec::new(),
+        not_ok: 0,
+    };
+    let mut due = first;
+    while due < end {
+        tokio::time::sleep_until(due).await;
+        let mut request = hyper::Request::get(path.as_str()).header("host", authority.as_str());
+        if let Some(cookie) = &cookie {
+            request = request.header("cookie", cookie.as_str());
+        }
+        let request = request.body(Empty::<bytes::Bytes>::new())?;
+        sender.ready().await?;
+        let sent = tokio::time::Instant::now();
+        let timed_from = if sent.saturating_duration_since(due) > interval {
+            due
+        } else {
+            sent
+        };
+        let response = sender.send_request(request).await?;
+        let ok = response.status() == hyper::StatusCode::OK;
+        response.into_body().collect().await?;
+        let latency = tokio::time::Instant::now().saturating_duration_since(timed_from);
+        result
+            .latencies_us
+            .push(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+        if !ok {
+            result.not_ok += 1;
+        }
+        due += interval;
+    }
+    Ok(result)
 }
