@@ -27,6 +27,8 @@ use tokio::sync::mpsc;
 const PERSIST_ACTIVITY_EVERY: Duration = Duration::from_secs(60);
 const REVOCATION_POLL: Duration = Duration::from_millis(100);
 const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// Cache fills retried when a revocation lands during the store read.
+const FILL_ATTEMPTS: usize = 3;
 
 #[derive(Debug, Clone, Copy)]
 pub struct SessionPolicy {
@@ -203,7 +205,7 @@ impl SessionService {
         if let Some(hit) = self.cache.get(id) {
             return Ok(Some(hit));
         }
-        loop {
+        for _ in 0..FILL_ATTEMPTS {
             let epoch = self.revocation_epoch.load(Ordering::SeqCst);
             let Some(record) = self.store.session(id).await? else {
                 return Ok(None);
@@ -216,6 +218,13 @@ impl SessionService {
             // A revocation was applied while we read: our copy may predate it.
             self.cache.remove(id);
         }
+        // Revocations keep landing (a mass logout, say): answer from a fresh read
+        // without caching it; the next request tries to cache again.
+        Ok(self
+            .store
+            .session(id)
+            .await?
+            .map(|record| Arc::new(ActiveSession::new(record))))
     }
 
     fn forget(&self, id: &SessionId) {
@@ -373,6 +382,65 @@ mod tests {
         );
         // but the idle expiry slid on every call
         assert_eq!(session.last_seen_at(), at(122));
+    }
+
+    #[tokio::test]
+    async fn the_background_purge_removes_only_what_expired() {
+        use tessera_store::{AccountStore, NewUser};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            tessera_store_sqlite::SqliteStore::open(&dir.path().join("t.sqlite3"))
+                .await
+                .unwrap(),
+        );
+        let policy = SessionPolicy {
+            idle_timeout: Duration::from_secs(600),
+            absolute_lifetime: Duration::from_secs(86400),
+        };
+        let (service, _upkeep) = SessionService::new(store.clone(), policy, 16);
+        let user = store
+            .create_user(NewUser {
+                id: UserId::generate(),
+                username: Username::parse("alice").unwrap(),
+                password_hash: "x".into(),
+                roles: Roles::default(),
+                created_at: Timestamp::now(),
+            })
+            .await
+            .unwrap();
+        let now = Timestamp::now();
+        let mut ids = Vec::new();
+        // idle for: 5 min (live), 10.5 min (idle, but within the minute the store may
+        // lag memory by, so kept), 12 min (gone)
+        for idle_secs in [300, 630, 720] {
+            let secret = SessionSecret::generate();
+            let at = now.saturating_sub(Duration::from_secs(idle_secs));
+            store
+                .create_session(NewSession {
+                    id: secret.session_id(),
+                    secret_hash: secret.hash(),
+                    user_id: user.id,
+                    csrf_token: CsrfToken::generate(),
+                    created_at: at,
+                    expires_at: at.saturating_add(policy.absolute_lifetime),
+                    client_address: None,
+                    user_agent: None,
+                })
+                .await
+                .unwrap();
+            ids.push(secret.session_id());
+        }
+        service.purge().await;
+        let kept: Vec<bool> = still_stored(&*store, &ids).await;
+        assert_eq!(kept, [true, true, false]);
+    }
+
+    async fn still_stored(store: &dyn SessionStore, ids: &[SessionId]) -> Vec<bool> {
+        let mut kept = Vec::new();
+        for id in ids {
+            kept.push(store.session(id).await.unwrap().is_some());
+        }
+        kept
     }
 
     #[test]
