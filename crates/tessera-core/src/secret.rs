@@ -70,7 +70,7 @@ impl SessionSecret {
             .finalize();
         let mut id = [0u8; SESSION_ID_BYTES];
         id.copy_from_slice(&digest[..SESSION_ID_BYTES]);
-        SessionId(URL_SAFE_NO_PAD.encode(id))
+        SessionId::from_bytes(&id)
     }
 }
 
@@ -106,8 +106,9 @@ impl fmt::Debug for SecretHash {
 }
 
 /// The public name of a session: safe in listings, URLs, logs and (later) token claims.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(String);
+/// Kept inline (no heap) since every cached session and cache key holds one.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId([u8; ENCODED_SESSION_ID_CHARS]);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("a session id is {ENCODED_SESSION_ID_CHARS} base64url characters")]
@@ -116,59 +117,75 @@ pub struct SessionIdError;
 impl SessionId {
     pub fn parse(input: &str) -> Result<Self, SessionIdError> {
         let mut bytes = [0u8; SESSION_ID_BYTES + 2];
-        if input.len() != ENCODED_SESSION_ID_CHARS {
-            return Err(SessionIdError);
-        }
+        let encoded: [u8; ENCODED_SESSION_ID_CHARS] =
+            input.as_bytes().try_into().map_err(|_| SessionIdError)?;
         match URL_SAFE_NO_PAD.decode_slice(input, &mut bytes) {
-            Ok(SESSION_ID_BYTES) => Ok(Self(input.to_owned())),
+            Ok(SESSION_ID_BYTES) => Ok(Self(encoded)),
             _ => Err(SessionIdError),
         }
     }
 
+    fn from_bytes(id: &[u8; SESSION_ID_BYTES]) -> Self {
+        let mut encoded = [0u8; ENCODED_SESSION_ID_CHARS];
+        // 16 bytes always encode to exactly 22 characters.
+        let _ = URL_SAFE_NO_PAD.encode_slice(id, &mut encoded);
+        Self(encoded)
+    }
+
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only ever built from base64url output or validated input: always ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SessionId({})", self.0)
+        write!(f, "SessionId({})", self.as_str())
     }
 }
 
 impl Serialize for SessionId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
+        s.serialize_str(self.as_str())
     }
 }
 
 /// The per-session anti-CSRF token. It is not a credential on its own (a forged
 /// request also needs the cookie), so the store keeps it as is to hand it back.
+/// Kept inline: every cached session holds one.
 #[derive(Clone, PartialEq, Eq)]
-pub struct CsrfToken(String);
+pub struct CsrfToken([u8; ENCODED_SECRET_CHARS]);
 
 impl CsrfToken {
     pub fn generate() -> Self {
-        Self(URL_SAFE_NO_PAD.encode(random_bytes::<32>()))
+        let mut encoded = [0u8; ENCODED_SECRET_CHARS];
+        // 32 bytes always encode to exactly 43 characters.
+        let _ = URL_SAFE_NO_PAD.encode_slice(random_bytes::<32>(), &mut encoded);
+        Self(encoded)
     }
 
-    /// Wraps a token read back from the store.
-    pub fn from_stored(value: String) -> Self {
-        Self(value)
+    /// Wraps a token read back from the store; `None` if it is not one we made.
+    pub fn from_stored(value: &str) -> Option<Self> {
+        let encoded: [u8; ENCODED_SECRET_CHARS] = value.as_bytes().try_into().ok()?;
+        encoded
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+            .then_some(Self(encoded))
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only ever built from base64url output or checked input: always ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
     pub fn matches(&self, presented: &str) -> bool {
-        self.0.as_bytes().ct_eq(presented.as_bytes()).into()
+        self.0.ct_eq(presented.as_bytes()).into()
     }
 }
 
@@ -216,6 +233,18 @@ mod tests {
         ] {
             assert!(SessionSecret::parse(bad).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn csrf_tokens_round_trip_through_the_store() {
+        let token = CsrfToken::generate();
+        assert_eq!(token.as_str().len(), 43);
+        assert_eq!(CsrfToken::from_stored(token.as_str()), Some(token.clone()));
+        assert!(token.matches(token.as_str()));
+        assert!(!token.matches(&token.as_str()[1..]));
+        assert!(!token.matches(""));
+        assert_eq!(CsrfToken::from_stored("short"), None);
+        assert_eq!(CsrfToken::from_stored(&"!".repeat(43)), None);
     }
 
     #[test]

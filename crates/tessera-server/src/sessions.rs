@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use quick_cache::sync::Cache;
-use tessera_core::{CsrfToken, SessionId, SessionSecret, Timestamp, UserId};
+use tessera_core::{CsrfToken, SecretHash, SessionId, SessionSecret, Timestamp, UserId};
 use tessera_store::{
     CreateSessionError, EndReason, NewSession, RevocationLog, SessionRecord, SessionStore,
     StoreError, User,
@@ -36,37 +36,63 @@ pub struct SessionPolicy {
     pub absolute_lifetime: Duration,
 }
 
-/// A live session as the cache holds it.
+/// A live session as the cache holds it: only what the check and its answer need
+/// (where the session came from is read from the store when sessions are listed).
 pub struct ActiveSession {
-    record: SessionRecord,
+    id: SessionId,
+    secret_hash: SecretHash,
+    user: User,
+    csrf_token: CsrfToken,
+    created_at: Timestamp,
+    expires_at: Timestamp,
     last_seen: AtomicI64,
     persisted_last_seen: AtomicI64,
+}
+
+/// When a session ends if unused from `last_seen_at` on.
+pub fn idle_expiry(
+    last_seen_at: Timestamp,
+    expires_at: Timestamp,
+    policy: &SessionPolicy,
+) -> Timestamp {
+    last_seen_at
+        .saturating_add(policy.idle_timeout)
+        .min(expires_at)
 }
 
 impl ActiveSession {
     fn new(record: SessionRecord) -> Self {
         let seen = record.last_seen_at.as_millis();
         Self {
-            record,
+            id: record.id,
+            secret_hash: record.secret_hash,
+            user: record.user,
+            csrf_token: record.csrf_token,
+            created_at: record.created_at,
+            expires_at: record.expires_at,
             last_seen: AtomicI64::new(seen),
             persisted_last_seen: AtomicI64::new(seen),
         }
     }
 
     pub fn id(&self) -> &SessionId {
-        &self.record.id
+        &self.id
     }
 
     pub fn user(&self) -> &User {
-        &self.record.user
+        &self.user
     }
 
     pub fn csrf_token(&self) -> &CsrfToken {
-        &self.record.csrf_token
+        &self.csrf_token
     }
 
-    pub fn record(&self) -> &SessionRecord {
-        &self.record
+    pub fn created_at(&self) -> Timestamp {
+        self.created_at
+    }
+
+    pub fn expires_at(&self) -> Timestamp {
+        self.expires_at
     }
 
     pub fn last_seen_at(&self) -> Timestamp {
@@ -74,14 +100,11 @@ impl ActiveSession {
     }
 
     pub fn idle_expires_at(&self, policy: &SessionPolicy) -> Timestamp {
-        self.last_seen_at()
-            .saturating_add(policy.idle_timeout)
-            .min(self.record.expires_at)
+        idle_expiry(self.last_seen_at(), self.expires_at, policy)
     }
 
     fn is_expired(&self, now: Timestamp, policy: &SessionPolicy) -> bool {
-        now >= self.record.expires_at
-            || now > self.last_seen_at().saturating_add(policy.idle_timeout)
+        now >= self.expires_at || now > self.last_seen_at().saturating_add(policy.idle_timeout)
     }
 
     /// Slides the idle expiry; true when the store should be told (once a minute).
@@ -149,7 +172,7 @@ impl SessionService {
     ) -> Result<(SessionSecret, Arc<ActiveSession>), CreateSessionError> {
         let secret = SessionSecret::generate();
         let now = Timestamp::now();
-        let record = SessionRecord {
+        let mut record = SessionRecord {
             id: secret.session_id(),
             secret_hash: secret.hash(),
             user: user.clone(),
@@ -162,18 +185,18 @@ impl SessionService {
         };
         self.store
             .create_session(NewSession {
-                id: record.id.clone(),
+                id: record.id,
                 secret_hash: record.secret_hash,
                 user_id: user.id,
                 csrf_token: record.csrf_token.clone(),
                 created_at: now,
                 expires_at: record.expires_at,
-                client_address: record.client_address.clone(),
-                user_agent: record.user_agent.clone(),
+                client_address: record.client_address.take(),
+                user_agent: record.user_agent.take(),
             })
             .await?;
         let active = Arc::new(ActiveSession::new(record));
-        self.cache.insert(active.id().clone(), active.clone());
+        self.cache.insert(*active.id(), active.clone());
         Ok((secret, active))
     }
 
@@ -186,7 +209,7 @@ impl SessionService {
         let Some(session) = self.lookup(&id).await? else {
             return Ok(None);
         };
-        if !session.record.secret_hash.matches(&secret.hash()) || session.user().disabled {
+        if !session.secret_hash.matches(&secret.hash()) || session.user().disabled {
             return Ok(None);
         }
         let now = Timestamp::now();
@@ -211,7 +234,7 @@ impl SessionService {
                 return Ok(None);
             };
             let session = Arc::new(ActiveSession::new(record));
-            self.cache.insert(id.clone(), session.clone());
+            self.cache.insert(*id, session.clone());
             if self.revocation_epoch.load(Ordering::SeqCst) == epoch {
                 return Ok(Some(session));
             }
@@ -262,18 +285,20 @@ impl SessionService {
         Ok(ended)
     }
 
-    /// The user's live sessions, with activity this process has not yet written.
-    pub async fn list(&self, user: UserId) -> Result<Vec<Arc<ActiveSession>>, StoreError> {
+    /// The user's live sessions as the store has them, with the activity this process
+    /// has seen but not yet written.
+    pub async fn list(&self, user: UserId) -> Result<Vec<SessionRecord>, StoreError> {
         let now = Timestamp::now();
-        let sessions = self.store.sessions_of_user(user).await?;
-        Ok(sessions
-            .into_iter()
-            .map(|record| match self.cache.peek(&record.id) {
-                Some(cached) => cached,
-                None => Arc::new(ActiveSession::new(record)),
-            })
-            .filter(|s| !s.is_expired(now, &self.policy))
-            .collect())
+        let mut sessions = self.store.sessions_of_user(user).await?;
+        for record in &mut sessions {
+            if let Some(cached) = self.cache.peek(&record.id) {
+                record.last_seen_at = record.last_seen_at.max(cached.last_seen_at());
+            }
+        }
+        sessions.retain(|s| {
+            now < s.expires_at && now <= s.last_seen_at.saturating_add(self.policy.idle_timeout)
+        });
+        Ok(sessions)
     }
 
     /// Evicts sessions ended by other processes, forever; run it as a task.
@@ -345,7 +370,7 @@ impl SessionService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_core::{Roles, SecretHash, Username};
+    use tessera_core::{Roles, Username};
 
     fn session_created_at(at: Timestamp) -> ActiveSession {
         ActiveSession::new(SessionRecord {

@@ -4,7 +4,9 @@ use serde::Serialize;
 use tessera_core::{Roles, SessionId, Timestamp, UserId, Username};
 use tessera_store::User;
 
-use crate::sessions::{ActiveSession, SessionPolicy};
+use tessera_store::SessionRecord;
+
+use crate::sessions::{ActiveSession, SessionPolicy, idle_expiry};
 
 #[derive(Serialize)]
 pub struct UserView<'a> {
@@ -40,10 +42,20 @@ impl<'a> SessionTimes<'a> {
     pub fn of(session: &'a ActiveSession, policy: &SessionPolicy) -> Self {
         Self {
             id: session.id(),
-            created_at: session.record().created_at,
+            created_at: session.created_at(),
             last_seen_at: session.last_seen_at(),
             idle_expires_at: session.idle_expires_at(policy),
-            expires_at: session.record().expires_at,
+            expires_at: session.expires_at(),
+        }
+    }
+
+    pub fn of_record(record: &'a SessionRecord, policy: &SessionPolicy) -> Self {
+        Self {
+            id: &record.id,
+            created_at: record.created_at,
+            last_seen_at: record.last_seen_at,
+            idle_expires_at: idle_expiry(record.last_seen_at, record.expires_at, policy),
+            expires_at: record.expires_at,
         }
     }
 }

@@ -109,6 +109,7 @@ fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
     let id: String = row.try_get("session_id").map_err(store_error)?;
     let hash: Vec<u8> = row.try_get("secret_hash").map_err(store_error)?;
     let hash: [u8; 32] = hash.try_into().map_err(|_| corrupt("secret hash"))?;
+    let csrf: String = row.try_get("csrf_token").map_err(store_error)?;
     let millis = |column: &str| -> Result<Timestamp, StoreError> {
         row.try_get(column)
             .map(Timestamp::from_millis)
@@ -118,7 +119,7 @@ fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
         id: SessionId::parse(&id).map_err(|_| corrupt("session id"))?,
         secret_hash: SecretHash::from_bytes(hash),
         user: user_from_row(row)?,
-        csrf_token: CsrfToken::from_stored(row.try_get("csrf_token").map_err(store_error)?),
+        csrf_token: CsrfToken::from_stored(&csrf).ok_or_else(|| corrupt("CSRF token"))?,
         created_at: millis("session_created_at")?,
         last_seen_at: millis("last_seen_at")?,
         expires_at: millis("expires_at")?,

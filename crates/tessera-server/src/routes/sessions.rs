@@ -31,10 +31,10 @@ pub async fn list(
     let listed: Vec<Listed> = sessions
         .iter()
         .map(|s| Listed {
-            times: SessionTimes::of(s, policy),
-            client_address: s.record().client_address.as_deref(),
-            user_agent: s.record().user_agent.as_deref(),
-            current: s.id() == current.id(),
+            times: SessionTimes::of_record(s, policy),
+            client_address: s.client_address.as_deref(),
+            user_agent: s.user_agent.as_deref(),
+            current: &s.id == current.id(),
         })
         .collect();
     Ok(Json(json!({ "sessions": listed })))
