@@ -106,7 +106,10 @@ pub async fn serve(
     }
 
     tokio::spawn(core.sessions.clone().follow_revocations(core.store.clone()));
-    tokio::spawn(core.sessions.clone().upkeep(core.upkeep));
+    let (stop_upkeep, upkeep_stopped) = tokio::sync::oneshot::channel::<()>();
+    let upkeep = tokio::spawn(core.sessions.clone().upkeep(core.upkeep, async move {
+        let _ = upkeep_stopped.await;
+    }));
     let throttle = throttle::Throttle::new(&config.throttle);
     let no_users = core.accounts.list().await?.is_empty();
     let state = AppState::new(Services {
@@ -129,6 +132,9 @@ pub async fn serve(
     on_listening(address, &public_url, no_users);
     tracing::info!(%address, %public_url, "listening");
     http::serve(listener, app, &config.limits, shutdown_signal()).await;
+    // Write the session activity not yet recorded before the store closes.
+    let _ = stop_upkeep.send(());
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), upkeep).await;
     core.store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -329,25 +329,45 @@ impl SessionService {
     }
 
     /// Writes session activity in batches, and purges expired sessions; run as a task.
-    pub async fn upkeep(self: Arc<Self>, mut upkeep: SessionUpkeep) {
+    /// When `stop` fires it writes the activity still queued, then returns.
+    pub async fn upkeep(
+        self: Arc<Self>,
+        mut upkeep: SessionUpkeep,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
         let mut purge = tokio::time::interval(PURGE_EVERY);
         let mut batch = Vec::new();
+        tokio::pin!(stop);
         loop {
             tokio::select! {
                 received = upkeep.activity.recv_many(&mut batch, 512) => {
                     if received == 0 {
                         return;
                     }
-                    if let Err(error) = self.store.touch_sessions(&batch).await {
-                        tracing::warn!(%error, "cannot record session activity");
-                    }
-                    batch.clear();
+                    self.record_activity(&mut batch).await;
                     // Coalesce: let a burst of activity gather into one transaction.
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 _ = purge.tick() => self.purge().await,
+                () = &mut stop => {
+                    while let Ok(seen) = upkeep.activity.try_recv() {
+                        batch.push(seen);
+                    }
+                    self.record_activity(&mut batch).await;
+                    return;
+                }
             }
         }
+    }
+
+    async fn record_activity(&self, batch: &mut Vec<(SessionId, Timestamp)>) {
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(error) = self.store.touch_sessions(batch).await {
+            tracing::warn!(%error, "cannot record session activity");
+        }
+        batch.clear();
     }
 
     async fn purge(&self) {
@@ -458,6 +478,54 @@ mod tests {
         service.purge().await;
         let kept: Vec<bool> = still_stored(&*store, &ids).await;
         assert_eq!(kept, [true, true, false]);
+    }
+
+    #[tokio::test]
+    async fn stopping_writes_the_activity_still_queued() {
+        use tessera_store::{AccountStore, NewUser};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            tessera_store_sqlite::SqliteStore::open(&dir.path().join("t.sqlite3"))
+                .await
+                .unwrap(),
+        );
+        let policy = SessionPolicy {
+            idle_timeout: Duration::from_secs(600),
+            absolute_lifetime: Duration::from_secs(86400),
+        };
+        let (service, upkeep) = SessionService::new(store.clone(), policy, 16);
+        let user = store
+            .create_user(NewUser {
+                id: UserId::generate(),
+                username: Username::parse("bob").unwrap(),
+                password_hash: "x".into(),
+                roles: Roles::default(),
+                created_at: Timestamp::now(),
+            })
+            .await
+            .unwrap();
+        let (_, session) = service
+            .start(
+                &user,
+                NewSessionInfo {
+                    client_address: None,
+                    user_agent: None,
+                },
+            )
+            .await
+            .unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(service.clone().upkeep(upkeep, async move {
+            let _ = stopped.await;
+        }));
+        // let the first purge tick pass, then queue activity and stop at once
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let later = Timestamp::now().saturating_add(Duration::from_secs(90));
+        service.activity.try_send((*session.id(), later)).unwrap();
+        stop.send(()).unwrap();
+        task.await.unwrap();
+        let stored = store.session(session.id()).await.unwrap().unwrap();
+        assert_eq!(stored.last_seen_at, later);
     }
 
     async fn still_stored(store: &dyn SessionStore, ids: &[SessionId]) -> Vec<bool> {

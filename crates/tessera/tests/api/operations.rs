@@ -154,3 +154,30 @@ async fn slow_requests_time_out_with_408() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("request_timeout"), "{answer}");
 }
+
+#[tokio::test]
+async fn http2_clients_are_served_too() {
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let login = h2
+        .post(server.url("/v1/login"))
+        .json(&serde_json::json!({"username": "alice", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.version(), reqwest::Version::HTTP_2);
+    assert_eq!(login.status(), 200);
+    let browser = browser_from(login).await;
+    let session = h2
+        .get(server.url("/v1/session"))
+        .header("cookie", &browser.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(session.version(), reqwest::Version::HTTP_2);
+    assert_eq!(session.status(), 200);
+}
