@@ -429,8 +429,14 @@ mod tests {
         assert_eq!(session.last_seen_at(), at(122));
     }
 
-    #[tokio::test]
-    async fn the_background_purge_removes_only_what_expired() {
+    /// A service over a real SQLite store in a temporary dir, with one user.
+    async fn service_with_user() -> (
+        tempfile::TempDir,
+        Arc<tessera_store_sqlite::SqliteStore>,
+        Arc<SessionService>,
+        SessionUpkeep,
+        User,
+    ) {
         use tessera_store::{AccountStore, NewUser};
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(
@@ -442,7 +448,7 @@ mod tests {
             idle_timeout: Duration::from_secs(600),
             absolute_lifetime: Duration::from_secs(86400),
         };
-        let (service, _upkeep) = SessionService::new(store.clone(), policy, 16);
+        let (service, upkeep) = SessionService::new(store.clone(), policy, 16);
         let user = store
             .create_user(NewUser {
                 id: UserId::generate(),
@@ -453,6 +459,13 @@ mod tests {
             })
             .await
             .unwrap();
+        (dir, store, service, upkeep, user)
+    }
+
+    #[tokio::test]
+    async fn the_background_purge_removes_only_what_expired() {
+        let (_dir, store, service, _upkeep, user) = service_with_user().await;
+        let policy = *service.policy();
         let now = Timestamp::now();
         let mut ids = Vec::new();
         // idle for: 5 min (live), 10.5 min (idle, but within the minute the store may
@@ -482,28 +495,7 @@ mod tests {
 
     #[tokio::test]
     async fn stopping_writes_the_activity_still_queued() {
-        use tessera_store::{AccountStore, NewUser};
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(
-            tessera_store_sqlite::SqliteStore::open(&dir.path().join("t.sqlite3"))
-                .await
-                .unwrap(),
-        );
-        let policy = SessionPolicy {
-            idle_timeout: Duration::from_secs(600),
-            absolute_lifetime: Duration::from_secs(86400),
-        };
-        let (service, upkeep) = SessionService::new(store.clone(), policy, 16);
-        let user = store
-            .create_user(NewUser {
-                id: UserId::generate(),
-                username: Username::parse("bob").unwrap(),
-                password_hash: "x".into(),
-                roles: Roles::default(),
-                created_at: Timestamp::now(),
-            })
-            .await
-            .unwrap();
+        let (_dir, store, service, upkeep, user) = service_with_user().await;
         let (_, session) = service
             .start(
                 &user,
