@@ -4,14 +4,22 @@
 //! `SessionSecret::parse`), so code past the edge only ever holds valid values.
 //! Nothing in this crate performs I/O; secrets never appear in `Debug` output.
 
+mod client;
 mod password;
 mod secret;
 mod timestamp;
 mod user;
 mod username;
 
+pub use client::{
+    Audience, AudienceError, ClientId, ClientName, ClientNameError, GrantType, MAX_ACCESS_TTL,
+    MIN_ACCESS_TTL, ScopeError, Scopes, TOKEN_EXCHANGE_GRANT, TokenAlgorithm, TokenFormat,
+};
 pub use password::{Password, PasswordError};
-pub use secret::{CsrfToken, SecretHash, SessionId, SessionIdError, SessionSecret, random_bytes};
+pub use secret::{
+    AccessTokenSecret, ClientSecret, CsrfToken, RefreshTokenSecret, Secret, SecretHash, SecretKind,
+    SessionId, SessionIdError, SessionSecret, random_bytes,
+};
 pub use timestamp::Timestamp;
 pub use user::{Role, RoleError, Roles, UserId};
 pub use username::{Username, UsernameError};

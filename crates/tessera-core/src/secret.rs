@@ -8,13 +8,14 @@
 //! and knowing an id (it appears in listings and URLs) reveals nothing of the secret.
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::Zeroize;
 
 const SESSION_PREFIX: &str = "tss_";
 const SECRET_BYTES: usize = 32;
@@ -33,36 +34,72 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
-/// The bearer secret a session cookie carries.
-#[derive(Zeroize, ZeroizeOnDrop)]
-pub struct SessionSecret([u8; SECRET_BYTES]);
+/// What kind of bearer secret a [`Secret`] is: decides the prefix it is written with,
+/// so that secret scanners (and people) can tell them apart, and a secret of one
+/// kind never parses as another.
+pub trait SecretKind {
+    const PREFIX: &'static str;
+}
 
-impl SessionSecret {
+/// A session cookie's secret: `tss_…`.
+pub enum SessionKind {}
+/// A confidential client's secret: `tcs_…`.
+pub enum ClientSecretKind {}
+/// An opaque access token: `tat_…`.
+pub enum AccessTokenKind {}
+/// A refresh token: `trt_…`.
+pub enum RefreshTokenKind {}
+
+impl SecretKind for SessionKind {
+    const PREFIX: &'static str = SESSION_PREFIX;
+}
+impl SecretKind for ClientSecretKind {
+    const PREFIX: &'static str = "tcs_";
+}
+impl SecretKind for AccessTokenKind {
+    const PREFIX: &'static str = "tat_";
+}
+impl SecretKind for RefreshTokenKind {
+    const PREFIX: &'static str = "trt_";
+}
+
+/// 256 random bits handed to their owner once, written `<prefix><43 base64url chars>`;
+/// the store keeps only [`SecretHash`].
+pub struct Secret<K: SecretKind>([u8; SECRET_BYTES], PhantomData<K>);
+
+pub type SessionSecret = Secret<SessionKind>;
+pub type ClientSecret = Secret<ClientSecretKind>;
+pub type AccessTokenSecret = Secret<AccessTokenKind>;
+pub type RefreshTokenSecret = Secret<RefreshTokenKind>;
+
+impl<K: SecretKind> Secret<K> {
     pub fn generate() -> Self {
-        Self(random_bytes())
+        Self(random_bytes(), PhantomData)
     }
 
-    /// Parses the cookie form `tss_…`. Anything else, including a valid secret with
-    /// surrounding whitespace, is refused.
+    /// Parses the written form. Anything else, including a valid secret with
+    /// surrounding whitespace or another kind's prefix, is refused.
     pub fn parse(input: &str) -> Option<Self> {
-        let encoded = input.strip_prefix(SESSION_PREFIX)?;
+        let encoded = input.strip_prefix(K::PREFIX)?;
         if encoded.len() != ENCODED_SECRET_CHARS {
             return None;
         }
         let mut bytes = [0u8; SECRET_BYTES];
         let written = URL_SAFE_NO_PAD.decode_slice(encoded, &mut bytes).ok()?;
-        (written == SECRET_BYTES).then_some(Self(bytes))
+        (written == SECRET_BYTES).then_some(Self(bytes, PhantomData))
     }
 
-    /// The cookie value. Call only where the secret is handed to its owner.
+    /// The written form. Call only where the secret is handed to its owner.
     pub fn expose(&self) -> String {
-        format!("{SESSION_PREFIX}{}", URL_SAFE_NO_PAD.encode(self.0))
+        format!("{}{}", K::PREFIX, URL_SAFE_NO_PAD.encode(self.0))
     }
 
     pub fn hash(&self) -> SecretHash {
         SecretHash(Sha256::digest(self.0).into())
     }
+}
 
+impl SessionSecret {
     pub fn session_id(&self) -> SessionId {
         let digest = Sha256::new()
             .chain_update(SESSION_ID_DOMAIN)
@@ -74,9 +111,15 @@ impl SessionSecret {
     }
 }
 
-impl fmt::Debug for SessionSecret {
+impl<K: SecretKind> Drop for Secret<K> {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl<K: SecretKind> fmt::Debug for Secret<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SessionSecret(<redacted>)")
+        write!(f, "Secret({}<redacted>)", K::PREFIX)
     }
 }
 
@@ -248,12 +291,30 @@ mod tests {
     }
 
     #[test]
+    fn kinds_do_not_parse_as_each_other() {
+        let client = ClientSecret::generate().expose();
+        assert!(client.starts_with("tcs_"));
+        assert!(SessionSecret::parse(&client).is_none());
+        assert!(RefreshTokenSecret::parse(&client).is_none());
+        assert!(ClientSecret::parse(&client).is_some());
+        let refresh = RefreshTokenSecret::generate().expose();
+        assert!(refresh.starts_with("trt_") && AccessTokenSecret::parse(&refresh).is_none());
+        assert!(AccessTokenSecret::generate().expose().starts_with("tat_"));
+    }
+
+    #[test]
     fn debug_never_shows_secrets() {
         let secret = SessionSecret::generate();
         let cookie = secret.expose();
         assert!(!format!("{secret:?}").contains(&cookie[4..]));
         let csrf = CsrfToken::generate();
         assert!(!format!("{csrf:?}").contains(csrf.as_str()));
+    }
+
+    impl SessionSecret {
+        fn from_raw(bytes: [u8; SECRET_BYTES]) -> Self {
+            Self(bytes, PhantomData)
+        }
     }
 
     proptest! {
@@ -265,7 +326,7 @@ mod tests {
 
         #[test]
         fn any_32_bytes_round_trip(bytes in proptest::array::uniform32(any::<u8>())) {
-            let secret = SessionSecret(bytes);
+            let secret = SessionSecret::from_raw(bytes);
             let parsed = SessionSecret::parse(&secret.expose()).unwrap();
             prop_assert_eq!(parsed.0, bytes);
         }
