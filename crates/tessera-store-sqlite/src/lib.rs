@@ -5,6 +5,8 @@
 //! Several processes may open the same file (the server and the CLI); SQLite's
 //! locking serialises their writes, and `busy_timeout` makes a writer wait its turn.
 
+mod clients;
+mod keys;
 mod migrations;
 
 use std::path::Path;

@@ -9,7 +9,10 @@ use std::path::Path;
 use sqlx::SqlitePool;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_accounts_and_sessions.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_accounts_and_sessions.sql"),
+    include_str!("../migrations/0002_clients_and_keys.sql"),
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -6,21 +6,131 @@
 
 use std::time::Duration;
 
-use tessera_core::{CsrfToken, Role, Roles, SessionSecret, Timestamp, UserId, Username};
+use tessera_core::{
+    Audience, ClientId, ClientName, ClientSecret, CsrfToken, GrantType, Role, Roles, Scopes,
+    SessionSecret, Timestamp, TokenAlgorithm, TokenFormat, UserId, Username,
+};
 
 use crate::{
-    AccountStore, CreateSessionError, CreateUserError, EndReason, NewSession, NewUser,
-    RevocationLog, SessionStore,
+    AccountStore, Client, ClientStore, CreateClientError, CreateSessionError, CreateUserError,
+    EndReason, KeyStore, NewSession, NewUser, RevocationLog, SessionStore, StoredKey,
 };
 
 pub async fn run<S>(store: &S)
 where
-    S: AccountStore + SessionStore + RevocationLog,
+    S: AccountStore + SessionStore + RevocationLog + ClientStore + KeyStore,
 {
     accounts(store).await;
     sessions(store).await;
     ending_sessions_is_logged(store).await;
     expiry(store).await;
+    clients(store).await;
+    keys(store).await;
+}
+
+fn client(name: &str, confidential: bool) -> Client {
+    Client {
+        id: ClientId::generate(),
+        name: ClientName::parse(name).unwrap(),
+        secret_hash: confidential.then(|| ClientSecret::generate().hash()),
+        grants: vec![GrantType::RefreshToken, GrantType::ClientCredentials],
+        scopes: Scopes::parse("read write").unwrap(),
+        audiences: vec![
+            Audience::parse("orders").unwrap(),
+            Audience::parse("https://b.example").unwrap(),
+        ],
+        token_format: TokenFormat::Opaque,
+        algorithm: TokenAlgorithm::ES256,
+        access_ttl: Duration::from_secs(300),
+        created_at: Timestamp::now(),
+    }
+}
+
+async fn clients<S: ClientStore>(store: &S) {
+    let web = client("web", true);
+    let cli = client("cli", false);
+    store.create_client(web.clone()).await.unwrap();
+    store.create_client(cli.clone()).await.unwrap();
+    let mut same_name = client("web", false);
+    same_name.id = ClientId::generate();
+    assert!(matches!(
+        store.create_client(same_name).await,
+        Err(CreateClientError::NameTaken)
+    ));
+    assert_eq!(store.client(&web.id).await.unwrap(), Some(web.clone()));
+    assert_eq!(
+        store.client(&cli.id).await.unwrap().unwrap().secret_hash,
+        None
+    );
+    assert_eq!(
+        store.client_by_name(&web.name).await.unwrap(),
+        Some(web.clone())
+    );
+    assert_eq!(store.client(&ClientId::generate()).await.unwrap(), None);
+    let listed = store.list_clients().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(store.remove_client(&web.id).await.unwrap());
+    assert!(!store.remove_client(&web.id).await.unwrap());
+    assert_eq!(store.client(&web.id).await.unwrap(), None);
+    assert!(store.remove_client(&cli.id).await.unwrap());
+}
+
+fn key(kid: &str, algorithm: &str, at: Timestamp) -> StoredKey {
+    StoredKey {
+        kid: kid.into(),
+        algorithm: algorithm.into(),
+        private_key: vec![1, 2, 3, 4],
+        sealed: false,
+        created_at: at,
+        signs_from: at,
+        published_until: None,
+        retired_at: None,
+    }
+}
+
+async fn keys<S: KeyStore>(store: &S) {
+    let t0 = Timestamp::from_millis(1_000_000);
+    assert!(store.signing_keys().await.unwrap().is_empty());
+    assert!(store.add_first_key(key("ed-1", "EdDSA", t0)).await.unwrap());
+    assert!(
+        !store.add_first_key(key("ed-2", "EdDSA", t0)).await.unwrap(),
+        "one first key per algorithm"
+    );
+    assert!(store.add_first_key(key("es-1", "ES256", t0)).await.unwrap());
+
+    let t1 = Timestamp::from_millis(2_000_000);
+    let until = Timestamp::from_millis(3_000_000);
+    store
+        .add_rotated_key(key("ed-3", "EdDSA", t1), until)
+        .await
+        .unwrap();
+    let all = store.signing_keys().await.unwrap();
+    let find = |kid: &str| all.iter().find(|k| k.kid == kid).cloned().unwrap();
+    assert_eq!(find("ed-1").published_until, Some(until));
+    assert_eq!(find("ed-3").published_until, None);
+    assert_eq!(
+        find("es-1").published_until,
+        None,
+        "other algorithms are untouched"
+    );
+    assert_eq!(find("ed-3").private_key, vec![1, 2, 3, 4]);
+
+    assert!(store.retire_key("ed-1", t1).await.unwrap());
+    assert!(!store.retire_key("ed-1", t1).await.unwrap());
+    assert!(!store.retire_key("nope", t1).await.unwrap());
+    store
+        .replace_private_key("es-1", vec![9, 9], true)
+        .await
+        .unwrap();
+    let all = store.signing_keys().await.unwrap();
+    let es = all.iter().find(|k| k.kid == "es-1").unwrap();
+    assert_eq!((es.private_key.clone(), es.sealed), (vec![9, 9], true));
+    assert_eq!(
+        all.iter().find(|k| k.kid == "ed-1").unwrap().retired_at,
+        Some(t1)
+    );
+    // With every EdDSA key but the rotated one retired, a first key is still refused.
+    assert!(!store.add_first_key(key("ed-4", "EdDSA", t1)).await.unwrap());
 }
 
 fn name(s: &str) -> Username {

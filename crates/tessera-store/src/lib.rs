@@ -8,7 +8,12 @@
 //! (committed); an `Err` means nothing was changed.
 
 use async_trait::async_trait;
-use tessera_core::{CsrfToken, Roles, SecretHash, SessionId, Timestamp, UserId, Username};
+use std::time::Duration;
+
+use tessera_core::{
+    Audience, ClientId, ClientName, CsrfToken, GrantType, Roles, Scopes, SecretHash, SessionId,
+    Timestamp, TokenAlgorithm, TokenFormat, UserId, Username,
+};
 
 pub mod conformance;
 
@@ -195,6 +200,100 @@ pub trait RevocationLog: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Revocation>, StoreError>;
     async fn latest_revocation(&self) -> Result<u64, StoreError>;
+}
+
+/// An OAuth client as registered with `tessera client add`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub id: ClientId,
+    pub name: ClientName,
+    /// `None` for a public client (no secret: a native or browser app).
+    pub secret_hash: Option<SecretHash>,
+    /// Sorted, without duplicates.
+    pub grants: Vec<GrantType>,
+    /// The most a token for this client may carry; a request may ask for fewer.
+    pub scopes: Scopes,
+    /// The resource services it may get tokens for; the first is the default.
+    pub audiences: Vec<Audience>,
+    pub token_format: TokenFormat,
+    pub algorithm: TokenAlgorithm,
+    pub access_ttl: Duration,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateClientError {
+    #[error("a client with this name exists")]
+    NameTaken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    async fn create_client(&self, client: Client) -> Result<(), CreateClientError>;
+    async fn client(&self, id: &ClientId) -> Result<Option<Client>, StoreError>;
+    async fn client_by_name(&self, name: &ClientName) -> Result<Option<Client>, StoreError>;
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
+    /// `false` if there was no such client.
+    async fn remove_client(&self, id: &ClientId) -> Result<bool, StoreError>;
+}
+
+/// A signing key as stored. Its lifecycle is in its times: it is published from
+/// `created_at`, signs from `signs_from` (once verifiers have had time to fetch it),
+/// stays published until `published_until` (set when a newer key takes over, to
+/// when the last token it signed expires), and is withdrawn at once by `retired_at`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub kid: String,
+    /// The JOSE name: `EdDSA`, `ES256` or `RS256`.
+    pub algorithm: String,
+    /// PKCS#8 DER, or when `sealed` that sealed by the master key.
+    pub private_key: Vec<u8>,
+    pub sealed: bool,
+    pub created_at: Timestamp,
+    pub signs_from: Timestamp,
+    pub published_until: Option<Timestamp>,
+    pub retired_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field("sealed", &self.sealed)
+            .field("created_at", &self.created_at)
+            .field("signs_from", &self.signs_from)
+            .field("published_until", &self.published_until)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Every key, retired ones included, oldest first.
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
+    /// Adds `key` unless a key of its algorithm that is not retired exists; `true` if
+    /// it was added. Processes starting together thus create one first key, not two.
+    async fn add_first_key(&self, key: StoredKey) -> Result<bool, StoreError>;
+    /// Adds `key` and, in the same transaction, ends the publication of every other
+    /// unretired key of its algorithm that has no end yet at `old_published_until`.
+    async fn add_rotated_key(
+        &self,
+        key: StoredKey,
+        old_published_until: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Withdraws a key; `false` if there is no such key or it was already retired.
+    async fn retire_key(&self, kid: &str, at: Timestamp) -> Result<bool, StoreError>;
+    /// Replaces the stored private key, e.g. to seal it once a master key is set.
+    async fn replace_private_key(
+        &self,
+        kid: &str,
+        private_key: Vec<u8>,
+        sealed: bool,
+    ) -> Result<(), StoreError>;
 }
 
 /// Is the store answering? Backs `/readyz`.
