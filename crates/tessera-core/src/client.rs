@@ -223,6 +223,12 @@ impl TokenAlgorithm {
     }
 }
 
+impl fmt::Display for TokenAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl FromStr for TokenAlgorithm {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

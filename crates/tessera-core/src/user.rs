@@ -84,6 +84,10 @@ impl Roles {
         self.0.contains(&role)
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = Role> + '_ {
+        self.0.iter().copied()
+    }
+
     pub fn to_stored(&self) -> String {
         self.0
             .iter()

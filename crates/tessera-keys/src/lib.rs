@@ -264,6 +264,40 @@ impl SigningKey {
     }
 }
 
+/// The shared-secret key for HS256 tokens, from configuration. Never published; the
+/// header carries no `kid`.
+pub struct HmacKey {
+    key: aws_lc_rs::hmac::Key,
+    access_token_header: String,
+}
+
+impl fmt::Debug for HmacKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HmacKey([redacted])")
+    }
+}
+
+impl HmacKey {
+    pub fn new(secret: &[u8]) -> Self {
+        Self {
+            key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret),
+            access_token_header: b64(br#"{"alg":"HS256","typ":"at+jwt"}"#),
+        }
+    }
+
+    pub fn sign_access_token(&self, claims: &[u8]) -> String {
+        let mut token =
+            String::with_capacity(self.access_token_header.len() + claims.len() * 4 / 3 + 48);
+        token.push_str(&self.access_token_header);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(claims, &mut token);
+        let tag = aws_lc_rs::hmac::sign(&self.key, token.as_bytes());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(tag.as_ref(), &mut token);
+        token
+    }
+}
+
 /// The JWKS document for `keys`.
 pub fn jwk_set<'a>(keys: impl IntoIterator<Item = &'a Jwk>) -> JwkSet {
     JwkSet {
@@ -308,6 +342,30 @@ mod tests {
             let data = jsonwebtoken::decode::<Claims>(&token, &decoding, &validation).unwrap();
             assert_eq!(data.claims, claims, "{algorithm}");
         }
+    }
+
+    #[test]
+    fn hs256_tokens_verify_with_jsonwebtoken() {
+        let secret = b"an HS256 secret of at least 32 bytes!";
+        let claims = Claims {
+            sub: "svc".into(),
+            exp: far_future(),
+        };
+        let token = HmacKey::new(secret).sign_access_token(&serde_json::to_vec(&claims).unwrap());
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.validate_aud = false;
+        let data =
+            jsonwebtoken::decode::<Claims>(&token, &DecodingKey::from_secret(secret), &validation)
+                .unwrap();
+        assert_eq!(data.claims, claims);
+        assert!(
+            jsonwebtoken::decode::<Claims>(
+                &token,
+                &DecodingKey::from_secret(b"other"),
+                &validation
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub struct Config {
     pub session: SessionConfig,
     pub throttle: ThrottleConfig,
     pub limits: LimitsConfig,
+    pub tokens: TokensConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -90,6 +91,36 @@ pub struct ThrottleConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct TokensConfig {
+    /// The `iss` of every token, and where `/.well-known/…` documents are found.
+    /// Default: the public URL.
+    pub issuer: Option<String>,
+    /// How long verifiers may cache the JWKS (its `Cache-Control: max-age`).
+    #[serde(with = "humantime_serde")]
+    pub jwks_max_age: Duration,
+    /// After `tessera keys rotate`, how long the new key is only published before it
+    /// starts signing, so that verifiers' cached JWKS have it. At least
+    /// `jwks_max_age`.
+    #[serde(with = "humantime_serde")]
+    pub rotation_delay: Duration,
+    /// The shared secret for clients whose tokens use HS256: at least 32 bytes. Give
+    /// it through `TESSERA_TOKENS__HS256_SECRET` rather than a file. Never published.
+    pub hs256_secret: Option<HmacSecret>,
+}
+
+/// A shared secret from configuration; never shown by `Debug`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct HmacSecret(pub String);
+
+impl std::fmt::Debug for HmacSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HmacSecret(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Largest request body accepted; larger ones get 413.
     pub body_bytes: usize,
@@ -120,6 +151,18 @@ impl Default for Config {
             session: SessionConfig::default(),
             throttle: ThrottleConfig::default(),
             limits: LimitsConfig::default(),
+            tokens: TokensConfig::default(),
+        }
+    }
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            jwks_max_age: Duration::from_secs(300),
+            rotation_delay: Duration::from_secs(600),
+            hs256_secret: None,
         }
     }
 }
@@ -198,6 +241,7 @@ const ENV_KEYS: &[&str] = &[
     "session",
     "throttle",
     "limits",
+    "tokens",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -271,6 +315,16 @@ impl Config {
         }
         crate::passwords::argon2_params(&self.password)
             .map_err(|e| ConfigError::Invalid(format!("password: {e}")))?;
+        if self.tokens.rotation_delay < self.tokens.jwks_max_age {
+            return invalid("tokens.rotation_delay must be at least tokens.jwks_max_age");
+        }
+        if let Some(secret) = &self.tokens.hs256_secret
+            && secret.0.len() < 32
+        {
+            return invalid("tokens.hs256_secret must be at least 32 bytes");
+        }
+        crate::http::origin::Origin::parse(&self.issuer())
+            .map_err(|e| ConfigError::Invalid(format!("tokens.issuer: {e}")))?;
         crate::http::origin::Origin::parse(&self.public_url())
             .map_err(|e| ConfigError::Invalid(format!("public_url: {e}")))?;
         for origin in &self.allowed_origins {
@@ -284,6 +338,14 @@ impl Config {
         match &self.public_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// The issuer URL, without a trailing slash.
+    pub fn issuer(&self) -> String {
+        match &self.tokens.issuer {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => self.public_url(),
         }
     }
 

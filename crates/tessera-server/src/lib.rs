@@ -6,14 +6,17 @@
 //! `tessera-store` underneath. See ARCHITECTURE.md at the repository root.
 
 pub mod accounts;
+pub mod clients;
 pub mod config;
 mod error;
 pub mod http;
+pub mod keyring;
 pub mod passwords;
 mod routes;
 pub mod sessions;
 mod state;
 pub mod throttle;
+pub mod tokens;
 pub mod views;
 
 use std::net::SocketAddr;

@@ -1,0 +1,156 @@
+//! Issuing access tokens: RFC 9068 JWTs signed by the key ring's current signer for
+//! the client's algorithm (or the configured HS256 secret).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use tessera_core::{Audience, Scopes, SessionId, Timestamp, TokenAlgorithm};
+use tessera_keys::{Algorithm, HmacKey};
+use tessera_store::{Client, User};
+
+use crate::keyring::KeyRing;
+
+/// Who a token speaks for.
+pub enum Subject<'a> {
+    /// A user, through a client (password grant, refresh, token exchange).
+    User {
+        user: &'a User,
+        session: Option<SessionId>,
+    },
+    /// The client itself (client credentials).
+    Client,
+}
+
+pub struct TokenRequest<'a> {
+    pub client: &'a Client,
+    pub subject: Subject<'a>,
+    /// `None`: the token is for tessera itself (the issuer is the audience).
+    pub audience: Option<&'a Audience>,
+    pub scopes: &'a Scopes,
+}
+
+pub struct IssuedToken {
+    pub access_token: String,
+    pub expires_in: u64,
+    pub jti: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error("no signing key is available for {0}")]
+    NoKey(TokenAlgorithm),
+    #[error("signing failed")]
+    Sign,
+}
+
+/// The claims of an access token (RFC 9068 §2.2), with `sid` and `roles` when a user
+/// session is behind it.
+#[derive(Serialize)]
+struct AccessClaims<'a> {
+    iss: &'a str,
+    sub: String,
+    aud: &'a str,
+    exp: i64,
+    iat: i64,
+    jti: &'a str,
+    client_id: String,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    scope: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    roles: Vec<&'static str>,
+}
+
+/// Tokens over this size are likely to be cut by a proxy's header limit.
+pub const LARGE_TOKEN_BYTES: usize = 4096;
+
+pub struct TokenIssuer {
+    issuer: String,
+    keys: Arc<KeyRing>,
+    hmac: Option<HmacKey>,
+}
+
+impl TokenIssuer {
+    pub fn new(issuer: String, keys: Arc<KeyRing>, hmac: Option<HmacKey>) -> Self {
+        Self { issuer, keys, hmac }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn keys(&self) -> &Arc<KeyRing> {
+        &self.keys
+    }
+
+    pub fn issue(&self, request: &TokenRequest<'_>) -> Result<IssuedToken, IssueError> {
+        let client = request.client;
+        let now = Timestamp::now();
+        let iat = now.as_millis() / 1000;
+        let ttl = client.access_ttl.as_secs();
+        let jti = random_id();
+        let scope = request.scopes.to_string();
+        let (sub, sid, roles) = match &request.subject {
+            Subject::User { user, session } => (
+                user.id.to_string(),
+                session.as_ref().map(SessionId::as_str),
+                user.roles.iter().map(|r| r.as_str()).collect(),
+            ),
+            Subject::Client => (client.id.to_string(), None, Vec::new()),
+        };
+        let claims = AccessClaims {
+            iss: &self.issuer,
+            sub,
+            aud: request
+                .audience
+                .map_or(self.issuer.as_str(), Audience::as_str),
+            exp: iat.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
+            iat,
+            jti: &jti,
+            client_id: client.id.to_string(),
+            scope: &scope,
+            sid,
+            roles,
+        };
+        let claims = serde_json::to_vec(&claims).map_err(|_| IssueError::Sign)?;
+        let access_token = match client.algorithm {
+            TokenAlgorithm::HS256 => self
+                .hmac
+                .as_ref()
+                .ok_or(IssueError::NoKey(TokenAlgorithm::HS256))?
+                .sign_access_token(&claims),
+            other => {
+                let algorithm = match other {
+                    TokenAlgorithm::ES256 => Algorithm::ES256,
+                    TokenAlgorithm::RS256 => Algorithm::RS256,
+                    _ => Algorithm::EdDSA,
+                };
+                let keys = self.keys.current();
+                let key = keys.signer(algorithm).ok_or(IssueError::NoKey(other))?;
+                key.sign_access_token(&claims)
+                    .map_err(|_| IssueError::Sign)?
+            }
+        };
+        if access_token.len() > LARGE_TOKEN_BYTES {
+            tracing::warn!(
+                bytes = access_token.len(),
+                client = %client.id,
+                "issued an access token over 4 KB; proxies may refuse it"
+            );
+            metrics::counter!("tessera_large_tokens_total").increment(1);
+        }
+        metrics::counter!("tessera_tokens_issued_total", "kind" => "access_jwt").increment(1);
+        Ok(IssuedToken {
+            access_token,
+            expires_in: ttl,
+            jti,
+        })
+    }
+}
+
+/// A token id: 128 random bits, base64url.
+fn random_id() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tessera_core::random_bytes::<16>())
+}
