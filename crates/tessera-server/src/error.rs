@@ -18,6 +18,7 @@ pub struct ApiError {
     code: &'static str,
     description: Cow<'static, str>,
     retry_after: Option<Duration>,
+    challenge: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -37,7 +38,14 @@ impl ApiError {
             code,
             description: description.into(),
             retry_after: None,
+            challenge: None,
         }
+    }
+
+    /// Adds a `WWW-Authenticate` challenge (401 answers).
+    pub fn challenge(mut self, value: &'static str) -> Self {
+        self.challenge = Some(value);
+        self
     }
 
     pub fn retry_after(mut self, wait: Duration) -> Self {
@@ -51,6 +59,10 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         self.code
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
     }
 
     pub fn bad_request(description: impl Into<Cow<'static, str>>) -> Self {
@@ -116,6 +128,12 @@ impl IntoResponse for ApiError {
             error_description: &self.description,
         };
         let mut response = (self.status, Json(body)).into_response();
+        if let Some(challenge) = self.challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
         if let Some(wait) = self.retry_after {
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             response

@@ -39,7 +39,20 @@ pub struct Core {
     pub store: Arc<SqliteStore>,
     pub accounts: accounts::Accounts,
     pub sessions: Arc<SessionService>,
+    pub clients: clients::Clients,
+    pub keys: Arc<keyring::KeyRing>,
     upkeep: SessionUpkeep,
+}
+
+/// The environment variable holding the master key that seals signing keys at rest.
+pub const MASTER_KEY_VAR: &str = "TESSERA_MASTER_KEY";
+
+fn master_key_from_env() -> anyhow::Result<Option<tessera_keys::MasterKey>> {
+    match std::env::var(MASTER_KEY_VAR) {
+        Ok(text) if !text.trim().is_empty() => Ok(Some(tessera_keys::MasterKey::parse(&text)?)),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(tessera_keys::MasterKeyError::Format.into()),
+    }
 }
 
 impl Core {
@@ -57,7 +70,17 @@ impl Core {
         let (sessions, upkeep) =
             SessionService::new(store.clone(), policy, config.session.cache_capacity);
         let accounts = accounts::Accounts::new(store.clone(), sessions.clone(), Arc::new(hasher));
+        let keys = Arc::new(
+            keyring::KeyRing::open(
+                store.clone(),
+                master_key_from_env()?,
+                config.tokens.rotation_delay,
+            )
+            .await?,
+        );
         Ok(Self {
+            clients: clients::Clients::new(store.clone()),
+            keys,
             store,
             accounts,
             sessions,
@@ -109,6 +132,17 @@ pub async fn serve(
     }
 
     tokio::spawn(core.sessions.clone().follow_revocations(core.store.clone()));
+    tokio::spawn(core.keys.clone().follow());
+    let issuer = match &config.tokens.issuer {
+        Some(_) => config.issuer(),
+        None => public_url.clone(),
+    };
+    let hmac = config
+        .tokens
+        .hs256_secret
+        .as_ref()
+        .map(|secret| tessera_keys::HmacKey::new(secret.0.as_bytes()));
+    let tokens = Arc::new(tokens::TokenIssuer::new(issuer, core.keys.clone(), hmac));
     let (stop_upkeep, upkeep_stopped) = tokio::sync::oneshot::channel::<()>();
     let upkeep = tokio::spawn(core.sessions.clone().upkeep(core.upkeep, async move {
         let _ = upkeep_stopped.await;
@@ -118,6 +152,9 @@ pub async fn serve(
     let state = AppState::new(Services {
         accounts: core.accounts,
         sessions: core.sessions,
+        clients: core.clients,
+        tokens,
+        jwks_max_age: config.tokens.jwks_max_age,
         throttle,
         health: core.store.clone(),
         metrics: metrics.clone(),

@@ -6,10 +6,12 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tessera_store::Health;
 
 use crate::accounts::Accounts;
+use crate::clients::Clients;
 use crate::http::cookie::SessionCookie;
 use crate::http::origin::Origin;
 use crate::sessions::SessionService;
 use crate::throttle::Throttle;
+use crate::tokens::TokenIssuer;
 
 /// What every handler can reach. Built once at start-up; cloning is one `Arc` clone.
 #[derive(Clone)]
@@ -18,6 +20,10 @@ pub struct AppState(Arc<Services>);
 pub struct Services {
     pub accounts: Accounts,
     pub sessions: Arc<SessionService>,
+    pub clients: Clients,
+    pub tokens: Arc<TokenIssuer>,
+    /// `max-age` of the JWKS and the metadata.
+    pub jwks_max_age: std::time::Duration,
     pub throttle: Throttle,
     pub health: Arc<dyn Health>,
     pub metrics: PrometheusHandle,

@@ -1,5 +1,7 @@
 //! The `tessera` command: the server and the tools to administer its store.
 
+mod oauth;
+
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,11 +32,17 @@ enum Command {
     /// Manage accounts (works while the server runs).
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage OAuth clients (works while the server runs).
+    #[command(subcommand)]
+    Client(oauth::ClientCommand),
+    /// Manage signing keys; running servers pick changes up within seconds.
+    #[command(subcommand)]
+    Keys(oauth::KeysCommand),
 }
 
 /// Where the store is. Precedence: flags > TESSERA_* environment > config file > defaults.
 #[derive(Args)]
-struct StoreArgs {
+pub struct StoreArgs {
     /// Folder holding the store [default: ./tessera-data]
     #[arg(long, env = "TESSERA_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -96,7 +104,7 @@ fn parse_log_format(value: &str) -> Result<LogFormat, String> {
     }
 }
 
-fn load_config(store: StoreArgs, overrides: Overrides) -> anyhow::Result<Config> {
+pub fn load_config(store: StoreArgs, overrides: Overrides) -> anyhow::Result<Config> {
     Ok(Config::load(
         store.config.as_deref(),
         Overrides {
@@ -150,6 +158,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::User(command) => user_command(command, overrides).await,
+        Command::Client(command) => oauth::client_command(command, overrides).await,
+        Command::Keys(command) => oauth::keys_command(command, overrides).await,
     }
 }
 
@@ -161,6 +171,11 @@ fn print_banner(address: SocketAddr, public_url: &str, data_dir: &std::path::Pat
         env!("CARGO_PKG_VERSION")
     );
     let _ = writeln!(out, "  public URL  {public_url}");
+    let _ = writeln!(out, "  JWKS        {public_url}/.well-known/jwks.json");
+    let _ = writeln!(
+        out,
+        "  metadata    {public_url}/.well-known/oauth-authorization-server"
+    );
     let _ = writeln!(out, "  data dir    {}", data_dir.display());
     if no_users {
         let _ = writeln!(out, "  no accounts yet; create the first admin with:");

@@ -72,6 +72,38 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Input<T> {
     }
 }
 
+/// An OAuth request body: `application/x-www-form-urlencoded` only (RFC 6749 §3.2),
+/// each parameter at most once, empty values treated as absent (§3.1).
+pub struct OAuthForm(pub std::collections::HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequest<S> for OAuthForm {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
+        if !matches!(body_kind(request.headers()), Some(BodyKind::Form)) {
+            return Err(ApiError::bad_request(
+                "send the parameters as application/x-www-form-urlencoded",
+            ));
+        }
+        let body = read_body(request).await?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid form body: {e}")))?;
+        let mut params = std::collections::HashMap::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            if value.is_empty() {
+                continue;
+            }
+            if params.contains_key(&name) {
+                return Err(ApiError::bad_request(format!(
+                    "the parameter {name:?} is given more than once"
+                )));
+            }
+            params.insert(name, value);
+        }
+        Ok(Self(params))
+    }
+}
+
 /// Where the request came from, and with which browser.
 pub struct ClientInfo {
     pub address: IpAddr,

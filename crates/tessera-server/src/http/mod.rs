@@ -28,7 +28,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::config::LimitsConfig;
 use crate::error::json_errors;
-use crate::routes::{health, login, session, sessions, users};
+use crate::routes::{discovery, health, login, session, sessions, token, users};
 use crate::state::AppState;
 
 pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
@@ -45,6 +45,12 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
             get(sessions::list).delete(sessions::delete_others),
         )
         .route("/v1/sessions/{id}", delete(sessions::delete_one))
+        .route("/oauth2/token", post(token::token))
+        .route("/.well-known/jwks.json", get(discovery::jwks))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::metadata),
+        )
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(

@@ -1,7 +1,9 @@
 //! One module per resource; each exposes the handlers the router mounts.
 
+pub mod discovery;
 pub mod health;
 pub mod login;
 pub mod session;
 pub mod sessions;
+pub mod token;
 pub mod users;

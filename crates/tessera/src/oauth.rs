@@ -1,0 +1,339 @@
+//! `tessera client …` and `tessera keys …`.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use serde_json::json;
+use tessera_core::{
+    Audience, ClientName, GrantType, Scopes, Timestamp, TokenAlgorithm, TokenFormat,
+};
+use tessera_server::clients::{AddClientError, ClientSpec};
+use tessera_server::{Config, Core};
+use tessera_store::Client;
+
+use crate::StoreArgs;
+
+#[derive(Subcommand)]
+pub enum ClientCommand {
+    /// Register an OAuth client. Prints its client_id and, for a confidential client,
+    /// its client_secret: shown once, stored only as a hash.
+    Add {
+        name: String,
+        /// Grants it may use: password, refresh_token, client_credentials,
+        /// token_exchange (comma-separated or repeated).
+        #[arg(long = "grant", value_delimiter = ',', required = true, value_parser = parse_grant)]
+        grants: Vec<GrantType>,
+        /// A public client (a native or browser app) has no secret.
+        #[arg(long)]
+        public: bool,
+        /// The scopes it may ask for, space-separated.
+        #[arg(long, default_value = "")]
+        scope: String,
+        /// A resource service it may get tokens for (repeatable; the first is the
+        /// default). Without one, tokens are for tessera itself.
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
+        /// jwt (verified locally by resource services) or opaque (checked by
+        /// introspection).
+        #[arg(long, default_value = "jwt")]
+        token_format: TokenFormat,
+        /// The algorithm its JWTs are signed with.
+        #[arg(long, default_value = "EdDSA")]
+        alg: TokenAlgorithm,
+        /// Access-token lifetime, e.g. 5m, 90s, 1h (10s to 24h).
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+        access_ttl: Duration,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List clients.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Remove a client, named by its id or its name. Tokens already issued to it stay
+    /// valid until they expire.
+    Remove {
+        client: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys and their state (signing, next, published, expired, retired).
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Create a new key. It is published at once and signs once verifiers' JWKS caches
+    /// have had time to see it (tokens.rotation_delay), or at once with --now.
+    Rotate {
+        /// EdDSA, ES256 or RS256.
+        #[arg(long, default_value = "EdDSA", value_parser = parse_algorithm)]
+        alg: tessera_keys::Algorithm,
+        /// Sign with the new key at once (verifiers fetch an unknown kid).
+        #[arg(long)]
+        now: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Withdraw a key at once: it leaves the JWKS and its tokens stop verifying.
+    Retire {
+        kid: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+fn parse_grant(value: &str) -> Result<GrantType, String> {
+    GrantType::parse(value).ok_or_else(|| {
+        format!(
+            "unknown grant {value:?}: use password, refresh_token, client_credentials or \
+             token_exchange"
+        )
+    })
+}
+
+fn parse_algorithm(value: &str) -> Result<tessera_keys::Algorithm, String> {
+    tessera_keys::Algorithm::parse(value)
+        .ok_or_else(|| format!("unknown algorithm {value:?}: use EdDSA, ES256 or RS256"))
+}
+
+fn client_json(client: &Client) -> serde_json::Value {
+    json!({
+        "client_id": client.id,
+        "name": client.name,
+        "public": client.secret_hash.is_none(),
+        "grants": client.grants,
+        "scope": client.scopes,
+        "audiences": client.audiences,
+        "token_format": client.token_format,
+        "alg": client.algorithm,
+        "access_ttl_seconds": client.access_ttl.as_secs(),
+        "created_at": client.created_at,
+    })
+}
+
+async fn open(
+    store: StoreArgs,
+    overrides: tessera_server::Overrides,
+) -> anyhow::Result<(Config, Core)> {
+    let config = crate::load_config(store, overrides)?;
+    tessera_server::init_logging(config.log_format);
+    let core = Core::open(&config, 1).await?;
+    Ok((config, core))
+}
+
+pub async fn client_command(
+    command: ClientCommand,
+    overrides: tessera_server::Overrides,
+) -> anyhow::Result<()> {
+    match command {
+        ClientCommand::Add {
+            name,
+            grants,
+            public,
+            scope,
+            audiences,
+            token_format,
+            alg,
+            access_ttl,
+            json,
+            store,
+        } => {
+            let name = ClientName::parse(&name).context("invalid client name")?;
+            let scopes = Scopes::parse(&scope).context("invalid --scope")?;
+            let audiences = audiences
+                .iter()
+                .map(|a| Audience::parse(a).with_context(|| format!("invalid --audience {a:?}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if token_format == TokenFormat::Opaque {
+                bail!(
+                    "opaque access tokens are not available yet (they come with introspection); \
+                     use --token-format jwt"
+                );
+            }
+            let (config, core) = open(store, overrides).await?;
+            let spec = ClientSpec {
+                name,
+                grants,
+                public,
+                scopes,
+                audiences,
+                token_format,
+                algorithm: alg,
+                access_ttl,
+            };
+            let (client, secret) = match core
+                .clients
+                .add(spec, config.tokens.hs256_secret.is_some())
+                .await
+            {
+                Ok(added) => added,
+                Err(AddClientError::Invalid(reason)) => bail!("{reason}"),
+                Err(e) => return Err(e.into()),
+            };
+            let secret = secret.map(|s| s.expose());
+            if json {
+                let mut value = client_json(&client);
+                if let (Some(secret), Some(object)) = (&secret, value.as_object_mut()) {
+                    object.insert("client_secret".into(), json!(secret));
+                }
+                println!("{value}");
+            } else {
+                println!("created client {}", client.name);
+                println!("  client_id      {}", client.id);
+                if let Some(secret) = secret {
+                    println!("  client_secret  {secret}");
+                    println!("  (shown once: tessera keeps only its hash)");
+                }
+            }
+        }
+        ClientCommand::List { json, store } => {
+            let (_, core) = open(store, overrides).await?;
+            let clients = core.clients.list().await?;
+            if json {
+                let list: Vec<_> = clients.iter().map(client_json).collect();
+                println!("{}", json!({ "clients": list }));
+            } else {
+                println!(
+                    "{:<24} {:<36} {:<12} {:<6} {:<6} GRANTS",
+                    "NAME", "CLIENT_ID", "TYPE", "FORMAT", "ALG"
+                );
+                for c in clients {
+                    let grants: Vec<_> = c.grants.iter().map(|g| g.as_str()).collect();
+                    println!(
+                        "{:<24} {:<36} {:<12} {:<6} {:<6} {}",
+                        c.name.as_str(),
+                        c.id.to_string(),
+                        if c.secret_hash.is_some() {
+                            "confidential"
+                        } else {
+                            "public"
+                        },
+                        c.token_format.as_str(),
+                        c.algorithm.as_str(),
+                        grants.join(",")
+                    );
+                }
+            }
+        }
+        ClientCommand::Remove {
+            client,
+            json,
+            store,
+        } => {
+            let (_, core) = open(store, overrides).await?;
+            let Some(found) = core.clients.find(&client).await? else {
+                bail!("no client with the id or name {client:?}");
+            };
+            core.clients.remove(&found.id).await?;
+            if json {
+                println!("{}", json!({"removed": client_json(&found)}));
+            } else {
+                println!("removed client {} ({})", found.name, found.id);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn keys_command(
+    command: KeysCommand,
+    overrides: tessera_server::Overrides,
+) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::List { json, store } => {
+            let (_, core) = open(store, overrides).await?;
+            print_keys(&core, json);
+        }
+        KeysCommand::Rotate {
+            alg,
+            now,
+            json,
+            store,
+        } => {
+            let (_, core) = open(store, overrides).await?;
+            let longest = core
+                .clients
+                .list()
+                .await?
+                .iter()
+                .map(|c| c.access_ttl)
+                .max()
+                .unwrap_or(Duration::from_secs(300));
+            let kid = core.keys.rotate(alg, now, longest).await?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"kid": kid, "alg": alg.as_str(), "signs_now": now})
+                );
+            } else if now {
+                println!("new {alg} key {kid} signs from now");
+            } else {
+                println!("new {alg} key {kid} is published; it signs after tokens.rotation_delay");
+            }
+        }
+        KeysCommand::Retire { kid, json, store } => {
+            let (_, core) = open(store, overrides).await?;
+            if !core.keys.retire(&kid).await? {
+                bail!("no key {kid:?} that is not already retired");
+            }
+            if json {
+                println!("{}", json!({"retired": kid}));
+            } else {
+                println!("retired key {kid}; running servers drop it within seconds");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_keys(core: &Core, json: bool) {
+    let set = core.keys.current();
+    let now = Timestamp::now();
+    if json {
+        let keys: Vec<_> = set
+            .keys
+            .iter()
+            .map(|k| {
+                json!({
+                    "kid": k.kid,
+                    "alg": k.algorithm.as_str(),
+                    "state": k.state(now, set.is_signer(&k.kid)),
+                    "created_at": k.created_at,
+                    "signs_from": k.signs_from,
+                    "published_until": k.published_until,
+                    "retired_at": k.retired_at,
+                })
+            })
+            .collect();
+        println!("{}", json!({ "keys": keys }));
+    } else {
+        println!("{:<44} {:<6} {:<10} CREATED", "KID", "ALG", "STATE");
+        for k in &set.keys {
+            println!(
+                "{:<44} {:<6} {:<10} {}",
+                k.kid,
+                k.algorithm.as_str(),
+                k.state(now, set.is_signer(&k.kid)),
+                k.created_at.to_rfc3339()
+            );
+        }
+    }
+}
