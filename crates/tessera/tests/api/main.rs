@@ -10,3 +10,4 @@ mod operations;
 mod protection;
 mod registration;
 mod sessions;
+mod tokens;

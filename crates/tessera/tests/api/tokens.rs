@@ -1,0 +1,635 @@
+//! The token endpoint, the JWKS and metadata, clients and keys from the CLI.
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation};
+use reqwest::{RequestBuilder, Response, header};
+use serde_json::Value;
+
+use crate::harness::*;
+
+struct Registered {
+    id: String,
+    secret: Option<String>,
+}
+
+fn add_client(server: &TestServer, name: &str, extra: &[&str]) -> Registered {
+    let mut args = vec!["client", "add", name, "--json"];
+    args.extend_from_slice(extra);
+    let out = server.cli(&args, "");
+    assert!(
+        out.status.success(),
+        "client add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let added: Value = serde_json::from_slice(&out.stdout).unwrap();
+    Registered {
+        id: added["client_id"].as_str().unwrap().to_owned(),
+        secret: added["client_secret"].as_str().map(str::to_owned),
+    }
+}
+
+fn token_request(server: &TestServer) -> RequestBuilder {
+    server.client.post(server.url("/oauth2/token"))
+}
+
+async fn client_credentials(
+    server: &TestServer,
+    client: &Registered,
+    extra: &[(&str, &str)],
+) -> Response {
+    let mut form = vec![("grant_type", "client_credentials")];
+    form.extend_from_slice(extra);
+    token_request(server)
+        .basic_auth(&client.id, client.secret.as_deref())
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn jwks(server: &TestServer) -> JwkSet {
+    server
+        .client
+        .get(server.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Verifies `token` as a resource service would: key from the JWKS by `kid`,
+/// algorithm fixed in advance, issuer and audience checked.
+async fn verify(server: &TestServer, token: &str, alg: &str, audience: &str) -> Value {
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let set = jwks(server).await;
+    let kid = header.kid.expect("a kid");
+    let jwk = set
+        .find(&kid)
+        .unwrap_or_else(|| panic!("kid {kid} is not in the JWKS"));
+    let algorithm: jsonwebtoken::Algorithm = alg.parse().unwrap();
+    let mut validation = Validation::new(algorithm);
+    validation.set_issuer(&[server.base.as_str()]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+    jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+        .unwrap()
+        .claims
+}
+
+async fn access_token(response: Response) -> (Value, String) {
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    (body, token)
+}
+
+#[tokio::test]
+async fn client_credentials_tokens_of_each_algorithm_verify_through_the_jwks() {
+    let server = TestServer::start().await;
+    for alg in ["EdDSA", "ES256", "RS256"] {
+        let client = add_client(
+            &server,
+            &format!("svc-{alg}"),
+            &[
+                "--grant",
+                "client_credentials",
+                "--scope",
+                "read write",
+                "--audience",
+                "orders",
+                "--alg",
+                alg,
+                "--access-ttl",
+                "2m",
+            ],
+        );
+        let (body, token) =
+            access_token(client_credentials(&server, &client, &[("scope", "read")]).await).await;
+        assert_eq!(body["expires_in"], 120);
+        assert_eq!(body["scope"], "read");
+        let claims = verify(&server, &token, alg, "orders").await;
+        assert_eq!(claims["sub"], client.id.as_str());
+        assert_eq!(claims["client_id"], client.id.as_str());
+        assert_eq!(claims["scope"], "read");
+        assert_eq!(
+            claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+            120
+        );
+        assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 22));
+        assert!(claims.get("sid").is_none() && claims.get("roles").is_none());
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(format!("{:?}", header.alg), alg);
+    }
+    // With no scope asked for, the client's whole set is granted.
+    let client = add_client(
+        &server,
+        "all",
+        &[
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "a b",
+            "--audience",
+            "x",
+        ],
+    );
+    let (body, _) = access_token(client_credentials(&server, &client, &[]).await).await;
+    assert_eq!(body["scope"], "a b");
+}
+
+#[tokio::test]
+async fn the_password_grant_issues_a_token_for_the_user() {
+    let server = TestServer::start().await;
+    server.add_user("alice", &["admin"]);
+    let app = add_client(
+        &server,
+        "app",
+        &["--grant", "password", "--public", "--audience", "api"],
+    );
+    let grant = |username: &str, password: &str| {
+        token_request(&server)
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", app.id.as_str()),
+                ("username", username),
+                ("password", password),
+            ])
+            .send()
+    };
+    let (_, token) = access_token(grant("Alice", PASSWORD).await.unwrap()).await;
+    let claims = verify(&server, &token, "EdDSA", "api").await;
+    let users = server.cli(&["user", "list", "--json"], "");
+    let users: Value = serde_json::from_slice(&users.stdout).unwrap();
+    assert_eq!(claims["sub"], users["users"][0]["user"]["id"]);
+    assert_eq!(claims["client_id"], app.id.as_str());
+    assert_eq!(claims["roles"], serde_json::json!(["admin"]));
+
+    for (user, password) in [("alice", "wrong password!"), ("nobody", PASSWORD)] {
+        let response = grant(user, password).await.unwrap();
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        assert_eq!(error_of(response).await, (400, "invalid_grant".into()));
+    }
+    server.cli(&["user", "disable", "alice"], "");
+    assert_eq!(
+        error_of(grant("alice", PASSWORD).await.unwrap()).await,
+        (400, "invalid_grant".into())
+    );
+    let missing = token_request(&server)
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", app.id.as_str()),
+            ("username", "alice"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(missing).await, (400, "invalid_request".into()));
+}
+
+#[tokio::test]
+async fn client_authentication_is_refused_with_401_and_a_challenge() {
+    let server = TestServer::start().await;
+    let svc = add_client(&server, "svc", &["--grant", "client_credentials"]);
+    let public = add_client(&server, "pub", &["--grant", "password", "--public"]);
+    let secret = svc.secret.clone().unwrap();
+
+    // client_secret_post works as well as Basic.
+    let post = token_request(&server)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &svc.id),
+            ("client_secret", &secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    access_token(post).await;
+
+    let wrong = Registered {
+        id: svc.id.clone(),
+        secret: Some(format!("{}x", &secret[..secret.len() - 1])),
+    };
+    let unknown = Registered {
+        id: "01900000-0000-7000-8000-000000000000".into(),
+        secret: Some(secret.clone()),
+    };
+    let garbage = Registered {
+        id: "not an id".into(),
+        secret: Some("x".into()),
+    };
+    let no_secret = Registered {
+        id: svc.id.clone(),
+        secret: None,
+    };
+    let public_with_secret = Registered {
+        id: public.id.clone(),
+        secret: Some(secret.clone()),
+    };
+    for client in [&wrong, &unknown, &garbage, &no_secret, &public_with_secret] {
+        let response = client_credentials(&server, client, &[]).await;
+        assert!(
+            response.headers()[header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic")
+        );
+        assert_eq!(
+            error_of(response).await,
+            (401, "invalid_client".into()),
+            "{}",
+            client.id
+        );
+    }
+    let anonymous = token_request(&server)
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(anonymous).await, (401, "invalid_client".into()));
+    let bad_header = token_request(&server)
+        .header(header::AUTHORIZATION, "Basic !!!")
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(bad_header).await, (401, "invalid_client".into()));
+    let both = token_request(&server)
+        .basic_auth(&svc.id, Some(&secret))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_secret", &secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(both).await, (400, "invalid_request".into()));
+
+    // A removed client is refused at once.
+    let out = server.cli(&["client", "remove", "svc"], "");
+    assert!(out.status.success());
+    assert_eq!(
+        error_of(client_credentials(&server, &svc, &[]).await).await,
+        (401, "invalid_client".into())
+    );
+}
+
+#[tokio::test]
+async fn grant_requests_outside_what_the_client_may_do_get_rfc_6749_errors() {
+    let server = TestServer::start().await;
+    let svc = add_client(
+        &server,
+        "svc",
+        &[
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "read",
+            "--audience",
+            "orders",
+        ],
+    );
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (vec![("grant_type", "implicit")], "unsupported_grant_type"),
+        (
+            vec![
+                ("grant_type", "password"),
+                ("username", "a"),
+                ("password", "b"),
+            ],
+            "unauthorized_client",
+        ),
+        (
+            vec![("grant_type", "client_credentials"), ("scope", "write")],
+            "invalid_scope",
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("scope", "bad\"scope"),
+            ],
+            "invalid_scope",
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("audience", "billing"),
+            ],
+            "invalid_target",
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("resource", "billing"),
+            ],
+            "invalid_target",
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("audience", "orders"),
+                ("resource", "orders"),
+            ],
+            "invalid_request",
+        ),
+        (vec![("scope", "read")], "invalid_request"),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("grant_type", "client_credentials"),
+            ],
+            "invalid_request",
+        ),
+    ];
+    for (form, expected) in cases {
+        let response = token_request(&server)
+            .basic_auth(&svc.id, svc.secret.as_deref())
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        assert_eq!(
+            error_of(response).await,
+            (400, expected.to_owned()),
+            "{form:?}"
+        );
+    }
+    let json = token_request(&server)
+        .basic_auth(&svc.id, svc.secret.as_deref())
+        .json(&serde_json::json!({"grant_type": "client_credentials"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(json).await, (400, "invalid_request".into()));
+    // The audience the client is registered for is granted when asked by name.
+    let (_, token) =
+        access_token(client_credentials(&server, &svc, &[("resource", "orders")]).await).await;
+    verify(&server, &token, "EdDSA", "orders").await;
+}
+
+#[tokio::test]
+async fn jwks_and_metadata_are_public_and_cacheable() {
+    let server = TestServer::start().await;
+    let response = server
+        .client
+        .get(server.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    assert_eq!(headers[header::CACHE_CONTROL], "public, max-age=300");
+    assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    let etag = headers[header::ETAG].to_str().unwrap().to_owned();
+    let set: Value = response.json().await.unwrap();
+    let keys = set["keys"].as_array().unwrap();
+    let algs: Vec<_> = keys.iter().map(|k| k["alg"].as_str().unwrap()).collect();
+    assert_eq!(algs, ["EdDSA", "ES256", "RS256"]);
+    for key in keys {
+        assert_eq!(key["use"], "sig");
+        for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+            assert!(
+                key.get(private).is_none(),
+                "private member {private} published"
+            );
+        }
+    }
+    let again = server
+        .client
+        .get(server.url("/.well-known/jwks.json"))
+        .header(header::IF_NONE_MATCH, &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+
+    let metadata: Value = server
+        .client
+        .get(server.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["issuer"], server.base.as_str());
+    assert_eq!(metadata["token_endpoint"], server.url("/oauth2/token"));
+    assert_eq!(metadata["jwks_uri"], server.url("/.well-known/jwks.json"));
+}
+
+#[tokio::test]
+async fn keys_rotated_and_retired_by_the_cli_take_effect_in_the_running_server() {
+    let server = TestServer::start().await;
+    let svc = add_client(&server, "svc", &["--grant", "client_credentials"]);
+    let kid_of = |token: &str| jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
+    let (_, first) = access_token(client_credentials(&server, &svc, &[]).await).await;
+    let old = kid_of(&first);
+
+    // A scheduled rotation publishes the new key but keeps signing with the old.
+    let out = server.cli(&["keys", "rotate", "--json"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let next: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let next = next["kid"].as_str().unwrap().to_owned();
+    eventually("the next key is published", || async {
+        jwks(&server).await.find(&next).is_some()
+    })
+    .await;
+    let (_, token) = access_token(client_credentials(&server, &svc, &[]).await).await;
+    assert_eq!(kid_of(&token), old);
+
+    // rotate --now signs with the new key at once; the old one stays published.
+    let out = server.cli(&["keys", "rotate", "--now", "--json"], "");
+    let now: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let now = now["kid"].as_str().unwrap().to_owned();
+    eventually("the new key signs", || async {
+        let (_, token) = access_token(client_credentials(&server, &svc, &[]).await).await;
+        kid_of(&token) == now
+    })
+    .await;
+    assert!(
+        jwks(&server).await.find(&old).is_some(),
+        "the old key's tokens still verify"
+    );
+    verify(&server, &first, "EdDSA", server.base.as_str()).await;
+
+    let listed = server.cli(&["keys", "list", "--json"], "");
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let state_of = |kid: &str| {
+        listed["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == kid)
+            .unwrap()["state"]
+            .clone()
+    };
+    assert_eq!(state_of(&now), "signing");
+    assert_eq!(state_of(&old), "published");
+
+    // Retiring withdraws the key from the JWKS.
+    let out = server.cli(&["keys", "retire", &old], "");
+    assert!(out.status.success());
+    eventually("the retired key leaves the JWKS", || async {
+        jwks(&server).await.find(&old).is_none()
+    })
+    .await;
+    let again = server.cli(&["keys", "retire", &old], "");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already retired"));
+}
+
+#[tokio::test]
+async fn hs256_tokens_use_the_configured_secret_and_are_never_published() {
+    let secret = "a shared secret that is long enough, really";
+    let server = TestServer::start_with(&[("TESSERA_TOKENS__HS256_SECRET", secret)]).await;
+    let svc = add_client(
+        &server,
+        "svc",
+        &[
+            "--grant",
+            "client_credentials",
+            "--alg",
+            "HS256",
+            "--audience",
+            "one",
+        ],
+    );
+    let (_, token) = access_token(client_credentials(&server, &svc, &[]).await).await;
+    let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_audience(&["one"]);
+    validation.set_issuer(&[server.base.as_str()]);
+    let claims = jsonwebtoken::decode::<Value>(
+        &token,
+        &DecodingKey::from_secret(secret.as_bytes()),
+        &validation,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(claims["client_id"], svc.id.as_str());
+    let set = jwks(&server).await;
+    assert!(set.keys.iter().all(|k| !matches!(
+        k.algorithm,
+        jsonwebtoken::jwk::AlgorithmParameters::OctetKey(_)
+    )));
+}
+
+#[tokio::test]
+async fn client_add_refuses_what_cannot_work() {
+    let server = TestServer::start().await;
+    for (args, message) in [
+        (
+            vec!["--grant", "client_credentials", "--public"],
+            "public client",
+        ),
+        (
+            vec!["--grant", "client_credentials", "--alg", "HS256"],
+            "HS256 needs a shared secret",
+        ),
+        (vec!["--grant", "magic"], "unknown grant"),
+        (
+            vec!["--grant", "password", "--access-ttl", "2s"],
+            "between 10s and 24h",
+        ),
+        (vec!["--grant", "password", "--scope", "a\"b"], "scope"),
+    ] {
+        let mut full = vec!["client", "add", "bad"];
+        full.extend(args.iter());
+        let out = server.cli(&full, "");
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    add_client(&server, "dup", &["--grant", "password", "--public"]);
+    let out = server.cli(
+        &["client", "add", "dup", "--grant", "password", "--public"],
+        "",
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exists"));
+    let listed = server.cli(&["client", "list", "--json"], "");
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed["clients"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["clients"][0]["public"], true);
+    assert!(listed["clients"][0].get("client_secret").is_none());
+}
+
+#[tokio::test]
+async fn a_master_key_seals_the_private_keys_and_is_required_to_open_them() {
+    let master = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let server = TestServer::start_with(&[("TESSERA_MASTER_KEY", master)]).await;
+    let svc = add_client(&server, "svc", &["--grant", "client_credentials"]);
+    let (_, token) = access_token(client_credentials(&server, &svc, &[]).await).await;
+    verify(&server, &token, "EdDSA", server.base.as_str()).await;
+
+    let without = cli_in(server.data_dir(), &[], &["keys", "list"], "");
+    assert!(!without.status.success());
+    assert!(String::from_utf8_lossy(&without.stderr).contains("TESSERA_MASTER_KEY"));
+    let wrong_key = [("TESSERA_MASTER_KEY".to_owned(), "ab".repeat(32))];
+    let wrong = cli_in(server.data_dir(), &wrong_key, &["keys", "list"], "");
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("another one"));
+    let malformed = [("TESSERA_MASTER_KEY".to_owned(), "short".to_owned())];
+    let out = cli_in(server.data_dir(), &malformed, &["keys", "list"], "");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("32 random bytes"));
+}
+
+#[tokio::test]
+async fn pyjwt_verifies_our_tokens_through_the_jwks() {
+    let server = TestServer::start().await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/pyjwt_verify.py");
+    for alg in ["EdDSA", "ES256", "RS256"] {
+        let svc = add_client(
+            &server,
+            &format!("py-{alg}"),
+            &[
+                "--grant",
+                "client_credentials",
+                "--alg",
+                alg,
+                "--audience",
+                "orders",
+                "--scope",
+                "read",
+            ],
+        );
+        let (_, token) = access_token(client_credentials(&server, &svc, &[]).await).await;
+        let mut child = std::process::Command::new("python3")
+            .args([script, server.base.as_str(), "orders", alg])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 (scripts/test installs PyJWT: pip install 'pyjwt[crypto]')");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(token.as_bytes())
+            .unwrap();
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("No module named"),
+            "PyJWT is missing: run scripts/test, or pip install 'pyjwt[crypto]'\n{stderr}"
+        );
+        assert!(
+            out.status.success(),
+            "PyJWT refused our {alg} token: {stderr}"
+        );
+        let claims: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(claims["client_id"], svc.id.as_str());
+        assert_eq!(claims["scope"], "read");
+    }
+}
