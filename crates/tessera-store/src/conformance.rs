@@ -7,18 +7,19 @@
 use std::time::Duration;
 
 use tessera_core::{
-    Audience, ClientId, ClientName, ClientSecret, CsrfToken, GrantType, Role, Roles, Scopes,
-    SessionSecret, Timestamp, TokenAlgorithm, TokenFormat, UserId, Username,
+    Audience, ClientId, ClientName, ClientSecret, CsrfToken, GrantType, RefreshTokenSecret, Role,
+    Roles, Scopes, SessionSecret, Timestamp, TokenAlgorithm, TokenFormat, UserId, Username,
 };
 
 use crate::{
     AccountStore, Client, ClientStore, CreateClientError, CreateSessionError, CreateUserError,
-    EndReason, KeyStore, NewSession, NewUser, RevocationLog, SessionStore, StoredKey,
+    EndReason, KeyStore, NewRefreshFamily, NewSession, NewUser, RefreshOutcome, RefreshStore,
+    RevocationLog, SessionStore, StoredKey,
 };
 
 pub async fn run<S>(store: &S)
 where
-    S: AccountStore + SessionStore + RevocationLog + ClientStore + KeyStore,
+    S: AccountStore + SessionStore + RevocationLog + ClientStore + KeyStore + RefreshStore,
 {
     accounts(store).await;
     sessions(store).await;
@@ -26,6 +27,166 @@ where
     expiry(store).await;
     clients(store).await;
     keys(store).await;
+    refresh_families(store).await;
+}
+
+fn family(user: UserId, token: &RefreshTokenSecret, now: Timestamp) -> NewRefreshFamily {
+    NewRefreshFamily {
+        id: SessionSecret::generate().session_id(),
+        client_id: ClientId::generate(),
+        user_id: user,
+        scopes: Scopes::parse("read").unwrap(),
+        audience: Some(Audience::parse("orders").unwrap()),
+        session: None,
+        token_hash: token.hash(),
+        created_at: now,
+        expires_at: now.saturating_add(Duration::from_secs(3600)),
+    }
+}
+
+async fn refresh_families<S: AccountStore + SessionStore + RevocationLog + RefreshStore>(
+    store: &S,
+) {
+    let user = add_user(store, "refresher").await;
+    let now = Timestamp::now();
+    let t1 = RefreshTokenSecret::generate();
+    let new = family(user.id, &t1, now);
+    let id = new.id;
+    store.create_family(new).await.unwrap();
+    let found = store.family_by_token(&t1.hash()).await.unwrap().unwrap();
+    assert_eq!((found.id, found.generation), (id, 0));
+    assert_eq!(found.user.id, user.id);
+    assert_eq!(found.audience.unwrap().as_str(), "orders");
+
+    // Rotation: the live token is exchanged once; a second exchange within the grace
+    // period loses the race, after it is reuse and revokes the family.
+    let t2 = RefreshTokenSecret::generate();
+    let grace_from = now.saturating_sub(Duration::from_secs(2));
+    match store
+        .rotate_refresh_token(&t1.hash(), &t2.hash(), now, grace_from)
+        .await
+        .unwrap()
+    {
+        RefreshOutcome::Rotated(f) => assert_eq!((f.id, f.generation), (id, 1)),
+        other => panic!("{other:?}"),
+    }
+    let t3 = RefreshTokenSecret::generate();
+    assert!(matches!(
+        store
+            .rotate_refresh_token(&t1.hash(), &t3.hash(), now, grace_from)
+            .await
+            .unwrap(),
+        RefreshOutcome::RaceLost
+    ));
+    assert!(
+        store.family_by_token(&t2.hash()).await.unwrap().is_some(),
+        "the race loser changes nothing"
+    );
+    let before = store.latest_revocation().await.unwrap();
+    let later = now.saturating_add(Duration::from_secs(10));
+    match store
+        .rotate_refresh_token(
+            &t1.hash(),
+            &t3.hash(),
+            later,
+            later.saturating_sub(Duration::from_secs(2)),
+        )
+        .await
+        .unwrap()
+    {
+        RefreshOutcome::Reused {
+            family,
+            user: owner,
+        } => assert_eq!((family, owner), (id, user.id)),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        store.family_by_token(&t2.hash()).await.unwrap().is_none(),
+        "reuse revokes the family"
+    );
+    let logged = store.revocations_after(before, 10).await.unwrap();
+    assert_eq!(logged.len(), 1);
+    assert_eq!(
+        (logged[0].session, logged[0].reason),
+        (id, EndReason::RefreshReuse)
+    );
+    assert!(matches!(
+        store
+            .rotate_refresh_token(&t2.hash(), &t3.hash(), later, later)
+            .await
+            .unwrap(),
+        RefreshOutcome::Invalid
+    ));
+    assert!(matches!(
+        store
+            .rotate_refresh_token(&RefreshTokenSecret::generate().hash(), &t3.hash(), now, now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Invalid
+    ));
+
+    // Expired families do not rotate.
+    let t4 = RefreshTokenSecret::generate();
+    let mut short = family(user.id, &t4, now);
+    short.expires_at = now.saturating_add(Duration::from_millis(1));
+    store.create_family(short).await.unwrap();
+    assert!(matches!(
+        store
+            .rotate_refresh_token(&t4.hash(), &t3.hash(), later, later)
+            .await
+            .unwrap(),
+        RefreshOutcome::Invalid
+    ));
+
+    // Revoking one, then all of a user's families; only their own are touched.
+    let other = add_user(store, "other-refresher").await;
+    let (a, b, c) = (
+        RefreshTokenSecret::generate(),
+        RefreshTokenSecret::generate(),
+        RefreshTokenSecret::generate(),
+    );
+    let fa = family(user.id, &a, now);
+    let fa_id = fa.id;
+    store.create_family(fa).await.unwrap();
+    store.create_family(family(user.id, &b, now)).await.unwrap();
+    store
+        .create_family(family(other.id, &c, now))
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .revoke_family(&fa_id, Some(other.id), EndReason::Revoked, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .revoke_family(&fa_id, Some(user.id), EndReason::Revoked, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_family(&fa_id, None, EndReason::Revoked, now)
+            .await
+            .unwrap()
+    );
+    let ended = store
+        .revoke_families_of_user(user.id, EndReason::UserDisabled, now)
+        .await
+        .unwrap();
+    assert_eq!(ended.len(), 2, "the expired one and b");
+    assert!(store.family_by_token(&b.hash()).await.unwrap().is_none());
+    assert!(store.family_by_token(&c.hash()).await.unwrap().is_some());
+
+    // No family for a disabled user.
+    store.disable_user(&other.username).await.unwrap();
+    assert!(matches!(
+        store
+            .create_family(family(other.id, &RefreshTokenSecret::generate(), now))
+            .await,
+        Err(CreateSessionError::UserDisabled)
+    ));
 }
 
 fn client(name: &str, confidential: bool) -> Client {

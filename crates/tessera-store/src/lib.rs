@@ -116,6 +116,10 @@ pub enum EndReason {
     Deleted,
     Replaced,
     UserDisabled,
+    /// A refresh token of the family was presented again after it was exchanged.
+    RefreshReuse,
+    /// Revoked through the revocation endpoint.
+    Revoked,
 }
 
 impl EndReason {
@@ -125,6 +129,8 @@ impl EndReason {
             EndReason::Deleted => "deleted",
             EndReason::Replaced => "replaced",
             EndReason::UserDisabled => "user_disabled",
+            EndReason::RefreshReuse => "refresh_reuse",
+            EndReason::Revoked => "revoked",
         }
     }
 
@@ -134,6 +140,8 @@ impl EndReason {
             Self::Deleted,
             Self::Replaced,
             Self::UserDisabled,
+            Self::RefreshReuse,
+            Self::Revoked,
         ]
         .into_iter()
         .find(|r| r.as_str() == stored)
@@ -166,7 +174,8 @@ pub trait SessionStore: Send + Sync {
         at: Timestamp,
     ) -> Result<Vec<SessionId>, StoreError>;
     /// Deletes sessions past their absolute expiry or idle since before `idle_cutoff`,
-    /// and revocation entries that can no longer matter. Returns sessions deleted.
+    /// refresh families past their lifetime, and revocation entries that can no
+    /// longer matter. Returns sessions deleted.
     async fn purge_expired(
         &self,
         now: Timestamp,
@@ -177,6 +186,82 @@ pub trait SessionStore: Send + Sync {
         now: Timestamp,
         idle_cutoff: Timestamp,
     ) -> Result<u64, StoreError>;
+}
+
+pub struct NewRefreshFamily {
+    pub id: SessionId,
+    pub client_id: ClientId,
+    pub user_id: UserId,
+    pub scopes: Scopes,
+    pub audience: Option<Audience>,
+    /// The browser session it was exchanged from, if any: ending one ends the other.
+    pub session: Option<SessionId>,
+    pub token_hash: SecretHash,
+    pub created_at: Timestamp,
+    /// Absolute end: no refresh after this, however often the family is used.
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct RefreshFamily {
+    pub id: SessionId,
+    pub client_id: ClientId,
+    pub user: User,
+    pub scopes: Scopes,
+    pub audience: Option<Audience>,
+    pub session: Option<SessionId>,
+    pub generation: u32,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug)]
+pub enum RefreshOutcome {
+    /// The presented token was the family's live one; it is now the new one.
+    Rotated(RefreshFamily),
+    /// The token was exchanged already, longer ago than the grace period: the family
+    /// has been revoked (and logged), with the session it came from.
+    Reused { family: SessionId, user: UserId },
+    /// The token was exchanged already, within the grace period (a client racing
+    /// itself): refused, and nothing else happens.
+    RaceLost,
+    /// Unknown, expired, or its user is disabled.
+    Invalid,
+}
+
+#[async_trait]
+pub trait RefreshStore: Send + Sync {
+    async fn create_family(&self, family: NewRefreshFamily) -> Result<(), CreateSessionError>;
+    /// Exchanges the live token `presented` for `next`, atomically: of two calls
+    /// with the same token, exactly one rotates.
+    async fn rotate_refresh_token(
+        &self,
+        presented: &SecretHash,
+        next: &SecretHash,
+        now: Timestamp,
+        grace_cutoff: Timestamp,
+    ) -> Result<RefreshOutcome, StoreError>;
+    /// The family whose live token is `token`, if any (expired ones included).
+    async fn family_by_token(
+        &self,
+        token: &SecretHash,
+    ) -> Result<Option<RefreshFamily>, StoreError>;
+    /// Revokes a family of `user` (or of anyone, with `None`) and logs it; `false` if
+    /// there was none.
+    async fn revoke_family(
+        &self,
+        id: &SessionId,
+        user: Option<UserId>,
+        reason: EndReason,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Revokes every family of `user`, logging each.
+    async fn revoke_families_of_user(
+        &self,
+        user: UserId,
+        reason: EndReason,
+        at: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError>;
 }
 
 /// One entry of the revocation log, in commit order.

@@ -1,0 +1,266 @@
+//! `RefreshStore` on SQLite.
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
+use tessera_core::{
+    Audience, ClientId, MAX_ACCESS_TTL, Scopes, SecretHash, SessionId, Timestamp, UserId,
+};
+use tessera_store::{
+    CreateSessionError, EndReason, NewRefreshFamily, RefreshFamily, RefreshOutcome, RefreshStore,
+    StoreError,
+};
+
+use crate::{SqliteStore, corrupt, end_sessions_in, store_error, user_from_row};
+
+macro_rules! family_select {
+    () => {
+        "SELECT f.id AS family_id, f.client_id, f.scopes, f.audience, f.session_id, \
+         f.generation, f.created_at AS family_created_at, f.expires_at AS family_expires_at, \
+         u.id, u.username, u.roles, u.disabled, u.created_at \
+         FROM refresh_families f JOIN users u ON u.id = f.user_id "
+    };
+}
+
+fn family_from_row(row: &SqliteRow) -> Result<RefreshFamily, StoreError> {
+    let text = |c: &str| -> Result<String, StoreError> { row.try_get(c).map_err(store_error) };
+    let optional =
+        |c: &str| -> Result<Option<String>, StoreError> { row.try_get(c).map_err(store_error) };
+    let millis = |c: &str| -> Result<Timestamp, StoreError> {
+        row.try_get(c)
+            .map(Timestamp::from_millis)
+            .map_err(store_error)
+    };
+    let generation: i64 = row.try_get("generation").map_err(store_error)?;
+    Ok(RefreshFamily {
+        id: SessionId::parse(&text("family_id")?).map_err(|_| corrupt("family id"))?,
+        client_id: ClientId::parse(&text("client_id")?).ok_or_else(|| corrupt("client id"))?,
+        user: user_from_row(row)?,
+        scopes: Scopes::parse(&text("scopes")?).map_err(|_| corrupt("family scopes"))?,
+        audience: optional("audience")?
+            .map(|a| Audience::parse(&a).map_err(|_| corrupt("family audience")))
+            .transpose()?,
+        session: optional("session_id")?
+            .map(|s| SessionId::parse(&s).map_err(|_| corrupt("family session")))
+            .transpose()?,
+        generation: u32::try_from(generation).unwrap_or(u32::MAX),
+        created_at: millis("family_created_at")?,
+        expires_at: millis("family_expires_at")?,
+    })
+}
+
+/// How long a revocation entry for a family must be kept: until the last access
+/// token it can have issued has expired.
+fn entry_expiry(family_expires_at: i64) -> i64 {
+    Timestamp::from_millis(family_expires_at)
+        .saturating_add(MAX_ACCESS_TTL)
+        .as_millis()
+}
+
+/// Deletes the families and logs each one's revocation, with the sessions they came
+/// from, inside `tx`.
+async fn revoke_families_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    user: UserId,
+    families: &[(String, i64, Option<String>)],
+    reason: EndReason,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    for (id, expires_at, session) in families {
+        sqlx::query("DELETE FROM refresh_families WHERE id = ?")
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(store_error)?;
+        sqlx::query(
+            "INSERT INTO revocations (session_id, user_id, reason, at, expires_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(user.to_string())
+        .bind(reason.as_str())
+        .bind(at.as_millis())
+        .bind(entry_expiry(*expires_at))
+        .execute(&mut **tx)
+        .await
+        .map_err(store_error)?;
+        if let Some(session) = session {
+            let rows: Vec<(String, i64)> =
+                sqlx::query_as("SELECT id, expires_at FROM sessions WHERE id = ?")
+                    .bind(session)
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(store_error)?;
+            end_sessions_in(tx, user, &rows, reason, at).await?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl RefreshStore for SqliteStore {
+    async fn create_family(&self, family: NewRefreshFamily) -> Result<(), CreateSessionError> {
+        // One statement: the family is created only if its user is active.
+        let done = sqlx::query(
+            "INSERT INTO refresh_families (id, client_id, user_id, scopes, audience, session_id, \
+             current_hash, generation, created_at, expires_at) \
+             SELECT ?, ?, id, ?, ?, ?, ?, 0, ?, ? FROM users WHERE id = ? AND disabled = 0",
+        )
+        .bind(family.id.as_str().to_owned())
+        .bind(family.client_id.to_string())
+        .bind(family.scopes.to_string())
+        .bind(family.audience.as_ref().map(|a| a.as_str().to_owned()))
+        .bind(family.session.as_ref().map(|s| s.as_str().to_owned()))
+        .bind(family.token_hash.as_bytes().to_vec())
+        .bind(family.created_at.as_millis())
+        .bind(family.expires_at.as_millis())
+        .bind(family.user_id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        if done.rows_affected() == 0 {
+            return Err(CreateSessionError::UserDisabled);
+        }
+        Ok(())
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented: &SecretHash,
+        next: &SecretHash,
+        now: Timestamp,
+        grace_cutoff: Timestamp,
+    ) -> Result<RefreshOutcome, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let row = sqlx::query(concat!(family_select!(), "WHERE f.current_hash = ?"))
+            .bind(presented.as_bytes().to_vec())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        if let Some(row) = row {
+            let mut family = family_from_row(&row)?;
+            if family.expires_at <= now || family.user.disabled {
+                return Ok(RefreshOutcome::Invalid);
+            }
+            sqlx::query(
+                "UPDATE refresh_families SET current_hash = ?, generation = generation + 1 \
+                 WHERE id = ?",
+            )
+            .bind(next.as_bytes().to_vec())
+            .bind(family.id.as_str().to_owned())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            sqlx::query(
+                "INSERT INTO refresh_tokens_used (hash, family_id, rotated_at) VALUES (?, ?, ?)",
+            )
+            .bind(presented.as_bytes().to_vec())
+            .bind(family.id.as_str().to_owned())
+            .bind(now.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            tx.commit().await.map_err(store_error)?;
+            family.generation = family.generation.saturating_add(1);
+            return Ok(RefreshOutcome::Rotated(family));
+        }
+        let used: Option<(String, i64, String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT f.id, used.rotated_at, f.user_id, f.expires_at, f.session_id \
+             FROM refresh_tokens_used used JOIN refresh_families f ON f.id = used.family_id \
+             WHERE used.hash = ?",
+        )
+        .bind(presented.as_bytes().to_vec())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let Some((family, rotated_at, user, expires_at, session)) = used else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        if rotated_at >= grace_cutoff.as_millis() {
+            return Ok(RefreshOutcome::RaceLost);
+        }
+        let user = UserId::parse(&user).ok_or_else(|| corrupt("user id"))?;
+        revoke_families_in(
+            &mut tx,
+            user,
+            &[(family.clone(), expires_at, session)],
+            EndReason::RefreshReuse,
+            now,
+        )
+        .await?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(RefreshOutcome::Reused {
+            family: SessionId::parse(&family).map_err(|_| corrupt("family id"))?,
+            user,
+        })
+    }
+
+    async fn family_by_token(
+        &self,
+        token: &SecretHash,
+    ) -> Result<Option<RefreshFamily>, StoreError> {
+        sqlx::query(concat!(family_select!(), "WHERE f.current_hash = ?"))
+            .bind(token.as_bytes().to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?
+            .as_ref()
+            .map(family_from_row)
+            .transpose()
+    }
+
+    async fn revoke_family(
+        &self,
+        id: &SessionId,
+        user: Option<UserId>,
+        reason: EndReason,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let row: Option<(String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT user_id, expires_at, session_id FROM refresh_families \
+             WHERE id = ? AND (?2 IS NULL OR user_id = ?2)",
+        )
+        .bind(id.as_str().to_owned())
+        .bind(user.map(|u| u.to_string()))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let Some((owner, expires_at, session)) = row else {
+            return Ok(false);
+        };
+        let owner = UserId::parse(&owner).ok_or_else(|| corrupt("user id"))?;
+        revoke_families_in(
+            &mut tx,
+            owner,
+            &[(id.as_str().to_owned(), expires_at, session)],
+            reason,
+            at,
+        )
+        .await?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(true)
+    }
+
+    async fn revoke_families_of_user(
+        &self,
+        user: UserId,
+        reason: EndReason,
+        at: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let rows: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT id, expires_at, session_id FROM refresh_families WHERE user_id = ? \
+             ORDER BY created_at",
+        )
+        .bind(user.to_string())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        revoke_families_in(&mut tx, user, &rows, reason, at).await?;
+        tx.commit().await.map_err(store_error)?;
+        rows.iter()
+            .map(|(id, _, _)| SessionId::parse(id).map_err(|_| corrupt("family id")))
+            .collect()
+    }
+}
