@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use tessera_core::{Password, Roles, Timestamp, UserId, Username};
-use tessera_store::{AccountStore, CreateUserError, EndReason, NewUser, StoreError, User};
+use tessera_store::{
+    AccountStore, CreateUserError, EndReason, NewUser, RefreshStore, StoreError, User,
+};
 
 use crate::passwords::{HashError, PasswordHasher};
 use crate::sessions::SessionService;
@@ -11,6 +13,7 @@ use crate::sessions::SessionService;
 pub struct Accounts {
     store: Arc<dyn AccountStore>,
     sessions: Arc<SessionService>,
+    refresh: Arc<dyn RefreshStore>,
     hasher: Arc<PasswordHasher>,
 }
 
@@ -41,11 +44,13 @@ impl Accounts {
     pub fn new(
         store: Arc<dyn AccountStore>,
         sessions: Arc<SessionService>,
+        refresh: Arc<dyn RefreshStore>,
         hasher: Arc<PasswordHasher>,
     ) -> Self {
         Self {
             store,
             sessions,
+            refresh,
             hasher,
         }
     }
@@ -104,7 +109,8 @@ impl Accounts {
         self.store.list_users().await
     }
 
-    /// Disables the account and ends all its sessions; `None` if there is no such user.
+    /// Disables the account and ends all its sessions and refresh-token families;
+    /// `None` if there is no such user. Returns how many of those ended.
     pub async fn disable(&self, username: &Username) -> Result<Option<(User, usize)>, StoreError> {
         let Some(user) = self.store.disable_user(username).await? else {
             return Ok(None);
@@ -113,6 +119,10 @@ impl Accounts {
             .sessions
             .end_all_of_user(user.id, None, EndReason::UserDisabled)
             .await?;
-        Ok(Some((user, ended.len())))
+        let families = self
+            .refresh
+            .revoke_families_of_user(user.id, EndReason::UserDisabled, Timestamp::now())
+            .await?;
+        Ok(Some((user, ended.len() + families.len())))
     }
 }

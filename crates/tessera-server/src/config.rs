@@ -106,6 +106,15 @@ pub struct TokensConfig {
     /// The shared secret for clients whose tokens use HS256: at least 32 bytes. Give
     /// it through `TESSERA_TOKENS__HS256_SECRET` rather than a file. Never published.
     pub hs256_secret: Option<HmacSecret>,
+    /// A refresh-token family ends this long after the grant that started it,
+    /// however often it is used.
+    #[serde(with = "humantime_serde")]
+    pub refresh_lifetime: Duration,
+    /// A refresh token presented again within this time after it was exchanged is
+    /// refused without revoking its family (a client racing itself); after it, the
+    /// reuse revokes the family. `0s` treats every second use as theft.
+    #[serde(with = "humantime_serde")]
+    pub refresh_reuse_grace: Duration,
 }
 
 /// A shared secret from configuration; never shown by `Debug`.
@@ -163,6 +172,8 @@ impl Default for TokensConfig {
             jwks_max_age: Duration::from_secs(300),
             rotation_delay: Duration::from_secs(600),
             hs256_secret: None,
+            refresh_lifetime: Duration::from_secs(30 * 24 * 3600),
+            refresh_reuse_grace: Duration::from_secs(2),
         }
     }
 }
@@ -315,6 +326,9 @@ impl Config {
         }
         crate::passwords::argon2_params(&self.password)
             .map_err(|e| ConfigError::Invalid(format!("password: {e}")))?;
+        if self.tokens.refresh_lifetime.is_zero() {
+            return invalid("tokens.refresh_lifetime must be positive");
+        }
         if self.tokens.rotation_delay < self.tokens.jwks_max_age {
             return invalid("tokens.rotation_delay must be at least tokens.jwks_max_age");
         }

@@ -12,6 +12,7 @@ mod error;
 pub mod http;
 pub mod keyring;
 pub mod passwords;
+pub mod refresh;
 mod routes;
 pub mod sessions;
 mod state;
@@ -41,6 +42,7 @@ pub struct Core {
     pub sessions: Arc<SessionService>,
     pub clients: clients::Clients,
     pub keys: Arc<keyring::KeyRing>,
+    pub refresh: Arc<refresh::RefreshTokens>,
     upkeep: SessionUpkeep,
 }
 
@@ -69,7 +71,12 @@ impl Core {
         };
         let (sessions, upkeep) =
             SessionService::new(store.clone(), policy, config.session.cache_capacity);
-        let accounts = accounts::Accounts::new(store.clone(), sessions.clone(), Arc::new(hasher));
+        let accounts = accounts::Accounts::new(
+            store.clone(),
+            sessions.clone(),
+            store.clone(),
+            Arc::new(hasher),
+        );
         let keys = Arc::new(
             keyring::KeyRing::open(
                 store.clone(),
@@ -80,6 +87,11 @@ impl Core {
         );
         Ok(Self {
             clients: clients::Clients::new(store.clone()),
+            refresh: Arc::new(refresh::RefreshTokens::new(
+                store.clone(),
+                config.tokens.refresh_lifetime,
+                config.tokens.refresh_reuse_grace,
+            )),
             keys,
             store,
             accounts,
@@ -153,6 +165,7 @@ pub async fn serve(
         accounts: core.accounts,
         sessions: core.sessions,
         clients: core.clients,
+        refresh: core.refresh,
         tokens,
         jwks_max_age: config.tokens.jwks_max_age,
         throttle,

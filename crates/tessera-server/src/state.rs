@@ -21,6 +21,7 @@ pub struct Services {
     pub accounts: Accounts,
     pub sessions: Arc<SessionService>,
     pub clients: Clients,
+    pub refresh: Arc<crate::refresh::RefreshTokens>,
     pub tokens: Arc<TokenIssuer>,
     /// `max-age` of the JWKS and the metadata.
     pub jwks_max_age: std::time::Duration,

@@ -57,6 +57,7 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "grant_types_supported": [
             GrantType::Password.as_str(),
+            GrantType::RefreshToken.as_str(),
             GrantType::ClientCredentials.as_str(),
         ],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],

@@ -17,6 +17,7 @@ use crate::accounts::LoginError;
 use crate::clients::{ClientAuthError, PresentedClient};
 use crate::error::ApiError;
 use crate::http::extract::{ClientInfo, OAuthForm};
+use crate::refresh::RefreshError;
 use crate::routes::login::throttled;
 use crate::routes::users::parse_credentials;
 use crate::state::AppState;
@@ -41,6 +42,8 @@ struct TokenResponse {
     access_token: String,
     token_type: &'static str,
     expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
     #[serde(skip_serializing_if = "String::is_empty")]
     scope: String,
 }
@@ -92,56 +95,81 @@ async fn grant(
             format!("this client may not use the {} grant", grant.as_str()),
         ));
     }
-    let scopes = requested_scopes(&client, param("scope"))?;
-    let audience = requested_audience(&client, param("audience"), param("resource"))?;
-    let issued = match grant {
-        GrantType::ClientCredentials => issue(
-            state,
-            &TokenRequest {
-                client: &client,
-                subject: Subject::Client,
-                audience: audience.as_ref(),
-                scopes: &scopes,
-            },
-        )?,
+    let (issued, scopes, refresh_token) = match grant {
+        GrantType::ClientCredentials => {
+            let scopes = requested_scopes(&client.scopes, param("scope"))?;
+            let audience = requested_audience(&client, param("audience"), param("resource"))?;
+            let issued = issue(
+                state,
+                &TokenRequest {
+                    client: &client,
+                    subject: Subject::Client,
+                    audience: audience.as_ref(),
+                    scopes: &scopes,
+                },
+            )?;
+            (issued, scopes, None)
+        }
         GrantType::Password => {
-            let (Some(username), Some(password)) = (param("username"), param("password")) else {
-                return Err(oauth_error(
-                    "invalid_request",
-                    "the password grant needs username and password",
-                ));
+            let scopes = requested_scopes(&client.scopes, param("scope"))?;
+            let audience = requested_audience(&client, param("audience"), param("resource"))?;
+            let user = password_user(state, client_info, params).await?;
+            // A client allowed to refresh gets a family; its id is the tokens' sid.
+            let (refresh_token, sid) = if client.grants.contains(&GrantType::RefreshToken) {
+                let (token, family) = state
+                    .refresh
+                    .start(&client, &user, &scopes, audience.as_ref(), None)
+                    .await
+                    .map_err(refresh_error)?;
+                (Some(token.expose()), Some(family))
+            } else {
+                (None, None)
             };
-            let (username, password) = parse_credentials(username, password.to_owned())
-                .map_err(|e| oauth_error("invalid_request", e.description().to_owned()))?;
-            state
-                .throttle
-                .login(&username, client_info.address)
-                .map_err(throttled)?;
-            let user = match state.accounts.check_password(&username, password).await {
-                Ok(user) => user,
-                Err(LoginError::InvalidCredentials) => {
-                    return Err(oauth_error("invalid_grant", "invalid username or password"));
-                }
-                Err(LoginError::Disabled) => {
-                    return Err(oauth_error("invalid_grant", "this account is disabled"));
-                }
-                Err(LoginError::Hash(e)) => return Err(e.into()),
-                Err(LoginError::Store(e)) => return Err(e.into()),
-            };
-            issue(
+            let issued = issue(
                 state,
                 &TokenRequest {
                     client: &client,
                     subject: Subject::User {
                         user: &user,
-                        session: None,
+                        session: sid,
                     },
                     audience: audience.as_ref(),
                     scopes: &scopes,
                 },
-            )?
+            )?;
+            (issued, scopes, refresh_token)
         }
-        GrantType::RefreshToken | GrantType::TokenExchange => {
+        GrantType::RefreshToken => {
+            let presented = param("refresh_token")
+                .ok_or_else(|| oauth_error("invalid_request", "refresh_token is missing"))?;
+            // RFC 6749 §6: a refresh may narrow the scope, never widen it; checked
+            // before the token is spent.
+            let family = state
+                .refresh
+                .peek(&client, presented)
+                .await
+                .map_err(refresh_error)?;
+            let scopes = requested_scopes(&family.scopes, param("scope"))?;
+            let (family, next) = state
+                .refresh
+                .rotate(&client, presented)
+                .await
+                .map_err(refresh_error)?;
+            let issued = issue(
+                state,
+                &TokenRequest {
+                    client: &client,
+                    subject: Subject::User {
+                        user: &family.user,
+                        session: Some(family.id),
+                    },
+                    audience: family.audience.as_ref(),
+                    scopes: &scopes,
+                },
+            )?;
+            (issued, scopes, Some(next.expose()))
+        }
+        GrantType::TokenExchange => {
             return Err(oauth_error(
                 "unsupported_grant_type",
                 format!("the {} grant is not available yet", grant.as_str()),
@@ -153,8 +181,45 @@ async fn grant(
         access_token: issued.access_token,
         token_type: "Bearer",
         expires_in: issued.expires_in,
+        refresh_token,
         scope: scopes.to_string(),
     })
+}
+
+/// The user of a password grant: credentials checked, throttled like a login.
+async fn password_user(
+    state: &AppState,
+    client_info: &ClientInfo,
+    params: &HashMap<String, String>,
+) -> Result<tessera_store::User, ApiError> {
+    let (Some(username), Some(password)) = (params.get("username"), params.get("password")) else {
+        return Err(oauth_error(
+            "invalid_request",
+            "the password grant needs username and password",
+        ));
+    };
+    let (username, password) = parse_credentials(username, password.clone())
+        .map_err(|e| oauth_error("invalid_request", e.description().to_owned()))?;
+    state
+        .throttle
+        .login(&username, client_info.address)
+        .map_err(throttled)?;
+    match state.accounts.check_password(&username, password).await {
+        Ok(user) => Ok(user),
+        Err(LoginError::InvalidCredentials) => {
+            Err(oauth_error("invalid_grant", "invalid username or password"))
+        }
+        Err(LoginError::Disabled) => Err(oauth_error("invalid_grant", "this account is disabled")),
+        Err(LoginError::Hash(e)) => Err(e.into()),
+        Err(LoginError::Store(e)) => Err(e.into()),
+    }
+}
+
+fn refresh_error(error: RefreshError) -> ApiError {
+    match error {
+        RefreshError::Store(e) => e.into(),
+        other => oauth_error("invalid_grant", other.to_string()),
+    }
 }
 
 fn issue(state: &AppState, request: &TokenRequest<'_>) -> Result<IssuedToken, ApiError> {
@@ -230,22 +295,22 @@ fn form_decode(part: &str) -> Option<String> {
         .map(|s| s.into_owned())
 }
 
-/// The scopes to grant: those asked for, which must all be allowed to the client, or
-/// by default all the client's.
-fn requested_scopes(client: &Client, asked: Option<&str>) -> Result<Scopes, ApiError> {
+/// The scopes to grant: those asked for, which must all be in `allowed` (the client's,
+/// or on refresh the grant's), or by default all of `allowed`.
+fn requested_scopes(allowed: &Scopes, asked: Option<&str>) -> Result<Scopes, ApiError> {
     let Some(asked) = asked else {
-        return Ok(client.scopes.clone());
+        return Ok(allowed.clone());
     };
     let asked = Scopes::parse(asked).map_err(|e| oauth_error("invalid_scope", e.to_string()))?;
-    if !asked.is_subset(&client.scopes) {
+    if !asked.is_subset(allowed) {
         return Err(oauth_error(
             "invalid_scope",
             format!(
-                "this client may ask only for: {}",
-                if client.scopes.is_empty() {
+                "the scope may include only: {}",
+                if allowed.is_empty() {
                     "no scopes".to_owned()
                 } else {
-                    client.scopes.to_string()
+                    allowed.to_string()
                 }
             ),
         ));

@@ -633,3 +633,199 @@ async fn pyjwt_verifies_our_tokens_through_the_jwks() {
         assert_eq!(claims["scope"], "read");
     }
 }
+
+async fn password_grant(server: &TestServer, client: &Registered, user: &str) -> Value {
+    let response = token_request(server)
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", client.id.as_str()),
+            ("username", user),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    access_token(response).await.0
+}
+
+async fn refresh(
+    server: &TestServer,
+    client: &Registered,
+    token: &str,
+    extra: &[(&str, &str)],
+) -> Response {
+    let mut form = vec![
+        ("grant_type", "refresh_token"),
+        ("client_id", client.id.as_str()),
+        ("refresh_token", token),
+    ];
+    form.extend_from_slice(extra);
+    token_request(server).form(&form).send().await.unwrap()
+}
+
+fn claims_of(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_a_reused_one_revokes_its_family() {
+    let server = TestServer::start_with(&[("TESSERA_TOKENS__REFRESH_REUSE_GRACE", "0s")]).await;
+    server.add_user("alice", &[]);
+    let app = add_client(
+        &server,
+        "app",
+        &[
+            "--grant",
+            "password,refresh_token",
+            "--public",
+            "--scope",
+            "read write",
+        ],
+    );
+    let first = password_grant(&server, &app, "alice").await;
+    let r1 = first["refresh_token"].as_str().unwrap().to_owned();
+    assert!(r1.starts_with("trt_"));
+    let sid = claims_of(first["access_token"].as_str().unwrap())["sid"].clone();
+    assert!(sid.as_str().is_some_and(|s| s.len() == 22));
+
+    let (second, token) =
+        access_token(refresh(&server, &app, &r1, &[("scope", "read")]).await).await;
+    assert_eq!(second["scope"], "read");
+    let claims = verify(&server, &token, "EdDSA", server.base.as_str()).await;
+    assert_eq!(claims["sid"], sid, "the family keeps its sid");
+    let r2 = second["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(r1, r2);
+    // A refresh may narrow the scope of the grant, never widen it.
+    assert_eq!(
+        error_of(refresh(&server, &app, &r2, &[("scope", "admin")]).await).await,
+        (400, "invalid_scope".into())
+    );
+    let (third, _) = access_token(refresh(&server, &app, &r2, &[]).await).await;
+    assert_eq!(third["scope"], "read write");
+    let r3 = third["refresh_token"].as_str().unwrap().to_owned();
+
+    // r1 again: reuse. The family is revoked, so the live r3 dies with it.
+    assert_eq!(
+        error_of(refresh(&server, &app, &r1, &[]).await).await,
+        (400, "invalid_grant".into())
+    );
+    assert_eq!(
+        error_of(refresh(&server, &app, &r3, &[]).await).await,
+        (400, "invalid_grant".into())
+    );
+    assert!(
+        server
+            .metrics()
+            .await
+            .contains("tessera_refresh_reuse_total 1")
+    );
+    for garbage in [
+        "",
+        "trt_short",
+        "tss_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        let response = refresh(&server, &app, garbage, &[]).await;
+        assert_eq!(response.status(), 400, "{garbage:?}");
+    }
+}
+
+#[tokio::test]
+async fn two_concurrent_refreshes_of_one_token_have_exactly_one_winner() {
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    let app = add_client(
+        &server,
+        "app",
+        &["--grant", "password,refresh_token", "--public"],
+    );
+    for _ in 0..5 {
+        let grant = password_grant(&server, &app, "alice").await;
+        let token = grant["refresh_token"].as_str().unwrap();
+        let (a, b) = tokio::join!(
+            refresh(&server, &app, token, &[]),
+            refresh(&server, &app, token, &[])
+        );
+        let (a, b) = (a.status().as_u16(), b.status().as_u16());
+        let (winner, loser) = match (a, b) {
+            (200, 400) | (400, 200) => (200, 400),
+            other => panic!("expected one 200 and one 400, got {other:?}"),
+        };
+        assert_eq!((winner, loser), (200, 400));
+    }
+    // The winner's token lives on: the race was within the grace period.
+    let grant = password_grant(&server, &app, "alice").await;
+    let token = grant["refresh_token"].as_str().unwrap();
+    let (a, b) = tokio::join!(
+        refresh(&server, &app, token, &[]),
+        refresh(&server, &app, token, &[])
+    );
+    let won = if a.status() == 200 { a } else { b };
+    let next: Value = won.json().await.unwrap();
+    access_token(refresh(&server, &app, next["refresh_token"].as_str().unwrap(), &[]).await).await;
+}
+
+#[tokio::test]
+async fn refresh_tokens_belong_to_their_client_user_and_lifetime() {
+    let server = TestServer::start_with(&[("TESSERA_TOKENS__REFRESH_LIFETIME", "2s")]).await;
+    server.add_user("alice", &[]);
+    server.add_user("bob", &[]);
+    let app = add_client(
+        &server,
+        "app",
+        &["--grant", "password,refresh_token", "--public"],
+    );
+    let other = add_client(
+        &server,
+        "other",
+        &["--grant", "password,refresh_token", "--public"],
+    );
+    let without = add_client(&server, "norefresh", &["--grant", "password", "--public"]);
+    assert!(
+        password_grant(&server, &without, "alice")
+            .await
+            .get("refresh_token")
+            .is_none()
+    );
+
+    let alice = password_grant(&server, &app, "alice").await;
+    let token = alice["refresh_token"].as_str().unwrap();
+    // Another client cannot use it, and trying does not spend it.
+    assert_eq!(
+        error_of(refresh(&server, &other, token, &[]).await).await,
+        (400, "invalid_grant".into())
+    );
+    let (renewed, _) = access_token(refresh(&server, &app, token, &[]).await).await;
+
+    // Disabling the user ends their families.
+    let bob = password_grant(&server, &app, "bob").await;
+    let out = server.cli(&["user", "disable", "bob", "--json"], "");
+    let disabled: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(disabled["ended_sessions"], 1);
+    assert_eq!(
+        error_of(refresh(&server, &app, bob["refresh_token"].as_str().unwrap(), &[]).await).await,
+        (400, "invalid_grant".into())
+    );
+
+    // The family's absolute lifetime ends it however often it is used.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(
+        error_of(
+            refresh(
+                &server,
+                &app,
+                renewed["refresh_token"].as_str().unwrap(),
+                &[]
+            )
+            .await
+        )
+        .await,
+        (400, "invalid_grant".into())
+    );
+}

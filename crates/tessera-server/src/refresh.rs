@@ -1,0 +1,145 @@
+//! Refresh tokens (`trt_…`): one family per grant, rotated on every use.
+//!
+//! A family's id is the `sid` of the access tokens issued through it, so revoking
+//! the family (reuse, revocation, the user disabled) reaches verifiers through the
+//! revocation log exactly like the end of a browser session.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_core::{Audience, RefreshTokenSecret, Scopes, SessionId, SessionSecret, Timestamp};
+use tessera_store::{
+    Client, CreateSessionError, NewRefreshFamily, RefreshFamily, RefreshOutcome, RefreshStore,
+    StoreError, User,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// Unknown, expired, issued to another client, or its user is disabled.
+    #[error("the refresh token is invalid or expired")]
+    Invalid,
+    /// Presented again after it was exchanged: the family is now revoked.
+    #[error("the refresh token was already used; the grant has been revoked")]
+    Reused,
+    /// Presented twice at nearly the same moment: the other request won.
+    #[error("the refresh token was just used by another request")]
+    RaceLost,
+    #[error("the account is disabled")]
+    UserDisabled,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct RefreshTokens {
+    store: Arc<dyn RefreshStore>,
+    lifetime: Duration,
+    reuse_grace: Duration,
+}
+
+impl RefreshTokens {
+    pub fn new(store: Arc<dyn RefreshStore>, lifetime: Duration, reuse_grace: Duration) -> Self {
+        Self {
+            store,
+            lifetime,
+            reuse_grace,
+        }
+    }
+
+    /// Starts a family and returns its first token and its id (the tokens' `sid`).
+    pub async fn start(
+        &self,
+        client: &Client,
+        user: &User,
+        scopes: &Scopes,
+        audience: Option<&Audience>,
+        session: Option<SessionId>,
+    ) -> Result<(RefreshTokenSecret, SessionId), RefreshError> {
+        let token = RefreshTokenSecret::generate();
+        // Family ids are drawn like session ids: 128 unguessable bits.
+        let id = SessionSecret::generate().session_id();
+        let now = Timestamp::now();
+        let family = NewRefreshFamily {
+            id,
+            client_id: client.id,
+            user_id: user.id,
+            scopes: scopes.clone(),
+            audience: audience.cloned(),
+            session,
+            token_hash: token.hash(),
+            created_at: now,
+            expires_at: now.saturating_add(self.lifetime),
+        };
+        match self.store.create_family(family).await {
+            Ok(()) => {
+                metrics::counter!("tessera_tokens_issued_total", "kind" => "refresh").increment(1);
+                Ok((token, id))
+            }
+            Err(CreateSessionError::UserDisabled) => Err(RefreshError::UserDisabled),
+            Err(CreateSessionError::Store(e)) => Err(e.into()),
+        }
+    }
+
+    /// The live family `presented` belongs to, if it was issued to `client`; nothing
+    /// is spent. Lets the caller refuse a request (a wider scope, say) before
+    /// [`Self::rotate`] spends the token.
+    pub async fn peek(
+        &self,
+        client: &Client,
+        presented: &str,
+    ) -> Result<RefreshFamily, RefreshError> {
+        let hash = RefreshTokenSecret::parse(presented)
+            .ok_or(RefreshError::Invalid)?
+            .hash();
+        match self.store.family_by_token(&hash).await? {
+            Some(family) if family.client_id == client.id => Ok(family),
+            // Unknown here may still be a spent token: rotation tells reuse apart.
+            None => self
+                .rotate(client, presented)
+                .await
+                .map(|(family, _)| family),
+            Some(_) => Err(RefreshError::Invalid),
+        }
+    }
+
+    /// Exchanges `presented` (issued to `client`) for a new token of the same family.
+    pub async fn rotate(
+        &self,
+        client: &Client,
+        presented: &str,
+    ) -> Result<(RefreshFamily, RefreshTokenSecret), RefreshError> {
+        let presented = RefreshTokenSecret::parse(presented)
+            .ok_or(RefreshError::Invalid)?
+            .hash();
+        // Checked before rotating, so another client's token is refused without
+        // being spent.
+        if let Some(family) = self.store.family_by_token(&presented).await?
+            && family.client_id != client.id
+        {
+            return Err(RefreshError::Invalid);
+        }
+        let next = RefreshTokenSecret::generate();
+        let now = Timestamp::now();
+        let outcome = self
+            .store
+            .rotate_refresh_token(
+                &presented,
+                &next.hash(),
+                now,
+                now.saturating_sub(self.reuse_grace),
+            )
+            .await?;
+        match outcome {
+            RefreshOutcome::Rotated(family) if family.client_id == client.id => {
+                metrics::counter!("tessera_tokens_issued_total", "kind" => "refresh").increment(1);
+                Ok((family, next))
+            }
+            RefreshOutcome::Rotated(_) | RefreshOutcome::Invalid => Err(RefreshError::Invalid),
+            RefreshOutcome::RaceLost => Err(RefreshError::RaceLost),
+            RefreshOutcome::Reused { family, user } => {
+                tracing::warn!(%family, %user, "a refresh token was reused; its family is revoked");
+                metrics::counter!("tessera_refresh_reuse_total").increment(1);
+                Err(RefreshError::Reused)
+            }
+        }
+    }
+}
