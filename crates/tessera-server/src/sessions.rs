@@ -319,7 +319,9 @@ impl SessionService {
             match log.revocations_after(after, 1000).await {
                 Ok(entries) => {
                     for entry in entries {
-                        self.forget(&entry.session);
+                        if let tessera_store::Revoked::Session(id) = &entry.revoked {
+                            self.forget(id);
+                        }
                         after = entry.sequence;
                     }
                 }

@@ -22,7 +22,8 @@ use sqlx::{Row, Sqlite, Transaction};
 use tessera_core::{CsrfToken, Roles, SecretHash, SessionId, Timestamp, UserId, Username};
 use tessera_store::{
     AccountStore, CreateSessionError, CreateUserError, EndReason, Health, NewSession, NewUser,
-    Revocation, RevocationLog, SessionRecord, SessionStore, StoreError, User, UserCredentials,
+    Revocation, RevocationLog, Revoked, SessionRecord, SessionStore, StoreError, User,
+    UserCredentials,
 };
 
 pub use migrations::{MigrationError, SCHEMA_VERSION};
@@ -235,27 +236,49 @@ async fn end_sessions_in(
     reason: EndReason,
     at: Timestamp,
 ) -> Result<(), StoreError> {
-    let user = user.to_string();
     for (id, expires_at) in ids {
         sqlx::query("DELETE FROM sessions WHERE id = ?")
             .bind(id)
             .execute(&mut **tx)
             .await
             .map_err(store_error)?;
-        sqlx::query(
-            "INSERT INTO revocations (session_id, user_id, reason, at, expires_at) \
-             VALUES (?, ?, ?, ?, ?)",
+        let session = SessionId::parse(id).map_err(|_| corrupt("session id"))?;
+        append_revocation_in(
+            tx,
+            &Revoked::Session(session),
+            Some(user),
+            reason,
+            at,
+            Timestamp::from_millis(*expires_at),
         )
-        .bind(id)
-        .bind(&user)
-        .bind(reason.as_str())
-        .bind(at.as_millis())
-        .bind(expires_at)
-        .execute(&mut **tx)
-        .await
-        .map_err(store_error)?;
+        .await?;
     }
     Ok(())
+}
+
+/// Appends one entry to the revocation log inside `tx`; returns its sequence.
+pub(crate) async fn append_revocation_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    revoked: &Revoked,
+    user: Option<UserId>,
+    reason: EndReason,
+    at: Timestamp,
+    expires_at: Timestamp,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO revocation_log (kind, target, user_id, reason, at, expires_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(revoked.kind())
+    .bind(revoked.target().to_owned())
+    .bind(user.map(|u| u.to_string()))
+    .bind(reason.as_str())
+    .bind(at.as_millis())
+    .bind(expires_at.as_millis())
+    .execute(&mut **tx)
+    .await
+    .map_err(store_error)?;
+    u64::try_from(done.last_insert_rowid()).map_err(|_| corrupt("sequence"))
 }
 
 impl SqliteStore {
@@ -413,7 +436,7 @@ impl SessionStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(store_error)?;
-        sqlx::query("DELETE FROM revocations WHERE expires_at <= ?")
+        sqlx::query("DELETE FROM revocation_log WHERE expires_at <= ?")
             .bind(now.as_millis())
             .execute(&mut *tx)
             .await
@@ -446,8 +469,8 @@ impl RevocationLog for SqliteStore {
         after: u64,
         limit: u32,
     ) -> Result<Vec<Revocation>, StoreError> {
-        let rows: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
-            "SELECT sequence, session_id, user_id, reason, at FROM revocations \
+        let rows: Vec<(i64, String, String, Option<String>, String, i64)> = sqlx::query_as(
+            "SELECT sequence, kind, target, user_id, reason, at FROM revocation_log \
              WHERE sequence > ? ORDER BY sequence LIMIT ?",
         )
         .bind(i64::try_from(after).unwrap_or(i64::MAX))
@@ -456,11 +479,14 @@ impl RevocationLog for SqliteStore {
         .await
         .map_err(store_error)?;
         rows.into_iter()
-            .map(|(sequence, session, user, reason, at)| {
+            .map(|(sequence, kind, target, user, reason, at)| {
                 Ok(Revocation {
                     sequence: u64::try_from(sequence).map_err(|_| corrupt("sequence"))?,
-                    session: SessionId::parse(&session).map_err(|_| corrupt("session id"))?,
-                    user: UserId::parse(&user).ok_or_else(|| corrupt("user id"))?,
+                    revoked: Revoked::from_stored(&kind, &target)
+                        .ok_or_else(|| corrupt("revocation"))?,
+                    user: user
+                        .map(|u| UserId::parse(&u).ok_or_else(|| corrupt("user id")))
+                        .transpose()?,
                     reason: EndReason::parse(&reason).ok_or_else(|| corrupt("reason"))?,
                     at: Timestamp::from_millis(at),
                 })
@@ -472,11 +498,26 @@ impl RevocationLog for SqliteStore {
         // The AUTOINCREMENT counter, not max(sequence): purged entries must not let
         // the sequence go backwards.
         let latest: Option<i64> =
-            sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'revocations'")
+            sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'revocation_log'")
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(store_error)?;
         Ok(latest.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
+    }
+
+    async fn append_revocation(
+        &self,
+        revoked: Revoked,
+        user: Option<UserId>,
+        reason: EndReason,
+        at: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let sequence =
+            append_revocation_in(&mut tx, &revoked, user, reason, at, expires_at).await?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(sequence)
     }
 }
 

@@ -8,10 +8,12 @@ use tessera_core::{
 };
 use tessera_store::{
     CreateSessionError, EndReason, NewRefreshFamily, RefreshFamily, RefreshOutcome, RefreshStore,
-    StoreError,
+    Revoked, StoreError,
 };
 
-use crate::{SqliteStore, corrupt, end_sessions_in, store_error, user_from_row};
+use crate::{
+    SqliteStore, append_revocation_in, corrupt, end_sessions_in, store_error, user_from_row,
+};
 
 macro_rules! family_select {
     () => {
@@ -72,18 +74,16 @@ async fn revoke_families_in(
             .execute(&mut **tx)
             .await
             .map_err(store_error)?;
-        sqlx::query(
-            "INSERT INTO revocations (session_id, user_id, reason, at, expires_at) \
-             VALUES (?, ?, ?, ?, ?)",
+        let family = SessionId::parse(id).map_err(|_| corrupt("family id"))?;
+        append_revocation_in(
+            tx,
+            &Revoked::Session(family),
+            Some(user),
+            reason,
+            at,
+            Timestamp::from_millis(entry_expiry(*expires_at)),
         )
-        .bind(id)
-        .bind(user.to_string())
-        .bind(reason.as_str())
-        .bind(at.as_millis())
-        .bind(entry_expiry(*expires_at))
-        .execute(&mut **tx)
-        .await
-        .map_err(store_error)?;
+        .await?;
         if let Some(session) = session {
             let rows: Vec<(String, i64)> =
                 sqlx::query_as("SELECT id, expires_at FROM sessions WHERE id = ?")

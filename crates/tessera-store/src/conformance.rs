@@ -14,7 +14,7 @@ use tessera_core::{
 use crate::{
     AccountStore, Client, ClientStore, CreateClientError, CreateSessionError, CreateUserError,
     EndReason, KeyStore, NewRefreshFamily, NewSession, NewUser, RefreshOutcome, RefreshStore,
-    RevocationLog, SessionStore, StoredKey,
+    RevocationLog, Revoked, SessionStore, StoredKey,
 };
 
 pub async fn run<S>(store: &S)
@@ -107,8 +107,8 @@ async fn refresh_families<S: AccountStore + SessionStore + RevocationLog + Refre
     let logged = store.revocations_after(before, 10).await.unwrap();
     assert_eq!(logged.len(), 1);
     assert_eq!(
-        (logged[0].session, logged[0].reason),
-        (id, EndReason::RefreshReuse)
+        (logged[0].revoked.clone(), logged[0].reason),
+        (Revoked::Session(id), EndReason::RefreshReuse)
     );
     assert!(matches!(
         store
@@ -471,9 +471,10 @@ async fn ending_sessions_is_logged<S: AccountStore + SessionStore + RevocationLo
 
     let log = store.revocations_after(start, 100).await.unwrap();
     assert_eq!(log.len(), 2);
-    assert_eq!(log[0].session, a.session_id());
+    assert_eq!(log[0].revoked, Revoked::Session(a.session_id()));
     assert_eq!(log[0].reason, EndReason::Logout);
-    assert_eq!(log[1].session, b.session_id());
+    assert_eq!(log[0].user, Some(erin.id));
+    assert_eq!(log[1].revoked, Revoked::Session(b.session_id()));
     assert!(log[0].sequence > start && log[1].sequence > log[0].sequence);
     assert_eq!(store.latest_revocation().await.unwrap(), log[1].sequence);
     assert_eq!(
@@ -481,6 +482,36 @@ async fn ending_sessions_is_logged<S: AccountStore + SessionStore + RevocationLo
         vec![log[1].clone()]
     );
     assert_eq!(store.revocations_after(start, 1).await.unwrap().len(), 1);
+
+    // Entries of other kinds, appended on their own.
+    let now = Timestamp::now();
+    let later = now.saturating_add(Duration::from_secs(60));
+    let token = store
+        .append_revocation(
+            Revoked::Token("jti-1".into()),
+            Some(erin.id),
+            EndReason::Revoked,
+            now,
+            later,
+        )
+        .await
+        .unwrap();
+    let key = store
+        .append_revocation(
+            Revoked::Key("kid-1".into()),
+            None,
+            EndReason::KeyRetired,
+            now,
+            later,
+        )
+        .await
+        .unwrap();
+    assert!(token > log[1].sequence && key == token + 1);
+    let tail = store.revocations_after(log[1].sequence, 10).await.unwrap();
+    assert_eq!(tail[0].revoked, Revoked::Token("jti-1".into()));
+    assert_eq!(tail[1].revoked, Revoked::Key("kid-1".into()));
+    assert_eq!(tail[1].user, None);
+    assert_eq!(store.latest_revocation().await.unwrap(), key);
 }
 
 async fn expiry<S: AccountStore + SessionStore>(store: &S) {

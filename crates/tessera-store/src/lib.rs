@@ -120,6 +120,8 @@ pub enum EndReason {
     RefreshReuse,
     /// Revoked through the revocation endpoint.
     Revoked,
+    /// A signing key was withdrawn (`tessera keys retire`).
+    KeyRetired,
 }
 
 impl EndReason {
@@ -131,6 +133,7 @@ impl EndReason {
             EndReason::UserDisabled => "user_disabled",
             EndReason::RefreshReuse => "refresh_reuse",
             EndReason::Revoked => "revoked",
+            EndReason::KeyRetired => "key_retired",
         }
     }
 
@@ -142,6 +145,7 @@ impl EndReason {
             Self::UserDisabled,
             Self::RefreshReuse,
             Self::Revoked,
+            Self::KeyRetired,
         ]
         .into_iter()
         .find(|r| r.as_str() == stored)
@@ -264,18 +268,57 @@ pub trait RefreshStore: Send + Sync {
     ) -> Result<Vec<SessionId>, StoreError>;
 }
 
+/// What a revocation revokes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoked {
+    /// A browser session or a refresh family: every token whose `sid` is this id.
+    Session(SessionId),
+    /// One JWT, by its `jti`.
+    Token(String),
+    /// A signing key, by its `kid`: every token it signed.
+    Key(String),
+}
+
+impl Revoked {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Revoked::Session(_) => "session",
+            Revoked::Token(_) => "token",
+            Revoked::Key(_) => "key",
+        }
+    }
+
+    pub fn target(&self) -> &str {
+        match self {
+            Revoked::Session(id) => id.as_str(),
+            Revoked::Token(jti) => jti,
+            Revoked::Key(kid) => kid,
+        }
+    }
+
+    pub fn from_stored(kind: &str, target: &str) -> Option<Self> {
+        match kind {
+            "session" => SessionId::parse(target).ok().map(Revoked::Session),
+            "token" => Some(Revoked::Token(target.to_owned())),
+            "key" => Some(Revoked::Key(target.to_owned())),
+            _ => None,
+        }
+    }
+}
+
 /// One entry of the revocation log, in commit order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revocation {
     pub sequence: u64,
-    pub session: SessionId,
-    pub user: UserId,
+    pub revoked: Revoked,
+    pub user: Option<UserId>,
     pub reason: EndReason,
     pub at: Timestamp,
 }
 
-/// The append-only record of ended sessions. Processes that cache sessions follow it
-/// so that a session ended anywhere (another process, the CLI) stops working here.
+/// The append-only record of revocations, with a monotonic sequence number. Processes
+/// that cache sessions follow it so that a session ended anywhere (another process,
+/// the CLI) stops working here; the revocation feed serves it to verifiers.
 #[async_trait]
 pub trait RevocationLog: Send + Sync {
     /// Entries with a sequence above `after`, oldest first, at most `limit`.
@@ -284,7 +327,18 @@ pub trait RevocationLog: Send + Sync {
         after: u64,
         limit: u32,
     ) -> Result<Vec<Revocation>, StoreError>;
+    /// The sequence of the newest entry ever appended (0 if none), purged or not.
     async fn latest_revocation(&self) -> Result<u64, StoreError>;
+    /// Appends an entry that no other change comes with (a JWT revoked by `jti`, a
+    /// key retired); kept until `expires_at`, when what it revokes has expired anyway.
+    async fn append_revocation(
+        &self,
+        revoked: Revoked,
+        user: Option<UserId>,
+        reason: EndReason,
+        at: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<u64, StoreError>;
 }
 
 /// An OAuth client as registered with `tessera client add`.
