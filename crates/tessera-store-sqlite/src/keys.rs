@@ -3,10 +3,10 @@
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
-use tessera_core::Timestamp;
-use tessera_store::{KeyStore, StoreError, StoredKey};
+use tessera_core::{MAX_ACCESS_TTL, Timestamp};
+use tessera_store::{EndReason, KeyStore, Revoked, StoreError, StoredKey};
 
-use crate::{SqliteStore, store_error};
+use crate::{SqliteStore, append_revocation_in, store_error};
 
 macro_rules! key_columns {
     () => {
@@ -113,15 +113,29 @@ impl KeyStore for SqliteStore {
     }
 
     async fn retire_key(&self, kid: &str, at: Timestamp) -> Result<bool, StoreError> {
+        let mut tx = self.write_transaction().await?;
         let done = sqlx::query(
             "UPDATE signing_keys SET retired_at = ? WHERE kid = ? AND retired_at IS NULL",
         )
         .bind(at.as_millis())
         .bind(kid.to_owned())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(store_error)?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        append_revocation_in(
+            &mut tx,
+            &Revoked::Key(kid.to_owned()),
+            None,
+            EndReason::KeyRetired,
+            at,
+            at.saturating_add(MAX_ACCESS_TTL),
+        )
+        .await?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(true)
     }
 
     async fn replace_private_key(

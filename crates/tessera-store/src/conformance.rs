@@ -249,7 +249,7 @@ fn key(kid: &str, algorithm: &str, at: Timestamp) -> StoredKey {
     }
 }
 
-async fn keys<S: KeyStore>(store: &S) {
+async fn keys<S: KeyStore + RevocationLog>(store: &S) {
     let t0 = Timestamp::from_millis(1_000_000);
     assert!(store.signing_keys().await.unwrap().is_empty());
     assert!(store.add_first_key(key("ed-1", "EdDSA", t0)).await.unwrap());
@@ -276,7 +276,14 @@ async fn keys<S: KeyStore>(store: &S) {
     );
     assert_eq!(find("ed-3").private_key, vec![1, 2, 3, 4]);
 
+    let before = store.latest_revocation().await.unwrap();
     assert!(store.retire_key("ed-1", t1).await.unwrap());
+    let logged = store.revocations_after(before, 10).await.unwrap();
+    assert_eq!(logged.len(), 1);
+    assert_eq!(
+        (logged[0].revoked.clone(), logged[0].reason),
+        (Revoked::Key("ed-1".into()), EndReason::KeyRetired)
+    );
     assert!(!store.retire_key("ed-1", t1).await.unwrap());
     assert!(!store.retire_key("nope", t1).await.unwrap());
     store

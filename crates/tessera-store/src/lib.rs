@@ -424,7 +424,9 @@ pub trait KeyStore: Send + Sync {
         key: StoredKey,
         old_published_until: Timestamp,
     ) -> Result<(), StoreError>;
-    /// Withdraws a key; `false` if there is no such key or it was already retired.
+    /// Withdraws a key and, in the same transaction, appends its revocation to the
+    /// log (verifiers must refuse what it signed); `false` if there is no such key or
+    /// it was already retired.
     async fn retire_key(&self, kid: &str, at: Timestamp) -> Result<bool, StoreError>;
     /// Replaces the stored private key, e.g. to seal it once a master key is set.
     async fn replace_private_key(
