@@ -247,6 +247,19 @@ impl SigningKey {
         Ok(token)
     }
 
+    /// A compact JWS over any header and payload (both already-serialised JSON).
+    /// Issuing uses [`Self::sign_access_token`]; this is for tools and for tests
+    /// that need tokens a verifier must refuse.
+    pub fn sign_jws(&self, header: &[u8], payload: &[u8]) -> Result<String, KeyError> {
+        let mut token = b64(header);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(payload, &mut token);
+        let signature = self.sign(token.as_bytes())?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+        Ok(token)
+    }
+
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         match &self.signer {
             Signer::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),

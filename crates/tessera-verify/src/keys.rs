@@ -1,0 +1,187 @@
+//! The keys a verifier trusts, parsed once from a JWKS (and an optional HS256
+//! secret), each bound to the one algorithm it may verify.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ED25519, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256,
+    RsaPublicKeyComponents,
+};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
+
+/// The algorithms tessera-verify accepts. `none` and everything else are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    EdDSA,
+    ES256,
+    RS256,
+    HS256,
+}
+
+impl Algorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::EdDSA => "EdDSA",
+            Algorithm::ES256 => "ES256",
+            Algorithm::RS256 => "RS256",
+            Algorithm::HS256 => "HS256",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::EdDSA, Self::ES256, Self::RS256, Self::HS256]
+            .into_iter()
+            .find(|a| a.as_str() == name)
+    }
+}
+
+pub(crate) enum KeyMaterial {
+    Public(ParsedPublicKey),
+    Hmac(Box<aws_lc_rs::hmac::Key>),
+}
+
+pub(crate) struct VerifyingKey {
+    pub algorithm: Algorithm,
+    pub material: KeyMaterial,
+}
+
+impl VerifyingKey {
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match &self.material {
+            KeyMaterial::Public(key) => key.verify_sig(message, signature).is_ok(),
+            KeyMaterial::Hmac(key) => aws_lc_rs::hmac::verify(key, message, signature).is_ok(),
+        }
+    }
+}
+
+/// Trusted keys by `kid`, plus the HS256 secret (which has no `kid`).
+#[derive(Default)]
+pub struct VerifyingKeys {
+    by_kid: HashMap<String, VerifyingKey>,
+    hmac: Option<VerifyingKey>,
+}
+
+impl fmt::Debug for VerifyingKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKeys")
+            .field("kids", &self.by_kid.keys().collect::<Vec<_>>())
+            .field("hs256", &self.hmac.is_some())
+            .finish()
+    }
+}
+
+impl VerifyingKeys {
+    /// Parses the signing keys of a JWKS. Keys without `kid`, without `alg`, of an
+    /// algorithm we don't verify, or not for signatures are skipped: a key is
+    /// trusted only for the one algorithm it declares, so a token cannot pick
+    /// another (the algorithm-confusion attacks). Symmetric (`oct`) keys are taken
+    /// only with `allow_symmetric`, for a local key file, never from a JWKS URL.
+    pub fn from_jwks(set: &JwkSet, allow_symmetric: bool) -> Self {
+        let mut keys = Self::default();
+        for jwk in &set.keys {
+            let Some(kid) = jwk.common.key_id.clone() else {
+                continue;
+            };
+            if jwk
+                .common
+                .public_key_use
+                .as_ref()
+                .is_some_and(|u| *u != jsonwebtoken::jwk::PublicKeyUse::Signature)
+            {
+                continue;
+            }
+            let algorithm = match jwk.common.key_algorithm {
+                Some(KeyAlgorithm::EdDSA) => Algorithm::EdDSA,
+                Some(KeyAlgorithm::ES256) => Algorithm::ES256,
+                Some(KeyAlgorithm::RS256) => Algorithm::RS256,
+                Some(KeyAlgorithm::HS256) if allow_symmetric => Algorithm::HS256,
+                _ => continue,
+            };
+            if let Some(material) = material(algorithm, &jwk.algorithm) {
+                keys.by_kid.insert(
+                    kid,
+                    VerifyingKey {
+                        algorithm,
+                        material,
+                    },
+                );
+            }
+        }
+        keys
+    }
+
+    /// Adds the HS256 shared secret, for tokens that carry no `kid`.
+    pub fn with_hs256_secret(mut self, secret: &[u8]) -> Self {
+        self.hmac = Some(VerifyingKey {
+            algorithm: Algorithm::HS256,
+            material: KeyMaterial::Hmac(Box::new(aws_lc_rs::hmac::Key::new(
+                aws_lc_rs::hmac::HMAC_SHA256,
+                secret,
+            ))),
+        });
+        self
+    }
+
+    pub fn contains(&self, kid: &str) -> bool {
+        self.by_kid.contains_key(kid)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_kid.len() + usize::from(self.hmac.is_some())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn find(&self, kid: Option<&str>) -> Option<&VerifyingKey> {
+        match kid {
+            Some(kid) => self.by_kid.get(kid),
+            None => self.hmac.as_ref(),
+        }
+    }
+}
+
+fn material(algorithm: Algorithm, parameters: &AlgorithmParameters) -> Option<KeyMaterial> {
+    let bytes = |text: &str| URL_SAFE_NO_PAD.decode(text).ok();
+    let public = match (algorithm, parameters) {
+        (Algorithm::EdDSA, AlgorithmParameters::OctetKeyPair(p))
+            if p.curve == EllipticCurve::Ed25519 =>
+        {
+            ParsedPublicKey::new(&ED25519, bytes(&p.x)?).ok()?
+        }
+        (Algorithm::ES256, AlgorithmParameters::EllipticCurve(p))
+            if p.curve == EllipticCurve::P256 =>
+        {
+            let (x, y) = (bytes(&p.x)?, bytes(&p.y)?);
+            if x.len() != 32 || y.len() != 32 {
+                return None;
+            }
+            let mut point = Vec::with_capacity(65);
+            point.push(4);
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).ok()?
+        }
+        (Algorithm::RS256, AlgorithmParameters::RSA(p)) => {
+            let components = RsaPublicKeyComponents {
+                n: bytes(&p.n)?,
+                e: bytes(&p.e)?,
+            };
+            let der = components.as_der().ok()?;
+            ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der.as_ref()).ok()?
+        }
+        (Algorithm::HS256, AlgorithmParameters::OctetKey(p)) => {
+            return Some(KeyMaterial::Hmac(Box::new(aws_lc_rs::hmac::Key::new(
+                aws_lc_rs::hmac::HMAC_SHA256,
+                &bytes(&p.value)?,
+            ))));
+        }
+        _ => return None,
+    };
+    Some(KeyMaterial::Public(public))
+}

@@ -1,0 +1,97 @@
+//! The set of revocations a verifier keeps, built from tessera's revocation feed.
+//! Entries leave once what they revoke has expired anyway, so the set stays bounded
+//! by what is revoked *and* still alive.
+
+use std::collections::HashMap;
+
+use crate::AccessClaims;
+
+/// What a token was refused for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokedBy {
+    /// Its session or refresh family (`sid`) ended.
+    Session,
+    /// It was revoked by `jti`.
+    Token,
+    /// Its signing key was retired.
+    Key,
+}
+
+/// One event of the feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevocationEvent {
+    Session(String),
+    Token(String),
+    Key(String),
+}
+
+#[derive(Debug, Default)]
+pub struct RevocationSet {
+    /// Revoked ids, each with when its entry may go (Unix seconds).
+    sessions: HashMap<String, i64>,
+    tokens: HashMap<String, i64>,
+    keys: HashMap<String, i64>,
+    /// The sequence of the last event applied.
+    position: u64,
+}
+
+impl RevocationSet {
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Records `event` (sequence `sequence`), kept until `expires_at` (Unix seconds).
+    pub fn apply(&mut self, sequence: u64, event: RevocationEvent, expires_at: i64) {
+        let (map, id) = match event {
+            RevocationEvent::Session(id) => (&mut self.sessions, id),
+            RevocationEvent::Token(id) => (&mut self.tokens, id),
+            RevocationEvent::Key(id) => (&mut self.keys, id),
+        };
+        let kept = map.entry(id).or_insert(expires_at);
+        *kept = (*kept).max(expires_at);
+        self.position = self.position.max(sequence);
+    }
+
+    /// Drops entries whose tokens have all expired by `now`.
+    pub fn prune(&mut self, now: i64) {
+        for map in [&mut self.sessions, &mut self.tokens, &mut self.keys] {
+            map.retain(|_, until| *until > now);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len() + self.tokens.len() + self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn check(&self, claims: &AccessClaims) -> Option<RevokedBy> {
+        if self.is_empty() {
+            return None;
+        }
+        if claims
+            .sid
+            .as_ref()
+            .is_some_and(|s| self.sessions.contains_key(s))
+        {
+            return Some(RevokedBy::Session);
+        }
+        if claims
+            .jti
+            .as_ref()
+            .is_some_and(|j| self.tokens.contains_key(j))
+        {
+            return Some(RevokedBy::Token);
+        }
+        if claims
+            .kid
+            .as_ref()
+            .is_some_and(|k| self.keys.contains_key(k))
+        {
+            return Some(RevokedBy::Key);
+        }
+        None
+    }
+}
