@@ -11,6 +11,7 @@ pub mod config;
 mod error;
 pub mod http;
 pub mod keyring;
+pub mod own_tokens;
 pub mod passwords;
 pub mod refresh;
 mod routes;
@@ -154,6 +155,16 @@ pub async fn serve(
         .hs256_secret
         .as_ref()
         .map(|secret| tessera_keys::HmacKey::new(secret.0.as_bytes()));
+    let own_tokens = Arc::new(own_tokens::OwnTokens::new(
+        &issuer,
+        core.keys.clone(),
+        config
+            .tokens
+            .hs256_secret
+            .as_ref()
+            .map(|s| s.0.as_bytes().to_vec()),
+    ));
+    tokio::spawn(own_tokens.clone().follow(core.store.clone()));
     let tokens = Arc::new(tokens::TokenIssuer::new(issuer, core.keys.clone(), hmac));
     let (stop_upkeep, upkeep_stopped) = tokio::sync::oneshot::channel::<()>();
     let upkeep = tokio::spawn(core.sessions.clone().upkeep(core.upkeep, async move {
@@ -166,6 +177,9 @@ pub async fn serve(
         sessions: core.sessions,
         clients: core.clients,
         refresh: core.refresh,
+        refresh_store: core.store.clone(),
+        revocation_log: core.store.clone(),
+        own_tokens,
         tokens,
         jwks_max_age: config.tokens.jwks_max_age,
         throttle,

@@ -22,6 +22,9 @@ pub struct Services {
     pub sessions: Arc<SessionService>,
     pub clients: Clients,
     pub refresh: Arc<crate::refresh::RefreshTokens>,
+    pub refresh_store: Arc<dyn tessera_store::RefreshStore>,
+    pub revocation_log: Arc<dyn tessera_store::RevocationLog>,
+    pub own_tokens: Arc<crate::own_tokens::OwnTokens>,
     pub tokens: Arc<TokenIssuer>,
     /// `max-age` of the JWKS and the metadata.
     pub jwks_max_age: std::time::Duration,

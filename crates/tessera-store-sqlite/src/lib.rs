@@ -469,8 +469,8 @@ impl RevocationLog for SqliteStore {
         after: u64,
         limit: u32,
     ) -> Result<Vec<Revocation>, StoreError> {
-        let rows: Vec<(i64, String, String, Option<String>, String, i64)> = sqlx::query_as(
-            "SELECT sequence, kind, target, user_id, reason, at FROM revocation_log \
+        let rows: Vec<(i64, String, String, Option<String>, String, i64, i64)> = sqlx::query_as(
+            "SELECT sequence, kind, target, user_id, reason, at, expires_at FROM revocation_log \
              WHERE sequence > ? ORDER BY sequence LIMIT ?",
         )
         .bind(i64::try_from(after).unwrap_or(i64::MAX))
@@ -479,7 +479,7 @@ impl RevocationLog for SqliteStore {
         .await
         .map_err(store_error)?;
         rows.into_iter()
-            .map(|(sequence, kind, target, user, reason, at)| {
+            .map(|(sequence, kind, target, user, reason, at, expires_at)| {
                 Ok(Revocation {
                     sequence: u64::try_from(sequence).map_err(|_| corrupt("sequence"))?,
                     revoked: Revoked::from_stored(&kind, &target)
@@ -489,6 +489,7 @@ impl RevocationLog for SqliteStore {
                         .transpose()?,
                     reason: EndReason::parse(&reason).ok_or_else(|| corrupt("reason"))?,
                     at: Timestamp::from_millis(at),
+                    expires_at: Timestamp::from_millis(expires_at),
                 })
             })
             .collect()

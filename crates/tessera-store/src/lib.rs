@@ -314,6 +314,8 @@ pub struct Revocation {
     pub user: Option<UserId>,
     pub reason: EndReason,
     pub at: Timestamp,
+    /// When what it revokes has expired anyway; the entry may go then.
+    pub expires_at: Timestamp,
 }
 
 /// The append-only record of revocations, with a monotonic sequence number. Processes

@@ -69,6 +69,9 @@ pub struct Policy {
     pub issuer: String,
     /// A token must name at least one of these in `aud`.
     pub audiences: Vec<String>,
+    /// Accept any audience. Only for the issuer itself (introspection answers for
+    /// tokens of every audience); a resource service must name its own.
+    pub any_audience: bool,
     pub algorithms: Vec<Algorithm>,
     /// Allowed clock difference for `exp`, `nbf` and `iat`; at most five minutes.
     pub leeway: Duration,
@@ -82,6 +85,7 @@ impl Policy {
         Self {
             issuer: issuer.into(),
             audiences: vec![audience.into()],
+            any_audience: false,
             algorithms: vec![Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256],
             leeway: Duration::from_secs(30),
             max_token_bytes: 8192,
@@ -230,7 +234,9 @@ impl Verifier {
         if claims.iss != self.policy.issuer {
             return Err(VerifyError::WrongIssuer);
         }
-        if !claims.aud.iter().any(|a| self.policy.audiences.contains(a)) {
+        if !self.policy.any_audience
+            && !claims.aud.iter().any(|a| self.policy.audiences.contains(a))
+        {
             return Err(VerifyError::WrongAudience);
         }
         Ok(claims)

@@ -28,7 +28,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::config::LimitsConfig;
 use crate::error::json_errors;
-use crate::routes::{discovery, health, login, session, sessions, token, users};
+use crate::routes::{discovery, health, introspect, login, session, sessions, token, users};
 use crate::state::AppState;
 
 pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
@@ -46,6 +46,8 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         )
         .route("/v1/sessions/{id}", delete(sessions::delete_one))
         .route("/oauth2/token", post(token::token))
+        .route("/oauth2/introspect", post(introspect::introspect))
+        .route("/oauth2/revoke", post(introspect::revoke))
         .route("/.well-known/jwks.json", get(discovery::jwks))
         .route(
             "/.well-known/oauth-authorization-server",

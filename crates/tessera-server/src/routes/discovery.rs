@@ -55,6 +55,10 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth2/token"),
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
+        "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "grant_types_supported": [
             GrantType::Password.as_str(),
             GrantType::RefreshToken.as_str(),

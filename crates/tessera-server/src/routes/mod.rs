@@ -2,6 +2,7 @@
 
 pub mod discovery;
 pub mod health;
+pub mod introspect;
 pub mod login;
 pub mod session;
 pub mod sessions;

@@ -24,7 +24,7 @@ use crate::state::AppState;
 use crate::tokens::{IssueError, IssuedToken, Subject, TokenRequest};
 
 /// RFC 6749 §5.2 error codes, with RFC 8707's `invalid_target`.
-fn oauth_error(code: &'static str, description: impl Into<String>) -> ApiError {
+pub(crate) fn oauth_error(code: &'static str, description: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, description.into())
 }
 
@@ -73,16 +73,7 @@ async fn grant(
     let param = |name: &str| params.get(name).map(String::as_str);
     let grant_type = param("grant_type")
         .ok_or_else(|| oauth_error("invalid_request", "grant_type is missing"))?;
-    let presented = presented_client(headers, params)?;
-    let client = match state.clients.authenticate(&presented).await {
-        Ok(client) => client,
-        Err(ClientAuthError::Failed) => {
-            metrics::counter!("tessera_token_requests_total", "outcome" => "invalid_client")
-                .increment(1);
-            return Err(invalid_client());
-        }
-        Err(ClientAuthError::Store(e)) => return Err(e.into()),
-    };
+    let client = authenticate(state, headers, params).await?;
     let grant = GrantType::parse(grant_type).ok_or_else(|| {
         oauth_error(
             "unsupported_grant_type",
@@ -219,6 +210,24 @@ fn refresh_error(error: RefreshError) -> ApiError {
     match error {
         RefreshError::Store(e) => e.into(),
         other => oauth_error("invalid_grant", other.to_string()),
+    }
+}
+
+/// The client a request to an OAuth endpoint comes from, authenticated; 401
+/// `invalid_client` otherwise.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+) -> Result<Client, ApiError> {
+    let presented = presented_client(headers, params)?;
+    match state.clients.authenticate(&presented).await {
+        Ok(client) => Ok(client),
+        Err(ClientAuthError::Failed) => {
+            metrics::counter!("tessera_client_auth_failures_total").increment(1);
+            Err(invalid_client())
+        }
+        Err(ClientAuthError::Store(e)) => Err(e.into()),
     }
 }
 

@@ -829,3 +829,184 @@ async fn refresh_tokens_belong_to_their_client_user_and_lifetime() {
         (400, "invalid_grant".into())
     );
 }
+
+async fn introspect(server: &TestServer, by: &Registered, token: &str) -> Value {
+    let response = token_request_to(server, "/oauth2/introspect")
+        .basic_auth(&by.id, by.secret.as_deref())
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+    response.json().await.unwrap()
+}
+
+fn token_request_to(server: &TestServer, path: &str) -> RequestBuilder {
+    server.client.post(server.url(path))
+}
+
+async fn revoke(server: &TestServer, by: &Registered, token: &str) {
+    let mut request = token_request_to(server, "/oauth2/revoke");
+    request = match &by.secret {
+        Some(secret) => request
+            .basic_auth(&by.id, Some(secret))
+            .form(&[("token", token)]),
+        None => request.form(&[("token", token), ("client_id", by.id.as_str())]),
+    };
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn introspection_describes_live_tokens_and_nothing_else() {
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    let svc = add_client(
+        &server,
+        "svc",
+        &[
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "read",
+            "--audience",
+            "orders",
+        ],
+    );
+    let rs = add_client(
+        &server,
+        "resource-server",
+        &["--grant", "client_credentials"],
+    );
+    let app = add_client(
+        &server,
+        "app",
+        &["--grant", "password,refresh_token", "--public"],
+    );
+    let (_, token) = access_token(client_credentials(&server, &svc, &[]).await).await;
+
+    let live = introspect(&server, &rs, &token).await;
+    assert_eq!(live["active"], true);
+    assert_eq!(live["client_id"], svc.id.as_str());
+    assert_eq!(live["aud"], "orders");
+    assert_eq!(live["scope"], "read");
+    assert_eq!(live["token_type"], "Bearer");
+    assert!(live["exp"].as_i64().is_some() && live["jti"].as_str().is_some());
+
+    let mut forged = token.clone();
+    forged.pop();
+    forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+    for dead in [
+        forged.as_str(),
+        "garbage",
+        "tat_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "trt_nope",
+    ] {
+        assert_eq!(
+            introspect(&server, &rs, dead).await,
+            serde_json::json!({"active": false}),
+            "{dead}"
+        );
+    }
+    // Refresh tokens are described to their own client only; public clients may not
+    // introspect at all.
+    let grant = password_grant(&server, &app, "alice").await;
+    let refresh_token = grant["refresh_token"].as_str().unwrap();
+    assert_eq!(
+        introspect(&server, &rs, refresh_token).await["active"],
+        false
+    );
+    let public = token_request_to(&server, "/oauth2/introspect")
+        .form(&[("token", token.as_str()), ("client_id", app.id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(public).await, (403, "unauthorized_client".into()));
+    let anonymous = token_request_to(&server, "/oauth2/introspect")
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(anonymous).await, (401, "invalid_client".into()));
+    let missing = token_request_to(&server, "/oauth2/introspect")
+        .basic_auth(&rs.id, rs.secret.as_deref())
+        .form(&[("token_type_hint", "access_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(missing).await, (400, "invalid_request".into()));
+}
+
+#[tokio::test]
+async fn revoked_tokens_become_inactive_everywhere_they_are_checked() {
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    server.add_user("bob", &[]);
+    let svc = add_client(&server, "svc", &["--grant", "client_credentials"]);
+    let rs = add_client(
+        &server,
+        "resource-server",
+        &["--grant", "client_credentials"],
+    );
+    let app = add_client(
+        &server,
+        "app",
+        &["--grant", "password,refresh_token", "--public"],
+    );
+
+    // A JWT, by jti: only its own client can revoke it.
+    let (_, token) = access_token(client_credentials(&server, &svc, &[]).await).await;
+    revoke(&server, &rs, &token).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        introspect(&server, &rs, &token).await["active"],
+        true,
+        "another client cannot revoke it"
+    );
+    revoke(&server, &svc, &token).await;
+    eventually("the revoked JWT is inactive", || async {
+        introspect(&server, &rs, &token).await["active"] == false
+    })
+    .await;
+    // Revoking garbage is not an error (RFC 7009 §2.2).
+    revoke(&server, &svc, "garbage").await;
+
+    // A refresh token: its family ends, with every access token carrying its sid.
+    let grant = password_grant(&server, &app, "alice").await;
+    let access = grant["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(introspect(&server, &rs, &access).await["active"], true);
+    revoke(&server, &app, grant["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(
+        error_of(refresh(&server, &app, grant["refresh_token"].as_str().unwrap(), &[]).await).await,
+        (400, "invalid_grant".into())
+    );
+    eventually("tokens of the revoked family are inactive", || async {
+        introspect(&server, &rs, &access).await["active"] == false
+    })
+    .await;
+
+    // Disabling a user does the same for their families.
+    let bob = password_grant(&server, &app, "bob").await;
+    let bob_access = bob["access_token"].as_str().unwrap().to_owned();
+    server.cli(&["user", "disable", "bob"], "");
+    eventually("a disabled user's tokens are inactive", || async {
+        introspect(&server, &rs, &bob_access).await["active"] == false
+    })
+    .await;
+
+    // Retiring a key makes what it signed inactive.
+    let (_, signed) = access_token(client_credentials(&server, &svc, &[]).await).await;
+    let kid = jsonwebtoken::decode_header(&signed).unwrap().kid.unwrap();
+    server.cli(&["keys", "retire", &kid], "");
+    eventually("tokens of a retired key are inactive", || async {
+        introspect(&server, &rs, &signed).await["active"] == false
+    })
+    .await;
+    let (_, fresh) = access_token(client_credentials(&server, &svc, &[]).await).await;
+    assert_ne!(
+        jsonwebtoken::decode_header(&fresh).unwrap().kid.unwrap(),
+        kid
+    );
+    assert_eq!(introspect(&server, &rs, &fresh).await["active"], true);
+}

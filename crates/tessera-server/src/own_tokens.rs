@@ -1,0 +1,112 @@
+//! Verifying the access tokens this issuer signed (for introspection and
+//! revocation), with the same `tessera-verify` code path resource services use.
+//! Keys follow the key ring; revocations follow the revocation log.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tessera_store::{RevocationLog, Revoked};
+use tessera_verify::{
+    AccessClaims, Algorithm, Policy, RevocationEvent, Verifier, VerifyError, VerifyingKeys,
+};
+
+use crate::keyring::KeyRing;
+
+/// How often the revocation log is polled.
+const POLL: Duration = Duration::from_millis(100);
+
+pub struct OwnTokens {
+    verifier: Verifier,
+    keys: Arc<KeyRing>,
+    hs256: Option<Vec<u8>>,
+    /// The JWKS ETag the verifier's keys were built from.
+    loaded: Mutex<String>,
+}
+
+impl OwnTokens {
+    pub fn new(issuer: &str, keys: Arc<KeyRing>, hs256: Option<Vec<u8>>) -> Self {
+        let mut policy = Policy::new(issuer, "");
+        policy.any_audience = true;
+        policy.algorithms.push(Algorithm::HS256);
+        let own = Self {
+            verifier: Verifier::new(policy, VerifyingKeys::default()),
+            keys,
+            hs256,
+            loaded: Mutex::new(String::new()),
+        };
+        own.sync_keys();
+        own
+    }
+
+    /// Rebuilds the verifying keys when the published set changed.
+    fn sync_keys(&self) {
+        let set = self.keys.current();
+        let Ok(mut loaded) = self.loaded.lock() else {
+            return;
+        };
+        if *loaded == set.jwks_etag {
+            return;
+        }
+        let Ok(jwks) = serde_json::from_slice(&set.jwks) else {
+            return;
+        };
+        let mut keys = VerifyingKeys::from_jwks(&jwks, false);
+        if let Some(secret) = &self.hs256 {
+            keys = keys.with_hs256_secret(secret);
+        }
+        self.verifier.replace_keys(keys);
+        loaded.clone_from(&set.jwks_etag);
+    }
+
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
+        self.sync_keys();
+        self.verifier.verify(token)
+    }
+
+    /// Signature and claims only: whether the token is ours, revoked or not.
+    pub fn verify_signed(&self, token: &str) -> Result<AccessClaims, VerifyError> {
+        self.sync_keys();
+        let now = tessera_core::Timestamp::now().as_millis() / 1000;
+        self.verifier.verify_signed_at(token, now)
+    }
+
+    /// Applies the revocation log as it grows, until the task is dropped.
+    pub async fn follow(self: Arc<Self>, log: Arc<dyn RevocationLog>) {
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut polls: u32 = 0;
+        loop {
+            tick.tick().await;
+            let after = self.verifier.update_revocations(|set| set.position());
+            match log.revocations_after(after, 1000).await {
+                Ok(entries) => {
+                    let key_retired = entries.iter().any(|e| matches!(e.revoked, Revoked::Key(_)));
+                    // A retired key must stop signing here now, not at the next
+                    // periodic reload; reloaded first, so that nothing observes the key
+                    // refused while it still signs.
+                    if key_retired && let Err(error) = self.keys.reload().await {
+                        tracing::warn!(%error, "could not reload the signing keys");
+                    }
+                    self.verifier.update_revocations(|set| {
+                        for entry in entries {
+                            let event = match entry.revoked {
+                                Revoked::Session(id) => {
+                                    RevocationEvent::Session(id.as_str().to_owned())
+                                }
+                                Revoked::Token(jti) => RevocationEvent::Token(jti),
+                                Revoked::Key(kid) => RevocationEvent::Key(kid),
+                            };
+                            set.apply(entry.sequence, event, entry.expires_at.as_millis() / 1000);
+                        }
+                    });
+                }
+                Err(error) => tracing::warn!(%error, "cannot read the revocation log"),
+            }
+            polls = polls.wrapping_add(1);
+            if polls % 600 == 0 {
+                let now = tessera_core::Timestamp::now().as_millis() / 1000;
+                self.verifier.update_revocations(|set| set.prune(now));
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! `POST /oauth2/introspect` (RFC 7662) and `POST /oauth2/revoke` (RFC 7009).
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde_json::{Value, json};
+use tessera_core::{RefreshTokenSecret, Timestamp, UserId};
+use tessera_store::{EndReason, Revoked};
+
+use crate::error::ApiError;
+use crate::http::extract::OAuthForm;
+use crate::routes::token::{authenticate, oauth_error};
+use crate::state::AppState;
+
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Answers `{"active": false}` for anything forged, expired, revoked or unknown,
+/// with no further detail (RFC 7662 §2.2). Only confidential clients may ask;
+/// refresh tokens are described only to the client they were issued to.
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OAuthForm(params): OAuthForm,
+) -> Response {
+    no_store(match introspection(&state, &headers, &params).await {
+        Ok(body) => Json(body).into_response(),
+        Err(error) => error.into_response(),
+    })
+}
+
+async fn introspection(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &std::collections::HashMap<String, String>,
+) -> Result<Value, ApiError> {
+    let client = authenticate(state, headers, params).await?;
+    if client.secret_hash.is_none() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "unauthorized_client",
+            "introspection is for confidential clients",
+        ));
+    }
+    let token = params
+        .get("token")
+        .ok_or_else(|| oauth_error("invalid_request", "token is missing"))?;
+    let inactive = json!({"active": false});
+    metrics::counter!("tessera_introspections_total").increment(1);
+    if token.starts_with("trt_") {
+        let Some(secret) = RefreshTokenSecret::parse(token) else {
+            return Ok(inactive);
+        };
+        let Some(family) = state.refresh_store.family_by_token(&secret.hash()).await? else {
+            return Ok(inactive);
+        };
+        let live = family.expires_at > Timestamp::now() && !family.user.disabled;
+        if !live || family.client_id != client.id {
+            return Ok(inactive);
+        }
+        return Ok(json!({
+            "active": true,
+            "token_type": "refresh_token",
+            "client_id": family.client_id,
+            "sub": family.user.id,
+            "username": family.user.username.as_str(),
+            "scope": family.scopes,
+            "iat": family.created_at.as_millis() / 1000,
+            "exp": family.expires_at.as_millis() / 1000,
+            "sid": family.id,
+            "iss": state.tokens.issuer(),
+        }));
+    }
+    match state.own_tokens.verify(token) {
+        Ok(claims) => {
+            let mut body = serde_json::to_value(&claims).unwrap_or_else(|_| json!({}));
+            if let Some(object) = body.as_object_mut() {
+                object.insert("active".into(), json!(true));
+                object.insert("token_type".into(), json!("Bearer"));
+                if let [single] = claims.aud.as_slice() {
+                    object.insert("aud".into(), json!(single));
+                }
+            }
+            Ok(body)
+        }
+        Err(_) => Ok(inactive),
+    }
+}
+
+/// Revokes a refresh token (its whole family, with the session it came from) or a
+/// JWT (by `jti`, for verifiers following the revocation feed). Per RFC 7009 §2.2 the
+/// answer is 200 whether or not the token was valid; a client may revoke only its
+/// own tokens.
+pub async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OAuthForm(params): OAuthForm,
+) -> Response {
+    no_store(match revocation(&state, &headers, &params).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(error) => error.into_response(),
+    })
+}
+
+async fn revocation(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &std::collections::HashMap<String, String>,
+) -> Result<(), ApiError> {
+    let client = authenticate(state, headers, params).await?;
+    let token = params
+        .get("token")
+        .ok_or_else(|| oauth_error("invalid_request", "token is missing"))?;
+    let now = Timestamp::now();
+    if token.starts_with("trt_") {
+        if let Some(secret) = RefreshTokenSecret::parse(token)
+            && let Some(family) = state.refresh_store.family_by_token(&secret.hash()).await?
+            && family.client_id == client.id
+        {
+            state
+                .refresh_store
+                .revoke_family(&family.id, Some(family.user.id), EndReason::Revoked, now)
+                .await?;
+            metrics::counter!("tessera_revocations_total", "kind" => "refresh").increment(1);
+        }
+        return Ok(());
+    }
+    if let Ok(claims) = state.own_tokens.verify_signed(token)
+        && claims.client_id.as_deref() == Some(client.id.to_string().as_str())
+        && let Some(jti) = claims.jti
+    {
+        let expires = Timestamp::from_millis(claims.exp.saturating_mul(1000));
+        state
+            .revocation_log
+            .append_revocation(
+                Revoked::Token(jti),
+                UserId::parse(&claims.sub),
+                EndReason::Revoked,
+                now,
+                expires,
+            )
+            .await?;
+        metrics::counter!("tessera_revocations_total", "kind" => "jwt").increment(1);
+    }
+    Ok(())
+}
