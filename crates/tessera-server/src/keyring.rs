@@ -195,16 +195,30 @@ impl KeyRing {
     /// is made.
     pub async fn retire(&self, kid: &str) -> Result<bool, KeyRingError> {
         let now = Timestamp::now();
-        if !self.store.retire_key(kid, now).await? {
-            return Ok(false);
-        }
         self.reload().await?;
         let set = self.current();
-        for algorithm in Algorithm::ALL {
-            if set.signer(algorithm).is_none() {
-                let key = new_stored_key(algorithm, self.master.as_ref(), now, now)?;
-                self.store.add_first_key(key).await?;
+        // If no other key of its algorithm could sign, its successor is created in
+        // the same transaction, so no instance ever finds itself without a signer.
+        let replacement = match set.keys.iter().find(|k| k.kid == kid) {
+            Some(retiring) => {
+                let others_usable = set.keys.iter().any(|k| {
+                    k.kid != kid && k.algorithm == retiring.algorithm && k.signing.is_some()
+                });
+                if others_usable {
+                    None
+                } else {
+                    Some(new_stored_key(
+                        retiring.algorithm,
+                        self.master.as_ref(),
+                        now,
+                        now,
+                    )?)
+                }
             }
+            None => None,
+        };
+        if !self.store.retire_key(kid, now, replacement).await? {
+            return Ok(false);
         }
         self.reload().await?;
         Ok(true)

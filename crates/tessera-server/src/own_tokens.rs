@@ -103,7 +103,7 @@ impl OwnTokens {
                 Err(error) => tracing::warn!(%error, "cannot read the revocation log"),
             }
             polls = polls.wrapping_add(1);
-            if polls % 600 == 0 {
+            if polls.is_multiple_of(600) {
                 let now = tessera_core::Timestamp::now().as_millis() / 1000;
                 self.verifier.update_revocations(|set| set.prune(now));
             }

@@ -112,7 +112,12 @@ impl KeyStore for SqliteStore {
         tx.commit().await.map_err(store_error)
     }
 
-    async fn retire_key(&self, kid: &str, at: Timestamp) -> Result<bool, StoreError> {
+    async fn retire_key(
+        &self,
+        kid: &str,
+        at: Timestamp,
+        replacement: Option<StoredKey>,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.write_transaction().await?;
         let done = sqlx::query(
             "UPDATE signing_keys SET retired_at = ? WHERE kid = ? AND retired_at IS NULL",
@@ -124,6 +129,19 @@ impl KeyStore for SqliteStore {
         .map_err(store_error)?;
         if done.rows_affected() == 0 {
             return Ok(false);
+        }
+        if let Some(key) = &replacement {
+            insert(
+                key,
+                concat!(
+                    "INSERT INTO signing_keys (",
+                    key_columns!(),
+                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
         }
         append_revocation_in(
             &mut tx,

@@ -277,15 +277,42 @@ async fn keys<S: KeyStore + RevocationLog>(store: &S) {
     assert_eq!(find("ed-3").private_key, vec![1, 2, 3, 4]);
 
     let before = store.latest_revocation().await.unwrap();
-    assert!(store.retire_key("ed-1", t1).await.unwrap());
+    assert!(
+        store
+            .retire_key("ed-1", t1, Some(key("ed-5", "EdDSA", t1)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .signing_keys()
+            .await
+            .unwrap()
+            .iter()
+            .any(|k| k.kid == "ed-5")
+    );
     let logged = store.revocations_after(before, 10).await.unwrap();
     assert_eq!(logged.len(), 1);
     assert_eq!(
         (logged[0].revoked.clone(), logged[0].reason),
         (Revoked::Key("ed-1".into()), EndReason::KeyRetired)
     );
-    assert!(!store.retire_key("ed-1", t1).await.unwrap());
-    assert!(!store.retire_key("nope", t1).await.unwrap());
+    assert!(
+        !store
+            .retire_key("ed-1", t1, Some(key("ed-6", "EdDSA", t1)))
+            .await
+            .unwrap()
+    );
+    assert!(!store.retire_key("nope", t1, None).await.unwrap());
+    assert!(
+        !store
+            .signing_keys()
+            .await
+            .unwrap()
+            .iter()
+            .any(|k| k.kid == "ed-6"),
+        "a refused retirement adds no replacement"
+    );
     store
         .replace_private_key("es-1", vec![9, 9], true)
         .await

@@ -427,9 +427,15 @@ pub trait KeyStore: Send + Sync {
         old_published_until: Timestamp,
     ) -> Result<(), StoreError>;
     /// Withdraws a key and, in the same transaction, appends its revocation to the
-    /// log (verifiers must refuse what it signed); `false` if there is no such key or
-    /// it was already retired.
-    async fn retire_key(&self, kid: &str, at: Timestamp) -> Result<bool, StoreError>;
+    /// log (verifiers must refuse what it signed) and adds `replacement` if given (so
+    /// that no reader ever sees an algorithm without a signer); `false`, with nothing
+    /// changed, if there is no such key or it was already retired.
+    async fn retire_key(
+        &self,
+        kid: &str,
+        at: Timestamp,
+        replacement: Option<StoredKey>,
+    ) -> Result<bool, StoreError>;
     /// Replaces the stored private key, e.g. to seal it once a master key is set.
     async fn replace_private_key(
         &self,

@@ -477,7 +477,11 @@ async fn keys_rotated_and_retired_by_the_cli_take_effect_in_the_running_server()
 
     // Retiring withdraws the key from the JWKS.
     let out = server.cli(&["keys", "retire", &old], "");
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     eventually("the retired key leaves the JWKS", || async {
         jwks(&server).await.find(&old).is_none()
     })
