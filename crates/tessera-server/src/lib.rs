@@ -196,9 +196,10 @@ pub async fn serve(
     spawn_housekeeping(state.clone(), metrics);
 
     let app = http::router(state, &config.limits);
+    let shutdown = shutdown_signal();
     on_listening(address, &public_url, no_users);
     tracing::info!(%address, %public_url, "listening");
-    http::serve(listener, app, &config.limits, shutdown_signal()).await;
+    http::serve(listener, app, &config.limits, shutdown).await;
     // Write the session activity not yet recorded before the store closes.
     let _ = stop_upkeep.send(());
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), upkeep).await;
@@ -218,25 +219,33 @@ fn spawn_housekeeping(state: AppState, metrics: PrometheusHandle) {
     });
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called,
+/// not when the future is first polled, so a signal arriving right after the
+/// banner is printed is not lost to the default action (exit without cleanup).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let terminate = signal(SignalKind::terminate()).ok();
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        async move {
+            match (terminate, interrupt) {
+                (Some(mut terminate), Some(mut interrupt)) => {
+                    tokio::select! {
+                        _ = terminate.recv() => {},
+                        _ = interrupt.recv() => {},
+                    }
                 }
-            };
-        tokio::select! {
-            _ = interrupt => {},
-            _ = terminate.recv() => {},
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = interrupt.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Sets up `tracing` output on stderr: human-readable or JSON lines. The filter comes
