@@ -21,6 +21,8 @@ pub struct OwnTokens {
     hs256: Option<Vec<u8>>,
     /// The JWKS ETag the verifier's keys were built from.
     loaded: Mutex<String>,
+    /// The newest revocation sequence seen; the revocation feed waits on it.
+    latest: tokio::sync::watch::Sender<u64>,
 }
 
 impl OwnTokens {
@@ -33,6 +35,7 @@ impl OwnTokens {
             keys,
             hs256,
             loaded: Mutex::new(String::new()),
+            latest: tokio::sync::watch::Sender::new(0),
         };
         own.sync_keys();
         own
@@ -70,11 +73,20 @@ impl OwnTokens {
         self.verifier.verify_signed_at(token, now)
     }
 
+    /// The newest revocation sequence applied, updated as the log grows.
+    pub fn latest_revocation(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.latest.subscribe()
+    }
+
     /// Applies the revocation log as it grows, until the task is dropped.
     pub async fn follow(self: Arc<Self>, log: Arc<dyn RevocationLog>) {
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut polls: u32 = 0;
+        // Entries may all have been purged: the counter still says where the log is.
+        if let Ok(latest) = log.latest_revocation().await {
+            self.latest.send_replace(latest);
+        }
         loop {
             tick.tick().await;
             let after = self.verifier.update_revocations(|set| set.position());
@@ -87,6 +99,7 @@ impl OwnTokens {
                     if key_retired && let Err(error) = self.keys.reload().await {
                         tracing::warn!(%error, "could not reload the signing keys");
                     }
+                    let newest = entries.last().map(|e| e.sequence);
                     self.verifier.update_revocations(|set| {
                         for entry in entries {
                             let event = match entry.revoked {
@@ -99,6 +112,9 @@ impl OwnTokens {
                             set.apply(entry.sequence, event, entry.expires_at.as_millis() / 1000);
                         }
                     });
+                    if let Some(newest) = newest {
+                        self.latest.send_replace(newest);
+                    }
                 }
                 Err(error) => tracing::warn!(%error, "cannot read the revocation log"),
             }

@@ -104,6 +104,64 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
     }
 }
 
+/// The verified claims of the `Authorization: Bearer` token of a request: one of
+/// this issuer's access tokens, live and unrevoked. Failures answer 401 with an
+/// RFC 6750 challenge.
+pub struct BearerToken(pub tessera_verify::AccessClaims);
+
+pub const BEARER_INVALID: &str = r#"Bearer realm="tessera", error="invalid_token""#;
+pub const BEARER_MISSING: &str = r#"Bearer realm="tessera""#;
+pub const BEARER_SCOPE: &str = r#"Bearer realm="tessera", error="insufficient_scope""#;
+
+impl FromRequestParts<AppState> for BearerToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request",
+                "send an access token: Authorization: Bearer <token>",
+            )
+            .challenge(BEARER_MISSING));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_request",
+                    "the Authorization header must be: Bearer <token>",
+                )
+                .challenge(BEARER_INVALID)
+            })?;
+        state.own_tokens.verify(token).map(Self).map_err(|error| {
+            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", error.to_string())
+                .challenge(BEARER_INVALID)
+        })
+    }
+}
+
+impl BearerToken {
+    /// 403 `insufficient_scope` unless the token carries `scope`.
+    pub fn require_scope(&self, scope: &'static str) -> Result<(), ApiError> {
+        if self.0.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                format!("this needs a token with the {scope:?} scope"),
+            )
+            .challenge(BEARER_SCOPE))
+        }
+    }
+}
+
 /// Where the request came from, and with which browser.
 pub struct ClientInfo {
     pub address: IpAddr,

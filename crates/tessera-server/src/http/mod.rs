@@ -28,7 +28,9 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::config::LimitsConfig;
 use crate::error::json_errors;
-use crate::routes::{discovery, health, introspect, login, session, sessions, token, users};
+use crate::routes::{
+    discovery, health, introspect, login, revocations, session, sessions, token, users,
+};
 use crate::state::AppState;
 
 pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
@@ -45,6 +47,7 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
             get(sessions::list).delete(sessions::delete_others),
         )
         .route("/v1/sessions/{id}", delete(sessions::delete_one))
+        .route("/v1/revocations", get(revocations::feed))
         .route("/oauth2/token", post(token::token))
         .route("/oauth2/introspect", post(introspect::introspect))
         .route("/oauth2/revoke", post(introspect::revoke))

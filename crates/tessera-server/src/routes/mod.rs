@@ -4,6 +4,7 @@ pub mod discovery;
 pub mod health;
 pub mod introspect;
 pub mod login;
+pub mod revocations;
 pub mod session;
 pub mod sessions;
 pub mod token;

@@ -4,6 +4,7 @@
 
 mod cli;
 mod durability;
+mod feed;
 mod harness;
 mod login;
 mod operations;

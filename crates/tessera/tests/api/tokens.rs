@@ -1003,7 +1003,11 @@ async fn revoked_tokens_become_inactive_everywhere_they_are_checked() {
     let (_, signed) = access_token(client_credentials(&server, &svc, &[]).await).await;
     let kid = jsonwebtoken::decode_header(&signed).unwrap().kid.unwrap();
     let out = server.cli(&["keys", "retire", &kid], "");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     eventually("tokens of a retired key are inactive", || async {
         introspect(&server, &rs, &signed).await["active"] == false
     })

@@ -1,0 +1,139 @@
+//! `GET /v1/revocations`: the revocation log as Server-Sent Events, for verifiers.
+//!
+//! Each event carries its sequence as the SSE `id`, so a client that reconnects with
+//! `Last-Event-ID` resumes exactly after the last event it saw; without it, the
+//! stream starts with every revocation still in force. Entries leave the log only
+//! once what they revoke has expired, so a resumed stream misses nothing that
+//! matters. A `heartbeat` event with the current sequence comes every
+//! [`HEARTBEAT`], so a verifier can tell how fresh its view is.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use http::HeaderMap;
+use serde_json::json;
+use tessera_store::Revocation;
+
+use crate::error::ApiError;
+use crate::http::extract::BearerToken;
+use crate::state::AppState;
+
+/// The scope a token needs to read the feed.
+pub const SCOPE: &str = "revocations";
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+const PAGE: u32 = 500;
+
+pub async fn feed(
+    State(state): State<AppState>,
+    bearer: BearerToken,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    bearer.require_scope(SCOPE)?;
+    let after = match headers.get("last-event-id") {
+        None => 0,
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| ApiError::bad_request("Last-Event-ID must be a sequence number"))?,
+    };
+    metrics::gauge!("tessera_revocation_feed_clients").increment(1.0);
+    Ok(Sse::new(events(state, after)).into_response())
+}
+
+fn event_of(entry: &Revocation) -> Event {
+    Event::default()
+        .id(entry.sequence.to_string())
+        .event("revocation")
+        .data(
+            json!({
+                "sequence": entry.sequence,
+                "kind": entry.revoked.kind(),
+                "id": entry.revoked.target(),
+                "user": entry.user,
+                "reason": entry.reason.as_str(),
+                "at": entry.at,
+                "expires_at": entry.expires_at.as_millis() / 1000,
+            })
+            .to_string(),
+        )
+}
+
+fn heartbeat_event(sequence: u64) -> Event {
+    Event::default()
+        .event("heartbeat")
+        .data(json!({ "sequence": sequence }).to_string())
+}
+
+struct Feed {
+    state: AppState,
+    position: u64,
+    latest: tokio::sync::watch::Receiver<u64>,
+    heartbeat: tokio::time::Interval,
+    pending: std::collections::VecDeque<Event>,
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        metrics::gauge!("tessera_revocation_feed_clients").decrement(1.0);
+    }
+}
+
+fn events(state: AppState, after: u64) -> impl Stream<Item = Result<Event, Infallible>> {
+    let latest = state.own_tokens.latest_revocation();
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let feed = Feed {
+        state,
+        position: after,
+        latest,
+        heartbeat,
+        pending: std::collections::VecDeque::new(),
+    };
+    futures::stream::unfold(feed, |mut feed| async move {
+        loop {
+            if let Some(event) = feed.pending.pop_front() {
+                return Some((Ok(event), feed));
+            }
+            // Catch up from the store whenever the log is ahead of this stream.
+            if *feed.latest.borrow() > feed.position {
+                match feed
+                    .state
+                    .revocation_log
+                    .revocations_after(feed.position, PAGE)
+                    .await
+                {
+                    Ok(entries) if !entries.is_empty() => {
+                        for entry in &entries {
+                            feed.pending.push_back(event_of(entry));
+                        }
+                        feed.position = entries.last().map_or(feed.position, |e| e.sequence);
+                        continue;
+                    }
+                    // Purged entries leave gaps: nothing left to send up to latest.
+                    Ok(_) => feed.position = *feed.latest.borrow(),
+                    Err(error) => {
+                        tracing::warn!(%error, "revocation feed cannot read the log");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                }
+            }
+            tokio::select! {
+                changed = feed.latest.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
+                _ = feed.heartbeat.tick() => {
+                    let sequence = (*feed.latest.borrow()).max(feed.position);
+                    return Some((Ok(heartbeat_event(sequence)), feed));
+                }
+            }
+        }
+    })
+}
