@@ -63,6 +63,7 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
             GrantType::Password.as_str(),
             GrantType::RefreshToken.as_str(),
             GrantType::ClientCredentials.as_str(),
+            GrantType::TokenExchange.as_str(),
         ],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "response_types_supported": [],

@@ -40,6 +40,9 @@ fn invalid_client() -> ApiError {
 #[derive(Serialize)]
 struct TokenResponse {
     access_token: String,
+    /// RFC 8693 §2.2.1, for token exchange.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_token_type: Option<&'static str>,
     token_type: &'static str,
     expires_in: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -86,6 +89,7 @@ async fn grant(
             format!("this client may not use the {} grant", grant.as_str()),
         ));
     }
+    let mut issued_token_type = None;
     let (issued, scopes, refresh_token) = match grant {
         GrantType::ClientCredentials => {
             let scopes = requested_scopes(&client.scopes, param("scope"))?;
@@ -161,20 +165,79 @@ async fn grant(
             (issued, scopes, Some(next.expose()))
         }
         GrantType::TokenExchange => {
-            return Err(oauth_error(
-                "unsupported_grant_type",
-                format!("the {} grant is not available yet", grant.as_str()),
-            ));
+            let scopes = requested_scopes(&client.scopes, param("scope"))?;
+            let audience = requested_audience(&client, param("audience"), param("resource"))?;
+            let session = exchanged_session(state, params).await?;
+            let issued = issue(
+                state,
+                &TokenRequest {
+                    client: &client,
+                    subject: Subject::User {
+                        user: session.user(),
+                        session: Some(*session.id()),
+                    },
+                    audience: audience.as_ref(),
+                    scopes: &scopes,
+                },
+            )?;
+            issued_token_type = Some(ACCESS_TOKEN_TYPE);
+            (issued, scopes, None)
         }
     };
     metrics::counter!("tessera_token_requests_total", "outcome" => "issued").increment(1);
     Ok(TokenResponse {
         access_token: issued.access_token,
+        issued_token_type,
         token_type: "Bearer",
         expires_in: issued.expires_in,
         refresh_token,
         scope: scopes.to_string(),
     })
+}
+
+/// RFC 8693 token types: what a token exchange gives, and the tessera session it
+/// takes (a browser session's cookie value, `tss_…`).
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+pub const SESSION_TOKEN_TYPE: &str = "urn:tessera:params:oauth:token-type:session";
+
+/// The live browser session a token exchange presents as its subject token. The
+/// access token issued for it carries the session's id as `sid`, so logging out,
+/// deleting the session or disabling the user revokes it at every verifier.
+async fn exchanged_session(
+    state: &AppState,
+    params: &HashMap<String, String>,
+) -> Result<std::sync::Arc<crate::sessions::ActiveSession>, ApiError> {
+    let (Some(token), Some(token_type)) = (
+        params.get("subject_token"),
+        params.get("subject_token_type"),
+    ) else {
+        return Err(oauth_error(
+            "invalid_request",
+            "token exchange needs subject_token and subject_token_type",
+        ));
+    };
+    if token_type != SESSION_TOKEN_TYPE {
+        return Err(oauth_error(
+            "invalid_request",
+            format!("subject_token_type must be {SESSION_TOKEN_TYPE}"),
+        ));
+    }
+    if params
+        .get("requested_token_type")
+        .is_some_and(|t| t != ACCESS_TOKEN_TYPE)
+    {
+        return Err(oauth_error(
+            "invalid_request",
+            format!("only {ACCESS_TOKEN_TYPE} can be requested"),
+        ));
+    }
+    let secret = tessera_core::SessionSecret::parse(token)
+        .ok_or_else(|| oauth_error("invalid_grant", "the subject token is not a session"))?;
+    state
+        .sessions
+        .authenticate(&secret)
+        .await?
+        .ok_or_else(|| oauth_error("invalid_grant", "the session has ended or expired"))
 }
 
 /// The user of a password grant: credentials checked, throttled like a login.

@@ -1019,3 +1019,124 @@ async fn revoked_tokens_become_inactive_everywhere_they_are_checked() {
     );
     assert_eq!(introspect(&server, &rs, &fresh).await["active"], true);
 }
+
+const SESSION_TYPE: &str = "urn:tessera:params:oauth:token-type:session";
+
+async fn exchange(
+    server: &TestServer,
+    gateway: &Registered,
+    subject: &str,
+    extra: &[(&str, &str)],
+) -> Response {
+    let mut form = vec![
+        (
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ),
+        ("subject_token", subject),
+        ("subject_token_type", SESSION_TYPE),
+    ];
+    form.extend_from_slice(extra);
+    token_request(server)
+        .basic_auth(&gateway.id, gateway.secret.as_deref())
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn token_exchange_turns_a_live_session_into_a_token_for_an_audience() {
+    let server = TestServer::start().await;
+    server.add_user("alice", &["admin"]);
+    let gateway = add_client(
+        &server,
+        "gateway",
+        &[
+            "--grant",
+            "token_exchange",
+            "--audience",
+            "orders",
+            "--audience",
+            "billing",
+            "--scope",
+            "read",
+            "--access-ttl",
+            "60s",
+        ],
+    );
+    let rs = add_client(&server, "rs", &["--grant", "client_credentials"]);
+    let browser = server.login("alice").await;
+    let secret = browser.cookie.split_once('=').unwrap().1.to_owned();
+
+    let response = exchange(&server, &gateway, &secret, &[("audience", "billing")]).await;
+    let (body, token) = access_token(response).await;
+    assert_eq!(
+        body["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
+    assert_eq!(body["expires_in"], 60);
+    assert!(body.get("refresh_token").is_none());
+    let claims = verify(&server, &token, "EdDSA", "billing").await;
+    assert_eq!(claims["sid"], browser.session_id.as_str());
+    assert_eq!(claims["sub"], browser.login["user"]["id"]);
+    assert_eq!(claims["roles"], serde_json::json!(["admin"]));
+    assert_eq!(claims["client_id"], gateway.id.as_str());
+
+    for (extra, expected) in [
+        (vec![("audience", "payroll")], "invalid_target"),
+        (
+            vec![(
+                "requested_token_type",
+                "urn:ietf:params:oauth:token-type:refresh_token",
+            )],
+            "invalid_request",
+        ),
+    ] {
+        assert_eq!(
+            error_of(exchange(&server, &gateway, &secret, &extra).await).await,
+            (400, expected.to_owned())
+        );
+    }
+    let wrong_type = token_request(&server)
+        .basic_auth(&gateway.id, gateway.secret.as_deref())
+        .form(&[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", secret.as_str()),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(wrong_type).await, (400, "invalid_request".into()));
+    assert_eq!(
+        error_of(exchange(&server, &gateway, "tss_nope", &[]).await).await,
+        (400, "invalid_grant".into())
+    );
+    assert_eq!(
+        error_of(exchange(&server, &rs, &secret, &[]).await).await,
+        (400, "unauthorized_client".into())
+    );
+
+    // Logging out ends the session: no more exchanges, and its tokens are revoked.
+    let logout = server
+        .unsafe_as(reqwest::Method::POST, "/v1/logout", &browser)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    assert_eq!(
+        error_of(exchange(&server, &gateway, &secret, &[]).await).await,
+        (400, "invalid_grant".into())
+    );
+    eventually("the exchanged token is inactive after logout", || async {
+        introspect(&server, &rs, &token).await["active"] == false
+    })
+    .await;
+}
