@@ -165,7 +165,12 @@ pub async fn serve(
             .map(|s| s.0.as_bytes().to_vec()),
     ));
     tokio::spawn(own_tokens.clone().follow(core.store.clone()));
-    let tokens = Arc::new(tokens::TokenIssuer::new(issuer, core.keys.clone(), hmac));
+    let tokens = Arc::new(tokens::TokenIssuer::new(
+        issuer,
+        core.keys.clone(),
+        hmac,
+        core.store.clone(),
+    ));
     let (stop_upkeep, upkeep_stopped) = tokio::sync::oneshot::channel::<()>();
     let upkeep = tokio::spawn(core.sessions.clone().upkeep(core.upkeep, async move {
         let _ = upkeep_stopped.await;
@@ -178,6 +183,7 @@ pub async fn serve(
         clients: core.clients,
         refresh: core.refresh,
         refresh_store: core.store.clone(),
+        opaque_store: core.store.clone(),
         revocation_log: core.store.clone(),
         own_tokens,
         tokens,

@@ -66,6 +66,10 @@ impl OwnTokens {
         self.verifier.verify(token)
     }
 
+    pub fn is_revoked(&self, claims: &AccessClaims) -> bool {
+        self.verifier.revocation_of(claims).is_some()
+    }
+
     /// Signature and claims only: whether the token is ours, revoked or not.
     pub fn verify_signed(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         self.sync_keys();

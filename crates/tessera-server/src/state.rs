@@ -23,6 +23,7 @@ pub struct Services {
     pub clients: Clients,
     pub refresh: Arc<crate::refresh::RefreshTokens>,
     pub refresh_store: Arc<dyn tessera_store::RefreshStore>,
+    pub opaque_store: Arc<dyn tessera_store::OpaqueTokenStore>,
     pub revocation_log: Arc<dyn tessera_store::RevocationLog>,
     pub own_tokens: Arc<crate::own_tokens::OwnTokens>,
     pub tokens: Arc<TokenIssuer>,

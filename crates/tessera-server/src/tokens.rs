@@ -4,9 +4,11 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use tessera_core::{Audience, Scopes, SessionId, Timestamp, TokenAlgorithm};
+use tessera_core::{
+    AccessTokenSecret, Audience, Roles, Scopes, SessionId, Timestamp, TokenAlgorithm, TokenFormat,
+};
 use tessera_keys::{Algorithm, HmacKey};
-use tessera_store::{Client, User};
+use tessera_store::{Client, OpaqueToken, OpaqueTokenStore, StoreError, User};
 
 use crate::keyring::KeyRing;
 
@@ -41,6 +43,8 @@ pub enum IssueError {
     NoKey(TokenAlgorithm),
     #[error("signing failed")]
     Sign,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The claims of an access token (RFC 9068 §2.2), with `sid` and `roles` when a user
@@ -69,11 +73,22 @@ pub struct TokenIssuer {
     issuer: String,
     keys: Arc<KeyRing>,
     hmac: Option<HmacKey>,
+    opaque: Arc<dyn OpaqueTokenStore>,
 }
 
 impl TokenIssuer {
-    pub fn new(issuer: String, keys: Arc<KeyRing>, hmac: Option<HmacKey>) -> Self {
-        Self { issuer, keys, hmac }
+    pub fn new(
+        issuer: String,
+        keys: Arc<KeyRing>,
+        hmac: Option<HmacKey>,
+        opaque: Arc<dyn OpaqueTokenStore>,
+    ) -> Self {
+        Self {
+            issuer,
+            keys,
+            hmac,
+            opaque,
+        }
     }
 
     pub fn issuer(&self) -> &str {
@@ -84,7 +99,53 @@ impl TokenIssuer {
         &self.keys
     }
 
-    pub fn issue(&self, request: &TokenRequest<'_>) -> Result<IssuedToken, IssueError> {
+    pub async fn issue(&self, request: &TokenRequest<'_>) -> Result<IssuedToken, IssueError> {
+        if request.client.token_format == TokenFormat::Opaque {
+            return self.issue_opaque(request).await;
+        }
+        self.issue_jwt(request)
+    }
+
+    /// A `tat_…` handle; what it stands for is kept in the store for introspection.
+    async fn issue_opaque(&self, request: &TokenRequest<'_>) -> Result<IssuedToken, IssueError> {
+        let client = request.client;
+        let secret = AccessTokenSecret::generate();
+        let now = Timestamp::now();
+        let ttl = client.access_ttl;
+        let (subject, user, session, roles) = match &request.subject {
+            Subject::User { user, session } => (
+                user.id.to_string(),
+                Some(user.id),
+                *session,
+                user.roles.clone(),
+            ),
+            Subject::Client => (client.id.to_string(), None, None, Roles::default()),
+        };
+        let jti = random_id();
+        self.opaque
+            .store_opaque_token(OpaqueToken {
+                hash: secret.hash(),
+                jti: jti.clone(),
+                client_id: client.id,
+                subject,
+                user,
+                scopes: request.scopes.clone(),
+                audience: request.audience.cloned(),
+                session,
+                roles,
+                issued_at: now,
+                expires_at: now.saturating_add(ttl),
+            })
+            .await?;
+        metrics::counter!("tessera_tokens_issued_total", "kind" => "access_opaque").increment(1);
+        Ok(IssuedToken {
+            access_token: secret.expose(),
+            expires_in: ttl.as_secs(),
+            jti,
+        })
+    }
+
+    fn issue_jwt(&self, request: &TokenRequest<'_>) -> Result<IssuedToken, IssueError> {
         let client = request.client;
         let now = Timestamp::now();
         let iat = now.as_millis() / 1000;

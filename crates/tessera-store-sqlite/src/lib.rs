@@ -8,6 +8,7 @@
 mod clients;
 mod keys;
 mod migrations;
+mod opaque;
 mod refresh;
 
 use std::path::Path;
@@ -431,6 +432,11 @@ impl SessionStore for SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(store_error)?;
+        sqlx::query("DELETE FROM opaque_tokens WHERE expires_at <= ?")
+            .bind(now.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
         sqlx::query("DELETE FROM refresh_families WHERE expires_at <= ?")
             .bind(now.as_millis())
             .execute(&mut *tx)

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_clients_and_keys.sql"),
     include_str!("../migrations/0003_refresh_families.sql"),
     include_str!("../migrations/0004_revocation_log.sql"),
+    include_str!("../migrations/0005_opaque_tokens.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -13,13 +13,19 @@ use tessera_core::{
 
 use crate::{
     AccountStore, Client, ClientStore, CreateClientError, CreateSessionError, CreateUserError,
-    EndReason, KeyStore, NewRefreshFamily, NewSession, NewUser, RefreshOutcome, RefreshStore,
-    RevocationLog, Revoked, SessionStore, StoredKey,
+    EndReason, KeyStore, NewRefreshFamily, NewSession, NewUser, OpaqueToken, OpaqueTokenStore,
+    RefreshOutcome, RefreshStore, RevocationLog, Revoked, SessionStore, StoredKey,
 };
 
 pub async fn run<S>(store: &S)
 where
-    S: AccountStore + SessionStore + RevocationLog + ClientStore + KeyStore + RefreshStore,
+    S: AccountStore
+        + SessionStore
+        + RevocationLog
+        + ClientStore
+        + KeyStore
+        + RefreshStore
+        + OpaqueTokenStore,
 {
     accounts(store).await;
     sessions(store).await;
@@ -28,6 +34,56 @@ where
     clients(store).await;
     keys(store).await;
     refresh_families(store).await;
+    opaque_tokens(store).await;
+}
+
+async fn opaque_tokens<S: OpaqueTokenStore + SessionStore>(store: &S) {
+    let now = Timestamp::now();
+    let secret = tessera_core::AccessTokenSecret::generate();
+    let owner = ClientId::generate();
+    let token = OpaqueToken {
+        hash: secret.hash(),
+        jti: "jti-opaque".into(),
+        client_id: owner,
+        subject: "someone".into(),
+        user: Some(UserId::generate()),
+        scopes: Scopes::parse("read").unwrap(),
+        audience: Some(Audience::parse("orders").unwrap()),
+        session: Some(SessionSecret::generate().session_id()),
+        roles: Roles::new(vec![Role::Admin]),
+        issued_at: now,
+        expires_at: now.saturating_add(Duration::from_secs(60)),
+    };
+    store.store_opaque_token(token.clone()).await.unwrap();
+    assert_eq!(
+        store.opaque_token(&secret.hash()).await.unwrap(),
+        Some(token.clone())
+    );
+    assert!(
+        !store
+            .revoke_opaque_token(&secret.hash(), &ClientId::generate())
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .revoke_opaque_token(&secret.hash(), &owner)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.opaque_token(&secret.hash()).await.unwrap(), None);
+
+    // Expired ones are purged.
+    let old = tessera_core::AccessTokenSecret::generate();
+    let mut expired = token;
+    expired.hash = old.hash();
+    expired.expires_at = now.saturating_sub(Duration::from_secs(1));
+    store.store_opaque_token(expired).await.unwrap();
+    store
+        .purge_expired(now, now.saturating_sub(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    assert_eq!(store.opaque_token(&old.hash()).await.unwrap(), None);
 }
 
 fn family(user: UserId, token: &RefreshTokenSecret, now: Timestamp) -> NewRefreshFamily {

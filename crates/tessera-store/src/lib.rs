@@ -178,8 +178,8 @@ pub trait SessionStore: Send + Sync {
         at: Timestamp,
     ) -> Result<Vec<SessionId>, StoreError>;
     /// Deletes sessions past their absolute expiry or idle since before `idle_cutoff`,
-    /// refresh families past their lifetime, and revocation entries that can no
-    /// longer matter. Returns sessions deleted.
+    /// refresh families past their lifetime, expired opaque tokens, and revocation
+    /// entries that can no longer matter. Returns sessions deleted.
     async fn purge_expired(
         &self,
         now: Timestamp,
@@ -266,6 +266,36 @@ pub trait RefreshStore: Send + Sync {
         reason: EndReason,
         at: Timestamp,
     ) -> Result<Vec<SessionId>, StoreError>;
+}
+
+/// An opaque access token as stored: everything introspection says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpaqueToken {
+    pub hash: SecretHash,
+    pub jti: String,
+    pub client_id: ClientId,
+    /// The `sub`: a user id, or the client id for client credentials.
+    pub subject: String,
+    pub user: Option<UserId>,
+    pub scopes: Scopes,
+    pub audience: Option<Audience>,
+    pub session: Option<SessionId>,
+    pub roles: Roles,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+#[async_trait]
+pub trait OpaqueTokenStore: Send + Sync {
+    async fn store_opaque_token(&self, token: OpaqueToken) -> Result<(), StoreError>;
+    /// The token with this hash, expired or not: callers judge expiry.
+    async fn opaque_token(&self, hash: &SecretHash) -> Result<Option<OpaqueToken>, StoreError>;
+    /// Deletes the token if `client` owns it; `false` otherwise.
+    async fn revoke_opaque_token(
+        &self,
+        hash: &SecretHash,
+        client: &ClientId,
+    ) -> Result<bool, StoreError>;
 }
 
 /// What a revocation revokes.

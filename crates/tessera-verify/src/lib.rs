@@ -183,13 +183,17 @@ impl Verifier {
     /// Verifies as of `now` (Unix seconds).
     pub fn verify_at(&self, token: &str, now: i64) -> Result<AccessClaims, VerifyError> {
         let claims = self.verify_signed_at(token, now)?;
-        let revoked = match self.revocations.read() {
-            Ok(set) => set.check(&claims),
-            Err(poisoned) => poisoned.into_inner().check(&claims),
-        };
-        match revoked {
+        match self.revocation_of(&claims) {
             Some(by) => Err(VerifyError::Revoked(by)),
             None => Ok(claims),
+        }
+    }
+
+    /// Whether claims from elsewhere (an opaque token's record, say) are revoked.
+    pub fn revocation_of(&self, claims: &AccessClaims) -> Option<RevokedBy> {
+        match self.revocations.read() {
+            Ok(set) => set.check(claims),
+            Err(poisoned) => poisoned.into_inner().check(claims),
         }
     }
 

@@ -162,12 +162,6 @@ pub async fn client_command(
                 .iter()
                 .map(|a| Audience::parse(a).with_context(|| format!("invalid --audience {a:?}")))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            if token_format == TokenFormat::Opaque {
-                bail!(
-                    "opaque access tokens are not available yet (they come with introspection); \
-                     use --token-format jwt"
-                );
-            }
             let (config, core) = open(store, overrides).await?;
             let spec = ClientSpec {
                 name,

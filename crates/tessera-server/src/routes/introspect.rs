@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
-use tessera_core::{RefreshTokenSecret, Timestamp, UserId};
+use tessera_core::{AccessTokenSecret, RefreshTokenSecret, Timestamp, UserId};
 use tessera_store::{EndReason, Revoked};
 
 use crate::error::ApiError;
@@ -76,20 +76,55 @@ async fn introspection(
             "iss": state.tokens.issuer(),
         }));
     }
-    match state.own_tokens.verify(token) {
-        Ok(claims) => {
-            let mut body = serde_json::to_value(&claims).unwrap_or_else(|_| json!({}));
-            if let Some(object) = body.as_object_mut() {
-                object.insert("active".into(), json!(true));
-                object.insert("token_type".into(), json!("Bearer"));
-                if let [single] = claims.aud.as_slice() {
-                    object.insert("aud".into(), json!(single));
-                }
-            }
-            Ok(body)
+    if token.starts_with("tat_") {
+        let Some(secret) = AccessTokenSecret::parse(token) else {
+            return Ok(inactive);
+        };
+        let Some(record) = state.opaque_store.opaque_token(&secret.hash()).await? else {
+            return Ok(inactive);
+        };
+        if record.expires_at <= Timestamp::now() {
+            return Ok(inactive);
         }
+        let claims = tessera_verify::AccessClaims {
+            iss: state.tokens.issuer().to_owned(),
+            sub: record.subject,
+            aud: vec![record.audience.map_or_else(
+                || state.tokens.issuer().to_owned(),
+                |a| a.as_str().to_owned(),
+            )],
+            exp: record.expires_at.as_millis() / 1000,
+            iat: Some(record.issued_at.as_millis() / 1000),
+            nbf: None,
+            jti: Some(record.jti),
+            client_id: Some(record.client_id.to_string()),
+            scope: (!record.scopes.is_empty()).then(|| record.scopes.to_string()),
+            sid: record.session.map(|s| s.as_str().to_owned()),
+            roles: record.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            kid: None,
+        };
+        if state.own_tokens.is_revoked(&claims) {
+            return Ok(inactive);
+        }
+        return Ok(describe(&claims));
+    }
+    match state.own_tokens.verify(token) {
+        Ok(claims) => Ok(describe(&claims)),
         Err(_) => Ok(inactive),
     }
+}
+
+/// The RFC 7662 answer for a live access token.
+fn describe(claims: &tessera_verify::AccessClaims) -> Value {
+    let mut body = serde_json::to_value(claims).unwrap_or_else(|_| json!({}));
+    if let Some(object) = body.as_object_mut() {
+        object.insert("active".into(), json!(true));
+        object.insert("token_type".into(), json!("Bearer"));
+        if let [single] = claims.aud.as_slice() {
+            object.insert("aud".into(), json!(single));
+        }
+    }
+    body
 }
 
 /// Revokes a refresh token (its whole family, with the session it came from) or a
@@ -127,6 +162,17 @@ async fn revocation(
                 .revoke_family(&family.id, Some(family.user.id), EndReason::Revoked, now)
                 .await?;
             metrics::counter!("tessera_revocations_total", "kind" => "refresh").increment(1);
+        }
+        return Ok(());
+    }
+    if token.starts_with("tat_") {
+        if let Some(secret) = AccessTokenSecret::parse(token)
+            && state
+                .opaque_store
+                .revoke_opaque_token(&secret.hash(), &client.id)
+                .await?
+        {
+            metrics::counter!("tessera_revocations_total", "kind" => "opaque").increment(1);
         }
         return Ok(());
     }

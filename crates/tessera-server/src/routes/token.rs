@@ -102,7 +102,8 @@ async fn grant(
                     audience: audience.as_ref(),
                     scopes: &scopes,
                 },
-            )?;
+            )
+            .await?;
             (issued, scopes, None)
         }
         GrantType::Password => {
@@ -131,7 +132,8 @@ async fn grant(
                     audience: audience.as_ref(),
                     scopes: &scopes,
                 },
-            )?;
+            )
+            .await?;
             (issued, scopes, refresh_token)
         }
         GrantType::RefreshToken => {
@@ -161,7 +163,8 @@ async fn grant(
                     audience: family.audience.as_ref(),
                     scopes: &scopes,
                 },
-            )?;
+            )
+            .await?;
             (issued, scopes, Some(next.expose()))
         }
         GrantType::TokenExchange => {
@@ -179,7 +182,8 @@ async fn grant(
                     audience: audience.as_ref(),
                     scopes: &scopes,
                 },
-            )?;
+            )
+            .await?;
             issued_token_type = Some(ACCESS_TOKEN_TYPE);
             (issued, scopes, None)
         }
@@ -294,10 +298,11 @@ pub(crate) async fn authenticate(
     }
 }
 
-fn issue(state: &AppState, request: &TokenRequest<'_>) -> Result<IssuedToken, ApiError> {
-    state.tokens.issue(request).map_err(|error| {
+async fn issue(state: &AppState, request: &TokenRequest<'_>) -> Result<IssuedToken, ApiError> {
+    state.tokens.issue(request).await.map_err(|error| {
         tracing::error!(%error, "could not issue a token");
         match error {
+            IssueError::Store(e) => ApiError::store(e),
             IssueError::NoKey(_) | IssueError::Sign => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",

@@ -1140,3 +1140,66 @@ async fn token_exchange_turns_a_live_session_into_a_token_for_an_audience() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn opaque_tokens_are_checked_by_introspection_and_revocable() {
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    let svc = add_client(
+        &server,
+        "svc",
+        &[
+            "--grant",
+            "client_credentials",
+            "--token-format",
+            "opaque",
+            "--scope",
+            "read",
+            "--audience",
+            "orders",
+        ],
+    );
+    let app = add_client(
+        &server,
+        "app",
+        &[
+            "--grant",
+            "password,refresh_token",
+            "--public",
+            "--token-format",
+            "opaque",
+        ],
+    );
+    let rs = add_client(&server, "rs", &["--grant", "client_credentials"]);
+
+    let (_, token) = access_token(client_credentials(&server, &svc, &[]).await).await;
+    assert!(token.starts_with("tat_") && token.len() == 47, "{token}");
+    let live = introspect(&server, &rs, &token).await;
+    assert_eq!(live["active"], true);
+    assert_eq!(live["client_id"], svc.id.as_str());
+    assert_eq!(live["sub"], svc.id.as_str());
+    assert_eq!(live["aud"], "orders");
+    assert_eq!(live["scope"], "read");
+    revoke(&server, &rs, &token).await;
+    assert_eq!(
+        introspect(&server, &rs, &token).await["active"],
+        true,
+        "only its client may revoke it"
+    );
+    revoke(&server, &svc, &token).await;
+    assert_eq!(introspect(&server, &rs, &token).await["active"], false);
+
+    // A user's opaque token dies with its refresh family.
+    let grant = password_grant(&server, &app, "alice").await;
+    let access = grant["access_token"].as_str().unwrap().to_owned();
+    assert!(access.starts_with("tat_"));
+    let described = introspect(&server, &rs, &access).await;
+    assert_eq!(described["active"], true);
+    assert!(described["sid"].as_str().is_some());
+    revoke(&server, &app, grant["refresh_token"].as_str().unwrap()).await;
+    eventually(
+        "an opaque token of a revoked family is inactive",
+        || async { introspect(&server, &rs, &access).await["active"] == false },
+    )
+    .await;
+}

@@ -1,0 +1,85 @@
+//! `OpaqueTokenStore` on SQLite.
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+use tessera_core::{Audience, ClientId, Roles, Scopes, SecretHash, SessionId, Timestamp, UserId};
+use tessera_store::{OpaqueToken, OpaqueTokenStore, StoreError};
+
+use crate::{SqliteStore, corrupt, store_error};
+
+fn token_from_row(row: &SqliteRow) -> Result<OpaqueToken, StoreError> {
+    let text = |c: &str| -> Result<String, StoreError> { row.try_get(c).map_err(store_error) };
+    let optional =
+        |c: &str| -> Result<Option<String>, StoreError> { row.try_get(c).map_err(store_error) };
+    let hash: Vec<u8> = row.try_get("hash").map_err(store_error)?;
+    Ok(OpaqueToken {
+        hash: SecretHash::from_bytes(hash.try_into().map_err(|_| corrupt("token hash"))?),
+        jti: text("jti")?,
+        client_id: ClientId::parse(&text("client_id")?).ok_or_else(|| corrupt("client id"))?,
+        subject: text("subject")?,
+        user: optional("user_id")?
+            .map(|u| UserId::parse(&u).ok_or_else(|| corrupt("user id")))
+            .transpose()?,
+        scopes: Scopes::parse(&text("scopes")?).map_err(|_| corrupt("token scopes"))?,
+        audience: optional("audience")?
+            .map(|a| Audience::parse(&a).map_err(|_| corrupt("token audience")))
+            .transpose()?,
+        session: optional("session_id")?
+            .map(|s| SessionId::parse(&s).map_err(|_| corrupt("token session")))
+            .transpose()?,
+        roles: Roles::from_stored(&text("roles")?).map_err(|_| corrupt("token roles"))?,
+        issued_at: Timestamp::from_millis(row.try_get("issued_at").map_err(store_error)?),
+        expires_at: Timestamp::from_millis(row.try_get("expires_at").map_err(store_error)?),
+    })
+}
+
+#[async_trait]
+impl OpaqueTokenStore for SqliteStore {
+    async fn store_opaque_token(&self, token: OpaqueToken) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO opaque_tokens (hash, jti, client_id, subject, user_id, scopes, audience, \
+             session_id, roles, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(token.hash.as_bytes().to_vec())
+        .bind(token.jti)
+        .bind(token.client_id.to_string())
+        .bind(token.subject)
+        .bind(token.user.map(|u| u.to_string()))
+        .bind(token.scopes.to_string())
+        .bind(token.audience.map(|a| a.as_str().to_owned()))
+        .bind(token.session.map(|s| s.as_str().to_owned()))
+        .bind(token.roles.to_stored())
+        .bind(token.issued_at.as_millis())
+        .bind(token.expires_at.as_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn opaque_token(&self, hash: &SecretHash) -> Result<Option<OpaqueToken>, StoreError> {
+        sqlx::query("SELECT * FROM opaque_tokens WHERE hash = ?")
+            .bind(hash.as_bytes().to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?
+            .as_ref()
+            .map(token_from_row)
+            .transpose()
+    }
+
+    async fn revoke_opaque_token(
+        &self,
+        hash: &SecretHash,
+        client: &ClientId,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM opaque_tokens WHERE hash = ? AND client_id = ?")
+            .bind(hash.as_bytes().to_vec())
+            .bind(client.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+}
