@@ -250,7 +250,9 @@ async fn end_sessions_in(
             Some(user),
             reason,
             at,
-            Timestamp::from_millis(*expires_at),
+            // Kept past the session's own end by the longest access-token lifetime:
+            // a token exchanged from the session may outlive it by that much.
+            Timestamp::from_millis(*expires_at).saturating_add(tessera_core::MAX_ACCESS_TTL),
         )
         .await?;
     }
