@@ -106,6 +106,9 @@ pub struct TokensConfig {
     /// The shared secret for clients whose tokens use HS256: at least 32 bytes. Give
     /// it through `TESSERA_TOKENS__HS256_SECRET` rather than a file. Never published.
     pub hs256_secret: Option<HmacSecret>,
+    /// Origins whose pages may call the token endpoint from a browser (CORS). None by
+    /// default: browsers are refused. Credentials (cookies) are never allowed.
+    pub cors_origins: Vec<String>,
     /// A refresh-token family ends this long after the grant that started it,
     /// however often it is used.
     #[serde(with = "humantime_serde")]
@@ -172,6 +175,7 @@ impl Default for TokensConfig {
             jwks_max_age: Duration::from_secs(300),
             rotation_delay: Duration::from_secs(600),
             hs256_secret: None,
+            cors_origins: Vec::new(),
             refresh_lifetime: Duration::from_secs(30 * 24 * 3600),
             refresh_reuse_grace: Duration::from_secs(2),
         }
@@ -336,6 +340,10 @@ impl Config {
             && secret.0.len() < 32
         {
             return invalid("tokens.hs256_secret must be at least 32 bytes");
+        }
+        for origin in &self.tokens.cors_origins {
+            crate::http::origin::Origin::parse(origin)
+                .map_err(|e| ConfigError::Invalid(format!("tokens.cors_origins: {e}")))?;
         }
         crate::http::origin::Origin::parse(&self.issuer())
             .map_err(|e| ConfigError::Invalid(format!("tokens.issuer: {e}")))?;

@@ -196,6 +196,12 @@ pub async fn serve(
             config.session.absolute_lifetime,
         ),
         origins,
+        token_cors_origins: config
+            .tokens
+            .cors_origins
+            .iter()
+            .map(|o| Origin::parse(o).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<_>>()?,
         trusted_proxies: config.trusted_proxies.clone(),
         registration_open: config.registration,
     });

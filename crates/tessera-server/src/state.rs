@@ -35,6 +35,8 @@ pub struct Services {
     pub cookie: SessionCookie,
     /// Origins allowed to send logins and cookie-authenticated unsafe requests.
     pub origins: Vec<Origin>,
+    /// Origins whose pages may call the token endpoint (CORS).
+    pub token_cors_origins: Vec<Origin>,
     pub trusted_proxies: Vec<IpAddr>,
     pub registration_open: bool,
 }

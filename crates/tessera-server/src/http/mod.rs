@@ -33,7 +33,22 @@ use crate::routes::{
 };
 use crate::state::AppState;
 
+/// CORS for the token endpoint: only the configured origins, no credentials.
+fn token_cors(origins: &[origin::Origin]) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.as_str()).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods([http::Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
 pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
+    let cors = token_cors(&state.token_cors_origins);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -48,7 +63,7 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         )
         .route("/v1/sessions/{id}", delete(sessions::delete_one))
         .route("/v1/revocations", get(revocations::feed))
-        .route("/oauth2/token", post(token::token))
+        .route("/oauth2/token", post(token::token).layer(cors))
         .route("/oauth2/introspect", post(introspect::introspect))
         .route("/oauth2/revoke", post(introspect::revoke))
         .route("/.well-known/jwks.json", get(discovery::jwks))

@@ -33,6 +33,11 @@ impl Origin {
         }))
     }
 
+    /// The serialised origin, as browsers send it (`https://host[:port]`).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     pub fn is_https(&self) -> bool {
         self.0.starts_with("https://")
     }

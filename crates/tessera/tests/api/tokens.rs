@@ -1203,3 +1203,70 @@ async fn opaque_tokens_are_checked_by_introspection_and_revocable() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_token_endpoint_answers_browsers_only_from_configured_origins() {
+    let server =
+        TestServer::start_with(&[("TESSERA_TOKENS__CORS_ORIGINS", r#"["https://app.example"]"#)])
+            .await;
+    let preflight = |origin: &'static str| {
+        server
+            .client
+            .request(reqwest::Method::OPTIONS, server.url("/oauth2/token"))
+            .header(header::ORIGIN, origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let allowed = preflight("https://app.example").await.unwrap();
+    assert_eq!(
+        allowed.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://app.example"
+    );
+    assert!(
+        allowed
+            .headers()
+            .get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS)
+            .is_none()
+    );
+    let foreign = preflight("https://evil.example").await.unwrap();
+    assert!(
+        foreign
+            .headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .is_none()
+    );
+
+    let svc = add_client(&server, "spa-backend", &["--grant", "client_credentials"]);
+    let response = token_request(&server)
+        .header(header::ORIGIN, "https://app.example")
+        .basic_auth(&svc.id, svc.secret.as_deref())
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://app.example"
+    );
+    access_token(response).await;
+    // Without configuration no origin is allowed.
+    let closed = TestServer::start().await;
+    let refused = closed
+        .client
+        .request(reqwest::Method::OPTIONS, closed.url("/oauth2/token"))
+        .header(header::ORIGIN, "https://app.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        refused
+            .headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .is_none()
+    );
+}
