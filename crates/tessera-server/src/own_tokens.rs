@@ -2,7 +2,9 @@
 //! revocation), with the same `tessera-verify` code path resource services use.
 //! Keys follow the key ring; revocations follow the revocation log.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use tessera_store::{RevocationLog, Revoked};
@@ -19,8 +21,9 @@ pub struct OwnTokens {
     verifier: Verifier,
     keys: Arc<KeyRing>,
     hs256: Option<Vec<u8>>,
-    /// The JWKS ETag the verifier's keys were built from.
-    loaded: Mutex<String>,
+    /// The JWKS ETag the verifier's keys were built from. Read on every
+    /// verification, so lock-free; two threads rebuilding at once is harmless.
+    loaded: ArcSwap<String>,
     /// The newest revocation sequence seen; the revocation feed waits on it.
     latest: tokio::sync::watch::Sender<u64>,
 }
@@ -34,7 +37,7 @@ impl OwnTokens {
             verifier: Verifier::new(policy, VerifyingKeys::default()),
             keys,
             hs256,
-            loaded: Mutex::new(String::new()),
+            loaded: ArcSwap::from_pointee(String::new()),
             latest: tokio::sync::watch::Sender::new(0),
         };
         own.sync_keys();
@@ -44,10 +47,7 @@ impl OwnTokens {
     /// Rebuilds the verifying keys when the published set changed.
     fn sync_keys(&self) {
         let set = self.keys.current();
-        let Ok(mut loaded) = self.loaded.lock() else {
-            return;
-        };
-        if *loaded == set.jwks_etag {
+        if **self.loaded.load() == set.jwks_etag {
             return;
         }
         let Ok(jwks) = serde_json::from_slice(&set.jwks) else {
@@ -58,7 +58,7 @@ impl OwnTokens {
             keys = keys.with_hs256_secret(secret);
         }
         self.verifier.replace_keys(keys);
-        loaded.clone_from(&set.jwks_etag);
+        self.loaded.store(Arc::new(set.jwks_etag.clone()));
     }
 
     pub fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {

@@ -14,6 +14,13 @@ macro_rules! key_columns {
     };
 }
 
+/// The plain insert of one key row, used by rotation and by retirement's successor.
+const INSERT_KEY: &str = concat!(
+    "INSERT INTO signing_keys (",
+    key_columns!(),
+    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+);
+
 fn key_from_row(row: &SqliteRow) -> Result<StoredKey, StoreError> {
     let get_time = |column: &str| -> Result<Option<Timestamp>, StoreError> {
         let millis: Option<i64> = row.try_get(column).map_err(store_error)?;
@@ -98,17 +105,10 @@ impl KeyStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
-        insert(
-            &key,
-            concat!(
-                "INSERT INTO signing_keys (",
-                key_columns!(),
-                ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-            ),
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
+        insert(&key, INSERT_KEY)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
         tx.commit().await.map_err(store_error)
     }
 
@@ -131,17 +131,10 @@ impl KeyStore for SqliteStore {
             return Ok(false);
         }
         if let Some(key) = &replacement {
-            insert(
-                key,
-                concat!(
-                    "INSERT INTO signing_keys (",
-                    key_columns!(),
-                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                ),
-            )
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
+            insert(key, INSERT_KEY)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
         }
         append_revocation_in(
             &mut tx,

@@ -432,3 +432,30 @@ proptest! {
         let _ = SHARED.verifier.verify_at(&format!("{a}.{b}.{c}"), NOW);
     }
 }
+
+#[test]
+fn leeway_is_capped_at_five_minutes() {
+    let f = fixture();
+    let ed = &f.keys[0];
+    let lax = Verifier::new(
+        Policy {
+            leeway: Duration::from_secs(3600),
+            ..Policy::new(ISS, AUD)
+        },
+        VerifyingKeys::from_jwks(
+            &JwkSet {
+                keys: vec![ed.public_jwk().clone()],
+            },
+            false,
+        ),
+    );
+    assert_eq!(lax.policy().leeway, MAX_LEEWAY);
+    let mut c = claims();
+    c["exp"] = json!(NOW - 200);
+    assert!(lax.verify_at(&sign(ed, &header(ed), &c), NOW).is_ok());
+    c["exp"] = json!(NOW - 400);
+    assert_eq!(
+        lax.verify_at(&sign(ed, &header(ed), &c), NOW),
+        Err(VerifyError::Expired)
+    );
+}
