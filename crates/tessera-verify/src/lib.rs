@@ -61,6 +61,49 @@ pub enum VerifyError {
     WrongAudience,
     #[error("the token has been revoked")]
     Revoked(RevokedBy),
+    /// The verifier has not heard from the revocation feed within its staleness
+    /// bound, so it cannot tell whether the token was revoked (fail closed).
+    #[error("revocations could not be checked recently enough; try again shortly")]
+    Stale,
+    /// An opaque token could not be introspected (the issuer is unreachable, or
+    /// this verifier has no introspection client).
+    #[error("the token could not be checked with its issuer")]
+    Unavailable,
+}
+
+impl VerifyError {
+    /// A stable, machine-readable name for the refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            VerifyError::TooLarge => "too_large",
+            VerifyError::Malformed(_) => "malformed",
+            VerifyError::DuplicateKey => "duplicate_key",
+            VerifyError::EmbeddedKey => "embedded_key",
+            VerifyError::UnknownCritical => "unknown_critical",
+            VerifyError::AlgorithmNotAllowed => "algorithm_not_allowed",
+            VerifyError::UnknownKey => "unknown_key",
+            VerifyError::AlgorithmMismatch => "algorithm_mismatch",
+            VerifyError::BadSignature => "bad_signature",
+            VerifyError::WrongType => "wrong_type",
+            VerifyError::MissingClaim(_) => "missing_claim",
+            VerifyError::Expired => "expired",
+            VerifyError::NotYetValid => "not_yet_valid",
+            VerifyError::WrongIssuer => "wrong_issuer",
+            VerifyError::WrongAudience => "wrong_audience",
+            VerifyError::Revoked(RevokedBy::Session) => "revoked_session",
+            VerifyError::Revoked(RevokedBy::Token) => "revoked_token",
+            VerifyError::Revoked(RevokedBy::Key) => "revoked_key",
+            VerifyError::Revoked(RevokedBy::User) => "revoked_user",
+            VerifyError::Stale => "stale_revocations",
+            VerifyError::Unavailable => "issuer_unavailable",
+        }
+    }
+
+    /// Whether the fault is on the verifier's side (retry later) rather than the
+    /// token's: such refusals are 503s, not 401s.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, VerifyError::Stale | VerifyError::Unavailable)
+    }
 }
 
 /// What a verifier accepts.

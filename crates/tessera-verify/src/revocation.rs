@@ -15,6 +15,8 @@ pub enum RevokedBy {
     Token,
     /// Its signing key was retired.
     Key,
+    /// Its subject was cut off: every token issued to them up to a time is refused.
+    User,
 }
 
 /// One event of the feed.
@@ -23,6 +25,10 @@ pub enum RevocationEvent {
     Session(String),
     Token(String),
     Key(String),
+    /// Tokens whose `sub` is this user and whose `iat` is at or before `before`
+    /// (Unix seconds) are refused. The same second counts as before: a token from
+    /// the second of the cut-off may predate it, and refusing it costs one refresh.
+    User { id: String, before: i64 },
 }
 
 #[derive(Debug, Default)]
@@ -31,6 +37,8 @@ pub struct RevocationSet {
     sessions: HashMap<String, i64>,
     tokens: HashMap<String, i64>,
     keys: HashMap<String, i64>,
+    /// Cut-off per user: (refuse tokens issued at or before, keep until).
+    users: HashMap<String, (i64, i64)>,
     /// The sequence of the last event applied.
     position: u64,
 }
@@ -42,14 +50,19 @@ impl RevocationSet {
 
     /// Records `event` (sequence `sequence`), kept until `expires_at` (Unix seconds).
     pub fn apply(&mut self, sequence: u64, event: RevocationEvent, expires_at: i64) {
+        self.position = self.position.max(sequence);
         let (map, id) = match event {
             RevocationEvent::Session(id) => (&mut self.sessions, id),
             RevocationEvent::Token(id) => (&mut self.tokens, id),
             RevocationEvent::Key(id) => (&mut self.keys, id),
+            RevocationEvent::User { id, before } => {
+                let kept = self.users.entry(id).or_insert((before, expires_at));
+                *kept = (kept.0.max(before), kept.1.max(expires_at));
+                return;
+            }
         };
         let kept = map.entry(id).or_insert(expires_at);
         *kept = (*kept).max(expires_at);
-        self.position = self.position.max(sequence);
     }
 
     /// Drops entries whose tokens have all expired by `now`.
@@ -57,10 +70,11 @@ impl RevocationSet {
         for map in [&mut self.sessions, &mut self.tokens, &mut self.keys] {
             map.retain(|_, until| *until > now);
         }
+        self.users.retain(|_, (_, until)| *until > now);
     }
 
     pub fn len(&self) -> usize {
-        self.sessions.len() + self.tokens.len() + self.keys.len()
+        self.sessions.len() + self.tokens.len() + self.keys.len() + self.users.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -91,6 +105,11 @@ impl RevocationSet {
             .is_some_and(|k| self.keys.contains_key(k))
         {
             return Some(RevokedBy::Key);
+        }
+        if let Some((before, _)) = self.users.get(&claims.sub)
+            && claims.iat.is_none_or(|iat| iat <= *before)
+        {
+            return Some(RevokedBy::User);
         }
         None
     }

@@ -377,6 +377,14 @@ fn revoked_sessions_tokens_and_keys_are_refused_until_they_expire() {
         ),
         (2, RevocationEvent::Token("jti-1".into()), RevokedBy::Token),
         (3, RevocationEvent::Key(ed.kid().into()), RevokedBy::Key),
+        (
+            4,
+            RevocationEvent::User {
+                id: "user-1".into(),
+                before: NOW,
+            },
+            RevokedBy::User,
+        ),
     ] {
         let check = Verifier::new(
             f.verifier.policy().clone(),
@@ -400,6 +408,29 @@ fn revoked_sessions_tokens_and_keys_are_refused_until_they_expire() {
         set.apply(4, RevocationEvent::Session("sid-2".into()), NOW + 300)
     });
     f.verifier.verify_at(&token, NOW).unwrap();
+    // a user cut-off refuses what was issued up to it, not what came after
+    f.verifier.update_revocations(|set| {
+        set.apply(
+            5,
+            RevocationEvent::User {
+                id: "user-1".into(),
+                before: NOW - 1,
+            },
+            NOW + 300,
+        )
+    });
+    f.verifier.verify_at(&token, NOW).unwrap();
+    let mut older = claims();
+    older["iat"] = json!(NOW - 1);
+    assert_eq!(
+        f.verifier.verify_at(&sign(ed, &header(ed), &older), NOW),
+        Err(VerifyError::Revoked(RevokedBy::User))
+    );
+    let mut bob = older.clone();
+    bob["sub"] = json!("user-2");
+    f.verifier
+        .verify_at(&sign(ed, &header(ed), &bob), NOW)
+        .unwrap();
 }
 
 #[test]
