@@ -118,6 +118,11 @@ pub struct TokensConfig {
     /// reuse revokes the family. `0s` treats every second use as theft.
     #[serde(with = "humantime_serde")]
     pub refresh_reuse_grace: Duration,
+    /// How often `/v1/revocations` sends a heartbeat. Verifiers count the feed as
+    /// stale after missing a few (tessera-verify: 15 s by default), so keep it well
+    /// under their bound and under proxies' idle timeouts.
+    #[serde(with = "humantime_serde")]
+    pub feed_heartbeat: Duration,
 }
 
 /// A shared secret from configuration; never shown by `Debug`.
@@ -178,6 +183,7 @@ impl Default for TokensConfig {
             cors_origins: Vec::new(),
             refresh_lifetime: Duration::from_secs(30 * 24 * 3600),
             refresh_reuse_grace: Duration::from_secs(2),
+            feed_heartbeat: Duration::from_secs(5),
         }
     }
 }
@@ -332,6 +338,11 @@ impl Config {
             .map_err(|e| ConfigError::Invalid(format!("password: {e}")))?;
         if self.tokens.refresh_lifetime.is_zero() {
             return invalid("tokens.refresh_lifetime must be positive");
+        }
+        if self.tokens.feed_heartbeat < Duration::from_millis(50)
+            || self.tokens.feed_heartbeat > Duration::from_secs(60)
+        {
+            return invalid("tokens.feed_heartbeat must be between 50ms and 60s");
         }
         if self.tokens.rotation_delay < self.tokens.jwks_max_age {
             return invalid("tokens.rotation_delay must be at least tokens.jwks_max_age");

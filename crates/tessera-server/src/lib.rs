@@ -188,6 +188,7 @@ pub async fn serve(
         own_tokens,
         tokens,
         jwks_max_age: config.tokens.jwks_max_age,
+        feed_heartbeat: config.tokens.feed_heartbeat,
         throttle,
         health: core.store.clone(),
         metrics: metrics.clone(),

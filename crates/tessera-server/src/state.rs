@@ -29,6 +29,7 @@ pub struct Services {
     pub tokens: Arc<TokenIssuer>,
     /// `max-age` of the JWKS and the metadata.
     pub jwks_max_age: std::time::Duration,
+    pub feed_heartbeat: std::time::Duration,
     pub throttle: Throttle,
     pub health: Arc<dyn Health>,
     pub metrics: PrometheusHandle,

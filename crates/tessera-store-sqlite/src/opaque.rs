@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use tessera_core::{Audience, ClientId, Roles, Scopes, SecretHash, SessionId, Timestamp, UserId};
-use tessera_store::{OpaqueToken, OpaqueTokenStore, StoreError};
+use tessera_store::{EndReason, OpaqueToken, OpaqueTokenStore, Revoked, StoreError};
 
 use crate::{SqliteStore, corrupt, store_error};
 
@@ -73,13 +73,36 @@ impl OpaqueTokenStore for SqliteStore {
         &self,
         hash: &SecretHash,
         client: &ClientId,
+        at: Timestamp,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM opaque_tokens WHERE hash = ? AND client_id = ?")
-            .bind(hash.as_bytes().to_vec())
-            .bind(client.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(done.rows_affected() > 0)
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let deleted = sqlx::query(
+            "DELETE FROM opaque_tokens WHERE hash = ? AND client_id = ? \
+             RETURNING jti, user_id, expires_at",
+        )
+        .bind(hash.as_bytes().to_vec())
+        .bind(client.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let Some(row) = deleted else {
+            return Ok(false);
+        };
+        let jti: String = row.try_get("jti").map_err(store_error)?;
+        let user: Option<String> = row.try_get("user_id").map_err(store_error)?;
+        let expires_at: i64 = row.try_get("expires_at").map_err(store_error)?;
+        // Logged like a JWT's jti, so verifiers that cached an introspection
+        // answer for this token learn of the revocation from the feed.
+        crate::append_revocation_in(
+            &mut tx,
+            &Revoked::Token(jti),
+            user.as_deref().and_then(UserId::parse),
+            EndReason::Revoked,
+            at,
+            Timestamp::from_millis(expires_at),
+        )
+        .await?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(true)
     }
 }

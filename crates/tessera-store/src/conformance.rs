@@ -37,7 +37,7 @@ where
     opaque_tokens(store).await;
 }
 
-async fn opaque_tokens<S: OpaqueTokenStore + SessionStore>(store: &S) {
+async fn opaque_tokens<S: OpaqueTokenStore + SessionStore + RevocationLog>(store: &S) {
     let now = Timestamp::now();
     let secret = tessera_core::AccessTokenSecret::generate();
     let owner = ClientId::generate();
@@ -61,17 +61,23 @@ async fn opaque_tokens<S: OpaqueTokenStore + SessionStore>(store: &S) {
     );
     assert!(
         !store
-            .revoke_opaque_token(&secret.hash(), &ClientId::generate())
+            .revoke_opaque_token(&secret.hash(), &ClientId::generate(), now)
             .await
             .unwrap()
     );
+    let before = store.latest_revocation().await.unwrap();
     assert!(
         store
-            .revoke_opaque_token(&secret.hash(), &owner)
+            .revoke_opaque_token(&secret.hash(), &owner, now)
             .await
             .unwrap()
     );
     assert_eq!(store.opaque_token(&secret.hash()).await.unwrap(), None);
+    let logged = store.revocations_after(before, 10).await.unwrap();
+    assert_eq!(logged.len(), 1, "the revocation is logged for verifiers");
+    assert_eq!(logged[0].revoked, Revoked::Token("jti-opaque".into()));
+    assert_eq!(logged[0].user, token.user);
+    assert_eq!(logged[0].expires_at, token.expires_at);
 
     // Expired ones are purged.
     let old = tessera_core::AccessTokenSecret::generate();

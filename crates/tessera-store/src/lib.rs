@@ -290,11 +290,14 @@ pub trait OpaqueTokenStore: Send + Sync {
     async fn store_opaque_token(&self, token: OpaqueToken) -> Result<(), StoreError>;
     /// The token with this hash, expired or not: callers judge expiry.
     async fn opaque_token(&self, hash: &SecretHash) -> Result<Option<OpaqueToken>, StoreError>;
-    /// Deletes the token if `client` owns it; `false` otherwise.
+    /// Deletes the token if `client` owns it, and logs its `jti` as revoked (until
+    /// the token would have expired) in the same transaction; `false` if `client`
+    /// has no such token.
     async fn revoke_opaque_token(
         &self,
         hash: &SecretHash,
         client: &ClientId,
+        at: Timestamp,
     ) -> Result<bool, StoreError>;
 }
 

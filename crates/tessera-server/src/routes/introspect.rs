@@ -169,7 +169,7 @@ async fn revocation(
         if let Some(secret) = AccessTokenSecret::parse(token)
             && state
                 .opaque_store
-                .revoke_opaque_token(&secret.hash(), &client.id)
+                .revoke_opaque_token(&secret.hash(), &client.id, now)
                 .await?
         {
             metrics::counter!("tessera_revocations_total", "kind" => "opaque").increment(1);

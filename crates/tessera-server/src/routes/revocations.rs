@@ -4,8 +4,9 @@
 //! `Last-Event-ID` resumes exactly after the last event it saw; without it, the
 //! stream starts with every revocation still in force. Entries leave the log only
 //! once what they revoke has expired, so a resumed stream misses nothing that
-//! matters. A `heartbeat` event with the current sequence comes every
-//! [`HEARTBEAT`], so a verifier can tell how fresh its view is.
+//! matters. A `heartbeat` event with the current sequence comes as soon as the
+//! stream has caught up and then every `tokens.feed_heartbeat`, so a verifier
+//! knows when its view is complete and how fresh it is.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -24,7 +25,6 @@ use crate::state::AppState;
 
 /// The scope a token needs to read the feed.
 pub const SCOPE: &str = "revocations";
-pub const HEARTBEAT: Duration = Duration::from_secs(5);
 const PAGE: u32 = 500;
 
 pub async fn feed(
@@ -85,7 +85,7 @@ impl Drop for Feed {
 
 fn events(state: AppState, after: u64) -> impl Stream<Item = Result<Event, Infallible>> {
     let latest = state.own_tokens.latest_revocation();
-    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    let mut heartbeat = tokio::time::interval(state.feed_heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let feed = Feed {
         state,
