@@ -17,6 +17,13 @@ impl ClientId {
         Self(uuid::Uuid::now_v7())
     }
 
+    /// The `client_id` of tokens tessera issues to a browser session itself
+    /// (`POST /v1/session/token`), which no registered client asked for: the nil
+    /// UUID, which `generate` never returns.
+    pub fn web_session() -> Self {
+        Self(uuid::Uuid::nil())
+    }
+
     pub fn parse(input: &str) -> Option<Self> {
         // Only the hyphenated form we hand out: one client, one spelling.
         (input.len() == 36)

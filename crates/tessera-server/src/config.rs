@@ -123,6 +123,12 @@ pub struct TokensConfig {
     /// under their bound and under proxies' idle timeouts.
     #[serde(with = "humantime_serde")]
     pub feed_heartbeat: Duration,
+    /// Lifetime of the access token `POST /v1/session/token` puts in the token
+    /// cookie. Short: the browser asks again, and the session decides.
+    #[serde(with = "humantime_serde")]
+    pub session_token_ttl: Duration,
+    /// The audience of those tokens. Default: the issuer.
+    pub session_token_audience: Option<String>,
 }
 
 /// A shared secret from configuration; never shown by `Debug`.
@@ -184,6 +190,8 @@ impl Default for TokensConfig {
             refresh_lifetime: Duration::from_secs(30 * 24 * 3600),
             refresh_reuse_grace: Duration::from_secs(2),
             feed_heartbeat: Duration::from_secs(5),
+            session_token_ttl: Duration::from_secs(300),
+            session_token_audience: None,
         }
     }
 }
@@ -343,6 +351,16 @@ impl Config {
             || self.tokens.feed_heartbeat > Duration::from_secs(60)
         {
             return invalid("tokens.feed_heartbeat must be between 50ms and 60s");
+        }
+        if self.tokens.session_token_ttl < tessera_core::MIN_ACCESS_TTL
+            || self.tokens.session_token_ttl > tessera_core::MAX_ACCESS_TTL
+        {
+            return invalid("tokens.session_token_ttl must be between 10s and 24h");
+        }
+        if let Some(audience) = &self.tokens.session_token_audience
+            && tessera_core::Audience::parse(audience).is_err()
+        {
+            return invalid("tokens.session_token_audience is not a valid audience");
         }
         if self.tokens.rotation_delay < self.tokens.jwks_max_age {
             return invalid("tokens.rotation_delay must be at least tokens.jwks_max_age");

@@ -196,6 +196,11 @@ pub async fn serve(
             config.session.cookie_secure,
             config.session.absolute_lifetime,
         ),
+        token_cookie: SessionCookie::token(
+            config.session.cookie_secure,
+            config.tokens.session_token_ttl,
+        ),
+        session_token_client: session_token_client(&config)?,
         origins,
         token_cors_origins: config
             .tokens
@@ -235,6 +240,30 @@ fn spawn_housekeeping(state: AppState, metrics: PrometheusHandle) {
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called,
 /// not when the future is first polled, so a signal arriving right after the
 /// banner is printed is not lost to the default action (exit without cleanup).
+/// The in-memory client that session tokens are issued as: no grants, no secret,
+/// the configured audience and lifetime, the default algorithm.
+fn session_token_client(config: &Config) -> anyhow::Result<tessera_store::Client> {
+    let audiences = match &config.tokens.session_token_audience {
+        Some(audience) => vec![tessera_core::Audience::parse(audience).map_err(|_| {
+            anyhow::anyhow!("tokens.session_token_audience is not a valid audience")
+        })?],
+        None => Vec::new(),
+    };
+    Ok(tessera_store::Client {
+        id: tessera_core::ClientId::web_session(),
+        name: tessera_core::ClientName::parse("tessera web session")
+            .map_err(|_| anyhow::anyhow!("client name"))?,
+        secret_hash: None,
+        grants: Vec::new(),
+        scopes: tessera_core::Scopes::default(),
+        audiences,
+        token_format: tessera_core::TokenFormat::Jwt,
+        algorithm: tessera_core::TokenAlgorithm::default(),
+        access_ttl: config.tokens.session_token_ttl,
+        created_at: tessera_core::Timestamp::now(),
+    })
+}
+
 fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {

@@ -34,6 +34,10 @@ pub struct Services {
     pub health: Arc<dyn Health>,
     pub metrics: PrometheusHandle,
     pub cookie: SessionCookie,
+    /// The token cookie of `POST /v1/session/token`.
+    pub token_cookie: SessionCookie,
+    /// What tokens of the token cookie are issued as (see `ClientId::web_session`).
+    pub session_token_client: tessera_store::Client,
     /// Origins allowed to send logins and cookie-authenticated unsafe requests.
     pub origins: Vec<Origin>,
     /// Origins whose pages may call the token endpoint (CORS).

@@ -1,4 +1,5 @@
-//! The session cookie: its name, attributes, and reading it back.
+//! tessera's cookies: the session cookie (a session secret) and the token cookie
+//! (a short-lived access token, for services that read the token from a cookie).
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ pub struct SessionCookie {
     name: &'static str,
     secure: bool,
     max_age: Duration,
+    same_site: SameSite,
 }
 
 impl SessionCookie {
@@ -25,7 +27,33 @@ impl SessionCookie {
             },
             secure,
             max_age,
+            same_site: SameSite::Lax,
         }
+    }
+
+    /// The token cookie, `__Host-tessera-token` (same prefix rule). `SameSite=Strict`:
+    /// the services that accept it take it as a bearer credential, so it must not
+    /// ride along on requests other sites start.
+    pub fn token(secure: bool, max_age: Duration) -> Self {
+        Self {
+            name: if secure {
+                "__Host-tessera-token"
+            } else {
+                "tessera-token"
+            },
+            secure,
+            max_age,
+            same_site: SameSite::Strict,
+        }
+    }
+
+    pub fn max_age(&self) -> Duration {
+        self.max_age
+    }
+
+    /// Sets the cookie to `value` (an access token).
+    pub fn set_value(&self, value: String) -> HeaderValue {
+        self.build(value, self.max_age)
     }
 
     pub fn name(&self) -> &'static str {
@@ -37,7 +65,7 @@ impl SessionCookie {
             .path("/")
             .http_only(true)
             .secure(self.secure)
-            .same_site(SameSite::Lax)
+            .same_site(self.same_site)
             .max_age(time::Duration::seconds(
                 i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX),
             ))

@@ -57,6 +57,7 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         .route("/v1/login", post(login::login))
         .route("/v1/session", get(session::current))
         .route("/v1/logout", post(session::logout))
+        .route("/v1/session/token", post(session::token))
         .route(
             "/v1/sessions",
             get(sessions::list).delete(sessions::delete_others),
