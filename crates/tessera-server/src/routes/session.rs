@@ -55,7 +55,7 @@ pub async fn token(
             client,
             subject: Subject::User {
                 user: session.user(),
-                session: Some(session.id().clone()),
+                session: Some(*session.id()),
             },
             audience: client.audiences.first(),
             scopes: &client.scopes,
