@@ -1,8 +1,10 @@
 //! The keys a verifier trusts, parsed once from a JWKS (and an optional HS256
 //! secret), each bound to the one algorithm it may verify.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::OnceLock;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::{
@@ -63,6 +65,8 @@ impl VerifyingKey {
 pub struct VerifyingKeys {
     by_kid: HashMap<String, VerifyingKey>,
     hmac: Option<VerifyingKey>,
+    /// The headers tessera itself writes for these keys, built at first use.
+    headers: OnceLock<KnownHeaders>,
 }
 
 impl fmt::Debug for VerifyingKeys {
@@ -184,4 +188,113 @@ fn material(algorithm: Algorithm, parameters: &AlgorithmParameters) -> Option<Ke
         _ => return None,
     };
     Some(KeyMaterial::Public(public))
+}
+
+/// The header segments that tessera's own tokens carry: `{"alg","kid","typ"}` for
+/// each key (`{"alg","typ"}` for the HS256 secret), base64url-encoded. Every token
+/// a key signs starts with the same one, so a token that does is known to have the
+/// header that parsing those bytes gives, without decoding or parsing it again.
+/// Any other header (members in another order, other members, other spelling) is
+/// parsed as usual: this only ever saves work, it decides nothing.
+pub(crate) struct KnownHeaders {
+    /// Each segment with the `kid` (none for HS256) and algorithm it stands for.
+    headers: Vec<(String, Option<String>, Algorithm)>,
+    /// The same, by segment, once there are too many to compare one by one.
+    by_segment: HashMap<String, usize>,
+}
+
+/// Past this many segments, look them up by hash rather than compare each.
+const COMPARED: usize = 16;
+
+impl KnownHeaders {
+    fn new(keys: &VerifyingKeys) -> Self {
+        let mut headers = Vec::new();
+        let mut add = |json: String, kid: Option<&str>, algorithm: Algorithm| {
+            // Kept only if parsing the bytes gives exactly what the entry claims,
+            // so that skipping the parse can never change an answer.
+            let parsed = crate::jws::read_header(json.as_bytes());
+            let same = parsed.is_ok_and(|h| {
+                h.alg == algorithm.as_str()
+                    && h.typ.as_deref() == Some(ACCESS_TOKEN_TYPE)
+                    && h.kid.as_deref() == kid
+            });
+            if same {
+                headers.push((
+                    URL_SAFE_NO_PAD.encode(json),
+                    kid.map(str::to_owned),
+                    algorithm,
+                ));
+            }
+        };
+        let typ = ACCESS_TOKEN_TYPE;
+        for (kid, key) in &keys.by_kid {
+            let (Ok(alg), Ok(quoted_kid), Ok(typ)) = (
+                serde_json::to_string(key.algorithm.as_str()),
+                serde_json::to_string(kid),
+                serde_json::to_string(typ),
+            ) else {
+                continue;
+            };
+            // serde_json's own order (sorted), which tessera-keys writes; and the
+            // order of insertion, should serde_json's `preserve_order` be on.
+            add(
+                format!(r#"{{"alg":{alg},"kid":{quoted_kid},"typ":{typ}}}"#),
+                Some(kid),
+                key.algorithm,
+            );
+            add(
+                format!(r#"{{"alg":{alg},"typ":{typ},"kid":{quoted_kid}}}"#),
+                Some(kid),
+                key.algorithm,
+            );
+        }
+        if keys.hmac.is_some() {
+            add(
+                format!(r#"{{"alg":"HS256","typ":"{typ}"}}"#),
+                None,
+                Algorithm::HS256,
+            );
+        }
+        let by_segment = if headers.len() > COMPARED {
+            headers
+                .iter()
+                .enumerate()
+                .map(|(i, (segment, _, _))| (segment.clone(), i))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        Self {
+            headers,
+            by_segment,
+        }
+    }
+}
+
+/// The `typ` of tessera's access tokens (RFC 9068).
+const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+
+impl VerifyingKeys {
+    /// The header and key for a header segment of tessera's own form for one of
+    /// these keys.
+    pub(crate) fn known_header(
+        &self,
+        segment: &str,
+    ) -> Option<(crate::jws::Header<'_>, &VerifyingKey)> {
+        let known = self.headers.get_or_init(|| KnownHeaders::new(self));
+        let (_, kid, algorithm) = if known.by_segment.is_empty() {
+            known.headers.iter().find(|(s, _, _)| s == segment)?
+        } else {
+            known.headers.get(*known.by_segment.get(segment)?)?
+        };
+        let key = self.find(kid.as_deref())?;
+        Some((
+            crate::jws::Header {
+                alg: Cow::Borrowed(algorithm.as_str()),
+                typ: Some(Cow::Borrowed(ACCESS_TOKEN_TYPE)),
+                kid: kid.as_deref().map(Cow::Borrowed),
+            },
+            key,
+        ))
+    }
 }

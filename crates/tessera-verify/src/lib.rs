@@ -13,11 +13,12 @@
 //! and the claims are read once, so a verification costs little beyond the
 //! signature itself.
 
+mod claims;
 mod jws;
 mod keys;
 mod revocation;
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -242,20 +243,24 @@ impl Verifier {
 
     /// Everything but the revocation check.
     pub fn verify_signed_at(&self, token: &str, now: i64) -> Result<AccessClaims, VerifyError> {
-        let parsed = jws::parse(token, self.policy.max_token_bytes)?;
+        let keys = self.keys();
+        let mut scratch = Vec::new();
+        let parsed = jws::parse(token, self.policy.max_token_bytes, &mut scratch, &keys)?;
         let algorithm =
             Algorithm::parse(&parsed.header.alg).ok_or(VerifyError::AlgorithmNotAllowed)?;
         if !self.policy.algorithms.contains(&algorithm) {
             return Err(VerifyError::AlgorithmNotAllowed);
         }
-        let keys = self.keys();
-        let key = keys
-            .find(parsed.header.kid.as_deref())
-            .ok_or(VerifyError::UnknownKey)?;
+        let key = match parsed.key {
+            Some(key) => key,
+            None => keys
+                .find(parsed.header.kid.as_deref())
+                .ok_or(VerifyError::UnknownKey)?,
+        };
         if key.algorithm != algorithm {
             return Err(VerifyError::AlgorithmMismatch);
         }
-        if !key.verify(parsed.signing_input, &parsed.signature) {
+        if !key.verify(parsed.signing_input, parsed.signature) {
             return Err(VerifyError::BadSignature);
         }
         if !parsed.header.typ.as_deref().is_some_and(|t| {
@@ -263,8 +268,7 @@ impl Verifier {
         }) {
             return Err(VerifyError::WrongType);
         }
-        let members = jws::object(&parsed.payload, "the payload is not a JSON object")?;
-        let claims = claims_from(members, parsed.header.kid)?;
+        let claims = claims::parse(parsed.payload, parsed.header.kid.map(Cow::into_owned))?;
         let leeway = i64::try_from(self.policy.leeway.as_secs()).unwrap_or(0);
         if claims.exp <= now.saturating_sub(leeway) {
             return Err(VerifyError::Expired);
@@ -294,81 +298,6 @@ fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-fn claims_from(
-    mut members: BTreeMap<String, serde_json::Value>,
-    kid: Option<String>,
-) -> Result<AccessClaims, VerifyError> {
-    use serde_json::Value;
-    let wrong = VerifyError::Malformed("a claim has the wrong type");
-    let mut text = |name: &'static str| -> Result<Option<String>, VerifyError> {
-        match members.remove(name) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(wrong.clone()),
-        }
-    };
-    let iss = text("iss")?.ok_or(VerifyError::MissingClaim("iss"))?;
-    let sub = text("sub")?.ok_or(VerifyError::MissingClaim("sub"))?;
-    let jti = text("jti")?;
-    let client_id = text("client_id")?;
-    let scope = text("scope")?;
-    let sid = text("sid")?;
-    // NumericDate (RFC 7519 §2): a JSON number of seconds; fractions are cut.
-    let mut time = |name: &'static str| -> Result<Option<i64>, VerifyError> {
-        match members.remove(name) {
-            None => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
-                .map(Some)
-                .ok_or(VerifyError::Malformed(
-                    "a time claim is not a number of seconds",
-                )),
-            Some(_) => Err(VerifyError::Malformed("a time claim is not a number")),
-        }
-    };
-    let exp = time("exp")?.ok_or(VerifyError::MissingClaim("exp"))?;
-    let iat = time("iat")?;
-    let nbf = time("nbf")?;
-    let strings = |value: Value| -> Result<Vec<String>, VerifyError> {
-        match value {
-            Value::String(s) => Ok(vec![s]),
-            Value::Array(items) => items
-                .into_iter()
-                .map(|i| match i {
-                    Value::String(s) => Ok(s),
-                    _ => Err(VerifyError::Malformed("a list claim holds a non-string")),
-                })
-                .collect(),
-            _ => Err(VerifyError::Malformed("a list claim has the wrong type")),
-        }
-    };
-    let aud = strings(
-        members
-            .remove("aud")
-            .ok_or(VerifyError::MissingClaim("aud"))?,
-    )?;
-    let roles = members
-        .remove("roles")
-        .map(strings)
-        .transpose()?
-        .unwrap_or_default();
-    Ok(AccessClaims {
-        iss,
-        sub,
-        aud,
-        exp,
-        iat,
-        nbf,
-        jti,
-        client_id,
-        scope,
-        sid,
-        roles,
-        kid,
-    })
 }
 
 #[cfg(test)]

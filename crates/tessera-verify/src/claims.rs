@@ -1,0 +1,294 @@
+//! Reading the claims of a verified token's payload straight into [`AccessClaims`]:
+//! one pass over the JSON, each kept string copied once, everything else checked
+//! and dropped. The refusals, and their order, are those of a parse into a map of
+//! JSON values followed by taking each claim out of it (`claims/tests.rs` keeps
+//! that parse as a reference and compares the two on generated payloads).
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use crate::jws::{Flat, Members, Text, TextSeed, Valid, object, strings};
+use crate::{AccessClaims, VerifyError};
+
+const ISS: u16 = 0;
+const SUB: u16 = 1;
+const AUD: u16 = 2;
+const EXP: u16 = 3;
+const IAT: u16 = 4;
+const NBF: u16 = 5;
+const JTI: u16 = 6;
+const CLIENT_ID: u16 = 7;
+const SCOPE: u16 = 8;
+const SID: u16 = 9;
+const ROLES: u16 = 10;
+
+fn claim(name: &str) -> Option<u16> {
+    Some(match name {
+        "iss" => ISS,
+        "sub" => SUB,
+        "aud" => AUD,
+        "exp" => EXP,
+        "iat" => IAT,
+        "nbf" => NBF,
+        "jti" => JTI,
+        "client_id" => CLIENT_ID,
+        "scope" => SCOPE,
+        "sid" => SID,
+        "roles" => ROLES,
+        _ => return None,
+    })
+}
+
+/// A string claim as read: absent (`None`), a string, or of another type (refused
+/// only once the whole payload has been read, as the reference does).
+type TextClaim = Option<Result<String, ()>>;
+
+#[derive(Default)]
+pub(super) struct Claims {
+    iss: TextClaim,
+    sub: TextClaim,
+    jti: TextClaim,
+    client_id: TextClaim,
+    scope: TextClaim,
+    sid: TextClaim,
+    exp: Option<Time>,
+    iat: Option<Time>,
+    nbf: Option<Time>,
+    aud: Option<List>,
+    roles: Option<List>,
+}
+
+fn text<'de, A: MapAccess<'de>>(map: &mut A) -> Result<TextClaim, A::Error> {
+    Ok(Some(match map.next_value_seed(TextSeed)? {
+        Text::Str(s) => Ok(s.into_owned()),
+        Text::Other => Err(()),
+    }))
+}
+
+impl<'de> Members<'de> for Claims {
+    fn known(name: &str) -> Option<u16> {
+        claim(name)
+    }
+
+    fn value<A: MapAccess<'de>>(&mut self, member: u16, map: &mut A) -> Result<(), A::Error> {
+        match member {
+            ISS => self.iss = text(map)?,
+            SUB => self.sub = text(map)?,
+            JTI => self.jti = text(map)?,
+            CLIENT_ID => self.client_id = text(map)?,
+            SCOPE => self.scope = text(map)?,
+            SID => self.sid = text(map)?,
+            EXP => self.exp = Some(map.next_value_seed(TimeSeed)?),
+            IAT => self.iat = Some(map.next_value_seed(TimeSeed)?),
+            NBF => self.nbf = Some(map.next_value_seed(TimeSeed)?),
+            AUD => self.aud = Some(map.next_value_seed(ListSeed)?),
+            _ => self.roles = Some(map.next_value_seed(ListSeed)?),
+        }
+        Ok(())
+    }
+
+    fn flat(&mut self, member: u16, value: Flat<'de>) {
+        let text = |value: Flat<'_>| {
+            Some(match value {
+                Flat::Str(s) => Ok(s.to_owned()),
+                Flat::Int(_) | Flat::Strings(_) => Err(()),
+            })
+        };
+        let time = |value: Flat<'_>| {
+            Some(match value {
+                Flat::Int(i) => Time::Seconds(i),
+                Flat::Str(_) | Flat::Strings(_) => Time::NotNumber,
+            })
+        };
+        let list = |value: Flat<'_>| {
+            Some(match value {
+                Flat::Str(s) => List::Strings(vec![s.to_owned()]),
+                Flat::Strings(inner) => List::Strings(strings(inner).map(str::to_owned).collect()),
+                Flat::Int(_) => List::WrongType,
+            })
+        };
+        match member {
+            ISS => self.iss = text(value),
+            SUB => self.sub = text(value),
+            JTI => self.jti = text(value),
+            CLIENT_ID => self.client_id = text(value),
+            SCOPE => self.scope = text(value),
+            SID => self.sid = text(value),
+            EXP => self.exp = time(value),
+            IAT => self.iat = time(value),
+            NBF => self.nbf = time(value),
+            AUD => self.aud = list(value),
+            _ => self.roles = list(value),
+        }
+    }
+}
+
+/// The claims of `payload`, a JSON object, with `kid` from the header.
+pub(crate) fn parse(payload: &[u8], kid: Option<String>) -> Result<AccessClaims, VerifyError> {
+    let claims: Claims = object(payload, "the payload is not a JSON object")?;
+    let text = |claim: TextClaim| {
+        claim
+            .transpose()
+            .map_err(|()| VerifyError::Malformed("a claim has the wrong type"))
+    };
+    let iss = text(claims.iss)?.ok_or(VerifyError::MissingClaim("iss"))?;
+    let sub = text(claims.sub)?.ok_or(VerifyError::MissingClaim("sub"))?;
+    let jti = text(claims.jti)?;
+    let client_id = text(claims.client_id)?;
+    let scope = text(claims.scope)?;
+    let sid = text(claims.sid)?;
+    let time = |claim: Option<Time>| match claim {
+        None => Ok(None),
+        Some(Time::Seconds(s)) => Ok(Some(s)),
+        Some(Time::NotSeconds) => Err(VerifyError::Malformed(
+            "a time claim is not a number of seconds",
+        )),
+        Some(Time::NotNumber) => Err(VerifyError::Malformed("a time claim is not a number")),
+    };
+    let exp = time(claims.exp)?.ok_or(VerifyError::MissingClaim("exp"))?;
+    let iat = time(claims.iat)?;
+    let nbf = time(claims.nbf)?;
+    let list = |claim: List| match claim {
+        List::Strings(items) => Ok(items),
+        List::NonString => Err(VerifyError::Malformed("a list claim holds a non-string")),
+        List::WrongType => Err(VerifyError::Malformed("a list claim has the wrong type")),
+    };
+    let aud = list(claims.aud.ok_or(VerifyError::MissingClaim("aud"))?)?;
+    let roles = claims.roles.map(list).transpose()?.unwrap_or_default();
+    Ok(AccessClaims {
+        iss,
+        sub,
+        aud,
+        exp,
+        iat,
+        nbf,
+        jti,
+        client_id,
+        scope,
+        sid,
+        roles,
+        kid,
+    })
+}
+
+/// A NumericDate (RFC 7519 §2): a JSON number of seconds; fractions are cut.
+enum Time {
+    Seconds(i64),
+    /// A number that is not finite.
+    NotSeconds,
+    NotNumber,
+}
+
+struct TimeSeed;
+
+impl<'de> DeserializeSeed<'de> for TimeSeed {
+    type Value = Time;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Time, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TimeSeed {
+    type Value = Time;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Time, E> {
+        Ok(Time::Seconds(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Time, E> {
+        // Past i64::MAX: the float conversion saturates, as the reference's does.
+        Ok(Time::Seconds(i64::try_from(v).unwrap_or(i64::MAX)))
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Time, E> {
+        Ok(if v.is_finite() {
+            Time::Seconds(v as i64)
+        } else {
+            Time::NotSeconds
+        })
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Time, E> {
+        Ok(Time::NotNumber)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Time, E> {
+        Ok(Time::NotNumber)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Time, E> {
+        Ok(Time::NotNumber)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Time, A::Error> {
+        Valid.visit_seq(seq).map(|()| Time::NotNumber)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Time, A::Error> {
+        Valid.visit_map(map).map(|()| Time::NotNumber)
+    }
+}
+
+/// A claim that is one string or a list of strings (`aud`, `roles`).
+enum List {
+    Strings(Vec<String>),
+    NonString,
+    WrongType,
+}
+
+struct ListSeed;
+
+impl<'de> DeserializeSeed<'de> for ListSeed {
+    type Value = List;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<List, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ListSeed {
+    type Value = List;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<List, E> {
+        Ok(List::Strings(vec![v.to_owned()]))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<List, E> {
+        Ok(List::WrongType)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<List, E> {
+        Ok(List::WrongType)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<List, E> {
+        Ok(List::WrongType)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<List, E> {
+        Ok(List::WrongType)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<List, E> {
+        Ok(List::WrongType)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<List, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(16));
+        let mut all_strings = true;
+        while let Some(item) = seq.next_element_seed(TextSeed)? {
+            match item {
+                Text::Str(s) if all_strings => items.push(s.into_owned()),
+                Text::Str(_) => {}
+                Text::Other => all_strings = false,
+            }
+        }
+        Ok(if all_strings {
+            List::Strings(items)
+        } else {
+            List::NonString
+        })
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<List, A::Error> {
+        Valid.visit_map(map).map(|()| List::WrongType)
+    }
+}
+
+#[cfg(test)]
+mod tests;
