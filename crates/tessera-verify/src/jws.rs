@@ -11,13 +11,12 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::VerifyError;
 use crate::keys::{VerifyingKey, VerifyingKeys};
 
+mod base64url;
 pub(crate) mod flat;
 
 pub(crate) use flat::{Flat, strings};
@@ -79,10 +78,9 @@ pub(crate) fn parse<'a>(
     scratch.clear();
     scratch.reserve(token.len() + 8);
     let decode = |part: &str, into: &mut Vec<u8>, what: &'static str| {
-        URL_SAFE_NO_PAD
-            .decode_vec(part, into)
+        base64url::decode(part.as_bytes(), into)
             .map(|()| into.len())
-            .map_err(|_| VerifyError::Malformed(what))
+            .map_err(|()| VerifyError::Malformed(what))
     };
     let known = keys.known_header(header);
     let header_end = match known {
