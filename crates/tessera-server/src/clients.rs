@@ -3,8 +3,16 @@
 //! Client secrets are 256 random bits (`tcs_…`), so a plain SHA-256 is the right way
 //! to keep them: there is nothing to brute-force, and checking one costs a
 //! microsecond rather than the tens of milliseconds Argon2 spends on a password.
+//!
+//! What did cost was reading the client from the store on every request to the
+//! token and introspection endpoints: a SQLite round trip through sqlx's worker
+//! thread took about as long as a whole hello-world request. Clients are therefore
+//! cached, keyed by the store's clients generation, which changes (for every
+//! process) whenever a client is added or removed and is read without a round trip:
+//! a client removed with the CLI is refused by the next request, as before.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tessera_core::{
@@ -55,11 +63,56 @@ pub enum ClientAuthError {
 #[derive(Clone)]
 pub struct Clients {
     store: Arc<dyn ClientStore>,
+    cache: Arc<ClientCache>,
+}
+
+/// Clients as read from the store at one clients generation; trusted only while the
+/// store's generation is still that one. Holds no more clients than the store does.
+#[derive(Default)]
+struct ClientCache {
+    entries: RwLock<(u64, HashMap<ClientId, Client>)>,
+}
+
+impl ClientCache {
+    fn get(&self, generation: u64, id: &ClientId) -> Option<Client> {
+        let entries = self.entries.read().ok()?;
+        if entries.0 != generation {
+            return None;
+        }
+        entries.1.get(id).cloned()
+    }
+
+    /// Keeps `client`, read from the store after the generation was `generation`.
+    fn put(&self, generation: u64, client: &Client) {
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.0 != generation {
+                *entries = (generation, HashMap::new());
+            }
+            entries.1.insert(client.id, client.clone());
+        }
+    }
 }
 
 impl Clients {
     pub fn new(store: Arc<dyn ClientStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            cache: Arc::default(),
+        }
+    }
+
+    /// The client with this id, from the cache when the store's clients have not
+    /// changed since it was read.
+    async fn client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
+        let generation = self.store.clients_generation();
+        if let Some(client) = generation.and_then(|g| self.cache.get(g, id)) {
+            return Ok(Some(client));
+        }
+        let client = self.store.client(id).await?;
+        if let (Some(generation), Some(client)) = (generation, &client) {
+            self.cache.put(generation, client);
+        }
+        Ok(client)
     }
 
     /// Registers a client; the secret (for a confidential client) is returned once
@@ -141,7 +194,7 @@ impl Clients {
         presented: &PresentedClient,
     ) -> Result<Client, ClientAuthError> {
         let client = match ClientId::parse(&presented.id) {
-            Some(id) => self.store.client(&id).await?,
+            Some(id) => self.client(&id).await?,
             None => None,
         };
         let presented_hash = presented

@@ -1,5 +1,13 @@
 //! `ClientStore` on SQLite.
+//!
+//! Beside the database file, `clients.changed` gets one byte appended whenever a
+//! client is added or removed, so its length is a generation number that any
+//! process reads with one `stat` (the server's client cache checks it on every
+//! use; the CLI's changes must reach a running server at once).
 
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -63,8 +71,64 @@ fn client_from_row(row: &SqliteRow) -> Result<Client, StoreError> {
     })
 }
 
+/// The file beside the database whose length counts changes to the clients.
+const CLIENTS_CHANGED: &str = "clients.changed";
+
+/// Changes made by this process (to any store): counted as well, for a database
+/// without a directory (in memory) and should appending to the file ever fail.
+static CHANGED_HERE: AtomicU64 = AtomicU64::new(0);
+
+impl SqliteStore {
+    fn clients_changed_file(&self) -> Option<PathBuf> {
+        let options = self.pool.connect_options();
+        let database = options.get_filename();
+        if database.as_os_str() == ":memory:" {
+            return None;
+        }
+        Some(database.parent()?.join(CLIENTS_CHANGED))
+    }
+
+    /// Called before and after each change to the clients.
+    fn note_clients_changed(&self) -> Result<(), StoreError> {
+        CHANGED_HERE.fetch_add(1, Ordering::SeqCst);
+        if let Some(path) = self.clients_changed_file() {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut file| file.write_all(b"."))
+                .map_err(|e| StoreError(format!("cannot append to {}: {e}", path.display())))?;
+        }
+        Ok(())
+    }
+
+    /// Noted before a change (so that a failure stops it: nothing changed) and
+    /// again after it commits (so that a cache refilled in between is dropped).
+    fn note_clients_committed(&self) {
+        if let Err(error) = self.note_clients_changed() {
+            tracing::error!(
+                %error,
+                "a client change is committed but running servers may not see it until restarted"
+            );
+        }
+    }
+}
+
 #[async_trait]
 impl ClientStore for SqliteStore {
+    fn clients_generation(&self) -> Option<u64> {
+        let here = CHANGED_HERE.load(Ordering::SeqCst);
+        let on_disk = match self.clients_changed_file() {
+            None => 0,
+            Some(path) => match std::fs::metadata(path) {
+                Ok(metadata) => metadata.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+                Err(_) => return None,
+            },
+        };
+        Some(on_disk.wrapping_add(here << 32))
+    }
+
     async fn create_client(&self, client: Client) -> Result<(), CreateClientError> {
         let result = sqlx::query(concat!(
             "INSERT INTO clients (",
@@ -86,7 +150,12 @@ impl ClientStore for SqliteStore {
         .execute(&self.pool)
         .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                // No cache holds a client that did not exist: noted only so that
+                // the generation means what it says.
+                self.note_clients_committed();
+                Ok(())
+            }
             Err(e) if is_unique_violation(&e) => Err(CreateClientError::NameTaken),
             Err(e) => Err(CreateClientError::Store(store_error(e))),
         }
@@ -137,11 +206,13 @@ impl ClientStore for SqliteStore {
     }
 
     async fn remove_client(&self, id: &ClientId) -> Result<bool, StoreError> {
+        self.note_clients_changed()?;
         let done = sqlx::query("DELETE FROM clients WHERE id = ?")
             .bind(id.to_string())
             .execute(&self.pool)
             .await
             .map_err(store_error)?;
+        self.note_clients_committed();
         Ok(done.rows_affected() > 0)
     }
 }

@@ -272,7 +272,10 @@ fn client(name: &str, confidential: bool) -> Client {
 async fn clients<S: ClientStore>(store: &S) {
     let web = client("web", true);
     let cli = client("cli", false);
+    let before = store.clients_generation().unwrap();
     store.create_client(web.clone()).await.unwrap();
+    let added = store.clients_generation().unwrap();
+    assert_ne!(added, before, "adding a client changes the generation");
     store.create_client(cli.clone()).await.unwrap();
     let mut same_name = client("web", false);
     same_name.id = ClientId::generate();
@@ -292,7 +295,18 @@ async fn clients<S: ClientStore>(store: &S) {
     assert_eq!(store.client(&ClientId::generate()).await.unwrap(), None);
     let listed = store.list_clients().await.unwrap();
     assert_eq!(listed.len(), 2);
+    let listed_generation = store.clients_generation().unwrap();
+    assert_eq!(
+        store.clients_generation().unwrap(),
+        listed_generation,
+        "reading changes nothing"
+    );
     assert!(store.remove_client(&web.id).await.unwrap());
+    assert_ne!(
+        store.clients_generation().unwrap(),
+        listed_generation,
+        "removing a client changes the generation"
+    );
     assert!(!store.remove_client(&web.id).await.unwrap());
     assert_eq!(store.client(&web.id).await.unwrap(), None);
     assert!(store.remove_client(&cli.id).await.unwrap());

@@ -411,6 +411,11 @@ pub trait ClientStore: Send + Sync {
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
     /// `false` if there was no such client.
     async fn remove_client(&self, id: &ClientId) -> Result<bool, StoreError>;
+    /// A number that changes whenever a client is added or removed, by this process
+    /// or by any other on the same store (the CLI), and that costs no database
+    /// round trip: a cache of clients compares it on every use and is exact.
+    /// `None` when it cannot be told: then no cached client may be trusted.
+    fn clients_generation(&self) -> Option<u64>;
 }
 
 /// A signing key as stored. Its lifecycle is in its times: it is published from
