@@ -6,6 +6,7 @@ mod cli;
 mod durability;
 mod feed;
 mod harness;
+mod interop;
 mod login;
 mod operations;
 mod protection;

@@ -1,0 +1,179 @@
+//! Third-party libraries, which nobody here wrote, against the real server: PyJWT
+//! and Node's `jose` verify our tokens of each asymmetric algorithm through the
+//! JWKS.
+//! `scripts/test` installs them; a missing one fails its test with how to install it.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+
+use crate::harness::*;
+
+const INTEROP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop");
+const ALGORITHMS: [&str; 3] = ["EdDSA", "ES256", "RS256"];
+
+struct Client {
+    id: String,
+    secret: String,
+}
+
+/// `tessera client add NAME --json EXTRA…` for a confidential client.
+fn add_client(server: &TestServer, name: &str, extra: &[&str]) -> Client {
+    let mut args = vec!["client", "add", name, "--json"];
+    args.extend_from_slice(extra);
+    let out = server.cli(&args, "");
+    assert!(
+        out.status.success(),
+        "client add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let added: Value = serde_json::from_slice(&out.stdout).unwrap();
+    Client {
+        id: added["client_id"].as_str().unwrap().to_owned(),
+        secret: added["client_secret"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// A client_credentials access token for `orders`, scope `read`, signed with `alg`.
+async fn token_signed_with(server: &TestServer, alg: &str) -> (Client, String) {
+    let client = add_client(
+        server,
+        &format!("interop-{alg}"),
+        &[
+            "--grant",
+            "client_credentials",
+            "--alg",
+            alg,
+            "--audience",
+            "orders",
+            "--scope",
+            "read",
+        ],
+    );
+    let response = server
+        .client
+        .post(server.url("/oauth2/token"))
+        .basic_auth(&client.id, Some(&client.secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    (client, token)
+}
+
+/// The same token with `scope` widened in its payload and the signature kept.
+fn tampered(token: &str) -> String {
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).expect("a JSON payload");
+    claims["scope"] = "read admin".into();
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    format!("{}.{payload}.{}", parts[0], parts[2])
+}
+
+/// Runs `program ARGS` with `stdin`, off the async runtime (the server under test is
+/// another process, so blocking here holds nothing up). `install` says how to get
+/// `program` when it is missing.
+async fn run(program: &str, args: &[&str], stdin: &str, install: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program} ({e}): {install}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const PYJWT_MISSING: &str = "PyJWT is missing: run scripts/test, or \
+     python3 -m pip install 'pyjwt[crypto]>=2.8' (python3 itself: apt-get install python3 python3-pip)";
+
+#[tokio::test]
+async fn pyjwt_verifies_our_tokens_through_the_jwks() {
+    let server = TestServer::start().await;
+    let script = format!("{INTEROP}/pyjwt_verify.py");
+    for alg in ALGORITHMS {
+        let (client, token) = token_signed_with(&server, alg).await;
+        let args = [script.as_str(), server.base.as_str(), "orders", alg];
+        let out = run("python3", &args, &token, PYJWT_MISSING).await;
+        assert!(!stderr(&out).contains("No module named"), "{PYJWT_MISSING}");
+        assert!(
+            out.status.success(),
+            "PyJWT refused our {alg} token: {}",
+            stderr(&out)
+        );
+        let claims: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(claims["client_id"], client.id.as_str());
+        assert_eq!(claims["scope"], "read");
+
+        let out = run("python3", &args, &tampered(&token), PYJWT_MISSING).await;
+        assert!(!out.status.success(), "PyJWT took a tampered {alg} token");
+        assert!(
+            stderr(&out).contains("InvalidSignatureError"),
+            "{alg}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[tokio::test]
+async fn node_jose_verifies_our_tokens_through_the_jwks() {
+    let dir = format!("{INTEROP}/node");
+    assert!(
+        Path::new(&dir).join("node_modules/jose").is_dir(),
+        "jose is not installed: run scripts/test, or npm ci --prefix {dir}"
+    );
+    let script = format!("{dir}/jose_verify.mjs");
+    let node_missing = "node is missing: apt-get install nodejs npm";
+    let server = TestServer::start().await;
+    for alg in ALGORITHMS {
+        let (client, token) = token_signed_with(&server, alg).await;
+        let args = [script.as_str(), server.base.as_str(), "orders", alg];
+        let out = run("node", &args, &token, node_missing).await;
+        assert!(
+            out.status.success(),
+            "jose refused our {alg} token: {}",
+            stderr(&out)
+        );
+        let claims: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(claims["client_id"], client.id.as_str());
+        assert_eq!(claims["scope"], "read");
+        assert_eq!(claims["iss"], server.base.as_str());
+
+        let out = run("node", &args, &tampered(&token), node_missing).await;
+        assert_eq!(out.status.code(), Some(1), "{alg}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("ERR_JWS_SIGNATURE_VERIFICATION_FAILED"),
+            "{alg}: {}",
+            stderr(&out)
+        );
+        // Another service's token: right signature, wrong audience.
+        let args = [script.as_str(), server.base.as_str(), "billing", alg];
+        let out = run("node", &args, &token, node_missing).await;
+        assert!(
+            stderr(&out).contains("ERR_JWT_CLAIM_VALIDATION_FAILED"),
+            "{alg}: {}",
+            stderr(&out)
+        );
+    }
+}
