@@ -1,6 +1,6 @@
 //! Third-party libraries, which nobody here wrote, against the real server: PyJWT
 //! and Node's `jose` verify our tokens of each asymmetric algorithm through the
-//! JWKS.
+//! JWKS, and Authlib (an OAuth 2 client) performs the password and refresh grants.
 //! `scripts/test` installs them; a missing one fails its test with how to install it.
 
 use std::path::Path;
@@ -176,4 +176,78 @@ async fn node_jose_verifies_our_tokens_through_the_jwks() {
             stderr(&out)
         );
     }
+}
+
+#[tokio::test]
+async fn an_oauth_client_library_performs_the_password_and_refresh_grants() {
+    // No grace: the rotated token presented again is a reuse at once.
+    let server = TestServer::start_with(&[("TESSERA_TOKENS__REFRESH_REUSE_GRACE", "0s")]).await;
+    server.add_user("alice", &[]);
+    let app = add_client(
+        &server,
+        "authlib",
+        &["--grant", "password,refresh_token", "--scope", "read write"],
+    );
+    let missing = "Authlib is missing: run scripts/test, or \
+         python3 -m pip install 'authlib>=1.3' requests";
+    let out = run(
+        "python3",
+        &[
+            &format!("{INTEROP}/oauth_client.py"),
+            server.base.as_str(),
+            &app.id,
+            "alice",
+            "read write",
+        ],
+        &format!("{}\n{PASSWORD}\n", app.secret),
+        missing,
+    )
+    .await;
+    assert!(!stderr(&out).contains("No module named"), "{missing}");
+    assert!(out.status.success(), "Authlib: {}", stderr(&out));
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let grants = &seen["metadata"]["grant_types_supported"];
+    for grant in ["password", "refresh_token"] {
+        assert!(
+            grants.as_array().unwrap().iter().any(|g| g == grant),
+            "{grants}"
+        );
+    }
+    let (first, second) = (&seen["first"], &seen["second"]);
+    for token in [first, second] {
+        assert_eq!(token["token_type"], "Bearer");
+        assert_eq!(token["scope"], "read write");
+        assert_eq!(token["expires_in"], 300);
+        assert!(token["refresh_token"].as_str().unwrap().starts_with("trt_"));
+    }
+    assert_ne!(first["access_token"], second["access_token"]);
+    assert_ne!(
+        first["refresh_token"], second["refresh_token"],
+        "the refresh token rotates"
+    );
+    // Both access tokens are live, for alice, in one refresh family (the sid).
+    let (a, b) = (&seen["first_introspection"], &seen["second_introspection"]);
+    for introspection in [a, b] {
+        assert_eq!(introspection["active"], true, "{introspection}");
+        assert_eq!(introspection["client_id"], app.id.as_str());
+    }
+    assert_eq!(a["sub"], b["sub"]);
+    assert_eq!(a["sid"], b["sid"]);
+    // The first refresh token again: a reuse. Refused, and the family with it.
+    assert_eq!(seen["reuse"], "invalid_grant");
+    assert_eq!(seen["after_reuse"], "invalid_grant");
+    let latest = second["access_token"].as_str().unwrap().to_owned();
+    eventually("the family's access token is revoked", || async {
+        let response = server
+            .client
+            .post(server.url("/oauth2/introspect"))
+            .basic_auth(&app.id, Some(&app.secret))
+            .form(&[("token", latest.as_str())])
+            .send()
+            .await
+            .unwrap();
+        response.json::<Value>().await.unwrap()["active"] == false
+    })
+    .await;
 }
