@@ -1,6 +1,8 @@
 //! Helpers for `scripts/bench`: the raw baselines the server is compared with, and
 //! seeding a store with many sessions quickly.
 
+mod revocation;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -77,6 +79,25 @@ enum Command {
         #[arg(long, default_value = "__Host-tessera-session")]
         cookie_name: String,
     },
+    /// Revokes COUNT fresh JWTs one by one and times, for each, from the revoke call
+    /// returning until VERIFIERS tessera-verify verifiers (each following the feed)
+    /// all refuse it.
+    RevocationLatency {
+        #[arg(long)]
+        issuer: String,
+        #[arg(long)]
+        audience: String,
+        /// ID:SECRET of a client with the `revocations` scope.
+        #[arg(long, value_parser = revocation::client)]
+        feed_client: revocation::Client,
+        /// ID:SECRET of a client_credentials client whose tokens are for AUDIENCE.
+        #[arg(long, value_parser = revocation::client)]
+        token_client: revocation::Client,
+        #[arg(long, default_value_t = 1)]
+        verifiers: usize,
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -121,6 +142,21 @@ fn main() -> anyhow::Result<()> {
             count,
             cookies,
             cookie_name,
+        )),
+        Command::RevocationLatency {
+            issuer,
+            audience,
+            feed_client,
+            token_client,
+            verifiers,
+            count,
+        } => tokio::runtime::Runtime::new()?.block_on(revocation::run(
+            issuer,
+            audience,
+            feed_client,
+            token_client,
+            verifiers,
+            count,
         )),
     }
 }

@@ -164,7 +164,11 @@ pub async fn serve(
             .as_ref()
             .map(|s| s.0.as_bytes().to_vec()),
     ));
-    tokio::spawn(own_tokens.clone().follow(core.store.clone()));
+    tokio::spawn(
+        own_tokens
+            .clone()
+            .follow(core.store.clone(), core.store.revocations_appended()),
+    );
     let tokens = Arc::new(tokens::TokenIssuer::new(
         issuer,
         core.keys.clone(),

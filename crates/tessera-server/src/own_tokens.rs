@@ -83,7 +83,13 @@ impl OwnTokens {
     }
 
     /// Applies the revocation log as it grows, until the task is dropped.
-    pub async fn follow(self: Arc<Self>, log: Arc<dyn RevocationLog>) {
+    /// Wakes at once when `appended` is notified (a revocation made by this
+    /// process), else every [`POLL`] (one made by another process: the CLI).
+    pub async fn follow(
+        self: Arc<Self>,
+        log: Arc<dyn RevocationLog>,
+        appended: Arc<tokio::sync::Notify>,
+    ) {
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut polls: u32 = 0;
@@ -92,7 +98,10 @@ impl OwnTokens {
             self.latest.send_replace(latest);
         }
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = appended.notified() => {}
+            }
             let after = self.verifier.update_revocations(|set| set.position());
             match log.revocations_after(after, 1000).await {
                 Ok(entries) => {

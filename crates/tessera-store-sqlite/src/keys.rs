@@ -146,6 +146,7 @@ impl KeyStore for SqliteStore {
         )
         .await?;
         tx.commit().await.map_err(store_error)?;
+        self.announce_revocations();
         Ok(true)
     }
 

@@ -35,6 +35,10 @@ pub const DATABASE_FILE: &str = "tessera.sqlite3";
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Signalled after every commit that appended to the revocation log, so this
+    /// process's follower applies it at once instead of at its next poll. (Other
+    /// processes, the CLI say, are seen at the poll.)
+    appended: std::sync::Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,11 +71,24 @@ impl SqliteStore {
             .await
             .map_err(open_error)?;
         migrations::apply(&pool, path).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            appended: std::sync::Arc::default(),
+        })
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Notified (one stored permit) after this process appends to the revocation
+    /// log; for the one follower that applies the log.
+    pub fn revocations_appended(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.appended.clone()
+    }
+
+    fn announce_revocations(&self) {
+        self.appended.notify_one();
     }
 }
 
@@ -394,6 +411,7 @@ impl SessionStore for SqliteStore {
         )
         .await?;
         tx.commit().await.map_err(store_error)?;
+        self.announce_revocations();
         Ok(true)
     }
 
@@ -416,6 +434,7 @@ impl SessionStore for SqliteStore {
         .map_err(store_error)?;
         end_sessions_in(&mut tx, user, &rows, reason, at).await?;
         tx.commit().await.map_err(store_error)?;
+        self.announce_revocations();
         rows.iter()
             .map(|(id, _)| SessionId::parse(id).map_err(|_| corrupt("session id")))
             .collect()
@@ -526,6 +545,7 @@ impl RevocationLog for SqliteStore {
         let sequence =
             append_revocation_in(&mut tx, &revoked, user, reason, at, expires_at).await?;
         tx.commit().await.map_err(store_error)?;
+        self.announce_revocations();
         Ok(sequence)
     }
 }

@@ -103,6 +103,7 @@ impl OpaqueTokenStore for SqliteStore {
         )
         .await?;
         tx.commit().await.map_err(store_error)?;
+        self.announce_revocations();
         Ok(true)
     }
 }

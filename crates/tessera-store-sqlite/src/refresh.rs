@@ -161,6 +161,7 @@ impl RefreshStore for SqliteStore {
             .await
             .map_err(store_error)?;
             tx.commit().await.map_err(store_error)?;
+            self.announce_revocations();
             family.generation = family.generation.saturating_add(1);
             return Ok(RefreshOutcome::Rotated(family));
         }
@@ -239,6 +240,7 @@ impl RefreshStore for SqliteStore {
         )
         .await?;
         tx.commit().await.map_err(store_error)?;
+        self.announce_revocations();
         Ok(true)
     }
 
@@ -259,6 +261,7 @@ impl RefreshStore for SqliteStore {
         .map_err(store_error)?;
         revoke_families_in(&mut tx, user, &rows, reason, at).await?;
         tx.commit().await.map_err(store_error)?;
+        self.announce_revocations();
         rows.iter()
             .map(|(id, _, _)| SessionId::parse(id).map_err(|_| corrupt("family id")))
             .collect()

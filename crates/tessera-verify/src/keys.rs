@@ -87,9 +87,15 @@ impl VerifyingKeys {
     pub fn from_jwks(set: &JwkSet, allow_symmetric: bool) -> Self {
         let mut keys = Self::default();
         for jwk in &set.keys {
-            let Some(kid) = jwk.common.key_id.clone() else {
+            // A kid-less oct key (local files only) verifies the HS256 tokens that
+            // carry no kid, as tessera's do; any other key needs a kid.
+            let kid = jwk.common.key_id.clone();
+            let kidless_secret = kid.is_none()
+                && allow_symmetric
+                && jwk.common.key_algorithm == Some(KeyAlgorithm::HS256);
+            if kid.is_none() && !kidless_secret {
                 continue;
-            };
+            }
             if jwk
                 .common
                 .public_key_use
@@ -106,13 +112,16 @@ impl VerifyingKeys {
                 _ => continue,
             };
             if let Some(material) = material(algorithm, &jwk.algorithm) {
-                keys.by_kid.insert(
-                    kid,
-                    VerifyingKey {
-                        algorithm,
-                        material,
-                    },
-                );
+                let key = VerifyingKey {
+                    algorithm,
+                    material,
+                };
+                match kid {
+                    Some(kid) => {
+                        keys.by_kid.insert(kid, key);
+                    }
+                    None => keys.hmac = Some(key),
+                }
             }
         }
         keys

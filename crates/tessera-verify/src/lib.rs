@@ -13,9 +13,13 @@
 //! and the claims are read once, so a verification costs little beyond the
 //! signature itself.
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod claims;
 mod jws;
 mod keys;
+#[cfg(feature = "remote")]
+pub mod remote;
 mod revocation;
 
 use std::borrow::Cow;
@@ -25,6 +29,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 pub use keys::{Algorithm, VerifyingKeys};
+#[cfg(feature = "remote")]
+pub use remote::{ClientCredentials, RemoteVerifier, SetupError, WhenStale};
 pub use revocation::{RevocationEvent, RevocationSet, RevokedBy};
 
 /// Why a token was refused. The `Display` text is safe to send to the client.
@@ -269,6 +275,21 @@ impl Verifier {
             return Err(VerifyError::WrongType);
         }
         let claims = claims::parse(parsed.payload, parsed.header.kid.map(Cow::into_owned))?;
+        self.check_claims_at(&claims, now)?;
+        Ok(claims)
+    }
+
+    /// The checks of time, issuer and audience, and the revocation set, for
+    /// claims that came from somewhere other than a JWT (an introspection answer).
+    pub fn check_claims(&self, claims: &AccessClaims) -> Result<(), VerifyError> {
+        self.check_claims_at(claims, unix_now())?;
+        match self.revocation_of(claims) {
+            Some(by) => Err(VerifyError::Revoked(by)),
+            None => Ok(()),
+        }
+    }
+
+    fn check_claims_at(&self, claims: &AccessClaims, now: i64) -> Result<(), VerifyError> {
         let leeway = i64::try_from(self.policy.leeway.as_secs()).unwrap_or(0);
         if claims.exp <= now.saturating_sub(leeway) {
             return Err(VerifyError::Expired);
@@ -290,11 +311,11 @@ impl Verifier {
         {
             return Err(VerifyError::WrongAudience);
         }
-        Ok(claims)
+        Ok(())
     }
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

@@ -28,7 +28,10 @@ pub enum RevocationEvent {
     /// Tokens whose `sub` is this user and whose `iat` is at or before `before`
     /// (Unix seconds) are refused. The same second counts as before: a token from
     /// the second of the cut-off may predate it, and refusing it costs one refresh.
-    User { id: String, before: i64 },
+    User {
+        id: String,
+        before: i64,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -63,6 +66,12 @@ impl RevocationSet {
         };
         let kept = map.entry(id).or_insert(expires_at);
         *kept = (*kept).max(expires_at);
+    }
+
+    /// Moves past `sequence` without recording anything (an entry of a kind this
+    /// verifier does not know).
+    pub fn advance(&mut self, sequence: u64) {
+        self.position = self.position.max(sequence);
     }
 
     /// Drops entries whose tokens have all expired by `now`.

@@ -446,6 +446,13 @@ fn jwks_keys_are_bound_to_their_algorithm_and_oct_keys_need_consent() {
         "no oct from a JWKS URL, no kid-less key"
     );
     assert_eq!(VerifyingKeys::from_jwks(&oct, true).len(), 1);
+    // a kid-less oct key from a file verifies kid-less HS256 tokens; from a URL, never
+    let kidless: JwkSet = serde_json::from_value(json!({"keys": [
+        {"kty": "oct", "alg": "HS256", "k": URL_SAFE_NO_PAD.encode(HS_SECRET)},
+    ]}))
+    .unwrap();
+    assert!(VerifyingKeys::from_jwks(&kidless, false).is_empty());
+    assert_eq!(VerifyingKeys::from_jwks(&kidless, true).len(), 1);
     let _ = f;
 }
 

@@ -1,6 +1,7 @@
 //! The `tessera` command: the server and the tools to administer its store.
 
 mod oauth;
+mod token;
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
@@ -38,6 +39,9 @@ enum Command {
     /// Manage signing keys; running servers pick changes up within seconds.
     #[command(subcommand)]
     Keys(oauth::KeysCommand),
+    /// Verify or decode an access token, as a resource service would see it.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
 }
 
 /// Where the store is. Precedence: flags > TESSERA_* environment > config file > defaults.
@@ -127,7 +131,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
@@ -135,12 +139,13 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let overrides = Overrides {
         log_format: cli.log_format,
         ..Overrides::default()
     };
-    match cli.command {
+    let done = match cli.command {
+        Command::Token(command) => return token::token_command(command).await,
         Command::Serve(args) => {
             let config = load_config(
                 args.store,
@@ -160,7 +165,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(command) => user_command(command, overrides).await,
         Command::Client(command) => oauth::client_command(command, overrides).await,
         Command::Keys(command) => oauth::keys_command(command, overrides).await,
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 fn print_banner(address: SocketAddr, public_url: &str, data_dir: &std::path::Path, no_users: bool) {

@@ -92,6 +92,8 @@ pub enum KeysCommand {
     },
     /// Withdraw a key at once: it leaves the JWKS and its tokens stop verifying.
     Retire {
+        /// A kid is base64url, so it may start with `-`.
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         #[arg(long)]
         json: bool,

@@ -115,6 +115,11 @@ impl TestServer {
         self.child = Some(child);
     }
 
+    /// The server's process id (to stop and continue it, say).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// `kill -9`, then start again on the same data dir (on a new port).
     pub fn kill_and_restart(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -13,3 +13,4 @@ mod protection;
 mod registration;
 mod sessions;
 mod tokens;
+mod verifier;

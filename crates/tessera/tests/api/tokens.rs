@@ -7,12 +7,12 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-struct Registered {
-    id: String,
-    secret: Option<String>,
+pub(crate) struct Registered {
+    pub id: String,
+    pub secret: Option<String>,
 }
 
-fn add_client(server: &TestServer, name: &str, extra: &[&str]) -> Registered {
+pub(crate) fn add_client(server: &TestServer, name: &str, extra: &[&str]) -> Registered {
     let mut args = vec!["client", "add", name, "--json"];
     args.extend_from_slice(extra);
     let out = server.cli(&args, "");
@@ -28,11 +28,11 @@ fn add_client(server: &TestServer, name: &str, extra: &[&str]) -> Registered {
     }
 }
 
-fn token_request(server: &TestServer) -> RequestBuilder {
+pub(crate) fn token_request(server: &TestServer) -> RequestBuilder {
     server.client.post(server.url("/oauth2/token"))
 }
 
-async fn client_credentials(
+pub(crate) async fn client_credentials(
     server: &TestServer,
     client: &Registered,
     extra: &[(&str, &str)],
@@ -79,7 +79,7 @@ async fn verify(server: &TestServer, token: &str, alg: &str, audience: &str) -> 
         .claims
 }
 
-async fn access_token(response: Response) -> (Value, String) {
+pub(crate) async fn access_token(response: Response) -> (Value, String) {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
     let body: Value = response.json().await.unwrap();
@@ -585,7 +585,7 @@ async fn a_master_key_seals_the_private_keys_and_is_required_to_open_them() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("32 random bytes"));
 }
 
-async fn password_grant(server: &TestServer, client: &Registered, user: &str) -> Value {
+pub(crate) async fn password_grant(server: &TestServer, client: &Registered, user: &str) -> Value {
     let response = token_request(server)
         .form(&[
             ("grant_type", "password"),
@@ -599,7 +599,7 @@ async fn password_grant(server: &TestServer, client: &Registered, user: &str) ->
     access_token(response).await.0
 }
 
-async fn refresh(
+pub(crate) async fn refresh(
     server: &TestServer,
     client: &Registered,
     token: &str,
@@ -781,7 +781,7 @@ async fn refresh_tokens_belong_to_their_client_user_and_lifetime() {
     );
 }
 
-async fn introspect(server: &TestServer, by: &Registered, token: &str) -> Value {
+pub(crate) async fn introspect(server: &TestServer, by: &Registered, token: &str) -> Value {
     let response = token_request_to(server, "/oauth2/introspect")
         .basic_auth(&by.id, by.secret.as_deref())
         .form(&[("token", token)])
@@ -793,11 +793,11 @@ async fn introspect(server: &TestServer, by: &Registered, token: &str) -> Value 
     response.json().await.unwrap()
 }
 
-fn token_request_to(server: &TestServer, path: &str) -> RequestBuilder {
+pub(crate) fn token_request_to(server: &TestServer, path: &str) -> RequestBuilder {
     server.client.post(server.url(path))
 }
 
-async fn revoke(server: &TestServer, by: &Registered, token: &str) {
+pub(crate) async fn revoke(server: &TestServer, by: &Registered, token: &str) {
     let mut request = token_request_to(server, "/oauth2/revoke");
     request = match &by.secret {
         Some(secret) => request
@@ -969,7 +969,7 @@ async fn revoked_tokens_become_inactive_everywhere_they_are_checked() {
 
 const SESSION_TYPE: &str = "urn:tessera:params:oauth:token-type:session";
 
-async fn exchange(
+pub(crate) async fn exchange(
     server: &TestServer,
     gateway: &Registered,
     subject: &str,

@@ -1,0 +1,415 @@
+//! Authentication and authorization for axum services, the same everywhere:
+//! routes declare the scopes or roles they need with [`RemoteVerifier::require`],
+//! handlers take the verified claims with the [`Authenticated`] extractor, and
+//! every refusal is an RFC 6750 answer.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use axum::{Router, routing::get};
+//! use tessera_verify::axum::{Authenticated, Requirement};
+//! use tessera_verify::{ClientCredentials, RemoteVerifier};
+//!
+//! let verifier = RemoteVerifier::builder("https://id.example.com")
+//!     .audience("orders")
+//!     .client(ClientCredentials::new("client-id", "tcs_…"))
+//!     .build()
+//!     .await?;
+//! let app: Router = Router::new()
+//!     .route("/orders", get(|who: Authenticated| async move { who.sub.clone() }))
+//!     .route_layer(verifier.require(Requirement::scope("orders:read")))
+//!     .with_state(verifier);
+//! # Ok(()) }
+//! ```
+//!
+//! - no token: 401 with `WWW-Authenticate: Bearer realm="…"` and no error code;
+//! - a malformed `Authorization` header: 400 `invalid_request`;
+//! - a token refused for any reason: 401 `invalid_token`, the reason in
+//!   `error_description`;
+//! - a valid token without the scope or role: 403 `insufficient_scope`, with the
+//!   scopes needed in the challenge;
+//! - the verifier cannot decide (stale revocation feed, issuer unreachable for an
+//!   opaque token): 503 with `Retry-After`, so clients don't throw away good
+//!   tokens.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use ::axum::extract::{FromRef, FromRequestParts, Request};
+use ::axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use tower::{Layer, Service};
+
+use crate::remote::{RemoteVerifier, TokenSource};
+use crate::{AccessClaims, VerifyError};
+
+/// The verified claims of the request's token. Taken from what a
+/// [`RequireLayer`] already verified, or verified here when no layer ran.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Arc<AccessClaims>);
+
+impl Deref for Authenticated {
+    type Target = AccessClaims;
+    fn deref(&self) -> &AccessClaims {
+        &self.0
+    }
+}
+
+impl<S> FromRequestParts<S> for Authenticated
+where
+    S: Send + Sync,
+    RemoteVerifier: FromRef<S>,
+{
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejection> {
+        if let Some(done) = parts.extensions.get::<Authenticated>() {
+            return Ok(done.clone());
+        }
+        let verifier = RemoteVerifier::from_ref(state);
+        let claims = authenticate(&verifier, &parts.headers).await?;
+        Ok(Authenticated(Arc::new(claims)))
+    }
+}
+
+/// Finds the request's token and verifies it.
+pub async fn authenticate(
+    verifier: &RemoteVerifier,
+    headers: &HeaderMap,
+) -> Result<AccessClaims, Rejection> {
+    let realm = verifier.realm();
+    let token = token_of(headers, verifier.token_source())
+        .map_err(|description| Rejection::malformed(realm, description))?
+        .ok_or_else(|| Rejection::missing(realm))?;
+    verifier
+        .verify(&token)
+        .await
+        .map_err(|error| Rejection::refused(realm, &error))
+}
+
+/// The token of a request: `Authorization: Bearer` (RFC 6750 §2.1) unless turned
+/// off, then the configured cookie. `Ok(None)` when there is none; `Err` when the
+/// header is there but unusable.
+pub fn token_of(headers: &HeaderMap, source: &TokenSource) -> Result<Option<String>, &'static str> {
+    if !source.no_header {
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        if let Some(value) = values.next() {
+            if values.next().is_some() {
+                return Err("send one Authorization header");
+            }
+            return value
+                .to_str()
+                .ok()
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, token)| {
+                    scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
+                })
+                .map(|(_, token)| Some(token.trim().to_owned()))
+                .ok_or("the Authorization header must be: Bearer <token>");
+        }
+    }
+    if let Some(name) = &source.cookie {
+        let jar = axum_extra::extract::cookie::CookieJar::from_headers(headers);
+        if let Some(cookie) = jar.get(name) {
+            return Ok(Some(cookie.value().to_owned()));
+        }
+    }
+    Ok(None)
+}
+
+/// What a route needs beyond a valid token: every scope and every role listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requirement {
+    scopes: Vec<String>,
+    roles: Vec<String>,
+}
+
+impl Requirement {
+    /// Any valid token.
+    pub fn authenticated() -> Self {
+        Self::default()
+    }
+
+    pub fn scope(scope: impl Into<String>) -> Self {
+        Self::default().and_scope(scope)
+    }
+
+    pub fn role(role: impl Into<String>) -> Self {
+        Self::default().and_role(role)
+    }
+
+    pub fn and_scope(mut self, scope: impl Into<String>) -> Self {
+        self.scopes.push(scope.into());
+        self
+    }
+
+    pub fn and_role(mut self, role: impl Into<String>) -> Self {
+        self.roles.push(role.into());
+        self
+    }
+
+    /// Whether `claims` meet the requirement; the refusal names what is missing.
+    pub fn check(&self, realm: &str, claims: &AccessClaims) -> Result<(), Rejection> {
+        if !self.scopes.iter().all(|s| claims.has_scope(s)) {
+            return Err(Rejection::insufficient(
+                realm,
+                &self.scopes.join(" "),
+                format!("this needs the scope {}", self.scopes.join(" ")),
+            ));
+        }
+        if let Some(missing) = self
+            .roles
+            .iter()
+            .find(|r| !claims.roles.iter().any(|have| have == *r))
+        {
+            return Err(Rejection::insufficient(
+                realm,
+                &self.scopes.join(" "),
+                format!("this needs the role {missing}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl RemoteVerifier {
+    /// A layer that lets through only requests whose token is valid and meets
+    /// `requirement`; the claims reach handlers as [`Authenticated`].
+    pub fn require(&self, requirement: Requirement) -> RequireLayer {
+        RequireLayer {
+            verifier: self.clone(),
+            requirement: Arc::new(requirement),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RequireLayer {
+    verifier: RemoteVerifier,
+    requirement: Arc<Requirement>,
+}
+
+impl<S> Layer<S> for RequireLayer {
+    type Service = Require<S>;
+    fn layer(&self, inner: S) -> Require<S> {
+        Require {
+            inner,
+            verifier: self.verifier.clone(),
+            requirement: self.requirement.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Require<S> {
+    inner: S,
+    verifier: RemoteVerifier,
+    requirement: Arc<Requirement>,
+}
+
+impl<S> Service<Request> for Require<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        // The clone that was polled ready serves this request (tower's rule).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let verifier = self.verifier.clone();
+        let requirement = self.requirement.clone();
+        Box::pin(async move {
+            let claims = match authenticate(&verifier, request.headers()).await {
+                Ok(claims) => claims,
+                Err(rejection) => return Ok(rejection.into_response()),
+            };
+            if let Err(rejection) = requirement.check(verifier.realm(), &claims) {
+                return Ok(rejection.into_response());
+            }
+            request
+                .extensions_mut()
+                .insert(Authenticated(Arc::new(claims)));
+            inner.call(request).await
+        })
+    }
+}
+
+/// An RFC 6750 refusal.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    status: StatusCode,
+    /// The `error` code; `None` when the request carried no credentials at all.
+    error: Option<&'static str>,
+    description: String,
+    challenge: String,
+}
+
+impl Rejection {
+    fn challenge(realm: &str, error: Option<(&str, &str)>, scope: Option<&str>) -> String {
+        let mut challenge = format!("Bearer realm=\"{}\"", quoted(realm));
+        if let Some((code, description)) = error {
+            challenge.push_str(&format!(
+                ", error=\"{code}\", error_description=\"{}\"",
+                quoted(description)
+            ));
+        }
+        if let Some(scope) = scope.filter(|s| !s.is_empty()) {
+            challenge.push_str(&format!(", scope=\"{}\"", quoted(scope)));
+        }
+        challenge
+    }
+
+    pub fn missing(realm: &str) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            error: None,
+            description: "send an access token: Authorization: Bearer <token>".into(),
+            challenge: Self::challenge(realm, None, None),
+        }
+    }
+
+    pub fn malformed(realm: &str, description: &str) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error: Some("invalid_request"),
+            description: description.into(),
+            challenge: Self::challenge(realm, Some(("invalid_request", description)), None),
+        }
+    }
+
+    pub fn refused(realm: &str, error: &VerifyError) -> Self {
+        let description = error.to_string();
+        if error.is_temporary() {
+            return Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                error: Some("temporarily_unavailable"),
+                challenge: String::new(),
+                description,
+            };
+        }
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            error: Some("invalid_token"),
+            challenge: Self::challenge(realm, Some(("invalid_token", &description)), None),
+            description,
+        }
+    }
+
+    pub fn insufficient(realm: &str, scope: &str, description: String) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            error: Some("insufficient_scope"),
+            challenge: Self::challenge(
+                realm,
+                Some(("insufficient_scope", &description)),
+                Some(scope),
+            ),
+            description,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+/// A quoted-string body (RFC 9110 §5.6.4): backslash-escape `"` and `\`, and drop
+/// control characters, which may not appear at all.
+fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "error": self.error.unwrap_or("unauthorized"),
+            "error_description": self.description,
+        });
+        let mut response = (self.status, ::axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        if !self.challenge.is_empty()
+            && let Ok(value) = HeaderValue::from_str(&self.challenge)
+        {
+            headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_come_from_the_header_then_the_cookie() {
+        let source = TokenSource {
+            no_header: false,
+            cookie: Some("__Host-tessera-token".into()),
+        };
+        let mut headers = HeaderMap::new();
+        assert_eq!(token_of(&headers, &source), Ok(None));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=b; __Host-tessera-token=from-cookie"),
+        );
+        assert_eq!(token_of(&headers, &source), Ok(Some("from-cookie".into())));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer from-header"),
+        );
+        assert_eq!(token_of(&headers, &source), Ok(Some("from-header".into())));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert!(token_of(&headers, &source).is_err());
+        headers.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer x"));
+        assert!(token_of(&headers, &source).is_err(), "two headers");
+        let cookie_only = TokenSource {
+            no_header: true,
+            ..source
+        };
+        assert_eq!(
+            token_of(&headers, &cookie_only),
+            Ok(Some("from-cookie".into()))
+        );
+    }
+
+    #[test]
+    fn challenges_are_quoted() {
+        let rejection = Rejection::refused("r\"x", &VerifyError::Expired);
+        assert_eq!(rejection.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            rejection.challenge,
+            r#"Bearer realm="r\"x", error="invalid_token", error_description="the token has expired""#
+        );
+        assert_eq!(
+            Rejection::refused("r", &VerifyError::Stale).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+}

@@ -1,0 +1,866 @@
+//! The verifier a resource service runs against a tessera issuer.
+//!
+//! Built from the issuer URL: the RFC 8414 metadata names the JWKS, the token and
+//! introspection endpoints and the revocation feed. Verification of a JWT stays
+//! local; the network is used only
+//! - to fetch the JWKS: at start, every `max-age`, and once (single-flight, at most
+//!   once per cool-down) when a token names a key we don't know, so `keys rotate
+//!   --now` on the issuer is followed without a restart;
+//! - to follow `/v1/revocations`, so a revoked session, token, key or user is
+//!   refused within the feed's latency, and to know how fresh that view is: with no
+//!   word from the feed for longer than the staleness bound, tokens are refused
+//!   (fail closed) unless the service chose to accept them;
+//! - to introspect opaque `tat_` tokens, with a cache whose hits are still checked
+//!   against the revocation set.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use jsonwebtoken::jwk::JwkSet;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio::task::AbortHandle;
+
+use crate::revocation::RevocationEvent;
+use crate::{AccessClaims, Algorithm, Policy, Verifier, VerifyError, VerifyingKeys};
+
+/// Why a [`RemoteVerifier`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot fetch {what} from {url}: {reason}")]
+    Fetch {
+        what: &'static str,
+        url: String,
+        reason: String,
+    },
+    #[error("the metadata at {url} names issuer {found:?}, not {expected:?}")]
+    IssuerMismatch {
+        url: String,
+        expected: String,
+        found: String,
+    },
+    #[error("{0}")]
+    Config(&'static str),
+}
+
+/// What the issuer's metadata (RFC 8414) tells a verifier.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Metadata {
+    pub issuer: String,
+    pub jwks_uri: String,
+    #[serde(default)]
+    pub token_endpoint: Option<String>,
+    #[serde(default)]
+    pub introspection_endpoint: Option<String>,
+    /// tessera's extension member; `{issuer}/v1/revocations` when absent.
+    #[serde(default)]
+    pub revocation_feed_endpoint: Option<String>,
+}
+
+/// Fetches and checks the metadata of `issuer`: the document must name exactly the
+/// issuer it was fetched for (RFC 8414 §3.3), or anyone who can serve it could
+/// point us at their own keys.
+pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Metadata, SetupError> {
+    let url = format!(
+        "{}/.well-known/oauth-authorization-server",
+        issuer.trim_end_matches('/')
+    );
+    let metadata: Metadata = fetch_json(http, &url, "the issuer metadata").await?;
+    if metadata.issuer != issuer {
+        return Err(SetupError::IssuerMismatch {
+            url,
+            expected: issuer.to_owned(),
+            found: metadata.issuer,
+        });
+    }
+    Ok(metadata)
+}
+
+/// Fetches the JWKS at `url`. Symmetric keys are never taken from a URL.
+pub async fn fetch_jwks(http: &reqwest::Client, url: &str) -> Result<KeySet, SetupError> {
+    let fetch_error = |reason: String| SetupError::Fetch {
+        what: "the JWKS",
+        url: url.to_owned(),
+        reason,
+    };
+    let response = http
+        .get(url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| fetch_error(e.to_string()))?;
+    let max_age = response
+        .headers()
+        .get(reqwest::header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(max_age);
+    let set: JwkSet = response
+        .json()
+        .await
+        .map_err(|e| fetch_error(e.to_string()))?;
+    Ok(KeySet {
+        keys: VerifyingKeys::from_jwks(&set, false),
+        max_age,
+    })
+}
+
+/// A fetched JWKS and how long the issuer says it may be cached.
+pub struct KeySet {
+    pub keys: VerifyingKeys,
+    pub max_age: Option<Duration>,
+}
+
+fn max_age(cache_control: &str) -> Option<Duration> {
+    cache_control.split(',').find_map(|directive| {
+        let (name, value) = directive.trim().split_once('=')?;
+        name.eq_ignore_ascii_case("max-age")
+            .then(|| value.trim().parse().ok().map(Duration::from_secs))
+            .flatten()
+    })
+}
+
+async fn fetch_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+    what: &'static str,
+) -> Result<T, SetupError> {
+    let fetch_error = |reason: String| SetupError::Fetch {
+        what,
+        url: url.to_owned(),
+        reason,
+    };
+    http.get(url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| fetch_error(e.to_string()))?
+        .json()
+        .await
+        .map_err(|e| fetch_error(e.to_string()))
+}
+
+/// A confidential client's credentials: used to read the revocation feed (a
+/// `client_credentials` token with the `revocations` scope) and to introspect
+/// opaque tokens. The secret never appears in `Debug`.
+#[derive(Clone)]
+pub struct ClientCredentials {
+    pub id: String,
+    secret: String,
+}
+
+impl ClientCredentials {
+    pub fn new(id: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            secret: secret.into(),
+        }
+    }
+}
+
+impl fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// What to do with tokens while the revocation feed is stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenStale {
+    /// Refuse every token (503 through the axum layer) until the feed is back.
+    Refuse,
+    /// Accept tokens that pass every local check, at the risk of honouring one
+    /// revoked in the meantime. For services that prefer availability.
+    Accept,
+}
+
+/// Where a request's token is looked for.
+#[derive(Debug, Clone, Default)]
+pub struct TokenSource {
+    /// Read `Authorization: Bearer` (on unless turned off).
+    pub no_header: bool,
+    /// Read this cookie (for tokens tessera set as `__Host-tessera-token`).
+    pub cookie: Option<String>,
+}
+
+/// Settings of a [`RemoteVerifier`]; see [`RemoteVerifier::builder`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    issuer: String,
+    audiences: Vec<String>,
+    algorithms: Vec<Algorithm>,
+    leeway: Option<Duration>,
+    client: Option<ClientCredentials>,
+    follow_revocations: bool,
+    max_staleness: Duration,
+    when_stale: WhenStale,
+    jwks_cooldown: Duration,
+    introspection_cache: Duration,
+    startup_wait: Duration,
+    source: TokenSource,
+    realm: Option<String>,
+}
+
+/// How long without a word from the feed before its view counts as stale: three
+/// of tessera's default heartbeats.
+pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(15);
+/// The least time between two JWKS fetches caused by unknown `kid`s.
+pub const DEFAULT_JWKS_COOLDOWN: Duration = Duration::from_secs(5);
+/// How long a positive introspection answer is reused (never past the token's
+/// `exp`; revocations still apply to cached answers).
+pub const DEFAULT_INTROSPECTION_CACHE: Duration = Duration::from_secs(60);
+/// How long a negative introspection answer is reused, bounding the load forged
+/// tokens can put on the issuer.
+const NEGATIVE_CACHE: Duration = Duration::from_secs(5);
+const INTROSPECTION_CACHE_ENTRIES: usize = 100_000;
+const MIN_JWKS_REFRESH: Duration = Duration::from_secs(30);
+const MAX_JWKS_REFRESH: Duration = Duration::from_secs(3600);
+
+impl Builder {
+    /// A token must name at least one of the audiences given.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// The asymmetric algorithms accepted (default EdDSA, ES256, RS256).
+    pub fn algorithms(mut self, algorithms: &[Algorithm]) -> Self {
+        self.algorithms = algorithms
+            .iter()
+            .copied()
+            .filter(|a| *a != Algorithm::HS256)
+            .collect();
+        self
+    }
+
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = Some(leeway);
+        self
+    }
+
+    /// The confidential client this service is registered as: enables the
+    /// revocation feed (the client needs the `revocations` scope) and introspection
+    /// of opaque tokens.
+    pub fn client(mut self, credentials: ClientCredentials) -> Self {
+        self.client = Some(credentials);
+        self
+    }
+
+    /// Whether to follow the revocation feed (default: yes when a client is set).
+    /// Without it, revoked tokens stay valid until they expire.
+    pub fn follow_revocations(mut self, follow: bool) -> Self {
+        self.follow_revocations = follow;
+        self
+    }
+
+    pub fn max_staleness(mut self, bound: Duration) -> Self {
+        self.max_staleness = bound;
+        self
+    }
+
+    pub fn when_stale(mut self, policy: WhenStale) -> Self {
+        self.when_stale = policy;
+        self
+    }
+
+    pub fn jwks_cooldown(mut self, cooldown: Duration) -> Self {
+        self.jwks_cooldown = cooldown;
+        self
+    }
+
+    pub fn introspection_cache(mut self, ttl: Duration) -> Self {
+        self.introspection_cache = ttl;
+        self
+    }
+
+    /// How long `build` waits for the revocation feed's first heartbeat, so a
+    /// service does not start by accepting tokens revoked before it started.
+    pub fn startup_wait(mut self, wait: Duration) -> Self {
+        self.startup_wait = wait;
+        self
+    }
+
+    /// Read the token from this cookie too (after the `Authorization` header).
+    pub fn token_cookie(mut self, name: impl Into<String>) -> Self {
+        self.source.cookie = Some(name.into());
+        self
+    }
+
+    /// Read the token only from the cookie, never from the header.
+    pub fn cookie_only(mut self) -> Self {
+        self.source.no_header = true;
+        self
+    }
+
+    /// The realm in `WWW-Authenticate` challenges (default: the issuer).
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// Discovers the issuer, fetches its keys and, when following revocations,
+    /// starts the feed and waits (up to the startup wait) for its first heartbeat.
+    /// Needs a Tokio runtime.
+    pub async fn build(self) -> Result<RemoteVerifier, SetupError> {
+        if self.audiences.is_empty() {
+            return Err(SetupError::Config(
+                "a resource service must name its audience",
+            ));
+        }
+        if self.source.no_header && self.source.cookie.is_none() {
+            return Err(SetupError::Config(
+                "cookie_only needs a token_cookie to read",
+            ));
+        }
+        let follow = self.follow_revocations && self.client.is_some();
+        if self.follow_revocations && self.client.is_none() {
+            return Err(SetupError::Config(
+                "following revocations needs client credentials with the revocations scope \
+                 (or follow_revocations(false))",
+            ));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| SetupError::Fetch {
+                what: "an HTTP client",
+                url: self.issuer.clone(),
+                reason: e.to_string(),
+            })?;
+        let metadata = discover(&http, &self.issuer).await?;
+        let fetched = fetch_jwks(&http, &metadata.jwks_uri).await?;
+        let mut policy = Policy::new(metadata.issuer.clone(), "");
+        policy.audiences = self.audiences;
+        policy.algorithms = self.algorithms;
+        if let Some(leeway) = self.leeway {
+            policy.leeway = leeway;
+        }
+        let feed_url = metadata
+            .revocation_feed_endpoint
+            .clone()
+            .unwrap_or_else(|| format!("{}/v1/revocations", metadata.issuer.trim_end_matches('/')));
+        let shared = Arc::new(Shared {
+            verifier: Verifier::new(policy, fetched.keys),
+            http,
+            realm: self.realm.unwrap_or_else(|| metadata.issuer.clone()),
+            metadata,
+            client: self.client,
+            source: self.source,
+            jwks: tokio::sync::Mutex::new(Instant::now()),
+            jwks_cooldown: self.jwks_cooldown,
+            feed: follow.then(|| FeedHealth {
+                epoch: Instant::now(),
+                heard_ms: AtomicU64::new(0),
+                max_staleness: self.max_staleness,
+                when_stale: self.when_stale,
+                heard: tokio::sync::Notify::new(),
+            }),
+            feed_token: tokio::sync::Mutex::new(None),
+            introspected: quick_cache::sync::Cache::new(INTROSPECTION_CACHE_ENTRIES),
+            introspection_ttl: self.introspection_cache,
+            tasks: StdMutex::new(Vec::new()),
+        });
+        let refresh_every = fetched
+            .max_age
+            .unwrap_or(Duration::from_secs(300))
+            .clamp(MIN_JWKS_REFRESH, MAX_JWKS_REFRESH);
+        let mut tasks = vec![
+            tokio::spawn(refresh_keys_periodically(
+                Arc::downgrade(&shared),
+                refresh_every,
+            ))
+            .abort_handle(),
+        ];
+        if let Some(feed) = &shared.feed {
+            let heard = feed.heard.notified();
+            tasks.push(tokio::spawn(follow_feed(Arc::downgrade(&shared), feed_url)).abort_handle());
+            tasks.push(tokio::spawn(prune_periodically(Arc::downgrade(&shared))).abort_handle());
+            if tokio::time::timeout(self.startup_wait, heard)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    issuer = %shared.metadata.issuer,
+                    "the revocation feed has not answered yet; tokens are refused until it does"
+                );
+            }
+        }
+        if let Ok(mut list) = shared.tasks.lock() {
+            list.extend(tasks);
+        }
+        Ok(RemoteVerifier(shared))
+    }
+}
+
+/// A verifier following one issuer; cheap to clone (one shared state).
+#[derive(Clone)]
+pub struct RemoteVerifier(Arc<Shared>);
+
+impl fmt::Debug for RemoteVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteVerifier")
+            .field("issuer", &self.0.metadata.issuer)
+            .field("client", &self.0.client)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    verifier: Verifier,
+    http: reqwest::Client,
+    metadata: Metadata,
+    realm: String,
+    client: Option<ClientCredentials>,
+    source: TokenSource,
+    /// When the JWKS was last fetched; the lock makes unknown-`kid` refreshes
+    /// single-flight.
+    jwks: tokio::sync::Mutex<Instant>,
+    jwks_cooldown: Duration,
+    feed: Option<FeedHealth>,
+    feed_token: tokio::sync::Mutex<Option<(String, Instant)>>,
+    /// SHA-256 of an opaque token → its introspected claims (`None`: inactive).
+    introspected: quick_cache::sync::Cache<[u8; 32], Introspected>,
+    introspection_ttl: Duration,
+    tasks: StdMutex<Vec<AbortHandle>>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Ok(tasks) = self.tasks.lock() {
+            for task in tasks.iter() {
+                task.abort();
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Introspected {
+    claims: Option<Arc<AccessClaims>>,
+    until: Instant,
+}
+
+struct FeedHealth {
+    epoch: Instant,
+    /// Milliseconds after `epoch` when the feed last spoke, plus one (0: never).
+    heard_ms: AtomicU64,
+    max_staleness: Duration,
+    when_stale: WhenStale,
+    heard: tokio::sync::Notify,
+}
+
+impl FeedHealth {
+    fn touch(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.heard_ms.store(ms.saturating_add(1), Ordering::Relaxed);
+        self.heard.notify_waiters();
+    }
+
+    /// How long since the feed last spoke; `None` if it never has.
+    fn silence(&self) -> Option<Duration> {
+        match self.heard_ms.load(Ordering::Relaxed) {
+            0 => None,
+            heard => Some(
+                self.epoch
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(heard - 1)),
+            ),
+        }
+    }
+
+    fn is_fresh(&self) -> bool {
+        self.silence().is_some_and(|s| s <= self.max_staleness)
+    }
+}
+
+impl RemoteVerifier {
+    /// Starts configuring a verifier for the issuer at `issuer` (its exact `iss`).
+    pub fn builder(issuer: impl Into<String>) -> Builder {
+        Builder {
+            issuer: issuer.into(),
+            audiences: Vec::new(),
+            algorithms: vec![Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256],
+            leeway: None,
+            client: None,
+            follow_revocations: true,
+            max_staleness: DEFAULT_MAX_STALENESS,
+            when_stale: WhenStale::Refuse,
+            jwks_cooldown: DEFAULT_JWKS_COOLDOWN,
+            introspection_cache: DEFAULT_INTROSPECTION_CACHE,
+            startup_wait: Duration::from_secs(5),
+            source: TokenSource::default(),
+            realm: None,
+        }
+    }
+
+    pub fn metadata(&self) -> &Metadata {
+        &self.0.metadata
+    }
+
+    /// The local verifier underneath (policy, keys, revocation set).
+    pub fn local(&self) -> &Verifier {
+        &self.0.verifier
+    }
+
+    pub fn token_source(&self) -> &TokenSource {
+        &self.0.source
+    }
+
+    pub fn realm(&self) -> &str {
+        &self.0.realm
+    }
+
+    /// How long since the revocation feed last spoke (`None`: never, or not
+    /// followed).
+    pub fn feed_silence(&self) -> Option<Duration> {
+        self.0.feed.as_ref().and_then(FeedHealth::silence)
+    }
+
+    /// The sequence of the last revocation applied.
+    pub fn revocation_position(&self) -> u64 {
+        self.0.verifier.update_revocations(|set| set.position())
+    }
+
+    /// Verifies a token: a JWT locally, an opaque `tat_` token by (cached)
+    /// introspection; either way the revocation set has the last word.
+    pub async fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
+        self.check_fresh()?;
+        if token.starts_with("tat_") {
+            return self.introspect(token).await;
+        }
+        match self.0.verifier.verify(token) {
+            Err(VerifyError::UnknownKey) => {
+                self.refresh_keys_for_unknown_kid().await;
+                self.0.verifier.verify(token)
+            }
+            other => other,
+        }
+    }
+
+    fn check_fresh(&self) -> Result<(), VerifyError> {
+        match &self.0.feed {
+            Some(feed) if feed.when_stale == WhenStale::Refuse && !feed.is_fresh() => {
+                Err(VerifyError::Stale)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Fetches the JWKS again unless it was fetched within the cool-down. Callers
+    /// that arrive while a fetch is under way wait for it instead of starting
+    /// their own.
+    async fn refresh_keys_for_unknown_kid(&self) {
+        let mut last = self.0.jwks.lock().await;
+        if last.elapsed() < self.0.jwks_cooldown {
+            return;
+        }
+        *last = Instant::now();
+        match fetch_jwks(&self.0.http, &self.0.metadata.jwks_uri).await {
+            Ok(fetched) => self.0.verifier.replace_keys(fetched.keys),
+            Err(error) => tracing::warn!(%error, "JWKS refresh for an unknown kid failed"),
+        }
+    }
+
+    async fn introspect(&self, token: &str) -> Result<AccessClaims, VerifyError> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = Instant::now();
+        let answer = match self.0.introspected.get(&key) {
+            Some(cached) if cached.until > now => cached,
+            _ => {
+                let answer = self.ask_issuer(token).await?;
+                self.0.introspected.insert(key, answer.clone());
+                answer
+            }
+        };
+        let claims = answer.claims.ok_or(VerifyError::Malformed(
+            "the token is not active at its issuer",
+        ))?;
+        self.0.verifier.check_claims(&claims)?;
+        Ok((*claims).clone())
+    }
+
+    async fn ask_issuer(&self, token: &str) -> Result<Introspected, VerifyError> {
+        let (Some(client), Some(endpoint)) =
+            (&self.0.client, &self.0.metadata.introspection_endpoint)
+        else {
+            return Err(VerifyError::Unavailable);
+        };
+        let response = self
+            .0
+            .http
+            .post(endpoint)
+            .basic_auth(&client.id, Some(&client.secret))
+            .form(&[("token", token), ("token_type_hint", "access_token")])
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|error| {
+                tracing::warn!(%error, "introspection failed");
+                VerifyError::Unavailable
+            })?;
+        let answer: IntrospectionAnswer = response.json().await.map_err(|error| {
+            tracing::warn!(%error, "introspection answered something unreadable");
+            VerifyError::Unavailable
+        })?;
+        let now = Instant::now();
+        Ok(match answer.into_claims() {
+            Some(claims) => {
+                let left = u64::try_from(claims.exp.saturating_sub(crate::unix_now())).unwrap_or(0);
+                Introspected {
+                    until: now + self.0.introspection_ttl.min(Duration::from_secs(left)),
+                    claims: Some(Arc::new(claims)),
+                }
+            }
+            None => Introspected {
+                claims: None,
+                until: now + NEGATIVE_CACHE,
+            },
+        })
+    }
+
+    /// A bearer token for the revocation feed, renewed shortly before it expires.
+    async fn feed_token(&self, renew: bool) -> Option<String> {
+        let client = self.0.client.as_ref()?;
+        let endpoint = self.0.metadata.token_endpoint.as_ref()?;
+        let mut cached = self.0.feed_token.lock().await;
+        if !renew
+            && let Some((token, until)) = cached.as_ref()
+            && *until > Instant::now()
+        {
+            return Some(token.clone());
+        }
+        let answer: TokenAnswer = self
+            .0
+            .http
+            .post(endpoint)
+            .basic_auth(&client.id, Some(&client.secret))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "revocations"),
+            ])
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|error| tracing::warn!(%error, "cannot get a token for the revocation feed"))
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let until = Instant::now() + Duration::from_secs(answer.expires_in.saturating_sub(10));
+        *cached = Some((answer.access_token.clone(), until));
+        Some(answer.access_token)
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    #[serde(default)]
+    expires_in: u64,
+}
+
+/// An RFC 7662 answer, as tessera gives it.
+#[derive(Deserialize)]
+struct IntrospectionAnswer {
+    active: bool,
+    #[serde(default)]
+    token_type: Option<String>,
+    iss: Option<String>,
+    sub: Option<String>,
+    #[serde(default)]
+    aud: Option<OneOrMany>,
+    exp: Option<i64>,
+    iat: Option<i64>,
+    jti: Option<String>,
+    client_id: Option<String>,
+    scope: Option<String>,
+    sid: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl IntrospectionAnswer {
+    /// Claims of an active access token; anything else is inactive (a refresh
+    /// token is not something to call an API with).
+    fn into_claims(self) -> Option<AccessClaims> {
+        if !self.active || self.token_type.as_deref().is_some_and(|t| t != "Bearer") {
+            return None;
+        }
+        Some(AccessClaims {
+            iss: self.iss?,
+            sub: self.sub?,
+            aud: match self.aud? {
+                OneOrMany::One(a) => vec![a],
+                OneOrMany::Many(a) => a,
+            },
+            exp: self.exp?,
+            iat: self.iat,
+            nbf: None,
+            jti: self.jti,
+            client_id: self.client_id,
+            scope: self.scope,
+            sid: self.sid,
+            roles: self.roles,
+            kid: None,
+        })
+    }
+}
+
+/// One revocation as the feed sends it.
+#[derive(Deserialize)]
+struct FeedEntry {
+    sequence: u64,
+    kind: String,
+    id: String,
+    /// When it happened, RFC 3339 (the cut-off of a `user` entry).
+    at: String,
+    /// Unix seconds after which nothing it revokes can still be valid.
+    expires_at: i64,
+}
+
+impl FeedEntry {
+    fn event(self) -> Option<RevocationEvent> {
+        Some(match self.kind.as_str() {
+            "session" => RevocationEvent::Session(self.id),
+            "token" => RevocationEvent::Token(self.id),
+            "key" => RevocationEvent::Key(self.id),
+            "user" => RevocationEvent::User {
+                id: self.id,
+                // An unreadable cut-off refuses everything the user holds.
+                before: time::OffsetDateTime::parse(
+                    &self.at,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .map_or(i64::MAX, time::OffsetDateTime::unix_timestamp),
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// Follows the feed for as long as the verifier lives, resuming after the last
+/// sequence applied whenever the connection drops.
+async fn follow_feed(shared: std::sync::Weak<Shared>, url: String) {
+    let mut backoff = Duration::from_millis(50);
+    let mut renew = false;
+    loop {
+        let Some(verifier) = shared.upgrade().map(RemoteVerifier) else {
+            return;
+        };
+        let position = verifier.revocation_position();
+        let Some(token) = verifier.feed_token(renew).await else {
+            drop(verifier);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+            continue;
+        };
+        let mut request = verifier
+            .0
+            .http
+            .get(&url)
+            .bearer_auth(&token)
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        if position > 0 {
+            request = request.header("last-event-id", position.to_string());
+        }
+        drop(verifier);
+        let response = match request.send().await {
+            Ok(response) if response.status() == reqwest::StatusCode::UNAUTHORIZED => {
+                renew = true;
+                tracing::warn!("the revocation feed refused our token; renewing it");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+            Ok(response) if response.status().is_success() => response,
+            Ok(response) => {
+                tracing::warn!(status = %response.status(), "the revocation feed refused us");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+            Err(error) => {
+                tracing::debug!(%error, "cannot reach the revocation feed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        renew = false;
+        let mut events = eventsource_stream::Eventsource::eventsource(response.bytes_stream());
+        while let Some(Ok(event)) = events.next().await {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            backoff = Duration::from_millis(50);
+            if event.event == "revocation" {
+                match serde_json::from_str::<FeedEntry>(&event.data) {
+                    Ok(entry) => {
+                        let (sequence, expires_at) = (entry.sequence, entry.expires_at);
+                        if let Some(revoked) = entry.event() {
+                            shared
+                                .verifier
+                                .update_revocations(|set| set.apply(sequence, revoked, expires_at));
+                        } else {
+                            // An unknown kind from a newer issuer: skip it, but
+                            // move past it so a resume does not replay it forever.
+                            shared
+                                .verifier
+                                .update_revocations(|set| set.advance(sequence));
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, data = %event.data, "unreadable revocation event")
+                    }
+                }
+            }
+            // Both revocations and heartbeats show the feed is alive. A heartbeat
+            // comes only once the stream has caught up, so the first one marks
+            // the view complete.
+            if let Some(feed) = &shared.feed
+                && (event.event == "heartbeat" || feed.heard_ms.load(Ordering::Relaxed) != 0)
+            {
+                feed.touch();
+            }
+        }
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+async fn refresh_keys_periodically(shared: std::sync::Weak<Shared>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(verifier) = shared.upgrade().map(RemoteVerifier) else {
+            return;
+        };
+        match fetch_jwks(&verifier.0.http, &verifier.0.metadata.jwks_uri).await {
+            Ok(fetched) => verifier.0.verifier.replace_keys(fetched.keys),
+            Err(error) => tracing::warn!(%error, "periodic JWKS refresh failed"),
+        }
+    }
+}
+
+async fn prune_periodically(shared: std::sync::Weak<Shared>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let now = crate::unix_now();
+        shared.verifier.update_revocations(|set| set.prune(now));
+    }
+}

@@ -1,0 +1,582 @@
+//! `tessera-verify` as a resource service runs it: the example service in
+//! `examples/resource-service`, on a loopback port, verifying tokens from a real
+//! tessera server through its metadata, JWKS, revocation feed and introspection.
+
+use std::time::Duration;
+
+use reqwest::header;
+use serde_json::Value;
+use tessera_verify::{ClientCredentials, RemoteVerifier, WhenStale};
+
+use crate::harness::*;
+use crate::tokens::{Registered, access_token, add_client, client_credentials, revoke};
+
+/// A heartbeat fast enough that staleness can be tested in about a second.
+const FAST_FEED: &[(&str, &str)] = &[("TESSERA_TOKENS__FEED_HEARTBEAT", "200ms")];
+
+struct Resource {
+    base: String,
+    http: reqwest::Client,
+    verifier: RemoteVerifier,
+}
+
+impl Resource {
+    async fn start(
+        server: &TestServer,
+        tune: impl FnOnce(tessera_verify::remote::Builder) -> tessera_verify::remote::Builder,
+    ) -> Self {
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let feed = add_client(
+            server,
+            &format!("orders-service-{n}"),
+            &["--grant", "client_credentials", "--scope", "revocations"],
+        );
+        let builder = RemoteVerifier::builder(&server.base)
+            .audience("orders")
+            .client(ClientCredentials::new(
+                feed.id,
+                feed.secret.expect("a confidential client"),
+            ))
+            .jwks_cooldown(Duration::from_millis(500));
+        let verifier = tune(builder).build().await.expect("verifier");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = resource_service::app(verifier.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            verifier,
+        }
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    async fn status(&self, path: &str, token: &str) -> u16 {
+        self.get(path, Some(token)).await.status().as_u16()
+    }
+}
+
+fn app_client(server: &TestServer, name: &str, extra: &[&str]) -> Registered {
+    let mut args = vec![
+        "--grant",
+        "password,refresh_token",
+        "--public",
+        "--audience",
+        "orders",
+        "--scope",
+        "orders:read orders:write",
+    ];
+    args.extend_from_slice(extra);
+    add_client(server, name, &args)
+}
+
+async fn password_token(server: &TestServer, app: &Registered, user: &str, scope: &str) -> Value {
+    let response = server
+        .client
+        .post(server.url("/oauth2/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", app.id.as_str()),
+            ("username", user),
+            ("password", PASSWORD),
+            ("scope", scope),
+        ])
+        .send()
+        .await
+        .unwrap();
+    access_token(response).await.0
+}
+
+fn challenge(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(header::WWW_AUTHENTICATE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn routes_enforce_their_declared_scopes_and_roles_with_rfc_6750_answers() {
+    let server = TestServer::start_with(FAST_FEED).await;
+    server.add_user("alice", &[]);
+    server.add_user("root", &["admin"]);
+    let app = app_client(&server, "app", &[]);
+    let resource = Resource::start(&server, |b| b).await;
+
+    let response = resource.get("/me", None).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        challenge(&response),
+        format!(r#"Bearer realm="{}""#, server.base),
+        "no token: a challenge without an error code"
+    );
+
+    let reader = password_token(&server, &app, "alice", "orders:read").await;
+    let reader = reader["access_token"].as_str().unwrap();
+    let me: Value = resource
+        .get("/me", Some(reader))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["scope"], "orders:read");
+    assert_eq!(resource.status("/orders", reader).await, 200);
+
+    let response = resource
+        .http
+        .post(format!("{}/orders", resource.base))
+        .bearer_auth(reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert!(
+        challenge(&response).contains(r#"error="insufficient_scope""#)
+            && challenge(&response).contains(r#"scope="orders:write""#),
+        "{}",
+        challenge(&response)
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "insufficient_scope");
+
+    assert_eq!(resource.status("/admin/report", reader).await, 403);
+    let admin = password_token(&server, &app, "root", "orders:read orders:write").await;
+    let admin = admin["access_token"].as_str().unwrap();
+    assert_eq!(resource.status("/admin/report", admin).await, 200);
+    let created = resource
+        .http
+        .post(format!("{}/orders", resource.base))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+
+    // A token for another audience, a forged one, and a malformed header.
+    let other = add_client(&server, "other", &["--grant", "client_credentials"]);
+    let (_, foreign) = access_token(client_credentials(&server, &other, &[]).await).await;
+    let response = resource.get("/me", Some(&foreign)).await;
+    assert_eq!(response.status(), 401);
+    assert!(challenge(&response).contains("another audience"));
+    let mut forged = reader.to_owned();
+    forged.pop();
+    forged.push(if reader.ends_with('A') { 'B' } else { 'A' });
+    let response = resource.get("/me", Some(&forged)).await;
+    assert_eq!(response.status(), 401);
+    assert!(challenge(&response).contains(r#"error="invalid_token""#));
+    let response = resource
+        .http
+        .get(format!("{}/me", resource.base))
+        .header(header::AUTHORIZATION, "Basic YTpi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        resource
+            .http
+            .get(format!("{}/healthz", resource.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "routes that declare nothing stay open"
+    );
+}
+
+#[tokio::test]
+async fn revocations_reach_the_resource_service_through_the_feed() {
+    let server = TestServer::start_with(FAST_FEED).await;
+    server.add_user("alice", &[]);
+    let app = app_client(&server, "app", &[]);
+    let resource = Resource::start(&server, |b| b).await;
+    let scope = "orders:read";
+
+    // A JWT revoked by jti.
+    let grant = password_token(&server, &app, "alice", scope).await;
+    let token = grant["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(resource.status("/orders", &token).await, 200);
+    revoke(&server, &app, &token).await;
+    eventually("a token revoked by jti is refused", || async {
+        resource.status("/orders", &token).await == 401
+    })
+    .await;
+    let response = resource.get("/orders", Some(&token)).await;
+    assert!(challenge(&response).contains("revoked"));
+
+    // A refresh family (its sid) revoked: its access tokens go with it.
+    let grant = password_token(&server, &app, "alice", scope).await;
+    let token = grant["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(resource.status("/orders", &token).await, 200);
+    revoke(&server, &app, grant["refresh_token"].as_str().unwrap()).await;
+    eventually("a token of a revoked family is refused", || async {
+        resource.status("/orders", &token).await == 401
+    })
+    .await;
+
+    // A disabled user: every family of theirs ends.
+    let grant = password_token(&server, &app, "alice", scope).await;
+    let token = grant["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(resource.status("/orders", &token).await, 200);
+    assert!(
+        server
+            .cli(&["user", "disable", "alice"], "")
+            .status
+            .success()
+    );
+    eventually("a disabled user's token is refused", || async {
+        resource.status("/orders", &token).await == 401
+    })
+    .await;
+    assert!(resource.verifier.revocation_position() >= 3);
+}
+
+#[tokio::test]
+async fn rotated_keys_are_fetched_on_first_sight_and_retired_ones_refused() {
+    let server = TestServer::start_with(FAST_FEED).await;
+    server.add_user("alice", &[]);
+    let app = app_client(&server, "app", &[]);
+    let resource = Resource::start(&server, |b| b).await;
+    let first = password_token(&server, &app, "alice", "orders:read").await;
+    let first = first["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(resource.status("/orders", &first).await, 200);
+    let old_kid = kid_of(&first);
+
+    // `rotate --now`: the next tokens carry a kid the verifier has never seen.
+    assert!(
+        server
+            .cli(&["keys", "rotate", "--now"], "")
+            .status
+            .success()
+    );
+    let mut fresh = String::new();
+    for _ in 0..100 {
+        let grant = password_token(&server, &app, "alice", "orders:read").await;
+        fresh = grant["access_token"].as_str().unwrap().to_owned();
+        if kid_of(&fresh) != old_kid {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(kid_of(&fresh), old_kid, "the server signs with the new key");
+    eventually("a token of the new key is accepted", || async {
+        resource.status("/orders", &fresh).await == 200
+    })
+    .await;
+    assert_eq!(resource.status("/orders", &first).await, 200);
+
+    // Retiring the old key refuses what it signed.
+    assert!(
+        server
+            .cli(&["keys", "retire", &old_kid], "")
+            .status
+            .success()
+    );
+    eventually("a token of a retired key is refused", || async {
+        resource.status("/orders", &first).await == 401
+    })
+    .await;
+    assert_eq!(resource.status("/orders", &fresh).await, 200);
+}
+
+fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+#[tokio::test]
+async fn opaque_tokens_are_introspected_cached_and_still_revocable() {
+    let server = TestServer::start_with(FAST_FEED).await;
+    let opaque = add_client(
+        &server,
+        "opaque",
+        &[
+            "--grant",
+            "client_credentials",
+            "--audience",
+            "orders",
+            "--scope",
+            "orders:read",
+            "--token-format",
+            "opaque",
+        ],
+    );
+    let resource = Resource::start(&server, |b| b).await;
+    let (_, token) = access_token(client_credentials(&server, &opaque, &[]).await).await;
+    assert!(token.starts_with("tat_"));
+    for _ in 0..3 {
+        assert_eq!(resource.status("/orders", &token).await, 200);
+    }
+    let response = resource.get("/orders", Some("tat_forged")).await;
+    assert_eq!(response.status(), 401);
+    revoke(&server, &opaque, &token).await;
+    eventually(
+        "a revoked opaque token is refused despite the cache",
+        || async { resource.status("/orders", &token).await == 401 },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_silent_feed_fails_closed_unless_told_otherwise_and_recovers() {
+    let server = TestServer::start_with(FAST_FEED).await;
+    server.add_user("alice", &[]);
+    let app = app_client(&server, "app", &[]);
+    let strict = Resource::start(&server, |b| b.max_staleness(Duration::from_secs(1))).await;
+    let lenient = Resource::start(&server, |b| {
+        b.max_staleness(Duration::from_secs(1))
+            .when_stale(WhenStale::Accept)
+    })
+    .await;
+    let grant = password_token(&server, &app, "alice", "orders:read").await;
+    let token = grant["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(strict.status("/orders", &token).await, 200);
+
+    // Freeze the server: the feed goes silent, though the connection stays open.
+    let pid = server.pid().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let response = strict.get("/orders", Some(&token)).await;
+    let stale_status = response.status().as_u16();
+    let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+    let lenient_status = lenient.status("/orders", &token).await;
+    std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap();
+    assert_eq!(stale_status, 503, "a stale view refuses, and says to retry");
+    assert!(retry_after.is_some());
+    assert_eq!(lenient_status, 200, "fail-open was chosen");
+    assert!(strict.verifier.feed_silence().unwrap() >= Duration::from_secs(1));
+
+    eventually("the feed resumes and tokens pass again", || async {
+        strict.status("/orders", &token).await == 200
+    })
+    .await;
+}
+
+/// `tessera token …`, which needs no store.
+fn token_cli(args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(binary())
+        .arg("token")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn json_out(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "not JSON: {} / {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[tokio::test]
+async fn token_verify_checks_like_a_resource_service_and_inspect_only_decodes() {
+    let secret = "a shared secret that is long enough, really";
+    let server = TestServer::start_with(&[("TESSERA_TOKENS__HS256_SECRET", secret)]).await;
+    server.add_user("alice", &[]);
+    let app = app_client(&server, "app", &[]);
+    let grant = password_token(&server, &app, "alice", "orders:read").await;
+    let token = grant["access_token"].as_str().unwrap();
+    let base = server.base.as_str();
+
+    // Through the issuer's metadata and JWKS, token as argument or on stdin.
+    let out = token_cli(&["verify", token, "--issuer", base, "--aud", "orders"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_out(&out)["scope"], "orders:read");
+    let out = token_cli(&["verify", "--issuer", base, "--aud", "orders"], token);
+    assert!(out.status.success());
+
+    // Refusals are typed, with exit status 1.
+    for (args, code) in [
+        (vec!["--aud", "billing"], "wrong_audience"),
+        (vec!["--iss", "https://elsewhere.example"], "wrong_issuer"),
+    ] {
+        let mut all = vec!["verify", token, "--issuer", base];
+        all.extend(args);
+        let out = token_cli(&all, "");
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(json_out(&out)["error"], code);
+    }
+    let (head, _) = token.rsplit_once('.').unwrap();
+    let stripped = format!("{head}.");
+    let out = token_cli(&["verify", &stripped, "--issuer", base], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json_out(&out)["error"], "malformed");
+
+    // A local key file: an HS256 token checked against an oct key.
+    let svc = add_client(
+        &server,
+        "svc",
+        &["--grant", "client_credentials", "--alg", "HS256"],
+    );
+    let (_, hs) = access_token(client_credentials(&server, &svc, &[]).await).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys.json");
+    use base64::Engine;
+    let k = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+    std::fs::write(
+        &file,
+        serde_json::json!({"keys": [{"kty": "oct", "alg": "HS256", "k": k}]}).to_string(),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let out = token_cli(&["verify", &hs, "--jwks", file, "--iss", base], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(json_out(&out)["client_id"], svc.id.as_str());
+    // …and the EdDSA token is not something that file can vouch for.
+    let out = token_cli(&["verify", token, "--jwks", file, "--iss", base], "");
+    assert_eq!(json_out(&out)["error"], "unknown_key");
+
+    // inspect decodes, and says it did not verify.
+    let out = token_cli(&["inspect"], &stripped);
+    assert!(out.status.success());
+    let shown = json_out(&out);
+    assert_eq!(shown["verified"], false);
+    assert_eq!(shown["header"]["typ"], "at+jwt");
+    assert_eq!(shown["payload"]["scope"], "orders:read");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NOT VERIFIED"));
+    let out = token_cli(&["inspect", "tat_abc"], "");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("opaque"));
+}
+
+#[tokio::test]
+async fn a_token_cookie_is_verified_like_a_header_and_ends_with_its_session() {
+    let server = TestServer::start_with(&[
+        ("TESSERA_TOKENS__FEED_HEARTBEAT", "200ms"),
+        ("TESSERA_TOKENS__SESSION_TOKEN_AUDIENCE", "orders"),
+    ])
+    .await;
+    server.add_user("alice", &["admin"]);
+    let browser = server.login("alice").await;
+    let resource = Resource::start(&server, |b| b.token_cookie("__Host-tessera-token")).await;
+
+    // Unsafe without the CSRF token, like every cookie-authenticated change.
+    let response = server
+        .client
+        .post(server.url("/v1/session/token"))
+        .header(header::COOKIE, &browser.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+
+    let response = server
+        .unsafe_as(reqwest::Method::POST, "/v1/session/token", &browser)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+    let set = response.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["expires_in"], 300);
+    assert_eq!(body["cookie"], "__Host-tessera-token");
+    assert!(
+        body.get("access_token").is_none(),
+        "never readable by scripts"
+    );
+    for attribute in [
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Path=/",
+        "Max-Age=300",
+    ] {
+        assert!(set.contains(attribute), "{attribute} in {set}");
+    }
+    let pair = set.split(';').next().unwrap().to_owned();
+    let token = pair.split_once('=').unwrap().1.to_owned();
+    assert_eq!(kid_of(&token).len(), 43, "a JWT signed by the key ring");
+
+    let with_cookie = |path: &'static str| {
+        let request = resource
+            .http
+            .get(format!("{}{path}", resource.base))
+            .header(header::COOKIE, format!("other=1; {pair}"));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(with_cookie("/me").await, 200);
+    assert_eq!(with_cookie("/admin/report").await, 200, "roles ride along");
+    assert_eq!(
+        with_cookie("/orders").await,
+        403,
+        "a session token has no scopes"
+    );
+    let me: Value = resource
+        .http
+        .get(format!("{}/me", resource.base))
+        .header(header::COOKIE, &pair)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["sid"], browser.session_id.as_str());
+    assert_eq!(me["client_id"], "00000000-0000-0000-0000-000000000000");
+
+    let response = server
+        .unsafe_as(reqwest::Method::POST, "/v1/logout", &browser)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let cleared: Vec<_> = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        cleared
+            .iter()
+            .any(|c| c.starts_with("__Host-tessera-token=;") && c.contains("Max-Age=0")),
+        "{cleared:?}"
+    );
+    eventually("the token cookie dies with its session", || async {
+        with_cookie("/me").await == 401
+    })
+    .await;
+}
