@@ -580,3 +580,51 @@ async fn a_token_cookie_is_verified_like_a_header_and_ends_with_its_session() {
     })
     .await;
 }
+
+/// How many times the JWKS was served, from the server's own metrics.
+async fn jwks_fetches(server: &TestServer) -> u64 {
+    server
+        .metrics()
+        .await
+        .lines()
+        .filter(|l| {
+            l.starts_with("tessera_http_request_duration_seconds_count")
+                && l.contains(r#"route="/.well-known/jwks.json""#)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn unknown_kids_cause_one_jwks_fetch_per_cool_down_however_many_arrive() {
+    let server = TestServer::start_with(FAST_FEED).await;
+    server.add_user("alice", &[]);
+    let app = app_client(&server, "app", &[]);
+    let resource = Resource::start(&server, |b| b.jwks_cooldown(Duration::from_secs(30))).await;
+    let grant = password_token(&server, &app, "alice", "orders:read").await;
+    let token = grant["access_token"].as_str().unwrap().to_owned();
+    let (_, rest) = token.split_once('.').unwrap();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let before = jwks_fetches(&server).await;
+    // 40 concurrent requests, each naming a kid nobody has.
+    let forged: Vec<String> = (0..40)
+        .map(|n| {
+            let header =
+                serde_json::json!({"alg": "EdDSA", "typ": "at+jwt", "kid": format!("unknown-{n}")});
+            format!("{}.{rest}", b64.encode(header.to_string()))
+        })
+        .collect();
+    let statuses =
+        futures::future::join_all(forged.iter().map(|t| resource.status("/orders", t))).await;
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    let response = resource.get("/orders", Some(&forged[0])).await;
+    assert!(
+        challenge(&response).contains("unknown"),
+        "{}",
+        challenge(&response)
+    );
+    let fetched = jwks_fetches(&server).await - before;
+    assert!(fetched <= 1, "{fetched} JWKS fetches for 41 unknown kids");
+    assert_eq!(resource.status("/orders", &token).await, 200);
+}
