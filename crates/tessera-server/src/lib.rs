@@ -188,6 +188,7 @@ pub async fn serve(
         refresh: core.refresh,
         refresh_store: core.store.clone(),
         opaque_store: core.store.clone(),
+        opaque_cache: quick_cache::sync::Cache::new(OPAQUE_CACHE_ENTRIES),
         revocation_log: core.store.clone(),
         own_tokens,
         tokens,
@@ -246,6 +247,9 @@ fn spawn_housekeeping(state: AppState, metrics: PrometheusHandle) {
 /// banner is printed is not lost to the default action (exit without cleanup).
 /// The in-memory client that session tokens are issued as: no grants, no secret,
 /// the configured audience and lifetime, the default algorithm.
+/// How many opaque token records introspection keeps in memory.
+const OPAQUE_CACHE_ENTRIES: usize = 100_000;
+
 fn session_token_client(config: &Config) -> anyhow::Result<tessera_store::Client> {
     let audiences = match &config.tokens.session_token_audience {
         Some(audience) => vec![tessera_core::Audience::parse(audience).map_err(|_| {

@@ -24,6 +24,11 @@ pub struct Services {
     pub refresh: Arc<crate::refresh::RefreshTokens>,
     pub refresh_store: Arc<dyn tessera_store::RefreshStore>,
     pub opaque_store: Arc<dyn tessera_store::OpaqueTokenStore>,
+    /// Opaque token records by the SHA-256 of the token, so introspection needs no
+    /// store read. Safe because a record never changes: its revocation comes
+    /// through the revocation log (checked on every use), and this process's own
+    /// revocations also evict the entry at once.
+    pub opaque_cache: quick_cache::sync::Cache<[u8; 32], Arc<tessera_store::OpaqueToken>>,
     pub revocation_log: Arc<dyn tessera_store::RevocationLog>,
     pub own_tokens: Arc<crate::own_tokens::OwnTokens>,
     pub tokens: Arc<TokenIssuer>,

@@ -80,23 +80,32 @@ async fn introspection(
         let Some(secret) = AccessTokenSecret::parse(token) else {
             return Ok(inactive);
         };
-        let Some(record) = state.opaque_store.opaque_token(&secret.hash()).await? else {
-            return Ok(inactive);
+        let hash = secret.hash();
+        let record = match state.opaque_cache.get(hash.as_bytes()) {
+            Some(record) => record,
+            None => {
+                let Some(record) = state.opaque_store.opaque_token(&hash).await? else {
+                    return Ok(inactive);
+                };
+                let record = std::sync::Arc::new(record);
+                state.opaque_cache.insert(*hash.as_bytes(), record.clone());
+                record
+            }
         };
         if record.expires_at <= Timestamp::now() {
             return Ok(inactive);
         }
         let claims = tessera_verify::AccessClaims {
             iss: state.tokens.issuer().to_owned(),
-            sub: record.subject,
-            aud: vec![record.audience.map_or_else(
+            sub: record.subject.clone(),
+            aud: vec![record.audience.as_ref().map_or_else(
                 || state.tokens.issuer().to_owned(),
                 |a| a.as_str().to_owned(),
             )],
             exp: record.expires_at.as_millis() / 1000,
             iat: Some(record.issued_at.as_millis() / 1000),
             nbf: None,
-            jti: Some(record.jti),
+            jti: Some(record.jti.clone()),
             client_id: Some(record.client_id.to_string()),
             scope: (!record.scopes.is_empty()).then(|| record.scopes.to_string()),
             sid: record.session.map(|s| s.as_str().to_owned()),
@@ -172,6 +181,8 @@ async fn revocation(
                 .revoke_opaque_token(&secret.hash(), &client.id, now)
                 .await?
         {
+            // Before answering, so the next introspection here cannot find it cached.
+            state.opaque_cache.remove(secret.hash().as_bytes());
             metrics::counter!("tessera_revocations_total", "kind" => "opaque").increment(1);
         }
         return Ok(());
