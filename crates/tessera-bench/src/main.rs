@@ -161,6 +161,15 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// The `p`th percentile (0–100) of sorted samples, nearest rank; 0 for none.
+pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
+    let index = ((sorted.len() as f64) * p / 100.0).ceil() as usize;
+    sorted
+        .get(index.saturating_sub(1).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0)
+}
+
 fn argon2_rate(
     threads: usize,
     seconds: u64,
@@ -327,17 +336,7 @@ async fn probe(
         out.flush()?;
     }
     latencies.sort_unstable();
-    let at = |p: f64| {
-        let index = ((latencies.len() as f64) * p / 100.0).ceil() as usize;
-        latencies
-            .get(
-                index
-                    .saturating_sub(1)
-                    .min(latencies.len().saturating_sub(1)),
-            )
-            .copied()
-            .unwrap_or(0)
-    };
+    let at = |p: f64| percentile(&latencies, p);
     println!(
         "{}",
         serde_json::json!({

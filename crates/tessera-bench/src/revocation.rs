@@ -86,18 +86,20 @@ pub async fn run(
         }
         latencies.push(revoked.elapsed());
     }
-    latencies.sort();
-    let at = |p: f64| {
-        let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[index].as_secs_f64() * 1000.0
-    };
+    // Microseconds, so the percentiles are the probe's.
+    let mut micros: Vec<u64> = latencies
+        .iter()
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .collect();
+    micros.sort_unstable();
+    let at = |p: f64| crate::percentile(&micros, p) as f64 / 1000.0;
     println!(
         "revocations={} verifiers={} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}",
-        latencies.len(),
+        micros.len(),
         all.len(),
-        at(0.50),
-        at(0.99),
-        at(1.0)
+        at(50.0),
+        at(99.0),
+        at(100.0)
     );
     Ok(())
 }

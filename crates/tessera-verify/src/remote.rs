@@ -68,7 +68,7 @@ pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Metadata, 
         "{}/.well-known/oauth-authorization-server",
         issuer.trim_end_matches('/')
     );
-    let metadata: Metadata = fetch_json(http, &url, "the issuer metadata").await?;
+    let (metadata, _): (Metadata, _) = fetch_json(http, &url, "the issuer metadata").await?;
     if metadata.issuer != issuer {
         return Err(SetupError::IssuerMismatch {
             url,
@@ -81,26 +81,7 @@ pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Metadata, 
 
 /// Fetches the JWKS at `url`. Symmetric keys are never taken from a URL.
 pub async fn fetch_jwks(http: &reqwest::Client, url: &str) -> Result<KeySet, SetupError> {
-    let fetch_error = |reason: String| SetupError::Fetch {
-        what: "the JWKS",
-        url: url.to_owned(),
-        reason,
-    };
-    let response = http
-        .get(url)
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(|e| fetch_error(e.to_string()))?;
-    let max_age = response
-        .headers()
-        .get(reqwest::header::CACHE_CONTROL)
-        .and_then(|v| v.to_str().ok())
-        .and_then(max_age);
-    let set: JwkSet = response
-        .json()
-        .await
-        .map_err(|e| fetch_error(e.to_string()))?;
+    let (set, max_age): (JwkSet, _) = fetch_json(http, url, "the JWKS").await?;
     Ok(KeySet {
         keys: VerifyingKeys::from_jwks(&set, false),
         max_age,
@@ -122,24 +103,33 @@ fn max_age(cache_control: &str) -> Option<Duration> {
     })
 }
 
+/// GETs `url` as JSON, with the `max-age` of its `Cache-Control`.
 async fn fetch_json<T: serde::de::DeserializeOwned>(
     http: &reqwest::Client,
     url: &str,
     what: &'static str,
-) -> Result<T, SetupError> {
+) -> Result<(T, Option<Duration>), SetupError> {
     let fetch_error = |reason: String| SetupError::Fetch {
         what,
         url: url.to_owned(),
         reason,
     };
-    http.get(url)
+    let response = http
+        .get(url)
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)
-        .map_err(|e| fetch_error(e.to_string()))?
+        .map_err(|e| fetch_error(e.to_string()))?;
+    let max_age = response
+        .headers()
+        .get(reqwest::header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(max_age);
+    let body = response
         .json()
         .await
-        .map_err(|e| fetch_error(e.to_string()))
+        .map_err(|e| fetch_error(e.to_string()))?;
+    Ok((body, max_age))
 }
 
 /// A confidential client's credentials: used to read the revocation feed (a
@@ -761,46 +751,13 @@ async fn follow_feed(shared: std::sync::Weak<Shared>, url: String) {
         let Some(verifier) = shared.upgrade().map(RemoteVerifier) else {
             return;
         };
-        let position = verifier.revocation_position();
-        let Some(token) = verifier.feed_token(renew).await else {
-            drop(verifier);
+        let opened = open_feed(&verifier, &url, &mut renew).await;
+        drop(verifier);
+        let Some(response) = opened else {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(2));
             continue;
         };
-        let mut request = verifier
-            .0
-            .http
-            .get(&url)
-            .bearer_auth(&token)
-            .header(reqwest::header::ACCEPT, "text/event-stream");
-        if position > 0 {
-            request = request.header("last-event-id", position.to_string());
-        }
-        drop(verifier);
-        let response = match request.send().await {
-            Ok(response) if response.status() == reqwest::StatusCode::UNAUTHORIZED => {
-                renew = true;
-                tracing::warn!("the revocation feed refused our token; renewing it");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-                continue;
-            }
-            Ok(response) if response.status().is_success() => response,
-            Ok(response) => {
-                tracing::warn!(status = %response.status(), "the revocation feed refused us");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-                continue;
-            }
-            Err(error) => {
-                tracing::debug!(%error, "cannot reach the revocation feed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-                continue;
-            }
-        };
-        renew = false;
         let mut events = eventsource_stream::Eventsource::eventsource(response.bytes_stream());
         while let Some(Ok(event)) = events.next().await {
             let Some(shared) = shared.upgrade() else {
@@ -838,6 +795,41 @@ async fn follow_feed(shared: std::sync::Weak<Shared>, url: String) {
             }
         }
         tokio::time::sleep(backoff).await;
+    }
+}
+
+/// Opens the feed after the last sequence applied; `None` (logged) if it cannot.
+/// A refused token is renewed on the next attempt.
+async fn open_feed(
+    verifier: &RemoteVerifier,
+    url: &str,
+    renew: &mut bool,
+) -> Option<reqwest::Response> {
+    let position = verifier.revocation_position();
+    let token = verifier.feed_token(*renew).await?;
+    let mut request = verifier
+        .0
+        .http
+        .get(url)
+        .bearer_auth(&token)
+        .header(reqwest::header::ACCEPT, "text/event-stream");
+    if position > 0 {
+        request = request.header("last-event-id", position.to_string());
+    }
+    match request.send().await {
+        Ok(response) if response.status().is_success() => {
+            *renew = false;
+            Some(response)
+        }
+        Ok(response) => {
+            *renew = response.status() == reqwest::StatusCode::UNAUTHORIZED;
+            tracing::warn!(status = %response.status(), "the revocation feed refused us");
+            None
+        }
+        Err(error) => {
+            tracing::debug!(%error, "cannot reach the revocation feed");
+            None
+        }
     }
 }
 

@@ -628,3 +628,58 @@ async fn unknown_kids_cause_one_jwks_fetch_per_cool_down_however_many_arrive() {
     assert!(fetched <= 1, "{fetched} JWKS fetches for 41 unknown kids");
     assert_eq!(resource.status("/orders", &token).await, 200);
 }
+
+#[tokio::test]
+async fn a_verifier_refuses_metadata_for_another_issuer_and_setups_that_cannot_work() {
+    use tessera_verify::SetupError;
+    let server = TestServer::start().await;
+    // Fetched for one issuer, the metadata names another: refuse, or whoever serves
+    // the document chooses our keys.
+    let aliased = server.base.replace("127.0.0.1", "localhost");
+    let error = RemoteVerifier::builder(&aliased)
+        .audience("orders")
+        .follow_revocations(false)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, SetupError::IssuerMismatch { found, .. } if *found == server.base),
+        "{error}"
+    );
+    let error = RemoteVerifier::builder(&server.base)
+        .follow_revocations(false)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, SetupError::Config(_)),
+        "no audience: {error}"
+    );
+    let error = RemoteVerifier::builder(&server.base)
+        .audience("orders")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, SetupError::Config(_)),
+        "following revocations without a client: {error}"
+    );
+    let error = RemoteVerifier::builder(&server.base)
+        .audience("orders")
+        .follow_revocations(false)
+        .cookie_only()
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, SetupError::Config(_)),
+        "cookie_only without a cookie: {error}"
+    );
+    // Without the feed, a verifier still works locally.
+    RemoteVerifier::builder(&server.base)
+        .audience("orders")
+        .follow_revocations(false)
+        .build()
+        .await
+        .unwrap();
+}
