@@ -121,6 +121,10 @@ impl OwnTokens {
                                 }
                                 Revoked::Token(jti) => RevocationEvent::Token(jti),
                                 Revoked::Key(kid) => RevocationEvent::Key(kid),
+                                Revoked::User(id) => RevocationEvent::User {
+                                    id: id.to_string(),
+                                    before: entry.at.as_millis() / 1000,
+                                },
                             };
                             set.apply(entry.sequence, event, entry.expires_at.as_millis() / 1000);
                         }

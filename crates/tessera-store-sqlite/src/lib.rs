@@ -217,6 +217,45 @@ impl AccountStore for SqliteStore {
         .collect()
     }
 
+    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users u WHERE u.id = ?"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?
+        .as_ref()
+        .map(user_from_row)
+        .transpose()
+    }
+
+    async fn search_users(
+        &self,
+        contains: &str,
+        after: Option<&Username>,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError> {
+        // instr, not LIKE: what an admin types is matched literally.
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users u WHERE instr(u.username, ?) > 0 AND u.username > ? \
+             ORDER BY u.username LIMIT ?"
+        ))
+        .bind(contains)
+        .bind(after.map_or("", Username::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(user_from_row)
+        .collect()
+    }
+
     async fn replace_password_hash(
         &self,
         user: UserId,
@@ -290,7 +329,7 @@ pub(crate) async fn append_revocation_in(
          VALUES (?, ?, ?, ?, ?, ?)",
     )
     .bind(revoked.kind())
-    .bind(revoked.target().to_owned())
+    .bind(revoked.target())
     .bind(user.map(|u| u.to_string()))
     .bind(reason.as_str())
     .bind(at.as_millis())

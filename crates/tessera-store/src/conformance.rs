@@ -496,6 +496,24 @@ async fn accounts<S: AccountStore>(store: &S) {
     let users = store.list_users().await.unwrap();
     let names: Vec<_> = users.iter().map(|u| u.username.as_str()).collect();
     assert!(names.contains(&"alice") && names.contains(&"bob"));
+    assert_eq!(store.user(alice.id).await.unwrap(), Some(alice.clone()));
+    assert_eq!(store.user(UserId::generate()).await.unwrap(), None);
+    add_user(store, "alicia").await;
+    let found = store.search_users("ali", None, 10).await.unwrap();
+    let names: Vec<_> = found.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["alice", "alicia"]);
+    let page = store.search_users("ali", None, 1).await.unwrap();
+    assert_eq!(page.len(), 1);
+    let next = store
+        .search_users("ali", Some(&page[0].username), 10)
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].username.as_str(), "alicia");
+    // LIKE's wildcards are plain characters here
+    assert!(store.search_users("%", None, 10).await.unwrap().is_empty());
+    assert!(store.search_users("_", None, 10).await.unwrap().is_empty());
+    assert_eq!(store.search_users("", None, 10).await.unwrap().len(), 3);
 
     let disabled = store.disable_user(&name("bob")).await.unwrap().unwrap();
     assert!(disabled.disabled);
@@ -622,6 +640,25 @@ async fn ending_sessions_is_logged<S: AccountStore + SessionStore + RevocationLo
     assert_eq!(tail[1].revoked, Revoked::Key("kid-1".into()));
     assert_eq!(tail[1].user, None);
     assert_eq!(store.latest_revocation().await.unwrap(), key);
+
+    // A kick: the cut-off is the entry's own time, kept to the millisecond.
+    let cut_off = Timestamp::from_millis(now.as_millis() + 7);
+    let kick = store
+        .append_revocation(
+            Revoked::User(erin.id),
+            Some(erin.id),
+            EndReason::Kicked,
+            cut_off,
+            later,
+        )
+        .await
+        .unwrap();
+    let entry = store.revocations_after(key, 10).await.unwrap();
+    assert_eq!(entry.len(), 1);
+    assert_eq!(entry[0].sequence, kick);
+    assert_eq!(entry[0].revoked, Revoked::User(erin.id));
+    assert_eq!(entry[0].reason, EndReason::Kicked);
+    assert_eq!(entry[0].at, cut_off);
 }
 
 async fn expiry<S: AccountStore + SessionStore>(store: &S) {

@@ -62,6 +62,27 @@ pub trait AccountStore: Send + Sync {
         username: &Username,
     ) -> Result<Option<UserCredentials>, StoreError>;
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// The user with this id, disabled or not.
+    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.list_users().await?.into_iter().find(|u| u.id == id))
+    }
+    /// Users whose username contains `contains` (all with ""), ordered by username,
+    /// after `after` if given, at most `limit`: one page of an admin's search.
+    async fn search_users(
+        &self,
+        contains: &str,
+        after: Option<&Username>,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError> {
+        Ok(self
+            .list_users()
+            .await?
+            .into_iter()
+            .filter(|u| u.username.as_str().contains(contains))
+            .filter(|u| after.is_none_or(|a| u.username.as_str() > a.as_str()))
+            .take(limit as usize)
+            .collect())
+    }
     /// Replaces the hash, e.g. after login re-hashed it with new parameters. Only if
     /// the stored hash is still `previous`, so a concurrent password change wins.
     async fn replace_password_hash(
@@ -122,6 +143,8 @@ pub enum EndReason {
     Revoked,
     /// A signing key was withdrawn (`tessera keys retire`).
     KeyRetired,
+    /// An administrator kicked the user out: every session, family and token ends.
+    Kicked,
 }
 
 impl EndReason {
@@ -134,6 +157,7 @@ impl EndReason {
             EndReason::RefreshReuse => "refresh_reuse",
             EndReason::Revoked => "revoked",
             EndReason::KeyRetired => "key_retired",
+            EndReason::Kicked => "kicked",
         }
     }
 
@@ -146,6 +170,7 @@ impl EndReason {
             Self::RefreshReuse,
             Self::Revoked,
             Self::KeyRetired,
+            Self::Kicked,
         ]
         .into_iter()
         .find(|r| r.as_str() == stored)
@@ -310,6 +335,9 @@ pub enum Revoked {
     Token(String),
     /// A signing key, by its `kid`: every token it signed.
     Key(String),
+    /// Every token issued to this user up to the entry's `at` (a kick): the cut-off
+    /// is the entry's time, so tokens issued afterwards stay good.
+    User(UserId),
 }
 
 impl Revoked {
@@ -318,14 +346,17 @@ impl Revoked {
             Revoked::Session(_) => "session",
             Revoked::Token(_) => "token",
             Revoked::Key(_) => "key",
+            Revoked::User(_) => "user",
         }
     }
 
-    pub fn target(&self) -> &str {
+    /// What it names, as stored and as the feed's `id`.
+    pub fn target(&self) -> String {
         match self {
-            Revoked::Session(id) => id.as_str(),
-            Revoked::Token(jti) => jti,
-            Revoked::Key(kid) => kid,
+            Revoked::Session(id) => id.as_str().to_owned(),
+            Revoked::Token(jti) => jti.clone(),
+            Revoked::Key(kid) => kid.clone(),
+            Revoked::User(id) => id.to_string(),
         }
     }
 
@@ -334,6 +365,7 @@ impl Revoked {
             "session" => SessionId::parse(target).ok().map(Revoked::Session),
             "token" => Some(Revoked::Token(target.to_owned())),
             "key" => Some(Revoked::Key(target.to_owned())),
+            "user" => UserId::parse(target).map(Revoked::User),
             _ => None,
         }
     }
