@@ -23,8 +23,8 @@ use sqlx::{Row, Sqlite, Transaction};
 use tessera_core::{CsrfToken, Roles, SecretHash, SessionId, Timestamp, UserId, Username};
 use tessera_store::{
     AccountStore, CreateSessionError, CreateUserError, EndReason, Health, NewSession, NewUser,
-    Revocation, RevocationLog, Revoked, SessionRecord, SessionStore, StoreError, User,
-    UserCredentials,
+    Online, PresenceStore, Revocation, RevocationLog, Revoked, Seen, SessionRecord, SessionStore,
+    StoreError, User, UserCredentials,
 };
 
 pub use migrations::{MigrationError, SCHEMA_VERSION};
@@ -586,6 +586,52 @@ impl RevocationLog for SqliteStore {
         tx.commit().await.map_err(store_error)?;
         self.announce_revocations();
         Ok(sequence)
+    }
+}
+
+#[async_trait]
+impl PresenceStore for SqliteStore {
+    async fn record_presence(&self, seen: &[Seen]) -> Result<(), StoreError> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_transaction().await?;
+        for sighting in seen {
+            sqlx::query(
+                "INSERT INTO presence (sid, user_id, seen_at) VALUES (?, ?, ?) \
+                 ON CONFLICT (sid) DO UPDATE SET seen_at = max(seen_at, excluded.seen_at)",
+            )
+            .bind(sighting.sid.as_str())
+            .bind(sighting.user.to_string())
+            .bind(sighting.at.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)
+    }
+
+    async fn online_since(&self, since: Timestamp) -> Result<Online, StoreError> {
+        let (sessions, users): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(DISTINCT user_id) FROM presence WHERE seen_at >= ?",
+        )
+        .bind(since.as_millis())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(Online {
+            users: u64::try_from(users).unwrap_or(0),
+            sessions: u64::try_from(sessions).unwrap_or(0),
+        })
+    }
+
+    async fn purge_presence(&self, before: Timestamp) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM presence WHERE seen_at < ?")
+            .bind(before.as_millis())
+            .execute(&self.pool)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(store_error)
     }
 }
 

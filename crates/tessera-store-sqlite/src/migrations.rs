@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_refresh_families.sql"),
     include_str!("../migrations/0004_revocation_log.sql"),
     include_str!("../migrations/0005_opaque_tokens.sql"),
+    include_str!("../migrations/0006_presence.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -9,6 +9,7 @@ async fn sqlite_store_conforms() {
         .await
         .unwrap();
     tessera_store::conformance::run(&store).await;
+    tessera_store::conformance::presence(&store).await;
 }
 
 #[tokio::test]

@@ -37,6 +37,61 @@ where
     opaque_tokens(store).await;
 }
 
+/// The presence suite, for backends that keep presence.
+pub async fn presence<S: crate::PresenceStore>(store: &S) {
+    use crate::{Online, Seen};
+    let now = Timestamp::now();
+    let minute_ago = now.saturating_sub(Duration::from_secs(60));
+    let hour_ago = now.saturating_sub(Duration::from_secs(3600));
+    let (alice, bob) = (UserId::generate(), UserId::generate());
+    let (a1, a2, b1) = (
+        SessionSecret::generate().session_id(),
+        SessionSecret::generate().session_id(),
+        SessionSecret::generate().session_id(),
+    );
+    assert_eq!(store.online_since(hour_ago).await.unwrap(), Online::default());
+    let seen = |sid, user, at| Seen { sid, user, at };
+    store
+        .record_presence(&[
+            seen(a1, alice, now),
+            seen(a2, alice, hour_ago),
+            seen(b1, bob, minute_ago),
+        ])
+        .await
+        .unwrap();
+    let since = now.saturating_sub(Duration::from_secs(300));
+    assert_eq!(
+        store.online_since(since).await.unwrap(),
+        Online {
+            users: 2,
+            sessions: 2
+        }
+    );
+    // An older sighting arriving late does not move a session back in time.
+    store
+        .record_presence(&[seen(a1, alice, hour_ago), seen(a1, alice, hour_ago)])
+        .await
+        .unwrap();
+    let now_only = store.online_since(now).await.unwrap();
+    assert_eq!((now_only.users, now_only.sessions), (1, 1));
+    assert_eq!(
+        store.online_since(hour_ago).await.unwrap(),
+        Online {
+            users: 2,
+            sessions: 3
+        }
+    );
+    store.record_presence(&[]).await.unwrap();
+    assert_eq!(store.purge_presence(minute_ago).await.unwrap(), 1);
+    assert_eq!(
+        store.online_since(hour_ago).await.unwrap(),
+        Online {
+            users: 2,
+            sessions: 2
+        }
+    );
+}
+
 async fn opaque_tokens<S: OpaqueTokenStore + SessionStore + RevocationLog>(store: &S) {
     let now = Timestamp::now();
     let secret = tessera_core::AccessTokenSecret::generate();

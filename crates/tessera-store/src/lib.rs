@@ -515,6 +515,37 @@ pub trait KeyStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// That a session (or a refresh family: a token's `sid`) of `user` was in use at `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub sid: SessionId,
+    pub user: UserId,
+    pub at: Timestamp,
+}
+
+/// Who has been active since some moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Online {
+    /// Distinct users.
+    pub users: u64,
+    /// Distinct sessions and refresh families.
+    pub sessions: u64,
+}
+
+/// Presence: the last time each session was seen in use, for "who is online". Kept
+/// apart from sessions because refresh families and sessions seen only by resource
+/// services count too, and because writes are rate-limited by the caller (at most one
+/// per session per minute), not tied to session expiry.
+#[async_trait]
+pub trait PresenceStore: Send + Sync {
+    /// Records each sighting; an older sighting never moves a newer one back.
+    async fn record_presence(&self, seen: &[Seen]) -> Result<(), StoreError>;
+    /// Sessions and users seen at or after `since`.
+    async fn online_since(&self, since: Timestamp) -> Result<Online, StoreError>;
+    /// Forgets sightings older than `before`; returns how many.
+    async fn purge_presence(&self, before: Timestamp) -> Result<u64, StoreError>;
+}
+
 /// Is the store answering? Backs `/readyz`.
 #[async_trait]
 pub trait Health: Send + Sync {
