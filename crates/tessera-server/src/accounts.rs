@@ -1,10 +1,12 @@
 //! Accounts: registration, password login, listing, disabling.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tessera_core::{Password, Roles, Timestamp, UserId, Username};
 use tessera_store::{
-    AccountStore, CreateUserError, EndReason, NewUser, RefreshStore, StoreError, User,
+    AccountStore, CreateUserError, EndReason, NewUser, RefreshStore, RevocationLog, Revoked,
+    StoreError, User,
 };
 
 use crate::passwords::{HashError, PasswordHasher};
@@ -14,7 +16,18 @@ pub struct Accounts {
     store: Arc<dyn AccountStore>,
     sessions: Arc<SessionService>,
     refresh: Arc<dyn RefreshStore>,
+    log: Arc<dyn RevocationLog>,
     hasher: Arc<PasswordHasher>,
+}
+
+/// What a kick ended.
+#[derive(Debug)]
+pub struct Kicked {
+    pub user: User,
+    /// The cut-off: tokens issued to the user up to now are refused everywhere.
+    pub at: Timestamp,
+    pub sessions: usize,
+    pub families: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,12 +58,14 @@ impl Accounts {
         store: Arc<dyn AccountStore>,
         sessions: Arc<SessionService>,
         refresh: Arc<dyn RefreshStore>,
+        log: Arc<dyn RevocationLog>,
         hasher: Arc<PasswordHasher>,
     ) -> Self {
         Self {
             store,
             sessions,
             refresh,
+            log,
             hasher,
         }
     }
@@ -107,6 +122,73 @@ impl Accounts {
 
     pub async fn list(&self) -> Result<Vec<User>, StoreError> {
         self.store.list_users().await
+    }
+
+    pub async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        self.store.user(id).await
+    }
+
+    /// The user named by id or by username, as an operator types it.
+    pub async fn find(&self, id_or_name: &str) -> Result<Option<User>, StoreError> {
+        if let Some(id) = UserId::parse(id_or_name) {
+            return self.store.user(id).await;
+        }
+        match Username::parse(id_or_name) {
+            Ok(name) => Ok(self.store.user_credentials(&name).await?.map(|c| c.user)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// One page of users whose username contains `contains`, after `after`.
+    pub async fn search(
+        &self,
+        contains: &str,
+        after: Option<&Username>,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError> {
+        self.store.search_users(contains, after, limit).await
+    }
+
+    /// Throws the user out everywhere without disabling the account: publishes a
+    /// "tokens issued to this user up to now" cut-off, then ends every session and
+    /// refresh-token family. `tokens_live_for` is the longest lifetime an access token
+    /// can have, how long verifiers must keep the cut-off. `None` if no such user.
+    ///
+    /// The cut-off goes first, so that from the moment it is durable every verifier
+    /// refuses the user's tokens, even if ending the sessions then fails; a retry
+    /// finishes the job (each step is idempotent).
+    pub async fn kick(
+        &self,
+        id: UserId,
+        tokens_live_for: Duration,
+    ) -> Result<Option<Kicked>, StoreError> {
+        let Some(user) = self.store.user(id).await? else {
+            return Ok(None);
+        };
+        let at = Timestamp::now();
+        self.log
+            .append_revocation(
+                Revoked::User(id),
+                Some(id),
+                EndReason::Kicked,
+                at,
+                at.saturating_add(tokens_live_for),
+            )
+            .await?;
+        let sessions = self
+            .sessions
+            .end_all_of_user(id, None, EndReason::Kicked)
+            .await?;
+        let families = self
+            .refresh
+            .revoke_families_of_user(id, EndReason::Kicked, at)
+            .await?;
+        Ok(Some(Kicked {
+            user,
+            at,
+            sessions: sessions.len(),
+            families: families.len(),
+        }))
     }
 
     /// Disables the account and ends all its sessions and refresh-token families;

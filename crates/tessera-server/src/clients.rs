@@ -174,6 +174,20 @@ impl Clients {
         self.store.list_clients().await
     }
 
+    /// The longest an access token can live: the longest of the clients' lifetimes
+    /// and `also` (the session token's), for how long a revocation must be kept.
+    pub async fn longest_access_ttl(
+        &self,
+        also: std::time::Duration,
+    ) -> Result<std::time::Duration, StoreError> {
+        Ok(self
+            .list()
+            .await?
+            .iter()
+            .map(|c| c.access_ttl)
+            .fold(also, std::cmp::Ord::max))
+    }
+
     /// The client named by its id or its name.
     pub async fn find(&self, id_or_name: &str) -> Result<Option<Client>, StoreError> {
         if let Some(id) = ClientId::parse(id_or_name) {

@@ -13,6 +13,7 @@ pub mod http;
 pub mod keyring;
 pub mod own_tokens;
 pub mod passwords;
+pub mod presence;
 pub mod refresh;
 mod routes;
 pub mod sessions;
@@ -44,7 +45,9 @@ pub struct Core {
     pub clients: clients::Clients,
     pub keys: Arc<keyring::KeyRing>,
     pub refresh: Arc<refresh::RefreshTokens>,
+    pub presence: Arc<presence::Presence>,
     upkeep: SessionUpkeep,
+    presence_writer: presence::PresenceWriter,
 }
 
 /// The environment variable holding the master key that seals signing keys at rest.
@@ -70,11 +73,18 @@ impl Core {
             idle_timeout: config.session.idle_timeout,
             absolute_lifetime: config.session.absolute_lifetime,
         };
-        let (sessions, upkeep) =
-            SessionService::new(store.clone(), policy, config.session.cache_capacity);
+        let (presence, presence_writer) =
+            presence::Presence::new(store.clone(), config.session.cache_capacity);
+        let (sessions, upkeep) = SessionService::new(
+            store.clone(),
+            policy,
+            config.session.cache_capacity,
+            presence.clone(),
+        );
         let accounts = accounts::Accounts::new(
             store.clone(),
             sessions.clone(),
+            store.clone(),
             store.clone(),
             Arc::new(hasher),
         );
@@ -97,7 +107,9 @@ impl Core {
             store,
             accounts,
             sessions,
+            presence,
             upkeep,
+            presence_writer,
         })
     }
 }
@@ -179,6 +191,7 @@ pub async fn serve(
     let upkeep = tokio::spawn(core.sessions.clone().upkeep(core.upkeep, async move {
         let _ = upkeep_stopped.await;
     }));
+    tokio::spawn(core.presence_writer.run());
     let throttle = throttle::Throttle::new(&config.throttle);
     let no_users = core.accounts.list().await?.is_empty();
     let state = AppState::new(Services {
@@ -186,6 +199,8 @@ pub async fn serve(
         sessions: core.sessions,
         clients: core.clients,
         refresh: core.refresh,
+        presence: core.presence,
+        keys: core.keys.clone(),
         refresh_store: core.store.clone(),
         opaque_store: core.store.clone(),
         opaque_cache: quick_cache::sync::Cache::new(OPAQUE_CACHE_ENTRIES),
@@ -242,14 +257,11 @@ fn spawn_housekeeping(state: AppState, metrics: PrometheusHandle) {
     });
 }
 
-/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called,
-/// not when the future is first polled, so a signal arriving right after the
-/// banner is printed is not lost to the default action (exit without cleanup).
-/// The in-memory client that session tokens are issued as: no grants, no secret,
-/// the configured audience and lifetime, the default algorithm.
 /// How many opaque token records introspection keeps in memory.
 const OPAQUE_CACHE_ENTRIES: usize = 100_000;
 
+/// The in-memory client that session tokens are issued as: no grants, no secret,
+/// the configured audience and lifetime, the default algorithm.
 fn session_token_client(config: &Config) -> anyhow::Result<tessera_store::Client> {
     let audiences = match &config.tokens.session_token_audience {
         Some(audience) => vec![tessera_core::Audience::parse(audience).map_err(|_| {
@@ -272,6 +284,9 @@ fn session_token_client(config: &Config) -> anyhow::Result<tessera_store::Client
     })
 }
 
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called,
+/// not when the future is first polled, so a signal arriving right after the
+/// banner is printed is not lost to the default action (exit without cleanup).
 fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {

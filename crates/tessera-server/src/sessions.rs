@@ -131,6 +131,7 @@ pub struct SessionService {
     revocation_epoch: AtomicU64,
     activity: mpsc::Sender<(SessionId, Timestamp)>,
     policy: SessionPolicy,
+    presence: Arc<crate::presence::Presence>,
 }
 
 pub struct NewSessionInfo {
@@ -148,6 +149,7 @@ impl SessionService {
         store: Arc<dyn SessionStore>,
         policy: SessionPolicy,
         cache_capacity: usize,
+        presence: Arc<crate::presence::Presence>,
     ) -> (Arc<Self>, SessionUpkeep) {
         let (activity, receiver) = mpsc::channel(16 * 1024);
         let service = Arc::new(Self {
@@ -156,6 +158,7 @@ impl SessionService {
             revocation_epoch: AtomicU64::new(0),
             activity,
             policy,
+            presence,
         });
         (service, SessionUpkeep { activity: receiver })
     }
@@ -197,6 +200,7 @@ impl SessionService {
             .await?;
         let active = Arc::new(ActiveSession::new(record));
         self.cache.insert(*active.id(), active.clone());
+        self.presence.observe(*active.id(), user.id, now);
         Ok((secret, active))
     }
 
@@ -220,6 +224,7 @@ impl SessionService {
         if session.seen(now) {
             // Best effort: if the writer is saturated the next minute's touch will do.
             let _ = self.activity.try_send((id, now));
+            self.presence.observe(id, session.user().id, now);
         }
         Ok(Some(session))
     }
@@ -450,7 +455,8 @@ mod tests {
             idle_timeout: Duration::from_secs(600),
             absolute_lifetime: Duration::from_secs(86400),
         };
-        let (service, upkeep) = SessionService::new(store.clone(), policy, 16);
+        let (presence, _) = crate::presence::Presence::new(store.clone(), 16);
+        let (service, upkeep) = SessionService::new(store.clone(), policy, 16, presence);
         let user = store
             .create_user(NewUser {
                 id: UserId::generate(),

@@ -22,6 +22,8 @@ pub struct Services {
     pub sessions: Arc<SessionService>,
     pub clients: Clients,
     pub refresh: Arc<crate::refresh::RefreshTokens>,
+    pub presence: Arc<crate::presence::Presence>,
+    pub keys: Arc<crate::keyring::KeyRing>,
     pub refresh_store: Arc<dyn tessera_store::RefreshStore>,
     pub opaque_store: Arc<dyn tessera_store::OpaqueTokenStore>,
     /// Opaque token records by the SHA-256 of the token, so introspection needs no

@@ -77,3 +77,38 @@ impl<'a> CurrentSession<'a> {
         }
     }
 }
+
+/// A signing key as listings show it: its public facts and state, never the key.
+pub fn key_views(set: &crate::keyring::KeySet, now: Timestamp) -> Vec<serde_json::Value> {
+    set.keys
+        .iter()
+        .map(|k| {
+            serde_json::json!({
+                "kid": k.kid,
+                "alg": k.algorithm.as_str(),
+                "state": k.state(now, set.is_signer(&k.kid)),
+                "created_at": k.created_at,
+                "signs_from": k.signs_from,
+                "published_until": k.published_until,
+                "retired_at": k.retired_at,
+            })
+        })
+        .collect()
+}
+
+/// A user as administrators see it: with whether the account is disabled.
+#[derive(Serialize)]
+pub struct AdminUserView<'a> {
+    #[serde(flatten)]
+    pub user: UserView<'a>,
+    pub disabled: bool,
+}
+
+impl<'a> From<&'a User> for AdminUserView<'a> {
+    fn from(user: &'a User) -> Self {
+        Self {
+            user: UserView::from(user),
+            disabled: user.disabled,
+        }
+    }
+}

@@ -49,7 +49,10 @@ pub async fn presence<S: crate::PresenceStore>(store: &S) {
         SessionSecret::generate().session_id(),
         SessionSecret::generate().session_id(),
     );
-    assert_eq!(store.online_since(hour_ago).await.unwrap(), Online::default());
+    assert_eq!(
+        store.online_since(hour_ago).await.unwrap(),
+        Online::default()
+    );
     let seen = |sid, user, at| Seen { sid, user, at };
     store
         .record_presence(&[

@@ -1,6 +1,7 @@
 //! The `tessera` command: the server and the tools to administer its store.
 
 mod oauth;
+mod sessions;
 mod token;
 
 use std::io::{BufRead, Write};
@@ -39,6 +40,19 @@ enum Command {
     /// Manage signing keys; running servers pick changes up within seconds.
     #[command(subcommand)]
     Keys(oauth::KeysCommand),
+    /// See users' sessions; kick a user out everywhere (works while the server runs).
+    #[command(subcommand)]
+    Sessions(sessions::SessionsCommand),
+    /// How many users and sessions were active lately, across every instance.
+    Online {
+        /// The window, in seconds (at most a day).
+        #[arg(long, default_value_t = 300)]
+        window: u64,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Verify or decode an access token, as a resource service would see it.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -165,6 +179,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(command) => user_command(command, overrides).await,
         Command::Client(command) => oauth::client_command(command, overrides).await,
         Command::Keys(command) => oauth::keys_command(command, overrides).await,
+        Command::Sessions(command) => sessions::sessions_command(command, overrides).await,
+        Command::Online {
+            window,
+            json,
+            store,
+        } => sessions::online_command(window, json, store, overrides).await,
     };
     done.map(|()| ExitCode::SUCCESS)
 }

@@ -131,7 +131,7 @@ fn client_json(client: &Client) -> serde_json::Value {
     })
 }
 
-async fn open(
+pub async fn open(
     store: StoreArgs,
     overrides: tessera_server::Overrides,
 ) -> anyhow::Result<(Config, Core)> {
@@ -264,15 +264,11 @@ pub async fn keys_command(
             json,
             store,
         } => {
-            let (_, core) = open(store, overrides).await?;
+            let (config, core) = open(store, overrides).await?;
             let longest = core
                 .clients
-                .list()
-                .await?
-                .iter()
-                .map(|c| c.access_ttl)
-                .max()
-                .unwrap_or(Duration::from_secs(300));
+                .longest_access_ttl(config.tokens.session_token_ttl)
+                .await?;
             let kid = core.keys.rotate(alg, now, longest).await?;
             if json {
                 println!(
@@ -304,21 +300,7 @@ fn print_keys(core: &Core, json: bool) {
     let set = core.keys.current();
     let now = Timestamp::now();
     if json {
-        let keys: Vec<_> = set
-            .keys
-            .iter()
-            .map(|k| {
-                json!({
-                    "kid": k.kid,
-                    "alg": k.algorithm.as_str(),
-                    "state": k.state(now, set.is_signer(&k.kid)),
-                    "created_at": k.created_at,
-                    "signs_from": k.signs_from,
-                    "published_until": k.published_until,
-                    "retired_at": k.retired_at,
-                })
-            })
-            .collect();
+        let keys = tessera_server::views::key_views(&set, now);
         println!("{}", json!({ "keys": keys }));
     } else {
         println!("{:<44} {:<6} {:<10} CREATED", "KID", "ALG", "STATE");

@@ -9,6 +9,8 @@ use http::request::Parts;
 use http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
+use tessera_core::Role;
+
 use crate::error::ApiError;
 use crate::sessions::ActiveSession;
 use crate::state::AppState;
@@ -314,6 +316,55 @@ impl FromRequest<AppState> for CsrfProtectedSession {
             ));
         }
         Ok(Self(session))
+    }
+}
+
+/// The scope an access token needs for the admin API.
+pub const ADMIN_SCOPE: &str = "admin";
+
+/// An administrator of this tessera, for `/admin/v1/`. Either a session whose user has
+/// the admin role (with the CSRF check on unsafe methods), or an access token with
+/// the `admin` scope. A token issued to a user must also carry the admin role: the
+/// scope alone would let any user of a client that may ask for it become an admin.
+/// Reads the body for the CSRF form field, so it is the handler's last extractor.
+pub enum Admin {
+    Session(Arc<ActiveSession>),
+    Token(Box<tessera_verify::AccessClaims>),
+}
+
+fn not_an_admin() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "this needs an administrator: a session of a user with the admin role, or an \
+         access token with the admin scope",
+    )
+}
+
+impl FromRequest<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        if request.headers().contains_key(header::AUTHORIZATION) {
+            let (mut parts, _) = request.into_parts();
+            let bearer = BearerToken::from_request_parts(&mut parts, state).await?;
+            bearer.require_scope(ADMIN_SCOPE)?;
+            let claims = bearer.0;
+            let issued_to_client = claims.client_id.as_deref() == Some(claims.sub.as_str());
+            if !issued_to_client && !claims.roles.iter().any(|r| r == Role::Admin.as_str()) {
+                return Err(not_an_admin());
+            }
+            return Ok(Self::Token(Box::new(claims)));
+        }
+        let session = if request.method().is_safe() {
+            session_of(request.headers(), state).await?
+        } else {
+            CsrfProtectedSession::from_request(request, state).await?.0
+        };
+        if !session.user().roles.contains(Role::Admin) {
+            return Err(not_an_admin());
+        }
+        Ok(Self::Session(session))
     }
 }
 

@@ -29,7 +29,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::config::LimitsConfig;
 use crate::error::json_errors;
 use crate::routes::{
-    discovery, health, introspect, login, revocations, session, sessions, token, users,
+    admin, discovery, health, introspect, login, revocations, session, sessions, token, users,
 };
 use crate::state::AppState;
 
@@ -67,6 +67,16 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         .route("/oauth2/token", post(token::token).layer(cors))
         .route("/oauth2/introspect", post(introspect::introspect))
         .route("/oauth2/revoke", post(introspect::revoke))
+        .route("/admin/v1/users", get(admin::users))
+        .route("/admin/v1/users/{id}", get(admin::user))
+        .route("/admin/v1/users/{id}/sessions", get(admin::sessions))
+        .route(
+            "/admin/v1/users/{id}/sessions/{sid}",
+            delete(admin::end_session),
+        )
+        .route("/admin/v1/users/{id}/kick", post(admin::kick))
+        .route("/admin/v1/keys", get(admin::keys))
+        .route("/admin/v1/online", get(admin::online))
         .route("/.well-known/jwks.json", get(discovery::jwks))
         .route(
             "/.well-known/oauth-authorization-server",

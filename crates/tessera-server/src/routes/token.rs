@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Serialize;
-use tessera_core::{Audience, GrantType, Scopes};
+use tessera_core::{Audience, GrantType, Scopes, Timestamp};
 use tessera_store::Client;
 
 use crate::accounts::LoginError;
@@ -117,6 +117,7 @@ async fn grant(
                     .start(&client, &user, &scopes, audience.as_ref(), None)
                     .await
                     .map_err(refresh_error)?;
+                state.presence.observe(family, user.id, Timestamp::now());
                 (Some(token.expose()), Some(family))
             } else {
                 (None, None)
@@ -152,6 +153,9 @@ async fn grant(
                 .rotate(&client, presented)
                 .await
                 .map_err(refresh_error)?;
+            state
+                .presence
+                .observe(family.id, family.user.id, Timestamp::now());
             let issued = issue(
                 state,
                 &TokenRequest {

@@ -616,7 +616,7 @@ pub(crate) async fn refresh(
     token_request(server).form(&form).send().await.unwrap()
 }
 
-fn claims_of(token: &str) -> Value {
+pub(crate) fn claims_of(token: &str) -> Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tessera_verify::{ClientCredentials, RemoteVerifier, WhenStale};
 
 use crate::harness::*;
-use crate::tokens::{Registered, access_token, add_client, client_credentials, revoke};
+use crate::tokens::{Registered, access_token, add_client, claims_of, client_credentials, revoke};
 
 /// A heartbeat fast enough that staleness can be tested in about a second.
 const FAST_FEED: &[(&str, &str)] = &[("TESSERA_TOKENS__FEED_HEARTBEAT", "200ms")];
@@ -222,6 +222,41 @@ async fn revocations_reach_the_resource_service_through_the_feed() {
         resource.status("/orders", &token).await == 401
     })
     .await;
+
+    // A kicked user: even a token bound to no session or family (a client without
+    // refresh tokens) is refused, by the user cut-off; another user's is not.
+    server.add_user("bob", &[]);
+    let plain = add_client(
+        &server,
+        "plain",
+        &[
+            "--grant",
+            "password",
+            "--public",
+            "--audience",
+            "orders",
+            "--scope",
+            scope,
+        ],
+    );
+    let bobs = password_token(&server, &plain, "bob", scope).await;
+    let bobs = bobs["access_token"].as_str().unwrap().to_owned();
+    let alices = password_token(&server, &plain, "alice", scope).await;
+    let alices = alices["access_token"].as_str().unwrap().to_owned();
+    assert!(claims_of(&bobs).get("sid").is_none());
+    assert_eq!(resource.status("/orders", &bobs).await, 200);
+    assert!(
+        server
+            .cli(&["sessions", "kick", "bob"], "")
+            .status
+            .success()
+    );
+    eventually("a kicked user's token is refused", || async {
+        resource.status("/orders", &bobs).await == 401
+    })
+    .await;
+    assert!(challenge(&resource.get("/orders", Some(&bobs)).await).contains("revoked"));
+    assert_eq!(resource.status("/orders", &alices).await, 200);
 
     // A disabled user: every family of theirs ends.
     let grant = password_token(&server, &app, "alice", scope).await;
