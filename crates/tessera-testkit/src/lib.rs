@@ -122,26 +122,8 @@ impl Postgres {
             String::from_utf8_lossy(&out.stderr)
         );
         let port = free_port();
-        let log = dir.path().join("postgres.log");
-        let options = format!(
-            "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off",
-            dir.path().display()
-        );
-        let out = run("pg_ctl")
-            .arg("-D")
-            .arg(&data)
-            .args(["-o", &options, "-l"])
-            .arg(&log)
-            .args(["-w", "-t", "30", "start"])
-            .output()
-            .expect("run pg_ctl");
-        assert!(
-            out.status.success(),
-            "pg_ctl start failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        wait_for_port(port, "PostgreSQL", &log);
+        let server = Self { dir, port, user };
+        server.pg_ctl_start();
         let created = run("createdb")
             .args([
                 "-h",
@@ -159,7 +141,42 @@ impl Postgres {
             "createdb failed: {}",
             String::from_utf8_lossy(&created.stderr)
         );
-        Self { dir, port, user }
+        server
+    }
+
+    fn pg_ctl_start(&self) {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("postgres.log");
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let mut command = Command::new(postgres_binary("pg_ctl"));
+        if let Some((uid, gid)) = self.user {
+            command.uid(uid).gid(gid);
+        }
+        let out = command
+            .stdin(Stdio::null())
+            .arg("-D")
+            .arg(&data)
+            .args(["-o", &options, "-l"])
+            .arg(&log)
+            .args(["-w", "-t", "30", "start"])
+            .output()
+            .expect("run pg_ctl");
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        wait_for_port(self.port, "PostgreSQL", &log);
+    }
+
+    /// Starts the server again after [`Self::stop`], on the same port with its data.
+    pub fn start_again(&self) {
+        self.pg_ctl_start();
     }
 
     pub fn port(&self) -> u16 {

@@ -46,4 +46,6 @@ fn postgres_starts_with_a_tessera_database_and_stops() {
     );
     postgres.stop();
     assert!(TcpStream::connect(("127.0.0.1", postgres.port())).is_err());
+    postgres.start_again();
+    assert!(TcpStream::connect(("127.0.0.1", postgres.port())).is_ok());
 }
