@@ -1,0 +1,862 @@
+//! tessera's PostgreSQL store: what lets several server instances (and the CLI) share
+//! one database.
+//!
+//! **Durability.** Every method returns `Ok` only once its transaction has committed,
+//! and every multi-step change (a session's end and its revocation entry, a rotation
+//! and its record of the used token, a key's retirement, its successor and its entry)
+//! is one transaction: `Err` means nothing changed. How durable a commit is, is the
+//! server's `synchronous_commit` (on by default: flushed before the commit returns).
+//! Writes that read first lock what they read (`DELETE … RETURNING`,
+//! `SELECT … FOR UPDATE`, `FOR SHARE` on the user a session is created for), so under
+//! PostgreSQL's default READ COMMITTED isolation they behave as SQLite's serialised
+//! writers do: of two rotations of one refresh token exactly one rotates, and a
+//! session can never be committed for a user whose disabling has committed.
+//!
+//! **The revocation log's order is commit order.** Readers poll "entries with a
+//! sequence above my position". With a `SEQUENCE`, a transaction that drew 7 could
+//! commit after one that drew 8; a reader that had seen 8 would skip 7 forever. Here
+//! every appending transaction, as its last step before committing, bumps the one row
+//! of `revocation_sequence` and inserts its entries under the numbers it got. The
+//! row's lock is held until commit, so the next appender gets its numbers only after
+//! this one is visible: sequence order is commit order, with no gaps (a rolled-back
+//! append returns its numbers), and the counter never goes back when old entries are
+//! purged. Taking that lock last (after every other row the transaction locks) keeps
+//! it out of any deadlock.
+//!
+//! **Cross-process signals through LISTEN/NOTIFY.** A background task holds one
+//! connection that listens on `tessera_clients` and `tessera_revocations`. A
+//! transaction that adds or removes a client runs `pg_notify('tessera_clients', '')`,
+//! one that appends to the revocation log `pg_notify('tessera_revocations', '')`;
+//! PostgreSQL delivers them to every listener when (and only if) it commits. The task
+//! bumps the clients generation on the first (so [`ClientStore::clients_generation`]
+//! is exact across processes without a round trip: a change elsewhere reaches it
+//! within the notification's delivery, typically well under a millisecond after that
+//! commit), and wakes [`PostgresStore::revocations_appended`] on the second. While the
+//! listening connection is down the generation is `None` (no cached client is
+//! trusted); it reconnects with back-off and bumps the generation then, since
+//! notifications may have been missed. A heartbeat it sends itself every few seconds
+//! tells a silently dead connection from a quiet one. The task holds only a `Weak`
+//! reference to the store and stops when the store is dropped or closed.
+//!
+//! [`ClientStore::clients_generation`]: tessera_store::ClientStore::clients_generation
+
+mod clients;
+mod keys;
+mod listener;
+mod migrations;
+mod opaque;
+mod refresh;
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, PgConnection, Row};
+use tessera_core::{CsrfToken, Roles, SecretHash, SessionId, Timestamp, UserId, Username};
+use tessera_store::{
+    AccountStore, CreateSessionError, CreateUserError, EndReason, Health, NewSession, NewUser,
+    Online, PresenceStore, Revocation, RevocationLog, Revoked, Seen, SessionRecord, SessionStore,
+    StoreError, User, UserCredentials,
+};
+use tokio::sync::{Notify, watch};
+
+pub use migrations::{MigrationError, SCHEMA_VERSION};
+
+/// The most connections one store opens for queries (the listener has its own).
+pub const MAX_CONNECTIONS: u32 = 16;
+/// How long a query waits for a connection before failing: an unreachable database
+/// becomes a `StoreError` (a 503) this quickly rather than a hung request.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long `open` waits for the database to answer at all.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A pooled connection idle at least this long is pinged before it is used again.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
+
+// Advisory lock keys. PostgreSQL has one 64-bit key space per database, shared with
+// anything else using the database, so these spell "tessera" and a purpose number.
+/// Held (per transaction) while a migration step is checked and applied.
+pub(crate) const MIGRATION_LOCK: i64 = 0x7465_7373_6572_6101;
+/// Held (per transaction) by every change to the signing keys, so that processes
+/// starting together create one first key, and key changes apply one after another.
+pub(crate) const KEYS_LOCK: i64 = 0x7465_7373_6572_6102;
+
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    shared: Arc<Shared>,
+}
+
+/// What the store and its listener task share. The task holds it only weakly.
+pub(crate) struct Shared {
+    pool: PgPool,
+    /// Bumped by every client change seen: made here, or notified from anywhere.
+    clients_generation: AtomicU64,
+    /// Whether the listening connection is up; the generation means nothing if not.
+    listening: AtomicBool,
+    /// Notified after an append to the revocation log, here or in any process.
+    appended: Arc<Notify>,
+    /// Sending (or dropping the last store, which drops this) stops the task.
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Shared {
+    fn bump_clients_generation(&self) {
+        self.clients_generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The URL itself is malformed; it is not repeated, since it may hold a password.
+    #[error("the PostgreSQL URL is not valid: {0}")]
+    Url(sqlx::Error),
+    #[error("cannot connect to PostgreSQL at {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error(transparent)]
+    Migration(#[from] MigrationError),
+}
+
+/// The database a connection goes to, for messages: never its password.
+fn describe(options: &PgConnectOptions) -> String {
+    let host = match options.get_socket() {
+        Some(socket) => socket.display().to_string(),
+        None => options.get_host().to_owned(),
+    };
+    format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        host,
+        options.get_port(),
+        options.get_database().unwrap_or_default()
+    )
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/db`),
+    /// brings its schema up to date and starts listening for other processes'
+    /// changes. Several processes may open the same database at once.
+    pub async fn open(url: &str) -> Result<Self, OpenError> {
+        let mut options = PgConnectOptions::from_str(url).map_err(OpenError::Url)?;
+        if options.get_application_name().is_none() {
+            options = options.application_name("tessera");
+        }
+        let name = describe(&options);
+        let connect_error = |reason: String| OpenError::Connect {
+            url: name.clone(),
+            reason,
+        };
+        // One connection first, for an error that says why (a pool says only that it
+        // timed out), within a bound (an unreachable host may never answer).
+        match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options)).await {
+            Ok(Ok(connection)) => {
+                let _ = connection.close().await;
+            }
+            Ok(Err(error)) => return Err(connect_error(error.to_string())),
+            Err(_) => {
+                return Err(connect_error(format!(
+                    "no answer within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                )));
+            }
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            // A ping per acquire would double every query's round trips; one after a
+            // long idle spell catches most connections a restart has killed.
+            .test_before_acquire(false)
+            .before_acquire(|connection, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IF_IDLE_FOR {
+                        connection.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
+            .connect_lazy_with(options.clone());
+        migrations::apply(&pool, &name).await?;
+        let listener_pool = listener::pool(options);
+        let listening = listener::connect(&listener_pool)
+            .await
+            .map_err(|error| connect_error(error.to_string()))?;
+        let (stop, stopped) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            pool: pool.clone(),
+            clients_generation: AtomicU64::new(0),
+            listening: AtomicBool::new(true),
+            appended: Arc::default(),
+            stop,
+            task: Mutex::new(None),
+        });
+        let task = tokio::spawn(listener::run(
+            Arc::downgrade(&shared),
+            listener_pool,
+            listening,
+            stopped,
+        ));
+        if let Ok(mut slot) = shared.task.lock() {
+            *slot = Some(task);
+        }
+        Ok(Self { pool, shared })
+    }
+
+    /// Stops the listener task and closes every connection. The store (and its
+    /// clones) must not be used afterwards: every call would fail.
+    pub async fn close(&self) {
+        self.shared.stop.send_replace(true);
+        let task = self
+            .shared
+            .task
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        self.pool.close().await;
+    }
+
+    /// Notified (one stored permit) after any process appends to the revocation log
+    /// (and at once after this one does); for the one follower that applies the log.
+    /// A lost notification (the listener reconnecting) only costs that follower's
+    /// next poll.
+    pub fn revocations_appended(&self) -> Arc<Notify> {
+        self.shared.appended.clone()
+    }
+
+    fn announce_revocations(&self) {
+        self.shared.appended.notify_one();
+    }
+}
+
+pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
+    // sqlx's messages carry PostgreSQL's message, never a query's parameters.
+    StoreError(error.to_string())
+}
+
+pub(crate) fn corrupt(what: &str) -> StoreError {
+    StoreError(format!("stored {what} is malformed"))
+}
+
+pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+// Macros rather than consts so that `concat!` keeps every query a `&'static str`.
+macro_rules! user_columns {
+    () => {
+        "u.id, u.username, u.roles, u.disabled, u.created_at"
+    };
+}
+macro_rules! session_columns {
+    () => {
+        "s.id AS session_id, s.secret_hash, s.csrf_token, \
+         s.created_at AS session_created_at, s.last_seen_at, s.expires_at, s.client_address, \
+         s.user_agent"
+    };
+}
+
+pub(crate) fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
+    let id: String = row.try_get("id").map_err(store_error)?;
+    let username: String = row.try_get("username").map_err(store_error)?;
+    let roles: String = row.try_get("roles").map_err(store_error)?;
+    Ok(User {
+        id: UserId::parse(&id).ok_or_else(|| corrupt("user id"))?,
+        username: Username::parse(&username).map_err(|_| corrupt("username"))?,
+        roles: Roles::from_stored(&roles).map_err(|_| corrupt("roles"))?,
+        disabled: row.try_get("disabled").map_err(store_error)?,
+        created_at: Timestamp::from_millis(row.try_get("created_at").map_err(store_error)?),
+    })
+}
+
+pub(crate) fn hash_from_bytes(bytes: Vec<u8>, what: &str) -> Result<SecretHash, StoreError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(SecretHash::from_bytes)
+        .map_err(|_| corrupt(what))
+}
+
+fn session_from_row(row: &PgRow) -> Result<SessionRecord, StoreError> {
+    let id: String = row.try_get("session_id").map_err(store_error)?;
+    let hash: Vec<u8> = row.try_get("secret_hash").map_err(store_error)?;
+    let csrf: String = row.try_get("csrf_token").map_err(store_error)?;
+    let millis = |column: &str| -> Result<Timestamp, StoreError> {
+        row.try_get(column)
+            .map(Timestamp::from_millis)
+            .map_err(store_error)
+    };
+    Ok(SessionRecord {
+        id: SessionId::parse(&id).map_err(|_| corrupt("session id"))?,
+        secret_hash: hash_from_bytes(hash, "secret hash")?,
+        user: user_from_row(row)?,
+        csrf_token: CsrfToken::from_stored(&csrf).ok_or_else(|| corrupt("CSRF token"))?,
+        created_at: millis("session_created_at")?,
+        last_seen_at: millis("last_seen_at")?,
+        expires_at: millis("expires_at")?,
+        client_address: row.try_get("client_address").map_err(store_error)?,
+        user_agent: row.try_get("user_agent").map_err(store_error)?,
+    })
+}
+
+/// One revocation, collected while a transaction makes its changes and appended by
+/// [`append_in`] as its last step.
+pub(crate) struct Entry {
+    pub revoked: Revoked,
+    pub user: Option<UserId>,
+    pub reason: EndReason,
+    pub at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// The entry for an ended session (or refresh family) that expires at `expires_at`:
+/// kept past that by the longest access-token lifetime, since a token exchanged from
+/// it may outlive it by that much.
+pub(crate) fn session_entry(
+    id: &str,
+    expires_at: i64,
+    user: UserId,
+    reason: EndReason,
+    at: Timestamp,
+) -> Result<Entry, StoreError> {
+    Ok(Entry {
+        revoked: Revoked::Session(SessionId::parse(id).map_err(|_| corrupt("session id"))?),
+        user: Some(user),
+        reason,
+        at,
+        expires_at: Timestamp::from_millis(expires_at).saturating_add(tessera_core::MAX_ACCESS_TTL),
+    })
+}
+
+/// Appends `entries`, in order, to the revocation log inside the transaction on
+/// `connection`, and returns the sequence of the last one (`None` if there were none).
+///
+/// Must be the transaction's last step before its commit: it takes the lock on the
+/// sequence counter, which is held to commit (see the crate docs).
+pub(crate) async fn append_in(
+    connection: &mut PgConnection,
+    entries: &[Entry],
+) -> Result<Option<u64>, StoreError> {
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    // Delivered to every listener when, and only if, this transaction commits.
+    sqlx::query("SELECT pg_notify('tessera_revocations', '')")
+        .execute(&mut *connection)
+        .await
+        .map_err(store_error)?;
+    let count = i64::try_from(entries.len()).map_err(|_| StoreError("too many entries".into()))?;
+    let last: i64 = sqlx::query_scalar(
+        "WITH counter AS ( \
+           UPDATE revocation_sequence SET last = last + $1 RETURNING last \
+         ), appended AS ( \
+           INSERT INTO revocation_log (sequence, kind, target, user_id, reason, at, expires_at) \
+           SELECT counter.last - $1 + e.ord, e.kind, e.target, e.user_id, e.reason, e.at, \
+                  e.expires_at \
+           FROM counter, UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], \
+                                $7::bigint[]) \
+                WITH ORDINALITY AS e(kind, target, user_id, reason, at, expires_at, ord) \
+         ) \
+         SELECT last FROM counter",
+    )
+    .bind(count)
+    .bind(entries.iter().map(|e| e.revoked.kind()).collect::<Vec<_>>())
+    .bind(
+        entries
+            .iter()
+            .map(|e| e.revoked.target())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        entries
+            .iter()
+            .map(|e| e.user.map(|u| u.to_string()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        entries
+            .iter()
+            .map(|e| e.reason.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(entries.iter().map(|e| e.at.as_millis()).collect::<Vec<_>>())
+    .bind(
+        entries
+            .iter()
+            .map(|e| e.expires_at.as_millis())
+            .collect::<Vec<_>>(),
+    )
+    .fetch_one(&mut *connection)
+    .await
+    .map_err(store_error)?;
+    u64::try_from(last)
+        .map(Some)
+        .map_err(|_| corrupt("sequence"))
+}
+
+#[async_trait]
+impl AccountStore for PostgresStore {
+    async fn create_user(&self, user: NewUser) -> Result<User, CreateUserError> {
+        let result = sqlx::query(
+            "INSERT INTO users (id, username, password_hash, roles, disabled, created_at) \
+             VALUES ($1, $2, $3, $4, FALSE, $5)",
+        )
+        .bind(user.id.to_string())
+        .bind(user.username.as_str())
+        .bind(&user.password_hash)
+        .bind(user.roles.to_stored())
+        .bind(user.created_at.as_millis())
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(User {
+                id: user.id,
+                username: user.username,
+                roles: user.roles,
+                disabled: false,
+                created_at: user.created_at,
+            }),
+            Err(e) if is_unique_violation(&e) => Err(CreateUserError::UsernameTaken),
+            Err(e) => Err(CreateUserError::Store(store_error(e))),
+        }
+    }
+
+    async fn user_credentials(
+        &self,
+        username: &Username,
+    ) -> Result<Option<UserCredentials>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            ", u.password_hash FROM users u WHERE u.username = $1"
+        ))
+        .bind(username.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        row.map(|row| {
+            Ok(UserCredentials {
+                user: user_from_row(&row)?,
+                password_hash: row.try_get("password_hash").map_err(store_error)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        // COLLATE "C": byte order, as SQLite sorts, whatever the database's locale.
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users u ORDER BY u.username COLLATE \"C\""
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(user_from_row)
+        .collect()
+    }
+
+    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users u WHERE u.id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?
+        .as_ref()
+        .map(user_from_row)
+        .transpose()
+    }
+
+    async fn search_users(
+        &self,
+        contains: &str,
+        after: Option<&Username>,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError> {
+        // strpos, not LIKE: what an admin types is matched literally. Byte order
+        // (COLLATE "C") for the page boundary and the order, as on SQLite.
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users u WHERE strpos(u.username, $1) > 0 \
+              AND u.username COLLATE \"C\" > $2 \
+              ORDER BY u.username COLLATE \"C\" LIMIT $3"
+        ))
+        .bind(contains)
+        .bind(after.map_or("", Username::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(user_from_row)
+        .collect()
+    }
+
+    async fn replace_password_hash(
+        &self,
+        user: UserId,
+        previous: &str,
+        new: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3")
+            .bind(new)
+            .bind(user.to_string())
+            .bind(previous)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn disable_user(&self, username: &Username) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE users u SET disabled = TRUE WHERE username = $1 \
+             RETURNING u.id, u.username, u.roles, u.disabled, u.created_at",
+        )
+        .bind(username.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+}
+
+#[async_trait]
+impl SessionStore for PostgresStore {
+    async fn create_session(&self, session: NewSession) -> Result<(), CreateSessionError> {
+        // One statement; FOR SHARE makes a concurrent disabling wait for this insert
+        // to commit (so that ending the user's sessions then finds it), or this
+        // insert see the committed `disabled`.
+        let inserted = sqlx::query(
+            "INSERT INTO sessions (id, secret_hash, user_id, csrf_token, created_at, \
+               last_seen_at, expires_at, client_address, user_agent) \
+             SELECT $1, $2, id, $3, $4, $4, $5, $6, $7 FROM users \
+             WHERE id = $8 AND NOT disabled FOR SHARE",
+        )
+        .bind(session.id.as_str())
+        .bind(&session.secret_hash.as_bytes()[..])
+        .bind(session.csrf_token.as_str())
+        .bind(session.created_at.as_millis())
+        .bind(session.expires_at.as_millis())
+        .bind(session.client_address)
+        .bind(session.user_agent)
+        .bind(session.user_id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        if inserted.rows_affected() == 0 {
+            return Err(CreateSessionError::UserDisabled);
+        }
+        Ok(())
+    }
+
+    async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            ", ",
+            user_columns!(),
+            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn sessions_of_user(&self, user: UserId) -> Result<Vec<SessionRecord>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            ", ",
+            user_columns!(),
+            " FROM sessions s JOIN users u ON u.id = s.user_id \
+              WHERE s.user_id = $1 ORDER BY s.created_at, s.id COLLATE \"C\""
+        ))
+        .bind(user.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(session_from_row)
+        .collect()
+    }
+
+    async fn touch_sessions(&self, seen: &[(SessionId, Timestamp)]) -> Result<(), StoreError> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = seen.iter().map(|(id, _)| id.as_str().to_owned()).collect();
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // Rows locked in one order (by id) first, so that two instances writing
+        // overlapping batches wait for each other instead of deadlocking.
+        sqlx::query("SELECT 1 FROM sessions WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        // The latest time per session wins, and never moves one back.
+        sqlx::query(
+            "UPDATE sessions s SET last_seen_at = GREATEST(s.last_seen_at, seen.at) \
+             FROM (SELECT id, max(at) AS at FROM UNNEST($1::text[], $2::bigint[]) AS t(id, at) \
+                   GROUP BY id) AS seen \
+             WHERE s.id = seen.id",
+        )
+        .bind(&ids)
+        .bind(
+            seen.iter()
+                .map(|(_, at)| at.as_millis())
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)
+    }
+
+    async fn end_session(
+        &self,
+        user: UserId,
+        id: &SessionId,
+        reason: EndReason,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let expires_at: Option<i64> = sqlx::query_scalar(
+            "DELETE FROM sessions WHERE id = $1 AND user_id = $2 RETURNING expires_at",
+        )
+        .bind(id.as_str())
+        .bind(user.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let Some(expires_at) = expires_at else {
+            return Ok(false);
+        };
+        let entry = session_entry(id.as_str(), expires_at, user, reason, at)?;
+        append_in(&mut tx, &[entry]).await?;
+        tx.commit().await.map_err(store_error)?;
+        self.announce_revocations();
+        Ok(true)
+    }
+
+    async fn end_sessions_of_user(
+        &self,
+        user: UserId,
+        except: Option<&SessionId>,
+        reason: EndReason,
+        at: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "WITH ended AS ( \
+               DELETE FROM sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2 \
+               RETURNING id, expires_at, created_at \
+             ) SELECT id, expires_at FROM ended ORDER BY created_at, id COLLATE \"C\"",
+        )
+        .bind(user.to_string())
+        .bind(except.map(SessionId::as_str))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let entries = rows
+            .iter()
+            .map(|(id, expires_at)| session_entry(id, *expires_at, user, reason, at))
+            .collect::<Result<Vec<_>, _>>()?;
+        append_in(&mut tx, &entries).await?;
+        tx.commit().await.map_err(store_error)?;
+        if !entries.is_empty() {
+            self.announce_revocations();
+        }
+        rows.iter()
+            .map(|(id, _)| SessionId::parse(id).map_err(|_| corrupt("session id")))
+            .collect()
+    }
+
+    async fn purge_expired(
+        &self,
+        now: Timestamp,
+        idle_cutoff: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let sessions =
+            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2")
+                .bind(now.as_millis())
+                .bind(idle_cutoff.as_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+        for table in ["opaque_tokens", "refresh_families", "revocation_log"] {
+            // The table names are constants of ours, not input.
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE expires_at <= $1"
+            )))
+            .bind(now.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(sessions.rows_affected())
+    }
+
+    async fn count_live_sessions(
+        &self,
+        now: Timestamp,
+        idle_cutoff: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sessions WHERE expires_at > $1 AND last_seen_at >= $2",
+        )
+        .bind(now.as_millis())
+        .bind(idle_cutoff.as_millis())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl RevocationLog for PostgresStore {
+    async fn revocations_after(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Revocation>, StoreError> {
+        let rows: Vec<(i64, String, String, Option<String>, String, i64, i64)> = sqlx::query_as(
+            "SELECT sequence, kind, target, user_id, reason, at, expires_at FROM revocation_log \
+             WHERE sequence > $1 ORDER BY sequence LIMIT $2",
+        )
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.into_iter()
+            .map(|(sequence, kind, target, user, reason, at, expires_at)| {
+                Ok(Revocation {
+                    sequence: u64::try_from(sequence).map_err(|_| corrupt("sequence"))?,
+                    revoked: Revoked::from_stored(&kind, &target)
+                        .ok_or_else(|| corrupt("revocation"))?,
+                    user: user
+                        .map(|u| UserId::parse(&u).ok_or_else(|| corrupt("user id")))
+                        .transpose()?,
+                    reason: EndReason::parse(&reason).ok_or_else(|| corrupt("reason"))?,
+                    at: Timestamp::from_millis(at),
+                    expires_at: Timestamp::from_millis(expires_at),
+                })
+            })
+            .collect()
+    }
+
+    async fn latest_revocation(&self) -> Result<u64, StoreError> {
+        // The counter, not max(sequence): purged entries must not let the position go
+        // back. It holds only committed appends, so a reader starting from it misses
+        // nothing committed later.
+        let latest: i64 = sqlx::query_scalar("SELECT last FROM revocation_sequence")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(store_error)?;
+        u64::try_from(latest).map_err(|_| corrupt("sequence"))
+    }
+
+    async fn append_revocation(
+        &self,
+        revoked: Revoked,
+        user: Option<UserId>,
+        reason: EndReason,
+        at: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let entry = Entry {
+            revoked,
+            user,
+            reason,
+            at,
+            expires_at,
+        };
+        let sequence = append_in(&mut tx, &[entry])
+            .await?
+            .ok_or_else(|| corrupt("sequence"))?;
+        tx.commit().await.map_err(store_error)?;
+        self.announce_revocations();
+        Ok(sequence)
+    }
+}
+
+#[async_trait]
+impl PresenceStore for PostgresStore {
+    async fn record_presence(&self, seen: &[Seen]) -> Result<(), StoreError> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        // One statement. A batch may name a session twice: grouped first (an upsert
+        // may touch a row once), the latest sighting per session, inserted in `sid`
+        // order so that overlapping batches from two instances cannot deadlock.
+        sqlx::query(
+            "INSERT INTO presence (sid, user_id, seen_at) \
+             SELECT sid, min(user_id), max(at) \
+             FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS t(sid, user_id, at) \
+             GROUP BY sid ORDER BY sid \
+             ON CONFLICT (sid) DO UPDATE \
+             SET seen_at = GREATEST(presence.seen_at, excluded.seen_at)",
+        )
+        .bind(
+            seen.iter()
+                .map(|s| s.sid.as_str().to_owned())
+                .collect::<Vec<_>>(),
+        )
+        .bind(seen.iter().map(|s| s.user.to_string()).collect::<Vec<_>>())
+        .bind(seen.iter().map(|s| s.at.as_millis()).collect::<Vec<_>>())
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn online_since(&self, since: Timestamp) -> Result<Online, StoreError> {
+        let (sessions, users): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(DISTINCT user_id) FROM presence WHERE seen_at >= $1",
+        )
+        .bind(since.as_millis())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(Online {
+            users: u64::try_from(users).unwrap_or(0),
+            sessions: u64::try_from(sessions).unwrap_or(0),
+        })
+    }
+
+    async fn purge_presence(&self, before: Timestamp) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM presence WHERE seen_at < $1")
+            .bind(before.as_millis())
+            .execute(&self.pool)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(store_error)
+    }
+}
+
+#[async_trait]
+impl Health for PostgresStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(store_error)
+    }
+}

@@ -1,0 +1,272 @@
+//! `RefreshStore` on PostgreSQL.
+
+use async_trait::async_trait;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+use tessera_core::{Audience, ClientId, Scopes, SecretHash, SessionId, Timestamp, UserId};
+use tessera_store::{
+    CreateSessionError, EndReason, NewRefreshFamily, RefreshFamily, RefreshOutcome, RefreshStore,
+    StoreError,
+};
+
+use crate::{Entry, PostgresStore, append_in, corrupt, session_entry, store_error, user_from_row};
+
+macro_rules! family_select {
+    () => {
+        "SELECT f.id AS family_id, f.client_id, f.scopes, f.audience, f.session_id, \
+         f.generation, f.created_at AS family_created_at, f.expires_at AS family_expires_at, \
+         u.id, u.username, u.roles, u.disabled, u.created_at \
+         FROM refresh_families f JOIN users u ON u.id = f.user_id "
+    };
+}
+
+fn family_from_row(row: &PgRow) -> Result<RefreshFamily, StoreError> {
+    let text = |c: &str| -> Result<String, StoreError> { row.try_get(c).map_err(store_error) };
+    let optional =
+        |c: &str| -> Result<Option<String>, StoreError> { row.try_get(c).map_err(store_error) };
+    let millis = |c: &str| -> Result<Timestamp, StoreError> {
+        row.try_get(c)
+            .map(Timestamp::from_millis)
+            .map_err(store_error)
+    };
+    let generation: i64 = row.try_get("generation").map_err(store_error)?;
+    Ok(RefreshFamily {
+        id: SessionId::parse(&text("family_id")?).map_err(|_| corrupt("family id"))?,
+        client_id: ClientId::parse(&text("client_id")?).ok_or_else(|| corrupt("client id"))?,
+        user: user_from_row(row)?,
+        scopes: Scopes::parse(&text("scopes")?).map_err(|_| corrupt("family scopes"))?,
+        audience: optional("audience")?
+            .map(|a| Audience::parse(&a).map_err(|_| corrupt("family audience")))
+            .transpose()?,
+        session: optional("session_id")?
+            .map(|s| SessionId::parse(&s).map_err(|_| corrupt("family session")))
+            .transpose()?,
+        generation: u32::try_from(generation).unwrap_or(u32::MAX),
+        created_at: millis("family_created_at")?,
+        expires_at: millis("family_expires_at")?,
+    })
+}
+
+/// A family deleted by a revocation: `(id, expires_at, session_id)`.
+type Deleted = (String, i64, Option<String>);
+
+/// For families just deleted (with `DELETE … RETURNING`, so that of two concurrent
+/// revocations only the one that deleted logs), ends the sessions they came from and
+/// collects the entries of both, inside the transaction on `connection`.
+async fn revoked_families_in(
+    connection: &mut PgConnection,
+    user: UserId,
+    families: &[Deleted],
+    reason: EndReason,
+    at: Timestamp,
+) -> Result<Vec<Entry>, StoreError> {
+    let mut entries = Vec::new();
+    for (id, expires_at, session) in families {
+        entries.push(session_entry(id, *expires_at, user, reason, at)?);
+        if let Some(session) = session {
+            let ended: Option<i64> =
+                sqlx::query_scalar("DELETE FROM sessions WHERE id = $1 RETURNING expires_at")
+                    .bind(session)
+                    .fetch_optional(&mut *connection)
+                    .await
+                    .map_err(store_error)?;
+            if let Some(session_expires_at) = ended {
+                entries.push(session_entry(
+                    session,
+                    session_expires_at,
+                    user,
+                    reason,
+                    at,
+                )?);
+            }
+        }
+    }
+    Ok(entries)
+}
+
+#[async_trait]
+impl RefreshStore for PostgresStore {
+    async fn create_family(&self, family: NewRefreshFamily) -> Result<(), CreateSessionError> {
+        // One statement: the family is created only if its user is active (FOR SHARE:
+        // see `create_session`).
+        let done = sqlx::query(
+            "INSERT INTO refresh_families (id, client_id, user_id, scopes, audience, session_id, \
+             current_hash, generation, created_at, expires_at) \
+             SELECT $1, $2, id, $3, $4, $5, $6, 0, $7, $8 FROM users \
+             WHERE id = $9 AND NOT disabled FOR SHARE",
+        )
+        .bind(family.id.as_str().to_owned())
+        .bind(family.client_id.to_string())
+        .bind(family.scopes.to_string())
+        .bind(family.audience.as_ref().map(|a| a.as_str().to_owned()))
+        .bind(family.session.as_ref().map(|s| s.as_str().to_owned()))
+        .bind(family.token_hash.as_bytes().to_vec())
+        .bind(family.created_at.as_millis())
+        .bind(family.expires_at.as_millis())
+        .bind(family.user_id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        if done.rows_affected() == 0 {
+            return Err(CreateSessionError::UserDisabled);
+        }
+        Ok(())
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented: &SecretHash,
+        next: &SecretHash,
+        now: Timestamp,
+        grace_cutoff: Timestamp,
+    ) -> Result<RefreshOutcome, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // FOR UPDATE: a concurrent rotation of the same token waits for this one to
+        // commit, then finds `current_hash` changed (no row) and the token used.
+        let row = sqlx::query(concat!(
+            family_select!(),
+            "WHERE f.current_hash = $1 FOR UPDATE OF f"
+        ))
+        .bind(presented.as_bytes().to_vec())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        if let Some(row) = row {
+            let mut family = family_from_row(&row)?;
+            if family.expires_at <= now || family.user.disabled {
+                return Ok(RefreshOutcome::Invalid);
+            }
+            sqlx::query(
+                "UPDATE refresh_families SET current_hash = $1, generation = generation + 1 \
+                 WHERE id = $2",
+            )
+            .bind(next.as_bytes().to_vec())
+            .bind(family.id.as_str().to_owned())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            sqlx::query(
+                "INSERT INTO refresh_tokens_used (hash, family_id, rotated_at) \
+                 VALUES ($1, $2, $3)",
+            )
+            .bind(presented.as_bytes().to_vec())
+            .bind(family.id.as_str().to_owned())
+            .bind(now.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            tx.commit().await.map_err(store_error)?;
+            family.generation = family.generation.saturating_add(1);
+            return Ok(RefreshOutcome::Rotated(family));
+        }
+        let used: Option<(String, i64, String)> = sqlx::query_as(
+            "SELECT f.id, used.rotated_at, f.user_id \
+             FROM refresh_tokens_used used JOIN refresh_families f ON f.id = used.family_id \
+             WHERE used.hash = $1",
+        )
+        .bind(presented.as_bytes().to_vec())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let Some((family, rotated_at, user)) = used else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        if rotated_at >= grace_cutoff.as_millis() {
+            return Ok(RefreshOutcome::RaceLost);
+        }
+        let user = UserId::parse(&user).ok_or_else(|| corrupt("user id"))?;
+        // Reuse: the family goes. If a concurrent call revoked it first, there is
+        // nothing left to delete or log, and the answer is the same.
+        let deleted: Vec<Deleted> = sqlx::query_as(
+            "DELETE FROM refresh_families WHERE id = $1 RETURNING id, expires_at, session_id",
+        )
+        .bind(&family)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let entries =
+            revoked_families_in(&mut tx, user, &deleted, EndReason::RefreshReuse, now).await?;
+        append_in(&mut tx, &entries).await?;
+        tx.commit().await.map_err(store_error)?;
+        if !entries.is_empty() {
+            self.announce_revocations();
+        }
+        Ok(RefreshOutcome::Reused {
+            family: SessionId::parse(&family).map_err(|_| corrupt("family id"))?,
+            user,
+        })
+    }
+
+    async fn family_by_token(
+        &self,
+        token: &SecretHash,
+    ) -> Result<Option<RefreshFamily>, StoreError> {
+        sqlx::query(concat!(family_select!(), "WHERE f.current_hash = $1"))
+            .bind(token.as_bytes().to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?
+            .as_ref()
+            .map(family_from_row)
+            .transpose()
+    }
+
+    async fn revoke_family(
+        &self,
+        id: &SessionId,
+        user: Option<UserId>,
+        reason: EndReason,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let row: Option<(String, i64, Option<String>)> = sqlx::query_as(
+            "DELETE FROM refresh_families WHERE id = $1 AND ($2::text IS NULL OR user_id = $2) \
+             RETURNING user_id, expires_at, session_id",
+        )
+        .bind(id.as_str().to_owned())
+        .bind(user.map(|u| u.to_string()))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let Some((owner, expires_at, session)) = row else {
+            return Ok(false);
+        };
+        let owner = UserId::parse(&owner).ok_or_else(|| corrupt("user id"))?;
+        let deleted = [(id.as_str().to_owned(), expires_at, session)];
+        let entries = revoked_families_in(&mut tx, owner, &deleted, reason, at).await?;
+        append_in(&mut tx, &entries).await?;
+        tx.commit().await.map_err(store_error)?;
+        self.announce_revocations();
+        Ok(true)
+    }
+
+    async fn revoke_families_of_user(
+        &self,
+        user: UserId,
+        reason: EndReason,
+        at: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let deleted: Vec<Deleted> = sqlx::query_as(
+            "WITH revoked AS ( \
+               DELETE FROM refresh_families WHERE user_id = $1 \
+               RETURNING id, expires_at, session_id, created_at \
+             ) SELECT id, expires_at, session_id FROM revoked \
+             ORDER BY created_at, id COLLATE \"C\"",
+        )
+        .bind(user.to_string())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let entries = revoked_families_in(&mut tx, user, &deleted, reason, at).await?;
+        append_in(&mut tx, &entries).await?;
+        tx.commit().await.map_err(store_error)?;
+        if !entries.is_empty() {
+            self.announce_revocations();
+        }
+        deleted
+            .iter()
+            .map(|(id, _, _)| SessionId::parse(id).map_err(|_| corrupt("family id")))
+            .collect()
+    }
+}
