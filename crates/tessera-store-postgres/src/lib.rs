@@ -36,7 +36,10 @@
 //! trusted); it reconnects with back-off and bumps the generation then, since
 //! notifications may have been missed. A heartbeat it sends itself every few seconds
 //! tells a silently dead connection from a quiet one. The task holds only a `Weak`
-//! reference to the store and stops when the store is dropped or closed.
+//! reference to the store and stops when the store is dropped or closed. A lost
+//! listening connection usually means the server went away, so for a while after it
+//! the pool pings its older connections before use rather than fail a request on
+//! each dead one.
 //!
 //! [`ClientStore::clients_generation`]: tessera_store::ClientStore::clients_generation
 
@@ -74,6 +77,9 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A pooled connection idle at least this long is pinged before it is used again.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
+/// For this long after the listener is back from a lost connection, pooled
+/// connections older than the loss are pinged before use.
+const SUSPECT_FOR: Duration = Duration::from_secs(60);
 
 // Advisory lock keys. PostgreSQL has one 64-bit key space per database, shared with
 // anything else using the database, so these spell "tessera" and a purpose number.
@@ -96,11 +102,56 @@ pub(crate) struct Shared {
     clients_generation: AtomicU64,
     /// Whether the listening connection is up; the generation means nothing if not.
     listening: AtomicBool,
+    outages: Arc<Outages>,
     /// Notified after an append to the revocation log, here or in any process.
     appended: Arc<Notify>,
     /// Sending (or dropping the last store, which drops this) stops the task.
     stop: watch::Sender<bool>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// When the listening connection was last lost, and when it was back. A loss is
+/// usually the server's (a restart, a failover, the network), so the pool's idle
+/// connections opened before it are likely dead as well: they are pinged before use
+/// (and replaced if dead) until a while after the listener is back, instead of each
+/// failing one request.
+#[derive(Default)]
+pub(crate) struct Outages(Mutex<Outage>);
+
+#[derive(Default, Clone, Copy)]
+struct Outage {
+    lost: Option<std::time::Instant>,
+    back: Option<std::time::Instant>,
+}
+
+impl Outages {
+    pub(crate) fn lost(&self) {
+        if let Ok(mut outage) = self.0.lock() {
+            outage.lost = Some(std::time::Instant::now());
+            outage.back = None;
+        }
+    }
+
+    pub(crate) fn back(&self) {
+        if let Ok(mut outage) = self.0.lock() {
+            outage.back = Some(std::time::Instant::now());
+        }
+    }
+
+    /// Whether a connection opened `age` ago may have died in the last outage.
+    fn suspects(&self, age: Duration) -> bool {
+        let Ok(outage) = self.0.lock().map(|o| *o) else {
+            return true;
+        };
+        let Some(lost) = outage.lost else {
+            return false;
+        };
+        let opened_before = std::time::Instant::now()
+            .checked_sub(age)
+            .is_none_or(|opened| opened <= lost);
+        let recent = outage.back.is_none_or(|back| back.elapsed() < SUSPECT_FOR);
+        opened_before && recent
+    }
 }
 
 impl Shared {
@@ -163,22 +214,40 @@ impl PostgresStore {
                 )));
             }
         }
+        let outages = Arc::new(Outages::default());
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            // A ping per acquire would double every query's round trips; one after a
-            // long idle spell catches most connections a restart has killed.
+            // A ping per acquire would add a round trip to every call. sqlx pings a
+            // connection when it is released anyway; before use, one is pinged only
+            // after a long idle spell or an outage. (A failed ping replaces it.)
             .test_before_acquire(false)
-            .before_acquire(|connection, meta| {
-                Box::pin(async move {
-                    if meta.idle_for >= PING_IF_IDLE_FOR {
-                        connection.ping().await?;
-                    }
-                    Ok(true)
-                })
+            .before_acquire({
+                let outages = Arc::clone(&outages);
+                move |connection, meta| {
+                    let ping = meta.idle_for >= PING_IF_IDLE_FOR || outages.suspects(meta.age);
+                    Box::pin(async move {
+                        if ping {
+                            connection.ping().await?;
+                        }
+                        Ok(true)
+                    })
+                }
             })
             .connect_lazy_with(options.clone());
         migrations::apply(&pool, &name).await?;
+        let synchronous_commit: Option<String> = sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_optional(&pool)
+            .await
+            .ok()
+            .flatten();
+        if synchronous_commit.as_deref() == Some("off") {
+            tracing::warn!(
+                database = name,
+                "synchronous_commit is off: a change acknowledged just before PostgreSQL \
+                 crashes can be lost, so a 2xx from tessera no longer means durable"
+            );
+        }
         let listener_pool = listener::pool(options);
         let listening = listener::connect(&listener_pool)
             .await
@@ -188,6 +257,7 @@ impl PostgresStore {
             pool: pool.clone(),
             clients_generation: AtomicU64::new(0),
             listening: AtomicBool::new(true),
+            outages,
             appended: Arc::default(),
             stop,
             task: Mutex::new(None),
@@ -207,6 +277,8 @@ impl PostgresStore {
     /// Stops the listener task and closes every connection. The store (and its
     /// clones) must not be used afterwards: every call would fail.
     pub async fn close(&self) {
+        // No cache may trust the generation once nothing keeps it up to date.
+        self.shared.listening.store(false, Ordering::SeqCst);
         self.shared.stop.send_replace(true);
         let task = self
             .shared

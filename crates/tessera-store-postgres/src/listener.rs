@@ -89,6 +89,7 @@ pub(crate) async fn run(
                         // was cached may be stale, and the log may have grown.
                         shared.bump_clients_generation();
                         shared.listening.store(true, Ordering::SeqCst);
+                        shared.outages.back();
                         shared.appended.notify_one();
                         tracing::info!("listening for the store's changes again");
                         backoff = BACKOFF_FIRST;
@@ -111,6 +112,7 @@ pub(crate) async fn run(
             Ended::Lost(why) => {
                 if let Some(shared) = shared.upgrade() {
                     shared.listening.store(false, Ordering::SeqCst);
+                    shared.outages.lost();
                 }
                 tracing::warn!(
                     why,

@@ -104,3 +104,41 @@ async fn a_lost_listener_reconnects_and_invalidates_what_it_may_have_missed() {
     store.close().await;
     other.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_the_store_answers_and_listens_again() {
+    let pg = Postgres::start();
+    let store = PostgresStore::open(&pg.url()).await.unwrap();
+    let other = PostgresStore::open(&pg.url()).await.unwrap();
+    // The testkit's server runs with synchronous_commit off, and stop() is a crash:
+    // a checkpoint makes the schema just committed survive it.
+    let mut admin = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
+    sqlx::query("CHECKPOINT").execute(&mut admin).await.unwrap();
+    admin.close().await.unwrap();
+    pg.stop();
+    eventually("not listening while the server is down", || {
+        store.clients_generation().is_none()
+    })
+    .await;
+    assert!(store.ping().await.is_err());
+
+    pg.start_again();
+    eventually("listening again after the restart", || {
+        store.clients_generation().is_some() && other.clients_generation().is_some()
+    })
+    .await;
+    let mut failures = 0;
+    while let Err(error) = store.ping().await {
+        failures += 1;
+        assert!(failures < 20, "still failing after the restart: {error}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before = store.clients_generation().unwrap();
+    other.create_client(client("after-restart")).await.unwrap();
+    eventually("a change after the restart arrives", || {
+        store.clients_generation().is_some_and(|g| g != before)
+    })
+    .await;
+    store.close().await;
+    other.close().await;
+}
