@@ -17,6 +17,7 @@ pub struct Accounts {
     sessions: Arc<SessionService>,
     refresh: Arc<dyn RefreshStore>,
     log: Arc<dyn RevocationLog>,
+    presence: Arc<crate::presence::Presence>,
     hasher: Arc<PasswordHasher>,
 }
 
@@ -59,6 +60,7 @@ impl Accounts {
         sessions: Arc<SessionService>,
         refresh: Arc<dyn RefreshStore>,
         log: Arc<dyn RevocationLog>,
+        presence: Arc<crate::presence::Presence>,
         hasher: Arc<PasswordHasher>,
     ) -> Self {
         Self {
@@ -66,6 +68,7 @@ impl Accounts {
             sessions,
             refresh,
             log,
+            presence,
             hasher,
         }
     }
@@ -183,6 +186,7 @@ impl Accounts {
             .refresh
             .revoke_families_of_user(id, EndReason::Kicked, at)
             .await?;
+        self.presence.forget(&families).await;
         Ok(Some(Kicked {
             user,
             at,
@@ -205,6 +209,7 @@ impl Accounts {
             .refresh
             .revoke_families_of_user(user.id, EndReason::UserDisabled, Timestamp::now())
             .await?;
+        self.presence.forget(&families).await;
         Ok(Some((user, ended.len() + families.len())))
     }
 }

@@ -17,8 +17,14 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Address and port to listen on.
     pub listen: SocketAddr,
-    /// Folder holding the store (`tessera.sqlite3`).
+    /// Folder holding the embedded store (`tessera.sqlite3`), unless `database`
+    /// names another.
     pub data_dir: PathBuf,
+    /// Where accounts, clients, keys, refresh tokens and the revocation log live:
+    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DB`. Default: the
+    /// SQLite file in `data_dir`. Instances sharing a PostgreSQL database are one
+    /// service.
+    pub database: Option<StoreUrl>,
     /// The URL users reach tessera at; its origin is the one browsers' requests must
     /// come from. Default: `http://` + `listen`.
     pub public_url: Option<String>,
@@ -74,6 +80,12 @@ pub struct SessionConfig {
     pub cookie_secure: bool,
     /// Sessions kept in memory for the fast check; more are read from the store.
     pub cache_capacity: usize,
+    /// How long this instance trusts its caches (sessions, revoked tokens) after it
+    /// last heard from the revocation log; past it, requests go to the store (and get
+    /// 503 while the store is down), because another instance may have ended a
+    /// session this one cannot hear about.
+    #[serde(with = "humantime_serde")]
+    pub cache_staleness: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,6 +148,36 @@ pub struct TokensConfig {
 #[serde(transparent)]
 pub struct HmacSecret(pub String);
 
+/// The URL of a store server. It may hold a password, so `Debug` and [`Self::redacted`]
+/// show it without one.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StoreUrl(pub String);
+
+impl StoreUrl {
+    /// The URL with any password replaced, for messages and logs.
+    pub fn redacted(&self) -> String {
+        let url = &self.0;
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url.clone();
+        };
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        match rest[..authority_end].rfind('@') {
+            Some(at) => match rest[..at].split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:<redacted>{}", &rest[at..]),
+                None => url.clone(),
+            },
+            None => url.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreUrl({})", self.redacted())
+    }
+}
+
 impl std::fmt::Debug for HmacSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("HmacSecret(<redacted>)")
@@ -165,6 +207,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7480)),
             data_dir: PathBuf::from("./tessera-data"),
+            database: None,
             public_url: None,
             log_format: LogFormat::Text,
             registration: true,
@@ -216,6 +259,7 @@ impl Default for SessionConfig {
             absolute_lifetime: Duration::from_secs(7 * 24 * 3600),
             cookie_secure: true,
             cache_capacity: 250_000,
+            cache_staleness: Duration::from_secs(10),
         }
     }
 }
@@ -251,6 +295,8 @@ pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<StoreUrl>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
@@ -261,6 +307,7 @@ pub struct Overrides {
 const ENV_KEYS: &[&str] = &[
     "listen",
     "data_dir",
+    "database",
     "public_url",
     "log_format",
     "registration",
@@ -325,6 +372,11 @@ impl Config {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         if self.session.idle_timeout.is_zero() || self.session.absolute_lifetime.is_zero() {
             return invalid("session.idle_timeout and session.absolute_lifetime must be positive");
+        }
+        if self.session.cache_staleness < Duration::from_millis(500)
+            || self.session.cache_staleness > Duration::from_secs(10)
+        {
+            return invalid("session.cache_staleness must be between 500ms and 10s");
         }
         if self.limits.body_bytes == 0 {
             return invalid("limits.body_bytes must be positive");
@@ -422,6 +474,21 @@ mod tests {
         let config = Config::load(None, Overrides::default()).unwrap();
         assert_eq!(config.public_url(), "http://127.0.0.1:7480");
         assert_eq!(config.password.memory_kib, 19456);
+    }
+
+    #[test]
+    fn store_urls_never_show_their_password() {
+        let url = StoreUrl("postgres://tessera:hunter2@db:5432/tessera".into());
+        assert_eq!(
+            url.redacted(),
+            "postgres://tessera:<redacted>@db:5432/tessera"
+        );
+        assert!(!format!("{url:?}").contains("hunter2"));
+        let tricky = StoreUrl("redis://:p@ss@cache/0".into());
+        assert_eq!(tricky.redacted(), "redis://:<redacted>@cache/0");
+        for plain in ["sqlite://./x.db", "redis://cache:6379/0", "postgres://db/t"] {
+            assert_eq!(StoreUrl(plain.into()).redacted(), plain);
+        }
     }
 
     #[test]

@@ -94,6 +94,20 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// This instance has not heard from the revocation log for longer than it may
+    /// trust its caches: it cannot tell whether a session or token was revoked.
+    pub fn stale() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "this instance has lost contact with the store and cannot tell what was \
+             revoked; try again shortly",
+        )
+        .retry_after(Duration::from_secs(1))
+    }
+}
+
 impl From<tessera_store::StoreError> for ApiError {
     fn from(error: tessera_store::StoreError) -> Self {
         Self::store(error)

@@ -11,6 +11,7 @@ pub mod config;
 mod error;
 pub mod http;
 pub mod keyring;
+pub mod log_contact;
 pub mod own_tokens;
 pub mod passwords;
 pub mod presence;
@@ -18,6 +19,7 @@ pub mod refresh;
 mod routes;
 pub mod sessions;
 mod state;
+pub mod stores;
 pub mod throttle;
 pub mod tokens;
 pub mod views;
@@ -27,7 +29,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tessera_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 
 pub use crate::config::{Config, LogFormat, Overrides};
@@ -39,13 +40,15 @@ use crate::state::{AppState, Services};
 
 /// The store and the services over it, as both the server and the CLI use them.
 pub struct Core {
-    pub store: Arc<SqliteStore>,
+    pub stores: stores::Stores,
     pub accounts: accounts::Accounts,
     pub sessions: Arc<SessionService>,
     pub clients: clients::Clients,
     pub keys: Arc<keyring::KeyRing>,
     pub refresh: Arc<refresh::RefreshTokens>,
     pub presence: Arc<presence::Presence>,
+    /// When the revocation log was last read; bounds how long caches are trusted.
+    pub log_contact: Arc<log_contact::LogContact>,
     upkeep: SessionUpkeep,
     presence_writer: presence::PresenceWriter,
 }
@@ -62,11 +65,14 @@ fn master_key_from_env() -> anyhow::Result<Option<tessera_keys::MasterKey>> {
 }
 
 impl Core {
-    /// Opens (creating and migrating if needed) the store in the configured data dir.
+    /// Opens (creating and migrating if needed) the configured stores.
     pub async fn open(config: &Config, hash_threads: usize) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
-        let store = Arc::new(SqliteStore::open(&config.database_path()).await?);
+        if config.database.is_none() {
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!("cannot create the data dir {}", config.data_dir.display())
+            })?;
+        }
+        let stores = stores::Stores::open(config).await?;
         let hasher =
             PasswordHasher::start(&config.password, hash_threads).map_err(anyhow::Error::msg)?;
         let policy = SessionPolicy {
@@ -74,40 +80,44 @@ impl Core {
             absolute_lifetime: config.session.absolute_lifetime,
         };
         let (presence, presence_writer) =
-            presence::Presence::new(store.clone(), config.session.cache_capacity);
+            presence::Presence::new(stores.presence.clone(), config.session.cache_capacity);
+        let log_contact = Arc::new(log_contact::LogContact::new(config.session.cache_staleness));
         let (sessions, upkeep) = SessionService::new(
-            store.clone(),
+            stores.sessions.clone(),
             policy,
             config.session.cache_capacity,
             presence.clone(),
+            log_contact.clone(),
         );
         let accounts = accounts::Accounts::new(
-            store.clone(),
+            stores.accounts.clone(),
             sessions.clone(),
-            store.clone(),
-            store.clone(),
+            stores.refresh.clone(),
+            stores.log.clone(),
+            presence.clone(),
             Arc::new(hasher),
         );
         let keys = Arc::new(
             keyring::KeyRing::open(
-                store.clone(),
+                stores.keys.clone(),
                 master_key_from_env()?,
                 config.tokens.rotation_delay,
             )
             .await?,
         );
         Ok(Self {
-            clients: clients::Clients::new(store.clone()),
+            clients: clients::Clients::new(stores.clients.clone()),
             refresh: Arc::new(refresh::RefreshTokens::new(
-                store.clone(),
+                stores.refresh.clone(),
                 config.tokens.refresh_lifetime,
                 config.tokens.refresh_reuse_grace,
             )),
             keys,
-            store,
+            stores,
             accounts,
             sessions,
             presence,
+            log_contact,
             upkeep,
             presence_writer,
         })
@@ -156,7 +166,11 @@ pub async fn serve(
         tracing::warn!("session.cookie_secure is off: session cookies will travel over plain HTTP");
     }
 
-    tokio::spawn(core.sessions.clone().follow_revocations(core.store.clone()));
+    tokio::spawn(
+        core.sessions
+            .clone()
+            .follow_revocations(core.stores.log.clone()),
+    );
     tokio::spawn(core.keys.clone().follow());
     let issuer = match &config.tokens.issuer {
         Some(_) => config.issuer(),
@@ -175,17 +189,17 @@ pub async fn serve(
             .hs256_secret
             .as_ref()
             .map(|s| s.0.as_bytes().to_vec()),
+        core.log_contact.clone(),
     ));
-    tokio::spawn(
-        own_tokens
-            .clone()
-            .follow(core.store.clone(), core.store.revocations_appended()),
-    );
+    tokio::spawn(own_tokens.clone().follow(
+        core.stores.log.clone(),
+        core.stores.revocations_appended.clone(),
+    ));
     let tokens = Arc::new(tokens::TokenIssuer::new(
         issuer,
         core.keys.clone(),
         hmac,
-        core.store.clone(),
+        core.stores.opaque.clone(),
     ));
     let (stop_upkeep, upkeep_stopped) = tokio::sync::oneshot::channel::<()>();
     let upkeep = tokio::spawn(core.sessions.clone().upkeep(core.upkeep, async move {
@@ -201,16 +215,16 @@ pub async fn serve(
         refresh: core.refresh,
         presence: core.presence,
         keys: core.keys.clone(),
-        refresh_store: core.store.clone(),
-        opaque_store: core.store.clone(),
+        refresh_store: core.stores.refresh.clone(),
+        opaque_store: core.stores.opaque.clone(),
         opaque_cache: quick_cache::sync::Cache::new(OPAQUE_CACHE_ENTRIES),
-        revocation_log: core.store.clone(),
+        revocation_log: core.stores.log.clone(),
         own_tokens,
         tokens,
         jwks_max_age: config.tokens.jwks_max_age,
         feed_heartbeat: config.tokens.feed_heartbeat,
         throttle,
-        health: core.store.clone(),
+        health: core.stores.health.clone(),
         metrics: metrics.clone(),
         cookie: SessionCookie::new(
             config.session.cookie_secure,
@@ -241,7 +255,7 @@ pub async fn serve(
     // Write the session activity not yet recorded before the store closes.
     let _ = stop_upkeep.send(());
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), upkeep).await;
-    core.store.close().await;
+    core.stores.close().await;
     tracing::info!("stopped");
     Ok(())
 }

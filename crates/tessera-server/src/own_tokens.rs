@@ -26,10 +26,17 @@ pub struct OwnTokens {
     loaded: ArcSwap<String>,
     /// The newest revocation sequence seen; the revocation feed waits on it.
     latest: tokio::sync::watch::Sender<u64>,
+    /// Past its bound, the revocation set may miss revocations: refuse to answer.
+    contact: Arc<crate::log_contact::LogContact>,
 }
 
 impl OwnTokens {
-    pub fn new(issuer: &str, keys: Arc<KeyRing>, hs256: Option<Vec<u8>>) -> Self {
+    pub fn new(
+        issuer: &str,
+        keys: Arc<KeyRing>,
+        hs256: Option<Vec<u8>>,
+        contact: Arc<crate::log_contact::LogContact>,
+    ) -> Self {
         let mut policy = Policy::new(issuer, "");
         policy.any_audience = true;
         policy.algorithms.push(Algorithm::HS256);
@@ -39,6 +46,7 @@ impl OwnTokens {
             hs256,
             loaded: ArcSwap::from_pointee(String::new()),
             latest: tokio::sync::watch::Sender::new(0),
+            contact,
         };
         own.sync_keys();
         own
@@ -61,9 +69,20 @@ impl OwnTokens {
         self.loaded.store(Arc::new(set.jwks_etag.clone()));
     }
 
+    /// A live, unrevoked token of this issuer; `Stale` while this instance is out of
+    /// touch with the revocation log.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         self.sync_keys();
-        self.verifier.verify(token)
+        let claims = self.verifier.verify(token)?;
+        if !self.contact.is_fresh() {
+            return Err(VerifyError::Stale);
+        }
+        Ok(claims)
+    }
+
+    /// Whether the revocation set can be trusted now (see [`crate::log_contact`]).
+    pub fn is_fresh(&self) -> bool {
+        self.contact.is_fresh()
     }
 
     pub fn is_revoked(&self, claims: &AccessClaims) -> bool {
@@ -105,6 +124,7 @@ impl OwnTokens {
             let after = self.verifier.update_revocations(|set| set.position());
             match log.revocations_after(after, 1000).await {
                 Ok(entries) => {
+                    let caught_up = entries.len() < 1000;
                     let key_retired = entries.iter().any(|e| matches!(e.revoked, Revoked::Key(_)));
                     // A retired key must stop signing here now, not at the next
                     // periodic reload; reloaded first, so that nothing observes the key
@@ -131,6 +151,9 @@ impl OwnTokens {
                     });
                     if let Some(newest) = newest {
                         self.latest.send_replace(newest);
+                    }
+                    if caught_up {
+                        self.contact.heard();
                     }
                 }
                 Err(error) => tracing::warn!(%error, "cannot read the revocation log"),

@@ -62,6 +62,20 @@ impl Presence {
         let _ = self.queue.try_send(Seen { sid, user, at: now });
     }
 
+    /// These sessions or families ended: they stop counting as online at once. Best
+    /// effort: a failure is logged, and the sighting ages out of the window anyway.
+    pub async fn forget(&self, sids: &[SessionId]) {
+        if sids.is_empty() {
+            return;
+        }
+        for sid in sids {
+            self.written.remove(sid);
+        }
+        if let Err(error) = self.store.forget_presence(sids).await {
+            tracing::warn!(%error, "cannot forget the presence of ended sessions");
+        }
+    }
+
     /// Users and sessions seen in the last `window` (at most [`MAX_WINDOW`]).
     pub async fn online(&self, window: Duration) -> Result<Online, StoreError> {
         let since = Timestamp::now().saturating_sub(window.min(MAX_WINDOW));

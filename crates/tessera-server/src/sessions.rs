@@ -132,6 +132,7 @@ pub struct SessionService {
     activity: mpsc::Sender<(SessionId, Timestamp)>,
     policy: SessionPolicy,
     presence: Arc<crate::presence::Presence>,
+    contact: Arc<crate::log_contact::LogContact>,
 }
 
 pub struct NewSessionInfo {
@@ -150,6 +151,7 @@ impl SessionService {
         policy: SessionPolicy,
         cache_capacity: usize,
         presence: Arc<crate::presence::Presence>,
+        contact: Arc<crate::log_contact::LogContact>,
     ) -> (Arc<Self>, SessionUpkeep) {
         let (activity, receiver) = mpsc::channel(16 * 1024);
         let service = Arc::new(Self {
@@ -159,6 +161,7 @@ impl SessionService {
             activity,
             policy,
             presence,
+            contact,
         });
         (service, SessionUpkeep { activity: receiver })
     }
@@ -231,7 +234,12 @@ impl SessionService {
 
     async fn lookup(&self, id: &SessionId) -> Result<Option<Arc<ActiveSession>>, StoreError> {
         if let Some(hit) = self.cache.get(id) {
-            return Ok(Some(hit));
+            if self.contact.is_fresh() {
+                return Ok(Some(hit));
+            }
+            // Out of touch with the log: the store decides (and 503s while down).
+            let record = self.store.session(id).await?;
+            return Ok(record.map(|r| Arc::new(ActiveSession::new(r))));
         }
         for _ in 0..FILL_ATTEMPTS {
             let epoch = self.revocation_epoch.load(Ordering::SeqCst);
@@ -271,6 +279,9 @@ impl SessionService {
             .end_session(user, id, reason, Timestamp::now())
             .await?;
         self.forget(id);
+        if ended {
+            self.presence.forget(std::slice::from_ref(id)).await;
+        }
         Ok(ended)
     }
 
@@ -287,6 +298,7 @@ impl SessionService {
         for id in &ended {
             self.forget(id);
         }
+        self.presence.forget(&ended).await;
         Ok(ended)
     }
 
@@ -323,11 +335,16 @@ impl SessionService {
             tick.tick().await;
             match log.revocations_after(after, 1000).await {
                 Ok(entries) => {
+                    let caught_up = entries.len() < 1000;
                     for entry in entries {
                         if let tessera_store::Revoked::Session(id) = &entry.revoked {
                             self.forget(id);
                         }
                         after = entry.sequence;
+                    }
+                    // Only once everything missed is applied may the cache be trusted.
+                    if caught_up {
+                        self.contact.heard();
                     }
                 }
                 Err(error) => tracing::warn!(%error, "cannot read the revocation log"),
@@ -456,7 +473,8 @@ mod tests {
             absolute_lifetime: Duration::from_secs(86400),
         };
         let (presence, _) = crate::presence::Presence::new(store.clone(), 16);
-        let (service, upkeep) = SessionService::new(store.clone(), policy, 16, presence);
+        let contact = Arc::new(crate::log_contact::LogContact::new(Duration::from_secs(10)));
+        let (service, upkeep) = SessionService::new(store.clone(), policy, 16, presence, contact);
         let user = store
             .create_user(NewUser {
                 id: UserId::generate(),

@@ -127,8 +127,11 @@ CREATE INDEX opaque_tokens_by_expiry ON opaque_tokens(expires_at);
 -- Presence: when each session (or refresh family) was last seen in use, for "who is
 -- online". `sid` is a session or family id; rows go after a day.
 CREATE TABLE presence (
-    sid     TEXT   PRIMARY KEY,
-    user_id TEXT   NOT NULL,
-    seen_at BIGINT NOT NULL
+    sid     TEXT    PRIMARY KEY,
+    user_id TEXT    NOT NULL,
+    seen_at BIGINT  NOT NULL,
+    -- The session ended: a sighting arriving late (from another instance's queue)
+    -- must not bring it back online.
+    ended   BOOLEAN NOT NULL DEFAULT false
 );
 CREATE INDEX presence_by_time ON presence(seen_at);

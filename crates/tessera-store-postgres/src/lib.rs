@@ -900,7 +900,8 @@ impl PresenceStore for PostgresStore {
 
     async fn online_since(&self, since: Timestamp) -> Result<Online, StoreError> {
         let (sessions, users): (i64, i64) = sqlx::query_as(
-            "SELECT count(*), count(DISTINCT user_id) FROM presence WHERE seen_at >= $1",
+            "SELECT count(*), count(DISTINCT user_id) FROM presence \
+             WHERE seen_at >= $1 AND NOT ended",
         )
         .bind(since.as_millis())
         .fetch_one(&self.pool)
@@ -919,6 +920,26 @@ impl PresenceStore for PostgresStore {
             .await
             .map(|done| done.rows_affected())
             .map_err(store_error)
+    }
+
+    async fn forget_presence(&self, sids: &[SessionId]) -> Result<(), StoreError> {
+        if sids.is_empty() {
+            return Ok(());
+        }
+        let sids: Vec<&str> = sids.iter().map(SessionId::as_str).collect();
+        // A tombstone, not a delete: see the `ended` column. Sorted, as above.
+        sqlx::query(
+            "INSERT INTO presence (sid, user_id, seen_at, ended) \
+             SELECT sid, '', $2, true FROM UNNEST($1::text[]) AS t(sid) \
+             GROUP BY sid ORDER BY sid \
+             ON CONFLICT (sid) DO UPDATE SET ended = true",
+        )
+        .bind(&sids)
+        .bind(Timestamp::now().as_millis())
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(store_error)
     }
 }
 

@@ -613,7 +613,8 @@ impl PresenceStore for SqliteStore {
 
     async fn online_since(&self, since: Timestamp) -> Result<Online, StoreError> {
         let (sessions, users): (i64, i64) = sqlx::query_as(
-            "SELECT count(*), count(DISTINCT user_id) FROM presence WHERE seen_at >= ?",
+            "SELECT count(*), count(DISTINCT user_id) FROM presence \
+             WHERE seen_at >= ? AND ended = 0",
         )
         .bind(since.as_millis())
         .fetch_one(&self.pool)
@@ -632,6 +633,26 @@ impl PresenceStore for SqliteStore {
             .await
             .map(|done| done.rows_affected())
             .map_err(store_error)
+    }
+
+    async fn forget_presence(&self, sids: &[SessionId]) -> Result<(), StoreError> {
+        if sids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_transaction().await?;
+        for sid in sids {
+            // A tombstone, not a delete: see the `ended` column.
+            sqlx::query(
+                "INSERT INTO presence (sid, user_id, seen_at, ended) VALUES (?, '', ?, 1) \
+                 ON CONFLICT (sid) DO UPDATE SET ended = 1",
+            )
+            .bind(sid.as_str())
+            .bind(Timestamp::now().as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)
     }
 }
 

@@ -85,12 +85,30 @@ pub async fn presence<S: crate::PresenceStore>(store: &S) {
         }
     );
     store.record_presence(&[]).await.unwrap();
+    // An ended session is no longer online.
+    store.forget_presence(&[b1]).await.unwrap();
+    store.forget_presence(&[]).await.unwrap();
+    assert_eq!(
+        store.online_since(since).await.unwrap(),
+        Online {
+            users: 1,
+            sessions: 1
+        }
+    );
+    // A sighting queued before the end and written after it changes nothing.
+    store.record_presence(&[seen(b1, bob, now)]).await.unwrap();
+    assert_eq!(store.online_since(since).await.unwrap().sessions, 1);
+    // Ending a session never seen is fine too.
+    let never = SessionSecret::generate().session_id();
+    store.forget_presence(&[never, never]).await.unwrap();
+    assert_eq!(store.online_since(since).await.unwrap().sessions, 1);
+    // purged: a2 (an hour ago); b1 and the one never seen are recent tombstones.
     assert_eq!(store.purge_presence(minute_ago).await.unwrap(), 1);
     assert_eq!(
         store.online_since(hour_ago).await.unwrap(),
         Online {
-            users: 2,
-            sessions: 2
+            users: 1,
+            sessions: 1
         }
     );
 }

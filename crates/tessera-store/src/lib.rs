@@ -544,6 +544,9 @@ pub trait PresenceStore: Send + Sync {
     async fn online_since(&self, since: Timestamp) -> Result<Online, StoreError>;
     /// Forgets sightings older than `before`; returns how many.
     async fn purge_presence(&self, before: Timestamp) -> Result<u64, StoreError>;
+    /// Forgets these sessions (they ended: logged out, kicked), so they no longer
+    /// count as online.
+    async fn forget_presence(&self, sids: &[SessionId]) -> Result<(), StoreError>;
 }
 
 /// Is the store answering? Backs `/readyz`.

@@ -148,7 +148,7 @@ impl Postgres {
         let data = self.dir.path().join("data");
         let log = self.dir.path().join("postgres.log");
         let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off",
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
             self.port,
             self.dir.path().display()
         );

@@ -67,6 +67,10 @@ pub struct StoreArgs {
     /// TOML configuration file (see tessera.example.toml).
     #[arg(long, env = "TESSERA_CONFIG")]
     config: Option<PathBuf>,
+    /// The database: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB
+    /// [default: the SQLite file in the data dir; env: TESSERA_DATABASE]
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
 }
 
 #[derive(Args)]
@@ -127,6 +131,7 @@ pub fn load_config(store: StoreArgs, overrides: Overrides) -> anyhow::Result<Con
         store.config.as_deref(),
         Overrides {
             data_dir: store.data_dir,
+            database: store.database.map(tessera_server::config::StoreUrl),
             ..overrides
         },
     )?)

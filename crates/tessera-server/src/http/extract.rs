@@ -141,10 +141,17 @@ impl FromRequestParts<AppState> for BearerToken {
                 )
                 .challenge(BEARER_INVALID)
             })?;
-        state.own_tokens.verify(token).map(Self).map_err(|error| {
-            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", error.to_string())
-                .challenge(BEARER_INVALID)
-        })
+        state
+            .own_tokens
+            .verify(token)
+            .map(Self)
+            .map_err(|error| match error {
+                tessera_verify::VerifyError::Stale => ApiError::stale(),
+                error => {
+                    ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", error.to_string())
+                        .challenge(BEARER_INVALID)
+                }
+            })
     }
 }
 

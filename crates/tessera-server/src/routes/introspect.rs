@@ -52,6 +52,9 @@ async fn introspection(
         .ok_or_else(|| oauth_error("invalid_request", "token is missing"))?;
     let inactive = json!({"active": false});
     metrics::counter!("tessera_introspections_total").increment(1);
+    if !state.own_tokens.is_fresh() {
+        return Err(ApiError::stale());
+    }
     if token.starts_with("trt_") {
         let Some(secret) = RefreshTokenSecret::parse(token) else {
             return Ok(inactive);
@@ -170,6 +173,7 @@ async fn revocation(
                 .refresh_store
                 .revoke_family(&family.id, Some(family.user.id), EndReason::Revoked, now)
                 .await?;
+            state.presence.forget(&[family.id]).await;
             metrics::counter!("tessera_revocations_total", "kind" => "refresh").increment(1);
         }
         return Ok(());

@@ -7,20 +7,20 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-struct Event {
-    id: Option<String>,
-    kind: String,
-    data: Value,
+pub(crate) struct Event {
+    pub id: Option<String>,
+    pub kind: String,
+    pub data: Value,
 }
 
 /// Reads SSE events from a streaming response.
-struct EventReader {
+pub(crate) struct EventReader {
     response: Response,
     buffer: String,
 }
 
 impl EventReader {
-    fn new(response: Response) -> Self {
+    pub(crate) fn new(response: Response) -> Self {
         assert_eq!(response.status(), 200);
         assert!(
             response.headers()[header::CONTENT_TYPE]
@@ -67,7 +67,7 @@ impl EventReader {
     }
 
     /// The next `revocation` event, skipping heartbeats.
-    async fn next_revocation(&mut self) -> Event {
+    pub(crate) async fn next_revocation(&mut self) -> Event {
         loop {
             let event = self.next().await;
             if event.kind == "revocation" {
@@ -103,7 +103,7 @@ fn feed_client(server: &TestServer, scope: &str) -> (String, String) {
     )
 }
 
-async fn feed_token(server: &TestServer, scope: &str) -> String {
+pub(crate) async fn feed_token(server: &TestServer, scope: &str) -> String {
     let (id, secret) = feed_client(server, scope);
     let body: Value = server
         .client
@@ -119,7 +119,11 @@ async fn feed_token(server: &TestServer, scope: &str) -> String {
     body["access_token"].as_str().unwrap().to_owned()
 }
 
-async fn open_feed(server: &TestServer, token: &str, last_event_id: Option<&str>) -> Response {
+pub(crate) async fn open_feed(
+    server: &TestServer,
+    token: &str,
+    last_event_id: Option<&str>,
+) -> Response {
     let mut request = server
         .client
         .get(server.url("/v1/revocations"))

@@ -4,6 +4,7 @@
 
 mod admin;
 mod cli;
+mod cluster;
 mod durability;
 mod feed;
 mod harness;

@@ -1,0 +1,338 @@
+//! Several tessera instances on one PostgreSQL database are one service: any instance
+//! serves any request, and what happens on one is seen on all.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+use tessera_testkit::Postgres;
+
+use crate::feed::{EventReader, feed_token, open_feed};
+use crate::harness::{Browser, PASSWORD, TestServer, browser_from, error_of, eventually};
+
+/// The issuer every instance shares, as behind one load balancer.
+const ISSUER: &str = "http://tessera.cluster.test";
+
+struct Cluster {
+    nodes: Vec<TestServer>,
+    // Dropped last: the instances go first.
+    postgres: Postgres,
+}
+
+impl Cluster {
+    async fn start(instances: usize) -> Self {
+        let postgres = Postgres::start();
+        let url = postgres.url();
+        let env = [
+            ("TESSERA_DATABASE", url.as_str()),
+            ("TESSERA_TOKENS__ISSUER", ISSUER),
+            ("TESSERA_TOKENS__FEED_HEARTBEAT", "200ms"),
+        ];
+        let mut nodes = Vec::new();
+        for _ in 0..instances {
+            nodes.push(TestServer::start_with(&env).await);
+        }
+        Self { nodes, postgres }
+    }
+}
+
+async fn jwks(node: &TestServer) -> Value {
+    node.client
+        .get(node.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn same_jwks_everywhere(cluster: &Cluster) -> Value {
+    let first = jwks(&cluster.nodes[0]).await;
+    for node in &cluster.nodes[1..] {
+        if jwks(node).await != first {
+            return Value::Null;
+        }
+    }
+    first
+}
+
+fn admin_token_client(node: &TestServer) -> (String, String) {
+    let out = node.cli(
+        &[
+            "client",
+            "add",
+            "ops",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "admin",
+            "--json",
+        ],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let added: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        added["client_id"].as_str().unwrap().to_owned(),
+        added["client_secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn client_token(node: &TestServer, id: &str, secret: &str) -> String {
+    let body: Value = node
+        .client
+        .post(node.url("/oauth2/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn three_instances_on_one_database_are_one_service() {
+    let cluster = Cluster::start(3).await;
+    let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+    a.add_user("alice", &[]);
+    b.add_user("bob", &[]);
+
+    // One first key per algorithm, not one per instance; the same JWKS everywhere.
+    let keys = same_jwks_everywhere(&cluster).await;
+    let mut algorithms: Vec<_> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["alg"].as_str().unwrap())
+        .collect();
+    algorithms.sort_unstable();
+    assert_eq!(algorithms, ["ES256", "EdDSA", "RS256"], "{keys}");
+
+    // A token from one instance is good on the others; feeds open on all three.
+    let feed = feed_token(a, "revocations").await;
+    let mut feeds = Vec::new();
+    for node in [a, b, c] {
+        feeds.push(EventReader::new(open_feed(node, &feed, None).await));
+    }
+
+    // Log in on A, use on B and C, log out on C: refused on A and B too.
+    let alice = a.login("alice").await;
+    assert_eq!(b.session_status(&alice).await, 200);
+    assert_eq!(c.session_status(&alice).await, 200);
+    assert_eq!(a.session_status(&alice).await, 200);
+    let logout = c
+        .unsafe_as(Method::POST, "/v1/logout", &alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    for node in [a, b, c] {
+        eventually("a logout on C is seen by every instance", || async {
+            node.session_status(&alice).await == 401
+        })
+        .await;
+    }
+    for feed in &mut feeds {
+        let event = feed.next_revocation().await;
+        assert_eq!(event.data["kind"], "session");
+        assert_eq!(event.data["id"], alice.session_id.as_str());
+    }
+
+    // Kick Bob through B's admin API; his session on A and his cut-off reach all.
+    let bob = a.login("bob").await;
+    let (ops_id, ops_secret) = admin_token_client(c);
+    let ops = client_token(b, &ops_id, &ops_secret).await;
+    let bob_id = b.login("bob").await.login["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let kicked = b
+        .client
+        .post(b.url(&format!("/admin/v1/users/{bob_id}/kick")))
+        .bearer_auth(&ops)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kicked.status(), 200);
+    for node in [a, b, c] {
+        eventually("a kick on B ends Bob's sessions everywhere", || async {
+            node.session_status(&bob).await == 401
+        })
+        .await;
+    }
+    for feed in &mut feeds {
+        let mut kinds = Vec::new();
+        while !kinds.contains(&"user".to_owned()) {
+            let event = feed.next_revocation().await;
+            kinds.push(event.data["kind"].as_str().unwrap().to_owned());
+        }
+    }
+
+    // Who is online is the same answer from every instance.
+    let carol = {
+        c.add_user("carol", &[]);
+        c.login("carol").await
+    };
+    assert_eq!(a.session_status(&carol).await, 200);
+    for node in [a, b, c] {
+        eventually("every instance counts Carol online", || async {
+            let online: Value = node
+                .client
+                .get(node.url("/admin/v1/online?window=60"))
+                .bearer_auth(&ops)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            // Alice logged out and Bob was kicked: only Carol's session counts.
+            online["users"] == 1 && online["sessions"] == 1
+        })
+        .await;
+    }
+
+    // A rotation by the CLI: one new signer, published by every instance.
+    let out = a.cli(&["keys", "rotate", "--now", "--json"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rotated: Value = serde_json::from_slice(&out.stdout).unwrap();
+    eventually("every instance publishes the rotated key", || async {
+        let keys = same_jwks_everywhere(&cluster).await;
+        keys["keys"]
+            .as_array()
+            .is_some_and(|k| k.iter().any(|k| k["kid"] == rotated["kid"]))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_instance_killed_mid_load_loses_no_acknowledged_session() {
+    let mut cluster = Cluster::start(2).await;
+    cluster.nodes[0].add_user("alice", &[]);
+    let target = cluster.nodes[0].url("/v1/login");
+    let client = cluster.nodes[0].client.clone();
+    let acknowledged = Arc::new(std::sync::Mutex::new(Vec::<Browser>::new()));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (client, target, acknowledged) = (client.clone(), target.clone(), acknowledged.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let sent = client
+                    .post(&target)
+                    .json(&serde_json::json!({"username": "alice", "password": PASSWORD}))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) if response.status() == 200 => {
+                        let browser = browser_from(response).await;
+                        acknowledged.lock().unwrap().push(browser);
+                    }
+                    Ok(_) => {}
+                    Err(_) => return, // the instance is gone
+                }
+            }
+        }));
+    }
+    eventually("logins are flowing", || async {
+        acknowledged.lock().unwrap().len() >= 20
+    })
+    .await;
+    let pid = cluster.nodes[0].pid().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    for worker in workers {
+        tokio::time::timeout(Duration::from_secs(10), worker)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let survivor = &cluster.nodes[1];
+    for browser in &acknowledged {
+        assert_eq!(
+            survivor.session_status(browser).await,
+            200,
+            "session {} was acknowledged, then lost",
+            browser.session_id
+        );
+    }
+    // And the killed instance, started again, serves them too.
+    cluster.nodes[0].kill_and_restart();
+    assert_eq!(cluster.nodes[0].session_status(&acknowledged[0]).await, 200);
+}
+
+#[tokio::test]
+async fn a_database_outage_answers_503_writes_nothing_and_heals_without_a_restart() {
+    let cluster = Cluster::start(1).await;
+    let node = &cluster.nodes[0];
+    node.add_user("alice", &[]);
+    let before = node.login("alice").await;
+    assert_eq!(
+        node.client
+            .get(node.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    cluster.postgres.stop();
+    let ready = node.client.get(node.url("/readyz")).send().await.unwrap();
+    assert_eq!(
+        error_of(ready).await,
+        (503, "temporarily_unavailable".into())
+    );
+    let login = node.try_login("alice", PASSWORD).await;
+    assert_eq!(login.status(), 503);
+    assert!(login.headers().contains_key("retry-after"));
+    assert_eq!(error_of(login).await.1, "temporarily_unavailable");
+    // Past the staleness bound, a cached session is not trusted either: it may have
+    // been ended on another instance that this one cannot hear.
+    eventually("cached sessions stop answering once stale", || async {
+        node.session_status(&before).await == 503
+    })
+    .await;
+
+    cluster.postgres.start_again();
+    eventually("the service heals by itself", || async {
+        node.client
+            .get(node.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 200
+    })
+    .await;
+    eventually("logins work again", || async {
+        node.try_login("alice", PASSWORD).await.status() == 200
+    })
+    .await;
+    assert_eq!(node.session_status(&before).await, 200);
+    let out = node.cli(&["sessions", "list", "alice", "--json"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // the first session and the one after recovery; nothing from the outage
+    assert_eq!(listed["sessions"].as_array().unwrap().len(), 2, "{listed}");
+}
