@@ -37,6 +37,30 @@ where
     opaque_tokens(store).await;
 }
 
+/// The rate-limit suite, for backends that count attempts for every instance.
+pub async fn rate_limits<S: crate::RateLimitStore>(store: &S) {
+    let minute = Duration::from_secs(60);
+    let key = format!("login:{}", UserId::generate());
+    for _ in 0..3 {
+        assert_eq!(store.attempt(&key, minute, 3).await.unwrap(), None);
+    }
+    let wait = store.attempt(&key, minute, 3).await.unwrap().unwrap();
+    assert!(wait > Duration::ZERO && wait <= minute, "{wait:?}");
+    // a refused attempt does not count: the wait does not grow
+    let again = store.attempt(&key, minute, 3).await.unwrap().unwrap();
+    assert!(again <= wait);
+    // keys are independent
+    let other = format!("login:{}", UserId::generate());
+    assert_eq!(store.attempt(&other, minute, 3).await.unwrap(), None);
+    // the budget refills at one attempt per interval
+    let quick = format!("quick:{}", UserId::generate());
+    let interval = Duration::from_millis(100);
+    assert_eq!(store.attempt(&quick, interval, 1).await.unwrap(), None);
+    assert!(store.attempt(&quick, interval, 1).await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(store.attempt(&quick, interval, 1).await.unwrap(), None);
+}
+
 /// The presence suite, for backends that keep presence.
 pub async fn presence<S: crate::PresenceStore>(store: &S) {
     use crate::{Online, Seen};

@@ -16,6 +16,9 @@ use tessera_core::{
 };
 
 pub mod conformance;
+mod set;
+
+pub use set::StoreSet;
 
 /// The store could not answer: unreachable, locked past its timeout, or corrupt.
 /// The message is for operators' logs; it never carries secrets.
@@ -547,6 +550,20 @@ pub trait PresenceStore: Send + Sync {
     /// Forgets these sessions (they ended: logged out, kicked), so they no longer
     /// count as online.
     async fn forget_presence(&self, sids: &[SessionId]) -> Result<(), StoreError>;
+}
+
+/// Rate limiting shared by every instance: GCRA over a theoretical arrival time per
+/// key, so a burst of `burst` attempts is allowed and then one per `interval`.
+#[async_trait]
+pub trait RateLimitStore: Send + Sync {
+    /// Counts one attempt against `key`: `None` if allowed, else how long until an
+    /// attempt would be (a refused attempt does not count).
+    async fn attempt(
+        &self,
+        key: &str,
+        interval: Duration,
+        burst: u32,
+    ) -> Result<Option<Duration>, StoreError>;
 }
 
 /// Is the store answering? Backs `/readyz`.
