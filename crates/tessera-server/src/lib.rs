@@ -80,35 +80,37 @@ impl Core {
             absolute_lifetime: config.session.absolute_lifetime,
         };
         let (presence, presence_writer) =
-            presence::Presence::new(stores.presence.clone(), config.session.cache_capacity);
+            presence::Presence::new(stores.set.presence.clone(), config.session.cache_capacity);
         let log_contact = Arc::new(log_contact::LogContact::new(config.session.cache_staleness));
+        // The whole set, not just its session store: its purge also purges the
+        // database when sessions live elsewhere.
         let (sessions, upkeep) = SessionService::new(
-            stores.sessions.clone(),
+            Arc::new(stores.set.clone()),
             policy,
             config.session.cache_capacity,
             presence.clone(),
             log_contact.clone(),
         );
         let accounts = accounts::Accounts::new(
-            stores.accounts.clone(),
+            stores.set.accounts.clone(),
             sessions.clone(),
-            stores.refresh.clone(),
-            stores.log.clone(),
+            stores.set.refresh.clone(),
+            stores.set.log.clone(),
             presence.clone(),
             Arc::new(hasher),
         );
         let keys = Arc::new(
             keyring::KeyRing::open(
-                stores.keys.clone(),
+                stores.set.keys.clone(),
                 master_key_from_env()?,
                 config.tokens.rotation_delay,
             )
             .await?,
         );
         Ok(Self {
-            clients: clients::Clients::new(stores.clients.clone()),
+            clients: clients::Clients::new(stores.set.clients.clone()),
             refresh: Arc::new(refresh::RefreshTokens::new(
-                stores.refresh.clone(),
+                stores.set.refresh.clone(),
                 config.tokens.refresh_lifetime,
                 config.tokens.refresh_reuse_grace,
             )),
@@ -169,7 +171,7 @@ pub async fn serve(
     tokio::spawn(
         core.sessions
             .clone()
-            .follow_revocations(core.stores.log.clone()),
+            .follow_revocations(core.stores.set.log.clone()),
     );
     tokio::spawn(core.keys.clone().follow());
     let issuer = match &config.tokens.issuer {
@@ -192,14 +194,14 @@ pub async fn serve(
         core.log_contact.clone(),
     ));
     tokio::spawn(own_tokens.clone().follow(
-        core.stores.log.clone(),
+        core.stores.set.log.clone(),
         core.stores.revocations_appended.clone(),
     ));
     let tokens = Arc::new(tokens::TokenIssuer::new(
         issuer,
         core.keys.clone(),
         hmac,
-        core.stores.opaque.clone(),
+        core.stores.set.opaque.clone(),
     ));
     let (stop_upkeep, upkeep_stopped) = tokio::sync::oneshot::channel::<()>();
     let upkeep = tokio::spawn(core.sessions.clone().upkeep(core.upkeep, async move {
@@ -215,16 +217,16 @@ pub async fn serve(
         refresh: core.refresh,
         presence: core.presence,
         keys: core.keys.clone(),
-        refresh_store: core.stores.refresh.clone(),
-        opaque_store: core.stores.opaque.clone(),
+        refresh_store: core.stores.set.refresh.clone(),
+        opaque_store: core.stores.set.opaque.clone(),
         opaque_cache: quick_cache::sync::Cache::new(OPAQUE_CACHE_ENTRIES),
-        revocation_log: core.stores.log.clone(),
+        revocation_log: core.stores.set.log.clone(),
         own_tokens,
         tokens,
         jwks_max_age: config.tokens.jwks_max_age,
         feed_heartbeat: config.tokens.feed_heartbeat,
         throttle,
-        health: core.stores.health.clone(),
+        health: Arc::new(core.stores.set.clone()),
         metrics: metrics.clone(),
         cookie: SessionCookie::new(
             config.session.cookie_secure,

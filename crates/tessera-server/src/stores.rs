@@ -1,45 +1,76 @@
 //! Which backend holds which kind of state, chosen by URL at start-up.
 //!
 //! Services see only the traits of `tessera-store`; this is the one place that
-//! knows the backends. Today one backend holds everything: the embedded SQLite file
-//! (one machine), or PostgreSQL (many instances, one service).
+//! knows the backends: the embedded SQLite file (one machine, the default), or
+//! PostgreSQL (many instances, one service).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tessera_store::{
-    AccountStore, ClientStore, Health, KeyStore, OpaqueTokenStore, PresenceStore, RefreshStore,
-    RevocationLog, SessionStore,
-};
+use tessera_store::StoreSet;
 use tessera_store_postgres::PostgresStore;
 use tessera_store_sqlite::SqliteStore;
 use tokio::sync::Notify;
 
 use crate::config::{Config, StoreUrl};
 
-/// Every store a tessera process uses, each behind its trait.
+/// Every store a tessera process uses, and what it needs to run them.
 #[derive(Clone)]
 pub struct Stores {
-    pub accounts: Arc<dyn AccountStore>,
-    pub sessions: Arc<dyn SessionStore>,
-    pub refresh: Arc<dyn RefreshStore>,
-    pub opaque: Arc<dyn OpaqueTokenStore>,
-    pub log: Arc<dyn RevocationLog>,
-    pub clients: Arc<dyn ClientStore>,
-    pub keys: Arc<dyn KeyStore>,
-    pub presence: Arc<dyn PresenceStore>,
-    pub health: Arc<dyn Health>,
+    pub set: StoreSet,
     /// Notified after an append to the revocation log: by this process (SQLite), or
     /// by any process on the same database (PostgreSQL).
     pub revocations_appended: Arc<Notify>,
-    backend: Backend,
+    database: Database,
 }
 
+/// The database of accounts, clients, keys, refresh tokens and the revocation log.
 #[derive(Clone)]
-enum Backend {
+pub enum Database {
     Sqlite(Arc<SqliteStore>),
     Postgres(Arc<PostgresStore>),
+}
+
+impl Database {
+    /// Opens (creating and migrating if needed) the database at `location`.
+    pub async fn open(location: &DatabaseLocation) -> anyhow::Result<Self> {
+        match location {
+            DatabaseLocation::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).with_context(|| {
+                        format!("cannot create the folder of the store {}", path.display())
+                    })?;
+                }
+                Ok(Self::Sqlite(Arc::new(SqliteStore::open(path).await?)))
+            }
+            DatabaseLocation::Postgres(url) => {
+                Ok(Self::Postgres(Arc::new(PostgresStore::open(&url.0).await?)))
+            }
+        }
+    }
+
+    /// Every kind of state in this database.
+    pub fn store_set(&self) -> StoreSet {
+        match self {
+            Self::Sqlite(store) => StoreSet::single(store.clone()),
+            Self::Postgres(store) => StoreSet::single(store.clone()),
+        }
+    }
+
+    pub fn revocations_appended(&self) -> Arc<Notify> {
+        match self {
+            Self::Sqlite(store) => store.revocations_appended(),
+            Self::Postgres(store) => store.revocations_appended(),
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(store) => store.close().await,
+            Self::Postgres(store) => store.close().await,
+        }
+    }
 }
 
 /// Where the database is, parsed.
@@ -76,69 +107,19 @@ impl DatabaseLocation {
 }
 
 impl Stores {
-    /// Opens (creating and migrating if needed) the configured database.
+    /// Opens (creating and migrating if needed) the configured stores.
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
-        match DatabaseLocation::of(config)? {
-            DatabaseLocation::Sqlite(path) => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).with_context(|| {
-                        format!("cannot create the folder of the store {}", path.display())
-                    })?;
-                }
-                let store = Arc::new(SqliteStore::open(&path).await?);
-                let appended = store.revocations_appended();
-                Ok(Self::all_in(
-                    store.clone(),
-                    appended,
-                    Backend::Sqlite(store),
-                ))
-            }
-            DatabaseLocation::Postgres(url) => {
-                let store = Arc::new(PostgresStore::open(&url.0).await?);
-                let appended = store.revocations_appended();
-                Ok(Self::all_in(
-                    store.clone(),
-                    appended,
-                    Backend::Postgres(store),
-                ))
-            }
-        }
-    }
-
-    fn all_in<S>(store: Arc<S>, revocations_appended: Arc<Notify>, backend: Backend) -> Self
-    where
-        S: AccountStore
-            + SessionStore
-            + RefreshStore
-            + OpaqueTokenStore
-            + RevocationLog
-            + ClientStore
-            + KeyStore
-            + PresenceStore
-            + Health
-            + 'static,
-    {
-        Self {
-            accounts: store.clone(),
-            sessions: store.clone(),
-            refresh: store.clone(),
-            opaque: store.clone(),
-            log: store.clone(),
-            clients: store.clone(),
-            keys: store.clone(),
-            presence: store.clone(),
-            health: store,
-            revocations_appended,
-            backend,
-        }
+        let database = Database::open(&DatabaseLocation::of(config)?).await?;
+        Ok(Self {
+            set: database.store_set(),
+            revocations_appended: database.revocations_appended(),
+            database,
+        })
     }
 
     /// Closes connections once the work using them is done.
     pub async fn close(&self) {
-        match &self.backend {
-            Backend::Sqlite(store) => store.close().await,
-            Backend::Postgres(store) => store.close().await,
-        }
+        self.database.close().await;
     }
 }
 
