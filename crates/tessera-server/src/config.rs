@@ -25,6 +25,10 @@ pub struct Config {
     /// SQLite file in `data_dir`. Instances sharing a PostgreSQL database are one
     /// service.
     pub database: Option<StoreUrl>,
+    /// Redis (or Valkey) for sessions, opaque access tokens, login throttling and
+    /// presence: `redis://[:PASSWORD@]HOST:PORT[/DB]`. Default: none, all of that
+    /// lives in the database (and throttling counts per instance).
+    pub redis: Option<StoreUrl>,
     /// The URL users reach tessera at; its origin is the one browsers' requests must
     /// come from. Default: `http://` + `listen`.
     pub public_url: Option<String>,
@@ -208,6 +212,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7480)),
             data_dir: PathBuf::from("./tessera-data"),
             database: None,
+            redis: None,
             public_url: None,
             log_format: LogFormat::Text,
             registration: true,
@@ -297,6 +302,8 @@ pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<StoreUrl>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<StoreUrl>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
@@ -308,6 +315,7 @@ const ENV_KEYS: &[&str] = &[
     "listen",
     "data_dir",
     "database",
+    "redis",
     "public_url",
     "log_format",
     "registration",

@@ -208,7 +208,7 @@ pub async fn serve(
         let _ = upkeep_stopped.await;
     }));
     tokio::spawn(core.presence_writer.run());
-    let throttle = throttle::Throttle::new(&config.throttle);
+    let throttle = throttle::Throttle::new(&config.throttle, core.stores.rate_limits.clone());
     let no_users = core.accounts.list().await?.is_empty();
     let state = AppState::new(Services {
         accounts: core.accounts,

@@ -22,6 +22,8 @@ pub struct Stores {
     /// Notified after an append to the revocation log: by this process (SQLite), or
     /// by any process on the same database (PostgreSQL).
     pub revocations_appended: Arc<Notify>,
+    /// Throttling counters shared by every instance (Redis); `None`: per process.
+    pub rate_limits: Option<Arc<dyn tessera_store::RateLimitStore>>,
     database: Database,
 }
 
@@ -113,6 +115,7 @@ impl Stores {
         Ok(Self {
             set: database.store_set(),
             revocations_appended: database.revocations_appended(),
+            rate_limits: None,
             database,
         })
     }

@@ -1,16 +1,23 @@
-//! Login throttling per account and per client address (GCRA, via `governor`).
+//! Login throttling per account and per client address (GCRA).
 //!
 //! Every attempt counts, successful or not, and is counted before any password work,
 //! so a flood of guesses costs the server almost nothing. Throttled attempts answer
 //! 429 with `Retry-After`.
+//!
+//! With Redis configured the counters are shared (`RateLimitStore`), so an attacker
+//! spreading guesses over instances gets no more than against one; else they live
+//! in this process (`governor`).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tessera_core::Username;
+use tessera_store::{RateLimitStore, StoreError};
 
 use crate::config::ThrottleConfig;
 
@@ -18,11 +25,28 @@ pub struct Throttle {
     accounts: DefaultKeyedRateLimiter<Username>,
     addresses: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
+    shared: Option<Shared>,
 }
 
-/// How long to wait before the next attempt may succeed.
+/// Counters every instance shares, with each kind's interval and burst.
+struct Shared {
+    store: Arc<dyn RateLimitStore>,
+    account: (Duration, u32),
+    address: (Duration, u32),
+}
+
+/// Why an attempt may not go ahead.
 #[derive(Debug)]
-pub struct Throttled(pub Duration);
+pub enum Throttled {
+    /// Too many attempts: wait this long.
+    Wait(Duration),
+    /// The shared counters cannot be reached; attempts are refused (fail closed).
+    Store(StoreError),
+}
+
+fn interval(per_minute: u32) -> Duration {
+    Duration::from_secs(60) / per_minute.max(1)
+}
 
 fn quota(per_minute: u32, burst: u32) -> Quota {
     let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
@@ -31,11 +55,29 @@ fn quota(per_minute: u32, burst: u32) -> Quota {
 }
 
 impl Throttle {
-    pub fn new(config: &ThrottleConfig) -> Self {
+    /// Counters in this process, or in `shared` for every instance.
+    pub fn new(config: &ThrottleConfig, shared: Option<Arc<dyn RateLimitStore>>) -> Self {
         Self {
             accounts: RateLimiter::keyed(quota(config.account_per_minute, config.account_burst)),
             addresses: RateLimiter::keyed(quota(config.address_per_minute, config.address_burst)),
             clock: DefaultClock::default(),
+            shared: shared.map(|store| Shared {
+                store,
+                account: (interval(config.account_per_minute), config.account_burst),
+                address: (interval(config.address_per_minute), config.address_burst),
+            }),
+        }
+    }
+
+    async fn shared_check(
+        shared: &Shared,
+        key: &str,
+        (interval, burst): (Duration, u32),
+    ) -> Result<(), Throttled> {
+        match shared.store.attempt(key, interval, burst).await {
+            Ok(None) => Ok(()),
+            Ok(Some(wait)) => Err(Throttled::Wait(wait)),
+            Err(error) => Err(Throttled::Store(error)),
         }
     }
 
@@ -46,16 +88,26 @@ impl Throttle {
     ) -> Result<(), Throttled> {
         limiter
             .check_key(key)
-            .map_err(|not_until| Throttled(not_until.wait_time_from(self.clock.now())))
+            .map_err(|not_until| Throttled::Wait(not_until.wait_time_from(self.clock.now())))
     }
 
-    pub fn address(&self, address: IpAddr) -> Result<(), Throttled> {
-        self.check(&self.addresses, &address)
+    pub async fn address(&self, address: IpAddr) -> Result<(), Throttled> {
+        match &self.shared {
+            Some(shared) => {
+                Self::shared_check(shared, &format!("address:{address}"), shared.address).await
+            }
+            None => self.check(&self.addresses, &address),
+        }
     }
 
-    pub fn login(&self, account: &Username, address: IpAddr) -> Result<(), Throttled> {
-        self.address(address)?;
-        self.check(&self.accounts, account)
+    pub async fn login(&self, account: &Username, address: IpAddr) -> Result<(), Throttled> {
+        self.address(address).await?;
+        match &self.shared {
+            Some(shared) => {
+                Self::shared_check(shared, &format!("account:{account}"), shared.account).await
+            }
+            None => self.check(&self.accounts, account),
+        }
     }
 
     /// Forgets keys whose budget has fully refilled; run now and then so the maps

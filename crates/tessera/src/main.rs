@@ -71,6 +71,10 @@ pub struct StoreArgs {
     /// [default: the SQLite file in the data dir; env: TESSERA_DATABASE]
     #[arg(long, value_name = "URL")]
     database: Option<String>,
+    /// Redis for sessions, opaque tokens, throttling and presence:
+    /// redis://[:PASSWORD@]HOST:PORT[/DB] [default: none; env: TESSERA_REDIS]
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
 }
 
 #[derive(Args)]
@@ -132,6 +136,7 @@ pub fn load_config(store: StoreArgs, overrides: Overrides) -> anyhow::Result<Con
         Overrides {
             data_dir: store.data_dir,
             database: store.database.map(tessera_server::config::StoreUrl),
+            redis: store.redis.map(tessera_server::config::StoreUrl),
             ..overrides
         },
     )?)

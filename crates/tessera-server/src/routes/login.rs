@@ -20,13 +20,16 @@ pub struct LoginForm {
     password: String,
 }
 
-pub fn throttled(Throttled(wait): Throttled) -> ApiError {
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too_many_requests",
-        "too many attempts; wait before trying again",
-    )
-    .retry_after(wait)
+pub fn throttled(refusal: Throttled) -> ApiError {
+    match refusal {
+        Throttled::Wait(wait) => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "too many attempts; wait before trying again",
+        )
+        .retry_after(wait),
+        Throttled::Store(error) => ApiError::store(error),
+    }
 }
 
 fn outcome(name: &'static str) {
@@ -42,7 +45,7 @@ pub async fn login(
     Input(input): Input<LoginForm>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (username, password) = parse_credentials(&input.username, input.password)?;
-    if let Err(wait) = state.throttle.login(&username, client.address) {
+    if let Err(wait) = state.throttle.login(&username, client.address).await {
         outcome("throttled");
         return Err(throttled(wait));
     }

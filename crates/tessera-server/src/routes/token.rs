@@ -265,6 +265,7 @@ async fn password_user(
     state
         .throttle
         .login(&username, client_info.address)
+        .await
         .map_err(throttled)?;
     match state.accounts.check_password(&username, password).await {
         Ok(user) => Ok(user),

@@ -47,6 +47,7 @@ pub async fn register(
     state
         .throttle
         .address(client.address)
+        .await
         .map_err(crate::routes::login::throttled)?;
     let user = state
         .accounts
