@@ -18,7 +18,8 @@ macro_rules! key_columns {
     };
 }
 
-/// The plain insert of one key row, used by rotation and by retirement's successor.
+/// The plain insert of one key row, used by rotation, by retirement's successor and
+/// by import.
 const INSERT_KEY: &str = concat!(
     "INSERT INTO signing_keys (",
     key_columns!(),
@@ -179,5 +180,15 @@ impl KeyStore for PostgresStore {
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+
+    async fn import_key(&self, key: StoredKey) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        lock_keys(&mut tx).await?;
+        insert(&key, INSERT_KEY)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)
     }
 }

@@ -600,6 +600,30 @@ impl AccountStore for PostgresStore {
         .map_err(store_error)?;
         row.as_ref().map(user_from_row).transpose()
     }
+
+    async fn import_user(&self, user: UserCredentials) -> Result<(), CreateUserError> {
+        let UserCredentials {
+            user,
+            password_hash,
+        } = user;
+        sqlx::query(
+            "INSERT INTO users (id, username, password_hash, roles, disabled, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(user.id.to_string())
+        .bind(user.username.as_str())
+        .bind(password_hash)
+        .bind(user.roles.to_stored())
+        .bind(user.disabled)
+        .bind(user.created_at.as_millis())
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(|e| match e {
+            e if is_unique_violation(&e) => CreateUserError::UsernameTaken,
+            e => CreateUserError::Store(store_error(e)),
+        })
+    }
 }
 
 #[async_trait]

@@ -14,7 +14,8 @@ macro_rules! key_columns {
     };
 }
 
-/// The plain insert of one key row, used by rotation and by retirement's successor.
+/// The plain insert of one key row, used by rotation, by retirement's successor and
+/// by import.
 const INSERT_KEY: &str = concat!(
     "INSERT INTO signing_keys (",
     key_columns!(),
@@ -164,5 +165,13 @@ impl KeyStore for SqliteStore {
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+
+    async fn import_key(&self, key: StoredKey) -> Result<(), StoreError> {
+        insert(&key, INSERT_KEY)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(store_error)
     }
 }

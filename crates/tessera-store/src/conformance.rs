@@ -35,6 +35,135 @@ where
     keys(store).await;
     refresh_families(store).await;
     opaque_tokens(store).await;
+    imports(store).await;
+}
+
+/// What `tessera store migrate` relies on: users and keys read from one store and
+/// imported into another come out exactly as they went in.
+async fn imports<S: AccountStore + KeyStore>(store: &S) {
+    let created_at = Timestamp::from_millis(1_600_000_000_123);
+    let gone = crate::User {
+        id: UserId::generate(),
+        username: name("imported-gone"),
+        roles: Roles::new(vec![Role::Admin]),
+        disabled: true,
+        created_at,
+    };
+    store
+        .import_user(crate::UserCredentials {
+            user: gone.clone(),
+            password_hash: "$argon2id$v=19$imported".into(),
+        })
+        .await
+        .unwrap();
+    let read = store
+        .user_credentials(&gone.username)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        read.user, gone,
+        "id, roles, disabled flag and time as given"
+    );
+    assert_eq!(read.password_hash, "$argon2id$v=19$imported");
+    assert_eq!(store.user(gone.id).await.unwrap(), Some(gone.clone()));
+    let active = crate::User {
+        id: UserId::generate(),
+        username: name("imported-active"),
+        roles: Roles::default(),
+        disabled: false,
+        created_at,
+    };
+    store
+        .import_user(crate::UserCredentials {
+            user: active.clone(),
+            password_hash: "$argon2id$v=19$active".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.user(active.id).await.unwrap(), Some(active.clone()));
+    for taken in [
+        crate::User {
+            id: UserId::generate(),
+            ..gone.clone()
+        },
+        crate::User {
+            username: name("imported-other"),
+            ..gone.clone()
+        },
+    ] {
+        assert!(
+            matches!(
+                store
+                    .import_user(crate::UserCredentials {
+                        user: taken,
+                        password_hash: "x".into(),
+                    })
+                    .await,
+                Err(CreateUserError::UsernameTaken)
+            ),
+            "a username or id already present is refused"
+        );
+    }
+    assert!(
+        store
+            .user_credentials(&name("imported-other"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Keys: retired, expired and sealed ones alike, times and bytes as given, beside
+    // unretired keys of the same algorithm, which are left alone.
+    let before = store.signing_keys().await.unwrap();
+    let t = |millis| Timestamp::from_millis(millis);
+    let retired = StoredKey {
+        kid: "imported-retired".into(),
+        algorithm: "EdDSA".into(),
+        private_key: vec![7; 48],
+        sealed: true,
+        created_at: t(1_000),
+        signs_from: t(2_000),
+        published_until: Some(t(3_000)),
+        retired_at: Some(t(2_500)),
+    };
+    let signing = StoredKey {
+        kid: "imported-signing".into(),
+        algorithm: "EdDSA".into(),
+        private_key: vec![0, 255, 1],
+        sealed: false,
+        created_at: t(5_000),
+        signs_from: t(6_000),
+        published_until: None,
+        retired_at: None,
+    };
+    store.import_key(retired.clone()).await.unwrap();
+    store.import_key(signing.clone()).await.unwrap();
+    let after = store.signing_keys().await.unwrap();
+    let find = |kid: &str| after.iter().find(|k| k.kid == kid).cloned();
+    assert_eq!(find("imported-retired"), Some(retired.clone()));
+    assert_eq!(find("imported-signing"), Some(signing));
+    for key in &before {
+        assert_eq!(
+            find(&key.kid).as_ref(),
+            Some(key),
+            "other keys are untouched"
+        );
+    }
+    assert_eq!(after.len(), before.len() + 2);
+    let duplicate = StoredKey {
+        private_key: vec![9],
+        ..retired.clone()
+    };
+    assert!(
+        store.import_key(duplicate).await.is_err(),
+        "a kid is unique"
+    );
+    let again = store.signing_keys().await.unwrap();
+    assert_eq!(
+        again.iter().find(|k| k.kid == "imported-retired"),
+        Some(&retired)
+    );
 }
 
 /// The rate-limit suite, for backends that count attempts for every instance.

@@ -97,6 +97,11 @@ pub trait AccountStore: Send + Sync {
     /// Marks the user disabled; `None` if there is no such user. Ending their sessions
     /// is the caller's job (see `SessionStore::end_sessions_of_user`).
     async fn disable_user(&self, username: &Username) -> Result<Option<User>, StoreError>;
+    /// Adds a user exactly as read from another store (`user_credentials`): id,
+    /// username, roles, disabled flag, creation time and password hash, for `tessera
+    /// store migrate`. One statement, so a disabled account is never there enabled,
+    /// not even for a moment. A username or id already present is `UsernameTaken`.
+    async fn import_user(&self, user: UserCredentials) -> Result<(), CreateUserError>;
 }
 
 pub struct NewSession {
@@ -516,6 +521,11 @@ pub trait KeyStore: Send + Sync {
         private_key: Vec<u8>,
         sealed: bool,
     ) -> Result<(), StoreError>;
+    /// Adds `key` exactly as read from another store (`signing_keys`), for `tessera
+    /// store migrate`: private key as stored (sealed stays sealed, under the same
+    /// master key), every time as given, whatever the other keys (no first-key check,
+    /// no publication ended, nothing logged). A `kid` already present is an error.
+    async fn import_key(&self, key: StoredKey) -> Result<(), StoreError>;
 }
 
 /// That a session (or a refresh family: a token's `sid`) of `user` was in use at `at`.

@@ -102,6 +102,9 @@ impl AccountStore for StoreSet {
     async fn disable_user(&self, username: &Username) -> Result<Option<User>, StoreError> {
         self.accounts.disable_user(username).await
     }
+    async fn import_user(&self, user: UserCredentials) -> Result<(), CreateUserError> {
+        self.accounts.import_user(user).await
+    }
 }
 
 #[async_trait]
@@ -297,6 +300,9 @@ impl KeyStore for StoreSet {
         self.keys
             .replace_private_key(kid, private_key, sealed)
             .await
+    }
+    async fn import_key(&self, key: StoredKey) -> Result<(), StoreError> {
+        self.keys.import_key(key).await
     }
 }
 
