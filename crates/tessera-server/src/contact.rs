@@ -1,23 +1,24 @@
-//! How long an instance may trust what it cached after losing contact with the
-//! revocation log.
+//! How long an instance may trust what it cached after losing contact with a store.
 //!
 //! Sessions and the revocation set are cached in memory and kept exact by following
-//! the log. When the store stops answering, another instance may end a session that
-//! this one cannot hear about; so past a bound (`session.cache_staleness`) cached
-//! answers stop, and requests go to the store, which fails with 503 until it is back.
+//! the revocation log. When a store stops answering, another instance may end a
+//! session that this one cannot hear about; so past a bound
+//! (`session.cache_staleness`) cached answers stop, and requests go to the store,
+//! which fails with 503 until it is back. Two contacts are tracked: with the log
+//! (marked by its followers once caught up) and with every store (pinged).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use tessera_core::Timestamp;
 
-pub struct LogContact {
-    /// When the log was last read successfully (Unix milliseconds).
+pub struct Contact {
+    /// When the store last answered (Unix milliseconds).
     last: AtomicI64,
     bound_millis: i64,
 }
 
-impl LogContact {
+impl Contact {
     pub fn new(bound: Duration) -> Self {
         Self {
             last: AtomicI64::new(Timestamp::now().as_millis()),
@@ -25,7 +26,7 @@ impl LogContact {
         }
     }
 
-    /// The log was read just now.
+    /// The store answered just now.
     pub fn heard(&self) {
         self.last
             .fetch_max(Timestamp::now().as_millis(), Ordering::Relaxed);

@@ -8,10 +8,10 @@
 pub mod accounts;
 pub mod clients;
 pub mod config;
+pub mod contact;
 mod error;
 pub mod http;
 pub mod keyring;
-pub mod log_contact;
 pub mod own_tokens;
 pub mod passwords;
 pub mod presence;
@@ -48,7 +48,9 @@ pub struct Core {
     pub refresh: Arc<refresh::RefreshTokens>,
     pub presence: Arc<presence::Presence>,
     /// When the revocation log was last read; bounds how long caches are trusted.
-    pub log_contact: Arc<log_contact::LogContact>,
+    pub log_contact: Arc<contact::Contact>,
+    /// When every store last answered a ping.
+    pub store_contact: Arc<contact::Contact>,
     upkeep: SessionUpkeep,
     presence_writer: presence::PresenceWriter,
 }
@@ -81,7 +83,8 @@ impl Core {
         };
         let (presence, presence_writer) =
             presence::Presence::new(stores.set.presence.clone(), config.session.cache_capacity);
-        let log_contact = Arc::new(log_contact::LogContact::new(config.session.cache_staleness));
+        let log_contact = Arc::new(contact::Contact::new(config.session.cache_staleness));
+        let store_contact = Arc::new(contact::Contact::new(config.session.cache_staleness));
         // The whole set, not just its session store: its purge also purges the
         // database when sessions live elsewhere.
         let (sessions, upkeep) = SessionService::new(
@@ -90,6 +93,7 @@ impl Core {
             config.session.cache_capacity,
             presence.clone(),
             log_contact.clone(),
+            store_contact.clone(),
         );
         let accounts = accounts::Accounts::new(
             stores.set.accounts.clone(),
@@ -120,6 +124,7 @@ impl Core {
             sessions,
             presence,
             log_contact,
+            store_contact,
             upkeep,
             presence_writer,
         })
@@ -208,6 +213,10 @@ pub async fn serve(
         let _ = upkeep_stopped.await;
     }));
     tokio::spawn(core.presence_writer.run());
+    tokio::spawn(ping_stores(
+        core.stores.set.clone(),
+        core.store_contact.clone(),
+    ));
     let throttle = throttle::Throttle::new(&config.throttle, core.stores.rate_limits.clone());
     let no_users = core.accounts.list().await?.is_empty();
     let state = AppState::new(Services {
@@ -260,6 +269,21 @@ pub async fn serve(
     core.stores.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Pings every store each second, so that caches in front of one that stopped
+/// answering are trusted no longer than `session.cache_staleness`.
+async fn ping_stores(stores: tessera_store::StoreSet, contact: Arc<contact::Contact>) {
+    use tessera_store::Health;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match stores.ping().await {
+            Ok(()) => contact.heard(),
+            Err(error) => tracing::warn!(%error, "a store is not answering"),
+        }
+    }
 }
 
 fn spawn_housekeeping(state: AppState, metrics: PrometheusHandle) {

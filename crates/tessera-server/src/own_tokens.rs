@@ -27,7 +27,7 @@ pub struct OwnTokens {
     /// The newest revocation sequence seen; the revocation feed waits on it.
     latest: tokio::sync::watch::Sender<u64>,
     /// Past its bound, the revocation set may miss revocations: refuse to answer.
-    contact: Arc<crate::log_contact::LogContact>,
+    contact: Arc<crate::contact::Contact>,
 }
 
 impl OwnTokens {
@@ -35,7 +35,7 @@ impl OwnTokens {
         issuer: &str,
         keys: Arc<KeyRing>,
         hs256: Option<Vec<u8>>,
-        contact: Arc<crate::log_contact::LogContact>,
+        contact: Arc<crate::contact::Contact>,
     ) -> Self {
         let mut policy = Policy::new(issuer, "");
         policy.any_audience = true;
@@ -80,7 +80,7 @@ impl OwnTokens {
         Ok(claims)
     }
 
-    /// Whether the revocation set can be trusted now (see [`crate::log_contact`]).
+    /// Whether the revocation set can be trusted now (see [`crate::contact`]).
     pub fn is_fresh(&self) -> bool {
         self.contact.is_fresh()
     }

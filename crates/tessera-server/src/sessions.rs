@@ -132,7 +132,10 @@ pub struct SessionService {
     activity: mpsc::Sender<(SessionId, Timestamp)>,
     policy: SessionPolicy,
     presence: Arc<crate::presence::Presence>,
-    contact: Arc<crate::log_contact::LogContact>,
+    contact: Arc<crate::contact::Contact>,
+    /// Pinged: a cache in front of a session store that stopped answering (Redis)
+    /// may not answer past the bound either.
+    store_contact: Arc<crate::contact::Contact>,
 }
 
 pub struct NewSessionInfo {
@@ -151,7 +154,8 @@ impl SessionService {
         policy: SessionPolicy,
         cache_capacity: usize,
         presence: Arc<crate::presence::Presence>,
-        contact: Arc<crate::log_contact::LogContact>,
+        contact: Arc<crate::contact::Contact>,
+        store_contact: Arc<crate::contact::Contact>,
     ) -> (Arc<Self>, SessionUpkeep) {
         let (activity, receiver) = mpsc::channel(16 * 1024);
         let service = Arc::new(Self {
@@ -162,6 +166,7 @@ impl SessionService {
             policy,
             presence,
             contact,
+            store_contact,
         });
         (service, SessionUpkeep { activity: receiver })
     }
@@ -234,7 +239,7 @@ impl SessionService {
 
     async fn lookup(&self, id: &SessionId) -> Result<Option<Arc<ActiveSession>>, StoreError> {
         if let Some(hit) = self.cache.get(id) {
-            if self.contact.is_fresh() {
+            if self.contact.is_fresh() && self.store_contact.is_fresh() {
                 return Ok(Some(hit));
             }
             // Out of touch with the log: the store decides (and 503s while down).
@@ -473,8 +478,15 @@ mod tests {
             absolute_lifetime: Duration::from_secs(86400),
         };
         let (presence, _) = crate::presence::Presence::new(store.clone(), 16);
-        let contact = Arc::new(crate::log_contact::LogContact::new(Duration::from_secs(10)));
-        let (service, upkeep) = SessionService::new(store.clone(), policy, 16, presence, contact);
+        let contact = Arc::new(crate::contact::Contact::new(Duration::from_secs(10)));
+        let (service, upkeep) = SessionService::new(
+            store.clone(),
+            policy,
+            16,
+            presence,
+            contact.clone(),
+            contact,
+        );
         let user = store
             .create_user(NewUser {
                 id: UserId::generate(),
