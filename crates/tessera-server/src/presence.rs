@@ -95,8 +95,10 @@ impl PresenceWriter {
                     if received == 0 {
                         return;
                     }
-                    if let Err(error) = self.store.record_presence(&batch).await {
-                        tracing::warn!(%error, "cannot record presence");
+                    match self.store.record_presence(&batch).await {
+                        Ok(()) => metrics::counter!("tessera_presence_writes_total")
+                            .increment(batch.len() as u64),
+                        Err(error) => tracing::warn!(%error, "cannot record presence"),
                     }
                     batch.clear();
                 }
