@@ -2,6 +2,7 @@
 
 mod oauth;
 mod sessions;
+mod store;
 mod token;
 
 use std::io::{BufRead, Write};
@@ -56,6 +57,9 @@ enum Command {
     /// Verify or decode an access token, as a resource service would see it.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Move to another database: `store migrate` copies accounts, clients and keys.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
 }
 
 /// Where the store is. Precedence: flags > TESSERA_* environment > config file > defaults.
@@ -190,6 +194,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Client(command) => oauth::client_command(command, overrides).await,
         Command::Keys(command) => oauth::keys_command(command, overrides).await,
         Command::Sessions(command) => sessions::sessions_command(command, overrides).await,
+        Command::Store(command) => store::store_command(command, overrides).await,
         Command::Online {
             window,
             json,

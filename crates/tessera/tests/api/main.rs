@@ -10,6 +10,7 @@ mod feed;
 mod harness;
 mod interop;
 mod login;
+mod migrate;
 mod operations;
 mod protection;
 mod registration;

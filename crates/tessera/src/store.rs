@@ -1,0 +1,261 @@
+//! `tessera store migrate`: moving a deployment to another database, typically up
+//! from the embedded SQLite file to PostgreSQL when one machine is no longer enough.
+//!
+//! What moves is what defines the service and cannot be made again: accounts (with
+//! their password hashes, roles, disabled flag, ids and creation times), OAuth
+//! clients (with their secret hashes) and every signing key (retired and expired
+//! ones too, private keys exactly as stored, so sealed keys stay sealed under the
+//! same `TESSERA_MASTER_KEY`, and every lifecycle time, so the JWKS and the signer
+//! are the same after the move).
+//!
+//! What does not move, deliberately: sessions, refresh tokens, opaque access
+//! tokens, presence and the revocation log. They are short-lived (minutes to
+//! days), and they are bound to the old database's revocation log: every ended
+//! session or refresh family, revoked token and kick is an entry there under that
+//! log's sequence numbers, which each server's session cache and every verifier
+//! following `/v1/revocations` track as a position. The new database numbers its
+//! own log from the start, so those positions mean nothing there: copying the live
+//! state without its log would be half a copy, and copying the log would renumber
+//! it under everyone following it. Users log in again and clients ask for new
+//! tokens; JWT access tokens already issued stay valid until they expire, since
+//! their keys move.
+
+use std::fmt::Write as _;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use tessera_server::Overrides;
+use tessera_server::config::StoreUrl;
+use tessera_server::stores::{Database, DatabaseLocation};
+use tessera_store::{AccountStore, ClientStore, KeyStore, StoreSet};
+
+/// What is left behind, as the JSON output names it.
+const NOT_COPIED: [&str; 5] = [
+    "sessions",
+    "refresh_tokens",
+    "opaque_tokens",
+    "presence",
+    "revocation_log",
+];
+
+#[derive(Subcommand)]
+pub enum StoreCommand {
+    /// Copy accounts, OAuth clients and signing keys into another, empty database
+    /// (e.g. from the SQLite file to PostgreSQL).
+    ///
+    /// Copies accounts (password hashes, roles, disabled flag, ids, creation times),
+    /// clients (secret hashes, everything as stored) and every signing key (retired
+    /// ones too; private keys as stored, so sealed keys need the same
+    /// TESSERA_MASTER_KEY afterwards). Refuses a target that holds any account,
+    /// client or key, writing nothing. Stop the servers on the source first: what
+    /// changes during the copy may be missed.
+    ///
+    /// Not copied: sessions, refresh tokens, opaque access tokens, presence and the
+    /// revocation log. Users log in again and clients ask for new tokens; JWT access
+    /// tokens already issued stay valid until they expire. Revocations made before
+    /// the move do not carry over, and resource services following /v1/revocations
+    /// must be restarted once the servers run on the new database (their feed
+    /// position belongs to the old one).
+    Migrate(MigrateArgs),
+}
+
+#[derive(Args)]
+pub struct MigrateArgs {
+    /// The database to copy from: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB
+    #[arg(long, value_name = "URL")]
+    from: String,
+    /// The empty database to copy into: sqlite://PATH (created if missing) or
+    /// postgres://USER:PASSWORD@HOST:PORT/DB
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn store_command(command: StoreCommand, overrides: Overrides) -> anyhow::Result<()> {
+    match command {
+        StoreCommand::Migrate(args) => migrate(args, overrides).await,
+    }
+}
+
+/// Everything that moves, read in full before anything is written.
+struct Export {
+    users: Vec<tessera_store::UserCredentials>,
+    clients: Vec<tessera_store::Client>,
+    keys: Vec<tessera_store::StoredKey>,
+}
+
+/// How far a copy got.
+#[derive(Default)]
+struct Copied {
+    accounts: usize,
+    clients: usize,
+    keys: usize,
+}
+
+async fn migrate(args: MigrateArgs, overrides: Overrides) -> anyhow::Result<()> {
+    tessera_server::init_logging(overrides.log_format.unwrap_or_default());
+    let (from_url, to_url) = (StoreUrl(args.from), StoreUrl(args.to));
+    let from = DatabaseLocation::parse(&from_url).context("--from")?;
+    let to = DatabaseLocation::parse(&to_url).context("--to")?;
+    if from == to {
+        bail!("--from and --to name the same database");
+    }
+    if let DatabaseLocation::Sqlite(path) = &from
+        && !path.is_file()
+    {
+        bail!("--from: there is no SQLite database at {}", path.display());
+    }
+    let source = Database::open(&from)
+        .await
+        .with_context(|| format!("cannot open the source {}", from_url.redacted()))?;
+    let target = match Database::open(&to).await {
+        Ok(target) => target,
+        Err(error) => {
+            source.close().await;
+            return Err(error.context(format!("cannot open the target {}", to_url.redacted())));
+        }
+    };
+    let done = copy(&source.store_set(), &target.store_set(), &to_url).await;
+    source.close().await;
+    target.close().await;
+    let (copied, sealed) = done?;
+
+    let (from_shown, to_shown) = (from_url.redacted(), to_url.redacted());
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "from": from_shown,
+                "to": to_shown,
+                "copied": {
+                    "accounts": copied.accounts,
+                    "clients": copied.clients,
+                    "keys": copied.keys,
+                },
+                "sealed_keys": sealed,
+                "not_copied": NOT_COPIED,
+            })
+        );
+    } else {
+        let mut out = format!(
+            "copied {} accounts, {} clients, {} keys from {from_shown} to {to_shown}\n",
+            copied.accounts, copied.clients, copied.keys
+        );
+        out.push_str(
+            "not copied: sessions, refresh tokens, opaque access tokens, presence and the \
+             revocation log: users log in again and clients ask for new tokens\n",
+        );
+        if sealed > 0 {
+            let _ = writeln!(
+                out,
+                "{sealed} of the keys are sealed: run the servers on the target with the same \
+                 TESSERA_MASTER_KEY"
+            );
+        }
+        let _ = write!(
+            out,
+            "next: point every server and command at the target (TESSERA_DATABASE or \
+             --database), then restart resource services that follow /v1/revocations"
+        );
+        println!("{out}");
+    }
+    Ok(())
+}
+
+/// Copies what moves from `source` into `target`, which must hold no account,
+/// client or key. Returns what was copied and how many keys are sealed.
+async fn copy(
+    source: &StoreSet,
+    target: &StoreSet,
+    to_url: &StoreUrl,
+) -> anyhow::Result<(Copied, usize)> {
+    // Refuse before reading or writing anything else: a target in use is a mistake.
+    let held = (
+        target.list_users().await?.len(),
+        target.list_clients().await?.len(),
+        target.signing_keys().await?.len(),
+    );
+    if held != (0, 0, 0) {
+        bail!(
+            "the target database is not empty: it holds {} account(s), {} client(s) and {} \
+             signing key(s); nothing was written. store migrate copies only into a database \
+             that no tessera has used (any tessera server or command run on it creates \
+             signing keys at once): drop and recreate it, or choose another",
+            held.0,
+            held.1,
+            held.2
+        );
+    }
+    let export = read(source).await.context("cannot read the source")?;
+    let sealed = export.keys.iter().filter(|k| k.sealed).count();
+    let mut copied = Copied::default();
+    if let Err(error) = write(target, &export, &mut copied).await {
+        bail!(
+            "copying stopped after {} of {} accounts, {} of {} clients and {} of {} keys: \
+             {error:#}. The target {} is now partly filled, and store migrate refuses a \
+             database that is not empty: drop and recreate it (PostgreSQL: DROP DATABASE \
+             and CREATE DATABASE; SQLite: delete the file with its -wal and -shm files), \
+             then run the migration again. The source is unchanged.",
+            copied.accounts,
+            export.users.len(),
+            copied.clients,
+            export.clients.len(),
+            copied.keys,
+            export.keys.len(),
+            to_url.redacted()
+        );
+    }
+    Ok((copied, sealed))
+}
+
+async fn read(source: &StoreSet) -> anyhow::Result<Export> {
+    let listed = source.list_users().await?;
+    let mut users = Vec::with_capacity(listed.len());
+    for user in &listed {
+        let Some(credentials) = source.user_credentials(&user.username).await? else {
+            bail!(
+                "the account {} vanished while it was read: is a server still using the source?",
+                user.username
+            );
+        };
+        users.push(credentials);
+    }
+    Ok(Export {
+        users,
+        clients: source.list_clients().await?,
+        keys: source.signing_keys().await?,
+    })
+}
+
+/// Writes keys first, so that a server started on the target too early finds keys
+/// and makes none of its own; counts each item in `copied` once it is committed.
+async fn write(target: &StoreSet, export: &Export, copied: &mut Copied) -> anyhow::Result<()> {
+    for key in &export.keys {
+        target
+            .import_key(key.clone())
+            .await
+            .with_context(|| format!("cannot copy the key {}", key.kid))?;
+        copied.keys += 1;
+    }
+    for client in &export.clients {
+        target
+            .create_client(client.clone())
+            .await
+            .with_context(|| format!("cannot copy the client {}", client.name))?;
+        copied.clients += 1;
+    }
+    for credentials in &export.users {
+        target
+            .import_user(tessera_store::UserCredentials {
+                user: credentials.user.clone(),
+                password_hash: credentials.password_hash.clone(),
+            })
+            .await
+            .with_context(|| format!("cannot copy the account {}", credentials.user.username))?;
+        copied.accounts += 1;
+    }
+    Ok(())
+}

@@ -1,0 +1,357 @@
+//! `tessera store migrate`: moving up from the embedded SQLite file to PostgreSQL
+//! keeps accounts, clients and keys working, and refuses what it must.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use tessera_testkit::Postgres;
+
+use crate::harness::*;
+use crate::tokens::{access_token, add_client, client_credentials, introspect};
+
+/// One issuer before and after the move, as behind the same public URL: tokens name it.
+const ISSUER: &str = "http://tessera.migrate.test";
+const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// Runs `tessera ARGS` with cheap hashing and quiet logs, plus `env`.
+fn tessera(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(binary())
+        .args(args)
+        .env("TESSERA_LOG", "warn")
+        .env("TESSERA_PASSWORD__MEMORY_KIB", "256")
+        .env("TESSERA_PASSWORD__ITERATIONS", "1")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn migrate(from: &str, to: &str) -> Output {
+    tessera(
+        &["store", "migrate", "--from", from, "--to", to, "--json"],
+        &[],
+    )
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json_of(out: &Output) -> Value {
+    assert!(out.status.success(), "{}", stderr(out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn sqlite_url(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("tessera.sqlite3").display())
+}
+
+/// `user list`, `client list` and `keys list` as JSON: everything that must move.
+fn listing(server: &TestServer) -> Vec<Value> {
+    [["user", "list"], ["client", "list"], ["keys", "list"]]
+        .iter()
+        .map(|command| json_of(&server.cli(&[command[0], command[1], "--json"], "")))
+        .collect()
+}
+
+async fn jwks_kids(server: &TestServer) -> Vec<String> {
+    let jwks: Value = server
+        .client
+        .get(server.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut kids: Vec<String> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    kids.sort();
+    kids
+}
+
+fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+fn run_cli(server: &TestServer, args: &[&str]) -> Value {
+    json_of(&server.cli(args, ""))
+}
+
+#[tokio::test]
+async fn migrate_moves_accounts_clients_and_keys_from_sqlite_to_postgres() {
+    let mut old = TestServer::start_with(&[("TESSERA_TOKENS__ISSUER", ISSUER)]).await;
+    old.add_user("alice", &["admin"]);
+    old.add_user("bob", &[]);
+    old.add_user("carol", &[]);
+    run_cli(&old, &["user", "disable", "carol", "--json"]);
+    let svc = add_client(&old, "svc", &["--grant", "client_credentials"]);
+    let rs = add_client(&old, "resource-server", &["--grant", "client_credentials"]);
+    let (_, first) = access_token(client_credentials(&old, &svc, &[]).await).await;
+
+    // A rotation (the first EdDSA key stays published) and a retirement (ES256's
+    // first key withdrawn, its successor made): keys in every state.
+    let rotated = run_cli(&old, &["keys", "rotate", "--now", "--json"]);
+    let signer = rotated["kid"].as_str().unwrap().to_owned();
+    let keys = run_cli(&old, &["keys", "list", "--json"]);
+    let es256 = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["alg"] == "ES256")
+        .unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    run_cli(&old, &["keys", "retire", &es256, "--json"]);
+    eventually("the rotated key signs", || async {
+        let (_, token) = access_token(client_credentials(&old, &svc, &[]).await).await;
+        kid_of(&token) == signer
+    })
+    .await;
+    let (_, signed_before) = access_token(client_credentials(&old, &svc, &[]).await).await;
+    eventually("the retired key leaves the JWKS", || async {
+        !jwks_kids(&old).await.contains(&es256)
+    })
+    .await;
+    let kids_before = jwks_kids(&old).await;
+    assert!(old.terminate().success());
+    let before = listing(&old);
+    let states: Vec<_> = before[2]["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["state"].as_str().unwrap())
+        .collect();
+    for state in ["signing", "published", "retired"] {
+        assert!(states.contains(&state), "{state} missing from {states:?}");
+    }
+
+    let pg = Postgres::start();
+    let url = pg.url();
+    let moved = json_of(&migrate(&sqlite_url(old.data_dir()), &url));
+    assert_eq!(
+        moved["copied"],
+        serde_json::json!({"accounts": 3, "clients": 2, "keys": 5}),
+        "{moved}"
+    );
+    assert_eq!(moved["sealed_keys"], 0);
+    assert!(
+        moved["not_copied"]
+            .as_array()
+            .unwrap()
+            .contains(&"sessions".into())
+    );
+    let text = tessera(&["store", "migrate", "--help"], &[]);
+    let help = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        help.contains("Not copied: sessions") && help.contains("log in again"),
+        "{help}"
+    );
+
+    let new = TestServer::start_with(&[
+        ("TESSERA_TOKENS__ISSUER", ISSUER),
+        ("TESSERA_DATABASE", url.as_str()),
+    ])
+    .await;
+    // Users log in with their passwords; roles, ids, times and the disabled flag moved.
+    let alice = new.login("alice").await;
+    assert_eq!(alice.login["user"]["roles"], serde_json::json!(["admin"]));
+    new.login("bob").await;
+    assert_eq!(
+        error_of(new.try_login("alice", "not the password").await).await,
+        (401, "invalid_credentials".into())
+    );
+    assert_eq!(
+        error_of(new.try_login("carol", PASSWORD).await).await,
+        (403, "account_disabled".into())
+    );
+    assert_eq!(
+        listing(&new),
+        before,
+        "accounts, clients and keys as they were"
+    );
+
+    // The client authenticates with its secret and gets a token from the same signer.
+    let (_, token) = access_token(client_credentials(&new, &svc, &[]).await).await;
+    assert_eq!(kid_of(&token), signer);
+    assert_eq!(
+        jwks_kids(&new).await,
+        kids_before,
+        "the same key set is published"
+    );
+    // Tokens signed before the move are still good for their lifetime.
+    for token in [&first, &signed_before] {
+        let described = introspect(&new, &rs, token).await;
+        assert_eq!(described["active"], true, "{described}");
+        assert_eq!(described["client_id"], svc.id.as_str());
+    }
+
+    // A second migration into the same target is refused and changes nothing.
+    let again = migrate(&sqlite_url(old.data_dir()), &url);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("the target database is not empty"),
+        "{}",
+        stderr(&again)
+    );
+    assert!(again.stdout.is_empty());
+    assert_eq!(listing(&new), before);
+}
+
+#[tokio::test]
+async fn sealed_keys_stay_sealed_and_open_with_the_same_master_key() {
+    let env = [
+        ("TESSERA_TOKENS__ISSUER", ISSUER),
+        ("TESSERA_MASTER_KEY", MASTER_KEY),
+    ];
+    let mut old = TestServer::start_with(&env).await;
+    let svc = add_client(&old, "svc", &["--grant", "client_credentials"]);
+    let rs = add_client(&old, "resource-server", &["--grant", "client_credentials"]);
+    let (_, before) = access_token(client_credentials(&old, &svc, &[]).await).await;
+    assert!(old.terminate().success());
+
+    let pg = Postgres::start();
+    let url = pg.url();
+    let moved = json_of(&migrate(&sqlite_url(old.data_dir()), &url));
+    assert_eq!(moved["copied"]["keys"], 3);
+    assert_eq!(moved["sealed_keys"], 3, "{moved}");
+
+    // Sealed in the target too: without the master key they cannot be opened.
+    let without = tessera(&["keys", "list", "--database", &url], &[]);
+    assert!(!without.status.success());
+    assert!(
+        stderr(&without).contains("TESSERA_MASTER_KEY"),
+        "{}",
+        stderr(&without)
+    );
+
+    let new = TestServer::start_with(&[env[0], env[1], ("TESSERA_DATABASE", url.as_str())]).await;
+    let (_, token) = access_token(client_credentials(&new, &svc, &[]).await).await;
+    assert_eq!(kid_of(&token), kid_of(&before));
+    assert_eq!(introspect(&new, &rs, &before).await["active"], true);
+}
+
+#[tokio::test]
+async fn bad_urls_and_unreachable_databases_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("TESSERA_LOG".to_owned(), "warn".to_owned()),
+        ("TESSERA_PASSWORD__MEMORY_KIB".to_owned(), "256".to_owned()),
+        ("TESSERA_PASSWORD__ITERATIONS".to_owned(), "1".to_owned()),
+    ];
+    let added = cli_in(
+        dir.path(),
+        &env,
+        &["user", "add", "dave", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let source = sqlite_url(dir.path());
+    let nowhere = format!(
+        "postgres://tessera:hunter2@127.0.0.1:{}/tessera",
+        tessera_testkit::free_port()
+    );
+    let missing = format!("sqlite://{}", dir.path().join("missing.sqlite3").display());
+    let cases: [(&str, &str, &str); 6] = [
+        (
+            &source,
+            "mysql://root:hunter2@db/tessera",
+            "--to: the database URL",
+        ),
+        (&source, "postgres://u:hunter2@db:port/tessera", "not valid"),
+        (&source, "sqlite://", "names no file"),
+        (&missing, &source, "there is no SQLite database"),
+        (&source, &source, "the same database"),
+        (&source, &nowhere, "cannot connect to PostgreSQL"),
+    ];
+    for (from, to, expected) in cases {
+        let out = migrate(from, to);
+        let message = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{from} → {to}: {message}");
+        assert!(message.contains(expected), "{from} → {to}: {message}");
+        assert!(!message.contains("hunter2"), "a password shown: {message}");
+        assert!(out.stdout.is_empty());
+    }
+    assert!(
+        !dir.path().join("missing.sqlite3").exists(),
+        "a missing source is not created"
+    );
+}
+
+/// Runs SQL on the test server's PostgreSQL, in `database`.
+fn psql(pg: &Postgres, database: &str, sql: &str) {
+    let out = Command::new("psql")
+        .arg(format!(
+            "postgres://tessera@127.0.0.1:{}/{database}",
+            pg.port()
+        ))
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .output()
+        .expect("psql (apt-get install postgresql-client)");
+    assert!(out.status.success(), "psql: {}", stderr(&out));
+}
+
+#[tokio::test]
+async fn a_copy_that_fails_midway_says_the_target_is_partly_filled_and_how_to_retry() {
+    let server = TestServer::start().await;
+    server.add_user("erin", &[]);
+    server.add_user("frank", &[]);
+    add_client(&server, "svc", &["--grant", "client_credentials"]);
+    let source = sqlite_url(server.data_dir());
+    let pg = Postgres::start();
+    let target = pg.url();
+
+    // The target's schema, with accounts made to fail as a full disk would.
+    psql(&pg, "tessera", "CREATE DATABASE empty");
+    let empty = format!("postgres://tessera@127.0.0.1:{}/empty", pg.port());
+    let nothing = json_of(&migrate(&empty, &target));
+    assert_eq!(
+        nothing["copied"],
+        serde_json::json!({"accounts": 0, "clients": 0, "keys": 0})
+    );
+    psql(
+        &pg,
+        "tessera",
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'no space left (test)'; END $$; \
+         CREATE TRIGGER refuse BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION refuse();",
+    );
+
+    let failed = migrate(&source, &target);
+    let message = stderr(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{message}");
+    for expected in [
+        "copying stopped after 0 of 2 accounts, 1 of 1 clients and 3 of 3 keys",
+        "no space left (test)",
+        "partly filled",
+        "drop and recreate it",
+    ] {
+        assert!(
+            message.contains(expected),
+            "{expected:?} missing: {message}"
+        );
+    }
+    psql(&pg, "tessera", "DROP TRIGGER refuse ON users");
+    let again = migrate(&source, &target);
+    assert!(
+        stderr(&again)
+            .contains("not empty: it holds 0 account(s), 1 client(s) and 3 signing key(s)"),
+        "{}",
+        stderr(&again)
+    );
+
+    // Following the advice works.
+    psql(&pg, "postgres", "DROP DATABASE tessera");
+    psql(&pg, "postgres", "CREATE DATABASE tessera");
+    let moved = json_of(&migrate(&source, &target));
+    assert_eq!(
+        moved["copied"],
+        serde_json::json!({"accounts": 2, "clients": 1, "keys": 3})
+    );
+}
