@@ -301,7 +301,7 @@ impl RedisStore {
             match tokio::time::timeout_at(deadline, call(self.connection.clone())).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(error)) => {
-                    let again = attempts < 3
+                    let again = attempts < 2
                         && (error.is_connection_refusal()
                             || (retry == Retry::Idempotent && error.is_connection_dropped()));
                     if !again {
