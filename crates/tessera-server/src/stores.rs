@@ -2,7 +2,8 @@
 //!
 //! Services see only the traits of `tessera-store`; this is the one place that
 //! knows the backends: the embedded SQLite file (one machine, the default), or
-//! PostgreSQL (many instances, one service).
+//! PostgreSQL (many instances, one service); and, when configured, Redis for the
+//! hot, short-lived state (sessions, opaque tokens, throttling, presence).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -112,10 +113,37 @@ impl Stores {
     /// Opens (creating and migrating if needed) the configured stores.
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
         let database = Database::open(&DatabaseLocation::of(config)?).await?;
+        let mut set = database.store_set();
+        let mut rate_limits: Option<Arc<dyn tessera_store::RateLimitStore>> = None;
+        if let Some(url) = &config.redis {
+            anyhow::ensure!(
+                url.0.starts_with("redis://")
+                    || url.0.starts_with("rediss://")
+                    || url.0.starts_with("redis+unix://"),
+                "the redis URL {} is not one tessera knows: use \
+                 redis://[:PASSWORD@]HOST:PORT[/DB]",
+                url.redacted()
+            );
+            let redis = Arc::new(
+                tessera_store_redis::RedisStore::open(
+                    &url.0,
+                    set.accounts.clone(),
+                    set.log.clone(),
+                )
+                .await?,
+            );
+            // The database still purges its own: families, opaque tokens, the log.
+            set.also_purge.push(set.sessions.clone());
+            set.sessions = redis.clone();
+            set.opaque = redis.clone();
+            set.presence = redis.clone();
+            set.health.push(redis.clone());
+            rate_limits = Some(redis);
+        }
         Ok(Self {
-            set: database.store_set(),
+            set,
             revocations_appended: database.revocations_appended(),
-            rate_limits: None,
+            rate_limits,
             database,
         })
     }

@@ -1,12 +1,12 @@
-//! Several tessera instances on one PostgreSQL database are one service: any instance
-//! serves any request, and what happens on one is seen on all.
+//! Several tessera instances on one PostgreSQL database and one Redis are one
+//! service: any instance serves any request, and what happens on one is seen on all.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::Value;
-use tessera_testkit::Postgres;
+use tessera_testkit::{Postgres, Redis};
 
 use crate::feed::{EventReader, feed_token, open_feed};
 use crate::harness::{Browser, PASSWORD, TestServer, browser_from, error_of, eventually};
@@ -18,22 +18,35 @@ struct Cluster {
     nodes: Vec<TestServer>,
     // Dropped last: the instances go first.
     postgres: Postgres,
+    redis: Redis,
 }
 
 impl Cluster {
     async fn start(instances: usize) -> Self {
+        Self::start_with(instances, &[]).await
+    }
+
+    /// PostgreSQL, Redis with its append-only file on, and `instances` servers.
+    async fn start_with(instances: usize, extra: &[(&str, &str)]) -> Self {
         let postgres = Postgres::start();
-        let url = postgres.url();
-        let env = [
-            ("TESSERA_DATABASE", url.as_str()),
+        let redis = Redis::start_with(true);
+        let (database, cache) = (postgres.url(), redis.url());
+        let mut env = vec![
+            ("TESSERA_DATABASE", database.as_str()),
+            ("TESSERA_REDIS", cache.as_str()),
             ("TESSERA_TOKENS__ISSUER", ISSUER),
             ("TESSERA_TOKENS__FEED_HEARTBEAT", "200ms"),
         ];
+        env.extend_from_slice(extra);
         let mut nodes = Vec::new();
         for _ in 0..instances {
             nodes.push(TestServer::start_with(&env).await);
         }
-        Self { nodes, postgres }
+        Self {
+            nodes,
+            postgres,
+            redis,
+        }
     }
 }
 
@@ -279,7 +292,7 @@ async fn an_instance_killed_mid_load_loses_no_acknowledged_session() {
 
 #[tokio::test]
 async fn a_database_outage_answers_503_writes_nothing_and_heals_without_a_restart() {
-    let cluster = Cluster::start(1).await;
+    let cluster = Cluster::start_with(1, &[("TESSERA_SESSION__CACHE_STALENESS", "1s")]).await;
     let node = &cluster.nodes[0];
     node.add_user("alice", &[]);
     let before = node.login("alice").await;
@@ -335,4 +348,79 @@ async fn a_database_outage_answers_503_writes_nothing_and_heals_without_a_restar
     let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
     // the first session and the one after recovery; nothing from the outage
     assert_eq!(listed["sessions"].as_array().unwrap().len(), 2, "{listed}");
+}
+
+#[tokio::test]
+async fn login_throttling_counts_across_instances() {
+    let cluster = Cluster::start_with(
+        3,
+        &[
+            ("TESSERA_THROTTLE__ACCOUNT_BURST", "3"),
+            ("TESSERA_THROTTLE__ACCOUNT_PER_MINUTE", "1"),
+        ],
+    )
+    .await;
+    cluster.nodes[0].add_user("alice", &[]);
+    // One wrong guess on each instance uses up the shared burst...
+    for node in &cluster.nodes {
+        let response = node.try_login("alice", "wrong password!").await;
+        assert_eq!(error_of(response).await.0, 401);
+    }
+    // ...so the next attempt is refused wherever it lands, even with the password.
+    for node in &cluster.nodes {
+        let response = node.try_login("alice", PASSWORD).await;
+        assert!(response.headers().contains_key("retry-after"));
+        assert_eq!(error_of(response).await, (429, "too_many_requests".into()));
+    }
+}
+
+#[tokio::test]
+async fn a_redis_outage_answers_503_and_with_its_append_only_file_sessions_survive_it() {
+    let mut cluster = Cluster::start_with(1, &[("TESSERA_SESSION__CACHE_STALENESS", "1s")]).await;
+    let node = &cluster.nodes[0];
+    node.add_user("alice", &[]);
+    let before = node.login("alice").await;
+    assert_eq!(node.session_status(&before).await, 200);
+
+    cluster.redis.kill();
+    let node = &cluster.nodes[0];
+    eventually("readiness reports the outage", || async {
+        node.client
+            .get(node.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 503
+    })
+    .await;
+    let login = node.try_login("alice", PASSWORD).await;
+    assert_eq!(
+        error_of(login).await,
+        (503, "temporarily_unavailable".into())
+    );
+    eventually(
+        "the cached session stops answering past the bound",
+        || async { node.session_status(&before).await == 503 },
+    )
+    .await;
+
+    cluster.redis.restart();
+    let node = &cluster.nodes[0];
+    eventually("the service heals by itself", || async {
+        node.client
+            .get(node.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 200
+    })
+    .await;
+    // The session written before the outage came back with Redis's append-only file.
+    eventually("the session from before the outage works again", || async {
+        node.session_status(&before).await == 200
+    })
+    .await;
+    assert_eq!(node.try_login("alice", PASSWORD).await.status(), 200);
 }
