@@ -81,6 +81,15 @@
 //! [`StoreError`] (a 503) within that time rather than a hung request. A call whose
 //! connection turns out to be dead (Redis restarted) is retried once on the new
 //! connection if it is safe to run twice, so a restart costs no failed request.
+//!
+//! [`SessionStore`]: tessera_store::SessionStore
+//! [`SessionStore::session`]: tessera_store::SessionStore::session
+//! [`OpaqueTokenStore`]: tessera_store::OpaqueTokenStore
+//! [`OpaqueTokenStore::opaque_token`]: tessera_store::OpaqueTokenStore::opaque_token
+//! [`PresenceStore`]: tessera_store::PresenceStore
+//! [`RateLimitStore`]: tessera_store::RateLimitStore
+//! [`SessionRecord`]: tessera_store::SessionRecord
+//! [`User`]: tessera_store::User
 
 mod opaque;
 mod presence;
@@ -99,12 +108,6 @@ use tessera_core::{SecretHash, Timestamp};
 use tessera_store::{AccountStore, Health, RevocationLog, StoreError};
 
 pub use presence::FORGOTTEN_FOR;
-
-// The docs link these.
-#[allow(unused_imports)]
-use tessera_store::{
-    OpaqueTokenStore, PresenceStore, RateLimitStore, SessionRecord, SessionStore, User,
-};
 
 /// The most time one call may take, all attempts included: past it, the call fails
 /// with a [`StoreError`].
