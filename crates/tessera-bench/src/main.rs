@@ -1,6 +1,7 @@
 //! Helpers for `scripts/bench`: the raw baselines the server is compared with, and
 //! seeding a store with many sessions quickly.
 
+mod cluster;
 mod revocation;
 
 use std::io::Write;
@@ -98,6 +99,28 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         count: usize,
     },
+    /// Starts throwaway PostgreSQL and Redis (append-only file on) servers on free
+    /// loopback ports, prints TESSERA_DATABASE=… and TESSERA_REDIS=… lines, and stops
+    /// them when standard input closes.
+    Stores,
+    /// A round-robin TCP balancer: each connection to LISTEN goes to the next
+    /// BACKEND, as behind a load balancer without sticky sessions.
+    Balance {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        #[arg(long = "backend", required = true)]
+        backends: Vec<std::net::SocketAddr>,
+    },
+    /// Writes SESSIONS presence sightings, then times "who was online in the last
+    /// five minutes" on that store.
+    Presence {
+        #[arg(long)]
+        database: Option<String>,
+        #[arg(long)]
+        redis: Option<String>,
+        #[arg(long, default_value_t = 100_000)]
+        sessions: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -158,6 +181,15 @@ fn main() -> anyhow::Result<()> {
             verifiers,
             count,
         )),
+        Command::Stores => cluster::stores(),
+        Command::Balance { listen, backends } => {
+            tokio::runtime::Runtime::new()?.block_on(cluster::balance(listen, backends))
+        }
+        Command::Presence {
+            database,
+            redis,
+            sessions,
+        } => tokio::runtime::Runtime::new()?.block_on(cluster::presence(database, redis, sessions)),
     }
 }
 
