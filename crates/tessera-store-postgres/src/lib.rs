@@ -21,7 +21,9 @@
 //! this one is visible: sequence order is commit order, with no gaps (a rolled-back
 //! append returns its numbers), and the counter never goes back when old entries are
 //! purged. Taking that lock last (after every other row the transaction locks) keeps
-//! it out of any deadlock.
+//! it out of any deadlock. An import of another log's entries (`tessera store
+//! migrate`) takes it first, since it locks nothing else, inserts them under their
+//! own numbers and raises the counter to that log's high-water mark.
 //!
 //! **Cross-process signals through LISTEN/NOTIFY.** A background task holds one
 //! connection that listens on `tessera_clients` and `tessera_revocations`. A
@@ -889,6 +891,87 @@ impl RevocationLog for PostgresStore {
         tx.commit().await.map_err(store_error)?;
         self.announce_revocations();
         Ok(sequence)
+    }
+
+    async fn import_revocations(
+        &self,
+        entries: &[Revocation],
+        latest: u64,
+    ) -> Result<(), StoreError> {
+        let sequence_of = |sequence: u64| {
+            i64::try_from(sequence)
+                .map_err(|_| StoreError(format!("sequence {sequence} is out of range")))
+        };
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // The counter's row lock first, held to commit: appenders wait for the
+        // import, so none draws a number the import is about to use. The import
+        // locks nothing else, so taking it first cannot deadlock.
+        let current: i64 = sqlx::query_scalar("SELECT last FROM revocation_sequence FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        let mut top = sequence_of(latest)?;
+        let mut sequences = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let sequence = sequence_of(entry.sequence)?;
+            if sequence <= current {
+                return Err(StoreError(format!(
+                    "cannot import revocation {sequence}: the log is at {current} already"
+                )));
+            }
+            top = top.max(sequence);
+            sequences.push(sequence);
+        }
+        if !entries.is_empty() {
+            sqlx::query(
+                "INSERT INTO revocation_log (sequence, kind, target, user_id, reason, at, \
+                   expires_at) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], \
+                                      $5::text[], $6::bigint[], $7::bigint[])",
+            )
+            .bind(sequences)
+            .bind(entries.iter().map(|e| e.revoked.kind()).collect::<Vec<_>>())
+            .bind(
+                entries
+                    .iter()
+                    .map(|e| e.revoked.target())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                entries
+                    .iter()
+                    .map(|e| e.user.map(|u| u.to_string()))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                entries
+                    .iter()
+                    .map(|e| e.reason.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(entries.iter().map(|e| e.at.as_millis()).collect::<Vec<_>>())
+            .bind(
+                entries
+                    .iter()
+                    .map(|e| e.expires_at.as_millis())
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            sqlx::query("SELECT pg_notify('tessera_revocations', '')")
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+        }
+        sqlx::query("UPDATE revocation_sequence SET last = GREATEST(last, $1)")
+            .bind(top)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        self.announce_revocations();
+        Ok(())
     }
 }
 

@@ -611,6 +611,67 @@ impl RevocationLog for SqliteStore {
         self.announce_revocations();
         Ok(sequence)
     }
+
+    async fn import_revocations(
+        &self,
+        entries: &[Revocation],
+        latest: u64,
+    ) -> Result<(), StoreError> {
+        let sequence_of = |sequence: u64| {
+            i64::try_from(sequence)
+                .map_err(|_| StoreError(format!("sequence {sequence} is out of range")))
+        };
+        // The write lock first: no append can slip in between the check and the
+        // inserts.
+        let mut tx = self.write_transaction().await?;
+        let current: i64 = sqlx::query_scalar(
+            "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'revocation_log'), 0)",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let mut top = sequence_of(latest)?;
+        for entry in entries {
+            let sequence = sequence_of(entry.sequence)?;
+            if sequence <= current {
+                return Err(StoreError(format!(
+                    "cannot import revocation {sequence}: the log is at {current} already"
+                )));
+            }
+            top = top.max(sequence);
+            sqlx::query(
+                "INSERT INTO revocation_log (sequence, kind, target, user_id, reason, at, \
+                   expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(sequence)
+            .bind(entry.revoked.kind())
+            .bind(entry.revoked.target())
+            .bind(entry.user.map(|u| u.to_string()))
+            .bind(entry.reason.as_str())
+            .bind(entry.at.as_millis())
+            .bind(entry.expires_at.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        }
+        // The AUTOINCREMENT counter is what the next append is numbered after and
+        // what `latest_revocation` reads; it only moves up.
+        sqlx::query(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT 'revocation_log', 0 \
+             WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'revocation_log')",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        sqlx::query("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'revocation_log'")
+            .bind(top)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        self.announce_revocations();
+        Ok(())
+    }
 }
 
 #[async_trait]

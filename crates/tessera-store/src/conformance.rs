@@ -36,6 +36,109 @@ where
     refresh_families(store).await;
     opaque_tokens(store).await;
     imports(store).await;
+    imported_revocations(store).await;
+}
+
+/// What `tessera store migrate` relies on for the revocation log: entries imported
+/// from another log come back exactly, under their own sequence numbers, and the
+/// next append is numbered above the other log's high-water mark, so a verifier's
+/// position carries over.
+async fn imported_revocations<S: RevocationLog>(store: &S) {
+    let before = store.latest_revocation().await.unwrap();
+    let at = Timestamp::now();
+    let until = at.saturating_add(Duration::from_secs(3600));
+    let kicked = UserId::generate();
+    let sid = SessionSecret::generate().session_id();
+    let entry = |sequence: u64, revoked: Revoked, user, reason| crate::Revocation {
+        sequence: before + sequence,
+        revoked,
+        user,
+        reason,
+        at,
+        expires_at: until,
+    };
+    // Gaps, as purges leave them, and every kind.
+    let entries = vec![
+        entry(
+            100,
+            Revoked::Token("imported-jti".into()),
+            None,
+            EndReason::Revoked,
+        ),
+        entry(101, Revoked::User(kicked), Some(kicked), EndReason::Kicked),
+        entry(105, Revoked::Session(sid), Some(kicked), EndReason::Kicked),
+        entry(
+            107,
+            Revoked::Key("imported-kid".into()),
+            None,
+            EndReason::KeyRetired,
+        ),
+    ];
+    // The other log numbered more than it still holds (its last entries purged).
+    let latest = before + 150;
+    store.import_revocations(&entries, latest).await.unwrap();
+    assert_eq!(
+        store.revocations_after(before, 100).await.unwrap(),
+        entries,
+        "sequence, kind, target, user, reason and times as given"
+    );
+    assert_eq!(
+        store.revocations_after(before + 101, 100).await.unwrap(),
+        entries[2..],
+        "read by their own sequence numbers"
+    );
+    assert!(store.latest_revocation().await.unwrap() >= latest);
+    let next = store
+        .append_revocation(
+            Revoked::Token("after-import".into()),
+            None,
+            EndReason::Revoked,
+            at,
+            until,
+        )
+        .await
+        .unwrap();
+    assert!(next > latest, "{next} must be above {latest}");
+    assert_eq!(store.latest_revocation().await.unwrap(), next);
+
+    // An entry at or below the log's position is refused, and nothing of the call
+    // is imported.
+    let late = vec![
+        entry(
+            next - before + 10,
+            Revoked::Token("late-1".into()),
+            None,
+            EndReason::Revoked,
+        ),
+        entry(
+            next - before,
+            Revoked::Token("late-2".into()),
+            None,
+            EndReason::Revoked,
+        ),
+    ];
+    assert!(store.import_revocations(&late, 0).await.is_err());
+    let after = store.revocations_after(next - 1, 100).await.unwrap();
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0].revoked, Revoked::Token("after-import".into()));
+    assert_eq!(store.latest_revocation().await.unwrap(), next);
+    // A lower high-water mark never moves the counter back.
+    store.import_revocations(&[], 1).await.unwrap();
+    assert_eq!(store.latest_revocation().await.unwrap(), next);
+    store.import_revocations(&[], next + 20).await.unwrap();
+    assert!(
+        store
+            .append_revocation(
+                Revoked::Token("after-raise".into()),
+                None,
+                EndReason::Revoked,
+                at,
+                until,
+            )
+            .await
+            .unwrap()
+            > next + 20
+    );
 }
 
 /// What `tessera store migrate` relies on: users and keys read from one store and

@@ -414,6 +414,21 @@ pub trait RevocationLog: Send + Sync {
         at: Timestamp,
         expires_at: Timestamp,
     ) -> Result<u64, StoreError>;
+    /// Adds `entries` exactly as read from another log (`revocations_after`), each
+    /// under its own sequence number with its kind, target, user, reason and times,
+    /// and raises the sequence counter to at least `latest` (the other log's
+    /// `latest_revocation`, which may exceed its last entry when entries were
+    /// purged): the next append is numbered above anything the other log ever
+    /// numbered, so the positions of those who followed it stay meaningful here.
+    /// For `tessera store migrate`. All or nothing, in one transaction: an entry
+    /// whose sequence is not above this log's `latest_revocation` (a follower may
+    /// be past it already, or it may collide) is an error and nothing is added.
+    /// The counter never goes down.
+    async fn import_revocations(
+        &self,
+        entries: &[Revocation],
+        latest: u64,
+    ) -> Result<(), StoreError>;
 }
 
 /// An OAuth client as registered with `tessera client add`.

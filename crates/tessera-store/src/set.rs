@@ -244,6 +244,13 @@ impl RevocationLog for StoreSet {
             .append_revocation(revoked, user, reason, at, expires_at)
             .await
     }
+    async fn import_revocations(
+        &self,
+        entries: &[Revocation],
+        latest: u64,
+    ) -> Result<(), StoreError> {
+        self.log.import_revocations(entries, latest).await
+    }
 }
 
 #[async_trait]
