@@ -29,7 +29,8 @@ use tower_http::timeout::TimeoutLayer;
 use crate::config::LimitsConfig;
 use crate::error::json_errors;
 use crate::routes::{
-    admin, discovery, health, introspect, login, revocations, session, sessions, token, users,
+    activity, admin, discovery, health, introspect, login, revocations, session, sessions, token,
+    users,
 };
 use crate::state::AppState;
 
@@ -64,6 +65,7 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         )
         .route("/v1/sessions/{id}", delete(sessions::delete_one))
         .route("/v1/revocations", get(revocations::feed))
+        .route("/v1/activity", post(activity::report))
         .route("/oauth2/token", post(token::token).layer(cors))
         .route("/oauth2/introspect", post(introspect::introspect))
         .route("/oauth2/revoke", post(introspect::revoke))

@@ -59,6 +59,8 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
         "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
         // tessera's extension: the revocation feed tessera-verify follows.
         "revocation_feed_endpoint": format!("{issuer}/v1/revocations"),
+        // tessera's extension: where resource services report sessions they saw.
+        "activity_endpoint": format!("{issuer}/v1/activity"),
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "grant_types_supported": [

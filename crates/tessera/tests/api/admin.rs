@@ -316,3 +316,69 @@ async fn online_counts_users_and_sessions_from_logins_and_refreshes() {
     assert_eq!(printed["users"], 2);
     assert_eq!(printed["sessions"], 3);
 }
+
+#[tokio::test]
+async fn resource_services_report_the_sessions_they_saw_and_they_count_online() {
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    let alice = user_id(&server, "alice");
+    let ops = admin_token(&server).await;
+    let feed = crate::feed::feed_token(&server, "revocations").await;
+    let report = |token: &str, body: Value| {
+        server
+            .client
+            .post(server.url("/v1/activity"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let sid = || {
+        tessera_core::SessionSecret::generate()
+            .session_id()
+            .as_str()
+            .to_owned()
+    };
+    let (first, second) = (sid(), sid());
+
+    // Refused, and nothing recorded: no token, a token without the scope, bad input.
+    let anonymous = server
+        .client
+        .post(server.url("/v1/activity"))
+        .json(&serde_json::json!({"seen": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let unscoped = report(
+        &ops,
+        serde_json::json!({"seen": [{"sid": first, "sub": alice}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(error_of(unscoped).await, (403, "insufficient_scope".into()));
+    let half_bad = serde_json::json!({"seen": [
+        {"sid": first, "sub": alice},
+        {"sid": "not-a-session", "sub": alice},
+    ]});
+    let (status, _) = error_of(report(&feed, half_bad).await.unwrap()).await;
+    assert_eq!(status, 400);
+    let too_many: Vec<Value> = (0..501)
+        .map(|_| serde_json::json!({"sid": sid(), "sub": alice}))
+        .collect();
+    let response = report(&feed, serde_json::json!({ "seen": too_many }))
+        .await
+        .unwrap();
+    assert_eq!(error_of(response).await.0, 400);
+    assert_eq!(online(&server, &ops, "").await["sessions"], 0);
+
+    let good = serde_json::json!({"seen": [
+        {"sid": first, "sub": alice},
+        {"sid": second, "sub": alice},
+    ]});
+    assert_eq!(report(&feed, good).await.unwrap().status(), 204);
+    eventually("reported sessions count online", || async {
+        online(&server, &ops, "").await
+            == serde_json::json!({"users": 1, "sessions": 2, "window_seconds": 300})
+    })
+    .await;
+}

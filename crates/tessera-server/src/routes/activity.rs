@@ -1,0 +1,62 @@
+//! `POST /v1/activity`: resource services report the sessions whose tokens they
+//! accepted, so that "who is online" counts users who only talk to APIs.
+//!
+//! `tessera-verify` sends these in batches (`report_activity`), at most once per
+//! session per minute. It authenticates with the token it already holds for the
+//! revocation feed: a service trusted to follow revocations is trusted to say what
+//! it saw. A report can only make a session count as online; it cannot revive an
+//! ended one (presence keeps tombstones).
+
+use axum::extract::State;
+use http::StatusCode;
+use serde::Deserialize;
+use tessera_core::{SessionId, Timestamp, UserId};
+
+use crate::error::ApiError;
+use crate::http::extract::{BearerToken, Input};
+use crate::routes::revocations::SCOPE;
+use crate::state::AppState;
+
+/// The most sightings one report may carry (well within `limits.body_bytes`).
+pub const MAX_SIGHTINGS: usize = 500;
+
+#[derive(Deserialize)]
+pub struct Report {
+    seen: Vec<Sighting>,
+}
+
+#[derive(Deserialize)]
+struct Sighting {
+    /// The token's `sid`: a browser session or a refresh-token family.
+    sid: String,
+    /// The token's `sub`: the user.
+    sub: String,
+}
+
+pub async fn report(
+    State(state): State<AppState>,
+    bearer: BearerToken,
+    Input(report): Input<Report>,
+) -> Result<StatusCode, ApiError> {
+    bearer.require_scope(SCOPE)?;
+    if report.seen.len() > MAX_SIGHTINGS {
+        return Err(ApiError::bad_request(format!(
+            "a report carries at most {MAX_SIGHTINGS} sightings; send several"
+        )));
+    }
+    // All parsed before any is recorded: a bad report changes nothing.
+    let mut parsed = Vec::with_capacity(report.seen.len());
+    for (index, sighting) in report.seen.iter().enumerate() {
+        let sid = SessionId::parse(&sighting.sid)
+            .map_err(|_| ApiError::bad_request(format!("seen[{index}].sid is not a session id")))?;
+        let user = UserId::parse(&sighting.sub)
+            .ok_or_else(|| ApiError::bad_request(format!("seen[{index}].sub is not a user id")))?;
+        parsed.push((sid, user));
+    }
+    let now = Timestamp::now();
+    for (sid, user) in parsed {
+        state.presence.observe(sid, user, now);
+    }
+    metrics::counter!("tessera_activity_sightings_total").increment(report.seen.len() as u64);
+    Ok(StatusCode::NO_CONTENT)
+}
