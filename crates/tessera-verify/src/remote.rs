@@ -11,7 +11,9 @@
 //!   word from the feed for longer than the staleness bound, tokens are refused
 //!   (fail closed) unless the service chose to accept them;
 //! - to introspect opaque `tat_` tokens, with a cache whose hits are still checked
-//!   against the revocation set.
+//!   against the revocation set;
+//! - when asked (`report_activity`), to tell the issuer in batches which sessions'
+//!   tokens it accepted, for the issuer's count of who is online.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,6 +60,9 @@ pub struct Metadata {
     /// tessera's extension member; `{issuer}/v1/revocations` when absent.
     #[serde(default)]
     pub revocation_feed_endpoint: Option<String>,
+    /// tessera's extension member; `{issuer}/v1/activity` when absent.
+    #[serde(default)]
+    pub activity_endpoint: Option<String>,
 }
 
 /// Fetches and checks the metadata of `issuer`: the document must name exactly the
@@ -194,6 +199,7 @@ pub struct Builder {
     startup_wait: Duration,
     source: TokenSource,
     realm: Option<String>,
+    report_activity: Option<Duration>,
 }
 
 /// How long without a word from the feed before its view counts as stale: three
@@ -293,6 +299,15 @@ impl Builder {
         self
     }
 
+    /// Reports to the issuer, every `every`, the sessions (`sid`, with the `sub`)
+    /// of the tokens this verifier accepted, at most once per session per minute,
+    /// so that the issuer counts their users as online. Needs the client
+    /// credentials (the report uses the revocation feed's token). Off by default.
+    pub fn report_activity(mut self, every: Duration) -> Self {
+        self.report_activity = Some(every.max(Duration::from_millis(100)));
+        self
+    }
+
     /// Discovers the issuer, fetches its keys and, when following revocations,
     /// starts the feed and waits (up to the startup wait) for its first heartbeat.
     /// Needs a Tokio runtime.
@@ -305,6 +320,11 @@ impl Builder {
         if self.source.no_header && self.source.cookie.is_none() {
             return Err(SetupError::Config(
                 "cookie_only needs a token_cookie to read",
+            ));
+        }
+        if self.report_activity.is_some() && self.client.is_none() {
+            return Err(SetupError::Config(
+                "reporting activity needs client credentials with the revocations scope",
             ));
         }
         let follow = self.follow_revocations && self.client.is_some();
@@ -334,7 +354,15 @@ impl Builder {
             .revocation_feed_endpoint
             .clone()
             .unwrap_or_else(|| format!("{}/v1/revocations", metadata.issuer.trim_end_matches('/')));
+        let activity_url = metadata
+            .activity_endpoint
+            .clone()
+            .unwrap_or_else(|| format!("{}/v1/activity", metadata.issuer.trim_end_matches('/')));
         let shared = Arc::new(Shared {
+            activity: self.report_activity.map(|_| Activity {
+                pending: StdMutex::new(Vec::new()),
+                reported: quick_cache::sync::Cache::new(ACTIVITY_SESSIONS),
+            }),
             verifier: Verifier::new(policy, fetched.keys),
             http,
             realm: self.realm.unwrap_or_else(|| metadata.issuer.clone()),
@@ -366,6 +394,16 @@ impl Builder {
             ))
             .abort_handle(),
         ];
+        if let Some(every) = self.report_activity {
+            tasks.push(
+                tokio::spawn(report_activity_periodically(
+                    Arc::downgrade(&shared),
+                    activity_url,
+                    every,
+                ))
+                .abort_handle(),
+            );
+        }
         if let Some(feed) = &shared.feed {
             let heard = feed.heard.notified();
             tasks.push(tokio::spawn(follow_feed(Arc::downgrade(&shared), feed_url)).abort_handle());
@@ -416,7 +454,42 @@ struct Shared {
     /// SHA-256 of an opaque token → its introspected claims (`None`: inactive).
     introspected: quick_cache::sync::Cache<[u8; 32], Introspected>,
     introspection_ttl: Duration,
+    activity: Option<Activity>,
     tasks: StdMutex<Vec<AbortHandle>>,
+}
+
+/// Sessions seen, waiting to be reported; and when each was last queued, so that
+/// a session is reported at most once a minute however busy it is.
+struct Activity {
+    pending: StdMutex<Vec<(String, String)>>,
+    reported: quick_cache::sync::Cache<String, Instant>,
+}
+
+/// Sessions remembered for the once-a-minute rule; beyond, a session may be
+/// reported more often, which only costs the issuer a write.
+const ACTIVITY_SESSIONS: usize = 100_000;
+const REPORT_EVERY_SESSION: Duration = Duration::from_secs(60);
+/// The most sightings per report (the issuer's limit).
+const REPORT_BATCH: usize = 500;
+
+impl Activity {
+    fn saw(&self, claims: &AccessClaims) {
+        let Some(sid) = &claims.sid else {
+            return;
+        };
+        let now = Instant::now();
+        if self
+            .reported
+            .get(sid)
+            .is_some_and(|at| now.duration_since(at) < REPORT_EVERY_SESSION)
+        {
+            return;
+        }
+        self.reported.insert(sid.clone(), now);
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.push((sid.clone(), claims.sub.clone()));
+        }
+    }
 }
 
 impl Drop for Shared {
@@ -485,6 +558,7 @@ impl RemoteVerifier {
             startup_wait: Duration::from_secs(5),
             source: TokenSource::default(),
             realm: None,
+            report_activity: None,
         }
     }
 
@@ -520,16 +594,21 @@ impl RemoteVerifier {
     /// introspection; either way the revocation set has the last word.
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         self.check_fresh()?;
-        if token.starts_with("tat_") {
-            return self.introspect(token).await;
-        }
-        match self.0.verifier.verify(token) {
-            Err(VerifyError::UnknownKey) => {
-                self.refresh_keys_for_unknown_kid().await;
-                self.0.verifier.verify(token)
+        let verified = if token.starts_with("tat_") {
+            self.introspect(token).await
+        } else {
+            match self.0.verifier.verify(token) {
+                Err(VerifyError::UnknownKey) => {
+                    self.refresh_keys_for_unknown_kid().await;
+                    self.0.verifier.verify(token)
+                }
+                other => other,
             }
-            other => other,
+        };
+        if let (Ok(claims), Some(activity)) = (&verified, &self.0.activity) {
+            activity.saw(claims);
         }
+        verified
     }
 
     fn check_fresh(&self) -> Result<(), VerifyError> {
@@ -854,5 +933,57 @@ async fn prune_periodically(shared: std::sync::Weak<Shared>) {
         };
         let now = crate::unix_now();
         shared.verifier.update_revocations(|set| set.prune(now));
+    }
+}
+
+/// Sends the sessions seen since the last report, every `every`, for as long as the
+/// verifier lives. Best effort: a failed report is logged and its sessions dropped
+/// (they are seen again within the minute if still in use).
+async fn report_activity_periodically(
+    shared: std::sync::Weak<Shared>,
+    url: String,
+    every: Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let Some(activity) = &shared.activity else {
+            return;
+        };
+        let seen = match activity.pending.lock() {
+            Ok(mut pending) => std::mem::take(&mut *pending),
+            Err(_) => return,
+        };
+        if seen.is_empty() {
+            continue;
+        }
+        let verifier = RemoteVerifier(shared.clone());
+        let Some(token) = verifier.feed_token(false).await else {
+            continue;
+        };
+        for batch in seen.chunks(REPORT_BATCH) {
+            let body = serde_json::json!({
+                "seen": batch
+                    .iter()
+                    .map(|(sid, sub)| serde_json::json!({"sid": sid, "sub": sub}))
+                    .collect::<Vec<_>>(),
+            });
+            let sent = shared
+                .http
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&body)
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status);
+            if let Err(error) = sent {
+                tracing::warn!(%error, "cannot report activity to the issuer");
+            }
+        }
     }
 }

@@ -718,3 +718,48 @@ async fn a_verifier_refuses_metadata_for_another_issuer_and_setups_that_cannot_w
         .await
         .unwrap();
 }
+
+async fn activity_sightings(server: &TestServer) -> u64 {
+    server
+        .metrics()
+        .await
+        .lines()
+        .find(|l| l.starts_with("tessera_activity_sightings_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_verifier_reports_the_sessions_it_saw_once_a_minute_each() {
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    let app = app_client(&server, "app", &[]);
+    let resource =
+        Resource::start(&server, |b| b.report_activity(Duration::from_millis(200))).await;
+    let silent = Resource::start(&server, |b| b).await;
+    let grant = password_token(&server, &app, "alice", "orders:read").await;
+    let token = grant["access_token"].as_str().unwrap().to_owned();
+    assert!(claims_of(&token)["sid"].is_string());
+
+    for _ in 0..20 {
+        assert_eq!(silent.status("/orders", &token).await, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        activity_sightings(&server).await,
+        0,
+        "reporting is off by default"
+    );
+
+    for _ in 0..20 {
+        assert_eq!(resource.status("/orders", &token).await, 200);
+    }
+    eventually("the session is reported", || async {
+        activity_sightings(&server).await == 1
+    })
+    .await;
+    // Twenty uses, one sighting: a session is reported at most once a minute.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(activity_sightings(&server).await, 1);
+}
