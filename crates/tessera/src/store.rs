@@ -6,57 +6,56 @@
 //! clients (with their secret hashes) and every signing key (retired and expired
 //! ones too, private keys exactly as stored, so sealed keys stay sealed under the
 //! same `TESSERA_MASTER_KEY`, and every lifecycle time, so the JWKS and the signer
-//! are the same after the move).
+//! are the same after the move), and the revocation log: every entry still in force
+//! (a JWT revoked by `jti`, a kick's cut-off, an ended session or refresh family, a
+//! retired key), under its own sequence number, with the target's counter raised to
+//! the source's high-water mark. JWTs outlive the move (their keys move), so what
+//! was revoked before it must stay revoked after it; and every verifier following
+//! `/v1/revocations` holds a position in the source's numbering, which therefore
+//! carries on in the target: the next revocation is numbered above anything the
+//! source ever numbered, and a verifier resuming with `Last-Event-ID` misses nothing.
 //!
 //! What does not move, deliberately: sessions, refresh tokens, opaque access
-//! tokens, presence and the revocation log. They are short-lived (minutes to
-//! days), and they are bound to the old database's revocation log: every ended
-//! session or refresh family, revoked token and kick is an entry there under that
-//! log's sequence numbers, which each server's session cache and every verifier
-//! following `/v1/revocations` track as a position. The new database numbers its
-//! own log from the start, so those positions mean nothing there: copying the live
-//! state without its log would be half a copy, and copying the log would renumber
-//! it under everyone following it. Users log in again and clients ask for new
-//! tokens; JWT access tokens already issued stay valid until they expire, since
-//! their keys move.
+//! tokens and presence. They are short-lived (minutes to days) and cheap to make
+//! again: users log in again and clients ask for new tokens. Their revocations,
+//! which are in the log, move anyway, so a token bound to an ended session stays
+//! refused.
 
 use std::fmt::Write as _;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::json;
+use tessera_core::Timestamp;
 use tessera_server::Overrides;
 use tessera_server::config::StoreUrl;
 use tessera_server::stores::{Database, DatabaseLocation};
-use tessera_store::{AccountStore, ClientStore, KeyStore, StoreSet};
+use tessera_store::{AccountStore, ClientStore, KeyStore, RevocationLog, StoreSet};
 
 /// What is left behind, as the JSON output names it.
-const NOT_COPIED: [&str; 5] = [
-    "sessions",
-    "refresh_tokens",
-    "opaque_tokens",
-    "presence",
-    "revocation_log",
-];
+const NOT_COPIED: [&str; 4] = ["sessions", "refresh_tokens", "opaque_tokens", "presence"];
+
+/// Revocation log entries read per page.
+const LOG_PAGE: u32 = 1000;
 
 #[derive(Subcommand)]
 pub enum StoreCommand {
-    /// Copy accounts, OAuth clients and signing keys into another, empty database
-    /// (e.g. from the SQLite file to PostgreSQL).
+    /// Copy accounts, OAuth clients, signing keys and the revocation log into
+    /// another, empty database (e.g. from the SQLite file to PostgreSQL).
     ///
     /// Copies accounts (password hashes, roles, disabled flag, ids, creation times),
-    /// clients (secret hashes, everything as stored) and every signing key (retired
+    /// clients (secret hashes, everything as stored), every signing key (retired
     /// ones too; private keys as stored, so sealed keys need the same
-    /// TESSERA_MASTER_KEY afterwards). Refuses a target that holds any account,
-    /// client or key, writing nothing. Stop the servers on the source first: what
-    /// changes during the copy may be missed.
+    /// TESSERA_MASTER_KEY afterwards) and every revocation still in force, under its
+    /// own sequence number: tokens revoked, kicks and retired keys stay refused, and
+    /// the log's numbering carries on, so resource services following
+    /// /v1/revocations resume where they were. Refuses a target that holds any
+    /// account, client, key or revocation, writing nothing. Stop the servers on the
+    /// source first: what changes during the copy may be missed.
     ///
-    /// Not copied: sessions, refresh tokens, opaque access tokens, presence and the
-    /// revocation log. Users log in again and clients ask for new tokens; JWT access
-    /// tokens already issued stay valid until they expire. Revocations made before
-    /// the move do not carry over, and resource services following /v1/revocations
-    /// must be restarted once the servers run on the new database (their feed
-    /// position belongs to the old one).
+    /// Not copied: sessions, refresh tokens, opaque access tokens and presence.
+    /// Users log in again and clients ask for new tokens; JWT access tokens already
+    /// issued stay valid until they expire, unless they were revoked.
     Migrate(MigrateArgs),
 }
 
@@ -85,6 +84,10 @@ struct Export {
     users: Vec<tessera_store::UserCredentials>,
     clients: Vec<tessera_store::Client>,
     keys: Vec<tessera_store::StoredKey>,
+    /// The log's entries still in force, oldest first.
+    revocations: Vec<tessera_store::Revocation>,
+    /// The source log's high-water mark: the newest sequence it ever numbered.
+    revocation_sequence: u64,
 }
 
 /// How far a copy got.
@@ -93,6 +96,7 @@ struct Copied {
     accounts: usize,
     clients: usize,
     keys: usize,
+    revocations: usize,
 }
 
 async fn migrate(args: MigrateArgs, overrides: Overrides) -> anyhow::Result<()> {
@@ -121,7 +125,7 @@ async fn migrate(args: MigrateArgs, overrides: Overrides) -> anyhow::Result<()> 
     let done = copy(&source.store_set(), &target.store_set(), &to_url).await;
     source.close().await;
     target.close().await;
-    let (copied, sealed) = done?;
+    let (copied, sealed, sequence) = done?;
 
     let (from_shown, to_shown) = (from_url.redacted(), to_url.redacted());
     if args.json {
@@ -134,19 +138,27 @@ async fn migrate(args: MigrateArgs, overrides: Overrides) -> anyhow::Result<()> 
                     "accounts": copied.accounts,
                     "clients": copied.clients,
                     "keys": copied.keys,
+                    "revocations": copied.revocations,
                 },
+                "revocation_sequence": sequence,
                 "sealed_keys": sealed,
                 "not_copied": NOT_COPIED,
             })
         );
     } else {
         let mut out = format!(
-            "copied {} accounts, {} clients, {} keys from {from_shown} to {to_shown}\n",
-            copied.accounts, copied.clients, copied.keys
+            "copied {} accounts, {} clients, {} keys, {} revocations from {from_shown} to \
+             {to_shown}\n",
+            copied.accounts, copied.clients, copied.keys, copied.revocations
+        );
+        let _ = writeln!(
+            out,
+            "the revocation log carries on after sequence {sequence}: resource services \
+             following /v1/revocations resume where they were"
         );
         out.push_str(
-            "not copied: sessions, refresh tokens, opaque access tokens, presence and the \
-             revocation log: users log in again and clients ask for new tokens\n",
+            "not copied: sessions, refresh tokens, opaque access tokens and presence: users \
+             log in again and clients ask for new tokens\n",
         );
         if sealed > 0 {
             let _ = writeln!(
@@ -158,7 +170,7 @@ async fn migrate(args: MigrateArgs, overrides: Overrides) -> anyhow::Result<()> 
         let _ = write!(
             out,
             "next: point every server and command at the target (TESSERA_DATABASE or \
-             --database), then restart resource services that follow /v1/revocations"
+             --database)"
         );
         println!("{out}");
     }
@@ -166,27 +178,33 @@ async fn migrate(args: MigrateArgs, overrides: Overrides) -> anyhow::Result<()> 
 }
 
 /// Copies what moves from `source` into `target`, which must hold no account,
-/// client or key. Returns what was copied and how many keys are sealed.
+/// client, key or revocation. Returns what was copied, how many keys are sealed and
+/// the revocation sequence the target's log carries on from.
 async fn copy(
     source: &StoreSet,
     target: &StoreSet,
     to_url: &StoreUrl,
-) -> anyhow::Result<(Copied, usize)> {
+) -> anyhow::Result<(Copied, usize, u64)> {
     // Refuse before reading or writing anything else: a target in use is a mistake.
+    // A log that ever numbered an entry (purged or not) is in use too, and its
+    // followers' positions could not be kept.
     let held = (
         target.list_users().await?.len(),
         target.list_clients().await?.len(),
         target.signing_keys().await?.len(),
+        target.latest_revocation().await?,
     );
-    if held != (0, 0, 0) {
+    if held != (0, 0, 0, 0) {
         bail!(
             "the target database is not empty: it holds {} account(s), {} client(s) and {} \
-             signing key(s); nothing was written. store migrate copies only into a database \
-             that no tessera has used (any tessera server or command run on it creates \
-             signing keys at once): drop and recreate it, or choose another",
+             signing key(s), and its revocation log is at sequence {}; nothing was written. \
+             store migrate copies only into a database that no tessera has used (any \
+             tessera server or command run on it creates signing keys at once): drop and \
+             recreate it, or choose another",
             held.0,
             held.1,
-            held.2
+            held.2,
+            held.3
         );
     }
     let export = read(source).await.context("cannot read the source")?;
@@ -194,8 +212,9 @@ async fn copy(
     let mut copied = Copied::default();
     if let Err(error) = write(target, &export, &mut copied).await {
         bail!(
-            "copying stopped after {} of {} accounts, {} of {} clients and {} of {} keys: \
-             {error:#}. The target {} is now partly filled, and store migrate refuses a \
+            "copying stopped after {} of {} accounts, {} of {} clients and {} of {} keys \
+             ({} of {} revocations): {error:#}. The target {} is now partly filled, and \
+             store migrate refuses a \
              database that is not empty: drop and recreate it (PostgreSQL: DROP DATABASE \
              and CREATE DATABASE; SQLite: delete the file with its -wal and -shm files), \
              then run the migration again. The source is unchanged.",
@@ -205,10 +224,12 @@ async fn copy(
             export.clients.len(),
             copied.keys,
             export.keys.len(),
+            copied.revocations,
+            export.revocations.len(),
             to_url.redacted()
         );
     }
-    Ok((copied, sealed))
+    Ok((copied, sealed, export.revocation_sequence))
 }
 
 async fn read(source: &StoreSet) -> anyhow::Result<Export> {
@@ -223,15 +244,32 @@ async fn read(source: &StoreSet) -> anyhow::Result<Export> {
         };
         users.push(credentials);
     }
+    // The high-water mark first: entries appended meanwhile (a server still running)
+    // are then read too, and the import raises the counter past them.
+    let revocation_sequence = source.latest_revocation().await?;
+    let now = Timestamp::now();
+    let mut revocations = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = source.revocations_after(after, LOG_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.sequence;
+        // Entries whose tokens have all expired can refuse nothing any more.
+        revocations.extend(page.into_iter().filter(|entry| entry.expires_at > now));
+    }
     Ok(Export {
         users,
         clients: source.list_clients().await?,
         keys: source.signing_keys().await?,
+        revocations,
+        revocation_sequence,
     })
 }
 
 /// Writes keys first, so that a server started on the target too early finds keys
-/// and makes none of its own; counts each item in `copied` once it is committed.
+/// and makes none of its own, then the revocation log (in one transaction), so that
+/// nothing revoked is honoured by the target once accounts and clients are there;
+/// counts each item in `copied` once it is committed.
 async fn write(target: &StoreSet, export: &Export, copied: &mut Copied) -> anyhow::Result<()> {
     for key in &export.keys {
         target
@@ -240,6 +278,11 @@ async fn write(target: &StoreSet, export: &Export, copied: &mut Copied) -> anyho
             .with_context(|| format!("cannot copy the key {}", key.kid))?;
         copied.keys += 1;
     }
+    target
+        .import_revocations(&export.revocations, export.revocation_sequence)
+        .await
+        .context("cannot copy the revocation log")?;
+    copied.revocations = export.revocations.len();
     for client in &export.clients {
         target
             .create_client(client.clone())

@@ -1,5 +1,5 @@
 //! `tessera store migrate`: moving up from the embedded SQLite file to PostgreSQL
-//! keeps accounts, clients and keys working, and refuses what it must.
+//! keeps accounts, clients, keys and revocations working, and refuses what it must.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -7,8 +7,11 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 use tessera_testkit::Postgres;
 
+use crate::feed::{EventReader, open_feed};
 use crate::harness::*;
-use crate::tokens::{access_token, add_client, client_credentials, introspect};
+use crate::tokens::{
+    Registered, access_token, add_client, client_credentials, introspect, password_grant, revoke,
+};
 
 /// One issuer before and after the move, as behind the same public URL: tokens name it.
 const ISSUER: &str = "http://tessera.migrate.test";
@@ -83,6 +86,26 @@ fn run_cli(server: &TestServer, args: &[&str]) -> Value {
     json_of(&server.cli(args, ""))
 }
 
+/// The feed read as a verifier does (after `last_event_id`, or from the start):
+/// the revocation events up to the first heartbeat, and the sequence it carries.
+async fn feed_until_heartbeat(
+    server: &TestServer,
+    reader: &Registered,
+    last_event_id: Option<&str>,
+) -> (Vec<Value>, u64) {
+    let (_, token) = access_token(client_credentials(server, reader, &[]).await).await;
+    let mut feed = EventReader::new(open_feed(server, &token, last_event_id).await);
+    let mut revocations = Vec::new();
+    loop {
+        let event = feed.next().await;
+        match event.kind.as_str() {
+            "revocation" => revocations.push(event.data),
+            "heartbeat" => return (revocations, event.data["sequence"].as_u64().unwrap()),
+            other => panic!("unexpected event {other}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn migrate_moves_accounts_clients_and_keys_from_sqlite_to_postgres() {
     let mut old = TestServer::start_with(&[("TESSERA_TOKENS__ISSUER", ISSUER)]).await;
@@ -92,6 +115,12 @@ async fn migrate_moves_accounts_clients_and_keys_from_sqlite_to_postgres() {
     run_cli(&old, &["user", "disable", "carol", "--json"]);
     let svc = add_client(&old, "svc", &["--grant", "client_credentials"]);
     let rs = add_client(&old, "resource-server", &["--grant", "client_credentials"]);
+    let app = add_client(&old, "app", &["--grant", "password", "--public"]);
+    let reader = add_client(
+        &old,
+        "feed-reader",
+        &["--grant", "client_credentials", "--scope", "revocations"],
+    );
     let (_, first) = access_token(client_credentials(&old, &svc, &[]).await).await;
 
     // A rotation (the first EdDSA key stays published) and a retirement (ES256's
@@ -120,6 +149,33 @@ async fn migrate_moves_accounts_clients_and_keys_from_sqlite_to_postgres() {
     })
     .await;
     let kids_before = jwks_kids(&old).await;
+
+    // Revocations the move must keep: a JWT revoked by jti, and a kick (Bob's
+    // session's entry and his cut-off).
+    let (_, revoked) = access_token(client_credentials(&old, &svc, &[]).await).await;
+    revoke(&old, &svc, &revoked).await;
+    let bob = password_grant(&old, &app, "bob").await;
+    let bob_token = bob["access_token"].as_str().unwrap().to_owned();
+    old.login("bob").await;
+    run_cli(&old, &["sessions", "kick", "bob", "--json"]);
+    for token in [&revoked, &bob_token] {
+        eventually("the revocation reaches the old server", || async {
+            introspect(&old, &rs, token).await["active"] == false
+        })
+        .await;
+    }
+    let (log_before, high_water) = feed_until_heartbeat(&old, &reader, None).await;
+    let kinds: Vec<_> = log_before
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for kind in ["key", "token", "user", "session"] {
+        assert!(kinds.contains(&kind), "{kind} missing from {log_before:?}");
+    }
+    assert_eq!(
+        log_before.last().unwrap()["sequence"].as_u64(),
+        Some(high_water)
+    );
     assert!(old.terminate().success());
     let before = listing(&old);
     let states: Vec<_> = before[2]["keys"]
@@ -137,20 +193,27 @@ async fn migrate_moves_accounts_clients_and_keys_from_sqlite_to_postgres() {
     let moved = json_of(&migrate(&sqlite_url(old.data_dir()), &url));
     assert_eq!(
         moved["copied"],
-        serde_json::json!({"accounts": 3, "clients": 2, "keys": 5}),
+        serde_json::json!({
+            "accounts": 3,
+            "clients": 4,
+            "keys": 5,
+            "revocations": log_before.len(),
+        }),
         "{moved}"
     );
+    assert_eq!(moved["revocation_sequence"], high_water);
     assert_eq!(moved["sealed_keys"], 0);
-    assert!(
-        moved["not_copied"]
-            .as_array()
-            .unwrap()
-            .contains(&"sessions".into())
+    assert_eq!(
+        moved["not_copied"],
+        serde_json::json!(["sessions", "refresh_tokens", "opaque_tokens", "presence"])
     );
     let text = tessera(&["store", "migrate", "--help"], &[]);
     let help = String::from_utf8_lossy(&text.stdout);
     assert!(
-        help.contains("Not copied: sessions") && help.contains("log in again"),
+        help.contains("Not copied: sessions")
+            && help.contains("log in again")
+            && help.contains("revocation log")
+            && help.contains("resume where they were"),
         "{help}"
     );
 
@@ -185,12 +248,37 @@ async fn migrate_moves_accounts_clients_and_keys_from_sqlite_to_postgres() {
         kids_before,
         "the same key set is published"
     );
-    // Tokens signed before the move are still good for their lifetime.
+    // Tokens signed before the move are still good for their lifetime...
     for token in [&first, &signed_before] {
         let described = introspect(&new, &rs, token).await;
         assert_eq!(described["active"], true, "{described}");
         assert_eq!(described["client_id"], svc.id.as_str());
     }
+    // ...unless they were revoked: by jti, or by the kick's cut-off.
+    assert_eq!(introspect(&new, &rs, &revoked).await["active"], false);
+    assert_eq!(introspect(&new, &rs, &bob_token).await["active"], false);
+    // The cut-off is a time, not a ban: Bob's tokens from after the move are good.
+    let again = password_grant(&new, &app, "bob").await;
+    let fresh = again["access_token"].as_str().unwrap();
+    assert_eq!(introspect(&new, &rs, fresh).await["active"], true);
+
+    // The feed serves the same entries under the same numbers, and carries on:
+    // a verifier resuming at the old high-water mark gets what is revoked next.
+    let (log_after, sequence) = feed_until_heartbeat(&new, &reader, None).await;
+    assert_eq!(log_after, log_before, "the log as it was");
+    assert_eq!(sequence, high_water);
+    let (_, feed_token) = access_token(client_credentials(&new, &reader, &[]).await).await;
+    let resumed = high_water.to_string();
+    let mut feed = EventReader::new(open_feed(&new, &feed_token, Some(&resumed)).await);
+    let (_, next) = access_token(client_credentials(&new, &svc, &[]).await).await;
+    revoke(&new, &svc, &next).await;
+    let later = feed.next_revocation().await;
+    assert_eq!(later.data["kind"], "token");
+    let sequence = later.data["sequence"].as_u64().unwrap();
+    assert!(
+        sequence > high_water,
+        "{sequence} must come after {high_water}"
+    );
 
     // A second migration into the same target is refused and changes nothing.
     let again = migrate(&sqlite_url(old.data_dir()), &url);
@@ -302,7 +390,9 @@ async fn a_copy_that_fails_midway_says_the_target_is_partly_filled_and_how_to_re
     let server = TestServer::start().await;
     server.add_user("erin", &[]);
     server.add_user("frank", &[]);
-    add_client(&server, "svc", &["--grant", "client_credentials"]);
+    let svc = add_client(&server, "svc", &["--grant", "client_credentials"]);
+    let (_, token) = access_token(client_credentials(&server, &svc, &[]).await).await;
+    revoke(&server, &svc, &token).await;
     let source = sqlite_url(server.data_dir());
     let pg = Postgres::start();
     let target = pg.url();
@@ -313,7 +403,7 @@ async fn a_copy_that_fails_midway_says_the_target_is_partly_filled_and_how_to_re
     let nothing = json_of(&migrate(&empty, &target));
     assert_eq!(
         nothing["copied"],
-        serde_json::json!({"accounts": 0, "clients": 0, "keys": 0})
+        serde_json::json!({"accounts": 0, "clients": 0, "keys": 0, "revocations": 0})
     );
     psql(
         &pg,
@@ -327,7 +417,8 @@ async fn a_copy_that_fails_midway_says_the_target_is_partly_filled_and_how_to_re
     let message = stderr(&failed);
     assert_eq!(failed.status.code(), Some(1), "{message}");
     for expected in [
-        "copying stopped after 0 of 2 accounts, 1 of 1 clients and 3 of 3 keys",
+        "copying stopped after 0 of 2 accounts, 1 of 1 clients and 3 of 3 keys (1 of 1 \
+         revocations)",
         "no space left (test)",
         "partly filled",
         "drop and recreate it",
@@ -345,6 +436,21 @@ async fn a_copy_that_fails_midway_says_the_target_is_partly_filled_and_how_to_re
         "{}",
         stderr(&again)
     );
+    // A log that numbered entries is in use too, even with nothing else left.
+    psql(
+        &pg,
+        "tessera",
+        "DELETE FROM clients; DELETE FROM signing_keys",
+    );
+    let again = migrate(&source, &target);
+    assert!(
+        stderr(&again).contains(
+            "it holds 0 account(s), 0 client(s) and 0 signing key(s), and its revocation log \
+             is at sequence 1"
+        ),
+        "{}",
+        stderr(&again)
+    );
 
     // Following the advice works.
     psql(&pg, "postgres", "DROP DATABASE tessera");
@@ -352,6 +458,6 @@ async fn a_copy_that_fails_midway_says_the_target_is_partly_filled_and_how_to_re
     let moved = json_of(&migrate(&source, &target));
     assert_eq!(
         moved["copied"],
-        serde_json::json!({"accounts": 2, "clients": 1, "keys": 3})
+        serde_json::json!({"accounts": 2, "clients": 1, "keys": 3, "revocations": 1})
     );
 }
