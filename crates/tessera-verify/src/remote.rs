@@ -9,7 +9,10 @@
 //! - to follow `/v1/revocations`, so a revoked session, token, key or user is
 //!   refused within the feed's latency, and to know how fresh that view is: with no
 //!   word from the feed for longer than the staleness bound, tokens are refused
-//!   (fail closed) unless the service chose to accept them;
+//!   (fail closed) unless the service chose to accept them. A heartbeat carries
+//!   the log's sequence: one below our position means the issuer's log was
+//!   replaced (a restored backup, a database numbered anew), and the feed is read
+//!   again from its start, keeping what is already known revoked;
 //! - to introspect opaque `tat_` tokens, with a cache whose hits are still checked
 //!   against the revocation set;
 //! - when asked (`report_activity`), to tell the issuer in batches which sessions'
@@ -789,6 +792,12 @@ impl IntrospectionAnswer {
     }
 }
 
+/// A heartbeat: the sequence of the newest entry of the issuer's log.
+#[derive(Deserialize)]
+struct Heartbeat {
+    sequence: u64,
+}
+
 /// One revocation as the feed sends it.
 #[derive(Deserialize)]
 struct FeedEntry {
@@ -822,11 +831,13 @@ impl FeedEntry {
 }
 
 /// Follows the feed for as long as the verifier lives, resuming after the last
-/// sequence applied whenever the connection drops.
+/// sequence applied whenever the connection drops, and starting over when the log
+/// turns out to be behind that (see [`replaced_log`]).
 async fn follow_feed(shared: std::sync::Weak<Shared>, url: String) {
     let mut backoff = Duration::from_millis(50);
     let mut renew = false;
     loop {
+        let mut replaced = false;
         let Some(verifier) = shared.upgrade().map(RemoteVerifier) else {
             return;
         };
@@ -864,6 +875,10 @@ async fn follow_feed(shared: std::sync::Weak<Shared>, url: String) {
                     }
                 }
             }
+            if event.event == "heartbeat" && replaced_log(&shared, &event.data) {
+                replaced = true;
+                break;
+            }
             // Both revocations and heartbeats show the feed is alive. A heartbeat
             // comes only once the stream has caught up, so the first one marks
             // the view complete.
@@ -873,8 +888,45 @@ async fn follow_feed(shared: std::sync::Weak<Shared>, url: String) {
                 feed.touch();
             }
         }
-        tokio::time::sleep(backoff).await;
+        // Starting over is not a failure: reconnect at once.
+        if !replaced {
+            tokio::time::sleep(backoff).await;
+        }
     }
+}
+
+/// Whether the heartbeat in `data` says the issuer's log is behind this verifier's
+/// position. The log never numbers backwards, so it is not the log we followed:
+/// the issuer moved to a database whose log was numbered anew, or restored a
+/// backup. Resuming after our position would skip every entry until its numbers
+/// pass ours, so the position is forgotten (every entry known stays: refusing
+/// a token a little longer is safe) and the feed is read again from its start.
+/// Until that read's heartbeat the view is incomplete, so it counts as stale.
+fn replaced_log(shared: &Shared, data: &str) -> bool {
+    let Ok(heartbeat) = serde_json::from_str::<Heartbeat>(data) else {
+        return false;
+    };
+    let position = shared.verifier.update_revocations(|set| {
+        let position = set.position();
+        if heartbeat.sequence < position {
+            set.rewind();
+        }
+        position
+    });
+    if heartbeat.sequence >= position {
+        return false;
+    }
+    tracing::warn!(
+        issuer = %shared.metadata.issuer,
+        position,
+        log = heartbeat.sequence,
+        "the issuer's revocation log is behind this verifier's position: it was replaced \
+         (a migration or a restored backup); reading it again from the start"
+    );
+    if let Some(feed) = &shared.feed {
+        feed.heard_ms.store(0, Ordering::Relaxed);
+    }
+    true
 }
 
 /// Opens the feed after the last sequence applied; `None` (logged) if it cannot.

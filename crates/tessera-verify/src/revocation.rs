@@ -74,6 +74,14 @@ impl RevocationSet {
         self.position = self.position.max(sequence);
     }
 
+    /// Forgets the position but keeps every entry, for a log that turned out to be
+    /// another one (a migration numbered anew, a backup restored): it is read
+    /// again from its start. What was revoked stays refused until it expires,
+    /// which is safe: an entry names tokens, not a place in a log.
+    pub fn rewind(&mut self) {
+        self.position = 0;
+    }
+
     /// Drops entries whose tokens have all expired by `now`.
     pub fn prune(&mut self, now: i64) {
         for map in [&mut self.sessions, &mut self.tokens, &mut self.keys] {
