@@ -113,6 +113,11 @@ impl OwnTokens {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut polls: u32 = 0;
         // Entries may all have been purged: the counter still says where the log is.
+        // The revocation set itself starts at 0: it reads the whole log first. A
+        // process follows the one store it opened, so a log replaced under it (a
+        // migration, a restored backup) comes with a restart, and positions from
+        // another log never reach this one; only external verifiers, which outlive
+        // the issuer's restarts, must notice (from the feed's heartbeat).
         if let Ok(latest) = log.latest_revocation().await {
             self.latest.send_replace(latest);
         }

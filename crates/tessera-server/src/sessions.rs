@@ -325,6 +325,10 @@ impl SessionService {
 
     /// Evicts sessions ended by other processes, forever; run it as a task.
     pub async fn follow_revocations(self: Arc<Self>, log: Arc<dyn RevocationLog>) {
+        // From the store's counter at start: the cache is empty then, so nothing
+        // earlier can be in it. A log replaced under the process (a migration, a
+        // restored backup) comes with a restart, so this position always belongs
+        // to the log it reads.
         let mut after = loop {
             match log.latest_revocation().await {
                 Ok(latest) => break latest,

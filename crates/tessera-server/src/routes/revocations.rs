@@ -6,7 +6,10 @@
 //! once what they revoke has expired, so a resumed stream misses nothing that
 //! matters. A `heartbeat` event with the current sequence comes as soon as the
 //! stream has caught up and then every `tokens.feed_heartbeat`, so a verifier
-//! knows when its view is complete and how fresh it is.
+//! knows when its view is complete and how fresh it is. The sequence is the log's
+//! own, even to a client that resumed from further on: such a client followed
+//! another log (before a restored backup, say) and must start over, which it can
+//! only tell from a heartbeat below its position.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -77,6 +80,28 @@ struct Feed {
     pending: std::collections::VecDeque<Event>,
 }
 
+impl Feed {
+    /// The log's sequence, for a heartbeat: the newest this process has applied,
+    /// unless the stream is past it. Then either the stream read entries this
+    /// process's follower has not reached yet (it polls; another instance may
+    /// have appended them), or the client resumed from a position this log never
+    /// reached. The store's counter tells the two apart.
+    async fn log_sequence(&self) -> u64 {
+        let latest = *self.latest.borrow();
+        if self.position <= latest {
+            return latest;
+        }
+        match self.state.revocation_log.latest_revocation().await {
+            Ok(stored) => stored.max(latest),
+            // Unknown: do not send the client into a needless start-over.
+            Err(error) => {
+                tracing::warn!(%error, "revocation feed cannot read the log's sequence");
+                self.position
+            }
+        }
+    }
+}
+
 impl Drop for Feed {
     fn drop(&mut self) {
         metrics::gauge!("tessera_revocation_feed_clients").decrement(1.0);
@@ -130,7 +155,7 @@ fn events(state: AppState, after: u64) -> impl Stream<Item = Result<Event, Infal
                     }
                 }
                 _ = feed.heartbeat.tick() => {
-                    let sequence = (*feed.latest.borrow()).max(feed.position);
+                    let sequence = feed.log_sequence().await;
                     return Some((Ok(heartbeat_event(sequence)), feed));
                 }
             }

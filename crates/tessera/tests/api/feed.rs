@@ -262,3 +262,25 @@ async fn revocations_stream_live_and_resume_from_last_event_id_with_nothing_miss
     assert!(sequences.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(sequences.last(), third.data["sequence"].as_u64().as_ref());
 }
+
+#[tokio::test]
+async fn a_heartbeat_carries_the_logs_own_sequence_even_to_a_client_resuming_beyond_it() {
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    let token = feed_token(&server, "revocations").await;
+    let browser = server.login("alice").await;
+    let logout = server
+        .unsafe_as(reqwest::Method::POST, "/v1/logout", &browser)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    // A client that followed another log (a backup restored since) resumes from a
+    // number this log never reached: the heartbeat tells it so.
+    for resume_from in ["1000", "1"] {
+        let mut feed = EventReader::new(open_feed(&server, &token, Some(resume_from)).await);
+        let event = feed.next().await;
+        assert_eq!(event.kind, "heartbeat", "resuming from {resume_from}");
+        assert_eq!(event.data["sequence"], 1, "resuming from {resume_from}");
+    }
+}

@@ -664,6 +664,143 @@ async fn unknown_kids_cause_one_jwks_fetch_per_cool_down_however_many_arrive() {
     assert_eq!(resource.status("/orders", &token).await, 200);
 }
 
+/// A TCP proxy on a fixed address in front of whichever server runs now, as a
+/// load balancer is: the issuer URL a verifier knows outlives the server process.
+struct Proxy {
+    base: String,
+    target: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Proxy {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let target = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let current = target.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let to = current.lock().unwrap().clone();
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Self { base, target }
+    }
+
+    fn point_at(&self, server: &TestServer) {
+        *self.target.lock().unwrap() = server.base.trim_start_matches("http://").to_owned();
+    }
+}
+
+/// Copies every file under `from` into `to`, keeping relative paths.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    for file in files_under(from) {
+        let relative = file.strip_prefix(from).unwrap();
+        let target = to.join(relative);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &target).unwrap();
+    }
+}
+
+/// Polls for up to 15 s: the verifier reconnects with a back-off of up to 2 s.
+async fn within_15s(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..300 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: still not true after 15 s");
+}
+
+#[tokio::test]
+async fn a_verifier_ahead_of_a_restored_backup_reads_the_feed_again_and_refuses_new_revocations() {
+    let proxy = Proxy::start().await;
+    let mut server = TestServer::start_with(&[
+        ("TESSERA_TOKENS__ISSUER", proxy.base.as_str()),
+        // The verifier's open stream would hold up each stop.
+        ("TESSERA_LIMITS__SHUTDOWN_GRACE", "100ms"),
+        FAST_FEED[0],
+    ])
+    .await;
+    proxy.point_at(&server);
+    server.add_user("alice", &[]);
+    let app = app_client(&server, "app", &[]);
+    let feed = add_client(
+        &server,
+        "orders-service",
+        &["--grant", "client_credentials", "--scope", "revocations"],
+    );
+    // A backup, while the log is empty.
+    assert!(server.terminate().success());
+    let backup = tempfile::tempdir().unwrap();
+    copy_tree(server.data_dir(), backup.path());
+    server.kill_and_restart();
+    proxy.point_at(&server);
+
+    let verifier = RemoteVerifier::builder(&proxy.base)
+        .audience("orders")
+        .client(ClientCredentials::new(feed.id, feed.secret.unwrap()))
+        .build()
+        .await
+        .unwrap();
+    let mut revoked = Vec::new();
+    for _ in 0..5 {
+        let grant = password_token(&server, &app, "alice", "orders:read").await;
+        let token = grant["access_token"].as_str().unwrap().to_owned();
+        revoke(&server, &app, &token).await;
+        revoked.push(token);
+    }
+    within_15s("the verifier follows the log", async || {
+        verifier.revocation_position() == 5
+    })
+    .await;
+
+    // The backup is restored: the log is back at 0, below the verifier's position.
+    assert!(server.terminate().success());
+    for file in files_under(server.data_dir()) {
+        std::fs::remove_file(file).unwrap();
+    }
+    copy_tree(backup.path(), server.data_dir());
+    server.kill_and_restart();
+    proxy.point_at(&server);
+    let grant = password_token(&server, &app, "alice", "orders:read").await;
+    let after_restore = grant["access_token"].as_str().unwrap().to_owned();
+    revoke(&server, &app, &after_restore).await;
+    let grant = password_token(&server, &app, "alice", "orders:read").await;
+    let good = grant["access_token"].as_str().unwrap().to_owned();
+
+    // Under a sequence the verifier had passed, the new revocation still arrives.
+    within_15s(
+        "the revocation made after the restore is refused",
+        async || {
+            matches!(
+                verifier.verify(&after_restore).await,
+                Err(tessera_verify::VerifyError::Revoked(_))
+            )
+        },
+    )
+    .await;
+    assert!(verifier.revocation_position() < 5);
+    within_15s("the feed is fresh again", async || {
+        verifier.verify(&good).await.is_ok()
+    })
+    .await;
+    // What it knew revoked stays refused, though the restored log lost it.
+    for token in &revoked {
+        assert_eq!(
+            verifier.verify(token).await.unwrap_err(),
+            tessera_verify::VerifyError::Revoked(tessera_verify::RevokedBy::Token)
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_verifier_refuses_metadata_for_another_issuer_and_setups_that_cannot_work() {
     use tessera_verify::SetupError;
