@@ -96,8 +96,9 @@ impl PresenceWriter {
                         return;
                     }
                     match self.store.record_presence(&batch).await {
-                        Ok(()) => metrics::counter!("tessera_presence_writes_total")
-                            .increment(batch.len() as u64),
+                        Ok(written) => {
+                            metrics::counter!("tessera_presence_writes_total").increment(written);
+                        }
                         Err(error) => tracing::warn!(%error, "cannot record presence"),
                     }
                     batch.clear();

@@ -63,8 +63,8 @@ use sqlx::{Connection, PgConnection, Row};
 use tessera_core::{CsrfToken, Roles, SecretHash, SessionId, Timestamp, UserId, Username};
 use tessera_store::{
     AccountStore, CreateSessionError, CreateUserError, EndReason, Health, NewSession, NewUser,
-    Online, PresenceStore, Revocation, RevocationLog, Revoked, Seen, SessionRecord, SessionStore,
-    StoreError, User, UserCredentials,
+    Online, PRESENCE_RESOLUTION, PresenceStore, Revocation, RevocationLog, Revoked, Seen,
+    SessionRecord, SessionStore, StoreError, User, UserCredentials,
 };
 use tokio::sync::{Notify, watch};
 
@@ -977,9 +977,9 @@ impl RevocationLog for PostgresStore {
 
 #[async_trait]
 impl PresenceStore for PostgresStore {
-    async fn record_presence(&self, seen: &[Seen]) -> Result<(), StoreError> {
+    async fn record_presence(&self, seen: &[Seen]) -> Result<u64, StoreError> {
         if seen.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         // One statement. A batch may name a session twice: grouped first (an upsert
         // may touch a row once), the latest sighting per session, inserted in `sid`
@@ -989,8 +989,8 @@ impl PresenceStore for PostgresStore {
              SELECT sid, min(user_id), max(at) \
              FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS t(sid, user_id, at) \
              GROUP BY sid ORDER BY sid \
-             ON CONFLICT (sid) DO UPDATE \
-             SET seen_at = GREATEST(presence.seen_at, excluded.seen_at)",
+             ON CONFLICT (sid) DO UPDATE SET seen_at = excluded.seen_at \
+             WHERE excluded.seen_at >= presence.seen_at + $4 AND NOT presence.ended",
         )
         .bind(
             seen.iter()
@@ -999,10 +999,11 @@ impl PresenceStore for PostgresStore {
         )
         .bind(seen.iter().map(|s| s.user.to_string()).collect::<Vec<_>>())
         .bind(seen.iter().map(|s| s.at.as_millis()).collect::<Vec<_>>())
+        .bind(i64::try_from(PRESENCE_RESOLUTION.as_millis()).unwrap_or(i64::MAX))
         .execute(&self.pool)
         .await
-        .map_err(store_error)?;
-        Ok(())
+        .map(|done| done.rows_affected())
+        .map_err(store_error)
     }
 
     async fn online_since(&self, since: Timestamp) -> Result<Online, StoreError> {

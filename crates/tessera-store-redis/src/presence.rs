@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::Script;
 use tessera_core::{SessionId, Timestamp};
-use tessera_store::{Online, PresenceStore, Seen, StoreError};
+use tessera_store::{Online, PRESENCE_RESOLUTION, PresenceStore, Seen, StoreError};
 
 use crate::{RedisStore, Retry};
 
@@ -48,20 +48,27 @@ local function remove(sid)
 end
 ";
 
-/// KEYS: seen, users, owner. ARGV: triples of session id, user id, time.
+/// KEYS: seen, users, owner. ARGV: the resolution in milliseconds, then triples of
+/// session id, user id, time. Returns how many sightings were written: only those
+/// of a session not seen within the resolution (see `PRESENCE_RESOLUTION`).
 static RECORD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-for i = 1, #ARGV, 3 do
+local resolution = tonumber(ARGV[1])
+local written = 0
+for i = 2, #ARGV, 3 do
   local sid, user, at = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  if redis.call('EXISTS', 'tessera:presence:ended:' .. sid) == 0 then
+  local stored = redis.call('ZSCORE', KEYS[1], sid)
+  if redis.call('EXISTS', 'tessera:presence:ended:' .. sid) == 0
+    and (not stored or tonumber(at) >= tonumber(stored) + resolution) then
     redis.call('ZADD', KEYS[1], 'GT', at, sid)
     redis.call('HSETNX', KEYS[3], sid, user)
     redis.call('ZADD', 'tessera:presence:user:' .. user, 'GT', at, sid)
     redis.call('ZADD', KEYS[2], 'GT', at, user)
+    written = written + 1
   end
 end
-return 0
+return written
 ",
     )
 });
@@ -96,12 +103,13 @@ return #old
 
 #[async_trait]
 impl PresenceStore for RedisStore {
-    async fn record_presence(&self, seen: &[Seen]) -> Result<(), StoreError> {
+    async fn record_presence(&self, seen: &[Seen]) -> Result<u64, StoreError> {
         if seen.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let mut invocation = RECORD.prepare_invoke();
         invocation.key(SEEN).key(USERS).key(OWNER);
+        invocation.arg(u64::try_from(PRESENCE_RESOLUTION.as_millis()).unwrap_or(u64::MAX));
         for s in seen {
             invocation
                 .arg(s.sid.as_str())
@@ -110,10 +118,9 @@ impl PresenceStore for RedisStore {
         }
         let invocation = &invocation;
         self.run(Retry::Idempotent, |mut c| async move {
-            invocation.invoke_async::<i64>(&mut c).await
+            invocation.invoke_async::<u64>(&mut c).await
         })
         .await
-        .map(drop)
     }
 
     async fn online_since(&self, since: Timestamp) -> Result<Online, StoreError> {

@@ -23,8 +23,8 @@ use sqlx::{Row, Sqlite, Transaction};
 use tessera_core::{CsrfToken, Roles, SecretHash, SessionId, Timestamp, UserId, Username};
 use tessera_store::{
     AccountStore, CreateSessionError, CreateUserError, EndReason, Health, NewSession, NewUser,
-    Online, PresenceStore, Revocation, RevocationLog, Revoked, Seen, SessionRecord, SessionStore,
-    StoreError, User, UserCredentials,
+    Online, PRESENCE_RESOLUTION, PresenceStore, Revocation, RevocationLog, Revoked, Seen,
+    SessionRecord, SessionStore, StoreError, User, UserCredentials,
 };
 
 pub use migrations::{MigrationError, SCHEMA_VERSION};
@@ -676,24 +676,30 @@ impl RevocationLog for SqliteStore {
 
 #[async_trait]
 impl PresenceStore for SqliteStore {
-    async fn record_presence(&self, seen: &[Seen]) -> Result<(), StoreError> {
+    async fn record_presence(&self, seen: &[Seen]) -> Result<u64, StoreError> {
         if seen.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
+        let resolution = i64::try_from(PRESENCE_RESOLUTION.as_millis()).unwrap_or(i64::MAX);
         let mut tx = self.write_transaction().await?;
+        let mut written = 0;
         for sighting in seen {
-            sqlx::query(
+            written += sqlx::query(
                 "INSERT INTO presence (sid, user_id, seen_at) VALUES (?, ?, ?) \
-                 ON CONFLICT (sid) DO UPDATE SET seen_at = max(seen_at, excluded.seen_at)",
+                 ON CONFLICT (sid) DO UPDATE SET seen_at = excluded.seen_at \
+                 WHERE excluded.seen_at >= presence.seen_at + ? AND presence.ended = 0",
             )
             .bind(sighting.sid.as_str())
             .bind(sighting.user.to_string())
             .bind(sighting.at.as_millis())
+            .bind(resolution)
             .execute(&mut *tx)
             .await
-            .map_err(store_error)?;
+            .map_err(store_error)?
+            .rows_affected();
         }
-        tx.commit().await.map_err(store_error)
+        tx.commit().await.map_err(store_error)?;
+        Ok(written)
     }
 
     async fn online_since(&self, since: Timestamp) -> Result<Online, StoreError> {

@@ -310,7 +310,7 @@ pub async fn presence<S: crate::PresenceStore>(store: &S) {
         Online::default()
     );
     let seen = |sid, user, at| Seen { sid, user, at };
-    store
+    let written = store
         .record_presence(&[
             seen(a1, alice, now),
             seen(a2, alice, hour_ago),
@@ -318,6 +318,7 @@ pub async fn presence<S: crate::PresenceStore>(store: &S) {
         ])
         .await
         .unwrap();
+    assert_eq!(written, 3);
     let since = now.saturating_sub(Duration::from_secs(300));
     assert_eq!(
         store.online_since(since).await.unwrap(),
@@ -327,10 +328,11 @@ pub async fn presence<S: crate::PresenceStore>(store: &S) {
         }
     );
     // An older sighting arriving late does not move a session back in time.
-    store
+    let written = store
         .record_presence(&[seen(a1, alice, hour_ago), seen(a1, alice, hour_ago)])
         .await
         .unwrap();
+    assert_eq!(written, 0);
     let now_only = store.online_since(now).await.unwrap();
     assert_eq!((now_only.users, now_only.sessions), (1, 1));
     assert_eq!(
@@ -340,7 +342,25 @@ pub async fn presence<S: crate::PresenceStore>(store: &S) {
             sessions: 3
         }
     );
-    store.record_presence(&[]).await.unwrap();
+    assert_eq!(store.record_presence(&[]).await.unwrap(), 0);
+    // At most one write per session per minute, whoever sends the sightings.
+    let soon = now.saturating_add(Duration::from_secs(30));
+    let later = now.saturating_add(crate::PRESENCE_RESOLUTION);
+    assert_eq!(
+        store
+            .record_presence(&[seen(a1, alice, soon)])
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .record_presence(&[seen(a1, alice, later)])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.online_since(later).await.unwrap().sessions, 1);
     // An ended session is no longer online.
     store.forget_presence(&[b1]).await.unwrap();
     store.forget_presence(&[]).await.unwrap();
@@ -352,7 +372,11 @@ pub async fn presence<S: crate::PresenceStore>(store: &S) {
         }
     );
     // A sighting queued before the end and written after it changes nothing.
-    store.record_presence(&[seen(b1, bob, now)]).await.unwrap();
+    let late = store
+        .record_presence(&[seen(b1, bob, later)])
+        .await
+        .unwrap();
+    assert_eq!(late, 0);
     assert_eq!(store.online_since(since).await.unwrap().sessions, 1);
     // Ending a session never seen is fine too.
     let never = SessionSecret::generate().session_id();

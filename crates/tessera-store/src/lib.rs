@@ -560,14 +560,21 @@ pub struct Online {
     pub sessions: u64,
 }
 
+/// How far apart two stored sightings of one session are at least.
+pub const PRESENCE_RESOLUTION: Duration = Duration::from_secs(60);
+
 /// Presence: the last time each session was seen in use, for "who is online". Kept
 /// apart from sessions because refresh families and sessions seen only by resource
 /// services count too, and because writes are rate-limited by the caller (at most one
 /// per session per minute), not tied to session expiry.
 #[async_trait]
 pub trait PresenceStore: Send + Sync {
-    /// Records each sighting; an older sighting never moves a newer one back.
-    async fn record_presence(&self, seen: &[Seen]) -> Result<(), StoreError>;
+    /// Records each sighting, and returns how many were written. A sighting is
+    /// written only if its session has none stored, or one at least
+    /// [`PRESENCE_RESOLUTION`] older: so a session costs at most one write a
+    /// minute whichever instances see it, and presence is kept to the minute. An
+    /// older sighting never moves a newer one back; an ended session stays ended.
+    async fn record_presence(&self, seen: &[Seen]) -> Result<u64, StoreError>;
     /// Sessions and users seen at or after `since`.
     async fn online_since(&self, since: Timestamp) -> Result<Online, StoreError>;
     /// Forgets sightings older than `before`; returns how many.

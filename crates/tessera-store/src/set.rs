@@ -315,7 +315,7 @@ impl KeyStore for StoreSet {
 
 #[async_trait]
 impl PresenceStore for StoreSet {
-    async fn record_presence(&self, seen: &[Seen]) -> Result<(), StoreError> {
+    async fn record_presence(&self, seen: &[Seen]) -> Result<u64, StoreError> {
         self.presence.record_presence(seen).await
     }
     async fn online_since(&self, since: Timestamp) -> Result<Online, StoreError> {
