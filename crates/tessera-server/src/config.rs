@@ -37,6 +37,10 @@ pub struct Config {
     pub registration: bool,
     /// Further origins allowed to send cookie-authenticated requests and logins.
     pub allowed_origins: Vec<String>,
+    /// Origins the login page (`/login`) may send a browser back to after login,
+    /// with `?return_to=URL`: a gateway's, an application's. `public_url`'s origin
+    /// always may; any other `return_to` is ignored (no open redirect).
+    pub return_to_origins: Vec<String>,
     /// Peers whose `X-Forwarded-For` is believed (reverse proxies in front of tessera).
     pub trusted_proxies: Vec<IpAddr>,
     pub password: PasswordConfig,
@@ -217,6 +221,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             registration: true,
             allowed_origins: Vec::new(),
+            return_to_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             password: PasswordConfig::default(),
             session: SessionConfig::default(),
@@ -320,6 +325,7 @@ const ENV_KEYS: &[&str] = &[
     "log_format",
     "registration",
     "allowed_origins",
+    "return_to_origins",
     "trusted_proxies",
     "password",
     "session",
@@ -441,6 +447,10 @@ impl Config {
         for origin in &self.allowed_origins {
             crate::http::origin::Origin::parse(origin)
                 .map_err(|e| ConfigError::Invalid(format!("allowed_origins: {e}")))?;
+        }
+        for origin in &self.return_to_origins {
+            crate::http::origin::Origin::parse(origin)
+                .map_err(|e| ConfigError::Invalid(format!("return_to_origins: {e}")))?;
         }
         Ok(())
     }

@@ -65,6 +65,11 @@ impl ApiError {
         &self.description
     }
 
+    /// How long a client should wait before retrying, if it should.
+    pub fn retry_after_duration(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
     pub fn bad_request(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
     }
@@ -180,11 +185,14 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let is_json = response
+    // JSON errors are ours already; HTML ones are the login page's, for people.
+    let deliberate = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if is_json {
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+        });
+    if deliberate {
         return response;
     }
     let (parts, _) = response.into_parts();

@@ -246,6 +246,8 @@ pub async fn serve(
             config.tokens.session_token_ttl,
         ),
         session_token_client: session_token_client(&config)?,
+        return_to: http::return_to::ReturnTo::new(&public_url, &config.return_to_origins)
+            .map_err(anyhow::Error::msg)?,
         origins,
         token_cors_origins: config
             .tokens

@@ -47,6 +47,8 @@ pub struct Services {
     pub session_token_client: tessera_store::Client,
     /// Origins allowed to send logins and cookie-authenticated unsafe requests.
     pub origins: Vec<Origin>,
+    /// Where the login page may send a browser afterwards.
+    pub return_to: crate::http::return_to::ReturnTo,
     /// Origins whose pages may call the token endpoint (CORS).
     pub token_cors_origins: Vec<Origin>,
     pub trusted_proxies: Vec<IpAddr>,

@@ -3,6 +3,7 @@
 pub mod cookie;
 pub mod extract;
 pub mod origin;
+pub mod return_to;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -29,8 +30,8 @@ use tower_http::timeout::TimeoutLayer;
 use crate::config::LimitsConfig;
 use crate::error::json_errors;
 use crate::routes::{
-    activity, admin, discovery, health, introspect, login, revocations, session, sessions, token,
-    users,
+    activity, admin, discovery, health, introspect, login, login_page, revocations, session,
+    sessions, token, users,
 };
 use crate::state::AppState;
 
@@ -56,6 +57,7 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/v1/users", post(users::register))
         .route("/v1/login", post(login::login))
+        .route("/login", get(login_page::show).post(login_page::submit))
         .route("/v1/session", get(session::current))
         .route("/v1/logout", post(session::logout))
         .route("/v1/session/token", post(session::token))

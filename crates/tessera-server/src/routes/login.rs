@@ -1,7 +1,9 @@
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::response::IntoResponse;
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Deserialize;
 use tessera_store::{CreateSessionError, EndReason};
 
@@ -9,15 +11,15 @@ use crate::accounts::LoginError;
 use crate::error::ApiError;
 use crate::http::extract::{ClientInfo, Input, SameOrigin};
 use crate::routes::users::parse_credentials;
-use crate::sessions::NewSessionInfo;
+use crate::sessions::{ActiveSession, NewSessionInfo};
 use crate::state::AppState;
 use crate::throttle::Throttled;
 use crate::views::CurrentSession;
 
 #[derive(Deserialize)]
 pub struct LoginForm {
-    username: String,
-    password: String,
+    pub username: String,
+    pub password: String,
 }
 
 pub fn throttled(refusal: Throttled) -> ApiError {
@@ -44,6 +46,20 @@ pub async fn login(
     headers: HeaderMap,
     Input(input): Input<LoginForm>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let (set_cookie, session) = sign_in(&state, client, &headers, input).await?;
+    let body = Json(CurrentSession::of(&session, state.sessions.policy())).into_response();
+    Ok(([(header::SET_COOKIE, set_cookie)], body))
+}
+
+/// Checks the password and starts a new session: the `Set-Cookie` value and the
+/// session. Shared by `POST /v1/login` and the login page; the caller has checked
+/// the origin.
+pub async fn sign_in(
+    state: &AppState,
+    client: ClientInfo,
+    headers: &HeaderMap,
+    input: LoginForm,
+) -> Result<(HeaderValue, Arc<ActiveSession>), ApiError> {
     let (username, password) = parse_credentials(&input.username, input.password)?;
     if let Err(wait) = state.throttle.login(&username, client.address).await {
         outcome("throttled");
@@ -72,7 +88,7 @@ pub async fn login(
 
     // A cookie presented at login is never adopted (fixation); the session it names,
     // if live, is ended, since this browser is about to forget it.
-    let presented = match state.cookie.secret(&headers) {
+    let presented = match state.cookie.secret(headers) {
         Some(old) => state.sessions.authenticate(&old).await?,
         None => None,
     };
@@ -98,8 +114,7 @@ pub async fn login(
             CreateSessionError::Store(e) => e.into(),
         })?;
     outcome("success");
-    let body = Json(CurrentSession::of(&session, state.sessions.policy())).into_response();
-    Ok(([(header::SET_COOKIE, state.cookie.set(&secret))], body))
+    Ok((state.cookie.set(&secret), session))
 }
 
 fn disabled() -> ApiError {

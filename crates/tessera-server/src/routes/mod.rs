@@ -6,6 +6,7 @@ pub mod discovery;
 pub mod health;
 pub mod introspect;
 pub mod login;
+pub mod login_page;
 pub mod revocations;
 pub mod session;
 pub mod sessions;

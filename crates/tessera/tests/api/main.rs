@@ -10,6 +10,7 @@ mod feed;
 mod harness;
 mod interop;
 mod login;
+mod login_page;
 mod migrate;
 mod operations;
 mod protection;
