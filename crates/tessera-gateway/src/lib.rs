@@ -1,0 +1,206 @@
+//! `tessera gateway`: a reverse proxy at the web edge that turns browser sessions
+//! into short-lived JWTs for the services behind it.
+//!
+//! Browsers keep what suits them, a cookie session; internal services get what
+//! suits them, a signed token they verify locally, and never see the cookie. Each
+//! rule below says why it is there.
+//!
+//! - **Routes**: the longest matching path prefix wins (a specific route can sit
+//!   inside a broad one); no match is a 404, never a default upstream. Paths with
+//!   `.`/`..` segments are refused (400): routes match the raw path, and an
+//!   upstream that normalised it could serve another route's path through this one.
+//! - **Session routes** (`auth = "session"`): the session cookie is exchanged at
+//!   tessera (RFC 8693 token exchange, as the gateway's confidential client) for a
+//!   JWT whose audience and scopes are the route's, and whose `sid` is the
+//!   session's. The JWT is cached per (SHA-256 of the cookie, audience and scopes)
+//!   until 10 s before it expires, so a busy session costs about one exchange per
+//!   token lifetime; concurrent requests wait for one exchange (single-flight).
+//! - **Revocation at the edge**: before each use a cached JWT is checked by a
+//!   `tessera_verify::RemoteVerifier` that follows tessera's revocation feed. The
+//!   check is local, and logout, kick, session deletion or key retirement reach it
+//!   within the feed's latency, not after the JWT's lifetime. A refused JWT is
+//!   dropped and the session exchanged again, which fails (`invalid_grant`) for an
+//!   ended session: the request is then treated as having no session.
+//! - **Without a session**: a browser navigation (`GET`/`HEAD` accepting
+//!   `text/html`) is redirected to `login_url` with `return_to` = the public URL it
+//!   asked for; anything else gets 401 JSON, which an API client can act on where a
+//!   redirect to an HTML page would only confuse it. tessera answering nothing or
+//!   something unexpected is a 503, never a pass without identity.
+//! - **No way around it**: the upstream only ever sees tokens the gateway minted.
+//!   An `Authorization` header the client sent is removed on session and optional
+//!   routes, and every `X-Tessera-*` header on every route, since those are the
+//!   gateway's to set. The session cookie is removed from `Cookie` (other cookies
+//!   stay): a service that could read it could act as the user everywhere.
+//!   Anonymous routes never look at the session and pass cookies untouched (that
+//!   is how tessera's own pages can sit behind the gateway).
+//! - **Proxying**: bodies stream both ways (a 1 GB upload uses no more memory than
+//!   a small one); clients speak HTTP/1.1 or HTTP/2, upstreams get HTTP/1.1.
+//!   Hop-by-hop headers (RFC 9110 §7.6.1) are removed both ways, since they
+//!   describe one connection and passed on they invite request smuggling; an
+//!   `Upgrade` (WebSocket) is the exception, forwarded and, on 101, spliced
+//!   byte for byte. `X-Forwarded-For/-Proto/-Host` come from the connection;
+//!   what a client sent is kept (and appended to) only from `trusted_proxies`.
+//!   `X-Request-Id` is the client's when sane, else new, and goes both ways.
+//! - **Failures are answers**: an upstream that cannot be reached is 502, one that
+//!   sends no response head within `upstream_timeout` is 504, both JSON in
+//!   tessera's `{"error", "error_description"}` shape.
+
+pub mod config;
+pub mod headers;
+mod proxy;
+pub mod sessions;
+mod tls;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use proxy::{Body, Gateway, error};
+
+/// How long a client may take to send a request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long requests in flight get to finish on shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start following tessera at {url}: {source}")]
+    Tessera {
+        url: String,
+        source: tessera_verify::remote::SetupError,
+    },
+    #[error("cannot set up an HTTP client: {0}")]
+    Http(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// Where a started gateway listens.
+#[derive(Debug, Clone)]
+pub struct Listening {
+    pub address: SocketAddr,
+    pub public_url: String,
+}
+
+/// Binds, connects to tessera, calls `on_listening` (for the banner), then serves
+/// until SIGINT or SIGTERM, giving requests in flight up to 10 s to finish.
+pub async fn run(config: Config, on_listening: impl FnOnce(&Listening)) -> Result<(), StartError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            address: config.listen,
+            source,
+        })?;
+    let address = listener.local_addr().map_err(|source| StartError::Bind {
+        address: config.listen,
+        source,
+    })?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
+    let shutdown = shutdown_signal();
+    let gateway = Arc::new(Gateway::new(config, public_url.clone()).await?);
+    on_listening(&Listening {
+        address,
+        public_url,
+    });
+    tracing::info!(%address, "gateway listening");
+    serve(listener, gateway, shutdown).await;
+    tracing::info!("gateway stopped");
+    Ok(())
+}
+
+/// The accept loop: HTTP/1.1 and HTTP/2 (prior knowledge) on each connection,
+/// with upgrades, a bound on the time to read a request head, and a graceful stop.
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_headers(100);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let gateway = gateway.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let gateway = gateway.clone();
+            async move { Ok::<_, Infallible>(gateway.handle(request, peer).await) }
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {},
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!("requests still in flight after the grace period; stopping anyway");
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM; the handlers are installed when this is called,
+/// so a signal right after the banner is not lost.
+fn shutdown_signal() -> impl Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let terminate = signal(SignalKind::terminate()).ok();
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        async move {
+            match (terminate, interrupt) {
+                (Some(mut terminate), Some(mut interrupt)) => {
+                    tokio::select! {
+                        _ = terminate.recv() => {},
+                        _ = interrupt.recv() => {},
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,482 @@
+//! One request through the gateway: pick the route, turn the session into a JWT,
+//! rewrite the headers, forward with the body streaming, and bring the answer (or
+//! the upgraded connection) back.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use crate::StartError;
+use crate::config::{Auth, Config, Route};
+use crate::headers::{self, X_REQUEST_ID};
+use crate::sessions::{Outcome, Profile, Sessions};
+
+/// What the gateway answers with: the upstream's body, streamed, or its own.
+pub type Body = Either<Incoming, Full<Bytes>>;
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+struct CompiledRoute {
+    route: Route,
+    /// Index into the session profiles; `None` for anonymous routes.
+    profile: Option<usize>,
+}
+
+/// The gateway: its routes, the session-to-token flow and the upstream client.
+pub struct Gateway {
+    /// Longest prefix first, so the first match is the longest.
+    routes: Vec<CompiledRoute>,
+    sessions: Option<Sessions>,
+    client: Client<Connector, Incoming>,
+    session_cookie: String,
+    login_url: String,
+    public_url: String,
+    upstream_timeout: Duration,
+    trusted_proxies: Vec<IpAddr>,
+}
+
+impl Gateway {
+    /// Builds the gateway for `config`, reached by browsers at `public_url`. With
+    /// any route that looks at sessions, this reads tessera's metadata and keys
+    /// and starts following its revocation feed, so tessera must be up.
+    pub async fn new(config: Config, public_url: String) -> Result<Self, StartError> {
+        let mut profiles: Vec<Profile> = Vec::new();
+        let mut routes: Vec<CompiledRoute> =
+            config
+                .routes
+                .into_iter()
+                .map(|route| {
+                    let profile =
+                        match (&route.auth, &route.audience) {
+                            (Auth::Anonymous, _) | (_, None) => None,
+                            (_, Some(audience)) => {
+                                let wanted = Profile {
+                                    audience: audience.clone(),
+                                    scope: route.scopes.join(" "),
+                                };
+                                Some(profiles.iter().position(|p| *p == wanted).unwrap_or_else(
+                                    || {
+                                        profiles.push(wanted);
+                                        profiles.len() - 1
+                                    },
+                                ))
+                            }
+                        };
+                    CompiledRoute { route, profile }
+                })
+                .collect();
+        routes.sort_by_key(|r| std::cmp::Reverse(r.route.prefix.len()));
+
+        let sessions = if profiles.is_empty() {
+            None
+        } else {
+            let mut builder = tessera_verify::RemoteVerifier::builder(&config.tessera_url).client(
+                tessera_verify::ClientCredentials::new(
+                    config.client_id.clone(),
+                    config.client_secret.expose(),
+                ),
+            );
+            let mut audiences: Vec<&str> = profiles.iter().map(|p| p.audience.as_str()).collect();
+            audiences.dedup();
+            for audience in audiences {
+                builder = builder.audience(audience);
+            }
+            let verifier = builder
+                .build()
+                .await
+                .map_err(|source| StartError::Tessera {
+                    url: config.tessera_url.clone(),
+                    source,
+                })?;
+            Some(
+                Sessions::new(
+                    verifier,
+                    config.client_id,
+                    config.client_secret,
+                    profiles,
+                    config.connect_timeout,
+                )
+                .map_err(|e| StartError::Http(e.to_string()))?,
+            )
+        };
+
+        let needs_tls = routes
+            .iter()
+            .any(|r| r.route.upstream.scheme == http::uri::Scheme::HTTPS);
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(config.connect_timeout));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let connector = crate::tls::connector(http, needs_tls)?;
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Ok(Self {
+            routes,
+            sessions,
+            client,
+            session_cookie: config.session_cookie,
+            login_url: config.login_url,
+            public_url,
+            upstream_timeout: config.upstream_timeout,
+            trusted_proxies: config
+                .trusted_proxies
+                .iter()
+                .map(IpAddr::to_canonical)
+                .collect(),
+        })
+    }
+
+    /// The verifier following tessera's revocation feed, when a route uses sessions.
+    pub fn verifier(&self) -> Option<&tessera_verify::RemoteVerifier> {
+        self.sessions.as_ref().map(Sessions::verifier)
+    }
+
+    /// Answers one request from `peer`. Every answer carries the request's
+    /// `X-Request-Id`, the gateway's own errors too.
+    pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let request_id = headers::request_id(request.headers());
+        let mut response = self.forward(request, peer, &request_id).await;
+        response.headers_mut().insert(X_REQUEST_ID, request_id);
+        response
+    }
+
+    fn route_for(&self, path: &str) -> Option<&CompiledRoute> {
+        self.routes
+            .iter()
+            .find(|r| path.starts_with(r.route.prefix.as_str()))
+    }
+
+    async fn forward(
+        &self,
+        mut request: Request<Incoming>,
+        peer: SocketAddr,
+        request_id: &HeaderValue,
+    ) -> Response<Body> {
+        if has_dot_segment(request.uri().path()) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the path has . or .. segments",
+            );
+        }
+        let Some(compiled) = self.route_for(request.uri().path()) else {
+            return error(StatusCode::NOT_FOUND, "not_found", "no route for this path");
+        };
+        let route = &compiled.route;
+        let upgrade =
+            request.version() == Version::HTTP_11 && headers::asks_upgrade(request.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+        let (mut parts, body) = request.into_parts();
+
+        let token = match (route.auth, compiled.profile, &self.sessions) {
+            (Auth::Anonymous, _, _) => None,
+            (_, Some(profile), Some(sessions)) => {
+                parts.headers.remove(header::AUTHORIZATION);
+                match headers::take_cookie(&mut parts.headers, &self.session_cookie) {
+                    None => None,
+                    Some(cookie) => match sessions.token_for(&cookie, profile).await {
+                        Ok(Outcome::Token(jwt)) => Some(jwt),
+                        Ok(Outcome::NoSession) => None,
+                        Err(_) => {
+                            let mut response = error(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "temporarily_unavailable",
+                                "sessions cannot be checked right now; try again shortly",
+                            );
+                            response
+                                .headers_mut()
+                                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                            return response;
+                        }
+                    },
+                }
+            }
+            // Config makes every session and optional route name an audience.
+            _ => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "this route has no audience",
+                );
+            }
+        };
+        if route.auth == Auth::Session && token.is_none() {
+            return self.no_session(&parts);
+        }
+
+        let uri = match upstream_uri(route, &parts.uri) {
+            Ok(uri) => uri,
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "the request target cannot be forwarded",
+                );
+            }
+        };
+        let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+        headers::remove_owned(&mut parts.headers);
+        headers::remove_hop_by_hop(&mut parts.headers, upgrade);
+        // The upstream gets its own authority as Host (set by the client from the
+        // URI); the one the browser used goes in X-Forwarded-Host.
+        parts.headers.remove(header::HOST);
+        let peer_ip = peer.ip().to_canonical();
+        headers::set_forwarded(
+            &mut parts.headers,
+            peer_ip,
+            self.trusted_proxies.contains(&peer_ip),
+            host,
+        );
+        parts.headers.insert(X_REQUEST_ID, request_id.clone());
+        if let Some(jwt) = &token
+            && let Ok(value) = HeaderValue::from_str(&format!("Bearer {jwt}"))
+        {
+            parts.headers.insert(header::AUTHORIZATION, value);
+        }
+        parts.uri = uri;
+        parts.version = Version::HTTP_11;
+
+        let sent = self.client.request(Request::from_parts(parts, body));
+        let mut response = match tokio::time::timeout(self.upstream_timeout, sent).await {
+            Err(_) => {
+                tracing::warn!(upstream = %route.upstream, "the upstream did not answer in time");
+                return error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "gateway_timeout",
+                    format!(
+                        "the upstream did not answer within {}",
+                        humantime::format_duration(self.upstream_timeout)
+                    ),
+                );
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %error_chain(&e), upstream = %route.upstream, "upstream request failed");
+                return error(
+                    StatusCode::BAD_GATEWAY,
+                    "bad_gateway",
+                    if e.is_connect() {
+                        "the upstream cannot be reached"
+                    } else {
+                        "the upstream failed to answer"
+                    },
+                );
+            }
+            Ok(Ok(response)) => response,
+        };
+
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let Some(client_upgrade) = client_upgrade else {
+                return error(
+                    StatusCode::BAD_GATEWAY,
+                    "bad_gateway",
+                    "the upstream switched protocols unasked",
+                );
+            };
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            tokio::spawn(async move {
+                match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                    Ok((client, upstream)) => {
+                        let mut client = TokioIo::new(client);
+                        let mut upstream = TokioIo::new(upstream);
+                        if let Err(error) =
+                            tokio::io::copy_bidirectional(&mut client, &mut upstream).await
+                        {
+                            tracing::debug!(%error, "upgraded connection ended with an error");
+                        }
+                    }
+                    Err(error) => tracing::debug!(%error, "the upgrade did not complete"),
+                }
+            });
+            let (mut parts, _) = response.into_parts();
+            headers::remove_hop_by_hop(&mut parts.headers, true);
+            return Response::from_parts(parts, Either::Right(Full::new(Bytes::new())));
+        }
+
+        let (mut parts, body) = response.into_parts();
+        headers::remove_hop_by_hop(&mut parts.headers, false);
+        Response::from_parts(parts, Either::Left(body))
+    }
+
+    /// A `session` route without a live session: browsers navigating go to log in
+    /// and come back; API calls get a 401 they can act on.
+    fn no_session(&self, parts: &Parts) -> Response<Body> {
+        if headers::is_navigation(&parts.method, &parts.headers) {
+            let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            let location =
+                headers::login_redirect(&self.login_url, &self.public_url, path_and_query);
+            if let Ok(location) = HeaderValue::from_str(&location) {
+                let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
+                *response.status_mut() = StatusCode::FOUND;
+                let h = response.headers_mut();
+                h.insert(header::LOCATION, location);
+                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                return response;
+            }
+        }
+        error(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "no valid session: log in first",
+        )
+    }
+}
+
+/// The gateway's own answers: `{"error", "error_description"}`, as tessera's.
+pub fn error(
+    status: StatusCode,
+    code: &'static str,
+    description: impl Into<String>,
+) -> Response<Body> {
+    let body = serde_json::json!({"error": code, "error_description": description.into()});
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body.to_string()))));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Where the request goes: the upstream's scheme, authority and base path, then
+/// the request's path (less the route prefix with `strip_prefix`) and query.
+fn upstream_uri(route: &Route, uri: &Uri) -> Result<Uri, http::Error> {
+    let path = uri.path();
+    let rest = if route.strip_prefix {
+        let stem = route.prefix.trim_end_matches('/');
+        path.get(stem.len()..).unwrap_or_default()
+    } else {
+        path
+    };
+    let mut target = route.upstream.base_path.clone();
+    if !rest.starts_with('/') {
+        target.push('/');
+    }
+    target.push_str(rest);
+    if let Some(query) = uri.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    Uri::builder()
+        .scheme(route.upstream.scheme.clone())
+        .authority(route.upstream.authority.clone())
+        .path_and_query(target)
+        .build()
+}
+
+/// `.` and `..` segments, also percent-encoded: refused rather than forwarded,
+/// since the gateway matches routes on the raw path and an upstream that
+/// normalises it could serve another route's path through this one.
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    })
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::config::Upstream;
+
+    fn route(prefix: &str, upstream: &str, strip_prefix: bool) -> Route {
+        let uri: Uri = upstream.parse().unwrap();
+        Route {
+            prefix: prefix.to_owned(),
+            upstream: Upstream {
+                scheme: uri.scheme().unwrap().clone(),
+                authority: uri.authority().unwrap().clone(),
+                base_path: uri.path().trim_end_matches('/').to_owned(),
+            },
+            audience: None,
+            auth: Auth::Anonymous,
+            scopes: Vec::new(),
+            strip_prefix,
+        }
+    }
+
+    #[test]
+    fn upstream_uris_keep_or_strip_the_prefix() {
+        let cases = [
+            (
+                "/api/",
+                "http://u:1",
+                false,
+                "/api/orders?x=1",
+                "http://u:1/api/orders?x=1",
+            ),
+            (
+                "/api/",
+                "http://u:1",
+                true,
+                "/api/orders?x=1",
+                "http://u:1/orders?x=1",
+            ),
+            (
+                "/api/",
+                "http://u:1/v2/",
+                true,
+                "/api/orders",
+                "http://u:1/v2/orders",
+            ),
+            ("/api", "http://u:1", true, "/api", "http://u:1/"),
+            ("/api", "http://u:1", true, "/apix", "http://u:1/x"),
+            ("/", "http://u:1/base", false, "/", "http://u:1/base/"),
+        ];
+        for (prefix, upstream, strip, request, expected) in cases {
+            let uri: Uri = request.parse().unwrap();
+            let got = upstream_uri(&route(prefix, upstream, strip), &uri).unwrap();
+            assert_eq!(got.to_string(), expected, "{prefix} {upstream} {request}");
+        }
+    }
+
+    #[test]
+    fn dot_segments_are_found_encoded_or_not() {
+        for path in ["/a/../b", "/a/./b", "/a/..", "/%2e%2E/x", "/a/%2e"] {
+            assert!(has_dot_segment(path), "{path}");
+        }
+        for path in ["/a/b", "/a/..b", "/a/.well-known/x", "/"] {
+            assert!(!has_dot_segment(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn errors_are_json_with_a_description() {
+        let response = error(StatusCode::BAD_GATEWAY, "bad_gateway", "down");
+        assert_eq!(response.status(), 502);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let Either::Right(body) = response.into_body() else {
+            panic!("the gateway's own body")
+        };
+        let _ = body;
+    }
+}

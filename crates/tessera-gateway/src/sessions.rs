@@ -1,0 +1,265 @@
+//! From a session cookie to a JWT for an audience: token exchange at tessera, a
+//! cache per (session, audience and scopes), and the revocation feed that empties
+//! it.
+//!
+//! The cache is keyed by the SHA-256 of the cookie value, so the gateway's memory
+//! never holds a session secret longer than a request. A cached JWT is checked
+//! with the [`RemoteVerifier`] before each use: that is local (microseconds), and
+//! it is how logout, kick, session deletion and key retirement reach the gateway
+//! within the feed's latency rather than after the JWT's lifetime. A refused JWT is
+//! dropped and the session exchanged again, which tessera refuses
+//! (`invalid_grant`) for a session that has ended.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tessera_verify::{RemoteVerifier, VerifyError};
+
+use crate::config::ClientSecret;
+
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub const SESSION_TOKEN_TYPE: &str = "urn:tessera:params:oauth:token-type:session";
+/// A JWT is exchanged again this long before it expires, so that an upstream never
+/// receives one that expires in flight.
+pub const RENEW_BEFORE: Duration = Duration::from_secs(10);
+/// How long "this cookie is no session" is remembered. A session secret is random
+/// and an ended session never comes back, so the answer cannot go wrong; the bound
+/// only keeps memory for cookies that stopped coming.
+const NO_SESSION_FOR: Duration = Duration::from_secs(60);
+const CACHE_ENTRIES: usize = 100_000;
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a JWT is asked for: one audience with one set of scopes. Routes that ask
+/// the same share cached tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub audience: String,
+    /// Space-separated; empty asks for no scopes.
+    pub scope: String,
+}
+
+/// The answer for a request's cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A JWT to forward, live as far as the gateway knows.
+    Token(Arc<str>),
+    /// The cookie is not a live session.
+    NoSession,
+}
+
+/// tessera could not be asked, or answered something unexpected: the request gets
+/// a 503, never an unauthenticated pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unavailable;
+
+#[derive(Clone, Hash, PartialEq, Eq)]
+struct Key {
+    session: [u8; 32],
+    profile: usize,
+}
+
+#[derive(Clone)]
+enum Cached {
+    Token { jwt: Arc<str>, renew_at: Instant },
+    NoSession { until: Instant },
+}
+
+enum Exchanged {
+    Token { jwt: Arc<str>, expires_in: Duration },
+    NoSession,
+}
+
+pub struct Sessions {
+    http: reqwest::Client,
+    token_endpoint: String,
+    client_id: String,
+    client_secret: ClientSecret,
+    verifier: RemoteVerifier,
+    profiles: Vec<Profile>,
+    cache: quick_cache::sync::Cache<Key, Cached>,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    #[serde(default)]
+    expires_in: u64,
+}
+
+#[derive(Deserialize)]
+struct ErrorAnswer {
+    error: String,
+}
+
+impl Sessions {
+    pub fn new(
+        verifier: RemoteVerifier,
+        client_id: String,
+        client_secret: ClientSecret,
+        profiles: Vec<Profile>,
+        connect_timeout: Duration,
+    ) -> Result<Self, reqwest::Error> {
+        let token_endpoint = verifier
+            .metadata()
+            .token_endpoint
+            .clone()
+            .unwrap_or_else(|| {
+                format!(
+                    "{}/oauth2/token",
+                    verifier.metadata().issuer.trim_end_matches('/')
+                )
+            });
+        Ok(Self {
+            http: reqwest::Client::builder()
+                .connect_timeout(connect_timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+            token_endpoint,
+            client_id,
+            client_secret,
+            verifier,
+            profiles,
+            cache: quick_cache::sync::Cache::new(CACHE_ENTRIES),
+        })
+    }
+
+    pub fn verifier(&self) -> &RemoteVerifier {
+        &self.verifier
+    }
+
+    /// A JWT for `profile` on behalf of the session whose secret is `cookie`.
+    /// Concurrent requests for the same key wait for one exchange.
+    pub async fn token_for(&self, cookie: &str, profile: usize) -> Result<Outcome, Unavailable> {
+        // Not even shaped like a session secret: no need to ask tessera.
+        if tessera_core::SessionSecret::parse(cookie).is_none() {
+            return Ok(Outcome::NoSession);
+        }
+        let key = Key {
+            session: Sha256::digest(cookie.as_bytes()).into(),
+            profile,
+        };
+        // A refused cached entry is dropped and the loop goes round once more; a
+        // third round means entries keep turning bad under us: give up for now.
+        for _ in 0..3 {
+            match self.cache.get_value_or_guard_async(&key).await {
+                Ok(Cached::Token { jwt, renew_at }) => {
+                    if renew_at > Instant::now() {
+                        match self.verifier.verify(&jwt).await {
+                            Ok(_) => return Ok(Outcome::Token(jwt)),
+                            Err(error) => {
+                                tracing::debug!(%error, "a cached token is refused; exchanging again");
+                            }
+                        }
+                    }
+                    self.cache.remove_if(&key, |cached| {
+                        matches!(cached, Cached::Token { jwt: held, .. } if Arc::ptr_eq(held, &jwt))
+                    });
+                }
+                Ok(Cached::NoSession { until }) => {
+                    if until > Instant::now() {
+                        return Ok(Outcome::NoSession);
+                    }
+                    self.cache.remove_if(&key, |cached| {
+                        matches!(cached, Cached::NoSession { until: held } if *held == until)
+                    });
+                }
+                Err(guard) => {
+                    let now = Instant::now();
+                    let profile_spec = self.profiles.get(profile).ok_or(Unavailable)?;
+                    return match self.exchange(cookie, profile_spec).await? {
+                        Exchanged::NoSession => {
+                            let _ = guard.insert(Cached::NoSession {
+                                until: now + NO_SESSION_FOR,
+                            });
+                            Ok(Outcome::NoSession)
+                        }
+                        Exchanged::Token { jwt, expires_in } => {
+                            match self.verifier.verify(&jwt).await {
+                                // Stale: the feed is silent, yet tessera has just
+                                // checked the session itself. Forward, but do not
+                                // cache: the next request asks tessera again.
+                                Err(VerifyError::Stale) => return Ok(Outcome::Token(jwt)),
+                                Err(VerifyError::Revoked(_)) => {
+                                    let _ = guard.insert(Cached::NoSession {
+                                        until: now + NO_SESSION_FOR,
+                                    });
+                                    return Ok(Outcome::NoSession);
+                                }
+                                Err(error) => {
+                                    tracing::error!(
+                                        %error,
+                                        audience = %profile_spec.audience,
+                                        "tessera issued a token the gateway cannot verify: \
+                                         check the gateway client's algorithm and audiences"
+                                    );
+                                    return Err(Unavailable);
+                                }
+                                Ok(_) => {}
+                            }
+                            if let Some(fresh_for) = expires_in.checked_sub(RENEW_BEFORE) {
+                                let _ = guard.insert(Cached::Token {
+                                    jwt: jwt.clone(),
+                                    renew_at: now + fresh_for,
+                                });
+                            }
+                            Ok(Outcome::Token(jwt))
+                        }
+                    };
+                }
+            }
+        }
+        Err(Unavailable)
+    }
+
+    async fn exchange(&self, cookie: &str, profile: &Profile) -> Result<Exchanged, Unavailable> {
+        let response = self
+            .http
+            .post(&self.token_endpoint)
+            .basic_auth(&self.client_id, Some(self.client_secret.expose()))
+            .form(&[
+                ("grant_type", TOKEN_EXCHANGE),
+                ("subject_token", cookie),
+                ("subject_token_type", SESSION_TOKEN_TYPE),
+                ("audience", profile.audience.as_str()),
+                // Always sent, even empty: without it tessera would grant every
+                // scope of the gateway's client, `revocations` included.
+                ("scope", profile.scope.as_str()),
+            ])
+            .timeout(EXCHANGE_TIMEOUT)
+            .send()
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, endpoint = %self.token_endpoint, "token exchange failed");
+                Unavailable
+            })?;
+        let status = response.status();
+        if status == reqwest::StatusCode::OK {
+            let answer: TokenAnswer = response.json().await.map_err(|error| {
+                tracing::warn!(%error, "tessera's token answer is unreadable");
+                Unavailable
+            })?;
+            return Ok(Exchanged::Token {
+                jwt: answer.access_token.into(),
+                expires_in: Duration::from_secs(answer.expires_in),
+            });
+        }
+        let error = response
+            .json::<ErrorAnswer>()
+            .await
+            .map(|e| e.error)
+            .unwrap_or_default();
+        if status == reqwest::StatusCode::BAD_REQUEST && error == "invalid_grant" {
+            return Ok(Exchanged::NoSession);
+        }
+        tracing::error!(
+            %status,
+            error,
+            audience = %profile.audience,
+            "tessera refused the token exchange: check the gateway client's grants, \
+             scopes and audiences"
+        );
+        Err(Unavailable)
+    }
+}
