@@ -3,6 +3,7 @@
 
 mod cluster;
 mod revocation;
+mod upstream;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -111,6 +112,12 @@ enum Command {
         #[arg(long = "backend", required = true)]
         backends: Vec<std::net::SocketAddr>,
     },
+    /// A minimal HTTP/1.1 upstream answering every request with a short body: what
+    /// the gateway and nginx proxy to in the gateway benchmarks.
+    Upstream {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
     /// Writes SESSIONS presence sightings, then times "who was online in the last
     /// five minutes" on that store.
     Presence {
@@ -182,6 +189,9 @@ fn main() -> anyhow::Result<()> {
             count,
         )),
         Command::Stores => cluster::stores(),
+        Command::Upstream { listen } => {
+            tokio::runtime::Runtime::new()?.block_on(upstream::run(listen))
+        }
         Command::Balance { listen, backends } => {
             tokio::runtime::Runtime::new()?.block_on(cluster::balance(listen, backends))
         }
