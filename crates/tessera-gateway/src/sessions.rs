@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tessera_verify::{RemoteVerifier, VerifyError};
+use tessera_verify::{RemoteVerifier, RevokedBy, VerifyError};
 
 use crate::config::ClientSecret;
 
@@ -64,6 +64,13 @@ struct Key {
 enum Cached {
     Token { jwt: Arc<str>, renew_at: Instant },
     NoSession { until: Instant },
+}
+
+/// A newly exchanged token, checked.
+enum Fresh {
+    Cacheable { jwt: Arc<str>, expires_in: Duration },
+    Uncached(Arc<str>),
+    NoSession,
 }
 
 enum Exchanged {
@@ -168,45 +175,60 @@ impl Sessions {
                 Err(guard) => {
                     let now = Instant::now();
                     let profile_spec = self.profiles.get(profile).ok_or(Unavailable)?;
-                    return match self.exchange(cookie, profile_spec).await? {
-                        Exchanged::NoSession => {
+                    return Ok(match self.fresh(cookie, profile_spec).await? {
+                        Fresh::NoSession => {
                             let _ = guard.insert(Cached::NoSession {
                                 until: now + NO_SESSION_FOR,
                             });
-                            Ok(Outcome::NoSession)
+                            Outcome::NoSession
                         }
-                        Exchanged::Token { jwt, expires_in } => {
-                            match self.verifier.verify(&jwt).await {
-                                // Stale: the feed is silent, yet tessera has just
-                                // checked the session itself. Forward, but do not
-                                // cache: the next request asks tessera again.
-                                Err(VerifyError::Stale) => return Ok(Outcome::Token(jwt)),
-                                Err(VerifyError::Revoked(_)) => {
-                                    let _ = guard.insert(Cached::NoSession {
-                                        until: now + NO_SESSION_FOR,
-                                    });
-                                    return Ok(Outcome::NoSession);
-                                }
-                                Err(error) => {
-                                    tracing::error!(
-                                        %error,
-                                        audience = %profile_spec.audience,
-                                        "tessera issued a token the gateway cannot verify: \
-                                         check the gateway client's algorithm and audiences"
-                                    );
-                                    return Err(Unavailable);
-                                }
-                                Ok(_) => {}
-                            }
+                        Fresh::Cacheable { jwt, expires_in } => {
                             if let Some(fresh_for) = expires_in.checked_sub(RENEW_BEFORE) {
                                 let _ = guard.insert(Cached::Token {
                                     jwt: jwt.clone(),
                                     renew_at: now + fresh_for,
                                 });
                             }
-                            Ok(Outcome::Token(jwt))
+                            Outcome::Token(jwt)
                         }
-                    };
+                        Fresh::Uncached(jwt) => Outcome::Token(jwt),
+                    });
+                }
+            }
+        }
+        Err(Unavailable)
+    }
+
+    /// Exchanges the session and checks the new token as a cached one would be.
+    async fn fresh(&self, cookie: &str, profile: &Profile) -> Result<Fresh, Unavailable> {
+        for attempt in 0..2 {
+            let (jwt, expires_in) = match self.exchange(cookie, profile).await? {
+                Exchanged::NoSession => return Ok(Fresh::NoSession),
+                Exchanged::Token { jwt, expires_in } => (jwt, expires_in),
+            };
+            match self.verifier.verify(&jwt).await {
+                Ok(_) => return Ok(Fresh::Cacheable { jwt, expires_in }),
+                // The feed is silent, yet tessera has just checked the session
+                // itself: forward, but do not cache, so the next request asks
+                // tessera again.
+                Err(VerifyError::Stale) => return Ok(Fresh::Uncached(jwt)),
+                // The session ended between the exchange and now.
+                Err(VerifyError::Revoked(RevokedBy::Session)) => return Ok(Fresh::NoSession),
+                // A user cut-off (a kick) refuses tokens issued in its very second,
+                // a new session's too, and a key retired a moment ago may still
+                // have signed: every verifier would refuse this token, the next
+                // second's will pass. Wait that second out once.
+                Err(VerifyError::Revoked(RevokedBy::User | RevokedBy::Key)) if attempt == 0 => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(error) => {
+                    tracing::error!(
+                        %error,
+                        audience = %profile.audience,
+                        "tessera issued a token the gateway cannot verify: \
+                         check the gateway client's algorithm and audiences"
+                    );
+                    return Err(Unavailable);
                 }
             }
         }
