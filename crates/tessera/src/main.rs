@@ -1,5 +1,6 @@
 //! The `tessera` command: the server and the tools to administer its store.
 
+mod gateway;
 mod oauth;
 mod sessions;
 mod store;
@@ -60,6 +61,8 @@ enum Command {
     /// Move to another database: `store migrate` copies accounts, clients and keys.
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// Run the reverse proxy that turns browser sessions into JWTs for upstreams.
+    Gateway(gateway::GatewayArgs),
 }
 
 /// Where the store is. Precedence: flags > TESSERA_* environment > config file > defaults.
@@ -174,6 +177,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let done = match cli.command {
         Command::Token(command) => return token::token_command(command).await,
+        Command::Gateway(args) => {
+            gateway::gateway_command(args, cli.log_format.unwrap_or_default()).await
+        }
         Command::Serve(args) => {
             let config = load_config(
                 args.store,

@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod durability;
 mod feed;
+mod gateway;
 mod harness;
 mod interop;
 mod login;

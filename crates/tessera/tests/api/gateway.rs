@@ -1,0 +1,709 @@
+//! `tessera gateway`, end to end: a real tessera, the real binary running the
+//! gateway, and upstream services (axum, in this process) that report what they
+//! received.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::{get, post};
+use futures::{SinkExt, StreamExt};
+use reqwest::header;
+use serde_json::{Value, json};
+use tessera_verify::RemoteVerifier;
+
+use crate::harness::*;
+use crate::tokens::{Registered, add_client};
+
+/// What the upstream saw: every bearer token, in order.
+#[derive(Clone, Default)]
+struct Seen {
+    tokens: Arc<Mutex<Vec<String>>>,
+}
+
+impl Seen {
+    fn tokens(&self) -> Vec<String> {
+        self.tokens.lock().unwrap().clone()
+    }
+}
+
+fn record_token(seen: &Seen, headers: &HeaderMap) {
+    if let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        seen.tokens.lock().unwrap().push(token.to_owned());
+    }
+}
+
+/// Answers with the request it received: URI, version and headers.
+async fn echo(State(seen): State<Seen>, request: Request) -> axum::Json<Value> {
+    record_token(&seen, request.headers());
+    let mut headers = serde_json::Map::new();
+    for name in request.headers().keys() {
+        let values: Vec<Value> = request
+            .headers()
+            .get_all(name)
+            .iter()
+            .map(|v| Value::from(String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        headers.insert(name.as_str().to_owned(), Value::Array(values));
+    }
+    axum::Json(json!({
+        "uri": request.uri().to_string(),
+        "version": format!("{:?}", request.version()),
+        "headers": headers,
+    }))
+}
+
+async fn slow() -> &'static str {
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    "too late"
+}
+
+/// Counts the bytes of a body as they arrive, never holding more than a chunk.
+async fn upload(request: Request) -> String {
+    let mut body = request.into_body().into_data_stream();
+    let mut total = 0u64;
+    while let Some(chunk) = body.next().await {
+        total += chunk.unwrap().len() as u64;
+    }
+    total.to_string()
+}
+
+/// A WebSocket that says whether it came with a gateway token (and without the
+/// session cookie), then echoes.
+async fn ws(upgrade: WebSocketUpgrade, State(seen): State<Seen>, headers: HeaderMap) -> Response {
+    record_token(&seen, &headers);
+    let authorized = headers
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes().starts_with(b"Bearer "))
+        && !headers
+            .get(header::COOKIE)
+            .is_some_and(|v| String::from_utf8_lossy(v.as_bytes()).contains("tessera-session"));
+    upgrade.on_upgrade(move |mut socket: WebSocket| async move {
+        let hello = if authorized {
+            "authorized"
+        } else {
+            "not authorized"
+        };
+        if socket.send(Message::Text(hello.into())).await.is_err() {
+            return;
+        }
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Text(_) | Message::Binary(_))
+                && socket.send(message).await.is_err()
+            {
+                break;
+            }
+        }
+    })
+}
+
+async fn start_upstream() -> (String, Seen) {
+    let seen = Seen::default();
+    let app = Router::new()
+        .route("/api/ws", get(ws))
+        .route("/api/upload", post(upload))
+        .route("/public/slow", get(slow))
+        .fallback(echo)
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, seen)
+}
+
+/// The gateway binary, stopped on drop.
+struct GatewayProcess {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl GatewayProcess {
+    fn start(config: &str, secret: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut child = Command::new(binary())
+            .args(["gateway", "--config"])
+            .arg(&path)
+            .env("TESSERA_GATEWAY_CLIENT_SECRET", secret)
+            .env("TESSERA_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let base = first
+            .trim()
+            .strip_prefix("tessera gateway listening on ")
+            .unwrap_or_else(|| panic!("unexpected banner {first:?}"))
+            .to_owned();
+        Self {
+            child,
+            base,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The most memory the process has held (VmHWM), in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Fixture {
+    server: TestServer,
+    gateway: GatewayProcess,
+    seen: Seen,
+    http: reqwest::Client,
+    client: Registered,
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+async fn fixture() -> Fixture {
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    let client = add_client(
+        &server,
+        "gateway",
+        &[
+            "--grant",
+            "token_exchange,client_credentials",
+            "--scope",
+            "revocations orders:read",
+            "--audience",
+            "orders",
+            "--access-ttl",
+            "60s",
+        ],
+    );
+    let (upstream, seen) = start_upstream().await;
+    let issuer = &server.base;
+    let config = format!(
+        r#"
+listen = "127.0.0.1:0"
+tessera_url = "{issuer}"
+client_id = "{id}"
+login_url = "{issuer}/login"
+upstream_timeout = "500ms"
+
+[[route]]
+prefix = "/api/"
+upstream = "{upstream}"
+audience = "orders"
+scopes = ["orders:read"]
+
+[[route]]
+prefix = "/maybe/"
+upstream = "{upstream}"
+audience = "orders"
+auth = "optional"
+
+[[route]]
+prefix = "/public/"
+upstream = "{upstream}"
+auth = "anonymous"
+
+[[route]]
+prefix = "/stripped/"
+upstream = "{upstream}/base"
+auth = "anonymous"
+strip_prefix = true
+
+[[route]]
+prefix = "/down/"
+upstream = "http://127.0.0.1:{closed}"
+auth = "anonymous"
+"#,
+        id = client.id,
+        closed = closed_port(),
+    );
+    let gateway = GatewayProcess::start(&config, client.secret.as_deref().unwrap());
+    Fixture {
+        server,
+        gateway,
+        seen,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        client,
+    }
+}
+
+impl Fixture {
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(self.gateway.url(path))
+    }
+
+    async fn echo_as(&self, path: &str, browser: &Browser) -> reqwest::Response {
+        self.get(path)
+            .header(header::COOKIE, &browser.cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Requests to tessera's token endpoint so far, whatever their outcome.
+    async fn token_requests(&self) -> u64 {
+        self.server
+            .metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with("tessera_token_requests_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+}
+
+fn headers_of(body: &Value) -> &serde_json::Map<String, Value> {
+    body["headers"].as_object().unwrap()
+}
+
+fn header_of<'a>(body: &'a Value, name: &str) -> Option<&'a str> {
+    body["headers"][name][0].as_str()
+}
+
+#[tokio::test]
+async fn gateway_without_a_session_answers_apis_401_and_sends_pages_to_log_in() {
+    let f = fixture().await;
+
+    let response = f
+        .get("/api/orders?page=2")
+        .header(header::ACCEPT, "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().contains_key("x-request-id"));
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    assert_eq!(error_of(response).await, (401, "unauthenticated".into()));
+
+    let page = f
+        .get("/api/orders?page=2")
+        .header(header::ACCEPT, "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 302);
+    let return_to = format!("{}/api/orders?page=2", f.gateway.base)
+        .replace(':', "%3A")
+        .replace('/', "%2F")
+        .replace('?', "%3F")
+        .replace('=', "%3D");
+    assert_eq!(
+        page.headers()[header::LOCATION],
+        format!("{}/login?return_to={return_to}", f.server.base).as_str()
+    );
+
+    // A cookie that is no session, or a session that has ended, is no session; a
+    // form post is not a navigation.
+    for cookie in [
+        "__Host-tessera-session=tss_forged",
+        "__Host-tessera-session=tss_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        let response = f
+            .get("/api/orders")
+            .header(header::COOKIE, cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_of(response).await, (401, "unauthenticated".into()));
+    }
+    let post = f
+        .http
+        .post(f.gateway.url("/api/orders"))
+        .header(header::ACCEPT, "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 401);
+
+    let response = f.get("/nowhere").send().await.unwrap();
+    assert_eq!(error_of(response).await, (404, "not_found".into()));
+    assert!(f.seen.tokens().is_empty(), "nothing reached the upstream");
+}
+
+#[tokio::test]
+async fn gateway_forwards_a_session_as_a_jwt_for_the_route_audience_and_nothing_forged() {
+    let f = fixture().await;
+    let alice = f.server.login("alice").await;
+    let response = f
+        .get("/api/orders?page=2")
+        .header(
+            header::COOKIE,
+            format!("theme=dark; {}; lang=en", alice.cookie),
+        )
+        .header(header::AUTHORIZATION, "Bearer forged")
+        .header("x-tessera-user", "admin")
+        .header("x-tessera-roles", "admin")
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("x-forwarded-host", "evil.example")
+        .header("x-request-id", "req-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-request-id"], "req-42");
+    let seen: Value = response.json().await.unwrap();
+    assert_eq!(seen["uri"], "/api/orders?page=2");
+
+    let authorization = header_of(&seen, "authorization").unwrap();
+    let jwt = authorization.strip_prefix("Bearer ").unwrap();
+    assert_ne!(jwt, "forged");
+    assert_eq!(
+        headers_of(&seen)["authorization"].as_array().unwrap().len(),
+        1
+    );
+    let verifier = RemoteVerifier::builder(&f.server.base)
+        .audience("orders")
+        .follow_revocations(false)
+        .build()
+        .await
+        .unwrap();
+    let claims = verifier.verify(jwt).await.unwrap();
+    assert_eq!(claims.aud, ["orders"]);
+    assert_eq!(claims.sub, alice.login["user"]["id"].as_str().unwrap());
+    assert_eq!(claims.sid.as_deref(), Some(alice.session_id.as_str()));
+    assert_eq!(claims.client_id.as_deref(), Some(f.client.id.as_str()));
+    assert_eq!(
+        claims.scope.as_deref(),
+        Some("orders:read"),
+        "the route's scopes, never the gateway's own revocations scope"
+    );
+    assert!(claims.exp - claims.iat.unwrap() <= 60);
+
+    assert_eq!(header_of(&seen, "cookie"), Some("theme=dark; lang=en"));
+    assert!(!headers_of(&seen).contains_key("x-tessera-user"));
+    assert!(!headers_of(&seen).contains_key("x-tessera-roles"));
+    assert_eq!(header_of(&seen, "x-request-id"), Some("req-42"));
+    assert_eq!(header_of(&seen, "x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(header_of(&seen, "x-forwarded-proto"), Some("http"));
+    assert_eq!(
+        header_of(&seen, "x-forwarded-host"),
+        f.gateway.base.strip_prefix("http://")
+    );
+    assert_eq!(seen["version"], "HTTP/1.1");
+
+    // Without a request id the gateway makes one, the same both ways.
+    let response = f.echo_as("/api/x", &alice).await;
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let seen: Value = response.json().await.unwrap();
+    assert_eq!(header_of(&seen, "x-request-id"), Some(id.as_str()));
+    assert!(
+        !headers_of(&seen).contains_key("cookie"),
+        "nothing left: no header"
+    );
+
+    // Optional routes: a token with a session, nothing (not even a forged one)
+    // without.
+    let seen: Value = f.echo_as("/maybe/x", &alice).await.json().await.unwrap();
+    assert!(
+        header_of(&seen, "authorization")
+            .unwrap()
+            .starts_with("Bearer ey")
+    );
+    let seen: Value = f
+        .get("/maybe/x")
+        .header(header::AUTHORIZATION, "Bearer forged")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!headers_of(&seen).contains_key("authorization"));
+}
+
+#[tokio::test]
+async fn gateway_anonymous_routes_never_look_at_the_session() {
+    let f = fixture().await;
+    let alice = f.server.login("alice").await;
+    let before = f.token_requests().await;
+    let seen: Value = f
+        .get("/public/page")
+        .header(header::COOKIE, &alice.cookie)
+        .header(header::AUTHORIZATION, "Basic b3duOmNyZWRz")
+        .header("x-tessera-user", "admin")
+        .header("x-forwarded-for", "6.6.6.6")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(header_of(&seen, "cookie"), Some(alice.cookie.as_str()));
+    assert_eq!(
+        header_of(&seen, "authorization"),
+        Some("Basic b3duOmNyZWRz"),
+        "the client's own credentials, for the upstream to judge"
+    );
+    assert!(!headers_of(&seen).contains_key("x-tessera-user"));
+    assert_eq!(header_of(&seen, "x-forwarded-for"), Some("127.0.0.1"));
+    assert!(header_of(&seen, "x-request-id").is_some());
+    assert_eq!(f.token_requests().await, before, "no exchange");
+
+    let seen: Value = f
+        .get("/stripped/a/b?c=d")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["uri"], "/base/a/b?c=d");
+
+    // HTTP/2 to the gateway (prior knowledge), HTTP/1.1 to the upstream.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = h2.get(f.gateway.url("/public/h2")).send().await.unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    let seen: Value = response.json().await.unwrap();
+    assert_eq!(seen["version"], "HTTP/1.1");
+    assert_eq!(
+        header_of(&seen, "x-forwarded-host"),
+        f.gateway.base.strip_prefix("http://")
+    );
+
+    // Hop-by-hop headers, and those Connection names, stop at the gateway.
+    let answer = raw_request(
+        &f.gateway.base,
+        b"GET /public/hop HTTP/1.1\r\nHost: app.example\r\nConnection: close, X-Hop\r\n\
+          X-Hop: secret\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\n\
+          TE: trailers\r\n\r\n",
+    )
+    .await;
+    let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+    let body = body.find('{').map_or(body, |at| &body[at..]);
+    let body = &body[..=body.rfind('}').unwrap()];
+    let seen: Value = serde_json::from_str(body).unwrap();
+    for name in [
+        "x-hop",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "connection",
+    ] {
+        assert!(!headers_of(&seen).contains_key(name), "{name}: {seen}");
+    }
+    assert_eq!(header_of(&seen, "x-forwarded-host"), Some("app.example"));
+    assert!(!answer.to_ascii_lowercase().contains("keep-alive: "));
+
+    // Dot segments are refused, not routed by their raw path (clients such as
+    // reqwest resolve them before sending: raw bytes here).
+    for path in ["/public/../api/x", "/public/%2e%2E/api/x"] {
+        let answer = raw_request(
+            &f.gateway.base,
+            format!("GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
+    }
+}
+
+#[tokio::test]
+async fn gateway_refuses_a_session_soon_after_logout_through_the_feed() {
+    let f = fixture().await;
+    let alice = f.server.login("alice").await;
+    assert_eq!(f.echo_as("/api/x", &alice).await.status(), 200);
+    let logout = f
+        .server
+        .unsafe_as(reqwest::Method::POST, "/v1/logout", &alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    let started = Instant::now();
+    eventually("the gateway refuses the ended session", || async {
+        f.echo_as("/api/x", &alice).await.status() == 401
+    })
+    .await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "refused after {took:?}: through the feed, not the JWT's 60 s"
+    );
+    eprintln!("logout reached the gateway in {took:?}");
+}
+
+#[tokio::test]
+async fn gateway_refuses_a_kicked_user() {
+    let f = fixture().await;
+    let alice = f.server.login("alice").await;
+    assert_eq!(f.echo_as("/api/x", &alice).await.status(), 200);
+    let started = Instant::now();
+    let kick = f.server.cli(&["sessions", "kick", "alice"], "");
+    assert!(
+        kick.status.success(),
+        "{}",
+        String::from_utf8_lossy(&kick.stderr)
+    );
+    eventually("the gateway refuses the kicked user", || async {
+        f.echo_as("/api/x", &alice).await.status() == 401
+    })
+    .await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "refused after {took:?}");
+
+    // Logging in again works at once.
+    let again = f.server.login("alice").await;
+    assert_eq!(f.echo_as("/api/x", &again).await.status(), 200);
+}
+
+#[tokio::test]
+async fn gateway_exchanges_once_for_many_requests_of_a_session() {
+    let f = fixture().await;
+    let alice = f.server.login("alice").await;
+    let before = f.token_requests().await;
+    // Ten at once on a cold cache: one exchange (single-flight)...
+    let first = futures::future::join_all((0..10).map(|_| f.echo_as("/api/x", &alice))).await;
+    assert!(first.iter().all(|r| r.status() == 200));
+    // ...and forty more, one after another, reuse it.
+    for _ in 0..40 {
+        assert_eq!(f.echo_as("/api/x", &alice).await.status(), 200);
+    }
+    let tokens: HashSet<String> = f.seen.tokens().into_iter().collect();
+    assert_eq!(tokens.len(), 1, "one JWT for fifty requests");
+    assert_eq!(f.token_requests().await - before, 1, "one token exchange");
+
+    // Another route with the same audience and scopes shares it; another session
+    // has its own.
+    assert_eq!(f.echo_as("/maybe/x", &alice).await.status(), 200);
+    let second = f.server.login("alice").await;
+    assert_eq!(f.echo_as("/api/x", &second).await.status(), 200);
+    let tokens: HashSet<String> = f.seen.tokens().into_iter().collect();
+    assert_eq!(tokens.len(), 3, "the optional route asks for no scopes");
+}
+
+#[tokio::test]
+async fn gateway_answers_502_for_an_upstream_that_is_down_and_504_for_a_slow_one() {
+    let f = fixture().await;
+    let response = f.get("/down/x").send().await.unwrap();
+    assert!(response.headers().contains_key("x-request-id"));
+    assert_eq!(error_of(response).await, (502, "bad_gateway".into()));
+
+    let started = Instant::now();
+    let response = f.get("/public/slow").send().await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(error_of(response).await, (504, "gateway_timeout".into()));
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+}
+
+#[tokio::test]
+async fn gateway_passes_a_websocket_upgrade_through() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+
+    let f = fixture().await;
+    let alice = f.server.login("alice").await;
+    let url = f.gateway.url("/api/ws").replacen("http://", "ws://", 1);
+
+    let mut request = url.as_str().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert(header::COOKIE, alice.cookie.parse().unwrap());
+    let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(response.status(), 101);
+    assert!(response.headers().contains_key("x-request-id"));
+    let hello = socket.next().await.unwrap().unwrap();
+    assert_eq!(hello, WsMessage::Text("authorized".into()));
+    for text in ["hello", "through the gateway"] {
+        socket.send(WsMessage::Text(text.into())).await.unwrap();
+        let echoed = socket.next().await.unwrap().unwrap();
+        assert_eq!(echoed, WsMessage::Text(text.into()));
+    }
+    let big = vec![7u8; 1 << 20];
+    socket
+        .send(WsMessage::Binary(big.clone().into()))
+        .await
+        .unwrap();
+    let echoed = socket.next().await.unwrap().unwrap();
+    assert_eq!(echoed.into_data().len(), big.len());
+    socket.close(None).await.unwrap();
+
+    // Without a session the upgrade is refused like any request.
+    match tokio_tungstenite::connect_async(url.as_str()).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!("expected a 401, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn gateway_streams_a_large_upload_without_buffering_it() {
+    const CHUNK: usize = 1 << 20;
+    const CHUNKS: usize = 50;
+    let f = fixture().await;
+    let alice = f.server.login("alice").await;
+    assert_eq!(f.echo_as("/api/x", &alice).await.status(), 200);
+    let before = f.gateway.peak_rss_kib();
+
+    let chunks =
+        futures::stream::iter((0..CHUNKS).map(|_| Ok::<_, std::io::Error>(bytes_of(CHUNK))));
+    let started = Instant::now();
+    let response = f
+        .http
+        .post(f.gateway.url("/api/upload"))
+        .header(header::COOKIE, &alice.cookie)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), (CHUNK * CHUNKS).to_string());
+    let took = started.elapsed();
+    let after = f.gateway.peak_rss_kib();
+    eprintln!(
+        "50 MiB through the gateway in {took:?}; its peak RSS {before} KiB before, {after} KiB after"
+    );
+    assert!(
+        after < 32 * 1024 && after - before < 16 * 1024,
+        "the gateway held {after} KiB at its peak (from {before} KiB) for a 50 MiB body"
+    );
+}
+
+fn bytes_of(len: usize) -> Vec<u8> {
+    vec![b'x'; len]
+}
