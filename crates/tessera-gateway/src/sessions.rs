@@ -208,10 +208,14 @@ impl Sessions {
             };
             match self.verifier.verify(&jwt).await {
                 Ok(_) => return Ok(Fresh::Cacheable { jwt, expires_in }),
-                // The feed is silent, yet tessera has just checked the session
-                // itself: forward, but do not cache, so the next request asks
-                // tessera again.
-                Err(VerifyError::Stale) => return Ok(Fresh::Uncached(jwt)),
+                // The feed is silent, or the token is signed by a key this
+                // verifier has not fetched yet (a rotation with --now, the successor
+                // of a retired key: the JWKS is fetched again at most every 5 s),
+                // yet tessera has just checked the session itself: forward, but do
+                // not cache, so the next request asks tessera again.
+                Err(VerifyError::Stale | VerifyError::UnknownKey) => {
+                    return Ok(Fresh::Uncached(jwt));
+                }
                 // The session ended between the exchange and now.
                 Err(VerifyError::Revoked(RevokedBy::Session)) => return Ok(Fresh::NoSession),
                 // A user cut-off (a kick) refuses tokens issued in its very second,

@@ -564,6 +564,90 @@ async fn gateway_refuses_a_session_soon_after_logout_through_the_feed() {
         "refused after {took:?}: through the feed, not the JWT's 60 s"
     );
     eprintln!("logout reached the gateway in {took:?}");
+
+    // A session ended from another one (DELETE /v1/sessions/{id}) likewise.
+    let phone = f.server.login("alice").await;
+    let laptop = f.server.login("alice").await;
+    assert_eq!(f.echo_as("/api/x", &phone).await.status(), 200);
+    let ended = f
+        .server
+        .unsafe_as(
+            reqwest::Method::DELETE,
+            &format!("/v1/sessions/{}", phone.session_id),
+            &laptop,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 204);
+    let started = Instant::now();
+    eventually("the gateway refuses the deleted session", || async {
+        f.echo_as("/api/x", &phone).await.status() == 401
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(f.echo_as("/api/x", &laptop).await.status(), 200);
+}
+
+#[tokio::test]
+async fn gateway_stops_forwarding_tokens_of_a_retired_key() {
+    let f = fixture().await;
+    let alice = f.server.login("alice").await;
+    assert_eq!(f.echo_as("/api/x", &alice).await.status(), 200);
+    let old = f.seen.tokens().pop().unwrap();
+    let kid = jsonwebtoken::decode_header(&old).unwrap().kid.unwrap();
+    let retire = f.server.cli(&["keys", "retire", &kid], "");
+    assert!(
+        retire.status.success(),
+        "{}",
+        String::from_utf8_lossy(&retire.stderr)
+    );
+    // The session is alive: once the retirement reaches the gateway, it exchanges
+    // again and forwards a token signed by the successor (a 503 while tessera's
+    // key ring catches up is allowed; the old token is not).
+    eventually(
+        "a token of the successor key reaches the upstream",
+        || async {
+            let status = f.echo_as("/api/x", &alice).await.status();
+            let last = f.seen.tokens().pop().unwrap();
+            status == 200 && jsonwebtoken::decode_header(&last).unwrap().kid.unwrap() != kid
+        },
+    )
+    .await;
+    for _ in 0..5 {
+        let response = f.echo_as("/api/x", &alice).await;
+        assert_eq!(response.status(), 200);
+        let last = f.seen.tokens().pop().unwrap();
+        assert_ne!(
+            jsonwebtoken::decode_header(&last).unwrap().kid.unwrap(),
+            kid
+        );
+    }
+}
+
+#[tokio::test]
+async fn gateway_answers_503_for_new_sessions_while_tessera_is_down() {
+    let f = fixture().await;
+    let known = f.server.login("alice").await;
+    let new = f.server.login("alice").await;
+    assert_eq!(f.echo_as("/api/x", &known).await.status(), 200);
+    let killed = Command::new("kill")
+        .args(["-KILL", &f.server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
+    let response = f.echo_as("/api/x", &new).await;
+    assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    assert_eq!(
+        error_of(response).await,
+        (503, "temporarily_unavailable".into()),
+        "a session that cannot be checked is never let through, nor sent to log in"
+    );
+    // What the gateway already knows (a cached JWT, the feed not yet stale) and
+    // anonymous routes keep working.
+    assert_eq!(f.echo_as("/api/x", &known).await.status(), 200);
+    assert_eq!(f.get("/public/x").send().await.unwrap().status(), 200);
 }
 
 #[tokio::test]
