@@ -108,15 +108,19 @@ async fn ws(upgrade: WebSocketUpgrade, State(seen): State<Seen>, headers: Header
     })
 }
 
-async fn start_upstream() -> (String, Seen) {
-    let seen = Seen::default();
-    let app = Router::new()
+fn upstream_app(seen: &Seen) -> Router {
+    Router::new()
         .route("/api/ws", get(ws))
         .route("/api/upload", post(upload))
         .route("/public/slow", get(slow))
         .fallback(echo)
         .layer(axum::extract::DefaultBodyLimit::disable())
-        .with_state(seen.clone());
+        .with_state(seen.clone())
+}
+
+async fn start_upstream() -> (String, Seen) {
+    let seen = Seen::default();
+    let app = upstream_app(&seen);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -131,7 +135,7 @@ struct GatewayProcess {
 }
 
 impl GatewayProcess {
-    fn start(config: &str, secret: &str) -> Self {
+    fn start(config: &str, secret: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.toml");
         std::fs::write(&path, config).unwrap();
@@ -140,6 +144,7 @@ impl GatewayProcess {
             .arg(&path)
             .env("TESSERA_GATEWAY_CLIENT_SECRET", secret)
             .env("TESSERA_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -197,6 +202,11 @@ fn closed_port() -> u16 {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with("", &[]).await
+}
+
+/// With more `[[route]]`s, and more environment for the gateway.
+async fn fixture_with(routes: &str, env: &[(&str, &str)]) -> Fixture {
     let server = TestServer::start().await;
     server.add_user("alice", &[]);
     let client = add_client(
@@ -250,11 +260,12 @@ strip_prefix = true
 prefix = "/down/"
 upstream = "http://127.0.0.1:{closed}"
 auth = "anonymous"
+{routes}
 "#,
         id = client.id,
         closed = closed_port(),
     );
-    let gateway = GatewayProcess::start(&config, client.secret.as_deref().unwrap());
+    let gateway = GatewayProcess::start(&config, client.secret.as_deref().unwrap(), env);
     Fixture {
         server,
         gateway,
@@ -790,4 +801,87 @@ async fn gateway_streams_a_large_upload_without_buffering_it() {
 
 fn bytes_of(len: usize) -> Vec<u8> {
     vec![b'x'; len]
+}
+
+/// An upstream behind TLS, with a self-signed certificate for 127.0.0.1 only;
+/// returns its port and the certificate (PEM).
+async fn start_tls_upstream(seen: &Seen) -> (u16, String) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![certified.cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = upstream_app(seen);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (port, certified.cert.pem())
+}
+
+#[tokio::test]
+async fn gateway_forwards_to_https_upstreams_it_can_verify() {
+    let seen = Seen::default();
+    let (port, pem) = start_tls_upstream(&seen).await;
+    let (untrusted, _) = start_tls_upstream(&seen).await;
+    let dir = tempfile::tempdir().unwrap();
+    let roots = dir.path().join("roots.pem");
+    std::fs::write(&roots, pem).unwrap();
+    let routes = format!(
+        r#"
+[[route]]
+prefix = "/secure/"
+upstream = "https://127.0.0.1:{port}"
+audience = "orders"
+
+[[route]]
+prefix = "/untrusted/"
+upstream = "https://127.0.0.1:{untrusted}"
+auth = "anonymous"
+"#
+    );
+    // The system's roots, as rustls-native-certs reads them: SSL_CERT_FILE.
+    let f = fixture_with(&routes, &[("SSL_CERT_FILE", roots.to_str().unwrap())]).await;
+    let alice = f.server.login("alice").await;
+    let response = f.echo_as("/secure/x", &alice).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["uri"], "/secure/x");
+    assert!(
+        header_of(&body, "authorization")
+            .unwrap()
+            .starts_with("Bearer ey")
+    );
+    assert_eq!(seen.tokens().len(), 1, "the JWT went over TLS");
+
+    // A certificate the gateway does not trust is refused: 502, nothing sent.
+    let response = f.get("/untrusted/x").send().await.unwrap();
+    assert_eq!(error_of(response).await, (502, "bad_gateway".into()));
+    assert_eq!(seen.tokens().len(), 1);
 }
