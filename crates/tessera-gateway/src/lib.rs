@@ -33,7 +33,7 @@
 //!   stay): a service that could read it could act as the user everywhere.
 //!   Anonymous routes never look at the session and pass cookies untouched (that
 //!   is how tessera's own pages can sit behind the gateway).
-//! - **Proxying**: bodies stream both ways (a 1 GB upload uses no more memory than
+//! - **Proxying**: bodies stream both ways (a large upload uses no more memory than
 //!   a small one); clients speak HTTP/1.1 or HTTP/2, upstreams get HTTP/1.1.
 //!   Hop-by-hop headers (RFC 9110 §7.6.1) are removed both ways, since they
 //!   describe one connection and passed on they invite request smuggling; an
@@ -67,6 +67,8 @@ pub use proxy::{Body, Gateway, error};
 
 /// How long a client may take to send a request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the gateway waits at start for tessera to answer.
+const STARTUP_WAIT: Duration = Duration::from_secs(30);
 /// How long requests in flight get to finish on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -95,7 +97,7 @@ pub struct Listening {
     pub public_url: String,
 }
 
-/// Binds, connects to tessera, calls `on_listening` (for the banner), then serves
+/// Binds, connects to tessera (waiting up to 30 s for it), calls `on_listening` (for the banner), then serves
 /// until SIGINT or SIGTERM, giving requests in flight up to 10 s to finish.
 pub async fn run(config: Config, on_listening: impl FnOnce(&Listening)) -> Result<(), StartError> {
     let listener = TcpListener::bind(config.listen)
@@ -113,7 +115,7 @@ pub async fn run(config: Config, on_listening: impl FnOnce(&Listening)) -> Resul
         .clone()
         .unwrap_or_else(|| format!("http://{address}"));
     let shutdown = shutdown_signal();
-    let gateway = Arc::new(Gateway::new(config, public_url.clone()).await?);
+    let gateway = Arc::new(connect(config, public_url.clone()).await?);
     on_listening(&Listening {
         address,
         public_url,
@@ -122,6 +124,29 @@ pub async fn run(config: Config, on_listening: impl FnOnce(&Listening)) -> Resul
     serve(listener, gateway, shutdown).await;
     tracing::info!("gateway stopped");
     Ok(())
+}
+
+/// Builds the gateway, waiting up to [`STARTUP_WAIT`] for tessera to answer, so
+/// that the two can be started together. A tessera that answers wrongly (another
+/// issuer) is an error at once.
+async fn connect(config: Config, public_url: String) -> Result<Gateway, StartError> {
+    let deadline = tokio::time::Instant::now() + STARTUP_WAIT;
+    let mut warned = false;
+    loop {
+        match Gateway::new(config.clone(), public_url.clone()).await {
+            Err(StartError::Tessera {
+                url,
+                source: source @ tessera_verify::remote::SetupError::Fetch { .. },
+            }) if tokio::time::Instant::now() < deadline => {
+                if !warned {
+                    tracing::warn!(%url, error = %source, "tessera is not answering yet; retrying");
+                    warned = true;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The accept loop: HTTP/1.1 and HTTP/2 (prior knowledge) on each connection,
