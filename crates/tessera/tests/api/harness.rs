@@ -243,12 +243,13 @@ pub fn cli_in(data_dir: &Path, env: &[(String, String)], args: &[&str], stdin: &
         .stderr(Stdio::piped())
         .spawn()
         .expect("start tessera cli");
-    child
+    // A command may exit before reading its input (a refusal): a broken pipe here
+    // is its answer, not a test failure.
+    let _ = child
         .stdin
         .take()
         .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
+        .write_all(stdin.as_bytes());
     child.wait_with_output().expect("cli output")
 }
 
