@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tessera_verify::{RemoteVerifier, RevokedBy, VerifyError};
+use tessera_verify::{AccessClaims, RemoteVerifier, RevokedBy, VerifyError};
 
 use crate::config::ClientSecret;
 
@@ -62,13 +62,25 @@ struct Key {
 
 #[derive(Clone)]
 enum Cached {
-    Token { jwt: Arc<str>, renew_at: Instant },
-    NoSession { until: Instant },
+    /// With the claims verified when it was obtained: re-use costs only a look in
+    /// the revocation set, not a signature verification.
+    Token {
+        jwt: Arc<str>,
+        claims: Arc<AccessClaims>,
+        renew_at: Instant,
+    },
+    NoSession {
+        until: Instant,
+    },
 }
 
 /// A newly exchanged token, checked.
 enum Fresh {
-    Cacheable { jwt: Arc<str>, expires_in: Duration },
+    Cacheable {
+        jwt: Arc<str>,
+        claims: Arc<AccessClaims>,
+        expires_in: Duration,
+    },
     Uncached(Arc<str>),
     NoSession,
 }
@@ -151,9 +163,13 @@ impl Sessions {
         // third round means entries keep turning bad under us: give up for now.
         for _ in 0..3 {
             match self.cache.get_value_or_guard_async(&key).await {
-                Ok(Cached::Token { jwt, renew_at }) => {
+                Ok(Cached::Token {
+                    jwt,
+                    claims,
+                    renew_at,
+                }) => {
                     if renew_at > Instant::now() {
-                        match self.verifier.verify(&jwt).await {
+                        match self.verifier.recheck(&claims) {
                             Ok(_) => return Ok(Outcome::Token(jwt)),
                             Err(error) => {
                                 tracing::debug!(%error, "a cached token is refused; exchanging again");
@@ -182,10 +198,15 @@ impl Sessions {
                             });
                             Outcome::NoSession
                         }
-                        Fresh::Cacheable { jwt, expires_in } => {
+                        Fresh::Cacheable {
+                            jwt,
+                            claims,
+                            expires_in,
+                        } => {
                             if let Some(fresh_for) = expires_in.checked_sub(RENEW_BEFORE) {
                                 let _ = guard.insert(Cached::Token {
                                     jwt: jwt.clone(),
+                                    claims,
                                     renew_at: now + fresh_for,
                                 });
                             }
@@ -207,7 +228,13 @@ impl Sessions {
                 Exchanged::Token { jwt, expires_in } => (jwt, expires_in),
             };
             match self.verifier.verify(&jwt).await {
-                Ok(_) => return Ok(Fresh::Cacheable { jwt, expires_in }),
+                Ok(claims) => {
+                    return Ok(Fresh::Cacheable {
+                        jwt,
+                        claims: Arc::new(claims),
+                        expires_in,
+                    });
+                }
                 // The feed is silent, or the token is signed by a key this
                 // verifier has not fetched yet (a rotation with --now, the successor
                 // of a retired key: the JWKS is fetched again at most every 5 s),

@@ -614,6 +614,18 @@ impl RemoteVerifier {
         verified
     }
 
+    /// Checks claims this verifier accepted before against what has been revoked
+    /// since (and the feed's freshness), without the signature work again: for a
+    /// caller that caches verified tokens and re-uses them (a gateway). The caller
+    /// keeps to the token's `exp` itself.
+    pub fn recheck(&self, claims: &AccessClaims) -> Result<(), VerifyError> {
+        self.check_fresh()?;
+        match self.0.verifier.revocation_of(claims) {
+            Some(by) => Err(VerifyError::Revoked(by)),
+            None => Ok(()),
+        }
+    }
+
     fn check_fresh(&self) -> Result<(), VerifyError> {
         match &self.0.feed {
             Some(feed) if feed.when_stale == WhenStale::Refuse && !feed.is_fresh() => {
