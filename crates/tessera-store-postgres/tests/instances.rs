@@ -70,8 +70,18 @@ async fn a_client_change_in_one_instance_changes_the_others_generation() {
     })
     .await;
 
-    // Reading changes nothing, here or there.
-    let settled = (a.clients_generation(), b.clients_generation());
+    // Reading changes nothing, here or there. First let every notification land:
+    // an instance also hears its own changes' notifications (one more bump, which
+    // only costs a cache refill), and on a busy machine that may take a while.
+    let mut settled = (a.clients_generation(), b.clients_generation());
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = (a.clients_generation(), b.clients_generation());
+        if now == settled {
+            break;
+        }
+        settled = now;
+    }
     a.list_clients().await.unwrap();
     b.client(&web.id).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
