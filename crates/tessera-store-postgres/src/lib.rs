@@ -404,6 +404,40 @@ pub(crate) fn session_entry(
     })
 }
 
+/// Log entries as column arrays, for one `UNNEST` insert (appends and imports).
+struct LogColumns {
+    kinds: Vec<&'static str>,
+    targets: Vec<String>,
+    users: Vec<Option<String>>,
+    reasons: Vec<&'static str>,
+    ats: Vec<i64>,
+    expires: Vec<i64>,
+}
+
+impl LogColumns {
+    fn of<'a>(
+        rows: impl Iterator<Item = (&'a Revoked, Option<UserId>, EndReason, Timestamp, Timestamp)>,
+    ) -> Self {
+        let mut columns = Self {
+            kinds: Vec::new(),
+            targets: Vec::new(),
+            users: Vec::new(),
+            reasons: Vec::new(),
+            ats: Vec::new(),
+            expires: Vec::new(),
+        };
+        for (revoked, user, reason, at, expires_at) in rows {
+            columns.kinds.push(revoked.kind());
+            columns.targets.push(revoked.target());
+            columns.users.push(user.map(|u| u.to_string()));
+            columns.reasons.push(reason.as_str());
+            columns.ats.push(at.as_millis());
+            columns.expires.push(expires_at.as_millis());
+        }
+        columns
+    }
+}
+
 /// Appends `entries`, in order, to the revocation log inside the transaction on
 /// `connection`, and returns the sequence of the last one (`None` if there were none).
 ///
@@ -422,6 +456,11 @@ pub(crate) async fn append_in(
         .await
         .map_err(store_error)?;
     let count = i64::try_from(entries.len()).map_err(|_| StoreError("too many entries".into()))?;
+    let columns = LogColumns::of(
+        entries
+            .iter()
+            .map(|e| (&e.revoked, e.user, e.reason, e.at, e.expires_at)),
+    );
     let last: i64 = sqlx::query_scalar(
         "WITH counter AS ( \
            UPDATE revocation_sequence SET last = last + $1 RETURNING last \
@@ -436,32 +475,12 @@ pub(crate) async fn append_in(
          SELECT last FROM counter",
     )
     .bind(count)
-    .bind(entries.iter().map(|e| e.revoked.kind()).collect::<Vec<_>>())
-    .bind(
-        entries
-            .iter()
-            .map(|e| e.revoked.target())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        entries
-            .iter()
-            .map(|e| e.user.map(|u| u.to_string()))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        entries
-            .iter()
-            .map(|e| e.reason.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(entries.iter().map(|e| e.at.as_millis()).collect::<Vec<_>>())
-    .bind(
-        entries
-            .iter()
-            .map(|e| e.expires_at.as_millis())
-            .collect::<Vec<_>>(),
-    )
+    .bind(columns.kinds)
+    .bind(columns.targets)
+    .bind(columns.users)
+    .bind(columns.reasons)
+    .bind(columns.ats)
+    .bind(columns.expires)
     .fetch_one(&mut *connection)
     .await
     .map_err(store_error)?;
@@ -923,6 +942,11 @@ impl RevocationLog for PostgresStore {
             sequences.push(sequence);
         }
         if !entries.is_empty() {
+            let columns = LogColumns::of(
+                entries
+                    .iter()
+                    .map(|e| (&e.revoked, e.user, e.reason, e.at, e.expires_at)),
+            );
             sqlx::query(
                 "INSERT INTO revocation_log (sequence, kind, target, user_id, reason, at, \
                    expires_at) \
@@ -930,32 +954,12 @@ impl RevocationLog for PostgresStore {
                                       $5::text[], $6::bigint[], $7::bigint[])",
             )
             .bind(sequences)
-            .bind(entries.iter().map(|e| e.revoked.kind()).collect::<Vec<_>>())
-            .bind(
-                entries
-                    .iter()
-                    .map(|e| e.revoked.target())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                entries
-                    .iter()
-                    .map(|e| e.user.map(|u| u.to_string()))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                entries
-                    .iter()
-                    .map(|e| e.reason.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(entries.iter().map(|e| e.at.as_millis()).collect::<Vec<_>>())
-            .bind(
-                entries
-                    .iter()
-                    .map(|e| e.expires_at.as_millis())
-                    .collect::<Vec<_>>(),
-            )
+            .bind(columns.kinds)
+            .bind(columns.targets)
+            .bind(columns.users)
+            .bind(columns.reasons)
+            .bind(columns.ats)
+            .bind(columns.expires)
             .execute(&mut *tx)
             .await
             .map_err(store_error)?;
