@@ -10,6 +10,7 @@ use tessera_testkit::{Postgres, Redis};
 
 use crate::feed::{EventReader, feed_token, open_feed};
 use crate::harness::{Browser, PASSWORD, TestServer, browser_from, error_of, eventually};
+use crate::tokens::{access_token, add_client, client_credentials};
 
 /// The issuer every instance shares, as behind one load balancer.
 const ISSUER: &str = "http://tessera.cluster.test";
@@ -71,47 +72,6 @@ async fn same_jwks_everywhere(cluster: &Cluster) -> Value {
     first
 }
 
-fn admin_token_client(node: &TestServer) -> (String, String) {
-    let out = node.cli(
-        &[
-            "client",
-            "add",
-            "ops",
-            "--grant",
-            "client_credentials",
-            "--scope",
-            "admin",
-            "--json",
-        ],
-        "",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let added: Value = serde_json::from_slice(&out.stdout).unwrap();
-    (
-        added["client_id"].as_str().unwrap().to_owned(),
-        added["client_secret"].as_str().unwrap().to_owned(),
-    )
-}
-
-async fn client_token(node: &TestServer, id: &str, secret: &str) -> String {
-    let body: Value = node
-        .client
-        .post(node.url("/oauth2/token"))
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn three_instances_on_one_database_are_one_service() {
     let cluster = Cluster::start(3).await;
@@ -162,8 +122,15 @@ async fn three_instances_on_one_database_are_one_service() {
 
     // Kick Bob through B's admin API; his session on A and his cut-off reach all.
     let bob = a.login("bob").await;
-    let (ops_id, ops_secret) = admin_token_client(c);
-    let ops = client_token(b, &ops_id, &ops_secret).await;
+    // A token minted by one instance serves on another.
+    let ops_client = add_client(
+        c,
+        "ops",
+        &["--grant", "client_credentials", "--scope", "admin"],
+    );
+    let ops = access_token(client_credentials(b, &ops_client, &[]).await)
+        .await
+        .1;
     let bob_id = b.login("bob").await.login["user"]["id"]
         .as_str()
         .unwrap()
