@@ -105,6 +105,13 @@ pub enum ScopeError {
     TooMany,
 }
 
+/// tessera's own API scopes: the admin API, the revocation feed (and activity
+/// reports), and introspecting other clients' tokens. A request that names no
+/// scope never gets them ([`Scopes::defaults`]), and they are granted only in
+/// tokens whose audience is tessera itself: a token for a resource service must
+/// never be able to act on tessera.
+pub const PRIVILEGED_SCOPES: [&str; 3] = ["admin", "revocations", "introspect"];
+
 /// A set of scope tokens (RFC 6749 §3.3), written space-separated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scopes(BTreeSet<String>);
@@ -143,6 +150,23 @@ impl Scopes {
 
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
+    }
+
+    /// What a request that names no scope gets of these (a client's allowed
+    /// scopes): all but the [`PRIVILEGED_SCOPES`], which must be asked for by name.
+    pub fn defaults(&self) -> Scopes {
+        Scopes(
+            self.0
+                .iter()
+                .filter(|s| !PRIVILEGED_SCOPES.contains(&s.as_str()))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// Whether any of these is one of tessera's own [`PRIVILEGED_SCOPES`].
+    pub fn any_privileged(&self) -> bool {
+        PRIVILEGED_SCOPES.iter().any(|p| self.0.contains(*p))
     }
 }
 
@@ -313,6 +337,15 @@ pub const MAX_ACCESS_TTL: Duration = Duration::from_secs(24 * 3600);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn privileged_scopes_are_never_defaults() {
+        let allowed = Scopes::parse("read admin revocations introspect write").unwrap();
+        assert_eq!(allowed.defaults().to_string(), "read write");
+        assert!(!allowed.defaults().any_privileged());
+        assert!(Scopes::parse("read introspect").unwrap().any_privileged());
+        assert!(!Scopes::parse("admin:users").unwrap().any_privileged());
+    }
 
     #[test]
     fn scopes_parse_per_rfc_6749() {

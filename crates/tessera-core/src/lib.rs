@@ -13,7 +13,8 @@ mod username;
 
 pub use client::{
     Audience, AudienceError, ClientId, ClientName, ClientNameError, GrantType, MAX_ACCESS_TTL,
-    MIN_ACCESS_TTL, ScopeError, Scopes, TOKEN_EXCHANGE_GRANT, TokenAlgorithm, TokenFormat,
+    MIN_ACCESS_TTL, PRIVILEGED_SCOPES, ScopeError, Scopes, TOKEN_EXCHANGE_GRANT, TokenAlgorithm,
+    TokenFormat,
 };
 pub use password::{Password, PasswordError};
 pub use secret::{

@@ -21,9 +21,9 @@ pub struct Accounts {
     hasher: Arc<PasswordHasher>,
 }
 
-/// What a kick ended.
+/// What a kick or a disable ended.
 #[derive(Debug)]
-pub struct Kicked {
+pub struct CutOff {
     pub user: User,
     /// The cut-off: tokens issued to the user up to now are refused everywhere.
     pub at: Timestamp,
@@ -156,60 +156,77 @@ impl Accounts {
     /// "tokens issued to this user up to now" cut-off, then ends every session and
     /// refresh-token family. `tokens_live_for` is the longest lifetime an access token
     /// can have, how long verifiers must keep the cut-off. `None` if no such user.
-    ///
-    /// The cut-off goes first, so that from the moment it is durable every verifier
-    /// refuses the user's tokens, even if ending the sessions then fails; a retry
-    /// finishes the job (each step is idempotent).
     pub async fn kick(
         &self,
         id: UserId,
         tokens_live_for: Duration,
-    ) -> Result<Option<Kicked>, StoreError> {
+    ) -> Result<Option<CutOff>, StoreError> {
         let Some(user) = self.store.user(id).await? else {
             return Ok(None);
         };
+        self.cut_off(user, EndReason::Kicked, tokens_live_for)
+            .await
+            .map(Some)
+    }
+
+    /// Disables the account, then cuts it off as a kick does: every token issued
+    /// to the user so far (JWTs with or without `sid`, opaque access tokens,
+    /// refresh tokens) is refused everywhere, and no new one can be had while it
+    /// stays disabled. `None` if there is no such user. Disabling a disabled
+    /// account cuts it off again, which finishes a disable that failed halfway.
+    pub async fn disable(
+        &self,
+        username: &Username,
+        tokens_live_for: Duration,
+    ) -> Result<Option<CutOff>, StoreError> {
+        // The flag first: once it is committed no new token can be had, so the
+        // cut-off that follows covers everything the user can hold.
+        let Some(user) = self.store.set_user_disabled(username, true).await? else {
+            return Ok(None);
+        };
+        self.cut_off(user, EndReason::UserDisabled, tokens_live_for)
+            .await
+            .map(Some)
+    }
+
+    /// Lets a disabled account sign in again. What it held before stays refused:
+    /// its cut-off covers every token issued up to the disable. `None` if there is
+    /// no such user.
+    pub async fn enable(&self, username: &Username) -> Result<Option<User>, StoreError> {
+        self.store.set_user_disabled(username, false).await
+    }
+
+    /// Publishes the user's cut-off, then ends every session and refresh family.
+    /// The cut-off goes first, so that from the moment it is durable every
+    /// verifier refuses the user's tokens, even if ending the sessions then fails;
+    /// a retry finishes the job (each step is idempotent).
+    async fn cut_off(
+        &self,
+        user: User,
+        reason: EndReason,
+        tokens_live_for: Duration,
+    ) -> Result<CutOff, StoreError> {
         let at = Timestamp::now();
         self.log
             .append_revocation(
-                Revoked::User(id),
-                Some(id),
-                EndReason::Kicked,
+                Revoked::User(user.id),
+                Some(user.id),
+                reason,
                 at,
                 at.saturating_add(tokens_live_for),
             )
             .await?;
-        let sessions = self
-            .sessions
-            .end_all_of_user(id, None, EndReason::Kicked)
-            .await?;
+        let sessions = self.sessions.end_all_of_user(user.id, None, reason).await?;
         let families = self
             .refresh
-            .revoke_families_of_user(id, EndReason::Kicked, at)
+            .revoke_families_of_user(user.id, reason, at)
             .await?;
         self.presence.forget(&families).await;
-        Ok(Some(Kicked {
+        Ok(CutOff {
             user,
             at,
             sessions: sessions.len(),
             families: families.len(),
-        }))
-    }
-
-    /// Disables the account and ends all its sessions and refresh-token families;
-    /// `None` if there is no such user. Returns how many of those ended.
-    pub async fn disable(&self, username: &Username) -> Result<Option<(User, usize)>, StoreError> {
-        let Some(user) = self.store.disable_user(username).await? else {
-            return Ok(None);
-        };
-        let ended = self
-            .sessions
-            .end_all_of_user(user.id, None, EndReason::UserDisabled)
-            .await?;
-        let families = self
-            .refresh
-            .revoke_families_of_user(user.id, EndReason::UserDisabled, Timestamp::now())
-            .await?;
-        self.presence.forget(&families).await;
-        Ok(Some((user, ended.len() + families.len())))
+        })
     }
 }

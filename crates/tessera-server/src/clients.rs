@@ -19,7 +19,9 @@ use tessera_core::{
     Audience, ClientId, ClientName, ClientSecret, GrantType, MAX_ACCESS_TTL, MIN_ACCESS_TTL,
     Scopes, Timestamp, TokenAlgorithm, TokenFormat,
 };
-use tessera_store::{Client, ClientStore, CreateClientError, StoreError};
+use tessera_store::{
+    Client, ClientStore, CreateClientError, EndReason, RevocationLog, Revoked, StoreError,
+};
 
 /// What `tessera client add` asks for.
 pub struct ClientSpec {
@@ -63,6 +65,7 @@ pub enum ClientAuthError {
 #[derive(Clone)]
 pub struct Clients {
     store: Arc<dyn ClientStore>,
+    log: Arc<dyn RevocationLog>,
     cache: Arc<ClientCache>,
 }
 
@@ -94,16 +97,17 @@ impl ClientCache {
 }
 
 impl Clients {
-    pub fn new(store: Arc<dyn ClientStore>) -> Self {
+    pub fn new(store: Arc<dyn ClientStore>, log: Arc<dyn RevocationLog>) -> Self {
         Self {
             store,
+            log,
             cache: Arc::default(),
         }
     }
 
     /// The client with this id, from the cache when the store's clients have not
     /// changed since it was read.
-    async fn client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
+    pub async fn get(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
         let generation = self.store.clients_generation();
         if let Some(client) = generation.and_then(|g| self.cache.get(g, id)) {
             return Ok(Some(client));
@@ -199,7 +203,24 @@ impl Clients {
         }
     }
 
+    /// Removes a client and ends every token issued to it: a `client` cut-off in
+    /// the revocation log first (kept as long as its tokens can live), so that from
+    /// the moment it is durable every verifier refuses them, then the client
+    /// itself, so it can get no new ones. `false` if there was no such client.
     pub async fn remove(&self, id: &ClientId) -> Result<bool, StoreError> {
+        let Some(client) = self.store.client(id).await? else {
+            return Ok(false);
+        };
+        let at = Timestamp::now();
+        self.log
+            .append_revocation(
+                Revoked::Client(client.id),
+                None,
+                EndReason::ClientRemoved,
+                at,
+                at.saturating_add(client.access_ttl),
+            )
+            .await?;
         self.store.remove_client(id).await
     }
 
@@ -208,7 +229,7 @@ impl Clients {
         presented: &PresentedClient,
     ) -> Result<Client, ClientAuthError> {
         let client = match ClientId::parse(&presented.id) {
-            Some(id) => self.client(&id).await?,
+            Some(id) => self.get(&id).await?,
             None => None,
         };
         let presented_hash = presented

@@ -112,7 +112,7 @@ impl Core {
             .await?,
         );
         Ok(Self {
-            clients: clients::Clients::new(stores.set.clients.clone()),
+            clients: clients::Clients::new(stores.set.clients.clone(), stores.set.log.clone()),
             refresh: Arc::new(refresh::RefreshTokens::new(
                 stores.set.refresh.clone(),
                 config.tokens.refresh_lifetime,
@@ -197,11 +197,10 @@ pub async fn serve(
             .as_ref()
             .map(|s| s.0.as_bytes().to_vec()),
         core.log_contact.clone(),
-    ));
-    tokio::spawn(own_tokens.clone().follow(
         core.stores.set.log.clone(),
         core.stores.revocations_appended.clone(),
     ));
+    tokio::spawn(own_tokens.clone().follow());
     let tokens = Arc::new(tokens::TokenIssuer::new(
         issuer,
         core.keys.clone(),

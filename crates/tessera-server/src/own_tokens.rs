@@ -3,11 +3,12 @@
 //! Keys follow the key ring; revocations follow the revocation log.
 
 use std::sync::Arc;
-
-use arc_swap::ArcSwap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tessera_store::{RevocationLog, Revoked};
+use arc_swap::ArcSwap;
+
+use tessera_store::{RevocationLog, RevocationsAppended, Revoked, StoreError};
 use tessera_verify::{
     AccessClaims, Algorithm, Policy, RevocationEvent, Verifier, VerifyError, VerifyingKeys,
 };
@@ -16,6 +17,8 @@ use crate::keyring::KeyRing;
 
 /// How often the revocation log is polled.
 const POLL: Duration = Duration::from_millis(100);
+/// Log entries read at a time.
+const PAGE: u32 = 1000;
 
 pub struct OwnTokens {
     verifier: Verifier,
@@ -28,6 +31,13 @@ pub struct OwnTokens {
     latest: tokio::sync::watch::Sender<u64>,
     /// Past its bound, the revocation set may miss revocations: refuse to answer.
     contact: Arc<crate::contact::Contact>,
+    log: Arc<dyn RevocationLog>,
+    appended: Arc<RevocationsAppended>,
+    /// The appends counted before the last complete read of the log: when
+    /// `appended` counts more, something was revoked that the set may not hold yet.
+    applied: AtomicU64,
+    /// One reader of the log at a time; the others wait for its result.
+    reading: tokio::sync::Mutex<()>,
 }
 
 impl OwnTokens {
@@ -36,8 +46,12 @@ impl OwnTokens {
         keys: Arc<KeyRing>,
         hs256: Option<Vec<u8>>,
         contact: Arc<crate::contact::Contact>,
+        log: Arc<dyn RevocationLog>,
+        appended: Arc<RevocationsAppended>,
     ) -> Self {
         let mut policy = Policy::new(issuer, "");
+        // Introspection answers for tokens of every audience; tessera's own
+        // endpoints narrow this down with `verify_for_tessera`.
         policy.any_audience = true;
         policy.algorithms.push(Algorithm::HS256);
         let own = Self {
@@ -47,6 +61,10 @@ impl OwnTokens {
             loaded: ArcSwap::from_pointee(String::new()),
             latest: tokio::sync::watch::Sender::new(0),
             contact,
+            log,
+            appended,
+            applied: AtomicU64::new(0),
+            reading: tokio::sync::Mutex::new(()),
         };
         own.sync_keys();
         own
@@ -69,13 +87,34 @@ impl OwnTokens {
         self.loaded.store(Arc::new(set.jwks_etag.clone()));
     }
 
-    /// A live, unrevoked token of this issuer; `Stale` while this instance is out of
-    /// touch with the revocation log.
-    pub fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
+    /// A live, unrevoked token of this issuer, for any audience (introspection);
+    /// `Stale` while this instance is out of touch with the revocation log.
+    pub async fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
+        self.settle().await;
         self.sync_keys();
         let claims = self.verifier.verify(token)?;
         if !self.contact.is_fresh() {
             return Err(VerifyError::Stale);
+        }
+        Ok(claims)
+    }
+
+    /// A live, unrevoked token meant for tessera itself, for its own bearer
+    /// endpoints: its audience is the issuer, and it is signed by one of the
+    /// published keys. A token for a resource service must never act on tessera,
+    /// and HS256's secret is shared with whoever verifies it, so it could be forged.
+    pub async fn verify_for_tessera(&self, token: &str) -> Result<AccessClaims, VerifyError> {
+        let claims = self.verify(token).await?;
+        // HS256 tokens are the only ones without a `kid`.
+        if claims.kid.is_none() {
+            return Err(VerifyError::AlgorithmNotAllowed);
+        }
+        if !claims
+            .aud
+            .iter()
+            .any(|a| *a == self.verifier.policy().issuer)
+        {
+            return Err(VerifyError::WrongAudience);
         }
         Ok(claims)
     }
@@ -85,7 +124,10 @@ impl OwnTokens {
         self.contact.is_fresh()
     }
 
-    pub fn is_revoked(&self, claims: &AccessClaims) -> bool {
+    /// Whether `claims` (of an opaque token) are revoked, counting every revocation
+    /// this process has committed so far.
+    pub async fn is_revoked(&self, claims: &AccessClaims) -> bool {
+        self.settle().await;
         self.verifier.revocation_of(claims).is_some()
     }
 
@@ -101,14 +143,79 @@ impl OwnTokens {
         self.latest.subscribe()
     }
 
+    /// Makes sure every revocation committed so far by this process (and any other
+    /// the store has told of) is in the set before an answer relies on it: the
+    /// instance that answered a revoke, logout or kick refuses what it ended in its
+    /// very next answer. Costs one atomic load when nothing was appended.
+    async fn settle(&self) {
+        if self.applied.load(Ordering::SeqCst) >= self.appended.count() {
+            return;
+        }
+        if let Err(error) = self.catch_up(false).await {
+            tracing::warn!(%error, "cannot read the revocation log");
+        }
+    }
+
+    /// Reads the log from the set's position to its end and applies it; unless
+    /// `always`, only if something was appended since the last read.
+    async fn catch_up(&self, always: bool) -> Result<(), StoreError> {
+        let wanted = self.appended.count();
+        let _reading = self.reading.lock().await;
+        // Another caller may have read everything we wanted while we waited.
+        if !always && self.applied.load(Ordering::SeqCst) >= wanted {
+            return Ok(());
+        }
+        // Counted before the read, so the read includes every append it counts.
+        let counted = self.appended.count();
+        while !self.apply_page().await? {}
+        self.applied.fetch_max(counted, Ordering::SeqCst);
+        self.contact.heard();
+        Ok(())
+    }
+
+    /// Applies the next page of the log; whether the log's end was reached.
+    async fn apply_page(&self) -> Result<bool, StoreError> {
+        let after = self.verifier.update_revocations(|set| set.position());
+        let entries = self.log.revocations_after(after, PAGE).await?;
+        let caught_up = entries.len() < PAGE as usize;
+        let key_retired = entries.iter().any(|e| matches!(e.revoked, Revoked::Key(_)));
+        // A retired key must stop signing here now, not at the next periodic
+        // reload; reloaded first, so that nothing observes the key refused while
+        // it still signs.
+        if key_retired && let Err(error) = self.keys.reload().await {
+            tracing::warn!(%error, "could not reload the signing keys");
+        }
+        let newest = entries.last().map(|e| e.sequence);
+        self.verifier.update_revocations(|set| {
+            for entry in entries {
+                let before = entry.at.as_millis() / 1000;
+                let event = match entry.revoked {
+                    Revoked::Session(id) => RevocationEvent::Session(id.as_str().to_owned()),
+                    Revoked::Token(jti) => RevocationEvent::Token(jti),
+                    Revoked::Key(kid) => RevocationEvent::Key(kid),
+                    Revoked::User(id) => RevocationEvent::User {
+                        id: id.to_string(),
+                        before,
+                    },
+                    Revoked::Client(id) => RevocationEvent::Client {
+                        id: id.to_string(),
+                        before,
+                    },
+                };
+                set.apply(entry.sequence, event, entry.expires_at.as_millis() / 1000);
+            }
+        });
+        if let Some(newest) = newest {
+            self.latest.send_replace(newest);
+        }
+        Ok(caught_up)
+    }
+
     /// Applies the revocation log as it grows, until the task is dropped.
-    /// Wakes at once when `appended` is notified (a revocation made by this
-    /// process), else every [`POLL`] (one made by another process: the CLI).
-    pub async fn follow(
-        self: Arc<Self>,
-        log: Arc<dyn RevocationLog>,
-        appended: Arc<tokio::sync::Notify>,
-    ) {
+    /// Wakes at once when the store signals an append (by this process, or by
+    /// another one it hears of), else every [`POLL`] (one made by a process the
+    /// store cannot hear: the CLI on SQLite).
+    pub async fn follow(self: Arc<Self>) {
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut polls: u32 = 0;
@@ -118,50 +225,17 @@ impl OwnTokens {
         // migration, a restored backup) comes with a restart, and positions from
         // another log never reach this one; only external verifiers, which outlive
         // the issuer's restarts, must notice (from the feed's heartbeat).
-        if let Ok(latest) = log.latest_revocation().await {
+        if let Ok(latest) = self.log.latest_revocation().await {
             self.latest.send_replace(latest);
         }
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                () = appended.notified() => {}
+                () = self.appended.notified() => {}
             }
-            let after = self.verifier.update_revocations(|set| set.position());
-            match log.revocations_after(after, 1000).await {
-                Ok(entries) => {
-                    let caught_up = entries.len() < 1000;
-                    let key_retired = entries.iter().any(|e| matches!(e.revoked, Revoked::Key(_)));
-                    // A retired key must stop signing here now, not at the next
-                    // periodic reload; reloaded first, so that nothing observes the key
-                    // refused while it still signs.
-                    if key_retired && let Err(error) = self.keys.reload().await {
-                        tracing::warn!(%error, "could not reload the signing keys");
-                    }
-                    let newest = entries.last().map(|e| e.sequence);
-                    self.verifier.update_revocations(|set| {
-                        for entry in entries {
-                            let event = match entry.revoked {
-                                Revoked::Session(id) => {
-                                    RevocationEvent::Session(id.as_str().to_owned())
-                                }
-                                Revoked::Token(jti) => RevocationEvent::Token(jti),
-                                Revoked::Key(kid) => RevocationEvent::Key(kid),
-                                Revoked::User(id) => RevocationEvent::User {
-                                    id: id.to_string(),
-                                    before: entry.at.as_millis() / 1000,
-                                },
-                            };
-                            set.apply(entry.sequence, event, entry.expires_at.as_millis() / 1000);
-                        }
-                    });
-                    if let Some(newest) = newest {
-                        self.latest.send_replace(newest);
-                    }
-                    if caught_up {
-                        self.contact.heard();
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "cannot read the revocation log"),
+            // A poll reads even when nothing was signalled: the CLI's appends are not.
+            if let Err(error) = self.catch_up(true).await {
+                tracing::warn!(%error, "cannot read the revocation log");
             }
             polls = polls.wrapping_add(1);
             if polls.is_multiple_of(600) {

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use tessera_core::{Audience, RefreshTokenSecret, Scopes, SessionId, SessionSecret, Timestamp};
 use tessera_store::{
-    Client, CreateSessionError, NewRefreshFamily, RefreshFamily, RefreshOutcome, RefreshStore,
-    StoreError, User,
+    Client, CreateSessionError, EndReason, NewRefreshFamily, RefreshFamily, RefreshOutcome,
+    RefreshStore, StoreError, User,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,10 @@ pub enum RefreshError {
     RaceLost,
     #[error("the account is disabled")]
     UserDisabled,
+    /// Presented by a client it was not issued to: it leaked, so its family (and
+    /// the session it came from) is now revoked (RFC 9700 §4.14.2).
+    #[error("the refresh token was issued to another client; the grant has been revoked")]
+    Leaked(SessionId),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -97,7 +101,28 @@ impl RefreshTokens {
                 .rotate(client, presented)
                 .await
                 .map(|(family, _)| family),
-            Some(_) => Err(RefreshError::Invalid),
+            Some(family) => Err(self.leaked(&family, client).await),
+        }
+    }
+
+    /// Ends the family of a refresh token that `client` presented though it was
+    /// issued to another client: whoever holds it should not.
+    async fn leaked(&self, family: &RefreshFamily, client: &Client) -> RefreshError {
+        tracing::warn!(
+            family = %family.id,
+            user = %family.user.id,
+            issued_to = %family.client_id,
+            presented_by = %client.id,
+            "a refresh token was presented by another client; its family is revoked"
+        );
+        metrics::counter!("tessera_refresh_leaked_total").increment(1);
+        match self
+            .store
+            .revoke_family(&family.id, None, EndReason::TokenLeaked, Timestamp::now())
+            .await
+        {
+            Ok(_) => RefreshError::Leaked(family.id),
+            Err(e) => RefreshError::Store(e),
         }
     }
 
@@ -110,12 +135,12 @@ impl RefreshTokens {
         let presented = RefreshTokenSecret::parse(presented)
             .ok_or(RefreshError::Invalid)?
             .hash();
-        // Checked before rotating, so another client's token is refused without
-        // being spent.
+        // Checked before rotating, so another client's token is not spent on it
+        // (its family ends all the same).
         if let Some(family) = self.store.family_by_token(&presented).await?
             && family.client_id != client.id
         {
-            return Err(RefreshError::Invalid);
+            return Err(self.leaked(&family, client).await);
         }
         let next = RefreshTokenSecret::generate();
         let now = Timestamp::now();
@@ -133,7 +158,9 @@ impl RefreshTokens {
                 metrics::counter!("tessera_tokens_issued_total", "kind" => "refresh").increment(1);
                 Ok((family, next))
             }
-            RefreshOutcome::Rotated(_) | RefreshOutcome::Invalid => Err(RefreshError::Invalid),
+            // Issued to another client, and rotated by a concurrent request.
+            RefreshOutcome::Rotated(family) => Err(self.leaked(&family, client).await),
+            RefreshOutcome::Invalid => Err(RefreshError::Invalid),
             RefreshOutcome::RaceLost => Err(RefreshError::RaceLost),
             RefreshOutcome::Reused { family, user } => {
                 tracing::warn!(%family, %user, "a refresh token was reused; its family is revoked");

@@ -237,6 +237,16 @@ impl SessionService {
         Ok(Some(session))
     }
 
+    /// The live session with this id, if any, without sliding its expiry: for
+    /// confirming what others report having seen.
+    pub async fn live(&self, id: &SessionId) -> Result<Option<Arc<ActiveSession>>, StoreError> {
+        let Some(session) = self.lookup(id).await? else {
+            return Ok(None);
+        };
+        let live = !session.user().disabled && !session.is_expired(Timestamp::now(), &self.policy);
+        Ok(live.then_some(session))
+    }
+
     async fn lookup(&self, id: &SessionId) -> Result<Option<Arc<ActiveSession>>, StoreError> {
         if let Some(hit) = self.cache.get(id) {
             if self.contact.is_fresh() && self.store_contact.is_fresh() {

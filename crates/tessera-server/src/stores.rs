@@ -12,7 +12,6 @@ use anyhow::Context;
 use tessera_store::StoreSet;
 use tessera_store_postgres::PostgresStore;
 use tessera_store_sqlite::SqliteStore;
-use tokio::sync::Notify;
 
 use crate::config::{Config, StoreUrl};
 
@@ -22,7 +21,7 @@ pub struct Stores {
     pub set: StoreSet,
     /// Notified after an append to the revocation log: by this process (SQLite), or
     /// by any process on the same database (PostgreSQL).
-    pub revocations_appended: Arc<Notify>,
+    pub revocations_appended: Arc<tessera_store::RevocationsAppended>,
     /// Throttling counters shared by every instance (Redis); `None`: per process.
     pub rate_limits: Option<Arc<dyn tessera_store::RateLimitStore>>,
     database: Database,
@@ -61,7 +60,7 @@ impl Database {
         }
     }
 
-    pub fn revocations_appended(&self) -> Arc<Notify> {
+    pub fn revocations_appended(&self) -> Arc<tessera_store::RevocationsAppended> {
         match self {
             Self::Sqlite(store) => store.revocations_appended(),
             Self::Postgres(store) => store.revocations_appended(),

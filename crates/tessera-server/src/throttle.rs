@@ -24,6 +24,8 @@ use crate::config::ThrottleConfig;
 pub struct Throttle {
     accounts: DefaultKeyedRateLimiter<Username>,
     addresses: DefaultKeyedRateLimiter<IpAddr>,
+    /// Activity reports (`POST /v1/activity`) per reporting client.
+    reports: DefaultKeyedRateLimiter<String>,
     clock: DefaultClock,
     shared: Option<Shared>,
 }
@@ -44,6 +46,10 @@ pub enum Throttled {
     Store(StoreError),
 }
 
+/// Activity reports per client: a sustained one a second, 20 at once.
+const REPORTS_PER_MINUTE: u32 = 60;
+const REPORTS_BURST: u32 = 20;
+
 fn interval(per_minute: u32) -> Duration {
     Duration::from_secs(60) / per_minute.max(1)
 }
@@ -60,6 +66,7 @@ impl Throttle {
         Self {
             accounts: RateLimiter::keyed(quota(config.account_per_minute, config.account_burst)),
             addresses: RateLimiter::keyed(quota(config.address_per_minute, config.address_burst)),
+            reports: RateLimiter::keyed(quota(REPORTS_PER_MINUTE, REPORTS_BURST)),
             clock: DefaultClock::default(),
             shared: shared.map(|store| Shared {
                 store,
@@ -110,11 +117,29 @@ impl Throttle {
         }
     }
 
+    /// An activity report from `client`. `tessera-verify` sends at most one batch
+    /// per reporting interval, so the budget is generous for a real verifier and
+    /// bounds what a misbehaving one can make tessera look up.
+    pub async fn activity_report(&self, client: &str) -> Result<(), Throttled> {
+        match &self.shared {
+            Some(shared) => {
+                Self::shared_check(
+                    shared,
+                    &format!("reports:{client}"),
+                    (interval(REPORTS_PER_MINUTE), REPORTS_BURST),
+                )
+                .await
+            }
+            None => self.check(&self.reports, &client.to_owned()),
+        }
+    }
+
     /// Forgets keys whose budget has fully refilled; run now and then so the maps
     /// stay as small as the set of recent attempts.
     pub fn forget_idle_keys(&self) {
         self.accounts.retain_recent();
         self.addresses.retain_recent();
+        self.reports.retain_recent();
         self.accounts.shrink_to_fit();
         self.addresses.shrink_to_fit();
     }

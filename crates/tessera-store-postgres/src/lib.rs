@@ -66,7 +66,7 @@ use tessera_store::{
     Online, PRESENCE_RESOLUTION, PresenceStore, Revocation, RevocationLog, Revoked, Seen,
     SessionRecord, SessionStore, StoreError, User, UserCredentials,
 };
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 pub use migrations::{MigrationError, SCHEMA_VERSION};
 
@@ -106,7 +106,7 @@ pub(crate) struct Shared {
     listening: AtomicBool,
     outages: Arc<Outages>,
     /// Notified after an append to the revocation log, here or in any process.
-    appended: Arc<Notify>,
+    appended: Arc<tessera_store::RevocationsAppended>,
     /// Sending (or dropping the last store, which drops this) stops the task.
     stop: watch::Sender<bool>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -294,16 +294,15 @@ impl PostgresStore {
         self.pool.close().await;
     }
 
-    /// Notified (one stored permit) after any process appends to the revocation log
-    /// (and at once after this one does); for the one follower that applies the log.
-    /// A lost notification (the listener reconnecting) only costs that follower's
-    /// next poll.
-    pub fn revocations_appended(&self) -> Arc<Notify> {
+    /// Signalled after any process appends to the revocation log (and at once after
+    /// this one does). A lost notification (the listener reconnecting) only costs
+    /// the follower's next poll.
+    pub fn revocations_appended(&self) -> Arc<tessera_store::RevocationsAppended> {
         self.shared.appended.clone()
     }
 
     fn announce_revocations(&self) {
-        self.shared.appended.notify_one();
+        self.shared.appended.signal();
     }
 }
 
@@ -610,12 +609,17 @@ impl AccountStore for PostgresStore {
         Ok(())
     }
 
-    async fn disable_user(&self, username: &Username) -> Result<Option<User>, StoreError> {
+    async fn set_user_disabled(
+        &self,
+        username: &Username,
+        disabled: bool,
+    ) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(
-            "UPDATE users u SET disabled = TRUE WHERE username = $1 \
+            "UPDATE users u SET disabled = $2 WHERE username = $1 \
              RETURNING u.id, u.username, u.roles, u.disabled, u.created_at",
         )
         .bind(username.as_str())
+        .bind(disabled)
         .fetch_optional(&self.pool)
         .await
         .map_err(store_error)?;

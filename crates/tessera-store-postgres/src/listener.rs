@@ -90,7 +90,7 @@ pub(crate) async fn run(
                         shared.bump_clients_generation();
                         shared.listening.store(true, Ordering::SeqCst);
                         shared.outages.back();
-                        shared.appended.notify_one();
+                        shared.appended.signal();
                         tracing::info!("listening for the store's changes again");
                         backoff = BACKOFF_FIRST;
                         active
@@ -173,7 +173,7 @@ async fn listen(
 fn apply(shared: &Shared, notification: &PgNotification, token: &str, last_echo: &mut Instant) {
     match notification.channel() {
         CLIENTS_CHANNEL => shared.bump_clients_generation(),
-        REVOCATIONS_CHANNEL => shared.appended.notify_one(),
+        REVOCATIONS_CHANNEL => shared.appended.signal(),
         HEARTBEAT_CHANNEL if notification.payload() == token => *last_echo = Instant::now(),
         _ => {}
     }

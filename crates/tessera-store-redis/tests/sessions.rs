@@ -82,7 +82,7 @@ impl AccountStore for DisablesDuringLogin {
     }
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
         if self.reads.fetch_add(1, Ordering::SeqCst) == 1 {
-            self.inner.disable_user(&self.victim).await?;
+            self.inner.set_user_disabled(&self.victim, true).await?;
         }
         self.inner.user(id).await
     }
@@ -94,8 +94,12 @@ impl AccountStore for DisablesDuringLogin {
     ) -> Result<(), StoreError> {
         self.inner.replace_password_hash(user, previous, new).await
     }
-    async fn disable_user(&self, username: &Username) -> Result<Option<User>, StoreError> {
-        self.inner.disable_user(username).await
+    async fn set_user_disabled(
+        &self,
+        username: &Username,
+        disabled: bool,
+    ) -> Result<Option<User>, StoreError> {
+        self.inner.set_user_disabled(username, disabled).await
     }
     async fn import_user(&self, user: UserCredentials) -> Result<(), CreateUserError> {
         self.inner.import_user(user).await

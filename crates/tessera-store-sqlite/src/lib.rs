@@ -38,7 +38,7 @@ pub struct SqliteStore {
     /// Signalled after every commit that appended to the revocation log, so this
     /// process's follower applies it at once instead of at its next poll. (Other
     /// processes, the CLI say, are seen at the poll.)
-    appended: std::sync::Arc<tokio::sync::Notify>,
+    appended: std::sync::Arc<tessera_store::RevocationsAppended>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,14 +81,13 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
-    /// Notified (one stored permit) after this process appends to the revocation
-    /// log; for the one follower that applies the log.
-    pub fn revocations_appended(&self) -> std::sync::Arc<tokio::sync::Notify> {
+    /// Signalled after this process appends to the revocation log.
+    pub fn revocations_appended(&self) -> std::sync::Arc<tessera_store::RevocationsAppended> {
         self.appended.clone()
     }
 
     fn announce_revocations(&self) {
-        self.appended.notify_one();
+        self.appended.signal();
     }
 }
 
@@ -272,11 +271,16 @@ impl AccountStore for SqliteStore {
         Ok(())
     }
 
-    async fn disable_user(&self, username: &Username) -> Result<Option<User>, StoreError> {
+    async fn set_user_disabled(
+        &self,
+        username: &Username,
+        disabled: bool,
+    ) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(
-            "UPDATE users SET disabled = 1 WHERE username = ? \
+            "UPDATE users SET disabled = ? WHERE username = ? \
              RETURNING id, username, roles, disabled, created_at",
         )
+        .bind(disabled)
         .bind(username.as_str())
         .fetch_optional(&self.pool)
         .await

@@ -210,6 +210,17 @@ impl RefreshStore for SqliteStore {
             .transpose()
     }
 
+    async fn family(&self, id: &SessionId) -> Result<Option<RefreshFamily>, StoreError> {
+        sqlx::query(concat!(family_select!(), "WHERE f.id = ?"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?
+            .as_ref()
+            .map(family_from_row)
+            .transpose()
+    }
+
     async fn revoke_family(
         &self,
         id: &SessionId,

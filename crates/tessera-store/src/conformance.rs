@@ -475,6 +475,7 @@ async fn refresh_families<S: AccountStore + SessionStore + RevocationLog + Refre
     assert_eq!((found.id, found.generation), (id, 0));
     assert_eq!(found.user.id, user.id);
     assert_eq!(found.audience.unwrap().as_str(), "orders");
+    assert_eq!(store.family(&id).await.unwrap().unwrap().user.id, user.id);
 
     // Rotation: the live token is exchanged once; a second exchange within the grace
     // period loses the race, after it is reuse and revokes the family.
@@ -522,6 +523,7 @@ async fn refresh_families<S: AccountStore + SessionStore + RevocationLog + Refre
         store.family_by_token(&t2.hash()).await.unwrap().is_none(),
         "reuse revokes the family"
     );
+    assert!(store.family(&id).await.unwrap().is_none());
     let logged = store.revocations_after(before, 10).await.unwrap();
     assert_eq!(logged.len(), 1);
     assert_eq!(
@@ -598,7 +600,10 @@ async fn refresh_families<S: AccountStore + SessionStore + RevocationLog + Refre
     assert!(store.family_by_token(&c.hash()).await.unwrap().is_some());
 
     // No family for a disabled user.
-    store.disable_user(&other.username).await.unwrap();
+    store
+        .set_user_disabled(&other.username, true)
+        .await
+        .unwrap();
     assert!(matches!(
         store
             .create_family(family(other.id, &RefreshTokenSecret::generate(), now))
@@ -871,9 +876,27 @@ async fn accounts<S: AccountStore>(store: &S) {
     assert!(store.search_users("_", None, 10).await.unwrap().is_empty());
     assert_eq!(store.search_users("", None, 10).await.unwrap().len(), 3);
 
-    let disabled = store.disable_user(&name("bob")).await.unwrap().unwrap();
+    let disabled = store
+        .set_user_disabled(&name("bob"), true)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(disabled.disabled);
-    assert!(store.disable_user(&name("nobody")).await.unwrap().is_none());
+    assert!(store.user(disabled.id).await.unwrap().unwrap().disabled);
+    let enabled = store
+        .set_user_disabled(&name("bob"), false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!enabled.disabled);
+    assert!(!store.user(enabled.id).await.unwrap().unwrap().disabled);
+    assert!(
+        store
+            .set_user_disabled(&name("nobody"), true)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn sessions<S: AccountStore + SessionStore>(store: &S) {
@@ -902,7 +925,7 @@ async fn sessions<S: AccountStore + SessionStore>(store: &S) {
 
     // a disabled user gets no new session, however the race with login falls
     let dave = add_user(store, "dave").await;
-    store.disable_user(&name("dave")).await.unwrap();
+    store.set_user_disabled(&name("dave"), true).await.unwrap();
     let (_, refused) = new_session(dave.id, now);
     assert!(matches!(
         store.create_session(refused).await,

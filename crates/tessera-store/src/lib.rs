@@ -94,9 +94,14 @@ pub trait AccountStore: Send + Sync {
         previous: &str,
         new: &str,
     ) -> Result<(), StoreError>;
-    /// Marks the user disabled; `None` if there is no such user. Ending their sessions
-    /// is the caller's job (see `SessionStore::end_sessions_of_user`).
-    async fn disable_user(&self, username: &Username) -> Result<Option<User>, StoreError>;
+    /// Marks the user disabled (or enabled again); `None` if there is no such user.
+    /// Ending their sessions and cutting off their tokens is the caller's job (see
+    /// `SessionStore::end_sessions_of_user`).
+    async fn set_user_disabled(
+        &self,
+        username: &Username,
+        disabled: bool,
+    ) -> Result<Option<User>, StoreError>;
     /// Adds a user exactly as read from another store (`user_credentials`): id,
     /// username, roles, disabled flag, creation time and password hash, for `tessera
     /// store migrate`. One statement, so a disabled account is never there enabled,
@@ -153,6 +158,11 @@ pub enum EndReason {
     KeyRetired,
     /// An administrator kicked the user out: every session, family and token ends.
     Kicked,
+    /// The client was removed: every token issued to it ends.
+    ClientRemoved,
+    /// A refresh token was presented by a client it was not issued to: it leaked,
+    /// so its family and session end (RFC 9700 §4.14.2).
+    TokenLeaked,
 }
 
 impl EndReason {
@@ -166,6 +176,8 @@ impl EndReason {
             EndReason::Revoked => "revoked",
             EndReason::KeyRetired => "key_retired",
             EndReason::Kicked => "kicked",
+            EndReason::ClientRemoved => "client_removed",
+            EndReason::TokenLeaked => "token_leaked",
         }
     }
 
@@ -179,6 +191,8 @@ impl EndReason {
             Self::Revoked,
             Self::KeyRetired,
             Self::Kicked,
+            Self::ClientRemoved,
+            Self::TokenLeaked,
         ]
         .into_iter()
         .find(|r| r.as_str() == stored)
@@ -278,6 +292,8 @@ pub trait RefreshStore: Send + Sync {
         now: Timestamp,
         grace_cutoff: Timestamp,
     ) -> Result<RefreshOutcome, StoreError>;
+    /// The family with this id, if it was not revoked (expired ones included).
+    async fn family(&self, id: &SessionId) -> Result<Option<RefreshFamily>, StoreError>;
     /// The family whose live token is `token`, if any (expired ones included).
     async fn family_by_token(
         &self,
@@ -346,6 +362,9 @@ pub enum Revoked {
     /// Every token issued to this user up to the entry's `at` (a kick): the cut-off
     /// is the entry's time, so tokens issued afterwards stay good.
     User(UserId),
+    /// Every token issued to this client up to the entry's `at` (the client was
+    /// removed), whoever its subject.
+    Client(ClientId),
 }
 
 impl Revoked {
@@ -355,6 +374,7 @@ impl Revoked {
             Revoked::Token(_) => "token",
             Revoked::Key(_) => "key",
             Revoked::User(_) => "user",
+            Revoked::Client(_) => "client",
         }
     }
 
@@ -365,6 +385,7 @@ impl Revoked {
             Revoked::Token(jti) => jti.clone(),
             Revoked::Key(kid) => kid.clone(),
             Revoked::User(id) => id.to_string(),
+            Revoked::Client(id) => id.to_string(),
         }
     }
 
@@ -374,6 +395,7 @@ impl Revoked {
             "token" => Some(Revoked::Token(target.to_owned())),
             "key" => Some(Revoked::Key(target.to_owned())),
             "user" => UserId::parse(target).map(Revoked::User),
+            "client" => ClientId::parse(target).map(Revoked::Client),
             _ => None,
         }
     }
@@ -389,6 +411,36 @@ pub struct Revocation {
     pub at: Timestamp,
     /// When what it revokes has expired anyway; the entry may go then.
     pub expires_at: Timestamp,
+}
+
+/// Signalled after every commit that appended to the revocation log (by this
+/// process, or by another one that the backend can hear), so that this process
+/// applies it at once instead of at its next poll. The count lets a reader tell
+/// whether something was appended since it last read the log: a process that has
+/// just ended something refuses it in its very next answer (read your own writes).
+#[derive(Debug, Default)]
+pub struct RevocationsAppended {
+    count: std::sync::atomic::AtomicU64,
+    notify: tokio::sync::Notify,
+}
+
+impl RevocationsAppended {
+    /// Called by a backend after the commit of an append.
+    pub fn signal(&self) {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    /// How many appends were signalled so far. Read before reading the log: every
+    /// append it counts is then in what the read returns.
+    pub fn count(&self) -> u64 {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits for the next signal (one stored permit, for the one follower).
+    pub async fn notified(&self) {
+        self.notify.notified().await;
+    }
 }
 
 /// The append-only record of revocations, with a monotonic sequence number. Processes

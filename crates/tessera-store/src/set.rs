@@ -99,8 +99,12 @@ impl AccountStore for StoreSet {
             .replace_password_hash(user, previous, new)
             .await
     }
-    async fn disable_user(&self, username: &Username) -> Result<Option<User>, StoreError> {
-        self.accounts.disable_user(username).await
+    async fn set_user_disabled(
+        &self,
+        username: &Username,
+        disabled: bool,
+    ) -> Result<Option<User>, StoreError> {
+        self.accounts.set_user_disabled(username, disabled).await
     }
     async fn import_user(&self, user: UserCredentials) -> Result<(), CreateUserError> {
         self.accounts.import_user(user).await
@@ -176,6 +180,9 @@ impl RefreshStore for StoreSet {
         self.refresh
             .rotate_refresh_token(presented, next, now, grace_cutoff)
             .await
+    }
+    async fn family(&self, id: &SessionId) -> Result<Option<RefreshFamily>, StoreError> {
+        self.refresh.family(id).await
     }
     async fn family_by_token(
         &self,

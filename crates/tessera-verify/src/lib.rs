@@ -101,6 +101,7 @@ impl VerifyError {
             VerifyError::Revoked(RevokedBy::Token) => "revoked_token",
             VerifyError::Revoked(RevokedBy::Key) => "revoked_key",
             VerifyError::Revoked(RevokedBy::User) => "revoked_user",
+            VerifyError::Revoked(RevokedBy::Client) => "revoked_client",
             VerifyError::Stale => "stale_revocations",
             VerifyError::Unavailable => "issuer_unavailable",
         }

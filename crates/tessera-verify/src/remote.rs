@@ -828,18 +828,24 @@ impl FeedEntry {
             "session" => RevocationEvent::Session(self.id),
             "token" => RevocationEvent::Token(self.id),
             "key" => RevocationEvent::Key(self.id),
+            // An unreadable cut-off refuses everything the user or client holds.
             "user" => RevocationEvent::User {
+                before: cut_off(&self.at),
                 id: self.id,
-                // An unreadable cut-off refuses everything the user holds.
-                before: time::OffsetDateTime::parse(
-                    &self.at,
-                    &time::format_description::well_known::Rfc3339,
-                )
-                .map_or(i64::MAX, time::OffsetDateTime::unix_timestamp),
+            },
+            "client" => RevocationEvent::Client {
+                before: cut_off(&self.at),
+                id: self.id,
             },
             _ => return None,
         })
     }
+}
+
+/// A feed entry's `at` (RFC 3339) as Unix seconds; `i64::MAX` when unreadable.
+fn cut_off(at: &str) -> i64 {
+    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .map_or(i64::MAX, time::OffsetDateTime::unix_timestamp)
 }
 
 /// Follows the feed for as long as the verifier lives, resuming after the last

@@ -17,6 +17,8 @@ pub enum RevokedBy {
     Key,
     /// Its subject was cut off: every token issued to them up to a time is refused.
     User,
+    /// Its client was removed: every token issued to it up to a time is refused.
+    Client,
 }
 
 /// One event of the feed.
@@ -32,6 +34,12 @@ pub enum RevocationEvent {
         id: String,
         before: i64,
     },
+    /// Tokens whose `client_id` is this client and whose `iat` is at or before
+    /// `before` are refused, as for [`RevocationEvent::User`].
+    Client {
+        id: String,
+        before: i64,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -42,6 +50,8 @@ pub struct RevocationSet {
     keys: HashMap<String, i64>,
     /// Cut-off per user: (refuse tokens issued at or before, keep until).
     users: HashMap<String, (i64, i64)>,
+    /// Cut-off per client, the same way.
+    clients: HashMap<String, (i64, i64)>,
     /// The sequence of the last event applied.
     position: u64,
 }
@@ -60,6 +70,11 @@ impl RevocationSet {
             RevocationEvent::Key(id) => (&mut self.keys, id),
             RevocationEvent::User { id, before } => {
                 let kept = self.users.entry(id).or_insert((before, expires_at));
+                *kept = (kept.0.max(before), kept.1.max(expires_at));
+                return;
+            }
+            RevocationEvent::Client { id, before } => {
+                let kept = self.clients.entry(id).or_insert((before, expires_at));
                 *kept = (kept.0.max(before), kept.1.max(expires_at));
                 return;
             }
@@ -87,11 +102,17 @@ impl RevocationSet {
         for map in [&mut self.sessions, &mut self.tokens, &mut self.keys] {
             map.retain(|_, until| *until > now);
         }
-        self.users.retain(|_, (_, until)| *until > now);
+        for map in [&mut self.users, &mut self.clients] {
+            map.retain(|_, (_, until)| *until > now);
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.sessions.len() + self.tokens.len() + self.keys.len() + self.users.len()
+        self.sessions.len()
+            + self.tokens.len()
+            + self.keys.len()
+            + self.users.len()
+            + self.clients.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -127,6 +148,12 @@ impl RevocationSet {
             && claims.iat.is_none_or(|iat| iat <= *before)
         {
             return Some(RevokedBy::User);
+        }
+        if let Some(client) = &claims.client_id
+            && let Some((before, _)) = self.clients.get(client)
+            && claims.iat.is_none_or(|iat| iat <= *before)
+        {
+            return Some(RevokedBy::Client);
         }
         None
     }

@@ -385,6 +385,14 @@ fn revoked_sessions_tokens_and_keys_are_refused_until_they_expire() {
             },
             RevokedBy::User,
         ),
+        (
+            5,
+            RevocationEvent::Client {
+                id: "c".into(),
+                before: NOW,
+            },
+            RevokedBy::Client,
+        ),
     ] {
         let check = Verifier::new(
             f.verifier.policy().clone(),
@@ -430,6 +438,27 @@ fn revoked_sessions_tokens_and_keys_are_refused_until_they_expire() {
     bob["sub"] = json!("user-2");
     f.verifier
         .verify_at(&sign(ed, &header(ed), &bob), NOW)
+        .unwrap();
+    // a client cut-off likewise, by client_id, whoever the subject
+    f.verifier.update_revocations(|set| {
+        set.apply(
+            6,
+            RevocationEvent::Client {
+                id: "c".into(),
+                before: NOW - 1,
+            },
+            NOW + 300,
+        )
+    });
+    f.verifier.verify_at(&token, NOW).unwrap();
+    assert_eq!(
+        f.verifier.verify_at(&sign(ed, &header(ed), &bob), NOW),
+        Err(VerifyError::Revoked(RevokedBy::Client))
+    );
+    let mut other_client = bob.clone();
+    other_client["client_id"] = json!("client-2");
+    f.verifier
+        .verify_at(&sign(ed, &header(ed), &other_client), NOW)
         .unwrap();
 }
 

@@ -119,8 +119,17 @@ enum UserCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Disable an account and end all its sessions.
+    /// Disable an account: it cannot sign in, and every session and token it
+    /// holds is refused everywhere (as by `sessions kick`).
     Disable {
+        name: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Enable a disabled account: it can sign in again; what it held stays refused.
+    Enable {
         name: String,
         #[arg(long)]
         json: bool,
@@ -293,20 +302,53 @@ async fn user_command(command: UserCommand, overrides: Overrides) -> anyhow::Res
             }
         }
         UserCommand::Disable { name, json, store } => {
-            let config = load_config(store, overrides)?;
-            tessera_server::init_logging(config.log_format);
             let username = Username::parse(&name).context("invalid username")?;
-            let core = Core::open(&config, 1).await?;
-            let Some((user, ended)) = core.accounts.disable(&username).await? else {
+            let (config, core) = crate::oauth::open(store, overrides).await?;
+            let live_for = core
+                .clients
+                .longest_access_ttl(config.tokens.session_token_ttl)
+                .await?;
+            let Some(cut) = core.accounts.disable(&username, live_for).await? else {
                 bail!("no user named {name:?}");
             };
             if json {
                 println!(
                     "{}",
-                    json!({"user": UserView::from(&user), "disabled": true, "ended_sessions": ended})
+                    json!({
+                        "user": UserView::from(&cut.user),
+                        "disabled": true,
+                        "tokens_before": cut.at,
+                        "ended_sessions": cut.sessions,
+                        "revoked_refresh_tokens": cut.families,
+                    })
                 );
             } else {
-                println!("disabled {}; ended {ended} session(s)", user.username);
+                println!(
+                    "disabled {}; ended {} session(s) and {} refresh token(s); its access \
+                     tokens issued until {} are refused",
+                    cut.user.username,
+                    cut.sessions,
+                    cut.families,
+                    cut.at.to_rfc3339()
+                );
+            }
+        }
+        UserCommand::Enable { name, json, store } => {
+            let username = Username::parse(&name).context("invalid username")?;
+            let (_, core) = crate::oauth::open(store, overrides).await?;
+            let Some(user) = core.accounts.enable(&username).await? else {
+                bail!("no user named {name:?}");
+            };
+            if json {
+                println!(
+                    "{}",
+                    json!({"user": UserView::from(&user), "disabled": false})
+                );
+            } else {
+                println!(
+                    "enabled {}; it can sign in again (tokens from before stay refused)",
+                    user.username
+                );
             }
         }
     }

@@ -80,27 +80,27 @@ pub async fn sessions_command(
                 .clients
                 .longest_access_ttl(config.tokens.session_token_ttl)
                 .await?;
-            let Some(kicked) = core.accounts.kick(found.id, live_for).await? else {
+            let Some(cut) = core.accounts.kick(found.id, live_for).await? else {
                 bail!("no user {user:?}");
             };
             if json {
                 println!(
                     "{}",
                     json!({
-                        "user": UserView::from(&kicked.user),
-                        "tokens_before": kicked.at,
-                        "ended_sessions": kicked.sessions,
-                        "revoked_refresh_tokens": kicked.families,
+                        "user": UserView::from(&cut.user),
+                        "tokens_before": cut.at,
+                        "ended_sessions": cut.sessions,
+                        "revoked_refresh_tokens": cut.families,
                     })
                 );
             } else {
                 println!(
                     "kicked {}: ended {} session(s) and {} refresh token(s); their access \
                      tokens issued until {} are refused",
-                    kicked.user.username,
-                    kicked.sessions,
-                    kicked.families,
-                    kicked.at.to_rfc3339()
+                    cut.user.username,
+                    cut.sessions,
+                    cut.families,
+                    cut.at.to_rfc3339()
                 );
             }
         }

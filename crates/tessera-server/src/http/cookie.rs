@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use axum_extra::extract::cookie::{Cookie, SameSite};
 use http::{HeaderMap, HeaderValue};
 use tessera_core::SessionSecret;
 
@@ -84,9 +84,32 @@ impl SessionCookie {
     }
 
     /// The secret the request's cookie carries. Only the cookie is read: a session id
-    /// in the URL, a form field or another header is never honoured.
-    pub fn secret(&self, headers: &HeaderMap) -> Option<SessionSecret> {
-        let jar = CookieJar::from_headers(headers);
-        SessionSecret::parse(jar.get(self.name)?.value())
+    /// in the URL, a form field or another header is never honoured. Two cookies of
+    /// this name with different values are refused rather than resolved by order: a
+    /// sibling host can plant a second one (cookie tossing), and which one a server
+    /// picks must not decide whose session a request runs in.
+    pub fn secret(&self, headers: &HeaderMap) -> Result<Option<SessionSecret>, AmbiguousCookie> {
+        let mut found: Option<String> = None;
+        let pairs = headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(Cookie::split_parse_encoded)
+            .filter_map(Result::ok);
+        for cookie in pairs {
+            if cookie.name() != self.name {
+                continue;
+            }
+            match &found {
+                Some(value) if value != cookie.value() => return Err(AmbiguousCookie),
+                Some(_) => {}
+                None => found = Some(cookie.value().to_owned()),
+            }
+        }
+        Ok(found.as_deref().and_then(SessionSecret::parse))
     }
 }
+
+/// A request carried two session cookies with different values.
+#[derive(Debug)]
+pub struct AmbiguousCookie;

@@ -75,7 +75,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Input<T> {
 }
 
 /// An OAuth request body: `application/x-www-form-urlencoded` only (RFC 6749 §3.2),
-/// each parameter at most once, empty values treated as absent (§3.1).
+/// each parameter at most once, empty values treated as absent (§3.1) except
+/// `scope`: `scope=` asks for no scope. Dropping it would turn "nothing" into
+/// "the defaults", and a request must never get more than it named.
 pub struct OAuthForm(pub std::collections::HashMap<String, String>);
 
 impl<S: Send + Sync> FromRequest<S> for OAuthForm {
@@ -92,7 +94,7 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
             .map_err(|e| ApiError::bad_request(format!("invalid form body: {e}")))?;
         let mut params = std::collections::HashMap::with_capacity(pairs.len());
         for (name, value) in pairs {
-            if value.is_empty() {
+            if value.is_empty() && name != "scope" {
                 continue;
             }
             if params.contains_key(&name) {
@@ -141,17 +143,42 @@ impl FromRequestParts<AppState> for BearerToken {
                 )
                 .challenge(BEARER_INVALID)
             })?;
-        state
-            .own_tokens
-            .verify(token)
-            .map(Self)
-            .map_err(|error| match error {
-                tessera_verify::VerifyError::Stale => ApiError::stale(),
-                error => {
-                    ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", error.to_string())
-                        .challenge(BEARER_INVALID)
-                }
-            })
+        let invalid = |description: String| {
+            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", description)
+                .challenge(BEARER_INVALID)
+        };
+        let claims =
+            state
+                .own_tokens
+                .verify_for_tessera(token)
+                .await
+                .map_err(|error| match error {
+                    tessera_verify::VerifyError::Stale => ApiError::stale(),
+                    tessera_verify::VerifyError::WrongAudience => invalid(
+                        "this token is not for tessera: its audience must be tessera's issuer URL"
+                            .to_owned(),
+                    ),
+                    tessera_verify::VerifyError::AlgorithmNotAllowed => invalid(
+                        "tessera's own endpoints take only tokens signed with its published keys \
+                     (never HS256)"
+                            .to_owned(),
+                    ),
+                    error => invalid(error.to_string()),
+                })?;
+        // A client's own token (client_credentials) is only as good as the client:
+        // one removed since is refused here even before its cut-off is read.
+        if claims.client_id.as_deref() == Some(claims.sub.as_str()) {
+            let client = match tessera_core::ClientId::parse(&claims.sub) {
+                Some(id) => state.clients.get(&id).await?,
+                None => None,
+            };
+            if client.is_none() {
+                return Err(invalid(
+                    "the client this token was issued to does not exist".to_owned(),
+                ));
+            }
+        }
+        Ok(Self(claims))
     }
 }
 
@@ -169,6 +196,26 @@ impl BearerToken {
             .challenge(BEARER_SCOPE))
         }
     }
+}
+
+/// Refuses a request with more than one `Authorization` header: which one a
+/// component reads (the first, the last, all joined) must not decide who the
+/// caller is, and a proxy in front may have checked another one than we would.
+pub async fn one_authorization(
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if request
+        .headers()
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return ApiError::bad_request("send one Authorization header, not several").into_response();
+    }
+    next.run(request).await
 }
 
 /// Where the request came from, and with which browser.
@@ -262,6 +309,13 @@ async fn session_of(headers: &HeaderMap, state: &AppState) -> Result<Arc<ActiveS
     let secret = state
         .cookie
         .secret(headers)
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "ambiguous_session",
+                "the request carries two different session cookies; sign in again",
+            )
+        })?
         .ok_or_else(ApiError::unauthenticated)?;
     state
         .sessions

@@ -79,6 +79,8 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
             delete(admin::end_session),
         )
         .route("/admin/v1/users/{id}/kick", post(admin::kick))
+        .route("/admin/v1/users/{id}/disable", post(admin::disable))
+        .route("/admin/v1/users/{id}/enable", post(admin::enable))
         .route("/admin/v1/keys", get(admin::keys))
         .route("/admin/v1/online", get(admin::online))
         .route("/.well-known/jwks.json", get(discovery::jwks))
@@ -87,6 +89,7 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
             get(discovery::metadata),
         )
         .with_state(state)
+        .layer(middleware::from_fn(extract::one_authorization))
         .layer(RequestBodyLimitLayer::new(limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -4,8 +4,10 @@
 //! `tessera-verify` sends these in batches (`report_activity`), at most once per
 //! session per minute. It authenticates with the token it already holds for the
 //! revocation feed: a service trusted to follow revocations is trusted to say what
-//! it saw. A report can only make a session count as online; it cannot revive an
-//! ended one (presence keeps tombstones).
+//! it saw, but only what tessera can confirm counts: a sighting of a session that
+//! is not live, or not the reported user's, is dropped (and counted as such), and
+//! reports are rate-limited per client. A report can only make a session count as
+//! online; it cannot revive an ended one (presence keeps tombstones).
 
 use axum::extract::State;
 use http::StatusCode;
@@ -14,6 +16,7 @@ use tessera_core::{SessionId, Timestamp, UserId};
 
 use crate::error::ApiError;
 use crate::http::extract::{BearerToken, Input};
+use crate::routes::login::throttled;
 use crate::routes::revocations::SCOPE;
 use crate::state::AppState;
 
@@ -39,6 +42,12 @@ pub async fn report(
     Input(report): Input<Report>,
 ) -> Result<StatusCode, ApiError> {
     bearer.require_scope(SCOPE)?;
+    let reporter = bearer.0.client_id.as_deref().unwrap_or(&bearer.0.sub);
+    state
+        .throttle
+        .activity_report(reporter)
+        .await
+        .map_err(throttled)?;
     if report.seen.len() > MAX_SIGHTINGS {
         return Err(ApiError::bad_request(format!(
             "a report carries at most {MAX_SIGHTINGS} sightings; send several"
@@ -54,9 +63,38 @@ pub async fn report(
         parsed.push((sid, user));
     }
     let now = Timestamp::now();
+    let (mut counted, mut dropped) = (0u64, 0u64);
     for (sid, user) in parsed {
-        state.presence.observe(sid, user, now);
+        // A report can only confirm what tessera knows: a live session (or refresh
+        // family) of that very user. Anything else is dropped, not an error, since
+        // a session may well have ended since the verifier saw its token.
+        if is_live_session_of(&state, &sid, user, now).await? {
+            state.presence.observe(sid, user, now);
+            counted += 1;
+        } else {
+            dropped += 1;
+        }
     }
-    metrics::counter!("tessera_activity_sightings_total").increment(report.seen.len() as u64);
+    metrics::counter!("tessera_activity_sightings_total", "outcome" => "counted")
+        .increment(counted);
+    metrics::counter!("tessera_activity_sightings_total", "outcome" => "dropped")
+        .increment(dropped);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whether `sid` is a live browser session or refresh family of `user`.
+async fn is_live_session_of(
+    state: &AppState,
+    sid: &SessionId,
+    user: UserId,
+    now: Timestamp,
+) -> Result<bool, ApiError> {
+    if let Some(session) = state.sessions.live(sid).await? {
+        return Ok(session.user().id == user);
+    }
+    Ok(state
+        .refresh_store
+        .family(sid)
+        .await?
+        .is_some_and(|f| f.user.id == user && !f.user.disabled && f.expires_at > now))
 }

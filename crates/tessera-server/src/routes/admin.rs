@@ -131,22 +131,66 @@ pub async fn kick(
     _: Admin,
 ) -> Result<impl IntoResponse, ApiError> {
     let user = user_of(&state, &id).await?;
-    let live_for = state
-        .clients
-        .longest_access_ttl(state.session_token_client.access_ttl)
-        .await?;
-    let kicked = state
+    let live_for = tokens_live_for(&state).await?;
+    let cut = state
         .accounts
         .kick(user.id, live_for)
         .await?
         .ok_or_else(no_such_user)?;
-    tracing::info!(user = %kicked.user.id, sessions = kicked.sessions, families = kicked.families, "user kicked");
-    Ok(Json(json!({
-        "user": AdminUserView::from(&kicked.user),
-        "tokens_before": kicked.at,
-        "ended_sessions": kicked.sessions,
-        "revoked_refresh_tokens": kicked.families,
-    })))
+    tracing::info!(user = %cut.user.id, sessions = cut.sessions, families = cut.families, "user kicked");
+    Ok(Json(cut_off_view(&cut)))
+}
+
+/// `POST /admin/v1/users/{id}/disable`: a kick that stays: the account cannot sign
+/// in, and everything it holds is refused on every instance and verifier.
+pub async fn disable(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    _: Admin,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = user_of(&state, &id).await?;
+    let live_for = tokens_live_for(&state).await?;
+    let cut = state
+        .accounts
+        .disable(&user.username, live_for)
+        .await?
+        .ok_or_else(no_such_user)?;
+    tracing::info!(user = %cut.user.id, sessions = cut.sessions, families = cut.families, "user disabled");
+    Ok(Json(cut_off_view(&cut)))
+}
+
+/// `POST /admin/v1/users/{id}/enable`: the account can sign in again; what it held
+/// before stays refused.
+pub async fn enable(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    _: Admin,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = user_of(&state, &id).await?;
+    let user = state
+        .accounts
+        .enable(&user.username)
+        .await?
+        .ok_or_else(no_such_user)?;
+    tracing::info!(user = %user.id, "user enabled");
+    Ok(Json(json!({ "user": AdminUserView::from(&user) })))
+}
+
+/// How long a cut-off must be kept: the longest an access token can live.
+async fn tokens_live_for(state: &AppState) -> Result<std::time::Duration, ApiError> {
+    Ok(state
+        .clients
+        .longest_access_ttl(state.session_token_client.access_ttl)
+        .await?)
+}
+
+fn cut_off_view(cut: &crate::accounts::CutOff) -> serde_json::Value {
+    json!({
+        "user": AdminUserView::from(&cut.user),
+        "tokens_before": cut.at,
+        "ended_sessions": cut.sessions,
+        "revoked_refresh_tokens": cut.families,
+    })
 }
 
 /// `GET /admin/v1/keys`: the signing keys and their states.

@@ -88,9 +88,11 @@ pub async fn sign_in(
 
     // A cookie presented at login is never adopted (fixation); the session it names,
     // if live, is ended, since this browser is about to forget it.
+    // Of two different cookies neither is trusted to name a session to end; the
+    // new cookie replaces them in the browser all the same.
     let presented = match state.cookie.secret(headers) {
-        Some(old) => state.sessions.authenticate(&old).await?,
-        None => None,
+        Ok(Some(old)) => state.sessions.authenticate(&old).await?,
+        Ok(None) | Err(_) => None,
     };
     if let Some(old) = presented {
         state

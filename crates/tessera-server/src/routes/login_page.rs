@@ -111,9 +111,10 @@ pub async fn show(
         .return_to
         .as_deref()
         .and_then(|r| state.return_to.check(r));
+    // Two different session cookies: as if signed out; signing in replaces both.
     let current = match state.cookie.secret(&headers) {
-        Some(secret) => state.sessions.authenticate(&secret).await?,
-        None => None,
+        Ok(Some(secret)) => state.sessions.authenticate(&secret).await?,
+        Ok(None) | Err(_) => None,
     };
     if let Some(session) = current {
         if let Some(to) = allowed {

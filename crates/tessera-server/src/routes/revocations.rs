@@ -10,6 +10,10 @@
 //! own, even to a client that resumed from further on: such a client followed
 //! another log (before a restored backup, say) and must start over, which it can
 //! only tell from a heartbeat below its position.
+//!
+//! A stream lives no longer than the token that opened it: it ends when the token
+//! expires, is revoked, or its client is removed or loses the `revocations`
+//! scope. `tessera-verify` then reconnects with a fresh token from where it was.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -21,6 +25,7 @@ use futures::Stream;
 use http::HeaderMap;
 use serde_json::json;
 use tessera_store::Revocation;
+use tessera_verify::AccessClaims;
 
 use crate::error::ApiError;
 use crate::http::extract::BearerToken;
@@ -45,7 +50,7 @@ pub async fn feed(
             .ok_or_else(|| ApiError::bad_request("Last-Event-ID must be a sequence number"))?,
     };
     metrics::gauge!("tessera_revocation_feed_clients").increment(1.0);
-    Ok(Sse::new(events(state, after)).into_response())
+    Ok(Sse::new(events(state, bearer.0, after)).into_response())
 }
 
 fn event_of(entry: &Revocation) -> Event {
@@ -74,6 +79,9 @@ fn heartbeat_event(sequence: u64) -> Event {
 
 struct Feed {
     state: AppState,
+    /// The token the stream was opened with: the stream lives no longer than it.
+    credential: AccessClaims,
+    expires: std::pin::Pin<Box<tokio::time::Sleep>>,
     position: u64,
     latest: tokio::sync::watch::Receiver<u64>,
     heartbeat: tokio::time::Interval,
@@ -102,18 +110,53 @@ impl Feed {
     }
 }
 
+impl Feed {
+    /// Whether the token that opened the stream still holds: not revoked (its
+    /// session, its user or its client cut off), and its client still exists and
+    /// may still read the feed. Checked whenever the stream wakes, so a stream
+    /// outlives its credential by at most one heartbeat.
+    async fn credential_holds(&self) -> bool {
+        if self.state.own_tokens.is_revoked(&self.credential).await {
+            return false;
+        }
+        let Some(client) = self
+            .credential
+            .client_id
+            .as_deref()
+            .and_then(tessera_core::ClientId::parse)
+        else {
+            return false;
+        };
+        match self.state.clients.get(&client).await {
+            Ok(Some(client)) => client.scopes.contains(SCOPE),
+            Ok(None) => false,
+            // Unknown: the store's outage is not the credential's fault.
+            Err(_) => true,
+        }
+    }
+}
+
 impl Drop for Feed {
     fn drop(&mut self) {
         metrics::gauge!("tessera_revocation_feed_clients").decrement(1.0);
     }
 }
 
-fn events(state: AppState, after: u64) -> impl Stream<Item = Result<Event, Infallible>> {
+fn events(
+    state: AppState,
+    credential: AccessClaims,
+    after: u64,
+) -> impl Stream<Item = Result<Event, Infallible>> {
     let latest = state.own_tokens.latest_revocation();
     let mut heartbeat = tokio::time::interval(state.feed_heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let now = tessera_core::Timestamp::now().as_millis();
+    let left = u64::try_from(credential.exp.saturating_mul(1000).saturating_sub(now)).unwrap_or(0);
+    let expires = Box::pin(tokio::time::sleep(Duration::from_millis(left)));
     let feed = Feed {
         state,
+        credential,
+        expires,
         position: after,
         latest,
         heartbeat,
@@ -149,12 +192,23 @@ fn events(state: AppState, after: u64) -> impl Stream<Item = Result<Event, Infal
                 }
             }
             tokio::select! {
+                () = &mut feed.expires => {
+                    tracing::debug!("revocation feed: its token expired; ending the stream");
+                    return None;
+                }
                 changed = feed.latest.changed() => {
                     if changed.is_err() {
                         return None;
                     }
+                    // A new revocation may be this stream's own credential's.
+                    if !feed.credential_holds().await {
+                        return None;
+                    }
                 }
                 _ = feed.heartbeat.tick() => {
+                    if !feed.credential_holds().await {
+                        return None;
+                    }
                     let sequence = feed.log_sequence().await;
                     return Some((Ok(heartbeat_event(sequence)), feed));
                 }

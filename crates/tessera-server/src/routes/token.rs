@@ -92,8 +92,9 @@ async fn grant(
     let mut issued_token_type = None;
     let (issued, scopes, refresh_token) = match grant {
         GrantType::ClientCredentials => {
-            let scopes = requested_scopes(&client.scopes, param("scope"))?;
-            let audience = requested_audience(&client, param("audience"), param("resource"))?;
+            let scopes =
+                requested_scopes(&client.scopes, client.scopes.defaults(), param("scope"))?;
+            let audience = requested_audience(state, &client, &scopes, params)?;
             let issued = issue(
                 state,
                 &TokenRequest {
@@ -107,8 +108,9 @@ async fn grant(
             (issued, scopes, None)
         }
         GrantType::Password => {
-            let scopes = requested_scopes(&client.scopes, param("scope"))?;
-            let audience = requested_audience(&client, param("audience"), param("resource"))?;
+            let scopes =
+                requested_scopes(&client.scopes, client.scopes.defaults(), param("scope"))?;
+            let audience = requested_audience(state, &client, &scopes, params)?;
             let user = password_user(state, client_info, params).await?;
             // A client allowed to refresh gets a family; its id is the tokens' sid.
             let (refresh_token, sid) = if client.grants.contains(&GrantType::RefreshToken) {
@@ -142,12 +144,16 @@ async fn grant(
                 .ok_or_else(|| oauth_error("invalid_request", "refresh_token is missing"))?;
             // RFC 6749 §6: a refresh may narrow the scope, never widen it; checked
             // before the token is spent.
-            let family = state
-                .refresh
-                .peek(&client, presented)
-                .await
-                .map_err(refresh_error)?;
-            let scopes = requested_scopes(&family.scopes, param("scope"))?;
+            let family = match state.refresh.peek(&client, presented).await {
+                Ok(family) => family,
+                Err(RefreshError::Leaked(family)) => {
+                    state.presence.forget(&[family]).await;
+                    return Err(refresh_error(RefreshError::Leaked(family)));
+                }
+                Err(error) => return Err(refresh_error(error)),
+            };
+            // Absent, it is the scope of the grant, as first asked for (§6).
+            let scopes = requested_scopes(&family.scopes, family.scopes.clone(), param("scope"))?;
             let (family, next) = state
                 .refresh
                 .rotate(&client, presented)
@@ -172,8 +178,9 @@ async fn grant(
             (issued, scopes, Some(next.expose()))
         }
         GrantType::TokenExchange => {
-            let scopes = requested_scopes(&client.scopes, param("scope"))?;
-            let audience = requested_audience(&client, param("audience"), param("resource"))?;
+            let scopes =
+                requested_scopes(&client.scopes, client.scopes.defaults(), param("scope"))?;
+            let audience = requested_audience(state, &client, &scopes, params)?;
             let session = exchanged_session(state, params).await?;
             let issued = issue(
                 state,
@@ -377,11 +384,16 @@ fn form_decode(part: &str) -> Option<String> {
         .map(|s| s.into_owned())
 }
 
-/// The scopes to grant: those asked for, which must all be in `allowed` (the client's,
-/// or on refresh the grant's), or by default all of `allowed`.
-fn requested_scopes(allowed: &Scopes, asked: Option<&str>) -> Result<Scopes, ApiError> {
+/// The scopes to grant: those asked for, which must all be in `allowed` (the
+/// client's, or on refresh the grant's), or `default` when the request names none.
+/// An empty `scope` asks for no scope at all.
+fn requested_scopes(
+    allowed: &Scopes,
+    default: Scopes,
+    asked: Option<&str>,
+) -> Result<Scopes, ApiError> {
     let Some(asked) = asked else {
-        return Ok(allowed.clone());
+        return Ok(default);
     };
     let asked = Scopes::parse(asked).map_err(|e| oauth_error("invalid_scope", e.to_string()))?;
     if !asked.is_subset(allowed) {
@@ -400,24 +412,44 @@ fn requested_scopes(allowed: &Scopes, asked: Option<&str>) -> Result<Scopes, Api
     Ok(asked)
 }
 
-/// The audience to grant: the one asked for (`audience`, RFC 8693, or `resource`,
-/// RFC 8707), which must be one of the client's, or by default the client's first.
-/// A client without audiences gets tokens for tessera itself (the issuer).
+/// The audience to grant (`None`: tessera itself, the issuer). Asked for with
+/// `audience` (RFC 8693) or `resource` (RFC 8707), it must be one of the client's
+/// audiences or the issuer; by default it is the client's first audience, or the
+/// issuer for a client without audiences. tessera's own scopes go only into
+/// tokens for tessera: a request for them defaults to the issuer, and naming
+/// another audience with them is refused, so a token a resource service receives
+/// can never act on tessera.
 fn requested_audience(
+    state: &AppState,
     client: &Client,
-    audience: Option<&str>,
-    resource: Option<&str>,
+    scopes: &Scopes,
+    params: &HashMap<String, String>,
 ) -> Result<Option<Audience>, ApiError> {
-    let asked = match (audience, resource) {
+    let asked = match (params.get("audience"), params.get("resource")) {
         (Some(_), Some(_)) => {
             return Err(oauth_error(
                 "invalid_request",
                 "give audience or resource, not both",
             ));
         }
-        (Some(a), None) | (None, Some(a)) => a,
+        (Some(a), None) | (None, Some(a)) => a.as_str(),
+        (None, None) if scopes.any_privileged() => return Ok(None),
         (None, None) => return Ok(client.audiences.first().cloned()),
     };
+    if asked == state.tokens.issuer() {
+        return Ok(None);
+    }
+    if scopes.any_privileged() {
+        return Err(oauth_error(
+            "invalid_target",
+            format!(
+                "tessera's own scopes ({}) are granted only in tokens for tessera itself; \
+                 ask for them without an audience, or for {}",
+                tessera_core::PRIVILEGED_SCOPES.join(", "),
+                state.tokens.issuer()
+            ),
+        ));
+    }
     client
         .audiences
         .iter()

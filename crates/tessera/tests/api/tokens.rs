@@ -747,20 +747,27 @@ async fn refresh_tokens_belong_to_their_client_user_and_lifetime() {
             .is_none()
     );
 
-    let alice = password_grant(&server, &app, "alice").await;
-    let token = alice["refresh_token"].as_str().unwrap();
-    // Another client cannot use it, and trying does not spend it.
+    // Another client presenting it is refused, and since the token leaked, its
+    // family ends (RFC 9700 §4.14.2): the rightful client cannot use it either.
+    let leaked = password_grant(&server, &app, "alice").await;
+    let token = leaked["refresh_token"].as_str().unwrap();
     assert_eq!(
         error_of(refresh(&server, &other, token, &[]).await).await,
         (400, "invalid_grant".into())
     );
+    assert_eq!(
+        error_of(refresh(&server, &app, token, &[]).await).await,
+        (400, "invalid_grant".into())
+    );
+    let alice = password_grant(&server, &app, "alice").await;
+    let token = alice["refresh_token"].as_str().unwrap();
     let (renewed, _) = access_token(refresh(&server, &app, token, &[]).await).await;
 
     // Disabling the user ends their families.
     let bob = password_grant(&server, &app, "bob").await;
     let out = server.cli(&["user", "disable", "bob", "--json"], "");
     let disabled: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(disabled["ended_sessions"], 1);
+    assert_eq!(disabled["revoked_refresh_tokens"], 1);
     assert_eq!(
         error_of(refresh(&server, &app, bob["refresh_token"].as_str().unwrap(), &[]).await).await,
         (400, "invalid_grant".into())
