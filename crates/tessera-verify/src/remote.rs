@@ -142,7 +142,8 @@ async fn fetch_json<T: serde::de::DeserializeOwned>(
 
 /// A confidential client's credentials: used to read the revocation feed (a
 /// `client_credentials` token with the `revocations` scope) and to introspect
-/// opaque tokens. The secret never appears in `Debug`.
+/// opaque tokens (which other clients' tokens are, so the client needs the
+/// `introspect` scope). The secret never appears in `Debug`.
 #[derive(Clone)]
 pub struct ClientCredentials {
     pub id: String,
@@ -244,7 +245,7 @@ impl Builder {
 
     /// The confidential client this service is registered as: enables the
     /// revocation feed (the client needs the `revocations` scope) and introspection
-    /// of opaque tokens.
+    /// of opaque tokens (it needs the `introspect` scope).
     pub fn client(mut self, credentials: ClientCredentials) -> Self {
         self.client = Some(credentials);
         self

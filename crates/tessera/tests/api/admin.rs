@@ -5,7 +5,8 @@ use serde_json::Value;
 
 use crate::harness::{TestServer, error_of, eventually};
 use crate::tokens::{
-    Registered, access_token, add_client, client_credentials, introspect, password_grant, refresh,
+    Registered, access_token, add_client, client_credentials, introspect, password_grant,
+    password_grant_with, refresh,
 };
 
 async fn get_with_token(server: &TestServer, path: &str, token: &str) -> reqwest::Response {
@@ -24,7 +25,7 @@ async fn admin_token(server: &TestServer) -> String {
         "ops",
         &["--grant", "client_credentials", "--scope", "admin"],
     );
-    access_token(client_credentials(server, &ops, &[]).await)
+    access_token(client_credentials(server, &ops, &[("scope", "admin")]).await)
         .await
         .1
 }
@@ -84,13 +85,13 @@ async fn only_administrators_reach_the_admin_api() {
         "app",
         &["--grant", "password", "--public", "--scope", "admin"],
     );
-    let bobs = password_grant(&server, &app, "bob").await;
+    let bobs = password_grant_with(&server, &app, "bob", &[("scope", "admin")]).await;
     let bobs = bobs["access_token"].as_str().unwrap();
     assert_eq!(
         error_of(get_with_token(&server, path, bobs).await).await,
         (403, "forbidden".into())
     );
-    let roots = password_grant(&server, &app, "root").await;
+    let roots = password_grant_with(&server, &app, "root", &[("scope", "admin")]).await;
     let roots = roots["access_token"].as_str().unwrap();
     assert_eq!(get_with_token(&server, path, roots).await.status(), 200);
     let ops = admin_token(&server).await;

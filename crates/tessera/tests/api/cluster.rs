@@ -128,7 +128,7 @@ async fn three_instances_on_one_database_are_one_service() {
         "ops",
         &["--grant", "client_credentials", "--scope", "admin"],
     );
-    let ops = access_token(client_credentials(b, &ops_client, &[]).await)
+    let ops = access_token(client_credentials(b, &ops_client, &[("scope", "admin")]).await)
         .await
         .1;
     let bob_id = b.login("bob").await.login["user"]["id"]

@@ -109,7 +109,7 @@ pub(crate) async fn feed_token(server: &TestServer, scope: &str) -> String {
         .client
         .post(server.url("/oauth2/token"))
         .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
+        .form(&[("grant_type", "client_credentials"), ("scope", scope)])
         .send()
         .await
         .unwrap()

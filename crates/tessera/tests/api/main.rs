@@ -18,4 +18,5 @@ mod protection;
 mod registration;
 mod sessions;
 mod tokens;
+mod trust;
 mod verifier;

@@ -93,7 +93,8 @@ async fn feed_until_heartbeat(
     reader: &Registered,
     last_event_id: Option<&str>,
 ) -> (Vec<Value>, u64) {
-    let (_, token) = access_token(client_credentials(server, reader, &[]).await).await;
+    let (_, token) =
+        access_token(client_credentials(server, reader, &[("scope", "revocations")]).await).await;
     let mut feed = EventReader::new(open_feed(server, &token, last_event_id).await);
     let mut revocations = Vec::new();
     loop {
@@ -267,7 +268,8 @@ async fn migrate_moves_accounts_clients_and_keys_from_sqlite_to_postgres() {
     let (log_after, sequence) = feed_until_heartbeat(&new, &reader, None).await;
     assert_eq!(log_after, log_before, "the log as it was");
     assert_eq!(sequence, high_water);
-    let (_, feed_token) = access_token(client_credentials(&new, &reader, &[]).await).await;
+    let (_, feed_token) =
+        access_token(client_credentials(&new, &reader, &[("scope", "revocations")]).await).await;
     let resumed = high_water.to_string();
     let mut feed = EventReader::new(open_feed(&new, &feed_token, Some(&resumed)).await);
     let (_, next) = access_token(client_credentials(&new, &svc, &[]).await).await;

@@ -588,16 +588,23 @@ async fn a_master_key_seals_the_private_keys_and_is_required_to_open_them() {
 }
 
 pub(crate) async fn password_grant(server: &TestServer, client: &Registered, user: &str) -> Value {
-    let response = token_request(server)
-        .form(&[
-            ("grant_type", "password"),
-            ("client_id", client.id.as_str()),
-            ("username", user),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    password_grant_with(server, client, user, &[]).await
+}
+
+pub(crate) async fn password_grant_with(
+    server: &TestServer,
+    client: &Registered,
+    user: &str,
+    extra: &[(&str, &str)],
+) -> Value {
+    let mut form = vec![
+        ("grant_type", "password"),
+        ("client_id", client.id.as_str()),
+        ("username", user),
+        ("password", PASSWORD),
+    ];
+    form.extend_from_slice(extra);
+    let response = token_request(server).form(&form).send().await.unwrap();
     access_token(response).await.0
 }
 
