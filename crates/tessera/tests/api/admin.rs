@@ -206,7 +206,11 @@ async fn a_kick_ends_everything_the_user_holds_and_nothing_of_anyone_else() {
         "app",
         &["--grant", "password,refresh_token", "--public"],
     );
-    let rs = add_client(&server, "rs", &["--grant", "client_credentials"]);
+    let rs = add_client(
+        &server,
+        "rs",
+        &["--grant", "client_credentials", "--scope", "introspect"],
+    );
     let alice_browser = server.login("alice").await;
     let bob_browser = server.login("bob").await;
     let alice = password_grant(&server, &app, "alice").await;
@@ -322,6 +326,7 @@ async fn online_counts_users_and_sessions_from_logins_and_refreshes() {
 async fn resource_services_report_the_sessions_they_saw_and_they_count_online() {
     let server = TestServer::start().await;
     server.add_user("alice", &[]);
+    server.add_user("root-less", &[]);
     let alice = user_id(&server, "alice");
     let ops = admin_token(&server).await;
     let feed = crate::feed::feed_token(&server, "revocations").await;
@@ -372,9 +377,26 @@ async fn resource_services_report_the_sessions_they_saw_and_they_count_online() 
     assert_eq!(error_of(response).await.0, 400);
     assert_eq!(online(&server, &ops, "").await["sessions"], 0);
 
+    // Only live sessions of the reported user count: alice's browser session and
+    // refresh family do; the invented ones, and hers reported as someone else's,
+    // are dropped.
+    let browser = server.login("alice").await;
+    let app = add_client(
+        &server,
+        "app",
+        &["--grant", "password,refresh_token", "--public"],
+    );
+    let granted = password_grant(&server, &app, "alice").await;
+    let family = crate::tokens::claims_of(granted["access_token"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let good = serde_json::json!({"seen": [
         {"sid": first, "sub": alice},
         {"sid": second, "sub": alice},
+        {"sid": browser.session_id, "sub": alice},
+        {"sid": family, "sub": alice},
+        {"sid": family, "sub": user_id(&server, "root-less")},
     ]});
     assert_eq!(report(&feed, good).await.unwrap().status(), 204);
     eventually("reported sessions count online", || async {
@@ -382,4 +404,10 @@ async fn resource_services_report_the_sessions_they_saw_and_they_count_online() 
             == serde_json::json!({"users": 1, "sessions": 2, "window_seconds": 300})
     })
     .await;
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains(r#"tessera_activity_sightings_total{outcome="counted"} 2"#)
+            && metrics.contains(r#"tessera_activity_sightings_total{outcome="dropped"} 3"#),
+        "{metrics}"
+    );
 }

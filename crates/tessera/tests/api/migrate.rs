@@ -115,7 +115,11 @@ async fn migrate_moves_accounts_clients_and_keys_from_sqlite_to_postgres() {
     old.add_user("carol", &[]);
     run_cli(&old, &["user", "disable", "carol", "--json"]);
     let svc = add_client(&old, "svc", &["--grant", "client_credentials"]);
-    let rs = add_client(&old, "resource-server", &["--grant", "client_credentials"]);
+    let rs = add_client(
+        &old,
+        "resource-server",
+        &["--grant", "client_credentials", "--scope", "introspect"],
+    );
     let app = add_client(&old, "app", &["--grant", "password", "--public"]);
     let reader = add_client(
         &old,
@@ -302,7 +306,11 @@ async fn sealed_keys_stay_sealed_and_open_with_the_same_master_key() {
     ];
     let mut old = TestServer::start_with(&env).await;
     let svc = add_client(&old, "svc", &["--grant", "client_credentials"]);
-    let rs = add_client(&old, "resource-server", &["--grant", "client_credentials"]);
+    let rs = add_client(
+        &old,
+        "resource-server",
+        &["--grant", "client_credentials", "--scope", "introspect"],
+    );
     let (_, before) = access_token(client_credentials(&old, &svc, &[]).await).await;
     assert!(old.terminate().success());
 

@@ -844,7 +844,7 @@ async fn introspection_describes_live_tokens_and_nothing_else() {
     let rs = add_client(
         &server,
         "resource-server",
-        &["--grant", "client_credentials"],
+        &["--grant", "client_credentials", "--scope", "introspect"],
     );
     let app = add_client(
         &server,
@@ -914,7 +914,7 @@ async fn revoked_tokens_become_inactive_everywhere_they_are_checked() {
     let rs = add_client(
         &server,
         "resource-server",
-        &["--grant", "client_credentials"],
+        &["--grant", "client_credentials", "--scope", "introspect"],
     );
     let app = add_client(
         &server,
@@ -924,8 +924,13 @@ async fn revoked_tokens_become_inactive_everywhere_they_are_checked() {
 
     // A JWT, by jti: only its own client can revoke it.
     let (_, token) = access_token(client_credentials(&server, &svc, &[]).await).await;
-    revoke(&server, &rs, &token).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let refused = token_request_to(&server, "/oauth2/revoke")
+        .basic_auth(&rs.id, rs.secret.as_deref())
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(refused).await, (400, "unauthorized_client".into()));
     assert_eq!(
         introspect(&server, &rs, &token).await["active"],
         true,
@@ -1028,7 +1033,11 @@ async fn token_exchange_turns_a_live_session_into_a_token_for_an_audience() {
             "60s",
         ],
     );
-    let rs = add_client(&server, "rs", &["--grant", "client_credentials"]);
+    let rs = add_client(
+        &server,
+        "rs",
+        &["--grant", "client_credentials", "--scope", "introspect"],
+    );
     let browser = server.login("alice").await;
     let secret = browser.cookie.split_once('=').unwrap().1.to_owned();
 
@@ -1133,7 +1142,11 @@ async fn opaque_tokens_are_checked_by_introspection_and_revocable() {
             "opaque",
         ],
     );
-    let rs = add_client(&server, "rs", &["--grant", "client_credentials"]);
+    let rs = add_client(
+        &server,
+        "rs",
+        &["--grant", "client_credentials", "--scope", "introspect"],
+    );
 
     let (_, token) = access_token(client_credentials(&server, &svc, &[]).await).await;
     assert!(token.starts_with("tat_") && token.len() == 47, "{token}");
@@ -1143,7 +1156,13 @@ async fn opaque_tokens_are_checked_by_introspection_and_revocable() {
     assert_eq!(live["sub"], svc.id.as_str());
     assert_eq!(live["aud"], "orders");
     assert_eq!(live["scope"], "read");
-    revoke(&server, &rs, &token).await;
+    let refused = token_request_to(&server, "/oauth2/revoke")
+        .basic_auth(&rs.id, rs.secret.as_deref())
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(refused).await, (400, "unauthorized_client".into()));
     assert_eq!(
         introspect(&server, &rs, &token).await["active"],
         true,

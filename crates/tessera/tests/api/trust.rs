@@ -93,10 +93,8 @@ async fn scopes_are_never_implied_and_tessera_scopes_are_only_for_tessera() {
     // ... and never in a token for a resource service.
     for target in [("audience", "orders"), ("resource", "orders")] {
         assert_eq!(
-            error_of(
-                client_credentials(&server, &svc, &[("scope", "read admin"), target]).await
-            )
-            .await,
+            error_of(client_credentials(&server, &svc, &[("scope", "read admin"), target]).await)
+                .await,
             (400, "invalid_target".into())
         );
     }
@@ -256,7 +254,11 @@ async fn disable_cuts_off_every_token_of_the_user_and_enable_lets_only_new_ones_
     // from the very second of the cut-off counts as before it.)
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let out = server.cli(&["user", "enable", "alice"], "");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let fresh = password_grant(&server, &jwt_app, "alice").await;
     let fresh = fresh["access_token"].as_str().unwrap().to_owned();
     assert_eq!(introspect(&server, &watcher, &fresh).await["active"], true);
@@ -320,7 +322,10 @@ async fn the_instance_that_answers_a_revocation_already_refuses_what_it_revoked(
             active += 1;
         }
     }
-    assert_eq!(active, 0, "introspection said active right after a revocation");
+    assert_eq!(
+        active, 0,
+        "introspection said active right after a revocation"
+    );
 
     // A kick through the admin API: the user's token is refused in the next answer.
     let app = add_client(&server, "app", &["--grant", "password", "--public"]);
@@ -354,18 +359,18 @@ async fn clients_stay_in_their_lane() {
     let b = add_client(
         &server,
         "b",
-        &["--grant", "client_credentials", "--scope", "read"],
+        &[
+            "--grant",
+            "client_credentials,refresh_token",
+            "--scope",
+            "read",
+        ],
     );
     let watcher = introspector(&server);
     let opaque_a = add_client(
         &server,
         "opaque-a",
-        &[
-            "--grant",
-            "client_credentials",
-            "--token-format",
-            "opaque",
-        ],
+        &["--grant", "client_credentials", "--token-format", "opaque"],
     );
     let (_, jwt) = access_token(client_credentials(&server, &a, &[]).await).await;
     let (_, opaque) = access_token(client_credentials(&server, &opaque_a, &[]).await).await;
@@ -422,7 +427,10 @@ async fn clients_stay_in_their_lane() {
         .await
         .unwrap();
     assert_eq!(error_of(rightful).await, (400, "invalid_grant".into()));
-    assert_eq!(introspect(&server, &watcher, &access).await["active"], false);
+    assert_eq!(
+        introspect(&server, &watcher, &access).await["active"],
+        false
+    );
 
     // Removing a client revokes every token it holds.
     let (_, before_removal) = access_token(client_credentials(&server, &a, &[]).await).await;
@@ -537,9 +545,7 @@ async fn activity_reports_count_only_live_sessions_of_the_reported_user() {
     let alice_id = user_id(&server, "alice");
     // Invented sessions, and bob's session reported as alice's.
     let mut seen: Vec<Value> = (0..100u8)
-        .map(|i| {
-            json!({"sid": unknown_session(i), "sub": alice_id})
-        })
+        .map(|i| json!({"sid": unknown_session(i), "sub": alice_id}))
         .collect();
     seen.push(json!({"sid": bob.session_id, "sub": alice_id}));
     seen.push(json!({"sid": bob.session_id, "sub": bob_id}));
@@ -554,7 +560,10 @@ async fn activity_reports_count_only_live_sessions_of_the_reported_user() {
     assert_eq!(reported.status(), 204);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let now = online().await;
-    assert_eq!((now["users"].clone(), now["sessions"].clone()), (json!(1), json!(1)));
+    assert_eq!(
+        (now["users"].clone(), now["sessions"].clone()),
+        (json!(1), json!(1))
+    );
     assert!(
         server
             .metrics()
@@ -627,8 +636,7 @@ async fn a_feed_stream_ends_with_its_credential() {
         &["--grant", "client_credentials", "--scope", "revocations"],
     );
     let (_, token) =
-        access_token(client_credentials(&server, &doomed, &[("scope", "revocations")]).await)
-            .await;
+        access_token(client_credentials(&server, &doomed, &[("scope", "revocations")]).await).await;
     let mut stream = crate::feed::open_feed(&server, &token, None).await;
     assert_eq!(stream.status(), 200);
     assert!(stream.chunk().await.unwrap().is_some());

@@ -30,7 +30,12 @@ impl Resource {
         let feed = add_client(
             server,
             &format!("orders-service-{n}"),
-            &["--grant", "client_credentials", "--scope", "revocations"],
+            &[
+                "--grant",
+                "client_credentials",
+                "--scope",
+                "revocations introspect",
+            ],
         );
         let builder = RemoteVerifier::builder(&server.base)
             .audience("orders")
