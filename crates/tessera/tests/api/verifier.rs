@@ -905,3 +905,54 @@ async fn a_verifier_reports_the_sessions_it_saw_once_a_minute_each() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(activity_sightings(&server).await, 1);
 }
+
+#[tokio::test]
+async fn a_verifier_follows_the_feed_across_its_tokens_and_applies_client_cut_offs() {
+    let server = TestServer::start_with(FAST_FEED).await;
+    server.add_user("alice", &[]);
+    // The feed client's tokens live 10 s: the stream ends with each one, and the
+    // verifier must reconnect with a fresh token from where it was.
+    let short = add_client(
+        &server,
+        "short-lived-feed",
+        &[
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "revocations",
+            "--access-ttl",
+            "10s",
+        ],
+    );
+    let resource = Resource::start(&server, |b| {
+        b.client(ClientCredentials::new(
+            short.id.clone(),
+            short.secret.clone().expect("a confidential client"),
+        ))
+    })
+    .await;
+    let app = app_client(&server, "app", &[]);
+    let doomed = app_client(&server, "doomed", &[]);
+    let scope = "orders:read";
+    let kept = password_token(&server, &app, "alice", scope).await;
+    let kept = kept["access_token"].as_str().unwrap().to_owned();
+    let of_doomed = password_token(&server, &doomed, "alice", scope).await;
+    let of_doomed = of_doomed["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(resource.status("/orders", &of_doomed).await, 200);
+
+    // Past the feed token's lifetime (and its stream's), revocations still arrive.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let out = server.cli(&["client", "remove", "doomed"], "");
+    assert!(out.status.success());
+    eventually("a removed client's tokens are refused", || async {
+        resource.status("/orders", &of_doomed).await == 401
+    })
+    .await;
+    assert_eq!(resource.status("/orders", &kept).await, 200);
+    let response = resource.get("/orders", Some(&of_doomed)).await;
+    assert!(
+        challenge(&response).contains("revoked"),
+        "{}",
+        challenge(&response)
+    );
+}
