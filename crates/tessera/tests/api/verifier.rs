@@ -866,7 +866,7 @@ async fn activity_sightings(server: &TestServer) -> u64 {
         .metrics()
         .await
         .lines()
-        .find(|l| l.starts_with("tessera_activity_sightings_total"))
+        .find(|l| l.starts_with(r#"tessera_activity_sightings_total{outcome="counted"}"#))
         .and_then(|l| l.split_whitespace().last())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
