@@ -120,12 +120,26 @@ fn page(status: StatusCode, return_to: Option<&Url>, body: Markup) -> Response {
         .into_response()
 }
 
+/// An API error description (`invalid username or password`) as a sentence for a
+/// person: capitalised, with a full stop.
+fn sentence(description: &str) -> String {
+    let mut chars = description.trim().chars();
+    let mut out: String = chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
 /// The sign-in form. `username` is kept after a failed attempt; never the password.
 fn form(return_to: Option<&Url>, username: Option<&str>, error: Option<&str>) -> Markup {
     html! {
         h1 { "Sign in" }
         @if let Some(error) = error {
-            p.error role="alert" { (error) }
+            p.error role="alert" { (sentence(error)) }
         }
         form method="post" action="/login" {
             label for="username" { "Username" }

@@ -120,6 +120,10 @@ async fn a_browser_signs_in_on_the_login_page() {
     assert_eq!(seen["session"]["status"], 200, "{seen}");
     assert_eq!(seen["session"]["username"], "alice");
     assert_eq!(seen["consoleErrors"], json!([]));
+    assert_eq!(
+        seen["buttonColor"], "rgb(37, 99, 235)",
+        "the stylesheet applies"
+    );
 }
 
 /// What the upstream behind the gateway saw: the bearer tokens it was sent.
@@ -245,7 +249,12 @@ async fn a_browser_with_the_wrong_password_sees_the_form_again() {
     let server = server_with(&[]).await;
     let seen = browse("wrong_password", &server.base, None, PASSWORD).await;
     assert_eq!(seen["chain"][0]["status"], 401);
-    assert_eq!(seen["error"], "invalid username or password");
+    assert_eq!(seen["error"], "Invalid username or password.");
+    assert_eq!(
+        seen["cspViolations"],
+        json!([]),
+        "the page's CSP allows its style"
+    );
     assert_eq!(seen["keptUsername"], "alice");
     assert_eq!(seen["session"]["status"], 401);
 }
@@ -286,5 +295,6 @@ async fn a_form_another_origin_posts_gets_the_refusal_page_and_no_session() {
         );
     }
     assert_eq!(seen["foreign"]["session"]["status"], 401);
+    assert_eq!(seen["cspViolations"], json!([]));
     assert_eq!(seen["session"]["status"], 401);
 }

@@ -180,7 +180,7 @@ async fn a_failed_sign_in_shows_the_form_again_with_the_reason() {
             .starts_with("text/html")
     );
     let html = wrong.text().await.unwrap();
-    assert!(html.contains("invalid username or password"));
+    assert!(html.contains(">Invalid username or password.<"), "{html}");
     assert!(html.contains(r#"value="http://127.0.0.1:7481/orders""#));
     assert!(html.contains(r#"name="username" autocomplete="username" value="alice""#));
     assert!(!html.contains(PASSWORD));

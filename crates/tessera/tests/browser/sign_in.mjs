@@ -102,6 +102,10 @@ const scenarios = {
   async direct() {
     const shown = await page.goto(`${tessera}/login`);
     assert.equal(shown.status(), 200);
+    // The stylesheet applied: the CSP's hash matches the page's <style>.
+    const buttonColor = await page
+      .locator('button[type=submit]')
+      .evaluate((button) => getComputedStyle(button).backgroundColor);
     await shot('1-form');
     const { chain } = await signIn(username, password);
     assert.equal(chain[0].origin, tessera, 'the browser sends the page’s real Origin');
@@ -110,7 +114,7 @@ const scenarios = {
     const heading = await text('h1');
     const body = await text('main');
     await shot('2-signed-in');
-    return { chain, heading, body, session: await session() };
+    return { chain, buttonColor, heading, body, session: await session() };
   },
 
   /// A gateway's page, signed out: to /login with return_to, sign in, and back on
@@ -173,7 +177,8 @@ try {
   const run = scenarios[scenario];
   assert.ok(run, `unknown scenario ${scenario}; one of ${Object.keys(scenarios).join(', ')}`);
   const seen = await run();
-  console.log(JSON.stringify({ scenario, url: page.url(), consoleErrors, ...seen }));
+  const cspViolations = consoleErrors.filter((e) => e.includes('Content Security Policy'));
+  console.log(JSON.stringify({ scenario, url: page.url(), consoleErrors, cspViolations, ...seen }));
 } catch (error) {
   exitCode = 1;
   console.error(`${scenario} failed at ${page.url()}: ${error.stack ?? error}`);
