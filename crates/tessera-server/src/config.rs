@@ -452,6 +452,8 @@ impl Config {
             crate::http::origin::Origin::parse(origin)
                 .map_err(|e| ConfigError::Invalid(format!("return_to_origins: {e}")))?;
         }
+        crate::http::return_to::ReturnTo::new(&self.public_url(), &self.return_to_origins)
+            .map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

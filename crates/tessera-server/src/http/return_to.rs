@@ -20,6 +20,16 @@ impl ReturnTo {
         let mut allowed = vec![base.origin().ascii_serialization()];
         for origin in origins {
             let url = Url::parse(origin).map_err(|e| format!("return_to_origins: {e}"))?;
+            // The sign-in page lists these origins in its CSP `form-action`, which
+            // browsers hold the redirect after the form post to. CSP has no syntax
+            // for an IPv6 address: the browser would stop on tessera every time.
+            if matches!(url.host(), Some(url::Host::Ipv6(_))) {
+                return Err(format!(
+                    "return_to_origins: {origin:?} has an IPv6 address for a host, which \
+                     browsers cannot be allowed to return to (a Content-Security-Policy \
+                     cannot name one); use a host name"
+                ));
+            }
             allowed.push(url.origin().ascii_serialization());
         }
         Ok(Self { base, allowed })
@@ -91,5 +101,14 @@ mod tests {
         ] {
             assert!(r.check(asked).is_none(), "{asked}");
         }
+    }
+
+    #[test]
+    fn ipv6_origins_are_refused_since_no_csp_can_allow_them() {
+        let error = ReturnTo::new("http://127.0.0.1:7480", &["http://[::1]:7481".into()])
+            .err()
+            .unwrap();
+        assert!(error.contains("IPv6"), "{error}");
+        assert!(ReturnTo::new("http://[::1]:7480", &["http://localhost:7481".into()]).is_ok());
     }
 }

@@ -128,14 +128,14 @@ async fn start_upstream() -> (String, Seen) {
 }
 
 /// The gateway binary, stopped on drop.
-struct GatewayProcess {
+pub(crate) struct GatewayProcess {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     _dir: tempfile::TempDir,
 }
 
 impl GatewayProcess {
-    fn start(config: &str, secret: &str, env: &[(&str, &str)]) -> Self {
+    pub(crate) fn start(config: &str, secret: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.toml");
         std::fs::write(&path, config).unwrap();
@@ -196,7 +196,7 @@ struct Fixture {
 }
 
 /// A port nothing listens on.
-fn closed_port() -> u16 {
+pub(crate) fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }

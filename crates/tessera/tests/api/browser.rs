@@ -1,0 +1,300 @@
+//! A real browser signs in: Debian's headless Chromium, driven by playwright-core
+//! (`tests/browser/sign_in.mjs`), on the real tessera and a real `tessera gateway`.
+//! curl-style tests cannot see what only browsers do (the `Origin` they send, the
+//! CSP they enforce on redirects); these do. Screenshots of each step land in
+//! `target/browser-artifacts/`. `scripts/test` installs what they need; a missing
+//! piece fails the test with how to install it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Html;
+use reqwest::header;
+use serde_json::{Value, json};
+use tessera_verify::RemoteVerifier;
+
+use crate::gateway::{GatewayProcess, closed_port};
+use crate::harness::*;
+use crate::tokens::add_client;
+
+const BROWSER_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// `target/browser-artifacts`, beside the test binary's own target dir (so it
+/// follows `CARGO_TARGET_DIR`).
+fn artifacts() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/api-<hash>
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    target.join("browser-artifacts")
+}
+
+/// Fails, saying how to install it, when a piece the browser tests need is missing.
+fn require_browser_tools() {
+    let node = Command::new("node").arg("--version").output();
+    assert!(
+        node.is_ok_and(|o| o.status.success()),
+        "node is missing: apt-get install nodejs npm (Node.js 20 or newer), or run scripts/test"
+    );
+    assert!(
+        Path::new(BROWSER_DIR)
+            .join("node_modules/playwright-core")
+            .is_dir(),
+        "playwright-core is not installed: run scripts/test, or npm ci --prefix {BROWSER_DIR}"
+    );
+    assert!(
+        Path::new(CHROMIUM).is_file(),
+        "{CHROMIUM} is missing: apt-get install chromium (Debian's package; \
+         playwright's own browser download is not used), or run scripts/test"
+    );
+}
+
+/// Runs one scenario of `sign_in.mjs` and returns what the browser saw.
+async fn browse(scenario: &str, tessera: &str, start: Option<&str>, password: &str) -> Value {
+    require_browser_tools();
+    let config = json!({
+        "chromium": CHROMIUM,
+        "tessera": tessera,
+        "start": start,
+        "username": "alice",
+        "password": password,
+        "artifacts": artifacts(),
+    });
+    let script = format!("{BROWSER_DIR}/sign_in.mjs");
+    let args = [script, scenario.to_owned(), config.to_string()];
+    // The servers under test are other processes or other tasks: blocking a thread
+    // on the browser holds none of them up.
+    let out: Output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .args(&args)
+            .current_dir(BROWSER_DIR)
+            .stdin(Stdio::null())
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the browser's {scenario} scenario failed ({}): {stderr}\nscreenshots: {}",
+        out.status,
+        artifacts().display()
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
+}
+
+async fn server_with(env: &[(&str, &str)]) -> TestServer {
+    let server = TestServer::start_with(env).await;
+    server.add_user("alice", &[]);
+    server
+}
+
+#[tokio::test]
+async fn a_browser_signs_in_on_the_login_page() {
+    let server = server_with(&[]).await;
+    let seen = browse("direct", &server.base, None, PASSWORD).await;
+    let post = &seen["chain"][0];
+    assert_eq!(post["method"], "POST");
+    assert_eq!(post["origin"], server.base.as_str(), "{seen}");
+    assert_eq!(post["status"], 303);
+    assert_eq!(seen["url"], server.url("/login"));
+    assert_eq!(seen["heading"], "Signed in");
+    assert!(
+        seen["body"]
+            .as_str()
+            .unwrap()
+            .contains("signed in as alice"),
+        "{seen}"
+    );
+    assert_eq!(seen["session"]["status"], 200, "{seen}");
+    assert_eq!(seen["session"]["username"], "alice");
+    assert_eq!(seen["consoleErrors"], json!([]));
+    assert_eq!(
+        seen["buttonColor"], "rgb(37, 99, 235)",
+        "the stylesheet applies"
+    );
+}
+
+/// What the upstream behind the gateway saw: the bearer tokens it was sent.
+#[derive(Clone, Default)]
+struct Upstream {
+    tokens: Arc<Mutex<Vec<String>>>,
+}
+
+/// A page, as an application behind the gateway would serve it.
+async fn orders_page(State(upstream): State<Upstream>, headers: HeaderMap) -> Html<&'static str> {
+    if let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        upstream.tokens.lock().unwrap().push(token.to_owned());
+    }
+    Html(
+        "<!doctype html><html lang=en><title>Orders</title>\
+         <body style='font-family:sans-serif;margin:3rem'><h1>Your orders</h1>\
+         <p>The orders service answered this page.</p></body></html>",
+    )
+}
+
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+#[tokio::test]
+async fn a_browser_sent_to_sign_in_by_the_gateway_comes_back_to_its_page() {
+    // tessera must know the gateway's origin (return_to_origins) before the gateway
+    // exists: the gateway gets a port picked now.
+    let gateway_port = closed_port();
+    let gateway_origin = format!("http://127.0.0.1:{gateway_port}");
+    let server = server_with(&[(
+        "TESSERA_RETURN_TO_ORIGINS",
+        &format!(r#"["{gateway_origin}"]"#),
+    )])
+    .await;
+    let client = add_client(
+        &server,
+        "gateway",
+        &[
+            "--grant",
+            "token_exchange,client_credentials",
+            "--scope",
+            "revocations orders:read",
+            "--audience",
+            "orders",
+        ],
+    );
+    let upstream = Upstream::default();
+    let upstream_base = serve(
+        Router::new()
+            .fallback(orders_page)
+            .with_state(upstream.clone()),
+    )
+    .await;
+    let issuer = &server.base;
+    let config = format!(
+        r#"
+listen = "127.0.0.1:{gateway_port}"
+tessera_url = "{issuer}"
+client_id = "{id}"
+login_url = "{issuer}/login"
+
+[[route]]
+prefix = "/app/"
+upstream = "{upstream_base}"
+audience = "orders"
+scopes = ["orders:read"]
+auth = "session"
+"#,
+        id = client.id,
+    );
+    let gateway = GatewayProcess::start(&config, client.secret.as_deref().unwrap(), &[]);
+    assert_eq!(gateway.base, gateway_origin);
+    let start = format!("{gateway_origin}/app/orders?page=2");
+
+    let seen = browse("gateway", &server.base, Some(&start), PASSWORD).await;
+    assert!(
+        seen["login"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}/login?return_to=", server.base)),
+        "{seen}"
+    );
+    let post = &seen["chain"][0];
+    assert_eq!(post["method"], "POST");
+    assert_eq!(post["origin"], server.base.as_str(), "{seen}");
+    assert_eq!(post["status"], 303);
+    assert_eq!(seen["chain"][1]["url"], start.as_str());
+    assert_eq!(seen["chain"][1]["status"], 200);
+    assert_eq!(seen["end"], start.as_str());
+    assert_eq!(seen["heading"], "Your orders");
+    assert_eq!(
+        seen["consoleErrors"],
+        json!([]),
+        "CSP let the redirect through"
+    );
+    assert_eq!(seen["session"]["username"], "alice");
+
+    // The upstream got a token for alice, for its audience; never the session.
+    let tokens = upstream.tokens.lock().unwrap().clone();
+    assert_eq!(tokens.len(), 1, "one page load, one token: {tokens:?}");
+    let verifier = RemoteVerifier::builder(&server.base)
+        .audience("orders")
+        .follow_revocations(false)
+        .build()
+        .await
+        .unwrap();
+    let claims = verifier.verify(&tokens[0]).await.unwrap();
+    let alice = server.login("alice").await;
+    assert_eq!(claims.sub, alice.login["user"]["id"].as_str().unwrap());
+    assert_eq!(claims.scope.as_deref(), Some("orders:read"));
+}
+
+#[tokio::test]
+async fn a_browser_with_the_wrong_password_sees_the_form_again() {
+    let server = server_with(&[]).await;
+    let seen = browse("wrong_password", &server.base, None, PASSWORD).await;
+    assert_eq!(seen["chain"][0]["status"], 401);
+    assert_eq!(seen["error"], "Invalid username or password.");
+    assert_eq!(
+        seen["cspViolations"],
+        json!([]),
+        "the page's CSP allows its style"
+    );
+    assert_eq!(seen["keptUsername"], "alice");
+    assert_eq!(seen["session"]["status"], 401);
+}
+
+/// The page another site serves: a form that signs the visitor in to tessera as
+/// someone else (a login CSRF), if tessera let it.
+async fn foreign_site(tessera: &str) -> String {
+    let page = format!(
+        "<!doctype html><html lang=en><title>Another site</title>\
+         <body style='font-family:sans-serif;margin:3rem'><h1>Another site</h1>\
+         <form method=post action='{tessera}/login'>\
+         <input type=hidden name=username value=alice>\
+         <input type=hidden name=password value='{PASSWORD}'>\
+         <button type=submit>Win a prize</button></form></body></html>"
+    );
+    serve(Router::new().fallback(move || {
+        let page = page.clone();
+        async move { Html(page) }
+    }))
+    .await
+}
+
+#[tokio::test]
+async fn a_form_another_origin_posts_gets_the_refusal_page_and_no_session() {
+    let server = server_with(&[]).await;
+    let foreign = foreign_site(&server.base).await;
+    let seen = browse("foreign", &server.base, Some(&foreign), PASSWORD).await;
+    for (what, origin) in [("foreign", foreign.as_str()), ("opaque", "null")] {
+        let refused = &seen[what];
+        assert_eq!(refused["chain"][0]["origin"], origin, "{seen}");
+        assert_eq!(refused["chain"][0]["status"], 403);
+        assert!(
+            refused["error"]
+                .as_str()
+                .unwrap()
+                .contains("sent from another site"),
+            "{seen}"
+        );
+    }
+    assert_eq!(seen["foreign"]["session"]["status"], 401);
+    assert_eq!(seen["cspViolations"], json!([]));
+    assert_eq!(seen["session"]["status"], 401);
+}

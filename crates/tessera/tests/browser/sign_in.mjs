@@ -1,0 +1,191 @@
+// A real browser on tessera's /login: Debian's Chromium, headless, driven by
+// playwright-core. Run by crates/tessera/tests/api/browser.rs, which starts tessera
+// (and a gateway, an upstream, a foreign page) and checks what this prints.
+//
+//   node sign_in.mjs SCENARIO CONFIG_JSON
+//
+// CONFIG_JSON: {"chromium", "tessera", "start"?, "username", "password", "artifacts"}.
+// Prints one JSON line of what the browser saw; exits 1 when the browser did not
+// get what a person should (the reason on stderr, and a screenshot of it).
+
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const [scenario, rawConfig] = process.argv.slice(2);
+const config = JSON.parse(rawConfig ?? '{}');
+const { tessera, start, username, password, artifacts } = config;
+mkdirSync(artifacts, { recursive: true });
+
+// Never hang a test run: a browser stuck on anything is a failure.
+const watchdog = setTimeout(() => {
+  console.error(`${scenario}: still running after 90 s`);
+  process.exit(3);
+}, 90_000);
+
+const browser = await chromium.launch({
+  executablePath: config.chromium,
+  headless: true,
+  // Root in a container has no sandbox to offer; nothing here may reach the network.
+  args: [
+    '--no-sandbox',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+});
+const context = await browser.newContext({ viewport: { width: 800, height: 600 } });
+const page = await context.newPage();
+page.setDefaultTimeout(15_000);
+
+// CSP violations (a blocked redirect after the form post, say) show up only here.
+const consoleErrors = [];
+// The browser's own look for /favicon.ico (404 everywhere here) is no finding.
+page.on('console', (message) => {
+  if (message.type() !== 'error') return;
+  if (message.location().url?.endsWith('/favicon.ico')) return;
+  consoleErrors.push(message.text());
+});
+
+const shot = (name) => page.screenshot({ path: join(artifacts, `${scenario}-${name}.png`), fullPage: true });
+
+/// Submits the form on the page and waits for where the browser ends up: the final
+/// response, and every request of the way there (redirects included).
+async function submit(selector = 'button[type=submit]') {
+  const [response] = await Promise.all([
+    page.waitForNavigation({ waitUntil: 'load' }),
+    page.click(selector),
+  ]);
+  assert.ok(response, 'the form post navigated nowhere');
+  const chain = [];
+  for (let request = response.request(); request; request = request.redirectedFrom()) {
+    const answer = await request.response();
+    chain.unshift({
+      method: request.method(),
+      url: request.url(),
+      origin: (await request.allHeaders()).origin ?? null,
+      status: answer ? answer.status() : null,
+      contentType: answer ? (await answer.allHeaders())['content-type'] ?? null : null,
+    });
+  }
+  return { response, chain };
+}
+
+async function signIn(name, pass) {
+  await page.fill('input[name=username]', name);
+  await page.fill('input[name=password]', pass);
+  return submit();
+}
+
+/// What /v1/session says about this browser's cookies.
+async function session() {
+  const answer = await page.request.get(`${tessera}/v1/session`);
+  const body = await answer.json().catch(() => null);
+  return { status: answer.status(), username: body?.user?.username ?? null };
+}
+
+const text = (selector) => page.locator(selector).innerText();
+
+async function expectFormWithError(status, chain) {
+  const post = chain[0];
+  assert.equal(post.method, 'POST');
+  assert.equal(post.status, status, JSON.stringify(chain));
+  assert.equal(chain.length, 1, 'a refusal is no redirect');
+  assert.match(post.contentType ?? '', /^text\/html/, 'a refusal is a page, not JSON');
+  assert.ok(await page.locator('form input[name=password]').isVisible(), 'the form is shown again');
+  return text('.error');
+}
+
+const scenarios = {
+  /// /login directly: sign in, land on the signed-in page, and the session is live.
+  async direct() {
+    const shown = await page.goto(`${tessera}/login`);
+    assert.equal(shown.status(), 200);
+    // The stylesheet applied: the CSP's hash matches the page's <style>.
+    const buttonColor = await page
+      .locator('button[type=submit]')
+      .evaluate((button) => getComputedStyle(button).backgroundColor);
+    await shot('1-form');
+    const { chain } = await signIn(username, password);
+    assert.equal(chain[0].origin, tessera, 'the browser sends the page’s real Origin');
+    assert.equal(chain[0].status, 303);
+    assert.equal(page.url(), `${tessera}/login`);
+    const heading = await text('h1');
+    const body = await text('main');
+    await shot('2-signed-in');
+    return { chain, buttonColor, heading, body, session: await session() };
+  },
+
+  /// A gateway's page, signed out: to /login with return_to, sign in, and back on
+  /// the gateway's page with what its upstream answered.
+  async gateway() {
+    const first = await page.goto(start);
+    assert.equal(first.status(), 200);
+    const login = page.url();
+    assert.ok(login.startsWith(`${tessera}/login?return_to=`), login);
+    await shot('1-login');
+    const { chain } = await signIn(username, password);
+    const end = page.url();
+    const heading = await text('h1').catch(() => null);
+    const body = await page.locator('body').innerText();
+    await shot('2-back-on-the-gateway');
+    assert.equal(end, start, `the browser ended on ${end}; console: ${consoleErrors.join(' | ')}`);
+    return { login, chain, end, heading, body, session: await session() };
+  },
+
+  /// The wrong password: the form again with the reason, and no session.
+  async wrong_password() {
+    await page.goto(`${tessera}/login`);
+    const { chain } = await signIn(username, `${password} (not)`);
+    const error = await expectFormWithError(401, chain);
+    const keptUsername = await page.inputValue('input[name=username]');
+    await shot('1-refused');
+    return { chain, error, keptUsername, session: await session() };
+  },
+
+  /// A form on another origin posting to /login (a login CSRF), then one from an
+  /// opaque origin (a page with no origin of its own sends `Origin: null`): both get
+  /// the refusal page, and no session.
+  async foreign() {
+    await page.goto(start);
+    await shot('1-foreign-page');
+    const foreign = await submit();
+    const foreignError = await expectFormWithError(403, foreign.chain);
+    await shot('2-refused');
+    const afterForeign = await session();
+
+    await page.goto('about:blank');
+    await page.setContent(
+      `<form method="post" action="${tessera}/login">
+         <input name="username" value="${username}"><input name="password" value="${password}">
+         <button type="submit">Sign in</button></form>`,
+    );
+    const opaque = await submit();
+    const opaqueError = await expectFormWithError(403, opaque.chain);
+    await shot('3-opaque-refused');
+    return {
+      foreign: { chain: foreign.chain, error: foreignError, session: afterForeign },
+      opaque: { chain: opaque.chain, error: opaqueError },
+      session: await session(),
+    };
+  },
+};
+
+let exitCode = 0;
+try {
+  const run = scenarios[scenario];
+  assert.ok(run, `unknown scenario ${scenario}; one of ${Object.keys(scenarios).join(', ')}`);
+  const seen = await run();
+  const cspViolations = consoleErrors.filter((e) => e.includes('Content Security Policy'));
+  console.log(JSON.stringify({ scenario, url: page.url(), consoleErrors, cspViolations, ...seen }));
+} catch (error) {
+  exitCode = 1;
+  console.error(`${scenario} failed at ${page.url()}: ${error.stack ?? error}`);
+  if (consoleErrors.length) console.error(`console errors: ${consoleErrors.join(' | ')}`);
+  await shot('failure').catch(() => {});
+} finally {
+  await browser.close();
+  clearTimeout(watchdog);
+}
+process.exit(exitCode);
