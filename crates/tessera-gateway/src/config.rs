@@ -14,6 +14,8 @@ use std::time::Duration;
 use http::Uri;
 use serde::Deserialize;
 
+use crate::paths;
+
 /// The environment variable that may hold the client secret (it wins over the file).
 pub const SECRET_ENV: &str = "TESSERA_GATEWAY_CLIENT_SECRET";
 /// tessera's session cookie when it runs with `session.cookie_secure` (the default).
@@ -101,7 +103,10 @@ impl fmt::Display for Upstream {
 
 #[derive(Debug, Clone)]
 pub struct Route {
-    /// Matched against the start of the request path; the longest match wins.
+    /// Matched against the start of the request path on a segment boundary; the
+    /// longest match wins. Kept without a trailing `/` (but `/` for the root):
+    /// `/orders` and `/orders/` are one prefix, which matches `/orders` and
+    /// `/orders/…`, never `/ordersx`.
     pub prefix: String,
     pub upstream: Upstream,
     /// The JWT's audience (required unless the route is anonymous).
@@ -109,8 +114,11 @@ pub struct Route {
     pub auth: Auth,
     /// Asked for in the token exchange, and so carried by the JWT.
     pub scopes: Vec<String>,
-    /// Remove the prefix (less its trailing `/`) from the path sent upstream.
+    /// Remove the prefix from the path sent upstream.
     pub strip_prefix: bool,
+    /// Let `%2e`, `%2f`, `%5c` and `\` through (see [`crate::paths::check`]);
+    /// dot segments stay refused in every reading of them.
+    pub allow_encoded_slashes: bool,
 }
 
 /// A secret that never shows in `Debug`.
@@ -177,6 +185,8 @@ struct FileRoute {
     scopes: Vec<String>,
     #[serde(default)]
     strip_prefix: bool,
+    #[serde(default)]
+    allow_encoded_slashes: bool,
 }
 
 impl Config {
@@ -252,19 +262,26 @@ impl Config {
             .enumerate()
             .map(|(i, route)| {
                 let key = |name: &str| format!("route[{i}].{name}");
-                if !route.prefix.starts_with('/') || route.prefix.contains(['?', '#']) {
+                let prefix = canonical_prefix(&key("prefix"), &route.prefix)?;
+                if !prefixes.insert(prefix.clone()) {
                     return Err(invalid(
                         key("prefix"),
-                        format!("{:?} must be a path starting with /", route.prefix),
-                    ));
-                }
-                if !prefixes.insert(route.prefix.clone()) {
-                    return Err(invalid(
-                        key("prefix"),
-                        format!("{:?} is the prefix of an earlier route too", route.prefix),
+                        format!(
+                            "{:?} is the prefix of an earlier route too (a trailing / makes no difference)",
+                            route.prefix
+                        ),
                     ));
                 }
                 let upstream = Upstream::parse(&key("upstream"), &route.upstream)?;
+                // Every path sent upstream starts with the base path: one the
+                // check refuses would make the route refuse everything.
+                if let Err(refusal) = paths::check(&upstream.base_path, route.allow_encoded_slashes)
+                {
+                    return Err(invalid(
+                        key("upstream"),
+                        format!("{:?}: {}", route.upstream, refusal.description()),
+                    ));
+                }
                 let audience = route.audience.filter(|a| !a.is_empty());
                 if route.auth != Auth::Anonymous && audience.is_none() {
                     return Err(invalid(
@@ -283,12 +300,13 @@ impl Config {
                     }
                 }
                 Ok(Route {
-                    prefix: route.prefix,
+                    prefix,
                     upstream,
                     audience,
                     auth: route.auth,
                     scopes: route.scopes,
                     strip_prefix: route.strip_prefix,
+                    allow_encoded_slashes: route.allow_encoded_slashes,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -306,6 +324,30 @@ impl Config {
             routes,
         })
     }
+}
+
+/// A route prefix in its one form: without a trailing `/` (the root stays `/`).
+/// The prefix must itself be a path the gateway would forward, with no empty
+/// segment: routes match the raw path, so a prefix no request can carry is a
+/// mistake better reported at start.
+fn canonical_prefix(key: &str, value: &str) -> Result<String, ConfigError> {
+    if !value.starts_with('/') || value.contains(['?', '#']) {
+        return Err(invalid(
+            key,
+            format!("{value:?} must be a path starting with /"),
+        ));
+    }
+    let stem = value.strip_suffix('/').unwrap_or(value);
+    if stem.split('/').skip(1).any(str::is_empty) {
+        return Err(invalid(key, format!("{value:?} has an empty segment (//)")));
+    }
+    if let Err(refusal) = paths::check(value, false) {
+        return Err(invalid(
+            key,
+            format!("{value:?}: {}", refusal.description()),
+        ));
+    }
+    Ok(if stem.is_empty() { "/" } else { stem }.to_owned())
 }
 
 /// An `http(s)://host[:port][/path]` URL without a query, returned without a
@@ -393,6 +435,90 @@ mod tests {
         assert!(error.contains("unknown field `listn`"), "{error}");
         let error = error_of(&GOOD.replace("strip_prefix = true", "strip = true"));
         assert!(error.contains("unknown field `strip`"), "{error}");
+        let error = error_of(&GOOD.replace("strip_prefix = true", "allow_encoded_slash = true"));
+        assert!(
+            error.contains("unknown field `allow_encoded_slash`")
+                && error.contains("allow_encoded_slashes"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn prefixes_are_kept_without_their_trailing_slash() {
+        let config = Config::parse(GOOD, None).unwrap();
+        assert_eq!(config.routes[0].prefix, "/api");
+        assert_eq!(config.routes[1].prefix, "/");
+        assert!(!config.routes[0].allow_encoded_slashes);
+        let text = GOOD.replace("prefix = \"/api/\"", "prefix = \"/api/v2\"");
+        assert_eq!(
+            Config::parse(&text, None).unwrap().routes[0].prefix,
+            "/api/v2"
+        );
+    }
+
+    #[test]
+    fn prefixes_and_base_paths_must_be_paths_the_gateway_forwards() {
+        for (from, to, expected) in [
+            // One prefix, however it is written.
+            ("prefix = \"/\"", "prefix = \"/api\"", "route[1].prefix"),
+            (
+                "prefix = \"/api/\"",
+                "prefix = \"/api//\"",
+                "route[0].prefix",
+            ),
+            ("prefix = \"/api/\"", "prefix = \"//\"", "route[0].prefix"),
+            (
+                "prefix = \"/api/\"",
+                "prefix = \"/a//b\"",
+                "route[0].prefix",
+            ),
+            (
+                "prefix = \"/api/\"",
+                "prefix = \"/a/../b\"",
+                "route[0].prefix",
+            ),
+            (
+                "prefix = \"/api/\"",
+                "prefix = \"/a/%2E%2e\"",
+                "route[0].prefix",
+            ),
+            (
+                "prefix = \"/api/\"",
+                "prefix = \"/a%2fb\"",
+                "route[0].prefix",
+            ),
+            (
+                "prefix = \"/api/\"",
+                "prefix = \"/a\\\\b\"",
+                "route[0].prefix",
+            ),
+            (
+                "\"http://127.0.0.1:9001/static/\"",
+                "\"http://127.0.0.1:9001/a/../static/\"",
+                "route[1].upstream",
+            ),
+            (
+                "\"http://127.0.0.1:9001/static/\"",
+                "\"http://127.0.0.1:9001/a%2fb/\"",
+                "route[1].upstream",
+            ),
+        ] {
+            let text = GOOD.replacen(from, to, 1);
+            assert_ne!(text, GOOD, "{from} is not in the sample");
+            let error = error_of(&text);
+            assert!(error.starts_with(expected), "{expected}: {error}");
+        }
+        // A route that allows encoded slashes may have them in its base path,
+        // never a dot segment.
+        let allowing = GOOD.replace(
+            "strip_prefix = true",
+            "strip_prefix = true\nallow_encoded_slashes = true",
+        );
+        let config = Config::parse(&allowing.replace("/static/\"", "/a%2fb/\""), None).unwrap();
+        assert!(config.routes[1].allow_encoded_slashes);
+        assert_eq!(config.routes[1].upstream.base_path, "/a%2fb");
+        let error = error_of(&allowing.replace("/static/\"", "/a%2f..%2fb/\""));
+        assert!(error.starts_with("route[1].upstream"), "{error}");
     }
 
     #[test]

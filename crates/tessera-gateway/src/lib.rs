@@ -6,9 +6,14 @@
 //! rule below says why it is there.
 //!
 //! - **Routes**: the longest matching path prefix wins (a specific route can sit
-//!   inside a broad one); no match is a 404, never a default upstream. Paths with
-//!   `.`/`..` segments are refused (400): routes match the raw path, and an
-//!   upstream that normalised it could serve another route's path through this one.
+//!   inside a broad one), on whole segments (`/s` never matches `/sx`, nor
+//!   `/s../x`); no match is a 404, never a default upstream. The path is checked
+//!   as it will be sent upstream, after `strip_prefix` and the base path: `.`/`..`
+//!   segments (also encoded, or split by an encoded `/` or a `\`) are refused
+//!   (400), and so are `%2e`, `%2f`, `%5c` and `\` unless the route has
+//!   `allow_encoded_slashes`. Routes match the raw path, and an upstream that
+//!   normalised it otherwise could serve another route's path, or one outside
+//!   its base, through this one.
 //! - **Session routes** (`auth = "session"`): the session cookie is exchanged at
 //!   tessera (RFC 8693 token exchange, as the gateway's confidential client) for a
 //!   JWT whose audience and scopes are the route's, and whose `sid` is the
@@ -47,6 +52,7 @@
 
 pub mod config;
 pub mod headers;
+pub mod paths;
 mod proxy;
 pub mod sessions;
 mod tls;

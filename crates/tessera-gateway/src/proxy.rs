@@ -17,6 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use crate::StartError;
 use crate::config::{Auth, Config, Route};
 use crate::headers::{self, X_REQUEST_ID};
+use crate::paths;
 use crate::sessions::{Outcome, Profile, Sessions};
 
 /// What the gateway answers with: the upstream's body, streamed, or its own.
@@ -153,7 +154,7 @@ impl Gateway {
     fn route_for(&self, path: &str) -> Option<&CompiledRoute> {
         self.routes
             .iter()
-            .find(|r| path.starts_with(r.route.prefix.as_str()))
+            .find(|r| paths::matches(&r.route.prefix, path))
     }
 
     async fn forward(
@@ -162,17 +163,18 @@ impl Gateway {
         peer: SocketAddr,
         request_id: &HeaderValue,
     ) -> Response<Body> {
-        if has_dot_segment(request.uri().path()) {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "the path has . or .. segments",
-            );
-        }
         let Some(compiled) = self.route_for(request.uri().path()) else {
             return error(StatusCode::NOT_FOUND, "not_found", "no route for this path");
         };
         let route = &compiled.route;
+        // Before the session: a path that will not be forwarded costs no token
+        // exchange, and is no reason to send a browser to log in.
+        let uri = match upstream_uri(route, request.uri()) {
+            Ok(uri) => uri,
+            Err(description) => {
+                return error(StatusCode::BAD_REQUEST, "invalid_request", description);
+            }
+        };
         let upgrade =
             request.version() == Version::HTTP_11 && headers::asks_upgrade(request.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
@@ -214,16 +216,6 @@ impl Gateway {
             return self.no_session(&parts);
         }
 
-        let uri = match upstream_uri(route, &parts.uri) {
-            Ok(uri) => uri,
-            Err(_) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "the request target cannot be forwarded",
-                );
-            }
-        };
         let host = parts.headers.get(header::HOST).cloned().or_else(|| {
             parts
                 .uri
@@ -354,40 +346,25 @@ pub fn error(
     response
 }
 
-/// Where the request goes: the upstream's scheme, authority and base path, then
-/// the request's path (less the route prefix with `strip_prefix`) and query.
-fn upstream_uri(route: &Route, uri: &Uri) -> Result<Uri, http::Error> {
-    let path = uri.path();
-    let rest = if route.strip_prefix {
-        let stem = route.prefix.trim_end_matches('/');
-        path.get(stem.len()..).unwrap_or_default()
-    } else {
-        path
-    };
-    let mut target = route.upstream.base_path.clone();
-    if !rest.starts_with('/') {
-        target.push('/');
-    }
-    target.push_str(rest);
+/// Where the request goes: the upstream's scheme, authority and the path of
+/// [`paths::upstream_path`], then the query as the client sent it. The path is
+/// checked ([`paths::check`]) as it stands in the built URI, which is what the
+/// upstream's request line carries, so nothing is sent that was not checked.
+fn upstream_uri(route: &Route, uri: &Uri) -> Result<Uri, &'static str> {
+    const UNFORWARDABLE: &str = "the request target cannot be forwarded";
+    let mut target = paths::upstream_path(route, uri.path()).ok_or(UNFORWARDABLE)?;
     if let Some(query) = uri.query() {
         target.push('?');
         target.push_str(query);
     }
-    Uri::builder()
+    let built = Uri::builder()
         .scheme(route.upstream.scheme.clone())
         .authority(route.upstream.authority.clone())
         .path_and_query(target)
         .build()
-}
-
-/// `.` and `..` segments, also percent-encoded: refused rather than forwarded,
-/// since the gateway matches routes on the raw path and an upstream that
-/// normalises it could serve another route's path through this one.
-fn has_dot_segment(path: &str) -> bool {
-    path.split('/').any(|segment| {
-        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
-        decoded == "." || decoded == ".."
-    })
+        .map_err(|_| UNFORWARDABLE)?;
+    paths::check(built.path(), route.allow_encoded_slashes).map_err(paths::Refusal::description)?;
+    Ok(built)
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {
@@ -408,7 +385,7 @@ mod tests {
     use super::*;
     use crate::config::Upstream;
 
-    fn route(prefix: &str, upstream: &str, strip_prefix: bool) -> Route {
+    fn route(prefix: &str, upstream: &str, strip_prefix: bool, allow: bool) -> Route {
         let uri: Uri = upstream.parse().unwrap();
         Route {
             prefix: prefix.to_owned(),
@@ -421,52 +398,105 @@ mod tests {
             auth: Auth::Anonymous,
             scopes: Vec::new(),
             strip_prefix,
+            allow_encoded_slashes: allow,
         }
     }
 
     #[test]
-    fn upstream_uris_keep_or_strip_the_prefix() {
+    fn upstream_uris_keep_or_strip_the_prefix_and_keep_the_query() {
         let cases = [
             (
-                "/api/",
+                "/api",
                 "http://u:1",
                 false,
                 "/api/orders?x=1",
                 "http://u:1/api/orders?x=1",
             ),
             (
-                "/api/",
+                "/api",
                 "http://u:1",
                 true,
                 "/api/orders?x=1",
                 "http://u:1/orders?x=1",
             ),
             (
-                "/api/",
+                "/api",
                 "http://u:1/v2/",
                 true,
                 "/api/orders",
                 "http://u:1/v2/orders",
             ),
             ("/api", "http://u:1", true, "/api", "http://u:1/"),
-            ("/api", "http://u:1", true, "/apix", "http://u:1/x"),
+            (
+                "/api",
+                "http://u:1/v2",
+                true,
+                "/api?a=b",
+                "http://u:1/v2?a=b",
+            ),
             ("/", "http://u:1/base", false, "/", "http://u:1/base/"),
+            // The query is the client's, byte for byte: it is no path.
+            (
+                "/s",
+                "http://u:1/base",
+                true,
+                "/s/x?next=%2F..%2Fa&b=../c&d=%2e",
+                "http://u:1/base/x?next=%2F..%2Fa&b=../c&d=%2e",
+            ),
         ];
         for (prefix, upstream, strip, request, expected) in cases {
             let uri: Uri = request.parse().unwrap();
-            let got = upstream_uri(&route(prefix, upstream, strip), &uri).unwrap();
+            let got = upstream_uri(&route(prefix, upstream, strip, false), &uri).unwrap();
             assert_eq!(got.to_string(), expected, "{prefix} {upstream} {request}");
         }
     }
 
     #[test]
-    fn dot_segments_are_found_encoded_or_not() {
-        for path in ["/a/../b", "/a/./b", "/a/..", "/%2e%2E/x", "/a/%2e"] {
-            assert!(has_dot_segment(path), "{path}");
+    fn upstream_uris_are_refused_on_the_path_as_sent() {
+        let strict = route("/s", "http://u:1/base", true, false);
+        let allowing = route("/s", "http://u:1/base", true, true);
+        for request in [
+            "/s/../secret",
+            "/s/%2e%2e/secret",
+            "/s/.%2E/secret",
+            "/s/..;/secret",
+            "/s/a/..",
+            "/s/x%2f..%2fsecret",
+            "/s/x%5c..%5csecret",
+            "/s/x\\..\\secret",
+        ] {
+            let uri: Uri = request.parse().unwrap();
+            for route in [&strict, &allowing] {
+                assert_eq!(
+                    upstream_uri(route, &uri),
+                    Err(paths::Refusal::DotSegment.description()),
+                    "{request}"
+                );
+            }
         }
-        for path in ["/a/b", "/a/..b", "/a/.well-known/x", "/"] {
-            assert!(!has_dot_segment(path), "{path}");
+        for request in ["/s/a%2fb", "/s/a%2Fb", "/s/a%5cb", "/s/a\\b", "/s/a%2eb"] {
+            let uri: Uri = request.parse().unwrap();
+            assert_eq!(
+                upstream_uri(&strict, &uri),
+                Err(paths::Refusal::Encoded.description()),
+                "{request}"
+            );
+            let passed = upstream_uri(&allowing, &uri).unwrap();
+            assert_eq!(
+                passed.path(),
+                format!("/base{}", &request[2..]),
+                "verbatim: {request}"
+            );
         }
+        // No segment-boundary match, nothing to send: the route is not this one.
+        for request in ["/sx/y", "/s../secret", "/s%2e%2e/secret"] {
+            let uri: Uri = request.parse().unwrap();
+            assert!(upstream_uri(&allowing, &uri).is_err(), "{request}");
+        }
+        // The base path is part of what is checked.
+        let uri: Uri = "/s/x".parse().unwrap();
+        let odd = route("/s", "http://u:1/a/../b", true, false);
+        assert!(upstream_uri(&odd, &uri).is_err());
     }
 
     #[test]

@@ -885,3 +885,223 @@ auth = "anonymous"
     assert_eq!(error_of(response).await, (502, "bad_gateway".into()));
     assert_eq!(seen.tokens().len(), 1);
 }
+
+/// An upstream that records the exact request line of each request it receives
+/// (a framework would show it decoded or normalised), and answers `200 ok`.
+struct RawUpstream {
+    address: String,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl RawUpstream {
+    async fn start() -> Self {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let recorded = lines.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let recorded = recorded.clone();
+                tokio::spawn(async move {
+                    let mut stream = BufReader::new(stream);
+                    let mut line = Vec::new();
+                    if stream.read_until(b'\n', &mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let line = String::from_utf8_lossy(&line);
+                    recorded
+                        .lock()
+                        .unwrap()
+                        .push(line.trim_end_matches(['\r', '\n']).to_owned());
+                    // The rest of the head; the requests here have no body.
+                    loop {
+                        let mut header = Vec::new();
+                        if stream.read_until(b'\n', &mut header).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if header == b"\r\n" {
+                            break;
+                        }
+                    }
+                    // One request per connection: the gateway's pool cannot then
+                    // pick a connection this end is closing.
+                    let _ = stream
+                        .get_mut()
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        )
+                        .await;
+                });
+            }
+        });
+        Self { address, lines }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+/// A gateway whose one route `/s` (anonymous, so no tessera is needed) strips its
+/// prefix and forwards to `upstream` under `/base`.
+fn path_gateway(upstream: &RawUpstream, allow_encoded_slashes: bool) -> GatewayProcess {
+    let closed = closed_port();
+    let config = format!(
+        r#"
+listen = "127.0.0.1:0"
+tessera_url = "http://127.0.0.1:{closed}"
+client_id = "unused"
+login_url = "http://127.0.0.1:{closed}/login"
+
+[[route]]
+prefix = "/s"
+upstream = "http://{address}/base"
+auth = "anonymous"
+strip_prefix = true
+{allow}
+"#,
+        address = upstream.address,
+        allow = if allow_encoded_slashes {
+            "allow_encoded_slashes = true"
+        } else {
+            ""
+        },
+    );
+    GatewayProcess::start(&config, "unused", &[])
+}
+
+/// Sends `GET target` byte for byte (HTTP clients normalise paths before sending)
+/// and returns the status and body.
+async fn raw_get(gateway: &GatewayProcess, target: &str) -> (u16, String) {
+    let answer = raw_request(
+        &gateway.base,
+        format!("GET {target} HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await;
+    let status = answer
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("{target}: not an HTTP answer: {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, body)| body)
+        .to_owned();
+    (status, body)
+}
+
+/// Asserts that the gateway answered `target` itself, with `status` and `error`
+/// in its JSON shape.
+async fn assert_refused(gateway: &GatewayProcess, target: &str, status: u16, code: &str) {
+    let (got, body) = raw_get(gateway, target).await;
+    assert_eq!(got, status, "{target}: {body}");
+    let body: Value =
+        serde_json::from_str(&body).unwrap_or_else(|_| panic!("{target}: not JSON: {body}"));
+    assert_eq!(body["error"], code, "{target}: {body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "{target}: {body}"
+    );
+}
+
+#[tokio::test]
+async fn gateway_matches_whole_segments_and_checks_the_path_it_sends() {
+    let upstream = RawUpstream::start().await;
+    let gateway = path_gateway(&upstream, false);
+
+    // Not route /s at all: its prefix is not a whole segment of these.
+    for target in ["/sx/y", "/s../secret", "/s%2e%2e/secret", "/s%2fsecret"] {
+        assert_refused(&gateway, target, 404, "not_found").await;
+    }
+    // Route /s, but what it would send upstream is refused.
+    for target in [
+        "/s/../secret",
+        "/s/%2e%2e/secret",
+        "/s/%2E./secret",
+        "/s/.%2e/secret",
+        "/s/..;/secret",
+        "/s/a/..",
+        "/s/a%2fb",
+        "/s/a%2Fb",
+        "/s/a%5cb",
+        "/s/a%5Cb",
+        "/s/a\\b",
+        "/s/a%2eb",
+    ] {
+        assert_refused(&gateway, target, 400, "invalid_request").await;
+    }
+    assert_eq!(
+        upstream.lines(),
+        Vec::<String>::new(),
+        "nothing was forwarded"
+    );
+
+    // What passes arrives as expected, the query exactly as sent.
+    let passes = [
+        ("/s/x?q=1", "GET /base/x?q=1 HTTP/1.1"),
+        ("/s", "GET /base HTTP/1.1"),
+        ("/s/", "GET /base/ HTTP/1.1"),
+        ("/s?q=1", "GET /base?q=1 HTTP/1.1"),
+        (
+            "/s/x?next=%2F..%2Fa&b=../c&d=%2e",
+            "GET /base/x?next=%2F..%2Fa&b=../c&d=%2e HTTP/1.1",
+        ),
+        ("/s/a..b/c.", "GET /base/a..b/c. HTTP/1.1"),
+        // One level of decoding: the upstream gets the text %2e, not a dot.
+        ("/s/%252e%252e/x", "GET /base/%252e%252e/x HTTP/1.1"),
+    ];
+    for (target, _) in passes {
+        assert_eq!(
+            raw_get(&gateway, target).await,
+            (200, "ok".to_owned()),
+            "{target}"
+        );
+    }
+    let expected: Vec<&str> = passes.iter().map(|(_, line)| *line).collect();
+    assert_eq!(upstream.lines(), expected);
+}
+
+#[tokio::test]
+async fn gateway_route_allowing_encoded_slashes_passes_them_verbatim_never_a_dot_segment() {
+    let upstream = RawUpstream::start().await;
+    let gateway = path_gateway(&upstream, true);
+
+    for target in [
+        "/s/x%2f..%2fsecret",
+        "/s/x%2F%2e%2E%2Fsecret",
+        "/s/x%5c..%5csecret",
+        "/s/x\\..\\secret",
+        "/s/%2e%2e/secret",
+        "/s/.%2e/secret",
+        "/s/../secret",
+    ] {
+        assert_refused(&gateway, target, 400, "invalid_request").await;
+    }
+    assert_refused(&gateway, "/sx/y", 404, "not_found").await;
+    assert_eq!(
+        upstream.lines(),
+        Vec::<String>::new(),
+        "nothing was forwarded"
+    );
+
+    let passes = [
+        ("/s/a%2fb", "GET /base/a%2fb HTTP/1.1"),
+        ("/s/a%2Fb?q=%2f", "GET /base/a%2Fb?q=%2f HTTP/1.1"),
+        ("/s/a%5Cb", "GET /base/a%5Cb HTTP/1.1"),
+        ("/s/a\\b", "GET /base/a\\b HTTP/1.1"),
+        ("/s/v1%2e2", "GET /base/v1%2e2 HTTP/1.1"),
+    ];
+    for (target, _) in passes {
+        assert_eq!(
+            raw_get(&gateway, target).await,
+            (200, "ok".to_owned()),
+            "{target}"
+        );
+    }
+    let expected: Vec<&str> = passes.iter().map(|(_, line)| *line).collect();
+    assert_eq!(upstream.lines(), expected);
+}
