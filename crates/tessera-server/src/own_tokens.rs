@@ -90,7 +90,7 @@ impl OwnTokens {
     /// A live, unrevoked token of this issuer, for any audience (introspection);
     /// `Stale` while this instance is out of touch with the revocation log.
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
-        self.settle().await;
+        self.settle().await?;
         self.sync_keys();
         let claims = self.verifier.verify(token)?;
         if !self.contact.is_fresh() {
@@ -125,10 +125,10 @@ impl OwnTokens {
     }
 
     /// Whether `claims` (of an opaque token) are revoked, counting every revocation
-    /// this process has committed so far.
-    pub async fn is_revoked(&self, claims: &AccessClaims) -> bool {
-        self.settle().await;
-        self.verifier.revocation_of(claims).is_some()
+    /// this process has committed so far; `Stale` when that cannot be told.
+    pub async fn is_revoked(&self, claims: &AccessClaims) -> Result<bool, VerifyError> {
+        self.settle().await?;
+        Ok(self.verifier.revocation_of(claims).is_some())
     }
 
     /// Signature and claims only: whether the token is ours, revoked or not.
@@ -147,13 +147,16 @@ impl OwnTokens {
     /// the store has told of) is in the set before an answer relies on it: the
     /// instance that answered a revoke, logout or kick refuses what it ended in its
     /// very next answer. Costs one atomic load when nothing was appended.
-    async fn settle(&self) {
+    /// `Stale` when the log cannot be read: an answer without what was just
+    /// revoked would be the very window this closes.
+    async fn settle(&self) -> Result<(), VerifyError> {
         if self.applied.load(Ordering::SeqCst) >= self.appended.count() {
-            return;
+            return Ok(());
         }
-        if let Err(error) = self.catch_up(false).await {
+        self.catch_up(false).await.map_err(|error| {
             tracing::warn!(%error, "cannot read the revocation log");
-        }
+            VerifyError::Stale
+        })
     }
 
     /// Reads the log from the set's position to its end and applies it; unless

@@ -145,13 +145,19 @@ async fn describe_token(
             roles: record.roles.iter().map(|r| r.as_str().to_owned()).collect(),
             kid: None,
         };
-        if state.own_tokens.is_revoked(&claims).await {
+        if state
+            .own_tokens
+            .is_revoked(&claims)
+            .await
+            .map_err(|_| ApiError::stale())?
+        {
             return Ok((issued_to, inactive));
         }
         return Ok((issued_to, describe(&claims)));
     }
     match state.own_tokens.verify(token).await {
         Ok(claims) => Ok((issued_client(&claims), describe(&claims))),
+        Err(tessera_verify::VerifyError::Stale) => Err(ApiError::stale()),
         // Ours but not live (expired, revoked): whose it was still decides who may ask.
         Err(_) => Ok((
             state

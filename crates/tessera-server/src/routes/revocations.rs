@@ -116,7 +116,14 @@ impl Feed {
     /// may still read the feed. Checked whenever the stream wakes, so a stream
     /// outlives its credential by at most one heartbeat.
     async fn credential_holds(&self) -> bool {
-        if self.state.own_tokens.is_revoked(&self.credential).await {
+        // Unknown (the log unreadable) is not the credential's fault.
+        if self
+            .state
+            .own_tokens
+            .is_revoked(&self.credential)
+            .await
+            .unwrap_or(false)
+        {
             return false;
         }
         let Some(client) = self
