@@ -6,6 +6,7 @@
 //! locking serialises their writes, and `busy_timeout` makes a writer wait its turn.
 
 mod clients;
+mod files;
 mod keys;
 mod migrations;
 mod opaque;
@@ -27,6 +28,7 @@ use tessera_store::{
     SessionRecord, SessionStore, StoreError, User, UserCredentials,
 };
 
+pub use files::FileError;
 pub use migrations::{MigrationError, SCHEMA_VERSION};
 
 /// The file name of the store inside the data dir.
@@ -46,12 +48,17 @@ pub enum OpenError {
     #[error("cannot open the store at {path}: {source}")]
     Open { path: String, source: sqlx::Error },
     #[error(transparent)]
+    Files(#[from] FileError),
+    #[error(transparent)]
     Migration(#[from] MigrationError),
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the store file and brings its schema up to date.
+    /// Opens (creating if missing, with its folder) the store file and brings its
+    /// schema up to date. The folder, if created, and the files are private to this
+    /// user: see `files`.
     pub async fn open(path: &Path) -> Result<Self, OpenError> {
+        files::prepare(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
