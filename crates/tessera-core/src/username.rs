@@ -2,6 +2,7 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 use unicode_normalization::UnicodeNormalization;
+use unicode_security::MixedScript;
 
 /// A validated, canonical username.
 ///
@@ -26,6 +27,12 @@ pub enum UsernameError {
     ForbiddenCharacter(char),
     #[error("username must start with a letter or a digit")]
     BadFirstCharacter,
+    /// Never from [`Username::parse`]: see [`Username::check_single_script`].
+    #[error(
+        "username mixes letters of different scripts (such as Latin and Cyrillic); \
+         write it in one script"
+    )]
+    MixedScripts,
 }
 
 impl Username {
@@ -59,6 +66,34 @@ impl Username {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The name's confusable skeleton (Unicode TR39, section 4): names that look
+    /// alike have the same one, so `admin`, `аdmin` (Cyrillic а) and `admın` (dotless
+    /// ı) all give `adrnin`. Stores keep one account per skeleton.
+    ///
+    /// Taken from the canonical form, so case and width variants, which are one
+    /// name already, have one skeleton. It depends on the confusables data of the
+    /// `unicode-security` release that computed it; see ARCHITECTURE.md on what to
+    /// do when that data changes.
+    pub fn skeleton(&self) -> String {
+        unicode_security::skeleton(&self.0).collect()
+    }
+
+    /// Refuses a name that mixes scripts (TR39, section 5.1): Latin with Cyrillic or
+    /// Greek is how a look-alike of a Latin name is usually made. Digits and `.`,
+    /// `_`, `-`, `@` go with any script, and Han with Hiragana and Katakana (Japanese)
+    /// or with Hangul (Korean) counts as one.
+    ///
+    /// Separate from [`Username::parse`] because only new accounts are held to it:
+    /// a name registered before the rule must still parse, to sign in and to be read
+    /// back from a store.
+    pub fn check_single_script(&self) -> Result<(), UsernameError> {
+        if self.0.as_str().is_single_script() {
+            Ok(())
+        } else {
+            Err(UsernameError::MixedScripts)
+        }
     }
 }
 
@@ -119,6 +154,54 @@ mod tests {
         assert!(Username::parse("José.Ñandú-42@example").is_ok());
     }
 
+    #[test]
+    fn look_alikes_share_a_skeleton() {
+        let skeleton = |s: &str| Username::parse(s).unwrap().skeleton();
+        let admin = skeleton("admin");
+        for look_alike in [
+            "\u{430}dmin",
+            "adm\u{131}n",
+            "ADMIN",
+            "adrnin",
+            "\u{430}\u{501}min",
+        ] {
+            assert_eq!(skeleton(look_alike), admin, "{look_alike}");
+        }
+        assert_eq!(
+            skeleton("\u{430}\u{441}\u{435}"),
+            skeleton("ace"),
+            "all-Cyrillic"
+        );
+        assert_eq!(skeleton("paypa1"), skeleton("paypal"));
+        for different in ["admins", "adnin", "admín", "root"] {
+            assert_ne!(skeleton(different), admin, "{different}");
+        }
+    }
+
+    #[test]
+    fn one_script_per_name() {
+        for single in [
+            "admin",
+            "\u{430}\u{441}\u{435}",
+            "josé.ñandú-42@example",
+            "adm\u{131}n",
+            "山田たろう",
+            "김철수",
+            "2024",
+        ] {
+            let name = Username::parse(single).unwrap();
+            assert_eq!(name.check_single_script(), Ok(()), "{single}");
+        }
+        for mixed in ["\u{430}dmin", "alpha\u{3b1}", "ad\u{43c}in"] {
+            let name = Username::parse(mixed).unwrap();
+            assert_eq!(
+                name.check_single_script(),
+                Err(UsernameError::MixedScripts),
+                "{mixed}"
+            );
+        }
+    }
+
     proptest! {
         #[test]
         fn parse_never_panics_and_is_idempotent(input in ".{0,80}") {
@@ -128,6 +211,13 @@ mod tests {
                 prop_assert!(name.as_str().chars().count() <= USERNAME_MAX_CHARS);
                 prop_assert!(name.as_str().chars().all(|c| c.is_alphanumeric() || ".-_@".contains(c)));
             }
+        }
+
+        #[test]
+        fn skeletons_are_stable_and_ascii_is_one_script(input in "[a-z0-9][a-z0-9._@-]{0,63}") {
+            let name = Username::parse(&input).unwrap();
+            prop_assert_eq!(name.skeleton(), Username::parse(&input).unwrap().skeleton());
+            prop_assert_eq!(name.check_single_script(), Ok(()));
         }
 
         #[test]

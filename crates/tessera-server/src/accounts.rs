@@ -35,6 +35,12 @@ pub struct CutOff {
 pub enum RegisterError {
     #[error("the username is taken")]
     UsernameTaken,
+    /// It looks like another account's name (the same confusable skeleton).
+    #[error("the username looks like one that is taken")]
+    LookAlike,
+    /// It mixes scripts, the usual way of making a look-alike.
+    #[error(transparent)]
+    MixedScripts(tessera_core::UsernameError),
     #[error(transparent)]
     Hash(#[from] HashError),
     #[error(transparent)]
@@ -79,6 +85,10 @@ impl Accounts {
         password: Password,
         roles: Roles,
     ) -> Result<User, RegisterError> {
+        // Here, not in `Username::parse`: names from before the rule still sign in.
+        username
+            .check_single_script()
+            .map_err(RegisterError::MixedScripts)?;
         let password_hash = self.hasher.hash(password).await?;
         self.store
             .create_user(NewUser {
@@ -91,6 +101,7 @@ impl Accounts {
             .await
             .map_err(|e| match e {
                 CreateUserError::UsernameTaken => RegisterError::UsernameTaken,
+                CreateUserError::LookAlike => RegisterError::LookAlike,
                 CreateUserError::Store(e) => RegisterError::Store(e),
             })
     }

@@ -48,6 +48,16 @@ pub struct Config {
     pub throttle: ThrottleConfig,
     pub limits: LimitsConfig,
     pub tokens: TokensConfig,
+    pub keys: KeysConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeysConfig {
+    /// Let `serve` start without `TESSERA_MASTER_KEY` although the public URL or
+    /// the issuer is not on loopback, storing the private signing keys unsealed
+    /// (plain PKCS#8 in the database). Off: such a start is refused.
+    pub allow_unsealed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -228,6 +238,7 @@ impl Default for Config {
             throttle: ThrottleConfig::default(),
             limits: LimitsConfig::default(),
             tokens: TokensConfig::default(),
+            keys: KeysConfig::default(),
         }
     }
 }
@@ -332,6 +343,7 @@ const ENV_KEYS: &[&str] = &[
     "throttle",
     "limits",
     "tokens",
+    "keys",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -472,6 +484,13 @@ impl Config {
         }
     }
 
+    /// Whether every URL tokens and browsers use to reach this service names this
+    /// machine (loopback): then nobody else reaches it, and keys stored unsealed are
+    /// as safe as the machine. With no `public_url`, that is the listen address.
+    pub fn is_loopback_only(&self) -> bool {
+        is_loopback_url(&self.public_url()) && is_loopback_url(&self.issuer())
+    }
+
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join(tessera_store_sqlite::DATABASE_FILE)
     }
@@ -481,6 +500,25 @@ impl Config {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         }
+    }
+}
+
+/// Whether `url`'s host is a loopback address or `localhost` (RFC 6761: names
+/// under `.localhost` are loopback too). Unparseable counts as not loopback.
+fn is_loopback_url(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    match host.parse::<IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host == "localhost" || host.ends_with(".localhost"),
     }
 }
 
@@ -509,6 +547,41 @@ mod tests {
         for plain in ["sqlite://./x.db", "redis://cache:6379/0", "postgres://db/t"] {
             assert_eq!(StoreUrl(plain.into()).redacted(), plain);
         }
+    }
+
+    #[test]
+    fn loopback_urls_are_told_from_others() {
+        for loopback in [
+            "http://127.0.0.1:7480",
+            "http://127.8.0.1",
+            "http://[::1]:7480/",
+            "http://localhost:7480",
+            "https://LOCALHOST.",
+            "http://id.localhost/x",
+        ] {
+            assert!(is_loopback_url(loopback), "{loopback}");
+        }
+        for other in [
+            "http://0.0.0.0:7480",
+            "https://id.example.com",
+            "http://10.0.0.1",
+            "http://[::]:80",
+            "http://localhost.example.com",
+            "http://127.0.0.1.nip.io",
+            "not a url",
+        ] {
+            assert!(!is_loopback_url(other), "{other}");
+        }
+        let config = Config::load(None, Overrides::default()).unwrap();
+        assert!(config.is_loopback_only());
+        let issuer_elsewhere = Config {
+            tokens: TokensConfig {
+                issuer: Some("https://id.example.com".into()),
+                ..TokensConfig::default()
+            },
+            ..config
+        };
+        assert!(!issuer_elsewhere.is_loopback_only());
     }
 
     #[test]

@@ -140,6 +140,12 @@ impl KeyRing {
         })
     }
 
+    /// Whether the private keys are sealed at rest: with a master key, `open` seals
+    /// any plain one, and every key made afterwards is sealed.
+    pub fn is_sealed(&self) -> bool {
+        self.master.is_some()
+    }
+
     pub fn current(&self) -> Arc<KeySet> {
         self.current.load_full()
     }

@@ -69,11 +69,7 @@ fn master_key_from_env() -> anyhow::Result<Option<tessera_keys::MasterKey>> {
 impl Core {
     /// Opens (creating and migrating if needed) the configured stores.
     pub async fn open(config: &Config, hash_threads: usize) -> anyhow::Result<Self> {
-        if config.database.is_none() {
-            std::fs::create_dir_all(&config.data_dir).with_context(|| {
-                format!("cannot create the data dir {}", config.data_dir.display())
-            })?;
-        }
+        // The data dir is made by the SQLite store as it opens, private to this user.
         let stores = stores::Stores::open(config).await?;
         let hasher =
             PasswordHasher::start(&config.password, hash_threads).map_err(anyhow::Error::msg)?;
@@ -155,7 +151,30 @@ pub async fn serve(
     on_listening: impl FnOnce(SocketAddr, &str, bool),
 ) -> anyhow::Result<()> {
     let metrics = install_metrics()?;
+    // Before opening anything: a refused start must not leave a plain key behind.
+    if master_key_from_env()?.is_none() && !config.is_loopback_only() && !config.keys.allow_unsealed
+    {
+        anyhow::bail!(
+            "refusing to start with the private signing keys unsealed: {MASTER_KEY_VAR} is \
+             not set, and the public URL {} (issuer {}) is not on loopback, so anyone who \
+             can read the database could sign tokens this service accepts. Set \
+             {MASTER_KEY_VAR} to 32 random bytes (64 hex digits or base64, e.g. `openssl \
+             rand -hex 32`) to seal them, or set keys.allow_unsealed = true in the config \
+             (TESSERA_KEYS__ALLOW_UNSEALED=true) to run unsealed on purpose",
+            config.public_url(),
+            config.issuer()
+        );
+    }
     let core = Core::open(&config, config.hash_threads()).await?;
+    let sealed = core.keys.is_sealed();
+    metrics::gauge!("tessera_keys_sealed").set(if sealed { 1.0 } else { 0.0 });
+    if !sealed {
+        tracing::warn!(
+            "{MASTER_KEY_VAR} is not set: the private signing keys are stored unsealed \
+             (plain PKCS#8) in the database, and anyone who can read it can sign tokens \
+             this service accepts; set {MASTER_KEY_VAR} to seal them"
+        );
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -8,7 +8,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
 use tessera_store::StoreSet;
 use tessera_store_postgres::PostgresStore;
 use tessera_store_sqlite::SqliteStore;
@@ -38,12 +37,8 @@ impl Database {
     /// Opens (creating and migrating if needed) the database at `location`.
     pub async fn open(location: &DatabaseLocation) -> anyhow::Result<Self> {
         match location {
+            // Its folder too, if missing, private to this user.
             DatabaseLocation::Sqlite(path) => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).with_context(|| {
-                        format!("cannot create the folder of the store {}", path.display())
-                    })?;
-                }
                 Ok(Self::Sqlite(Arc::new(SqliteStore::open(path).await?)))
             }
             DatabaseLocation::Postgres(url) => {

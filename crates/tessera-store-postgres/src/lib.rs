@@ -238,6 +238,7 @@ impl PostgresStore {
             })
             .connect_lazy_with(options.clone());
         migrations::apply(&pool, &name).await?;
+        migrations::fill_in_skeletons(&pool, &name).await?;
         let synchronous_commit: Option<String> = sqlx::query_scalar("SHOW synchronous_commit")
             .fetch_optional(&pool)
             .await
@@ -491,12 +492,15 @@ pub(crate) async fn append_in(
 #[async_trait]
 impl AccountStore for PostgresStore {
     async fn create_user(&self, user: NewUser) -> Result<User, CreateUserError> {
+        let skeleton = user.username.skeleton();
         let result = sqlx::query(
-            "INSERT INTO users (id, username, password_hash, roles, disabled, created_at) \
-             VALUES ($1, $2, $3, $4, FALSE, $5)",
+            "INSERT INTO users (id, username, username_skeleton, password_hash, roles, disabled, \
+               created_at) \
+             VALUES ($1, $2, $3, $4, $5, FALSE, $6)",
         )
         .bind(user.id.to_string())
         .bind(user.username.as_str())
+        .bind(&skeleton)
         .bind(&user.password_hash)
         .bind(user.roles.to_stored())
         .bind(user.created_at.as_millis())
@@ -510,7 +514,9 @@ impl AccountStore for PostgresStore {
                 disabled: false,
                 created_at: user.created_at,
             }),
-            Err(e) if is_unique_violation(&e) => Err(CreateUserError::UsernameTaken),
+            Err(e) if is_unique_violation(&e) => {
+                Err(self.conflict(&user.username, &skeleton).await)
+            }
             Err(e) => Err(CreateUserError::Store(store_error(e))),
         }
     }
@@ -631,12 +637,18 @@ impl AccountStore for PostgresStore {
             user,
             password_hash,
         } = user;
+        // A registration racing this between the look for a holder and the insert
+        // fails it as taken; `store migrate` writes into a database nothing else uses.
         sqlx::query(
-            "INSERT INTO users (id, username, password_hash, roles, disabled, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO users (id, username, username_skeleton, look_alike_of, password_hash, \
+               roles, disabled, created_at) \
+             SELECT $1, $2, CASE WHEN holder.id IS NULL THEN $3 END, holder.id, $4, $5, $6, $7 \
+             FROM (SELECT 1) AS one \
+             LEFT JOIN users AS holder ON holder.username_skeleton = $3",
         )
         .bind(user.id.to_string())
         .bind(user.username.as_str())
+        .bind(user.username.skeleton())
         .bind(password_hash)
         .bind(user.roles.to_stored())
         .bind(user.disabled)
@@ -648,6 +660,27 @@ impl AccountStore for PostgresStore {
             e if is_unique_violation(&e) => CreateUserError::UsernameTaken,
             e => CreateUserError::Store(store_error(e)),
         })
+    }
+}
+
+impl PostgresStore {
+    /// Why an insert of `username` hit a uniqueness constraint: the name itself, or
+    /// a look-alike of it (or, improbably, the id). Asked after the fact rather than
+    /// read from the error's constraint name, so both backends answer alike.
+    async fn conflict(&self, username: &Username, skeleton: &str) -> CreateUserError {
+        let same_name: Result<Option<bool>, _> = sqlx::query_scalar(
+            "SELECT username = $1 FROM users WHERE username = $1 OR username_skeleton = $2 \
+             ORDER BY username = $1 DESC LIMIT 1",
+        )
+        .bind(username.as_str())
+        .bind(skeleton)
+        .fetch_optional(&self.pool)
+        .await;
+        match same_name {
+            Ok(Some(false)) => CreateUserError::LookAlike,
+            Ok(_) => CreateUserError::UsernameTaken,
+            Err(e) => CreateUserError::Store(store_error(e)),
+        }
     }
 }
 

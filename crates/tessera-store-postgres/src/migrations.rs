@@ -5,12 +5,18 @@
 //! apply each step exactly once (the others wait, then find it applied), and a
 //! failure mid-way leaves the previous version intact.
 
+use std::collections::HashMap;
+
 use sqlx::PgPool;
+use tessera_core::Username;
 
 use crate::MIGRATION_LOCK;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_username_skeletons.sql"),
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -28,6 +34,8 @@ pub enum MigrationError {
         version: i64,
         source: sqlx::Error,
     },
+    #[error("recording the look-alike keys of the usernames in {url} failed: {source}")]
+    Skeletons { url: String, source: sqlx::Error },
 }
 
 /// Brings the schema up to [`SCHEMA_VERSION`]; `url` (without its password) names the
@@ -97,4 +105,109 @@ pub(crate) async fn apply(pool: &PgPool, url: &str) -> Result<(), MigrationError
         tx.commit().await.map_err(failed(next))?;
         tracing::info!(version = next, "store schema migrated");
     }
+}
+
+/// Gives each account without one its username's confusable skeleton: accounts from
+/// before skeletons were kept (migration 2), once. Oldest first, so that of two
+/// existing names that look alike the older holds the skeleton; the later keeps its
+/// name, password, roles and sessions, holds none, and names the older in
+/// `look_alike_of` (and is logged), so that neither is lost and no third look-alike
+/// can register. In one transaction, holding off other writers to `users` (a
+/// registration racing it, another process doing the same) until it commits.
+pub(crate) async fn fill_in_skeletons(pool: &PgPool, url: &str) -> Result<(), MigrationError> {
+    let failed = |source| MigrationError::Skeletons {
+        url: url.to_owned(),
+        source,
+    };
+    // Without the lock first: after the one time, there is nothing to do.
+    let pending: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM users WHERE username_skeleton IS NULL AND look_alike_of IS NULL LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(failed)?;
+    if pending.is_none() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await.map_err(failed)?;
+    // Readers (logins) go on; writers to `users` wait the few moments this takes.
+    sqlx::query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .map_err(failed)?;
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT id, username FROM users \
+         WHERE username_skeleton IS NULL AND look_alike_of IS NULL ORDER BY created_at, id",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(failed)?;
+    let mut pending = Vec::with_capacity(rows.len());
+    for (id, stored) in rows {
+        match Username::parse(&stored) {
+            Ok(username) => pending.push((id, username.skeleton(), username)),
+            // Reading it fails anyway, as corrupt; nothing here can mend it.
+            Err(_) => {
+                tracing::warn!(id = %id, "a stored username is malformed; it gets no look-alike key");
+            }
+        }
+    }
+    let wanted: Vec<&str> = pending.iter().map(|(_, s, _)| s.as_str()).collect();
+    let held: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT username_skeleton, id, username FROM users WHERE username_skeleton = ANY($1)",
+    )
+    .bind(&wanted)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(failed)?;
+    let mut holders: HashMap<String, (String, String)> = held
+        .into_iter()
+        .map(|(skeleton, id, username)| (skeleton, (id, username)))
+        .collect();
+    let (mut filled_ids, mut filled_skeletons) = (Vec::new(), Vec::new());
+    let (mut alike_ids, mut alike_of) = (Vec::new(), Vec::new());
+    for (id, skeleton, username) in pending {
+        match holders.get(&skeleton) {
+            Some((holder_id, holder_name)) => {
+                tracing::warn!(
+                    username = %username,
+                    looks_like = %holder_name,
+                    "two existing accounts have usernames that look alike; both keep \
+                     working, the older one keeps the name's look (no third look-alike can \
+                     register); consider disabling the one that should not be there"
+                );
+                alike_ids.push(id);
+                alike_of.push(holder_id.clone());
+            }
+            None => {
+                holders.insert(skeleton.clone(), (id.clone(), username.to_string()));
+                filled_ids.push(id);
+                filled_skeletons.push(skeleton);
+            }
+        }
+    }
+    sqlx::query(
+        "UPDATE users SET username_skeleton = u.skeleton \
+         FROM UNNEST($1::text[], $2::text[]) AS u(id, skeleton) WHERE users.id = u.id",
+    )
+    .bind(&filled_ids)
+    .bind(&filled_skeletons)
+    .execute(&mut *tx)
+    .await
+    .map_err(failed)?;
+    sqlx::query(
+        "UPDATE users SET look_alike_of = u.holder \
+         FROM UNNEST($1::text[], $2::text[]) AS u(id, holder) WHERE users.id = u.id",
+    )
+    .bind(&alike_ids)
+    .bind(&alike_of)
+    .execute(&mut *tx)
+    .await
+    .map_err(failed)?;
+    tx.commit().await.map_err(failed)?;
+    tracing::info!(
+        accounts = filled_ids.len(),
+        "recorded the look-alike keys of existing usernames"
+    );
+    Ok(())
 }

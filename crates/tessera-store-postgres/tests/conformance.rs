@@ -131,3 +131,87 @@ async fn an_unreachable_database_is_named_without_its_password() {
     assert!(!error.to_string().contains("hunter2"), "{error}");
     assert!(!format!("{error:?}").contains("hunter2"), "{error:?}");
 }
+
+/// Accounts from before skeletons were kept (rows without one, as migration 2 leaves
+/// them) get theirs at the next open, oldest first: of existing look-alikes nothing
+/// is lost, the oldest holds the look, the others are recorded as its look-alikes,
+/// and no further one can register.
+#[tokio::test]
+async fn existing_look_alikes_are_kept_and_the_oldest_holds_the_look() {
+    use tessera_store::CreateUserError;
+    let pg = Postgres::start();
+    PostgresStore::open(&pg.url()).await.unwrap().close().await;
+    let mut connection = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
+    let accounts = [
+        ("admin", 2_000_i64),
+        ("\u{430}dmin", 1_000),
+        ("adm\u{131}n", 3_000),
+        ("bob", 1_500),
+    ];
+    let mut ids = Vec::new();
+    for (name, created_at) in accounts {
+        let id = UserId::generate();
+        sqlx::query(
+            "INSERT INTO users (id, username, password_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id.to_string())
+        .bind(name)
+        .bind(format!("$argon2id$fake${name}"))
+        .bind(created_at)
+        .execute(&mut connection)
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    connection.close().await.unwrap();
+    let columns = || async {
+        let mut connection = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
+        let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT username, username_skeleton, look_alike_of FROM users ORDER BY created_at",
+        )
+        .fetch_all(&mut connection)
+        .await
+        .unwrap();
+        connection.close().await.unwrap();
+        rows
+    };
+
+    let store = PostgresStore::open(&pg.url()).await.unwrap();
+    for (name, _) in accounts {
+        let kept = store
+            .user_credentials(&Username::parse(name).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.password_hash, format!("$argon2id$fake${name}"));
+    }
+    let skeleton = Username::parse("admin").unwrap().skeleton();
+    let oldest = ids[1].to_string();
+    assert_eq!(
+        columns().await,
+        [
+            ("\u{430}dmin".to_owned(), Some(skeleton), None),
+            ("bob".to_owned(), Some("bob".to_owned()), None),
+            ("admin".to_owned(), None, Some(oldest.clone())),
+            ("adm\u{131}n".to_owned(), None, Some(oldest)),
+        ]
+    );
+    let again = store
+        .create_user(NewUser {
+            id: UserId::generate(),
+            username: Username::parse("adrnin").unwrap(),
+            password_hash: "x".into(),
+            roles: Roles::default(),
+            created_at: Timestamp::now(),
+        })
+        .await;
+    assert!(
+        matches!(again, Err(CreateUserError::LookAlike)),
+        "{again:?}"
+    );
+    store.close().await;
+
+    let before = columns().await;
+    PostgresStore::open(&pg.url()).await.unwrap().close().await;
+    assert_eq!(columns().await, before);
+}

@@ -6,6 +6,7 @@
 //! locking serialises their writes, and `busy_timeout` makes a writer wait its turn.
 
 mod clients;
+mod files;
 mod keys;
 mod migrations;
 mod opaque;
@@ -27,6 +28,7 @@ use tessera_store::{
     SessionRecord, SessionStore, StoreError, User, UserCredentials,
 };
 
+pub use files::FileError;
 pub use migrations::{MigrationError, SCHEMA_VERSION};
 
 /// The file name of the store inside the data dir.
@@ -46,12 +48,17 @@ pub enum OpenError {
     #[error("cannot open the store at {path}: {source}")]
     Open { path: String, source: sqlx::Error },
     #[error(transparent)]
+    Files(#[from] FileError),
+    #[error(transparent)]
     Migration(#[from] MigrationError),
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the store file and brings its schema up to date.
+    /// Opens (creating if missing, with its folder) the store file and brings its
+    /// schema up to date. The folder, if created, and the files are private to this
+    /// user: see `files`.
     pub async fn open(path: &Path) -> Result<Self, OpenError> {
+        files::prepare(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -71,6 +78,7 @@ impl SqliteStore {
             .await
             .map_err(open_error)?;
         migrations::apply(&pool, path).await?;
+        migrations::fill_in_skeletons(&pool, path).await?;
         Ok(Self {
             pool,
             appended: std::sync::Arc::default(),
@@ -156,12 +164,15 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
 #[async_trait]
 impl AccountStore for SqliteStore {
     async fn create_user(&self, user: NewUser) -> Result<User, CreateUserError> {
+        let skeleton = user.username.skeleton();
         let result = sqlx::query(
-            "INSERT INTO users (id, username, password_hash, roles, disabled, created_at) \
-             VALUES (?, ?, ?, ?, 0, ?)",
+            "INSERT INTO users (id, username, username_skeleton, password_hash, roles, disabled, \
+               created_at) \
+             VALUES (?, ?, ?, ?, ?, 0, ?)",
         )
         .bind(user.id.to_string())
         .bind(user.username.as_str())
+        .bind(&skeleton)
         .bind(&user.password_hash)
         .bind(user.roles.to_stored())
         .bind(user.created_at.as_millis())
@@ -175,7 +186,9 @@ impl AccountStore for SqliteStore {
                 disabled: false,
                 created_at: user.created_at,
             }),
-            Err(e) if is_unique_violation(&e) => Err(CreateUserError::UsernameTaken),
+            Err(e) if is_unique_violation(&e) => {
+                Err(self.conflict(&user.username, &skeleton).await)
+            }
             Err(e) => Err(CreateUserError::Store(store_error(e))),
         }
     }
@@ -293,12 +306,19 @@ impl AccountStore for SqliteStore {
             user,
             password_hash,
         } = user;
+        // One statement, so no other writer comes between the look for a holder of
+        // the skeleton and the insert.
         sqlx::query(
-            "INSERT INTO users (id, username, password_hash, roles, disabled, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO users (id, username, username_skeleton, look_alike_of, password_hash, \
+               roles, disabled, created_at) \
+             VALUES (?1, ?2, \
+               CASE WHEN EXISTS (SELECT 1 FROM users WHERE username_skeleton = ?3) \
+                 THEN NULL ELSE ?3 END, \
+               (SELECT id FROM users WHERE username_skeleton = ?3), ?4, ?5, ?6, ?7)",
         )
         .bind(user.id.to_string())
         .bind(user.username.as_str())
+        .bind(user.username.skeleton())
         .bind(password_hash)
         .bind(user.roles.to_stored())
         .bind(user.disabled)
@@ -310,6 +330,27 @@ impl AccountStore for SqliteStore {
             e if is_unique_violation(&e) => CreateUserError::UsernameTaken,
             e => CreateUserError::Store(store_error(e)),
         })
+    }
+}
+
+impl SqliteStore {
+    /// Why an insert of `username` hit a uniqueness constraint: the name itself, or
+    /// a look-alike of it (or, improbably, the id). Asked after the fact rather than
+    /// read from the error, whose wording is SQLite's.
+    async fn conflict(&self, username: &Username, skeleton: &str) -> CreateUserError {
+        let same_name: Result<Option<i64>, _> = sqlx::query_scalar(
+            "SELECT username = ?1 FROM users WHERE username = ?1 OR username_skeleton = ?2 \
+             ORDER BY username = ?1 DESC LIMIT 1",
+        )
+        .bind(username.as_str())
+        .bind(skeleton)
+        .fetch_optional(&self.pool)
+        .await;
+        match same_name {
+            Ok(Some(0)) => CreateUserError::LookAlike,
+            Ok(_) => CreateUserError::UsernameTaken,
+            Err(e) => CreateUserError::Store(store_error(e)),
+        }
     }
 }
 

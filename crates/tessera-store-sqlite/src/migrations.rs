@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use sqlx::SqlitePool;
+use tessera_core::Username;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -16,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_revocation_log.sql"),
     include_str!("../migrations/0005_opaque_tokens.sql"),
     include_str!("../migrations/0006_presence.sql"),
+    include_str!("../migrations/0007_username_skeletons.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -34,6 +36,8 @@ pub enum MigrationError {
         version: i64,
         source: sqlx::Error,
     },
+    #[error("recording the look-alike keys of the usernames in {path} failed: {source}")]
+    Skeletons { path: String, source: sqlx::Error },
 }
 
 pub(crate) async fn apply(pool: &SqlitePool, path: &Path) -> Result<(), MigrationError> {
@@ -79,4 +83,85 @@ pub(crate) async fn apply(pool: &SqlitePool, path: &Path) -> Result<(), Migratio
         tx.commit().await.map_err(failed(next))?;
         tracing::info!(version = next, "store schema migrated");
     }
+}
+
+/// Gives each account without one its username's confusable skeleton: accounts from
+/// before skeletons were kept (migration 7), once. Oldest first, so that of two
+/// existing names that look alike the older holds the skeleton; the later keeps its
+/// name, password, roles and sessions, holds none, and names the older in
+/// `look_alike_of` (and is logged), so that neither is lost and no third look-alike
+/// can register. In one transaction: a crash leaves the work to the next open.
+pub(crate) async fn fill_in_skeletons(
+    pool: &SqlitePool,
+    path: &Path,
+) -> Result<(), MigrationError> {
+    let failed = |source| MigrationError::Skeletons {
+        path: path.display().to_string(),
+        source,
+    };
+    // Without the write lock first: after the one time, there is nothing to do.
+    let pending: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM users WHERE username_skeleton IS NULL AND look_alike_of IS NULL LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(failed)?;
+    if pending.is_none() {
+        return Ok(());
+    }
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(failed)?;
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT id, username FROM users \
+         WHERE username_skeleton IS NULL AND look_alike_of IS NULL ORDER BY created_at, id",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(failed)?;
+    let mut filled = 0_usize;
+    for (id, stored) in rows {
+        let Ok(username) = Username::parse(&stored) else {
+            // Reading it fails anyway, as corrupt; nothing here can mend it.
+            tracing::warn!(id = %id, "a stored username is malformed; it gets no look-alike key");
+            continue;
+        };
+        let skeleton = username.skeleton();
+        let holder: Option<(String, String)> =
+            sqlx::query_as("SELECT id, username FROM users WHERE username_skeleton = ?")
+                .bind(&skeleton)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(failed)?;
+        match holder {
+            None => {
+                sqlx::query("UPDATE users SET username_skeleton = ? WHERE id = ?")
+                    .bind(&skeleton)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(failed)?;
+                filled += 1;
+            }
+            Some((holder_id, holder_name)) => {
+                sqlx::query("UPDATE users SET look_alike_of = ? WHERE id = ?")
+                    .bind(&holder_id)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(failed)?;
+                tracing::warn!(
+                    username = %username,
+                    looks_like = %holder_name,
+                    "two existing accounts have usernames that look alike; both keep \
+                     working, the older one keeps the name's look (no third look-alike can \
+                     register); consider disabling the one that should not be there"
+                );
+            }
+        }
+    }
+    tx.commit().await.map_err(failed)?;
+    tracing::info!(
+        accounts = filled,
+        "recorded the look-alike keys of existing usernames"
+    );
+    Ok(())
 }

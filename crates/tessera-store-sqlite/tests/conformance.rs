@@ -119,3 +119,105 @@ async fn the_revocation_log_migration_keeps_entries_and_the_sequence_high_water_
         .unwrap();
     assert_eq!(next, 4);
 }
+
+/// Accounts from before skeletons were kept get theirs at the first open, oldest
+/// first: of existing look-alikes nothing is lost, the oldest holds the look, the
+/// others are recorded as its look-alikes, and no further one can register.
+#[tokio::test]
+async fn existing_look_alikes_are_kept_and_the_oldest_holds_the_look() {
+    use sqlx::Connection;
+    use tessera_core::{Roles, Timestamp, UserId, Username};
+    use tessera_store::{AccountStore, CreateUserError, NewUser};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATABASE_FILE);
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    for script in [
+        include_str!("../migrations/0001_accounts_and_sessions.sql"),
+        include_str!("../migrations/0002_clients_and_keys.sql"),
+        include_str!("../migrations/0003_refresh_families.sql"),
+        include_str!("../migrations/0004_revocation_log.sql"),
+        include_str!("../migrations/0005_opaque_tokens.sql"),
+        include_str!("../migrations/0006_presence.sql"),
+    ] {
+        sqlx::raw_sql(script).execute(&mut c).await.unwrap();
+    }
+    // Cyrillic а first, then the Latin name, then a dotless ı; and one unrelated.
+    let accounts = [
+        ("admin", 2_000),
+        ("\u{430}dmin", 1_000),
+        ("adm\u{131}n", 3_000),
+        ("bob", 1_500),
+    ];
+    let mut ids = Vec::new();
+    for (name, created_at) in accounts {
+        let id = UserId::generate();
+        sqlx::query(
+            "INSERT INTO users (id, username, password_hash, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(name)
+        .bind(format!("$argon2id$fake${name}"))
+        .bind(created_at)
+        .execute(&mut c)
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    sqlx::raw_sql("PRAGMA user_version = 6")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+
+    let columns = || async {
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT username, username_skeleton, look_alike_of FROM users ORDER BY created_at",
+        )
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        c.close().await.unwrap();
+        rows
+    };
+    let store = SqliteStore::open(&path).await.unwrap();
+    for (name, _) in accounts {
+        let kept = store
+            .user_credentials(&Username::parse(name).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.password_hash, format!("$argon2id$fake${name}"));
+    }
+    let skeleton = Username::parse("admin").unwrap().skeleton();
+    let oldest = ids[1].to_string();
+    assert_eq!(
+        columns().await,
+        [
+            ("\u{430}dmin".to_owned(), Some(skeleton.clone()), None),
+            ("bob".to_owned(), Some("bob".to_owned()), None),
+            ("admin".to_owned(), None, Some(oldest.clone())),
+            ("adm\u{131}n".to_owned(), None, Some(oldest.clone())),
+        ]
+    );
+    let again = store
+        .create_user(NewUser {
+            id: UserId::generate(),
+            username: Username::parse("adrnin").unwrap(),
+            password_hash: "x".into(),
+            roles: Roles::default(),
+            created_at: Timestamp::now(),
+        })
+        .await;
+    assert!(
+        matches!(again, Err(CreateUserError::LookAlike)),
+        "{again:?}"
+    );
+    store.close().await;
+
+    // Done once: a second open changes nothing.
+    let before = columns().await;
+    SqliteStore::open(&path).await.unwrap().close().await;
+    assert_eq!(columns().await, before);
+}

@@ -28,6 +28,7 @@ where
         + OpaqueTokenStore,
 {
     accounts(store).await;
+    look_alikes(store).await;
     sessions(store).await;
     ending_sessions_is_logged(store).await;
     expiry(store).await;
@@ -897,6 +898,106 @@ async fn accounts<S: AccountStore>(store: &S) {
             .unwrap()
             .is_none()
     );
+}
+
+/// One account per confusable skeleton: a name that looks like a taken one is
+/// refused as a look-alike (the same name stays "taken"), racing registrations
+/// included; an import is never refused for it, since what it copies existed.
+async fn look_alikes<S: AccountStore>(store: &S) {
+    let admin = add_user(store, "admin").await;
+    let attempt = |username: &str| NewUser {
+        id: UserId::generate(),
+        username: name(username),
+        password_hash: "$argon2id$v=19$look-alike".into(),
+        roles: Roles::default(),
+        created_at: Timestamp::now(),
+    };
+    // Cyrillic а, dotless ı, "rn" for "m", and all of them at once.
+    for look_alike in ["\u{430}dmin", "adm\u{131}n", "adrnin", "\u{430}drn\u{131}n"] {
+        assert!(
+            matches!(
+                store.create_user(attempt(look_alike)).await,
+                Err(CreateUserError::LookAlike)
+            ),
+            "{look_alike}"
+        );
+        assert!(
+            store
+                .user_credentials(&name(look_alike))
+                .await
+                .unwrap()
+                .is_none(),
+            "{look_alike} was not created"
+        );
+    }
+    assert!(matches!(
+        store.create_user(attempt("Admin")).await,
+        Err(CreateUserError::UsernameTaken)
+    ));
+    // A different name that merely shares letters is fine, in any script.
+    add_user(store, "admins").await;
+    add_user(store, "\u{430}\u{441}\u{435}").await;
+    assert!(matches!(
+        store.create_user(attempt("ace")).await,
+        Err(CreateUserError::LookAlike)
+    ));
+    let kept = store
+        .user_credentials(&name("admin"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.user, admin, "the holder is untouched");
+
+    // Of two look-alikes registered at the same moment, exactly one is created.
+    let (first, second) = tokio::join!(
+        store.create_user(attempt("mallory")),
+        store.create_user(attempt("rnallory")),
+    );
+    let created = [&first, &second].iter().filter(|r| r.is_ok()).count();
+    assert_eq!(created, 1, "{first:?} {second:?}");
+    assert!(
+        [first, second]
+            .into_iter()
+            .any(|r| matches!(r, Err(CreateUserError::LookAlike)))
+    );
+
+    // Imported: kept whole beside the account it looks like, which keeps its look.
+    let imported = crate::User {
+        id: UserId::generate(),
+        username: name("adm\u{131}n"),
+        roles: Roles::default(),
+        disabled: false,
+        created_at: Timestamp::from_millis(1_700_000_000_000),
+    };
+    store
+        .import_user(crate::UserCredentials {
+            user: imported.clone(),
+            password_hash: "$argon2id$v=19$imported-look-alike".into(),
+        })
+        .await
+        .unwrap();
+    let read = store
+        .user_credentials(&imported.username)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.user, imported);
+    assert_eq!(read.password_hash, "$argon2id$v=19$imported-look-alike");
+    assert!(matches!(
+        store.create_user(attempt("\u{430}dmin")).await,
+        Err(CreateUserError::LookAlike)
+    ));
+    let mut imported_again = imported.clone();
+    imported_again.id = UserId::generate();
+    assert!(matches!(
+        store
+            .import_user(crate::UserCredentials {
+                user: imported_again,
+                password_hash: "x".into(),
+            })
+            .await,
+        Err(CreateUserError::UsernameTaken)
+    ));
 }
 
 async fn sessions<S: AccountStore + SessionStore>(store: &S) {

@@ -53,12 +53,25 @@ pub struct NewUser {
 pub enum CreateUserError {
     #[error("the username is taken")]
     UsernameTaken,
+    /// Another account's username has the same confusable skeleton
+    /// ([`Username::skeleton`]): the two would look alike.
+    #[error("the username looks like one that is taken")]
+    LookAlike,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
+/// Accounts. Each holds the confusable skeleton of its username
+/// ([`Username::skeleton`]) under a uniqueness constraint, so of two look-alike names
+/// registered at the same moment exactly one is created. Accounts that existed
+/// before skeletons were kept get theirs when the store opens, oldest first; one
+/// whose skeleton an older account holds already keeps its name, its password and
+/// its sessions, holds no skeleton, and is recorded as a look-alike of that older
+/// account (and logged as such).
 #[async_trait]
 pub trait AccountStore: Send + Sync {
+    /// A username already present is `UsernameTaken`; one that looks like a present
+    /// one (same skeleton) is `LookAlike`.
     async fn create_user(&self, user: NewUser) -> Result<User, CreateUserError>;
     async fn user_credentials(
         &self,
@@ -106,6 +119,9 @@ pub trait AccountStore: Send + Sync {
     /// username, roles, disabled flag, creation time and password hash, for `tessera
     /// store migrate`. One statement, so a disabled account is never there enabled,
     /// not even for a moment. A username or id already present is `UsernameTaken`.
+    /// A username that looks like a present one is imported all the same (it
+    /// existed already), as at open: without a skeleton, recorded as a look-alike of
+    /// the present one. Import oldest first to keep the older account the holder.
     async fn import_user(&self, user: UserCredentials) -> Result<(), CreateUserError>;
 }
 

@@ -265,6 +265,11 @@ async fn user_command(command: UserCommand, overrides: Overrides) -> anyhow::Res
             {
                 Ok(user) => user,
                 Err(RegisterError::UsernameTaken) => bail!("a user named {name:?} already exists"),
+                Err(RegisterError::LookAlike) => bail!(
+                    "a user whose name looks like {name:?} already exists (Unicode \
+                     confusables); choose another name"
+                ),
+                Err(RegisterError::MixedScripts(e)) => bail!("invalid username {name:?}: {e}"),
                 Err(e) => return Err(e.into()),
             };
             if json {

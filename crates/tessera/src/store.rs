@@ -244,6 +244,9 @@ async fn read(source: &StoreSet) -> anyhow::Result<Export> {
         };
         users.push(credentials);
     }
+    // Oldest first, as the source gave out look-alike keys: of two accounts whose
+    // names look alike, the older one holds the name's look in the target too.
+    users.sort_by_key(|credentials| (credentials.user.created_at, credentials.user.id));
     // The high-water mark first: entries appended meanwhile (a server still running)
     // are then read too, and the import raises the counter past them.
     let revocation_sequence = source.latest_revocation().await?;

@@ -15,10 +15,15 @@ pub async fn healthz() -> impl IntoResponse {
     )
 }
 
-/// Readiness: the store answers.
+/// Readiness: the store answers. Also says whether the private signing keys are
+/// sealed at rest, for monitoring that checks the instance anyway (ready either
+/// way: running unsealed is a choice `serve` already let through).
 pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     state.health.ping().await?;
-    Ok((StatusCode::OK, Json(json!({"status": "ready"}))))
+    Ok((
+        StatusCode::OK,
+        Json(json!({"status": "ready", "keys": {"sealed": state.keys.is_sealed()}})),
+    ))
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

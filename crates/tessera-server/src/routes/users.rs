@@ -59,6 +59,19 @@ pub async fn register(
                 "username_taken",
                 "an account with this username already exists",
             ),
+            // 409 like a taken name: the name is unavailable, whoever holds it (which
+            // account it resembles is not told).
+            RegisterError::LookAlike => ApiError::new(
+                StatusCode::CONFLICT,
+                "username_look_alike",
+                "an account with a username that looks the same already exists \
+                 (Unicode confusables); choose another",
+            ),
+            RegisterError::MixedScripts(e) => ApiError::new(
+                StatusCode::CONFLICT,
+                "username_mixed_scripts",
+                e.to_string(),
+            ),
             RegisterError::Hash(e) => e.into(),
             RegisterError::Store(e) => e.into(),
         })?;

@@ -143,6 +143,8 @@ async fn flags_beat_environment_beat_file() {
             .arg(&config)
             .args(args)
             .env("TESSERA_LOG", "warn")
+            // The public URLs here are not on loopback, and no master key is set.
+            .env("TESSERA_KEYS__ALLOW_UNSEALED", "true")
             .stdout(std::process::Stdio::piped());
         for (k, v) in extra_env {
             cmd.env(k, v);
@@ -180,4 +182,29 @@ async fn a_typo_in_the_config_file_is_named() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("idle_timout"));
+}
+
+#[tokio::test]
+async fn user_add_refuses_look_alikes_and_mixed_scripts() {
+    let server = TestServer::start().await;
+    server.add_user("admin", &["admin"]);
+    let cases = [
+        ("\u{430}dmin", "different scripts"),
+        ("adm\u{131}n", "looks like"),
+        ("adrnin", "looks like"),
+    ];
+    for (name, expected) in cases {
+        let out = server.cli(
+            &["user", "add", name, "--role", "admin", "--password-stdin"],
+            &format!("{PASSWORD}\n"),
+        );
+        assert!(!out.status.success(), "{name}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+    }
+    let browser = server.login("admin").await;
+    assert_eq!(browser.login["user"]["roles"], serde_json::json!(["admin"]));
+    let out = server.cli(&["user", "list", "--json"], "");
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["users"].as_array().unwrap().len(), 1, "{listed}");
 }

@@ -17,6 +17,7 @@ mod migrate;
 mod operations;
 mod protection;
 mod registration;
+mod secrets;
 mod sessions;
 mod tokens;
 mod trust;

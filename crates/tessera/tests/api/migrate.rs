@@ -16,6 +16,9 @@ use crate::tokens::{
 /// One issuer before and after the move, as behind the same public URL: tokens name it.
 const ISSUER: &str = "http://tessera.migrate.test";
 const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+/// `ISSUER` is not on loopback: a server without `MASTER_KEY` must be told that
+/// unsealed keys are meant.
+const UNSEALED: (&str, &str) = ("TESSERA_KEYS__ALLOW_UNSEALED", "true");
 
 /// Runs `tessera ARGS` with cheap hashing and quiet logs, plus `env`.
 fn tessera(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -109,7 +112,7 @@ async fn feed_until_heartbeat(
 
 #[tokio::test]
 async fn migrate_moves_accounts_clients_and_keys_from_sqlite_to_postgres() {
-    let mut old = TestServer::start_with(&[("TESSERA_TOKENS__ISSUER", ISSUER)]).await;
+    let mut old = TestServer::start_with(&[("TESSERA_TOKENS__ISSUER", ISSUER), UNSEALED]).await;
     old.add_user("alice", &["admin"]);
     old.add_user("bob", &[]);
     old.add_user("carol", &[]);
@@ -224,6 +227,7 @@ async fn migrate_moves_accounts_clients_and_keys_from_sqlite_to_postgres() {
 
     let new = TestServer::start_with(&[
         ("TESSERA_TOKENS__ISSUER", ISSUER),
+        UNSEALED,
         ("TESSERA_DATABASE", url.as_str()),
     ])
     .await;

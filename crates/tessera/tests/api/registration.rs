@@ -159,3 +159,55 @@ async fn registration_from_a_foreign_page_is_refused() {
         (403, "cross_origin_request".into())
     );
 }
+
+#[tokio::test]
+async fn look_alikes_and_mixed_scripts_are_refused_with_409_and_a_reason() {
+    let server = TestServer::start().await;
+    for name in ["admin", "ace"] {
+        let created = server
+            .post_json("/v1/users", json!({"username": name, "password": PASSWORD}))
+            .await;
+        assert_eq!(created.status(), 201, "{name}");
+    }
+    let cases = [
+        // Cyrillic а: mixed with Latin, and a look-alike of admin besides.
+        ("\u{430}dmin", "username_mixed_scripts", "scripts"),
+        // dotless ı: Latin throughout, but it looks like admin.
+        ("adm\u{131}n", "username_look_alike", "looks the same"),
+        ("ADRNIN", "username_look_alike", "looks the same"),
+        // All Cyrillic: one script, but it looks like ace.
+        (
+            "\u{430}\u{441}\u{435}",
+            "username_look_alike",
+            "looks the same",
+        ),
+        // Latin with a Greek alpha, like nothing registered.
+        ("mixed\u{3b1}", "username_mixed_scripts", "scripts"),
+    ];
+    for (name, code, reason) in cases {
+        let response = server
+            .post_json("/v1/users", json!({"username": name, "password": PASSWORD}))
+            .await;
+        assert_eq!(response.status(), 409, "{name}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], code, "{name}: {body}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains(reason)),
+            "{name}: {body}"
+        );
+    }
+    // The first still signs in, and nothing else was created.
+    let browser = server.login("admin").await;
+    assert_eq!(browser.login["user"]["username"], "admin");
+    let listed = server.cli(&["user", "list", "--json"], "");
+    let users: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let names: Vec<_> = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user"]["username"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["ace", "admin"]);
+}
