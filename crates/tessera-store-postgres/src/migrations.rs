@@ -5,10 +5,9 @@
 //! apply each step exactly once (the others wait, then find it applied), and a
 //! failure mid-way leaves the previous version intact.
 
-use std::collections::HashMap;
-
 use sqlx::PgPool;
 use tessera_core::Username;
+use tessera_store::backfill_skeletons;
 
 use crate::MIGRATION_LOCK;
 
@@ -142,17 +141,11 @@ pub(crate) async fn fill_in_skeletons(pool: &PgPool, url: &str) -> Result<(), Mi
     .fetch_all(&mut *tx)
     .await
     .map_err(failed)?;
-    let mut pending = Vec::with_capacity(rows.len());
-    for (id, stored) in rows {
-        match Username::parse(&stored) {
-            Ok(username) => pending.push((id, username.skeleton(), username)),
-            // Reading it fails anyway, as corrupt; nothing here can mend it.
-            Err(_) => {
-                tracing::warn!(id = %id, "a stored username is malformed; it gets no look-alike key");
-            }
-        }
-    }
-    let wanted: Vec<&str> = pending.iter().map(|(_, s, _)| s.as_str()).collect();
+    let wanted: Vec<String> = rows
+        .iter()
+        .filter_map(|(_, stored)| Username::parse(stored).ok())
+        .map(|username| username.skeleton())
+        .collect();
     let held: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT username_skeleton, id, username FROM users WHERE username_skeleton = ANY($1)",
     )
@@ -160,32 +153,13 @@ pub(crate) async fn fill_in_skeletons(pool: &PgPool, url: &str) -> Result<(), Mi
     .fetch_all(&mut *tx)
     .await
     .map_err(failed)?;
-    let mut holders: HashMap<String, (String, String)> = held
+    let holders = held
         .into_iter()
         .map(|(skeleton, id, username)| (skeleton, (id, username)))
         .collect();
-    let (mut filled_ids, mut filled_skeletons) = (Vec::new(), Vec::new());
-    let (mut alike_ids, mut alike_of) = (Vec::new(), Vec::new());
-    for (id, skeleton, username) in pending {
-        match holders.get(&skeleton) {
-            Some((holder_id, holder_name)) => {
-                tracing::warn!(
-                    username = %username,
-                    looks_like = %holder_name,
-                    "two existing accounts have usernames that look alike; both keep \
-                     working, the older one keeps the name's look (no third look-alike can \
-                     register); consider disabling the one that should not be there"
-                );
-                alike_ids.push(id);
-                alike_of.push(holder_id.clone());
-            }
-            None => {
-                holders.insert(skeleton.clone(), (id.clone(), username.to_string()));
-                filled_ids.push(id);
-                filled_skeletons.push(skeleton);
-            }
-        }
-    }
+    let backfill = backfill_skeletons(rows, holders);
+    let (filled_ids, filled_skeletons): (Vec<_>, Vec<_>) = backfill.holds.into_iter().unzip();
+    let (alike_ids, alike_of): (Vec<_>, Vec<_>) = backfill.looks_like.into_iter().unzip();
     sqlx::query(
         "UPDATE users SET username_skeleton = u.skeleton \
          FROM UNNEST($1::text[], $2::text[]) AS u(id, skeleton) WHERE users.id = u.id",

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use sqlx::SqlitePool;
-use tessera_core::Username;
+use tessera_store::backfill_skeletons;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -117,47 +117,35 @@ pub(crate) async fn fill_in_skeletons(
     .fetch_all(&mut *tx)
     .await
     .map_err(failed)?;
-    let mut filled = 0_usize;
-    for (id, stored) in rows {
-        let Ok(username) = Username::parse(&stored) else {
-            // Reading it fails anyway, as corrupt; nothing here can mend it.
-            tracing::warn!(id = %id, "a stored username is malformed; it gets no look-alike key");
-            continue;
-        };
-        let skeleton = username.skeleton();
-        let holder: Option<(String, String)> =
-            sqlx::query_as("SELECT id, username FROM users WHERE username_skeleton = ?")
-                .bind(&skeleton)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(failed)?;
-        match holder {
-            None => {
-                sqlx::query("UPDATE users SET username_skeleton = ? WHERE id = ?")
-                    .bind(&skeleton)
-                    .bind(&id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(failed)?;
-                filled += 1;
-            }
-            Some((holder_id, holder_name)) => {
-                sqlx::query("UPDATE users SET look_alike_of = ? WHERE id = ?")
-                    .bind(&holder_id)
-                    .bind(&id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(failed)?;
-                tracing::warn!(
-                    username = %username,
-                    looks_like = %holder_name,
-                    "two existing accounts have usernames that look alike; both keep \
-                     working, the older one keeps the name's look (no third look-alike can \
-                     register); consider disabling the one that should not be there"
-                );
-            }
-        }
+    // Every account holding a skeleton: a one-time read, at most the whole table.
+    let held: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT username_skeleton, id, username FROM users WHERE username_skeleton IS NOT NULL",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(failed)?;
+    let holders = held
+        .into_iter()
+        .map(|(skeleton, id, username)| (skeleton, (id, username)))
+        .collect();
+    let backfill = backfill_skeletons(rows, holders);
+    for (id, skeleton) in &backfill.holds {
+        sqlx::query("UPDATE users SET username_skeleton = ? WHERE id = ?")
+            .bind(skeleton)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
     }
+    for (id, holder) in &backfill.looks_like {
+        sqlx::query("UPDATE users SET look_alike_of = ? WHERE id = ?")
+            .bind(holder)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
+    }
+    let filled = backfill.holds.len();
     tx.commit().await.map_err(failed)?;
     tracing::info!(
         accounts = filled,

@@ -17,8 +17,10 @@ use tessera_core::{
 
 pub mod conformance;
 mod set;
+mod skeletons;
 
 pub use set::StoreSet;
+pub use skeletons::{SkeletonBackfill, backfill_skeletons};
 
 /// The store could not answer: unreachable, locked past its timeout, or corrupt.
 /// The message is for operators' logs; it never carries secrets.

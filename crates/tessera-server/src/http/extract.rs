@@ -198,26 +198,6 @@ impl BearerToken {
     }
 }
 
-/// Refuses a request with more than one `Authorization` header: which one a
-/// component reads (the first, the last, all joined) must not decide who the
-/// caller is, and a proxy in front may have checked another one than we would.
-pub async fn one_authorization(
-    request: Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    if request
-        .headers()
-        .get_all(header::AUTHORIZATION)
-        .iter()
-        .nth(1)
-        .is_some()
-    {
-        return ApiError::bad_request("send one Authorization header, not several").into_response();
-    }
-    next.run(request).await
-}
-
 /// Where the request came from, and with which browser.
 pub struct ClientInfo {
     pub address: IpAddr,

@@ -13,7 +13,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use http::{HeaderValue, StatusCode, header};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -89,7 +89,7 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
             get(discovery::metadata),
         )
         .with_state(state)
-        .layer(middleware::from_fn(extract::one_authorization))
+        .layer(middleware::from_fn(one_authorization))
         .layer(RequestBodyLimitLayer::new(limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -108,6 +108,23 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Refuses a request with more than one `Authorization` header: which one a
+/// component reads (the first, the last, all joined) must not decide who the
+/// caller is, and a proxy in front may have checked another one than we would.
+async fn one_authorization(request: Request, next: Next) -> Response {
+    if request
+        .headers()
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return crate::error::ApiError::bad_request("send one Authorization header, not several")
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// Counts requests by route, method and status, and times them.

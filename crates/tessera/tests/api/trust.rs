@@ -395,37 +395,31 @@ async fn clients_stay_in_their_lane() {
 
     // A's refresh token in B's hands is evidence that it leaked: refused, and
     // its family and session end, for A too.
-    let grant = token_request_to(&server, "/oauth2/token")
-        .basic_auth(&a.id, a.secret.as_deref())
-        .form(&[
+    let token_as = |client: &Registered, form: &[(&str, &str)]| {
+        token_request_to(&server, "/oauth2/token")
+            .basic_auth(&client.id, client.secret.as_deref())
+            .form(form)
+            .send()
+    };
+    let grant = token_as(
+        &a,
+        &[
             ("grant_type", "password"),
             ("username", "alice"),
             ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await
+    .unwrap();
     let (grant, access) = access_token(grant).await;
     let refresh_token = grant["refresh_token"].as_str().unwrap();
-    let stolen = token_request_to(&server, "/oauth2/token")
-        .basic_auth(&b.id, b.secret.as_deref())
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+    ];
+    let stolen = token_as(&b, &refresh).await.unwrap();
     assert_eq!(error_of(stolen).await, (400, "invalid_grant".into()));
-    let rightful = token_request_to(&server, "/oauth2/token")
-        .basic_auth(&a.id, a.secret.as_deref())
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let rightful = token_as(&a, &refresh).await.unwrap();
     assert_eq!(error_of(rightful).await, (400, "invalid_grant".into()));
     assert_eq!(
         introspect(&server, &watcher, &access).await["active"],
