@@ -420,7 +420,7 @@ impl Config {
         if self.password.queue_depth == 0 {
             return invalid("password.queue_depth must be positive");
         }
-        crate::passwords::argon2_params(&self.password)
+        crate::services::passwords::argon2_params(&self.password)
             .map_err(|e| ConfigError::Invalid(format!("password: {e}")))?;
         if self.tokens.refresh_lifetime.is_zero() {
             return invalid("tokens.refresh_lifetime must be positive");

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tessera_store::Health;
 
-use crate::accounts::Accounts;
-use crate::clients::Clients;
 use crate::http::cookie::SessionCookie;
 use crate::http::origin::Origin;
-use crate::sessions::SessionService;
-use crate::throttle::Throttle;
-use crate::tokens::TokenIssuer;
+use crate::services::accounts::Accounts;
+use crate::services::clients::Clients;
+use crate::services::sessions::SessionService;
+use crate::services::throttle::Throttle;
+use crate::services::tokens::TokenIssuer;
 
 /// What every handler can reach. Built once at start-up; cloning is one `Arc` clone.
 #[derive(Clone)]
@@ -21,9 +21,9 @@ pub struct Services {
     pub accounts: Accounts,
     pub sessions: Arc<SessionService>,
     pub clients: Clients,
-    pub refresh: Arc<crate::refresh::RefreshTokens>,
-    pub presence: Arc<crate::presence::Presence>,
-    pub keys: Arc<crate::keyring::KeyRing>,
+    pub refresh: Arc<crate::services::refresh::RefreshTokens>,
+    pub presence: Arc<crate::services::presence::Presence>,
+    pub keys: Arc<crate::services::keyring::KeyRing>,
     pub refresh_store: Arc<dyn tessera_store::RefreshStore>,
     pub opaque_store: Arc<dyn tessera_store::OpaqueTokenStore>,
     /// Opaque token records by the SHA-256 of the token, so introspection needs no
@@ -32,7 +32,7 @@ pub struct Services {
     /// revocations also evict the entry at once.
     pub opaque_cache: quick_cache::sync::Cache<[u8; 32], Arc<tessera_store::OpaqueToken>>,
     pub revocation_log: Arc<dyn tessera_store::RevocationLog>,
-    pub own_tokens: Arc<crate::own_tokens::OwnTokens>,
+    pub own_tokens: Arc<crate::services::own_tokens::OwnTokens>,
     pub tokens: Arc<TokenIssuer>,
     /// `max-age` of the JWKS and the metadata.
     pub jwks_max_age: std::time::Duration,

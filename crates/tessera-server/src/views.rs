@@ -6,7 +6,7 @@ use tessera_store::User;
 
 use tessera_store::SessionRecord;
 
-use crate::sessions::{ActiveSession, SessionPolicy, idle_expiry};
+use crate::services::sessions::{ActiveSession, SessionPolicy, idle_expiry};
 
 #[derive(Serialize)]
 pub struct UserView<'a> {
@@ -79,7 +79,7 @@ impl<'a> CurrentSession<'a> {
 }
 
 /// A signing key as listings show it: its public facts and state, never the key.
-pub fn key_views(set: &crate::keyring::KeySet, now: Timestamp) -> Vec<serde_json::Value> {
+pub fn key_views(set: &crate::services::keyring::KeySet, now: Timestamp) -> Vec<serde_json::Value> {
     set.keys
         .iter()
         .map(|k| {

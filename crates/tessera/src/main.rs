@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use tessera_core::{Password, Role, Roles, Username};
-use tessera_server::accounts::RegisterError;
+use tessera_server::services::accounts::RegisterError;
 use tessera_server::views::UserView;
 use tessera_server::{Config, Core, LogFormat, Overrides};
 

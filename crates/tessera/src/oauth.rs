@@ -8,7 +8,7 @@ use serde_json::json;
 use tessera_core::{
     Audience, ClientName, GrantType, Scopes, Timestamp, TokenAlgorithm, TokenFormat,
 };
-use tessera_server::clients::{AddClientError, ClientSpec};
+use tessera_server::services::clients::{AddClientError, ClientSpec};
 use tessera_server::{Config, Core};
 use tessera_store::Client;
 

@@ -114,7 +114,7 @@ pub async fn online_command(
     store: StoreArgs,
     overrides: Overrides,
 ) -> anyhow::Result<()> {
-    let max = tessera_server::presence::MAX_WINDOW.as_secs();
+    let max = tessera_server::services::presence::MAX_WINDOW.as_secs();
     if !(1..=max).contains(&window) {
         bail!("--window must be from 1 to {max} seconds");
     }

@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 
 use tessera_core::Role;
 
-use crate::error::ApiError;
-use crate::sessions::ActiveSession;
+use crate::http::error::ApiError;
+use crate::services::sessions::ActiveSession;
 use crate::state::AppState;
 
 enum BodyKind {

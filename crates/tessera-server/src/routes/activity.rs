@@ -14,7 +14,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use tessera_core::{SessionId, Timestamp, UserId};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::http::extract::{BearerToken, Input};
 use crate::routes::login::throttled;
 use crate::routes::revocations::SCOPE;

@@ -13,9 +13,9 @@ use serde_json::json;
 use tessera_core::{SessionId, Timestamp, UserId, Username};
 use tessera_store::{EndReason, User};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::http::extract::Admin;
-use crate::presence::{DEFAULT_WINDOW, MAX_WINDOW};
+use crate::services::presence::{DEFAULT_WINDOW, MAX_WINDOW};
 use crate::state::AppState;
 use crate::views::{AdminUserView, SessionTimes, key_views};
 
@@ -184,7 +184,7 @@ async fn tokens_live_for(state: &AppState) -> Result<std::time::Duration, ApiErr
         .await?)
 }
 
-fn cut_off_view(cut: &crate::accounts::CutOff) -> serde_json::Value {
+fn cut_off_view(cut: &crate::services::accounts::CutOff) -> serde_json::Value {
     json!({
         "user": AdminUserView::from(&cut.user),
         "tokens_before": cut.at,

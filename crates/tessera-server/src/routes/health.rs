@@ -4,7 +4,7 @@ use axum::response::IntoResponse;
 use http::{StatusCode, header};
 use serde_json::json;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 
 /// Liveness: the process answers HTTP. Never touches the store.

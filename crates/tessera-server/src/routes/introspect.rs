@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tessera_core::{AccessTokenSecret, ClientId, RefreshTokenSecret, Timestamp, UserId};
 use tessera_store::{EndReason, Revoked};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::http::extract::OAuthForm;
 use crate::routes::token::{authenticate, oauth_error};
 use crate::state::AppState;

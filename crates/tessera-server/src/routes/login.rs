@@ -7,13 +7,13 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Deserialize;
 use tessera_store::{CreateSessionError, EndReason};
 
-use crate::accounts::LoginError;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, Input, SameOrigin};
 use crate::routes::users::parse_credentials;
-use crate::sessions::{ActiveSession, NewSessionInfo};
+use crate::services::accounts::LoginError;
+use crate::services::sessions::{ActiveSession, NewSessionInfo};
+use crate::services::throttle::Throttled;
 use crate::state::AppState;
-use crate::throttle::Throttled;
 use crate::views::CurrentSession;
 
 #[derive(Deserialize)]

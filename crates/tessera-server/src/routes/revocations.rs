@@ -27,7 +27,7 @@ use serde_json::json;
 use tessera_store::Revocation;
 use tessera_verify::AccessClaims;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::http::extract::BearerToken;
 use crate::state::AppState;
 

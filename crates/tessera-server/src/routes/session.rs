@@ -5,9 +5,9 @@ use http::{HeaderValue, StatusCode, header};
 use serde_json::json;
 use tessera_store::EndReason;
 
-use crate::tokens::{Subject, TokenRequest};
+use crate::services::tokens::{Subject, TokenRequest};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::http::extract::{CookieSession, CsrfProtectedSession};
 use crate::state::AppState;
 use crate::views::CurrentSession;

@@ -7,7 +7,7 @@ use serde_json::json;
 use tessera_core::SessionId;
 use tessera_store::EndReason;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::http::extract::{CookieSession, CsrfProtectedSession};
 use crate::state::AppState;
 use crate::views::SessionTimes;

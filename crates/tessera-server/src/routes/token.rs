@@ -13,15 +13,15 @@ use serde::Serialize;
 use tessera_core::{Audience, GrantType, Scopes, Timestamp};
 use tessera_store::Client;
 
-use crate::accounts::LoginError;
-use crate::clients::{ClientAuthError, PresentedClient};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, OAuthForm};
-use crate::refresh::RefreshError;
 use crate::routes::login::throttled;
 use crate::routes::users::parse_credentials;
+use crate::services::accounts::LoginError;
+use crate::services::clients::{ClientAuthError, PresentedClient};
+use crate::services::refresh::RefreshError;
+use crate::services::tokens::{IssueError, IssuedToken, Subject, TokenRequest};
 use crate::state::AppState;
-use crate::tokens::{IssueError, IssuedToken, Subject, TokenRequest};
 
 /// RFC 6749 §5.2 error codes, with RFC 8707's `invalid_target`.
 pub(crate) fn oauth_error(code: &'static str, description: impl Into<String>) -> ApiError {
@@ -221,7 +221,7 @@ pub const SESSION_TOKEN_TYPE: &str = "urn:tessera:params:oauth:token-type:sessio
 async fn exchanged_session(
     state: &AppState,
     params: &HashMap<String, String>,
-) -> Result<std::sync::Arc<crate::sessions::ActiveSession>, ApiError> {
+) -> Result<std::sync::Arc<crate::services::sessions::ActiveSession>, ApiError> {
     let (Some(token), Some(token_type)) = (
         params.get("subject_token"),
         params.get("subject_token_type"),

@@ -6,9 +6,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tessera_core::{Password, Roles, Username};
 
-use crate::accounts::RegisterError;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, Input, SameOrigin};
+use crate::services::accounts::RegisterError;
 use crate::state::AppState;
 use crate::views::UserView;
 

@@ -13,7 +13,7 @@ use tessera_verify::{
     AccessClaims, Algorithm, Policy, RevocationEvent, Verifier, VerifyError, VerifyingKeys,
 };
 
-use crate::keyring::KeyRing;
+use crate::services::keyring::KeyRing;
 
 /// How often the revocation log is polled.
 const POLL: Duration = Duration::from_millis(100);
@@ -30,7 +30,7 @@ pub struct OwnTokens {
     /// The newest revocation sequence seen; the revocation feed waits on it.
     latest: tokio::sync::watch::Sender<u64>,
     /// Past its bound, the revocation set may miss revocations: refuse to answer.
-    contact: Arc<crate::contact::Contact>,
+    contact: Arc<crate::services::contact::Contact>,
     log: Arc<dyn RevocationLog>,
     appended: Arc<RevocationsAppended>,
     /// The appends counted before the last complete read of the log: when
@@ -45,7 +45,7 @@ impl OwnTokens {
         issuer: &str,
         keys: Arc<KeyRing>,
         hs256: Option<Vec<u8>>,
-        contact: Arc<crate::contact::Contact>,
+        contact: Arc<crate::services::contact::Contact>,
         log: Arc<dyn RevocationLog>,
         appended: Arc<RevocationsAppended>,
     ) -> Self {
@@ -119,7 +119,7 @@ impl OwnTokens {
         Ok(claims)
     }
 
-    /// Whether the revocation set can be trusted now (see [`crate::contact`]).
+    /// Whether the revocation set can be trusted now (see [`crate::services::contact`]).
     pub fn is_fresh(&self) -> bool {
         self.contact.is_fresh()
     }

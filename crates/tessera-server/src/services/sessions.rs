@@ -131,11 +131,11 @@ pub struct SessionService {
     revocation_epoch: AtomicU64,
     activity: mpsc::Sender<(SessionId, Timestamp)>,
     policy: SessionPolicy,
-    presence: Arc<crate::presence::Presence>,
-    contact: Arc<crate::contact::Contact>,
+    presence: Arc<crate::services::presence::Presence>,
+    contact: Arc<crate::services::contact::Contact>,
     /// Pinged: a cache in front of a session store that stopped answering (Redis)
     /// may not answer past the bound either.
-    store_contact: Arc<crate::contact::Contact>,
+    store_contact: Arc<crate::services::contact::Contact>,
 }
 
 pub struct NewSessionInfo {
@@ -153,9 +153,9 @@ impl SessionService {
         store: Arc<dyn SessionStore>,
         policy: SessionPolicy,
         cache_capacity: usize,
-        presence: Arc<crate::presence::Presence>,
-        contact: Arc<crate::contact::Contact>,
-        store_contact: Arc<crate::contact::Contact>,
+        presence: Arc<crate::services::presence::Presence>,
+        contact: Arc<crate::services::contact::Contact>,
+        store_contact: Arc<crate::services::contact::Contact>,
     ) -> (Arc<Self>, SessionUpkeep) {
         let (activity, receiver) = mpsc::channel(16 * 1024);
         let service = Arc::new(Self {
@@ -491,8 +491,10 @@ mod tests {
             idle_timeout: Duration::from_secs(600),
             absolute_lifetime: Duration::from_secs(86400),
         };
-        let (presence, _) = crate::presence::Presence::new(store.clone(), 16);
-        let contact = Arc::new(crate::contact::Contact::new(Duration::from_secs(10)));
+        let (presence, _) = crate::services::presence::Presence::new(store.clone(), 16);
+        let contact = Arc::new(crate::services::contact::Contact::new(Duration::from_secs(
+            10,
+        )));
         let (service, upkeep) = SessionService::new(
             store.clone(),
             policy,

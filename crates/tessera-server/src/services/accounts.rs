@@ -9,15 +9,15 @@ use tessera_store::{
     StoreError, User,
 };
 
-use crate::passwords::{HashError, PasswordHasher};
-use crate::sessions::SessionService;
+use crate::services::passwords::{HashError, PasswordHasher};
+use crate::services::sessions::SessionService;
 
 pub struct Accounts {
     store: Arc<dyn AccountStore>,
     sessions: Arc<SessionService>,
     refresh: Arc<dyn RefreshStore>,
     log: Arc<dyn RevocationLog>,
-    presence: Arc<crate::presence::Presence>,
+    presence: Arc<crate::services::presence::Presence>,
     hasher: Arc<PasswordHasher>,
 }
 
@@ -66,7 +66,7 @@ impl Accounts {
         sessions: Arc<SessionService>,
         refresh: Arc<dyn RefreshStore>,
         log: Arc<dyn RevocationLog>,
-        presence: Arc<crate::presence::Presence>,
+        presence: Arc<crate::services::presence::Presence>,
         hasher: Arc<PasswordHasher>,
     ) -> Self {
         Self {

@@ -119,16 +119,16 @@ impl From<tessera_store::StoreError> for ApiError {
     }
 }
 
-impl From<crate::passwords::HashError> for ApiError {
-    fn from(error: crate::passwords::HashError) -> Self {
+impl From<crate::services::passwords::HashError> for ApiError {
+    fn from(error: crate::services::passwords::HashError) -> Self {
         match error {
-            crate::passwords::HashError::Busy => Self::new(
+            crate::services::passwords::HashError::Busy => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",
                 "too many logins in progress; try again shortly",
             )
             .retry_after(Duration::from_secs(1)),
-            crate::passwords::HashError::Failed(reason) => {
+            crate::services::passwords::HashError::Failed(reason) => {
                 tracing::error!(%reason, "password hashing failed");
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

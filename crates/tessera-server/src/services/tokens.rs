@@ -10,7 +10,7 @@ use tessera_core::{
 use tessera_keys::{Algorithm, HmacKey};
 use tessera_store::{Client, OpaqueToken, OpaqueTokenStore, StoreError, User};
 
-use crate::keyring::KeyRing;
+use crate::services::keyring::KeyRing;
 
 /// Who a token speaks for.
 pub enum Subject<'a> {

@@ -1,0 +1,447 @@
+//! The application: opens the stores, builds the services over them, mounts the
+//! routes on the router with its middleware, and serves until a signal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::services::{
+    accounts, clients, contact, keyring, own_tokens, presence, refresh, throttle, tokens,
+};
+use crate::{http, stores};
+use ::http::{HeaderValue, StatusCode, header};
+use axum::Router;
+use axum::middleware;
+use axum::routing::{delete, get, post};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::http::error::json_errors;
+use crate::http::{one_authorization, track_request};
+use crate::routes::{
+    activity, admin, discovery, health, introspect, login, login_page, revocations, session,
+    sessions, token, users,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::config::LimitsConfig;
+use crate::http::cookie::SessionCookie;
+use crate::http::origin::Origin;
+use crate::services::passwords::PasswordHasher;
+use crate::services::sessions::{SessionPolicy, SessionService, SessionUpkeep};
+use crate::state::{AppState, Services};
+
+/// The store and the services over it, as both the server and the CLI use them.
+pub struct Core {
+    pub stores: stores::Stores,
+    pub accounts: accounts::Accounts,
+    pub sessions: Arc<SessionService>,
+    pub clients: clients::Clients,
+    pub keys: Arc<keyring::KeyRing>,
+    pub refresh: Arc<refresh::RefreshTokens>,
+    pub presence: Arc<presence::Presence>,
+    /// When the revocation log was last read; bounds how long caches are trusted.
+    pub log_contact: Arc<contact::Contact>,
+    /// When every store last answered a ping.
+    pub store_contact: Arc<contact::Contact>,
+    upkeep: SessionUpkeep,
+    presence_writer: presence::PresenceWriter,
+}
+
+/// The environment variable holding the master key that seals signing keys at rest.
+pub const MASTER_KEY_VAR: &str = "TESSERA_MASTER_KEY";
+
+fn master_key_from_env() -> anyhow::Result<Option<tessera_keys::MasterKey>> {
+    match std::env::var(MASTER_KEY_VAR) {
+        Ok(text) if !text.trim().is_empty() => Ok(Some(tessera_keys::MasterKey::parse(&text)?)),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(tessera_keys::MasterKeyError::Format.into()),
+    }
+}
+
+impl Core {
+    /// Opens (creating and migrating if needed) the configured stores.
+    pub async fn open(config: &Config, hash_threads: usize) -> anyhow::Result<Self> {
+        // The data dir is made by the SQLite store as it opens, private to this user.
+        let stores = stores::Stores::open(config).await?;
+        let hasher =
+            PasswordHasher::start(&config.password, hash_threads).map_err(anyhow::Error::msg)?;
+        let policy = SessionPolicy {
+            idle_timeout: config.session.idle_timeout,
+            absolute_lifetime: config.session.absolute_lifetime,
+        };
+        let (presence, presence_writer) =
+            presence::Presence::new(stores.set.presence.clone(), config.session.cache_capacity);
+        let log_contact = Arc::new(contact::Contact::new(config.session.cache_staleness));
+        let store_contact = Arc::new(contact::Contact::new(config.session.cache_staleness));
+        // The whole set, not just its session store: its purge also purges the
+        // database when sessions live elsewhere.
+        let (sessions, upkeep) = SessionService::new(
+            Arc::new(stores.set.clone()),
+            policy,
+            config.session.cache_capacity,
+            presence.clone(),
+            log_contact.clone(),
+            store_contact.clone(),
+        );
+        let accounts = accounts::Accounts::new(
+            stores.set.accounts.clone(),
+            sessions.clone(),
+            stores.set.refresh.clone(),
+            stores.set.log.clone(),
+            presence.clone(),
+            Arc::new(hasher),
+        );
+        let keys = Arc::new(
+            keyring::KeyRing::open(
+                stores.set.keys.clone(),
+                master_key_from_env()?,
+                config.tokens.rotation_delay,
+            )
+            .await?,
+        );
+        Ok(Self {
+            clients: clients::Clients::new(stores.set.clients.clone(), stores.set.log.clone()),
+            refresh: Arc::new(refresh::RefreshTokens::new(
+                stores.set.refresh.clone(),
+                config.tokens.refresh_lifetime,
+                config.tokens.refresh_reuse_grace,
+            )),
+            keys,
+            stores,
+            accounts,
+            sessions,
+            presence,
+            log_contact,
+            store_contact,
+            upkeep,
+            presence_writer,
+        })
+    }
+}
+
+fn install_metrics() -> anyhow::Result<PrometheusHandle> {
+    const LATENCY_BUCKETS: &[f64] = &[
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    ];
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("tessera_http_request_duration_seconds".into()),
+            LATENCY_BUCKETS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full("tessera_password_hash_seconds".into()),
+            LATENCY_BUCKETS,
+        )?
+        .install_recorder()
+        .context("cannot install the metrics recorder")
+}
+
+/// Runs the server until SIGINT or SIGTERM. `on_listening` receives the bound address
+/// and the public URL once the socket is open.
+pub async fn serve(
+    config: Config,
+    on_listening: impl FnOnce(SocketAddr, &str, bool),
+) -> anyhow::Result<()> {
+    let metrics = install_metrics()?;
+    // Before opening anything: a refused start must not leave a plain key behind.
+    if master_key_from_env()?.is_none() && !config.is_loopback_only() && !config.keys.allow_unsealed
+    {
+        anyhow::bail!(
+            "refusing to start with the private signing keys unsealed: {MASTER_KEY_VAR} is \
+             not set, and the public URL {} (issuer {}) is not on loopback, so anyone who \
+             can read the database could sign tokens this service accepts. Set \
+             {MASTER_KEY_VAR} to 32 random bytes (64 hex digits or base64, e.g. `openssl \
+             rand -hex 32`) to seal them, or set keys.allow_unsealed = true in the config \
+             (TESSERA_KEYS__ALLOW_UNSEALED=true) to run unsealed on purpose",
+            config.public_url(),
+            config.issuer()
+        );
+    }
+    let core = Core::open(&config, config.hash_threads()).await?;
+    let sealed = core.keys.is_sealed();
+    metrics::gauge!("tessera_keys_sealed").set(if sealed { 1.0 } else { 0.0 });
+    if !sealed {
+        tracing::warn!(
+            "{MASTER_KEY_VAR} is not set: the private signing keys are stored unsealed \
+             (plain PKCS#8) in the database, and anyone who can read it can sign tokens \
+             this service accepts; set {MASTER_KEY_VAR} to seal them"
+        );
+    }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    // With `--listen …:0` the port is known only now.
+    let public_url = match &config.public_url {
+        Some(_) => config.public_url(),
+        None => format!("http://{address}"),
+    };
+    let mut origins = vec![Origin::parse(&public_url).map_err(anyhow::Error::msg)?];
+    for origin in &config.allowed_origins {
+        origins.push(Origin::parse(origin).map_err(anyhow::Error::msg)?);
+    }
+    if !config.session.cookie_secure && !address.ip().is_loopback() {
+        tracing::warn!("session.cookie_secure is off: session cookies will travel over plain HTTP");
+    }
+
+    tokio::spawn(
+        core.sessions
+            .clone()
+            .follow_revocations(core.stores.set.log.clone()),
+    );
+    tokio::spawn(core.keys.clone().follow());
+    let issuer = match &config.tokens.issuer {
+        Some(_) => config.issuer(),
+        None => public_url.clone(),
+    };
+    let hmac = config
+        .tokens
+        .hs256_secret
+        .as_ref()
+        .map(|secret| tessera_keys::HmacKey::new(secret.0.as_bytes()));
+    let own_tokens = Arc::new(own_tokens::OwnTokens::new(
+        &issuer,
+        core.keys.clone(),
+        config
+            .tokens
+            .hs256_secret
+            .as_ref()
+            .map(|s| s.0.as_bytes().to_vec()),
+        core.log_contact.clone(),
+        core.stores.set.log.clone(),
+        core.stores.revocations_appended.clone(),
+    ));
+    tokio::spawn(own_tokens.clone().follow());
+    let tokens = Arc::new(tokens::TokenIssuer::new(
+        issuer,
+        core.keys.clone(),
+        hmac,
+        core.stores.set.opaque.clone(),
+    ));
+    let (stop_upkeep, upkeep_stopped) = tokio::sync::oneshot::channel::<()>();
+    let upkeep = tokio::spawn(core.sessions.clone().upkeep(core.upkeep, async move {
+        let _ = upkeep_stopped.await;
+    }));
+    tokio::spawn(core.presence_writer.run());
+    tokio::spawn(ping_stores(
+        core.stores.set.clone(),
+        core.store_contact.clone(),
+    ));
+    let throttle = throttle::Throttle::new(&config.throttle, core.stores.rate_limits.clone());
+    let no_users = core.accounts.list().await?.is_empty();
+    let state = AppState::new(Services {
+        accounts: core.accounts,
+        sessions: core.sessions,
+        clients: core.clients,
+        refresh: core.refresh,
+        presence: core.presence,
+        keys: core.keys.clone(),
+        refresh_store: core.stores.set.refresh.clone(),
+        opaque_store: core.stores.set.opaque.clone(),
+        opaque_cache: quick_cache::sync::Cache::new(OPAQUE_CACHE_ENTRIES),
+        revocation_log: core.stores.set.log.clone(),
+        own_tokens,
+        tokens,
+        jwks_max_age: config.tokens.jwks_max_age,
+        feed_heartbeat: config.tokens.feed_heartbeat,
+        throttle,
+        health: Arc::new(core.stores.set.clone()),
+        metrics: metrics.clone(),
+        cookie: SessionCookie::new(
+            config.session.cookie_secure,
+            config.session.absolute_lifetime,
+        ),
+        token_cookie: SessionCookie::token(
+            config.session.cookie_secure,
+            config.tokens.session_token_ttl,
+        ),
+        session_token_client: session_token_client(&config)?,
+        return_to: http::return_to::ReturnTo::new(&public_url, &config.return_to_origins)
+            .map_err(anyhow::Error::msg)?,
+        origins,
+        token_cors_origins: config
+            .tokens
+            .cors_origins
+            .iter()
+            .map(|o| Origin::parse(o).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<_>>()?,
+        trusted_proxies: config.trusted_proxies.clone(),
+        registration_open: config.registration,
+    });
+    spawn_housekeeping(state.clone(), metrics);
+
+    let app = router(state, &config.limits);
+    let shutdown = shutdown_signal();
+    on_listening(address, &public_url, no_users);
+    tracing::info!(%address, %public_url, "listening");
+    http::serve(listener, app, &config.limits, shutdown).await;
+    // Write the session activity not yet recorded before the store closes.
+    let _ = stop_upkeep.send(());
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), upkeep).await;
+    core.stores.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Pings every store each second, so that caches in front of one that stopped
+/// answering are trusted no longer than `session.cache_staleness`.
+async fn ping_stores(stores: tessera_store::StoreSet, contact: Arc<contact::Contact>) {
+    use tessera_store::Health;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match stores.ping().await {
+            Ok(()) => contact.heard(),
+            Err(error) => tracing::warn!(%error, "a store is not answering"),
+        }
+    }
+}
+
+fn spawn_housekeeping(state: AppState, metrics: PrometheusHandle) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            state.throttle.forget_idle_keys();
+            metrics.run_upkeep();
+        }
+    });
+}
+
+/// How many opaque token records introspection keeps in memory.
+const OPAQUE_CACHE_ENTRIES: usize = 100_000;
+
+/// The in-memory client that session tokens are issued as: no grants, no secret,
+/// the configured audience and lifetime, the default algorithm.
+fn session_token_client(config: &Config) -> anyhow::Result<tessera_store::Client> {
+    let audiences = match &config.tokens.session_token_audience {
+        Some(audience) => vec![tessera_core::Audience::parse(audience).map_err(|_| {
+            anyhow::anyhow!("tokens.session_token_audience is not a valid audience")
+        })?],
+        None => Vec::new(),
+    };
+    Ok(tessera_store::Client {
+        id: tessera_core::ClientId::web_session(),
+        name: tessera_core::ClientName::parse("tessera web session")
+            .map_err(|_| anyhow::anyhow!("client name"))?,
+        secret_hash: None,
+        grants: Vec::new(),
+        scopes: tessera_core::Scopes::default(),
+        audiences,
+        token_format: tessera_core::TokenFormat::Jwt,
+        algorithm: tessera_core::TokenAlgorithm::default(),
+        access_ttl: config.tokens.session_token_ttl,
+        created_at: tessera_core::Timestamp::now(),
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called,
+/// not when the future is first polled, so a signal arriving right after the
+/// banner is printed is not lost to the default action (exit without cleanup).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let terminate = signal(SignalKind::terminate()).ok();
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        async move {
+            match (terminate, interrupt) {
+                (Some(mut terminate), Some(mut interrupt)) => {
+                    tokio::select! {
+                        _ = terminate.recv() => {},
+                        _ = interrupt.recv() => {},
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// CORS for the token endpoint: only the configured origins, no credentials.
+fn token_cors(origins: &[Origin]) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.as_str()).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods([::http::Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
+    let cors = token_cors(&state.token_cors_origins);
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/v1/users", post(users::register))
+        .route("/v1/login", post(login::login))
+        .route("/login", get(login_page::show).post(login_page::submit))
+        .route("/v1/session", get(session::current))
+        .route("/v1/logout", post(session::logout))
+        .route("/v1/session/token", post(session::token))
+        .route(
+            "/v1/sessions",
+            get(sessions::list).delete(sessions::delete_others),
+        )
+        .route("/v1/sessions/{id}", delete(sessions::delete_one))
+        .route("/v1/revocations", get(revocations::feed))
+        .route("/v1/activity", post(activity::report))
+        .route("/oauth2/token", post(token::token).layer(cors))
+        .route("/oauth2/introspect", post(introspect::introspect))
+        .route("/oauth2/revoke", post(introspect::revoke))
+        .route("/admin/v1/users", get(admin::users))
+        .route("/admin/v1/users/{id}", get(admin::user))
+        .route("/admin/v1/users/{id}/sessions", get(admin::sessions))
+        .route(
+            "/admin/v1/users/{id}/sessions/{sid}",
+            delete(admin::end_session),
+        )
+        .route("/admin/v1/users/{id}/kick", post(admin::kick))
+        .route("/admin/v1/users/{id}/disable", post(admin::disable))
+        .route("/admin/v1/users/{id}/enable", post(admin::enable))
+        .route("/admin/v1/keys", get(admin::keys))
+        .route("/admin/v1/online", get(admin::online))
+        .route("/.well-known/jwks.json", get(discovery::jwks))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::metadata),
+        )
+        .with_state(state)
+        .layer(middleware::from_fn(one_authorization))
+        .layer(RequestBodyLimitLayer::new(limits.body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn(track_request))
+        // Answers carry session data and CSRF tokens: no cache may keep them.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
