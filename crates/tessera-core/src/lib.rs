@@ -18,8 +18,8 @@ pub use client::{
 };
 pub use password::{Password, PasswordError};
 pub use secret::{
-    AccessTokenSecret, ClientSecret, CsrfToken, RefreshTokenSecret, Secret, SecretHash, SecretKind,
-    SessionId, SessionIdError, SessionSecret, random_bytes,
+    AccessTokenSecret, ClientSecret, CsrfToken, PresentedToken, RefreshTokenSecret, Secret,
+    SecretHash, SecretKind, SessionId, SessionIdError, SessionSecret, random_bytes,
 };
 pub use timestamp::Timestamp;
 pub use user::{Role, RoleError, Roles, UserId};

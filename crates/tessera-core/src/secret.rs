@@ -238,6 +238,38 @@ impl fmt::Debug for CsrfToken {
     }
 }
 
+/// A token presented to tessera (to introspect, to revoke), classified once by its
+/// prefix: what kind of record to look for is decided here and nowhere else.
+pub enum PresentedToken<'a> {
+    /// A refresh token, `trt_…`.
+    Refresh(RefreshTokenSecret),
+    /// An opaque access token, `tat_…`.
+    Opaque(AccessTokenSecret),
+    /// One of tessera's prefixes with a body that is not a secret: no such token
+    /// exists, and it is never tried as a JWT.
+    Malformed,
+    /// Anything else: a JWT, if it is one of ours at all.
+    Jwt(&'a str),
+}
+
+impl<'a> PresentedToken<'a> {
+    pub fn classify(token: &'a str) -> Self {
+        if token.starts_with(RefreshTokenKind::PREFIX) {
+            RefreshTokenSecret::parse(token).map_or(Self::Malformed, Self::Refresh)
+        } else if token.starts_with(AccessTokenKind::PREFIX) {
+            AccessTokenSecret::parse(token).map_or(Self::Malformed, Self::Opaque)
+        } else {
+            Self::Jwt(token)
+        }
+    }
+
+    /// Whether it names a record only tessera can look up (a refresh or opaque
+    /// token, well-formed or not), as opposed to a self-contained JWT.
+    pub fn is_opaque(&self) -> bool {
+        !matches!(self, Self::Jwt(_))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,5 +362,36 @@ mod tests {
             let parsed = SessionSecret::parse(&secret.expose()).unwrap();
             prop_assert_eq!(parsed.0, bytes);
         }
+    }
+
+    #[test]
+    fn presented_tokens_are_classified_by_prefix_and_never_cross_kinds() {
+        let refresh = RefreshTokenSecret::generate().expose();
+        let opaque = AccessTokenSecret::generate().expose();
+        assert!(matches!(
+            PresentedToken::classify(&refresh),
+            PresentedToken::Refresh(_)
+        ));
+        assert!(matches!(
+            PresentedToken::classify(&opaque),
+            PresentedToken::Opaque(_)
+        ));
+        for malformed in [
+            "trt_",
+            "tat_short",
+            &format!("{refresh}x"),
+            &format!("{opaque} "),
+        ] {
+            assert!(matches!(
+                PresentedToken::classify(malformed),
+                PresentedToken::Malformed
+            ));
+        }
+        assert!(matches!(
+            PresentedToken::classify("eyJ.x.y"),
+            PresentedToken::Jwt("eyJ.x.y")
+        ));
+        assert!(!PresentedToken::classify("eyJ.x.y").is_opaque());
+        assert!(PresentedToken::classify("tat_").is_opaque());
     }
 }

@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::http::EdgePolicy;
+use crate::http::cookie::Cookies;
 use crate::services::{
-    accounts, clients, contact, keyring, own_tokens, presence, refresh, throttle, tokens,
+    self, accounts, clients, contact, keyring, own_tokens, presence, refresh, throttle, tokens,
 };
 use crate::{http, stores};
 use ::http::{HeaderValue, StatusCode, header};
@@ -233,46 +235,97 @@ pub async fn serve(
         core.stores.set.clone(),
         core.store_contact.clone(),
     ));
-    let throttle = throttle::Throttle::new(&config.throttle, core.stores.rate_limits.clone());
+    let throttle = Arc::new(throttle::Throttle::new(
+        &config.throttle,
+        core.stores.rate_limits.clone(),
+    ));
     let no_users = core.accounts.list().await?.is_empty();
+    let issuer = tokens.issuer().to_owned();
+    let session_tokens = Arc::new(tokens::SessionTokens::new(
+        tokens.clone(),
+        session_token_client(&config)?,
+    ));
     let state = AppState::new(Services {
-        accounts: core.accounts,
-        sessions: core.sessions,
-        clients: core.clients,
-        refresh: core.refresh,
-        presence: core.presence,
-        keys: core.keys.clone(),
-        refresh_store: core.stores.set.refresh.clone(),
-        opaque_store: core.stores.set.opaque.clone(),
-        opaque_cache: quick_cache::sync::Cache::new(OPAQUE_CACHE_ENTRIES),
-        revocation_log: core.stores.set.log.clone(),
-        own_tokens,
-        tokens,
-        jwks_max_age: config.tokens.jwks_max_age,
-        feed_heartbeat: config.tokens.feed_heartbeat,
-        throttle,
-        health: Arc::new(core.stores.set.clone()),
+        grants: Arc::new(services::grants::Grants::new(
+            core.clients.clone(),
+            core.accounts.clone(),
+            core.sessions.clone(),
+            core.refresh.clone(),
+            core.presence.clone(),
+            tokens.clone(),
+            throttle.clone(),
+        )),
+        introspection: Arc::new(services::introspection::Introspection::new(
+            issuer,
+            core.clients.clone(),
+            own_tokens.clone(),
+            core.presence.clone(),
+            core.stores.set.refresh.clone(),
+            core.stores.set.opaque.clone(),
+            core.stores.set.log.clone(),
+        )),
+        feed: Arc::new(services::feed::RevocationFeed::new(
+            core.stores.set.log.clone(),
+            own_tokens.clone(),
+            core.clients.clone(),
+            config.tokens.feed_heartbeat,
+        )),
+        activity: Arc::new(services::activity::Activity::new(
+            core.sessions.clone(),
+            core.stores.set.refresh.clone(),
+            core.presence.clone(),
+            throttle.clone(),
+        )),
+        sign_in: Arc::new(services::sign_in::SignIn::new(
+            core.accounts.clone(),
+            core.sessions.clone(),
+            throttle.clone(),
+            config.registration,
+        )),
+        admin: Arc::new(services::admin::Administration::new(
+            core.accounts.clone(),
+            core.sessions.clone(),
+            core.clients.clone(),
+            core.keys.clone(),
+            core.presence.clone(),
+            session_tokens.ttl(),
+        )),
+        session_tokens,
+        sessions: core.sessions.clone(),
+        discovery: Arc::new(services::discovery::Discovery::new(
+            tokens.clone(),
+            config.tokens.jwks_max_age,
+        )),
+        readiness: Arc::new(services::readiness::Readiness::new(
+            Arc::new(core.stores.set.clone()),
+            core.keys.clone(),
+        )),
         metrics: metrics.clone(),
-        cookie: SessionCookie::new(
-            config.session.cookie_secure,
-            config.session.absolute_lifetime,
-        ),
-        token_cookie: SessionCookie::token(
-            config.session.cookie_secure,
-            config.tokens.session_token_ttl,
-        ),
-        session_token_client: session_token_client(&config)?,
-        return_to: http::return_to::ReturnTo::new(&public_url, &config.return_to_origins)
-            .map_err(anyhow::Error::msg)?,
-        origins,
-        token_cors_origins: config
-            .tokens
-            .cors_origins
-            .iter()
-            .map(|o| Origin::parse(o).map_err(anyhow::Error::msg))
-            .collect::<anyhow::Result<_>>()?,
-        trusted_proxies: config.trusted_proxies.clone(),
-        registration_open: config.registration,
+        own_tokens,
+        clients: core.clients.clone(),
+        cookies: Arc::new(Cookies {
+            session: SessionCookie::new(
+                config.session.cookie_secure,
+                config.session.absolute_lifetime,
+            ),
+            token: SessionCookie::token(
+                config.session.cookie_secure,
+                config.tokens.session_token_ttl,
+            ),
+        }),
+        edge: Arc::new(EdgePolicy {
+            return_to: http::return_to::ReturnTo::new(&public_url, &config.return_to_origins)
+                .map_err(anyhow::Error::msg)?,
+            origins,
+            token_cors_origins: config
+                .tokens
+                .cors_origins
+                .iter()
+                .map(|o| Origin::parse(o).map_err(anyhow::Error::msg))
+                .collect::<anyhow::Result<_>>()?,
+            trusted_proxies: config.trusted_proxies.clone(),
+        }),
+        throttle,
     });
     spawn_housekeeping(state.clone(), metrics);
 
@@ -309,14 +362,11 @@ fn spawn_housekeeping(state: AppState, metrics: PrometheusHandle) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
         loop {
             tick.tick().await;
-            state.throttle.forget_idle_keys();
+            state.services().throttle.forget_idle_keys();
             metrics.run_upkeep();
         }
     });
 }
-
-/// How many opaque token records introspection keeps in memory.
-const OPAQUE_CACHE_ENTRIES: usize = 100_000;
 
 /// The in-memory client that session tokens are issued as: no grants, no secret,
 /// the configured audience and lifetime, the default algorithm.
@@ -386,7 +436,7 @@ fn token_cors(origins: &[Origin]) -> tower_http::cors::CorsLayer {
 }
 
 pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
-    let cors = token_cors(&state.token_cors_origins);
+    let cors = token_cors(&state.services().edge.token_cors_origins);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -1,69 +1,89 @@
-use std::net::IpAddr;
-use std::ops::Deref;
+//! The router's state, and the narrow pieces handlers take from it.
+//!
+//! Handlers never take [`AppState`]: each takes the one service it calls (and, for
+//! pages, the cookies or the edge policy) through axum's `FromRef`, so what a
+//! handler can reach is in its signature. The extractors of `http` read the rest.
+
 use std::sync::Arc;
 
+use axum::extract::FromRef;
 use metrics_exporter_prometheus::PrometheusHandle;
-use tessera_store::Health;
 
-use crate::http::cookie::SessionCookie;
-use crate::http::origin::Origin;
-use crate::services::accounts::Accounts;
+use crate::http::EdgePolicy;
+use crate::http::cookie::Cookies;
+use crate::services::activity::Activity;
+use crate::services::admin::Administration;
 use crate::services::clients::Clients;
+use crate::services::discovery::Discovery;
+use crate::services::feed::RevocationFeed;
+use crate::services::grants::Grants;
+use crate::services::introspection::Introspection;
+use crate::services::own_tokens::OwnTokens;
+use crate::services::readiness::Readiness;
 use crate::services::sessions::SessionService;
+use crate::services::sign_in::SignIn;
 use crate::services::throttle::Throttle;
-use crate::services::tokens::TokenIssuer;
+use crate::services::tokens::SessionTokens;
 
-/// What every handler can reach. Built once at start-up; cloning is one `Arc` clone.
+/// Built once at start-up; cloning it (once a request) is one `Arc` clone.
 #[derive(Clone)]
-pub struct AppState(Arc<Services>);
+pub struct AppState(pub(crate) Arc<Services>);
 
 pub struct Services {
-    pub accounts: Accounts,
+    // The services handlers call.
+    pub grants: Arc<Grants>,
+    pub introspection: Arc<Introspection>,
+    pub feed: Arc<RevocationFeed>,
+    pub activity: Arc<Activity>,
+    pub sign_in: Arc<SignIn>,
     pub sessions: Arc<SessionService>,
-    pub clients: Clients,
-    pub refresh: Arc<crate::services::refresh::RefreshTokens>,
-    pub presence: Arc<crate::services::presence::Presence>,
-    pub keys: Arc<crate::services::keyring::KeyRing>,
-    pub refresh_store: Arc<dyn tessera_store::RefreshStore>,
-    pub opaque_store: Arc<dyn tessera_store::OpaqueTokenStore>,
-    /// Opaque token records by the SHA-256 of the token, so introspection needs no
-    /// store read. Safe because a record never changes: its revocation comes
-    /// through the revocation log (checked on every use), and this process's own
-    /// revocations also evict the entry at once.
-    pub opaque_cache: quick_cache::sync::Cache<[u8; 32], Arc<tessera_store::OpaqueToken>>,
-    pub revocation_log: Arc<dyn tessera_store::RevocationLog>,
-    pub own_tokens: Arc<crate::services::own_tokens::OwnTokens>,
-    pub tokens: Arc<TokenIssuer>,
-    /// `max-age` of the JWKS and the metadata.
-    pub jwks_max_age: std::time::Duration,
-    pub feed_heartbeat: std::time::Duration,
-    pub throttle: Throttle,
-    pub health: Arc<dyn Health>,
+    pub session_tokens: Arc<SessionTokens>,
+    pub admin: Arc<Administration>,
+    pub discovery: Arc<Discovery>,
+    pub readiness: Arc<Readiness>,
     pub metrics: PrometheusHandle,
-    pub cookie: SessionCookie,
-    /// The token cookie of `POST /v1/session/token`.
-    pub token_cookie: SessionCookie,
-    /// What tokens of the token cookie are issued as (see `ClientId::web_session`).
-    pub session_token_client: tessera_store::Client,
-    /// Origins allowed to send logins and cookie-authenticated unsafe requests.
-    pub origins: Vec<Origin>,
-    /// Where the login page may send a browser afterwards.
-    pub return_to: crate::http::return_to::ReturnTo,
-    /// Origins whose pages may call the token endpoint (CORS).
-    pub token_cors_origins: Vec<Origin>,
-    pub trusted_proxies: Vec<IpAddr>,
-    pub registration_open: bool,
+    // What the extractors of `http` check before a handler runs.
+    pub own_tokens: Arc<OwnTokens>,
+    pub clients: Clients,
+    pub cookies: Arc<Cookies>,
+    pub edge: Arc<EdgePolicy>,
+    /// For housekeeping only: handlers reach it through their service.
+    pub throttle: Arc<Throttle>,
 }
 
 impl AppState {
     pub fn new(services: Services) -> Self {
         Self(Arc::new(services))
     }
-}
 
-impl Deref for AppState {
-    type Target = Services;
-    fn deref(&self) -> &Services {
+    pub(crate) fn services(&self) -> &Services {
         &self.0
     }
+}
+
+/// `FromRef` for each piece a handler may take: a clone of that field alone.
+macro_rules! narrow {
+    ($($field:ident: $type:ty),* $(,)?) => {
+        $(impl FromRef<AppState> for $type {
+            fn from_ref(state: &AppState) -> Self {
+                state.0.$field.clone()
+            }
+        })*
+    };
+}
+
+narrow! {
+    grants: Arc<Grants>,
+    introspection: Arc<Introspection>,
+    feed: Arc<RevocationFeed>,
+    activity: Arc<Activity>,
+    sign_in: Arc<SignIn>,
+    sessions: Arc<SessionService>,
+    session_tokens: Arc<SessionTokens>,
+    admin: Arc<Administration>,
+    discovery: Arc<Discovery>,
+    readiness: Arc<Readiness>,
+    metrics: PrometheusHandle,
+    cookies: Arc<Cookies>,
+    edge: Arc<EdgePolicy>,
 }

@@ -113,3 +113,10 @@ impl SessionCookie {
 /// A request carried two session cookies with different values.
 #[derive(Debug)]
 pub struct AmbiguousCookie;
+
+/// The two cookies tessera sets: the session's, and the token cookie of
+/// `POST /v1/session/token`.
+pub struct Cookies {
+    pub session: SessionCookie,
+    pub token: SessionCookie,
+}

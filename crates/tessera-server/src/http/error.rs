@@ -100,6 +100,21 @@ impl ApiError {
 }
 
 impl ApiError {
+    /// A 400 with an OAuth error code (RFC 6749 §5.2, RFC 8707's `invalid_target`).
+    pub fn oauth(code: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, description)
+    }
+
+    /// 401 `invalid_client`, with the Basic challenge RFC 6749 §5.2 asks for.
+    pub fn invalid_client() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        )
+        .challenge(r#"Basic realm="tessera", charset="UTF-8""#)
+    }
+
     /// This instance has not heard from the revocation log for longer than it may
     /// trust its caches: it cannot tell whether a session or token was revoked.
     pub fn stale() -> Self {
@@ -116,6 +131,42 @@ impl ApiError {
 impl From<tessera_store::StoreError> for ApiError {
     fn from(error: tessera_store::StoreError) -> Self {
         Self::store(error)
+    }
+}
+
+impl From<crate::services::throttle::Throttled> for ApiError {
+    fn from(refusal: crate::services::throttle::Throttled) -> Self {
+        match refusal {
+            crate::services::throttle::Throttled::Wait(wait) => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "too many attempts; wait before trying again",
+            )
+            .retry_after(wait),
+            crate::services::throttle::Throttled::Store(error) => Self::store(error),
+        }
+    }
+}
+
+impl From<crate::services::oauth::OAuthError> for ApiError {
+    fn from(error: crate::services::oauth::OAuthError) -> Self {
+        use crate::services::oauth::OAuthError;
+        match error {
+            OAuthError::Refused { code, description } => Self::oauth(code, description),
+            OAuthError::InvalidClient => Self::invalid_client(),
+            OAuthError::Forbidden { code, description } => {
+                Self::new(StatusCode::FORBIDDEN, code, description)
+            }
+            OAuthError::Throttled(refusal) => refusal.into(),
+            OAuthError::Stale => Self::stale(),
+            OAuthError::NoSigningKey => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "no signing key is available; try again shortly",
+            ),
+            OAuthError::Hash(e) => e.into(),
+            OAuthError::Store(e) => Self::store(e),
+        }
     }
 }
 

@@ -9,9 +9,11 @@ use http::request::Parts;
 use http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
-use tessera_core::Role;
+use tessera_core::{Password, Role, Username};
 
 use crate::http::error::ApiError;
+use crate::http::origin::Origin;
+use crate::services::clients::PresentedClient;
 use crate::services::sessions::ActiveSession;
 use crate::state::AppState;
 
@@ -108,6 +110,112 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
     }
 }
 
+/// A username and password as typed, parsed: `invalid_username` or
+/// `invalid_password` with the reason otherwise.
+pub fn credentials(username: &str, password: String) -> Result<(Username, Password), ApiError> {
+    let username = Username::parse(username)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_username", e.to_string()))?;
+    let password = Password::parse(password)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_password", e.to_string()))?;
+    Ok((username, password))
+}
+
+/// An OAuth request: its form and the client it says it comes from, by HTTP Basic
+/// (RFC 6749 §2.3.1: each part form-encoded) or by `client_id` (and
+/// `client_secret`) in the body; using both is refused. Who the client is, is
+/// checked by the service; this only reads what was presented.
+pub struct OAuthRequest {
+    pub client: PresentedClient,
+    pub params: std::collections::HashMap<String, String>,
+}
+
+impl OAuthRequest {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str)
+    }
+
+    /// A parameter the request must have: `invalid_request` without it.
+    pub fn required(&self, name: &str) -> Result<&str, ApiError> {
+        self.param(name)
+            .ok_or_else(|| ApiError::oauth("invalid_request", format!("{name} is missing")))
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for OAuthRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let basic = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|value| parse_basic(value).ok_or_else(ApiError::invalid_client))
+            .transpose()?;
+        let OAuthForm(params) = OAuthForm::from_request(request, state).await?;
+        let client = presented_client(basic, &params)?;
+        Ok(Self { client, params })
+    }
+}
+
+fn presented_client(
+    basic: Option<PresentedClient>,
+    params: &std::collections::HashMap<String, String>,
+) -> Result<PresentedClient, ApiError> {
+    let body_id = params.get("client_id");
+    let body_secret = params.get("client_secret");
+    match basic {
+        Some(basic) => {
+            if body_secret.is_some() {
+                return Err(ApiError::oauth(
+                    "invalid_request",
+                    "use one client authentication method, not Basic and client_secret together",
+                ));
+            }
+            if body_id.is_some_and(|id| *id != basic.id) {
+                return Err(ApiError::oauth(
+                    "invalid_request",
+                    "client_id differs from the one in the Authorization header",
+                ));
+            }
+            Ok(basic)
+        }
+        None => match body_id {
+            Some(id) => Ok(PresentedClient {
+                id: id.clone(),
+                secret: body_secret.cloned(),
+            }),
+            None => Err(ApiError::invalid_client()),
+        },
+    }
+}
+
+fn parse_basic(value: &http::HeaderValue) -> Option<PresentedClient> {
+    use base64::Engine;
+    let value = value.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let (id, secret) = String::from_utf8(decoded)
+        .ok()?
+        .split_once(':')
+        .map(|(i, s)| (i.to_owned(), s.to_owned()))?;
+    Some(PresentedClient {
+        id: form_decode(&id)?,
+        secret: Some(form_decode(&secret)?),
+    })
+}
+
+/// Undoes `application/x-www-form-urlencoded` on one value (`+` is a space).
+fn form_decode(part: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(&part.replace('+', " "))
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
 /// The verified claims of the `Authorization: Bearer` token of a request: one of
 /// this issuer's access tokens, live and unrevoked. Failures answer 401 with an
 /// RFC 6750 challenge.
@@ -147,29 +255,29 @@ impl FromRequestParts<AppState> for BearerToken {
             ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", description)
                 .challenge(BEARER_INVALID)
         };
-        let claims =
-            state
-                .own_tokens
-                .verify_for_tessera(token)
-                .await
-                .map_err(|error| match error {
-                    tessera_verify::VerifyError::Stale => ApiError::stale(),
-                    tessera_verify::VerifyError::WrongAudience => invalid(
-                        "this token is not for tessera: its audience must be tessera's issuer URL"
-                            .to_owned(),
-                    ),
-                    tessera_verify::VerifyError::AlgorithmNotAllowed => invalid(
-                        "tessera's own endpoints take only tokens signed with its published keys \
+        let claims = state
+            .services()
+            .own_tokens
+            .verify_for_tessera(token)
+            .await
+            .map_err(|error| match error {
+                tessera_verify::VerifyError::Stale => ApiError::stale(),
+                tessera_verify::VerifyError::WrongAudience => invalid(
+                    "this token is not for tessera: its audience must be tessera's issuer URL"
+                        .to_owned(),
+                ),
+                tessera_verify::VerifyError::AlgorithmNotAllowed => invalid(
+                    "tessera's own endpoints take only tokens signed with its published keys \
                      (never HS256)"
-                            .to_owned(),
-                    ),
-                    error => invalid(error.to_string()),
-                })?;
+                        .to_owned(),
+                ),
+                error => invalid(error.to_string()),
+            })?;
         // A client's own token (client_credentials) is only as good as the client:
         // one removed since is refused here even before its cut-off is read.
         if claims.client_id.as_deref() == Some(claims.sub.as_str()) {
             let client = match tessera_core::ClientId::parse(&claims.sub) {
-                Some(id) => state.clients.get(&id).await?,
+                Some(id) => state.services().clients.get(&id).await?,
                 None => None,
             };
             if client.is_none() {
@@ -221,7 +329,7 @@ impl FromRequestParts<AppState> for ClientInfo {
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(USER_AGENT_MAX_CHARS).collect());
         Ok(Self {
-            address: client_address(peer, &parts.headers, &state.trusted_proxies),
+            address: client_address(peer, &parts.headers, &state.services().edge.trusted_proxies),
             user_agent,
         })
     }
@@ -248,7 +356,7 @@ fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAd
 
 /// Refuses requests that a browser sent from a foreign page: login, registration and
 /// every cookie-authenticated unsafe request pass through here.
-pub fn check_origin(headers: &HeaderMap, state: &AppState) -> Result<(), ApiError> {
+pub fn check_origin(headers: &HeaderMap, origins: &[Origin]) -> Result<(), ApiError> {
     let refuse = |why: &'static str| {
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -261,7 +369,7 @@ pub fn check_origin(headers: &HeaderMap, state: &AppState) -> Result<(), ApiErro
             .to_str()
             .ok()
             .and_then(|o| crate::http::origin::Origin::parse(o).ok())
-            .is_some_and(|o| state.origins.contains(&o));
+            .is_some_and(|o| origins.contains(&o));
         return if allowed {
             Ok(())
         } else {
@@ -281,13 +389,15 @@ impl FromRequestParts<AppState> for SameOrigin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        check_origin(&parts.headers, state).map(|()| SameOrigin)
+        check_origin(&parts.headers, &state.services().edge.origins).map(|()| SameOrigin)
     }
 }
 
 async fn session_of(headers: &HeaderMap, state: &AppState) -> Result<Arc<ActiveSession>, ApiError> {
-    let secret = state
-        .cookie
+    let services = state.services();
+    let secret = services
+        .cookies
+        .session
         .secret(headers)
         .map_err(|_| {
             ApiError::new(
@@ -297,7 +407,7 @@ async fn session_of(headers: &HeaderMap, state: &AppState) -> Result<Arc<ActiveS
             )
         })?
         .ok_or_else(ApiError::unauthenticated)?;
-    state
+    services
         .sessions
         .authenticate(&secret)
         .await?
@@ -330,7 +440,7 @@ impl FromRequest<AppState> for CsrfProtectedSession {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        check_origin(request.headers(), state)?;
+        check_origin(request.headers(), &state.services().edge.origins)?;
         let session = session_of(request.headers(), state).await?;
         let presented = match request.headers().get("x-csrf-token") {
             Some(value) => value.to_str().ok().map(str::to_owned),

@@ -25,6 +25,20 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 use crate::config::LimitsConfig;
+use crate::http::origin::Origin;
+use crate::http::return_to::ReturnTo;
+
+/// What the edge checks before a handler runs.
+pub struct EdgePolicy {
+    /// Origins allowed to send logins and cookie-authenticated unsafe requests.
+    pub origins: Vec<Origin>,
+    /// Where the login page may send a browser afterwards.
+    pub return_to: ReturnTo,
+    /// Origins whose pages may call the token endpoint (CORS).
+    pub token_cors_origins: Vec<Origin>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
 
 /// Refuses a request with more than one `Authorization` header: which one a
 /// component reads (the first, the last, all joined) must not decide who the

@@ -3,6 +3,7 @@
 //! [`Admin`]; anyone else gets 401 or 403.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -11,12 +12,11 @@ use axum::response::IntoResponse;
 use http::StatusCode;
 use serde_json::json;
 use tessera_core::{SessionId, Timestamp, UserId, Username};
-use tessera_store::{EndReason, User};
 
 use crate::http::error::ApiError;
 use crate::http::extract::Admin;
+use crate::services::admin::{AdminError, Administration};
 use crate::services::presence::{DEFAULT_WINDOW, MAX_WINDOW};
-use crate::state::AppState;
 use crate::views::{AdminUserView, SessionTimes, key_views};
 
 const DEFAULT_PAGE: u32 = 100;
@@ -26,15 +26,25 @@ fn no_such_user() -> ApiError {
     ApiError::not_found("there is no user with this id")
 }
 
-async fn user_of(state: &AppState, id: &str) -> Result<User, ApiError> {
-    let id = UserId::parse(id).ok_or_else(no_such_user)?;
-    state.accounts.user(id).await?.ok_or_else(no_such_user)
+fn user_id(id: &str) -> Result<UserId, ApiError> {
+    UserId::parse(id).ok_or_else(no_such_user)
+}
+
+impl From<AdminError> for ApiError {
+    fn from(error: AdminError) -> Self {
+        match error {
+            AdminError::NoSuchUser | AdminError::NoSuchSession => {
+                ApiError::not_found(error.to_string())
+            }
+            AdminError::Store(e) => e.into(),
+        }
+    }
 }
 
 /// `GET /admin/v1/users?q=&after=&limit=`: users whose username contains `q`, by
 /// username, one page at a time; `next` is the `after` of the next page.
 pub async fn users(
-    State(state): State<AppState>,
+    State(admin): State<Arc<Administration>>,
     Query(query): Query<HashMap<String, String>>,
     _: Admin,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -59,10 +69,7 @@ pub async fn users(
                 ApiError::bad_request(format!("limit must be a number from 1 to {MAX_PAGE}"))
             })?,
     };
-    let page = state
-        .accounts
-        .search(&contains, after.as_ref(), limit)
-        .await?;
+    let page = admin.search(&contains, after.as_ref(), limit).await?;
     let next = (page.len() == limit as usize)
         .then(|| page.last().map(|u| u.username.as_str().to_owned()))
         .flatten();
@@ -72,23 +79,22 @@ pub async fn users(
 
 /// `GET /admin/v1/users/{id}`
 pub async fn user(
-    State(state): State<AppState>,
+    State(admin): State<Arc<Administration>>,
     Path(id): Path<String>,
     _: Admin,
 ) -> Result<impl IntoResponse, ApiError> {
-    let user = user_of(&state, &id).await?;
+    let user = admin.user(user_id(&id)?).await?;
     Ok(Json(json!({ "user": AdminUserView::from(&user) })))
 }
 
 /// `GET /admin/v1/users/{id}/sessions`: the user's live browser sessions.
 pub async fn sessions(
-    State(state): State<AppState>,
+    State(admin): State<Arc<Administration>>,
     Path(id): Path<String>,
     _: Admin,
 ) -> Result<impl IntoResponse, ApiError> {
-    let user = user_of(&state, &id).await?;
-    let sessions = state.sessions.list(user.id).await?;
-    let policy = state.sessions.policy();
+    let (user, sessions) = admin.sessions(user_id(&id)?).await?;
+    let policy = admin.session_policy();
     let listed: Vec<_> = sessions
         .iter()
         .map(|s| {
@@ -106,82 +112,47 @@ pub async fn sessions(
 
 /// `DELETE /admin/v1/users/{id}/sessions/{sid}`: ends one session of the user.
 pub async fn end_session(
-    State(state): State<AppState>,
+    State(admin): State<Arc<Administration>>,
     Path((id, sid)): Path<(String, String)>,
     _: Admin,
 ) -> Result<impl IntoResponse, ApiError> {
-    let user = user_of(&state, &id).await?;
-    let not_found = || ApiError::not_found("the user has no session with this id");
-    let sid = SessionId::parse(&sid).map_err(|_| not_found())?;
-    if !state
-        .sessions
-        .end(user.id, &sid, EndReason::Revoked)
-        .await?
-    {
-        return Err(not_found());
-    }
+    let id = user_id(&id)?;
+    let sid = SessionId::parse(&sid).map_err(|_| ApiError::from(AdminError::NoSuchSession))?;
+    admin.end_session(id, &sid).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /admin/v1/users/{id}/kick`: ends everything the user holds, now, on every
 /// instance and verifier; the account stays usable.
 pub async fn kick(
-    State(state): State<AppState>,
+    State(admin): State<Arc<Administration>>,
     Path(id): Path<String>,
     _: Admin,
 ) -> Result<impl IntoResponse, ApiError> {
-    let user = user_of(&state, &id).await?;
-    let live_for = tokens_live_for(&state).await?;
-    let cut = state
-        .accounts
-        .kick(user.id, live_for)
-        .await?
-        .ok_or_else(no_such_user)?;
-    tracing::info!(user = %cut.user.id, sessions = cut.sessions, families = cut.families, "user kicked");
+    let cut = admin.kick(user_id(&id)?).await?;
     Ok(Json(cut_off_view(&cut)))
 }
 
 /// `POST /admin/v1/users/{id}/disable`: a kick that stays: the account cannot sign
 /// in, and everything it holds is refused on every instance and verifier.
 pub async fn disable(
-    State(state): State<AppState>,
+    State(admin): State<Arc<Administration>>,
     Path(id): Path<String>,
     _: Admin,
 ) -> Result<impl IntoResponse, ApiError> {
-    let user = user_of(&state, &id).await?;
-    let live_for = tokens_live_for(&state).await?;
-    let cut = state
-        .accounts
-        .disable(&user.username, live_for)
-        .await?
-        .ok_or_else(no_such_user)?;
-    tracing::info!(user = %cut.user.id, sessions = cut.sessions, families = cut.families, "user disabled");
+    let cut = admin.disable(user_id(&id)?).await?;
     Ok(Json(cut_off_view(&cut)))
 }
 
 /// `POST /admin/v1/users/{id}/enable`: the account can sign in again; what it held
 /// before stays refused.
 pub async fn enable(
-    State(state): State<AppState>,
+    State(admin): State<Arc<Administration>>,
     Path(id): Path<String>,
     _: Admin,
 ) -> Result<impl IntoResponse, ApiError> {
-    let user = user_of(&state, &id).await?;
-    let user = state
-        .accounts
-        .enable(&user.username)
-        .await?
-        .ok_or_else(no_such_user)?;
-    tracing::info!(user = %user.id, "user enabled");
+    let user = admin.enable(user_id(&id)?).await?;
     Ok(Json(json!({ "user": AdminUserView::from(&user) })))
-}
-
-/// How long a cut-off must be kept: the longest an access token can live.
-async fn tokens_live_for(state: &AppState) -> Result<std::time::Duration, ApiError> {
-    Ok(state
-        .clients
-        .longest_access_ttl(state.session_token_client.access_ttl)
-        .await?)
 }
 
 fn cut_off_view(cut: &crate::services::accounts::CutOff) -> serde_json::Value {
@@ -194,13 +165,13 @@ fn cut_off_view(cut: &crate::services::accounts::CutOff) -> serde_json::Value {
 }
 
 /// `GET /admin/v1/keys`: the signing keys and their states.
-pub async fn keys(State(state): State<AppState>, _: Admin) -> impl IntoResponse {
-    Json(json!({ "keys": key_views(&state.keys.current(), Timestamp::now()) }))
+pub async fn keys(State(admin): State<Arc<Administration>>, _: Admin) -> impl IntoResponse {
+    Json(json!({ "keys": key_views(&admin.keys(), Timestamp::now()) }))
 }
 
 /// `GET /admin/v1/online?window=SECONDS`: users and sessions active in the window.
 pub async fn online(
-    State(state): State<AppState>,
+    State(admin): State<Arc<Administration>>,
     Query(query): Query<HashMap<String, String>>,
     _: Admin,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -218,7 +189,7 @@ pub async fn online(
                 ))
             })?,
     };
-    let online = state.presence.online(window).await?;
+    let online = admin.online(window).await?;
     Ok(Json(json!({
         "users": online.users,
         "sessions": online.sessions,

@@ -1,13 +1,15 @@
 //! Public documents: the JWKS and the authorization server metadata (RFC 8414).
 //! Both may be cached and fetched from any origin; they hold nothing secret.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::json;
 use tessera_core::GrantType;
 
-use crate::state::AppState;
+use crate::services::discovery::Discovery;
 
 fn public_cache(max_age: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("public, max-age={max_age}"))
@@ -16,10 +18,10 @@ fn public_cache(max_age: u64) -> HeaderValue {
 
 /// `GET /.well-known/jwks.json`: the published public keys, with `max-age` and a
 /// strong `ETag` (answering `If-None-Match` with 304).
-pub async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let keys = state.tokens.keys().current();
+pub async fn jwks(State(discovery): State<Arc<Discovery>>, headers: HeaderMap) -> Response {
+    let keys = discovery.keys();
     let etag = HeaderValue::from_str(&keys.jwks_etag).ok();
-    let cache = public_cache(state.jwks_max_age.as_secs());
+    let cache = public_cache(discovery.max_age().as_secs());
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -49,8 +51,8 @@ pub async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Response
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414).
-pub async fn metadata(State(state): State<AppState>) -> Response {
-    let issuer = state.tokens.issuer();
+pub async fn metadata(State(discovery): State<Arc<Discovery>>) -> Response {
+    let issuer = discovery.issuer();
     let body = json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth2/token"),
@@ -77,7 +79,7 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
     let h = response.headers_mut();
     h.insert(
         header::CACHE_CONTROL,
-        public_cache(state.jwks_max_age.as_secs()),
+        public_cache(discovery.max_age().as_secs()),
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,

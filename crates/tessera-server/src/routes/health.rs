@@ -1,11 +1,14 @@
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use http::{StatusCode, header};
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 
 use crate::http::error::ApiError;
-use crate::state::AppState;
+use crate::services::readiness::Readiness;
 
 /// Liveness: the process answers HTTP. Never touches the store.
 pub async fn healthz() -> impl IntoResponse {
@@ -18,17 +21,19 @@ pub async fn healthz() -> impl IntoResponse {
 /// Readiness: the store answers. Also says whether the private signing keys are
 /// sealed at rest, for monitoring that checks the instance anyway (ready either
 /// way: running unsealed is a choice `serve` already let through).
-pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    state.health.ping().await?;
+pub async fn readyz(
+    State(readiness): State<Arc<Readiness>>,
+) -> Result<impl IntoResponse, ApiError> {
+    let ready = readiness.check().await?;
     Ok((
         StatusCode::OK,
-        Json(json!({"status": "ready", "keys": {"sealed": state.keys.is_sealed()}})),
+        Json(json!({"status": "ready", "keys": {"sealed": ready.keys_sealed}})),
     ))
 }
 
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn metrics(State(metrics): State<PrometheusHandle>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        metrics.render(),
     )
 }

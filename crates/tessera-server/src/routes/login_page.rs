@@ -8,7 +8,7 @@
 //! (see [`crate::http::return_to`]), else to `/login`, which then says who is
 //! signed in.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -19,10 +19,13 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use crate::http::EdgePolicy;
+use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, Input, check_origin};
 use crate::routes::login::{LoginForm, sign_in};
-use crate::state::AppState;
+use crate::services::sessions::SessionService;
+use crate::services::sign_in::SignIn;
 
 #[derive(Deserialize)]
 pub struct PageQuery {
@@ -168,7 +171,9 @@ fn see_other(location: &str) -> Response {
 /// `GET /login[?return_to=URL]`: the form; a browser already signed in goes straight
 /// on to an allowed `return_to`, or is told who it is signed in as.
 pub async fn show(
-    State(state): State<AppState>,
+    State(sessions): State<Arc<SessionService>>,
+    State(cookies): State<Arc<Cookies>>,
+    State(edge): State<Arc<EdgePolicy>>,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -177,10 +182,10 @@ pub async fn show(
     let allowed = query
         .ok()
         .and_then(|Query(query)| query.return_to)
-        .and_then(|r| state.return_to.check(&r));
+        .and_then(|r| edge.return_to.check(&r));
     // Two different session cookies: as if signed out; signing in replaces both.
-    let current = match state.cookie.secret(&headers) {
-        Ok(Some(secret)) => state.sessions.authenticate(&secret).await?,
+    let current = match cookies.session.secret(&headers) {
+        Ok(Some(secret)) => sessions.authenticate(&secret).await?,
         Ok(None) | Err(_) => None,
     };
     if let Some(session) = current {
@@ -211,13 +216,15 @@ const FOREIGN_FORM: &str = "This sign-in form was sent from another site, so it 
 /// form with the reason and the status `/v1/login` would give: a person sees a page,
 /// never a JSON error.
 pub async fn submit(
-    State(state): State<AppState>,
+    State(sign_in_service): State<Arc<SignIn>>,
+    State(cookies): State<Arc<Cookies>>,
+    State(edge): State<Arc<EdgePolicy>>,
     client: ClientInfo,
     headers: HeaderMap,
     input: Result<Input<PageForm>, ApiError>,
 ) -> Response {
     // The origin check first: what a foreign page sent is not read any further.
-    if check_origin(&headers, &state).is_err() {
+    if check_origin(&headers, &edge.origins).is_err() {
         return page(
             StatusCode::FORBIDDEN,
             None,
@@ -237,9 +244,17 @@ pub async fn submit(
     let allowed = input
         .return_to
         .as_deref()
-        .and_then(|r| state.return_to.check(r));
+        .and_then(|r| edge.return_to.check(r));
     let username = input.credentials.username.clone();
-    match sign_in(&state, client, &headers, input.credentials).await {
+    match sign_in(
+        &sign_in_service,
+        &cookies,
+        client,
+        &headers,
+        input.credentials,
+    )
+    .await
+    {
         Ok((set_cookie, _)) => {
             let mut response = see_other(allowed.as_ref().map_or("/login", Url::as_str));
             response

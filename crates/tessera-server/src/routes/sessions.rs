@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -5,11 +7,11 @@ use http::{StatusCode, header};
 use serde::Serialize;
 use serde_json::json;
 use tessera_core::SessionId;
-use tessera_store::EndReason;
 
+use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::{CookieSession, CsrfProtectedSession};
-use crate::state::AppState;
+use crate::services::sessions::SessionService;
 use crate::views::SessionTimes;
 
 #[derive(Serialize)]
@@ -23,11 +25,11 @@ struct Listed<'a> {
 
 /// `GET /v1/sessions`: the caller's live sessions, the current one marked.
 pub async fn list(
-    State(state): State<AppState>,
+    State(service): State<Arc<SessionService>>,
     CookieSession(current): CookieSession,
 ) -> Result<impl IntoResponse, ApiError> {
-    let sessions = state.sessions.list(current.user().id).await?;
-    let policy = state.sessions.policy();
+    let sessions = service.list(current.user().id).await?;
+    let policy = service.policy();
     let listed: Vec<Listed> = sessions
         .iter()
         .map(|s| Listed {
@@ -42,23 +44,21 @@ pub async fn list(
 
 /// `DELETE /v1/sessions/{id}`: ends one of the caller's sessions.
 pub async fn delete_one(
-    State(state): State<AppState>,
+    State(sessions): State<Arc<SessionService>>,
+    State(cookies): State<Arc<Cookies>>,
     Path(id): Path<String>,
     CsrfProtectedSession(current): CsrfProtectedSession,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found("you have no session with this id");
     let id = SessionId::parse(&id).map_err(|_| not_found())?;
-    let ended = state
-        .sessions
-        .end(current.user().id, &id, EndReason::Deleted)
-        .await?;
+    let ended = sessions.delete(current.user().id, &id).await?;
     if !ended {
         return Err(not_found());
     }
     if &id == current.id() {
         return Ok((
             StatusCode::NO_CONTENT,
-            [(header::SET_COOKIE, state.cookie.clear())],
+            [(header::SET_COOKIE, cookies.session.clear())],
         )
             .into_response());
     }
@@ -67,12 +67,9 @@ pub async fn delete_one(
 
 /// `DELETE /v1/sessions`: ends all the caller's sessions but the current one.
 pub async fn delete_others(
-    State(state): State<AppState>,
+    State(sessions): State<Arc<SessionService>>,
     CsrfProtectedSession(current): CsrfProtectedSession,
 ) -> Result<impl IntoResponse, ApiError> {
-    let ended = state
-        .sessions
-        .end_all_of_user(current.user().id, Some(current.id()), EndReason::Deleted)
-        .await?;
+    let ended = sessions.delete_others(&current).await?;
     Ok(Json(json!({ "ended": ended.len() })))
 }

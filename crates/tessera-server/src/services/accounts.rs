@@ -12,6 +12,7 @@ use tessera_store::{
 use crate::services::passwords::{HashError, PasswordHasher};
 use crate::services::sessions::SessionService;
 
+#[derive(Clone)]
 pub struct Accounts {
     store: Arc<dyn AccountStore>,
     sessions: Arc<SessionService>,

@@ -2,13 +2,22 @@
 //! `routes` call exactly one of them per request and never see a store or a cache.
 
 pub mod accounts;
+pub mod activity;
+pub mod admin;
 pub mod clients;
 pub mod contact;
+pub mod discovery;
+pub mod feed;
+pub mod grants;
+pub mod introspection;
 pub mod keyring;
+pub mod oauth;
 pub mod own_tokens;
 pub mod passwords;
 pub mod presence;
+pub mod readiness;
 pub mod refresh;
 pub mod sessions;
+pub mod sign_in;
 pub mod throttle;
 pub mod tokens;

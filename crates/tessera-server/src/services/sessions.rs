@@ -317,6 +317,26 @@ impl SessionService {
         Ok(ended)
     }
 
+    /// The session's user signs it out.
+    pub async fn log_out(&self, session: &ActiveSession) -> Result<bool, StoreError> {
+        self.end(session.user().id, session.id(), EndReason::Logout)
+            .await
+    }
+
+    /// A user ends one of their own sessions; `false` if they have none by `id`.
+    pub async fn delete(&self, user: UserId, id: &SessionId) -> Result<bool, StoreError> {
+        self.end(user, id, EndReason::Deleted).await
+    }
+
+    /// A user ends all their sessions but `current`.
+    pub async fn delete_others(
+        &self,
+        current: &ActiveSession,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        self.end_all_of_user(current.user().id, Some(current.id()), EndReason::Deleted)
+            .await
+    }
+
     /// The user's live sessions as the store has them, with the activity this process
     /// has seen but not yet written.
     pub async fn list(&self, user: UserId) -> Result<Vec<SessionRecord>, StoreError> {

@@ -215,3 +215,42 @@ fn random_id() -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tessera_core::random_bytes::<16>())
 }
+
+/// The tokens of the token cookie (`POST /v1/session/token`): issued for a browser
+/// session, as the in-memory client `ClientId::web_session`, so that they carry the
+/// session as `sid` and end with it.
+pub struct SessionTokens {
+    issuer: Arc<TokenIssuer>,
+    client: Client,
+}
+
+impl SessionTokens {
+    pub fn new(issuer: Arc<TokenIssuer>, client: Client) -> Self {
+        Self { issuer, client }
+    }
+
+    pub async fn issue(
+        &self,
+        session: &crate::services::sessions::ActiveSession,
+    ) -> Result<IssuedToken, IssueError> {
+        let issued = self
+            .issuer
+            .issue(&TokenRequest {
+                client: &self.client,
+                subject: Subject::User {
+                    user: session.user(),
+                    session: Some(*session.id()),
+                },
+                audience: self.client.audiences.first(),
+                scopes: &self.client.scopes,
+            })
+            .await?;
+        metrics::counter!("tessera_tokens_issued_total", "grant" => "session_cookie").increment(1);
+        Ok(issued)
+    }
+
+    /// How long they live.
+    pub fn ttl(&self) -> std::time::Duration {
+        self.client.access_ttl
+    }
+}

@@ -1,0 +1,352 @@
+//! The token endpoint's decisions (RFC 6749 §4, RFC 8693, RFC 8707): which client
+//! asks, whether it may use the grant, which scopes and audience it gets, and the
+//! tokens it is given. The route parses the form into a [`GrantRequest`]; everything
+//! past that is decided here.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use tessera_core::{
+    Audience, GrantType, PRIVILEGED_SCOPES, Password, Scopes, SessionSecret, Timestamp, Username,
+};
+use tessera_store::{Client, User};
+
+use crate::services::accounts::{Accounts, LoginError};
+use crate::services::clients::{Clients, PresentedClient};
+use crate::services::oauth::{OAuthError, authenticate};
+use crate::services::presence::Presence;
+use crate::services::refresh::{RefreshError, RefreshTokens};
+use crate::services::sessions::{ActiveSession, SessionService};
+use crate::services::throttle::Throttle;
+use crate::services::tokens::{IssueError, IssuedToken, Subject, TokenIssuer, TokenRequest};
+
+/// A token request, parsed: one variant a grant type, each with what it needs.
+/// `scope: None` is a request that names no scope (it gets the defaults);
+/// `Some(empty)` asks for none. `target` is the `audience` or `resource` asked for.
+pub enum GrantRequest {
+    ClientCredentials {
+        scope: Option<Scopes>,
+        target: Option<String>,
+    },
+    Password {
+        username: Username,
+        password: Password,
+        scope: Option<Scopes>,
+        target: Option<String>,
+    },
+    RefreshToken {
+        refresh_token: String,
+        scope: Option<Scopes>,
+    },
+    /// A live browser session exchanged for an access token (RFC 8693).
+    TokenExchange {
+        session: SessionSecret,
+        scope: Option<Scopes>,
+        target: Option<String>,
+    },
+}
+
+/// What a grant gives: the answer of RFC 6749 §5.1.
+pub struct Granted {
+    pub access_token: String,
+    pub expires_in: u64,
+    pub refresh_token: Option<String>,
+    pub scopes: Scopes,
+    /// Set for a token exchange (RFC 8693 §2.2.1).
+    pub exchanged: bool,
+}
+
+pub struct Grants {
+    clients: Clients,
+    accounts: Accounts,
+    sessions: Arc<SessionService>,
+    refresh: Arc<RefreshTokens>,
+    presence: Arc<Presence>,
+    tokens: Arc<TokenIssuer>,
+    throttle: Arc<Throttle>,
+}
+
+impl Grants {
+    pub fn new(
+        clients: Clients,
+        accounts: Accounts,
+        sessions: Arc<SessionService>,
+        refresh: Arc<RefreshTokens>,
+        presence: Arc<Presence>,
+        tokens: Arc<TokenIssuer>,
+        throttle: Arc<Throttle>,
+    ) -> Self {
+        Self {
+            clients,
+            accounts,
+            sessions,
+            refresh,
+            presence,
+            tokens,
+            throttle,
+        }
+    }
+
+    /// Decides a token request for `grant` from `address`: the client
+    /// authenticated first, then allowed the grant type, then the grant itself.
+    /// `request` comes parsed from the edge, but a refusal of its parameters is
+    /// told only to a client that is authenticated and may use the grant type: a
+    /// caller learns nothing about a grant it may not use.
+    pub async fn grant(
+        &self,
+        presented: &PresentedClient,
+        grant: GrantType,
+        request: Result<GrantRequest, OAuthError>,
+        address: IpAddr,
+    ) -> Result<Granted, OAuthError> {
+        let client = authenticate(&self.clients, presented).await?;
+        if !client.grants.contains(&grant) {
+            return Err(OAuthError::refused(
+                "unauthorized_client",
+                format!("this client may not use the {} grant", grant.as_str()),
+            ));
+        }
+        let granted = match request? {
+            GrantRequest::ClientCredentials { scope, target } => {
+                let scopes = granted_scopes(&client.scopes, client.scopes.defaults(), scope)?;
+                let audience = self.granted_audience(&client, &scopes, target.as_deref())?;
+                let issued = self
+                    .issue(&client, Subject::Client, audience.as_ref(), &scopes)
+                    .await?;
+                Granted::new(issued, scopes, None)
+            }
+            GrantRequest::Password {
+                username,
+                password,
+                scope,
+                target,
+            } => {
+                let scopes = granted_scopes(&client.scopes, client.scopes.defaults(), scope)?;
+                let audience = self.granted_audience(&client, &scopes, target.as_deref())?;
+                let user = self.password_user(&username, password, address).await?;
+                // A client allowed to refresh gets a family; its id is the tokens' sid.
+                let (refresh_token, sid) = if client.grants.contains(&GrantType::RefreshToken) {
+                    let (token, family) = self
+                        .refresh
+                        .start(&client, &user, &scopes, audience.as_ref(), None)
+                        .await
+                        .map_err(refresh_error)?;
+                    self.presence.observe(family, user.id, Timestamp::now());
+                    (Some(token.expose()), Some(family))
+                } else {
+                    (None, None)
+                };
+                let subject = Subject::User {
+                    user: &user,
+                    session: sid,
+                };
+                let issued = self
+                    .issue(&client, subject, audience.as_ref(), &scopes)
+                    .await?;
+                Granted::new(issued, scopes, refresh_token)
+            }
+            GrantRequest::RefreshToken {
+                refresh_token,
+                scope,
+            } => {
+                // RFC 6749 §6: a refresh may narrow the scope, never widen it; checked
+                // before the token is spent.
+                let family = match self.refresh.peek(&client, &refresh_token).await {
+                    Ok(family) => family,
+                    Err(RefreshError::Leaked(family)) => {
+                        self.presence.forget(&[family]).await;
+                        return Err(refresh_error(RefreshError::Leaked(family)));
+                    }
+                    Err(error) => return Err(refresh_error(error)),
+                };
+                // Absent, it is the scope of the grant, as first asked for (§6).
+                let scopes = granted_scopes(&family.scopes, family.scopes.clone(), scope)?;
+                let (family, next) = self
+                    .refresh
+                    .rotate(&client, &refresh_token)
+                    .await
+                    .map_err(refresh_error)?;
+                self.presence
+                    .observe(family.id, family.user.id, Timestamp::now());
+                let subject = Subject::User {
+                    user: &family.user,
+                    session: Some(family.id),
+                };
+                let issued = self
+                    .issue(&client, subject, family.audience.as_ref(), &scopes)
+                    .await?;
+                Granted::new(issued, scopes, Some(next.expose()))
+            }
+            GrantRequest::TokenExchange {
+                session,
+                scope,
+                target,
+            } => {
+                let scopes = granted_scopes(&client.scopes, client.scopes.defaults(), scope)?;
+                let audience = self.granted_audience(&client, &scopes, target.as_deref())?;
+                let session = self.exchanged_session(&session).await?;
+                // The token carries the session's id as `sid`, so logging out,
+                // deleting the session or disabling the user revokes it everywhere.
+                let subject = Subject::User {
+                    user: session.user(),
+                    session: Some(*session.id()),
+                };
+                let issued = self
+                    .issue(&client, subject, audience.as_ref(), &scopes)
+                    .await?;
+                Granted {
+                    exchanged: true,
+                    ..Granted::new(issued, scopes, None)
+                }
+            }
+        };
+        metrics::counter!("tessera_token_requests_total", "outcome" => "issued").increment(1);
+        Ok(granted)
+    }
+
+    /// The live browser session a token exchange presents as its subject token.
+    async fn exchanged_session(
+        &self,
+        secret: &SessionSecret,
+    ) -> Result<Arc<ActiveSession>, OAuthError> {
+        self.sessions
+            .authenticate(secret)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_grant("the session has ended or expired"))
+    }
+
+    /// The user of a password grant: credentials checked, throttled like a login.
+    async fn password_user(
+        &self,
+        username: &Username,
+        password: Password,
+        address: IpAddr,
+    ) -> Result<User, OAuthError> {
+        self.throttle
+            .login(username, address)
+            .await
+            .map_err(OAuthError::Throttled)?;
+        match self.accounts.check_password(username, password).await {
+            Ok(user) => Ok(user),
+            Err(LoginError::InvalidCredentials) => {
+                Err(OAuthError::invalid_grant("invalid username or password"))
+            }
+            Err(LoginError::Disabled) => Err(OAuthError::invalid_grant("this account is disabled")),
+            Err(LoginError::Hash(e)) => Err(OAuthError::Hash(e)),
+            Err(LoginError::Store(e)) => Err(e.into()),
+        }
+    }
+
+    async fn issue(
+        &self,
+        client: &Client,
+        subject: Subject<'_>,
+        audience: Option<&Audience>,
+        scopes: &Scopes,
+    ) -> Result<IssuedToken, OAuthError> {
+        let request = TokenRequest {
+            client,
+            subject,
+            audience,
+            scopes,
+        };
+        self.tokens.issue(&request).await.map_err(|error| {
+            tracing::error!(%error, "could not issue a token");
+            match error {
+                IssueError::Store(e) => OAuthError::Store(e),
+                IssueError::NoKey(_) | IssueError::Sign => OAuthError::NoSigningKey,
+            }
+        })
+    }
+
+    /// The audience to grant (`None`: tessera itself, the issuer). Asked for with
+    /// `audience` (RFC 8693) or `resource` (RFC 8707), it must be one of the
+    /// client's audiences or the issuer; by default it is the client's first
+    /// audience, or the issuer for a client without audiences. tessera's own
+    /// scopes go only into tokens for tessera: a request for them defaults to the
+    /// issuer, and naming another audience with them is refused, so a token a
+    /// resource service receives can never act on tessera.
+    fn granted_audience(
+        &self,
+        client: &Client,
+        scopes: &Scopes,
+        asked: Option<&str>,
+    ) -> Result<Option<Audience>, OAuthError> {
+        let issuer = self.tokens.issuer();
+        let asked = match asked {
+            Some(asked) => asked,
+            None if scopes.any_privileged() => return Ok(None),
+            None => return Ok(client.audiences.first().cloned()),
+        };
+        if asked == issuer {
+            return Ok(None);
+        }
+        if scopes.any_privileged() {
+            return Err(OAuthError::refused(
+                "invalid_target",
+                format!(
+                    "tessera's own scopes ({}) are granted only in tokens for tessera \
+                     itself; ask for them without an audience, or for {issuer}",
+                    PRIVILEGED_SCOPES.join(", "),
+                ),
+            ));
+        }
+        client
+            .audiences
+            .iter()
+            .find(|a| a.as_str() == asked)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| {
+                OAuthError::refused(
+                    "invalid_target",
+                    format!("this client may not get tokens for the audience {asked:?}"),
+                )
+            })
+    }
+}
+
+impl Granted {
+    fn new(issued: IssuedToken, scopes: Scopes, refresh_token: Option<String>) -> Self {
+        Self {
+            access_token: issued.access_token,
+            expires_in: issued.expires_in,
+            refresh_token,
+            scopes,
+            exchanged: false,
+        }
+    }
+}
+
+/// The scopes to grant: those asked for, which must all be in `allowed` (the
+/// client's, or on refresh the grant's), or `default` when the request names none.
+fn granted_scopes(
+    allowed: &Scopes,
+    default: Scopes,
+    asked: Option<Scopes>,
+) -> Result<Scopes, OAuthError> {
+    let Some(asked) = asked else {
+        return Ok(default);
+    };
+    if !asked.is_subset(allowed) {
+        return Err(OAuthError::refused(
+            "invalid_scope",
+            format!(
+                "the scope may include only: {}",
+                if allowed.is_empty() {
+                    "no scopes".to_owned()
+                } else {
+                    allowed.to_string()
+                }
+            ),
+        ));
+    }
+    Ok(asked)
+}
+
+fn refresh_error(error: RefreshError) -> OAuthError {
+    match error {
+        RefreshError::Store(e) => e.into(),
+        other => OAuthError::invalid_grant(other.to_string()),
+    }
+}
