@@ -352,7 +352,13 @@ pub fn error(
 /// upstream's request line carries, so nothing is sent that was not checked.
 fn upstream_uri(route: &Route, uri: &Uri) -> Result<Uri, &'static str> {
     const UNFORWARDABLE: &str = "the request target cannot be forwarded";
-    let mut target = paths::upstream_path(route, uri.path()).ok_or(UNFORWARDABLE)?;
+    let mut target = paths::upstream_path(
+        &route.prefix,
+        route.strip_prefix,
+        &route.upstream.base_path,
+        uri.path(),
+    )
+    .ok_or(UNFORWARDABLE)?;
     if let Some(query) = uri.query() {
         target.push('?');
         target.push_str(query);

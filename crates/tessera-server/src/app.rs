@@ -30,8 +30,8 @@ use crate::routes::{
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
-use crate::config::Config;
 use crate::config::LimitsConfig;
+use crate::config::{Config, MASTER_KEY_VAR};
 use crate::http::cookie::SessionCookie;
 use crate::http::origin::Origin;
 use crate::services::passwords::PasswordHasher;
@@ -53,17 +53,6 @@ pub struct Core {
     pub store_contact: Arc<contact::Contact>,
     upkeep: SessionUpkeep,
     presence_writer: presence::PresenceWriter,
-}
-
-/// The environment variable holding the master key that seals signing keys at rest.
-pub const MASTER_KEY_VAR: &str = "TESSERA_MASTER_KEY";
-
-fn master_key_from_env() -> anyhow::Result<Option<tessera_keys::MasterKey>> {
-    match std::env::var(MASTER_KEY_VAR) {
-        Ok(text) if !text.trim().is_empty() => Ok(Some(tessera_keys::MasterKey::parse(&text)?)),
-        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(tessera_keys::MasterKeyError::Format.into()),
-    }
 }
 
 impl Core {
@@ -102,7 +91,7 @@ impl Core {
         let keys = Arc::new(
             keyring::KeyRing::open(
                 stores.set.keys.clone(),
-                master_key_from_env()?,
+                config.master_key()?,
                 config.tokens.rotation_delay,
             )
             .await?,
@@ -152,8 +141,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let metrics = install_metrics()?;
     // Before opening anything: a refused start must not leave a plain key behind.
-    if master_key_from_env()?.is_none() && !config.is_loopback_only() && !config.keys.allow_unsealed
-    {
+    if config.master_key()?.is_none() && !config.is_loopback_only() && !config.keys.allow_unsealed {
         anyhow::bail!(
             "refusing to start with the private signing keys unsealed: {MASTER_KEY_VAR} is \
              not set, and the public URL {} (issuer {}) is not on loopback, so anyone who \

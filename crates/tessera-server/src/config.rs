@@ -58,6 +58,27 @@ pub struct KeysConfig {
     /// the issuer is not on loopback, storing the private signing keys unsealed
     /// (plain PKCS#8 in the database). Off: such a start is refused.
     pub allow_unsealed: bool,
+    /// The master key that seals the private signing keys at rest: 32 random bytes
+    /// as 64 hex digits or base64. Given through `TESSERA_MASTER_KEY` (or
+    /// `TESSERA_KEYS__MASTER_KEY`), never written back out. Unset: the keys are
+    /// stored unsealed, which `serve` refuses off loopback unless
+    /// `allow_unsealed`.
+    #[serde(skip_serializing)]
+    pub master_key: Option<MasterKeyText>,
+}
+
+/// The environment variable holding the master key.
+pub const MASTER_KEY_VAR: &str = "TESSERA_MASTER_KEY";
+
+/// The master key as configured, not yet parsed. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct MasterKeyText(String);
+
+impl std::fmt::Debug for MasterKeyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKeyText(<redacted>)")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -81,6 +102,14 @@ pub struct PasswordConfig {
     pub hash_threads: usize,
     /// Hash requests that may wait for a thread before logins answer 503.
     pub queue_depth: usize,
+}
+
+impl PasswordConfig {
+    /// The Argon2id parameters, checked.
+    pub fn argon2_params(&self) -> Result<argon2::Params, String> {
+        argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, None)
+            .map_err(|e| format!("invalid Argon2id parameters: {e}"))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -385,13 +414,30 @@ impl Config {
                     .any(|k| key == *k || key.starts_with(&format!("{k}__")))
             })
             .split("__");
+        // The master key's own variable, older than the `TESSERA_KEYS__…` form.
+        let master_key = Env::raw()
+            .only(&[MASTER_KEY_VAR])
+            .map(|_| "keys.master_key".into());
         let config: Config = figment
+            .merge(master_key)
             .merge(env)
             .merge(Serialized::globals(overrides))
             .extract()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The master key, parsed; `None` when unset or blank.
+    pub fn master_key(
+        &self,
+    ) -> Result<Option<tessera_keys::MasterKey>, tessera_keys::MasterKeyError> {
+        match &self.keys.master_key {
+            Some(MasterKeyText(text)) if !text.trim().is_empty() => {
+                tessera_keys::MasterKey::parse(text).map(Some)
+            }
+            _ => Ok(None),
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -420,7 +466,8 @@ impl Config {
         if self.password.queue_depth == 0 {
             return invalid("password.queue_depth must be positive");
         }
-        crate::services::passwords::argon2_params(&self.password)
+        self.password
+            .argon2_params()
             .map_err(|e| ConfigError::Invalid(format!("password: {e}")))?;
         if self.tokens.refresh_lifetime.is_zero() {
             return invalid("tokens.refresh_lifetime must be positive");

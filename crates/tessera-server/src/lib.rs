@@ -15,8 +15,8 @@ mod state;
 pub mod stores;
 pub mod views;
 
-pub use crate::app::{Core, MASTER_KEY_VAR, serve};
-pub use crate::config::{Config, LogFormat, Overrides};
+pub use crate::app::{Core, serve};
+pub use crate::config::{Config, LogFormat, MASTER_KEY_VAR, Overrides};
 
 /// Sets up `tracing` output on stderr: human-readable or JSON lines. The filter comes
 /// from `TESSERA_LOG` (e.g. `debug`, `tessera_server=trace`), default `info`.

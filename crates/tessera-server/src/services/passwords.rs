@@ -18,16 +18,6 @@ use tokio::sync::oneshot;
 
 use crate::config::PasswordConfig;
 
-pub fn argon2_params(config: &PasswordConfig) -> Result<Params, String> {
-    Params::new(
-        config.memory_kib,
-        config.iterations,
-        config.parallelism,
-        None,
-    )
-    .map_err(|e| format!("invalid Argon2id parameters: {e}"))
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
     #[error("too many password checks are waiting; try again shortly")]
@@ -162,7 +152,7 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     pub fn start(config: &PasswordConfig, threads: usize) -> Result<Self, String> {
-        let params = argon2_params(config)?;
+        let params = config.argon2_params()?;
         let (jobs, queue) = crossbeam_channel::bounded::<Job>(config.queue_depth);
         for index in 0..threads.max(1) {
             let queue = queue.clone();
@@ -335,7 +325,7 @@ mod tests {
     /// for every Argon2 variant and for parameters other than the configured ones.
     #[test]
     fn agrees_with_the_crates_own_hasher_and_verifier() {
-        let mut workspace = Workspace::new(argon2_params(&small()).unwrap());
+        let mut workspace = Workspace::new(small().argon2_params().unwrap());
         let ours = workspace.hash(b"correct horse").unwrap();
         let parsed = PasswordHash::new(&ours).unwrap();
         assert!(
