@@ -69,7 +69,7 @@ fn read_token(token: Option<String>) -> anyhow::Result<String> {
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let token = read_token(args.token)?;
-    if token.starts_with("tat_") || token.starts_with("trt_") {
+    if tessera_core::PresentedToken::classify(&token).is_opaque() {
         bail!(
             "an opaque tessera token: only its issuer knows what it stands for; ask it with \
              POST /oauth2/introspect"
@@ -133,7 +133,7 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn inspect(token: &str) -> anyhow::Result<ExitCode> {
-    if token.starts_with("tat_") || token.starts_with("trt_") {
+    if tessera_core::PresentedToken::classify(token).is_opaque() {
         bail!(
             "an opaque tessera token: it carries no readable claims; its issuer can describe \
              it (POST /oauth2/introspect)"
