@@ -47,6 +47,8 @@ pub struct Core {
     pub keys: Arc<keyring::KeyRing>,
     pub refresh: Arc<refresh::RefreshTokens>,
     pub presence: Arc<presence::Presence>,
+    /// What an operator does, over HTTP or from the CLI.
+    pub admin: Arc<services::admin::Administration>,
     /// When the revocation log was last read; bounds how long caches are trusted.
     pub log_contact: Arc<contact::Contact>,
     /// When every store last answered a ping.
@@ -96,8 +98,18 @@ impl Core {
             )
             .await?,
         );
+        let clients = clients::Clients::new(stores.set.clients.clone(), stores.set.log.clone());
+        let admin = Arc::new(services::admin::Administration::new(
+            accounts.clone(),
+            sessions.clone(),
+            clients.clone(),
+            keys.clone(),
+            presence.clone(),
+            config.tokens.session_token_ttl,
+        ));
         Ok(Self {
-            clients: clients::Clients::new(stores.set.clients.clone(), stores.set.log.clone()),
+            clients,
+            admin,
             refresh: Arc::new(refresh::RefreshTokens::new(
                 stores.set.refresh.clone(),
                 config.tokens.refresh_lifetime,
@@ -270,14 +282,7 @@ pub async fn serve(
             throttle.clone(),
             config.registration,
         )),
-        admin: Arc::new(services::admin::Administration::new(
-            core.accounts.clone(),
-            core.sessions.clone(),
-            core.clients.clone(),
-            core.keys.clone(),
-            core.presence.clone(),
-            session_tokens.ttl(),
-        )),
+        admin: core.admin.clone(),
         session_tokens,
         sessions: core.sessions.clone(),
         discovery: Arc::new(services::discovery::Discovery::new(

@@ -308,14 +308,11 @@ async fn user_command(command: UserCommand, overrides: Overrides) -> anyhow::Res
         }
         UserCommand::Disable { name, json, store } => {
             let username = Username::parse(&name).context("invalid username")?;
-            let (config, core) = crate::oauth::open(store, overrides).await?;
-            let live_for = core
-                .clients
-                .longest_access_ttl(config.tokens.session_token_ttl)
-                .await?;
-            let Some(cut) = core.accounts.disable(&username, live_for).await? else {
+            let (_, core) = crate::oauth::open(store, overrides).await?;
+            let Some(user) = core.accounts.find(username.as_str()).await? else {
                 bail!("no user named {name:?}");
             };
+            let cut = core.admin.disable(user.id).await?;
             if json {
                 println!(
                     "{}",

@@ -264,11 +264,8 @@ pub async fn keys_command(
             json,
             store,
         } => {
-            let (config, core) = open(store, overrides).await?;
-            let longest = core
-                .clients
-                .longest_access_ttl(config.tokens.session_token_ttl)
-                .await?;
+            let (_, core) = open(store, overrides).await?;
+            let longest = core.admin.tokens_live_for().await?;
             let kid = core.keys.rotate(alg, now, longest).await?;
             if json {
                 println!(

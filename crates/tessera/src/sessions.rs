@@ -72,17 +72,11 @@ pub async fn sessions_command(
             }
         }
         SessionsCommand::Kick { user, json, store } => {
-            let (config, core) = crate::oauth::open(store, overrides).await?;
+            let (_, core) = crate::oauth::open(store, overrides).await?;
             let Some(found) = core.accounts.find(&user).await? else {
                 bail!("no user {user:?}");
             };
-            let live_for = core
-                .clients
-                .longest_access_ttl(config.tokens.session_token_ttl)
-                .await?;
-            let Some(cut) = core.accounts.kick(found.id, live_for).await? else {
-                bail!("no user {user:?}");
-            };
+            let cut = core.admin.kick(found.id).await?;
             if json {
                 println!(
                     "{}",

@@ -136,7 +136,7 @@ impl Administration {
     }
 
     /// How long a cut-off must be kept: the longest an access token can live.
-    async fn tokens_live_for(&self) -> Result<Duration, StoreError> {
+    pub async fn tokens_live_for(&self) -> Result<Duration, StoreError> {
         self.clients
             .longest_access_ttl(self.session_token_ttl)
             .await
