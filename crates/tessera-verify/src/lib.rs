@@ -28,10 +28,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-pub use keys::{Algorithm, VerifyingKeys};
+pub use keys::VerifyingKeys;
 #[cfg(feature = "remote")]
 pub use remote::{ClientCredentials, RemoteVerifier, SetupError, WhenStale};
 pub use revocation::{RevocationEvent, RevocationSet, RevokedBy};
+/// The algorithms a [`Policy`] accepts: the wire's one enum. `none` and anything
+/// else are refused.
+pub use tessera_proto::Algorithm;
 
 /// Why a token was refused. The `Display` text is safe to send to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -253,8 +256,11 @@ impl Verifier {
         let keys = self.keys();
         let mut scratch = Vec::new();
         let parsed = jws::parse(token, self.policy.max_token_bytes, &mut scratch, &keys)?;
-        let algorithm =
-            Algorithm::parse(&parsed.header.alg).ok_or(VerifyError::AlgorithmNotAllowed)?;
+        let algorithm = parsed
+            .header
+            .alg
+            .parse::<Algorithm>()
+            .map_err(|_| VerifyError::AlgorithmNotAllowed)?;
         if !self.policy.algorithms.contains(&algorithm) {
             return Err(VerifyError::AlgorithmNotAllowed);
         }
@@ -271,7 +277,8 @@ impl Verifier {
             return Err(VerifyError::BadSignature);
         }
         if !parsed.header.typ.as_deref().is_some_and(|t| {
-            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+            t.eq_ignore_ascii_case(tessera_proto::token_type::ACCESS_TOKEN_JWT_TYPE)
+                || t.eq_ignore_ascii_case("application/at+jwt")
         }) {
             return Err(VerifyError::WrongType);
         }

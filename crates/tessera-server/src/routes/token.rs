@@ -445,7 +445,7 @@ fn requested_audience(
             format!(
                 "tessera's own scopes ({}) are granted only in tokens for tessera itself; \
                  ask for them without an audience, or for {}",
-                tessera_core::PRIVILEGED_SCOPES.join(", "),
+                tessera_proto::scope::PRIVILEGED.join(", "),
                 state.tokens.issuer()
             ),
         ));
