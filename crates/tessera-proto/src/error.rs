@@ -30,6 +30,8 @@ pub const TEMPORARILY_UNAVAILABLE: &str = "temporarily_unavailable";
 /// The server failed.
 pub const SERVER_ERROR: &str = "server_error";
 
+/// No bearer token was sent (a resource service's answer, from `tessera-verify`).
+pub const UNAUTHORIZED: &str = "unauthorized";
 /// No valid session (tessera's own API).
 pub const UNAUTHENTICATED: &str = "unauthenticated";
 /// No such resource.
@@ -43,14 +45,13 @@ pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
 /// The request body's content type is not one this endpoint reads.
 pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
 
-/// The body of every error answer.
+/// The body of every error answer. Read, it owns its text (`ErrorBody<'static>`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody<'a> {
     /// The code: one of this module's constants.
-    #[serde(borrow)]
     pub error: Cow<'a, str>,
     /// Text for people; safe to show to the client.
-    #[serde(borrow, default)]
+    #[serde(default)]
     pub error_description: Cow<'a, str>,
 }
 

@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use tessera_proto::RevocationKind;
+
 use crate::AccessClaims;
 
 /// What a token was refused for.
@@ -40,6 +42,21 @@ pub enum RevocationEvent {
         id: String,
         before: i64,
     },
+}
+
+impl RevocationEvent {
+    /// The event of a feed entry of `kind` naming `id`. `before` (Unix seconds,
+    /// the entry's `at`) is the cut-off of a `user` or `client` entry; the other
+    /// kinds ignore it.
+    pub fn new(kind: RevocationKind, id: String, before: i64) -> Self {
+        match kind {
+            RevocationKind::Session => RevocationEvent::Session(id),
+            RevocationKind::Token => RevocationEvent::Token(id),
+            RevocationKind::Key => RevocationEvent::Key(id),
+            RevocationKind::User => RevocationEvent::User { id, before },
+            RevocationKind::Client => RevocationEvent::Client { id, before },
+        }
+    }
 }
 
 #[derive(Debug, Default)]

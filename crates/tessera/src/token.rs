@@ -10,7 +10,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
-use tessera_verify::{Algorithm, Policy, Verifier, VerifyingKeys};
+use tessera_proto::Algorithm;
+use tessera_proto::ErrorBody;
+use tessera_proto::token_type::{OPAQUE_ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
+use tessera_verify::{Policy, Verifier, VerifyingKeys};
 
 #[derive(Subcommand)]
 pub enum TokenCommand {
@@ -69,7 +72,7 @@ fn read_token(token: Option<String>) -> anyhow::Result<String> {
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let token = read_token(args.token)?;
-    if token.starts_with("tat_") || token.starts_with("trt_") {
+    if token.starts_with(OPAQUE_ACCESS_TOKEN_PREFIX) || token.starts_with(REFRESH_TOKEN_PREFIX) {
         bail!(
             "an opaque tessera token: only its issuer knows what it stands for; ask it with \
              POST /oauth2/introspect"
@@ -81,7 +84,7 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             let metadata = tessera_verify::remote::discover(&http, url).await?;
             let fetched = tessera_verify::remote::fetch_jwks(&http, &metadata.jwks_uri).await?;
             let issuer = args.iss.clone().unwrap_or(metadata.issuer);
-            let asymmetric = vec![Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256];
+            let asymmetric = Algorithm::ASYMMETRIC.to_vec();
             (fetched.keys, issuer, asymmetric)
         }
         (None, Some(path)) => {
@@ -97,12 +100,7 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                     path.display()
                 );
             }
-            let all = vec![
-                Algorithm::EdDSA,
-                Algorithm::ES256,
-                Algorithm::RS256,
-                Algorithm::HS256,
-            ];
+            let all = Algorithm::ALL.to_vec();
             (keys, args.iss.clone().unwrap_or_default(), all)
         }
         (None, None) => bail!("give --issuer URL or --jwks FILE"),
@@ -124,7 +122,7 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         Err(refusal) => {
             println!(
                 "{}",
-                json!({"error": refusal.code(), "error_description": refusal.to_string()})
+                serde_json::to_string(&ErrorBody::new(refusal.code(), refusal.to_string()))?
             );
             eprintln!("refused: {refusal}");
             Ok(ExitCode::from(1))
@@ -133,7 +131,7 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn inspect(token: &str) -> anyhow::Result<ExitCode> {
-    if token.starts_with("tat_") || token.starts_with("trt_") {
+    if token.starts_with(OPAQUE_ACCESS_TOKEN_PREFIX) || token.starts_with(REFRESH_TOKEN_PREFIX) {
         bail!(
             "an opaque tessera token: it carries no readable claims; its issuer can describe \
              it (POST /oauth2/introspect)"

@@ -4,8 +4,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use serde_json::{Value, json};
 use tessera_core::{AccessTokenSecret, ClientId, RefreshTokenSecret, Timestamp, UserId};
+use tessera_proto::error as codes;
+use tessera_proto::token_type::{
+    BEARER, OPAQUE_ACCESS_TOKEN_PREFIX, REFRESH_TOKEN, REFRESH_TOKEN_PREFIX,
+};
+use tessera_proto::{Introspection, OneOrMany};
 use tessera_store::{EndReason, Revoked};
 
 use crate::http::error::ApiError;
@@ -39,18 +43,18 @@ async fn introspection(
     state: &AppState,
     headers: &HeaderMap,
     params: &std::collections::HashMap<String, String>,
-) -> Result<Value, ApiError> {
+) -> Result<Introspection, ApiError> {
     let client = authenticate(state, headers, params).await?;
     if client.secret_hash.is_none() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "unauthorized_client",
+            codes::UNAUTHORIZED_CLIENT,
             "introspection is for confidential clients",
         ));
     }
     let token = params
         .get("token")
-        .ok_or_else(|| oauth_error("invalid_request", "token is missing"))?;
+        .ok_or_else(|| oauth_error(codes::INVALID_REQUEST, "token is missing"))?;
     metrics::counter!("tessera_introspections_total").increment(1);
     if !state.own_tokens.is_fresh() {
         return Err(ApiError::stale());
@@ -62,7 +66,7 @@ async fn introspection(
     if !client.scopes.contains(INTROSPECT_SCOPE) && issued_to != Some(client.id) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "insufficient_scope",
+            codes::INSUFFICIENT_SCOPE,
             "introspecting tokens issued to other clients needs the introspect scope",
         ));
     }
@@ -70,7 +74,7 @@ async fn introspection(
 }
 
 /// The scope a client needs to introspect tokens issued to other clients.
-pub const INTROSPECT_SCOPE: &str = "introspect";
+pub const INTROSPECT_SCOPE: &str = tessera_proto::scope::INTROSPECT;
 
 /// The client a token was issued to (when it is one of ours, live or not) and the
 /// RFC 7662 answer for it.
@@ -78,9 +82,9 @@ async fn describe_token(
     state: &AppState,
     client: &tessera_store::Client,
     token: &str,
-) -> Result<(Option<ClientId>, Value), ApiError> {
-    let inactive = json!({"active": false});
-    if token.starts_with("trt_") {
+) -> Result<(Option<ClientId>, Introspection), ApiError> {
+    let inactive = Introspection::inactive();
+    if token.starts_with(REFRESH_TOKEN_PREFIX) {
         let Some(secret) = RefreshTokenSecret::parse(token) else {
             return Ok((None, inactive));
         };
@@ -94,21 +98,22 @@ async fn describe_token(
         }
         return Ok((
             Some(family.client_id),
-            json!({
-                "active": true,
-                "token_type": "refresh_token",
-                "client_id": family.client_id,
-                "sub": family.user.id,
-                "username": family.user.username.as_str(),
-                "scope": family.scopes,
-                "iat": family.created_at.as_millis() / 1000,
-                "exp": family.expires_at.as_millis() / 1000,
-                "sid": family.id,
-                "iss": state.tokens.issuer(),
-            }),
+            Introspection {
+                active: true,
+                token_type: Some(REFRESH_TOKEN.to_owned()),
+                client_id: Some(family.client_id.to_string()),
+                sub: Some(family.user.id.to_string()),
+                username: Some(family.user.username.as_str().to_owned()),
+                scope: Some(family.scopes.to_string()),
+                iat: Some(family.created_at.as_millis() / 1000),
+                exp: Some(family.expires_at.as_millis() / 1000),
+                sid: Some(family.id.as_str().to_owned()),
+                iss: Some(state.tokens.issuer().to_owned()),
+                ..Introspection::default()
+            },
         ));
     }
-    if token.starts_with("tat_") {
+    if token.starts_with(OPAQUE_ACCESS_TOKEN_PREFIX) {
         let Some(secret) = AccessTokenSecret::parse(token) else {
             return Ok((None, inactive));
         };
@@ -175,16 +180,23 @@ fn issued_client(claims: &tessera_verify::AccessClaims) -> Option<ClientId> {
 }
 
 /// The RFC 7662 answer for a live access token.
-fn describe(claims: &tessera_verify::AccessClaims) -> Value {
-    let mut body = serde_json::to_value(claims).unwrap_or_else(|_| json!({}));
-    if let Some(object) = body.as_object_mut() {
-        object.insert("active".into(), json!(true));
-        object.insert("token_type".into(), json!("Bearer"));
-        if let [single] = claims.aud.as_slice() {
-            object.insert("aud".into(), json!(single));
-        }
+fn describe(claims: &tessera_verify::AccessClaims) -> Introspection {
+    Introspection {
+        active: true,
+        aud: Some(OneOrMany::from_list(claims.aud.clone())),
+        client_id: claims.client_id.clone(),
+        exp: Some(claims.exp),
+        iat: claims.iat,
+        iss: Some(claims.iss.clone()),
+        jti: claims.jti.clone(),
+        nbf: claims.nbf,
+        roles: claims.roles.clone(),
+        scope: claims.scope.clone(),
+        sid: claims.sid.clone(),
+        sub: Some(claims.sub.clone()),
+        token_type: Some(BEARER.to_owned()),
+        username: None,
     }
-    body
 }
 
 /// Revokes a refresh token (its whole family, with the session it came from) or a
@@ -212,16 +224,16 @@ async fn revocation(
     let client = authenticate(state, headers, params).await?;
     let token = params
         .get("token")
-        .ok_or_else(|| oauth_error("invalid_request", "token is missing"))?;
+        .ok_or_else(|| oauth_error(codes::INVALID_REQUEST, "token is missing"))?;
     // RFC 7009 §2.1: a token issued to another client is refused, and stays live.
     let not_yours = || {
         oauth_error(
-            "unauthorized_client",
+            codes::UNAUTHORIZED_CLIENT,
             "this token was issued to another client; only that client may revoke it",
         )
     };
     let now = Timestamp::now();
-    if token.starts_with("trt_") {
+    if token.starts_with(REFRESH_TOKEN_PREFIX) {
         if let Some(secret) = RefreshTokenSecret::parse(token)
             && let Some(family) = state.refresh_store.family_by_token(&secret.hash()).await?
         {
@@ -237,7 +249,7 @@ async fn revocation(
         }
         return Ok(());
     }
-    if token.starts_with("tat_") {
+    if token.starts_with(OPAQUE_ACCESS_TOKEN_PREFIX) {
         if let Some(secret) = AccessTokenSecret::parse(token)
             && let Some(record) = state.opaque_store.opaque_token(&secret.hash()).await?
         {

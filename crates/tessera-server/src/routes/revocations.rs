@@ -23,7 +23,9 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use http::HeaderMap;
-use serde_json::json;
+use tessera_proto::feed::{
+    HEARTBEAT_EVENT, Heartbeat, LAST_EVENT_ID, REVOCATION_EVENT, RevocationEntry,
+};
 use tessera_store::Revocation;
 use tessera_verify::AccessClaims;
 
@@ -32,7 +34,7 @@ use crate::http::extract::BearerToken;
 use crate::state::AppState;
 
 /// The scope a token needs to read the feed.
-pub const SCOPE: &str = "revocations";
+pub const SCOPE: &str = tessera_proto::scope::REVOCATIONS;
 const PAGE: u32 = 500;
 
 pub async fn feed(
@@ -41,7 +43,7 @@ pub async fn feed(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     bearer.require_scope(SCOPE)?;
-    let after = match headers.get("last-event-id") {
+    let after = match headers.get(LAST_EVENT_ID) {
         None => 0,
         Some(value) => value
             .to_str()
@@ -54,27 +56,25 @@ pub async fn feed(
 }
 
 fn event_of(entry: &Revocation) -> Event {
+    let data = RevocationEntry {
+        at: entry.at.to_rfc3339(),
+        expires_at: entry.expires_at.as_millis() / 1000,
+        id: entry.revoked.target(),
+        kind: entry.revoked.kind().to_owned(),
+        reason: entry.reason.as_str().to_owned(),
+        sequence: entry.sequence,
+        user: entry.user.map(|user| user.to_string()),
+    };
     Event::default()
         .id(entry.sequence.to_string())
-        .event("revocation")
-        .data(
-            json!({
-                "sequence": entry.sequence,
-                "kind": entry.revoked.kind(),
-                "id": entry.revoked.target(),
-                "user": entry.user,
-                "reason": entry.reason.as_str(),
-                "at": entry.at,
-                "expires_at": entry.expires_at.as_millis() / 1000,
-            })
-            .to_string(),
-        )
+        .event(REVOCATION_EVENT)
+        .data(serde_json::to_string(&data).unwrap_or_default())
 }
 
 fn heartbeat_event(sequence: u64) -> Event {
     Event::default()
-        .event("heartbeat")
-        .data(json!({ "sequence": sequence }).to_string())
+        .event(HEARTBEAT_EVENT)
+        .data(serde_json::to_string(&Heartbeat { sequence }).unwrap_or_default())
 }
 
 struct Feed {

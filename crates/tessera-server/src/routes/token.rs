@@ -11,6 +11,8 @@ use base64::engine::general_purpose::STANDARD;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Serialize;
 use tessera_core::{Audience, GrantType, Scopes, Timestamp};
+use tessera_proto::error as codes;
+use tessera_proto::token_type::{ACCESS_TOKEN_TYPE, SESSION_TOKEN_TYPE};
 use tessera_store::Client;
 
 use crate::http::error::ApiError;
@@ -31,7 +33,7 @@ pub(crate) fn oauth_error(code: &'static str, description: impl Into<String>) ->
 fn invalid_client() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
-        "invalid_client",
+        codes::INVALID_CLIENT,
         "client authentication failed",
     )
     .challenge(r#"Basic realm="tessera", charset="UTF-8""#)
@@ -75,17 +77,17 @@ async fn grant(
 ) -> Result<TokenResponse, ApiError> {
     let param = |name: &str| params.get(name).map(String::as_str);
     let grant_type = param("grant_type")
-        .ok_or_else(|| oauth_error("invalid_request", "grant_type is missing"))?;
+        .ok_or_else(|| oauth_error(codes::INVALID_REQUEST, "grant_type is missing"))?;
     let client = authenticate(state, headers, params).await?;
     let grant = GrantType::parse(grant_type).ok_or_else(|| {
         oauth_error(
-            "unsupported_grant_type",
+            codes::UNSUPPORTED_GRANT_TYPE,
             format!("unsupported grant_type {grant_type:?}"),
         )
     })?;
     if !client.grants.contains(&grant) {
         return Err(oauth_error(
-            "unauthorized_client",
+            codes::UNAUTHORIZED_CLIENT,
             format!("this client may not use the {} grant", grant.as_str()),
         ));
     }
@@ -141,7 +143,7 @@ async fn grant(
         }
         GrantType::RefreshToken => {
             let presented = param("refresh_token")
-                .ok_or_else(|| oauth_error("invalid_request", "refresh_token is missing"))?;
+                .ok_or_else(|| oauth_error(codes::INVALID_REQUEST, "refresh_token is missing"))?;
             // RFC 6749 §6: a refresh may narrow the scope, never widen it; checked
             // before the token is spent.
             let family = match state.refresh.peek(&client, presented).await {
@@ -203,17 +205,16 @@ async fn grant(
     Ok(TokenResponse {
         access_token: issued.access_token,
         issued_token_type,
-        token_type: "Bearer",
+        token_type: tessera_proto::token_type::BEARER,
         expires_in: issued.expires_in,
         refresh_token,
         scope: scopes.to_string(),
     })
 }
 
-/// RFC 8693 token types: what a token exchange gives, and the tessera session it
-/// takes (a browser session's cookie value, `tss_…`).
-pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
-pub const SESSION_TOKEN_TYPE: &str = "urn:tessera:params:oauth:token-type:session";
+// RFC 8693 token types: what a token exchange gives (`ACCESS_TOKEN_TYPE`), and
+// the tessera session it takes (`SESSION_TOKEN_TYPE`: a browser session's cookie
+// value, `tss_…`), from `tessera_proto::token_type`.
 
 /// The live browser session a token exchange presents as its subject token. The
 /// access token issued for it carries the session's id as `sid`, so logging out,
@@ -227,13 +228,13 @@ async fn exchanged_session(
         params.get("subject_token_type"),
     ) else {
         return Err(oauth_error(
-            "invalid_request",
+            codes::INVALID_REQUEST,
             "token exchange needs subject_token and subject_token_type",
         ));
     };
     if token_type != SESSION_TOKEN_TYPE {
         return Err(oauth_error(
-            "invalid_request",
+            codes::INVALID_REQUEST,
             format!("subject_token_type must be {SESSION_TOKEN_TYPE}"),
         ));
     }
@@ -242,17 +243,17 @@ async fn exchanged_session(
         .is_some_and(|t| t != ACCESS_TOKEN_TYPE)
     {
         return Err(oauth_error(
-            "invalid_request",
+            codes::INVALID_REQUEST,
             format!("only {ACCESS_TOKEN_TYPE} can be requested"),
         ));
     }
     let secret = tessera_core::SessionSecret::parse(token)
-        .ok_or_else(|| oauth_error("invalid_grant", "the subject token is not a session"))?;
+        .ok_or_else(|| oauth_error(codes::INVALID_GRANT, "the subject token is not a session"))?;
     state
         .sessions
         .authenticate(&secret)
         .await?
-        .ok_or_else(|| oauth_error("invalid_grant", "the session has ended or expired"))
+        .ok_or_else(|| oauth_error(codes::INVALID_GRANT, "the session has ended or expired"))
 }
 
 /// The user of a password grant: credentials checked, throttled like a login.
@@ -263,12 +264,12 @@ async fn password_user(
 ) -> Result<tessera_store::User, ApiError> {
     let (Some(username), Some(password)) = (params.get("username"), params.get("password")) else {
         return Err(oauth_error(
-            "invalid_request",
+            codes::INVALID_REQUEST,
             "the password grant needs username and password",
         ));
     };
     let (username, password) = parse_credentials(username, password.clone())
-        .map_err(|e| oauth_error("invalid_request", e.description().to_owned()))?;
+        .map_err(|e| oauth_error(codes::INVALID_REQUEST, e.description().to_owned()))?;
     state
         .throttle
         .login(&username, client_info.address)
@@ -276,10 +277,14 @@ async fn password_user(
         .map_err(throttled)?;
     match state.accounts.check_password(&username, password).await {
         Ok(user) => Ok(user),
-        Err(LoginError::InvalidCredentials) => {
-            Err(oauth_error("invalid_grant", "invalid username or password"))
-        }
-        Err(LoginError::Disabled) => Err(oauth_error("invalid_grant", "this account is disabled")),
+        Err(LoginError::InvalidCredentials) => Err(oauth_error(
+            codes::INVALID_GRANT,
+            "invalid username or password",
+        )),
+        Err(LoginError::Disabled) => Err(oauth_error(
+            codes::INVALID_GRANT,
+            "this account is disabled",
+        )),
         Err(LoginError::Hash(e)) => Err(e.into()),
         Err(LoginError::Store(e)) => Err(e.into()),
     }
@@ -288,7 +293,7 @@ async fn password_user(
 fn refresh_error(error: RefreshError) -> ApiError {
     match error {
         RefreshError::Store(e) => e.into(),
-        other => oauth_error("invalid_grant", other.to_string()),
+        other => oauth_error(codes::INVALID_GRANT, other.to_string()),
     }
 }
 
@@ -317,7 +322,7 @@ async fn issue(state: &AppState, request: &TokenRequest<'_>) -> Result<IssuedTok
             IssueError::Store(e) => ApiError::store(e),
             IssueError::NoKey(_) | IssueError::Sign => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
+                codes::TEMPORARILY_UNAVAILABLE,
                 "no signing key is available; try again shortly",
             ),
         }
@@ -340,13 +345,13 @@ fn presented_client(
         Some(basic) => {
             if body_secret.is_some() {
                 return Err(oauth_error(
-                    "invalid_request",
+                    codes::INVALID_REQUEST,
                     "use one client authentication method, not Basic and client_secret together",
                 ));
             }
             if body_id.is_some_and(|id| *id != basic.id) {
                 return Err(oauth_error(
-                    "invalid_request",
+                    codes::INVALID_REQUEST,
                     "client_id differs from the one in the Authorization header",
                 ));
             }
@@ -395,10 +400,11 @@ fn requested_scopes(
     let Some(asked) = asked else {
         return Ok(default);
     };
-    let asked = Scopes::parse(asked).map_err(|e| oauth_error("invalid_scope", e.to_string()))?;
+    let asked =
+        Scopes::parse(asked).map_err(|e| oauth_error(codes::INVALID_SCOPE, e.to_string()))?;
     if !asked.is_subset(allowed) {
         return Err(oauth_error(
-            "invalid_scope",
+            codes::INVALID_SCOPE,
             format!(
                 "the scope may include only: {}",
                 if allowed.is_empty() {
@@ -428,7 +434,7 @@ fn requested_audience(
     let asked = match (params.get("audience"), params.get("resource")) {
         (Some(_), Some(_)) => {
             return Err(oauth_error(
-                "invalid_request",
+                codes::INVALID_REQUEST,
                 "give audience or resource, not both",
             ));
         }
@@ -441,7 +447,7 @@ fn requested_audience(
     }
     if scopes.any_privileged() {
         return Err(oauth_error(
-            "invalid_target",
+            codes::INVALID_TARGET,
             format!(
                 "tessera's own scopes ({}) are granted only in tokens for tessera itself; \
                  ask for them without an audience, or for {}",
@@ -458,7 +464,7 @@ fn requested_audience(
         .map(Some)
         .ok_or_else(|| {
             oauth_error(
-                "invalid_target",
+                codes::INVALID_TARGET,
                 format!("this client may not get tokens for the audience {asked:?}"),
             )
         })
