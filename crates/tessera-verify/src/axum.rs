@@ -49,8 +49,9 @@ use tessera_proto::error::{
     INSUFFICIENT_SCOPE, INVALID_REQUEST, INVALID_TOKEN, TEMPORARILY_UNAVAILABLE, UNAUTHORIZED,
 };
 
+use crate::claims::AccessClaims;
+use crate::error::VerifyError;
 use crate::remote::{RemoteVerifier, TokenSource};
-use crate::{AccessClaims, VerifyError};
 
 /// The verified claims of the request's token. Taken from what a
 /// [`RequireLayer`] already verified, or verified here when no layer ran.

@@ -33,11 +33,14 @@ use tessera_proto::feed::{
     HEARTBEAT_EVENT, Heartbeat, LAST_EVENT_ID, REVOCATION_EVENT, RevocationEntry, RevocationKind,
 };
 
-use tessera_proto::Introspection;
 use tessera_proto::token_type::{ACCESS_TOKEN_HINT, BEARER, OPAQUE_ACCESS_TOKEN_PREFIX};
+use tessera_proto::{Algorithm, Introspection};
 
+use crate::claims::AccessClaims;
+use crate::error::VerifyError;
+use crate::keys::VerifyingKeys;
 use crate::revocation::RevocationEvent;
-use crate::{AccessClaims, Algorithm, Policy, Verifier, VerifyError, VerifyingKeys};
+use crate::verifier::{Policy, Verifier, unix_now};
 
 /// Why a [`RemoteVerifier`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -703,7 +706,7 @@ impl RemoteVerifier {
         let now = Instant::now();
         Ok(match claims_of(answer) {
             Some(claims) => {
-                let left = u64::try_from(claims.exp.saturating_sub(crate::unix_now())).unwrap_or(0);
+                let left = u64::try_from(claims.exp.saturating_sub(unix_now())).unwrap_or(0);
                 Introspected {
                     until: now + self.0.introspection_ttl.min(Duration::from_secs(left)),
                     claims: Some(Arc::new(claims)),
@@ -951,7 +954,7 @@ async fn prune_periodically(shared: std::sync::Weak<Shared>) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let now = crate::unix_now();
+        let now = unix_now();
         shared.verifier.update_revocations(|set| set.prune(now));
     }
 }

@@ -6,22 +6,8 @@ use std::collections::HashMap;
 
 use tessera_proto::RevocationKind;
 
-use crate::AccessClaims;
-
-/// What a token was refused for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RevokedBy {
-    /// Its session or refresh family (`sid`) ended.
-    Session,
-    /// It was revoked by `jti`.
-    Token,
-    /// Its signing key was retired.
-    Key,
-    /// Its subject was cut off: every token issued to them up to a time is refused.
-    User,
-    /// Its client was removed: every token issued to it up to a time is refused.
-    Client,
-}
+use crate::claims::AccessClaims;
+use crate::error::RevokedBy;
 
 /// One event of the feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
