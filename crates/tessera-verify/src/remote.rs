@@ -561,7 +561,7 @@ impl RemoteVerifier {
         Builder {
             issuer: issuer.into(),
             audiences: Vec::new(),
-            algorithms: vec![Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256],
+            algorithms: Algorithm::ASYMMETRIC.to_vec(),
             leeway: None,
             client: None,
             follow_revocations: true,

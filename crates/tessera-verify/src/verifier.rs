@@ -36,7 +36,7 @@ impl Policy {
             issuer: issuer.into(),
             audiences: vec![audience.into()],
             any_audience: false,
-            algorithms: vec![Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256],
+            algorithms: Algorithm::ASYMMETRIC.to_vec(),
             leeway: Duration::from_secs(30),
             max_token_bytes: 8192,
         }
