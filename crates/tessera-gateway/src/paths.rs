@@ -7,8 +7,6 @@
 //! no promise about a path it did not check, so checking the request path and
 //! then sending another one would check nothing.
 
-use crate::config::Route;
-
 /// Why a path is not forwarded (a 400).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -48,16 +46,15 @@ pub fn matches(prefix: &str, path: &str) -> bool {
     after_prefix(prefix, path).is_some()
 }
 
-/// The path sent upstream for `path` on `route`: the upstream's base path, then
-/// the request path, less the route's prefix with `strip_prefix`. `None` if the
-/// route does not match the path.
-pub fn upstream_path(route: &Route, path: &str) -> Option<String> {
-    let rest = if route.strip_prefix {
-        after_prefix(&route.prefix, path)?
+/// The path sent upstream for `path` on a route of `prefix`: the upstream's
+/// `base` path, then the request path, less the prefix with `strip_prefix`.
+/// `None` if the prefix does not match the path.
+pub fn upstream_path(prefix: &str, strip_prefix: bool, base: &str, path: &str) -> Option<String> {
+    let rest = if strip_prefix {
+        after_prefix(prefix, path)?
     } else {
-        after_prefix(&route.prefix, path).map(|_| path)?
+        after_prefix(prefix, path).map(|_| path)?
     };
-    let base = route.upstream.base_path.as_str();
     Some(match (base.is_empty(), rest.is_empty()) {
         // `/orders` stripped of `/orders` is the base itself, or `/`: an HTTP
         // request target cannot be empty.
@@ -113,23 +110,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-    use crate::config::{Auth, Upstream};
-
-    fn route(prefix: &str, base_path: &str, strip_prefix: bool) -> Route {
-        Route {
-            prefix: prefix.to_owned(),
-            upstream: Upstream {
-                scheme: http::uri::Scheme::HTTP,
-                authority: http::uri::Authority::from_static("u:1"),
-                base_path: base_path.to_owned(),
-            },
-            audience: None,
-            auth: Auth::Anonymous,
-            scopes: Vec::new(),
-            strip_prefix,
-            allow_encoded_slashes: false,
-        }
-    }
 
     #[test]
     fn prefixes_match_whole_segments() {
@@ -192,7 +172,7 @@ mod tests {
             ("/s", "/base", true, "/s/a%2fb", Some("/base/a%2fb")),
         ];
         for (prefix, base, strip, path, expected) in cases {
-            let got = upstream_path(&route(prefix, base, strip), path);
+            let got = upstream_path(prefix, strip, base, path);
             assert_eq!(got.as_deref(), expected, "{prefix} {base} {strip} {path}");
         }
     }

@@ -17,8 +17,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tessera_proto::ErrorBody;
 use tessera_proto::error as codes;
 
-use crate::StartError;
 use crate::config::{Auth, Config, Route};
+use crate::error::StartError;
 use crate::headers::{self, X_REQUEST_ID};
 use crate::paths;
 use crate::sessions::{Outcome, Profile, Sessions};
@@ -356,7 +356,13 @@ pub fn error(
 /// upstream's request line carries, so nothing is sent that was not checked.
 fn upstream_uri(route: &Route, uri: &Uri) -> Result<Uri, &'static str> {
     const UNFORWARDABLE: &str = "the request target cannot be forwarded";
-    let mut target = paths::upstream_path(route, uri.path()).ok_or(UNFORWARDABLE)?;
+    let mut target = paths::upstream_path(
+        &route.prefix,
+        route.strip_prefix,
+        &route.upstream.base_path,
+        uri.path(),
+    )
+    .ok_or(UNFORWARDABLE)?;
     if let Some(query) = uri.query() {
         target.push('?');
         target.push_str(query);

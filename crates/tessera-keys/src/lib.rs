@@ -10,6 +10,7 @@
 //! redacted in `Debug`) and in the key pairs parsed from them; a key's `kid` is the
 //! thumbprint of its public JWK, so it names the key and nothing else.
 
+mod der;
 mod master;
 
 use std::fmt;
@@ -27,8 +28,8 @@ use jsonwebtoken::jwk::{
     EllipticCurveKeyType, Jwk, JwkSet, KeyAlgorithm, OctetKeyPairParameters, OctetKeyPairType,
     PublicKeyUse, RSAKeyParameters, RSAKeyType, ThumbprintHash,
 };
-use zeroize::Zeroizing;
 
+pub use der::PrivateKeyDer;
 pub use master::{MasterKey, MasterKeyError};
 
 /// The algorithms, the wire's one enum. Keys here are the asymmetric ones
@@ -46,25 +47,6 @@ pub enum KeyError {
     Sign,
     #[error("{0} has no key pair: its key is a shared secret from configuration")]
     Symmetric(Algorithm),
-}
-
-/// A PKCS#8 (DER) private key. Zeroed on drop; never printed.
-pub struct PrivateKeyDer(Zeroizing<Vec<u8>>);
-
-impl PrivateKeyDer {
-    pub fn from_bytes(bytes: Vec<u8>) -> Self {
-        Self(Zeroizing::new(bytes))
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for PrivateKeyDer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PrivateKeyDer([redacted])")
-    }
 }
 
 /// A fresh private key for `algorithm` from the OS's random source. RSA keys are

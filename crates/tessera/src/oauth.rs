@@ -11,7 +11,7 @@ use tessera_server::services::clients::{AddClientError, ClientSpec};
 use tessera_server::{Config, Core};
 use tessera_store::Client;
 
-use crate::StoreArgs;
+use crate::args::StoreArgs;
 
 #[derive(Subcommand)]
 pub enum ClientCommand {
@@ -137,7 +137,7 @@ pub async fn open(
     store: StoreArgs,
     overrides: tessera_server::Overrides,
 ) -> anyhow::Result<(Config, Core)> {
-    let config = crate::load_config(store, overrides)?;
+    let config = crate::args::load_config(store, overrides)?;
     tessera_server::init_logging(config.log_format);
     let core = Core::open(&config, 1).await?;
     Ok((config, core))
