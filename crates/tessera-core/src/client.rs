@@ -6,6 +6,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Serialize, Serializer};
+use tessera_proto::scope::PRIVILEGED;
+use tessera_proto::token_type::TOKEN_EXCHANGE_GRANT;
 
 /// A client's public identifier, a UUIDv7 (unique, sorts by creation time, and never
 /// starts with `-`, so it is safe as a command-line argument).
@@ -60,8 +62,6 @@ pub enum GrantType {
     TokenExchange,
 }
 
-pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-
 impl GrantType {
     pub const ALL: [GrantType; 4] = [
         GrantType::Password,
@@ -105,12 +105,11 @@ pub enum ScopeError {
     TooMany,
 }
 
-/// tessera's own API scopes: the admin API, the revocation feed (and activity
-/// reports), and introspecting other clients' tokens. A request that names no
-/// scope never gets them ([`Scopes::defaults`]), and they are granted only in
-/// tokens whose audience is tessera itself: a token for a resource service must
-/// never be able to act on tessera.
-pub const PRIVILEGED_SCOPES: [&str; 3] = ["admin", "revocations", "introspect"];
+// tessera's own API scopes (`tessera_proto::scope::PRIVILEGED`): the admin API,
+// the revocation feed (and activity reports), and introspecting other clients'
+// tokens. A request that names no scope never gets them ([`Scopes::defaults`]), and
+// they are granted only in tokens whose audience is tessera itself: a token for a
+// resource service must never be able to act on tessera.
 
 /// A set of scope tokens (RFC 6749 §3.3), written space-separated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -153,20 +152,20 @@ impl Scopes {
     }
 
     /// What a request that names no scope gets of these (a client's allowed
-    /// scopes): all but the [`PRIVILEGED_SCOPES`], which must be asked for by name.
+    /// scopes): all but the [`PRIVILEGED`], which must be asked for by name.
     pub fn defaults(&self) -> Scopes {
         Scopes(
             self.0
                 .iter()
-                .filter(|s| !PRIVILEGED_SCOPES.contains(&s.as_str()))
+                .filter(|s| !PRIVILEGED.contains(&s.as_str()))
                 .cloned()
                 .collect(),
         )
     }
 
-    /// Whether any of these is one of tessera's own [`PRIVILEGED_SCOPES`].
+    /// Whether any of these is one of tessera's own [`PRIVILEGED`].
     pub fn any_privileged(&self) -> bool {
-        PRIVILEGED_SCOPES.iter().any(|p| self.0.contains(*p))
+        PRIVILEGED.iter().any(|p| self.0.contains(*p))
     }
 }
 
@@ -219,58 +218,6 @@ impl FromStr for TokenFormat {
 }
 
 impl Serialize for TokenFormat {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-/// The algorithm a client's JWT access tokens are signed with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-pub enum TokenAlgorithm {
-    #[default]
-    EdDSA,
-    ES256,
-    RS256,
-    /// With the shared secret from configuration; for a single resource service that
-    /// holds the same secret. Never published.
-    HS256,
-}
-
-impl TokenAlgorithm {
-    pub const ALL: [TokenAlgorithm; 4] = [
-        TokenAlgorithm::EdDSA,
-        TokenAlgorithm::ES256,
-        TokenAlgorithm::RS256,
-        TokenAlgorithm::HS256,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenAlgorithm::EdDSA => "EdDSA",
-            TokenAlgorithm::ES256 => "ES256",
-            TokenAlgorithm::RS256 => "RS256",
-            TokenAlgorithm::HS256 => "HS256",
-        }
-    }
-}
-
-impl fmt::Display for TokenAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for TokenAlgorithm {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|a| a.as_str() == s)
-            .ok_or_else(|| format!("unknown algorithm {s:?} (EdDSA, ES256, RS256 or HS256)"))
-    }
-}
-
-impl Serialize for TokenAlgorithm {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
     }

@@ -13,14 +13,19 @@ mod username;
 
 pub use client::{
     Audience, AudienceError, ClientId, ClientName, ClientNameError, GrantType, MAX_ACCESS_TTL,
-    MIN_ACCESS_TTL, PRIVILEGED_SCOPES, ScopeError, Scopes, TOKEN_EXCHANGE_GRANT, TokenAlgorithm,
-    TokenFormat,
+    MIN_ACCESS_TTL, ScopeError, Scopes, TokenFormat,
 };
 pub use password::{Password, PasswordError};
 pub use secret::{
     AccessTokenSecret, ClientSecret, CsrfToken, PresentedToken, RefreshTokenSecret, Secret,
     SecretHash, SecretKind, SessionId, SessionIdError, SessionSecret, random_bytes,
 };
+/// The algorithm a client's JWT access tokens are signed with: the wire's one
+/// [`tessera_proto::Algorithm`].
+pub use tessera_proto::Algorithm;
+/// The same type under the name the stores still use (until their rewrite names
+/// [`Algorithm`]); nothing new should use it.
+pub use tessera_proto::Algorithm as TokenAlgorithm;
 pub use timestamp::Timestamp;
 pub use user::{Role, RoleError, Roles, UserId};
 pub use username::{Username, UsernameError};

@@ -57,10 +57,10 @@ impl SecretKind for ClientSecretKind {
     const PREFIX: &'static str = "tcs_";
 }
 impl SecretKind for AccessTokenKind {
-    const PREFIX: &'static str = "tat_";
+    const PREFIX: &'static str = tessera_proto::token_type::OPAQUE_ACCESS_TOKEN_PREFIX;
 }
 impl SecretKind for RefreshTokenKind {
-    const PREFIX: &'static str = "trt_";
+    const PREFIX: &'static str = tessera_proto::token_type::REFRESH_TOKEN_PREFIX;
 }
 
 /// 256 random bits handed to their owner once, written `<prefix><43 base64url chars>`;

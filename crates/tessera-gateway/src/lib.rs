@@ -51,6 +51,7 @@
 //!   tessera's `{"error", "error_description"}` shape.
 
 pub mod config;
+mod error;
 pub mod headers;
 pub mod paths;
 mod proxy;
@@ -69,6 +70,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 pub use config::Config;
+pub use error::StartError;
 pub use proxy::{Body, Gateway, error};
 
 /// How long a client may take to send a request head.
@@ -77,24 +79,6 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const STARTUP_WAIT: Duration = Duration::from_secs(30);
 /// How long requests in flight get to finish on shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("cannot listen on {address}: {source}")]
-    Bind {
-        address: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("cannot start following tessera at {url}: {source}")]
-    Tessera {
-        url: String,
-        source: tessera_verify::remote::SetupError,
-    },
-    #[error("cannot set up an HTTP client: {0}")]
-    Http(String),
-    #[error("TLS: {0}")]
-    Tls(String),
-}
 
 /// Where a started gateway listens.
 #[derive(Debug, Clone)]

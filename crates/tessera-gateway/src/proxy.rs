@@ -14,8 +14,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
-use crate::StartError;
+use tessera_proto::ErrorBody;
+use tessera_proto::error as codes;
+
 use crate::config::{Auth, Config, Route};
+use crate::error::StartError;
 use crate::headers::{self, X_REQUEST_ID};
 use crate::paths;
 use crate::sessions::{Outcome, Profile, Sessions};
@@ -172,7 +175,7 @@ impl Gateway {
         let uri = match upstream_uri(route, request.uri()) {
             Ok(uri) => uri,
             Err(description) => {
-                return error(StatusCode::BAD_REQUEST, "invalid_request", description);
+                return error(StatusCode::BAD_REQUEST, codes::INVALID_REQUEST, description);
             }
         };
         let upgrade =
@@ -192,7 +195,7 @@ impl Gateway {
                         Err(_) => {
                             let mut response = error(
                                 StatusCode::SERVICE_UNAVAILABLE,
-                                "temporarily_unavailable",
+                                codes::TEMPORARILY_UNAVAILABLE,
                                 "sessions cannot be checked right now; try again shortly",
                             );
                             response
@@ -207,7 +210,7 @@ impl Gateway {
             _ => {
                 return error(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
+                    codes::SERVER_ERROR,
                     "this route has no audience",
                 );
             }
@@ -322,7 +325,7 @@ impl Gateway {
         }
         error(
             StatusCode::UNAUTHORIZED,
-            "unauthenticated",
+            codes::UNAUTHENTICATED,
             "no valid session: log in first",
         )
     }
@@ -334,8 +337,9 @@ pub fn error(
     code: &'static str,
     description: impl Into<String>,
 ) -> Response<Body> {
-    let body = serde_json::json!({"error": code, "error_description": description.into()});
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body.to_string()))));
+    let body = ErrorBody::new(code, description.into());
+    let body = serde_json::to_string(&body).unwrap_or_default();
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
     *response.status_mut() = status;
     let h = response.headers_mut();
     h.insert(

@@ -17,10 +17,12 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tessera_verify::{AccessClaims, RemoteVerifier, RevokedBy, VerifyError};
 
+use tessera_proto::ErrorBody;
+use tessera_proto::error::INVALID_GRANT;
+use tessera_proto::token_type::{SESSION_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT};
+
 use crate::config::ClientSecret;
 
-pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-pub const SESSION_TOKEN_TYPE: &str = "urn:tessera:params:oauth:token-type:session";
 /// A JWT is exchanged again this long before it expires, so that an upstream never
 /// receives one that expires in flight.
 pub const RENEW_BEFORE: Duration = Duration::from_secs(10);
@@ -105,11 +107,6 @@ struct TokenAnswer {
     access_token: String,
     #[serde(default)]
     expires_in: u64,
-}
-
-#[derive(Deserialize)]
-struct ErrorAnswer {
-    error: String,
 }
 
 impl Sessions {
@@ -272,7 +269,7 @@ impl Sessions {
             .post(&self.token_endpoint)
             .basic_auth(&self.client_id, Some(self.client_secret.expose()))
             .form(&[
-                ("grant_type", TOKEN_EXCHANGE),
+                ("grant_type", TOKEN_EXCHANGE_GRANT),
                 ("subject_token", cookie),
                 ("subject_token_type", SESSION_TOKEN_TYPE),
                 ("audience", profile.audience.as_str()),
@@ -299,11 +296,11 @@ impl Sessions {
             });
         }
         let error = response
-            .json::<ErrorAnswer>()
+            .json::<ErrorBody<'static>>()
             .await
-            .map(|e| e.error)
+            .map(|e| e.error.into_owned())
             .unwrap_or_default();
-        if status == reqwest::StatusCode::BAD_REQUEST && error == "invalid_grant" {
+        if status == reqwest::StatusCode::BAD_REQUEST && error == INVALID_GRANT {
             return Ok(Exchanged::NoSession);
         }
         tracing::error!(

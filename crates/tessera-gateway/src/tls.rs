@@ -7,7 +7,7 @@ use std::sync::Arc;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 
-use crate::StartError;
+use crate::error::StartError;
 
 pub fn connector(
     http: HttpConnector,

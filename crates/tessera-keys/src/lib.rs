@@ -10,6 +10,7 @@
 //! redacted in `Debug`) and in the key pairs parsed from them; a key's `kid` is the
 //! thumbprint of its public JWK, so it names the key and nothing else.
 
+mod der;
 mod master;
 
 use std::fmt;
@@ -27,41 +28,14 @@ use jsonwebtoken::jwk::{
     EllipticCurveKeyType, Jwk, JwkSet, KeyAlgorithm, OctetKeyPairParameters, OctetKeyPairType,
     PublicKeyUse, RSAKeyParameters, RSAKeyType, ThumbprintHash,
 };
-use zeroize::Zeroizing;
 
+pub use der::PrivateKeyDer;
 pub use master::{MasterKey, MasterKeyError};
 
-/// The asymmetric algorithms tessera signs with. HS256 is not here: its key is a
-/// shared secret from configuration, never generated, stored or published.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Algorithm {
-    EdDSA,
-    ES256,
-    RS256,
-}
-
-impl Algorithm {
-    pub const ALL: [Algorithm; 3] = [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256];
-
-    /// The JOSE name (`alg`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Algorithm::EdDSA => "EdDSA",
-            Algorithm::ES256 => "ES256",
-            Algorithm::RS256 => "RS256",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.as_str() == name)
-    }
-}
-
-impl fmt::Display for Algorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The algorithms, the wire's one enum. Keys here are the asymmetric ones
+/// ([`Algorithm::ASYMMETRIC`]); HS256's key is a shared secret from configuration,
+/// never generated, stored or published ([`HmacKey`] signs with it).
+pub use tessera_proto::Algorithm;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -71,25 +45,8 @@ pub enum KeyError {
     Malformed(Algorithm),
     #[error("signing failed")]
     Sign,
-}
-
-/// A PKCS#8 (DER) private key. Zeroed on drop; never printed.
-pub struct PrivateKeyDer(Zeroizing<Vec<u8>>);
-
-impl PrivateKeyDer {
-    pub fn from_bytes(bytes: Vec<u8>) -> Self {
-        Self(Zeroizing::new(bytes))
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for PrivateKeyDer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PrivateKeyDer([redacted])")
-    }
+    #[error("{0} has no key pair: its key is a shared secret from configuration")]
+    Symmetric(Algorithm),
 }
 
 /// A fresh private key for `algorithm` from the OS's random source. RSA keys are
@@ -115,6 +72,7 @@ pub fn generate(algorithm: Algorithm) -> Result<PrivateKeyDer, KeyError> {
             .map_err(failed)?
             .as_ref()
             .to_vec(),
+        Algorithm::HS256 => return Err(KeyError::Symmetric(algorithm)),
     };
     Ok(PrivateKeyDer::from_bytes(bytes))
 }
@@ -190,6 +148,7 @@ impl SigningKey {
                 });
                 (Signer::Rsa(pair, SystemRandom::new()), parameters)
             }
+            Algorithm::HS256 => return Err(KeyError::Symmetric(algorithm)),
         };
         let mut jwk = Jwk {
             common: CommonParameters::default(),
@@ -204,11 +163,16 @@ impl SigningKey {
                 Algorithm::EdDSA => KeyAlgorithm::EdDSA,
                 Algorithm::ES256 => KeyAlgorithm::ES256,
                 Algorithm::RS256 => KeyAlgorithm::RS256,
+                Algorithm::HS256 => KeyAlgorithm::HS256,
             }),
             key_id: Some(kid.clone()),
             ..CommonParameters::default()
         };
-        let header = serde_json::json!({ "alg": algorithm.as_str(), "typ": "at+jwt", "kid": kid });
+        let header = serde_json::json!({
+            "alg": algorithm.as_str(),
+            "typ": tessera_proto::token_type::ACCESS_TOKEN_JWT_TYPE,
+            "kid": kid,
+        });
         Ok(Self {
             algorithm,
             access_token_header: b64(header.to_string().as_bytes()),
@@ -336,7 +300,7 @@ mod tests {
 
     #[test]
     fn tokens_of_every_algorithm_verify_with_jsonwebtoken_through_the_published_jwk() {
-        for algorithm in Algorithm::ALL {
+        for algorithm in Algorithm::ASYMMETRIC {
             let key = SigningKey::from_pkcs8(algorithm, &generate(algorithm).unwrap()).unwrap();
             let claims = Claims {
                 sub: "alice".into(),
@@ -383,7 +347,7 @@ mod tests {
 
     #[test]
     fn the_kid_is_the_rfc_7638_thumbprint_and_survives_a_reload() {
-        for algorithm in Algorithm::ALL {
+        for algorithm in Algorithm::ASYMMETRIC {
             let der = generate(algorithm).unwrap();
             let a = SigningKey::from_pkcs8(algorithm, &der).unwrap();
             let b = SigningKey::from_pkcs8(algorithm, &der).unwrap();
@@ -416,7 +380,7 @@ mod tests {
             Err(KeyError::Malformed(Algorithm::ES256))
         ));
         let garbage = PrivateKeyDer::from_bytes(vec![1, 2, 3]);
-        for algorithm in Algorithm::ALL {
+        for algorithm in Algorithm::ASYMMETRIC {
             assert!(SigningKey::from_pkcs8(algorithm, &garbage).is_err());
         }
     }

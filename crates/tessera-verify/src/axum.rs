@@ -44,8 +44,14 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use tower::{Layer, Service};
 
+use tessera_proto::ErrorBody;
+use tessera_proto::error::{
+    INSUFFICIENT_SCOPE, INVALID_REQUEST, INVALID_TOKEN, TEMPORARILY_UNAVAILABLE, UNAUTHORIZED,
+};
+
+use crate::claims::AccessClaims;
+use crate::error::VerifyError;
 use crate::remote::{RemoteVerifier, TokenSource};
-use crate::{AccessClaims, VerifyError};
 
 /// The verified claims of the request's token. Taken from what a
 /// [`RequireLayer`] already verified, or verified here when no layer ran.
@@ -283,9 +289,9 @@ impl Rejection {
     pub fn malformed(realm: &str, description: &str) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
-            error: Some("invalid_request"),
+            error: Some(INVALID_REQUEST),
             description: description.into(),
-            challenge: Self::challenge(realm, Some(("invalid_request", description)), None),
+            challenge: Self::challenge(realm, Some((INVALID_REQUEST, description)), None),
         }
     }
 
@@ -294,15 +300,15 @@ impl Rejection {
         if error.is_temporary() {
             return Self {
                 status: StatusCode::SERVICE_UNAVAILABLE,
-                error: Some("temporarily_unavailable"),
+                error: Some(TEMPORARILY_UNAVAILABLE),
                 challenge: String::new(),
                 description,
             };
         }
         Self {
             status: StatusCode::UNAUTHORIZED,
-            error: Some("invalid_token"),
-            challenge: Self::challenge(realm, Some(("invalid_token", &description)), None),
+            error: Some(INVALID_TOKEN),
+            challenge: Self::challenge(realm, Some((INVALID_TOKEN, &description)), None),
             description,
         }
     }
@@ -310,10 +316,10 @@ impl Rejection {
     pub fn insufficient(realm: &str, scope: &str, description: String) -> Self {
         Self {
             status: StatusCode::FORBIDDEN,
-            error: Some("insufficient_scope"),
+            error: Some(INSUFFICIENT_SCOPE),
             challenge: Self::challenge(
                 realm,
-                Some(("insufficient_scope", &description)),
+                Some((INSUFFICIENT_SCOPE, &description)),
                 Some(scope),
             ),
             description,
@@ -344,10 +350,7 @@ fn quoted(text: &str) -> String {
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "error": self.error.unwrap_or("unauthorized"),
-            "error_description": self.description,
-        });
+        let body = ErrorBody::new(self.error.unwrap_or(UNAUTHORIZED), self.description);
         let mut response = (self.status, ::axum::Json(body)).into_response();
         let headers = response.headers_mut();
         if !self.challenge.is_empty()

@@ -13,8 +13,7 @@ use std::marker::PhantomData;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::VerifyError;
-use crate::keys::{VerifyingKey, VerifyingKeys};
+use crate::error::VerifyError;
 
 mod base64url;
 pub(crate) mod flat;
@@ -30,11 +29,12 @@ pub(crate) struct Header<'a> {
     pub kid: Option<Cow<'a, str>>,
 }
 
-pub(crate) struct Parsed<'a> {
+/// `K` is the caller's key type: this module parses and knows nothing of keys.
+pub(crate) struct Parsed<'a, K> {
     pub header: Header<'a>,
-    /// The key the header names, when the header was one of the key's own (see
-    /// [`VerifyingKeys::known_header`]); otherwise the caller looks it up.
-    pub key: Option<&'a VerifyingKey>,
+    /// The key the header names, when `known` recognised the header segment as
+    /// one of the key's own; otherwise the caller looks it up.
+    pub key: Option<&'a K>,
     /// `header.payload`, the bytes the signature covers.
     pub signing_input: &'a [u8],
     pub payload: &'a [u8],
@@ -44,13 +44,15 @@ pub(crate) struct Parsed<'a> {
 const THREE_PARTS: VerifyError = VerifyError::Malformed("a JWS has three dot-separated parts");
 
 /// Splits and decodes `token`, and reads its header. The decoded parts live in
-/// `scratch` (one allocation for all three).
-pub(crate) fn parse<'a>(
+/// `scratch` (one allocation for all three). `known` gives the header (and key)
+/// that a header segment stands for when it is one the caller wrote itself, so
+/// it need not be decoded and parsed again.
+pub(crate) fn parse<'a, K>(
     token: &'a str,
     max_bytes: usize,
     scratch: &'a mut Vec<u8>,
-    keys: &'a VerifyingKeys,
-) -> Result<Parsed<'a>, VerifyError> {
+    known: impl FnOnce(&str) -> Option<(Header<'a>, &'a K)>,
+) -> Result<Parsed<'a, K>, VerifyError> {
     if token.len() > max_bytes {
         return Err(VerifyError::TooLarge);
     }
@@ -82,7 +84,7 @@ pub(crate) fn parse<'a>(
             .map(|()| into.len())
             .map_err(|()| VerifyError::Malformed(what))
     };
-    let known = keys.known_header(header);
+    let known = known(header);
     let header_end = match known {
         // Valid base64url, so nothing to refuse; not needed decoded.
         Some(_) => 0,

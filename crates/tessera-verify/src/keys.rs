@@ -14,32 +14,8 @@ use aws_lc_rs::signature::{
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
-
-/// The algorithms tessera-verify accepts. `none` and everything else are refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Algorithm {
-    EdDSA,
-    ES256,
-    RS256,
-    HS256,
-}
-
-impl Algorithm {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Algorithm::EdDSA => "EdDSA",
-            Algorithm::ES256 => "ES256",
-            Algorithm::RS256 => "RS256",
-            Algorithm::HS256 => "HS256",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        [Self::EdDSA, Self::ES256, Self::RS256, Self::HS256]
-            .into_iter()
-            .find(|a| a.as_str() == name)
-    }
-}
+use tessera_proto::Algorithm;
+use tessera_proto::token_type::ACCESS_TOKEN_JWT_TYPE;
 
 pub(crate) enum KeyMaterial {
     Public(ParsedPublicKey),
@@ -224,7 +200,7 @@ impl KnownHeaders {
             let parsed = crate::jws::read_header(json.as_bytes());
             let same = parsed.is_ok_and(|h| {
                 h.alg == algorithm.as_str()
-                    && h.typ.as_deref() == Some(ACCESS_TOKEN_TYPE)
+                    && h.typ.as_deref() == Some(ACCESS_TOKEN_JWT_TYPE)
                     && h.kid.as_deref() == kid
             });
             if same {
@@ -235,7 +211,7 @@ impl KnownHeaders {
                 ));
             }
         };
-        let typ = ACCESS_TOKEN_TYPE;
+        let typ = ACCESS_TOKEN_JWT_TYPE;
         for (kid, key) in &keys.by_kid {
             let (Ok(alg), Ok(quoted_kid), Ok(typ)) = (
                 serde_json::to_string(key.algorithm.as_str()),
@@ -280,9 +256,6 @@ impl KnownHeaders {
     }
 }
 
-/// The `typ` of tessera's access tokens (RFC 9068).
-const ACCESS_TOKEN_TYPE: &str = "at+jwt";
-
 impl VerifyingKeys {
     /// The header and key for a header segment of tessera's own form for one of
     /// these keys.
@@ -300,7 +273,7 @@ impl VerifyingKeys {
         Some((
             crate::jws::Header {
                 alg: Cow::Borrowed(algorithm.as_str()),
-                typ: Some(Cow::Borrowed(ACCESS_TOKEN_TYPE)),
+                typ: Some(Cow::Borrowed(ACCESS_TOKEN_JWT_TYPE)),
                 kid: kid.as_deref().map(Cow::Borrowed),
             },
             key,

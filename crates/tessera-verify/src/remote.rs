@@ -29,8 +29,18 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::task::AbortHandle;
 
+use tessera_proto::feed::{
+    HEARTBEAT_EVENT, Heartbeat, LAST_EVENT_ID, REVOCATION_EVENT, RevocationEntry, RevocationKind,
+};
+
+use tessera_proto::token_type::{ACCESS_TOKEN_HINT, BEARER, OPAQUE_ACCESS_TOKEN_PREFIX};
+use tessera_proto::{Algorithm, Introspection};
+
+use crate::claims::AccessClaims;
+use crate::error::VerifyError;
+use crate::keys::VerifyingKeys;
 use crate::revocation::RevocationEvent;
-use crate::{AccessClaims, Algorithm, Policy, Verifier, VerifyError, VerifyingKeys};
+use crate::verifier::{Policy, Verifier, unix_now};
 
 /// Why a [`RemoteVerifier`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -551,7 +561,7 @@ impl RemoteVerifier {
         Builder {
             issuer: issuer.into(),
             audiences: Vec::new(),
-            algorithms: vec![Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256],
+            algorithms: Algorithm::ASYMMETRIC.to_vec(),
             leeway: None,
             client: None,
             follow_revocations: true,
@@ -598,7 +608,7 @@ impl RemoteVerifier {
     /// introspection; either way the revocation set has the last word.
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         self.check_fresh()?;
-        let verified = if token.starts_with("tat_") {
+        let verified = if token.starts_with(OPAQUE_ACCESS_TOKEN_PREFIX) {
             self.introspect(token).await
         } else {
             match self.0.verifier.verify(token) {
@@ -680,7 +690,7 @@ impl RemoteVerifier {
             .http
             .post(endpoint)
             .basic_auth(&client.id, Some(&client.secret))
-            .form(&[("token", token), ("token_type_hint", "access_token")])
+            .form(&[("token", token), ("token_type_hint", ACCESS_TOKEN_HINT)])
             .timeout(Duration::from_secs(5))
             .send()
             .await
@@ -689,14 +699,14 @@ impl RemoteVerifier {
                 tracing::warn!(%error, "introspection failed");
                 VerifyError::Unavailable
             })?;
-        let answer: IntrospectionAnswer = response.json().await.map_err(|error| {
+        let answer: Introspection = response.json().await.map_err(|error| {
             tracing::warn!(%error, "introspection answered something unreadable");
             VerifyError::Unavailable
         })?;
         let now = Instant::now();
-        Ok(match answer.into_claims() {
+        Ok(match claims_of(answer) {
             Some(claims) => {
-                let left = u64::try_from(claims.exp.saturating_sub(crate::unix_now())).unwrap_or(0);
+                let left = u64::try_from(claims.exp.saturating_sub(unix_now())).unwrap_or(0);
                 Introspected {
                     until: now + self.0.introspection_ttl.min(Duration::from_secs(left)),
                     claims: Some(Arc::new(claims)),
@@ -727,7 +737,7 @@ impl RemoteVerifier {
             .basic_auth(&client.id, Some(&client.secret))
             .form(&[
                 ("grant_type", "client_credentials"),
-                ("scope", "revocations"),
+                ("scope", tessera_proto::scope::REVOCATIONS),
             ])
             .timeout(Duration::from_secs(5))
             .send()
@@ -751,96 +761,38 @@ struct TokenAnswer {
     expires_in: u64,
 }
 
-/// An RFC 7662 answer, as tessera gives it.
-#[derive(Deserialize)]
-struct IntrospectionAnswer {
-    active: bool,
-    #[serde(default)]
-    token_type: Option<String>,
-    iss: Option<String>,
-    sub: Option<String>,
-    #[serde(default)]
-    aud: Option<OneOrMany>,
-    exp: Option<i64>,
-    iat: Option<i64>,
-    jti: Option<String>,
-    client_id: Option<String>,
-    scope: Option<String>,
-    sid: Option<String>,
-    #[serde(default)]
-    roles: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl IntrospectionAnswer {
-    /// Claims of an active access token; anything else is inactive (a refresh
-    /// token is not something to call an API with).
-    fn into_claims(self) -> Option<AccessClaims> {
-        if !self.active || self.token_type.as_deref().is_some_and(|t| t != "Bearer") {
-            return None;
-        }
-        Some(AccessClaims {
-            iss: self.iss?,
-            sub: self.sub?,
-            aud: match self.aud? {
-                OneOrMany::One(a) => vec![a],
-                OneOrMany::Many(a) => a,
-            },
-            exp: self.exp?,
-            iat: self.iat,
-            nbf: None,
-            jti: self.jti,
-            client_id: self.client_id,
-            scope: self.scope,
-            sid: self.sid,
-            roles: self.roles,
-            kid: None,
-        })
+/// Claims of an introspection answer for an active access token; anything else
+/// is inactive (a refresh token is not something to call an API with). `nbf` is
+/// not taken: tessera's tokens carry none, and it never was.
+fn claims_of(answer: Introspection) -> Option<AccessClaims> {
+    if !answer.active || answer.token_type.as_deref().is_some_and(|t| t != BEARER) {
+        return None;
     }
+    Some(AccessClaims {
+        iss: answer.iss?,
+        sub: answer.sub?,
+        aud: answer.aud?.into_list(),
+        exp: answer.exp?,
+        iat: answer.iat,
+        nbf: None,
+        jti: answer.jti,
+        client_id: answer.client_id,
+        scope: answer.scope,
+        sid: answer.sid,
+        roles: answer.roles,
+        kid: None,
+    })
 }
 
-/// A heartbeat: the sequence of the newest entry of the issuer's log.
-#[derive(Deserialize)]
-struct Heartbeat {
-    sequence: u64,
-}
-
-/// One revocation as the feed sends it.
-#[derive(Deserialize)]
-struct FeedEntry {
-    sequence: u64,
-    kind: String,
-    id: String,
-    /// When it happened, RFC 3339 (the cut-off of a `user` entry).
-    at: String,
-    /// Unix seconds after which nothing it revokes can still be valid.
-    expires_at: i64,
-}
-
-impl FeedEntry {
-    fn event(self) -> Option<RevocationEvent> {
-        Some(match self.kind.as_str() {
-            "session" => RevocationEvent::Session(self.id),
-            "token" => RevocationEvent::Token(self.id),
-            "key" => RevocationEvent::Key(self.id),
-            // An unreadable cut-off refuses everything the user or client holds.
-            "user" => RevocationEvent::User {
-                before: cut_off(&self.at),
-                id: self.id,
-            },
-            "client" => RevocationEvent::Client {
-                before: cut_off(&self.at),
-                id: self.id,
-            },
-            _ => return None,
-        })
-    }
+/// The event of a feed entry; `None` for a kind this verifier does not know.
+fn event_of(entry: RevocationEntry) -> Option<RevocationEvent> {
+    let kind = entry.kind.parse::<RevocationKind>().ok()?;
+    let before = match kind {
+        // An unreadable cut-off refuses everything the user or client holds.
+        RevocationKind::User | RevocationKind::Client => cut_off(&entry.at),
+        RevocationKind::Session | RevocationKind::Token | RevocationKind::Key => 0,
+    };
+    Some(RevocationEvent::new(kind, entry.id, before))
 }
 
 /// A feed entry's `at` (RFC 3339) as Unix seconds; `i64::MAX` when unreadable.
@@ -873,11 +825,11 @@ async fn follow_feed(shared: std::sync::Weak<Shared>, url: String) {
                 return;
             };
             backoff = Duration::from_millis(50);
-            if event.event == "revocation" {
-                match serde_json::from_str::<FeedEntry>(&event.data) {
+            if event.event == REVOCATION_EVENT {
+                match serde_json::from_str::<RevocationEntry>(&event.data) {
                     Ok(entry) => {
                         let (sequence, expires_at) = (entry.sequence, entry.expires_at);
-                        if let Some(revoked) = entry.event() {
+                        if let Some(revoked) = event_of(entry) {
                             shared
                                 .verifier
                                 .update_revocations(|set| set.apply(sequence, revoked, expires_at));
@@ -894,7 +846,7 @@ async fn follow_feed(shared: std::sync::Weak<Shared>, url: String) {
                     }
                 }
             }
-            if event.event == "heartbeat" && replaced_log(&shared, &event.data) {
+            if event.event == HEARTBEAT_EVENT && replaced_log(&shared, &event.data) {
                 replaced = true;
                 break;
             }
@@ -902,7 +854,7 @@ async fn follow_feed(shared: std::sync::Weak<Shared>, url: String) {
             // comes only once the stream has caught up, so the first one marks
             // the view complete.
             if let Some(feed) = &shared.feed
-                && (event.event == "heartbeat" || feed.heard_ms.load(Ordering::Relaxed) != 0)
+                && (event.event == HEARTBEAT_EVENT || feed.heard_ms.load(Ordering::Relaxed) != 0)
             {
                 feed.touch();
             }
@@ -964,7 +916,7 @@ async fn open_feed(
         .bearer_auth(&token)
         .header(reqwest::header::ACCEPT, "text/event-stream");
     if position > 0 {
-        request = request.header("last-event-id", position.to_string());
+        request = request.header(LAST_EVENT_ID, position.to_string());
     }
     match request.send().await {
         Ok(response) if response.status().is_success() => {
@@ -1002,7 +954,7 @@ async fn prune_periodically(shared: std::sync::Weak<Shared>) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let now = crate::unix_now();
+        let now = unix_now();
         shared.verifier.update_revocations(|set| set.prune(now));
     }
 }

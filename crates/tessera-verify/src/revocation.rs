@@ -4,22 +4,10 @@
 
 use std::collections::HashMap;
 
-use crate::AccessClaims;
+use tessera_proto::RevocationKind;
 
-/// What a token was refused for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RevokedBy {
-    /// Its session or refresh family (`sid`) ended.
-    Session,
-    /// It was revoked by `jti`.
-    Token,
-    /// Its signing key was retired.
-    Key,
-    /// Its subject was cut off: every token issued to them up to a time is refused.
-    User,
-    /// Its client was removed: every token issued to it up to a time is refused.
-    Client,
-}
+use crate::claims::AccessClaims;
+use crate::error::RevokedBy;
 
 /// One event of the feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +28,21 @@ pub enum RevocationEvent {
         id: String,
         before: i64,
     },
+}
+
+impl RevocationEvent {
+    /// The event of a feed entry of `kind` naming `id`. `before` (Unix seconds,
+    /// the entry's `at`) is the cut-off of a `user` or `client` entry; the other
+    /// kinds ignore it.
+    pub fn new(kind: RevocationKind, id: String, before: i64) -> Self {
+        match kind {
+            RevocationKind::Session => RevocationEvent::Session(id),
+            RevocationKind::Token => RevocationEvent::Token(id),
+            RevocationKind::Key => RevocationEvent::Key(id),
+            RevocationKind::User => RevocationEvent::User { id, before },
+            RevocationKind::Client => RevocationEvent::Client { id, before },
+        }
+    }
 }
 
 #[derive(Debug, Default)]

@@ -1,5 +1,6 @@
 //! The `tessera` command: the server and the tools to administer its store.
 
+mod args;
 mod gateway;
 mod oauth;
 mod sessions;
@@ -8,7 +9,6 @@ mod token;
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -17,7 +17,9 @@ use serde_json::json;
 use tessera_core::{Password, Role, Roles, Username};
 use tessera_server::services::accounts::RegisterError;
 use tessera_server::views::UserView;
-use tessera_server::{Config, Core, LogFormat, Overrides};
+use tessera_server::{Core, LogFormat, Overrides};
+
+use crate::args::{StoreArgs, load_config};
 
 #[derive(Parser)]
 #[command(name = "tessera", version, about = "tessera, an identity service")]
@@ -63,25 +65,6 @@ enum Command {
     Store(store::StoreCommand),
     /// Run the reverse proxy that turns browser sessions into JWTs for upstreams.
     Gateway(gateway::GatewayArgs),
-}
-
-/// Where the store is. Precedence: flags > TESSERA_* environment > config file > defaults.
-#[derive(Args)]
-pub struct StoreArgs {
-    /// Folder holding the store [default: ./tessera-data]
-    #[arg(long, env = "TESSERA_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// TOML configuration file (see tessera.example.toml).
-    #[arg(long, env = "TESSERA_CONFIG")]
-    config: Option<PathBuf>,
-    /// The database: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB
-    /// [default: the SQLite file in the data dir; env: TESSERA_DATABASE]
-    #[arg(long, value_name = "URL")]
-    database: Option<String>,
-    /// Redis for sessions, opaque tokens, throttling and presence:
-    /// redis://[:PASSWORD@]HOST:PORT[/DB] [default: none; env: TESSERA_REDIS]
-    #[arg(long, value_name = "URL")]
-    redis: Option<String>,
 }
 
 #[derive(Args)]
@@ -144,18 +127,6 @@ fn parse_log_format(value: &str) -> Result<LogFormat, String> {
         "json" => Ok(LogFormat::Json),
         other => Err(format!("unknown log format {other:?}: use text or json")),
     }
-}
-
-pub fn load_config(store: StoreArgs, overrides: Overrides) -> anyhow::Result<Config> {
-    Ok(Config::load(
-        store.config.as_deref(),
-        Overrides {
-            data_dir: store.data_dir,
-            database: store.database.map(tessera_server::config::StoreUrl),
-            redis: store.redis.map(tessera_server::config::StoreUrl),
-            ..overrides
-        },
-    )?)
 }
 
 fn main() -> ExitCode {

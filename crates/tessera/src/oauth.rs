@@ -5,14 +5,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde_json::json;
-use tessera_core::{
-    Audience, ClientName, GrantType, Scopes, Timestamp, TokenAlgorithm, TokenFormat,
-};
+use tessera_core::{Audience, ClientName, GrantType, Scopes, Timestamp, TokenFormat};
+use tessera_proto::Algorithm;
 use tessera_server::services::clients::{AddClientError, ClientSpec};
 use tessera_server::{Config, Core};
 use tessera_store::Client;
 
-use crate::StoreArgs;
+use crate::args::StoreArgs;
 
 #[derive(Subcommand)]
 pub enum ClientCommand {
@@ -40,7 +39,7 @@ pub enum ClientCommand {
         token_format: TokenFormat,
         /// The algorithm its JWTs are signed with.
         #[arg(long, default_value = "EdDSA")]
-        alg: TokenAlgorithm,
+        alg: Algorithm,
         /// Access-token lifetime, e.g. 5m, 90s, 1h (10s to 24h).
         #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
         access_ttl: Duration,
@@ -81,7 +80,7 @@ pub enum KeysCommand {
     Rotate {
         /// EdDSA, ES256 or RS256.
         #[arg(long, default_value = "EdDSA", value_parser = parse_algorithm)]
-        alg: tessera_keys::Algorithm,
+        alg: Algorithm,
         /// Sign with the new key at once (verifiers fetch an unknown kid).
         #[arg(long)]
         now: bool,
@@ -111,8 +110,11 @@ fn parse_grant(value: &str) -> Result<GrantType, String> {
     })
 }
 
-fn parse_algorithm(value: &str) -> Result<tessera_keys::Algorithm, String> {
-    tessera_keys::Algorithm::parse(value)
+fn parse_algorithm(value: &str) -> Result<Algorithm, String> {
+    value
+        .parse::<Algorithm>()
+        .ok()
+        .filter(|a| a.is_asymmetric())
         .ok_or_else(|| format!("unknown algorithm {value:?}: use EdDSA, ES256 or RS256"))
 }
 
@@ -135,7 +137,7 @@ pub async fn open(
     store: StoreArgs,
     overrides: tessera_server::Overrides,
 ) -> anyhow::Result<(Config, Core)> {
-    let config = crate::load_config(store, overrides)?;
+    let config = crate::args::load_config(store, overrides)?;
     tessera_server::init_logging(config.log_format);
     let core = Core::open(&config, 1).await?;
     Ok((config, core))

@@ -6,7 +6,7 @@ use serde_json::json;
 use tessera_server::Overrides;
 use tessera_server::views::{SessionTimes, UserView};
 
-use crate::StoreArgs;
+use crate::args::StoreArgs;
 
 #[derive(Subcommand)]
 pub enum SessionsCommand {

@@ -26,19 +26,9 @@ const RULES: &[(&[&str], &[&str], &str)] = &[
          never to its stores",
     ),
     (
-        &["tessera-verify", "tessera-keys"],
-        &[
-            "tessera-core",
-            "tessera-store",
-            "tessera-server",
-            "tessera-gateway",
-        ],
-        "the verification library and the key crate stand on no other tessera crate",
-    ),
-    (
-        &["tessera-core"],
+        &["tessera-core", "tessera-proto"],
         &["tokio", "sqlx", "redis", "reqwest", "hyper", "axum"],
-        "the domain types do no I/O",
+        "the domain types and the wire vocabulary do no I/O",
     ),
     (
         &[
@@ -57,6 +47,32 @@ const RULES: &[(&[&str], &[&str], &str)] = &[
         "stores know nothing of HTTP or of the services above them",
     ),
 ];
+
+/// Each rule: these crates reach (even through others) no tessera crate but these.
+const TESSERA_ONLY: &[(&[&str], &[&str], &str)] = &[
+    (
+        &["tessera-verify", "tessera-keys"],
+        &["tessera-proto"],
+        "the verification library and the key crate stand on the wire vocabulary only",
+    ),
+    (
+        &["tessera-gateway"],
+        &["tessera-verify", "tessera-core", "tessera-proto"],
+        "the gateway stands on the verifier, the domain types and the wire vocabulary",
+    ),
+    (
+        &["tessera-proto"],
+        &[],
+        "the wire vocabulary depends on no tessera crate: every side shares it",
+    ),
+];
+
+/// Each crate and its only normal dependencies.
+const ONLY_DEPENDENCIES: &[(&str, &[&str], &str)] = &[(
+    "tessera-proto",
+    &["serde"],
+    "the wire vocabulary is data: serde and nothing else",
+)];
 
 struct Graph {
     names: HashMap<String, String>,
@@ -112,6 +128,47 @@ fn graph() -> Graph {
 }
 
 impl Graph {
+    /// The names of `name`'s own normal dependencies.
+    fn direct(&self, name: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .normal
+            .get(self.id_of(name))
+            .into_iter()
+            .flatten()
+            .map(|id| self.names[id].clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The chain from `from` to each crate it reaches.
+    fn reached(&self, from: &str) -> Vec<Vec<String>> {
+        let start = self.id_of(from).to_owned();
+        let mut came_from: HashMap<String, String> = HashMap::new();
+        let mut seen = HashSet::from([start.clone()]);
+        let mut queue = VecDeque::from([start.clone()]);
+        let mut chains = Vec::new();
+        while let Some(id) = queue.pop_front() {
+            if id != start {
+                let mut chain = vec![self.names[&id].clone()];
+                let mut at = id.clone();
+                while let Some(previous) = came_from.get(&at) {
+                    chain.push(self.names[previous].clone());
+                    at = previous.clone();
+                }
+                chain.reverse();
+                chains.push(chain);
+            }
+            for dep in self.normal.get(&id).into_iter().flatten() {
+                if seen.insert(dep.clone()) {
+                    came_from.insert(dep.clone(), id.clone());
+                    queue.push_back(dep.clone());
+                }
+            }
+        }
+        chains
+    }
+
     fn id_of(&self, name: &str) -> &str {
         self.names
             .iter()
@@ -122,29 +179,9 @@ impl Graph {
 
     /// The chain of crates from `from` to a crate named `to`, if it reaches one.
     fn path(&self, from: &str, to: &str) -> Option<Vec<String>> {
-        let start = self.id_of(from).to_owned();
-        let mut came_from: HashMap<String, String> = HashMap::new();
-        let mut seen = HashSet::from([start.clone()]);
-        let mut queue = VecDeque::from([start.clone()]);
-        while let Some(id) = queue.pop_front() {
-            if id != start && self.names[&id] == to {
-                let mut chain = vec![self.names[&id].clone()];
-                let mut at = id;
-                while let Some(previous) = came_from.get(&at) {
-                    chain.push(self.names[previous].clone());
-                    at = previous.clone();
-                }
-                chain.reverse();
-                return Some(chain);
-            }
-            for dep in self.normal.get(&id).into_iter().flatten() {
-                if seen.insert(dep.clone()) {
-                    came_from.insert(dep.clone(), id.clone());
-                    queue.push_back(dep.clone());
-                }
-            }
-        }
-        None
+        self.reached(from)
+            .into_iter()
+            .find(|chain| chain.last().is_some_and(|name| name == to))
     }
 }
 
@@ -159,6 +196,10 @@ fn crates_reach_only_what_the_architecture_allows() {
         server_to_sqlx.first().map(String::as_str),
         Some("tessera-server")
     );
+    let verify_to_proto = graph
+        .path("tessera-verify", "tessera-proto")
+        .expect("verify reaches proto");
+    assert_eq!(verify_to_proto, ["tessera-verify", "tessera-proto"]);
     let mut broken = Vec::new();
     for (crates, never, why) in RULES {
         for krate in *crates {
@@ -167,6 +208,25 @@ fn crates_reach_only_what_the_architecture_allows() {
                     broken.push(format!("{} ({why})", path.join(" → ")));
                 }
             }
+        }
+    }
+    let is_tessera = |name: &str| name == "tessera" || name.starts_with("tessera-");
+    for (crates, allowed, why) in TESSERA_ONLY {
+        for krate in *crates {
+            for chain in graph.reached(krate) {
+                let Some(reached) = chain.last() else {
+                    continue;
+                };
+                if is_tessera(reached) && !allowed.contains(&reached.as_str()) {
+                    broken.push(format!("{} ({why})", chain.join(" → ")));
+                }
+            }
+        }
+    }
+    for (krate, only, why) in ONLY_DEPENDENCIES {
+        let direct = graph.direct(krate);
+        if direct != *only {
+            broken.push(format!("{krate} depends on {} ({why})", direct.join(", ")));
         }
     }
     assert!(

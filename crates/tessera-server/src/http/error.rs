@@ -10,7 +10,8 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
-use serde::Serialize;
+use tessera_proto::ErrorBody;
+use tessera_proto::error as codes;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -19,12 +20,6 @@ pub struct ApiError {
     description: Cow<'static, str>,
     retry_after: Option<Duration>,
     challenge: Option<&'static str>,
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    error_description: &'a str,
 }
 
 impl ApiError {
@@ -71,19 +66,19 @@ impl ApiError {
     }
 
     pub fn bad_request(description: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+        Self::new(StatusCode::BAD_REQUEST, codes::INVALID_REQUEST, description)
     }
 
     pub fn unauthenticated() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
-            "unauthenticated",
+            codes::UNAUTHENTICATED,
             "no valid session: log in first",
         )
     }
 
     pub fn not_found(description: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", description)
+        Self::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, description)
     }
 
     /// The store did not answer. Logged here once, with the cause; clients get a
@@ -92,7 +87,7 @@ impl ApiError {
         tracing::error!(%error, "store unavailable");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
+            codes::TEMPORARILY_UNAVAILABLE,
             "the store is not answering; try again shortly",
         )
         .retry_after(Duration::from_secs(1))
@@ -109,7 +104,7 @@ impl ApiError {
     pub fn invalid_client() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
-            "invalid_client",
+            codes::INVALID_CLIENT,
             "client authentication failed",
         )
         .challenge(r#"Basic realm="tessera", charset="UTF-8""#)
@@ -120,7 +115,7 @@ impl ApiError {
     pub fn stale() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
+            codes::TEMPORARILY_UNAVAILABLE,
             "this instance has lost contact with the store and cannot tell what was \
              revoked; try again shortly",
         )
@@ -161,7 +156,7 @@ impl From<crate::services::oauth::OAuthError> for ApiError {
             OAuthError::Stale => Self::stale(),
             OAuthError::NoSigningKey => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
+                codes::TEMPORARILY_UNAVAILABLE,
                 "no signing key is available; try again shortly",
             ),
             OAuthError::Hash(e) => e.into(),
@@ -175,7 +170,7 @@ impl From<crate::services::passwords::HashError> for ApiError {
         match error {
             crate::services::passwords::HashError::Busy => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
+                codes::TEMPORARILY_UNAVAILABLE,
                 "too many logins in progress; try again shortly",
             )
             .retry_after(Duration::from_secs(1)),
@@ -183,7 +178,7 @@ impl From<crate::services::passwords::HashError> for ApiError {
                 tracing::error!(%reason, "password hashing failed");
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
+                    codes::SERVER_ERROR,
                     "password hashing failed",
                 )
             }
@@ -193,10 +188,7 @@ impl From<crate::services::passwords::HashError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: self.code,
-            error_description: &self.description,
-        };
+        let body = ErrorBody::new(self.code, &*self.description);
         let mut response = (self.status, Json(body)).into_response();
         if let Some(challenge) = self.challenge {
             response.headers_mut().insert(
@@ -216,15 +208,17 @@ impl IntoResponse for ApiError {
 
 fn default_error(status: StatusCode) -> ApiError {
     let (code, description): (&'static str, &'static str) = match status {
-        StatusCode::NOT_FOUND => ("not_found", "no such resource"),
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed here"),
-        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long"),
-        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            ("unsupported_media_type", "unsupported content type")
+        StatusCode::NOT_FOUND => (codes::NOT_FOUND, "no such resource"),
+        StatusCode::METHOD_NOT_ALLOWED => (codes::METHOD_NOT_ALLOWED, "method not allowed here"),
+        StatusCode::REQUEST_TIMEOUT => (codes::REQUEST_TIMEOUT, "the request took too long"),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            (codes::PAYLOAD_TOO_LARGE, "the request body is too large")
         }
-        s if s.is_server_error() => ("server_error", "the server failed to answer"),
-        _ => ("invalid_request", "the request was refused"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            (codes::UNSUPPORTED_MEDIA_TYPE, "unsupported content type")
+        }
+        s if s.is_server_error() => (codes::SERVER_ERROR, "the server failed to answer"),
+        _ => (codes::INVALID_REQUEST, "the request was refused"),
     };
     ApiError::new(status, code, description)
 }

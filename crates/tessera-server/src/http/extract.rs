@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use tessera_proto::error as codes;
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use bytes::Bytes;
@@ -137,7 +138,7 @@ impl OAuthRequest {
     /// A parameter the request must have: `invalid_request` without it.
     pub fn required(&self, name: &str) -> Result<&str, ApiError> {
         self.param(name)
-            .ok_or_else(|| ApiError::oauth("invalid_request", format!("{name} is missing")))
+            .ok_or_else(|| ApiError::oauth(codes::INVALID_REQUEST, format!("{name} is missing")))
     }
 }
 
@@ -166,13 +167,13 @@ fn presented_client(
         Some(basic) => {
             if body_secret.is_some() {
                 return Err(ApiError::oauth(
-                    "invalid_request",
+                    codes::INVALID_REQUEST,
                     "use one client authentication method, not Basic and client_secret together",
                 ));
             }
             if body_id.is_some_and(|id| *id != basic.id) {
                 return Err(ApiError::oauth(
-                    "invalid_request",
+                    codes::INVALID_REQUEST,
                     "client_id differs from the one in the Authorization header",
                 ));
             }
@@ -223,7 +224,7 @@ pub struct BearerToken(pub tessera_verify::AccessClaims);
 
 pub const BEARER_INVALID: &str = r#"Bearer realm="tessera", error="invalid_token""#;
 pub const BEARER_MISSING: &str = r#"Bearer realm="tessera""#;
-pub const BEARER_SCOPE: &str = r#"Bearer realm="tessera", error="insufficient_scope""#;
+pub const BEARER_SCOPE: &str = r#"Bearer realm="tessera", error=codes::INSUFFICIENT_SCOPE"#;
 
 impl FromRequestParts<AppState> for BearerToken {
     type Rejection = ApiError;
@@ -232,7 +233,7 @@ impl FromRequestParts<AppState> for BearerToken {
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_request",
+                codes::INVALID_REQUEST,
                 "send an access token: Authorization: Bearer <token>",
             )
             .challenge(BEARER_MISSING));
@@ -246,7 +247,7 @@ impl FromRequestParts<AppState> for BearerToken {
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNAUTHORIZED,
-                    "invalid_request",
+                    codes::INVALID_REQUEST,
                     "the Authorization header must be: Bearer <token>",
                 )
                 .challenge(BEARER_INVALID)
@@ -298,7 +299,7 @@ impl BearerToken {
         } else {
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "insufficient_scope",
+                codes::INSUFFICIENT_SCOPE,
                 format!("this needs a token with the {scope:?} scope"),
             )
             .challenge(BEARER_SCOPE))

@@ -73,7 +73,7 @@ pub async fn metadata(State(discovery): State<Arc<Discovery>>) -> Response {
         ],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "response_types_supported": [],
-        "access_token_signing_alg_values_supported": ["EdDSA", "ES256", "RS256", "HS256"],
+        "access_token_signing_alg_values_supported": tessera_proto::Algorithm::ALL,
     });
     let mut response = axum::Json(body).into_response();
     let h = response.headers_mut();

@@ -7,7 +7,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
-use serde_json::{Value, json};
+use tessera_proto::token_type::{BEARER, REFRESH_TOKEN};
+use tessera_proto::{Introspection as Answer, OneOrMany};
 
 use crate::http::error::ApiError;
 use crate::http::extract::OAuthRequest;
@@ -53,31 +54,37 @@ pub async fn revoke(
 }
 
 /// The RFC 7662 answer: `{"active": false}` and nothing more for anything not live.
-fn render(issuer: &str, description: Option<Description>) -> Value {
+fn render(issuer: &str, description: Option<Description>) -> Answer {
     match description {
-        None => json!({"active": false}),
-        Some(Description::Refresh(family)) => json!({
-            "active": true,
-            "token_type": "refresh_token",
-            "client_id": family.client_id,
-            "sub": family.user.id,
-            "username": family.user.username.as_str(),
-            "scope": family.scopes,
-            "iat": family.created_at.as_millis() / 1000,
-            "exp": family.expires_at.as_millis() / 1000,
-            "sid": family.id,
-            "iss": issuer,
-        }),
-        Some(Description::Access(claims)) => {
-            let mut body = serde_json::to_value(&claims).unwrap_or_else(|_| json!({}));
-            if let Some(object) = body.as_object_mut() {
-                object.insert("active".into(), json!(true));
-                object.insert("token_type".into(), json!("Bearer"));
-                if let [single] = claims.aud.as_slice() {
-                    object.insert("aud".into(), json!(single));
-                }
-            }
-            body
-        }
+        None => Answer::inactive(),
+        Some(Description::Refresh(family)) => Answer {
+            active: true,
+            token_type: Some(REFRESH_TOKEN.to_owned()),
+            client_id: Some(family.client_id.to_string()),
+            sub: Some(family.user.id.to_string()),
+            username: Some(family.user.username.as_str().to_owned()),
+            scope: Some(family.scopes.to_string()),
+            iat: Some(family.created_at.as_millis() / 1000),
+            exp: Some(family.expires_at.as_millis() / 1000),
+            sid: Some(family.id.as_str().to_owned()),
+            iss: Some(issuer.to_owned()),
+            ..Answer::default()
+        },
+        Some(Description::Access(claims)) => Answer {
+            active: true,
+            aud: Some(OneOrMany::from_list(claims.aud)),
+            client_id: claims.client_id,
+            exp: Some(claims.exp),
+            iat: claims.iat,
+            iss: Some(claims.iss),
+            jti: claims.jti,
+            nbf: claims.nbf,
+            roles: claims.roles,
+            scope: claims.scope,
+            sid: claims.sid,
+            sub: Some(claims.sub),
+            token_type: Some(BEARER.to_owned()),
+            username: None,
+        },
     }
 }

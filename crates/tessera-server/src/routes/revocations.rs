@@ -10,8 +10,7 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use http::HeaderMap;
-use serde_json::json;
-use tessera_store::Revocation;
+use tessera_proto::feed::{HEARTBEAT_EVENT, LAST_EVENT_ID, REVOCATION_EVENT};
 
 use crate::http::error::ApiError;
 use crate::http::extract::BearerToken;
@@ -23,7 +22,7 @@ pub async fn feed(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     bearer.require_scope(FEED_SCOPE)?;
-    let after = match headers.get("last-event-id") {
+    let after = match headers.get(LAST_EVENT_ID) {
         None => 0,
         Some(value) => value
             .to_str()
@@ -40,27 +39,12 @@ pub async fn feed(
 
 fn event_of(item: &FeedItem) -> Event {
     match item {
-        FeedItem::Revocation(entry) => revocation_event(entry),
-        FeedItem::Heartbeat(sequence) => Event::default()
-            .event("heartbeat")
-            .data(json!({ "sequence": sequence }).to_string()),
+        FeedItem::Revocation(entry) => Event::default()
+            .id(entry.sequence.to_string())
+            .event(REVOCATION_EVENT)
+            .data(serde_json::to_string(entry).unwrap_or_default()),
+        FeedItem::Heartbeat(heartbeat) => Event::default()
+            .event(HEARTBEAT_EVENT)
+            .data(serde_json::to_string(heartbeat).unwrap_or_default()),
     }
-}
-
-fn revocation_event(entry: &Revocation) -> Event {
-    Event::default()
-        .id(entry.sequence.to_string())
-        .event("revocation")
-        .data(
-            json!({
-                "sequence": entry.sequence,
-                "kind": entry.revoked.kind(),
-                "id": entry.revoked.target(),
-                "user": entry.user,
-                "reason": entry.reason.as_str(),
-                "at": entry.at,
-                "expires_at": entry.expires_at.as_millis() / 1000,
-            })
-            .to_string(),
-        )
 }

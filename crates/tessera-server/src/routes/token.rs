@@ -12,16 +12,13 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, header};
 use serde::Serialize;
 use tessera_core::{GrantType, Scopes, SessionSecret};
+use tessera_proto::error as codes;
+use tessera_proto::token_type::{ACCESS_TOKEN_TYPE, BEARER, SESSION_TOKEN_TYPE};
 
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, OAuthRequest, credentials};
 use crate::services::grants::{GrantRequest, Granted, Grants};
 use crate::services::oauth::OAuthError;
-
-/// RFC 8693 token types: what a token exchange gives, and the tessera session it
-/// takes (a browser session's cookie value, `tss_…`).
-pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
-pub const SESSION_TOKEN_TYPE: &str = "urn:tessera:params:oauth:token-type:session";
 
 #[derive(Serialize)]
 struct TokenResponse {
@@ -42,7 +39,7 @@ impl From<Granted> for TokenResponse {
         Self {
             access_token: granted.access_token,
             issued_token_type: granted.exchanged.then_some(ACCESS_TOKEN_TYPE),
-            token_type: "Bearer",
+            token_type: BEARER,
             expires_in: granted.expires_in,
             refresh_token: granted.refresh_token,
             scope: granted.scopes.to_string(),
@@ -78,7 +75,7 @@ fn grant_type(request: &OAuthRequest) -> Result<GrantType, ApiError> {
     let grant_type = request.required("grant_type")?;
     GrantType::parse(grant_type).ok_or_else(|| {
         ApiError::oauth(
-            "unsupported_grant_type",
+            codes::UNSUPPORTED_GRANT_TYPE,
             format!("unsupported grant_type {grant_type:?}"),
         )
     })
@@ -89,7 +86,7 @@ fn grant_request(grant: GrantType, request: &OAuthRequest) -> Result<GrantReques
         .param("scope")
         .map(Scopes::parse)
         .transpose()
-        .map_err(|e| OAuthError::refused("invalid_scope", e.to_string()))?;
+        .map_err(|e| OAuthError::refused(codes::INVALID_SCOPE, e.to_string()))?;
     Ok(match grant {
         GrantType::ClientCredentials => GrantRequest::ClientCredentials {
             scope,

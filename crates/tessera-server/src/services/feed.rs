@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
+use tessera_proto::feed::{Heartbeat, RevocationEntry};
 use tessera_store::{Revocation, RevocationLog};
 use tessera_verify::AccessClaims;
 
@@ -28,14 +29,26 @@ use crate::services::clients::Clients;
 use crate::services::own_tokens::OwnTokens;
 
 /// The scope a token needs to read the feed.
-pub const FEED_SCOPE: &str = "revocations";
+pub const FEED_SCOPE: &str = tessera_proto::scope::REVOCATIONS;
 const PAGE: u32 = 500;
 
-/// What the feed sends.
+/// What the feed sends, in the wire vocabulary.
 pub enum FeedItem {
-    Revocation(Revocation),
+    Revocation(RevocationEntry),
     /// The log's sequence: the stream has caught up to it.
-    Heartbeat(u64),
+    Heartbeat(Heartbeat),
+}
+
+fn entry_of(entry: Revocation) -> RevocationEntry {
+    RevocationEntry {
+        at: entry.at.to_rfc3339(),
+        expires_at: entry.expires_at.as_millis() / 1000,
+        id: entry.revoked.target(),
+        kind: entry.revoked.kind().to_owned(),
+        reason: entry.reason.as_str().to_owned(),
+        sequence: entry.sequence,
+        user: entry.user.map(|user| user.to_string()),
+    }
 }
 
 pub struct RevocationFeed {
@@ -179,8 +192,11 @@ fn events(
                 {
                     Ok(entries) if !entries.is_empty() => {
                         feed.position = entries.last().map_or(feed.position, |e| e.sequence);
-                        feed.pending
-                            .extend(entries.into_iter().map(FeedItem::Revocation));
+                        feed.pending.extend(
+                            entries
+                                .into_iter()
+                                .map(|e| FeedItem::Revocation(entry_of(e))),
+                        );
                         continue;
                     }
                     // Purged entries leave gaps: nothing left to send up to latest.
@@ -211,7 +227,7 @@ fn events(
                         return None;
                     }
                     let sequence = feed.log_sequence().await;
-                    return Some((FeedItem::Heartbeat(sequence), feed));
+                    return Some((FeedItem::Heartbeat(Heartbeat { sequence }), feed));
                 }
             }
         }

@@ -5,10 +5,9 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use tessera_proto::error as codes;
 
-use tessera_core::{
-    Audience, GrantType, PRIVILEGED_SCOPES, Password, Scopes, SessionSecret, Timestamp, Username,
-};
+use tessera_core::{Audience, GrantType, Password, Scopes, SessionSecret, Timestamp, Username};
 use tessera_store::{Client, User};
 
 use crate::services::accounts::{Accounts, LoginError};
@@ -102,7 +101,7 @@ impl Grants {
         let client = authenticate(&self.clients, presented).await?;
         if !client.grants.contains(&grant) {
             return Err(OAuthError::refused(
-                "unauthorized_client",
+                codes::UNAUTHORIZED_CLIENT,
                 format!("this client may not use the {} grant", grant.as_str()),
             ));
         }
@@ -283,11 +282,11 @@ impl Grants {
         }
         if scopes.any_privileged() {
             return Err(OAuthError::refused(
-                "invalid_target",
+                codes::INVALID_TARGET,
                 format!(
                     "tessera's own scopes ({}) are granted only in tokens for tessera \
                      itself; ask for them without an audience, or for {issuer}",
-                    PRIVILEGED_SCOPES.join(", "),
+                    tessera_proto::scope::PRIVILEGED.join(", "),
                 ),
             ));
         }
@@ -299,7 +298,7 @@ impl Grants {
             .map(Some)
             .ok_or_else(|| {
                 OAuthError::refused(
-                    "invalid_target",
+                    codes::INVALID_TARGET,
                     format!("this client may not get tokens for the audience {asked:?}"),
                 )
             })
@@ -330,7 +329,7 @@ fn granted_scopes(
     };
     if !asked.is_subset(allowed) {
         return Err(OAuthError::refused(
-            "invalid_scope",
+            codes::INVALID_SCOPE,
             format!(
                 "the scope may include only: {}",
                 if allowed.is_empty() {

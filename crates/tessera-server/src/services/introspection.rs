@@ -4,6 +4,7 @@
 //! ([`PresentedToken`]) and looked up where that kind lives.
 
 use std::sync::Arc;
+use tessera_proto::error as codes;
 
 use tessera_core::{ClientId, PresentedToken, Timestamp, UserId};
 use tessera_store::{
@@ -18,7 +19,7 @@ use crate::services::own_tokens::OwnTokens;
 use crate::services::presence::Presence;
 
 /// The scope a client needs to introspect tokens issued to other clients.
-pub const INTROSPECT_SCOPE: &str = "introspect";
+pub const INTROSPECT_SCOPE: &str = tessera_proto::scope::INTROSPECT;
 
 /// How many opaque token records introspection keeps in memory.
 const OPAQUE_CACHE_ENTRIES: usize = 100_000;
@@ -85,7 +86,7 @@ impl Introspection {
         let client = authenticate(&self.clients, presented).await?;
         if client.secret_hash.is_none() {
             return Err(OAuthError::Forbidden {
-                code: "unauthorized_client",
+                code: codes::UNAUTHORIZED_CLIENT,
                 description: "introspection is for confidential clients".into(),
             });
         }
@@ -99,7 +100,7 @@ impl Introspection {
         // nothing, not even whether the token is live.
         if !client.scopes.contains(INTROSPECT_SCOPE) && issued_to != Some(client.id) {
             return Err(OAuthError::Forbidden {
-                code: "insufficient_scope",
+                code: codes::INSUFFICIENT_SCOPE,
                 description:
                     "introspecting tokens issued to other clients needs the introspect scope".into(),
             });
@@ -206,7 +207,7 @@ impl Introspection {
         let client = authenticate(&self.clients, presented).await?;
         let not_yours = || {
             OAuthError::refused(
-                "unauthorized_client",
+                codes::UNAUTHORIZED_CLIENT,
                 "this token was issued to another client; only that client may revoke it",
             )
         };

@@ -13,7 +13,8 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tessera_core::Timestamp;
-use tessera_keys::{Algorithm, MasterKey, PrivateKeyDer, SigningKey};
+use tessera_keys::{MasterKey, PrivateKeyDer, SigningKey};
+use tessera_proto::Algorithm;
 use tessera_store::{KeyStore, StoreError, StoredKey};
 
 /// How often the key rows are re-read.
@@ -107,7 +108,7 @@ impl KeyRing {
         rotation_delay: Duration,
     ) -> Result<Self, KeyRingError> {
         let existing = store.signing_keys().await?;
-        for algorithm in Algorithm::ALL {
+        for algorithm in Algorithm::ASYMMETRIC {
             let has_one = existing
                 .iter()
                 .any(|k| k.algorithm == algorithm.as_str() && k.retired_at.is_none());
@@ -262,7 +263,11 @@ fn build(
 ) -> Result<KeySet, KeyRingError> {
     let mut keys = Vec::with_capacity(rows.len());
     for row in rows {
-        let algorithm = Algorithm::parse(&row.algorithm)
+        let algorithm = row
+            .algorithm
+            .parse::<Algorithm>()
+            .ok()
+            .filter(|a| a.is_asymmetric())
             .ok_or_else(|| KeyRingError::UnknownAlgorithm(row.algorithm.clone()))?;
         let usable = row.retired_at.is_none() && row.published_until.is_none_or(|t| t > now);
         // Only keys that may still be published are opened: a retired key's
@@ -288,7 +293,7 @@ fn build(
         });
     }
     let mut signers = Vec::new();
-    for algorithm in Algorithm::ALL {
+    for algorithm in Algorithm::ASYMMETRIC {
         let usable = || {
             keys.iter()
                 .filter(move |k| k.algorithm == algorithm)

@@ -3,6 +3,7 @@
 //! it into a status and a body; the services never see HTTP.
 
 use std::borrow::Cow;
+use tessera_proto::error as codes;
 
 use tessera_store::StoreError;
 
@@ -43,11 +44,11 @@ impl OAuthError {
     }
 
     pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
-        Self::refused("invalid_request", description)
+        Self::refused(codes::INVALID_REQUEST, description)
     }
 
     pub fn invalid_grant(description: impl Into<Cow<'static, str>>) -> Self {
-        Self::refused("invalid_grant", description)
+        Self::refused(codes::INVALID_GRANT, description)
     }
 }
 

@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
+use tessera_proto::{Algorithm, RevocationKind};
 use tessera_store::{RevocationLog, RevocationsAppended, Revoked, StoreError};
-use tessera_verify::{
-    AccessClaims, Algorithm, Policy, RevocationEvent, Verifier, VerifyError, VerifyingKeys,
-};
+use tessera_verify::{AccessClaims, Policy, RevocationEvent, Verifier, VerifyError, VerifyingKeys};
 
 use crate::services::keyring::KeyRing;
 
@@ -191,20 +190,14 @@ impl OwnTokens {
         let newest = entries.last().map(|e| e.sequence);
         self.verifier.update_revocations(|set| {
             for entry in entries {
-                let before = entry.at.as_millis() / 1000;
-                let event = match entry.revoked {
-                    Revoked::Session(id) => RevocationEvent::Session(id.as_str().to_owned()),
-                    Revoked::Token(jti) => RevocationEvent::Token(jti),
-                    Revoked::Key(kid) => RevocationEvent::Key(kid),
-                    Revoked::User(id) => RevocationEvent::User {
-                        id: id.to_string(),
-                        before,
-                    },
-                    Revoked::Client(id) => RevocationEvent::Client {
-                        id: id.to_string(),
-                        before,
-                    },
+                // The feed's kind, read as a verifier reads it from the feed.
+                let Ok(kind) = entry.revoked.kind().parse::<RevocationKind>() else {
+                    tracing::error!(kind = entry.revoked.kind(), "a revocation of no feed kind");
+                    set.advance(entry.sequence);
+                    continue;
                 };
+                let event =
+                    RevocationEvent::new(kind, entry.revoked.target(), entry.at.as_millis() / 1000);
                 set.apply(entry.sequence, event, entry.expires_at.as_millis() / 1000);
             }
         });

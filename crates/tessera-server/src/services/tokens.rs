@@ -4,10 +4,9 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use tessera_core::{
-    AccessTokenSecret, Audience, Roles, Scopes, SessionId, Timestamp, TokenAlgorithm, TokenFormat,
-};
-use tessera_keys::{Algorithm, HmacKey};
+use tessera_core::{AccessTokenSecret, Audience, Roles, Scopes, SessionId, Timestamp, TokenFormat};
+use tessera_keys::HmacKey;
+use tessera_proto::Algorithm;
 use tessera_store::{Client, OpaqueToken, OpaqueTokenStore, StoreError, User};
 
 use crate::services::keyring::KeyRing;
@@ -40,7 +39,7 @@ pub struct IssuedToken {
 #[derive(Debug, thiserror::Error)]
 pub enum IssueError {
     #[error("no signing key is available for {0}")]
-    NoKey(TokenAlgorithm),
+    NoKey(Algorithm),
     #[error("signing failed")]
     Sign,
     #[error(transparent)]
@@ -176,19 +175,14 @@ impl TokenIssuer {
         };
         let claims = serde_json::to_vec(&claims).map_err(|_| IssueError::Sign)?;
         let access_token = match client.algorithm {
-            TokenAlgorithm::HS256 => self
+            Algorithm::HS256 => self
                 .hmac
                 .as_ref()
-                .ok_or(IssueError::NoKey(TokenAlgorithm::HS256))?
+                .ok_or(IssueError::NoKey(Algorithm::HS256))?
                 .sign_access_token(&claims),
-            other => {
-                let algorithm = match other {
-                    TokenAlgorithm::ES256 => Algorithm::ES256,
-                    TokenAlgorithm::RS256 => Algorithm::RS256,
-                    _ => Algorithm::EdDSA,
-                };
+            algorithm => {
                 let keys = self.keys.current();
-                let key = keys.signer(algorithm).ok_or(IssueError::NoKey(other))?;
+                let key = keys.signer(algorithm).ok_or(IssueError::NoKey(algorithm))?;
                 key.sign_access_token(&claims)
                     .map_err(|_| IssueError::Sign)?
             }

@@ -9,6 +9,7 @@ use proptest::prelude::*;
 use tessera_keys::{HmacKey, SigningKey};
 
 use super::*;
+use crate::keys::VerifyingKeys;
 
 const SECRET: &[u8] = b"a shared secret of at least 32 bytes";
 
@@ -60,7 +61,7 @@ fn reference(token: &str, max_bytes: usize) -> Outcome {
 
 fn ours(token: &str, max_bytes: usize, keys: &VerifyingKeys) -> Outcome {
     let mut scratch = Vec::new();
-    let parsed = parse(token, max_bytes, &mut scratch, keys)?;
+    let parsed = parse(token, max_bytes, &mut scratch, |s| keys.known_header(s))?;
     Ok((
         parsed.header.alg.into_owned(),
         parsed.header.typ.map(Cow::into_owned),

@@ -1,0 +1,97 @@
+//! Why a token was refused.
+
+/// What a token was refused for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokedBy {
+    /// Its session or refresh family (`sid`) ended.
+    Session,
+    /// It was revoked by `jti`.
+    Token,
+    /// Its signing key was retired.
+    Key,
+    /// Its subject was cut off: every token issued to them up to a time is refused.
+    User,
+    /// Its client was removed: every token issued to it up to a time is refused.
+    Client,
+}
+
+/// Why a token was refused. The `Display` text is safe to send to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the token is too large")]
+    TooLarge,
+    #[error("the token is malformed: {0}")]
+    Malformed(&'static str),
+    #[error("the token has a duplicate JSON key")]
+    DuplicateKey,
+    #[error("the token embeds or points to its own key")]
+    EmbeddedKey,
+    #[error("the token requires an extension this verifier does not know")]
+    UnknownCritical,
+    #[error("the token's algorithm is not accepted")]
+    AlgorithmNotAllowed,
+    #[error("the token's key is unknown")]
+    UnknownKey,
+    #[error("the token's algorithm does not match its key")]
+    AlgorithmMismatch,
+    #[error("the token's signature is invalid")]
+    BadSignature,
+    #[error("the token is not an access token (typ at+jwt)")]
+    WrongType,
+    #[error("the token has no {0} claim")]
+    MissingClaim(&'static str),
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token is from another issuer")]
+    WrongIssuer,
+    #[error("the token is for another audience")]
+    WrongAudience,
+    #[error("the token has been revoked")]
+    Revoked(RevokedBy),
+    /// The verifier has not heard from the revocation feed within its staleness
+    /// bound, so it cannot tell whether the token was revoked (fail closed).
+    #[error("revocations could not be checked recently enough; try again shortly")]
+    Stale,
+    /// An opaque token could not be introspected (the issuer is unreachable, or
+    /// this verifier has no introspection client).
+    #[error("the token could not be checked with its issuer")]
+    Unavailable,
+}
+
+impl VerifyError {
+    /// A stable, machine-readable name for the refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            VerifyError::TooLarge => "too_large",
+            VerifyError::Malformed(_) => "malformed",
+            VerifyError::DuplicateKey => "duplicate_key",
+            VerifyError::EmbeddedKey => "embedded_key",
+            VerifyError::UnknownCritical => "unknown_critical",
+            VerifyError::AlgorithmNotAllowed => "algorithm_not_allowed",
+            VerifyError::UnknownKey => "unknown_key",
+            VerifyError::AlgorithmMismatch => "algorithm_mismatch",
+            VerifyError::BadSignature => "bad_signature",
+            VerifyError::WrongType => "wrong_type",
+            VerifyError::MissingClaim(_) => "missing_claim",
+            VerifyError::Expired => "expired",
+            VerifyError::NotYetValid => "not_yet_valid",
+            VerifyError::WrongIssuer => "wrong_issuer",
+            VerifyError::WrongAudience => "wrong_audience",
+            VerifyError::Revoked(RevokedBy::Session) => "revoked_session",
+            VerifyError::Revoked(RevokedBy::Token) => "revoked_token",
+            VerifyError::Revoked(RevokedBy::Key) => "revoked_key",
+            VerifyError::Revoked(RevokedBy::User) => "revoked_user",
+            VerifyError::Revoked(RevokedBy::Client) => "revoked_client",
+            VerifyError::Stale => "stale_revocations",
+            VerifyError::Unavailable => "issuer_unavailable",
+        }
+    }
+
+    /// Whether the fault is on the verifier's side (retry later) rather than the
+    /// token's: such refusals are 503s, not 401s.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, VerifyError::Stale | VerifyError::Unavailable)
+    }
+}
