@@ -224,7 +224,7 @@ pub struct BearerToken(pub tessera_verify::AccessClaims);
 
 pub const BEARER_INVALID: &str = r#"Bearer realm="tessera", error="invalid_token""#;
 pub const BEARER_MISSING: &str = r#"Bearer realm="tessera""#;
-pub const BEARER_SCOPE: &str = r#"Bearer realm="tessera", error=codes::INSUFFICIENT_SCOPE"#;
+pub const BEARER_SCOPE: &str = r#"Bearer realm="tessera", error="insufficient_scope""#;
 
 impl FromRequestParts<AppState> for BearerToken {
     type Rejection = ApiError;
