@@ -12,7 +12,7 @@ use sqlx::postgres::PgRow;
 use tessera_core::{Audience, ClientId, ClientName, GrantType, Scopes, Timestamp};
 use tessera_store::{Client, ClientStore, CreateClientError, StoreError};
 
-use crate::{PostgresStore, corrupt, hash_from_bytes, is_unique_violation, store_error};
+use crate::{PostgresStore, hash_from_bytes, is_unique_violation, store_error};
 
 macro_rules! client_columns {
     () => {
@@ -38,29 +38,30 @@ fn client_from_row(row: &PgRow) -> Result<Client, StoreError> {
     let grants = text("grants")?
         .split(' ')
         .filter(|g| !g.is_empty())
-        .map(|g| GrantType::parse(g).ok_or_else(|| corrupt("client grant")))
+        .map(|g| GrantType::parse(g).ok_or_else(|| StoreError::corrupt("client grant")))
         .collect::<Result<Vec<_>, _>>()?;
     let audiences = text("audiences")?
         .split(' ')
         .filter(|a| !a.is_empty())
-        .map(|a| Audience::parse(a).map_err(|_| corrupt("client audience")))
+        .map(|a| Audience::parse(a).map_err(|_| StoreError::corrupt("client audience")))
         .collect::<Result<Vec<_>, _>>()?;
     let ttl: i64 = row.try_get("access_ttl_seconds").map_err(store_error)?;
     Ok(Client {
-        id: ClientId::parse(&text("id")?).ok_or_else(|| corrupt("client id"))?,
-        name: ClientName::parse(&text("name")?).map_err(|_| corrupt("client name"))?,
+        id: ClientId::parse(&text("id")?).ok_or_else(|| StoreError::corrupt("client id"))?,
+        name: ClientName::parse(&text("name")?).map_err(|_| StoreError::corrupt("client name"))?,
         secret_hash,
         grants,
-        scopes: Scopes::parse(&text("scopes")?).map_err(|_| corrupt("client scopes"))?,
+        scopes: Scopes::parse(&text("scopes")?)
+            .map_err(|_| StoreError::corrupt("client scopes"))?,
         audiences,
         token_format: text("token_format")?
             .parse()
-            .map_err(|_| corrupt("client token format"))?,
+            .map_err(|_| StoreError::corrupt("client token format"))?,
         algorithm: text("algorithm")?
             .parse()
-            .map_err(|_| corrupt("client algorithm"))?,
+            .map_err(|_| StoreError::corrupt("client algorithm"))?,
         access_ttl: Duration::from_secs(
-            u64::try_from(ttl).map_err(|_| corrupt("client token lifetime"))?,
+            u64::try_from(ttl).map_err(|_| StoreError::corrupt("client token lifetime"))?,
         ),
         created_at: Timestamp::from_millis(row.try_get("created_at").map_err(store_error)?),
     })

@@ -307,18 +307,7 @@ impl PostgresStore {
     }
 }
 
-pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
-    // sqlx's messages carry PostgreSQL's message, never a query's parameters.
-    StoreError(error.to_string())
-}
-
-pub(crate) fn corrupt(what: &str) -> StoreError {
-    StoreError(format!("stored {what} is malformed"))
-}
-
-pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
-}
+pub(crate) use tessera_store_sql::{is_unique_violation, store_error};
 
 // Macros rather than consts so that `concat!` keeps every query a `&'static str`.
 macro_rules! user_columns {
@@ -339,9 +328,9 @@ pub(crate) fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
     let username: String = row.try_get("username").map_err(store_error)?;
     let roles: String = row.try_get("roles").map_err(store_error)?;
     Ok(User {
-        id: UserId::parse(&id).ok_or_else(|| corrupt("user id"))?,
-        username: Username::parse(&username).map_err(|_| corrupt("username"))?,
-        roles: Roles::from_stored(&roles).map_err(|_| corrupt("roles"))?,
+        id: UserId::parse(&id).ok_or_else(|| StoreError::corrupt("user id"))?,
+        username: Username::parse(&username).map_err(|_| StoreError::corrupt("username"))?,
+        roles: Roles::from_stored(&roles).map_err(|_| StoreError::corrupt("roles"))?,
         disabled: row.try_get("disabled").map_err(store_error)?,
         created_at: Timestamp::from_millis(row.try_get("created_at").map_err(store_error)?),
     })
@@ -350,7 +339,7 @@ pub(crate) fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
 pub(crate) fn hash_from_bytes(bytes: Vec<u8>, what: &str) -> Result<SecretHash, StoreError> {
     <[u8; 32]>::try_from(bytes)
         .map(SecretHash::from_bytes)
-        .map_err(|_| corrupt(what))
+        .map_err(|_| StoreError::corrupt(what))
 }
 
 fn session_from_row(row: &PgRow) -> Result<SessionRecord, StoreError> {
@@ -363,10 +352,11 @@ fn session_from_row(row: &PgRow) -> Result<SessionRecord, StoreError> {
             .map_err(store_error)
     };
     Ok(SessionRecord {
-        id: SessionId::parse(&id).map_err(|_| corrupt("session id"))?,
+        id: SessionId::parse(&id).map_err(|_| StoreError::corrupt("session id"))?,
         secret_hash: hash_from_bytes(hash, "secret hash")?,
         user: user_from_row(row)?,
-        csrf_token: CsrfToken::from_stored(&csrf).ok_or_else(|| corrupt("CSRF token"))?,
+        csrf_token: CsrfToken::from_stored(&csrf)
+            .ok_or_else(|| StoreError::corrupt("CSRF token"))?,
         created_at: millis("session_created_at")?,
         last_seen_at: millis("last_seen_at")?,
         expires_at: millis("expires_at")?,
@@ -396,7 +386,9 @@ pub(crate) fn session_entry(
     at: Timestamp,
 ) -> Result<Entry, StoreError> {
     Ok(Entry {
-        revoked: Revoked::Session(SessionId::parse(id).map_err(|_| corrupt("session id"))?),
+        revoked: Revoked::Session(
+            SessionId::parse(id).map_err(|_| StoreError::corrupt("session id"))?,
+        ),
         user: Some(user),
         reason,
         at,
@@ -455,7 +447,8 @@ pub(crate) async fn append_in(
         .execute(&mut *connection)
         .await
         .map_err(store_error)?;
-    let count = i64::try_from(entries.len()).map_err(|_| StoreError("too many entries".into()))?;
+    let count =
+        i64::try_from(entries.len()).map_err(|_| StoreError::Invalid("too many entries".into()))?;
     let columns = LogColumns::of(
         entries
             .iter()
@@ -486,7 +479,7 @@ pub(crate) async fn append_in(
     .map_err(store_error)?;
     u64::try_from(last)
         .map(Some)
-        .map_err(|_| corrupt("sequence"))
+        .map_err(|_| StoreError::corrupt("sequence"))
 }
 
 #[async_trait]
@@ -833,7 +826,7 @@ impl SessionStore for PostgresStore {
             self.announce_revocations();
         }
         rows.iter()
-            .map(|(id, _)| SessionId::parse(id).map_err(|_| corrupt("session id")))
+            .map(|(id, _)| SessionId::parse(id).map_err(|_| StoreError::corrupt("session id")))
             .collect()
     }
 
@@ -900,13 +893,15 @@ impl RevocationLog for PostgresStore {
         rows.into_iter()
             .map(|(sequence, kind, target, user, reason, at, expires_at)| {
                 Ok(Revocation {
-                    sequence: u64::try_from(sequence).map_err(|_| corrupt("sequence"))?,
+                    sequence: u64::try_from(sequence)
+                        .map_err(|_| StoreError::corrupt("sequence"))?,
                     revoked: Revoked::from_stored(&kind, &target)
-                        .ok_or_else(|| corrupt("revocation"))?,
+                        .ok_or_else(|| StoreError::corrupt("revocation"))?,
                     user: user
-                        .map(|u| UserId::parse(&u).ok_or_else(|| corrupt("user id")))
+                        .map(|u| UserId::parse(&u).ok_or_else(|| StoreError::corrupt("user id")))
                         .transpose()?,
-                    reason: EndReason::parse(&reason).ok_or_else(|| corrupt("reason"))?,
+                    reason: EndReason::parse(&reason)
+                        .ok_or_else(|| StoreError::corrupt("reason"))?,
                     at: Timestamp::from_millis(at),
                     expires_at: Timestamp::from_millis(expires_at),
                 })
@@ -922,7 +917,7 @@ impl RevocationLog for PostgresStore {
             .fetch_one(&self.pool)
             .await
             .map_err(store_error)?;
-        u64::try_from(latest).map_err(|_| corrupt("sequence"))
+        u64::try_from(latest).map_err(|_| StoreError::corrupt("sequence"))
     }
 
     async fn append_revocation(
@@ -943,7 +938,7 @@ impl RevocationLog for PostgresStore {
         };
         let sequence = append_in(&mut tx, &[entry])
             .await?
-            .ok_or_else(|| corrupt("sequence"))?;
+            .ok_or_else(|| StoreError::corrupt("sequence"))?;
         tx.commit().await.map_err(store_error)?;
         self.announce_revocations();
         Ok(sequence)
@@ -956,7 +951,7 @@ impl RevocationLog for PostgresStore {
     ) -> Result<(), StoreError> {
         let sequence_of = |sequence: u64| {
             i64::try_from(sequence)
-                .map_err(|_| StoreError(format!("sequence {sequence} is out of range")))
+                .map_err(|_| StoreError::Invalid(format!("sequence {sequence} is out of range")))
         };
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         // The counter's row lock first, held to commit: appenders wait for the
@@ -971,7 +966,7 @@ impl RevocationLog for PostgresStore {
         for entry in entries {
             let sequence = sequence_of(entry.sequence)?;
             if sequence <= current {
-                return Err(StoreError(format!(
+                return Err(StoreError::Invalid(format!(
                     "cannot import revocation {sequence}: the log is at {current} already"
                 )));
             }

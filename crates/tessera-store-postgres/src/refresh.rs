@@ -9,7 +9,7 @@ use tessera_store::{
     StoreError,
 };
 
-use crate::{Entry, PostgresStore, append_in, corrupt, session_entry, store_error, user_from_row};
+use crate::{Entry, PostgresStore, append_in, session_entry, store_error, user_from_row};
 
 macro_rules! family_select {
     () => {
@@ -31,15 +31,17 @@ fn family_from_row(row: &PgRow) -> Result<RefreshFamily, StoreError> {
     };
     let generation: i64 = row.try_get("generation").map_err(store_error)?;
     Ok(RefreshFamily {
-        id: SessionId::parse(&text("family_id")?).map_err(|_| corrupt("family id"))?,
-        client_id: ClientId::parse(&text("client_id")?).ok_or_else(|| corrupt("client id"))?,
+        id: SessionId::parse(&text("family_id")?).map_err(|_| StoreError::corrupt("family id"))?,
+        client_id: ClientId::parse(&text("client_id")?)
+            .ok_or_else(|| StoreError::corrupt("client id"))?,
         user: user_from_row(row)?,
-        scopes: Scopes::parse(&text("scopes")?).map_err(|_| corrupt("family scopes"))?,
+        scopes: Scopes::parse(&text("scopes")?)
+            .map_err(|_| StoreError::corrupt("family scopes"))?,
         audience: optional("audience")?
-            .map(|a| Audience::parse(&a).map_err(|_| corrupt("family audience")))
+            .map(|a| Audience::parse(&a).map_err(|_| StoreError::corrupt("family audience")))
             .transpose()?,
         session: optional("session_id")?
-            .map(|s| SessionId::parse(&s).map_err(|_| corrupt("family session")))
+            .map(|s| SessionId::parse(&s).map_err(|_| StoreError::corrupt("family session")))
             .transpose()?,
         generation: u32::try_from(generation).unwrap_or(u32::MAX),
         created_at: millis("family_created_at")?,
@@ -174,7 +176,7 @@ impl RefreshStore for PostgresStore {
         if rotated_at >= grace_cutoff.as_millis() {
             return Ok(RefreshOutcome::RaceLost);
         }
-        let user = UserId::parse(&user).ok_or_else(|| corrupt("user id"))?;
+        let user = UserId::parse(&user).ok_or_else(|| StoreError::corrupt("user id"))?;
         // Reuse: the family goes. If a concurrent call revoked it first, there is
         // nothing left to delete or log, and the answer is the same.
         let deleted: Vec<Deleted> = sqlx::query_as(
@@ -192,7 +194,7 @@ impl RefreshStore for PostgresStore {
             self.announce_revocations();
         }
         Ok(RefreshOutcome::Reused {
-            family: SessionId::parse(&family).map_err(|_| corrupt("family id"))?,
+            family: SessionId::parse(&family).map_err(|_| StoreError::corrupt("family id"))?,
             user,
         })
     }
@@ -242,7 +244,7 @@ impl RefreshStore for PostgresStore {
         let Some((owner, expires_at, session)) = row else {
             return Ok(false);
         };
-        let owner = UserId::parse(&owner).ok_or_else(|| corrupt("user id"))?;
+        let owner = UserId::parse(&owner).ok_or_else(|| StoreError::corrupt("user id"))?;
         let deleted = [(id.as_str().to_owned(), expires_at, session)];
         let entries = revoked_families_in(&mut tx, owner, &deleted, reason, at).await?;
         append_in(&mut tx, &entries).await?;
@@ -277,7 +279,7 @@ impl RefreshStore for PostgresStore {
         }
         deleted
             .iter()
-            .map(|(id, _, _)| SessionId::parse(id).map_err(|_| corrupt("family id")))
+            .map(|(id, _, _)| SessionId::parse(id).map_err(|_| StoreError::corrupt("family id")))
             .collect()
     }
 }

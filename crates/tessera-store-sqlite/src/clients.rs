@@ -16,7 +16,7 @@ use sqlx::sqlite::SqliteRow;
 use tessera_core::{Audience, ClientId, ClientName, GrantType, Scopes, SecretHash, Timestamp};
 use tessera_store::{Client, ClientStore, CreateClientError, StoreError};
 
-use crate::{SqliteStore, corrupt, is_unique_violation, store_error};
+use crate::{SqliteStore, is_unique_violation, store_error};
 
 macro_rules! client_columns {
     () => {
@@ -37,35 +37,36 @@ fn client_from_row(row: &SqliteRow) -> Result<Client, StoreError> {
         .map(|bytes| {
             <[u8; 32]>::try_from(bytes)
                 .map(SecretHash::from_bytes)
-                .map_err(|_| corrupt("client secret hash"))
+                .map_err(|_| StoreError::corrupt("client secret hash"))
         })
         .transpose()?;
     let grants = text("grants")?
         .split(' ')
         .filter(|g| !g.is_empty())
-        .map(|g| GrantType::parse(g).ok_or_else(|| corrupt("client grant")))
+        .map(|g| GrantType::parse(g).ok_or_else(|| StoreError::corrupt("client grant")))
         .collect::<Result<Vec<_>, _>>()?;
     let audiences = text("audiences")?
         .split(' ')
         .filter(|a| !a.is_empty())
-        .map(|a| Audience::parse(a).map_err(|_| corrupt("client audience")))
+        .map(|a| Audience::parse(a).map_err(|_| StoreError::corrupt("client audience")))
         .collect::<Result<Vec<_>, _>>()?;
     let ttl: i64 = row.try_get("access_ttl_seconds").map_err(store_error)?;
     Ok(Client {
-        id: ClientId::parse(&text("id")?).ok_or_else(|| corrupt("client id"))?,
-        name: ClientName::parse(&text("name")?).map_err(|_| corrupt("client name"))?,
+        id: ClientId::parse(&text("id")?).ok_or_else(|| StoreError::corrupt("client id"))?,
+        name: ClientName::parse(&text("name")?).map_err(|_| StoreError::corrupt("client name"))?,
         secret_hash,
         grants,
-        scopes: Scopes::parse(&text("scopes")?).map_err(|_| corrupt("client scopes"))?,
+        scopes: Scopes::parse(&text("scopes")?)
+            .map_err(|_| StoreError::corrupt("client scopes"))?,
         audiences,
         token_format: text("token_format")?
             .parse()
-            .map_err(|_| corrupt("client token format"))?,
+            .map_err(|_| StoreError::corrupt("client token format"))?,
         algorithm: text("algorithm")?
             .parse()
-            .map_err(|_| corrupt("client algorithm"))?,
+            .map_err(|_| StoreError::corrupt("client algorithm"))?,
         access_ttl: Duration::from_secs(
-            u64::try_from(ttl).map_err(|_| corrupt("client token lifetime"))?,
+            u64::try_from(ttl).map_err(|_| StoreError::corrupt("client token lifetime"))?,
         ),
         created_at: Timestamp::from_millis(row.try_get("created_at").map_err(store_error)?),
     })
@@ -97,7 +98,9 @@ impl SqliteStore {
                 .append(true)
                 .open(&path)
                 .and_then(|mut file| file.write_all(b"."))
-                .map_err(|e| StoreError(format!("cannot append to {}: {e}", path.display())))?;
+                .map_err(|e| {
+                    StoreError::Other(format!("cannot append to {}: {e}", path.display()))
+                })?;
         }
         Ok(())
     }

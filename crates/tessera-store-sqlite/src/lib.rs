@@ -99,13 +99,7 @@ impl SqliteStore {
     }
 }
 
-fn store_error(error: sqlx::Error) -> StoreError {
-    StoreError(error.to_string())
-}
-
-fn corrupt(what: &str) -> StoreError {
-    StoreError(format!("stored {what} is malformed"))
-}
+use tessera_store_sql::{is_unique_violation, store_error};
 
 // Macros rather than consts so that `concat!` keeps every query a `&'static str`.
 macro_rules! user_columns {
@@ -126,9 +120,9 @@ fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
     let username: String = row.try_get("username").map_err(store_error)?;
     let roles: String = row.try_get("roles").map_err(store_error)?;
     Ok(User {
-        id: UserId::parse(&id).ok_or_else(|| corrupt("user id"))?,
-        username: Username::parse(&username).map_err(|_| corrupt("username"))?,
-        roles: Roles::from_stored(&roles).map_err(|_| corrupt("roles"))?,
+        id: UserId::parse(&id).ok_or_else(|| StoreError::corrupt("user id"))?,
+        username: Username::parse(&username).map_err(|_| StoreError::corrupt("username"))?,
+        roles: Roles::from_stored(&roles).map_err(|_| StoreError::corrupt("roles"))?,
         disabled: row.try_get("disabled").map_err(store_error)?,
         created_at: Timestamp::from_millis(row.try_get("created_at").map_err(store_error)?),
     })
@@ -137,7 +131,9 @@ fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
 fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
     let id: String = row.try_get("session_id").map_err(store_error)?;
     let hash: Vec<u8> = row.try_get("secret_hash").map_err(store_error)?;
-    let hash: [u8; 32] = hash.try_into().map_err(|_| corrupt("secret hash"))?;
+    let hash: [u8; 32] = hash
+        .try_into()
+        .map_err(|_| StoreError::corrupt("secret hash"))?;
     let csrf: String = row.try_get("csrf_token").map_err(store_error)?;
     let millis = |column: &str| -> Result<Timestamp, StoreError> {
         row.try_get(column)
@@ -145,20 +141,17 @@ fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
             .map_err(store_error)
     };
     Ok(SessionRecord {
-        id: SessionId::parse(&id).map_err(|_| corrupt("session id"))?,
+        id: SessionId::parse(&id).map_err(|_| StoreError::corrupt("session id"))?,
         secret_hash: SecretHash::from_bytes(hash),
         user: user_from_row(row)?,
-        csrf_token: CsrfToken::from_stored(&csrf).ok_or_else(|| corrupt("CSRF token"))?,
+        csrf_token: CsrfToken::from_stored(&csrf)
+            .ok_or_else(|| StoreError::corrupt("CSRF token"))?,
         created_at: millis("session_created_at")?,
         last_seen_at: millis("last_seen_at")?,
         expires_at: millis("expires_at")?,
         client_address: row.try_get("client_address").map_err(store_error)?,
         user_agent: row.try_get("user_agent").map_err(store_error)?,
     })
-}
-
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 #[async_trait]
@@ -368,7 +361,7 @@ async fn end_sessions_in(
             .execute(&mut **tx)
             .await
             .map_err(store_error)?;
-        let session = SessionId::parse(id).map_err(|_| corrupt("session id"))?;
+        let session = SessionId::parse(id).map_err(|_| StoreError::corrupt("session id"))?;
         append_revocation_in(
             tx,
             &Revoked::Session(session),
@@ -406,7 +399,7 @@ pub(crate) async fn append_revocation_in(
     .execute(&mut **tx)
     .await
     .map_err(store_error)?;
-    u64::try_from(done.last_insert_rowid()).map_err(|_| corrupt("sequence"))
+    u64::try_from(done.last_insert_rowid()).map_err(|_| StoreError::corrupt("sequence"))
 }
 
 impl SqliteStore {
@@ -544,7 +537,7 @@ impl SessionStore for SqliteStore {
         tx.commit().await.map_err(store_error)?;
         self.announce_revocations();
         rows.iter()
-            .map(|(id, _)| SessionId::parse(id).map_err(|_| corrupt("session id")))
+            .map(|(id, _)| SessionId::parse(id).map_err(|_| StoreError::corrupt("session id")))
             .collect()
     }
 
@@ -616,13 +609,15 @@ impl RevocationLog for SqliteStore {
         rows.into_iter()
             .map(|(sequence, kind, target, user, reason, at, expires_at)| {
                 Ok(Revocation {
-                    sequence: u64::try_from(sequence).map_err(|_| corrupt("sequence"))?,
+                    sequence: u64::try_from(sequence)
+                        .map_err(|_| StoreError::corrupt("sequence"))?,
                     revoked: Revoked::from_stored(&kind, &target)
-                        .ok_or_else(|| corrupt("revocation"))?,
+                        .ok_or_else(|| StoreError::corrupt("revocation"))?,
                     user: user
-                        .map(|u| UserId::parse(&u).ok_or_else(|| corrupt("user id")))
+                        .map(|u| UserId::parse(&u).ok_or_else(|| StoreError::corrupt("user id")))
                         .transpose()?,
-                    reason: EndReason::parse(&reason).ok_or_else(|| corrupt("reason"))?,
+                    reason: EndReason::parse(&reason)
+                        .ok_or_else(|| StoreError::corrupt("reason"))?,
                     at: Timestamp::from_millis(at),
                     expires_at: Timestamp::from_millis(expires_at),
                 })
@@ -664,7 +659,7 @@ impl RevocationLog for SqliteStore {
     ) -> Result<(), StoreError> {
         let sequence_of = |sequence: u64| {
             i64::try_from(sequence)
-                .map_err(|_| StoreError(format!("sequence {sequence} is out of range")))
+                .map_err(|_| StoreError::Invalid(format!("sequence {sequence} is out of range")))
         };
         // The write lock first: no append can slip in between the check and the
         // inserts.
@@ -679,7 +674,7 @@ impl RevocationLog for SqliteStore {
         for entry in entries {
             let sequence = sequence_of(entry.sequence)?;
             if sequence <= current {
-                return Err(StoreError(format!(
+                return Err(StoreError::Invalid(format!(
                     "cannot import revocation {sequence}: the log is at {current} already"
                 )));
             }

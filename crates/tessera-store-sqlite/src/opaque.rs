@@ -6,7 +6,7 @@ use sqlx::sqlite::SqliteRow;
 use tessera_core::{Audience, ClientId, Roles, Scopes, SecretHash, SessionId, Timestamp, UserId};
 use tessera_store::{EndReason, OpaqueToken, OpaqueTokenStore, Revoked, StoreError};
 
-use crate::{SqliteStore, corrupt, store_error};
+use crate::{SqliteStore, store_error};
 
 fn token_from_row(row: &SqliteRow) -> Result<OpaqueToken, StoreError> {
     let text = |c: &str| -> Result<String, StoreError> { row.try_get(c).map_err(store_error) };
@@ -14,21 +14,26 @@ fn token_from_row(row: &SqliteRow) -> Result<OpaqueToken, StoreError> {
         |c: &str| -> Result<Option<String>, StoreError> { row.try_get(c).map_err(store_error) };
     let hash: Vec<u8> = row.try_get("hash").map_err(store_error)?;
     Ok(OpaqueToken {
-        hash: SecretHash::from_bytes(hash.try_into().map_err(|_| corrupt("token hash"))?),
+        hash: SecretHash::from_bytes(
+            hash.try_into()
+                .map_err(|_| StoreError::corrupt("token hash"))?,
+        ),
         jti: text("jti")?,
-        client_id: ClientId::parse(&text("client_id")?).ok_or_else(|| corrupt("client id"))?,
+        client_id: ClientId::parse(&text("client_id")?)
+            .ok_or_else(|| StoreError::corrupt("client id"))?,
         subject: text("subject")?,
         user: optional("user_id")?
-            .map(|u| UserId::parse(&u).ok_or_else(|| corrupt("user id")))
+            .map(|u| UserId::parse(&u).ok_or_else(|| StoreError::corrupt("user id")))
             .transpose()?,
-        scopes: Scopes::parse(&text("scopes")?).map_err(|_| corrupt("token scopes"))?,
+        scopes: Scopes::parse(&text("scopes")?).map_err(|_| StoreError::corrupt("token scopes"))?,
         audience: optional("audience")?
-            .map(|a| Audience::parse(&a).map_err(|_| corrupt("token audience")))
+            .map(|a| Audience::parse(&a).map_err(|_| StoreError::corrupt("token audience")))
             .transpose()?,
         session: optional("session_id")?
-            .map(|s| SessionId::parse(&s).map_err(|_| corrupt("token session")))
+            .map(|s| SessionId::parse(&s).map_err(|_| StoreError::corrupt("token session")))
             .transpose()?,
-        roles: Roles::from_stored(&text("roles")?).map_err(|_| corrupt("token roles"))?,
+        roles: Roles::from_stored(&text("roles")?)
+            .map_err(|_| StoreError::corrupt("token roles"))?,
         issued_at: Timestamp::from_millis(row.try_get("issued_at").map_err(store_error)?),
         expires_at: Timestamp::from_millis(row.try_get("expires_at").map_err(store_error)?),
     })

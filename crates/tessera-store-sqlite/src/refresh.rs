@@ -11,9 +11,7 @@ use tessera_store::{
     Revoked, StoreError,
 };
 
-use crate::{
-    SqliteStore, append_revocation_in, corrupt, end_sessions_in, store_error, user_from_row,
-};
+use crate::{SqliteStore, append_revocation_in, end_sessions_in, store_error, user_from_row};
 
 macro_rules! family_select {
     () => {
@@ -35,15 +33,17 @@ fn family_from_row(row: &SqliteRow) -> Result<RefreshFamily, StoreError> {
     };
     let generation: i64 = row.try_get("generation").map_err(store_error)?;
     Ok(RefreshFamily {
-        id: SessionId::parse(&text("family_id")?).map_err(|_| corrupt("family id"))?,
-        client_id: ClientId::parse(&text("client_id")?).ok_or_else(|| corrupt("client id"))?,
+        id: SessionId::parse(&text("family_id")?).map_err(|_| StoreError::corrupt("family id"))?,
+        client_id: ClientId::parse(&text("client_id")?)
+            .ok_or_else(|| StoreError::corrupt("client id"))?,
         user: user_from_row(row)?,
-        scopes: Scopes::parse(&text("scopes")?).map_err(|_| corrupt("family scopes"))?,
+        scopes: Scopes::parse(&text("scopes")?)
+            .map_err(|_| StoreError::corrupt("family scopes"))?,
         audience: optional("audience")?
-            .map(|a| Audience::parse(&a).map_err(|_| corrupt("family audience")))
+            .map(|a| Audience::parse(&a).map_err(|_| StoreError::corrupt("family audience")))
             .transpose()?,
         session: optional("session_id")?
-            .map(|s| SessionId::parse(&s).map_err(|_| corrupt("family session")))
+            .map(|s| SessionId::parse(&s).map_err(|_| StoreError::corrupt("family session")))
             .transpose()?,
         generation: u32::try_from(generation).unwrap_or(u32::MAX),
         created_at: millis("family_created_at")?,
@@ -74,7 +74,7 @@ async fn revoke_families_in(
             .execute(&mut **tx)
             .await
             .map_err(store_error)?;
-        let family = SessionId::parse(id).map_err(|_| corrupt("family id"))?;
+        let family = SessionId::parse(id).map_err(|_| StoreError::corrupt("family id"))?;
         append_revocation_in(
             tx,
             &Revoked::Session(family),
@@ -180,7 +180,7 @@ impl RefreshStore for SqliteStore {
         if rotated_at >= grace_cutoff.as_millis() {
             return Ok(RefreshOutcome::RaceLost);
         }
-        let user = UserId::parse(&user).ok_or_else(|| corrupt("user id"))?;
+        let user = UserId::parse(&user).ok_or_else(|| StoreError::corrupt("user id"))?;
         revoke_families_in(
             &mut tx,
             user,
@@ -191,7 +191,7 @@ impl RefreshStore for SqliteStore {
         .await?;
         tx.commit().await.map_err(store_error)?;
         Ok(RefreshOutcome::Reused {
-            family: SessionId::parse(&family).map_err(|_| corrupt("family id"))?,
+            family: SessionId::parse(&family).map_err(|_| StoreError::corrupt("family id"))?,
             user,
         })
     }
@@ -241,7 +241,7 @@ impl RefreshStore for SqliteStore {
         let Some((owner, expires_at, session)) = row else {
             return Ok(false);
         };
-        let owner = UserId::parse(&owner).ok_or_else(|| corrupt("user id"))?;
+        let owner = UserId::parse(&owner).ok_or_else(|| StoreError::corrupt("user id"))?;
         revoke_families_in(
             &mut tx,
             owner,
@@ -274,7 +274,7 @@ impl RefreshStore for SqliteStore {
         tx.commit().await.map_err(store_error)?;
         self.announce_revocations();
         rows.iter()
-            .map(|(id, _, _)| SessionId::parse(id).map_err(|_| corrupt("family id")))
+            .map(|(id, _, _)| SessionId::parse(id).map_err(|_| StoreError::corrupt("family id")))
             .collect()
     }
 }

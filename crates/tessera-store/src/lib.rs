@@ -22,11 +22,59 @@ mod skeletons;
 pub use set::StoreSet;
 pub use skeletons::{SkeletonBackfill, backfill_skeletons};
 
-/// The store could not answer: unreachable, locked past its timeout, or corrupt.
-/// The message is for operators' logs; it never carries secrets.
+/// Why a store call failed, by kind, so that callers can tell a missing thing from a
+/// taken one from a store that is down. Every backend maps its driver's errors to
+/// these in one place. Each message is for operators' logs: it names what failed
+/// (the driver's message, a server's address without its password), never a
+/// secret, a token or a query's parameters.
 #[derive(Debug, thiserror::Error)]
-#[error("store error: {0}")]
-pub struct StoreError(pub String);
+pub enum StoreError {
+    /// What the call needs is not stored.
+    #[error("not found in the store: {0}")]
+    NotFound(String),
+    /// What the call would add is there already (a unique key is taken).
+    #[error("conflict in the store: {0}")]
+    Conflict(String),
+    /// The store did not answer: unreachable, refused, out of connections, locked
+    /// or busy past its timeout, shutting down. Worth retrying shortly.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// A stored value does not parse: the data is damaged, or written by something
+    /// that does not keep tessera's formats.
+    #[error("corrupt data in the store: {0}")]
+    Corrupt(String),
+    /// The caller asked for what the store cannot do (a number out of range, an
+    /// import below the log's position).
+    #[error("invalid store request: {0}")]
+    Invalid(String),
+    /// Anything else the driver reported.
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+impl StoreError {
+    /// A stored `what` (a user id, a session's expiry…) that does not parse.
+    pub fn corrupt(what: &str) -> Self {
+        Self::Corrupt(format!("stored {what} is malformed"))
+    }
+
+    /// What failed, without the kind's wording.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::NotFound(message)
+            | Self::Conflict(message)
+            | Self::Unavailable(message)
+            | Self::Corrupt(message)
+            | Self::Invalid(message)
+            | Self::Other(message) => message,
+        }
+    }
+
+    /// Whether retrying shortly may succeed (the store was down or busy).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
