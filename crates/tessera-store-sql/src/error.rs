@@ -48,9 +48,3 @@ fn transient(error: &dyn DatabaseError) -> bool {
     }
     false
 }
-
-/// Whether `error` is a unique constraint's: what an insert of a taken name or key
-/// fails with.
-pub fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
-}
