@@ -33,7 +33,8 @@ macro_rules! family_select {
     };
 }
 
-/// [`rows::client`](crate::rows::client), in the order of [`bind_client`](crate::bind_client).
+/// [`rows::client`](crate::rows::client), in the order
+/// [`Sql::insert_client`](crate::Sql::insert_client) binds them.
 #[macro_export]
 macro_rules! client_columns {
     () => {
@@ -42,7 +43,8 @@ macro_rules! client_columns {
     };
 }
 
-/// [`rows::key`](crate::rows::key), in the order of [`bind_key`](crate::bind_key).
+/// [`rows::key`](crate::rows::key), in the order [`Sql::insert_key`](crate::Sql::insert_key)
+/// binds them.
 #[macro_export]
 macro_rules! key_columns {
     () => {
@@ -50,8 +52,8 @@ macro_rules! key_columns {
     };
 }
 
-/// [`rows::opaque_token`](crate::rows::opaque_token), in the order of
-/// [`bind_token`](crate::bind_token).
+/// [`rows::opaque_token`](crate::rows::opaque_token), in the order
+/// [`Sql::insert_opaque_token`](crate::Sql::insert_opaque_token) binds them.
 #[macro_export]
 macro_rules! token_columns {
     () => {
