@@ -58,9 +58,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Connection, PgConnection, Row};
-use tessera_core::{CsrfToken, Roles, SecretHash, SessionId, Timestamp, UserId, Username};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection, PgConnection, Postgres};
+use tessera_core::{SessionId, Timestamp, UserId, Username};
 use tessera_store::{
     AccountStore, CreateSessionError, CreateUserError, EndReason, Health, NewSession, NewUser,
     Online, PRESENCE_RESOLUTION, PresenceStore, Revocation, RevocationLog, Revoked, Seen,
@@ -307,73 +307,8 @@ impl PostgresStore {
     }
 }
 
-pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
-    // sqlx's messages carry PostgreSQL's message, never a query's parameters.
-    StoreError(error.to_string())
-}
-
-pub(crate) fn corrupt(what: &str) -> StoreError {
-    StoreError(format!("stored {what} is malformed"))
-}
-
-pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-// Macros rather than consts so that `concat!` keeps every query a `&'static str`.
-macro_rules! user_columns {
-    () => {
-        "u.id, u.username, u.roles, u.disabled, u.created_at"
-    };
-}
-macro_rules! session_columns {
-    () => {
-        "s.id AS session_id, s.secret_hash, s.csrf_token, \
-         s.created_at AS session_created_at, s.last_seen_at, s.expires_at, s.client_address, \
-         s.user_agent"
-    };
-}
-
-pub(crate) fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
-    let id: String = row.try_get("id").map_err(store_error)?;
-    let username: String = row.try_get("username").map_err(store_error)?;
-    let roles: String = row.try_get("roles").map_err(store_error)?;
-    Ok(User {
-        id: UserId::parse(&id).ok_or_else(|| corrupt("user id"))?,
-        username: Username::parse(&username).map_err(|_| corrupt("username"))?,
-        roles: Roles::from_stored(&roles).map_err(|_| corrupt("roles"))?,
-        disabled: row.try_get("disabled").map_err(store_error)?,
-        created_at: Timestamp::from_millis(row.try_get("created_at").map_err(store_error)?),
-    })
-}
-
-pub(crate) fn hash_from_bytes(bytes: Vec<u8>, what: &str) -> Result<SecretHash, StoreError> {
-    <[u8; 32]>::try_from(bytes)
-        .map(SecretHash::from_bytes)
-        .map_err(|_| corrupt(what))
-}
-
-fn session_from_row(row: &PgRow) -> Result<SessionRecord, StoreError> {
-    let id: String = row.try_get("session_id").map_err(store_error)?;
-    let hash: Vec<u8> = row.try_get("secret_hash").map_err(store_error)?;
-    let csrf: String = row.try_get("csrf_token").map_err(store_error)?;
-    let millis = |column: &str| -> Result<Timestamp, StoreError> {
-        row.try_get(column)
-            .map(Timestamp::from_millis)
-            .map_err(store_error)
-    };
-    Ok(SessionRecord {
-        id: SessionId::parse(&id).map_err(|_| corrupt("session id"))?,
-        secret_hash: hash_from_bytes(hash, "secret hash")?,
-        user: user_from_row(row)?,
-        csrf_token: CsrfToken::from_stored(&csrf).ok_or_else(|| corrupt("CSRF token"))?,
-        created_at: millis("session_created_at")?,
-        last_seen_at: millis("last_seen_at")?,
-        expires_at: millis("expires_at")?,
-        client_address: row.try_get("client_address").map_err(store_error)?,
-        user_agent: row.try_get("user_agent").map_err(store_error)?,
-    })
-}
+pub(crate) use tessera_store_sql::store_error;
+use tessera_store_sql::{Sql, rows, session_columns, user_columns};
 
 /// One revocation, collected while a transaction makes its changes and appended by
 /// [`append_in`] as its last step.
@@ -396,7 +331,9 @@ pub(crate) fn session_entry(
     at: Timestamp,
 ) -> Result<Entry, StoreError> {
     Ok(Entry {
-        revoked: Revoked::Session(SessionId::parse(id).map_err(|_| corrupt("session id"))?),
+        revoked: Revoked::Session(
+            SessionId::parse(id).map_err(|_| StoreError::corrupt("session id"))?,
+        ),
         user: Some(user),
         reason,
         at,
@@ -455,7 +392,8 @@ pub(crate) async fn append_in(
         .execute(&mut *connection)
         .await
         .map_err(store_error)?;
-    let count = i64::try_from(entries.len()).map_err(|_| StoreError("too many entries".into()))?;
+    let count =
+        i64::try_from(entries.len()).map_err(|_| StoreError::Invalid("too many entries".into()))?;
     let columns = LogColumns::of(
         entries
             .iter()
@@ -486,61 +424,20 @@ pub(crate) async fn append_in(
     .map_err(store_error)?;
     u64::try_from(last)
         .map(Some)
-        .map_err(|_| corrupt("sequence"))
+        .map_err(|_| StoreError::corrupt("sequence"))
 }
 
 #[async_trait]
 impl AccountStore for PostgresStore {
     async fn create_user(&self, user: NewUser) -> Result<User, CreateUserError> {
-        let skeleton = user.username.skeleton();
-        let result = sqlx::query(
-            "INSERT INTO users (id, username, username_skeleton, password_hash, roles, disabled, \
-               created_at) \
-             VALUES ($1, $2, $3, $4, $5, FALSE, $6)",
-        )
-        .bind(user.id.to_string())
-        .bind(user.username.as_str())
-        .bind(&skeleton)
-        .bind(&user.password_hash)
-        .bind(user.roles.to_stored())
-        .bind(user.created_at.as_millis())
-        .execute(&self.pool)
-        .await;
-        match result {
-            Ok(_) => Ok(User {
-                id: user.id,
-                username: user.username,
-                roles: user.roles,
-                disabled: false,
-                created_at: user.created_at,
-            }),
-            Err(e) if is_unique_violation(&e) => {
-                Err(self.conflict(&user.username, &skeleton).await)
-            }
-            Err(e) => Err(CreateUserError::Store(store_error(e))),
-        }
+        Postgres::create_user(&self.pool, user).await
     }
 
     async fn user_credentials(
         &self,
         username: &Username,
     ) -> Result<Option<UserCredentials>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            ", u.password_hash FROM users u WHERE u.username = $1"
-        ))
-        .bind(username.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
-        row.map(|row| {
-            Ok(UserCredentials {
-                user: user_from_row(&row)?,
-                password_hash: row.try_get("password_hash").map_err(store_error)?,
-            })
-        })
-        .transpose()
+        Postgres::user_credentials(&self.pool, username).await
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
@@ -554,23 +451,12 @@ impl AccountStore for PostgresStore {
         .await
         .map_err(store_error)?
         .iter()
-        .map(user_from_row)
+        .map(rows::user)
         .collect()
     }
 
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users u WHERE u.id = $1"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?
-        .as_ref()
-        .map(user_from_row)
-        .transpose()
+        Postgres::user(&self.pool, id).await
     }
 
     async fn search_users(
@@ -595,7 +481,7 @@ impl AccountStore for PostgresStore {
         .await
         .map_err(store_error)?
         .iter()
-        .map(user_from_row)
+        .map(rows::user)
         .collect()
     }
 
@@ -605,14 +491,7 @@ impl AccountStore for PostgresStore {
         previous: &str,
         new: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3")
-            .bind(new)
-            .bind(user.to_string())
-            .bind(previous)
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        Postgres::replace_password_hash(&self.pool, user, previous, new).await
     }
 
     async fn set_user_disabled(
@@ -620,16 +499,7 @@ impl AccountStore for PostgresStore {
         username: &Username,
         disabled: bool,
     ) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(
-            "UPDATE users u SET disabled = $2 WHERE username = $1 \
-             RETURNING u.id, u.username, u.roles, u.disabled, u.created_at",
-        )
-        .bind(username.as_str())
-        .bind(disabled)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
-        row.as_ref().map(user_from_row).transpose()
+        Postgres::set_user_disabled(&self.pool, username, disabled).await
     }
 
     async fn import_user(&self, user: UserCredentials) -> Result<(), CreateUserError> {
@@ -656,31 +526,10 @@ impl AccountStore for PostgresStore {
         .execute(&self.pool)
         .await
         .map(drop)
-        .map_err(|e| match e {
-            e if is_unique_violation(&e) => CreateUserError::UsernameTaken,
-            e => CreateUserError::Store(store_error(e)),
+        .map_err(|e| match store_error(e) {
+            StoreError::Conflict(_) => CreateUserError::UsernameTaken,
+            e => CreateUserError::Store(e),
         })
-    }
-}
-
-impl PostgresStore {
-    /// Why an insert of `username` hit a uniqueness constraint: the name itself, or
-    /// a look-alike of it (or, improbably, the id). Asked after the fact rather than
-    /// read from the error's constraint name, so both backends answer alike.
-    async fn conflict(&self, username: &Username, skeleton: &str) -> CreateUserError {
-        let same_name: Result<Option<bool>, _> = sqlx::query_scalar(
-            "SELECT username = $1 FROM users WHERE username = $1 OR username_skeleton = $2 \
-             ORDER BY username = $1 DESC LIMIT 1",
-        )
-        .bind(username.as_str())
-        .bind(skeleton)
-        .fetch_optional(&self.pool)
-        .await;
-        match same_name {
-            Ok(Some(false)) => CreateUserError::LookAlike,
-            Ok(_) => CreateUserError::UsernameTaken,
-            Err(e) => CreateUserError::Store(store_error(e)),
-        }
     }
 }
 
@@ -714,18 +563,7 @@ impl SessionStore for PostgresStore {
     }
 
     async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            session_columns!(),
-            ", ",
-            user_columns!(),
-            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
-        ))
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
-        row.as_ref().map(session_from_row).transpose()
+        Postgres::session(&self.pool, id).await
     }
 
     async fn sessions_of_user(&self, user: UserId) -> Result<Vec<SessionRecord>, StoreError> {
@@ -742,7 +580,7 @@ impl SessionStore for PostgresStore {
         .await
         .map_err(store_error)?
         .iter()
-        .map(session_from_row)
+        .map(rows::session)
         .collect()
     }
 
@@ -833,7 +671,7 @@ impl SessionStore for PostgresStore {
             self.announce_revocations();
         }
         rows.iter()
-            .map(|(id, _)| SessionId::parse(id).map_err(|_| corrupt("session id")))
+            .map(|(id, _)| SessionId::parse(id).map_err(|_| StoreError::corrupt("session id")))
             .collect()
     }
 
@@ -843,25 +681,9 @@ impl SessionStore for PostgresStore {
         idle_cutoff: Timestamp,
     ) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let sessions =
-            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2")
-                .bind(now.as_millis())
-                .bind(idle_cutoff.as_millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(store_error)?;
-        for table in ["opaque_tokens", "refresh_families", "revocation_log"] {
-            // The table names are constants of ours, not input.
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE expires_at <= $1"
-            )))
-            .bind(now.as_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        }
+        let sessions = Postgres::purge_expired(&mut tx, now, idle_cutoff).await?;
         tx.commit().await.map_err(store_error)?;
-        Ok(sessions.rows_affected())
+        Ok(sessions)
     }
 
     async fn count_live_sessions(
@@ -869,15 +691,7 @@ impl SessionStore for PostgresStore {
         now: Timestamp,
         idle_cutoff: Timestamp,
     ) -> Result<u64, StoreError> {
-        let count: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM sessions WHERE expires_at > $1 AND last_seen_at >= $2",
-        )
-        .bind(now.as_millis())
-        .bind(idle_cutoff.as_millis())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(u64::try_from(count).unwrap_or(0))
+        Postgres::count_live_sessions(&self.pool, now, idle_cutoff).await
     }
 }
 
@@ -888,30 +702,7 @@ impl RevocationLog for PostgresStore {
         after: u64,
         limit: u32,
     ) -> Result<Vec<Revocation>, StoreError> {
-        let rows: Vec<(i64, String, String, Option<String>, String, i64, i64)> = sqlx::query_as(
-            "SELECT sequence, kind, target, user_id, reason, at, expires_at FROM revocation_log \
-             WHERE sequence > $1 ORDER BY sequence LIMIT $2",
-        )
-        .bind(i64::try_from(after).unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?;
-        rows.into_iter()
-            .map(|(sequence, kind, target, user, reason, at, expires_at)| {
-                Ok(Revocation {
-                    sequence: u64::try_from(sequence).map_err(|_| corrupt("sequence"))?,
-                    revoked: Revoked::from_stored(&kind, &target)
-                        .ok_or_else(|| corrupt("revocation"))?,
-                    user: user
-                        .map(|u| UserId::parse(&u).ok_or_else(|| corrupt("user id")))
-                        .transpose()?,
-                    reason: EndReason::parse(&reason).ok_or_else(|| corrupt("reason"))?,
-                    at: Timestamp::from_millis(at),
-                    expires_at: Timestamp::from_millis(expires_at),
-                })
-            })
-            .collect()
+        Postgres::revocations_after(&self.pool, after, limit).await
     }
 
     async fn latest_revocation(&self) -> Result<u64, StoreError> {
@@ -922,7 +713,7 @@ impl RevocationLog for PostgresStore {
             .fetch_one(&self.pool)
             .await
             .map_err(store_error)?;
-        u64::try_from(latest).map_err(|_| corrupt("sequence"))
+        u64::try_from(latest).map_err(|_| StoreError::corrupt("sequence"))
     }
 
     async fn append_revocation(
@@ -943,7 +734,7 @@ impl RevocationLog for PostgresStore {
         };
         let sequence = append_in(&mut tx, &[entry])
             .await?
-            .ok_or_else(|| corrupt("sequence"))?;
+            .ok_or_else(|| StoreError::corrupt("sequence"))?;
         tx.commit().await.map_err(store_error)?;
         self.announce_revocations();
         Ok(sequence)
@@ -956,7 +747,7 @@ impl RevocationLog for PostgresStore {
     ) -> Result<(), StoreError> {
         let sequence_of = |sequence: u64| {
             i64::try_from(sequence)
-                .map_err(|_| StoreError(format!("sequence {sequence} is out of range")))
+                .map_err(|_| StoreError::Invalid(format!("sequence {sequence} is out of range")))
         };
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         // The counter's row lock first, held to commit: appenders wait for the
@@ -971,7 +762,7 @@ impl RevocationLog for PostgresStore {
         for entry in entries {
             let sequence = sequence_of(entry.sequence)?;
             if sequence <= current {
-                return Err(StoreError(format!(
+                return Err(StoreError::Invalid(format!(
                     "cannot import revocation {sequence}: the log is at {current} already"
                 )));
             }
@@ -1048,27 +839,11 @@ impl PresenceStore for PostgresStore {
     }
 
     async fn online_since(&self, since: Timestamp) -> Result<Online, StoreError> {
-        let (sessions, users): (i64, i64) = sqlx::query_as(
-            "SELECT count(*), count(DISTINCT user_id) FROM presence \
-             WHERE seen_at >= $1 AND NOT ended",
-        )
-        .bind(since.as_millis())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(Online {
-            users: u64::try_from(users).unwrap_or(0),
-            sessions: u64::try_from(sessions).unwrap_or(0),
-        })
+        Postgres::online_since(&self.pool, since).await
     }
 
     async fn purge_presence(&self, before: Timestamp) -> Result<u64, StoreError> {
-        sqlx::query("DELETE FROM presence WHERE seen_at < $1")
-            .bind(before.as_millis())
-            .execute(&self.pool)
-            .await
-            .map(|done| done.rows_affected())
-            .map_err(store_error)
+        Postgres::purge_presence(&self.pool, before).await
     }
 
     async fn forget_presence(&self, sids: &[SessionId]) -> Result<(), StoreError> {
@@ -1095,10 +870,6 @@ impl PresenceStore for PostgresStore {
 #[async_trait]
 impl Health for PostgresStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(store_error)
+        Postgres::ping(&self.pool).await
     }
 }

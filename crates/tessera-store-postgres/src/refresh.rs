@@ -1,51 +1,16 @@
 //! `RefreshStore` on PostgreSQL.
 
 use async_trait::async_trait;
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
-use tessera_core::{Audience, ClientId, Scopes, SecretHash, SessionId, Timestamp, UserId};
+use sqlx::{PgConnection, Postgres};
+use tessera_core::{SecretHash, SessionId, Timestamp, UserId};
 use tessera_store::{
     CreateSessionError, EndReason, NewRefreshFamily, RefreshFamily, RefreshOutcome, RefreshStore,
     StoreError,
 };
 
-use crate::{Entry, PostgresStore, append_in, corrupt, session_entry, store_error, user_from_row};
+use tessera_store_sql::{Sql, family_select, rows};
 
-macro_rules! family_select {
-    () => {
-        "SELECT f.id AS family_id, f.client_id, f.scopes, f.audience, f.session_id, \
-         f.generation, f.created_at AS family_created_at, f.expires_at AS family_expires_at, \
-         u.id, u.username, u.roles, u.disabled, u.created_at \
-         FROM refresh_families f JOIN users u ON u.id = f.user_id "
-    };
-}
-
-fn family_from_row(row: &PgRow) -> Result<RefreshFamily, StoreError> {
-    let text = |c: &str| -> Result<String, StoreError> { row.try_get(c).map_err(store_error) };
-    let optional =
-        |c: &str| -> Result<Option<String>, StoreError> { row.try_get(c).map_err(store_error) };
-    let millis = |c: &str| -> Result<Timestamp, StoreError> {
-        row.try_get(c)
-            .map(Timestamp::from_millis)
-            .map_err(store_error)
-    };
-    let generation: i64 = row.try_get("generation").map_err(store_error)?;
-    Ok(RefreshFamily {
-        id: SessionId::parse(&text("family_id")?).map_err(|_| corrupt("family id"))?,
-        client_id: ClientId::parse(&text("client_id")?).ok_or_else(|| corrupt("client id"))?,
-        user: user_from_row(row)?,
-        scopes: Scopes::parse(&text("scopes")?).map_err(|_| corrupt("family scopes"))?,
-        audience: optional("audience")?
-            .map(|a| Audience::parse(&a).map_err(|_| corrupt("family audience")))
-            .transpose()?,
-        session: optional("session_id")?
-            .map(|s| SessionId::parse(&s).map_err(|_| corrupt("family session")))
-            .transpose()?,
-        generation: u32::try_from(generation).unwrap_or(u32::MAX),
-        created_at: millis("family_created_at")?,
-        expires_at: millis("family_expires_at")?,
-    })
-}
+use crate::{Entry, PostgresStore, append_in, session_entry, store_error};
 
 /// A family deleted by a revocation: `(id, expires_at, session_id)`.
 type Deleted = (String, i64, Option<String>);
@@ -132,29 +97,11 @@ impl RefreshStore for PostgresStore {
         .await
         .map_err(store_error)?;
         if let Some(row) = row {
-            let mut family = family_from_row(&row)?;
+            let mut family = rows::family(&row)?;
             if family.expires_at <= now || family.user.disabled {
                 return Ok(RefreshOutcome::Invalid);
             }
-            sqlx::query(
-                "UPDATE refresh_families SET current_hash = $1, generation = generation + 1 \
-                 WHERE id = $2",
-            )
-            .bind(next.as_bytes().to_vec())
-            .bind(family.id.as_str().to_owned())
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
-            sqlx::query(
-                "INSERT INTO refresh_tokens_used (hash, family_id, rotated_at) \
-                 VALUES ($1, $2, $3)",
-            )
-            .bind(presented.as_bytes().to_vec())
-            .bind(family.id.as_str().to_owned())
-            .bind(now.as_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
+            Postgres::advance_family(&mut tx, &family.id, presented, next, now).await?;
             tx.commit().await.map_err(store_error)?;
             family.generation = family.generation.saturating_add(1);
             return Ok(RefreshOutcome::Rotated(family));
@@ -174,7 +121,7 @@ impl RefreshStore for PostgresStore {
         if rotated_at >= grace_cutoff.as_millis() {
             return Ok(RefreshOutcome::RaceLost);
         }
-        let user = UserId::parse(&user).ok_or_else(|| corrupt("user id"))?;
+        let user = UserId::parse(&user).ok_or_else(|| StoreError::corrupt("user id"))?;
         // Reuse: the family goes. If a concurrent call revoked it first, there is
         // nothing left to delete or log, and the answer is the same.
         let deleted: Vec<Deleted> = sqlx::query_as(
@@ -192,7 +139,7 @@ impl RefreshStore for PostgresStore {
             self.announce_revocations();
         }
         Ok(RefreshOutcome::Reused {
-            family: SessionId::parse(&family).map_err(|_| corrupt("family id"))?,
+            family: SessionId::parse(&family).map_err(|_| StoreError::corrupt("family id"))?,
             user,
         })
     }
@@ -201,25 +148,11 @@ impl RefreshStore for PostgresStore {
         &self,
         token: &SecretHash,
     ) -> Result<Option<RefreshFamily>, StoreError> {
-        sqlx::query(concat!(family_select!(), "WHERE f.current_hash = $1"))
-            .bind(token.as_bytes().to_vec())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?
-            .as_ref()
-            .map(family_from_row)
-            .transpose()
+        Postgres::family_by_token(&self.pool, token).await
     }
 
     async fn family(&self, id: &SessionId) -> Result<Option<RefreshFamily>, StoreError> {
-        sqlx::query(concat!(family_select!(), "WHERE f.id = $1"))
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?
-            .as_ref()
-            .map(family_from_row)
-            .transpose()
+        Postgres::family(&self.pool, id).await
     }
 
     async fn revoke_family(
@@ -242,7 +175,7 @@ impl RefreshStore for PostgresStore {
         let Some((owner, expires_at, session)) = row else {
             return Ok(false);
         };
-        let owner = UserId::parse(&owner).ok_or_else(|| corrupt("user id"))?;
+        let owner = UserId::parse(&owner).ok_or_else(|| StoreError::corrupt("user id"))?;
         let deleted = [(id.as_str().to_owned(), expires_at, session)];
         let entries = revoked_families_in(&mut tx, owner, &deleted, reason, at).await?;
         append_in(&mut tx, &entries).await?;
@@ -277,7 +210,7 @@ impl RefreshStore for PostgresStore {
         }
         deleted
             .iter()
-            .map(|(id, _, _)| SessionId::parse(id).map_err(|_| corrupt("family id")))
+            .map(|(id, _, _)| SessionId::parse(id).map_err(|_| StoreError::corrupt("family id")))
             .collect()
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use sqlx::Connection;
 use tessera_core::{Audience, ClientId, ClientName, GrantType, Scopes, Timestamp};
 use tessera_core::{TokenAlgorithm, TokenFormat};
-use tessera_store::{Client, ClientStore, Health};
+use tessera_store::{Client, ClientStore, Health, StoreError};
 use tessera_store_postgres::{ACQUIRE_TIMEOUT, PostgresStore};
 use tessera_testkit::Postgres;
 
@@ -34,7 +34,10 @@ async fn calls_fail_quickly_once_the_server_is_gone() {
         let answer = tokio::time::timeout(ACQUIRE_TIMEOUT * 3, store.ping())
             .await
             .unwrap_or_else(|_| panic!("ping {attempt} hung"));
-        assert!(answer.is_err(), "ping {attempt} after the stop: {answer:?}");
+        assert!(
+            matches!(answer, Err(StoreError::Unavailable(_))),
+            "ping {attempt} after the stop: {answer:?}"
+        );
         assert!(
             started.elapsed() <= ACQUIRE_TIMEOUT + Duration::from_secs(2),
             "ping {attempt} took {:?}",
@@ -120,7 +123,11 @@ async fn after_a_restart_the_store_answers_and_listens_again() {
         store.clients_generation().is_none()
     })
     .await;
-    assert!(store.ping().await.is_err());
+    let answer = store.ping().await;
+    assert!(
+        matches!(answer, Err(StoreError::Unavailable(_))),
+        "{answer:?}"
+    );
 
     pg.start_again();
     eventually("listening again after the restart", || {

@@ -103,7 +103,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError, RedisResult};
+use redis::{
+    Client, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisError, RedisResult,
+};
 use tessera_core::{SecretHash, Timestamp};
 use tessera_store::{AccountStore, Health, RevocationLog, StoreError};
 
@@ -227,7 +229,7 @@ impl RedisStore {
                 redis::cmd("INFO").query_async(&mut c).await
             })
             .await
-            .map_err(|error| connect_error(error.0))?;
+            .map_err(|error| connect_error(error.message().to_owned()))?;
         let info = parse_info(&info);
         let version = info.get("redis_version").copied().unwrap_or("unknown");
         if !supported(version) {
@@ -316,7 +318,7 @@ impl RedisStore {
                     .await;
                 }
                 Err(_) => {
-                    return Err(StoreError(format!(
+                    return Err(StoreError::Unavailable(format!(
                         "Redis at {} did not answer within {} s",
                         self.name,
                         COMMAND_TIMEOUT.as_secs()
@@ -326,9 +328,24 @@ impl RedisStore {
         }
     }
 
+    /// The one place a Redis error becomes a [`StoreError`]. redis-rs's messages
+    /// carry Redis's message, never a command's arguments.
     fn error(&self, error: &RedisError) -> StoreError {
-        // redis-rs's messages carry Redis's message, never a command's arguments.
-        StoreError(format!("Redis at {}: {error}", self.name))
+        let message = format!("Redis at {}: {error}", self.name);
+        if error.is_io_error()
+            || error.is_timeout()
+            || error.is_connection_dropped()
+            || error.is_connection_refusal()
+        {
+            StoreError::Unavailable(message)
+        } else if matches!(
+            error.kind(),
+            ErrorKind::Parse | ErrorKind::UnexpectedReturnType
+        ) {
+            StoreError::Corrupt(message)
+        } else {
+            StoreError::Other(message)
+        }
     }
 }
 
@@ -348,7 +365,7 @@ fn supported(version: &str) -> bool {
 }
 
 pub(crate) fn corrupt(what: &str) -> StoreError {
-    StoreError(format!("stored {what} is malformed"))
+    StoreError::corrupt(what)
 }
 
 /// The fields of a stored hash, read back with the `tessera-core` parsers.

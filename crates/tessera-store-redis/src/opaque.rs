@@ -89,7 +89,9 @@ impl OpaqueTokenStore for RedisStore {
             })
             .await?;
         if stored == 0 {
-            return Err(StoreError("an opaque token with this hash exists".into()));
+            return Err(StoreError::Conflict(
+                "an opaque token with this hash exists".into(),
+            ));
         }
         Ok(())
     }

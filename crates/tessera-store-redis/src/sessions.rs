@@ -349,7 +349,7 @@ impl SessionStore for RedisStore {
             })
             .await?;
         if created == 0 {
-            return Err(StoreError("a session with this id exists".into()).into());
+            return Err(StoreError::Conflict("a session with this id exists".into()).into());
         }
         // The user is read again now that the session is in Redis. Disabling a user
         // commits `disabled` in the database first and then ends their sessions

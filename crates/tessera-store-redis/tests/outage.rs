@@ -10,8 +10,8 @@ use tessera_core::{
     Username,
 };
 use tessera_store::{
-    AccountStore, Health, NewSession, NewUser, OpaqueToken, OpaqueTokenStore, PresenceStore,
-    RateLimitStore, Seen, SessionStore, StoreError, User,
+    AccountStore, CreateSessionError, Health, NewSession, NewUser, OpaqueToken, OpaqueTokenStore,
+    PresenceStore, RateLimitStore, Seen, SessionStore, StoreError, User,
 };
 use tessera_store_postgres::PostgresStore;
 use tessera_store_redis::{COMMAND_TIMEOUT, RedisStore};
@@ -122,7 +122,7 @@ async fn fails_quickly<T: std::fmt::Debug>(
     let took = started.elapsed();
     let error = answer.expect_err(what);
     assert!(
-        error.0.contains("Redis at redis://127.0.0.1:"),
+        error.is_unavailable() && error.to_string().contains("Redis at redis://127.0.0.1:"),
         "{what}: {error}"
     );
     assert!(
@@ -157,7 +157,10 @@ async fn calls_fail_quickly_while_redis_is_gone_and_work_again_after() {
             store
                 .create_session(new_session(user.id))
                 .await
-                .map_err(|e| StoreError(e.to_string()))
+                .map_err(|e| match e {
+                    CreateSessionError::Store(e) => e,
+                    e => StoreError::Other(e.to_string()),
+                })
         })
         .await;
         fails_quickly(

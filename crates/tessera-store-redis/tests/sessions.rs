@@ -287,7 +287,8 @@ async fn layout_races_and_cleanup() {
         .await
         .unwrap();
     let error = store.session(&kept_id).await.unwrap_err();
-    assert_eq!(error.0, "stored session csrf_token is malformed");
+    assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
+    assert_eq!(error.message(), "stored session csrf_token is malformed");
 
     // Opaque tokens: kept until their expiry, revoked only by their client.
     let secret = AccessTokenSecret::generate();

@@ -8,68 +8,14 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
-use tessera_core::{Audience, ClientId, ClientName, GrantType, Scopes, SecretHash, Timestamp};
+use sqlx::Sqlite;
+use tessera_core::{ClientId, ClientName};
 use tessera_store::{Client, ClientStore, CreateClientError, StoreError};
+use tessera_store_sql::{Sql, client_columns, rows};
 
-use crate::{SqliteStore, corrupt, is_unique_violation, store_error};
-
-macro_rules! client_columns {
-    () => {
-        "id, name, secret_hash, grants, scopes, audiences, token_format, algorithm, \
-         access_ttl_seconds, created_at"
-    };
-}
-
-fn space_separated<'a>(items: impl Iterator<Item = &'a str>) -> String {
-    items.collect::<Vec<_>>().join(" ")
-}
-
-fn client_from_row(row: &SqliteRow) -> Result<Client, StoreError> {
-    let text =
-        |column: &str| -> Result<String, StoreError> { row.try_get(column).map_err(store_error) };
-    let secret_hash: Option<Vec<u8>> = row.try_get("secret_hash").map_err(store_error)?;
-    let secret_hash = secret_hash
-        .map(|bytes| {
-            <[u8; 32]>::try_from(bytes)
-                .map(SecretHash::from_bytes)
-                .map_err(|_| corrupt("client secret hash"))
-        })
-        .transpose()?;
-    let grants = text("grants")?
-        .split(' ')
-        .filter(|g| !g.is_empty())
-        .map(|g| GrantType::parse(g).ok_or_else(|| corrupt("client grant")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let audiences = text("audiences")?
-        .split(' ')
-        .filter(|a| !a.is_empty())
-        .map(|a| Audience::parse(a).map_err(|_| corrupt("client audience")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let ttl: i64 = row.try_get("access_ttl_seconds").map_err(store_error)?;
-    Ok(Client {
-        id: ClientId::parse(&text("id")?).ok_or_else(|| corrupt("client id"))?,
-        name: ClientName::parse(&text("name")?).map_err(|_| corrupt("client name"))?,
-        secret_hash,
-        grants,
-        scopes: Scopes::parse(&text("scopes")?).map_err(|_| corrupt("client scopes"))?,
-        audiences,
-        token_format: text("token_format")?
-            .parse()
-            .map_err(|_| corrupt("client token format"))?,
-        algorithm: text("algorithm")?
-            .parse()
-            .map_err(|_| corrupt("client algorithm"))?,
-        access_ttl: Duration::from_secs(
-            u64::try_from(ttl).map_err(|_| corrupt("client token lifetime"))?,
-        ),
-        created_at: Timestamp::from_millis(row.try_get("created_at").map_err(store_error)?),
-    })
-}
+use crate::{SqliteStore, store_error};
 
 /// The file beside the database whose length counts changes to the clients.
 const CLIENTS_CHANGED: &str = "clients.changed";
@@ -97,7 +43,9 @@ impl SqliteStore {
                 .append(true)
                 .open(&path)
                 .and_then(|mut file| file.write_all(b"."))
-                .map_err(|e| StoreError(format!("cannot append to {}: {e}", path.display())))?;
+                .map_err(|e| {
+                    StoreError::Other(format!("cannot append to {}: {e}", path.display()))
+                })?;
         }
         Ok(())
     }
@@ -130,25 +78,7 @@ impl ClientStore for SqliteStore {
     }
 
     async fn create_client(&self, client: Client) -> Result<(), CreateClientError> {
-        let result = sqlx::query(concat!(
-            "INSERT INTO clients (",
-            client_columns!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(client.id.to_string())
-        .bind(client.name.as_str())
-        .bind(client.secret_hash.map(|h| h.as_bytes().to_vec()))
-        .bind(space_separated(client.grants.iter().map(|g| g.as_str())))
-        .bind(client.scopes.to_string())
-        .bind(space_separated(
-            client.audiences.iter().map(Audience::as_str),
-        ))
-        .bind(client.token_format.as_str())
-        .bind(client.algorithm.as_str())
-        .bind(i64::try_from(client.access_ttl.as_secs()).unwrap_or(i64::MAX))
-        .bind(client.created_at.as_millis())
-        .execute(&self.pool)
-        .await;
+        let result = Sqlite::insert_client(&self.pool, &client).await;
         match result {
             Ok(_) => {
                 // No cache holds a client that did not exist: noted only so that
@@ -156,39 +86,17 @@ impl ClientStore for SqliteStore {
                 self.note_clients_committed();
                 Ok(())
             }
-            Err(e) if is_unique_violation(&e) => Err(CreateClientError::NameTaken),
-            Err(e) => Err(CreateClientError::Store(store_error(e))),
+            Err(StoreError::Conflict(_)) => Err(CreateClientError::NameTaken),
+            Err(e) => Err(CreateClientError::Store(e)),
         }
     }
 
     async fn client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            client_columns!(),
-            " FROM clients WHERE id = ?"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?
-        .as_ref()
-        .map(client_from_row)
-        .transpose()
+        Sqlite::client(&self.pool, id).await
     }
 
     async fn client_by_name(&self, name: &ClientName) -> Result<Option<Client>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            client_columns!(),
-            " FROM clients WHERE name = ?"
-        ))
-        .bind(name.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?
-        .as_ref()
-        .map(client_from_row)
-        .transpose()
+        Sqlite::client_by_name(&self.pool, name).await
     }
 
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
@@ -201,18 +109,14 @@ impl ClientStore for SqliteStore {
         .await
         .map_err(store_error)?
         .iter()
-        .map(client_from_row)
+        .map(rows::client)
         .collect()
     }
 
     async fn remove_client(&self, id: &ClientId) -> Result<bool, StoreError> {
         self.note_clients_changed()?;
-        let done = sqlx::query("DELETE FROM clients WHERE id = ?")
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
+        let removed = Sqlite::delete_client(&self.pool, id).await?;
         self.note_clients_committed();
-        Ok(done.rows_affected() > 0)
+        Ok(removed)
     }
 }

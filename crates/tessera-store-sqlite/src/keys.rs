@@ -1,58 +1,12 @@
 //! `KeyStore` on SQLite.
 
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::Sqlite;
 use tessera_core::{MAX_ACCESS_TTL, Timestamp};
 use tessera_store::{EndReason, KeyStore, Revoked, StoreError, StoredKey};
+use tessera_store_sql::{Sql, key_columns, rows};
 
 use crate::{SqliteStore, append_revocation_in, store_error};
-
-macro_rules! key_columns {
-    () => {
-        "kid, algorithm, private_key, sealed, created_at, signs_from, published_until, retired_at"
-    };
-}
-
-/// The plain insert of one key row, used by rotation, by retirement's successor and
-/// by import.
-const INSERT_KEY: &str = concat!(
-    "INSERT INTO signing_keys (",
-    key_columns!(),
-    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-);
-
-fn key_from_row(row: &SqliteRow) -> Result<StoredKey, StoreError> {
-    let get_time = |column: &str| -> Result<Option<Timestamp>, StoreError> {
-        let millis: Option<i64> = row.try_get(column).map_err(store_error)?;
-        Ok(millis.map(Timestamp::from_millis))
-    };
-    Ok(StoredKey {
-        kid: row.try_get("kid").map_err(store_error)?,
-        algorithm: row.try_get("algorithm").map_err(store_error)?,
-        private_key: row.try_get("private_key").map_err(store_error)?,
-        sealed: row.try_get("sealed").map_err(store_error)?,
-        created_at: Timestamp::from_millis(row.try_get("created_at").map_err(store_error)?),
-        signs_from: Timestamp::from_millis(row.try_get("signs_from").map_err(store_error)?),
-        published_until: get_time("published_until")?,
-        retired_at: get_time("retired_at")?,
-    })
-}
-
-fn insert(
-    key: &StoredKey,
-    sql: &'static str,
-) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-    sqlx::query(sql)
-        .bind(key.kid.clone())
-        .bind(key.algorithm.clone())
-        .bind(key.private_key.clone())
-        .bind(key.sealed)
-        .bind(key.created_at.as_millis())
-        .bind(key.signs_from.as_millis())
-        .bind(key.published_until.map(Timestamp::as_millis))
-        .bind(key.retired_at.map(Timestamp::as_millis))
-}
 
 #[async_trait]
 impl KeyStore for SqliteStore {
@@ -66,25 +20,13 @@ impl KeyStore for SqliteStore {
         .await
         .map_err(store_error)?
         .iter()
-        .map(key_from_row)
+        .map(rows::key)
         .collect()
     }
 
     async fn add_first_key(&self, key: StoredKey) -> Result<bool, StoreError> {
         // One statement, so SQLite's write lock makes check and insert atomic.
-        let done = insert(
-            &key,
-            concat!(
-                "INSERT INTO signing_keys (",
-                key_columns!(),
-                ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE NOT EXISTS (",
-                "SELECT 1 FROM signing_keys WHERE algorithm = ?2 AND retired_at IS NULL)"
-            ),
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(done.rows_affected() > 0)
+        Sqlite::insert_first_key(&self.pool, &key).await
     }
 
     async fn add_rotated_key(
@@ -92,24 +34,9 @@ impl KeyStore for SqliteStore {
         key: StoredKey,
         old_published_until: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(store_error)?;
-        sqlx::query(
-            "UPDATE signing_keys SET published_until = ? \
-             WHERE algorithm = ? AND retired_at IS NULL AND published_until IS NULL",
-        )
-        .bind(old_published_until.as_millis())
-        .bind(key.algorithm.clone())
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        insert(&key, INSERT_KEY)
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
+        let mut tx = self.write_transaction().await?;
+        Sqlite::end_publication(&mut *tx, &key.algorithm, old_published_until).await?;
+        Sqlite::insert_key(&mut *tx, &key).await?;
         tx.commit().await.map_err(store_error)
     }
 
@@ -120,22 +47,11 @@ impl KeyStore for SqliteStore {
         replacement: Option<StoredKey>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let done = sqlx::query(
-            "UPDATE signing_keys SET retired_at = ? WHERE kid = ? AND retired_at IS NULL",
-        )
-        .bind(at.as_millis())
-        .bind(kid.to_owned())
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        if done.rows_affected() == 0 {
+        if !Sqlite::retire_key(&mut *tx, kid, at).await? {
             return Ok(false);
         }
         if let Some(key) = &replacement {
-            insert(key, INSERT_KEY)
-                .execute(&mut *tx)
-                .await
-                .map_err(store_error)?;
+            Sqlite::insert_key(&mut *tx, key).await?;
         }
         append_revocation_in(
             &mut tx,
@@ -157,21 +73,10 @@ impl KeyStore for SqliteStore {
         private_key: Vec<u8>,
         sealed: bool,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE signing_keys SET private_key = ?, sealed = ? WHERE kid = ?")
-            .bind(private_key)
-            .bind(sealed)
-            .bind(kid.to_owned())
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        Sqlite::replace_private_key(&self.pool, kid, private_key, sealed).await
     }
 
     async fn import_key(&self, key: StoredKey) -> Result<(), StoreError> {
-        insert(&key, INSERT_KEY)
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(store_error)
+        Sqlite::insert_key(&self.pool, &key).await
     }
 }

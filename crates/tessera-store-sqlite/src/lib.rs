@@ -17,11 +17,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
-use tessera_core::{CsrfToken, Roles, SecretHash, SessionId, Timestamp, UserId, Username};
+use sqlx::{Sqlite, Transaction};
+use tessera_core::{SessionId, Timestamp, UserId, Username};
 use tessera_store::{
     AccountStore, CreateSessionError, CreateUserError, EndReason, Health, NewSession, NewUser,
     Online, PRESENCE_RESOLUTION, PresenceStore, Revocation, RevocationLog, Revoked, Seen,
@@ -99,120 +98,19 @@ impl SqliteStore {
     }
 }
 
-fn store_error(error: sqlx::Error) -> StoreError {
-    StoreError(error.to_string())
-}
-
-fn corrupt(what: &str) -> StoreError {
-    StoreError(format!("stored {what} is malformed"))
-}
-
-// Macros rather than consts so that `concat!` keeps every query a `&'static str`.
-macro_rules! user_columns {
-    () => {
-        "u.id, u.username, u.roles, u.disabled, u.created_at"
-    };
-}
-macro_rules! session_columns {
-    () => {
-        "s.id AS session_id, s.secret_hash, s.csrf_token, \
-         s.created_at AS session_created_at, s.last_seen_at, s.expires_at, s.client_address, \
-         s.user_agent"
-    };
-}
-
-fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
-    let id: String = row.try_get("id").map_err(store_error)?;
-    let username: String = row.try_get("username").map_err(store_error)?;
-    let roles: String = row.try_get("roles").map_err(store_error)?;
-    Ok(User {
-        id: UserId::parse(&id).ok_or_else(|| corrupt("user id"))?,
-        username: Username::parse(&username).map_err(|_| corrupt("username"))?,
-        roles: Roles::from_stored(&roles).map_err(|_| corrupt("roles"))?,
-        disabled: row.try_get("disabled").map_err(store_error)?,
-        created_at: Timestamp::from_millis(row.try_get("created_at").map_err(store_error)?),
-    })
-}
-
-fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
-    let id: String = row.try_get("session_id").map_err(store_error)?;
-    let hash: Vec<u8> = row.try_get("secret_hash").map_err(store_error)?;
-    let hash: [u8; 32] = hash.try_into().map_err(|_| corrupt("secret hash"))?;
-    let csrf: String = row.try_get("csrf_token").map_err(store_error)?;
-    let millis = |column: &str| -> Result<Timestamp, StoreError> {
-        row.try_get(column)
-            .map(Timestamp::from_millis)
-            .map_err(store_error)
-    };
-    Ok(SessionRecord {
-        id: SessionId::parse(&id).map_err(|_| corrupt("session id"))?,
-        secret_hash: SecretHash::from_bytes(hash),
-        user: user_from_row(row)?,
-        csrf_token: CsrfToken::from_stored(&csrf).ok_or_else(|| corrupt("CSRF token"))?,
-        created_at: millis("session_created_at")?,
-        last_seen_at: millis("last_seen_at")?,
-        expires_at: millis("expires_at")?,
-        client_address: row.try_get("client_address").map_err(store_error)?,
-        user_agent: row.try_get("user_agent").map_err(store_error)?,
-    })
-}
-
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
-}
+use tessera_store_sql::{Sql, rows, session_columns, store_error, user_columns};
 
 #[async_trait]
 impl AccountStore for SqliteStore {
     async fn create_user(&self, user: NewUser) -> Result<User, CreateUserError> {
-        let skeleton = user.username.skeleton();
-        let result = sqlx::query(
-            "INSERT INTO users (id, username, username_skeleton, password_hash, roles, disabled, \
-               created_at) \
-             VALUES (?, ?, ?, ?, ?, 0, ?)",
-        )
-        .bind(user.id.to_string())
-        .bind(user.username.as_str())
-        .bind(&skeleton)
-        .bind(&user.password_hash)
-        .bind(user.roles.to_stored())
-        .bind(user.created_at.as_millis())
-        .execute(&self.pool)
-        .await;
-        match result {
-            Ok(_) => Ok(User {
-                id: user.id,
-                username: user.username,
-                roles: user.roles,
-                disabled: false,
-                created_at: user.created_at,
-            }),
-            Err(e) if is_unique_violation(&e) => {
-                Err(self.conflict(&user.username, &skeleton).await)
-            }
-            Err(e) => Err(CreateUserError::Store(store_error(e))),
-        }
+        Sqlite::create_user(&self.pool, user).await
     }
 
     async fn user_credentials(
         &self,
         username: &Username,
     ) -> Result<Option<UserCredentials>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            ", u.password_hash FROM users u WHERE u.username = ?"
-        ))
-        .bind(username.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
-        row.map(|row| {
-            Ok(UserCredentials {
-                user: user_from_row(&row)?,
-                password_hash: row.try_get("password_hash").map_err(store_error)?,
-            })
-        })
-        .transpose()
+        Sqlite::user_credentials(&self.pool, username).await
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
@@ -225,23 +123,12 @@ impl AccountStore for SqliteStore {
         .await
         .map_err(store_error)?
         .iter()
-        .map(user_from_row)
+        .map(rows::user)
         .collect()
     }
 
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users u WHERE u.id = ?"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?
-        .as_ref()
-        .map(user_from_row)
-        .transpose()
+        Sqlite::user(&self.pool, id).await
     }
 
     async fn search_users(
@@ -264,7 +151,7 @@ impl AccountStore for SqliteStore {
         .await
         .map_err(store_error)?
         .iter()
-        .map(user_from_row)
+        .map(rows::user)
         .collect()
     }
 
@@ -274,14 +161,7 @@ impl AccountStore for SqliteStore {
         previous: &str,
         new: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?")
-            .bind(new)
-            .bind(user.to_string())
-            .bind(previous)
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        Sqlite::replace_password_hash(&self.pool, user, previous, new).await
     }
 
     async fn set_user_disabled(
@@ -289,16 +169,7 @@ impl AccountStore for SqliteStore {
         username: &Username,
         disabled: bool,
     ) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(
-            "UPDATE users SET disabled = ? WHERE username = ? \
-             RETURNING id, username, roles, disabled, created_at",
-        )
-        .bind(disabled)
-        .bind(username.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
-        row.as_ref().map(user_from_row).transpose()
+        Sqlite::set_user_disabled(&self.pool, username, disabled).await
     }
 
     async fn import_user(&self, user: UserCredentials) -> Result<(), CreateUserError> {
@@ -326,31 +197,10 @@ impl AccountStore for SqliteStore {
         .execute(&self.pool)
         .await
         .map(drop)
-        .map_err(|e| match e {
-            e if is_unique_violation(&e) => CreateUserError::UsernameTaken,
-            e => CreateUserError::Store(store_error(e)),
+        .map_err(|e| match store_error(e) {
+            StoreError::Conflict(_) => CreateUserError::UsernameTaken,
+            e => CreateUserError::Store(e),
         })
-    }
-}
-
-impl SqliteStore {
-    /// Why an insert of `username` hit a uniqueness constraint: the name itself, or
-    /// a look-alike of it (or, improbably, the id). Asked after the fact rather than
-    /// read from the error, whose wording is SQLite's.
-    async fn conflict(&self, username: &Username, skeleton: &str) -> CreateUserError {
-        let same_name: Result<Option<i64>, _> = sqlx::query_scalar(
-            "SELECT username = ?1 FROM users WHERE username = ?1 OR username_skeleton = ?2 \
-             ORDER BY username = ?1 DESC LIMIT 1",
-        )
-        .bind(username.as_str())
-        .bind(skeleton)
-        .fetch_optional(&self.pool)
-        .await;
-        match same_name {
-            Ok(Some(0)) => CreateUserError::LookAlike,
-            Ok(_) => CreateUserError::UsernameTaken,
-            Err(e) => CreateUserError::Store(store_error(e)),
-        }
     }
 }
 
@@ -368,16 +218,13 @@ async fn end_sessions_in(
             .execute(&mut **tx)
             .await
             .map_err(store_error)?;
-        let session = SessionId::parse(id).map_err(|_| corrupt("session id"))?;
         append_revocation_in(
             tx,
-            &Revoked::Session(session),
+            &Revoked::Session(rows::session_id(id, "session id")?),
             Some(user),
             reason,
             at,
-            // Kept past the session's own end by the longest access-token lifetime:
-            // a token exchanged from the session may outlive it by that much.
-            Timestamp::from_millis(*expires_at).saturating_add(tessera_core::MAX_ACCESS_TTL),
+            rows::session_revocation_expiry(*expires_at),
         )
         .await?;
     }
@@ -406,7 +253,7 @@ pub(crate) async fn append_revocation_in(
     .execute(&mut **tx)
     .await
     .map_err(store_error)?;
-    u64::try_from(done.last_insert_rowid()).map_err(|_| corrupt("sequence"))
+    u64::try_from(done.last_insert_rowid()).map_err(|_| StoreError::corrupt("sequence"))
 }
 
 impl SqliteStore {
@@ -447,18 +294,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            session_columns!(),
-            ", ",
-            user_columns!(),
-            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?"
-        ))
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
-        row.as_ref().map(session_from_row).transpose()
+        Sqlite::session(&self.pool, id).await
     }
 
     async fn sessions_of_user(&self, user: UserId) -> Result<Vec<SessionRecord>, StoreError> {
@@ -475,7 +311,7 @@ impl SessionStore for SqliteStore {
         .await
         .map_err(store_error)?
         .iter()
-        .map(session_from_row)
+        .map(rows::session)
         .collect()
     }
 
@@ -544,7 +380,7 @@ impl SessionStore for SqliteStore {
         tx.commit().await.map_err(store_error)?;
         self.announce_revocations();
         rows.iter()
-            .map(|(id, _)| SessionId::parse(id).map_err(|_| corrupt("session id")))
+            .map(|(id, _)| SessionId::parse(id).map_err(|_| StoreError::corrupt("session id")))
             .collect()
     }
 
@@ -554,30 +390,9 @@ impl SessionStore for SqliteStore {
         idle_cutoff: Timestamp,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let sessions =
-            sqlx::query("DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at < ?")
-                .bind(now.as_millis())
-                .bind(idle_cutoff.as_millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(store_error)?;
-        sqlx::query("DELETE FROM opaque_tokens WHERE expires_at <= ?")
-            .bind(now.as_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        sqlx::query("DELETE FROM refresh_families WHERE expires_at <= ?")
-            .bind(now.as_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        sqlx::query("DELETE FROM revocation_log WHERE expires_at <= ?")
-            .bind(now.as_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
+        let sessions = Sqlite::purge_expired(&mut tx, now, idle_cutoff).await?;
         tx.commit().await.map_err(store_error)?;
-        Ok(sessions.rows_affected())
+        Ok(sessions)
     }
 
     async fn count_live_sessions(
@@ -585,15 +400,7 @@ impl SessionStore for SqliteStore {
         now: Timestamp,
         idle_cutoff: Timestamp,
     ) -> Result<u64, StoreError> {
-        let count: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM sessions WHERE expires_at > ? AND last_seen_at >= ?",
-        )
-        .bind(now.as_millis())
-        .bind(idle_cutoff.as_millis())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(u64::try_from(count).unwrap_or(0))
+        Sqlite::count_live_sessions(&self.pool, now, idle_cutoff).await
     }
 }
 
@@ -604,30 +411,7 @@ impl RevocationLog for SqliteStore {
         after: u64,
         limit: u32,
     ) -> Result<Vec<Revocation>, StoreError> {
-        let rows: Vec<(i64, String, String, Option<String>, String, i64, i64)> = sqlx::query_as(
-            "SELECT sequence, kind, target, user_id, reason, at, expires_at FROM revocation_log \
-             WHERE sequence > ? ORDER BY sequence LIMIT ?",
-        )
-        .bind(i64::try_from(after).unwrap_or(i64::MAX))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?;
-        rows.into_iter()
-            .map(|(sequence, kind, target, user, reason, at, expires_at)| {
-                Ok(Revocation {
-                    sequence: u64::try_from(sequence).map_err(|_| corrupt("sequence"))?,
-                    revoked: Revoked::from_stored(&kind, &target)
-                        .ok_or_else(|| corrupt("revocation"))?,
-                    user: user
-                        .map(|u| UserId::parse(&u).ok_or_else(|| corrupt("user id")))
-                        .transpose()?,
-                    reason: EndReason::parse(&reason).ok_or_else(|| corrupt("reason"))?,
-                    at: Timestamp::from_millis(at),
-                    expires_at: Timestamp::from_millis(expires_at),
-                })
-            })
-            .collect()
+        Sqlite::revocations_after(&self.pool, after, limit).await
     }
 
     async fn latest_revocation(&self) -> Result<u64, StoreError> {
@@ -664,7 +448,7 @@ impl RevocationLog for SqliteStore {
     ) -> Result<(), StoreError> {
         let sequence_of = |sequence: u64| {
             i64::try_from(sequence)
-                .map_err(|_| StoreError(format!("sequence {sequence} is out of range")))
+                .map_err(|_| StoreError::Invalid(format!("sequence {sequence} is out of range")))
         };
         // The write lock first: no append can slip in between the check and the
         // inserts.
@@ -679,7 +463,7 @@ impl RevocationLog for SqliteStore {
         for entry in entries {
             let sequence = sequence_of(entry.sequence)?;
             if sequence <= current {
-                return Err(StoreError(format!(
+                return Err(StoreError::Invalid(format!(
                     "cannot import revocation {sequence}: the log is at {current} already"
                 )));
             }
@@ -748,27 +532,11 @@ impl PresenceStore for SqliteStore {
     }
 
     async fn online_since(&self, since: Timestamp) -> Result<Online, StoreError> {
-        let (sessions, users): (i64, i64) = sqlx::query_as(
-            "SELECT count(*), count(DISTINCT user_id) FROM presence \
-             WHERE seen_at >= ? AND ended = 0",
-        )
-        .bind(since.as_millis())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(Online {
-            users: u64::try_from(users).unwrap_or(0),
-            sessions: u64::try_from(sessions).unwrap_or(0),
-        })
+        Sqlite::online_since(&self.pool, since).await
     }
 
     async fn purge_presence(&self, before: Timestamp) -> Result<u64, StoreError> {
-        sqlx::query("DELETE FROM presence WHERE seen_at < ?")
-            .bind(before.as_millis())
-            .execute(&self.pool)
-            .await
-            .map(|done| done.rows_affected())
-            .map_err(store_error)
+        Sqlite::purge_presence(&self.pool, before).await
     }
 
     async fn forget_presence(&self, sids: &[SessionId]) -> Result<(), StoreError> {
@@ -795,10 +563,6 @@ impl PresenceStore for SqliteStore {
 #[async_trait]
 impl Health for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(store_error)
+        Sqlite::ping(&self.pool).await
     }
 }

@@ -1,63 +1,16 @@
 //! `RefreshStore` on SQLite.
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
-use tessera_core::{
-    Audience, ClientId, MAX_ACCESS_TTL, Scopes, SecretHash, SessionId, Timestamp, UserId,
-};
+use sqlx::{Sqlite, Transaction};
+use tessera_core::{SecretHash, SessionId, Timestamp, UserId};
 use tessera_store::{
     CreateSessionError, EndReason, NewRefreshFamily, RefreshFamily, RefreshOutcome, RefreshStore,
     Revoked, StoreError,
 };
 
-use crate::{
-    SqliteStore, append_revocation_in, corrupt, end_sessions_in, store_error, user_from_row,
-};
+use tessera_store_sql::{Sql, rows};
 
-macro_rules! family_select {
-    () => {
-        "SELECT f.id AS family_id, f.client_id, f.scopes, f.audience, f.session_id, \
-         f.generation, f.created_at AS family_created_at, f.expires_at AS family_expires_at, \
-         u.id, u.username, u.roles, u.disabled, u.created_at \
-         FROM refresh_families f JOIN users u ON u.id = f.user_id "
-    };
-}
-
-fn family_from_row(row: &SqliteRow) -> Result<RefreshFamily, StoreError> {
-    let text = |c: &str| -> Result<String, StoreError> { row.try_get(c).map_err(store_error) };
-    let optional =
-        |c: &str| -> Result<Option<String>, StoreError> { row.try_get(c).map_err(store_error) };
-    let millis = |c: &str| -> Result<Timestamp, StoreError> {
-        row.try_get(c)
-            .map(Timestamp::from_millis)
-            .map_err(store_error)
-    };
-    let generation: i64 = row.try_get("generation").map_err(store_error)?;
-    Ok(RefreshFamily {
-        id: SessionId::parse(&text("family_id")?).map_err(|_| corrupt("family id"))?,
-        client_id: ClientId::parse(&text("client_id")?).ok_or_else(|| corrupt("client id"))?,
-        user: user_from_row(row)?,
-        scopes: Scopes::parse(&text("scopes")?).map_err(|_| corrupt("family scopes"))?,
-        audience: optional("audience")?
-            .map(|a| Audience::parse(&a).map_err(|_| corrupt("family audience")))
-            .transpose()?,
-        session: optional("session_id")?
-            .map(|s| SessionId::parse(&s).map_err(|_| corrupt("family session")))
-            .transpose()?,
-        generation: u32::try_from(generation).unwrap_or(u32::MAX),
-        created_at: millis("family_created_at")?,
-        expires_at: millis("family_expires_at")?,
-    })
-}
-
-/// How long a revocation entry for a family must be kept: until the last access
-/// token it can have issued has expired.
-fn entry_expiry(family_expires_at: i64) -> i64 {
-    Timestamp::from_millis(family_expires_at)
-        .saturating_add(MAX_ACCESS_TTL)
-        .as_millis()
-}
+use crate::{SqliteStore, append_revocation_in, end_sessions_in, store_error};
 
 /// Deletes the families and logs each one's revocation, with the sessions they came
 /// from, inside `tx`.
@@ -74,14 +27,13 @@ async fn revoke_families_in(
             .execute(&mut **tx)
             .await
             .map_err(store_error)?;
-        let family = SessionId::parse(id).map_err(|_| corrupt("family id"))?;
         append_revocation_in(
             tx,
-            &Revoked::Session(family),
+            &Revoked::Session(rows::session_id(id, "family id")?),
             Some(user),
             reason,
             at,
-            Timestamp::from_millis(entry_expiry(*expires_at)),
+            rows::session_revocation_expiry(*expires_at),
         )
         .await?;
         if let Some(session) = session {
@@ -132,34 +84,13 @@ impl RefreshStore for SqliteStore {
         grace_cutoff: Timestamp,
     ) -> Result<RefreshOutcome, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let row = sqlx::query(concat!(family_select!(), "WHERE f.current_hash = ?"))
-            .bind(presented.as_bytes().to_vec())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        if let Some(row) = row {
-            let mut family = family_from_row(&row)?;
+        // The write lock is held: no other rotation comes between the read and the
+        // update.
+        if let Some(mut family) = Sqlite::family_by_token(&mut *tx, presented).await? {
             if family.expires_at <= now || family.user.disabled {
                 return Ok(RefreshOutcome::Invalid);
             }
-            sqlx::query(
-                "UPDATE refresh_families SET current_hash = ?, generation = generation + 1 \
-                 WHERE id = ?",
-            )
-            .bind(next.as_bytes().to_vec())
-            .bind(family.id.as_str().to_owned())
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
-            sqlx::query(
-                "INSERT INTO refresh_tokens_used (hash, family_id, rotated_at) VALUES (?, ?, ?)",
-            )
-            .bind(presented.as_bytes().to_vec())
-            .bind(family.id.as_str().to_owned())
-            .bind(now.as_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
+            Sqlite::advance_family(&mut tx, &family.id, presented, next, now).await?;
             tx.commit().await.map_err(store_error)?;
             self.announce_revocations();
             family.generation = family.generation.saturating_add(1);
@@ -180,7 +111,7 @@ impl RefreshStore for SqliteStore {
         if rotated_at >= grace_cutoff.as_millis() {
             return Ok(RefreshOutcome::RaceLost);
         }
-        let user = UserId::parse(&user).ok_or_else(|| corrupt("user id"))?;
+        let user = UserId::parse(&user).ok_or_else(|| StoreError::corrupt("user id"))?;
         revoke_families_in(
             &mut tx,
             user,
@@ -191,7 +122,7 @@ impl RefreshStore for SqliteStore {
         .await?;
         tx.commit().await.map_err(store_error)?;
         Ok(RefreshOutcome::Reused {
-            family: SessionId::parse(&family).map_err(|_| corrupt("family id"))?,
+            family: SessionId::parse(&family).map_err(|_| StoreError::corrupt("family id"))?,
             user,
         })
     }
@@ -200,25 +131,11 @@ impl RefreshStore for SqliteStore {
         &self,
         token: &SecretHash,
     ) -> Result<Option<RefreshFamily>, StoreError> {
-        sqlx::query(concat!(family_select!(), "WHERE f.current_hash = ?"))
-            .bind(token.as_bytes().to_vec())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?
-            .as_ref()
-            .map(family_from_row)
-            .transpose()
+        Sqlite::family_by_token(&self.pool, token).await
     }
 
     async fn family(&self, id: &SessionId) -> Result<Option<RefreshFamily>, StoreError> {
-        sqlx::query(concat!(family_select!(), "WHERE f.id = ?"))
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?
-            .as_ref()
-            .map(family_from_row)
-            .transpose()
+        Sqlite::family(&self.pool, id).await
     }
 
     async fn revoke_family(
@@ -241,7 +158,7 @@ impl RefreshStore for SqliteStore {
         let Some((owner, expires_at, session)) = row else {
             return Ok(false);
         };
-        let owner = UserId::parse(&owner).ok_or_else(|| corrupt("user id"))?;
+        let owner = UserId::parse(&owner).ok_or_else(|| StoreError::corrupt("user id"))?;
         revoke_families_in(
             &mut tx,
             owner,
@@ -274,7 +191,7 @@ impl RefreshStore for SqliteStore {
         tx.commit().await.map_err(store_error)?;
         self.announce_revocations();
         rows.iter()
-            .map(|(id, _, _)| SessionId::parse(id).map_err(|_| corrupt("family id")))
+            .map(|(id, _, _)| SessionId::parse(id).map_err(|_| StoreError::corrupt("family id")))
             .collect()
     }
 }

@@ -16,17 +16,66 @@ use tessera_core::{
 };
 
 pub mod conformance;
+#[macro_use]
 mod set;
 mod skeletons;
 
 pub use set::StoreSet;
 pub use skeletons::{SkeletonBackfill, backfill_skeletons};
 
-/// The store could not answer: unreachable, locked past its timeout, or corrupt.
-/// The message is for operators' logs; it never carries secrets.
+/// Why a store call failed, by kind, so that callers can tell a missing thing from a
+/// taken one from a store that is down. Every backend maps its driver's errors to
+/// these in one place. Each message is for operators' logs: it names what failed
+/// (the driver's message, a server's address without its password), never a
+/// secret, a token or a query's parameters.
 #[derive(Debug, thiserror::Error)]
-#[error("store error: {0}")]
-pub struct StoreError(pub String);
+pub enum StoreError {
+    /// What the call needs is not stored.
+    #[error("not found in the store: {0}")]
+    NotFound(String),
+    /// What the call would add is there already (a unique key is taken).
+    #[error("conflict in the store: {0}")]
+    Conflict(String),
+    /// The store did not answer: unreachable, refused, out of connections, locked
+    /// or busy past its timeout, shutting down. Worth retrying shortly.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// A stored value does not parse: the data is damaged, or written by something
+    /// that does not keep tessera's formats.
+    #[error("corrupt data in the store: {0}")]
+    Corrupt(String),
+    /// The caller asked for what the store cannot do (a number out of range, an
+    /// import below the log's position).
+    #[error("invalid store request: {0}")]
+    Invalid(String),
+    /// Anything else the driver reported.
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+impl StoreError {
+    /// A stored `what` (a user id, a session's expiry…) that does not parse.
+    pub fn corrupt(what: &str) -> Self {
+        Self::Corrupt(format!("stored {what} is malformed"))
+    }
+
+    /// What failed, without the kind's wording.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::NotFound(message)
+            | Self::Conflict(message)
+            | Self::Unavailable(message)
+            | Self::Corrupt(message)
+            | Self::Invalid(message)
+            | Self::Other(message) => message,
+        }
+    }
+
+    /// Whether retrying shortly may succeed (the store was down or busy).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -63,68 +112,69 @@ pub enum CreateUserError {
     Store(#[from] StoreError),
 }
 
-/// Accounts. Each holds the confusable skeleton of its username
-/// ([`Username::skeleton`]) under a uniqueness constraint, so of two look-alike names
-/// registered at the same moment exactly one is created. Accounts that existed
-/// before skeletons were kept get theirs when the store opens, oldest first; one
-/// whose skeleton an older account holds already keeps its name, its password and
-/// its sessions, holds no skeleton, and is recorded as a look-alike of that older
-/// account (and logged as such).
-#[async_trait]
-pub trait AccountStore: Send + Sync {
-    /// A username already present is `UsernameTaken`; one that looks like a present
-    /// one (same skeleton) is `LookAlike`.
-    async fn create_user(&self, user: NewUser) -> Result<User, CreateUserError>;
-    async fn user_credentials(
-        &self,
-        username: &Username,
-    ) -> Result<Option<UserCredentials>, StoreError>;
-    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
-    /// The user with this id, disabled or not.
-    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        Ok(self.list_users().await?.into_iter().find(|u| u.id == id))
+store_trait! {
+    /// Accounts. Each holds the confusable skeleton of its username
+    /// ([`Username::skeleton`]) under a uniqueness constraint, so of two look-alike names
+    /// registered at the same moment exactly one is created. Accounts that existed
+    /// before skeletons were kept get theirs when the store opens, oldest first; one
+    /// whose skeleton an older account holds already keeps its name, its password and
+    /// its sessions, holds no skeleton, and is recorded as a look-alike of that older
+    /// account (and logged as such).
+    pub trait AccountStore: Send + Sync, in StoreSet.accounts {
+        /// A username already present is `UsernameTaken`; one that looks like a present
+        /// one (same skeleton) is `LookAlike`.
+        async fn create_user(&self, user: NewUser) -> Result<User, CreateUserError>;
+        async fn user_credentials(
+            &self,
+            username: &Username,
+        ) -> Result<Option<UserCredentials>, StoreError>;
+        async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+        /// The user with this id, disabled or not.
+        async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+            Ok(self.list_users().await?.into_iter().find(|u| u.id == id))
+        }
+        /// Users whose username contains `contains` (all with ""), ordered by username,
+        /// after `after` if given, at most `limit`: one page of an admin's search.
+        async fn search_users(
+            &self,
+            contains: &str,
+            after: Option<&Username>,
+            limit: u32,
+        ) -> Result<Vec<User>, StoreError> {
+            Ok(self
+                .list_users()
+                .await?
+                .into_iter()
+                .filter(|u| u.username.as_str().contains(contains))
+                .filter(|u| after.is_none_or(|a| u.username.as_str() > a.as_str()))
+                .take(limit as usize)
+                .collect())
+        }
+        /// Replaces the hash, e.g. after login re-hashed it with new parameters. Only if
+        /// the stored hash is still `previous`, so a concurrent password change wins.
+        async fn replace_password_hash(
+            &self,
+            user: UserId,
+            previous: &str,
+            new: &str,
+        ) -> Result<(), StoreError>;
+        /// Marks the user disabled (or enabled again); `None` if there is no such user.
+        /// Ending their sessions and cutting off their tokens is the caller's job (see
+        /// `SessionStore::end_sessions_of_user`).
+        async fn set_user_disabled(
+            &self,
+            username: &Username,
+            disabled: bool,
+        ) -> Result<Option<User>, StoreError>;
+        /// Adds a user exactly as read from another store (`user_credentials`): id,
+        /// username, roles, disabled flag, creation time and password hash, for `tessera
+        /// store migrate`. One statement, so a disabled account is never there enabled,
+        /// not even for a moment. A username or id already present is `UsernameTaken`.
+        /// A username that looks like a present one is imported all the same (it
+        /// existed already), as at open: without a skeleton, recorded as a look-alike of
+        /// the present one. Import oldest first to keep the older account the holder.
+        async fn import_user(&self, user: UserCredentials) -> Result<(), CreateUserError>;
     }
-    /// Users whose username contains `contains` (all with ""), ordered by username,
-    /// after `after` if given, at most `limit`: one page of an admin's search.
-    async fn search_users(
-        &self,
-        contains: &str,
-        after: Option<&Username>,
-        limit: u32,
-    ) -> Result<Vec<User>, StoreError> {
-        Ok(self
-            .list_users()
-            .await?
-            .into_iter()
-            .filter(|u| u.username.as_str().contains(contains))
-            .filter(|u| after.is_none_or(|a| u.username.as_str() > a.as_str()))
-            .take(limit as usize)
-            .collect())
-    }
-    /// Replaces the hash, e.g. after login re-hashed it with new parameters. Only if
-    /// the stored hash is still `previous`, so a concurrent password change wins.
-    async fn replace_password_hash(
-        &self,
-        user: UserId,
-        previous: &str,
-        new: &str,
-    ) -> Result<(), StoreError>;
-    /// Marks the user disabled (or enabled again); `None` if there is no such user.
-    /// Ending their sessions and cutting off their tokens is the caller's job (see
-    /// `SessionStore::end_sessions_of_user`).
-    async fn set_user_disabled(
-        &self,
-        username: &Username,
-        disabled: bool,
-    ) -> Result<Option<User>, StoreError>;
-    /// Adds a user exactly as read from another store (`user_credentials`): id,
-    /// username, roles, disabled flag, creation time and password hash, for `tessera
-    /// store migrate`. One statement, so a disabled account is never there enabled,
-    /// not even for a moment. A username or id already present is `UsernameTaken`.
-    /// A username that looks like a present one is imported all the same (it
-    /// existed already), as at open: without a skeleton, recorded as a look-alike of
-    /// the present one. Import oldest first to keep the older account the holder.
-    async fn import_user(&self, user: UserCredentials) -> Result<(), CreateUserError>;
 }
 
 pub struct NewSession {
@@ -217,44 +267,46 @@ impl EndReason {
     }
 }
 
-#[async_trait]
-pub trait SessionStore: Send + Sync {
-    async fn create_session(&self, session: NewSession) -> Result<(), CreateSessionError>;
-    /// The session with its user, whatever its expiry: callers judge expiry.
-    async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError>;
-    async fn sessions_of_user(&self, user: UserId) -> Result<Vec<SessionRecord>, StoreError>;
-    /// Records activity; sessions that no longer exist are skipped.
-    async fn touch_sessions(&self, seen: &[(SessionId, Timestamp)]) -> Result<(), StoreError>;
-    /// Ends one session of `user` and appends its revocation; `false` if the user has
-    /// no such session.
-    async fn end_session(
-        &self,
-        user: UserId,
-        id: &SessionId,
-        reason: EndReason,
-        at: Timestamp,
-    ) -> Result<bool, StoreError>;
-    /// Ends every session of `user` but `except`, appending a revocation for each.
-    async fn end_sessions_of_user(
-        &self,
-        user: UserId,
-        except: Option<&SessionId>,
-        reason: EndReason,
-        at: Timestamp,
-    ) -> Result<Vec<SessionId>, StoreError>;
-    /// Deletes sessions past their absolute expiry or idle since before `idle_cutoff`,
-    /// refresh families past their lifetime, expired opaque tokens, and revocation
-    /// entries that can no longer matter. Returns sessions deleted.
-    async fn purge_expired(
-        &self,
-        now: Timestamp,
-        idle_cutoff: Timestamp,
-    ) -> Result<u64, StoreError>;
-    async fn count_live_sessions(
-        &self,
-        now: Timestamp,
-        idle_cutoff: Timestamp,
-    ) -> Result<u64, StoreError>;
+store_trait! {
+    pub trait SessionStore: Send + Sync, in StoreSet.sessions {
+        async fn create_session(&self, session: NewSession) -> Result<(), CreateSessionError>;
+        /// The session with its user, whatever its expiry: callers judge expiry.
+        async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError>;
+        async fn sessions_of_user(&self, user: UserId) -> Result<Vec<SessionRecord>, StoreError>;
+        /// Records activity; sessions that no longer exist are skipped.
+        async fn touch_sessions(&self, seen: &[(SessionId, Timestamp)]) -> Result<(), StoreError>;
+        /// Ends one session of `user` and appends its revocation; `false` if the user has
+        /// no such session.
+        async fn end_session(
+            &self,
+            user: UserId,
+            id: &SessionId,
+            reason: EndReason,
+            at: Timestamp,
+        ) -> Result<bool, StoreError>;
+        /// Ends every session of `user` but `except`, appending a revocation for each.
+        async fn end_sessions_of_user(
+            &self,
+            user: UserId,
+            except: Option<&SessionId>,
+            reason: EndReason,
+            at: Timestamp,
+        ) -> Result<Vec<SessionId>, StoreError>;
+        /// Deletes sessions past their absolute expiry or idle since before `idle_cutoff`,
+        /// refresh families past their lifetime, expired opaque tokens, and revocation
+        /// entries that can no longer matter. Returns sessions deleted.
+        #[by_hand]
+        async fn purge_expired(
+            &self,
+            now: Timestamp,
+            idle_cutoff: Timestamp,
+        ) -> Result<u64, StoreError>;
+        async fn count_live_sessions(
+            &self,
+            now: Timestamp,
+            idle_cutoff: Timestamp,
+        ) -> Result<u64, StoreError>;
+    }
 }
 
 pub struct NewRefreshFamily {
@@ -298,41 +350,42 @@ pub enum RefreshOutcome {
     Invalid,
 }
 
-#[async_trait]
-pub trait RefreshStore: Send + Sync {
-    async fn create_family(&self, family: NewRefreshFamily) -> Result<(), CreateSessionError>;
-    /// Exchanges the live token `presented` for `next`, atomically: of two calls
-    /// with the same token, exactly one rotates.
-    async fn rotate_refresh_token(
-        &self,
-        presented: &SecretHash,
-        next: &SecretHash,
-        now: Timestamp,
-        grace_cutoff: Timestamp,
-    ) -> Result<RefreshOutcome, StoreError>;
-    /// The family with this id, if it was not revoked (expired ones included).
-    async fn family(&self, id: &SessionId) -> Result<Option<RefreshFamily>, StoreError>;
-    /// The family whose live token is `token`, if any (expired ones included).
-    async fn family_by_token(
-        &self,
-        token: &SecretHash,
-    ) -> Result<Option<RefreshFamily>, StoreError>;
-    /// Revokes a family of `user` (or of anyone, with `None`) and logs it; `false` if
-    /// there was none.
-    async fn revoke_family(
-        &self,
-        id: &SessionId,
-        user: Option<UserId>,
-        reason: EndReason,
-        at: Timestamp,
-    ) -> Result<bool, StoreError>;
-    /// Revokes every family of `user`, logging each.
-    async fn revoke_families_of_user(
-        &self,
-        user: UserId,
-        reason: EndReason,
-        at: Timestamp,
-    ) -> Result<Vec<SessionId>, StoreError>;
+store_trait! {
+    pub trait RefreshStore: Send + Sync, in StoreSet.refresh {
+        async fn create_family(&self, family: NewRefreshFamily) -> Result<(), CreateSessionError>;
+        /// Exchanges the live token `presented` for `next`, atomically: of two calls
+        /// with the same token, exactly one rotates.
+        async fn rotate_refresh_token(
+            &self,
+            presented: &SecretHash,
+            next: &SecretHash,
+            now: Timestamp,
+            grace_cutoff: Timestamp,
+        ) -> Result<RefreshOutcome, StoreError>;
+        /// The family with this id, if it was not revoked (expired ones included).
+        async fn family(&self, id: &SessionId) -> Result<Option<RefreshFamily>, StoreError>;
+        /// The family whose live token is `token`, if any (expired ones included).
+        async fn family_by_token(
+            &self,
+            token: &SecretHash,
+        ) -> Result<Option<RefreshFamily>, StoreError>;
+        /// Revokes a family of `user` (or of anyone, with `None`) and logs it; `false` if
+        /// there was none.
+        async fn revoke_family(
+            &self,
+            id: &SessionId,
+            user: Option<UserId>,
+            reason: EndReason,
+            at: Timestamp,
+        ) -> Result<bool, StoreError>;
+        /// Revokes every family of `user`, logging each.
+        async fn revoke_families_of_user(
+            &self,
+            user: UserId,
+            reason: EndReason,
+            at: Timestamp,
+        ) -> Result<Vec<SessionId>, StoreError>;
+    }
 }
 
 /// An opaque access token as stored: everything introspection says about it.
@@ -352,20 +405,21 @@ pub struct OpaqueToken {
     pub expires_at: Timestamp,
 }
 
-#[async_trait]
-pub trait OpaqueTokenStore: Send + Sync {
-    async fn store_opaque_token(&self, token: OpaqueToken) -> Result<(), StoreError>;
-    /// The token with this hash, expired or not: callers judge expiry.
-    async fn opaque_token(&self, hash: &SecretHash) -> Result<Option<OpaqueToken>, StoreError>;
-    /// Deletes the token if `client` owns it, and logs its `jti` as revoked (until
-    /// the token would have expired) in the same transaction; `false` if `client`
-    /// has no such token.
-    async fn revoke_opaque_token(
-        &self,
-        hash: &SecretHash,
-        client: &ClientId,
-        at: Timestamp,
-    ) -> Result<bool, StoreError>;
+store_trait! {
+    pub trait OpaqueTokenStore: Send + Sync, in StoreSet.opaque {
+        async fn store_opaque_token(&self, token: OpaqueToken) -> Result<(), StoreError>;
+        /// The token with this hash, expired or not: callers judge expiry.
+        async fn opaque_token(&self, hash: &SecretHash) -> Result<Option<OpaqueToken>, StoreError>;
+        /// Deletes the token if `client` owns it, and logs its `jti` as revoked (until
+        /// the token would have expired) in the same transaction; `false` if `client`
+        /// has no such token.
+        async fn revoke_opaque_token(
+            &self,
+            hash: &SecretHash,
+            client: &ClientId,
+            at: Timestamp,
+        ) -> Result<bool, StoreError>;
+    }
 }
 
 /// What a revocation revokes.
@@ -461,44 +515,45 @@ impl RevocationsAppended {
     }
 }
 
-/// The append-only record of revocations, with a monotonic sequence number. Processes
-/// that cache sessions follow it so that a session ended anywhere (another process,
-/// the CLI) stops working here; the revocation feed serves it to verifiers.
-#[async_trait]
-pub trait RevocationLog: Send + Sync {
-    /// Entries with a sequence above `after`, oldest first, at most `limit`.
-    async fn revocations_after(
-        &self,
-        after: u64,
-        limit: u32,
-    ) -> Result<Vec<Revocation>, StoreError>;
-    /// The sequence of the newest entry ever appended (0 if none), purged or not.
-    async fn latest_revocation(&self) -> Result<u64, StoreError>;
-    /// Appends an entry that no other change comes with (a JWT revoked by `jti`, a
-    /// key retired); kept until `expires_at`, when what it revokes has expired anyway.
-    async fn append_revocation(
-        &self,
-        revoked: Revoked,
-        user: Option<UserId>,
-        reason: EndReason,
-        at: Timestamp,
-        expires_at: Timestamp,
-    ) -> Result<u64, StoreError>;
-    /// Adds `entries` exactly as read from another log (`revocations_after`), each
-    /// under its own sequence number with its kind, target, user, reason and times,
-    /// and raises the sequence counter to at least `latest` (the other log's
-    /// `latest_revocation`, which may exceed its last entry when entries were
-    /// purged): the next append is numbered above anything the other log ever
-    /// numbered, so the positions of those who followed it stay meaningful here.
-    /// For `tessera store migrate`. All or nothing, in one transaction: an entry
-    /// whose sequence is not above this log's `latest_revocation` (a follower may
-    /// be past it already, or it may collide) is an error and nothing is added.
-    /// The counter never goes down.
-    async fn import_revocations(
-        &self,
-        entries: &[Revocation],
-        latest: u64,
-    ) -> Result<(), StoreError>;
+store_trait! {
+    /// The append-only record of revocations, with a monotonic sequence number. Processes
+    /// that cache sessions follow it so that a session ended anywhere (another process,
+    /// the CLI) stops working here; the revocation feed serves it to verifiers.
+    pub trait RevocationLog: Send + Sync, in StoreSet.log {
+        /// Entries with a sequence above `after`, oldest first, at most `limit`.
+        async fn revocations_after(
+            &self,
+            after: u64,
+            limit: u32,
+        ) -> Result<Vec<Revocation>, StoreError>;
+        /// The sequence of the newest entry ever appended (0 if none), purged or not.
+        async fn latest_revocation(&self) -> Result<u64, StoreError>;
+        /// Appends an entry that no other change comes with (a JWT revoked by `jti`, a
+        /// key retired); kept until `expires_at`, when what it revokes has expired anyway.
+        async fn append_revocation(
+            &self,
+            revoked: Revoked,
+            user: Option<UserId>,
+            reason: EndReason,
+            at: Timestamp,
+            expires_at: Timestamp,
+        ) -> Result<u64, StoreError>;
+        /// Adds `entries` exactly as read from another log (`revocations_after`), each
+        /// under its own sequence number with its kind, target, user, reason and times,
+        /// and raises the sequence counter to at least `latest` (the other log's
+        /// `latest_revocation`, which may exceed its last entry when entries were
+        /// purged): the next append is numbered above anything the other log ever
+        /// numbered, so the positions of those who followed it stay meaningful here.
+        /// For `tessera store migrate`. All or nothing, in one transaction: an entry
+        /// whose sequence is not above this log's `latest_revocation` (a follower may
+        /// be past it already, or it may collide) is an error and nothing is added.
+        /// The counter never goes down.
+        async fn import_revocations(
+            &self,
+            entries: &[Revocation],
+            latest: u64,
+        ) -> Result<(), StoreError>;
+    }
 }
 
 /// An OAuth client as registered with `tessera client add`.
@@ -528,19 +583,20 @@ pub enum CreateClientError {
     Store(#[from] StoreError),
 }
 
-#[async_trait]
-pub trait ClientStore: Send + Sync {
-    async fn create_client(&self, client: Client) -> Result<(), CreateClientError>;
-    async fn client(&self, id: &ClientId) -> Result<Option<Client>, StoreError>;
-    async fn client_by_name(&self, name: &ClientName) -> Result<Option<Client>, StoreError>;
-    async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
-    /// `false` if there was no such client.
-    async fn remove_client(&self, id: &ClientId) -> Result<bool, StoreError>;
-    /// A number that changes whenever a client is added or removed, by this process
-    /// or by any other on the same store (the CLI), and that costs no database
-    /// round trip: a cache of clients compares it on every use and is exact.
-    /// `None` when it cannot be told: then no cached client may be trusted.
-    fn clients_generation(&self) -> Option<u64>;
+store_trait! {
+    pub trait ClientStore: Send + Sync, in StoreSet.clients {
+        async fn create_client(&self, client: Client) -> Result<(), CreateClientError>;
+        async fn client(&self, id: &ClientId) -> Result<Option<Client>, StoreError>;
+        async fn client_by_name(&self, name: &ClientName) -> Result<Option<Client>, StoreError>;
+        async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
+        /// `false` if there was no such client.
+        async fn remove_client(&self, id: &ClientId) -> Result<bool, StoreError>;
+        /// A number that changes whenever a client is added or removed, by this process
+        /// or by any other on the same store (the CLI), and that costs no database
+        /// round trip: a cache of clients compares it on every use and is exact.
+        /// `None` when it cannot be told: then no cached client may be trusted.
+        fn clients_generation(&self) -> Option<u64>;
+    }
 }
 
 /// A signing key as stored. Its lifecycle is in its times: it is published from
@@ -575,42 +631,43 @@ impl std::fmt::Debug for StoredKey {
     }
 }
 
-#[async_trait]
-pub trait KeyStore: Send + Sync {
-    /// Every key, retired ones included, oldest first.
-    async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
-    /// Adds `key` unless a key of its algorithm that is not retired exists; `true` if
-    /// it was added. Processes starting together thus create one first key, not two.
-    async fn add_first_key(&self, key: StoredKey) -> Result<bool, StoreError>;
-    /// Adds `key` and, in the same transaction, ends the publication of every other
-    /// unretired key of its algorithm that has no end yet at `old_published_until`.
-    async fn add_rotated_key(
-        &self,
-        key: StoredKey,
-        old_published_until: Timestamp,
-    ) -> Result<(), StoreError>;
-    /// Withdraws a key and, in the same transaction, appends its revocation to the
-    /// log (verifiers must refuse what it signed) and adds `replacement` if given (so
-    /// that no reader ever sees an algorithm without a signer); `false`, with nothing
-    /// changed, if there is no such key or it was already retired.
-    async fn retire_key(
-        &self,
-        kid: &str,
-        at: Timestamp,
-        replacement: Option<StoredKey>,
-    ) -> Result<bool, StoreError>;
-    /// Replaces the stored private key, e.g. to seal it once a master key is set.
-    async fn replace_private_key(
-        &self,
-        kid: &str,
-        private_key: Vec<u8>,
-        sealed: bool,
-    ) -> Result<(), StoreError>;
-    /// Adds `key` exactly as read from another store (`signing_keys`), for `tessera
-    /// store migrate`: private key as stored (sealed stays sealed, under the same
-    /// master key), every time as given, whatever the other keys (no first-key check,
-    /// no publication ended, nothing logged). A `kid` already present is an error.
-    async fn import_key(&self, key: StoredKey) -> Result<(), StoreError>;
+store_trait! {
+    pub trait KeyStore: Send + Sync, in StoreSet.keys {
+        /// Every key, retired ones included, oldest first.
+        async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
+        /// Adds `key` unless a key of its algorithm that is not retired exists; `true` if
+        /// it was added. Processes starting together thus create one first key, not two.
+        async fn add_first_key(&self, key: StoredKey) -> Result<bool, StoreError>;
+        /// Adds `key` and, in the same transaction, ends the publication of every other
+        /// unretired key of its algorithm that has no end yet at `old_published_until`.
+        async fn add_rotated_key(
+            &self,
+            key: StoredKey,
+            old_published_until: Timestamp,
+        ) -> Result<(), StoreError>;
+        /// Withdraws a key and, in the same transaction, appends its revocation to the
+        /// log (verifiers must refuse what it signed) and adds `replacement` if given (so
+        /// that no reader ever sees an algorithm without a signer); `false`, with nothing
+        /// changed, if there is no such key or it was already retired.
+        async fn retire_key(
+            &self,
+            kid: &str,
+            at: Timestamp,
+            replacement: Option<StoredKey>,
+        ) -> Result<bool, StoreError>;
+        /// Replaces the stored private key, e.g. to seal it once a master key is set.
+        async fn replace_private_key(
+            &self,
+            kid: &str,
+            private_key: Vec<u8>,
+            sealed: bool,
+        ) -> Result<(), StoreError>;
+        /// Adds `key` exactly as read from another store (`signing_keys`), for `tessera
+        /// store migrate`: private key as stored (sealed stays sealed, under the same
+        /// master key), every time as given, whatever the other keys (no first-key check,
+        /// no publication ended, nothing logged). A `kid` already present is an error.
+        async fn import_key(&self, key: StoredKey) -> Result<(), StoreError>;
+    }
 }
 
 /// That a session (or a refresh family: a token's `sid`) of `user` was in use at `at`.
@@ -633,25 +690,26 @@ pub struct Online {
 /// How far apart two stored sightings of one session are at least.
 pub const PRESENCE_RESOLUTION: Duration = Duration::from_secs(60);
 
-/// Presence: the last time each session was seen in use, for "who is online". Kept
-/// apart from sessions because refresh families and sessions seen only by resource
-/// services count too, and because writes are rate-limited by the caller (at most one
-/// per session per minute), not tied to session expiry.
-#[async_trait]
-pub trait PresenceStore: Send + Sync {
-    /// Records each sighting, and returns how many were written. A sighting is
-    /// written only if its session has none stored, or one at least
-    /// [`PRESENCE_RESOLUTION`] older: so a session costs at most one write a
-    /// minute whichever instances see it, and presence is kept to the minute. An
-    /// older sighting never moves a newer one back; an ended session stays ended.
-    async fn record_presence(&self, seen: &[Seen]) -> Result<u64, StoreError>;
-    /// Sessions and users seen at or after `since`.
-    async fn online_since(&self, since: Timestamp) -> Result<Online, StoreError>;
-    /// Forgets sightings older than `before`; returns how many.
-    async fn purge_presence(&self, before: Timestamp) -> Result<u64, StoreError>;
-    /// Forgets these sessions (they ended: logged out, kicked), so they no longer
-    /// count as online.
-    async fn forget_presence(&self, sids: &[SessionId]) -> Result<(), StoreError>;
+store_trait! {
+    /// Presence: the last time each session was seen in use, for "who is online". Kept
+    /// apart from sessions because refresh families and sessions seen only by resource
+    /// services count too, and because writes are rate-limited by the caller (at most one
+    /// per session per minute), not tied to session expiry.
+    pub trait PresenceStore: Send + Sync, in StoreSet.presence {
+        /// Records each sighting, and returns how many were written. A sighting is
+        /// written only if its session has none stored, or one at least
+        /// [`PRESENCE_RESOLUTION`] older: so a session costs at most one write a
+        /// minute whichever instances see it, and presence is kept to the minute. An
+        /// older sighting never moves a newer one back; an ended session stays ended.
+        async fn record_presence(&self, seen: &[Seen]) -> Result<u64, StoreError>;
+        /// Sessions and users seen at or after `since`.
+        async fn online_since(&self, since: Timestamp) -> Result<Online, StoreError>;
+        /// Forgets sightings older than `before`; returns how many.
+        async fn purge_presence(&self, before: Timestamp) -> Result<u64, StoreError>;
+        /// Forgets these sessions (they ended: logged out, kicked), so they no longer
+        /// count as online.
+        async fn forget_presence(&self, sids: &[SessionId]) -> Result<(), StoreError>;
+    }
 }
 
 /// Rate limiting shared by every instance: GCRA over a theoretical arrival time per
@@ -668,8 +726,10 @@ pub trait RateLimitStore: Send + Sync {
     ) -> Result<Option<Duration>, StoreError>;
 }
 
-/// Is the store answering? Backs `/readyz`.
-#[async_trait]
-pub trait Health: Send + Sync {
-    async fn ping(&self) -> Result<(), StoreError>;
+store_trait! {
+    /// Is the store answering? Backs `/readyz`.
+    pub trait Health: Send + Sync, in StoreSet.health {
+        #[by_hand]
+        async fn ping(&self) -> Result<(), StoreError>;
+    }
 }

@@ -16,6 +16,7 @@ const RULES: &[(&[&str], &[&str], &str)] = &[
         &[
             "tessera-server",
             "tessera-store",
+            "tessera-store-sql",
             "tessera-store-sqlite",
             "tessera-store-postgres",
             "tessera-store-redis",
@@ -33,6 +34,7 @@ const RULES: &[(&[&str], &[&str], &str)] = &[
     (
         &[
             "tessera-store",
+            "tessera-store-sql",
             "tessera-store-sqlite",
             "tessera-store-postgres",
             "tessera-store-redis",
@@ -45,6 +47,11 @@ const RULES: &[(&[&str], &[&str], &str)] = &[
             "tessera-verify",
         ],
         "stores know nothing of HTTP or of the services above them",
+    ),
+    (
+        &["tessera-store-sql"],
+        &["redis", "tessera-store-redis"],
+        "the SQL the SQLite and PostgreSQL backends share is theirs alone: no Redis",
     ),
 ];
 

@@ -1,0 +1,654 @@
+//! The statements SQLite and PostgreSQL run word for word, each bound and decoded
+//! here once. Placeholders are `$N`, which sqlx's SQLite driver binds by number as
+//! PostgreSQL does. A backend calls them on its database type, e.g.
+//! `Postgres::session(&self.pool, id)`, on its pool or inside its own transaction;
+//! what it runs around them (locks, notifications, the revocation log) stays its own.
+
+use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
+use tessera_core::{
+    Audience, ClientId, ClientName, SecretHash, SessionId, Timestamp, UserId, Username,
+};
+use tessera_store::{
+    Client, CreateUserError, NewUser, Online, OpaqueToken, RefreshFamily, Revocation,
+    SessionRecord, StoreError, StoredKey, User, UserCredentials,
+};
+
+use crate::rows::{self, Columns};
+use crate::{
+    client_columns, family_select, key_columns, revocation_columns, session_columns, store_error,
+    token_columns, user_columns,
+};
+
+/// Every statement both backends share. Implemented for `Sqlite` and `Postgres`;
+/// the bounds say what a driver must bind and decode.
+// Plain `async fn`s: they are only ever called on the two concrete databases, whose
+// futures the compiler knows to be `Send`.
+#[allow(async_fn_in_trait)]
+pub trait Sql: Database
+where
+    for<'c> &'c mut Self::Connection: Executor<'c, Database = Self>,
+    Self::Arguments: IntoArguments<Self>,
+    Self::Row: Columns,
+    for<'q> String: Encode<'q, Self> + Type<Self>,
+    for<'q> &'q str: Encode<'q, Self> + Type<Self>,
+    for<'q> i64: Encode<'q, Self> + Type<Self>,
+    for<'q> bool: Encode<'q, Self> + Type<Self>,
+    for<'q> Vec<u8>: Encode<'q, Self> + Type<Self>,
+    for<'q> Option<String>: Encode<'q, Self> + Type<Self>,
+    for<'q> Option<i64>: Encode<'q, Self> + Type<Self>,
+    for<'q> Option<Vec<u8>>: Encode<'q, Self> + Type<Self>,
+{
+    // Accounts.
+
+    /// Creates an enabled user holding its username's skeleton. A taken username is
+    /// `UsernameTaken`, a look-alike of a present one `LookAlike`.
+    async fn create_user(pool: &Pool<Self>, user: NewUser) -> Result<User, CreateUserError> {
+        let skeleton = user.username.skeleton();
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, username, username_skeleton, password_hash, roles, disabled, \
+               created_at) \
+             VALUES ($1, $2, $3, $4, $5, FALSE, $6)",
+        )
+        .bind(user.id.to_string())
+        .bind(user.username.as_str())
+        .bind(skeleton.as_str())
+        .bind(user.password_hash.as_str())
+        .bind(user.roles.to_stored())
+        .bind(user.created_at.as_millis())
+        .execute(pool)
+        .await
+        .map_err(store_error);
+        match inserted {
+            Ok(_) => Ok(User {
+                id: user.id,
+                username: user.username,
+                roles: user.roles,
+                disabled: false,
+                created_at: user.created_at,
+            }),
+            Err(StoreError::Conflict(_)) => Err(Self::why_taken(pool, &user.username, &skeleton)
+                .await
+                .unwrap_or_else(CreateUserError::Store)),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Why an insert of `username` hit a uniqueness constraint: the name itself, or
+    /// a look-alike of it (or, improbably, the id). Asked after the fact rather than
+    /// read from the error, whose wording is the database's.
+    async fn why_taken(
+        pool: &Pool<Self>,
+        username: &Username,
+        skeleton: &str,
+    ) -> Result<CreateUserError, StoreError> {
+        let same_name = sqlx::query(
+            "SELECT username = $1 AS same_name FROM users \
+             WHERE username = $1 OR username_skeleton = $2 \
+             ORDER BY username = $1 DESC LIMIT 1",
+        )
+        .bind(username.as_str())
+        .bind(skeleton)
+        .fetch_optional(pool)
+        .await
+        .map_err(store_error)?
+        .map(|row| row.flag("same_name"))
+        .transpose()?;
+        Ok(match same_name {
+            Some(false) => CreateUserError::LookAlike,
+            _ => CreateUserError::UsernameTaken,
+        })
+    }
+
+    async fn user_credentials<'c>(
+        db: impl Executor<'c, Database = Self>,
+        username: &Username,
+    ) -> Result<Option<UserCredentials>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            ", u.password_hash FROM users u WHERE u.username = $1"
+        ))
+        .bind(username.as_str())
+        .fetch_optional(db)
+        .await
+        .map_err(store_error)?
+        .as_ref()
+        .map(rows::user_credentials)
+        .transpose()
+    }
+
+    async fn user<'c>(
+        db: impl Executor<'c, Database = Self>,
+        id: UserId,
+    ) -> Result<Option<User>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users u WHERE u.id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(db)
+        .await
+        .map_err(store_error)?
+        .as_ref()
+        .map(rows::user)
+        .transpose()
+    }
+
+    async fn replace_password_hash<'c>(
+        db: impl Executor<'c, Database = Self>,
+        user: UserId,
+        previous: &str,
+        new: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3")
+            .bind(new)
+            .bind(user.to_string())
+            .bind(previous)
+            .execute(db)
+            .await
+            .map(drop)
+            .map_err(store_error)
+    }
+
+    async fn set_user_disabled<'c>(
+        db: impl Executor<'c, Database = Self>,
+        username: &Username,
+        disabled: bool,
+    ) -> Result<Option<User>, StoreError> {
+        sqlx::query(
+            // Unqualified: SQLite's RETURNING takes no table alias.
+            "UPDATE users SET disabled = $2 WHERE username = $1 \
+             RETURNING id, username, roles, disabled, created_at",
+        )
+        .bind(username.as_str())
+        .bind(disabled)
+        .fetch_optional(db)
+        .await
+        .map_err(store_error)?
+        .as_ref()
+        .map(rows::user)
+        .transpose()
+    }
+
+    // Sessions.
+
+    /// The hot read: one statement, one row.
+    async fn session<'c>(
+        db: impl Executor<'c, Database = Self>,
+        id: &SessionId,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            ", ",
+            user_columns!(),
+            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(db)
+        .await
+        .map_err(store_error)?
+        .as_ref()
+        .map(rows::session)
+        .transpose()
+    }
+
+    async fn count_live_sessions<'c>(
+        db: impl Executor<'c, Database = Self>,
+        now: Timestamp,
+        idle_cutoff: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let row = sqlx::query(
+            "SELECT count(*) AS live FROM sessions WHERE expires_at > $1 AND last_seen_at >= $2",
+        )
+        .bind(now.as_millis())
+        .bind(idle_cutoff.as_millis())
+        .fetch_one(db)
+        .await
+        .map_err(store_error)?;
+        Ok(u64::try_from(row.int("live")?).unwrap_or(0))
+    }
+
+    /// Deletes what has expired, inside the caller's transaction on `connection`:
+    /// sessions past their end or idle since before `idle_cutoff`, and opaque
+    /// tokens, refresh families and log entries past theirs. Returns sessions
+    /// deleted.
+    async fn purge_expired(
+        connection: &mut Self::Connection,
+        now: Timestamp,
+        idle_cutoff: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let sessions =
+            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2")
+                .bind(now.as_millis())
+                .bind(idle_cutoff.as_millis())
+                .execute(&mut *connection)
+                .await
+                .map_err(store_error)?;
+        for sql in [
+            "DELETE FROM opaque_tokens WHERE expires_at <= $1",
+            "DELETE FROM refresh_families WHERE expires_at <= $1",
+            "DELETE FROM revocation_log WHERE expires_at <= $1",
+        ] {
+            sqlx::query(sql)
+                .bind(now.as_millis())
+                .execute(&mut *connection)
+                .await
+                .map_err(store_error)?;
+        }
+        Ok(Self::rows_affected(&sessions))
+    }
+
+    /// How many rows a statement changed.
+    fn rows_affected(done: &Self::QueryResult) -> u64;
+
+    // The revocation log.
+
+    async fn revocations_after<'c>(
+        db: impl Executor<'c, Database = Self>,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Revocation>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            revocation_columns!(),
+            " FROM revocation_log WHERE sequence > $1 ORDER BY sequence LIMIT $2"
+        ))
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(db)
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(rows::revocation)
+        .collect()
+    }
+
+    // Presence.
+
+    async fn online_since<'c>(
+        db: impl Executor<'c, Database = Self>,
+        since: Timestamp,
+    ) -> Result<Online, StoreError> {
+        let row = sqlx::query(
+            "SELECT count(*) AS sessions, count(DISTINCT user_id) AS users FROM presence \
+             WHERE seen_at >= $1 AND NOT ended",
+        )
+        .bind(since.as_millis())
+        .fetch_one(db)
+        .await
+        .map_err(store_error)?;
+        Ok(Online {
+            users: u64::try_from(row.int("users")?).unwrap_or(0),
+            sessions: u64::try_from(row.int("sessions")?).unwrap_or(0),
+        })
+    }
+
+    async fn purge_presence<'c>(
+        db: impl Executor<'c, Database = Self>,
+        before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM presence WHERE seen_at < $1")
+            .bind(before.as_millis())
+            .execute(db)
+            .await
+            .map(|done| Self::rows_affected(&done))
+            .map_err(store_error)
+    }
+
+    // Clients.
+
+    /// A taken name (or id) is [`StoreError::Conflict`].
+    async fn insert_client<'c>(
+        db: impl Executor<'c, Database = Self>,
+        client: &Client,
+    ) -> Result<(), StoreError> {
+        fn space_separated<'a>(items: impl Iterator<Item = &'a str>) -> String {
+            items.collect::<Vec<_>>().join(" ")
+        }
+        sqlx::query(concat!(
+            "INSERT INTO clients (",
+            client_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ))
+        .bind(client.id.to_string())
+        .bind(client.name.as_str())
+        .bind(client.secret_hash.as_ref().map(|h| h.as_bytes().to_vec()))
+        .bind(space_separated(client.grants.iter().map(|g| g.as_str())))
+        .bind(client.scopes.to_string())
+        .bind(space_separated(
+            client.audiences.iter().map(Audience::as_str),
+        ))
+        .bind(client.token_format.as_str())
+        .bind(client.algorithm.as_str())
+        .bind(i64::try_from(client.access_ttl.as_secs()).unwrap_or(i64::MAX))
+        .bind(client.created_at.as_millis())
+        .execute(db)
+        .await
+        .map(drop)
+        .map_err(store_error)
+    }
+
+    async fn client<'c>(
+        db: impl Executor<'c, Database = Self>,
+        id: &ClientId,
+    ) -> Result<Option<Client>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(db)
+        .await
+        .map_err(store_error)?
+        .as_ref()
+        .map(rows::client)
+        .transpose()
+    }
+
+    async fn client_by_name<'c>(
+        db: impl Executor<'c, Database = Self>,
+        name: &ClientName,
+    ) -> Result<Option<Client>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients WHERE name = $1"
+        ))
+        .bind(name.as_str())
+        .fetch_optional(db)
+        .await
+        .map_err(store_error)?
+        .as_ref()
+        .map(rows::client)
+        .transpose()
+    }
+
+    /// `false` if there was no such client.
+    async fn delete_client<'c>(
+        db: impl Executor<'c, Database = Self>,
+        id: &ClientId,
+    ) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM clients WHERE id = $1")
+            .bind(id.to_string())
+            .execute(db)
+            .await
+            .map(|done| Self::rows_affected(&done) > 0)
+            .map_err(store_error)
+    }
+
+    // Signing keys.
+
+    /// A `kid` already present is [`StoreError::Conflict`].
+    async fn insert_key<'c>(
+        db: impl Executor<'c, Database = Self>,
+        key: &StoredKey,
+    ) -> Result<(), StoreError> {
+        bind_key(
+            sqlx::query(concat!(
+                "INSERT INTO signing_keys (",
+                key_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            )),
+            key,
+        )
+        .execute(db)
+        .await
+        .map(drop)
+        .map_err(store_error)
+    }
+
+    /// Inserts `key` unless a key of its algorithm that is not retired exists;
+    /// `true` if it did. Atomic only under the backend's lock on the keys.
+    async fn insert_first_key<'c>(
+        db: impl Executor<'c, Database = Self>,
+        key: &StoredKey,
+    ) -> Result<bool, StoreError> {
+        bind_key(
+            sqlx::query(concat!(
+                "INSERT INTO signing_keys (",
+                key_columns!(),
+                ") SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE NOT EXISTS (",
+                "SELECT 1 FROM signing_keys WHERE algorithm = $2 AND retired_at IS NULL)"
+            )),
+            key,
+        )
+        .execute(db)
+        .await
+        .map(|done| Self::rows_affected(&done) > 0)
+        .map_err(store_error)
+    }
+
+    /// Ends at `until` the publication of every unretired key of `algorithm` that
+    /// has no end yet.
+    async fn end_publication<'c>(
+        db: impl Executor<'c, Database = Self>,
+        algorithm: &str,
+        until: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE signing_keys SET published_until = $1 \
+             WHERE algorithm = $2 AND retired_at IS NULL AND published_until IS NULL",
+        )
+        .bind(until.as_millis())
+        .bind(algorithm)
+        .execute(db)
+        .await
+        .map(drop)
+        .map_err(store_error)
+    }
+
+    /// `false` if there is no such key or it was retired already.
+    async fn retire_key<'c>(
+        db: impl Executor<'c, Database = Self>,
+        kid: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE kid = $2 AND retired_at IS NULL")
+            .bind(at.as_millis())
+            .bind(kid)
+            .execute(db)
+            .await
+            .map(|done| Self::rows_affected(&done) > 0)
+            .map_err(store_error)
+    }
+
+    async fn replace_private_key<'c>(
+        db: impl Executor<'c, Database = Self>,
+        kid: &str,
+        private_key: Vec<u8>,
+        sealed: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE signing_keys SET private_key = $1, sealed = $2 WHERE kid = $3")
+            .bind(private_key)
+            .bind(sealed)
+            .bind(kid)
+            .execute(db)
+            .await
+            .map(drop)
+            .map_err(store_error)
+    }
+
+    // Opaque access tokens.
+
+    async fn insert_opaque_token<'c>(
+        db: impl Executor<'c, Database = Self>,
+        token: OpaqueToken,
+    ) -> Result<(), StoreError> {
+        sqlx::query(concat!(
+            "INSERT INTO opaque_tokens (",
+            token_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(token.hash.as_bytes().to_vec())
+        .bind(token.jti)
+        .bind(token.client_id.to_string())
+        .bind(token.subject)
+        .bind(token.user.map(|u| u.to_string()))
+        .bind(token.scopes.to_string())
+        .bind(token.audience.map(|a| a.as_str().to_owned()))
+        .bind(token.session.map(|s| s.as_str().to_owned()))
+        .bind(token.roles.to_stored())
+        .bind(token.issued_at.as_millis())
+        .bind(token.expires_at.as_millis())
+        .execute(db)
+        .await
+        .map(drop)
+        .map_err(store_error)
+    }
+
+    async fn opaque_token<'c>(
+        db: impl Executor<'c, Database = Self>,
+        hash: &SecretHash,
+    ) -> Result<Option<OpaqueToken>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM opaque_tokens WHERE hash = $1"
+        ))
+        .bind(hash.as_bytes().to_vec())
+        .fetch_optional(db)
+        .await
+        .map_err(store_error)?
+        .as_ref()
+        .map(rows::opaque_token)
+        .transpose()
+    }
+
+    /// Deletes the token if `client` owns it; what its revocation entry needs: its
+    /// `jti`, its user, and when it would have expired.
+    async fn delete_opaque_token<'c>(
+        db: impl Executor<'c, Database = Self>,
+        hash: &SecretHash,
+        client: &ClientId,
+    ) -> Result<Option<(String, Option<UserId>, Timestamp)>, StoreError> {
+        let Some(row) = sqlx::query(
+            "DELETE FROM opaque_tokens WHERE hash = $1 AND client_id = $2 \
+             RETURNING jti, user_id, expires_at",
+        )
+        .bind(hash.as_bytes().to_vec())
+        .bind(client.to_string())
+        .fetch_optional(db)
+        .await
+        .map_err(store_error)?
+        else {
+            return Ok(None);
+        };
+        let user = row.optional_text("user_id")?;
+        Ok(Some((
+            row.text("jti")?,
+            user.as_deref().and_then(UserId::parse),
+            row.time("expires_at")?,
+        )))
+    }
+
+    // Refresh families.
+
+    async fn family<'c>(
+        db: impl Executor<'c, Database = Self>,
+        id: &SessionId,
+    ) -> Result<Option<RefreshFamily>, StoreError> {
+        sqlx::query(concat!(family_select!(), "WHERE f.id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(db)
+            .await
+            .map_err(store_error)?
+            .as_ref()
+            .map(rows::family)
+            .transpose()
+    }
+
+    async fn family_by_token<'c>(
+        db: impl Executor<'c, Database = Self>,
+        token: &SecretHash,
+    ) -> Result<Option<RefreshFamily>, StoreError> {
+        sqlx::query(concat!(family_select!(), "WHERE f.current_hash = $1"))
+            .bind(token.as_bytes().to_vec())
+            .fetch_optional(db)
+            .await
+            .map_err(store_error)?
+            .as_ref()
+            .map(rows::family)
+            .transpose()
+    }
+
+    /// The family's live token is now `next`, and its generation one more; the
+    /// token it replaces is recorded as used at `now`. Inside the caller's
+    /// transaction on `connection`, after it has made sure the family's live token
+    /// was `presented`.
+    async fn advance_family(
+        connection: &mut Self::Connection,
+        family: &SessionId,
+        presented: &SecretHash,
+        next: &SecretHash,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE refresh_families SET current_hash = $1, generation = generation + 1 \
+             WHERE id = $2",
+        )
+        .bind(next.as_bytes().to_vec())
+        .bind(family.as_str())
+        .execute(&mut *connection)
+        .await
+        .map_err(store_error)?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens_used (hash, family_id, rotated_at) VALUES ($1, $2, $3)",
+        )
+        .bind(presented.as_bytes().to_vec())
+        .bind(family.as_str())
+        .bind(now.as_millis())
+        .execute(&mut *connection)
+        .await
+        .map(drop)
+        .map_err(store_error)
+    }
+
+    // Health.
+
+    async fn ping<'c>(db: impl Executor<'c, Database = Self>) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(db)
+            .await
+            .map(drop)
+            .map_err(store_error)
+    }
+}
+
+/// Binds a key's columns in the order of [`key_columns!`].
+fn bind_key<'q, DB>(
+    query: sqlx::query::Query<'q, DB, DB::Arguments>,
+    key: &StoredKey,
+) -> sqlx::query::Query<'q, DB, DB::Arguments>
+where
+    DB: Database,
+    for<'a> &'a str: Encode<'a, DB> + Type<DB>,
+    for<'a> i64: Encode<'a, DB> + Type<DB>,
+    for<'a> bool: Encode<'a, DB> + Type<DB>,
+    for<'a> Vec<u8>: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<i64>: Encode<'a, DB> + Type<DB>,
+{
+    query
+        .bind(key.kid.as_str())
+        .bind(key.algorithm.as_str())
+        .bind(key.private_key.clone())
+        .bind(key.sealed)
+        .bind(key.created_at.as_millis())
+        .bind(key.signs_from.as_millis())
+        .bind(key.published_until.map(Timestamp::as_millis))
+        .bind(key.retired_at.map(Timestamp::as_millis))
+}
+
+impl Sql for sqlx::Sqlite {
+    fn rows_affected(done: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
+}
+
+impl Sql for sqlx::Postgres {
+    fn rows_affected(done: &sqlx::postgres::PgQueryResult) -> u64 {
+        done.rows_affected()
+    }
+}
