@@ -23,9 +23,6 @@ pub use secret::{
 /// The algorithm a client's JWT access tokens are signed with: the wire's one
 /// [`tessera_proto::Algorithm`].
 pub use tessera_proto::Algorithm;
-/// The same type under the name the stores still use (until their rewrite names
-/// [`Algorithm`]); nothing new should use it.
-pub use tessera_proto::Algorithm as TokenAlgorithm;
 pub use timestamp::Timestamp;
 pub use user::{Role, RoleError, Roles, UserId};
 pub use username::{Username, UsernameError};

@@ -379,7 +379,7 @@ fn session_token_client(config: &Config) -> anyhow::Result<tessera_store::Client
         scopes: tessera_core::Scopes::default(),
         audiences,
         token_format: tessera_core::TokenFormat::Jwt,
-        algorithm: tessera_core::TokenAlgorithm::default(),
+        algorithm: tessera_core::Algorithm::default(),
         access_ttl: config.tokens.session_token_ttl,
         created_at: tessera_core::Timestamp::now(),
     })

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::{
-    Audience, ClientId, ClientName, GrantType, RefreshTokenSecret, Roles, Scopes, SessionSecret,
-    Timestamp, TokenAlgorithm, TokenFormat, UserId, Username,
+    Algorithm, Audience, ClientId, ClientName, GrantType, RefreshTokenSecret, Roles, Scopes,
+    SessionSecret, Timestamp, TokenFormat, UserId, Username,
 };
 use tessera_store::{
     AccountStore, Client, ClientStore, EndReason, KeyStore, NewRefreshFamily, NewUser,
@@ -44,7 +44,7 @@ fn client(name: &str) -> Client {
         scopes: Scopes::parse("read").unwrap(),
         audiences: vec![Audience::parse("orders").unwrap()],
         token_format: TokenFormat::Jwt,
-        algorithm: TokenAlgorithm::EdDSA,
+        algorithm: Algorithm::EdDSA,
         access_ttl: Duration::from_secs(300),
         created_at: Timestamp::now(),
     }

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use sqlx::Connection;
+use tessera_core::{Algorithm, TokenFormat};
 use tessera_core::{Audience, ClientId, ClientName, GrantType, Scopes, Timestamp};
-use tessera_core::{TokenAlgorithm, TokenFormat};
 use tessera_store::{Client, ClientStore, Health, StoreError};
 use tessera_store_postgres::{ACQUIRE_TIMEOUT, PostgresStore};
 use tessera_testkit::Postgres;
@@ -62,7 +62,7 @@ fn client(name: &str) -> Client {
         scopes: Scopes::parse("read").unwrap(),
         audiences: vec![Audience::parse("orders").unwrap()],
         token_format: TokenFormat::Jwt,
-        algorithm: TokenAlgorithm::EdDSA,
+        algorithm: Algorithm::EdDSA,
         access_ttl: Duration::from_secs(300),
         created_at: Timestamp::now(),
     }

@@ -7,8 +7,9 @@
 use std::time::Duration;
 
 use tessera_core::{
-    Audience, ClientId, ClientName, ClientSecret, CsrfToken, GrantType, RefreshTokenSecret, Role,
-    Roles, Scopes, SessionSecret, Timestamp, TokenAlgorithm, TokenFormat, UserId, Username,
+    Algorithm, Audience, ClientId, ClientName, ClientSecret, CsrfToken, GrantType,
+    RefreshTokenSecret, Role, Roles, Scopes, SessionSecret, Timestamp, TokenFormat, UserId,
+    Username,
 };
 
 use crate::{
@@ -625,7 +626,7 @@ fn client(name: &str, confidential: bool) -> Client {
             Audience::parse("https://b.example").unwrap(),
         ],
         token_format: TokenFormat::Opaque,
-        algorithm: TokenAlgorithm::ES256,
+        algorithm: Algorithm::ES256,
         access_ttl: Duration::from_secs(300),
         created_at: Timestamp::now(),
     }

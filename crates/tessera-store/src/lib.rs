@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use std::time::Duration;
 
 use tessera_core::{
-    Audience, ClientId, ClientName, CsrfToken, GrantType, Roles, Scopes, SecretHash, SessionId,
-    Timestamp, TokenAlgorithm, TokenFormat, UserId, Username,
+    Algorithm, Audience, ClientId, ClientName, CsrfToken, GrantType, Roles, Scopes, SecretHash,
+    SessionId, Timestamp, TokenFormat, UserId, Username,
 };
 
 pub mod conformance;
@@ -570,7 +570,7 @@ pub struct Client {
     /// The resource services it may get tokens for; the first is the default.
     pub audiences: Vec<Audience>,
     pub token_format: TokenFormat,
-    pub algorithm: TokenAlgorithm,
+    pub algorithm: Algorithm,
     pub access_ttl: Duration,
     pub created_at: Timestamp,
 }

@@ -16,8 +16,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tessera_core::{
-    Audience, ClientId, ClientName, ClientSecret, GrantType, MAX_ACCESS_TTL, MIN_ACCESS_TTL,
-    Scopes, Timestamp, TokenAlgorithm, TokenFormat,
+    Algorithm, Audience, ClientId, ClientName, ClientSecret, GrantType, MAX_ACCESS_TTL,
+    MIN_ACCESS_TTL, Scopes, Timestamp, TokenFormat,
 };
 use tessera_store::{
     Client, ClientStore, CreateClientError, EndReason, RevocationLog, Revoked, StoreError,
@@ -31,7 +31,7 @@ pub struct ClientSpec {
     pub scopes: Scopes,
     pub audiences: Vec<Audience>,
     pub token_format: TokenFormat,
-    pub algorithm: TokenAlgorithm,
+    pub algorithm: Algorithm,
     pub access_ttl: Duration,
 }
 
@@ -146,7 +146,7 @@ impl Clients {
         if !(MIN_ACCESS_TTL..=MAX_ACCESS_TTL).contains(&spec.access_ttl) {
             return invalid("--access-ttl must be between 10s and 24h");
         }
-        if spec.algorithm == TokenAlgorithm::HS256 && !hs256_configured {
+        if spec.algorithm == Algorithm::HS256 && !hs256_configured {
             return invalid(
                 "HS256 needs a shared secret: set tokens.hs256_secret (or \
                  TESSERA_TOKENS__HS256_SECRET) first",
