@@ -364,7 +364,7 @@ impl LogColumns {
             expires: Vec::new(),
         };
         for (revoked, user, reason, at, expires_at) in rows {
-            columns.kinds.push(revoked.kind());
+            columns.kinds.push(revoked.kind().as_str());
             columns.targets.push(revoked.target());
             columns.users.push(user.map(|u| u.to_string()));
             columns.reasons.push(reason.as_str());

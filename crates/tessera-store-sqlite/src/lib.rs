@@ -244,7 +244,7 @@ pub(crate) async fn append_revocation_in(
         "INSERT INTO revocation_log (kind, target, user_id, reason, at, expires_at) \
          VALUES (?, ?, ?, ?, ?, ?)",
     )
-    .bind(revoked.kind())
+    .bind(revoked.kind().as_str())
     .bind(revoked.target())
     .bind(user.map(|u| u.to_string()))
     .bind(reason.as_str())
@@ -473,7 +473,7 @@ impl RevocationLog for SqliteStore {
                    expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(sequence)
-            .bind(entry.revoked.kind())
+            .bind(entry.revoked.kind().as_str())
             .bind(entry.revoked.target())
             .bind(entry.user.map(|u| u.to_string()))
             .bind(entry.reason.as_str())

@@ -9,6 +9,7 @@
 
 use async_trait::async_trait;
 use std::time::Duration;
+use tessera_proto::RevocationKind;
 
 use tessera_core::{
     Algorithm, Audience, ClientId, ClientName, CsrfToken, GrantType, Roles, Scopes, SecretHash,
@@ -440,13 +441,14 @@ pub enum Revoked {
 }
 
 impl Revoked {
-    pub fn kind(&self) -> &'static str {
+    /// Its kind, as stored and as the feed names it.
+    pub fn kind(&self) -> RevocationKind {
         match self {
-            Revoked::Session(_) => "session",
-            Revoked::Token(_) => "token",
-            Revoked::Key(_) => "key",
-            Revoked::User(_) => "user",
-            Revoked::Client(_) => "client",
+            Revoked::Session(_) => RevocationKind::Session,
+            Revoked::Token(_) => RevocationKind::Token,
+            Revoked::Key(_) => RevocationKind::Key,
+            Revoked::User(_) => RevocationKind::User,
+            Revoked::Client(_) => RevocationKind::Client,
         }
     }
 
@@ -462,13 +464,12 @@ impl Revoked {
     }
 
     pub fn from_stored(kind: &str, target: &str) -> Option<Self> {
-        match kind {
-            "session" => SessionId::parse(target).ok().map(Revoked::Session),
-            "token" => Some(Revoked::Token(target.to_owned())),
-            "key" => Some(Revoked::Key(target.to_owned())),
-            "user" => UserId::parse(target).map(Revoked::User),
-            "client" => ClientId::parse(target).map(Revoked::Client),
-            _ => None,
+        match kind.parse::<RevocationKind>().ok()? {
+            RevocationKind::Session => SessionId::parse(target).ok().map(Revoked::Session),
+            RevocationKind::Token => Some(Revoked::Token(target.to_owned())),
+            RevocationKind::Key => Some(Revoked::Key(target.to_owned())),
+            RevocationKind::User => UserId::parse(target).map(Revoked::User),
+            RevocationKind::Client => ClientId::parse(target).map(Revoked::Client),
         }
     }
 }

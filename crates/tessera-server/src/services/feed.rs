@@ -44,7 +44,7 @@ fn entry_of(entry: Revocation) -> RevocationEntry {
         at: entry.at.to_rfc3339(),
         expires_at: entry.expires_at.as_millis() / 1000,
         id: entry.revoked.target(),
-        kind: entry.revoked.kind().to_owned(),
+        kind: entry.revoked.kind().as_str().to_owned(),
         reason: entry.reason.as_str().to_owned(),
         sequence: entry.sequence,
         user: entry.user.map(|user| user.to_string()),

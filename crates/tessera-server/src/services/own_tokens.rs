@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use tessera_proto::{Algorithm, RevocationKind};
+use tessera_proto::Algorithm;
 use tessera_store::{RevocationLog, RevocationsAppended, Revoked, StoreError};
 use tessera_verify::{AccessClaims, Policy, RevocationEvent, Verifier, VerifyError, VerifyingKeys};
 
@@ -190,14 +190,11 @@ impl OwnTokens {
         let newest = entries.last().map(|e| e.sequence);
         self.verifier.update_revocations(|set| {
             for entry in entries {
-                // The feed's kind, read as a verifier reads it from the feed.
-                let Ok(kind) = entry.revoked.kind().parse::<RevocationKind>() else {
-                    tracing::error!(kind = entry.revoked.kind(), "a revocation of no feed kind");
-                    set.advance(entry.sequence);
-                    continue;
-                };
-                let event =
-                    RevocationEvent::new(kind, entry.revoked.target(), entry.at.as_millis() / 1000);
+                let event = RevocationEvent::new(
+                    entry.revoked.kind(),
+                    entry.revoked.target(),
+                    entry.at.as_millis() / 1000,
+                );
                 set.apply(entry.sequence, event, entry.expires_at.as_millis() / 1000);
             }
         });
