@@ -13,7 +13,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tessera_verify::{AccessClaims, RemoteVerifier, RevokedBy, VerifyError};
 
@@ -100,13 +99,6 @@ pub struct Sessions {
     verifier: RemoteVerifier,
     profiles: Vec<Profile>,
     cache: quick_cache::sync::Cache<Key, Cached>,
-}
-
-#[derive(Deserialize)]
-struct TokenAnswer {
-    access_token: String,
-    #[serde(default)]
-    expires_in: u64,
 }
 
 impl Sessions {
@@ -286,7 +278,7 @@ impl Sessions {
             })?;
         let status = response.status();
         if status == reqwest::StatusCode::OK {
-            let answer: TokenAnswer = response.json().await.map_err(|error| {
+            let answer: tessera_proto::TokenResponse = response.json().await.map_err(|error| {
                 tracing::warn!(%error, "tessera's token answer is unreadable");
                 Unavailable
             })?;

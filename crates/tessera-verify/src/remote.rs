@@ -730,7 +730,7 @@ impl RemoteVerifier {
         {
             return Some(token.clone());
         }
-        let answer: TokenAnswer = self
+        let answer: tessera_proto::TokenResponse = self
             .0
             .http
             .post(endpoint)
@@ -752,13 +752,6 @@ impl RemoteVerifier {
         *cached = Some((answer.access_token.clone(), until));
         Some(answer.access_token)
     }
-}
-
-#[derive(Deserialize)]
-struct TokenAnswer {
-    access_token: String,
-    #[serde(default)]
-    expires_in: u64,
 }
 
 /// Claims of an introspection answer for an active access token; anything else

@@ -10,8 +10,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, header};
-use serde::Serialize;
 use tessera_core::{GrantType, Scopes, SessionSecret};
+use tessera_proto::TokenResponse;
 use tessera_proto::error as codes;
 use tessera_proto::token_type::{ACCESS_TOKEN_TYPE, BEARER, SESSION_TOKEN_TYPE};
 
@@ -20,26 +20,12 @@ use crate::http::extract::{ClientInfo, OAuthRequest, credentials};
 use crate::services::grants::{GrantRequest, Granted, Grants};
 use crate::services::oauth::OAuthError;
 
-#[derive(Serialize)]
-struct TokenResponse {
-    access_token: String,
-    /// RFC 8693 §2.2.1, for token exchange.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    issued_token_type: Option<&'static str>,
-    token_type: &'static str,
-    expires_in: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_token: Option<String>,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    scope: String,
-}
-
 impl From<Granted> for TokenResponse {
     fn from(granted: Granted) -> Self {
         Self {
             access_token: granted.access_token,
-            issued_token_type: granted.exchanged.then_some(ACCESS_TOKEN_TYPE),
-            token_type: BEARER,
+            issued_token_type: granted.exchanged.then(|| ACCESS_TOKEN_TYPE.to_owned()),
+            token_type: BEARER.to_owned(),
             expires_in: granted.expires_in,
             refresh_token: granted.refresh_token,
             scope: granted.scopes.to_string(),
