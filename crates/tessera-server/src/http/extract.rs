@@ -43,7 +43,7 @@ async fn read_body(request: Request) -> Result<Bytes, ApiError> {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
+                    codes::PAYLOAD_TOO_LARGE,
                     "the request body is too large",
                 )
             } else {
@@ -62,7 +62,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Input<T> {
         let Some(kind) = body_kind(request.headers()) else {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                codes::UNSUPPORTED_MEDIA_TYPE,
                 "send application/json or application/x-www-form-urlencoded",
             ));
         };
@@ -253,7 +253,7 @@ impl FromRequestParts<AppState> for BearerToken {
                 .challenge(BEARER_INVALID)
             })?;
         let invalid = |description: String| {
-            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", description)
+            ApiError::new(StatusCode::UNAUTHORIZED, codes::INVALID_TOKEN, description)
                 .challenge(BEARER_INVALID)
         };
         let claims = state
@@ -472,7 +472,7 @@ impl FromRequest<AppState> for CsrfProtectedSession {
 }
 
 /// The scope an access token needs for the admin API.
-pub const ADMIN_SCOPE: &str = "admin";
+pub const ADMIN_SCOPE: &str = tessera_proto::scope::ADMIN;
 
 /// An administrator of this tessera, for `/admin/v1/`. Either a session whose user has
 /// the admin role (with the CSRF check on unsafe methods), or an access token with

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::response::{AppendHeaders, IntoResponse};
 use http::{HeaderValue, StatusCode, header};
 use serde_json::json;
+use tessera_proto::error as codes;
 
 use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
@@ -52,7 +53,7 @@ pub async fn token(
         tracing::error!(%error, "cannot issue a session token");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
+            codes::TEMPORARILY_UNAVAILABLE,
             "no token can be issued right now",
         )
     })?;
@@ -65,7 +66,7 @@ pub async fn token(
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
         Json(json!({
-            "token_type": "Bearer",
+            "token_type": tessera_proto::token_type::BEARER,
             "expires_in": issued.expires_in,
             "cookie": cookies.token.name(),
         })),
