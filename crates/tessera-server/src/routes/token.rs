@@ -1,8 +1,8 @@
 //! `POST /oauth2/token` (RFC 6749 §3.2): answers and errors exactly as §5.1 and §5.2
 //! describe them, always with `Cache-Control: no-store`. The form is parsed into a
-//! [`GrantRequest`] here; `services::grants` decides it. A malformed request is
-//! refused before the client is authenticated, which tells the caller nothing
-//! it did not send.
+//! [`GrantRequest`] here; `services::grants` decides it. A missing or unknown
+//! grant type is refused at once; a refusal of the grant's parameters reaches only
+//! a client that is authenticated and allowed the grant type (`Grants::grant`).
 
 use std::sync::Arc;
 
