@@ -9,9 +9,30 @@
 //! revocation log's numbering, LISTEN/NOTIFY, migrations.
 
 mod columns;
+mod dialect;
 mod error;
+mod forward;
 mod queries;
 pub mod rows;
 
+pub use dialect::Statements;
 pub use error::store_error;
 pub use queries::Sql;
+
+/// What [`sql_store!`]'s expansion names, reachable from the backend crates.
+#[doc(hidden)]
+pub mod __private {
+    pub use async_trait::async_trait;
+
+    /// The types of the forwarded methods' signatures, in scope in the expansion.
+    pub mod forwarded {
+        pub use tessera_core::{
+            ClientId, ClientName, SecretHash, SessionId, Timestamp, UserId, Username,
+        };
+        pub use tessera_store::{
+            Client, CreateSessionError, CreateUserError, NewRefreshFamily, NewSession, NewUser,
+            Online, OpaqueToken, RefreshFamily, Revocation, SessionRecord, StoreError, StoredKey,
+            User, UserCredentials,
+        };
+    }
+}
