@@ -27,8 +27,9 @@
 /// otherwise), or written out below it.
 ///
 /// The forwardable methods, with their signatures, are the table in
-/// [`__sql_store_forward!`]; a name not in it is a compile error. All but three call
-/// the `Sql` method of the same name with the same arguments:
+/// `__sql_store_forward!` below (in `src/forward.rs`); a name not in it is a
+/// compile error. All but three call the `Sql` method of the same name with the
+/// same arguments:
 /// `store_opaque_token` calls [`insert_opaque_token`](crate::Sql::insert_opaque_token),
 /// `add_first_key` [`insert_first_key`](crate::Sql::insert_first_key) (atomic only
 /// where the database serialises writers: SQLite) and `import_key`
