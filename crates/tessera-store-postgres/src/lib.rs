@@ -305,8 +305,8 @@ impl PostgresStore {
     }
 }
 
-use tessera_store_sql::sql_store;
 pub(crate) use tessera_store_sql::store_error;
+use tessera_store_sql::{import_sequences, sql_store};
 
 /// One revocation, collected while a transaction makes its changes and appended by
 /// [`append_in`] as its last step.
@@ -607,11 +607,6 @@ sql_store! {
             entries: &[Revocation],
             latest: u64,
         ) -> Result<(), StoreError> {
-            let sequence_of = |sequence: u64| {
-                i64::try_from(sequence).map_err(|_| {
-                    StoreError::Invalid(format!("sequence {sequence} is out of range"))
-                })
-            };
             let mut tx = self.pool.begin().await.map_err(store_error)?;
             // The counter's row lock first, held to commit: appenders wait for the
             // import, so none draws a number the import is about to use. The import
@@ -620,18 +615,7 @@ sql_store! {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(store_error)?;
-            let mut top = sequence_of(latest)?;
-            let mut sequences = Vec::with_capacity(entries.len());
-            for entry in entries {
-                let sequence = sequence_of(entry.sequence)?;
-                if sequence <= current {
-                    return Err(StoreError::Invalid(format!(
-                        "cannot import revocation {sequence}: the log is at {current} already"
-                    )));
-                }
-                top = top.max(sequence);
-                sequences.push(sequence);
-            }
+            let (sequences, top) = import_sequences(entries, latest, current)?;
             if !entries.is_empty() {
                 let columns = LogColumns::of(
                     entries

@@ -16,11 +16,13 @@ mod columns;
 mod dialect;
 mod error;
 mod forward;
+mod log;
 mod queries;
 pub mod rows;
 
 pub use dialect::Statements;
 pub use error::store_error;
+pub use log::import_sequences;
 pub use queries::Sql;
 
 /// What [`sql_store!`]'s expansion names, reachable from the backend crates.

@@ -96,7 +96,7 @@ impl SqliteStore {
     }
 }
 
-use tessera_store_sql::{Sql, rows, sql_store, store_error};
+use tessera_store_sql::{Sql, import_sequences, rows, sql_store, store_error};
 
 sql_store! {
     impl AccountStore for SqliteStore {
@@ -303,11 +303,6 @@ sql_store! {
             entries: &[Revocation],
             latest: u64,
         ) -> Result<(), StoreError> {
-            let sequence_of = |sequence: u64| {
-                i64::try_from(sequence).map_err(|_| {
-                    StoreError::Invalid(format!("sequence {sequence} is out of range"))
-                })
-            };
             // The write lock first: no append can slip in between the check and the
             // inserts.
             let mut tx = Sqlite::begin_write(&self.pool).await?;
@@ -318,15 +313,8 @@ sql_store! {
             .fetch_one(&mut *tx)
             .await
             .map_err(store_error)?;
-            let mut top = sequence_of(latest)?;
-            for entry in entries {
-                let sequence = sequence_of(entry.sequence)?;
-                if sequence <= current {
-                    return Err(StoreError::Invalid(format!(
-                        "cannot import revocation {sequence}: the log is at {current} already"
-                    )));
-                }
-                top = top.max(sequence);
+            let (sequences, top) = import_sequences(entries, latest, current)?;
+            for (entry, sequence) in entries.iter().zip(sequences) {
                 sqlx::query(
                     "INSERT INTO revocation_log (sequence, kind, target, user_id, reason, at, \
                        expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
