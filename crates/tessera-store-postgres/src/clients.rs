@@ -5,80 +5,60 @@
 
 use std::sync::atomic::Ordering;
 
-use async_trait::async_trait;
 use sqlx::Postgres;
-use tessera_core::{ClientId, ClientName};
+use tessera_core::ClientId;
 use tessera_store::{Client, ClientStore, CreateClientError, StoreError};
-use tessera_store_sql::{Sql, client_columns, rows};
+use tessera_store_sql::{Sql, sql_store};
 
 use crate::{PostgresStore, store_error};
 
 /// Run in a client change's transaction: delivered to every listener at its commit.
 const NOTIFY_CLIENTS: &str = "SELECT pg_notify('tessera_clients', '')";
 
-#[async_trait]
-impl ClientStore for PostgresStore {
-    fn clients_generation(&self) -> Option<u64> {
-        if !self.shared.listening.load(Ordering::SeqCst) {
-            return None;
+sql_store! {
+    impl ClientStore for PostgresStore {
+        forward to Postgres on self.pool { client, client_by_name, list_clients }
+
+        fn clients_generation(&self) -> Option<u64> {
+            if !self.shared.listening.load(Ordering::SeqCst) {
+                return None;
+            }
+            Some(self.shared.clients_generation.load(Ordering::SeqCst))
         }
-        Some(self.shared.clients_generation.load(Ordering::SeqCst))
-    }
 
-    async fn create_client(&self, client: Client) -> Result<(), CreateClientError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let result = Postgres::insert_client(&mut *tx, &client).await;
-        match result {
-            Ok(_) => {}
-            Err(StoreError::Conflict(_)) => return Err(CreateClientError::NameTaken),
-            Err(e) => return Err(CreateClientError::Store(e)),
-        }
-        sqlx::query(NOTIFY_CLIENTS)
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
-        // No cache holds a client that did not exist: bumped only so that the
-        // generation means what it says, here at once rather than at the echo.
-        self.shared.bump_clients_generation();
-        Ok(())
-    }
-
-    async fn client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
-        Postgres::client(&self.pool, id).await
-    }
-
-    async fn client_by_name(&self, name: &ClientName) -> Result<Option<Client>, StoreError> {
-        Postgres::client_by_name(&self.pool, name).await
-    }
-
-    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            client_columns!(),
-            " FROM clients ORDER BY created_at, id COLLATE \"C\""
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?
-        .iter()
-        .map(rows::client)
-        .collect()
-    }
-
-    async fn remove_client(&self, id: &ClientId) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let removed = Postgres::delete_client(&mut *tx, id).await?;
-        if removed {
+        async fn create_client(&self, client: Client) -> Result<(), CreateClientError> {
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            let result = Postgres::insert_client(&mut *tx, &client).await;
+            match result {
+                Ok(_) => {}
+                Err(StoreError::Conflict(_)) => return Err(CreateClientError::NameTaken),
+                Err(e) => return Err(CreateClientError::Store(e)),
+            }
             sqlx::query(NOTIFY_CLIENTS)
                 .execute(&mut *tx)
                 .await
                 .map_err(store_error)?;
+            tx.commit().await.map_err(store_error)?;
+            // No cache holds a client that did not exist: bumped only so that the
+            // generation means what it says, here at once rather than at the echo.
+            self.shared.bump_clients_generation();
+            Ok(())
         }
-        tx.commit().await.map_err(store_error)?;
-        // Here at once (elsewhere when the notification arrives): a client cached
-        // before the commit is no longer trusted.
-        self.shared.bump_clients_generation();
-        Ok(removed)
+
+        async fn remove_client(&self, id: &ClientId) -> Result<bool, StoreError> {
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            let removed = Postgres::delete_client(&mut *tx, id).await?;
+            if removed {
+                sqlx::query(NOTIFY_CLIENTS)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+            }
+            tx.commit().await.map_err(store_error)?;
+            // Here at once (elsewhere when the notification arrives): a client cached
+            // before the commit is no longer trusted.
+            self.shared.bump_clients_generation();
+            Ok(removed)
+        }
     }
 }

@@ -57,14 +57,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres};
-use tessera_core::{SessionId, Timestamp, UserId, Username};
+use tessera_core::{SessionId, Timestamp, UserId};
 use tessera_store::{
-    AccountStore, CreateSessionError, CreateUserError, EndReason, Health, NewSession, NewUser,
-    Online, PRESENCE_RESOLUTION, PresenceStore, Revocation, RevocationLog, Revoked, Seen,
-    SessionRecord, SessionStore, StoreError, User, UserCredentials,
+    AccountStore, CreateUserError, EndReason, Health, PRESENCE_RESOLUTION, PresenceStore,
+    Revocation, RevocationLog, Revoked, Seen, SessionStore, StoreError, UserCredentials,
 };
 use tokio::sync::watch;
 
@@ -308,7 +306,7 @@ impl PostgresStore {
 }
 
 pub(crate) use tessera_store_sql::store_error;
-use tessera_store_sql::{Sql, rows, session_columns, user_columns};
+use tessera_store_sql::{import_sequences, sql_store};
 
 /// One revocation, collected while a transaction makes its changes and appended by
 /// [`append_in`] as its last step.
@@ -427,449 +425,293 @@ pub(crate) async fn append_in(
         .map_err(|_| StoreError::corrupt("sequence"))
 }
 
-#[async_trait]
-impl AccountStore for PostgresStore {
-    async fn create_user(&self, user: NewUser) -> Result<User, CreateUserError> {
-        Postgres::create_user(&self.pool, user).await
-    }
-
-    async fn user_credentials(
-        &self,
-        username: &Username,
-    ) -> Result<Option<UserCredentials>, StoreError> {
-        Postgres::user_credentials(&self.pool, username).await
-    }
-
-    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        // COLLATE "C": byte order, as SQLite sorts, whatever the database's locale.
-        sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users u ORDER BY u.username COLLATE \"C\""
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?
-        .iter()
-        .map(rows::user)
-        .collect()
-    }
-
-    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        Postgres::user(&self.pool, id).await
-    }
-
-    async fn search_users(
-        &self,
-        contains: &str,
-        after: Option<&Username>,
-        limit: u32,
-    ) -> Result<Vec<User>, StoreError> {
-        // strpos, not LIKE: what an admin types is matched literally. Byte order
-        // (COLLATE "C") for the page boundary and the order, as on SQLite.
-        sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users u WHERE strpos(u.username, $1) > 0 \
-              AND u.username COLLATE \"C\" > $2 \
-              ORDER BY u.username COLLATE \"C\" LIMIT $3"
-        ))
-        .bind(contains)
-        .bind(after.map_or("", Username::as_str))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?
-        .iter()
-        .map(rows::user)
-        .collect()
-    }
-
-    async fn replace_password_hash(
-        &self,
-        user: UserId,
-        previous: &str,
-        new: &str,
-    ) -> Result<(), StoreError> {
-        Postgres::replace_password_hash(&self.pool, user, previous, new).await
-    }
-
-    async fn set_user_disabled(
-        &self,
-        username: &Username,
-        disabled: bool,
-    ) -> Result<Option<User>, StoreError> {
-        Postgres::set_user_disabled(&self.pool, username, disabled).await
-    }
-
-    async fn import_user(&self, user: UserCredentials) -> Result<(), CreateUserError> {
-        let UserCredentials {
-            user,
-            password_hash,
-        } = user;
-        // A registration racing this between the look for a holder and the insert
-        // fails it as taken; `store migrate` writes into a database nothing else uses.
-        sqlx::query(
-            "INSERT INTO users (id, username, username_skeleton, look_alike_of, password_hash, \
-               roles, disabled, created_at) \
-             SELECT $1, $2, CASE WHEN holder.id IS NULL THEN $3 END, holder.id, $4, $5, $6, $7 \
-             FROM (SELECT 1) AS one \
-             LEFT JOIN users AS holder ON holder.username_skeleton = $3",
-        )
-        .bind(user.id.to_string())
-        .bind(user.username.as_str())
-        .bind(user.username.skeleton())
-        .bind(password_hash)
-        .bind(user.roles.to_stored())
-        .bind(user.disabled)
-        .bind(user.created_at.as_millis())
-        .execute(&self.pool)
-        .await
-        .map(drop)
-        .map_err(|e| match store_error(e) {
-            StoreError::Conflict(_) => CreateUserError::UsernameTaken,
-            e => CreateUserError::Store(e),
-        })
-    }
-}
-
-#[async_trait]
-impl SessionStore for PostgresStore {
-    async fn create_session(&self, session: NewSession) -> Result<(), CreateSessionError> {
-        // One statement; FOR SHARE makes a concurrent disabling wait for this insert
-        // to commit (so that ending the user's sessions then finds it), or this
-        // insert see the committed `disabled`.
-        let inserted = sqlx::query(
-            "INSERT INTO sessions (id, secret_hash, user_id, csrf_token, created_at, \
-               last_seen_at, expires_at, client_address, user_agent) \
-             SELECT $1, $2, id, $3, $4, $4, $5, $6, $7 FROM users \
-             WHERE id = $8 AND NOT disabled FOR SHARE",
-        )
-        .bind(session.id.as_str())
-        .bind(&session.secret_hash.as_bytes()[..])
-        .bind(session.csrf_token.as_str())
-        .bind(session.created_at.as_millis())
-        .bind(session.expires_at.as_millis())
-        .bind(session.client_address)
-        .bind(session.user_agent)
-        .bind(session.user_id.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        if inserted.rows_affected() == 0 {
-            return Err(CreateSessionError::UserDisabled);
+sql_store! {
+    impl AccountStore for PostgresStore {
+        forward to Postgres on self.pool {
+            create_user, user_credentials, list_users, user, search_users, replace_password_hash,
+            set_user_disabled,
         }
-        Ok(())
-    }
 
-    async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        Postgres::session(&self.pool, id).await
-    }
-
-    async fn sessions_of_user(&self, user: UserId) -> Result<Vec<SessionRecord>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            session_columns!(),
-            ", ",
-            user_columns!(),
-            " FROM sessions s JOIN users u ON u.id = s.user_id \
-              WHERE s.user_id = $1 ORDER BY s.created_at, s.id COLLATE \"C\""
-        ))
-        .bind(user.to_string())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?
-        .iter()
-        .map(rows::session)
-        .collect()
-    }
-
-    async fn touch_sessions(&self, seen: &[(SessionId, Timestamp)]) -> Result<(), StoreError> {
-        if seen.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<String> = seen.iter().map(|(id, _)| id.as_str().to_owned()).collect();
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        // Rows locked in one order (by id) first, so that two instances writing
-        // overlapping batches wait for each other instead of deadlocking.
-        sqlx::query("SELECT 1 FROM sessions WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        // The latest time per session wins, and never moves one back.
-        sqlx::query(
-            "UPDATE sessions s SET last_seen_at = GREATEST(s.last_seen_at, seen.at) \
-             FROM (SELECT id, max(at) AS at FROM UNNEST($1::text[], $2::bigint[]) AS t(id, at) \
-                   GROUP BY id) AS seen \
-             WHERE s.id = seen.id",
-        )
-        .bind(&ids)
-        .bind(
-            seen.iter()
-                .map(|(_, at)| at.as_millis())
-                .collect::<Vec<_>>(),
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        tx.commit().await.map_err(store_error)
-    }
-
-    async fn end_session(
-        &self,
-        user: UserId,
-        id: &SessionId,
-        reason: EndReason,
-        at: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let expires_at: Option<i64> = sqlx::query_scalar(
-            "DELETE FROM sessions WHERE id = $1 AND user_id = $2 RETURNING expires_at",
-        )
-        .bind(id.as_str())
-        .bind(user.to_string())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let Some(expires_at) = expires_at else {
-            return Ok(false);
-        };
-        let entry = session_entry(id.as_str(), expires_at, user, reason, at)?;
-        append_in(&mut tx, &[entry]).await?;
-        tx.commit().await.map_err(store_error)?;
-        self.announce_revocations();
-        Ok(true)
-    }
-
-    async fn end_sessions_of_user(
-        &self,
-        user: UserId,
-        except: Option<&SessionId>,
-        reason: EndReason,
-        at: Timestamp,
-    ) -> Result<Vec<SessionId>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "WITH ended AS ( \
-               DELETE FROM sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2 \
-               RETURNING id, expires_at, created_at \
-             ) SELECT id, expires_at FROM ended ORDER BY created_at, id COLLATE \"C\"",
-        )
-        .bind(user.to_string())
-        .bind(except.map(SessionId::as_str))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let entries = rows
-            .iter()
-            .map(|(id, expires_at)| session_entry(id, *expires_at, user, reason, at))
-            .collect::<Result<Vec<_>, _>>()?;
-        append_in(&mut tx, &entries).await?;
-        tx.commit().await.map_err(store_error)?;
-        if !entries.is_empty() {
-            self.announce_revocations();
-        }
-        rows.iter()
-            .map(|(id, _)| SessionId::parse(id).map_err(|_| StoreError::corrupt("session id")))
-            .collect()
-    }
-
-    async fn purge_expired(
-        &self,
-        now: Timestamp,
-        idle_cutoff: Timestamp,
-    ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let sessions = Postgres::purge_expired(&mut tx, now, idle_cutoff).await?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(sessions)
-    }
-
-    async fn count_live_sessions(
-        &self,
-        now: Timestamp,
-        idle_cutoff: Timestamp,
-    ) -> Result<u64, StoreError> {
-        Postgres::count_live_sessions(&self.pool, now, idle_cutoff).await
-    }
-}
-
-#[async_trait]
-impl RevocationLog for PostgresStore {
-    async fn revocations_after(
-        &self,
-        after: u64,
-        limit: u32,
-    ) -> Result<Vec<Revocation>, StoreError> {
-        Postgres::revocations_after(&self.pool, after, limit).await
-    }
-
-    async fn latest_revocation(&self) -> Result<u64, StoreError> {
-        // The counter, not max(sequence): purged entries must not let the position go
-        // back. It holds only committed appends, so a reader starting from it misses
-        // nothing committed later.
-        let latest: i64 = sqlx::query_scalar("SELECT last FROM revocation_sequence")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(store_error)?;
-        u64::try_from(latest).map_err(|_| StoreError::corrupt("sequence"))
-    }
-
-    async fn append_revocation(
-        &self,
-        revoked: Revoked,
-        user: Option<UserId>,
-        reason: EndReason,
-        at: Timestamp,
-        expires_at: Timestamp,
-    ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let entry = Entry {
-            revoked,
-            user,
-            reason,
-            at,
-            expires_at,
-        };
-        let sequence = append_in(&mut tx, &[entry])
-            .await?
-            .ok_or_else(|| StoreError::corrupt("sequence"))?;
-        tx.commit().await.map_err(store_error)?;
-        self.announce_revocations();
-        Ok(sequence)
-    }
-
-    async fn import_revocations(
-        &self,
-        entries: &[Revocation],
-        latest: u64,
-    ) -> Result<(), StoreError> {
-        let sequence_of = |sequence: u64| {
-            i64::try_from(sequence)
-                .map_err(|_| StoreError::Invalid(format!("sequence {sequence} is out of range")))
-        };
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        // The counter's row lock first, held to commit: appenders wait for the
-        // import, so none draws a number the import is about to use. The import
-        // locks nothing else, so taking it first cannot deadlock.
-        let current: i64 = sqlx::query_scalar("SELECT last FROM revocation_sequence FOR UPDATE")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        let mut top = sequence_of(latest)?;
-        let mut sequences = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let sequence = sequence_of(entry.sequence)?;
-            if sequence <= current {
-                return Err(StoreError::Invalid(format!(
-                    "cannot import revocation {sequence}: the log is at {current} already"
-                )));
-            }
-            top = top.max(sequence);
-            sequences.push(sequence);
-        }
-        if !entries.is_empty() {
-            let columns = LogColumns::of(
-                entries
-                    .iter()
-                    .map(|e| (&e.revoked, e.user, e.reason, e.at, e.expires_at)),
-            );
+        async fn import_user(&self, user: UserCredentials) -> Result<(), CreateUserError> {
+            let UserCredentials {
+                user,
+                password_hash,
+            } = user;
+            // A registration racing this between the look for a holder and the insert
+            // fails it as taken; `store migrate` writes into a database nothing else uses.
             sqlx::query(
-                "INSERT INTO revocation_log (sequence, kind, target, user_id, reason, at, \
-                   expires_at) \
-                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], \
-                                      $5::text[], $6::bigint[], $7::bigint[])",
+                "INSERT INTO users (id, username, username_skeleton, look_alike_of, password_hash, \
+                   roles, disabled, created_at) \
+                 SELECT $1, $2, CASE WHEN holder.id IS NULL THEN $3 END, holder.id, $4, $5, $6, $7 \
+                 FROM (SELECT 1) AS one \
+                 LEFT JOIN users AS holder ON holder.username_skeleton = $3",
             )
-            .bind(sequences)
-            .bind(columns.kinds)
-            .bind(columns.targets)
-            .bind(columns.users)
-            .bind(columns.reasons)
-            .bind(columns.ats)
-            .bind(columns.expires)
-            .execute(&mut *tx)
+            .bind(user.id.to_string())
+            .bind(user.username.as_str())
+            .bind(user.username.skeleton())
+            .bind(password_hash)
+            .bind(user.roles.to_stored())
+            .bind(user.disabled)
+            .bind(user.created_at.as_millis())
+            .execute(&self.pool)
             .await
-            .map_err(store_error)?;
-            sqlx::query("SELECT pg_notify('tessera_revocations', '')")
+            .map(drop)
+            .map_err(|e| match store_error(e) {
+                StoreError::Conflict(_) => CreateUserError::UsernameTaken,
+                e => CreateUserError::Store(e),
+            })
+        }
+    }
+}
+
+sql_store! {
+    impl SessionStore for PostgresStore {
+        forward to Postgres on self.pool {
+            create_session, session, sessions_of_user, purge_expired, count_live_sessions,
+        }
+
+        async fn touch_sessions(&self, seen: &[(SessionId, Timestamp)]) -> Result<(), StoreError> {
+            if seen.is_empty() {
+                return Ok(());
+            }
+            let ids: Vec<String> = seen.iter().map(|(id, _)| id.as_str().to_owned()).collect();
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            // Rows locked in one order (by id) first, so that two instances writing
+            // overlapping batches wait for each other instead of deadlocking.
+            sqlx::query("SELECT 1 FROM sessions WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                .bind(&ids)
                 .execute(&mut *tx)
                 .await
                 .map_err(store_error)?;
-        }
-        sqlx::query("UPDATE revocation_sequence SET last = GREATEST(last, $1)")
-            .bind(top)
+            // The latest time per session wins, and never moves one back.
+            sqlx::query(
+                "UPDATE sessions s SET last_seen_at = GREATEST(s.last_seen_at, seen.at) \
+                 FROM (SELECT id, max(at) AS at FROM UNNEST($1::text[], $2::bigint[]) AS t(id, at) \
+                       GROUP BY id) AS seen \
+                 WHERE s.id = seen.id",
+            )
+            .bind(&ids)
+            .bind(
+                seen.iter()
+                    .map(|(_, at)| at.as_millis())
+                    .collect::<Vec<_>>(),
+            )
             .execute(&mut *tx)
             .await
             .map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
-        self.announce_revocations();
-        Ok(())
+            tx.commit().await.map_err(store_error)
+        }
+
+        async fn end_session(
+            &self,
+            user: UserId,
+            id: &SessionId,
+            reason: EndReason,
+            at: Timestamp,
+        ) -> Result<bool, StoreError> {
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            let expires_at: Option<i64> = sqlx::query_scalar(
+                "DELETE FROM sessions WHERE id = $1 AND user_id = $2 RETURNING expires_at",
+            )
+            .bind(id.as_str())
+            .bind(user.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            let Some(expires_at) = expires_at else {
+                return Ok(false);
+            };
+            let entry = session_entry(id.as_str(), expires_at, user, reason, at)?;
+            append_in(&mut tx, &[entry]).await?;
+            tx.commit().await.map_err(store_error)?;
+            self.announce_revocations();
+            Ok(true)
+        }
+
+        async fn end_sessions_of_user(
+            &self,
+            user: UserId,
+            except: Option<&SessionId>,
+            reason: EndReason,
+            at: Timestamp,
+        ) -> Result<Vec<SessionId>, StoreError> {
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            let rows: Vec<(String, i64)> = sqlx::query_as(
+                "WITH ended AS ( \
+                   DELETE FROM sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2 \
+                   RETURNING id, expires_at, created_at \
+                 ) SELECT id, expires_at FROM ended ORDER BY created_at, id COLLATE \"C\"",
+            )
+            .bind(user.to_string())
+            .bind(except.map(SessionId::as_str))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            let entries = rows
+                .iter()
+                .map(|(id, expires_at)| session_entry(id, *expires_at, user, reason, at))
+                .collect::<Result<Vec<_>, _>>()?;
+            append_in(&mut tx, &entries).await?;
+            tx.commit().await.map_err(store_error)?;
+            if !entries.is_empty() {
+                self.announce_revocations();
+            }
+            rows.iter()
+                .map(|(id, _)| SessionId::parse(id).map_err(|_| StoreError::corrupt("session id")))
+                .collect()
+        }
     }
 }
 
-#[async_trait]
-impl PresenceStore for PostgresStore {
-    async fn record_presence(&self, seen: &[Seen]) -> Result<u64, StoreError> {
-        if seen.is_empty() {
-            return Ok(0);
+sql_store! {
+    impl RevocationLog for PostgresStore {
+        forward to Postgres on self.pool { revocations_after }
+
+        async fn latest_revocation(&self) -> Result<u64, StoreError> {
+            // The counter, not max(sequence): purged entries must not let the position go
+            // back. It holds only committed appends, so a reader starting from it misses
+            // nothing committed later.
+            let latest: i64 = sqlx::query_scalar("SELECT last FROM revocation_sequence")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(store_error)?;
+            u64::try_from(latest).map_err(|_| StoreError::corrupt("sequence"))
         }
-        // One statement. A batch may name a session twice: grouped first (an upsert
-        // may touch a row once), the latest sighting per session, inserted in `sid`
-        // order so that overlapping batches from two instances cannot deadlock.
-        sqlx::query(
-            "INSERT INTO presence (sid, user_id, seen_at) \
-             SELECT sid, min(user_id), max(at) \
-             FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS t(sid, user_id, at) \
-             GROUP BY sid ORDER BY sid \
-             ON CONFLICT (sid) DO UPDATE SET seen_at = excluded.seen_at \
-             WHERE excluded.seen_at >= presence.seen_at + $4 AND NOT presence.ended",
-        )
-        .bind(
-            seen.iter()
-                .map(|s| s.sid.as_str().to_owned())
-                .collect::<Vec<_>>(),
-        )
-        .bind(seen.iter().map(|s| s.user.to_string()).collect::<Vec<_>>())
-        .bind(seen.iter().map(|s| s.at.as_millis()).collect::<Vec<_>>())
-        .bind(i64::try_from(PRESENCE_RESOLUTION.as_millis()).unwrap_or(i64::MAX))
-        .execute(&self.pool)
-        .await
-        .map(|done| done.rows_affected())
-        .map_err(store_error)
-    }
 
-    async fn online_since(&self, since: Timestamp) -> Result<Online, StoreError> {
-        Postgres::online_since(&self.pool, since).await
-    }
-
-    async fn purge_presence(&self, before: Timestamp) -> Result<u64, StoreError> {
-        Postgres::purge_presence(&self.pool, before).await
-    }
-
-    async fn forget_presence(&self, sids: &[SessionId]) -> Result<(), StoreError> {
-        if sids.is_empty() {
-            return Ok(());
+        async fn append_revocation(
+            &self,
+            revoked: Revoked,
+            user: Option<UserId>,
+            reason: EndReason,
+            at: Timestamp,
+            expires_at: Timestamp,
+        ) -> Result<u64, StoreError> {
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            let entry = Entry {
+                revoked,
+                user,
+                reason,
+                at,
+                expires_at,
+            };
+            let sequence = append_in(&mut tx, &[entry])
+                .await?
+                .ok_or_else(|| StoreError::corrupt("sequence"))?;
+            tx.commit().await.map_err(store_error)?;
+            self.announce_revocations();
+            Ok(sequence)
         }
-        let sids: Vec<&str> = sids.iter().map(SessionId::as_str).collect();
-        // A tombstone, not a delete: see the `ended` column. Sorted, as above.
-        sqlx::query(
-            "INSERT INTO presence (sid, user_id, seen_at, ended) \
-             SELECT sid, '', $2, true FROM UNNEST($1::text[]) AS t(sid) \
-             GROUP BY sid ORDER BY sid \
-             ON CONFLICT (sid) DO UPDATE SET ended = true",
-        )
-        .bind(&sids)
-        .bind(Timestamp::now().as_millis())
-        .execute(&self.pool)
-        .await
-        .map(drop)
-        .map_err(store_error)
+
+        async fn import_revocations(
+            &self,
+            entries: &[Revocation],
+            latest: u64,
+        ) -> Result<(), StoreError> {
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            // The counter's row lock first, held to commit: appenders wait for the
+            // import, so none draws a number the import is about to use. The import
+            // locks nothing else, so taking it first cannot deadlock.
+            let current: i64 = sqlx::query_scalar("SELECT last FROM revocation_sequence FOR UPDATE")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            let (sequences, top) = import_sequences(entries, latest, current)?;
+            if !entries.is_empty() {
+                let columns = LogColumns::of(
+                    entries
+                        .iter()
+                        .map(|e| (&e.revoked, e.user, e.reason, e.at, e.expires_at)),
+                );
+                sqlx::query(
+                    "INSERT INTO revocation_log (sequence, kind, target, user_id, reason, at, \
+                       expires_at) \
+                     SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], \
+                                          $5::text[], $6::bigint[], $7::bigint[])",
+                )
+                .bind(sequences)
+                .bind(columns.kinds)
+                .bind(columns.targets)
+                .bind(columns.users)
+                .bind(columns.reasons)
+                .bind(columns.ats)
+                .bind(columns.expires)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+                sqlx::query("SELECT pg_notify('tessera_revocations', '')")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+            }
+            sqlx::query("UPDATE revocation_sequence SET last = GREATEST(last, $1)")
+                .bind(top)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            tx.commit().await.map_err(store_error)?;
+            self.announce_revocations();
+            Ok(())
+        }
     }
 }
 
-#[async_trait]
-impl Health for PostgresStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        Postgres::ping(&self.pool).await
+sql_store! {
+    impl PresenceStore for PostgresStore {
+        forward to Postgres on self.pool { online_since, purge_presence }
+
+        async fn record_presence(&self, seen: &[Seen]) -> Result<u64, StoreError> {
+            if seen.is_empty() {
+                return Ok(0);
+            }
+            // One statement. A batch may name a session twice: grouped first (an upsert
+            // may touch a row once), the latest sighting per session, inserted in `sid`
+            // order so that overlapping batches from two instances cannot deadlock.
+            sqlx::query(
+                "INSERT INTO presence (sid, user_id, seen_at) \
+                 SELECT sid, min(user_id), max(at) \
+                 FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS t(sid, user_id, at) \
+                 GROUP BY sid ORDER BY sid \
+                 ON CONFLICT (sid) DO UPDATE SET seen_at = excluded.seen_at \
+                 WHERE excluded.seen_at >= presence.seen_at + $4 AND NOT presence.ended",
+            )
+            .bind(
+                seen.iter()
+                    .map(|s| s.sid.as_str().to_owned())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(seen.iter().map(|s| s.user.to_string()).collect::<Vec<_>>())
+            .bind(seen.iter().map(|s| s.at.as_millis()).collect::<Vec<_>>())
+            .bind(i64::try_from(PRESENCE_RESOLUTION.as_millis()).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(store_error)
+        }
+
+        async fn forget_presence(&self, sids: &[SessionId]) -> Result<(), StoreError> {
+            if sids.is_empty() {
+                return Ok(());
+            }
+            let sids: Vec<&str> = sids.iter().map(SessionId::as_str).collect();
+            // A tombstone, not a delete: see the `ended` column. Sorted, as above.
+            sqlx::query(
+                "INSERT INTO presence (sid, user_id, seen_at, ended) \
+                 SELECT sid, '', $2, true FROM UNNEST($1::text[]) AS t(sid) \
+                 GROUP BY sid ORDER BY sid \
+                 ON CONFLICT (sid) DO UPDATE SET ended = true",
+            )
+            .bind(&sids)
+            .bind(Timestamp::now().as_millis())
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(store_error)
+        }
+    }
+}
+
+sql_store! {
+    impl Health for PostgresStore {
+        forward to Postgres on self.pool { ping }
     }
 }

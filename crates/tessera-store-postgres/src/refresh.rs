@@ -1,14 +1,10 @@
 //! `RefreshStore` on PostgreSQL.
 
-use async_trait::async_trait;
 use sqlx::{PgConnection, Postgres};
 use tessera_core::{SecretHash, SessionId, Timestamp, UserId};
-use tessera_store::{
-    CreateSessionError, EndReason, NewRefreshFamily, RefreshFamily, RefreshOutcome, RefreshStore,
-    StoreError,
-};
+use tessera_store::{EndReason, RefreshOutcome, RefreshStore, StoreError};
 
-use tessera_store_sql::{Sql, family_select, rows};
+use tessera_store_sql::{Sql, family_select, rows, sql_store};
 
 use crate::{Entry, PostgresStore, append_in, session_entry, store_error};
 
@@ -49,168 +45,135 @@ async fn revoked_families_in(
     Ok(entries)
 }
 
-#[async_trait]
-impl RefreshStore for PostgresStore {
-    async fn create_family(&self, family: NewRefreshFamily) -> Result<(), CreateSessionError> {
-        // One statement: the family is created only if its user is active (FOR SHARE:
-        // see `create_session`).
-        let done = sqlx::query(
-            "INSERT INTO refresh_families (id, client_id, user_id, scopes, audience, session_id, \
-             current_hash, generation, created_at, expires_at) \
-             SELECT $1, $2, id, $3, $4, $5, $6, 0, $7, $8 FROM users \
-             WHERE id = $9 AND NOT disabled FOR SHARE",
-        )
-        .bind(family.id.as_str().to_owned())
-        .bind(family.client_id.to_string())
-        .bind(family.scopes.to_string())
-        .bind(family.audience.as_ref().map(|a| a.as_str().to_owned()))
-        .bind(family.session.as_ref().map(|s| s.as_str().to_owned()))
-        .bind(family.token_hash.as_bytes().to_vec())
-        .bind(family.created_at.as_millis())
-        .bind(family.expires_at.as_millis())
-        .bind(family.user_id.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        if done.rows_affected() == 0 {
-            return Err(CreateSessionError::UserDisabled);
-        }
-        Ok(())
-    }
+sql_store! {
+    impl RefreshStore for PostgresStore {
+        forward to Postgres on self.pool { create_family, family_by_token, family }
 
-    async fn rotate_refresh_token(
-        &self,
-        presented: &SecretHash,
-        next: &SecretHash,
-        now: Timestamp,
-        grace_cutoff: Timestamp,
-    ) -> Result<RefreshOutcome, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        // FOR UPDATE: a concurrent rotation of the same token waits for this one to
-        // commit, then finds `current_hash` changed (no row) and the token used.
-        let row = sqlx::query(concat!(
-            family_select!(),
-            "WHERE f.current_hash = $1 FOR UPDATE OF f"
-        ))
-        .bind(presented.as_bytes().to_vec())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        if let Some(row) = row {
-            let mut family = rows::family(&row)?;
-            if family.expires_at <= now || family.user.disabled {
-                return Ok(RefreshOutcome::Invalid);
+        async fn rotate_refresh_token(
+            &self,
+            presented: &SecretHash,
+            next: &SecretHash,
+            now: Timestamp,
+            grace_cutoff: Timestamp,
+        ) -> Result<RefreshOutcome, StoreError> {
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            // FOR UPDATE: a concurrent rotation of the same token waits for this one to
+            // commit, then finds `current_hash` changed (no row) and the token used.
+            let row = sqlx::query(concat!(
+                family_select!(),
+                "WHERE f.current_hash = $1 FOR UPDATE OF f"
+            ))
+            .bind(presented.as_bytes().to_vec())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            if let Some(row) = row {
+                let mut family = rows::family(&row)?;
+                if family.expires_at <= now || family.user.disabled {
+                    return Ok(RefreshOutcome::Invalid);
+                }
+                Postgres::advance_family(&mut tx, &family.id, presented, next, now).await?;
+                tx.commit().await.map_err(store_error)?;
+                family.generation = family.generation.saturating_add(1);
+                return Ok(RefreshOutcome::Rotated(family));
             }
-            Postgres::advance_family(&mut tx, &family.id, presented, next, now).await?;
+            let used: Option<(String, i64, String)> = sqlx::query_as(
+                "SELECT f.id, used.rotated_at, f.user_id \
+                 FROM refresh_tokens_used used JOIN refresh_families f ON f.id = used.family_id \
+                 WHERE used.hash = $1",
+            )
+            .bind(presented.as_bytes().to_vec())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            let Some((family, rotated_at, user)) = used else {
+                return Ok(RefreshOutcome::Invalid);
+            };
+            if rotated_at >= grace_cutoff.as_millis() {
+                return Ok(RefreshOutcome::RaceLost);
+            }
+            let user = UserId::parse(&user).ok_or_else(|| StoreError::corrupt("user id"))?;
+            // Reuse: the family goes. If a concurrent call revoked it first, there is
+            // nothing left to delete or log, and the answer is the same.
+            let deleted: Vec<Deleted> = sqlx::query_as(
+                "DELETE FROM refresh_families WHERE id = $1 RETURNING id, expires_at, session_id",
+            )
+            .bind(&family)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            let entries =
+                revoked_families_in(&mut tx, user, &deleted, EndReason::RefreshReuse, now).await?;
+            append_in(&mut tx, &entries).await?;
             tx.commit().await.map_err(store_error)?;
-            family.generation = family.generation.saturating_add(1);
-            return Ok(RefreshOutcome::Rotated(family));
+            if !entries.is_empty() {
+                self.announce_revocations();
+            }
+            Ok(RefreshOutcome::Reused {
+                family: SessionId::parse(&family).map_err(|_| StoreError::corrupt("family id"))?,
+                user,
+            })
         }
-        let used: Option<(String, i64, String)> = sqlx::query_as(
-            "SELECT f.id, used.rotated_at, f.user_id \
-             FROM refresh_tokens_used used JOIN refresh_families f ON f.id = used.family_id \
-             WHERE used.hash = $1",
-        )
-        .bind(presented.as_bytes().to_vec())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let Some((family, rotated_at, user)) = used else {
-            return Ok(RefreshOutcome::Invalid);
-        };
-        if rotated_at >= grace_cutoff.as_millis() {
-            return Ok(RefreshOutcome::RaceLost);
-        }
-        let user = UserId::parse(&user).ok_or_else(|| StoreError::corrupt("user id"))?;
-        // Reuse: the family goes. If a concurrent call revoked it first, there is
-        // nothing left to delete or log, and the answer is the same.
-        let deleted: Vec<Deleted> = sqlx::query_as(
-            "DELETE FROM refresh_families WHERE id = $1 RETURNING id, expires_at, session_id",
-        )
-        .bind(&family)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let entries =
-            revoked_families_in(&mut tx, user, &deleted, EndReason::RefreshReuse, now).await?;
-        append_in(&mut tx, &entries).await?;
-        tx.commit().await.map_err(store_error)?;
-        if !entries.is_empty() {
+
+        async fn revoke_family(
+            &self,
+            id: &SessionId,
+            user: Option<UserId>,
+            reason: EndReason,
+            at: Timestamp,
+        ) -> Result<bool, StoreError> {
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            let row: Option<(String, i64, Option<String>)> = sqlx::query_as(
+                "DELETE FROM refresh_families WHERE id = $1 AND ($2::text IS NULL OR user_id = $2) \
+                 RETURNING user_id, expires_at, session_id",
+            )
+            .bind(id.as_str().to_owned())
+            .bind(user.map(|u| u.to_string()))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            let Some((owner, expires_at, session)) = row else {
+                return Ok(false);
+            };
+            let owner = UserId::parse(&owner).ok_or_else(|| StoreError::corrupt("user id"))?;
+            let deleted = [(id.as_str().to_owned(), expires_at, session)];
+            let entries = revoked_families_in(&mut tx, owner, &deleted, reason, at).await?;
+            append_in(&mut tx, &entries).await?;
+            tx.commit().await.map_err(store_error)?;
             self.announce_revocations();
+            Ok(true)
         }
-        Ok(RefreshOutcome::Reused {
-            family: SessionId::parse(&family).map_err(|_| StoreError::corrupt("family id"))?,
-            user,
-        })
-    }
 
-    async fn family_by_token(
-        &self,
-        token: &SecretHash,
-    ) -> Result<Option<RefreshFamily>, StoreError> {
-        Postgres::family_by_token(&self.pool, token).await
-    }
-
-    async fn family(&self, id: &SessionId) -> Result<Option<RefreshFamily>, StoreError> {
-        Postgres::family(&self.pool, id).await
-    }
-
-    async fn revoke_family(
-        &self,
-        id: &SessionId,
-        user: Option<UserId>,
-        reason: EndReason,
-        at: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let row: Option<(String, i64, Option<String>)> = sqlx::query_as(
-            "DELETE FROM refresh_families WHERE id = $1 AND ($2::text IS NULL OR user_id = $2) \
-             RETURNING user_id, expires_at, session_id",
-        )
-        .bind(id.as_str().to_owned())
-        .bind(user.map(|u| u.to_string()))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let Some((owner, expires_at, session)) = row else {
-            return Ok(false);
-        };
-        let owner = UserId::parse(&owner).ok_or_else(|| StoreError::corrupt("user id"))?;
-        let deleted = [(id.as_str().to_owned(), expires_at, session)];
-        let entries = revoked_families_in(&mut tx, owner, &deleted, reason, at).await?;
-        append_in(&mut tx, &entries).await?;
-        tx.commit().await.map_err(store_error)?;
-        self.announce_revocations();
-        Ok(true)
-    }
-
-    async fn revoke_families_of_user(
-        &self,
-        user: UserId,
-        reason: EndReason,
-        at: Timestamp,
-    ) -> Result<Vec<SessionId>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let deleted: Vec<Deleted> = sqlx::query_as(
-            "WITH revoked AS ( \
-               DELETE FROM refresh_families WHERE user_id = $1 \
-               RETURNING id, expires_at, session_id, created_at \
-             ) SELECT id, expires_at, session_id FROM revoked \
-             ORDER BY created_at, id COLLATE \"C\"",
-        )
-        .bind(user.to_string())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let entries = revoked_families_in(&mut tx, user, &deleted, reason, at).await?;
-        append_in(&mut tx, &entries).await?;
-        tx.commit().await.map_err(store_error)?;
-        if !entries.is_empty() {
-            self.announce_revocations();
+        async fn revoke_families_of_user(
+            &self,
+            user: UserId,
+            reason: EndReason,
+            at: Timestamp,
+        ) -> Result<Vec<SessionId>, StoreError> {
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            let deleted: Vec<Deleted> = sqlx::query_as(
+                "WITH revoked AS ( \
+                   DELETE FROM refresh_families WHERE user_id = $1 \
+                   RETURNING id, expires_at, session_id, created_at \
+                 ) SELECT id, expires_at, session_id FROM revoked \
+                 ORDER BY created_at, id COLLATE \"C\"",
+            )
+            .bind(user.to_string())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            let entries = revoked_families_in(&mut tx, user, &deleted, reason, at).await?;
+            append_in(&mut tx, &entries).await?;
+            tx.commit().await.map_err(store_error)?;
+            if !entries.is_empty() {
+                self.announce_revocations();
+            }
+            deleted
+                .iter()
+                .map(|(id, _, _)| {
+                    SessionId::parse(id).map_err(|_| StoreError::corrupt("family id"))
+                })
+                .collect()
         }
-        deleted
-            .iter()
-            .map(|(id, _, _)| SessionId::parse(id).map_err(|_| StoreError::corrupt("family id")))
-            .collect()
     }
 }

@@ -4,15 +4,19 @@
 //! `Postgres::session(&self.pool, id)`, on its pool or inside its own transaction;
 //! what it runs around them (locks, notifications, the revocation log) stays its own.
 
-use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
+use std::sync::LazyLock;
+
+use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Transaction, Type};
 use tessera_core::{
     Audience, ClientId, ClientName, SecretHash, SessionId, Timestamp, UserId, Username,
 };
 use tessera_store::{
-    Client, CreateUserError, NewUser, Online, OpaqueToken, RefreshFamily, Revocation,
-    SessionRecord, StoreError, StoredKey, User, UserCredentials,
+    Client, CreateSessionError, CreateUserError, NewRefreshFamily, NewSession, NewUser, Online,
+    OpaqueToken, RefreshFamily, Revocation, SessionRecord, StoreError, StoredKey, User,
+    UserCredentials,
 };
 
+use crate::dialect::Statements;
 use crate::rows::{self, Columns};
 use crate::{
     client_columns, family_select, key_columns, revocation_columns, session_columns, store_error,
@@ -20,7 +24,10 @@ use crate::{
 };
 
 /// Every statement both backends share. Implemented for `Sqlite` and `Postgres`;
-/// the bounds say what a driver must bind and decode.
+/// the bounds say what a driver must bind and decode. Where the two dialects differ
+/// only in a detail (a collation, a function's name, a lock), the detail is one of
+/// the consts below and the statement is built once per database ([`Statements`]);
+/// everything else, the hot session read above all, is a `&'static str`.
 // Plain `async fn`s: they are only ever called on the two concrete databases, whose
 // futures the compiler knows to be `Send`.
 #[allow(async_fn_in_trait)]
@@ -38,6 +45,29 @@ where
     for<'q> Option<i64>: Encode<'q, Self> + Type<Self>,
     for<'q> Option<Vec<u8>>: Encode<'q, Self> + Type<Self>,
 {
+    /// Appended to a text column that is sorted or compared on, so that both order
+    /// by bytes: `""` on SQLite (whose default collation is byte order),
+    /// ` COLLATE "C"` on PostgreSQL (whatever the database's locale).
+    const BYTE_ORDER: &'static str;
+    /// The function `f(haystack, needle)` giving the 1-based position of `needle` in
+    /// `haystack`, 0 if absent: `instr` on SQLite, `strpos` on PostgreSQL.
+    const POSITION: &'static str;
+    /// Appended to the read of the user a session or refresh family is created for:
+    /// `""` on SQLite (whose writers are serialised), ` FOR SHARE` on PostgreSQL, so
+    /// that a concurrent disabling waits for the insert to commit (and then ends what
+    /// it created) or the insert sees the committed `disabled`.
+    const LOCK_USER: &'static str;
+
+    /// This database's dialect-dependent statements, built once from the consts
+    /// above (each implementation keeps its own `static`).
+    fn statements() -> &'static Statements;
+
+    /// A transaction for a change that reads first: on SQLite one that takes the
+    /// write lock at once (`BEGIN IMMEDIATE`), so that no other writer invalidates
+    /// what it read before it commits; on PostgreSQL a plain one (its statements
+    /// lock what they read).
+    async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'_, Self>, StoreError>;
+
     // Accounts.
 
     /// Creates an enabled user holding its username's skeleton. A taken username is
@@ -135,6 +165,39 @@ where
         .transpose()
     }
 
+    /// Every user, by username in byte order.
+    async fn list_users<'c>(
+        db: impl Executor<'c, Database = Self>,
+    ) -> Result<Vec<User>, StoreError> {
+        sqlx::query(Self::statements().list_users.as_str())
+            .fetch_all(db)
+            .await
+            .map_err(store_error)?
+            .iter()
+            .map(rows::user)
+            .collect()
+    }
+
+    /// Up to `limit` users whose username contains `contains` literally and sorts
+    /// after `after`, in byte order.
+    async fn search_users<'c>(
+        db: impl Executor<'c, Database = Self>,
+        contains: &str,
+        after: Option<&Username>,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError> {
+        sqlx::query(Self::statements().search_users.as_str())
+            .bind(contains)
+            .bind(after.map_or("", Username::as_str))
+            .bind(i64::from(limit))
+            .fetch_all(db)
+            .await
+            .map_err(store_error)?
+            .iter()
+            .map(rows::user)
+            .collect()
+    }
+
     async fn replace_password_hash<'c>(
         db: impl Executor<'c, Database = Self>,
         user: UserId,
@@ -173,6 +236,30 @@ where
 
     // Sessions.
 
+    /// One statement: the session is created only if its user exists and is not
+    /// disabled (see [`LOCK_USER`](Self::LOCK_USER)).
+    async fn create_session<'c>(
+        db: impl Executor<'c, Database = Self>,
+        session: NewSession,
+    ) -> Result<(), CreateSessionError> {
+        let inserted = sqlx::query(Self::statements().create_session.as_str())
+            .bind(session.id.as_str())
+            .bind(session.secret_hash.as_bytes().to_vec())
+            .bind(session.csrf_token.as_str())
+            .bind(session.created_at.as_millis())
+            .bind(session.expires_at.as_millis())
+            .bind(session.client_address)
+            .bind(session.user_agent)
+            .bind(session.user_id.to_string())
+            .execute(db)
+            .await
+            .map_err(store_error)?;
+        if Self::rows_affected(&inserted) == 0 {
+            return Err(CreateSessionError::UserDisabled);
+        }
+        Ok(())
+    }
+
     /// The hot read: one statement, one row.
     async fn session<'c>(
         db: impl Executor<'c, Database = Self>,
@@ -194,6 +281,21 @@ where
         .transpose()
     }
 
+    /// A user's sessions, oldest first.
+    async fn sessions_of_user<'c>(
+        db: impl Executor<'c, Database = Self>,
+        user: UserId,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        sqlx::query(Self::statements().sessions_of_user.as_str())
+            .bind(user.to_string())
+            .fetch_all(db)
+            .await
+            .map_err(store_error)?
+            .iter()
+            .map(rows::session)
+            .collect()
+    }
+
     async fn count_live_sessions<'c>(
         db: impl Executor<'c, Database = Self>,
         now: Timestamp,
@@ -210,20 +312,20 @@ where
         Ok(u64::try_from(row.int("live")?).unwrap_or(0))
     }
 
-    /// Deletes what has expired, inside the caller's transaction on `connection`:
-    /// sessions past their end or idle since before `idle_cutoff`, and opaque
-    /// tokens, refresh families and log entries past theirs. Returns sessions
-    /// deleted.
+    /// Deletes what has expired, in one transaction: sessions past their end or idle
+    /// since before `idle_cutoff`, and opaque tokens, refresh families and log
+    /// entries past theirs. Returns sessions deleted.
     async fn purge_expired(
-        connection: &mut Self::Connection,
+        pool: &Pool<Self>,
         now: Timestamp,
         idle_cutoff: Timestamp,
     ) -> Result<u64, StoreError> {
+        let mut tx = Self::begin_write(pool).await?;
         let sessions =
             sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2")
                 .bind(now.as_millis())
                 .bind(idle_cutoff.as_millis())
-                .execute(&mut *connection)
+                .execute(&mut *tx)
                 .await
                 .map_err(store_error)?;
         for sql in [
@@ -233,10 +335,11 @@ where
         ] {
             sqlx::query(sql)
                 .bind(now.as_millis())
-                .execute(&mut *connection)
+                .execute(&mut *tx)
                 .await
                 .map_err(store_error)?;
         }
+        tx.commit().await.map_err(store_error)?;
         Ok(Self::rows_affected(&sessions))
     }
 
@@ -330,6 +433,19 @@ where
         .map_err(store_error)
     }
 
+    /// Every client, oldest first (ties by id, in byte order).
+    async fn list_clients<'c>(
+        db: impl Executor<'c, Database = Self>,
+    ) -> Result<Vec<Client>, StoreError> {
+        sqlx::query(Self::statements().list_clients.as_str())
+            .fetch_all(db)
+            .await
+            .map_err(store_error)?
+            .iter()
+            .map(rows::client)
+            .collect()
+    }
+
     async fn client<'c>(
         db: impl Executor<'c, Database = Self>,
         id: &ClientId,
@@ -380,6 +496,19 @@ where
     }
 
     // Signing keys.
+
+    /// Every key, oldest first (ties by `kid`, in byte order).
+    async fn signing_keys<'c>(
+        db: impl Executor<'c, Database = Self>,
+    ) -> Result<Vec<StoredKey>, StoreError> {
+        sqlx::query(Self::statements().signing_keys.as_str())
+            .fetch_all(db)
+            .await
+            .map_err(store_error)?
+            .iter()
+            .map(rows::key)
+            .collect()
+    }
 
     /// A `kid` already present is [`StoreError::Conflict`].
     async fn insert_key<'c>(
@@ -546,6 +675,31 @@ where
 
     // Refresh families.
 
+    /// One statement: the family is created only if its user exists and is not
+    /// disabled (see [`LOCK_USER`](Self::LOCK_USER)).
+    async fn create_family<'c>(
+        db: impl Executor<'c, Database = Self>,
+        family: NewRefreshFamily,
+    ) -> Result<(), CreateSessionError> {
+        let done = sqlx::query(Self::statements().create_family.as_str())
+            .bind(family.id.as_str().to_owned())
+            .bind(family.client_id.to_string())
+            .bind(family.scopes.to_string())
+            .bind(family.audience.as_ref().map(|a| a.as_str().to_owned()))
+            .bind(family.session.as_ref().map(|s| s.as_str().to_owned()))
+            .bind(family.token_hash.as_bytes().to_vec())
+            .bind(family.created_at.as_millis())
+            .bind(family.expires_at.as_millis())
+            .bind(family.user_id.to_string())
+            .execute(db)
+            .await
+            .map_err(store_error)?;
+        if Self::rows_affected(&done) == 0 {
+            return Err(CreateSessionError::UserDisabled);
+        }
+        Ok(())
+    }
+
     async fn family<'c>(
         db: impl Executor<'c, Database = Self>,
         id: &SessionId,
@@ -642,12 +796,52 @@ where
 }
 
 impl Sql for sqlx::Sqlite {
+    const BYTE_ORDER: &'static str = "";
+    const POSITION: &'static str = "instr";
+    const LOCK_USER: &'static str = "";
+
+    fn statements() -> &'static Statements {
+        static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| {
+            Statements::new(
+                sqlx::Sqlite::BYTE_ORDER,
+                sqlx::Sqlite::POSITION,
+                sqlx::Sqlite::LOCK_USER,
+            )
+        });
+        &STATEMENTS
+    }
+
+    async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'_, Self>, StoreError> {
+        pool.begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(store_error)
+    }
+
     fn rows_affected(done: &sqlx::sqlite::SqliteQueryResult) -> u64 {
         done.rows_affected()
     }
 }
 
 impl Sql for sqlx::Postgres {
+    const BYTE_ORDER: &'static str = " COLLATE \"C\"";
+    const POSITION: &'static str = "strpos";
+    const LOCK_USER: &'static str = " FOR SHARE";
+
+    fn statements() -> &'static Statements {
+        static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| {
+            Statements::new(
+                sqlx::Postgres::BYTE_ORDER,
+                sqlx::Postgres::POSITION,
+                sqlx::Postgres::LOCK_USER,
+            )
+        });
+        &STATEMENTS
+    }
+
+    async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'_, Self>, StoreError> {
+        pool.begin().await.map_err(store_error)
+    }
+
     fn rows_affected(done: &sqlx::postgres::PgQueryResult) -> u64 {
         done.rows_affected()
     }

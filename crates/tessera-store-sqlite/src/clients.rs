@@ -9,13 +9,12 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use async_trait::async_trait;
 use sqlx::Sqlite;
-use tessera_core::{ClientId, ClientName};
+use tessera_core::ClientId;
 use tessera_store::{Client, ClientStore, CreateClientError, StoreError};
-use tessera_store_sql::{Sql, client_columns, rows};
+use tessera_store_sql::{Sql, sql_store};
 
-use crate::{SqliteStore, store_error};
+use crate::SqliteStore;
 
 /// The file beside the database whose length counts changes to the clients.
 const CLIENTS_CHANGED: &str = "clients.changed";
@@ -62,61 +61,42 @@ impl SqliteStore {
     }
 }
 
-#[async_trait]
-impl ClientStore for SqliteStore {
-    fn clients_generation(&self) -> Option<u64> {
-        let here = CHANGED_HERE.load(Ordering::SeqCst);
-        let on_disk = match self.clients_changed_file() {
-            None => 0,
-            Some(path) => match std::fs::metadata(path) {
-                Ok(metadata) => metadata.len(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-                Err(_) => return None,
-            },
-        };
-        Some(on_disk.wrapping_add(here << 32))
-    }
+sql_store! {
+    impl ClientStore for SqliteStore {
+        forward to Sqlite on self.pool { client, client_by_name, list_clients }
 
-    async fn create_client(&self, client: Client) -> Result<(), CreateClientError> {
-        let result = Sqlite::insert_client(&self.pool, &client).await;
-        match result {
-            Ok(_) => {
-                // No cache holds a client that did not exist: noted only so that
-                // the generation means what it says.
-                self.note_clients_committed();
-                Ok(())
-            }
-            Err(StoreError::Conflict(_)) => Err(CreateClientError::NameTaken),
-            Err(e) => Err(CreateClientError::Store(e)),
+        fn clients_generation(&self) -> Option<u64> {
+            let here = CHANGED_HERE.load(Ordering::SeqCst);
+            let on_disk = match self.clients_changed_file() {
+                None => 0,
+                Some(path) => match std::fs::metadata(path) {
+                    Ok(metadata) => metadata.len(),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+                    Err(_) => return None,
+                },
+            };
+            Some(on_disk.wrapping_add(here << 32))
         }
-    }
 
-    async fn client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
-        Sqlite::client(&self.pool, id).await
-    }
+        async fn create_client(&self, client: Client) -> Result<(), CreateClientError> {
+            let result = Sqlite::insert_client(&self.pool, &client).await;
+            match result {
+                Ok(_) => {
+                    // No cache holds a client that did not exist: noted only so that
+                    // the generation means what it says.
+                    self.note_clients_committed();
+                    Ok(())
+                }
+                Err(StoreError::Conflict(_)) => Err(CreateClientError::NameTaken),
+                Err(e) => Err(CreateClientError::Store(e)),
+            }
+        }
 
-    async fn client_by_name(&self, name: &ClientName) -> Result<Option<Client>, StoreError> {
-        Sqlite::client_by_name(&self.pool, name).await
-    }
-
-    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            client_columns!(),
-            " FROM clients ORDER BY created_at, id"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?
-        .iter()
-        .map(rows::client)
-        .collect()
-    }
-
-    async fn remove_client(&self, id: &ClientId) -> Result<bool, StoreError> {
-        self.note_clients_changed()?;
-        let removed = Sqlite::delete_client(&self.pool, id).await?;
-        self.note_clients_committed();
-        Ok(removed)
+        async fn remove_client(&self, id: &ClientId) -> Result<bool, StoreError> {
+            self.note_clients_changed()?;
+            let removed = Sqlite::delete_client(&self.pool, id).await?;
+            self.note_clients_committed();
+            Ok(removed)
+        }
     }
 }

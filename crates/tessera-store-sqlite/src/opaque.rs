@@ -1,48 +1,42 @@
 //! `OpaqueTokenStore` on SQLite.
 
-use async_trait::async_trait;
 use sqlx::Sqlite;
 use tessera_core::{ClientId, SecretHash, Timestamp};
-use tessera_store::{EndReason, OpaqueToken, OpaqueTokenStore, Revoked, StoreError};
-use tessera_store_sql::Sql;
+use tessera_store::{EndReason, OpaqueTokenStore, Revoked, StoreError};
+use tessera_store_sql::{Sql, sql_store};
 
 use crate::{SqliteStore, store_error};
 
-#[async_trait]
-impl OpaqueTokenStore for SqliteStore {
-    async fn store_opaque_token(&self, token: OpaqueToken) -> Result<(), StoreError> {
-        Sqlite::insert_opaque_token(&self.pool, token).await
-    }
+sql_store! {
+    impl OpaqueTokenStore for SqliteStore {
+        forward to Sqlite on self.pool { store_opaque_token, opaque_token }
 
-    async fn opaque_token(&self, hash: &SecretHash) -> Result<Option<OpaqueToken>, StoreError> {
-        Sqlite::opaque_token(&self.pool, hash).await
-    }
-
-    async fn revoke_opaque_token(
-        &self,
-        hash: &SecretHash,
-        client: &ClientId,
-        at: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let Some((jti, user, expires_at)) =
-            Sqlite::delete_opaque_token(&mut *tx, hash, client).await?
-        else {
-            return Ok(false);
-        };
-        // Logged like a JWT's jti, so verifiers that cached an introspection
-        // answer for this token learn of the revocation from the feed.
-        crate::append_revocation_in(
-            &mut tx,
-            &Revoked::Token(jti),
-            user,
-            EndReason::Revoked,
-            at,
-            expires_at,
-        )
-        .await?;
-        tx.commit().await.map_err(store_error)?;
-        self.announce_revocations();
-        Ok(true)
+        async fn revoke_opaque_token(
+            &self,
+            hash: &SecretHash,
+            client: &ClientId,
+            at: Timestamp,
+        ) -> Result<bool, StoreError> {
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            let Some((jti, user, expires_at)) =
+                Sqlite::delete_opaque_token(&mut *tx, hash, client).await?
+            else {
+                return Ok(false);
+            };
+            // Logged like a JWT's jti, so verifiers that cached an introspection
+            // answer for this token learn of the revocation from the feed.
+            crate::append_revocation_in(
+                &mut tx,
+                &Revoked::Token(jti),
+                user,
+                EndReason::Revoked,
+                at,
+                expires_at,
+            )
+            .await?;
+            tx.commit().await.map_err(store_error)?;
+            self.announce_revocations();
+            Ok(true)
+        }
     }
 }

@@ -1,14 +1,10 @@
 //! `RefreshStore` on SQLite.
 
-use async_trait::async_trait;
 use sqlx::{Sqlite, Transaction};
 use tessera_core::{SecretHash, SessionId, Timestamp, UserId};
-use tessera_store::{
-    CreateSessionError, EndReason, NewRefreshFamily, RefreshFamily, RefreshOutcome, RefreshStore,
-    Revoked, StoreError,
-};
+use tessera_store::{EndReason, RefreshOutcome, RefreshStore, Revoked, StoreError};
 
-use tessera_store_sql::{Sql, rows};
+use tessera_store_sql::{Sql, rows, sql_store};
 
 use crate::{SqliteStore, append_revocation_in, end_sessions_in, store_error};
 
@@ -49,149 +45,118 @@ async fn revoke_families_in(
     Ok(())
 }
 
-#[async_trait]
-impl RefreshStore for SqliteStore {
-    async fn create_family(&self, family: NewRefreshFamily) -> Result<(), CreateSessionError> {
-        // One statement: the family is created only if its user is active.
-        let done = sqlx::query(
-            "INSERT INTO refresh_families (id, client_id, user_id, scopes, audience, session_id, \
-             current_hash, generation, created_at, expires_at) \
-             SELECT ?, ?, id, ?, ?, ?, ?, 0, ?, ? FROM users WHERE id = ? AND disabled = 0",
-        )
-        .bind(family.id.as_str().to_owned())
-        .bind(family.client_id.to_string())
-        .bind(family.scopes.to_string())
-        .bind(family.audience.as_ref().map(|a| a.as_str().to_owned()))
-        .bind(family.session.as_ref().map(|s| s.as_str().to_owned()))
-        .bind(family.token_hash.as_bytes().to_vec())
-        .bind(family.created_at.as_millis())
-        .bind(family.expires_at.as_millis())
-        .bind(family.user_id.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        if done.rows_affected() == 0 {
-            return Err(CreateSessionError::UserDisabled);
-        }
-        Ok(())
-    }
+sql_store! {
+    impl RefreshStore for SqliteStore {
+        forward to Sqlite on self.pool { create_family, family_by_token, family }
 
-    async fn rotate_refresh_token(
-        &self,
-        presented: &SecretHash,
-        next: &SecretHash,
-        now: Timestamp,
-        grace_cutoff: Timestamp,
-    ) -> Result<RefreshOutcome, StoreError> {
-        let mut tx = self.write_transaction().await?;
-        // The write lock is held: no other rotation comes between the read and the
-        // update.
-        if let Some(mut family) = Sqlite::family_by_token(&mut *tx, presented).await? {
-            if family.expires_at <= now || family.user.disabled {
-                return Ok(RefreshOutcome::Invalid);
+        async fn rotate_refresh_token(
+            &self,
+            presented: &SecretHash,
+            next: &SecretHash,
+            now: Timestamp,
+            grace_cutoff: Timestamp,
+        ) -> Result<RefreshOutcome, StoreError> {
+            let mut tx = Sqlite::begin_write(&self.pool).await?;
+            // The write lock is held: no other rotation comes between the read and the
+            // update.
+            if let Some(mut family) = Sqlite::family_by_token(&mut *tx, presented).await? {
+                if family.expires_at <= now || family.user.disabled {
+                    return Ok(RefreshOutcome::Invalid);
+                }
+                Sqlite::advance_family(&mut tx, &family.id, presented, next, now).await?;
+                tx.commit().await.map_err(store_error)?;
+                self.announce_revocations();
+                family.generation = family.generation.saturating_add(1);
+                return Ok(RefreshOutcome::Rotated(family));
             }
-            Sqlite::advance_family(&mut tx, &family.id, presented, next, now).await?;
+            let used: Option<(String, i64, String, i64, Option<String>)> = sqlx::query_as(
+                "SELECT f.id, used.rotated_at, f.user_id, f.expires_at, f.session_id \
+                 FROM refresh_tokens_used used JOIN refresh_families f ON f.id = used.family_id \
+                 WHERE used.hash = ?",
+            )
+            .bind(presented.as_bytes().to_vec())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            let Some((family, rotated_at, user, expires_at, session)) = used else {
+                return Ok(RefreshOutcome::Invalid);
+            };
+            if rotated_at >= grace_cutoff.as_millis() {
+                return Ok(RefreshOutcome::RaceLost);
+            }
+            let user = UserId::parse(&user).ok_or_else(|| StoreError::corrupt("user id"))?;
+            revoke_families_in(
+                &mut tx,
+                user,
+                &[(family.clone(), expires_at, session)],
+                EndReason::RefreshReuse,
+                now,
+            )
+            .await?;
+            tx.commit().await.map_err(store_error)?;
+            Ok(RefreshOutcome::Reused {
+                family: SessionId::parse(&family).map_err(|_| StoreError::corrupt("family id"))?,
+                user,
+            })
+        }
+
+        async fn revoke_family(
+            &self,
+            id: &SessionId,
+            user: Option<UserId>,
+            reason: EndReason,
+            at: Timestamp,
+        ) -> Result<bool, StoreError> {
+            let mut tx = Sqlite::begin_write(&self.pool).await?;
+            let row: Option<(String, i64, Option<String>)> = sqlx::query_as(
+                "SELECT user_id, expires_at, session_id FROM refresh_families \
+                 WHERE id = ? AND (?2 IS NULL OR user_id = ?2)",
+            )
+            .bind(id.as_str().to_owned())
+            .bind(user.map(|u| u.to_string()))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            let Some((owner, expires_at, session)) = row else {
+                return Ok(false);
+            };
+            let owner = UserId::parse(&owner).ok_or_else(|| StoreError::corrupt("user id"))?;
+            revoke_families_in(
+                &mut tx,
+                owner,
+                &[(id.as_str().to_owned(), expires_at, session)],
+                reason,
+                at,
+            )
+            .await?;
             tx.commit().await.map_err(store_error)?;
             self.announce_revocations();
-            family.generation = family.generation.saturating_add(1);
-            return Ok(RefreshOutcome::Rotated(family));
+            Ok(true)
         }
-        let used: Option<(String, i64, String, i64, Option<String>)> = sqlx::query_as(
-            "SELECT f.id, used.rotated_at, f.user_id, f.expires_at, f.session_id \
-             FROM refresh_tokens_used used JOIN refresh_families f ON f.id = used.family_id \
-             WHERE used.hash = ?",
-        )
-        .bind(presented.as_bytes().to_vec())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let Some((family, rotated_at, user, expires_at, session)) = used else {
-            return Ok(RefreshOutcome::Invalid);
-        };
-        if rotated_at >= grace_cutoff.as_millis() {
-            return Ok(RefreshOutcome::RaceLost);
+
+        async fn revoke_families_of_user(
+            &self,
+            user: UserId,
+            reason: EndReason,
+            at: Timestamp,
+        ) -> Result<Vec<SessionId>, StoreError> {
+            let mut tx = Sqlite::begin_write(&self.pool).await?;
+            let rows: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+                "SELECT id, expires_at, session_id FROM refresh_families WHERE user_id = ? \
+                 ORDER BY created_at",
+            )
+            .bind(user.to_string())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            revoke_families_in(&mut tx, user, &rows, reason, at).await?;
+            tx.commit().await.map_err(store_error)?;
+            self.announce_revocations();
+            rows.iter()
+                .map(|(id, _, _)| {
+                    SessionId::parse(id).map_err(|_| StoreError::corrupt("family id"))
+                })
+                .collect()
         }
-        let user = UserId::parse(&user).ok_or_else(|| StoreError::corrupt("user id"))?;
-        revoke_families_in(
-            &mut tx,
-            user,
-            &[(family.clone(), expires_at, session)],
-            EndReason::RefreshReuse,
-            now,
-        )
-        .await?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(RefreshOutcome::Reused {
-            family: SessionId::parse(&family).map_err(|_| StoreError::corrupt("family id"))?,
-            user,
-        })
-    }
-
-    async fn family_by_token(
-        &self,
-        token: &SecretHash,
-    ) -> Result<Option<RefreshFamily>, StoreError> {
-        Sqlite::family_by_token(&self.pool, token).await
-    }
-
-    async fn family(&self, id: &SessionId) -> Result<Option<RefreshFamily>, StoreError> {
-        Sqlite::family(&self.pool, id).await
-    }
-
-    async fn revoke_family(
-        &self,
-        id: &SessionId,
-        user: Option<UserId>,
-        reason: EndReason,
-        at: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.write_transaction().await?;
-        let row: Option<(String, i64, Option<String>)> = sqlx::query_as(
-            "SELECT user_id, expires_at, session_id FROM refresh_families \
-             WHERE id = ? AND (?2 IS NULL OR user_id = ?2)",
-        )
-        .bind(id.as_str().to_owned())
-        .bind(user.map(|u| u.to_string()))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let Some((owner, expires_at, session)) = row else {
-            return Ok(false);
-        };
-        let owner = UserId::parse(&owner).ok_or_else(|| StoreError::corrupt("user id"))?;
-        revoke_families_in(
-            &mut tx,
-            owner,
-            &[(id.as_str().to_owned(), expires_at, session)],
-            reason,
-            at,
-        )
-        .await?;
-        tx.commit().await.map_err(store_error)?;
-        self.announce_revocations();
-        Ok(true)
-    }
-
-    async fn revoke_families_of_user(
-        &self,
-        user: UserId,
-        reason: EndReason,
-        at: Timestamp,
-    ) -> Result<Vec<SessionId>, StoreError> {
-        let mut tx = self.write_transaction().await?;
-        let rows: Vec<(String, i64, Option<String>)> = sqlx::query_as(
-            "SELECT id, expires_at, session_id FROM refresh_families WHERE user_id = ? \
-             ORDER BY created_at",
-        )
-        .bind(user.to_string())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        revoke_families_in(&mut tx, user, &rows, reason, at).await?;
-        tx.commit().await.map_err(store_error)?;
-        self.announce_revocations();
-        rows.iter()
-            .map(|(id, _, _)| SessionId::parse(id).map_err(|_| StoreError::corrupt("family id")))
-            .collect()
     }
 }

@@ -1,0 +1,153 @@
+//! [`sql_store!`]: the store-trait methods a SQL backend implements by calling the
+//! [`Sql`](crate::Sql) method of the same name on its pool, written once.
+
+/// Implements a store trait for a SQL backend: the methods named after `forward` as
+/// calls of the shared statement on the backend's pool, the rest as written.
+///
+/// ```ignore
+/// sql_store! {
+///     impl AccountStore for SqliteStore {
+///         forward to Sqlite on self.pool {
+///             create_user, user_credentials, list_users, user, search_users,
+///         }
+///
+///         async fn import_user(&self, user: UserCredentials) -> Result<(), CreateUserError> {
+///             /* what only this backend does */
+///         }
+///     }
+/// }
+/// ```
+///
+/// expands to one `#[async_trait] impl AccountStore for SqliteStore` holding
+/// `async fn create_user(&self, user: NewUser) -> Result<User, CreateUserError> {
+/// <Sqlite as Sql>::create_user(&self.pool, user).await }` and so on, followed by
+/// the methods written out. So every method of every backend is found in that
+/// backend's `impl` of its trait: by name in the `forward` list (whose body is
+/// [`Sql`](crate::Sql)'s method of that name, unless the table below says
+/// otherwise), or written out below it.
+///
+/// The forwardable methods, with their signatures, are the table in
+/// `__sql_store_forward!` below (in `src/forward.rs`); a name not in it is a
+/// compile error. All but three call the `Sql` method of the same name with the
+/// same arguments:
+/// `store_opaque_token` calls [`insert_opaque_token`](crate::Sql::insert_opaque_token),
+/// `add_first_key` [`insert_first_key`](crate::Sql::insert_first_key) (atomic only
+/// where the database serialises writers: SQLite) and `import_key`
+/// [`insert_key`](crate::Sql::insert_key).
+#[macro_export]
+macro_rules! sql_store {
+    (
+        impl $Trait:ident for $Store:ident {
+            forward to $DB:ident on self . $pool:ident { $($method:ident),* $(,)? }
+            $($own:tt)*
+        }
+    ) => {
+        $crate::__sql_store_forward! { [$Trait $Store $DB $pool] [$($method)*] [] $($own)* }
+    };
+}
+
+/// The work of [`sql_store!`]: takes the forwarded names one at a time, appending
+/// each one's method to the third bracket, then writes the `impl`. The types in the
+/// table are `tessera-store`'s and `tessera-core`'s (`__ty::`), as the traits
+/// declare them.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __sql_store_forward {
+    // Every name done: the impl, forwarders first, then the backend's own methods.
+    ([$Trait:ident $Store:ident $DB:ident $pool:ident] [] [$($done:tt)*] $($own:tt)*) => {
+        const _: () = {
+            use $crate::__private::forwarded as __ty;
+
+            #[$crate::__private::async_trait]
+            impl $Trait for $Store {
+                $($done)*
+                $($own)*
+            }
+        };
+    };
+    // One forwarder: `name(args) -> output = sql_method(call arguments)`.
+    (@method [$Trait:ident $Store:ident $DB:ident $pool:ident] $rest:tt [$($done:tt)*]
+        [$name:ident($($arg:ident: $ty:ty),*) -> $output:ty = $sql:ident($($call:expr),*)]
+        $($own:tt)*
+    ) => {
+        $crate::__sql_store_forward! { [$Trait $Store $DB $pool] $rest [
+            $($done)*
+            async fn $name(&self, $($arg: $ty),*) -> $output {
+                <$DB as $crate::Sql>::$sql(&self.$pool, $($call),*).await
+            }
+        ] $($own)* }
+    };
+
+    // The table. AccountStore.
+    ($head:tt [create_user $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [create_user(user: __ty::NewUser) -> Result<__ty::User, __ty::CreateUserError> = create_user(user)] $($own)* } };
+    ($head:tt [user_credentials $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [user_credentials(username: &__ty::Username) -> Result<Option<__ty::UserCredentials>, __ty::StoreError> = user_credentials(username)] $($own)* } };
+    ($head:tt [list_users $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [list_users() -> Result<Vec<__ty::User>, __ty::StoreError> = list_users()] $($own)* } };
+    ($head:tt [user $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [user(id: __ty::UserId) -> Result<Option<__ty::User>, __ty::StoreError> = user(id)] $($own)* } };
+    ($head:tt [search_users $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [search_users(contains: &str, after: Option<&__ty::Username>, limit: u32) -> Result<Vec<__ty::User>, __ty::StoreError> = search_users(contains, after, limit)] $($own)* } };
+    ($head:tt [replace_password_hash $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [replace_password_hash(user: __ty::UserId, previous: &str, new: &str) -> Result<(), __ty::StoreError> = replace_password_hash(user, previous, new)] $($own)* } };
+    ($head:tt [set_user_disabled $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [set_user_disabled(username: &__ty::Username, disabled: bool) -> Result<Option<__ty::User>, __ty::StoreError> = set_user_disabled(username, disabled)] $($own)* } };
+    // SessionStore.
+    ($head:tt [create_session $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [create_session(session: __ty::NewSession) -> Result<(), __ty::CreateSessionError> = create_session(session)] $($own)* } };
+    ($head:tt [session $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [session(id: &__ty::SessionId) -> Result<Option<__ty::SessionRecord>, __ty::StoreError> = session(id)] $($own)* } };
+    ($head:tt [sessions_of_user $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [sessions_of_user(user: __ty::UserId) -> Result<Vec<__ty::SessionRecord>, __ty::StoreError> = sessions_of_user(user)] $($own)* } };
+    ($head:tt [purge_expired $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [purge_expired(now: __ty::Timestamp, idle_cutoff: __ty::Timestamp) -> Result<u64, __ty::StoreError> = purge_expired(now, idle_cutoff)] $($own)* } };
+    ($head:tt [count_live_sessions $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [count_live_sessions(now: __ty::Timestamp, idle_cutoff: __ty::Timestamp) -> Result<u64, __ty::StoreError> = count_live_sessions(now, idle_cutoff)] $($own)* } };
+    // RefreshStore.
+    ($head:tt [create_family $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [create_family(family: __ty::NewRefreshFamily) -> Result<(), __ty::CreateSessionError> = create_family(family)] $($own)* } };
+    ($head:tt [family $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [family(id: &__ty::SessionId) -> Result<Option<__ty::RefreshFamily>, __ty::StoreError> = family(id)] $($own)* } };
+    ($head:tt [family_by_token $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [family_by_token(token: &__ty::SecretHash) -> Result<Option<__ty::RefreshFamily>, __ty::StoreError> = family_by_token(token)] $($own)* } };
+    // OpaqueTokenStore.
+    ($head:tt [store_opaque_token $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [store_opaque_token(token: __ty::OpaqueToken) -> Result<(), __ty::StoreError> = insert_opaque_token(token)] $($own)* } };
+    ($head:tt [opaque_token $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [opaque_token(hash: &__ty::SecretHash) -> Result<Option<__ty::OpaqueToken>, __ty::StoreError> = opaque_token(hash)] $($own)* } };
+    // RevocationLog.
+    ($head:tt [revocations_after $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [revocations_after(after: u64, limit: u32) -> Result<Vec<__ty::Revocation>, __ty::StoreError> = revocations_after(after, limit)] $($own)* } };
+    // ClientStore.
+    ($head:tt [client $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [client(id: &__ty::ClientId) -> Result<Option<__ty::Client>, __ty::StoreError> = client(id)] $($own)* } };
+    ($head:tt [client_by_name $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [client_by_name(name: &__ty::ClientName) -> Result<Option<__ty::Client>, __ty::StoreError> = client_by_name(name)] $($own)* } };
+    ($head:tt [list_clients $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [list_clients() -> Result<Vec<__ty::Client>, __ty::StoreError> = list_clients()] $($own)* } };
+    // KeyStore.
+    ($head:tt [signing_keys $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [signing_keys() -> Result<Vec<__ty::StoredKey>, __ty::StoreError> = signing_keys()] $($own)* } };
+    ($head:tt [add_first_key $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [add_first_key(key: __ty::StoredKey) -> Result<bool, __ty::StoreError> = insert_first_key(&key)] $($own)* } };
+    ($head:tt [replace_private_key $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [replace_private_key(kid: &str, private_key: Vec<u8>, sealed: bool) -> Result<(), __ty::StoreError> = replace_private_key(kid, private_key, sealed)] $($own)* } };
+    ($head:tt [import_key $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [import_key(key: __ty::StoredKey) -> Result<(), __ty::StoreError> = insert_key(&key)] $($own)* } };
+    // PresenceStore.
+    ($head:tt [online_since $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [online_since(since: __ty::Timestamp) -> Result<__ty::Online, __ty::StoreError> = online_since(since)] $($own)* } };
+    ($head:tt [purge_presence $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [purge_presence(before: __ty::Timestamp) -> Result<u64, __ty::StoreError> = purge_presence(before)] $($own)* } };
+    // Health.
+    ($head:tt [ping $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [ping() -> Result<(), __ty::StoreError> = ping()] $($own)* } };
+
+    ($head:tt [$other:ident $($rest:ident)*] $($tail:tt)*) => {
+        ::core::compile_error!(::core::concat!(
+            "sql_store!: `", ::core::stringify!($other),
+            "` is not a forwardable method (see the table in tessera_store_sql::__sql_store_forward!)"
+        ));
+    };
+}
