@@ -65,7 +65,6 @@ sql_store! {
                 }
                 Sqlite::advance_family(&mut tx, &family.id, presented, next, now).await?;
                 tx.commit().await.map_err(store_error)?;
-                self.announce_revocations();
                 family.generation = family.generation.saturating_add(1);
                 return Ok(RefreshOutcome::Rotated(family));
             }
@@ -94,6 +93,8 @@ sql_store! {
             )
             .await?;
             tx.commit().await.map_err(store_error)?;
+            // The family's end is in the log: this process's readers look again.
+            self.announce_revocations();
             Ok(RefreshOutcome::Reused {
                 family: SessionId::parse(&family).map_err(|_| StoreError::corrupt("family id"))?,
                 user,

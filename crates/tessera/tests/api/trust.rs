@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::harness::*;
 use crate::tokens::{
     Registered, access_token, add_client, claims_of, client_credentials, introspect,
-    password_grant, token_request_to,
+    password_grant, refresh, token_request_to,
 };
 
 fn user_id(server: &TestServer, name: &str) -> String {
@@ -340,6 +340,36 @@ async fn the_instance_that_answers_a_revocation_already_refuses_what_it_revoked(
         .unwrap();
     assert_eq!(kicked.status(), 200);
     assert_eq!(introspect(&server, &svc, &token).await["active"], false);
+}
+
+/// A spent refresh token presented again ends its family, and the instance that
+/// said so refuses the family's access tokens in its very next answer (the SQLite
+/// store once signalled the log's growth on a plain rotation instead of on reuse).
+#[tokio::test]
+async fn a_reused_refresh_token_is_refused_at_once_where_it_was_reused() {
+    let server = TestServer::start_with(&[("TESSERA_TOKENS__REFRESH_REUSE_GRACE", "0s")]).await;
+    server.add_user("alice", &[]);
+    let app = add_client(
+        &server,
+        "app",
+        &["--grant", "password,refresh_token", "--public"],
+    );
+    let watcher = introspector(&server);
+    let mut active = 0;
+    for _ in 0..50 {
+        let first = password_grant(&server, &app, "alice").await;
+        let spent = first["refresh_token"].as_str().unwrap();
+        let (_, token) = access_token(refresh(&server, &app, spent, &[]).await).await;
+        let reused = refresh(&server, &app, spent, &[]).await;
+        assert_eq!(reused.status(), 400);
+        if introspect(&server, &watcher, &token).await["active"] == true {
+            active += 1;
+        }
+    }
+    assert_eq!(
+        active, 0,
+        "introspection said active right after the refresh token's reuse ended its family"
+    );
 }
 
 #[tokio::test]
