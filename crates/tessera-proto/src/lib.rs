@@ -3,8 +3,8 @@
 //! The issuer (`tessera-server`), the verifier (`tessera-verify`), the gateway
 //! (`tessera-gateway`) and the CLI (`tessera`) all speak to one another through
 //! what this crate names: signing algorithms, the revocation feed's events, the
-//! token and introspection answers, token-type URNs and token prefixes, scope names, and the
-//! OAuth error codes with the error body. Each side uses these definitions rather
+//! token and introspection answers, the server metadata, token-type URNs and token
+//! prefixes, scope names, and the OAuth error codes with the error body. Each side uses these definitions rather
 //! than its own copy, so a change to the contract fails to compile (or fails the
 //! tests here, which pin the JSON shapes) instead of drifting on one side.
 //!
@@ -17,6 +17,7 @@ pub mod algorithm;
 pub mod error;
 pub mod feed;
 pub mod introspection;
+pub mod metadata;
 pub mod scope;
 pub mod token;
 pub mod token_type;
@@ -25,4 +26,5 @@ pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use error::ErrorBody;
 pub use feed::{Heartbeat, RevocationEntry, RevocationKind};
 pub use introspection::{Introspection, OneOrMany};
+pub use metadata::ServerMetadata;
 pub use token::TokenResponse;

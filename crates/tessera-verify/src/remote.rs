@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use jsonwebtoken::jwk::JwkSet;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::task::AbortHandle;
 
@@ -61,22 +60,9 @@ pub enum SetupError {
     Config(&'static str),
 }
 
-/// What the issuer's metadata (RFC 8414) tells a verifier.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Metadata {
-    pub issuer: String,
-    pub jwks_uri: String,
-    #[serde(default)]
-    pub token_endpoint: Option<String>,
-    #[serde(default)]
-    pub introspection_endpoint: Option<String>,
-    /// tessera's extension member; `{issuer}/v1/revocations` when absent.
-    #[serde(default)]
-    pub revocation_feed_endpoint: Option<String>,
-    /// tessera's extension member; `{issuer}/v1/activity` when absent.
-    #[serde(default)]
-    pub activity_endpoint: Option<String>,
-}
+/// What the issuer's metadata (RFC 8414) tells a verifier: the wire's one
+/// [`ServerMetadata`](tessera_proto::ServerMetadata).
+pub use tessera_proto::ServerMetadata as Metadata;
 
 /// Fetches and checks the metadata of `issuer`: the document must name exactly the
 /// issuer it was fetched for (RFC 8414 §3.3), or anyone who can serve it could

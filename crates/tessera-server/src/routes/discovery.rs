@@ -6,8 +6,9 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use serde_json::json;
 use tessera_core::GrantType;
+use tessera_proto::metadata::auth_method::{CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, NONE};
+use tessera_proto::{Algorithm, ServerMetadata};
 
 use crate::services::discovery::Discovery;
 
@@ -53,28 +54,38 @@ pub async fn jwks(State(discovery): State<Arc<Discovery>>, headers: HeaderMap) -
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414).
 pub async fn metadata(State(discovery): State<Arc<Discovery>>) -> Response {
     let issuer = discovery.issuer();
-    let body = json!({
-        "issuer": issuer,
-        "token_endpoint": format!("{issuer}/oauth2/token"),
-        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-        "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
-        "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
-        // tessera's extension: the revocation feed tessera-verify follows.
-        "revocation_feed_endpoint": format!("{issuer}/v1/revocations"),
-        // tessera's extension: where resource services report sessions they saw.
-        "activity_endpoint": format!("{issuer}/v1/activity"),
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "grant_types_supported": [
-            GrantType::Password.as_str(),
-            GrantType::RefreshToken.as_str(),
-            GrantType::ClientCredentials.as_str(),
-            GrantType::TokenExchange.as_str(),
-        ],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "response_types_supported": [],
-        "access_token_signing_alg_values_supported": tessera_proto::Algorithm::ALL,
-    });
+    let endpoint = |path: &str| Some(format!("{issuer}{path}"));
+    let names = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+    let with_public = [CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, NONE];
+    let body = ServerMetadata {
+        issuer: issuer.to_owned(),
+        jwks_uri: format!("{issuer}/.well-known/jwks.json"),
+        token_endpoint: endpoint("/oauth2/token"),
+        introspection_endpoint: endpoint("/oauth2/introspect"),
+        revocation_endpoint: endpoint("/oauth2/revoke"),
+        revocation_feed_endpoint: endpoint("/v1/revocations"),
+        activity_endpoint: endpoint("/v1/activity"),
+        response_types_supported: Vec::new(),
+        grant_types_supported: [
+            GrantType::Password,
+            GrantType::RefreshToken,
+            GrantType::ClientCredentials,
+            GrantType::TokenExchange,
+        ]
+        .iter()
+        .map(|g| g.as_str().to_owned())
+        .collect(),
+        token_endpoint_auth_methods_supported: names(&with_public),
+        introspection_endpoint_auth_methods_supported: names(&[
+            CLIENT_SECRET_BASIC,
+            CLIENT_SECRET_POST,
+        ]),
+        revocation_endpoint_auth_methods_supported: names(&with_public),
+        access_token_signing_alg_values_supported: Algorithm::ALL
+            .iter()
+            .map(|a| a.as_str().to_owned())
+            .collect(),
+    };
     let mut response = axum::Json(body).into_response();
     let h = response.headers_mut();
     h.insert(
