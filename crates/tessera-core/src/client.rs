@@ -56,6 +56,8 @@ impl Serialize for ClientId {
 /// The grants a client may use at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum GrantType {
+    /// The browser flow of OpenID Connect (RFC 6749 §4.1, with PKCE).
+    AuthorizationCode,
     Password,
     RefreshToken,
     ClientCredentials,
@@ -63,7 +65,8 @@ pub enum GrantType {
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 4] = [
+    pub const ALL: [GrantType; 5] = [
+        GrantType::AuthorizationCode,
         GrantType::Password,
         GrantType::RefreshToken,
         GrantType::ClientCredentials,
@@ -73,6 +76,7 @@ impl GrantType {
     /// The `grant_type` value of RFC 6749 / RFC 8693.
     pub fn as_str(self) -> &'static str {
         match self {
+            GrantType::AuthorizationCode => "authorization_code",
             GrantType::Password => "password",
             GrantType::RefreshToken => "refresh_token",
             GrantType::ClientCredentials => "client_credentials",

@@ -6,8 +6,10 @@
 
 mod client;
 mod password;
+mod pkce;
 mod secret;
 mod timestamp;
+mod uri;
 mod user;
 mod username;
 
@@ -16,13 +18,16 @@ pub use client::{
     MIN_ACCESS_TTL, ScopeError, Scopes, TokenFormat,
 };
 pub use password::{Password, PasswordError};
+pub use pkce::{CodeChallenge, PkceError};
 pub use secret::{
-    AccessTokenSecret, ClientSecret, CsrfToken, PresentedToken, RefreshTokenSecret, Secret,
-    SecretHash, SecretKind, SessionId, SessionIdError, SessionSecret, random_bytes,
+    AccessTokenSecret, AuthorizationCodeSecret, ClientSecret, CsrfToken, PresentedToken,
+    RefreshTokenSecret, Secret, SecretHash, SecretKind, SessionId, SessionIdError, SessionSecret,
+    random_bytes,
 };
 /// The algorithm a client's JWT access tokens are signed with: the wire's one
 /// [`tessera_proto::Algorithm`].
 pub use tessera_proto::Algorithm;
 pub use timestamp::Timestamp;
+pub use uri::{LogoutUri, RedirectUri, UriError};
 pub use user::{Role, RoleError, Roles, UserId};
 pub use username::{Username, UsernameError};

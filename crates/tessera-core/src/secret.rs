@@ -49,6 +49,8 @@ pub enum ClientSecretKind {}
 pub enum AccessTokenKind {}
 /// A refresh token: `trt_…`.
 pub enum RefreshTokenKind {}
+/// An authorization code: `tac_…`.
+pub enum AuthorizationCodeKind {}
 
 impl SecretKind for SessionKind {
     const PREFIX: &'static str = SESSION_PREFIX;
@@ -62,6 +64,9 @@ impl SecretKind for AccessTokenKind {
 impl SecretKind for RefreshTokenKind {
     const PREFIX: &'static str = tessera_proto::token_type::REFRESH_TOKEN_PREFIX;
 }
+impl SecretKind for AuthorizationCodeKind {
+    const PREFIX: &'static str = "tac_";
+}
 
 /// 256 random bits handed to their owner once, written `<prefix><43 base64url chars>`;
 /// the store keeps only [`SecretHash`].
@@ -71,6 +76,7 @@ pub type SessionSecret = Secret<SessionKind>;
 pub type ClientSecret = Secret<ClientSecretKind>;
 pub type AccessTokenSecret = Secret<AccessTokenKind>;
 pub type RefreshTokenSecret = Secret<RefreshTokenKind>;
+pub type AuthorizationCodeSecret = Secret<AuthorizationCodeKind>;
 
 impl<K: SecretKind> Secret<K> {
     pub fn generate() -> Self {

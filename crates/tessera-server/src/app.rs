@@ -106,6 +106,7 @@ impl Core {
             keys.clone(),
             presence.clone(),
             config.tokens.session_token_ttl,
+            config.tokens.hs256_secret.is_some(),
         ));
         Ok(Self {
             clients,
@@ -382,6 +383,7 @@ fn session_token_client(config: &Config) -> anyhow::Result<tessera_store::Client
         algorithm: tessera_core::Algorithm::default(),
         access_ttl: config.tokens.session_token_ttl,
         created_at: tessera_core::Timestamp::now(),
+        code_flow: tessera_store::CodeFlow::default(),
     })
 }
 
@@ -460,6 +462,14 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         .route("/admin/v1/users/{id}/kick", post(admin::kick))
         .route("/admin/v1/users/{id}/disable", post(admin::disable))
         .route("/admin/v1/users/{id}/enable", post(admin::enable))
+        .route(
+            "/admin/v1/clients",
+            get(admin::clients).post(admin::add_client),
+        )
+        .route(
+            "/admin/v1/clients/{id}",
+            get(admin::client).delete(admin::remove_client),
+        )
         .route("/admin/v1/keys", get(admin::keys))
         .route("/admin/v1/online", get(admin::online))
         .route("/.well-known/jwks.json", get(discovery::jwks))

@@ -130,6 +130,7 @@ impl Stores {
             set.also_purge.push(set.sessions.clone());
             set.sessions = redis.clone();
             set.opaque = redis.clone();
+            set.codes = redis.clone();
             set.presence = redis.clone();
             set.health.push(redis.clone());
             rate_limits = Some(redis);

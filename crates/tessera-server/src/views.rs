@@ -1,8 +1,11 @@
 //! The JSON shapes of users and sessions, shared by the routes that answer with them.
 
 use serde::Serialize;
-use tessera_core::{Roles, SessionId, Timestamp, UserId, Username};
-use tessera_store::User;
+use tessera_core::{
+    Algorithm, Audience, ClientId, GrantType, LogoutUri, RedirectUri, Roles, Scopes, SessionId,
+    Timestamp, TokenFormat, UserId, Username,
+};
+use tessera_store::{Client, User};
 
 use tessera_store::SessionRecord;
 
@@ -111,4 +114,58 @@ impl<'a> From<&'a User> for AdminUserView<'a> {
             disabled: user.disabled,
         }
     }
+}
+
+/// A client as the CLI and the admin API show it; never its secret's hash.
+#[derive(Serialize)]
+pub struct ClientView<'a> {
+    pub client_id: ClientId,
+    pub name: &'a str,
+    pub public: bool,
+    pub grants: &'a [GrantType],
+    pub scope: &'a Scopes,
+    pub audiences: &'a [Audience],
+    pub token_format: TokenFormat,
+    pub alg: Algorithm,
+    pub access_ttl_seconds: u64,
+    pub created_at: Timestamp,
+    pub redirect_uris: &'a [RedirectUri],
+    pub post_logout_redirect_uris: &'a [RedirectUri],
+    pub backchannel_logout_uri: Option<&'a LogoutUri>,
+    pub first_party: bool,
+    pub require_par: bool,
+    pub id_token_alg: Algorithm,
+}
+
+impl<'a> From<&'a Client> for ClientView<'a> {
+    fn from(client: &'a Client) -> Self {
+        let flow = &client.code_flow;
+        Self {
+            client_id: client.id,
+            name: client.name.as_str(),
+            public: client.secret_hash.is_none(),
+            grants: &client.grants,
+            scope: &client.scopes,
+            audiences: &client.audiences,
+            token_format: client.token_format,
+            alg: client.algorithm,
+            access_ttl_seconds: client.access_ttl.as_secs(),
+            created_at: client.created_at,
+            redirect_uris: &flow.redirect_uris,
+            post_logout_redirect_uris: &flow.post_logout_redirect_uris,
+            backchannel_logout_uri: flow.backchannel_logout_uri.as_ref(),
+            first_party: flow.first_party,
+            require_par: flow.require_par,
+            id_token_alg: flow.id_token_algorithm,
+        }
+    }
+}
+
+/// A client just registered: with its secret, shown this once.
+#[derive(Serialize)]
+pub struct AddedClientView<'a> {
+    #[serde(flatten)]
+    pub client: ClientView<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<&'a str>,
 }

@@ -46,6 +46,7 @@
 //! [`ClientStore::clients_generation`]: tessera_store::ClientStore::clients_generation
 
 mod clients;
+mod codes;
 mod keys;
 mod listener;
 mod migrations;

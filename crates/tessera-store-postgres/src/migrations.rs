@@ -15,6 +15,8 @@ use crate::MIGRATION_LOCK;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_username_skeletons.sql"),
+    include_str!("../migrations/0003_code_flow_clients.sql"),
+    include_str!("../migrations/0004_authorization_codes.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -1,5 +1,6 @@
 //! The shared suites, on a split deployment: PostgreSQL for accounts, clients, keys,
-//! refresh families and the log; Redis for sessions, opaque tokens and presence.
+//! refresh families and the log; Redis for sessions, opaque tokens, authorization
+//! codes and presence.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ async fn a_split_store_conforms() {
         sessions: store.clone(),
         refresh: postgres.clone(),
         opaque: store.clone(),
+        codes: store.clone(),
         log: postgres.clone(),
         clients: postgres.clone(),
         keys: postgres.clone(),

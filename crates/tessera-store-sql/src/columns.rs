@@ -39,7 +39,8 @@ macro_rules! family_select {
 macro_rules! client_columns {
     () => {
         "id, name, secret_hash, grants, scopes, audiences, token_format, algorithm, \
-         access_ttl_seconds, created_at"
+         access_ttl_seconds, created_at, redirect_uris, post_logout_redirect_uris, \
+         backchannel_logout_uri, first_party, require_par, id_token_algorithm"
     };
 }
 
@@ -67,5 +68,15 @@ macro_rules! token_columns {
 macro_rules! revocation_columns {
     () => {
         "sequence, kind, target, user_id, reason, at, expires_at"
+    };
+}
+
+/// [`rows::authorization_code`](crate::rows::authorization_code), in the order
+/// [`Sql::insert_code`](crate::Sql::insert_code) binds them.
+#[macro_export]
+macro_rules! code_columns {
+    () => {
+        "hash, client_id, user_id, session_id, redirect_uri, scopes, code_challenge, nonce, \
+         auth_time, family_id, jti, issued_at, expires_at, forget_at"
     };
 }

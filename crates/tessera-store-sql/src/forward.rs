@@ -28,9 +28,10 @@
 ///
 /// The forwardable methods, with their signatures, are the table in
 /// `__sql_store_forward!` below (in `src/forward.rs`); a name not in it is a
-/// compile error. All but three call the `Sql` method of the same name with the
+/// compile error. All but four call the `Sql` method of the same name with the
 /// same arguments:
-/// `store_opaque_token` calls [`insert_opaque_token`](crate::Sql::insert_opaque_token),
+/// `store_code` calls [`insert_code`](crate::Sql::insert_code),
+/// `store_opaque_token` [`insert_opaque_token`](crate::Sql::insert_opaque_token),
 /// `add_first_key` [`insert_first_key`](crate::Sql::insert_first_key) (atomic only
 /// where the database serialises writers: SQLite) and `import_key`
 /// [`insert_key`](crate::Sql::insert_key).
@@ -116,6 +117,11 @@ macro_rules! __sql_store_forward {
         [store_opaque_token(token: __ty::OpaqueToken) -> Result<(), __ty::StoreError> = insert_opaque_token(token)] $($own)* } };
     ($head:tt [opaque_token $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [opaque_token(hash: &__ty::SecretHash) -> Result<Option<__ty::OpaqueToken>, __ty::StoreError> = opaque_token(hash)] $($own)* } };
+    // AuthorizationCodeStore.
+    ($head:tt [store_code $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [store_code(code: __ty::AuthorizationCode) -> Result<(), __ty::StoreError> = insert_code(code)] $($own)* } };
+    ($head:tt [redeem_code $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [redeem_code(hash: &__ty::SecretHash, at: __ty::Timestamp) -> Result<__ty::Redemption, __ty::StoreError> = redeem_code(hash, at)] $($own)* } };
     // RevocationLog.
     ($head:tt [revocations_after $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [revocations_after(after: u64, limit: u32) -> Result<Vec<__ty::Revocation>, __ty::StoreError> = revocations_after(after, limit)] $($own)* } };

@@ -36,9 +36,9 @@ pub mod __private {
             ClientId, ClientName, SecretHash, SessionId, Timestamp, UserId, Username,
         };
         pub use tessera_store::{
-            Client, CreateSessionError, CreateUserError, NewRefreshFamily, NewSession, NewUser,
-            Online, OpaqueToken, RefreshFamily, Revocation, SessionRecord, StoreError, StoredKey,
-            User, UserCredentials,
+            AuthorizationCode, Client, CreateSessionError, CreateUserError, NewRefreshFamily,
+            NewSession, NewUser, Online, OpaqueToken, Redemption, RefreshFamily, Revocation,
+            SessionRecord, StoreError, StoredKey, User, UserCredentials,
         };
     }
 }

@@ -8,19 +8,19 @@ use std::sync::LazyLock;
 
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Transaction, Type};
 use tessera_core::{
-    Audience, ClientId, ClientName, SecretHash, SessionId, Timestamp, UserId, Username,
+    Audience, ClientId, ClientName, RedirectUri, SecretHash, SessionId, Timestamp, UserId, Username,
 };
 use tessera_store::{
-    Client, CreateSessionError, CreateUserError, NewRefreshFamily, NewSession, NewUser, Online,
-    OpaqueToken, RefreshFamily, Revocation, SessionRecord, StoreError, StoredKey, User,
-    UserCredentials,
+    AuthorizationCode, Client, CreateSessionError, CreateUserError, NewRefreshFamily, NewSession,
+    NewUser, Online, OpaqueToken, Redemption, RefreshFamily, Revocation, SessionRecord, StoreError,
+    StoredKey, User, UserCredentials,
 };
 
 use crate::dialect::Statements;
 use crate::rows::{self, Columns};
 use crate::{
-    client_columns, family_select, key_columns, revocation_columns, session_columns, store_error,
-    token_columns, user_columns,
+    client_columns, code_columns, family_select, key_columns, revocation_columns, session_columns,
+    store_error, token_columns, user_columns,
 };
 
 /// Every statement both backends share. Implemented for `Sqlite` and `Postgres`;
@@ -313,8 +313,8 @@ where
     }
 
     /// Deletes what has expired, in one transaction: sessions past their end or idle
-    /// since before `idle_cutoff`, and opaque tokens, refresh families and log
-    /// entries past theirs. Returns sessions deleted.
+    /// since before `idle_cutoff`, and opaque tokens, authorization codes, refresh
+    /// families and log entries past theirs. Returns sessions deleted.
     async fn purge_expired(
         pool: &Pool<Self>,
         now: Timestamp,
@@ -330,6 +330,7 @@ where
                 .map_err(store_error)?;
         for sql in [
             "DELETE FROM opaque_tokens WHERE expires_at <= $1",
+            "DELETE FROM authorization_codes WHERE forget_at <= $1",
             "DELETE FROM refresh_families WHERE expires_at <= $1",
             "DELETE FROM revocation_log WHERE expires_at <= $1",
         ] {
@@ -413,7 +414,7 @@ where
         sqlx::query(concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         ))
         .bind(client.id.to_string())
         .bind(client.name.as_str())
@@ -427,6 +428,30 @@ where
         .bind(client.algorithm.as_str())
         .bind(i64::try_from(client.access_ttl.as_secs()).unwrap_or(i64::MAX))
         .bind(client.created_at.as_millis())
+        .bind(space_separated(
+            client
+                .code_flow
+                .redirect_uris
+                .iter()
+                .map(RedirectUri::as_str),
+        ))
+        .bind(space_separated(
+            client
+                .code_flow
+                .post_logout_redirect_uris
+                .iter()
+                .map(RedirectUri::as_str),
+        ))
+        .bind(
+            client
+                .code_flow
+                .backchannel_logout_uri
+                .as_ref()
+                .map(|u| u.as_str().to_owned()),
+        )
+        .bind(client.code_flow.first_party)
+        .bind(client.code_flow.require_par)
+        .bind(client.code_flow.id_token_algorithm.as_str())
         .execute(db)
         .await
         .map(drop)
@@ -598,6 +623,74 @@ where
             .await
             .map(drop)
             .map_err(store_error)
+    }
+
+    // Authorization codes.
+
+    async fn insert_code<'c>(
+        db: impl Executor<'c, Database = Self>,
+        code: AuthorizationCode,
+    ) -> Result<(), StoreError> {
+        sqlx::query(concat!(
+            "INSERT INTO authorization_codes (",
+            code_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        ))
+        .bind(code.hash.as_bytes().to_vec())
+        .bind(code.client_id.to_string())
+        .bind(code.user.to_string())
+        .bind(code.session.as_str().to_owned())
+        .bind(code.redirect_uri)
+        .bind(code.scopes.to_string())
+        .bind(code.code_challenge)
+        .bind(code.nonce)
+        .bind(code.auth_time.as_millis())
+        .bind(code.family.as_str().to_owned())
+        .bind(code.jti)
+        .bind(code.issued_at.as_millis())
+        .bind(code.expires_at.as_millis())
+        .bind(code.forget_at.as_millis())
+        .execute(db)
+        .await
+        .map(drop)
+        .map_err(store_error)
+    }
+
+    /// One statement spends the code, so that of concurrent redemptions exactly one
+    /// finds it unspent (PostgreSQL's second `UPDATE` waits for the first's row
+    /// lock and then sees `redeemed_at` set; SQLite serialises writers); a code it
+    /// did not spend is read back to tell a replay from a code never issued.
+    async fn redeem_code(
+        pool: &Pool<Self>,
+        hash: &SecretHash,
+        at: Timestamp,
+    ) -> Result<Redemption, StoreError> {
+        let spent = sqlx::query(concat!(
+            "UPDATE authorization_codes SET redeemed_at = $2 \
+             WHERE hash = $1 AND redeemed_at IS NULL RETURNING ",
+            code_columns!()
+        ))
+        .bind(hash.as_bytes().to_vec())
+        .bind(at.as_millis())
+        .fetch_optional(pool)
+        .await
+        .map_err(store_error)?;
+        if let Some(row) = spent {
+            return rows::authorization_code(&row).map(Redemption::First);
+        }
+        let again = sqlx::query(concat!(
+            "SELECT ",
+            code_columns!(),
+            " FROM authorization_codes WHERE hash = $1"
+        ))
+        .bind(hash.as_bytes().to_vec())
+        .fetch_optional(pool)
+        .await
+        .map_err(store_error)?;
+        match again {
+            Some(row) => rows::authorization_code(&row).map(Redemption::Again),
+            None => Ok(Redemption::Unknown),
+        }
     }
 
     // Opaque access tokens.

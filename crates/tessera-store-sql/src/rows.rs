@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 use tessera_core::{
-    Audience, ClientId, ClientName, CsrfToken, GrantType, Roles, Scopes, SecretHash, SessionId,
-    Timestamp, UserId, Username,
+    Audience, ClientId, ClientName, CsrfToken, GrantType, LogoutUri, RedirectUri, Roles, Scopes,
+    SecretHash, SessionId, Timestamp, UserId, Username,
 };
 use tessera_store::{
-    Client, EndReason, OpaqueToken, RefreshFamily, Revocation, Revoked, SessionRecord, StoreError,
-    StoredKey, User, UserCredentials,
+    AuthorizationCode, Client, CodeFlow, EndReason, OpaqueToken, RefreshFamily, Revocation,
+    Revoked, SessionRecord, StoreError, StoredKey, User, UserCredentials,
 };
 
 use crate::store_error;
@@ -186,6 +186,33 @@ pub fn client(row: &impl Columns) -> Result<Client, StoreError> {
             u64::try_from(ttl).map_err(|_| StoreError::corrupt("client token lifetime"))?,
         ),
         created_at: row.time("created_at")?,
+        code_flow: code_flow(row)?,
+    })
+}
+
+fn code_flow(row: &impl Columns) -> Result<CodeFlow, StoreError> {
+    let uris = |column: &str| -> Result<Vec<RedirectUri>, StoreError> {
+        row.text(column)?
+            .split(' ')
+            .filter(|u| !u.is_empty())
+            .map(|u| RedirectUri::parse(u).map_err(|_| StoreError::corrupt("client redirect URI")))
+            .collect()
+    };
+    Ok(CodeFlow {
+        redirect_uris: uris("redirect_uris")?,
+        post_logout_redirect_uris: uris("post_logout_redirect_uris")?,
+        backchannel_logout_uri: row
+            .optional_text("backchannel_logout_uri")?
+            .map(|u| {
+                LogoutUri::parse(&u).map_err(|_| StoreError::corrupt("client back-channel URI"))
+            })
+            .transpose()?,
+        first_party: row.flag("first_party")?,
+        require_par: row.flag("require_par")?,
+        id_token_algorithm: row
+            .text("id_token_algorithm")?
+            .parse()
+            .map_err(|_| StoreError::corrupt("client ID token algorithm"))?,
     })
 }
 
@@ -255,4 +282,26 @@ pub fn revocation(row: &impl Columns) -> Result<Revocation, StoreError> {
 /// a token exchanged from it may outlive it by that much.
 pub fn session_revocation_expiry(expires_at: i64) -> Timestamp {
     Timestamp::from_millis(expires_at).saturating_add(tessera_core::MAX_ACCESS_TTL)
+}
+
+/// [`code_columns!`](crate::code_columns).
+pub fn authorization_code(row: &impl Columns) -> Result<AuthorizationCode, StoreError> {
+    Ok(AuthorizationCode {
+        hash: hash(row.bytes("hash")?, "authorization code hash")?,
+        client_id: ClientId::parse(&row.text("client_id")?)
+            .ok_or_else(|| StoreError::corrupt("code client id"))?,
+        user: user_id(&row.text("user_id")?)?,
+        session: session_id(&row.text("session_id")?, "code session")?,
+        redirect_uri: row.text("redirect_uri")?,
+        scopes: Scopes::parse(&row.text("scopes")?)
+            .map_err(|_| StoreError::corrupt("code scopes"))?,
+        code_challenge: row.optional_text("code_challenge")?,
+        nonce: row.optional_text("nonce")?,
+        auth_time: row.time("auth_time")?,
+        family: session_id(&row.text("family_id")?, "code family")?,
+        jti: row.text("jti")?,
+        issued_at: row.time("issued_at")?,
+        expires_at: row.time("expires_at")?,
+        forget_at: row.time("forget_at")?,
+    })
 }

@@ -6,6 +6,7 @@
 //! locking serialises their writes, and `busy_timeout` makes a writer wait its turn.
 
 mod clients;
+mod codes;
 mod files;
 mod keys;
 mod migrations;

@@ -18,6 +18,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_opaque_tokens.sql"),
     include_str!("../migrations/0006_presence.sql"),
     include_str!("../migrations/0007_username_skeletons.sql"),
+    include_str!("../migrations/0008_code_flow_clients.sql"),
+    include_str!("../migrations/0009_authorization_codes.sql"),
 ];
 
 /// The schema version this binary writes.

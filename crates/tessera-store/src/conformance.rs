@@ -7,15 +7,16 @@
 use std::time::Duration;
 
 use tessera_core::{
-    Algorithm, Audience, ClientId, ClientName, ClientSecret, CsrfToken, GrantType,
-    RefreshTokenSecret, Role, Roles, Scopes, SessionSecret, Timestamp, TokenFormat, UserId,
-    Username,
+    Algorithm, Audience, ClientId, ClientName, ClientSecret, CsrfToken, GrantType, LogoutUri,
+    RedirectUri, RefreshTokenSecret, Role, Roles, Scopes, SessionSecret, Timestamp, TokenFormat,
+    UserId, Username,
 };
 
 use crate::{
-    AccountStore, Client, ClientStore, CreateClientError, CreateSessionError, CreateUserError,
-    EndReason, KeyStore, NewRefreshFamily, NewSession, NewUser, OpaqueToken, OpaqueTokenStore,
-    RefreshOutcome, RefreshStore, RevocationLog, Revoked, SessionStore, StoredKey,
+    AccountStore, AuthorizationCode, AuthorizationCodeStore, Client, ClientStore, CodeFlow,
+    CreateClientError, CreateSessionError, CreateUserError, EndReason, KeyStore, NewRefreshFamily,
+    NewSession, NewUser, OpaqueToken, OpaqueTokenStore, Redemption, RefreshOutcome, RefreshStore,
+    RevocationLog, Revoked, SessionStore, StoreError, StoredKey,
 };
 
 pub async fn run<S>(store: &S)
@@ -26,7 +27,8 @@ where
         + ClientStore
         + KeyStore
         + RefreshStore
-        + OpaqueTokenStore,
+        + OpaqueTokenStore
+        + AuthorizationCodeStore,
 {
     accounts(store).await;
     look_alikes(store).await;
@@ -37,6 +39,7 @@ where
     keys(store).await;
     refresh_families(store).await;
     opaque_tokens(store).await;
+    authorization_codes(store).await;
     imports(store).await;
     imported_revocations(store).await;
 }
@@ -629,6 +632,27 @@ fn client(name: &str, confidential: bool) -> Client {
         algorithm: Algorithm::ES256,
         access_ttl: Duration::from_secs(300),
         created_at: Timestamp::now(),
+        // The public one signs users in through the browser, with every setting of
+        // the code flow not at its default, so that each is seen to round-trip.
+        code_flow: if confidential {
+            CodeFlow::default()
+        } else {
+            CodeFlow {
+                redirect_uris: vec![
+                    RedirectUri::parse("com.example.app:/cb").unwrap(),
+                    RedirectUri::parse("http://127.0.0.1/cb").unwrap(),
+                ],
+                post_logout_redirect_uris: vec![
+                    RedirectUri::parse("https://app.example/bye?x=1").unwrap(),
+                ],
+                backchannel_logout_uri: Some(
+                    LogoutUri::parse("http://app.internal:8080/logout").unwrap(),
+                ),
+                first_party: true,
+                require_par: true,
+                id_token_algorithm: Algorithm::EdDSA,
+            }
+        },
     }
 }
 
@@ -1164,4 +1188,76 @@ async fn expiry<S: AccountStore + SessionStore>(store: &S) {
         store.count_live_sessions(now, idle_cutoff).await.unwrap(),
         before
     );
+}
+
+/// Codes are spent once, by exactly one of any number of concurrent redemptions;
+/// a spent code is still recognised (with what it was bound to) until `forget_at`.
+async fn authorization_codes<S: AuthorizationCodeStore>(store: &S) {
+    let now = Timestamp::now();
+    let code = |secret: &RefreshTokenSecret, challenge: Option<&str>, nonce: Option<&str>| {
+        AuthorizationCode {
+            hash: secret.hash(),
+            client_id: ClientId::generate(),
+            user: UserId::generate(),
+            session: SessionSecret::generate().session_id(),
+            redirect_uri: "http://127.0.0.1:49152/cb?x=1".into(),
+            scopes: Scopes::parse("openid profile").unwrap(),
+            code_challenge: challenge.map(str::to_owned),
+            nonce: nonce.map(str::to_owned),
+            auth_time: Timestamp::from_millis(now.as_millis() - 5_000),
+            family: SessionSecret::generate().session_id(),
+            jti: "code-jti".into(),
+            issued_at: now,
+            expires_at: now.saturating_add(Duration::from_secs(60)),
+            forget_at: now.saturating_add(Duration::from_secs(600)),
+        }
+    };
+    let secret = RefreshTokenSecret::generate();
+    let full = code(
+        &secret,
+        Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+        Some("n-0S6_WzA2Mj"),
+    );
+    store.store_code(full.clone()).await.unwrap();
+    assert!(matches!(
+        store.store_code(full.clone()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.redeem_code(&full.hash, now).await.unwrap(),
+        Redemption::First(full.clone())
+    );
+    assert_eq!(
+        store.redeem_code(&full.hash, now).await.unwrap(),
+        Redemption::Again(full.clone())
+    );
+    let never = RefreshTokenSecret::generate().hash();
+    assert_eq!(
+        store.redeem_code(&never, now).await.unwrap(),
+        Redemption::Unknown
+    );
+
+    // The optional parts absent come back absent.
+    let bare = code(&RefreshTokenSecret::generate(), None, None);
+    store.store_code(bare.clone()).await.unwrap();
+    assert_eq!(
+        store.redeem_code(&bare.hash, now).await.unwrap(),
+        Redemption::First(bare)
+    );
+
+    // Racing redemptions: one wins, every other sees a replay.
+    let raced = code(&RefreshTokenSecret::generate(), None, None);
+    store.store_code(raced.clone()).await.unwrap();
+    let redeem = || store.redeem_code(&raced.hash, now);
+    let (a, b, c, d) = tokio::join!(redeem(), redeem(), redeem(), redeem());
+    let answers = [a, b, c, d];
+    let first = answers
+        .iter()
+        .filter(|a| matches!(a, Ok(Redemption::First(_))))
+        .count();
+    let again = answers
+        .iter()
+        .filter(|a| matches!(a, Ok(Redemption::Again(_))))
+        .count();
+    assert_eq!((first, again), (1, 3), "{answers:?}");
 }

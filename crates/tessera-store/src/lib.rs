@@ -12,8 +12,8 @@ use std::time::Duration;
 use tessera_proto::RevocationKind;
 
 use tessera_core::{
-    Algorithm, Audience, ClientId, ClientName, CsrfToken, GrantType, Roles, Scopes, SecretHash,
-    SessionId, Timestamp, TokenFormat, UserId, Username,
+    Algorithm, Audience, ClientId, ClientName, CsrfToken, GrantType, LogoutUri, RedirectUri, Roles,
+    Scopes, SecretHash, SessionId, Timestamp, TokenFormat, UserId, Username,
 };
 
 pub mod conformance;
@@ -423,6 +423,57 @@ store_trait! {
     }
 }
 
+/// An authorization code as stored (RFC 6749 §4.1), by the SHA-256 of the code:
+/// what the authorization request bound it to, so that the token endpoint redeems
+/// it only for the same client, redirect URI and PKCE verifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCode {
+    pub hash: SecretHash,
+    pub client_id: ClientId,
+    pub user: UserId,
+    /// The browser session it was issued in: the `sid` of what it is exchanged for.
+    pub session: SessionId,
+    /// As the authorization request gave it; the token request must give the same.
+    pub redirect_uri: String,
+    pub scopes: Scopes,
+    /// The PKCE S256 challenge (RFC 7636 §4.2), base64url.
+    pub code_challenge: Option<String>,
+    pub nonce: Option<String>,
+    /// When the user last authenticated: the ID token's `auth_time`.
+    pub auth_time: Timestamp,
+    /// The refresh family and the access token's `jti` that its exchange issues,
+    /// chosen with the code, so that a replay can revoke them (RFC 6749 §4.1.2).
+    pub family: SessionId,
+    pub jti: String,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// When the store may forget it: after `expires_at`, so that a replay soon
+    /// after expiry is still told from a code never issued.
+    pub forget_at: Timestamp,
+}
+
+/// What presenting an authorization code found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redemption {
+    /// Its first presentation, which spent it. Expiry is the caller's to judge.
+    First(AuthorizationCode),
+    /// It was spent before: a replay.
+    Again(AuthorizationCode),
+    /// Never issued, or forgotten.
+    Unknown,
+}
+
+store_trait! {
+    pub trait AuthorizationCodeStore: Send + Sync, in StoreSet.codes {
+        /// A code whose hash is taken is [`StoreError::Conflict`].
+        async fn store_code(&self, code: AuthorizationCode) -> Result<(), StoreError>;
+        /// Spends the code, atomically: of any number of redemptions, on any
+        /// instance, at most one is [`Redemption::First`]. Kept until `forget_at`
+        /// (the database's `purge_expired`, or Redis's expiry).
+        async fn redeem_code(&self, hash: &SecretHash, at: Timestamp) -> Result<Redemption, StoreError>;
+    }
+}
+
 /// What a revocation revokes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Revoked {
@@ -574,6 +625,40 @@ pub struct Client {
     pub algorithm: Algorithm,
     pub access_ttl: Duration,
     pub created_at: Timestamp,
+    /// What it registered for signing users in through the browser (OpenID
+    /// Connect's authorization-code flow); the default for any other client.
+    pub code_flow: CodeFlow,
+}
+
+/// A client's registration for the authorization-code flow (OpenID Connect Dynamic
+/// Client Registration 1.0 §2 names the same metadata).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeFlow {
+    /// Where `/oauth2/authorize` may send the browser back; sorted, no duplicates.
+    pub redirect_uris: Vec<RedirectUri>,
+    /// Where `/oauth2/logout` may send it after logout; sorted, no duplicates.
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
+    pub backchannel_logout_uri: Option<LogoutUri>,
+    /// Run by the same party as tessera: its users are not asked for consent.
+    pub first_party: bool,
+    /// Authorization requests only by reference, pushed first (RFC 9126 §6).
+    pub require_par: bool,
+    /// How its ID tokens are signed: an asymmetric algorithm, RS256 unless it said.
+    pub id_token_algorithm: Algorithm,
+}
+
+impl Default for CodeFlow {
+    fn default() -> Self {
+        Self {
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+            backchannel_logout_uri: None,
+            first_party: false,
+            require_par: false,
+            // The one OpenID Connect Core §15.1 requires every provider to offer.
+            id_token_algorithm: Algorithm::RS256,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use tessera_core::Timestamp;
 
 use crate::{
-    AccountStore, ClientStore, Health, KeyStore, OpaqueTokenStore, PresenceStore, RefreshStore,
-    RevocationLog, SessionStore, StoreError,
+    AccountStore, AuthorizationCodeStore, ClientStore, Health, KeyStore, OpaqueTokenStore,
+    PresenceStore, RefreshStore, RevocationLog, SessionStore, StoreError,
 };
 
 /// Declares a store trait (`#[async_trait]`, `Send + Sync`) and implements it for
@@ -115,6 +115,7 @@ pub struct StoreSet {
     pub sessions: Arc<dyn SessionStore>,
     pub refresh: Arc<dyn RefreshStore>,
     pub opaque: Arc<dyn OpaqueTokenStore>,
+    pub codes: Arc<dyn AuthorizationCodeStore>,
     pub log: Arc<dyn RevocationLog>,
     pub clients: Arc<dyn ClientStore>,
     pub keys: Arc<dyn KeyStore>,
@@ -134,6 +135,7 @@ impl StoreSet {
             + SessionStore
             + RefreshStore
             + OpaqueTokenStore
+            + AuthorizationCodeStore
             + RevocationLog
             + ClientStore
             + KeyStore
@@ -146,6 +148,7 @@ impl StoreSet {
             sessions: store.clone(),
             refresh: store.clone(),
             opaque: store.clone(),
+            codes: store.clone(),
             log: store.clone(),
             clients: store.clone(),
             keys: store.clone(),

@@ -5,11 +5,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde_json::json;
-use tessera_core::{Audience, ClientName, GrantType, Scopes, Timestamp, TokenFormat};
+use tessera_core::{
+    Audience, ClientName, GrantType, LogoutUri, RedirectUri, Scopes, Timestamp, TokenFormat,
+};
 use tessera_proto::Algorithm;
 use tessera_server::services::clients::{AddClientError, ClientSpec};
+use tessera_server::views::{AddedClientView, ClientView};
 use tessera_server::{Config, Core};
-use tessera_store::Client;
+use tessera_store::CodeFlow;
 
 use crate::args::StoreArgs;
 
@@ -19,8 +22,8 @@ pub enum ClientCommand {
     /// its client_secret: shown once, stored only as a hash.
     Add {
         name: String,
-        /// Grants it may use: password, refresh_token, client_credentials,
-        /// token_exchange (comma-separated or repeated).
+        /// Grants it may use: authorization_code, refresh_token, client_credentials,
+        /// token_exchange, password (comma-separated or repeated).
         #[arg(long = "grant", value_delimiter = ',', required = true, value_parser = parse_grant)]
         grants: Vec<GrantType>,
         /// A public client (a native or browser app) has no secret.
@@ -43,6 +46,25 @@ pub enum ClientCommand {
         /// Access-token lifetime, e.g. 5m, 90s, 1h (10s to 24h).
         #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
         access_ttl: Duration,
+        /// Where sign-in may return to, matched exactly (repeatable; needed for
+        /// authorization_code). A loopback IP URI (http://127.0.0.1/cb) matches any port.
+        #[arg(long = "redirect-uri", value_parser = parse_redirect_uri)]
+        redirect_uris: Vec<RedirectUri>,
+        /// Where logout may return to (repeatable).
+        #[arg(long = "post-logout-redirect-uri", value_parser = parse_redirect_uri)]
+        post_logout_redirect_uris: Vec<RedirectUri>,
+        /// Where tessera posts a logout token when a session it signed into ends.
+        #[arg(long, value_parser = |v: &str| LogoutUri::parse(v).map_err(|e| e.to_string()))]
+        backchannel_logout_uri: Option<LogoutUri>,
+        /// Run by the same party as tessera: its users are not asked for consent.
+        #[arg(long)]
+        first_party: bool,
+        /// Accept authorization requests only pushed first (RFC 9126).
+        #[arg(long)]
+        require_par: bool,
+        /// The algorithm its ID tokens are signed with: RS256, ES256 or EdDSA.
+        #[arg(long, default_value = "RS256", value_parser = parse_algorithm)]
+        id_token_alg: Algorithm,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -104,8 +126,8 @@ pub enum KeysCommand {
 fn parse_grant(value: &str) -> Result<GrantType, String> {
     GrantType::parse(value).ok_or_else(|| {
         format!(
-            "unknown grant {value:?}: use password, refresh_token, client_credentials or \
-             token_exchange"
+            "unknown grant {value:?}: use authorization_code, refresh_token, \
+             client_credentials, token_exchange or password"
         )
     })
 }
@@ -118,19 +140,8 @@ fn parse_algorithm(value: &str) -> Result<Algorithm, String> {
         .ok_or_else(|| format!("unknown algorithm {value:?}: use EdDSA, ES256 or RS256"))
 }
 
-fn client_json(client: &Client) -> serde_json::Value {
-    json!({
-        "client_id": client.id,
-        "name": client.name,
-        "public": client.secret_hash.is_none(),
-        "grants": client.grants,
-        "scope": client.scopes,
-        "audiences": client.audiences,
-        "token_format": client.token_format,
-        "alg": client.algorithm,
-        "access_ttl_seconds": client.access_ttl.as_secs(),
-        "created_at": client.created_at,
-    })
+fn parse_redirect_uri(value: &str) -> Result<RedirectUri, String> {
+    RedirectUri::parse(value).map_err(|e| e.to_string())
 }
 
 pub async fn open(
@@ -157,6 +168,12 @@ pub async fn client_command(
             token_format,
             alg,
             access_ttl,
+            redirect_uris,
+            post_logout_redirect_uris,
+            backchannel_logout_uri,
+            first_party,
+            require_par,
+            id_token_alg,
             json,
             store,
         } => {
@@ -176,6 +193,14 @@ pub async fn client_command(
                 token_format,
                 algorithm: alg,
                 access_ttl,
+                code_flow: CodeFlow {
+                    redirect_uris,
+                    post_logout_redirect_uris,
+                    backchannel_logout_uri,
+                    first_party,
+                    require_par,
+                    id_token_algorithm: id_token_alg,
+                },
             };
             let (client, secret) = match core
                 .clients
@@ -188,11 +213,11 @@ pub async fn client_command(
             };
             let secret = secret.map(|s| s.expose());
             if json {
-                let mut value = client_json(&client);
-                if let (Some(secret), Some(object)) = (&secret, value.as_object_mut()) {
-                    object.insert("client_secret".into(), json!(secret));
-                }
-                println!("{value}");
+                let view = AddedClientView {
+                    client: ClientView::from(&client),
+                    client_secret: secret.as_deref(),
+                };
+                println!("{}", json!(view));
             } else {
                 println!("created client {}", client.name);
                 println!("  client_id      {}", client.id);
@@ -206,7 +231,7 @@ pub async fn client_command(
             let (_, core) = open(store, overrides).await?;
             let clients = core.clients.list().await?;
             if json {
-                let list: Vec<_> = clients.iter().map(client_json).collect();
+                let list: Vec<_> = clients.iter().map(ClientView::from).collect();
                 println!("{}", json!({ "clients": list }));
             } else {
                 println!(
@@ -242,7 +267,7 @@ pub async fn client_command(
             };
             core.clients.remove(&found.id).await?;
             if json {
-                println!("{}", json!({"removed": client_json(&found)}));
+                println!("{}", json!({"removed": ClientView::from(&found)}));
             } else {
                 println!("removed client {} ({})", found.name, found.id);
             }

@@ -520,6 +520,23 @@ impl FromRequest<AppState> for Admin {
     }
 }
 
+/// An administrator and the JSON body of their request: [`Admin`] reads the body
+/// for a CSRF form field, so a handler that needs both takes this instead. A
+/// session's CSRF token comes in the `X-CSRF-Token` header here.
+pub struct AdminInput<T>(pub Admin, pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for AdminInput<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        let headers_only = Request::from_parts(parts.clone(), axum::body::Body::empty());
+        let admin = Admin::from_request(headers_only, state).await?;
+        let Input(input) = Input::from_request(Request::from_parts(parts, body), state).await?;
+        Ok(Self(admin, input))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

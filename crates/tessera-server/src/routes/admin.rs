@@ -1,5 +1,5 @@
 //! `/admin/v1/`: what an operator does over HTTP — find users, see and end their
-//! sessions, kick them, list keys, count who is online. Every handler takes
+//! sessions, kick them, register and remove clients, list keys, count who is online. Every handler takes
 //! [`Admin`]; anyone else gets 401 or 403.
 
 use std::collections::HashMap;
@@ -10,14 +10,19 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 use http::StatusCode;
+use serde::Deserialize;
 use serde_json::json;
-use tessera_core::{SessionId, Timestamp, UserId, Username};
+use tessera_core::{
+    Algorithm, Audience, ClientId, ClientName, GrantType, LogoutUri, RedirectUri, Scopes,
+    SessionId, Timestamp, TokenFormat, UserId, Username,
+};
 
 use crate::http::error::ApiError;
-use crate::http::extract::Admin;
+use crate::http::extract::{Admin, AdminInput};
 use crate::services::admin::{AdminError, Administration};
+use crate::services::clients::{AddClientError, ClientSpec, CodeFlow};
 use crate::services::presence::{DEFAULT_WINDOW, MAX_WINDOW};
-use crate::views::{AdminUserView, SessionTimes, key_views};
+use crate::views::{AddedClientView, AdminUserView, ClientView, SessionTimes, key_views};
 
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 500;
@@ -33,10 +38,22 @@ fn user_id(id: &str) -> Result<UserId, ApiError> {
 impl From<AdminError> for ApiError {
     fn from(error: AdminError) -> Self {
         match error {
-            AdminError::NoSuchUser | AdminError::NoSuchSession => {
+            AdminError::NoSuchUser | AdminError::NoSuchSession | AdminError::NoSuchClient => {
                 ApiError::not_found(error.to_string())
             }
             AdminError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<AddClientError> for ApiError {
+    fn from(error: AddClientError) -> Self {
+        match error {
+            AddClientError::Invalid(reason) => ApiError::bad_request(reason),
+            AddClientError::NameTaken(_) => {
+                ApiError::new(StatusCode::CONFLICT, "name_taken", error.to_string())
+            }
+            AddClientError::Store(e) => e.into(),
         }
     }
 }
@@ -195,4 +212,145 @@ pub async fn online(
         "sessions": online.sessions,
         "window_seconds": window.as_secs(),
     })))
+}
+
+/// The body of `POST /admin/v1/clients`: what `tessera client add` takes, by the
+/// names `GET` shows. Only `name` and `grants` are required.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewClient {
+    name: String,
+    grants: Vec<String>,
+    #[serde(default)]
+    public: bool,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    audiences: Vec<String>,
+    token_format: Option<String>,
+    alg: Option<String>,
+    access_ttl_seconds: Option<u64>,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
+    backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    first_party: bool,
+    #[serde(default)]
+    require_par: bool,
+    id_token_alg: Option<String>,
+}
+
+impl NewClient {
+    fn parse(self) -> Result<ClientSpec, ApiError> {
+        fn invalid(field: &str, reason: impl std::fmt::Display) -> ApiError {
+            ApiError::bad_request(format!("{field}: {reason}"))
+        }
+        let redirect_uris = |field: &str, uris: Vec<String>| {
+            uris.iter()
+                .map(|u| RedirectUri::parse(u).map_err(|e| invalid(field, e)))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let algorithm = |field: &str, alg: Option<String>, default: Algorithm| {
+            alg.map_or(Ok(default), |a| {
+                a.parse::<Algorithm>()
+                    .map_err(|_| invalid(field, format!("unknown algorithm {a:?}")))
+            })
+        };
+        Ok(ClientSpec {
+            name: ClientName::parse(&self.name).map_err(|e| invalid("name", e))?,
+            grants: self
+                .grants
+                .iter()
+                .map(|g| {
+                    GrantType::parse(g)
+                        .ok_or_else(|| invalid("grants", format!("unknown grant {g:?}")))
+                })
+                .collect::<Result<_, _>>()?,
+            public: self.public,
+            scopes: Scopes::parse(&self.scope).map_err(|e| invalid("scope", e))?,
+            audiences: self
+                .audiences
+                .iter()
+                .map(|a| Audience::parse(a).map_err(|e| invalid("audiences", e)))
+                .collect::<Result<_, _>>()?,
+            token_format: self
+                .token_format
+                .map_or(Ok(TokenFormat::default()), |f| f.parse())
+                .map_err(|e| invalid("token_format", e))?,
+            algorithm: algorithm("alg", self.alg, Algorithm::default())?,
+            access_ttl: self
+                .access_ttl_seconds
+                .map_or(ClientSpec::DEFAULT_ACCESS_TTL, Duration::from_secs),
+            code_flow: CodeFlow {
+                redirect_uris: redirect_uris("redirect_uris", self.redirect_uris)?,
+                post_logout_redirect_uris: redirect_uris(
+                    "post_logout_redirect_uris",
+                    self.post_logout_redirect_uris,
+                )?,
+                backchannel_logout_uri: self
+                    .backchannel_logout_uri
+                    .map(|u| LogoutUri::parse(&u).map_err(|e| invalid("backchannel_logout_uri", e)))
+                    .transpose()?,
+                first_party: self.first_party,
+                require_par: self.require_par,
+                id_token_algorithm: algorithm(
+                    "id_token_alg",
+                    self.id_token_alg,
+                    CodeFlow::default().id_token_algorithm,
+                )?,
+            },
+        })
+    }
+}
+
+fn client_id(id: &str) -> Result<ClientId, ApiError> {
+    ClientId::parse(id).ok_or_else(|| AdminError::NoSuchClient.into())
+}
+
+/// `POST /admin/v1/clients`: registers a client; `201` with it and, for a
+/// confidential client, its `client_secret`, shown this once.
+pub async fn add_client(
+    State(admin): State<Arc<Administration>>,
+    AdminInput(_, new): AdminInput<NewClient>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (client, secret) = admin.add_client(new.parse()?).await?;
+    let secret = secret.map(|s| s.expose());
+    let view = AddedClientView {
+        client: ClientView::from(&client),
+        client_secret: secret.as_deref(),
+    };
+    Ok((StatusCode::CREATED, Json(json!({ "client": view }))))
+}
+
+/// `GET /admin/v1/clients`, oldest first.
+pub async fn clients(
+    State(admin): State<Arc<Administration>>,
+    _: Admin,
+) -> Result<impl IntoResponse, ApiError> {
+    let clients = admin.clients().await?;
+    let views: Vec<_> = clients.iter().map(ClientView::from).collect();
+    Ok(Json(json!({ "clients": views })))
+}
+
+/// `GET /admin/v1/clients/{id}`
+pub async fn client(
+    State(admin): State<Arc<Administration>>,
+    Path(id): Path<String>,
+    _: Admin,
+) -> Result<impl IntoResponse, ApiError> {
+    let client = admin.client(&client_id(&id)?).await?;
+    Ok(Json(json!({ "client": ClientView::from(&client) })))
+}
+
+/// `DELETE /admin/v1/clients/{id}`: removes the client; every token issued to it
+/// is refused from now on, on every instance and verifier.
+pub async fn remove_client(
+    State(admin): State<Arc<Administration>>,
+    Path(id): Path<String>,
+    _: Admin,
+) -> Result<impl IntoResponse, ApiError> {
+    admin.remove_client(&client_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

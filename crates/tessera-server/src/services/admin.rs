@@ -1,15 +1,16 @@
 //! What an operator does over HTTP: find users, see and end their sessions, kick,
-//! disable and enable them, list keys, count who is online. The admin routes call
+//! disable and enable them, register and remove clients, list keys, count who is
+//! online. The admin routes call
 //! this and nothing else; the CLI reaches the same services through `Core`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_core::{SessionId, UserId, Username};
-use tessera_store::{EndReason, Online, SessionRecord, StoreError, User};
+use tessera_core::{ClientId, ClientSecret, SessionId, UserId, Username};
+use tessera_store::{Client, EndReason, Online, SessionRecord, StoreError, User};
 
 use crate::services::accounts::{Accounts, CutOff};
-use crate::services::clients::Clients;
+use crate::services::clients::{AddClientError, ClientSpec, Clients};
 use crate::services::keyring::{KeyRing, KeySet};
 use crate::services::presence::Presence;
 use crate::services::sessions::{SessionPolicy, SessionService};
@@ -20,6 +21,8 @@ pub enum AdminError {
     NoSuchUser,
     #[error("the user has no session with this id")]
     NoSuchSession,
+    #[error("there is no client with this id")]
+    NoSuchClient,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -32,6 +35,8 @@ pub struct Administration {
     presence: Arc<Presence>,
     /// The lifetime of the tokens of the token cookie, which belong to no client.
     session_token_ttl: Duration,
+    /// Whether a client may have HS256 access tokens (a shared secret is set).
+    hs256_configured: bool,
 }
 
 impl Administration {
@@ -42,6 +47,7 @@ impl Administration {
         keys: Arc<KeyRing>,
         presence: Arc<Presence>,
         session_token_ttl: Duration,
+        hs256_configured: bool,
     ) -> Self {
         Self {
             accounts,
@@ -50,6 +56,31 @@ impl Administration {
             keys,
             presence,
             session_token_ttl,
+            hs256_configured,
+        }
+    }
+
+    /// Registers a client; its secret, if it has one, is returned this once.
+    pub async fn add_client(
+        &self,
+        spec: ClientSpec,
+    ) -> Result<(Client, Option<ClientSecret>), AddClientError> {
+        self.clients.add(spec, self.hs256_configured).await
+    }
+
+    pub async fn clients(&self) -> Result<Vec<Client>, StoreError> {
+        self.clients.list().await
+    }
+
+    pub async fn client(&self, id: &ClientId) -> Result<Client, AdminError> {
+        self.clients.get(id).await?.ok_or(AdminError::NoSuchClient)
+    }
+
+    /// Removes a client and cuts off every token issued to it.
+    pub async fn remove_client(&self, id: &ClientId) -> Result<(), AdminError> {
+        match self.clients.remove(id).await? {
+            true => Ok(()),
+            false => Err(AdminError::NoSuchClient),
         }
     }
 

@@ -23,7 +23,11 @@ use tessera_store::{
     Client, ClientStore, CreateClientError, EndReason, RevocationLog, Revoked, StoreError,
 };
 
-/// What `tessera client add` asks for.
+/// What a client of the browser flow registers, as [`ClientSpec`] takes it: the
+/// store's record, named here so that routes reach it through this service.
+pub use tessera_store::CodeFlow;
+
+/// What `tessera client add` and `POST /admin/v1/clients` ask for.
 pub struct ClientSpec {
     pub name: ClientName,
     pub grants: Vec<GrantType>,
@@ -33,6 +37,13 @@ pub struct ClientSpec {
     pub token_format: TokenFormat,
     pub algorithm: Algorithm,
     pub access_ttl: Duration,
+    /// Checked and put in order by [`Clients::add`].
+    pub code_flow: CodeFlow,
+}
+
+impl ClientSpec {
+    /// The access-token lifetime of a client that names none.
+    pub const DEFAULT_ACCESS_TTL: Duration = Duration::from_secs(300);
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +163,7 @@ impl Clients {
                  TESSERA_TOKENS__HS256_SECRET) first",
             );
         }
+        let code_flow = checked_code_flow(&grants, spec.code_flow)?;
         let secret = (!spec.public).then(ClientSecret::generate);
         let client = Client {
             id: ClientId::generate(),
@@ -164,6 +176,7 @@ impl Clients {
             algorithm: spec.algorithm,
             access_ttl: spec.access_ttl,
             created_at: Timestamp::now(),
+            code_flow,
         };
         match self.store.create_client(client.clone()).await {
             Ok(()) => Ok((client, secret)),
@@ -250,4 +263,32 @@ impl Clients {
             Err(ClientAuthError::Failed)
         }
     }
+}
+
+/// A code-flow registration that holds together: redirect URIs exactly when the
+/// client may use the authorization-code grant (and the rest of the flow's settings
+/// only then), ID tokens signed asymmetrically (a relying party verifies them with
+/// the published keys), and the URI lists in order without duplicates.
+fn checked_code_flow(grants: &[GrantType], mut flow: CodeFlow) -> Result<CodeFlow, AddClientError> {
+    let invalid = |m: &str| Err(AddClientError::Invalid(m.to_owned()));
+    flow.redirect_uris.sort();
+    flow.redirect_uris.dedup();
+    flow.post_logout_redirect_uris.sort();
+    flow.post_logout_redirect_uris.dedup();
+    if grants.contains(&GrantType::AuthorizationCode) {
+        if flow.redirect_uris.is_empty() {
+            return invalid(
+                "the authorization_code grant needs at least one redirect URI (--redirect-uri)",
+            );
+        }
+    } else if flow != CodeFlow::default() {
+        return invalid(
+            "redirect and logout URIs, first-party, PAR and the ID-token algorithm are for a \
+             client with the authorization_code grant",
+        );
+    }
+    if !Algorithm::ASYMMETRIC.contains(&flow.id_token_algorithm) {
+        return invalid("ID tokens are signed with RS256, ES256 or EdDSA (--id-token-alg)");
+    }
+    Ok(flow)
 }

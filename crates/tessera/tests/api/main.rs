@@ -14,6 +14,7 @@ mod interop;
 mod login;
 mod login_page;
 mod migrate;
+mod oidc;
 mod operations;
 mod protection;
 mod registration;

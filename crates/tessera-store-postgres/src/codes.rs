@@ -1,0 +1,13 @@
+//! `AuthorizationCodeStore` on PostgreSQL: the shared statements, nothing of its own.
+
+use sqlx::Postgres;
+use tessera_store::AuthorizationCodeStore;
+use tessera_store_sql::sql_store;
+
+use crate::PostgresStore;
+
+sql_store! {
+    impl AuthorizationCodeStore for PostgresStore {
+        forward to Postgres on self.pool { store_code, redeem_code }
+    }
+}

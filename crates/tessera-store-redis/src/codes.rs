@@ -1,0 +1,145 @@
+//! `AuthorizationCodeStore` on Redis: one hash per code, expired by Redis at the
+//! code's `forget_at`; a redemption is one script, so exactly one finds it unspent.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use redis::Script;
+use tessera_core::{ClientId, Scopes, SecretHash, SessionId, Timestamp, UserId};
+use tessera_store::{AuthorizationCode, AuthorizationCodeStore, Redemption, StoreError};
+
+use crate::{RedisStore, Retry, Stored, hex};
+
+fn code_key(hash: &SecretHash) -> String {
+    format!("tessera:code:{}", hex(hash))
+}
+
+/// KEYS: the code's hash. ARGV: forget at, then field/value pairs. 0 if a code
+/// with this hash exists.
+static STORE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1
+",
+    )
+});
+
+/// KEYS: the code's hash. ARGV: now. The code's fields, with `first` set to `1`
+/// when this call spent it; nothing for an unknown code.
+static REDEEM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
+local first = redis.call('HSETNX', KEYS[1], 'redeemed_at', ARGV[1])
+local fields = redis.call('HGETALL', KEYS[1])
+table.insert(fields, 'first')
+table.insert(fields, tostring(first))
+return fields
+",
+    )
+});
+
+fn code_from(
+    hash: &SecretHash,
+    fields: HashMap<String, String>,
+) -> Result<Option<(AuthorizationCode, bool)>, StoreError> {
+    let Some(c) = Stored::new("authorization code", fields) else {
+        return Ok(None);
+    };
+    let code = AuthorizationCode {
+        hash: *hash,
+        client_id: c.parse("client_id", ClientId::parse)?,
+        user: c.parse("user_id", UserId::parse)?,
+        session: c.parse("session_id", |s| SessionId::parse(s).ok())?,
+        redirect_uri: c.text("redirect_uri")?.to_owned(),
+        scopes: c.parse("scopes", |s| Scopes::parse(s).ok())?,
+        code_challenge: c.optional("code_challenge").map(str::to_owned),
+        nonce: c.optional("nonce").map(str::to_owned),
+        auth_time: c.millis("auth_time")?,
+        family: c.parse("family_id", |s| SessionId::parse(s).ok())?,
+        jti: c.text("jti")?.to_owned(),
+        issued_at: c.millis("issued_at")?,
+        expires_at: c.millis("expires_at")?,
+        forget_at: c.millis("forget_at")?,
+    };
+    let first = c.text("first")? == "1";
+    Ok(Some((code, first)))
+}
+
+#[async_trait]
+impl AuthorizationCodeStore for RedisStore {
+    async fn store_code(&self, code: AuthorizationCode) -> Result<(), StoreError> {
+        let mut invocation = STORE.prepare_invoke();
+        invocation
+            .key(code_key(&code.hash))
+            .arg(code.forget_at.as_millis())
+            .arg("client_id")
+            .arg(code.client_id.to_string())
+            .arg("user_id")
+            .arg(code.user.to_string())
+            .arg("session_id")
+            .arg(code.session.as_str())
+            .arg("redirect_uri")
+            .arg(&code.redirect_uri)
+            .arg("scopes")
+            .arg(code.scopes.to_string())
+            .arg("auth_time")
+            .arg(code.auth_time.as_millis())
+            .arg("family_id")
+            .arg(code.family.as_str())
+            .arg("jti")
+            .arg(&code.jti)
+            .arg("issued_at")
+            .arg(code.issued_at.as_millis())
+            .arg("expires_at")
+            .arg(code.expires_at.as_millis())
+            .arg("forget_at")
+            .arg(code.forget_at.as_millis());
+        if let Some(challenge) = &code.code_challenge {
+            invocation.arg("code_challenge").arg(challenge);
+        }
+        if let Some(nonce) = &code.nonce {
+            invocation.arg("nonce").arg(nonce);
+        }
+        let invocation = &invocation;
+        // Not retried on a dropped connection: a second run would find the first's
+        // code and report the hash as taken.
+        let stored: i64 = self
+            .run(Retry::Once, |mut c| async move {
+                invocation.invoke_async(&mut c).await
+            })
+            .await?;
+        if stored == 0 {
+            return Err(StoreError::Conflict(
+                "an authorization code with this hash exists".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn redeem_code(
+        &self,
+        hash: &SecretHash,
+        at: Timestamp,
+    ) -> Result<Redemption, StoreError> {
+        let mut invocation = REDEEM.prepare_invoke();
+        invocation.key(code_key(hash)).arg(at.as_millis());
+        let invocation = &invocation;
+        // Not retried: a second run after a lost answer would call the first
+        // redemption a replay.
+        let fields: HashMap<String, String> = self
+            .run(Retry::Once, |mut c| async move {
+                invocation.invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(match code_from(hash, fields)? {
+            Some((code, true)) => Redemption::First(code),
+            Some((code, false)) => Redemption::Again(code),
+            None => Redemption::Unknown,
+        })
+    }
+}

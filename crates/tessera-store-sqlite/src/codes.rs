@@ -1,0 +1,13 @@
+//! `AuthorizationCodeStore` on SQLite: the shared statements, nothing of its own.
+
+use sqlx::Sqlite;
+use tessera_store::AuthorizationCodeStore;
+use tessera_store_sql::sql_store;
+
+use crate::SqliteStore;
+
+sql_store! {
+    impl AuthorizationCodeStore for SqliteStore {
+        forward to Sqlite on self.pool { store_code, redeem_code }
+    }
+}
