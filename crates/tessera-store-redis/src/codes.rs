@@ -15,19 +15,6 @@ fn code_key(hash: &SecretHash) -> String {
     format!("tessera:code:{}", hex(hash))
 }
 
-/// KEYS: the code's hash. ARGV: forget at, then field/value pairs. 0 if a code
-/// with this hash exists.
-static STORE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-return 1
-",
-    )
-});
-
 /// KEYS: the code's hash. ARGV: now. The code's fields, with `first` set to `1`
 /// when this call spent it; nothing for an unknown code.
 static REDEEM: LazyLock<Script> = LazyLock::new(|| {
@@ -73,52 +60,32 @@ fn code_from(
 #[async_trait]
 impl AuthorizationCodeStore for RedisStore {
     async fn store_code(&self, code: AuthorizationCode) -> Result<(), StoreError> {
-        let mut invocation = STORE.prepare_invoke();
-        invocation
-            .key(code_key(&code.hash))
-            .arg(code.forget_at.as_millis())
-            .arg("client_id")
-            .arg(code.client_id.to_string())
-            .arg("user_id")
-            .arg(code.user.to_string())
-            .arg("session_id")
-            .arg(code.session.as_str())
-            .arg("redirect_uri")
-            .arg(&code.redirect_uri)
-            .arg("scopes")
-            .arg(code.scopes.to_string())
-            .arg("auth_time")
-            .arg(code.auth_time.as_millis())
-            .arg("family_id")
-            .arg(code.family.as_str())
-            .arg("jti")
-            .arg(&code.jti)
-            .arg("issued_at")
-            .arg(code.issued_at.as_millis())
-            .arg("expires_at")
-            .arg(code.expires_at.as_millis())
-            .arg("forget_at")
-            .arg(code.forget_at.as_millis());
-        if let Some(challenge) = &code.code_challenge {
-            invocation.arg("code_challenge").arg(challenge);
+        let mut fields = vec![
+            ("client_id", code.client_id.to_string()),
+            ("user_id", code.user.to_string()),
+            ("session_id", code.session.as_str().to_owned()),
+            ("redirect_uri", code.redirect_uri),
+            ("scopes", code.scopes.to_string()),
+            ("auth_time", code.auth_time.as_millis().to_string()),
+            ("family_id", code.family.as_str().to_owned()),
+            ("jti", code.jti),
+            ("issued_at", code.issued_at.as_millis().to_string()),
+            ("expires_at", code.expires_at.as_millis().to_string()),
+            ("forget_at", code.forget_at.as_millis().to_string()),
+        ];
+        if let Some(challenge) = code.code_challenge {
+            fields.push(("code_challenge", challenge));
         }
-        if let Some(nonce) = &code.nonce {
-            invocation.arg("nonce").arg(nonce);
+        if let Some(nonce) = code.nonce {
+            fields.push(("nonce", nonce));
         }
-        let invocation = &invocation;
-        // Not retried on a dropped connection: a second run would find the first's
-        // code and report the hash as taken.
-        let stored: i64 = self
-            .run(Retry::Once, |mut c| async move {
-                invocation.invoke_async(&mut c).await
-            })
-            .await?;
-        if stored == 0 {
-            return Err(StoreError::Conflict(
-                "an authorization code with this hash exists".into(),
-            ));
-        }
-        Ok(())
+        self.insert_expiring_hash(
+            code_key(&code.hash),
+            code.forget_at,
+            &fields,
+            "an authorization code",
+        )
+        .await
     }
 
     async fn redeem_code(

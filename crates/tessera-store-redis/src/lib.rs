@@ -294,6 +294,47 @@ impl RedisStore {
         }
     }
 
+    /// Writes a hash that must be new (an opaque token, an authorization code: keyed
+    /// by a secret's hash), expiring at `expires_at`. A key that exists already is
+    /// [`StoreError::Conflict`] naming `what`, and stays as it was.
+    pub(crate) async fn insert_expiring_hash(
+        &self,
+        key: String,
+        expires_at: Timestamp,
+        fields: &[(&str, String)],
+        what: &str,
+    ) -> Result<(), StoreError> {
+        static INSERT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+            redis::Script::new(
+                r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1
+",
+            )
+        });
+        let mut invocation = INSERT.prepare_invoke();
+        invocation.key(key).arg(expires_at.as_millis());
+        for (field, value) in fields {
+            invocation.arg(*field).arg(value);
+        }
+        let invocation = &invocation;
+        // Not retried on a dropped connection: a second run would find the first's
+        // hash and report it as taken.
+        let stored: i64 = self
+            .run(Retry::Once, |mut c| async move {
+                invocation.invoke_async(&mut c).await
+            })
+            .await?;
+        if stored == 0 {
+            return Err(StoreError::Conflict(format!(
+                "{what} with this hash exists"
+            )));
+        }
+        Ok(())
+    }
+
     /// Runs `call` on the connection, within [`COMMAND_TIMEOUT`] all attempts
     /// included, retrying as `retry` allows when the connection was dead.
     pub(crate) async fn run<T, F, Fut>(&self, retry: Retry, mut call: F) -> Result<T, StoreError>

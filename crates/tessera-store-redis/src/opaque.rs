@@ -2,10 +2,8 @@
 //! expiry.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
 
 use async_trait::async_trait;
-use redis::Script;
 use tessera_core::{Audience, ClientId, Roles, Scopes, SecretHash, SessionId, Timestamp, UserId};
 use tessera_store::{EndReason, OpaqueToken, OpaqueTokenStore, Revoked, StoreError};
 
@@ -14,19 +12,6 @@ use crate::{RedisStore, Retry, Stored, hex};
 fn token_key(hash: &SecretHash) -> String {
     format!("tessera:opaque:{}", hex(hash))
 }
-
-/// KEYS: the token's hash. ARGV: expires at, then field/value pairs. 0 if a token
-/// with this hash exists.
-static STORE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-return 1
-",
-    )
-});
 
 fn token_from(
     hash: &SecretHash,
@@ -53,47 +38,31 @@ fn token_from(
 #[async_trait]
 impl OpaqueTokenStore for RedisStore {
     async fn store_opaque_token(&self, token: OpaqueToken) -> Result<(), StoreError> {
-        let mut invocation = STORE.prepare_invoke();
-        invocation
-            .key(token_key(&token.hash))
-            .arg(token.expires_at.as_millis())
-            .arg("jti")
-            .arg(&token.jti)
-            .arg("client_id")
-            .arg(token.client_id.to_string())
-            .arg("subject")
-            .arg(&token.subject)
-            .arg("scopes")
-            .arg(token.scopes.to_string())
-            .arg("roles")
-            .arg(token.roles.to_stored())
-            .arg("issued_at")
-            .arg(token.issued_at.as_millis())
-            .arg("expires_at")
-            .arg(token.expires_at.as_millis());
+        let mut fields = vec![
+            ("jti", token.jti),
+            ("client_id", token.client_id.to_string()),
+            ("subject", token.subject),
+            ("scopes", token.scopes.to_string()),
+            ("roles", token.roles.to_stored()),
+            ("issued_at", token.issued_at.as_millis().to_string()),
+            ("expires_at", token.expires_at.as_millis().to_string()),
+        ];
         if let Some(user) = token.user {
-            invocation.arg("user_id").arg(user.to_string());
+            fields.push(("user_id", user.to_string()));
         }
         if let Some(audience) = &token.audience {
-            invocation.arg("audience").arg(audience.as_str());
+            fields.push(("audience", audience.as_str().to_owned()));
         }
         if let Some(session) = &token.session {
-            invocation.arg("session_id").arg(session.as_str());
+            fields.push(("session_id", session.as_str().to_owned()));
         }
-        let invocation = &invocation;
-        // Not retried on a dropped connection: a second run would find the first's
-        // token and report the hash as taken.
-        let stored: i64 = self
-            .run(Retry::Once, |mut c| async move {
-                invocation.invoke_async(&mut c).await
-            })
-            .await?;
-        if stored == 0 {
-            return Err(StoreError::Conflict(
-                "an opaque token with this hash exists".into(),
-            ));
-        }
-        Ok(())
+        self.insert_expiring_hash(
+            token_key(&token.hash),
+            token.expires_at,
+            &fields,
+            "an opaque token",
+        )
+        .await
     }
 
     async fn opaque_token(&self, hash: &SecretHash) -> Result<Option<OpaqueToken>, StoreError> {
