@@ -7,6 +7,7 @@
 mod client;
 mod password;
 mod pkce;
+mod profile;
 mod secret;
 mod timestamp;
 mod uri;
@@ -19,6 +20,7 @@ pub use client::{
 };
 pub use password::{Password, PasswordError};
 pub use pkce::{CodeChallenge, PkceError};
+pub use profile::{DisplayName, Email, ProfileError};
 pub use secret::{
     AccessTokenSecret, AuthorizationCodeSecret, ClientSecret, CsrfToken, PresentedToken,
     RefreshTokenSecret, Secret, SecretHash, SecretKind, SessionId, SessionIdError, SessionSecret,

@@ -16,8 +16,8 @@ use tessera_core::{
 };
 use tessera_store::{
     AccountStore, CreateSessionError, CreateUserError, EndReason, NewSession, NewUser, OpaqueToken,
-    OpaqueTokenStore, PresenceStore, RevocationLog, Revoked, Seen, SessionStore, StoreError, User,
-    UserCredentials,
+    OpaqueTokenStore, PresenceStore, Profile, RevocationLog, Revoked, Seen, SessionStore,
+    StoreError, User, UserCredentials,
 };
 use tessera_store_postgres::PostgresStore;
 use tessera_store_redis::RedisStore;
@@ -79,6 +79,12 @@ impl AccountStore for DisablesDuringLogin {
     }
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         self.inner.list_users().await
+    }
+    async fn profile(&self, id: UserId) -> Result<Option<Profile>, StoreError> {
+        self.inner.profile(id).await
+    }
+    async fn set_profile(&self, id: UserId, profile: Profile) -> Result<bool, StoreError> {
+        self.inner.set_profile(id, profile).await
     }
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
         if self.reads.fetch_add(1, Ordering::SeqCst) == 1 {

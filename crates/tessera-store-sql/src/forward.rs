@@ -94,6 +94,10 @@ macro_rules! __sql_store_forward {
         [replace_password_hash(user: __ty::UserId, previous: &str, new: &str) -> Result<(), __ty::StoreError> = replace_password_hash(user, previous, new)] $($own)* } };
     ($head:tt [set_user_disabled $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [set_user_disabled(username: &__ty::Username, disabled: bool) -> Result<Option<__ty::User>, __ty::StoreError> = set_user_disabled(username, disabled)] $($own)* } };
+    ($head:tt [profile $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [profile(id: __ty::UserId) -> Result<Option<__ty::Profile>, __ty::StoreError> = profile(id)] $($own)* } };
+    ($head:tt [set_profile $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [set_profile(id: __ty::UserId, profile: __ty::Profile) -> Result<bool, __ty::StoreError> = set_profile(id, profile)] $($own)* } };
     // SessionStore.
     ($head:tt [create_session $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [create_session(session: __ty::NewSession) -> Result<(), __ty::CreateSessionError> = create_session(session)] $($own)* } };

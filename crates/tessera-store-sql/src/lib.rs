@@ -37,8 +37,8 @@ pub mod __private {
         };
         pub use tessera_store::{
             AuthorizationCode, Client, CreateSessionError, CreateUserError, NewRefreshFamily,
-            NewSession, NewUser, Online, OpaqueToken, Redemption, RefreshFamily, Revocation,
-            SessionRecord, StoreError, StoredKey, User, UserCredentials,
+            NewSession, NewUser, Online, OpaqueToken, Profile, Redemption, RefreshFamily,
+            Revocation, SessionRecord, StoreError, StoredKey, User, UserCredentials,
         };
     }
 }

@@ -12,8 +12,8 @@ use tessera_core::{
 };
 use tessera_store::{
     AuthorizationCode, Client, CreateSessionError, CreateUserError, NewRefreshFamily, NewSession,
-    NewUser, Online, OpaqueToken, Redemption, RefreshFamily, Revocation, SessionRecord, StoreError,
-    StoredKey, User, UserCredentials,
+    NewUser, Online, OpaqueToken, Profile, Redemption, RefreshFamily, Revocation, SessionRecord,
+    StoreError, StoredKey, User, UserCredentials,
 };
 
 use crate::dialect::Statements;
@@ -232,6 +232,42 @@ where
         .as_ref()
         .map(rows::user)
         .transpose()
+    }
+
+    async fn profile<'c>(
+        db: impl Executor<'c, Database = Self>,
+        id: UserId,
+    ) -> Result<Option<Profile>, StoreError> {
+        sqlx::query(
+            "SELECT name, email, email_verified, profile_updated_at FROM users WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(db)
+        .await
+        .map_err(store_error)?
+        .as_ref()
+        .map(rows::profile)
+        .transpose()
+    }
+
+    async fn set_profile<'c>(
+        db: impl Executor<'c, Database = Self>,
+        id: UserId,
+        profile: Profile,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "UPDATE users SET name = $2, email = $3, email_verified = $4, \
+             profile_updated_at = $5 WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(profile.name.map(|n| n.as_str().to_owned()))
+        .bind(profile.email.map(|e| e.as_str().to_owned()))
+        .bind(profile.email_verified)
+        .bind(profile.updated_at.map(|t| t.as_millis()))
+        .execute(db)
+        .await
+        .map(|done| Self::rows_affected(&done) > 0)
+        .map_err(store_error)
     }
 
     // Sessions.

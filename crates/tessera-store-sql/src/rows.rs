@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 use tessera_core::{
-    Audience, ClientId, ClientName, CsrfToken, GrantType, LogoutUri, RedirectUri, Roles, Scopes,
-    SecretHash, SessionId, Timestamp, UserId, Username,
+    Audience, ClientId, ClientName, CsrfToken, DisplayName, Email, GrantType, LogoutUri,
+    RedirectUri, Roles, Scopes, SecretHash, SessionId, Timestamp, UserId, Username,
 };
 use tessera_store::{
-    AuthorizationCode, Client, CodeFlow, EndReason, OpaqueToken, RefreshFamily, Revocation,
-    Revoked, SessionRecord, StoreError, StoredKey, User, UserCredentials,
+    AuthorizationCode, Client, CodeFlow, EndReason, OpaqueToken, Profile, RefreshFamily,
+    Revocation, Revoked, SessionRecord, StoreError, StoredKey, User, UserCredentials,
 };
 
 use crate::store_error;
@@ -303,5 +303,23 @@ pub fn authorization_code(row: &impl Columns) -> Result<AuthorizationCode, Store
         issued_at: row.time("issued_at")?,
         expires_at: row.time("expires_at")?,
         forget_at: row.time("forget_at")?,
+    })
+}
+
+/// `name, email, email_verified, profile_updated_at` of a user.
+pub fn profile(row: &impl Columns) -> Result<Profile, StoreError> {
+    Ok(Profile {
+        name: row
+            .optional_text("name")?
+            .map(|n| DisplayName::parse(&n).map_err(|_| StoreError::corrupt("user name")))
+            .transpose()?,
+        email: row
+            .optional_text("email")?
+            .map(|e| Email::parse(&e).map_err(|_| StoreError::corrupt("user email")))
+            .transpose()?,
+        email_verified: row.flag("email_verified")?,
+        updated_at: row
+            .optional_int("profile_updated_at")?
+            .map(Timestamp::from_millis),
     })
 }

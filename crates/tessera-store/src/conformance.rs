@@ -7,16 +7,16 @@
 use std::time::Duration;
 
 use tessera_core::{
-    Algorithm, Audience, ClientId, ClientName, ClientSecret, CsrfToken, GrantType, LogoutUri,
-    RedirectUri, RefreshTokenSecret, Role, Roles, Scopes, SessionSecret, Timestamp, TokenFormat,
-    UserId, Username,
+    Algorithm, Audience, ClientId, ClientName, ClientSecret, CsrfToken, DisplayName, Email,
+    GrantType, LogoutUri, RedirectUri, RefreshTokenSecret, Role, Roles, Scopes, SessionSecret,
+    Timestamp, TokenFormat, UserId, Username,
 };
 
 use crate::{
     AccountStore, AuthorizationCode, AuthorizationCodeStore, Client, ClientStore, CodeFlow,
     CreateClientError, CreateSessionError, CreateUserError, EndReason, KeyStore, NewRefreshFamily,
-    NewSession, NewUser, OpaqueToken, OpaqueTokenStore, Redemption, RefreshOutcome, RefreshStore,
-    RevocationLog, Revoked, SessionStore, StoreError, StoredKey,
+    NewSession, NewUser, OpaqueToken, OpaqueTokenStore, Profile, Redemption, RefreshOutcome,
+    RefreshStore, RevocationLog, Revoked, SessionStore, StoreError, StoredKey,
 };
 
 pub async fn run<S>(store: &S)
@@ -31,6 +31,7 @@ where
         + AuthorizationCodeStore,
 {
     accounts(store).await;
+    profiles(store).await;
     look_alikes(store).await;
     sessions(store).await;
     ending_sessions_is_logged(store).await;
@@ -1260,4 +1261,41 @@ async fn authorization_codes<S: AuthorizationCodeStore>(store: &S) {
         .filter(|a| matches!(a, Ok(Redemption::Again(_))))
         .count();
     assert_eq!((first, again), (1, 3), "{answers:?}");
+}
+
+/// A profile starts empty, is replaced whole, and is there only for a user that is.
+async fn profiles<S: AccountStore>(store: &S) {
+    let user = store
+        .create_user(NewUser {
+            id: UserId::generate(),
+            username: name("profiled"),
+            password_hash: "$argon2id$v=19$p".into(),
+            roles: Roles::default(),
+            created_at: Timestamp::now(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.profile(user.id).await.unwrap(),
+        Some(Profile::default())
+    );
+    let full = Profile {
+        name: Some(DisplayName::parse("Ada Lovelace").unwrap()),
+        email: Some(Email::parse("ada@example.org").unwrap()),
+        email_verified: true,
+        updated_at: Some(Timestamp::from_millis(1_700_000_000_123)),
+    };
+    assert!(store.set_profile(user.id, full.clone()).await.unwrap());
+    assert_eq!(store.profile(user.id).await.unwrap(), Some(full));
+    let cleared = Profile {
+        updated_at: Some(Timestamp::from_millis(1_700_000_000_456)),
+        ..Profile::default()
+    };
+    assert!(store.set_profile(user.id, cleared.clone()).await.unwrap());
+    assert_eq!(store.profile(user.id).await.unwrap(), Some(cleared));
+    // The account itself is untouched.
+    assert_eq!(store.user(user.id).await.unwrap(), Some(user));
+    let nobody = UserId::generate();
+    assert_eq!(store.profile(nobody).await.unwrap(), None);
+    assert!(!store.set_profile(nobody, Profile::default()).await.unwrap());
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 use tessera_proto::RevocationKind;
 
 use tessera_core::{
-    Algorithm, Audience, ClientId, ClientName, CsrfToken, GrantType, LogoutUri, RedirectUri, Roles,
-    Scopes, SecretHash, SessionId, Timestamp, TokenFormat, UserId, Username,
+    Algorithm, Audience, ClientId, ClientName, CsrfToken, DisplayName, Email, GrantType, LogoutUri,
+    RedirectUri, Roles, Scopes, SecretHash, SessionId, Timestamp, TokenFormat, UserId, Username,
 };
 
 pub mod conformance;
@@ -175,7 +175,26 @@ store_trait! {
         /// existed already), as at open: without a skeleton, recorded as a look-alike of
         /// the present one. Import oldest first to keep the older account the holder.
         async fn import_user(&self, user: UserCredentials) -> Result<(), CreateUserError>;
+        /// The user's profile; `None` if there is no such user. Kept apart from
+        /// [`User`], which every session check carries: only the OpenID Connect
+        /// claims and the pages about the account read it.
+        async fn profile(&self, id: UserId) -> Result<Option<Profile>, StoreError>;
+        /// Replaces the user's profile; `false` if there is no such user.
+        async fn set_profile(&self, id: UserId, profile: Profile) -> Result<bool, StoreError>;
     }
+}
+
+/// What an account says about its person (OpenID Connect's `profile` and `email`
+/// claims). Empty until set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Profile {
+    pub name: Option<DisplayName>,
+    pub email: Option<Email>,
+    /// Whether someone trusted (an administrator) confirmed the address: tessera
+    /// sends no mail yet, so it never sets this itself.
+    pub email_verified: bool,
+    /// When it last changed: the `updated_at` claim. `None` if never set.
+    pub updated_at: Option<Timestamp>,
 }
 
 pub struct NewSession {

@@ -81,7 +81,8 @@ pub async fn store_command(command: StoreCommand, overrides: Overrides) -> anyho
 
 /// Everything that moves, read in full before anything is written.
 struct Export {
-    users: Vec<tessera_store::UserCredentials>,
+    /// Each with its profile.
+    users: Vec<(tessera_store::UserCredentials, tessera_store::Profile)>,
     clients: Vec<tessera_store::Client>,
     keys: Vec<tessera_store::StoredKey>,
     /// The log's entries still in force, oldest first.
@@ -242,11 +243,12 @@ async fn read(source: &StoreSet) -> anyhow::Result<Export> {
                 user.username
             );
         };
-        users.push(credentials);
+        let profile = source.profile(user.id).await?.unwrap_or_default();
+        users.push((credentials, profile));
     }
     // Oldest first, as the source gave out look-alike keys: of two accounts whose
     // names look alike, the older one holds the name's look in the target too.
-    users.sort_by_key(|credentials| (credentials.user.created_at, credentials.user.id));
+    users.sort_by_key(|(credentials, _)| (credentials.user.created_at, credentials.user.id));
     // The high-water mark first: entries appended meanwhile (a server still running)
     // are then read too, and the import raises the counter past them.
     let revocation_sequence = source.latest_revocation().await?;
@@ -293,7 +295,7 @@ async fn write(target: &StoreSet, export: &Export, copied: &mut Copied) -> anyho
             .with_context(|| format!("cannot copy the client {}", client.name))?;
         copied.clients += 1;
     }
-    for credentials in &export.users {
+    for (credentials, profile) in &export.users {
         target
             .import_user(tessera_store::UserCredentials {
                 user: credentials.user.clone(),
@@ -301,6 +303,14 @@ async fn write(target: &StoreSet, export: &Export, copied: &mut Copied) -> anyho
             })
             .await
             .with_context(|| format!("cannot copy the account {}", credentials.user.username))?;
+        if *profile != tessera_store::Profile::default() {
+            target
+                .set_profile(credentials.user.id, profile.clone())
+                .await
+                .with_context(|| {
+                    format!("cannot copy the profile of {}", credentials.user.username)
+                })?;
+        }
         copied.accounts += 1;
     }
     Ok(())

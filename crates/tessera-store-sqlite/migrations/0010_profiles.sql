@@ -1,0 +1,6 @@
+-- What an account says about its person (OpenID Connect's standard claims), all
+-- optional: nothing for the accounts from before this migration.
+ALTER TABLE users ADD COLUMN name TEXT;
+ALTER TABLE users ADD COLUMN email TEXT;
+ALTER TABLE users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN profile_updated_at INTEGER;
