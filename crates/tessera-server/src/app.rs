@@ -453,7 +453,10 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         .route("/oauth2/introspect", post(introspect::introspect))
         .route("/oauth2/revoke", post(introspect::revoke))
         .route("/admin/v1/users", get(admin::users))
-        .route("/admin/v1/users/{id}", get(admin::user))
+        .route(
+            "/admin/v1/users/{id}",
+            get(admin::user).patch(admin::change_user),
+        )
         .route("/admin/v1/users/{id}/sessions", get(admin::sessions))
         .route(
             "/admin/v1/users/{id}/sessions/{sid}",

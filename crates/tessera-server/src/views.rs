@@ -2,10 +2,10 @@
 
 use serde::Serialize;
 use tessera_core::{
-    Algorithm, Audience, ClientId, GrantType, LogoutUri, RedirectUri, Roles, Scopes, SessionId,
-    Timestamp, TokenFormat, UserId, Username,
+    Algorithm, Audience, ClientId, DisplayName, Email, GrantType, LogoutUri, RedirectUri, Roles,
+    Scopes, SessionId, Timestamp, TokenFormat, UserId, Username,
 };
-use tessera_store::{Client, User};
+use tessera_store::{Client, Profile, User};
 
 use tessera_store::SessionRecord;
 
@@ -168,4 +168,24 @@ pub struct AddedClientView<'a> {
     pub client: ClientView<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<&'a str>,
+}
+
+/// A profile as the admin API and the CLI show it: every member, `null` when unset.
+#[derive(Serialize)]
+pub struct ProfileView<'a> {
+    pub name: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub email_verified: bool,
+    pub updated_at: Option<Timestamp>,
+}
+
+impl<'a> From<&'a Profile> for ProfileView<'a> {
+    fn from(profile: &'a Profile) -> Self {
+        Self {
+            name: profile.name.as_ref().map(DisplayName::as_str),
+            email: profile.email.as_ref().map(Email::as_str),
+            email_verified: profile.email_verified,
+            updated_at: profile.updated_at,
+        }
+    }
 }

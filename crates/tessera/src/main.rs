@@ -14,9 +14,9 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
-use tessera_core::{Password, Role, Roles, Username};
-use tessera_server::services::accounts::RegisterError;
-use tessera_server::views::UserView;
+use tessera_core::{DisplayName, Email, Password, Role, Roles, Username};
+use tessera_server::services::accounts::{Profile, ProfileChange, RegisterError};
+use tessera_server::views::{ProfileView, UserView};
 use tessera_server::{Core, LogFormat, Overrides};
 
 use crate::args::{StoreArgs, load_config};
@@ -90,6 +90,18 @@ enum UserCommand {
         /// Read the password from the first line of standard input.
         #[arg(long, required = true)]
         password_stdin: bool,
+        #[command(flatten)]
+        profile: ProfileArgs,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Change an account's profile: its name and email (OpenID Connect's claims).
+    Set {
+        name: String,
+        #[command(flatten)]
+        profile: ProfileArgs,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -119,6 +131,40 @@ enum UserCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+}
+
+/// An account's profile on the command line; what is not given stays as it is.
+#[derive(Args)]
+struct ProfileArgs {
+    /// The person's name as it is shown (the `name` claim); "" clears it.
+    #[arg(long = "name", value_name = "TEXT")]
+    display_name: Option<String>,
+    /// Their email address (the `email` claim); "" clears it. A new address is
+    /// unverified unless --email-verified says otherwise.
+    #[arg(long)]
+    email: Option<String>,
+    /// Whether the address is confirmed (tessera sends no mail to check it).
+    #[arg(long, value_name = "true|false", num_args = 0..=1, default_missing_value = "true")]
+    email_verified: Option<bool>,
+}
+
+impl ProfileArgs {
+    fn change(self) -> anyhow::Result<ProfileChange> {
+        let cleared_or = |value: String| (!value.is_empty()).then_some(value);
+        Ok(ProfileChange {
+            name: self
+                .display_name
+                .map(|n| cleared_or(n).map(|n| DisplayName::parse(&n)).transpose())
+                .transpose()
+                .context("invalid --name")?,
+            email: self
+                .email
+                .map(|e| cleared_or(e).map(|e| Email::parse(&e)).transpose())
+                .transpose()
+                .context("invalid --email")?,
+            email_verified: self.email_verified,
+        })
+    }
 }
 
 fn parse_log_format(value: &str) -> Result<LogFormat, String> {
@@ -221,12 +267,14 @@ async fn user_command(command: UserCommand, overrides: Overrides) -> anyhow::Res
             name,
             roles,
             password_stdin: _,
+            profile,
             json,
             store,
         } => {
             let config = load_config(store, overrides)?;
             tessera_server::init_logging(config.log_format);
             let username = Username::parse(&name).context("invalid username")?;
+            let change = profile.change()?;
             let password = read_password()?;
             let core = Core::open(&config, 1).await?;
             let user = match core
@@ -243,10 +291,48 @@ async fn user_command(command: UserCommand, overrides: Overrides) -> anyhow::Res
                 Err(RegisterError::MixedScripts(e)) => bail!("invalid username {name:?}: {e}"),
                 Err(e) => return Err(e.into()),
             };
+            let profile = if change.is_empty() {
+                Profile::default()
+            } else {
+                core.accounts
+                    .change_profile(user.id, change)
+                    .await?
+                    .unwrap_or_default()
+            };
             if json {
-                println!("{}", json!({ "user": UserView::from(&user) }));
+                println!(
+                    "{}",
+                    json!({ "user": UserView::from(&user), "profile": ProfileView::from(&profile) })
+                );
             } else {
                 println!("created user {} (id {})", user.username, user.id);
+            }
+        }
+        UserCommand::Set {
+            name,
+            profile,
+            json,
+            store,
+        } => {
+            let username = Username::parse(&name).context("invalid username")?;
+            let change = profile.change()?;
+            if change.is_empty() {
+                bail!("nothing to change: give --name, --email or --email-verified");
+            }
+            let (_, core) = crate::oauth::open(store, overrides).await?;
+            let Some(user) = core.accounts.find(username.as_str()).await? else {
+                bail!("no user named {name:?}");
+            };
+            let Some(profile) = core.accounts.change_profile(user.id, change).await? else {
+                bail!("no user named {name:?}");
+            };
+            if json {
+                println!(
+                    "{}",
+                    json!({ "user": UserView::from(&user), "profile": ProfileView::from(&profile) })
+                );
+            } else {
+                println!("changed the profile of {}", user.username);
             }
         }
         UserCommand::List { json, store } => {

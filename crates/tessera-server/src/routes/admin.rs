@@ -13,16 +13,19 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 use tessera_core::{
-    Algorithm, Audience, ClientId, ClientName, GrantType, LogoutUri, RedirectUri, Scopes,
-    SessionId, Timestamp, TokenFormat, UserId, Username,
+    Algorithm, Audience, ClientId, ClientName, DisplayName, Email, GrantType, LogoutUri,
+    RedirectUri, Scopes, SessionId, Timestamp, TokenFormat, UserId, Username,
 };
 
 use crate::http::error::ApiError;
 use crate::http::extract::{Admin, AdminInput};
+use crate::services::accounts::ProfileChange;
 use crate::services::admin::{AdminError, Administration};
 use crate::services::clients::{AddClientError, ClientSpec, CodeFlow};
 use crate::services::presence::{DEFAULT_WINDOW, MAX_WINDOW};
-use crate::views::{AddedClientView, AdminUserView, ClientView, SessionTimes, key_views};
+use crate::views::{
+    AddedClientView, AdminUserView, ClientView, ProfileView, SessionTimes, key_views,
+};
 
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 500;
@@ -94,14 +97,74 @@ pub async fn users(
     Ok(Json(json!({ "users": users, "next": next })))
 }
 
-/// `GET /admin/v1/users/{id}`
+/// `GET /admin/v1/users/{id}`: the user and their profile.
 pub async fn user(
     State(admin): State<Arc<Administration>>,
     Path(id): Path<String>,
     _: Admin,
 ) -> Result<impl IntoResponse, ApiError> {
-    let user = admin.user(user_id(&id)?).await?;
-    Ok(Json(json!({ "user": AdminUserView::from(&user) })))
+    let (user, profile) = admin.user_with_profile(user_id(&id)?).await?;
+    Ok(Json(json!({
+        "user": AdminUserView::from(&user),
+        "profile": ProfileView::from(&profile),
+    })))
+}
+
+/// The body of `PATCH /admin/v1/users/{id}`: a member left out keeps its value,
+/// `null` clears it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    #[serde(default, deserialize_with = "present")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    email: Option<Option<String>>,
+    #[serde(default)]
+    email_verified: Option<bool>,
+}
+
+/// A member that is present, `null` or not: `Some(None)` for `null`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+impl ProfilePatch {
+    fn parse(self) -> Result<ProfileChange, ApiError> {
+        fn invalid(field: &str, reason: impl std::fmt::Display) -> ApiError {
+            ApiError::bad_request(format!("{field}: {reason}"))
+        }
+        Ok(ProfileChange {
+            name: self
+                .name
+                .map(|n| n.map(|n| DisplayName::parse(&n)).transpose())
+                .transpose()
+                .map_err(|e| invalid("name", e))?,
+            email: self
+                .email
+                .map(|e| e.map(|e| Email::parse(&e)).transpose())
+                .transpose()
+                .map_err(|e| invalid("email", e))?,
+            email_verified: self.email_verified,
+        })
+    }
+}
+
+/// `PATCH /admin/v1/users/{id}`: changes the user's profile; answers as `GET`.
+pub async fn change_user(
+    State(admin): State<Arc<Administration>>,
+    Path(id): Path<String>,
+    AdminInput(_, patch): AdminInput<ProfilePatch>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = user_id(&id)?;
+    let (user, profile) = admin.change_profile(id, patch.parse()?).await?;
+    Ok(Json(json!({
+        "user": AdminUserView::from(&user),
+        "profile": ProfileView::from(&profile),
+    })))
 }
 
 /// `GET /admin/v1/users/{id}/sessions`: the user's live browser sessions.

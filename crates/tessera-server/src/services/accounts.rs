@@ -1,13 +1,48 @@
-//! Accounts: registration, password login, listing, disabling.
+//! Accounts: registration, password login, listing, disabling, profiles.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_core::{Password, Roles, Timestamp, UserId, Username};
+use tessera_core::{DisplayName, Email, Password, Roles, Timestamp, UserId, Username};
+pub use tessera_store::Profile;
 use tessera_store::{
     AccountStore, CreateUserError, EndReason, NewUser, RefreshStore, RevocationLog, Revoked,
     StoreError, User,
 };
+
+/// A change to a profile: a member left `None` keeps what is there, `Some(None)`
+/// clears it. A new email address is unverified unless the change says otherwise.
+#[derive(Debug, Default)]
+pub struct ProfileChange {
+    pub name: Option<Option<DisplayName>>,
+    pub email: Option<Option<Email>>,
+    pub email_verified: Option<bool>,
+}
+
+impl ProfileChange {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.email.is_none() && self.email_verified.is_none()
+    }
+
+    fn apply(self, mut profile: Profile, at: Timestamp) -> Profile {
+        if let Some(name) = self.name {
+            profile.name = name;
+        }
+        if let Some(email) = self.email {
+            if email != profile.email {
+                profile.email_verified = false;
+            }
+            profile.email = email;
+        }
+        if let Some(verified) = self.email_verified {
+            profile.email_verified = verified;
+        }
+        // No address, nothing verified.
+        profile.email_verified &= profile.email.is_some();
+        profile.updated_at = Some(at);
+        profile
+    }
+}
 
 use crate::services::passwords::{HashError, PasswordHasher};
 use crate::services::sessions::SessionService;
@@ -199,6 +234,31 @@ impl Accounts {
         self.cut_off(user, EndReason::UserDisabled, tokens_live_for)
             .await
             .map(Some)
+    }
+
+    /// The user's profile; `None` if there is no such user.
+    pub async fn profile(&self, id: UserId) -> Result<Option<Profile>, StoreError> {
+        self.store.profile(id).await
+    }
+
+    /// Applies `change` to the user's profile and returns the result; `None` if
+    /// there is no such user. Read, changed and written back: of two changes at the
+    /// same moment, the later write wins whole (profiles are edited by a person, one
+    /// form at a time).
+    pub async fn change_profile(
+        &self,
+        id: UserId,
+        change: ProfileChange,
+    ) -> Result<Option<Profile>, StoreError> {
+        let Some(current) = self.store.profile(id).await? else {
+            return Ok(None);
+        };
+        let changed = change.apply(current, Timestamp::now());
+        Ok(self
+            .store
+            .set_profile(id, changed.clone())
+            .await?
+            .then_some(changed))
     }
 
     /// Lets a disabled account sign in again. What it held before stays refused:

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tessera_core::{ClientId, ClientSecret, SessionId, UserId, Username};
 use tessera_store::{Client, EndReason, Online, SessionRecord, StoreError, User};
 
-use crate::services::accounts::{Accounts, CutOff};
+use crate::services::accounts::{Accounts, CutOff, Profile, ProfileChange};
 use crate::services::clients::{AddClientError, ClientSpec, Clients};
 use crate::services::keyring::{KeyRing, KeySet};
 use crate::services::presence::Presence;
@@ -96,6 +96,28 @@ impl Administration {
 
     pub async fn user(&self, id: UserId) -> Result<User, AdminError> {
         self.accounts.user(id).await?.ok_or(AdminError::NoSuchUser)
+    }
+
+    /// The user with their profile.
+    pub async fn user_with_profile(&self, id: UserId) -> Result<(User, Profile), AdminError> {
+        let user = self.user(id).await?;
+        let profile = self.accounts.profile(id).await?.unwrap_or_default();
+        Ok((user, profile))
+    }
+
+    /// Changes the user's profile (name, email, whether the email is verified).
+    pub async fn change_profile(
+        &self,
+        id: UserId,
+        change: ProfileChange,
+    ) -> Result<(User, Profile), AdminError> {
+        let user = self.user(id).await?;
+        let profile = self
+            .accounts
+            .change_profile(id, change)
+            .await?
+            .ok_or(AdminError::NoSuchUser)?;
+        Ok((user, profile))
     }
 
     /// The user's live browser sessions.

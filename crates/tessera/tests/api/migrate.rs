@@ -117,6 +117,20 @@ async fn migrate_moves_accounts_clients_and_keys_from_sqlite_to_postgres() {
     old.add_user("bob", &[]);
     old.add_user("carol", &[]);
     run_cli(&old, &["user", "disable", "carol", "--json"]);
+    let profiled = run_cli(
+        &old,
+        &[
+            "user",
+            "set",
+            "alice",
+            "--name",
+            "Alice Liddell",
+            "--email",
+            "alice@example.org",
+            "--email-verified",
+            "--json",
+        ],
+    );
     let svc = add_client(&old, "svc", &["--grant", "client_credentials"]);
     let rs = add_client(
         &old,
@@ -234,6 +248,10 @@ async fn migrate_moves_accounts_clients_and_keys_from_sqlite_to_postgres() {
     // Users log in with their passwords; roles, ids, times and the disabled flag moved.
     let alice = new.login("alice").await;
     assert_eq!(alice.login["user"]["roles"], serde_json::json!(["admin"]));
+    let id = profiled["user"]["id"].as_str().unwrap();
+    let shown = new.get_as(&format!("/admin/v1/users/{id}"), &alice).await;
+    let shown: Value = shown.json().await.unwrap();
+    assert_eq!(shown["profile"], profiled["profile"], "the profile moved");
     new.login("bob").await;
     assert_eq!(
         error_of(new.try_login("alice", "not the password").await).await,

@@ -343,3 +343,137 @@ async fn the_admin_api_refuses_a_client_that_cannot_work_and_says_why() {
     let unknown = server.get_as("/admin/v1/clients/not-a-client", &root).await;
     assert_eq!(error_of(unknown).await, (404, "not_found".into()));
 }
+
+fn user_json(server: &TestServer, args: &[&str], stdin: &str) -> Value {
+    let out = server.cli(args, stdin);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn an_accounts_profile_is_set_from_the_cli_and_the_admin_api() {
+    let server = TestServer::start().await;
+    let password = format!("{}\n", crate::harness::PASSWORD);
+    let added = user_json(
+        &server,
+        &[
+            "user",
+            "add",
+            "ada",
+            "--password-stdin",
+            "--name",
+            "Ada Lovelace",
+            "--email",
+            "Ada@Example.ORG",
+            "--json",
+        ],
+        &password,
+    );
+    let id = added["user"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(added["profile"]["name"], "Ada Lovelace");
+    assert_eq!(added["profile"]["email"], "Ada@example.org");
+    assert_eq!(added["profile"]["email_verified"], false);
+    assert!(added["profile"]["updated_at"].is_string());
+
+    let verified = user_json(
+        &server,
+        &["user", "set", "ada", "--email-verified", "--json"],
+        "",
+    );
+    assert_eq!(verified["profile"]["email_verified"], true);
+    assert_eq!(verified["profile"]["name"], "Ada Lovelace");
+    // A new address is not verified, whatever the old one was.
+    let moved = user_json(
+        &server,
+        &["user", "set", "ada", "--email", "ada@new.example", "--json"],
+        "",
+    );
+    assert_eq!(moved["profile"]["email"], "ada@new.example");
+    assert_eq!(moved["profile"]["email_verified"], false);
+    for (args, message) in [
+        (vec!["user", "set", "ada"], "nothing to change"),
+        (
+            vec!["user", "set", "ada", "--email", "ada@"],
+            "invalid --email",
+        ),
+        (
+            vec!["user", "set", "ada", "--name", " Ada"],
+            "invalid --name",
+        ),
+        (
+            vec!["user", "set", "nobody", "--name", "X"],
+            "no user named",
+        ),
+    ] {
+        let out = server.cli(&args, "");
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+
+    server.add_user("root", &["admin"]);
+    server.add_user("bob", &[]);
+    let root = server.login("root").await;
+    let bob = server.login("bob").await;
+    let path = format!("/admin/v1/users/{id}");
+    let shown: Value = server.get_as(&path, &root).await.json().await.unwrap();
+    assert_eq!(shown["profile"], moved["profile"]);
+
+    let patch = |browser: &crate::harness::Browser, body: Value| {
+        server
+            .unsafe_as(Method::PATCH, &path, browser)
+            .json(&body)
+            .send()
+    };
+    let changed = patch(&root, json!({"name": null, "email_verified": true}))
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 200);
+    let changed: Value = changed.json().await.unwrap();
+    assert_eq!(changed["profile"]["name"], Value::Null);
+    assert_eq!(changed["profile"]["email"], "ada@new.example");
+    assert_eq!(changed["profile"]["email_verified"], true);
+    assert_eq!(changed["user"]["username"], "ada");
+
+    // Refusals change nothing.
+    let as_bob = patch(&bob, json!({"name": "Mallory"})).await.unwrap();
+    assert_eq!(error_of(as_bob).await, (403, "forbidden".into()));
+    let forged = server
+        .client
+        .patch(server.url(&path))
+        .header(reqwest::header::COOKIE, &root.cookie)
+        .json(&json!({"name": "Mallory"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(forged).await, (403, "csrf_token_missing".into()));
+    for (body, message) in [
+        (json!({"email": "not an address"}), "email: "),
+        (json!({"name": ""}), "name: "),
+        (json!({"nickname": "A"}), "unknown field `nickname`"),
+        (json!({"email_verified": "yes"}), "invalid type"),
+    ] {
+        let response = patch(&root, body.clone()).await.unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+        let error: Value = response.json().await.unwrap();
+        let description = error["error_description"].as_str().unwrap();
+        assert!(description.contains(message), "{body}: {description}");
+    }
+    let nobody = server
+        .unsafe_as(
+            Method::PATCH,
+            "/admin/v1/users/0190a0a0-0000-7000-8000-000000000000",
+            &root,
+        )
+        .json(&json!({"name": "X"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(nobody).await, (404, "not_found".into()));
+    let after: Value = server.get_as(&path, &root).await.json().await.unwrap();
+    assert_eq!(after["profile"], changed["profile"]);
+}
