@@ -7,16 +7,21 @@ use serde_json::{Value, json};
 use crate::harness::{TestServer, error_of};
 use crate::tokens::{access_token, add_client, client_credentials, introspect};
 
-fn client_add_json(server: &TestServer, args: &[&str]) -> Value {
-    let mut full = vec!["client", "add", "--json"];
-    full.extend_from_slice(args);
-    let out = server.cli(&full, "");
+/// Runs the CLI, which must succeed, and reads its JSON answer.
+fn cli_json(server: &TestServer, args: &[&str], stdin: &str) -> Value {
+    let out = server.cli(args, stdin);
     assert!(
         out.status.success(),
-        "client add: {}",
+        "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn client_add_json(server: &TestServer, args: &[&str]) -> Value {
+    let mut full = vec!["client", "add", "--json"];
+    full.extend_from_slice(args);
+    cli_json(server, &full, "")
 }
 
 #[tokio::test]
@@ -344,21 +349,11 @@ async fn the_admin_api_refuses_a_client_that_cannot_work_and_says_why() {
     assert_eq!(error_of(unknown).await, (404, "not_found".into()));
 }
 
-fn user_json(server: &TestServer, args: &[&str], stdin: &str) -> Value {
-    let out = server.cli(args, stdin);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[tokio::test]
 async fn an_accounts_profile_is_set_from_the_cli_and_the_admin_api() {
     let server = TestServer::start().await;
     let password = format!("{}\n", crate::harness::PASSWORD);
-    let added = user_json(
+    let added = cli_json(
         &server,
         &[
             "user",
@@ -379,7 +374,7 @@ async fn an_accounts_profile_is_set_from_the_cli_and_the_admin_api() {
     assert_eq!(added["profile"]["email_verified"], false);
     assert!(added["profile"]["updated_at"].is_string());
 
-    let verified = user_json(
+    let verified = cli_json(
         &server,
         &["user", "set", "ada", "--email-verified", "--json"],
         "",
@@ -387,7 +382,7 @@ async fn an_accounts_profile_is_set_from_the_cli_and_the_admin_api() {
     assert_eq!(verified["profile"]["email_verified"], true);
     assert_eq!(verified["profile"]["name"], "Ada Lovelace");
     // A new address is not verified, whatever the old one was.
-    let moved = user_json(
+    let moved = cli_json(
         &server,
         &["user", "set", "ada", "--email", "ada@new.example", "--json"],
         "",
