@@ -133,6 +133,11 @@ enum UserCommand {
     },
 }
 
+/// What `user add` and `user set` print with `--json`.
+fn user_with_profile(user: &tessera_store::User, profile: &Profile) -> serde_json::Value {
+    json!({ "user": UserView::from(user), "profile": ProfileView::from(profile) })
+}
+
 /// An account's profile on the command line; what is not given stays as it is.
 #[derive(Args)]
 struct ProfileArgs {
@@ -300,10 +305,7 @@ async fn user_command(command: UserCommand, overrides: Overrides) -> anyhow::Res
                     .unwrap_or_default()
             };
             if json {
-                println!(
-                    "{}",
-                    json!({ "user": UserView::from(&user), "profile": ProfileView::from(&profile) })
-                );
+                println!("{}", user_with_profile(&user, &profile));
             } else {
                 println!("created user {} (id {})", user.username, user.id);
             }
@@ -327,10 +329,7 @@ async fn user_command(command: UserCommand, overrides: Overrides) -> anyhow::Res
                 bail!("no user named {name:?}");
             };
             if json {
-                println!(
-                    "{}",
-                    json!({ "user": UserView::from(&user), "profile": ProfileView::from(&profile) })
-                );
+                println!("{}", user_with_profile(&user, &profile));
             } else {
                 println!("changed the profile of {}", user.username);
             }

@@ -1,6 +1,7 @@
-//! `/admin/v1/`: what an operator does over HTTP — find users, see and end their
-//! sessions, kick them, register and remove clients, list keys, count who is online. Every handler takes
-//! [`Admin`]; anyone else gets 401 or 403.
+//! `/admin/v1/`: what an operator does over HTTP — find users and change their
+//! profiles, see and end their sessions, kick them, register and remove clients,
+//! list keys, count who is online. Every handler takes [`Admin`] (or
+//! [`AdminInput`], an admin with a JSON body); anyone else gets 401 or 403.
 
 use std::collections::HashMap;
 use std::sync::Arc;

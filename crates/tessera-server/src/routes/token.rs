@@ -106,10 +106,11 @@ fn grant_request(grant: GrantType, request: &OAuthRequest) -> Result<GrantReques
                 .to_owned(),
             scope,
         },
+        // Refused by `grant_type` before anything else is read.
         GrantType::AuthorizationCode => {
             return Err(OAuthError::refused(
                 codes::UNSUPPORTED_GRANT_TYPE,
-                "the authorization_code grant is not offered yet",
+                "unsupported grant_type \"authorization_code\"",
             ));
         }
         GrantType::TokenExchange => GrantRequest::TokenExchange {

@@ -10,6 +10,9 @@ use tessera_store::{
     StoreError, User,
 };
 
+use crate::services::passwords::{HashError, PasswordHasher};
+use crate::services::sessions::SessionService;
+
 /// A change to a profile: a member left `None` keeps what is there, `Some(None)`
 /// clears it. A new email address is unverified unless the change says otherwise.
 #[derive(Debug, Default)]
@@ -43,9 +46,6 @@ impl ProfileChange {
         profile
     }
 }
-
-use crate::services::passwords::{HashError, PasswordHasher};
-use crate::services::sessions::SessionService;
 
 #[derive(Clone)]
 pub struct Accounts {

@@ -1,7 +1,7 @@
-//! What an operator does over HTTP: find users, see and end their sessions, kick,
-//! disable and enable them, register and remove clients, list keys, count who is
-//! online. The admin routes call
-//! this and nothing else; the CLI reaches the same services through `Core`.
+//! What an operator does over HTTP: find users and change their profiles, see and
+//! end their sessions, kick, disable and enable them, register and remove clients,
+//! list keys, count who is online. The admin routes call this and nothing else; the
+//! CLI reaches the same services through `Core`.
 
 use std::sync::Arc;
 use std::time::Duration;

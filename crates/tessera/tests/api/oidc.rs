@@ -94,6 +94,42 @@ async fn an_app_is_registered_from_the_cli_with_its_code_flow() {
     assert_eq!(confidential["id_token_alg"], "RS256");
     assert_eq!(confidential["first_party"], false);
     assert_eq!(confidential["require_par"], true);
+
+    // Until the token endpoint redeems codes, the grant is refused at once, even to
+    // the client registered for it, and the metadata does not offer it.
+    let registered = crate::tokens::Registered {
+        id: confidential["client_id"].as_str().unwrap().to_owned(),
+        secret: confidential["client_secret"].as_str().map(str::to_owned),
+    };
+    let attempt = crate::tokens::token_request(&server)
+        .basic_auth(&registered.id, registered.secret.as_deref())
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", "tac_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            ("redirect_uri", "https://portal.example/cb"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(attempt).await,
+        (400, "unsupported_grant_type".into())
+    );
+    let metadata: Value = server
+        .client
+        .get(server.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !metadata["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("authorization_code"))
+    );
 }
 
 #[tokio::test]
@@ -389,6 +425,15 @@ async fn an_accounts_profile_is_set_from_the_cli_and_the_admin_api() {
     );
     assert_eq!(moved["profile"]["email"], "ada@new.example");
     assert_eq!(moved["profile"]["email_verified"], false);
+    // "" clears a member; the others stay.
+    let unnamed = cli_json(&server, &["user", "set", "ada", "--name", "", "--json"], "");
+    assert_eq!(unnamed["profile"]["name"], Value::Null);
+    assert_eq!(unnamed["profile"]["email"], "ada@new.example");
+    let moved = cli_json(
+        &server,
+        &["user", "set", "ada", "--name", "Ada Lovelace", "--json"],
+        "",
+    );
     for (args, message) in [
         (vec!["user", "set", "ada"], "nothing to change"),
         (
