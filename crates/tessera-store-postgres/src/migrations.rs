@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_code_flow_clients.sql"),
     include_str!("../migrations/0004_authorization_codes.sql"),
     include_str!("../migrations/0005_profiles.sql"),
+    include_str!("../migrations/0006_consents.sql"),
 ];
 
 /// The schema version this binary writes.

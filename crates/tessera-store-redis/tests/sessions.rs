@@ -15,7 +15,7 @@ use tessera_core::{
     SessionSecret, Timestamp, UserId, Username,
 };
 use tessera_store::{
-    AccountStore, CreateSessionError, CreateUserError, EndReason, NewSession, NewUser, OpaqueToken,
+    AccountStore, Consent, CreateSessionError, CreateUserError, EndReason, NewSession, NewUser, OpaqueToken,
     OpaqueTokenStore, PresenceStore, Profile, RevocationLog, Revoked, Seen, SessionStore,
     StoreError, User, UserCredentials,
 };
@@ -85,6 +85,22 @@ impl AccountStore for DisablesDuringLogin {
     }
     async fn set_profile(&self, id: UserId, profile: Profile) -> Result<bool, StoreError> {
         self.inner.set_profile(id, profile).await
+    }
+    async fn consent(
+        &self,
+        user: UserId,
+        client: &ClientId,
+    ) -> Result<Option<Consent>, StoreError> {
+        self.inner.consent(user, client).await
+    }
+    async fn save_consent(&self, consent: Consent) -> Result<bool, StoreError> {
+        self.inner.save_consent(consent).await
+    }
+    async fn withdraw_consent(&self, user: UserId, client: &ClientId) -> Result<bool, StoreError> {
+        self.inner.withdraw_consent(user, client).await
+    }
+    async fn consents(&self, user: UserId) -> Result<Vec<Consent>, StoreError> {
+        self.inner.consents(user).await
     }
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
         if self.reads.fetch_add(1, Ordering::SeqCst) == 1 {

@@ -98,6 +98,14 @@ macro_rules! __sql_store_forward {
         [profile(id: __ty::UserId) -> Result<Option<__ty::Profile>, __ty::StoreError> = profile(id)] $($own)* } };
     ($head:tt [set_profile $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [set_profile(id: __ty::UserId, profile: __ty::Profile) -> Result<bool, __ty::StoreError> = set_profile(id, profile)] $($own)* } };
+    ($head:tt [consent $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [consent(user: __ty::UserId, client: &__ty::ClientId) -> Result<Option<__ty::Consent>, __ty::StoreError> = consent(user, client)] $($own)* } };
+    ($head:tt [save_consent $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [save_consent(consent: __ty::Consent) -> Result<bool, __ty::StoreError> = save_consent(consent)] $($own)* } };
+    ($head:tt [withdraw_consent $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [withdraw_consent(user: __ty::UserId, client: &__ty::ClientId) -> Result<bool, __ty::StoreError> = withdraw_consent(user, client)] $($own)* } };
+    ($head:tt [consents $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [consents(user: __ty::UserId) -> Result<Vec<__ty::Consent>, __ty::StoreError> = consents(user)] $($own)* } };
     // SessionStore.
     ($head:tt [create_session $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [create_session(session: __ty::NewSession) -> Result<(), __ty::CreateSessionError> = create_session(session)] $($own)* } };

@@ -36,7 +36,7 @@ pub mod __private {
             ClientId, ClientName, SecretHash, SessionId, Timestamp, UserId, Username,
         };
         pub use tessera_store::{
-            AuthorizationCode, Client, CreateSessionError, CreateUserError, NewRefreshFamily,
+            AuthorizationCode, Client, Consent, CreateSessionError, CreateUserError, NewRefreshFamily,
             NewSession, NewUser, Online, OpaqueToken, Profile, Redemption, RefreshFamily,
             Revocation, SessionRecord, StoreError, StoredKey, User, UserCredentials,
         };

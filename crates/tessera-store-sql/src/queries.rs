@@ -11,7 +11,7 @@ use tessera_core::{
     Audience, ClientId, ClientName, RedirectUri, SecretHash, SessionId, Timestamp, UserId, Username,
 };
 use tessera_store::{
-    AuthorizationCode, Client, CreateSessionError, CreateUserError, NewRefreshFamily, NewSession,
+    AuthorizationCode, Client, Consent, CreateSessionError, CreateUserError, NewRefreshFamily, NewSession,
     NewUser, Online, OpaqueToken, Profile, Redemption, RefreshFamily, Revocation, SessionRecord,
     StoreError, StoredKey, User, UserCredentials,
 };
@@ -268,6 +268,78 @@ where
         .await
         .map(|done| Self::rows_affected(&done) > 0)
         .map_err(store_error)
+    }
+
+    async fn consent<'c>(
+        db: impl Executor<'c, Database = Self>,
+        user: UserId,
+        client: &ClientId,
+    ) -> Result<Option<Consent>, StoreError> {
+        sqlx::query(
+            "SELECT user_id, client_id, scopes, granted_at FROM consents \
+             WHERE user_id = $1 AND client_id = $2",
+        )
+        .bind(user.to_string())
+        .bind(client.to_string())
+        .fetch_optional(db)
+        .await
+        .map_err(store_error)?
+        .as_ref()
+        .map(rows::consent)
+        .transpose()
+    }
+
+    /// Only for a user that exists: the `SELECT … WHERE EXISTS` inserts nothing
+    /// otherwise, in the same statement.
+    async fn save_consent<'c>(
+        db: impl Executor<'c, Database = Self>,
+        consent: Consent,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "INSERT INTO consents (user_id, client_id, scopes, granted_at) \
+             SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM users WHERE id = $1) \
+             ON CONFLICT (user_id, client_id) \
+             DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
+        )
+        .bind(consent.user.to_string())
+        .bind(consent.client_id.to_string())
+        .bind(consent.scopes.to_string())
+        .bind(consent.granted_at.as_millis())
+        .execute(db)
+        .await
+        .map(|done| Self::rows_affected(&done) > 0)
+        .map_err(store_error)
+    }
+
+    async fn withdraw_consent<'c>(
+        db: impl Executor<'c, Database = Self>,
+        user: UserId,
+        client: &ClientId,
+    ) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user.to_string())
+            .bind(client.to_string())
+            .execute(db)
+            .await
+            .map(|done| Self::rows_affected(&done) > 0)
+            .map_err(store_error)
+    }
+
+    async fn consents<'c>(
+        db: impl Executor<'c, Database = Self>,
+        user: UserId,
+    ) -> Result<Vec<Consent>, StoreError> {
+        sqlx::query(
+            "SELECT user_id, client_id, scopes, granted_at FROM consents \
+             WHERE user_id = $1 ORDER BY granted_at, client_id",
+        )
+        .bind(user.to_string())
+        .fetch_all(db)
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(rows::consent)
+        .collect()
     }
 
     // Sessions.

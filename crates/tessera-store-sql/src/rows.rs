@@ -10,7 +10,7 @@ use tessera_core::{
     RedirectUri, Roles, Scopes, SecretHash, SessionId, Timestamp, UserId, Username,
 };
 use tessera_store::{
-    AuthorizationCode, Client, CodeFlow, EndReason, OpaqueToken, Profile, RefreshFamily,
+    AuthorizationCode, Client, CodeFlow, Consent, EndReason, OpaqueToken, Profile, RefreshFamily,
     Revocation, Revoked, SessionRecord, StoreError, StoredKey, User, UserCredentials,
 };
 
@@ -321,5 +321,17 @@ pub fn profile(row: &impl Columns) -> Result<Profile, StoreError> {
         updated_at: row
             .optional_int("profile_updated_at")?
             .map(Timestamp::from_millis),
+    })
+}
+
+/// `user_id, client_id, scopes, granted_at` of a consent.
+pub fn consent(row: &impl Columns) -> Result<Consent, StoreError> {
+    Ok(Consent {
+        user: user_id(&row.text("user_id")?)?,
+        client_id: ClientId::parse(&row.text("client_id")?)
+            .ok_or_else(|| StoreError::corrupt("consent client id"))?,
+        scopes: Scopes::parse(&row.text("scopes")?)
+            .map_err(|_| StoreError::corrupt("consent scopes"))?,
+        granted_at: row.time("granted_at")?,
     })
 }

@@ -103,7 +103,8 @@ sql_store! {
     impl AccountStore for SqliteStore {
         forward to Sqlite on self.pool {
             create_user, user_credentials, list_users, user, search_users, replace_password_hash,
-            set_user_disabled, profile, set_profile,
+            set_user_disabled, profile, set_profile, consent, save_consent, withdraw_consent,
+            consents,
         }
 
         async fn import_user(&self, user: UserCredentials) -> Result<(), CreateUserError> {

@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_code_flow_clients.sql"),
     include_str!("../migrations/0009_authorization_codes.sql"),
     include_str!("../migrations/0010_profiles.sql"),
+    include_str!("../migrations/0011_consents.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -13,7 +13,7 @@ use tessera_core::{
 };
 
 use crate::{
-    AccountStore, AuthorizationCode, AuthorizationCodeStore, Client, ClientStore, CodeFlow,
+    AccountStore, AuthorizationCode, AuthorizationCodeStore, Client, ClientStore, CodeFlow, Consent,
     CreateClientError, CreateSessionError, CreateUserError, EndReason, KeyStore, NewRefreshFamily,
     NewSession, NewUser, OpaqueToken, OpaqueTokenStore, Profile, Redemption, RefreshOutcome,
     RefreshStore, RevocationLog, Revoked, SessionStore, StoreError, StoredKey,
@@ -32,6 +32,7 @@ where
 {
     accounts(store).await;
     profiles(store).await;
+    consents(store).await;
     look_alikes(store).await;
     sessions(store).await;
     ending_sessions_is_logged(store).await;
@@ -1298,4 +1299,62 @@ async fn profiles<S: AccountStore>(store: &S) {
     let nobody = UserId::generate();
     assert_eq!(store.profile(nobody).await.unwrap(), None);
     assert!(!store.set_profile(nobody, Profile::default()).await.unwrap());
+}
+
+/// A consent is kept per user and client, replaced whole, listed oldest first, and
+/// saved only for a user that is.
+async fn consents<S: AccountStore>(store: &S) {
+    let user = store
+        .create_user(NewUser {
+            id: UserId::generate(),
+            username: name("consenting"),
+            password_hash: "$argon2id$v=19$p".into(),
+            roles: Roles::default(),
+            created_at: Timestamp::now(),
+        })
+        .await
+        .unwrap();
+    let (app, other) = (ClientId::generate(), ClientId::generate());
+    assert_eq!(store.consent(user.id, &app).await.unwrap(), None);
+    assert!(store.consents(user.id).await.unwrap().is_empty());
+    let first = Consent {
+        user: user.id,
+        client_id: app,
+        scopes: Scopes::parse("openid profile").unwrap(),
+        granted_at: Timestamp::from_millis(1_700_000_000_000),
+    };
+    assert!(store.save_consent(first.clone()).await.unwrap());
+    assert_eq!(store.consent(user.id, &app).await.unwrap(), Some(first));
+    let wider = Consent {
+        scopes: Scopes::parse("openid profile email").unwrap(),
+        granted_at: Timestamp::from_millis(1_700_000_000_500),
+        ..first_of(user.id, app)
+    };
+    assert!(store.save_consent(wider.clone()).await.unwrap());
+    assert_eq!(store.consent(user.id, &app).await.unwrap(), Some(wider.clone()));
+    let later = Consent {
+        granted_at: Timestamp::from_millis(1_700_000_001_000),
+        ..first_of(user.id, other)
+    };
+    assert!(store.save_consent(later.clone()).await.unwrap());
+    assert_eq!(store.consents(user.id).await.unwrap(), vec![wider, later]);
+    assert_eq!(store.consent(user.id, &ClientId::generate()).await.unwrap(), None);
+
+    assert!(store.withdraw_consent(user.id, &app).await.unwrap());
+    assert!(!store.withdraw_consent(user.id, &app).await.unwrap());
+    assert_eq!(store.consent(user.id, &app).await.unwrap(), None);
+    assert_eq!(store.consents(user.id).await.unwrap().len(), 1);
+
+    let nobody = UserId::generate();
+    assert!(!store.save_consent(first_of(nobody, app)).await.unwrap());
+    assert!(store.consents(nobody).await.unwrap().is_empty());
+}
+
+fn first_of(user: UserId, client_id: ClientId) -> Consent {
+    Consent {
+        user,
+        client_id,
+        scopes: Scopes::parse("openid").unwrap(),
+        granted_at: Timestamp::from_millis(1_700_000_000_000),
+    }
 }

@@ -181,7 +181,26 @@ store_trait! {
         async fn profile(&self, id: UserId) -> Result<Option<Profile>, StoreError>;
         /// Replaces the user's profile; `false` if there is no such user.
         async fn set_profile(&self, id: UserId, profile: Profile) -> Result<bool, StoreError>;
+        /// What `user` allowed `client` (OpenID Connect consent), if they did.
+        async fn consent(&self, user: UserId, client: &ClientId) -> Result<Option<Consent>, StoreError>;
+        /// Records a consent, replacing any earlier one of the same user for the same
+        /// client; `false` if there is no such user.
+        async fn save_consent(&self, consent: Consent) -> Result<bool, StoreError>;
+        /// Forgets what `user` allowed `client`; `false` if there was nothing.
+        async fn withdraw_consent(&self, user: UserId, client: &ClientId) -> Result<bool, StoreError>;
+        /// Every consent of `user`, oldest first.
+        async fn consents(&self, user: UserId) -> Result<Vec<Consent>, StoreError>;
     }
+}
+
+/// A user's decision to let a client have these scopes, remembered so that the
+/// consent page is not shown again for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub user: UserId,
+    pub client_id: ClientId,
+    pub scopes: Scopes,
+    pub granted_at: Timestamp,
 }
 
 /// What an account says about its person (OpenID Connect's `profile` and `email`
