@@ -155,6 +155,16 @@ impl Scopes {
         self.0.iter().map(String::as_str)
     }
 
+    /// The scopes in either.
+    pub fn union(&self, other: &Scopes) -> Scopes {
+        Scopes(self.0.union(&other.0).cloned().collect())
+    }
+
+    /// These, but only those `keep` says yes to.
+    pub fn filtered(&self, keep: impl Fn(&str) -> bool) -> Scopes {
+        Scopes(self.0.iter().filter(|s| keep(s)).cloned().collect())
+    }
+
     /// What a request that names no scope gets of these (a client's allowed
     /// scopes): all but the [`PRIVILEGED`], which must be asked for by name.
     pub fn defaults(&self) -> Scopes {

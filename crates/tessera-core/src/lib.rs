@@ -19,7 +19,7 @@ pub use client::{
     MIN_ACCESS_TTL, ScopeError, Scopes, TokenFormat,
 };
 pub use password::{Password, PasswordError};
-pub use pkce::{CodeChallenge, PkceError};
+pub use pkce::{CodeChallenge, PkceError, S256 as PKCE_S256};
 pub use profile::{DisplayName, Email, ProfileError};
 pub use secret::{
     AccessTokenSecret, AuthorizationCodeSecret, ClientSecret, CsrfToken, PresentedToken,

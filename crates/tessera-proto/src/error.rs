@@ -27,6 +27,18 @@ pub const INVALID_TOKEN: &str = "invalid_token";
 pub const INSUFFICIENT_SCOPE: &str = "insufficient_scope";
 /// Try again shortly (comes with `Retry-After`).
 pub const TEMPORARILY_UNAVAILABLE: &str = "temporarily_unavailable";
+/// The authorization endpoint answers only `response_type=code` (RFC 6749 §4.1.2.1).
+pub const UNSUPPORTED_RESPONSE_TYPE: &str = "unsupported_response_type";
+/// The user (or tessera on their behalf) refused the authorization request.
+pub const ACCESS_DENIED: &str = "access_denied";
+/// `prompt=none`, but the user must sign in (OpenID Connect Core §3.1.2.6).
+pub const LOGIN_REQUIRED: &str = "login_required";
+/// `prompt=none`, but the user must consent.
+pub const CONSENT_REQUIRED: &str = "consent_required";
+/// A request object (`request`) was sent; tessera takes none.
+pub const REQUEST_NOT_SUPPORTED: &str = "request_not_supported";
+/// The `request_uri` is unknown, expired, used, or another client's (RFC 9126).
+pub const INVALID_REQUEST_URI: &str = "invalid_request_uri";
 /// The server failed.
 pub const SERVER_ERROR: &str = "server_error";
 

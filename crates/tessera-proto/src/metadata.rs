@@ -1,6 +1,7 @@
 //! The authorization server metadata (RFC 8414 §2), served at
-//! `/.well-known/oauth-authorization-server`; `tessera-verify` reads it to find the
-//! keys, the revocation feed and introspection. Lists of names are strings, not
+//! `/.well-known/oauth-authorization-server` and, the same document, as OpenID
+//! Connect Discovery 1.0's `/.well-known/openid-configuration`; `tessera-verify`
+//! reads it to find the keys, the revocation feed and introspection. Lists of names are strings, not
 //! this crate's enums, so that a reader is not broken by a value it does not know
 //! (another issuer's `PS256`, a grant tessera does not offer).
 
@@ -13,7 +14,12 @@ pub struct ServerMetadata {
     pub issuer: String,
     pub jwks_uri: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint: Option<String>,
+    /// OpenID Connect's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo_endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub introspection_endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -26,8 +32,12 @@ pub struct ServerMetadata {
     /// `{issuer}/v1/activity` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activity_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes_supported: Vec<String>,
     #[serde(default)]
     pub response_types_supported: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_modes_supported: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grant_types_supported: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -39,6 +49,27 @@ pub struct ServerMetadata {
     /// RFC 9068's member: the algorithms access tokens may be signed with.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub access_token_signing_alg_values_supported: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub code_challenge_methods_supported: Vec<String>,
+    /// RFC 9207: every authorization response carries `iss`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_response_iss_parameter_supported: Option<bool>,
+    /// OpenID Connect Discovery's (`public`: `sub` is the user's id, the same for
+    /// every client).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subject_types_supported: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims_supported: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompt_values_supported: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims_parameter_supported: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_parameter_supported: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_uri_parameter_supported: Option<bool>,
 }
 
 /// Client authentication at an endpoint (RFC 8414 §2, from the IANA registry).

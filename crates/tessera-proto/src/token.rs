@@ -17,6 +17,9 @@ pub struct TokenResponse {
     pub expires_in: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// OpenID Connect Core §3.1.3.3: for a code flow with the `openid` scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub scope: String,
 }

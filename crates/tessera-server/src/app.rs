@@ -24,8 +24,8 @@ use tower_http::timeout::TimeoutLayer;
 use crate::http::error::json_errors;
 use crate::http::{one_authorization, track_request};
 use crate::routes::{
-    activity, admin, discovery, health, introspect, login, login_page, revocations, session,
-    sessions, token, users,
+    activity, admin, authorize, consents, discovery, health, introspect, login, login_page,
+    revocations, session, sessions, token, userinfo, users,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
@@ -246,9 +246,32 @@ pub async fn serve(
         tokens.clone(),
         session_token_client(&config)?,
     ));
+    let introspection = Arc::new(services::introspection::Introspection::new(
+        issuer.clone(),
+        core.clients.clone(),
+        own_tokens.clone(),
+        core.presence.clone(),
+        core.stores.set.refresh.clone(),
+        core.stores.set.opaque.clone(),
+        core.stores.set.log.clone(),
+    ));
     let state = AppState::new(Services {
+        authorization: Arc::new(services::authorize::Authorization::new(
+            issuer.clone(),
+            core.clients.clone(),
+            core.sessions.clone(),
+            core.accounts.clone(),
+            core.stores.set.codes.clone(),
+            config.tokens.code_lifetime,
+        )),
         grants: Arc::new(services::grants::Grants::new(
             core.clients.clone(),
+            services::codes::Codes::new(
+                core.stores.set.codes.clone(),
+                core.stores.set.refresh.clone(),
+                core.stores.set.log.clone(),
+                core.sessions.clone(),
+            ),
             core.accounts.clone(),
             core.sessions.clone(),
             core.refresh.clone(),
@@ -256,15 +279,11 @@ pub async fn serve(
             tokens.clone(),
             throttle.clone(),
         )),
-        introspection: Arc::new(services::introspection::Introspection::new(
-            issuer,
-            core.clients.clone(),
-            own_tokens.clone(),
-            core.presence.clone(),
-            core.stores.set.refresh.clone(),
-            core.stores.set.opaque.clone(),
-            core.stores.set.log.clone(),
+        userinfo: Arc::new(services::userinfo::UserInfoService::new(
+            introspection.clone(),
+            core.accounts.clone(),
         )),
+        introspection,
         feed: Arc::new(services::feed::RevocationFeed::new(
             core.stores.set.log.clone(),
             own_tokens.clone(),
@@ -430,6 +449,17 @@ fn token_cors(origins: &[Origin]) -> tower_http::cors::CorsLayer {
         .max_age(std::time::Duration::from_secs(600))
 }
 
+/// CORS for bearer-token endpoints any web page may call (userinfo): no cookies
+/// are read there, so any origin may send a token it holds.
+fn public_cors() -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{Any, CorsLayer};
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([::http::Method::GET, ::http::Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
 pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
     let cors = token_cors(&state.services().edge.token_cors_origins);
     Router::new()
@@ -447,9 +477,22 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
             get(sessions::list).delete(sessions::delete_others),
         )
         .route("/v1/sessions/{id}", delete(sessions::delete_one))
+        .route("/v1/grants", get(consents::list))
+        .route("/v1/grants/{client_id}", delete(consents::withdraw))
         .route("/v1/revocations", get(revocations::feed))
         .route("/v1/activity", post(activity::report))
+        .route(
+            "/oauth2/authorize",
+            get(authorize::authorize).post(authorize::authorize_post),
+        )
+        .route("/oauth2/consent", post(authorize::consent))
         .route("/oauth2/token", post(token::token).layer(cors))
+        .route(
+            "/oauth2/userinfo",
+            get(userinfo::userinfo)
+                .post(userinfo::userinfo)
+                .layer(public_cors()),
+        )
         .route("/oauth2/introspect", post(introspect::introspect))
         .route("/oauth2/revoke", post(introspect::revoke))
         .route("/admin/v1/users", get(admin::users))
@@ -478,6 +521,10 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         .route("/.well-known/jwks.json", get(discovery::jwks))
         .route(
             "/.well-known/oauth-authorization-server",
+            get(discovery::metadata),
+        )
+        .route(
+            "/.well-known/openid-configuration",
             get(discovery::metadata),
         )
         .with_state(state)

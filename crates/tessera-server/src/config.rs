@@ -188,6 +188,10 @@ pub struct TokensConfig {
     pub session_token_ttl: Duration,
     /// The audience of those tokens. Default: the issuer.
     pub session_token_audience: Option<String>,
+    /// How long an authorization code may wait for its exchange: 60 s, as OpenID
+    /// Connect's advice has it; 1 s to 10 min.
+    #[serde(with = "humantime_serde")]
+    pub code_lifetime: Duration,
 }
 
 /// A shared secret from configuration; never shown by `Debug`.
@@ -284,6 +288,7 @@ impl Default for TokensConfig {
             refresh_reuse_grace: Duration::from_secs(2),
             feed_heartbeat: Duration::from_secs(5),
             session_token_ttl: Duration::from_secs(300),
+            code_lifetime: Duration::from_secs(60),
             session_token_audience: None,
         }
     }
@@ -476,6 +481,11 @@ impl Config {
             || self.tokens.feed_heartbeat > Duration::from_secs(60)
         {
             return invalid("tokens.feed_heartbeat must be between 50ms and 60s");
+        }
+        if self.tokens.code_lifetime < Duration::from_secs(1)
+            || self.tokens.code_lifetime > Duration::from_secs(600)
+        {
+            return invalid("tokens.code_lifetime must be between 1s and 10m");
         }
         if self.tokens.session_token_ttl < tessera_core::MIN_ACCESS_TTL
             || self.tokens.session_token_ttl > tessera_core::MAX_ACCESS_TTL

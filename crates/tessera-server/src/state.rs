@@ -13,6 +13,7 @@ use crate::http::EdgePolicy;
 use crate::http::cookie::Cookies;
 use crate::services::activity::Activity;
 use crate::services::admin::Administration;
+use crate::services::authorize::Authorization;
 use crate::services::clients::Clients;
 use crate::services::discovery::Discovery;
 use crate::services::feed::RevocationFeed;
@@ -24,6 +25,7 @@ use crate::services::sessions::SessionService;
 use crate::services::sign_in::SignIn;
 use crate::services::throttle::Throttle;
 use crate::services::tokens::SessionTokens;
+use crate::services::userinfo::UserInfoService;
 
 /// Built once at start-up; cloning it (once a request) is one `Arc` clone.
 #[derive(Clone)]
@@ -32,7 +34,9 @@ pub struct AppState(pub(crate) Arc<Services>);
 pub struct Services {
     // The services handlers call.
     pub grants: Arc<Grants>,
+    pub authorization: Arc<Authorization>,
     pub introspection: Arc<Introspection>,
+    pub userinfo: Arc<UserInfoService>,
     pub feed: Arc<RevocationFeed>,
     pub activity: Arc<Activity>,
     pub sign_in: Arc<SignIn>,
@@ -74,7 +78,9 @@ macro_rules! narrow {
 
 narrow! {
     grants: Arc<Grants>,
+    authorization: Arc<Authorization>,
     introspection: Arc<Introspection>,
+    userinfo: Arc<UserInfoService>,
     feed: Arc<RevocationFeed>,
     activity: Arc<Activity>,
     sign_in: Arc<SignIn>,

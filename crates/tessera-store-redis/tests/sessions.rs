@@ -15,9 +15,9 @@ use tessera_core::{
     SessionSecret, Timestamp, UserId, Username,
 };
 use tessera_store::{
-    AccountStore, Consent, CreateSessionError, CreateUserError, EndReason, NewSession, NewUser, OpaqueToken,
-    OpaqueTokenStore, PresenceStore, Profile, RevocationLog, Revoked, Seen, SessionStore,
-    StoreError, User, UserCredentials,
+    AccountStore, Consent, CreateSessionError, CreateUserError, EndReason, NewSession, NewUser,
+    OpaqueToken, OpaqueTokenStore, PresenceStore, Profile, RevocationLog, Revoked, Seen,
+    SessionStore, StoreError, User, UserCredentials,
 };
 use tessera_store_postgres::PostgresStore;
 use tessera_store_redis::RedisStore;

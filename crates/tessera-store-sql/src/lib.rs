@@ -36,9 +36,9 @@ pub mod __private {
             ClientId, ClientName, SecretHash, SessionId, Timestamp, UserId, Username,
         };
         pub use tessera_store::{
-            AuthorizationCode, Client, Consent, CreateSessionError, CreateUserError, NewRefreshFamily,
-            NewSession, NewUser, Online, OpaqueToken, Profile, Redemption, RefreshFamily,
-            Revocation, SessionRecord, StoreError, StoredKey, User, UserCredentials,
+            AuthorizationCode, Client, Consent, CreateSessionError, CreateUserError,
+            NewRefreshFamily, NewSession, NewUser, Online, OpaqueToken, Profile, Redemption,
+            RefreshFamily, Revocation, SessionRecord, StoreError, StoredKey, User, UserCredentials,
         };
     }
 }

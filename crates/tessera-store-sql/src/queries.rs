@@ -11,9 +11,9 @@ use tessera_core::{
     Audience, ClientId, ClientName, RedirectUri, SecretHash, SessionId, Timestamp, UserId, Username,
 };
 use tessera_store::{
-    AuthorizationCode, Client, Consent, CreateSessionError, CreateUserError, NewRefreshFamily, NewSession,
-    NewUser, Online, OpaqueToken, Profile, Redemption, RefreshFamily, Revocation, SessionRecord,
-    StoreError, StoredKey, User, UserCredentials,
+    AuthorizationCode, Client, Consent, CreateSessionError, CreateUserError, NewRefreshFamily,
+    NewSession, NewUser, Online, OpaqueToken, Profile, Redemption, RefreshFamily, Revocation,
+    SessionRecord, StoreError, StoredKey, User, UserCredentials,
 };
 
 use crate::dialect::Statements;

@@ -13,10 +13,10 @@ use tessera_core::{
 };
 
 use crate::{
-    AccountStore, AuthorizationCode, AuthorizationCodeStore, Client, ClientStore, CodeFlow, Consent,
-    CreateClientError, CreateSessionError, CreateUserError, EndReason, KeyStore, NewRefreshFamily,
-    NewSession, NewUser, OpaqueToken, OpaqueTokenStore, Profile, Redemption, RefreshOutcome,
-    RefreshStore, RevocationLog, Revoked, SessionStore, StoreError, StoredKey,
+    AccountStore, AuthorizationCode, AuthorizationCodeStore, Client, ClientStore, CodeFlow,
+    Consent, CreateClientError, CreateSessionError, CreateUserError, EndReason, KeyStore,
+    NewRefreshFamily, NewSession, NewUser, OpaqueToken, OpaqueTokenStore, Profile, Redemption,
+    RefreshOutcome, RefreshStore, RevocationLog, Revoked, SessionStore, StoreError, StoredKey,
 };
 
 pub async fn run<S>(store: &S)
@@ -1331,14 +1331,20 @@ async fn consents<S: AccountStore>(store: &S) {
         ..first_of(user.id, app)
     };
     assert!(store.save_consent(wider.clone()).await.unwrap());
-    assert_eq!(store.consent(user.id, &app).await.unwrap(), Some(wider.clone()));
+    assert_eq!(
+        store.consent(user.id, &app).await.unwrap(),
+        Some(wider.clone())
+    );
     let later = Consent {
         granted_at: Timestamp::from_millis(1_700_000_001_000),
         ..first_of(user.id, other)
     };
     assert!(store.save_consent(later.clone()).await.unwrap());
     assert_eq!(store.consents(user.id).await.unwrap(), vec![wider, later]);
-    assert_eq!(store.consent(user.id, &ClientId::generate()).await.unwrap(), None);
+    assert_eq!(
+        store.consent(user.id, &ClientId::generate()).await.unwrap(),
+        None
+    );
 
     assert!(store.withdraw_consent(user.id, &app).await.unwrap());
     assert!(!store.withdraw_consent(user.id, &app).await.unwrap());

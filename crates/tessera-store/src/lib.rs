@@ -270,6 +270,9 @@ pub enum EndReason {
     /// A refresh token was presented by a client it was not issued to: it leaked,
     /// so its family and session end (RFC 9700 §4.14.2).
     TokenLeaked,
+    /// An authorization code was presented again after its exchange: what the
+    /// exchange gave ends (RFC 6749 §4.1.2).
+    CodeReplay,
 }
 
 impl EndReason {
@@ -285,6 +288,7 @@ impl EndReason {
             EndReason::Kicked => "kicked",
             EndReason::ClientRemoved => "client_removed",
             EndReason::TokenLeaked => "token_leaked",
+            EndReason::CodeReplay => "code_replay",
         }
     }
 
@@ -298,6 +302,7 @@ impl EndReason {
             Self::Revoked,
             Self::KeyRetired,
             Self::Kicked,
+            Self::CodeReplay,
             Self::ClientRemoved,
             Self::TokenLeaked,
         ]

@@ -81,14 +81,20 @@ pub async fn store_command(command: StoreCommand, overrides: Overrides) -> anyho
 
 /// Everything that moves, read in full before anything is written.
 struct Export {
-    /// Each with its profile.
-    users: Vec<(tessera_store::UserCredentials, tessera_store::Profile)>,
+    users: Vec<Account>,
     clients: Vec<tessera_store::Client>,
     keys: Vec<tessera_store::StoredKey>,
     /// The log's entries still in force, oldest first.
     revocations: Vec<tessera_store::Revocation>,
     /// The source log's high-water mark: the newest sequence it ever numbered.
     revocation_sequence: u64,
+}
+
+/// An account with what belongs to it alone.
+struct Account {
+    credentials: tessera_store::UserCredentials,
+    profile: tessera_store::Profile,
+    consents: Vec<tessera_store::Consent>,
 }
 
 /// How far a copy got.
@@ -243,12 +249,20 @@ async fn read(source: &StoreSet) -> anyhow::Result<Export> {
                 user.username
             );
         };
-        let profile = source.profile(user.id).await?.unwrap_or_default();
-        users.push((credentials, profile));
+        users.push(Account {
+            credentials,
+            profile: source.profile(user.id).await?.unwrap_or_default(),
+            consents: source.consents(user.id).await?,
+        });
     }
     // Oldest first, as the source gave out look-alike keys: of two accounts whose
     // names look alike, the older one holds the name's look in the target too.
-    users.sort_by_key(|(credentials, _)| (credentials.user.created_at, credentials.user.id));
+    users.sort_by_key(|account| {
+        (
+            account.credentials.user.created_at,
+            account.credentials.user.id,
+        )
+    });
     // The high-water mark first: entries appended meanwhile (a server still running)
     // are then read too, and the import raises the counter past them.
     let revocation_sequence = source.latest_revocation().await?;
@@ -295,7 +309,12 @@ async fn write(target: &StoreSet, export: &Export, copied: &mut Copied) -> anyho
             .with_context(|| format!("cannot copy the client {}", client.name))?;
         copied.clients += 1;
     }
-    for (credentials, profile) in &export.users {
+    for Account {
+        credentials,
+        profile,
+        consents,
+    } in &export.users
+    {
         target
             .import_user(tessera_store::UserCredentials {
                 user: credentials.user.clone(),
@@ -309,6 +328,14 @@ async fn write(target: &StoreSet, export: &Export, copied: &mut Copied) -> anyho
                 .await
                 .with_context(|| {
                     format!("cannot copy the profile of {}", credentials.user.username)
+                })?;
+        }
+        for consent in consents {
+            target
+                .save_consent(consent.clone())
+                .await
+                .with_context(|| {
+                    format!("cannot copy the consents of {}", credentials.user.username)
                 })?;
         }
         copied.accounts += 1;

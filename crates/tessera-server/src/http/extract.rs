@@ -226,32 +226,38 @@ pub const BEARER_INVALID: &str = r#"Bearer realm="tessera", error="invalid_token
 pub const BEARER_MISSING: &str = r#"Bearer realm="tessera""#;
 pub const BEARER_SCOPE: &str = r#"Bearer realm="tessera", error="insufficient_scope""#;
 
+/// The token of an `Authorization: Bearer` header, or the RFC 6750 answer to a
+/// request without one.
+pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            codes::INVALID_REQUEST,
+            "send an access token: Authorization: Bearer <token>",
+        )
+        .challenge(BEARER_MISSING));
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                codes::INVALID_REQUEST,
+                "the Authorization header must be: Bearer <token>",
+            )
+            .challenge(BEARER_INVALID)
+        })
+}
+
 impl FromRequestParts<AppState> for BearerToken {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                codes::INVALID_REQUEST,
-                "send an access token: Authorization: Bearer <token>",
-            )
-            .challenge(BEARER_MISSING));
-        };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    codes::INVALID_REQUEST,
-                    "the Authorization header must be: Bearer <token>",
-                )
-                .challenge(BEARER_INVALID)
-            })?;
+        let token = bearer(&parts.headers)?;
         let invalid = |description: String| {
             ApiError::new(StatusCode::UNAUTHORIZED, codes::INVALID_TOKEN, description)
                 .challenge(BEARER_INVALID)

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use tessera_core::GrantType;
 use tessera_proto::metadata::auth_method::{CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, NONE};
+use tessera_proto::scope::oidc;
 use tessera_proto::{Algorithm, ServerMetadata};
 
 use crate::services::discovery::Discovery;
@@ -51,7 +52,9 @@ pub async fn jwks(State(discovery): State<Arc<Discovery>>, headers: HeaderMap) -
     response
 }
 
-/// `GET /.well-known/oauth-authorization-server` (RFC 8414).
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414) and
+/// `GET /.well-known/openid-configuration` (OpenID Connect Discovery 1.0): one
+/// document, so that the two can never disagree.
 pub async fn metadata(State(discovery): State<Arc<Discovery>>) -> Response {
     let issuer = discovery.issuer();
     let endpoint = |path: &str| Some(format!("{issuer}{path}"));
@@ -60,13 +63,24 @@ pub async fn metadata(State(discovery): State<Arc<Discovery>>) -> Response {
     let body = ServerMetadata {
         issuer: issuer.to_owned(),
         jwks_uri: format!("{issuer}/.well-known/jwks.json"),
+        authorization_endpoint: endpoint("/oauth2/authorize"),
         token_endpoint: endpoint("/oauth2/token"),
+        userinfo_endpoint: endpoint("/oauth2/userinfo"),
         introspection_endpoint: endpoint("/oauth2/introspect"),
         revocation_endpoint: endpoint("/oauth2/revoke"),
         revocation_feed_endpoint: endpoint("/v1/revocations"),
         activity_endpoint: endpoint("/v1/activity"),
-        response_types_supported: Vec::new(),
+        scopes_supported: names(&[
+            oidc::OPENID,
+            oidc::PROFILE,
+            oidc::EMAIL,
+            oidc::OFFLINE_ACCESS,
+        ]),
+        // The code flow only: implicit and hybrid flows put tokens in the URL.
+        response_types_supported: names(&["code"]),
+        response_modes_supported: names(&["query"]),
         grant_types_supported: [
+            GrantType::AuthorizationCode,
             GrantType::Password,
             GrantType::RefreshToken,
             GrantType::ClientCredentials,
@@ -85,6 +99,36 @@ pub async fn metadata(State(discovery): State<Arc<Discovery>>) -> Response {
             .iter()
             .map(|a| a.as_str().to_owned())
             .collect(),
+        code_challenge_methods_supported: names(&[tessera_core::PKCE_S256]),
+        authorization_response_iss_parameter_supported: Some(true),
+        subject_types_supported: names(&["public"]),
+        id_token_signing_alg_values_supported: Algorithm::ASYMMETRIC
+            .iter()
+            .map(|a| a.as_str().to_owned())
+            .collect(),
+        claims_supported: names(&[
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "sid",
+            "azp",
+            "amr",
+            "acr",
+            "at_hash",
+            "name",
+            "preferred_username",
+            "updated_at",
+            "email",
+            "email_verified",
+        ]),
+        prompt_values_supported: names(&["none", "login", "consent", "select_account"]),
+        claims_parameter_supported: Some(false),
+        request_parameter_supported: Some(false),
+        request_uri_parameter_supported: Some(false),
     };
     let mut response = axum::Json(body).into_response();
     let h = response.headers_mut();

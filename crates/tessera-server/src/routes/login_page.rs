@@ -8,28 +8,33 @@
 //! (see [`crate::http::return_to`]), else to `/login`, which then says who is
 //! signed in.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
-use base64::Engine;
+use axum::response::Response;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{Markup, html};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::http::EdgePolicy;
 use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, Input, check_origin};
+use crate::routes::html::{csp_source, page, see_other, sentence};
 use crate::routes::login::{LoginForm, sign_in};
+use crate::services::authorize::Authorization;
 use crate::services::sessions::SessionService;
 use crate::services::sign_in::SignIn;
 
 #[derive(Deserialize)]
 pub struct PageQuery {
     return_to: Option<String>,
+    /// Show the form even to a signed-in browser (`prompt=login`, `max_age`).
+    #[serde(default)]
+    reauthenticate: bool,
+    /// The username to offer (OpenID Connect's `login_hint`).
+    login_hint: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -39,102 +44,21 @@ pub struct PageForm {
     return_to: Option<String>,
 }
 
-const STYLE: &str = "\
-body{margin:0;min-height:100vh;display:grid;place-items:center;background:#f3f4f6;\
-color:#111827;font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif}\
-main{box-sizing:border-box;width:min(23rem,calc(100vw - 2rem));margin:1rem;padding:2rem;\
-background:#fff;border-radius:.75rem;box-shadow:0 1px 3px rgba(0,0,0,.08),0 10px 30px rgba(0,0,0,.06)}\
-h1{margin:0 0 1.25rem;font-size:1.5rem;font-weight:650}\
-p{margin:0 0 1rem}\
-label{display:block;margin:1rem 0 .35rem;font-size:.9rem;font-weight:600}\
-input{box-sizing:border-box;width:100%;padding:.6rem .75rem;font:inherit;color:inherit;\
-background:#fff;border:1px solid #d1d5db;border-radius:.45rem}\
-input:focus{outline:2px solid #2563eb;outline-offset:1px;border-color:#2563eb}\
-button{width:100%;margin-top:1.5rem;padding:.65rem;font:inherit;font-weight:600;color:#fff;\
-background:#2563eb;border:0;border-radius:.45rem;cursor:pointer}\
-button:hover{background:#1d4ed8}\
-button:focus-visible{outline:2px solid #1e3a8a;outline-offset:2px}\
-.error{padding:.65rem .8rem;color:#991b1b;background:#fef2f2;border:1px solid #fecaca;border-radius:.45rem}";
-
-/// The page's one stylesheet, allowed by its hash: with no `'unsafe-inline'`, markup
-/// that ever slipped past escaping could not bring styles of its own either.
-static STYLE_SOURCE: LazyLock<String> = LazyLock::new(|| {
-    let digest = Sha256::digest(STYLE.as_bytes());
-    format!(
-        "'sha256-{}'",
-        base64::engine::general_purpose::STANDARD.encode(digest)
-    )
-});
-
-/// No script at all; only our stylesheet; never framed. The form posts only here,
-/// but a sign-in answers `303` to `return_to`, and browsers hold that redirect to
-/// `form-action` too: the origin of the page's (already allowed) `return_to` must be
-/// listed, or the browser stops on tessera instead of going back.
-fn csp(return_to: Option<&Url>) -> HeaderValue {
-    let mut form_action = String::from("'self'");
-    if let Some(origin) = return_to.map(|url| url.origin().ascii_serialization()) {
-        form_action.push(' ');
-        form_action.push_str(&origin);
-    }
-    let policy = format!(
-        "default-src 'none'; style-src {}; form-action {form_action}; \
-         frame-ancestors 'none'; base-uri 'none'",
-        *STYLE_SOURCE
-    );
-    // Origins are ASCII-serialised, so this always is a valid header value.
-    HeaderValue::from_str(&policy).unwrap_or_else(|_| {
-        HeaderValue::from_static("default-src 'none'; form-action 'self'; frame-ancestors 'none'")
-    })
-}
-
-/// An HTML page. `return_to` is where a form on it may send the browser afterwards.
-fn page(status: StatusCode, return_to: Option<&Url>, body: Markup) -> Response {
-    let markup = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Sign in" }
-                style { (PreEscaped(STYLE)) }
-            }
-            body { main { (body) } }
-        }
+/// Where the form's answer may lead: `return_to`, and when that is an authorization
+/// request, the client it goes back to.
+async fn leads_to(authorization: &Authorization, return_to: Option<&Url>) -> Vec<String> {
+    let Some(url) = return_to else {
+        return Vec::new();
     };
-    (
-        status,
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            ),
-            (header::CONTENT_SECURITY_POLICY, csp(return_to)),
-            (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-            // Not `no-referrer`: with it, browsers send `Origin: null` on the form's
-            // own POST, which the origin check rightly refuses. `same-origin` still
-            // tells other sites (the return_to's among them) nothing.
-            (
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("same-origin"),
-            ),
-        ],
-        markup.into_string(),
-    )
-        .into_response()
+    let mut sources = vec![csp_source(url)];
+    if let Some(client) = authorization.leads_to(url).await {
+        sources.push(csp_source(&client));
+    }
+    sources
 }
 
-/// An API error description (`invalid username or password`) as a sentence for a
-/// person: capitalised, with a full stop.
-fn sentence(description: &str) -> String {
-    let mut chars = description.trim().chars();
-    let mut out: String = chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default();
-    if !out.ends_with(['.', '!', '?']) {
-        out.push('.');
-    }
-    out
+fn sign_in_page(status: StatusCode, leads_to: &[String], body: Markup) -> Response {
+    page(status, "Sign in", leads_to, body)
 }
 
 /// The sign-in form. `username` is kept after a failed attempt; never the password.
@@ -157,21 +81,11 @@ fn form(return_to: Option<&Url>, username: Option<&str>, error: Option<&str>) ->
     }
 }
 
-fn see_other(location: &str) -> Response {
-    match HeaderValue::from_str(location) {
-        Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
-        Err(_) => (
-            StatusCode::SEE_OTHER,
-            [(header::LOCATION, HeaderValue::from_static("/login"))],
-        )
-            .into_response(),
-    }
-}
-
 /// `GET /login[?return_to=URL]`: the form; a browser already signed in goes straight
 /// on to an allowed `return_to`, or is told who it is signed in as.
 pub async fn show(
     State(sessions): State<Arc<SessionService>>,
+    State(authorization): State<Arc<Authorization>>,
     State(cookies): State<Arc<Cookies>>,
     State(edge): State<Arc<EdgePolicy>>,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
@@ -179,32 +93,35 @@ pub async fn show(
 ) -> Result<Response, ApiError> {
     // A mangled query (say, return_to given twice) is a bad link, not a reason to
     // keep a person from signing in: it is dropped like a refused return_to.
+    let query = query.ok().map(|Query(query)| query);
     let allowed = query
-        .ok()
-        .and_then(|Query(query)| query.return_to)
-        .and_then(|r| edge.return_to.check(&r));
+        .as_ref()
+        .and_then(|q| q.return_to.as_deref())
+        .and_then(|r| edge.return_to.check(r));
+    let reauthenticate = query.as_ref().is_some_and(|q| q.reauthenticate);
+    let hint = query.as_ref().and_then(|q| q.login_hint.as_deref());
     // Two different session cookies: as if signed out; signing in replaces both.
     let current = match cookies.session.secret(&headers) {
         Ok(Some(secret)) => sessions.authenticate(&secret).await?,
         Ok(None) | Err(_) => None,
     };
-    if let Some(session) = current {
+    if let Some(session) = current.filter(|_| !reauthenticate) {
         if let Some(to) = allowed {
             return Ok(see_other(to.as_str()));
         }
-        return Ok(page(
+        return Ok(sign_in_page(
             StatusCode::OK,
-            None,
+            &[],
             html! {
                 h1 { "Signed in" }
                 p { "You are signed in as " strong { (session.user().username.as_str()) } "." }
             },
         ));
     }
-    Ok(page(
+    Ok(sign_in_page(
         StatusCode::OK,
-        allowed.as_ref(),
-        form(allowed.as_ref(), None, None),
+        &leads_to(&authorization, allowed.as_ref()).await,
+        form(allowed.as_ref(), hint, None),
     ))
 }
 
@@ -217,6 +134,7 @@ const FOREIGN_FORM: &str = "This sign-in form was sent from another site, so it 
 /// never a JSON error.
 pub async fn submit(
     State(sign_in_service): State<Arc<SignIn>>,
+    State(authorization): State<Arc<Authorization>>,
     State(cookies): State<Arc<Cookies>>,
     State(edge): State<Arc<EdgePolicy>>,
     client: ClientInfo,
@@ -225,18 +143,18 @@ pub async fn submit(
 ) -> Response {
     // The origin check first: what a foreign page sent is not read any further.
     if check_origin(&headers, &edge.origins).is_err() {
-        return page(
+        return sign_in_page(
             StatusCode::FORBIDDEN,
-            None,
+            &[],
             form(None, None, Some(FOREIGN_FORM)),
         );
     }
     let input = match input {
         Ok(Input(input)) => input,
         Err(error) => {
-            return page(
+            return sign_in_page(
                 error.status(),
-                None,
+                &[],
                 form(None, None, Some(error.description())),
             );
         }
@@ -263,9 +181,9 @@ pub async fn submit(
             response
         }
         Err(error) => {
-            let mut response = page(
+            let mut response = sign_in_page(
                 error.status(),
-                allowed.as_ref(),
+                &leads_to(&authorization, allowed.as_ref()).await,
                 form(allowed.as_ref(), Some(&username), Some(error.description())),
             );
             if let Some(wait) = error.retry_after_duration() {

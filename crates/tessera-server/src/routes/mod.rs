@@ -2,8 +2,11 @@
 
 pub mod activity;
 pub mod admin;
+pub mod authorize;
+pub mod consents;
 pub mod discovery;
 pub mod health;
+pub mod html;
 pub mod introspect;
 pub mod login;
 pub mod login_page;
@@ -11,4 +14,5 @@ pub mod revocations;
 pub mod session;
 pub mod sessions;
 pub mod token;
+pub mod userinfo;
 pub mod users;

@@ -17,6 +17,7 @@ use tessera_proto::token_type::{ACCESS_TOKEN_TYPE, BEARER, SESSION_TOKEN_TYPE};
 
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, OAuthRequest, credentials};
+use crate::services::codes::CodeExchange;
 use crate::services::grants::{GrantRequest, Granted, Grants};
 use crate::services::oauth::OAuthError;
 
@@ -28,6 +29,7 @@ impl From<Granted> for TokenResponse {
             token_type: BEARER.to_owned(),
             expires_in: granted.expires_in,
             refresh_token: granted.refresh_token,
+            id_token: granted.id_token,
             scope: granted.scopes.to_string(),
         }
     }
@@ -59,16 +61,12 @@ pub async fn token(
 
 fn grant_type(request: &OAuthRequest) -> Result<GrantType, ApiError> {
     let grant_type = request.required("grant_type")?;
-    GrantType::parse(grant_type)
-        // A client may be registered for the code flow before the token endpoint
-        // redeems codes (issue 13 lands it in steps).
-        .filter(|g| *g != GrantType::AuthorizationCode)
-        .ok_or_else(|| {
-            ApiError::oauth(
-                codes::UNSUPPORTED_GRANT_TYPE,
-                format!("unsupported grant_type {grant_type:?}"),
-            )
-        })
+    GrantType::parse(grant_type).ok_or_else(|| {
+        ApiError::oauth(
+            codes::UNSUPPORTED_GRANT_TYPE,
+            format!("unsupported grant_type {grant_type:?}"),
+        )
+    })
 }
 
 fn grant_request(grant: GrantType, request: &OAuthRequest) -> Result<GrantRequest, OAuthError> {
@@ -106,13 +104,14 @@ fn grant_request(grant: GrantType, request: &OAuthRequest) -> Result<GrantReques
                 .to_owned(),
             scope,
         },
-        // Refused by `grant_type` before anything else is read.
-        GrantType::AuthorizationCode => {
-            return Err(OAuthError::refused(
-                codes::UNSUPPORTED_GRANT_TYPE,
-                "unsupported grant_type \"authorization_code\"",
-            ));
-        }
+        GrantType::AuthorizationCode => GrantRequest::AuthorizationCode(CodeExchange {
+            code: request
+                .param("code")
+                .ok_or_else(|| OAuthError::invalid_request("code is missing"))?
+                .to_owned(),
+            redirect_uri: request.param("redirect_uri").map(str::to_owned),
+            code_verifier: request.param("code_verifier").map(str::to_owned),
+        }),
         GrantType::TokenExchange => GrantRequest::TokenExchange {
             session: exchanged_session(request)?,
             scope,

@@ -3,11 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_core::{DisplayName, Email, Password, Roles, Timestamp, UserId, Username};
+use tessera_core::{
+    ClientId, DisplayName, Email, Password, Roles, Scopes, Timestamp, UserId, Username,
+};
 pub use tessera_store::Profile;
 use tessera_store::{
-    AccountStore, CreateUserError, EndReason, NewUser, RefreshStore, RevocationLog, Revoked,
-    StoreError, User,
+    AccountStore, Consent, CreateUserError, EndReason, NewUser, RefreshStore, RevocationLog,
+    Revoked, StoreError, User,
 };
 
 use crate::services::passwords::{HashError, PasswordHasher};
@@ -259,6 +261,52 @@ impl Accounts {
             .set_profile(id, changed.clone())
             .await?
             .then_some(changed))
+    }
+
+    /// What `user` allowed `client`, if they did.
+    pub async fn consent(
+        &self,
+        user: UserId,
+        client: &ClientId,
+    ) -> Result<Option<Consent>, StoreError> {
+        self.store.consent(user, client).await
+    }
+
+    /// Remembers that `user` allowed `client` these scopes, beside what they allowed
+    /// it before: a consent only grows until it is withdrawn.
+    pub async fn give_consent(
+        &self,
+        user: UserId,
+        client: &ClientId,
+        scopes: &Scopes,
+    ) -> Result<(), StoreError> {
+        let mut allowed = scopes.clone();
+        if let Some(before) = self.store.consent(user, client).await? {
+            allowed = allowed.union(&before.scopes);
+        }
+        self.store
+            .save_consent(Consent {
+                user,
+                client_id: *client,
+                scopes: allowed,
+                granted_at: Timestamp::now(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Every consent of `user`, oldest first.
+    pub async fn consents(&self, user: UserId) -> Result<Vec<Consent>, StoreError> {
+        self.store.consents(user).await
+    }
+
+    /// Forgets what `user` allowed `client`; `false` if they had allowed nothing.
+    pub async fn withdraw_consent(
+        &self,
+        user: UserId,
+        client: &ClientId,
+    ) -> Result<bool, StoreError> {
+        self.store.withdraw_consent(user, client).await
     }
 
     /// Lets a disabled account sign in again. What it held before stays refused:

@@ -10,8 +10,12 @@ use tessera_proto::error as codes;
 use tessera_core::{Audience, GrantType, Password, Scopes, SessionSecret, Timestamp, Username};
 use tessera_store::{Client, User};
 
+use tessera_proto::scope::oidc;
+
 use crate::services::accounts::{Accounts, LoginError};
 use crate::services::clients::{Clients, PresentedClient};
+use crate::services::codes::{CodeExchange, Codes};
+use crate::services::id_tokens::{self, IdTokenRequest};
 use crate::services::oauth::{OAuthError, authenticate};
 use crate::services::presence::Presence;
 use crate::services::refresh::{RefreshError, RefreshTokens};
@@ -37,6 +41,8 @@ pub enum GrantRequest {
         refresh_token: String,
         scope: Option<Scopes>,
     },
+    /// A code from the authorization endpoint (RFC 6749 §4.1.3).
+    AuthorizationCode(CodeExchange),
     /// A live browser session exchanged for an access token (RFC 8693).
     TokenExchange {
         session: SessionSecret,
@@ -50,6 +56,8 @@ pub struct Granted {
     pub access_token: String,
     pub expires_in: u64,
     pub refresh_token: Option<String>,
+    /// For a code flow with the `openid` scope.
+    pub id_token: Option<String>,
     pub scopes: Scopes,
     /// Set for a token exchange (RFC 8693 §2.2.1).
     pub exchanged: bool,
@@ -57,6 +65,7 @@ pub struct Granted {
 
 pub struct Grants {
     clients: Clients,
+    codes: Codes,
     accounts: Accounts,
     sessions: Arc<SessionService>,
     refresh: Arc<RefreshTokens>,
@@ -66,8 +75,10 @@ pub struct Grants {
 }
 
 impl Grants {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         clients: Clients,
+        codes: Codes,
         accounts: Accounts,
         sessions: Arc<SessionService>,
         refresh: Arc<RefreshTokens>,
@@ -77,6 +88,7 @@ impl Grants {
     ) -> Self {
         Self {
             clients,
+            codes,
             accounts,
             sessions,
             refresh,
@@ -127,7 +139,7 @@ impl Grants {
                 let (refresh_token, sid) = if client.grants.contains(&GrantType::RefreshToken) {
                     let (token, family) = self
                         .refresh
-                        .start(&client, &user, &scopes, audience.as_ref(), None)
+                        .start(&client, &user, &scopes, audience.as_ref(), None, None)
                         .await
                         .map_err(refresh_error)?;
                     self.presence.observe(family, user.id, Timestamp::now());
@@ -176,6 +188,9 @@ impl Grants {
                     .await?;
                 Granted::new(issued, scopes, Some(next.expose()))
             }
+            GrantRequest::AuthorizationCode(exchange) => {
+                self.code_grant(&client, &exchange).await?
+            }
             GrantRequest::TokenExchange {
                 session,
                 scope,
@@ -201,6 +216,83 @@ impl Grants {
         };
         metrics::counter!("tessera_token_requests_total", "outcome" => "issued").increment(1);
         Ok(granted)
+    }
+
+    /// The tokens for a code: an access token whose `sid` is the browser session
+    /// (so that its end revokes the token), an ID token for `openid`, and for a
+    /// client that may refresh, a family tied to that session unless
+    /// `offline_access` was granted. The access token's `jti` and the family's id
+    /// are the ones chosen with the code, so that a replay of it revokes them.
+    async fn code_grant(
+        &self,
+        client: &Client,
+        exchange: &CodeExchange,
+    ) -> Result<Granted, OAuthError> {
+        let (code, session) = self.codes.redeem(client, exchange).await?;
+        let user = session.user();
+        let scopes = code.scopes;
+        let audience = self.granted_audience(client, &scopes, None)?;
+        let refresh_token = if client.grants.contains(&GrantType::RefreshToken) {
+            let tied_to = (!scopes.contains(oidc::OFFLINE_ACCESS)).then_some(code.session);
+            let (token, family) = self
+                .refresh
+                .start(
+                    client,
+                    user,
+                    &scopes,
+                    audience.as_ref(),
+                    tied_to,
+                    Some(code.family),
+                )
+                .await
+                .map_err(refresh_error)?;
+            self.presence.observe(family, user.id, Timestamp::now());
+            Some(token.expose())
+        } else {
+            None
+        };
+        let request = TokenRequest {
+            client,
+            subject: Subject::User {
+                user,
+                session: Some(code.session),
+            },
+            audience: audience.as_ref(),
+            scopes: &scopes,
+            jti: Some(&code.jti),
+        };
+        let issued = self.tokens.issue(&request).await.map_err(issue_error)?;
+        let id_token = if scopes.contains(oidc::OPENID) {
+            let profile = if scopes.contains(oidc::PROFILE) || scopes.contains(oidc::EMAIL) {
+                self.accounts.profile(user.id).await?
+            } else {
+                None
+            };
+            Some(
+                id_tokens::issue(
+                    &self.tokens,
+                    &IdTokenRequest {
+                        client,
+                        user,
+                        profile: profile.as_ref(),
+                        scopes: &scopes,
+                        session: &code.session,
+                        auth_time: code.auth_time,
+                        nonce: code.nonce.as_deref(),
+                        access_token: &issued.access_token,
+                    },
+                )
+                .map_err(issue_error)?,
+            )
+        } else {
+            None
+        };
+        metrics::counter!("tessera_tokens_issued_total", "grant" => "authorization_code")
+            .increment(1);
+        Ok(Granted {
+            id_token,
+            ..Granted::new(issued, scopes, refresh_token)
+        })
     }
 
     /// The live browser session a token exchange presents as its subject token.
@@ -248,14 +340,9 @@ impl Grants {
             subject,
             audience,
             scopes,
+            jti: None,
         };
-        self.tokens.issue(&request).await.map_err(|error| {
-            tracing::error!(%error, "could not issue a token");
-            match error {
-                IssueError::Store(e) => OAuthError::Store(e),
-                IssueError::NoKey(_) | IssueError::Sign => OAuthError::NoSigningKey,
-            }
-        })
+        self.tokens.issue(&request).await.map_err(issue_error)
     }
 
     /// The audience to grant (`None`: tessera itself, the issuer). Asked for with
@@ -311,6 +398,7 @@ impl Granted {
             access_token: issued.access_token,
             expires_in: issued.expires_in,
             refresh_token,
+            id_token: None,
             scopes,
             exchanged: false,
         }
@@ -341,6 +429,14 @@ fn granted_scopes(
         ));
     }
     Ok(asked)
+}
+
+fn issue_error(error: IssueError) -> OAuthError {
+    tracing::error!(%error, "could not issue a token");
+    match error {
+        IssueError::Store(e) => OAuthError::Store(e),
+        IssueError::NoKey(_) | IssueError::Sign => OAuthError::NoSigningKey,
+    }
 }
 
 fn refresh_error(error: RefreshError) -> OAuthError {

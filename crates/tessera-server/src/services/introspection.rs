@@ -129,6 +129,20 @@ impl Introspection {
                 }
                 Ok((issued_to, Some(Description::Refresh(family))))
             }
+            PresentedToken::Opaque(_) | PresentedToken::Jwt(_) => self.access(token).await,
+        }
+    }
+
+    /// The claims of `token` if it is one of this issuer's access tokens, live and
+    /// unrevoked, whatever its audience, with the client it was issued to (known
+    /// also for a token that is no longer live). `Stale` while this instance cannot
+    /// tell what was revoked.
+    pub async fn access(
+        &self,
+        token: &str,
+    ) -> Result<(Option<ClientId>, Option<Description>), OAuthError> {
+        match PresentedToken::classify(token) {
+            PresentedToken::Malformed | PresentedToken::Refresh(_) => Ok((None, None)),
             PresentedToken::Opaque(secret) => {
                 let hash = secret.hash();
                 let record = match self.opaque_cache.get(hash.as_bytes()) {

@@ -49,7 +49,8 @@ impl RefreshTokens {
         }
     }
 
-    /// Starts a family and returns its first token and its id (the tokens' `sid`).
+    /// Starts a family and returns its first token and its id (the tokens' `sid`):
+    /// `id` when it was chosen beforehand (by an authorization code), else a new one.
     pub async fn start(
         &self,
         client: &Client,
@@ -57,10 +58,11 @@ impl RefreshTokens {
         scopes: &Scopes,
         audience: Option<&Audience>,
         session: Option<SessionId>,
+        id: Option<SessionId>,
     ) -> Result<(RefreshTokenSecret, SessionId), RefreshError> {
         let token = RefreshTokenSecret::generate();
         // Family ids are drawn like session ids: 128 unguessable bits.
-        let id = SessionSecret::generate().session_id();
+        let id = id.unwrap_or_else(|| SessionSecret::generate().session_id());
         let now = Timestamp::now();
         let family = NewRefreshFamily {
             id,

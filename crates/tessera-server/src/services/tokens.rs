@@ -28,6 +28,9 @@ pub struct TokenRequest<'a> {
     /// `None`: the token is for tessera itself (the issuer is the audience).
     pub audience: Option<&'a Audience>,
     pub scopes: &'a Scopes,
+    /// The `jti` to give the token, when it was chosen beforehand (a code's
+    /// exchange, so that a replay of the code can revoke it); a new one otherwise.
+    pub jti: Option<&'a str>,
 }
 
 pub struct IssuedToken {
@@ -120,7 +123,7 @@ impl TokenIssuer {
             ),
             Subject::Client => (client.id.to_string(), None, None, Roles::default()),
         };
-        let jti = random_id();
+        let jti = request.jti.map_or_else(random_id, str::to_owned);
         self.opaque
             .store_opaque_token(OpaqueToken {
                 hash: secret.hash(),
@@ -149,7 +152,7 @@ impl TokenIssuer {
         let now = Timestamp::now();
         let iat = now.as_millis() / 1000;
         let ttl = client.access_ttl.as_secs();
-        let jti = random_id();
+        let jti = request.jti.map_or_else(random_id, str::to_owned);
         let scope = request.scopes.to_string();
         let (sub, sid, roles) = match &request.subject {
             Subject::User { user, session } => (
@@ -205,7 +208,7 @@ impl TokenIssuer {
 }
 
 /// A token id: 128 random bits, base64url.
-fn random_id() -> String {
+pub fn random_id() -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tessera_core::random_bytes::<16>())
 }
@@ -237,6 +240,7 @@ impl SessionTokens {
                 },
                 audience: self.client.audiences.first(),
                 scopes: &self.client.scopes,
+                jti: None,
             })
             .await?;
         metrics::counter!("tessera_tokens_issued_total", "grant" => "session_cookie").increment(1);

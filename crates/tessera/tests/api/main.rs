@@ -6,6 +6,7 @@ mod admin;
 mod browser;
 mod cli;
 mod cluster;
+mod code_flow;
 mod durability;
 mod feed;
 mod gateway;

@@ -95,8 +95,7 @@ async fn an_app_is_registered_from_the_cli_with_its_code_flow() {
     assert_eq!(confidential["first_party"], false);
     assert_eq!(confidential["require_par"], true);
 
-    // Until the token endpoint redeems codes, the grant is refused at once, even to
-    // the client registered for it, and the metadata does not offer it.
+    // The token endpoint redeems codes for it, and the metadata offers the grant.
     let registered = crate::tokens::Registered {
         id: confidential["client_id"].as_str().unwrap().to_owned(),
         secret: confidential["client_secret"].as_str().map(str::to_owned),
@@ -111,10 +110,7 @@ async fn an_app_is_registered_from_the_cli_with_its_code_flow() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        error_of(attempt).await,
-        (400, "unsupported_grant_type".into())
-    );
+    assert_eq!(error_of(attempt).await, (400, "invalid_grant".into()));
     let metadata: Value = server
         .client
         .get(server.url("/.well-known/oauth-authorization-server"))
@@ -125,7 +121,7 @@ async fn an_app_is_registered_from_the_cli_with_its_code_flow() {
         .await
         .unwrap();
     assert!(
-        !metadata["grant_types_supported"]
+        metadata["grant_types_supported"]
             .as_array()
             .unwrap()
             .contains(&json!("authorization_code"))

@@ -1,0 +1,136 @@
+//! What tessera's pages for people share: one stylesheet, the frame around a page,
+//! and the headers that keep a page from being framed, scripted or leaking its URL.
+//! `/login`, the consent page and the authorization error page are made with it.
+
+use std::sync::LazyLock;
+
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use http::{HeaderValue, StatusCode, header};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use sha2::{Digest, Sha256};
+
+const STYLE: &str = "\
+body{margin:0;min-height:100vh;display:grid;place-items:center;background:#f3f4f6;\
+color:#111827;font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif}\
+main{box-sizing:border-box;width:min(23rem,calc(100vw - 2rem));margin:1rem;padding:2rem;\
+background:#fff;border-radius:.75rem;box-shadow:0 1px 3px rgba(0,0,0,.08),0 10px 30px rgba(0,0,0,.06)}\
+h1{margin:0 0 1.25rem;font-size:1.5rem;font-weight:650}\
+p{margin:0 0 1rem}\
+label{display:block;margin:1rem 0 .35rem;font-size:.9rem;font-weight:600}\
+input{box-sizing:border-box;width:100%;padding:.6rem .75rem;font:inherit;color:inherit;\
+background:#fff;border:1px solid #d1d5db;border-radius:.45rem}\
+input:focus{outline:2px solid #2563eb;outline-offset:1px;border-color:#2563eb}\
+button{width:100%;margin-top:1.5rem;padding:.65rem;font:inherit;font-weight:600;color:#fff;\
+background:#2563eb;border:0;border-radius:.45rem;cursor:pointer}\
+button:hover{background:#1d4ed8}\
+button:focus-visible{outline:2px solid #1e3a8a;outline-offset:2px}\
+button.secondary{color:#111827;background:#fff;border:1px solid #d1d5db}\
+button.secondary:hover{background:#f9fafb}\
+.choices{display:flex;gap:.75rem}.choices button{margin-top:1.25rem}\
+ul.scopes{margin:0 0 1rem;padding:0 0 0 1.25rem}ul.scopes li{margin:.3rem 0}\
+.muted{color:#4b5563;font-size:.9rem}\
+.error{padding:.65rem .8rem;color:#991b1b;background:#fef2f2;border:1px solid #fecaca;border-radius:.45rem}";
+
+/// The one stylesheet, allowed by its hash: with no `'unsafe-inline'`, markup that
+/// ever slipped past escaping could not bring styles of its own either.
+static STYLE_SOURCE: LazyLock<String> = LazyLock::new(|| {
+    let digest = Sha256::digest(STYLE.as_bytes());
+    format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+});
+
+/// No script at all; only our stylesheet; never framed. Forms post only to tessera,
+/// but browsers hold the redirects that follow a form post to `form-action` too, so
+/// each place a form's answer may lead (a `return_to`, a client's redirect URI) is
+/// listed in `leads_to` as a CSP source, or the browser stops on tessera.
+fn csp(leads_to: &[String]) -> HeaderValue {
+    let mut form_action = String::from("'self'");
+    for source in leads_to {
+        form_action.push(' ');
+        form_action.push_str(source);
+    }
+    let policy = format!(
+        "default-src 'none'; style-src {}; form-action {form_action}; \
+         frame-ancestors 'none'; base-uri 'none'",
+        *STYLE_SOURCE
+    );
+    // Sources are ASCII-serialised origins or schemes, so this always is a valid
+    // header value.
+    HeaderValue::from_str(&policy).unwrap_or_else(|_| {
+        HeaderValue::from_static("default-src 'none'; form-action 'self'; frame-ancestors 'none'")
+    })
+}
+
+/// The CSP source a URL's answer leads to: its origin, or for a native app's
+/// private-use scheme (which has no origin) the scheme alone.
+pub fn csp_source(url: &url::Url) -> String {
+    match url.origin() {
+        origin @ url::Origin::Tuple(..) => origin.ascii_serialization(),
+        url::Origin::Opaque(_) => format!("{}:", url.scheme()),
+    }
+}
+
+/// An HTML page titled `title`, whose forms may lead to `leads_to` (CSP sources).
+pub fn page(status: StatusCode, title: &str, leads_to: &[String], body: Markup) -> Response {
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body { main { (body) } }
+        }
+    };
+    (
+        status,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (header::CONTENT_SECURITY_POLICY, csp(leads_to)),
+            (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+            // Not `no-referrer`: with it, browsers send `Origin: null` on a form's
+            // own POST, which the origin check rightly refuses. `same-origin` still
+            // tells other sites (where the forms lead among them) nothing.
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("same-origin"),
+            ),
+        ],
+        markup.into_string(),
+    )
+        .into_response()
+}
+
+/// An API error description (`invalid username or password`) as a sentence for a
+/// person: capitalised, with a full stop.
+pub fn sentence(description: &str) -> String {
+    let mut chars = description.trim().chars();
+    let mut out: String = chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
+/// `303 See Other` to `location`, or to `/login` should it not be a header value.
+pub fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
+        Err(_) => (
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, HeaderValue::from_static("/login"))],
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,664 @@
+//! The authorization endpoint decided (RFC 6749 §4.1, OpenID Connect Core §3.1.2):
+//! which client asks, where the browser may go back to, whether the user must sign
+//! in or consent first, and the code it goes back with.
+//!
+//! Two refusals are never redirected (RFC 6749 §4.1.2.1): an unknown client and a
+//! redirect URI the client did not register. Sending the browser to an unchecked
+//! URI would make tessera an open redirector, so those get a page. Every other
+//! refusal goes back to the client's redirect URI with `error`, `state` and `iss`
+//! (RFC 9207), which is how the client learns what happened.
+//!
+//! Sign-in and consent are steps the route renders: [`Step::SignIn`] sends the
+//! browser to `/login` with the request to resume afterwards; [`Step::Consent`]
+//! shows the consent page, whose form comes back to [`Authorization::decide`].
+//! The request is carried along in the URL (and the consent form), not kept on the
+//! server, so any instance can take the next step.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tessera_core::{
+    AuthorizationCodeSecret, ClientId, CodeChallenge, GrantType, Scopes, SessionSecret, Timestamp,
+    UserId,
+};
+use tessera_proto::error as codes;
+use tessera_proto::scope::{PRIVILEGED, oidc};
+use tessera_store::{AuthorizationCode, AuthorizationCodeStore, Client, Consent, StoreError};
+use url::Url;
+
+use crate::services::accounts::Accounts;
+use crate::services::clients::Clients;
+use crate::services::sessions::{ActiveSession, SessionService};
+
+/// How long a spent or expired code is remembered, so that a replay is recognised
+/// and can revoke what the code gave.
+const CODE_MEMORY: std::time::Duration = std::time::Duration::from_secs(600);
+/// Upper bounds on what is echoed or stored: far beyond real values.
+const MAX_STATE: usize = 2000;
+const MAX_NONCE: usize = 512;
+const MAX_LOGIN_HINT: usize = 256;
+
+/// The parameters of an authorization request, as sent in the query or the form.
+/// `auth_after` is tessera's own: a resumed request demands a sign-in no older
+/// than it (see [`Step::SignIn`]); anyone may send it, and it can only ask for more.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct AuthorizeParams {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code_challenge: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code_challenge_method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_hint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_after: Option<String>,
+}
+
+/// What to do with the browser next.
+#[derive(Debug)]
+pub enum Step {
+    /// Back to the client, with a code or an error.
+    Redirect(String),
+    /// To `/login`, then on to `resume` (this request again, on tessera).
+    /// `reauthenticate`: show the form even to a signed-in browser.
+    SignIn {
+        resume: String,
+        reauthenticate: bool,
+        login_hint: Option<String>,
+    },
+    /// Ask the user.
+    Consent(Box<ConsentPrompt>),
+}
+
+/// What the consent page shows and its form carries back.
+#[derive(Debug)]
+pub struct ConsentPrompt {
+    pub client_name: String,
+    pub username: String,
+    /// The scopes asked for, in order.
+    pub scopes: Vec<String>,
+    /// The request, to send back with the decision.
+    pub params: AuthorizeParams,
+    /// The session's CSRF token, checked when the decision comes back.
+    pub csrf: String,
+    /// Where the decision's answer leads: the client's redirect URI.
+    pub leads_to: Url,
+}
+
+/// A request that cannot go back to the client: an error page.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorizeError {
+    /// Unknown client or unregistered redirect URI: never redirected.
+    #[error("{0}")]
+    NoRedirect(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The user's answer on the consent page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    Deny,
+}
+
+/// `prompt` (OpenID Connect Core §3.1.2.1).
+#[derive(Debug, Default, Clone, Copy)]
+struct Prompt {
+    none: bool,
+    login: bool,
+    consent: bool,
+}
+
+/// A request whose client and redirect URI are known good: anything else wrong
+/// with it goes back to the client.
+struct Target {
+    client: Client,
+    /// The registered URI to send the browser to (with a loopback port presented).
+    redirect: Url,
+    /// As presented: the token request must present the same.
+    presented: String,
+    state: Option<String>,
+}
+
+/// A request checked in full.
+struct Checked {
+    target: Target,
+    scopes: Scopes,
+    challenge: Option<CodeChallenge>,
+    nonce: Option<String>,
+    prompt: Prompt,
+    max_age: Option<i64>,
+    login_hint: Option<String>,
+    auth_after: Option<i64>,
+}
+
+/// A refusal that goes back to the client.
+struct Refusal {
+    code: &'static str,
+    description: String,
+}
+
+fn refuse(code: &'static str, description: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        description: description.into(),
+    }
+}
+
+pub struct Authorization {
+    issuer: String,
+    clients: Clients,
+    sessions: Arc<SessionService>,
+    accounts: Accounts,
+    codes: Arc<dyn AuthorizationCodeStore>,
+    /// How long a code may wait for its exchange (`tokens.code_lifetime`).
+    code_lifetime: std::time::Duration,
+}
+
+impl Authorization {
+    pub fn new(
+        issuer: String,
+        clients: Clients,
+        sessions: Arc<SessionService>,
+        accounts: Accounts,
+        codes: Arc<dyn AuthorizationCodeStore>,
+        code_lifetime: std::time::Duration,
+    ) -> Self {
+        Self {
+            issuer,
+            clients,
+            sessions,
+            accounts,
+            codes,
+            code_lifetime,
+        }
+    }
+
+    /// Decides an authorization request from a browser with (or without) a session.
+    pub async fn authorize(
+        &self,
+        params: AuthorizeParams,
+        session: Option<&SessionSecret>,
+    ) -> Result<Step, AuthorizeError> {
+        let target = self.target(&params).await?;
+        let checked = match check(target, &params) {
+            Ok(checked) => checked,
+            Err((target, refusal)) => return Ok(Step::Redirect(self.error_url(&target, refusal))),
+        };
+        let session = match session {
+            Some(secret) => self.sessions.authenticate(secret).await?,
+            None => None,
+        };
+        let now = Timestamp::now();
+        let session = match session {
+            Some(session) if !needs_sign_in(&checked, &session, now) => session,
+            signed_in => {
+                if checked.prompt.none {
+                    let refusal = refuse(codes::LOGIN_REQUIRED, "the user is not signed in");
+                    return Ok(Step::Redirect(self.error_url(&checked.target, refusal)));
+                }
+                return Ok(Step::SignIn {
+                    resume: resume_url(&params, &checked, now),
+                    reauthenticate: signed_in.is_some(),
+                    login_hint: checked.login_hint,
+                });
+            }
+        };
+        if !checked.target.client.code_flow.first_party {
+            let consented = self
+                .accounts
+                .consent(session.user().id, &checked.target.client.id)
+                .await?
+                .is_some_and(|c| checked.scopes.is_subset(&c.scopes));
+            if checked.prompt.consent || !consented {
+                if checked.prompt.none {
+                    let refusal = refuse(
+                        codes::CONSENT_REQUIRED,
+                        "the user has not allowed this client these scopes",
+                    );
+                    return Ok(Step::Redirect(self.error_url(&checked.target, refusal)));
+                }
+                return Ok(Step::Consent(Box::new(ConsentPrompt {
+                    client_name: checked.target.client.name.to_string(),
+                    username: session.user().username.to_string(),
+                    scopes: checked.scopes.iter().map(str::to_owned).collect(),
+                    leads_to: checked.target.redirect.clone(),
+                    params,
+                    csrf: session.csrf_token().as_str().to_owned(),
+                })));
+            }
+        }
+        Ok(Step::Redirect(self.issue_code(&checked, &session).await?))
+    }
+
+    /// The user's answer on the consent page for the request in `params`, sent by a
+    /// browser with this session and the CSRF token the page carried.
+    pub async fn decide(
+        &self,
+        params: AuthorizeParams,
+        session: Option<&SessionSecret>,
+        csrf: &str,
+        decision: Decision,
+    ) -> Result<Step, AuthorizeError> {
+        let target = self.target(&params).await?;
+        let checked = match check(target, &params) {
+            Ok(checked) => checked,
+            Err((target, refusal)) => return Ok(Step::Redirect(self.error_url(&target, refusal))),
+        };
+        let session = match session {
+            Some(secret) => self.sessions.authenticate(secret).await?,
+            None => None,
+        };
+        // Signed out meanwhile (or a forged post): start over, signing in again.
+        let Some(session) = session.filter(|s| s.csrf_token().matches(csrf)) else {
+            return Ok(Step::SignIn {
+                resume: resume_url(&params, &checked, Timestamp::now()),
+                reauthenticate: false,
+                login_hint: checked.login_hint,
+            });
+        };
+        if decision == Decision::Deny {
+            let refusal = refuse(codes::ACCESS_DENIED, "the user denied the request");
+            return Ok(Step::Redirect(self.error_url(&checked.target, refusal)));
+        }
+        self.accounts
+            .give_consent(
+                session.user().id,
+                &checked.target.client.id,
+                &checked.scopes,
+            )
+            .await?;
+        Ok(Step::Redirect(self.issue_code(&checked, &session).await?))
+    }
+
+    /// What `user` allowed which clients, with each client (`None` once removed).
+    pub async fn consents(
+        &self,
+        user: UserId,
+    ) -> Result<Vec<(Consent, Option<Client>)>, StoreError> {
+        let mut listed = Vec::new();
+        for consent in self.accounts.consents(user).await? {
+            let client = self.clients.get(&consent.client_id).await?;
+            listed.push((consent, client));
+        }
+        Ok(listed)
+    }
+
+    /// Withdraws what `user` allowed `client`: the consent page shows again next
+    /// time. `false` if they had allowed it nothing. Tokens already issued stay
+    /// until they expire or their session ends.
+    pub async fn withdraw_consent(
+        &self,
+        user: UserId,
+        client: &ClientId,
+    ) -> Result<bool, StoreError> {
+        let withdrawn = self.accounts.withdraw_consent(user, client).await?;
+        if withdrawn {
+            metrics::counter!("tessera_consents_withdrawn_total").increment(1);
+        }
+        Ok(withdrawn)
+    }
+
+    /// Where an answer to the authorization request in `url` (a `return_to` on
+    /// tessera) leads, if it is one with a known client and redirect URI: the
+    /// sign-in page lets its form lead there.
+    pub async fn leads_to(&self, url: &Url) -> Option<Url> {
+        if url.path() != "/oauth2/authorize" {
+            return None;
+        }
+        let params: AuthorizeParams =
+            serde_urlencoded::from_str(url.query().unwrap_or_default()).ok()?;
+        let target = self.target(&params).await.ok()?;
+        Some(target.redirect)
+    }
+
+    /// The client and the redirect URI, or the page that says which is wrong.
+    async fn target(&self, params: &AuthorizeParams) -> Result<Target, AuthorizeError> {
+        let no_redirect = |why: &str| Err(AuthorizeError::NoRedirect(why.to_owned()));
+        let Some(client_id) = params.client_id.as_deref() else {
+            return no_redirect("The request names no client (client_id is missing).");
+        };
+        let client = match ClientId::parse(client_id) {
+            Some(id) => self.clients.get(&id).await?,
+            None => None,
+        };
+        let Some(client) = client else {
+            return no_redirect("The application that sent you here is not known to this server.");
+        };
+        let Some(presented) = params.redirect_uri.as_deref() else {
+            return no_redirect("The request names no redirect_uri.");
+        };
+        let Some(redirect) = client
+            .code_flow
+            .redirect_uris
+            .iter()
+            .find_map(|registered| registered.target_for(presented))
+            .and_then(|target| Url::parse(&target).ok())
+        else {
+            return no_redirect(
+                "The redirect_uri is not one this application registered, so you were not \
+                 sent back to it.",
+            );
+        };
+        Ok(Target {
+            client,
+            redirect,
+            presented: presented.to_owned(),
+            state: params.state.clone(),
+        })
+    }
+
+    /// Issues a code for the checked request in `session` and the URL that takes it
+    /// back to the client.
+    async fn issue_code(
+        &self,
+        checked: &Checked,
+        session: &ActiveSession,
+    ) -> Result<String, AuthorizeError> {
+        let secret = AuthorizationCodeSecret::generate();
+        let now = Timestamp::now();
+        let expires_at = now.saturating_add(self.code_lifetime);
+        self.codes
+            .store_code(AuthorizationCode {
+                hash: secret.hash(),
+                client_id: checked.target.client.id,
+                user: session.user().id,
+                session: *session.id(),
+                redirect_uri: checked.target.presented.clone(),
+                scopes: checked.scopes.clone(),
+                code_challenge: checked.challenge.as_ref().map(|c| c.as_str().to_owned()),
+                nonce: checked.nonce.clone(),
+                auth_time: session.created_at(),
+                family: SessionSecret::generate().session_id(),
+                jti: crate::services::tokens::random_id(),
+                issued_at: now,
+                expires_at,
+                forget_at: expires_at.saturating_add(CODE_MEMORY),
+            })
+            .await?;
+        metrics::counter!("tessera_authorization_codes_issued_total").increment(1);
+        let mut url = checked.target.redirect.clone();
+        url.query_pairs_mut()
+            .append_pair("code", &secret.expose())
+            .extend_pairs(checked.target.state.as_deref().map(|s| ("state", s)))
+            .append_pair("iss", &self.issuer);
+        Ok(url.into())
+    }
+
+    /// The client's redirect URI with the refusal, `state` and `iss`.
+    fn error_url(&self, target: &Target, refusal: Refusal) -> String {
+        metrics::counter!("tessera_authorization_refusals_total", "error" => refusal.code)
+            .increment(1);
+        let mut url = target.redirect.clone();
+        url.query_pairs_mut()
+            .append_pair("error", refusal.code)
+            .append_pair("error_description", &refusal.description)
+            .extend_pairs(target.state.as_deref().map(|s| ("state", s)))
+            .append_pair("iss", &self.issuer);
+        url.into()
+    }
+}
+
+/// Everything but the client and the redirect URI, in the order RFC 6749 §4.1.2.1
+/// and OpenID Connect Core §3.1.2.2 suggest.
+#[allow(clippy::result_large_err)]
+fn check(target: Target, params: &AuthorizeParams) -> Result<Checked, (Target, Refusal)> {
+    match check_parameters(&target, params) {
+        Ok(parts) => Ok(parts.with(target)),
+        Err(refusal) => Err((target, refusal)),
+    }
+}
+
+/// The checked parameters, before they are joined to their target.
+struct Parts {
+    scopes: Scopes,
+    challenge: Option<CodeChallenge>,
+    nonce: Option<String>,
+    prompt: Prompt,
+    max_age: Option<i64>,
+    login_hint: Option<String>,
+    auth_after: Option<i64>,
+}
+
+impl Parts {
+    fn with(self, target: Target) -> Checked {
+        Checked {
+            target,
+            scopes: self.scopes,
+            challenge: self.challenge,
+            nonce: self.nonce,
+            prompt: self.prompt,
+            max_age: self.max_age,
+            login_hint: self.login_hint,
+            auth_after: self.auth_after,
+        }
+    }
+}
+
+fn check_parameters(target: &Target, params: &AuthorizeParams) -> Result<Parts, Refusal> {
+    let client = &target.client;
+    if params.state.as_ref().is_some_and(|s| s.len() > MAX_STATE) {
+        return Err(refuse(
+            codes::INVALID_REQUEST,
+            format!("state is longer than {MAX_STATE} characters"),
+        ));
+    }
+    if params.request.is_some() {
+        return Err(refuse(
+            codes::REQUEST_NOT_SUPPORTED,
+            "request objects are not supported; send the parameters themselves",
+        ));
+    }
+    if params.request_uri.is_some() {
+        return Err(refuse(
+            codes::INVALID_REQUEST_URI,
+            "request_uri is not supported yet; send the parameters themselves",
+        ));
+    }
+    if client.code_flow.require_par {
+        return Err(refuse(
+            codes::INVALID_REQUEST,
+            "this client must push its authorization requests (RFC 9126)",
+        ));
+    }
+    match params.response_type.as_deref() {
+        Some("code") => {}
+        None => return Err(refuse(codes::INVALID_REQUEST, "response_type is missing")),
+        Some(_) => {
+            return Err(refuse(
+                codes::UNSUPPORTED_RESPONSE_TYPE,
+                "only response_type=code is supported",
+            ));
+        }
+    }
+    if !client.grants.contains(&GrantType::AuthorizationCode) {
+        return Err(refuse(
+            codes::UNAUTHORIZED_CLIENT,
+            "this client may not use the authorization_code grant",
+        ));
+    }
+    if params
+        .response_mode
+        .as_deref()
+        .is_some_and(|m| m != "query")
+    {
+        return Err(refuse(
+            codes::INVALID_REQUEST,
+            "only response_mode=query is supported",
+        ));
+    }
+    let scopes = granted_scopes(client, params.scope.as_deref())?;
+    let challenge = match params.code_challenge.as_deref() {
+        Some(challenge) => Some(
+            CodeChallenge::parse(challenge, params.code_challenge_method.as_deref())
+                .map_err(|e| refuse(codes::INVALID_REQUEST, e.to_string()))?,
+        ),
+        // PKCE is required of every client, confidential ones too: it also stops a
+        // code injected into a client's own callback (RFC 9700 §2.1.1).
+        None => {
+            return Err(refuse(
+                codes::INVALID_REQUEST,
+                "PKCE is required: send code_challenge with code_challenge_method=S256",
+            ));
+        }
+    };
+    let nonce = params.nonce.clone();
+    if nonce.as_ref().is_some_and(|n| n.len() > MAX_NONCE) {
+        return Err(refuse(
+            codes::INVALID_REQUEST,
+            format!("nonce is longer than {MAX_NONCE} characters"),
+        ));
+    }
+    let prompt = parse_prompt(params.prompt.as_deref())?;
+    let max_age = parse_seconds(params.max_age.as_deref(), "max_age")?;
+    let auth_after = parse_seconds(params.auth_after.as_deref(), "auth_after")?;
+    let login_hint = params
+        .login_hint
+        .clone()
+        .filter(|h| !h.is_empty() && h.len() <= MAX_LOGIN_HINT);
+    Ok(Parts {
+        scopes,
+        challenge,
+        nonce,
+        prompt,
+        max_age,
+        login_hint,
+        auth_after,
+    })
+}
+
+/// The scopes asked for, which must be OpenID Connect's standard ones or the
+/// client's; `offline_access` only for a client registered with it (and allowed to
+/// refresh); tessera's own scopes never, as a person's consent cannot give a third
+/// party the admin API. With no `scope`, the client's non-privileged scopes.
+fn granted_scopes(client: &Client, asked: Option<&str>) -> Result<Scopes, Refusal> {
+    let asked = match asked {
+        Some(asked) => {
+            Scopes::parse(asked).map_err(|e| refuse(codes::INVALID_SCOPE, e.to_string()))?
+        }
+        None => client.scopes.defaults(),
+    };
+    if asked.any_privileged() {
+        return Err(refuse(
+            codes::INVALID_SCOPE,
+            format!(
+                "tessera's own scopes ({}) are not granted through the browser flow",
+                PRIVILEGED.join(", ")
+            ),
+        ));
+    }
+    let offline_allowed = client.scopes.contains(oidc::OFFLINE_ACCESS)
+        && client.grants.contains(&GrantType::RefreshToken);
+    if let Some(unknown) = asked.iter().find(|s| {
+        !(oidc::STANDARD.contains(s) || client.scopes.contains(s) || *s == oidc::OFFLINE_ACCESS)
+    }) {
+        return Err(refuse(
+            codes::INVALID_SCOPE,
+            format!("this client may not ask for the scope {unknown:?}"),
+        ));
+    }
+    // OpenID Connect Core §11: a request for offline access the client may not
+    // have is not an error; it is just not granted.
+    Ok(asked.filtered(|s| s != oidc::OFFLINE_ACCESS || offline_allowed))
+}
+
+fn parse_prompt(prompt: Option<&str>) -> Result<Prompt, Refusal> {
+    let mut parsed = Prompt::default();
+    for value in prompt
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|v| !v.is_empty())
+    {
+        match value {
+            "none" => parsed.none = true,
+            "login" => parsed.login = true,
+            "consent" => parsed.consent = true,
+            // One account per browser: there is nothing to select.
+            "select_account" => {}
+            other => {
+                return Err(refuse(
+                    codes::INVALID_REQUEST,
+                    format!("unknown prompt value {other:?}"),
+                ));
+            }
+        }
+    }
+    if parsed.none && (parsed.login || parsed.consent) {
+        return Err(refuse(
+            codes::INVALID_REQUEST,
+            "prompt=none cannot be combined with other values",
+        ));
+    }
+    Ok(parsed)
+}
+
+fn parse_seconds(value: Option<&str>, name: &str) -> Result<Option<i64>, Refusal> {
+    value
+        .map(|v| {
+            v.parse::<u32>().map(i64::from).map_err(|_| {
+                refuse(
+                    codes::INVALID_REQUEST,
+                    format!("{name} must be a number of seconds"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// Whether the browser must sign in (again) first: no session, or `prompt=login`,
+/// or a sign-in older than `max_age` or than a resumed request's `auth_after`.
+fn needs_sign_in(checked: &Checked, session: &ActiveSession, now: Timestamp) -> bool {
+    let auth_time = session.created_at().as_millis();
+    let elapsed = now.as_millis() - auth_time;
+    checked.prompt.login
+        || checked
+            .max_age
+            .is_some_and(|max| elapsed > max.saturating_mul(1000))
+        || checked
+            .auth_after
+            .is_some_and(|after| auth_time / 1000 < after)
+}
+
+/// This request again, as `/login` resumes it: a fresh sign-in demanded by
+/// `prompt=login` or `max_age` becomes `auth_after=now`, which the new session
+/// meets and which cannot send the browser back to `/login` once more.
+fn resume_url(params: &AuthorizeParams, checked: &Checked, now: Timestamp) -> String {
+    let mut resumed = params.clone();
+    if checked.prompt.login || checked.max_age.is_some() {
+        resumed.prompt = params.prompt.as_deref().and_then(|p| {
+            let kept: Vec<&str> = p
+                .split(' ')
+                .filter(|v| !v.is_empty() && *v != "login")
+                .collect();
+            (!kept.is_empty()).then(|| kept.join(" "))
+        });
+        resumed.max_age = None;
+        resumed.auth_after = Some((now.as_millis() / 1000).to_string());
+    }
+    format!(
+        "/oauth2/authorize?{}",
+        serde_urlencoded::to_string(&resumed).unwrap_or_default()
+    )
+}

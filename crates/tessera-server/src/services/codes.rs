@@ -1,0 +1,142 @@
+//! Redeeming authorization codes (RFC 6749 §4.1.3, RFC 7636 §4.6): a code is spent
+//! by its first presentation, whatever comes of it, and is good only for the client,
+//! redirect URI and PKCE verifier it was issued with, within its minute, while the
+//! browser session it came from lasts. A code presented again revokes what its
+//! exchange gave (RFC 6749 §4.1.2): someone else had it.
+
+use std::sync::Arc;
+
+use tessera_core::{AuthorizationCodeSecret, CodeChallenge, MAX_ACCESS_TTL, Timestamp};
+use tessera_store::{
+    AuthorizationCode, AuthorizationCodeStore, Client, EndReason, Redemption, RefreshStore,
+    RevocationLog, Revoked,
+};
+
+use crate::services::oauth::OAuthError;
+use crate::services::sessions::{ActiveSession, SessionService};
+
+/// What a token request presents with `grant_type=authorization_code`.
+pub struct CodeExchange {
+    pub code: String,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+}
+
+pub struct Codes {
+    store: Arc<dyn AuthorizationCodeStore>,
+    refresh: Arc<dyn RefreshStore>,
+    log: Arc<dyn RevocationLog>,
+    sessions: Arc<SessionService>,
+}
+
+const INVALID: &str = "the authorization code is invalid, expired or was issued to another client";
+
+impl Codes {
+    pub fn new(
+        store: Arc<dyn AuthorizationCodeStore>,
+        refresh: Arc<dyn RefreshStore>,
+        log: Arc<dyn RevocationLog>,
+        sessions: Arc<SessionService>,
+    ) -> Self {
+        Self {
+            store,
+            refresh,
+            log,
+            sessions,
+        }
+    }
+
+    /// The code `exchange` presents, spent, if `client` may have what it stands for,
+    /// with the live browser session it came from (whose user it speaks for).
+    pub async fn redeem(
+        &self,
+        client: &Client,
+        exchange: &CodeExchange,
+    ) -> Result<(AuthorizationCode, Arc<ActiveSession>), OAuthError> {
+        let secret = AuthorizationCodeSecret::parse(&exchange.code)
+            .ok_or_else(|| OAuthError::invalid_grant(INVALID))?;
+        let now = Timestamp::now();
+        let code = match self.store.redeem_code(&secret.hash(), now).await? {
+            Redemption::First(code) => code,
+            Redemption::Unknown => return Err(OAuthError::invalid_grant(INVALID)),
+            Redemption::Again(code) => {
+                self.revoke_what_it_gave(&code, now).await?;
+                return Err(OAuthError::invalid_grant(
+                    "the authorization code was used already; what it gave is revoked",
+                ));
+            }
+        };
+        // Another client's code: it learns nothing of it, and the code is spent, so
+        // its own client's exchange now fails too, as it should after a leak.
+        if code.client_id != client.id || code.expires_at <= now {
+            return Err(OAuthError::invalid_grant(INVALID));
+        }
+        // The authorization request always names its redirect URI, so the token
+        // request must name the same (RFC 6749 §4.1.3).
+        if exchange.redirect_uri.as_deref() != Some(code.redirect_uri.as_str()) {
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri must be the one the authorization request gave",
+            ));
+        }
+        match (
+            code.code_challenge
+                .as_deref()
+                .and_then(CodeChallenge::from_stored),
+            exchange.code_verifier.as_deref(),
+        ) {
+            (Some(challenge), Some(verifier)) => {
+                let verified = challenge
+                    .verify(verifier)
+                    .map_err(|e| OAuthError::invalid_grant(e.to_string()))?;
+                if !verified {
+                    return Err(OAuthError::invalid_grant(
+                        "the code_verifier does not match the code_challenge",
+                    ));
+                }
+            }
+            (Some(_), None) => {
+                return Err(OAuthError::invalid_grant(
+                    "code_verifier is missing (the authorization request sent a code_challenge)",
+                ));
+            }
+            // A verifier for a code issued without a challenge: a downgrade attempt
+            // (RFC 9700 §2.1.1).
+            (None, Some(_)) => {
+                return Err(OAuthError::invalid_grant(
+                    "code_verifier was sent, but the authorization request had no code_challenge",
+                ));
+            }
+            (None, None) => {}
+        }
+        let Some(session) = self.sessions.live(&code.session).await? else {
+            return Err(OAuthError::invalid_grant(
+                "the sign-in session the code came from has ended",
+            ));
+        };
+        Ok((code, session))
+    }
+
+    /// Ends the refresh family and the access token a code's exchange issued, under
+    /// the ids chosen with the code. Harmless if the exchange never happened.
+    async fn revoke_what_it_gave(
+        &self,
+        code: &AuthorizationCode,
+        now: Timestamp,
+    ) -> Result<(), OAuthError> {
+        tracing::warn!(client = %code.client_id, user = %code.user, "an authorization code was replayed; what it gave is revoked");
+        metrics::counter!("tessera_authorization_code_replays_total").increment(1);
+        self.refresh
+            .revoke_family(&code.family, None, EndReason::CodeReplay, now)
+            .await?;
+        self.log
+            .append_revocation(
+                Revoked::Token(code.jti.clone()),
+                Some(code.user),
+                EndReason::CodeReplay,
+                now,
+                now.saturating_add(MAX_ACCESS_TTL),
+            )
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,114 @@
+//! The userinfo endpoint's answer (OpenID Connect Core §5.3): the standard claims
+//! the access token's scopes allow about its user.
+//!
+//! Which tokens it takes: any live access token of this issuer that carries the
+//! `openid` scope and speaks for a user, whatever its audience. A code-flow client
+//! whose tokens are for a resource service (its registered audience) can then still
+//! read userinfo with them, as every OpenID Connect client expects; the `openid`
+//! scope, granted only by the user through the browser flow, is what allows it.
+//! HS256 tokens are refused: whoever verifies them holds the secret and could make
+//! one for anyone.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use tessera_core::{PresentedToken, Scopes, UserId};
+use tessera_proto::scope::oidc;
+use tessera_store::{Profile, User};
+
+use crate::services::accounts::Accounts;
+use crate::services::id_tokens::ProfileClaims;
+use crate::services::introspection::{Description, Introspection};
+use crate::services::oauth::OAuthError;
+
+#[derive(Debug)]
+pub enum UserInfoError {
+    /// Not a live access token of this issuer for a user (RFC 6750 `invalid_token`).
+    InvalidToken(&'static str),
+    /// Live, but without the `openid` scope (RFC 6750 `insufficient_scope`).
+    InsufficientScope,
+    OAuth(OAuthError),
+}
+
+impl From<OAuthError> for UserInfoError {
+    fn from(error: OAuthError) -> Self {
+        Self::OAuth(error)
+    }
+}
+
+/// The answer: `sub` and what the scopes allow.
+#[derive(Debug)]
+pub struct UserInfo {
+    user: User,
+    profile: Option<Profile>,
+    scopes: Scopes,
+}
+
+impl Serialize for UserInfo {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            sub: String,
+            #[serde(flatten)]
+            claims: ProfileClaims<'a>,
+        }
+        Body {
+            sub: self.user.id.to_string(),
+            claims: ProfileClaims::of(&self.scopes, &self.user, self.profile.as_ref()),
+        }
+        .serialize(serializer)
+    }
+}
+
+pub struct UserInfoService {
+    introspection: Arc<Introspection>,
+    accounts: Accounts,
+}
+
+impl UserInfoService {
+    pub fn new(introspection: Arc<Introspection>, accounts: Accounts) -> Self {
+        Self {
+            introspection,
+            accounts,
+        }
+    }
+
+    pub async fn user_info(&self, token: &str) -> Result<UserInfo, UserInfoError> {
+        let invalid = UserInfoError::InvalidToken;
+        let (_, description) = self.introspection.access(token).await?;
+        let Some(Description::Access(claims)) = description else {
+            return Err(invalid("the access token is invalid, expired or revoked"));
+        };
+        if matches!(PresentedToken::classify(token), PresentedToken::Jwt(_)) && claims.kid.is_none()
+        {
+            return Err(invalid("userinfo does not take HS256 tokens"));
+        }
+        if !claims.has_scope(oidc::OPENID) {
+            return Err(UserInfoError::InsufficientScope);
+        }
+        let Some(id) = UserId::parse(&claims.sub) else {
+            return Err(invalid("the access token does not speak for a user"));
+        };
+        let user = self
+            .accounts
+            .user(id)
+            .await
+            .map_err(OAuthError::from)?
+            .filter(|u| !u.disabled)
+            .ok_or(invalid(
+                "the access token's user no longer exists or is disabled",
+            ))?;
+        let scopes = Scopes::parse(claims.scope.as_deref().unwrap_or_default()).unwrap_or_default();
+        let wants_profile = scopes.contains(oidc::PROFILE) || scopes.contains(oidc::EMAIL);
+        let profile = if wants_profile {
+            self.accounts.profile(id).await.map_err(OAuthError::from)?
+        } else {
+            None
+        };
+        Ok(UserInfo {
+            user,
+            profile,
+            scopes,
+        })
+    }
+}
