@@ -45,6 +45,7 @@
 //!
 //! [`ClientStore::clients_generation`]: tessera_store::ClientStore::clients_generation
 
+mod backchannel;
 mod clients;
 mod codes;
 mod keys;

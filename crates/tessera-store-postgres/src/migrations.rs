@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_authorization_codes.sql"),
     include_str!("../migrations/0005_profiles.sql"),
     include_str!("../migrations/0006_consents.sql"),
+    include_str!("../migrations/0007_backchannel_logout.sql"),
 ];
 
 /// The schema version this binary writes.

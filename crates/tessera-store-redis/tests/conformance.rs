@@ -27,6 +27,7 @@ async fn a_split_store_conforms() {
         refresh: postgres.clone(),
         opaque: store.clone(),
         codes: store.clone(),
+        backchannel: postgres.clone(),
         log: postgres.clone(),
         clients: postgres.clone(),
         keys: postgres.clone(),

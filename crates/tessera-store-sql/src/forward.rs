@@ -134,6 +134,21 @@ macro_rules! __sql_store_forward {
         [store_code(code: __ty::AuthorizationCode) -> Result<(), __ty::StoreError> = insert_code(code)] $($own)* } };
     ($head:tt [redeem_code $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [redeem_code(hash: &__ty::SecretHash, at: __ty::Timestamp) -> Result<__ty::Redemption, __ty::StoreError> = redeem_code(hash, at)] $($own)* } };
+    // BackchannelStore.
+    ($head:tt [record_session_client $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [record_session_client(record: __ty::SessionClient) -> Result<(), __ty::StoreError> = record_session_client(record)] $($own)* } };
+    ($head:tt [queue_logouts $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [queue_logouts(ended: &[__ty::SessionId], users: &[__ty::UserId], position: u64, at: __ty::Timestamp) -> Result<u64, __ty::StoreError> = queue_logouts(ended, users, position, at)] $($own)* } };
+    ($head:tt [logout_position $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [logout_position() -> Result<u64, __ty::StoreError> = logout_position()] $($own)* } };
+    ($head:tt [claim_logouts $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [claim_logouts(now: __ty::Timestamp, lease_until: __ty::Timestamp, limit: u32) -> Result<Vec<__ty::LogoutDelivery>, __ty::StoreError> = claim_logouts(now, lease_until, limit)] $($own)* } };
+    ($head:tt [finish_logout $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [finish_logout(id: i64) -> Result<(), __ty::StoreError> = finish_logout(id)] $($own)* } };
+    ($head:tt [retry_logout $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [retry_logout(id: i64, next: __ty::Timestamp) -> Result<(), __ty::StoreError> = retry_logout(id, next)] $($own)* } };
+    ($head:tt [pending_logouts $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [pending_logouts() -> Result<u64, __ty::StoreError> = pending_logouts()] $($own)* } };
     // RevocationLog.
     ($head:tt [revocations_after $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [revocations_after(after: u64, limit: u32) -> Result<Vec<__ty::Revocation>, __ty::StoreError> = revocations_after(after, limit)] $($own)* } };

@@ -37,8 +37,9 @@ pub mod __private {
         };
         pub use tessera_store::{
             AuthorizationCode, Client, Consent, CreateSessionError, CreateUserError,
-            NewRefreshFamily, NewSession, NewUser, Online, OpaqueToken, Profile, Redemption,
-            RefreshFamily, Revocation, SessionRecord, StoreError, StoredKey, User, UserCredentials,
+            LogoutDelivery, NewRefreshFamily, NewSession, NewUser, Online, OpaqueToken, Profile,
+            Redemption, RefreshFamily, Revocation, SessionClient, SessionRecord, StoreError,
+            StoredKey, User, UserCredentials,
         };
     }
 }

@@ -11,9 +11,9 @@ use tessera_core::{
     Audience, ClientId, ClientName, RedirectUri, SecretHash, SessionId, Timestamp, UserId, Username,
 };
 use tessera_store::{
-    AuthorizationCode, Client, Consent, CreateSessionError, CreateUserError, NewRefreshFamily,
-    NewSession, NewUser, Online, OpaqueToken, Profile, Redemption, RefreshFamily, Revocation,
-    SessionRecord, StoreError, StoredKey, User, UserCredentials,
+    AuthorizationCode, Client, Consent, CreateSessionError, CreateUserError, LogoutDelivery,
+    NewRefreshFamily, NewSession, NewUser, Online, OpaqueToken, Profile, Redemption, RefreshFamily,
+    Revocation, SessionClient, SessionRecord, StoreError, StoredKey, User, UserCredentials,
 };
 
 use crate::dialect::Statements;
@@ -439,6 +439,7 @@ where
         for sql in [
             "DELETE FROM opaque_tokens WHERE expires_at <= $1",
             "DELETE FROM authorization_codes WHERE forget_at <= $1",
+            "DELETE FROM session_clients WHERE forget_at <= $1",
             "DELETE FROM refresh_families WHERE expires_at <= $1",
             "DELETE FROM revocation_log WHERE expires_at <= $1",
         ] {
@@ -454,6 +455,150 @@ where
 
     /// How many rows a statement changed.
     fn rows_affected(done: &Self::QueryResult) -> u64;
+
+    // Back-channel logout.
+
+    async fn record_session_client<'c>(
+        db: impl Executor<'c, Database = Self>,
+        record: SessionClient,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO session_clients (session_id, client_id, user_id, forget_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (session_id, client_id) DO NOTHING",
+        )
+        .bind(record.session.as_str())
+        .bind(record.client_id.to_string())
+        .bind(record.user.to_string())
+        .bind(record.forget_at.as_millis())
+        .execute(db)
+        .await
+        .map(|_| ())
+        .map_err(store_error)
+    }
+
+    async fn queue_logouts(
+        pool: &Pool<Self>,
+        ended: &[SessionId],
+        users: &[UserId],
+        position: u64,
+        at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut tx = Self::begin_write(pool).await?;
+        let mut queued = 0;
+        // `WHERE` in the `SELECT` keeps SQLite from reading `ON CONFLICT` as a
+        // join's; a pair queued before (another instance was first) is skipped.
+        const BY_SESSION: [&str; 2] = [
+            "INSERT INTO backchannel_logouts \
+             (client_id, session_id, user_id, attempts, queued_at, due_at) \
+             SELECT client_id, session_id, user_id, 0, $2, $2 FROM session_clients \
+             WHERE session_id = $1 ON CONFLICT (client_id, session_id) DO NOTHING",
+            "DELETE FROM session_clients WHERE session_id = $1",
+        ];
+        const BY_USER: [&str; 2] = [
+            "INSERT INTO backchannel_logouts \
+             (client_id, session_id, user_id, attempts, queued_at, due_at) \
+             SELECT client_id, session_id, user_id, 0, $2, $2 FROM session_clients \
+             WHERE user_id = $1 ON CONFLICT (client_id, session_id) DO NOTHING",
+            "DELETE FROM session_clients WHERE user_id = $1",
+        ];
+        let targets = ended
+            .iter()
+            .map(|s| (BY_SESSION, s.as_str().to_owned()))
+            .chain(users.iter().map(|u| (BY_USER, u.to_string())));
+        for ([queue, forget], value) in targets {
+            let done = sqlx::query(queue)
+                .bind(&value)
+                .bind(at.as_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            queued += Self::rows_affected(&done);
+            sqlx::query(forget)
+                .bind(&value)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+        }
+        sqlx::query("UPDATE backchannel_position SET position = $1 WHERE position < $1")
+            .bind(i64::try_from(position).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(queued)
+    }
+
+    async fn logout_position<'c>(
+        db: impl Executor<'c, Database = Self>,
+    ) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT position FROM backchannel_position")
+            .fetch_one(db)
+            .await
+            .map_err(store_error)?;
+        Ok(u64::try_from(row.int("position")?).unwrap_or_default())
+    }
+
+    /// The lease is checked again by the outer `WHERE`, which PostgreSQL re-reads
+    /// on the locked row: of two instances choosing the same row, one takes it.
+    async fn claim_logouts<'c>(
+        db: impl Executor<'c, Database = Self>,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<LogoutDelivery>, StoreError> {
+        sqlx::query(
+            "UPDATE backchannel_logouts SET leased_until = $2, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM backchannel_logouts WHERE due_at <= $1 \
+                 AND (leased_until IS NULL OR leased_until <= $1) ORDER BY due_at LIMIT $3) \
+             AND (leased_until IS NULL OR leased_until <= $1) \
+             RETURNING id, client_id, session_id, user_id, attempts, queued_at",
+        )
+        .bind(now.as_millis())
+        .bind(lease_until.as_millis())
+        .bind(i64::from(limit))
+        .fetch_all(db)
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(rows::logout_delivery)
+        .collect()
+    }
+
+    async fn finish_logout<'c>(
+        db: impl Executor<'c, Database = Self>,
+        id: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM backchannel_logouts WHERE id = $1")
+            .bind(id)
+            .execute(db)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
+    async fn retry_logout<'c>(
+        db: impl Executor<'c, Database = Self>,
+        id: i64,
+        next: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE backchannel_logouts SET due_at = $2, leased_until = NULL WHERE id = $1")
+            .bind(id)
+            .bind(next.as_millis())
+            .execute(db)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
+    async fn pending_logouts<'c>(
+        db: impl Executor<'c, Database = Self>,
+    ) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS pending FROM backchannel_logouts")
+            .fetch_one(db)
+            .await
+            .map_err(store_error)?;
+        Ok(u64::try_from(row.int("pending")?).unwrap_or_default())
+    }
 
     // The revocation log.
 

@@ -10,8 +10,9 @@ use tessera_core::{
     RedirectUri, Roles, Scopes, SecretHash, SessionId, Timestamp, UserId, Username,
 };
 use tessera_store::{
-    AuthorizationCode, Client, CodeFlow, Consent, EndReason, OpaqueToken, Profile, RefreshFamily,
-    Revocation, Revoked, SessionRecord, StoreError, StoredKey, User, UserCredentials,
+    AuthorizationCode, Client, CodeFlow, Consent, EndReason, LogoutDelivery, OpaqueToken, Profile,
+    RefreshFamily, Revocation, Revoked, SessionRecord, StoreError, StoredKey, User,
+    UserCredentials,
 };
 
 use crate::store_error;
@@ -333,5 +334,18 @@ pub fn consent(row: &impl Columns) -> Result<Consent, StoreError> {
         scopes: Scopes::parse(&row.text("scopes")?)
             .map_err(|_| StoreError::corrupt("consent scopes"))?,
         granted_at: row.time("granted_at")?,
+    })
+}
+
+/// `id, client_id, session_id, user_id, attempts, queued_at` of a queued logout.
+pub fn logout_delivery(row: &impl Columns) -> Result<LogoutDelivery, StoreError> {
+    Ok(LogoutDelivery {
+        id: row.int("id")?,
+        client_id: ClientId::parse(&row.text("client_id")?)
+            .ok_or_else(|| StoreError::corrupt("logout client id"))?,
+        session: session_id(&row.text("session_id")?, "logout session")?,
+        user: user_id(&row.text("user_id")?)?,
+        attempts: u32::try_from(row.int("attempts")?).unwrap_or(u32::MAX),
+        queued_at: row.time("queued_at")?,
     })
 }

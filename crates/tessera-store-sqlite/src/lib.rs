@@ -5,6 +5,7 @@
 //! Several processes may open the same file (the server and the CLI); SQLite's
 //! locking serialises their writes, and `busy_timeout` makes a writer wait its turn.
 
+mod backchannel;
 mod clients;
 mod codes;
 mod files;

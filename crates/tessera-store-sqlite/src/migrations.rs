@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_authorization_codes.sql"),
     include_str!("../migrations/0010_profiles.sql"),
     include_str!("../migrations/0011_consents.sql"),
+    include_str!("../migrations/0012_backchannel_logout.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -13,10 +13,11 @@ use tessera_core::{
 };
 
 use crate::{
-    AccountStore, AuthorizationCode, AuthorizationCodeStore, Client, ClientStore, CodeFlow,
-    Consent, CreateClientError, CreateSessionError, CreateUserError, EndReason, KeyStore,
+    AccountStore, AuthorizationCode, AuthorizationCodeStore, BackchannelStore, Client, ClientStore,
+    CodeFlow, Consent, CreateClientError, CreateSessionError, CreateUserError, EndReason, KeyStore,
     NewRefreshFamily, NewSession, NewUser, OpaqueToken, OpaqueTokenStore, Profile, Redemption,
-    RefreshOutcome, RefreshStore, RevocationLog, Revoked, SessionStore, StoreError, StoredKey,
+    RefreshOutcome, RefreshStore, RevocationLog, Revoked, SessionClient, SessionStore, StoreError,
+    StoredKey,
 };
 
 pub async fn run<S>(store: &S)
@@ -28,7 +29,8 @@ where
         + KeyStore
         + RefreshStore
         + OpaqueTokenStore
-        + AuthorizationCodeStore,
+        + AuthorizationCodeStore
+        + BackchannelStore,
 {
     accounts(store).await;
     profiles(store).await;
@@ -42,6 +44,7 @@ where
     refresh_families(store).await;
     opaque_tokens(store).await;
     authorization_codes(store).await;
+    backchannel_logouts(store).await;
     imports(store).await;
     imported_revocations(store).await;
 }
@@ -1363,4 +1366,139 @@ fn first_of(user: UserId, client_id: ClientId) -> Consent {
         scopes: Scopes::parse("openid").unwrap(),
         granted_at: Timestamp::from_millis(1_700_000_000_000),
     }
+}
+
+/// Logouts are queued once per client and session, whoever queues them and however
+/// often; a claimed logout is leased; retried ones come back when due; the
+/// position only goes up; the records purge with time.
+async fn backchannel_logouts<S: BackchannelStore + SessionStore>(store: &S) {
+    let at = Timestamp::from_millis(1_800_000_000_000);
+    let session = SessionSecret::generate().session_id();
+    let other_session = SessionSecret::generate().session_id();
+    let (app, other_app) = (ClientId::generate(), ClientId::generate());
+    let (user, other_user) = (UserId::generate(), UserId::generate());
+    let record = |session, client_id, user| SessionClient {
+        session,
+        client_id,
+        user,
+        forget_at: at.saturating_add(Duration::from_secs(3600)),
+    };
+    let base = store.logout_position().await.unwrap();
+    store
+        .record_session_client(record(session, app, user))
+        .await
+        .unwrap();
+    store
+        .record_session_client(record(session, app, user))
+        .await
+        .unwrap();
+    store
+        .record_session_client(record(session, other_app, user))
+        .await
+        .unwrap();
+    store
+        .record_session_client(record(other_session, app, other_user))
+        .await
+        .unwrap();
+    // Nothing is due before a session ends.
+    assert!(store.claim_logouts(at, at, 10).await.unwrap().is_empty());
+
+    assert_eq!(
+        store
+            .queue_logouts(&[session], &[], base + 5, at)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(store.logout_position().await.unwrap(), base + 5);
+    // Again (another instance reading the same log): nothing new, and the position
+    // never goes back.
+    assert_eq!(
+        store
+            .queue_logouts(&[session], &[], base + 3, at)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.logout_position().await.unwrap(), base + 5);
+    assert_eq!(store.pending_logouts().await.unwrap(), 2);
+
+    let lease = at.saturating_add(Duration::from_secs(30));
+    let claimed = store.claim_logouts(at, lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(
+        claimed
+            .iter()
+            .all(|c| c.session == session && c.user == user && c.attempts == 1)
+    );
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|c| c.client_id)
+            .collect::<std::collections::BTreeSet<_>>(),
+        [app, other_app].into_iter().collect()
+    );
+    // Leased: nobody else gets them meanwhile.
+    assert!(store.claim_logouts(at, lease, 10).await.unwrap().is_empty());
+    store.finish_logout(claimed[0].id).await.unwrap();
+    let later = at.saturating_add(Duration::from_secs(5));
+    store.retry_logout(claimed[1].id, later).await.unwrap();
+    assert!(
+        store.claim_logouts(at, lease, 10).await.unwrap().is_empty(),
+        "not due yet"
+    );
+    let again = store.claim_logouts(later, lease, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].id, again[0].attempts), (claimed[1].id, 2));
+    // A lease that ran out (the instance died mid-delivery): taken again.
+    let retaken = store
+        .claim_logouts(lease, lease.saturating_add(Duration::from_secs(30)), 10)
+        .await
+        .unwrap();
+    assert_eq!(retaken.len(), 1);
+    store.finish_logout(retaken[0].id).await.unwrap();
+    assert_eq!(store.pending_logouts().await.unwrap(), 0);
+
+    // A user's end (kick, disable) queues every session of theirs.
+    assert_eq!(
+        store
+            .queue_logouts(&[], &[other_user], base + 6, at)
+            .await
+            .unwrap(),
+        1
+    );
+    let kicked = store.claim_logouts(at, lease, 10).await.unwrap();
+    assert_eq!(kicked.len(), 1);
+    assert_eq!(
+        (kicked[0].session, kicked[0].client_id),
+        (other_session, app)
+    );
+    store.finish_logout(kicked[0].id).await.unwrap();
+    // Queued and delivered once: a session recorded afresh is another matter, but
+    // the same end read again queues nothing.
+    assert_eq!(
+        store
+            .queue_logouts(&[session], &[other_user], base + 6, at)
+            .await
+            .unwrap(),
+        0
+    );
+
+    // Records of sessions that never ended go with time.
+    let lingering = SessionSecret::generate().session_id();
+    store
+        .record_session_client(record(lingering, app, user))
+        .await
+        .unwrap();
+    store
+        .purge_expired(at.saturating_add(Duration::from_secs(7200)), at)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .queue_logouts(&[lingering], &[], base + 7, at)
+            .await
+            .unwrap(),
+        0
+    );
 }

@@ -517,6 +517,68 @@ store_trait! {
     }
 }
 
+/// A client that got tokens from a browser session: whom back-channel logout tells
+/// when the session ends (OpenID Connect Back-Channel Logout 1.0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionClient {
+    pub session: SessionId,
+    pub client_id: ClientId,
+    pub user: UserId,
+    /// When the record can no longer matter: the session's absolute end.
+    pub forget_at: Timestamp,
+}
+
+/// A logout token waiting to be delivered to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutDelivery {
+    pub id: i64,
+    pub client_id: ClientId,
+    pub session: SessionId,
+    pub user: UserId,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+    pub queued_at: Timestamp,
+}
+
+store_trait! {
+    /// The back-channel logout outbox: which clients got tokens from which browser
+    /// session, the logouts queued for them when the session ended, and how far the
+    /// revocation log has been turned into logouts. In the database, so that a
+    /// restart loses nothing and every instance sees one queue.
+    pub trait BackchannelStore: Send + Sync, in StoreSet.backchannel {
+        /// Records that a client got tokens from a session; recording it again
+        /// changes nothing.
+        async fn record_session_client(&self, record: SessionClient) -> Result<(), StoreError>;
+        /// In one transaction: queues a logout for every client recorded for the
+        /// `ended` sessions and for every session of the `users` (each pair once,
+        /// however often this is called), forgets those records, and moves the
+        /// position to `position` (never down). Returns how many were queued.
+        async fn queue_logouts(
+            &self,
+            ended: &[SessionId],
+            users: &[UserId],
+            position: u64,
+            at: Timestamp,
+        ) -> Result<u64, StoreError>;
+        /// The revocation log position logouts were queued up to (0 at first).
+        async fn logout_position(&self) -> Result<u64, StoreError>;
+        /// Takes up to `limit` logouts due at `now`, each leased until `lease_until`:
+        /// no other caller gets it before then. Counts the attempt.
+        async fn claim_logouts(
+            &self,
+            now: Timestamp,
+            lease_until: Timestamp,
+            limit: u32,
+        ) -> Result<Vec<LogoutDelivery>, StoreError>;
+        /// Delivered, or given up: gone from the queue.
+        async fn finish_logout(&self, id: i64) -> Result<(), StoreError>;
+        /// Not delivered: due again at `next`.
+        async fn retry_logout(&self, id: i64, next: Timestamp) -> Result<(), StoreError>;
+        /// How many logouts wait.
+        async fn pending_logouts(&self) -> Result<u64, StoreError>;
+    }
+}
+
 /// What a revocation revokes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Revoked {

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use tessera_core::Timestamp;
 
 use crate::{
-    AccountStore, AuthorizationCodeStore, ClientStore, Health, KeyStore, OpaqueTokenStore,
-    PresenceStore, RefreshStore, RevocationLog, SessionStore, StoreError,
+    AccountStore, AuthorizationCodeStore, BackchannelStore, ClientStore, Health, KeyStore,
+    OpaqueTokenStore, PresenceStore, RefreshStore, RevocationLog, SessionStore, StoreError,
 };
 
 /// Declares a store trait (`#[async_trait]`, `Send + Sync`) and implements it for
@@ -116,6 +116,7 @@ pub struct StoreSet {
     pub refresh: Arc<dyn RefreshStore>,
     pub opaque: Arc<dyn OpaqueTokenStore>,
     pub codes: Arc<dyn AuthorizationCodeStore>,
+    pub backchannel: Arc<dyn BackchannelStore>,
     pub log: Arc<dyn RevocationLog>,
     pub clients: Arc<dyn ClientStore>,
     pub keys: Arc<dyn KeyStore>,
@@ -136,6 +137,7 @@ impl StoreSet {
             + RefreshStore
             + OpaqueTokenStore
             + AuthorizationCodeStore
+            + BackchannelStore
             + RevocationLog
             + ClientStore
             + KeyStore
@@ -149,6 +151,7 @@ impl StoreSet {
             refresh: store.clone(),
             opaque: store.clone(),
             codes: store.clone(),
+            backchannel: store.clone(),
             log: store.clone(),
             clients: store.clone(),
             keys: store.clone(),

@@ -1,0 +1,16 @@
+//! `BackchannelStore` on Postgres: the shared statements, nothing of its own.
+
+use sqlx::Postgres;
+use tessera_store::BackchannelStore;
+use tessera_store_sql::sql_store;
+
+use crate::PostgresStore;
+
+sql_store! {
+    impl BackchannelStore for PostgresStore {
+        forward to Postgres on self.pool {
+            record_session_client, queue_logouts, logout_position, claim_logouts,
+            finish_logout, retry_logout, pending_logouts,
+        }
+    }
+}
