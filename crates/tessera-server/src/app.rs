@@ -227,6 +227,16 @@ pub async fn serve(
         hmac,
         core.stores.set.opaque.clone(),
     ));
+    tokio::spawn(
+        Arc::new(services::backchannel::Backchannel::new(
+            core.stores.set.backchannel.clone(),
+            core.stores.set.log.clone(),
+            core.clients.clone(),
+            tokens.clone(),
+            config.tokens.backchannel_retry_for,
+        )?)
+        .run(),
+    );
     let (stop_upkeep, upkeep_stopped) = tokio::sync::oneshot::channel::<()>();
     let upkeep = tokio::spawn(core.sessions.clone().upkeep(core.upkeep, async move {
         let _ = upkeep_stopped.await;
@@ -268,6 +278,7 @@ pub async fn serve(
             core.clients.clone(),
             services::codes::Codes::new(
                 core.stores.set.codes.clone(),
+                core.stores.set.backchannel.clone(),
                 core.stores.set.refresh.clone(),
                 core.stores.set.log.clone(),
                 core.sessions.clone(),

@@ -192,6 +192,10 @@ pub struct TokensConfig {
     /// Connect's advice has it; 1 s to 10 min.
     #[serde(with = "humantime_serde")]
     pub code_lifetime: Duration,
+    /// How long a back-channel logout that fails is retried (with back-off)
+    /// before it is given up: 1 h by default.
+    #[serde(with = "humantime_serde")]
+    pub backchannel_retry_for: Duration,
 }
 
 /// A shared secret from configuration; never shown by `Debug`.
@@ -289,6 +293,7 @@ impl Default for TokensConfig {
             feed_heartbeat: Duration::from_secs(5),
             session_token_ttl: Duration::from_secs(300),
             code_lifetime: Duration::from_secs(60),
+            backchannel_retry_for: Duration::from_secs(3600),
             session_token_audience: None,
         }
     }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use tessera_core::{AuthorizationCodeSecret, CodeChallenge, MAX_ACCESS_TTL, Timestamp};
 use tessera_store::{
-    AuthorizationCode, AuthorizationCodeStore, Client, EndReason, Redemption, RefreshStore,
-    RevocationLog, Revoked,
+    AuthorizationCode, AuthorizationCodeStore, BackchannelStore, Client, EndReason, Redemption,
+    RefreshStore, RevocationLog, Revoked, SessionClient,
 };
 
 use crate::services::oauth::OAuthError;
@@ -24,6 +24,7 @@ pub struct CodeExchange {
 
 pub struct Codes {
     store: Arc<dyn AuthorizationCodeStore>,
+    backchannel: Arc<dyn BackchannelStore>,
     refresh: Arc<dyn RefreshStore>,
     log: Arc<dyn RevocationLog>,
     sessions: Arc<SessionService>,
@@ -34,12 +35,14 @@ const INVALID: &str = "the authorization code is invalid, expired or was issued 
 impl Codes {
     pub fn new(
         store: Arc<dyn AuthorizationCodeStore>,
+        backchannel: Arc<dyn BackchannelStore>,
         refresh: Arc<dyn RefreshStore>,
         log: Arc<dyn RevocationLog>,
         sessions: Arc<SessionService>,
     ) -> Self {
         Self {
             store,
+            backchannel,
             refresh,
             log,
             sessions,
@@ -107,6 +110,20 @@ impl Codes {
                 ));
             }
             (None, None) => {}
+        }
+        // Recorded before the session is checked: should it end meanwhile, its
+        // log entry comes after this record, and the client hears of it.
+        if client.code_flow.backchannel_logout_uri.is_some() {
+            self.backchannel
+                .record_session_client(SessionClient {
+                    session: code.session,
+                    client_id: client.id,
+                    user: code.user,
+                    forget_at: code
+                        .auth_time
+                        .saturating_add(self.sessions.policy().absolute_lifetime),
+                })
+                .await?;
         }
         let Some(session) = self.sessions.live(&code.session).await? else {
             return Err(OAuthError::invalid_grant(

@@ -121,15 +121,69 @@ pub fn issue(tokens: &TokenIssuer, request: &IdTokenRequest<'_>) -> Result<Strin
         at_hash: at_hash(algorithm, request.access_token),
         profile: ProfileClaims::of(request.scopes, request.user, request.profile),
     };
-    let keys = tokens.keys().current();
-    let key = keys.signer(algorithm).ok_or(IssueError::NoKey(algorithm))?;
-    let header = serde_json::json!({ "alg": algorithm.as_str(), "typ": "JWT", "kid": key.kid() });
-    let payload = serde_json::to_vec(&claims).map_err(|_| IssueError::Sign)?;
-    let token = key
-        .sign_jws(header.to_string().as_bytes(), &payload)
-        .map_err(|_| IssueError::Sign)?;
+    let token = sign(tokens, algorithm, "JWT", &claims)?;
     metrics::counter!("tessera_tokens_issued_total", "kind" => "id_token").increment(1);
     Ok(token)
+}
+
+/// The claims of a logout token (Back-Channel Logout 1.0 §2.4): like an ID token's
+/// but with `events` and never a `nonce`.
+#[derive(Serialize)]
+struct LogoutClaims<'a> {
+    iss: &'a str,
+    sub: String,
+    aud: String,
+    iat: i64,
+    exp: i64,
+    jti: String,
+    sid: &'a str,
+    events: serde_json::Value,
+}
+
+/// How long a logout token is good for: its delivery is immediate, retries sign anew.
+const LOGOUT_TOKEN_SECONDS: i64 = 120;
+
+/// Signs the logout token telling `client` that `user`'s session `session` ended,
+/// with the client's ID-token algorithm and `typ: logout+jwt` (§2.4, so that it can
+/// never pass for an ID token).
+pub fn logout_token(
+    tokens: &TokenIssuer,
+    client: &Client,
+    user: &tessera_core::UserId,
+    session: &SessionId,
+) -> Result<String, IssueError> {
+    let iat = Timestamp::now().as_millis() / 1000;
+    let claims = LogoutClaims {
+        iss: tokens.issuer(),
+        sub: user.to_string(),
+        aud: client.id.to_string(),
+        iat,
+        exp: iat + LOGOUT_TOKEN_SECONDS,
+        jti: crate::services::tokens::random_id(),
+        sid: session.as_str(),
+        events: serde_json::json!({ "http://schemas.openid.net/event/backchannel-logout": {} }),
+    };
+    sign(
+        tokens,
+        client.code_flow.id_token_algorithm,
+        "logout+jwt",
+        &claims,
+    )
+}
+
+/// A compact JWS of `claims` by the key ring's current key for `algorithm`.
+fn sign(
+    tokens: &TokenIssuer,
+    algorithm: Algorithm,
+    typ: &str,
+    claims: &impl Serialize,
+) -> Result<String, IssueError> {
+    let keys = tokens.keys().current();
+    let key = keys.signer(algorithm).ok_or(IssueError::NoKey(algorithm))?;
+    let header = serde_json::json!({ "alg": algorithm.as_str(), "typ": typ, "kid": key.kid() });
+    let payload = serde_json::to_vec(claims).map_err(|_| IssueError::Sign)?;
+    key.sign_jws(header.to_string().as_bytes(), &payload)
+        .map_err(|_| IssueError::Sign)
 }
 
 #[cfg(test)]

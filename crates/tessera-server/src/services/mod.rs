@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod activity;
 pub mod admin;
 pub mod authorize;
+pub mod backchannel;
 pub mod clients;
 pub mod codes;
 pub mod contact;

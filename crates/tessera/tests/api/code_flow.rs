@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::harness::*;
 use crate::tokens::{Registered, add_client, introspect, token_request};
 
-const REDIRECT: &str = "https://app.example/cb";
+pub(crate) const REDIRECT: &str = "https://app.example/cb";
 
 /// A PKCE verifier and its S256 challenge.
 fn pkce() -> (String, String) {
@@ -48,13 +48,13 @@ fn app(server: &TestServer, name: &str, extra: &[&str]) -> Registered {
 }
 
 /// One authorization request: its parameters and the PKCE verifier behind them.
-struct Request {
+pub(crate) struct Request {
     params: Vec<(String, String)>,
-    verifier: String,
+    pub verifier: String,
 }
 
 impl Request {
-    fn new(client: &Registered) -> Self {
+    pub(crate) fn new(client: &Registered) -> Self {
         let (verifier, challenge) = pkce();
         let params = [
             ("response_type", "code"),
@@ -162,7 +162,7 @@ async fn decide(server: &TestServer, browser: &Browser, page: &str, decision: &s
 
 /// Authorizes `request` as `browser`, allowing on the consent page if it is shown;
 /// the code from the redirect back.
-async fn code_for(server: &TestServer, browser: &Browser, request: &Request) -> String {
+pub(crate) async fn code_for(server: &TestServer, browser: &Browser, request: &Request) -> String {
     let mut response = get(server, &request.url(server), Some(&browser.cookie)).await;
     if response.status() == 200 {
         let page = response.text().await.unwrap();
@@ -201,7 +201,12 @@ async fn exchange(
     request.form(&form).send().await.unwrap()
 }
 
-async fn tokens(server: &TestServer, client: &Registered, code: &str, verifier: &str) -> Value {
+pub(crate) async fn tokens(
+    server: &TestServer,
+    client: &Registered,
+    code: &str,
+    verifier: &str,
+) -> Value {
     let response = exchange(server, client, code, Some(verifier), REDIRECT).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()

@@ -1,0 +1,215 @@
+//! Back-channel logout through the real binary: a session that ends, however it
+//! ends, reaches every app that got tokens from it, durably.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::post;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation};
+use serde_json::Value;
+
+use crate::code_flow::{REDIRECT, Request, code_for, tokens};
+use crate::harness::*;
+use crate::tokens::{Registered, add_client};
+
+/// An app's back-channel endpoint: what was posted to it, in order.
+#[derive(Clone, Default)]
+struct Receiver {
+    tokens: Arc<Mutex<Vec<String>>>,
+}
+
+impl Receiver {
+    /// Listens on `address` (a port chosen before, maybe refused meanwhile).
+    async fn listen(&self, address: SocketAddr) -> tokio::task::JoinHandle<()> {
+        let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+        let app =
+            axum::Router::new()
+                .route(
+                    "/backchannel",
+                    post(
+                        |State(tokens): State<Arc<Mutex<Vec<String>>>>,
+                         axum::Form(form): axum::Form<
+                            std::collections::HashMap<String, String>,
+                        >| async move {
+                            if let Some(token) = form.get("logout_token") {
+                                tokens.lock().unwrap().push(token.clone());
+                            }
+                            axum::http::StatusCode::OK
+                        },
+                    ),
+                )
+                .with_state(self.tokens.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        })
+    }
+
+    fn received(&self) -> Vec<String> {
+        self.tokens.lock().unwrap().clone()
+    }
+
+    /// Waits up to `seconds` for `count` tokens.
+    async fn wait_for(&self, count: usize, seconds: u64) -> Vec<String> {
+        for _ in 0..seconds * 10 {
+            let received = self.received();
+            if received.len() >= count {
+                return received;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "{count} logout token(s) expected, got {:?}",
+            self.received()
+        );
+    }
+}
+
+/// A loopback address nothing listens on (yet).
+fn free_address() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+fn app_with_backchannel(server: &TestServer, name: &str, address: SocketAddr) -> Registered {
+    let uri = format!("http://{address}/backchannel");
+    add_client(
+        server,
+        name,
+        &[
+            "--grant",
+            "authorization_code",
+            "--redirect-uri",
+            REDIRECT,
+            "--backchannel-logout-uri",
+            &uri,
+            "--first-party",
+            "--id-token-alg",
+            "ES256",
+        ],
+    )
+}
+
+/// Checks a logout token as an app must (Back-Channel Logout 1.0 §2.6): signature
+/// by a published key, `typ`, issuer, audience, `events`, `sid`, no `nonce`.
+async fn verify_logout_token(server: &TestServer, token: &str, client: &str) -> Value {
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    let set: JwkSet = server
+        .client
+        .get(server.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jwk = set.find(&header.kid.unwrap()).expect("a published key");
+    let mut validation = Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_issuer(&[server.base.as_str()]);
+    validation.set_audience(&[client]);
+    let claims =
+        jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+            .unwrap()
+            .claims;
+    assert!(
+        claims["events"]
+            .get("http://schemas.openid.net/event/backchannel-logout")
+            .is_some(),
+        "{claims}"
+    );
+    assert!(claims.get("nonce").is_none());
+    assert!(claims["jti"].is_string() && claims["iat"].is_number());
+    claims
+}
+
+#[tokio::test]
+async fn logging_out_and_kicking_reach_every_app_that_got_tokens() {
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    let (first, second) = (Receiver::default(), Receiver::default());
+    let (first_address, second_address) = (free_address(), free_address());
+    let _first = first.listen(first_address).await;
+    let _second = second.listen(second_address).await;
+    let portal = app_with_backchannel(&server, "portal", first_address);
+    let shop = app_with_backchannel(&server, "shop", second_address);
+    let browser = server.login("alice").await;
+    for app in [&portal, &shop] {
+        let request = Request::new(app);
+        let code = code_for(&server, &browser, &request).await;
+        tokens(&server, app, &code, &request.verifier).await;
+    }
+
+    let logout = server
+        .unsafe_as(reqwest::Method::POST, "/v1/logout", &browser)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    let user = browser.login["user"]["id"].as_str().unwrap();
+    for (receiver, app) in [(&first, &portal), (&second, &shop)] {
+        let received = receiver.wait_for(1, 10).await;
+        let claims = verify_logout_token(&server, &received[0], &app.id).await;
+        assert_eq!(claims["sid"], browser.session_id.as_str());
+        assert_eq!(claims["sub"], user);
+    }
+
+    // A kick ends every session of the user: each app hears of the one it knew.
+    let again = server.login("alice").await;
+    let request = Request::new(&portal);
+    let code = code_for(&server, &again, &request).await;
+    tokens(&server, &portal, &code, &request.verifier).await;
+    let out = server.cli(&["sessions", "kick", "alice"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let received = first.wait_for(2, 10).await;
+    let claims = verify_logout_token(&server, &received[1], &portal.id).await;
+    assert_eq!(claims["sid"], again.session_id.as_str());
+    // Once each: nothing more arrives.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(first.received().len(), 2);
+    assert_eq!(second.received().len(), 1);
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains("tessera_backchannel_logouts_total{outcome=\"delivered\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_logout_waits_for_an_app_that_is_down_across_a_restart() {
+    let mut server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    let receiver = Receiver::default();
+    let address = free_address();
+    let portal = app_with_backchannel(&server, "portal", address);
+    let browser = server.login("alice").await;
+    let request = Request::new(&portal);
+    let code = code_for(&server, &browser, &request).await;
+    tokens(&server, &portal, &code, &request.verifier).await;
+
+    // The app is down: the logout is queued and retried.
+    server
+        .unsafe_as(reqwest::Method::POST, "/v1/logout", &browser)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains("tessera_backchannel_logouts_total{outcome=\"failed\"}"),
+        "{metrics}"
+    );
+    // tessera dies meanwhile; the queue is in the store.
+    server.kill_and_restart();
+    let _up = receiver.listen(address).await;
+    let received = receiver.wait_for(1, 30).await;
+    let claims = verify_logout_token(&server, &received[0], &portal.id).await;
+    assert_eq!(claims["sid"], browser.session_id.as_str());
+}
