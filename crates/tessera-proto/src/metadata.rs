@@ -20,6 +20,9 @@ pub struct ServerMetadata {
     /// OpenID Connect's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userinfo_endpoint: Option<String>,
+    /// OpenID Connect RP-Initiated Logout 1.0's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_session_endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub introspection_endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,6 +73,11 @@ pub struct ServerMetadata {
     pub request_parameter_supported: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_uri_parameter_supported: Option<bool>,
+    /// OpenID Connect Back-Channel Logout 1.0's: logout tokens are sent, with `sid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_supported: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_session_supported: Option<bool>,
 }
 
 /// Client authentication at an endpoint (RFC 8414 §2, from the IANA registry).

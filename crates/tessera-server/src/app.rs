@@ -24,8 +24,8 @@ use tower_http::timeout::TimeoutLayer;
 use crate::http::error::json_errors;
 use crate::http::{one_authorization, track_request};
 use crate::routes::{
-    activity, admin, authorize, consents, discovery, health, introspect, login, login_page,
-    revocations, session, sessions, token, userinfo, users,
+    activity, admin, authorize, consents, discovery, end_session, health, introspect, login,
+    login_page, revocations, session, sessions, token, userinfo, users,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
@@ -266,6 +266,12 @@ pub async fn serve(
         core.stores.set.log.clone(),
     ));
     let state = AppState::new(Services {
+        end_session: Arc::new(services::end_session::EndSession::new(
+            issuer.clone(),
+            core.keys.clone(),
+            core.clients.clone(),
+            core.sessions.clone(),
+        )),
         authorization: Arc::new(services::authorize::Authorization::new(
             issuer.clone(),
             core.clients.clone(),
@@ -497,6 +503,10 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
             get(authorize::authorize).post(authorize::authorize_post),
         )
         .route("/oauth2/consent", post(authorize::consent))
+        .route(
+            "/oauth2/logout",
+            get(end_session::logout).post(end_session::logout_post),
+        )
         .route("/oauth2/token", post(token::token).layer(cors))
         .route(
             "/oauth2/userinfo",

@@ -16,6 +16,7 @@ use crate::services::admin::Administration;
 use crate::services::authorize::Authorization;
 use crate::services::clients::Clients;
 use crate::services::discovery::Discovery;
+use crate::services::end_session::EndSession;
 use crate::services::feed::RevocationFeed;
 use crate::services::grants::Grants;
 use crate::services::introspection::Introspection;
@@ -35,6 +36,7 @@ pub struct Services {
     // The services handlers call.
     pub grants: Arc<Grants>,
     pub authorization: Arc<Authorization>,
+    pub end_session: Arc<EndSession>,
     pub introspection: Arc<Introspection>,
     pub userinfo: Arc<UserInfoService>,
     pub feed: Arc<RevocationFeed>,
@@ -79,6 +81,7 @@ macro_rules! narrow {
 narrow! {
     grants: Arc<Grants>,
     authorization: Arc<Authorization>,
+    end_session: Arc<EndSession>,
     introspection: Arc<Introspection>,
     userinfo: Arc<UserInfoService>,
     feed: Arc<RevocationFeed>,

@@ -66,6 +66,7 @@ pub async fn metadata(State(discovery): State<Arc<Discovery>>) -> Response {
         authorization_endpoint: endpoint("/oauth2/authorize"),
         token_endpoint: endpoint("/oauth2/token"),
         userinfo_endpoint: endpoint("/oauth2/userinfo"),
+        end_session_endpoint: endpoint("/oauth2/logout"),
         introspection_endpoint: endpoint("/oauth2/introspect"),
         revocation_endpoint: endpoint("/oauth2/revoke"),
         revocation_feed_endpoint: endpoint("/v1/revocations"),
@@ -129,6 +130,8 @@ pub async fn metadata(State(discovery): State<Arc<Discovery>>) -> Response {
         claims_parameter_supported: Some(false),
         request_parameter_supported: Some(false),
         request_uri_parameter_supported: Some(false),
+        backchannel_logout_supported: Some(true),
+        backchannel_logout_session_supported: Some(true),
     };
     let mut response = axum::Json(body).into_response();
     let h = response.headers_mut();

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod authorize;
 pub mod consents;
 pub mod discovery;
+pub mod end_session;
 pub mod health;
 pub mod html;
 pub mod introspect;

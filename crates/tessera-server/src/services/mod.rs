@@ -10,6 +10,7 @@ pub mod clients;
 pub mod codes;
 pub mod contact;
 pub mod discovery;
+pub mod end_session;
 pub mod feed;
 pub mod grants;
 pub mod id_tokens;

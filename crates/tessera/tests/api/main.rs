@@ -20,6 +20,7 @@ mod oidc;
 mod operations;
 mod protection;
 mod registration;
+mod rp_logout;
 mod secrets;
 mod sessions;
 mod tokens;
