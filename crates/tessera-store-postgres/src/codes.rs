@@ -8,6 +8,8 @@ use crate::PostgresStore;
 
 sql_store! {
     impl AuthorizationCodeStore for PostgresStore {
-        forward to Postgres on self.pool { store_code, redeem_code }
+        forward to Postgres on self.pool {
+            store_code, redeem_code, push_request, pushed_request, drop_pushed_request,
+        }
     }
 }

@@ -7,12 +7,18 @@ use std::sync::LazyLock;
 use async_trait::async_trait;
 use redis::Script;
 use tessera_core::{ClientId, Scopes, SecretHash, SessionId, Timestamp, UserId};
-use tessera_store::{AuthorizationCode, AuthorizationCodeStore, Redemption, StoreError};
+use tessera_store::{
+    AuthorizationCode, AuthorizationCodeStore, PushedRequest, Redemption, StoreError,
+};
 
 use crate::{RedisStore, Retry, Stored, hex};
 
 fn code_key(hash: &SecretHash) -> String {
     format!("tessera:code:{}", hex(hash))
+}
+
+fn pushed_key(hash: &SecretHash) -> String {
+    format!("tessera:par:{}", hex(hash))
 }
 
 /// KEYS: the code's hash. ARGV: now. The code's fields, with `first` set to `1`
@@ -108,5 +114,55 @@ impl AuthorizationCodeStore for RedisStore {
             Some((code, false)) => Redemption::Again(code),
             None => Redemption::Unknown,
         })
+    }
+
+    async fn push_request(&self, request: PushedRequest) -> Result<(), StoreError> {
+        let fields = [
+            ("client_id", request.client_id.to_string()),
+            ("params", request.params),
+            ("expires_at", request.expires_at.as_millis().to_string()),
+        ];
+        self.insert_expiring_hash(
+            pushed_key(&request.hash),
+            request.expires_at,
+            &fields,
+            "a pushed authorization request",
+        )
+        .await
+    }
+
+    async fn pushed_request(
+        &self,
+        hash: &SecretHash,
+        at: Timestamp,
+    ) -> Result<Option<PushedRequest>, StoreError> {
+        let key = pushed_key(hash);
+        let key = &key;
+        let fields: HashMap<String, String> = self
+            .run(Retry::Idempotent, |mut c| async move {
+                redis::cmd("HGETALL").arg(key).query_async(&mut c).await
+            })
+            .await?;
+        let Some(stored) = Stored::new("pushed authorization request", fields) else {
+            return Ok(None);
+        };
+        let request = PushedRequest {
+            hash: *hash,
+            client_id: stored.parse("client_id", ClientId::parse)?,
+            params: stored.text("params")?.to_owned(),
+            expires_at: stored.millis("expires_at")?,
+        };
+        // Redis expires the key at `expires_at`; this answers for the moment asked.
+        Ok((request.expires_at > at).then_some(request))
+    }
+
+    async fn drop_pushed_request(&self, hash: &SecretHash) -> Result<(), StoreError> {
+        let key = pushed_key(hash);
+        let key = &key;
+        self.run(Retry::Idempotent, |mut c| async move {
+            redis::cmd("DEL").arg(key).query_async::<i64>(&mut c).await
+        })
+        .await
+        .map(drop)
     }
 }

@@ -134,6 +134,12 @@ macro_rules! __sql_store_forward {
         [store_code(code: __ty::AuthorizationCode) -> Result<(), __ty::StoreError> = insert_code(code)] $($own)* } };
     ($head:tt [redeem_code $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [redeem_code(hash: &__ty::SecretHash, at: __ty::Timestamp) -> Result<__ty::Redemption, __ty::StoreError> = redeem_code(hash, at)] $($own)* } };
+    ($head:tt [push_request $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [push_request(request: __ty::PushedRequest) -> Result<(), __ty::StoreError> = push_request(request)] $($own)* } };
+    ($head:tt [pushed_request $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [pushed_request(hash: &__ty::SecretHash, at: __ty::Timestamp) -> Result<Option<__ty::PushedRequest>, __ty::StoreError> = pushed_request(hash, at)] $($own)* } };
+    ($head:tt [drop_pushed_request $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [drop_pushed_request(hash: &__ty::SecretHash) -> Result<(), __ty::StoreError> = drop_pushed_request(hash)] $($own)* } };
     // BackchannelStore.
     ($head:tt [record_session_client $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [record_session_client(record: __ty::SessionClient) -> Result<(), __ty::StoreError> = record_session_client(record)] $($own)* } };

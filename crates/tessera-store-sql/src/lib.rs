@@ -38,8 +38,8 @@ pub mod __private {
         pub use tessera_store::{
             AuthorizationCode, Client, Consent, CreateSessionError, CreateUserError,
             LogoutDelivery, NewRefreshFamily, NewSession, NewUser, Online, OpaqueToken, Profile,
-            Redemption, RefreshFamily, Revocation, SessionClient, SessionRecord, StoreError,
-            StoredKey, User, UserCredentials,
+            PushedRequest, Redemption, RefreshFamily, Revocation, SessionClient, SessionRecord,
+            StoreError, StoredKey, User, UserCredentials,
         };
     }
 }

@@ -12,8 +12,9 @@ use tessera_core::{
 };
 use tessera_store::{
     AuthorizationCode, Client, Consent, CreateSessionError, CreateUserError, LogoutDelivery,
-    NewRefreshFamily, NewSession, NewUser, Online, OpaqueToken, Profile, Redemption, RefreshFamily,
-    Revocation, SessionClient, SessionRecord, StoreError, StoredKey, User, UserCredentials,
+    NewRefreshFamily, NewSession, NewUser, Online, OpaqueToken, Profile, PushedRequest, Redemption,
+    RefreshFamily, Revocation, SessionClient, SessionRecord, StoreError, StoredKey, User,
+    UserCredentials,
 };
 
 use crate::dialect::Statements;
@@ -440,6 +441,7 @@ where
             "DELETE FROM opaque_tokens WHERE expires_at <= $1",
             "DELETE FROM authorization_codes WHERE forget_at <= $1",
             "DELETE FROM session_clients WHERE forget_at <= $1",
+            "DELETE FROM pushed_requests WHERE expires_at <= $1",
             "DELETE FROM refresh_families WHERE expires_at <= $1",
             "DELETE FROM revocation_log WHERE expires_at <= $1",
         ] {
@@ -907,6 +909,55 @@ where
         .await
         .map(drop)
         .map_err(store_error)
+    }
+
+    async fn push_request<'c>(
+        db: impl Executor<'c, Database = Self>,
+        request: PushedRequest,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO pushed_requests (hash, client_id, params, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(request.hash.as_bytes().to_vec())
+        .bind(request.client_id.to_string())
+        .bind(request.params)
+        .bind(request.expires_at.as_millis())
+        .execute(db)
+        .await
+        .map(drop)
+        .map_err(store_error)
+    }
+
+    async fn pushed_request<'c>(
+        db: impl Executor<'c, Database = Self>,
+        hash: &SecretHash,
+        at: Timestamp,
+    ) -> Result<Option<PushedRequest>, StoreError> {
+        sqlx::query(
+            "SELECT hash, client_id, params, expires_at FROM pushed_requests \
+             WHERE hash = $1 AND expires_at > $2",
+        )
+        .bind(hash.as_bytes().to_vec())
+        .bind(at.as_millis())
+        .fetch_optional(db)
+        .await
+        .map_err(store_error)?
+        .as_ref()
+        .map(rows::pushed_request)
+        .transpose()
+    }
+
+    async fn drop_pushed_request<'c>(
+        db: impl Executor<'c, Database = Self>,
+        hash: &SecretHash,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM pushed_requests WHERE hash = $1")
+            .bind(hash.as_bytes().to_vec())
+            .execute(db)
+            .await
+            .map(drop)
+            .map_err(store_error)
     }
 
     /// One statement spends the code, so that of concurrent redemptions exactly one

@@ -11,7 +11,7 @@ use tessera_core::{
 };
 use tessera_store::{
     AuthorizationCode, Client, CodeFlow, Consent, EndReason, LogoutDelivery, OpaqueToken, Profile,
-    RefreshFamily, Revocation, Revoked, SessionRecord, StoreError, StoredKey, User,
+    PushedRequest, RefreshFamily, Revocation, Revoked, SessionRecord, StoreError, StoredKey, User,
     UserCredentials,
 };
 
@@ -347,5 +347,16 @@ pub fn logout_delivery(row: &impl Columns) -> Result<LogoutDelivery, StoreError>
         user: user_id(&row.text("user_id")?)?,
         attempts: u32::try_from(row.int("attempts")?).unwrap_or(u32::MAX),
         queued_at: row.time("queued_at")?,
+    })
+}
+
+/// `hash, client_id, params, expires_at` of a pushed authorization request.
+pub fn pushed_request(row: &impl Columns) -> Result<PushedRequest, StoreError> {
+    Ok(PushedRequest {
+        hash: hash(row.bytes("hash")?, "pushed request hash")?,
+        client_id: ClientId::parse(&row.text("client_id")?)
+            .ok_or_else(|| StoreError::corrupt("pushed request client id"))?,
+        params: row.text("params")?,
+        expires_at: row.time("expires_at")?,
     })
 }

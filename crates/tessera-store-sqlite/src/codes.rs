@@ -8,6 +8,8 @@ use crate::SqliteStore;
 
 sql_store! {
     impl AuthorizationCodeStore for SqliteStore {
-        forward to Sqlite on self.pool { store_code, redeem_code }
+        forward to Sqlite on self.pool {
+            store_code, redeem_code, push_request, pushed_request, drop_pushed_request,
+        }
     }
 }

@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0010_profiles.sql"),
     include_str!("../migrations/0011_consents.sql"),
     include_str!("../migrations/0012_backchannel_logout.sql"),
+    include_str!("../migrations/0013_pushed_requests.sql"),
 ];
 
 /// The schema version this binary writes.

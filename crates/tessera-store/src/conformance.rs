@@ -15,9 +15,9 @@ use tessera_core::{
 use crate::{
     AccountStore, AuthorizationCode, AuthorizationCodeStore, BackchannelStore, Client, ClientStore,
     CodeFlow, Consent, CreateClientError, CreateSessionError, CreateUserError, EndReason, KeyStore,
-    NewRefreshFamily, NewSession, NewUser, OpaqueToken, OpaqueTokenStore, Profile, Redemption,
-    RefreshOutcome, RefreshStore, RevocationLog, Revoked, SessionClient, SessionStore, StoreError,
-    StoredKey,
+    NewRefreshFamily, NewSession, NewUser, OpaqueToken, OpaqueTokenStore, Profile, PushedRequest,
+    Redemption, RefreshOutcome, RefreshStore, RevocationLog, Revoked, SessionClient, SessionStore,
+    StoreError, StoredKey,
 };
 
 pub async fn run<S>(store: &S)
@@ -45,6 +45,7 @@ where
     opaque_tokens(store).await;
     authorization_codes(store).await;
     backchannel_logouts(store).await;
+    pushed_requests(store).await;
     imports(store).await;
     imported_revocations(store).await;
 }
@@ -1500,5 +1501,44 @@ async fn backchannel_logouts<S: BackchannelStore + SessionStore>(store: &S) {
             .await
             .unwrap(),
         0
+    );
+}
+
+/// A pushed request is found by its hash until it expires or is dropped.
+async fn pushed_requests<S: AuthorizationCodeStore>(store: &S) {
+    let now = Timestamp::now();
+    let request = PushedRequest {
+        hash: RefreshTokenSecret::generate().hash(),
+        client_id: ClientId::generate(),
+        params: "response_type=code&state=a%26b".into(),
+        expires_at: now.saturating_add(Duration::from_secs(60)),
+    };
+    store.push_request(request.clone()).await.unwrap();
+    assert_eq!(
+        store.pushed_request(&request.hash, now).await.unwrap(),
+        Some(request.clone())
+    );
+    // Found again (a sign-in came between), until it expires.
+    assert!(
+        store
+            .pushed_request(&request.hash, now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .pushed_request(&request.hash, request.expires_at)
+            .await
+            .unwrap(),
+        None
+    );
+    let never = RefreshTokenSecret::generate().hash();
+    assert_eq!(store.pushed_request(&never, now).await.unwrap(), None);
+    store.drop_pushed_request(&request.hash).await.unwrap();
+    store.drop_pushed_request(&request.hash).await.unwrap();
+    assert_eq!(
+        store.pushed_request(&request.hash, now).await.unwrap(),
+        None
     );
 }

@@ -514,7 +514,28 @@ store_trait! {
         /// instance, at most one is [`Redemption::First`]. Kept until `forget_at`
         /// (the database's `purge_expired`, or Redis's expiry).
         async fn redeem_code(&self, hash: &SecretHash, at: Timestamp) -> Result<Redemption, StoreError>;
+        /// Keeps a pushed authorization request until its `expires_at`.
+        async fn push_request(&self, request: PushedRequest) -> Result<(), StoreError>;
+        /// The pushed request with this hash, if it has not expired by `at` or been
+        /// dropped.
+        async fn pushed_request(
+            &self,
+            hash: &SecretHash,
+            at: Timestamp,
+        ) -> Result<Option<PushedRequest>, StoreError>;
+        /// Forgets a pushed request (its code was issued: it is used).
+        async fn drop_pushed_request(&self, hash: &SecretHash) -> Result<(), StoreError>;
     }
+}
+
+/// A pushed authorization request (RFC 9126), by the SHA-256 of its `request_uri`:
+/// the parameters a client sent with its credentials, as a query string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedRequest {
+    pub hash: SecretHash,
+    pub client_id: ClientId,
+    pub params: String,
+    pub expires_at: Timestamp,
 }
 
 /// A client that got tokens from a browser session: whom back-channel logout tells
