@@ -20,6 +20,9 @@ pub struct ServerMetadata {
     /// OpenID Connect's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userinfo_endpoint: Option<String>,
+    /// RFC 9126's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed_authorization_request_endpoint: Option<String>,
     /// OpenID Connect RP-Initiated Logout 1.0's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_session_endpoint: Option<String>,
@@ -73,6 +76,9 @@ pub struct ServerMetadata {
     pub request_parameter_supported: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_uri_parameter_supported: Option<bool>,
+    /// RFC 9126: whether every client must push its requests (per client here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_pushed_authorization_requests: Option<bool>,
     /// OpenID Connect Back-Channel Logout 1.0's: logout tokens are sent, with `sid`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backchannel_logout_supported: Option<bool>,

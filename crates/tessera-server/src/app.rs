@@ -503,6 +503,7 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
             get(authorize::authorize).post(authorize::authorize_post),
         )
         .route("/oauth2/consent", post(authorize::consent))
+        .route("/oauth2/par", post(authorize::push))
         .route(
             "/oauth2/logout",
             get(end_session::logout).post(end_session::logout_post),

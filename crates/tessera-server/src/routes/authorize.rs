@@ -8,9 +8,10 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use maud::html;
 use serde::Deserialize;
@@ -19,7 +20,7 @@ use tessera_proto::scope::oidc;
 use crate::http::EdgePolicy;
 use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
-use crate::http::extract::{Input, check_origin};
+use crate::http::extract::{Input, OAuthRequest, check_origin};
 use crate::routes::html::{csp_source, page, see_other};
 use crate::services::authorize::{
     Authorization, AuthorizeError, AuthorizeParams, ConsentPrompt, Decision, Step,
@@ -182,4 +183,26 @@ fn error_page(status: StatusCode, why: &str) -> Response {
             p.muted { "Go back to the application and try again, or tell its owner." }
         },
     )
+}
+
+/// `POST /oauth2/par` (RFC 9126): `201` with the `request_uri`, or the token
+/// endpoint's kind of error.
+pub async fn push(
+    State(authorization): State<Arc<Authorization>>,
+    request: Result<OAuthRequest, ApiError>,
+) -> Response {
+    let answer = async {
+        let request = request?;
+        let pushed = authorization.push(&request.client, request.params).await?;
+        Ok::<_, ApiError>((StatusCode::CREATED, Json(pushed)).into_response())
+    };
+    let mut response = match answer.await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    response
 }

@@ -67,6 +67,7 @@ pub async fn metadata(State(discovery): State<Arc<Discovery>>) -> Response {
         token_endpoint: endpoint("/oauth2/token"),
         userinfo_endpoint: endpoint("/oauth2/userinfo"),
         end_session_endpoint: endpoint("/oauth2/logout"),
+        pushed_authorization_request_endpoint: endpoint("/oauth2/par"),
         introspection_endpoint: endpoint("/oauth2/introspect"),
         revocation_endpoint: endpoint("/oauth2/revoke"),
         revocation_feed_endpoint: endpoint("/v1/revocations"),
@@ -129,7 +130,9 @@ pub async fn metadata(State(discovery): State<Arc<Discovery>>) -> Response {
         prompt_values_supported: names(&["none", "login", "consent", "select_account"]),
         claims_parameter_supported: Some(false),
         request_parameter_supported: Some(false),
+        // By reference only through /oauth2/par (RFC 9126), not fetched from a URL.
         request_uri_parameter_supported: Some(false),
+        require_pushed_authorization_requests: Some(false),
         backchannel_logout_supported: Some(true),
         backchannel_logout_session_supported: Some(true),
     };

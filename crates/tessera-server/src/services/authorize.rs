@@ -17,22 +17,32 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use tessera_core::SecretHash;
 use tessera_core::{
     AuthorizationCodeSecret, ClientId, CodeChallenge, GrantType, Scopes, SessionSecret, Timestamp,
     UserId,
 };
 use tessera_proto::error as codes;
 use tessera_proto::scope::{PRIVILEGED, oidc};
-use tessera_store::{AuthorizationCode, AuthorizationCodeStore, Client, Consent, StoreError};
+use tessera_store::{
+    AuthorizationCode, AuthorizationCodeStore, Client, Consent, PushedRequest, StoreError,
+};
 use url::Url;
 
 use crate::services::accounts::Accounts;
-use crate::services::clients::Clients;
+use crate::services::clients::{Clients, PresentedClient};
+use crate::services::oauth::{OAuthError, authenticate};
 use crate::services::sessions::{ActiveSession, SessionService};
 
 /// How long a spent or expired code is remembered, so that a replay is recognised
 /// and can revoke what the code gave.
 const CODE_MEMORY: std::time::Duration = std::time::Duration::from_secs(600);
+/// What RFC 9126 §2.2 says a `request_uri` starts with.
+const PUSHED_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+/// How long a pushed request may be used: long enough for the sign-in and consent
+/// it may lead to (RFC 9126 leaves it to the server, suggesting 5 to 600 s). It
+/// gives one code, and is gone then.
+const PUSHED_LIFETIME: std::time::Duration = std::time::Duration::from_secs(600);
 /// Upper bounds on what is echoed or stored: far beyond real values.
 const MAX_STATE: usize = 2000;
 const MAX_NONCE: usize = 512;
@@ -106,6 +116,13 @@ pub struct ConsentPrompt {
     pub leads_to: Url,
 }
 
+/// The answer of `POST /oauth2/par` (RFC 9126 §2.2).
+#[derive(Debug, Serialize)]
+pub struct Pushed {
+    pub request_uri: String,
+    pub expires_in: u64,
+}
+
 /// A request that cannot go back to the client: an error page.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthorizeError {
@@ -145,6 +162,8 @@ struct Target {
 /// A request checked in full.
 struct Checked {
     target: Target,
+    /// The pushed request it came from, if it came by reference.
+    pushed: Option<SecretHash>,
     scopes: Scopes,
     challenge: Option<CodeChallenge>,
     nonce: Option<String>,
@@ -202,10 +221,9 @@ impl Authorization {
         params: AuthorizeParams,
         session: Option<&SessionSecret>,
     ) -> Result<Step, AuthorizeError> {
-        let target = self.target(&params).await?;
-        let checked = match check(target, &params) {
-            Ok(checked) => checked,
-            Err((target, refusal)) => return Ok(Step::Redirect(self.error_url(&target, refusal))),
+        let (params, checked) = match self.prepare(params).await? {
+            Ok(prepared) => prepared,
+            Err(redirect) => return Ok(Step::Redirect(redirect)),
         };
         let session = match session {
             Some(secret) => self.sessions.authenticate(secret).await?,
@@ -262,10 +280,9 @@ impl Authorization {
         csrf: &str,
         decision: Decision,
     ) -> Result<Step, AuthorizeError> {
-        let target = self.target(&params).await?;
-        let checked = match check(target, &params) {
-            Ok(checked) => checked,
-            Err((target, refusal)) => return Ok(Step::Redirect(self.error_url(&target, refusal))),
+        let (params, checked) = match self.prepare(params).await? {
+            Ok(prepared) => prepared,
+            Err(redirect) => return Ok(Step::Redirect(redirect)),
         };
         let session = match session {
             Some(secret) => self.sessions.authenticate(secret).await?,
@@ -330,8 +347,106 @@ impl Authorization {
         }
         let params: AuthorizeParams =
             serde_urlencoded::from_str(url.query().unwrap_or_default()).ok()?;
-        let target = self.target(&params).await.ok()?;
+        let (effective, _) = self.expand(&params).await.ok()?;
+        let target = self.target(&effective).await.ok()?;
         Some(target.redirect)
+    }
+
+    /// The request as sent (returned, to resume with) and checked in full, or the
+    /// redirect that refuses it. A request by reference (`request_uri`) is checked
+    /// as it was pushed.
+    async fn prepare(
+        &self,
+        params: AuthorizeParams,
+    ) -> Result<Result<(AuthorizeParams, Checked), String>, AuthorizeError> {
+        let (effective, pushed) = self.expand(&params).await?;
+        let target = self.target(&effective).await?;
+        match check(target, &effective, pushed) {
+            Ok(checked) => Ok(Ok((params, checked))),
+            Err((target, refusal)) => Ok(Err(self.error_url(&target, refusal))),
+        }
+    }
+
+    /// The parameters to decide by: those sent, or for a `request_uri` those pushed
+    /// for it (RFC 9126 §4: nothing else is read), with the hash of the pushed
+    /// request. A resumed request's `auth_after` applies to the pushed parameters as
+    /// [`resume_url`] would have applied it to sent ones.
+    async fn expand(
+        &self,
+        params: &AuthorizeParams,
+    ) -> Result<(AuthorizeParams, Option<SecretHash>), AuthorizeError> {
+        let Some(uri) = params.request_uri.as_deref() else {
+            return Ok((params.clone(), None));
+        };
+        let unknown = || {
+            AuthorizeError::NoRedirect(
+                "The request_uri is unknown, has expired or was used already; start again from                  the application."
+                    .to_owned(),
+            )
+        };
+        let hash = pushed_hash(uri);
+        let pushed = self
+            .codes
+            .pushed_request(&hash, Timestamp::now())
+            .await?
+            .ok_or_else(unknown)?;
+        // The pushing client's own: another client cannot use it.
+        if params.client_id.as_deref() != Some(pushed.client_id.to_string().as_str()) {
+            return Err(unknown());
+        }
+        let mut effective: AuthorizeParams =
+            serde_urlencoded::from_str(&pushed.params).map_err(|_| unknown())?;
+        if let Some(after) = &params.auth_after {
+            effective.prompt = without_login(effective.prompt.as_deref());
+            effective.max_age = None;
+            effective.auth_after = Some(after.clone());
+        }
+        Ok((effective, Some(hash)))
+    }
+
+    /// `POST /oauth2/par` (RFC 9126): checks the request as the authorization
+    /// endpoint would, for the authenticated client, and keeps it under a new
+    /// `request_uri`. Refusals are the endpoint's JSON errors, never redirects.
+    pub async fn push(
+        &self,
+        presented: &PresentedClient,
+        mut sent: std::collections::HashMap<String, String>,
+    ) -> Result<Pushed, OAuthError> {
+        let client = authenticate(&self.clients, presented).await?;
+        sent.remove("client_secret");
+        if sent.contains_key("request_uri") {
+            return Err(OAuthError::invalid_request(
+                "a pushed request cannot itself name a request_uri",
+            ));
+        }
+        let mut params: AuthorizeParams = serde_json::to_value(&sent)
+            .and_then(serde_json::from_value)
+            .map_err(|_| OAuthError::invalid_request("the parameters are malformed"))?;
+        params.client_id = Some(client.id.to_string());
+        params.auth_after = None;
+        let target = self.target(&params).await.map_err(|error| match error {
+            AuthorizeError::NoRedirect(why) => OAuthError::invalid_request(why),
+            AuthorizeError::Store(e) => OAuthError::Store(e),
+        })?;
+        check_parameters(&target, &params, true)
+            .map_err(|refusal| OAuthError::refused(refusal.code, refusal.description))?;
+        let uri = format!(
+            "{PUSHED_URI_PREFIX}{}",
+            crate::services::tokens::random_id()
+        );
+        self.codes
+            .push_request(PushedRequest {
+                hash: pushed_hash(&uri),
+                client_id: client.id,
+                params: serde_urlencoded::to_string(&params).unwrap_or_default(),
+                expires_at: Timestamp::now().saturating_add(PUSHED_LIFETIME),
+            })
+            .await?;
+        metrics::counter!("tessera_pushed_authorization_requests_total").increment(1);
+        Ok(Pushed {
+            request_uri: uri,
+            expires_in: PUSHED_LIFETIME.as_secs(),
+        })
     }
 
     /// The client and the redirect URI, or the page that says which is wrong.
@@ -398,6 +513,10 @@ impl Authorization {
                 forget_at: expires_at.saturating_add(CODE_MEMORY),
             })
             .await?;
+        if let Some(pushed) = &checked.pushed {
+            // Used: a request_uri gives one code (RFC 9126 §4).
+            self.codes.drop_pushed_request(pushed).await?;
+        }
         metrics::counter!("tessera_authorization_codes_issued_total").increment(1);
         let mut url = checked.target.redirect.clone();
         url.query_pairs_mut()
@@ -424,9 +543,13 @@ impl Authorization {
 /// Everything but the client and the redirect URI, in the order RFC 6749 §4.1.2.1
 /// and OpenID Connect Core §3.1.2.2 suggest.
 #[allow(clippy::result_large_err)]
-fn check(target: Target, params: &AuthorizeParams) -> Result<Checked, (Target, Refusal)> {
-    match check_parameters(&target, params) {
-        Ok(parts) => Ok(parts.with(target)),
+fn check(
+    target: Target,
+    params: &AuthorizeParams,
+    pushed: Option<SecretHash>,
+) -> Result<Checked, (Target, Refusal)> {
+    match check_parameters(&target, params, pushed.is_some()) {
+        Ok(parts) => Ok(parts.with(target, pushed)),
         Err(refusal) => Err((target, refusal)),
     }
 }
@@ -443,9 +566,10 @@ struct Parts {
 }
 
 impl Parts {
-    fn with(self, target: Target) -> Checked {
+    fn with(self, target: Target, pushed: Option<SecretHash>) -> Checked {
         Checked {
             target,
+            pushed,
             scopes: self.scopes,
             challenge: self.challenge,
             nonce: self.nonce,
@@ -457,7 +581,12 @@ impl Parts {
     }
 }
 
-fn check_parameters(target: &Target, params: &AuthorizeParams) -> Result<Parts, Refusal> {
+/// `pushed`: the request came through `/oauth2/par`.
+fn check_parameters(
+    target: &Target,
+    params: &AuthorizeParams,
+    pushed: bool,
+) -> Result<Parts, Refusal> {
     let client = &target.client;
     if params.state.as_ref().is_some_and(|s| s.len() > MAX_STATE) {
         return Err(refuse(
@@ -471,13 +600,7 @@ fn check_parameters(target: &Target, params: &AuthorizeParams) -> Result<Parts, 
             "request objects are not supported; send the parameters themselves",
         ));
     }
-    if params.request_uri.is_some() {
-        return Err(refuse(
-            codes::INVALID_REQUEST_URI,
-            "request_uri is not supported yet; send the parameters themselves",
-        ));
-    }
-    if client.code_flow.require_par {
+    if client.code_flow.require_par && !pushed {
         return Err(refuse(
             codes::INVALID_REQUEST,
             "this client must push its authorization requests (RFC 9126)",
@@ -639,6 +762,22 @@ fn needs_sign_in(checked: &Checked, session: &ActiveSession, now: Timestamp) -> 
         || checked
             .auth_after
             .is_some_and(|after| auth_time / 1000 < after)
+}
+
+/// `prompt` without `login`, which a fresh sign-in has answered.
+fn without_login(prompt: Option<&str>) -> Option<String> {
+    let kept: Vec<&str> = prompt
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|v| !v.is_empty() && *v != "login")
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(" "))
+}
+
+/// The SHA-256 of a `request_uri`, under which its request is kept.
+fn pushed_hash(uri: &str) -> SecretHash {
+    use sha2::Digest;
+    SecretHash::from_bytes(sha2::Sha256::digest(uri.as_bytes()).into())
 }
 
 /// This request again, as `/login` resumes it: a fresh sign-in demanded by

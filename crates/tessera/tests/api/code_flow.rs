@@ -11,7 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::harness::*;
-use crate::tokens::{Registered, add_client, introspect, token_request};
+use crate::tokens::{Registered, add_client, introspect, token_request, token_request_to};
 
 pub(crate) const REDIRECT: &str = "https://app.example/cb";
 
@@ -921,4 +921,119 @@ async fn userinfo_takes_only_live_tokens_with_the_openid_scope() {
         .await
         .unwrap();
     assert_eq!(posted.status(), 200);
+}
+
+async fn push(server: &TestServer, client: &Registered, request: &Request) -> Response {
+    let mut form: Vec<(String, String)> = request.params.clone();
+    form.retain(|(k, _)| k != "client_id");
+    token_request_to(server, "/oauth2/par")
+        .basic_auth(&client.id, client.secret.as_deref())
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pushed_requests_are_used_by_reference_once() {
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    let client = app(&server, "portal", &["--first-party", "--require-par"]);
+    let other = app(&server, "other", &["--first-party"]);
+    let request = Request::new(&client);
+
+    // This client must push: a request in the URL goes back refused.
+    let browser = server.login("alice").await;
+    let direct = get(&server, &request.url(&server), Some(&browser.cookie)).await;
+    refused_with(&server, &direct, "invalid_request");
+
+    let pushed = push(&server, &client, &request).await;
+    assert_eq!(pushed.status(), 201);
+    assert_eq!(pushed.headers()[header::CACHE_CONTROL], "no-store");
+    let pushed: Value = pushed.json().await.unwrap();
+    let uri = pushed["request_uri"].as_str().unwrap().to_owned();
+    assert!(
+        uri.starts_with("urn:ietf:params:oauth:request_uri:"),
+        "{uri}"
+    );
+    assert!(pushed["expires_in"].as_u64().unwrap() > 0);
+
+    // By reference; anything else in the URL is not read (RFC 9126 §4). A
+    // visitor without a session signs in first, and the reference survives that.
+    let by_reference = server.url(&format!(
+        "/oauth2/authorize?client_id={}&request_uri={}&state=forged&redirect_uri=https%3A%2F%2Fevil.example%2F",
+        client.id,
+        url::form_urlencoded::byte_serialize(uri.as_bytes()).collect::<String>()
+    ));
+    let to_login = location(&get(&server, &by_reference, None).await);
+    assert_eq!(to_login.path(), "/login");
+    let (signed_in, back) = sign_in_form(&server, &param(&to_login, "return_to").unwrap()).await;
+    let response = get(&server, location(&back).as_str(), Some(&signed_in.cookie)).await;
+    let to = location(&response);
+    assert!(to.as_str().starts_with(REDIRECT), "{to}");
+    assert_eq!(param(&to, "state").as_deref(), Some("s-123"));
+    let code = param(&to, "code").unwrap();
+    tokens(&server, &client, &code, &request.verifier).await;
+
+    // Used: it gives one code.
+    let again = get(&server, &by_reference, Some(&signed_in.cookie)).await;
+    assert_eq!(again.status(), 400);
+    assert!(again.headers().get(header::LOCATION).is_none());
+
+    // Another client cannot use a client's reference; made-up ones are unknown.
+    let fresh: Value = push(&server, &client, &Request::new(&client))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let fresh_uri = fresh["request_uri"].as_str().unwrap();
+    for (client_id, uri) in [
+        (other.id.as_str(), fresh_uri),
+        (
+            client.id.as_str(),
+            "urn:ietf:params:oauth:request_uri:nothing",
+        ),
+    ] {
+        let url = server.url(&format!(
+            "/oauth2/authorize?client_id={client_id}&request_uri={}",
+            url::form_urlencoded::byte_serialize(uri.as_bytes()).collect::<String>()
+        ));
+        let response = get(&server, &url, Some(&browser.cookie)).await;
+        assert_eq!(response.status(), 400, "{client_id} {uri}");
+        assert!(response.headers().get(header::LOCATION).is_none());
+    }
+
+    // What the endpoint refuses, it says in JSON: nothing is redirected from here.
+    for (request, error) in [
+        (
+            Request::new(&client).set("redirect_uri", "https://evil.example/"),
+            "invalid_request",
+        ),
+        (
+            Request::new(&client).without("code_challenge"),
+            "invalid_request",
+        ),
+        (
+            Request::new(&client).set("scope", "openid admin"),
+            "invalid_scope",
+        ),
+        (
+            Request::new(&client).set("request_uri", "urn:x"),
+            "invalid_request",
+        ),
+    ] {
+        let response = push(&server, &client, &request).await;
+        assert_eq!(
+            error_of(response).await,
+            (400, error.into()),
+            "{:?}",
+            request.params
+        );
+    }
+    let wrong_secret = Registered {
+        id: client.id.clone(),
+        secret: Some("nope".into()),
+    };
+    let response = push(&server, &wrong_secret, &Request::new(&client)).await;
+    assert_eq!(error_of(response).await, (401, "invalid_client".into()));
 }
