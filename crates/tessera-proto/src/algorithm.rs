@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 /// key ring holds keys for the asymmetric ones; a verifier accepts a set of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum Algorithm {
-    /// Ed25519.
+    /// Ed25519. Read under RFC 9864's fully specified name `Ed25519` too; always
+    /// written `EdDSA`, the name every JOSE library knows.
     #[default]
-    #[serde(rename = "EdDSA")]
+    #[serde(rename = "EdDSA", alias = "Ed25519")]
     EdDSA,
     /// ECDSA with P-256 and SHA-256.
     #[serde(rename = "ES256")]
@@ -61,6 +62,10 @@ impl fmt::Display for Algorithm {
     }
 }
 
+/// RFC 9864's name for EdDSA with Ed25519, which is the only EdDSA tessera signs
+/// with: the same algorithm as `EdDSA` here.
+pub const FULLY_SPECIFIED_ED25519: &str = "Ed25519";
+
 /// A name that is none of [`Algorithm`]'s (names are case-sensitive, as in JOSE).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownAlgorithm(pub String);
@@ -69,7 +74,7 @@ impl fmt::Display for UnknownAlgorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown algorithm {:?} (EdDSA, ES256, RS256 or HS256)",
+            "unknown algorithm {:?} (EdDSA or Ed25519, ES256, RS256 or HS256)",
             self.0
         )
     }
@@ -80,8 +85,12 @@ impl std::error::Error for UnknownAlgorithm {}
 impl FromStr for Algorithm {
     type Err = UnknownAlgorithm;
 
-    /// The exact JOSE name; anything else (another case, `none`) is refused.
+    /// The exact JOSE name, or `Ed25519` (RFC 9864) for EdDSA; anything else
+    /// (another case, `none`) is refused.
     fn from_str(name: &str) -> Result<Self, Self::Err> {
+        if name == FULLY_SPECIFIED_ED25519 {
+            return Ok(Algorithm::EdDSA);
+        }
         Self::ALL
             .into_iter()
             .find(|a| a.as_str() == name)
@@ -107,6 +116,15 @@ mod tests {
             serde_json::to_string(&Algorithm::ALL).unwrap(),
             r#"["EdDSA","ES256","RS256","HS256"]"#
         );
+    }
+
+    #[test]
+    fn the_fully_specified_ed25519_name_reads_as_eddsa_and_writes_as_eddsa() {
+        assert_eq!("Ed25519".parse::<Algorithm>(), Ok(Algorithm::EdDSA));
+        let read: Algorithm = serde_json::from_str("\"Ed25519\"").unwrap();
+        assert_eq!(read, Algorithm::EdDSA);
+        assert_eq!(serde_json::to_string(&read).unwrap(), "\"EdDSA\"");
+        assert!("ed25519".parse::<Algorithm>().is_err());
     }
 
     #[test]

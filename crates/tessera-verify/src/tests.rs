@@ -88,6 +88,26 @@ fn valid_tokens_of_every_algorithm_pass() {
 }
 
 #[test]
+fn the_fully_specified_ed25519_name_verifies_as_eddsa_and_only_with_an_ed25519_key() {
+    let f = fixture();
+    let ed = &f.keys[0];
+    assert_eq!(ed.algorithm(), tessera_keys::Algorithm::EdDSA);
+    let named = json!({"alg": "Ed25519", "typ": "at+jwt", "kid": ed.kid()});
+    let verified = f
+        .verifier
+        .verify_at(&sign(ed, &named, &claims()), NOW)
+        .unwrap();
+    assert_eq!(verified.kid.as_deref(), Some(ed.kid()));
+    // The name does not make another key an Ed25519 one.
+    let es = &f.keys[1];
+    let claimed = json!({"alg": "Ed25519", "typ": "at+jwt", "kid": es.kid()});
+    assert_eq!(
+        f.verifier.verify_at(&sign(es, &claimed, &claims()), NOW),
+        Err(VerifyError::AlgorithmMismatch)
+    );
+}
+
+#[test]
 fn header_attacks_are_refused() {
     let f = fixture();
     let ed = &f.keys[0];

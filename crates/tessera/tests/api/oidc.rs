@@ -513,3 +513,24 @@ async fn an_accounts_profile_is_set_from_the_cli_and_the_admin_api() {
     let after: Value = server.get_as(&path, &root).await.json().await.unwrap();
     assert_eq!(after["profile"], changed["profile"]);
 }
+
+#[tokio::test]
+async fn the_fully_specified_ed25519_name_is_taken_for_eddsa() {
+    let server = TestServer::start().await;
+    let added = client_add_json(
+        &server,
+        &[
+            "modern",
+            "--grant",
+            "authorization_code",
+            "--redirect-uri",
+            "https://app.example/cb",
+            "--id-token-alg",
+            "Ed25519",
+            "--alg",
+            "Ed25519",
+        ],
+    );
+    assert_eq!(added["id_token_alg"], "EdDSA");
+    assert_eq!(added["alg"], "EdDSA");
+}
