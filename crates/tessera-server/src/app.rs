@@ -230,6 +230,7 @@ pub async fn serve(
     tokio::spawn(
         Arc::new(services::backchannel::Backchannel::new(
             core.stores.set.backchannel.clone(),
+            core.stores.set.refresh.clone(),
             core.stores.set.log.clone(),
             core.clients.clone(),
             tokens.clone(),

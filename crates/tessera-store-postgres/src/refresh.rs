@@ -24,7 +24,7 @@ async fn revoked_families_in(
     let mut entries = Vec::new();
     for (id, expires_at, session) in families {
         entries.push(session_entry(id, *expires_at, user, reason, at)?);
-        if let Some(session) = session {
+        if let Some(session) = session.as_ref().filter(|_| reason.ends_parent_session()) {
             let ended: Option<i64> =
                 sqlx::query_scalar("DELETE FROM sessions WHERE id = $1 RETURNING expires_at")
                     .bind(session)
@@ -174,6 +174,41 @@ sql_store! {
                     SessionId::parse(id).map_err(|_| StoreError::corrupt("family id"))
                 })
                 .collect()
+        }
+
+        async fn revoke_families_of_session(
+            &self,
+            session: &SessionId,
+            reason: EndReason,
+            at: Timestamp,
+        ) -> Result<Vec<SessionId>, StoreError> {
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            let deleted: Vec<(String, String, i64)> = sqlx::query_as(
+                "WITH revoked AS ( \
+                   DELETE FROM refresh_families WHERE session_id = $1 \
+                   RETURNING id, user_id, expires_at, created_at \
+                 ) SELECT id, user_id, expires_at FROM revoked \
+                 ORDER BY created_at, id COLLATE \"C\"",
+            )
+            .bind(session.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            let mut entries = Vec::new();
+            let mut revoked = Vec::with_capacity(deleted.len());
+            for (id, user, expires_at) in &deleted {
+                let user = UserId::parse(user).ok_or_else(|| StoreError::corrupt("user id"))?;
+                // The session is what ended: nothing more to end.
+                let family = [(id.clone(), *expires_at, None)];
+                entries.extend(revoked_families_in(&mut tx, user, &family, reason, at).await?);
+                revoked.push(SessionId::parse(id).map_err(|_| StoreError::corrupt("family id"))?);
+            }
+            append_in(&mut tx, &entries).await?;
+            tx.commit().await.map_err(store_error)?;
+            if !entries.is_empty() {
+                self.announce_revocations();
+            }
+            Ok(revoked)
         }
     }
 }

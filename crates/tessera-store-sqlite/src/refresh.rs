@@ -32,7 +32,7 @@ async fn revoke_families_in(
             rows::session_revocation_expiry(*expires_at),
         )
         .await?;
-        if let Some(session) = session {
+        if let Some(session) = session.as_ref().filter(|_| reason.ends_parent_session()) {
             let rows: Vec<(String, i64)> =
                 sqlx::query_as("SELECT id, expires_at FROM sessions WHERE id = ?")
                     .bind(session)
@@ -158,6 +158,36 @@ sql_store! {
                     SessionId::parse(id).map_err(|_| StoreError::corrupt("family id"))
                 })
                 .collect()
+        }
+
+        async fn revoke_families_of_session(
+            &self,
+            session: &SessionId,
+            reason: EndReason,
+            at: Timestamp,
+        ) -> Result<Vec<SessionId>, StoreError> {
+            let mut tx = Sqlite::begin_write(&self.pool).await?;
+            let rows: Vec<(String, String, i64)> = sqlx::query_as(
+                "SELECT id, user_id, expires_at FROM refresh_families WHERE session_id = ? \
+                 ORDER BY created_at",
+            )
+            .bind(session.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            let mut revoked = Vec::with_capacity(rows.len());
+            for (id, user, expires_at) in rows {
+                let user = UserId::parse(&user).ok_or_else(|| StoreError::corrupt("user id"))?;
+                // The session is what ended: nothing more to end.
+                revoke_families_in(&mut tx, user, &[(id.clone(), expires_at, None)], reason, at)
+                    .await?;
+                revoked.push(SessionId::parse(&id).map_err(|_| StoreError::corrupt("family id"))?);
+            }
+            tx.commit().await.map_err(store_error)?;
+            if !revoked.is_empty() {
+                self.announce_revocations();
+            }
+            Ok(revoked)
         }
     }
 }

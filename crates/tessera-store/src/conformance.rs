@@ -42,6 +42,7 @@ where
     clients(store).await;
     keys(store).await;
     refresh_families(store).await;
+    families_of_a_session(store).await;
     opaque_tokens(store).await;
     authorization_codes(store).await;
     backchannel_logouts(store).await;
@@ -1540,5 +1541,70 @@ async fn pushed_requests<S: AuthorizationCodeStore>(store: &S) {
     assert_eq!(
         store.pushed_request(&request.hash, now).await.unwrap(),
         None
+    );
+}
+
+/// Families exchanged from a browser session end with it, each logged; a family
+/// revoked by its client leaves the session alone.
+async fn families_of_a_session<S: AccountStore + SessionStore + RevocationLog + RefreshStore>(
+    store: &S,
+) {
+    let user = add_user(store, "code-flow").await;
+    let now = Timestamp::now();
+    let (_, session) = new_session(user.id, now);
+    let session_id = session.id;
+    store.create_session(session).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let mut tied = family(user.id, &RefreshTokenSecret::generate(), now);
+        tied.session = Some(session_id);
+        ids.push(tied.id);
+        store.create_family(tied).await.unwrap();
+    }
+    let loose = family(user.id, &RefreshTokenSecret::generate(), now);
+    let loose_id = loose.id;
+    store.create_family(loose).await.unwrap();
+
+    // Revoked by its client: the person stays signed in.
+    let mut revoked_by_client = family(user.id, &RefreshTokenSecret::generate(), now);
+    revoked_by_client.session = Some(session_id);
+    let revoked_id = revoked_by_client.id;
+    store.create_family(revoked_by_client).await.unwrap();
+    assert!(
+        store
+            .revoke_family(&revoked_id, Some(user.id), EndReason::Revoked, now)
+            .await
+            .unwrap()
+    );
+    assert!(store.session(&session_id).await.unwrap().is_some());
+
+    let before = store.latest_revocation().await.unwrap();
+    let mut revoked = store
+        .revoke_families_of_session(&session_id, EndReason::Logout, now)
+        .await
+        .unwrap();
+    revoked.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    assert_eq!(revoked, ids);
+    for id in &ids {
+        assert!(store.family(id).await.unwrap().is_none());
+    }
+    assert!(store.family(&loose_id).await.unwrap().is_some());
+    let logged: Vec<Revoked> = store
+        .revocations_after(before, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.revoked)
+        .collect();
+    assert_eq!(logged.len(), 2, "{logged:?}");
+    assert!(ids.iter().all(|id| logged.contains(&Revoked::Session(*id))));
+    // Again: nothing left to revoke.
+    assert!(
+        store
+            .revoke_families_of_session(&session_id, EndReason::Logout, now)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

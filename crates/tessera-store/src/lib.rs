@@ -292,6 +292,15 @@ impl EndReason {
         }
     }
 
+    /// Whether a refresh family revoked for this reason takes the browser session it
+    /// was exchanged from with it: only when the family was stolen (its token
+    /// reused, or presented by another client), as whoever stole it may hold the
+    /// session too. A client revoking its own token, or a replayed code, leaves the
+    /// person signed in.
+    pub fn ends_parent_session(self) -> bool {
+        matches!(self, Self::RefreshReuse | Self::TokenLeaked)
+    }
+
     pub fn parse(stored: &str) -> Option<Self> {
         [
             Self::Logout,
@@ -426,6 +435,14 @@ store_trait! {
         async fn revoke_families_of_user(
             &self,
             user: UserId,
+            reason: EndReason,
+            at: Timestamp,
+        ) -> Result<Vec<SessionId>, StoreError>;
+        /// Revokes every family exchanged from the browser session `session` (which
+        /// ended), logging each; the ids revoked.
+        async fn revoke_families_of_session(
+            &self,
+            session: &SessionId,
             reason: EndReason,
             at: Timestamp,
         ) -> Result<Vec<SessionId>, StoreError>;

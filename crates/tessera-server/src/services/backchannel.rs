@@ -5,7 +5,9 @@
 //! Every way a session ends (logout, RP-initiated logout, kick, disable, deletion,
 //! a refresh token reused) already appends to the revocation log, so this follows
 //! the log rather than each of those paths: from the position kept in the store it
-//! queues a logout per client and session (`BackchannelStore::queue_logouts`, once
+//! first ends the refresh families exchanged from each ended session (the code
+//! flow's, which live only as long as the sign-in; logged, so their access tokens
+//! end everywhere too), then queues a logout per client and session (`BackchannelStore::queue_logouts`, once
 //! however many instances read the same entries), then delivers what is due.
 //! Deliveries are claimed with a lease, so one instance sends each; a failure is
 //! retried with exponential back-off until `tokens.backchannel_retry_for` has
@@ -16,7 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::{SessionId, Timestamp, UserId};
-use tessera_store::{BackchannelStore, LogoutDelivery, RevocationLog, Revoked, StoreError};
+use tessera_store::{
+    BackchannelStore, LogoutDelivery, RefreshStore, RevocationLog, Revoked, StoreError,
+};
 
 use crate::services::clients::Clients;
 use crate::services::id_tokens;
@@ -36,6 +40,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 pub struct Backchannel {
     store: Arc<dyn BackchannelStore>,
+    refresh: Arc<dyn RefreshStore>,
     log: Arc<dyn RevocationLog>,
     clients: Clients,
     tokens: Arc<TokenIssuer>,
@@ -55,6 +60,7 @@ enum Outcome {
 impl Backchannel {
     pub fn new(
         store: Arc<dyn BackchannelStore>,
+        refresh: Arc<dyn RefreshStore>,
         log: Arc<dyn RevocationLog>,
         clients: Clients,
         tokens: Arc<TokenIssuer>,
@@ -68,6 +74,7 @@ impl Backchannel {
             .build()?;
         Ok(Self {
             store,
+            refresh,
             log,
             clients,
             tokens,
@@ -110,7 +117,14 @@ impl Backchannel {
             let mut users: Vec<UserId> = Vec::new();
             for entry in &entries {
                 match &entry.revoked {
-                    Revoked::Session(id) => ended.push(*id),
+                    Revoked::Session(id) => {
+                        // Before the position moves past the entry: a crash here
+                        // repeats it, and a repeat finds nothing left to revoke.
+                        self.refresh
+                            .revoke_families_of_session(id, entry.reason, Timestamp::now())
+                            .await?;
+                        ended.push(*id);
+                    }
                     Revoked::User(id) => users.push(*id),
                     Revoked::Token(_) | Revoked::Key(_) | Revoked::Client(_) => {}
                 }

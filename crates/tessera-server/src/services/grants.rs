@@ -170,6 +170,15 @@ impl Grants {
                     }
                     Err(error) => return Err(refresh_error(error)),
                 };
+                // A family exchanged from a sign-in lasts as long as it: refused at
+                // once when it ended, though its revocation may not be logged yet.
+                if let Some(session) = &family.session
+                    && self.sessions.live(session).await?.is_none()
+                {
+                    return Err(OAuthError::invalid_grant(
+                        "the sign-in session this refresh token came from has ended",
+                    ));
+                }
                 // Absent, it is the scope of the grant, as first asked for (§6).
                 let scopes = granted_scopes(&family.scopes, family.scopes.clone(), scope)?;
                 let (family, next) = self

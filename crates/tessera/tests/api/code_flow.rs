@@ -400,6 +400,8 @@ async fn a_visitor_signs_in_consents_and_the_app_gets_verified_tokens() {
         .await
         .unwrap();
     assert_eq!(refreshed.status(), 200);
+    let refreshed: Value = refreshed.json().await.unwrap();
+    let via_refresh = refreshed["access_token"].as_str().unwrap().to_owned();
 
     // Logging out ends the session, its tokens and the family tied to it.
     let logout = server
@@ -417,6 +419,19 @@ async fn a_visitor_signs_in_consents_and_the_app_gets_verified_tokens() {
             .contains("invalid_token")
     );
     assert_eq!(introspect(&server, &client, access).await["active"], false);
+    let newest = refreshed["refresh_token"].as_str().unwrap();
+    let after = token_request(&server)
+        .basic_auth(&client.id, client.secret.as_deref())
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", newest)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(after).await, (400, "invalid_grant".into()));
+    // Tokens issued through the family (their sid is the family's) end with it.
+    eventually("the family's access token is revoked", || async {
+        introspect(&server, &client, &via_refresh).await["active"] == false
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -251,3 +251,81 @@ async fn an_oauth_client_library_performs_the_password_and_refresh_grants() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_openid_connect_client_library_signs_a_user_in_and_out() {
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    let out = server.cli(
+        &[
+            "user",
+            "set",
+            "alice",
+            "--name",
+            "Alice",
+            "--email",
+            "alice@example.org",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (redirect, after) = ("https://rp.example/callback", "https://rp.example/bye");
+    let app = add_client(
+        &server,
+        "authlib-rp",
+        &[
+            "--grant",
+            "authorization_code,refresh_token",
+            "--redirect-uri",
+            redirect,
+            "--post-logout-redirect-uri",
+            after,
+        ],
+    );
+    let missing = "Authlib is missing: run scripts/test, or \
+         python3 -m pip install 'authlib>=1.3' requests";
+    let out = run(
+        "python3",
+        &[
+            &format!("{INTEROP}/oidc_client.py"),
+            server.base.as_str(),
+            &app.id,
+            redirect,
+            after,
+            "alice",
+        ],
+        &format!("{}\n{PASSWORD}\n", app.secret),
+        missing,
+    )
+    .await;
+    assert!(!stderr(&out).contains("No module named"), "{missing}");
+    assert!(out.status.success(), "Authlib: {}", stderr(&out));
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    assert_eq!(
+        seen["discovery"]["response_types_supported"],
+        serde_json::json!(["code"])
+    );
+    assert_eq!(seen["consent_asked"], true);
+    assert_eq!(seen["callback"]["state"], seen["state"]);
+    assert_eq!(seen["callback"]["iss"], server.base.as_str());
+    let claims = &seen["id_token_claims"];
+    assert_eq!(claims["aud"], app.id.as_str());
+    assert_eq!(claims["preferred_username"], "alice");
+    assert!(claims["at_hash"].is_string() && claims["sid"].is_string());
+    assert_eq!(seen["userinfo"]["email"], "alice@example.org");
+    assert_eq!(seen["userinfo"]["sub"], claims["sub"]);
+    assert!(
+        seen["refreshed"]["refresh_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("trt_")
+    );
+    assert_eq!(seen["logout"]["status"], 303);
+    assert_eq!(
+        seen["logout"]["location"],
+        format!("{after}?state=logged-out").as_str()
+    );
+    // The refresh family was the session's: gone with it.
+    assert_eq!(seen["refresh_after_logout"], "invalid_grant");
+}
