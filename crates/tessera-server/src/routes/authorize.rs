@@ -137,6 +137,27 @@ fn in_words(scope: &str) -> String {
     }
 }
 
+/// OpenID Connect's scopes first, in the order a person reads them, then the rest.
+fn reading_order(scopes: &[String]) -> Vec<&str> {
+    let standard = [
+        oidc::OPENID,
+        oidc::PROFILE,
+        oidc::EMAIL,
+        oidc::OFFLINE_ACCESS,
+    ];
+    let mut ordered: Vec<&str> = standard
+        .into_iter()
+        .filter(|s| scopes.iter().any(|asked| asked == s))
+        .collect();
+    ordered.extend(
+        scopes
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !standard.contains(s)),
+    );
+    ordered
+}
+
 fn consent_page(prompt: &ConsentPrompt) -> Response {
     let fields: Vec<(String, String)> = url::form_urlencoded::parse(
         serde_urlencoded::to_string(&prompt.params)
@@ -153,7 +174,7 @@ fn consent_page(prompt: &ConsentPrompt) -> Response {
             h1 { "Allow " (prompt.client_name) "?" }
             p { strong { (prompt.client_name) } " would like to:" }
             ul.scopes {
-                @for scope in &prompt.scopes {
+                @for scope in reading_order(&prompt.scopes) {
                     li { (in_words(scope)) }
                 }
             }

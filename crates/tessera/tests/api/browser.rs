@@ -59,6 +59,17 @@ fn require_browser_tools() {
 
 /// Runs one scenario of `sign_in.mjs` and returns what the browser saw.
 async fn browse(scenario: &str, tessera: &str, start: Option<&str>, password: &str) -> Value {
+    browse_with(scenario, tessera, start, password, true).await
+}
+
+/// [`browse`], with JavaScript on or off.
+async fn browse_with(
+    scenario: &str,
+    tessera: &str,
+    start: Option<&str>,
+    password: &str,
+    javascript: bool,
+) -> Value {
     require_browser_tools();
     let config = json!({
         "chromium": CHROMIUM,
@@ -67,6 +78,7 @@ async fn browse(scenario: &str, tessera: &str, start: Option<&str>, password: &s
         "username": "alice",
         "password": password,
         "artifacts": artifacts(),
+        "javascript": javascript,
     });
     let script = format!("{BROWSER_DIR}/sign_in.mjs");
     let args = [script, scenario.to_owned(), config.to_string()];
@@ -297,4 +309,132 @@ async fn a_form_another_origin_posts_gets_the_refusal_page_and_no_session() {
     assert_eq!(seen["foreign"]["session"]["status"], 401);
     assert_eq!(seen["cspViolations"], json!([]));
     assert_eq!(seen["session"]["status"], 401);
+}
+
+/// `examples/oidc-app`, running as a process for one test.
+struct ExampleApp {
+    child: std::process::Child,
+    base: String,
+}
+
+impl ExampleApp {
+    async fn start(issuer: &str, id: &str, secret: &str, port: u16) -> Self {
+        let app = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/oidc-app/app.py"
+        );
+        let mut child = Command::new("python3")
+            .arg(app)
+            .arg(port.to_string())
+            .env("TESSERA_ISSUER", issuer)
+            .env("CLIENT_ID", id)
+            .env("CLIENT_SECRET", secret)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 is missing: apt-get install python3, or run scripts/test");
+        let stdout = child.stdout.take().unwrap();
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut first).unwrap();
+        assert!(
+            first.contains("example app on"),
+            "the example app did not start (Authlib missing? run scripts/test): {first:?}"
+        );
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    async fn backchannel_logouts(&self) -> Vec<Value> {
+        let events: Value = reqwest::get(format!("{}/events", self.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        events["backchannel_logouts"].as_array().unwrap().clone()
+    }
+}
+
+impl Drop for ExampleApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_person_signs_in_to_an_app_with_tessera_and_out_of_every_app() {
+    let server = server_with(&[]).await;
+    let out = server.cli(&["user", "set", "alice", "--name", "Alice Liddell"], "");
+    assert!(out.status.success());
+    let port = closed_port();
+    let app_base = format!("http://127.0.0.1:{port}");
+    let client = add_client(
+        &server,
+        "Example app",
+        &[
+            "--grant",
+            "authorization_code,refresh_token",
+            "--redirect-uri",
+            &format!("{app_base}/callback"),
+            "--post-logout-redirect-uri",
+            &format!("{app_base}/signed-out"),
+            "--backchannel-logout-uri",
+            &format!("{app_base}/backchannel"),
+            "--scope",
+            "openid profile email",
+        ],
+    );
+    let app = ExampleApp::start(
+        &server.base,
+        &client.id,
+        client.secret.as_deref().unwrap(),
+        port,
+    )
+    .await;
+    let start = format!("{}/", app.base);
+
+    // With JavaScript off: tessera's pages need none.
+    let seen = browse_with("oidc_app", &server.base, Some(&start), PASSWORD, false).await;
+    assert_eq!(seen["consentHeading"], "Allow Example app?", "{seen}");
+    assert_eq!(
+        seen["scopes"],
+        json!([
+            "Know who you are on this server",
+            "See your name and username",
+            "See your email address"
+        ])
+    );
+    assert_eq!(seen["home"], start.as_str(), "{seen}");
+    assert_eq!(seen["greeting"], "Hello, Alice Liddell");
+    assert_eq!(seen["tesseraSession"]["status"], 200);
+    assert_eq!(
+        seen["consoleErrors"],
+        json!([]),
+        "CSP let every redirect through"
+    );
+    // Signed out everywhere: back on the app, and tessera's session is gone.
+    assert_eq!(seen["end"], format!("{}/signed-out", app.base).as_str());
+    assert_eq!(seen["session"]["status"], 401);
+    let chain = seen["signOutChain"].as_array().unwrap();
+    assert!(
+        chain.iter().any(|step| step["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&server.url("/oauth2/logout"))),
+        "{chain:?}"
+    );
+    // And the app heard of it on its back channel, as every app that got tokens
+    // from that session would.
+    let mut logouts = Vec::new();
+    for _ in 0..50 {
+        logouts = app.backchannel_logouts().await;
+        if !logouts.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(logouts.len(), 1, "{logouts:?}");
+    assert!(logouts[0]["sid"].is_string());
 }

@@ -4,7 +4,8 @@
 //
 //   node sign_in.mjs SCENARIO CONFIG_JSON
 //
-// CONFIG_JSON: {"chromium", "tessera", "start"?, "username", "password", "artifacts"}.
+// CONFIG_JSON: {"chromium", "tessera", "start"?, "username", "password", "artifacts",
+// "javascript"? (default true)}.
 // Prints one JSON line of what the browser saw; exits 1 when the browser did not
 // get what a person should (the reason on stderr, and a screenshot of it).
 
@@ -35,7 +36,10 @@ const browser = await chromium.launch({
     '--disable-sync',
   ],
 });
-const context = await browser.newContext({ viewport: { width: 800, height: 600 } });
+const context = await browser.newContext({
+  viewport: { width: 800, height: 600 },
+  javaScriptEnabled: config.javascript ?? true,
+});
 const page = await context.newPage();
 page.setDefaultTimeout(15_000);
 
@@ -132,6 +136,50 @@ const scenarios = {
     await shot('2-back-on-the-gateway');
     assert.equal(end, start, `the browser ended on ${end}; console: ${consoleErrors.join(' | ')}`);
     return { login, chain, end, heading, body, session: await session() };
+  },
+
+  /// "Sign in with tessera" on an app (examples/oidc-app, at `start`): to tessera's
+  /// sign-in page, the consent page, back on the app signed in; then "Sign out
+  /// everywhere" through tessera's end_session_endpoint and back on the app.
+  async oidc_app() {
+    await page.goto(start);
+    await shot('1-app');
+    await Promise.all([
+      page.waitForNavigation({ waitUntil: 'load' }),
+      page.click('text=Sign in with tessera'),
+    ]);
+    const login = page.url();
+    assert.ok(login.startsWith(`${tessera}/login?return_to=`), login);
+    await shot('2-sign-in');
+    const signedIn = await signIn(username, password);
+    const consentUrl = page.url();
+    assert.ok(consentUrl.startsWith(`${tessera}/oauth2/authorize?`), consentUrl);
+    const consentHeading = await text('h1');
+    const scopes = await page.locator('ul.scopes li').allInnerTexts();
+    await shot('3-consent');
+    const allowed = await submit('button[name=decision][value=allow]');
+    const home = page.url();
+    const greeting = await text('h1');
+    await shot('4-signed-in');
+    const tesseraSession = await session();
+    const signedOut = await submit('text=Sign out everywhere');
+    const end = page.url();
+    const endHeading = await text('h1');
+    await shot('5-signed-out');
+    return {
+      login,
+      signInChain: signedIn.chain,
+      consentHeading,
+      scopes,
+      consentChain: allowed.chain,
+      home,
+      greeting,
+      tesseraSession,
+      signOutChain: signedOut.chain,
+      end,
+      endHeading,
+      session: await session(),
+    };
   },
 
   /// The wrong password: the form again with the reason, and no session.
