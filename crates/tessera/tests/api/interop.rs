@@ -1,6 +1,7 @@
 //! Third-party libraries, which nobody here wrote, against the real server: PyJWT
 //! and Node's `jose` verify our tokens of each asymmetric algorithm through the
-//! JWKS, and Authlib (an OAuth 2 client) performs the password and refresh grants.
+//! JWKS, Nimbus (Java) does for RS256 and ES256, and Authlib performs the password
+//! and refresh grants and, as an OpenID Connect relying party, the code flow.
 //! `scripts/test` installs them; a missing one fails its test with how to install it.
 
 use std::path::Path;
@@ -328,4 +329,63 @@ async fn an_openid_connect_client_library_signs_a_user_in_and_out() {
     );
     // The refresh family was the session's: gone with it.
     assert_eq!(seen["refresh_after_logout"], "invalid_grant");
+}
+
+/// Nimbus (Java, under Spring Security's resource server) verifies RS256 and ES256
+/// access tokens through the JWKS; our EdDSA tokens it refuses as configured out of
+/// the box (no Ed25519 key is selected, and Ed25519 would need Google Tink too).
+/// README's "Which algorithm for which resource server" says so; this keeps it true.
+#[tokio::test]
+async fn a_java_resource_server_verifies_rs256_and_es256_but_not_eddsa_by_default() {
+    let java_dir = format!("{INTEROP}/java");
+    let deps = format!("{java_dir}/target/deps");
+    let missing = "Java or Nimbus is missing: run scripts/test, or apt-get install \
+         default-jdk-headless maven && mvn -q -f crates/tessera/tests/interop/java/pom.xml \
+         dependency:copy-dependencies -DoutputDirectory=target/deps";
+    assert!(
+        Path::new(&deps).join("nimbus-jose-jwt-10.10.jar").is_file(),
+        "{missing}"
+    );
+    let server = TestServer::start().await;
+    let jwks = server.url("/.well-known/jwks.json");
+    let classpath = format!("{deps}/*");
+    let source = format!("{java_dir}/NimbusVerify.java");
+    for alg in ALGORITHMS {
+        let (client, token) = token_signed_with(&server, alg).await;
+        let args = [
+            "-cp",
+            classpath.as_str(),
+            source.as_str(),
+            jwks.as_str(),
+            alg,
+            "at+jwt",
+            "orders",
+            server.base.as_str(),
+        ];
+        let out = run("java", &args, &token, missing).await;
+        if alg == "EdDSA" {
+            assert!(
+                !out.status.success(),
+                "Nimbus verified EdDSA out of the box: update README's algorithm table"
+            );
+            continue;
+        }
+        assert!(
+            out.status.success(),
+            "Nimbus refused our {alg} token: {}",
+            stderr(&out)
+        );
+        let claims = String::from_utf8_lossy(&out.stdout);
+        assert!(claims.contains(&client.id), "{claims}");
+        // Tampered, or for another audience: refused.
+        let out = run("java", &args, &tampered(&token), missing).await;
+        assert!(!out.status.success(), "{alg}: a tampered token passed");
+        let mut other = args;
+        other[6] = "billing";
+        let out = run("java", &other, &token, missing).await;
+        assert!(
+            !out.status.success(),
+            "{alg}: another audience's token passed"
+        );
+    }
 }
