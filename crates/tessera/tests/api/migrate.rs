@@ -138,6 +138,22 @@ async fn migrate_moves_accounts_clients_and_keys_from_sqlite_to_postgres() {
         &["--grant", "client_credentials", "--scope", "introspect"],
     );
     let app = add_client(&old, "app", &["--grant", "password", "--public"]);
+    // Alice allows an app of the code flow: her consent moves with her.
+    let portal = add_client(
+        &old,
+        "portal",
+        &[
+            "--grant",
+            "authorization_code",
+            "--redirect-uri",
+            crate::code_flow::REDIRECT,
+        ],
+    );
+    {
+        let browser = old.login("alice").await;
+        let request = crate::code_flow::Request::new(&portal);
+        crate::code_flow::code_for(&old, &browser, &request).await;
+    }
     let reader = add_client(
         &old,
         "feed-reader",
@@ -252,6 +268,12 @@ async fn migrate_moves_accounts_clients_and_keys_from_sqlite_to_postgres() {
     let shown = new.get_as(&format!("/admin/v1/users/{id}"), &alice).await;
     let shown: Value = shown.json().await.unwrap();
     assert_eq!(shown["profile"], profiled["profile"], "the profile moved");
+    let grants: Value = new.get_as("/v1/grants", &alice).await.json().await.unwrap();
+    assert_eq!(
+        grants["grants"][0]["client_id"],
+        portal.id.as_str(),
+        "the consent moved"
+    );
     new.login("bob").await;
     assert_eq!(
         error_of(new.try_login("alice", "not the password").await).await,
