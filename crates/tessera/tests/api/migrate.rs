@@ -233,7 +233,7 @@ async fn migrate_moves_accounts_clients_and_keys_from_sqlite_to_postgres() {
         moved["copied"],
         serde_json::json!({
             "accounts": 3,
-            "clients": 4,
+            "clients": 5,
             "keys": 5,
             "revocations": log_before.len(),
         }),
