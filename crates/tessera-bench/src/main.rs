@@ -2,6 +2,7 @@
 //! seeding a store with many sessions quickly.
 
 mod cluster;
+mod code_flow;
 mod revocation;
 mod upstream;
 
@@ -118,6 +119,16 @@ enum Command {
         #[arg(long)]
         listen: std::net::SocketAddr,
     },
+    /// The code flow's throughput (authorize, exchange, userinfo, the whole flow)
+    /// against hello world, for tessera or any provider.
+    CodeFlow(code_flow::Args),
+    /// RSA-2048 signatures per second with aws-lc-rs: RS256's ceiling.
+    RsaSignRate {
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
     /// Writes SESSIONS presence sightings, then times "who was online in the last
     /// five minutes" on that store.
     Presence {
@@ -200,6 +211,15 @@ fn main() -> anyhow::Result<()> {
             redis,
             sessions,
         } => tokio::runtime::Runtime::new()?.block_on(cluster::presence(database, redis, sessions)),
+        Command::CodeFlow(args) => tokio::runtime::Runtime::new()?.block_on(code_flow::run(args)),
+        Command::RsaSignRate { threads, seconds } => {
+            let rate = code_flow::rsa_sign_rate(threads, seconds)?;
+            println!(
+                "{}",
+                serde_json::json!({ "threads": threads, "signatures_per_second": rate.round() })
+            );
+            Ok(())
+        }
     }
 }
 
