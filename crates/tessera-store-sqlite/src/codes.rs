@@ -1,4 +1,5 @@
-//! `AuthorizationCodeStore` on SQLite: the shared statements, nothing of its own.
+//! `AuthorizationCodeStore` on SQLite: the shared statements, run on the store's
+//! transient pool (commits without an fsync; see `SqliteStore::open`).
 
 use sqlx::Sqlite;
 use tessera_store::AuthorizationCodeStore;
@@ -8,7 +9,7 @@ use crate::SqliteStore;
 
 sql_store! {
     impl AuthorizationCodeStore for SqliteStore {
-        forward to Sqlite on self.pool {
+        forward to Sqlite on self.transient {
             store_code, redeem_code, push_request, pushed_request, drop_pushed_request,
         }
     }
