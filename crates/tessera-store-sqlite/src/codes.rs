@@ -1,5 +1,4 @@
-//! `AuthorizationCodeStore` on SQLite: the shared statements, run on the store's
-//! transient pool (commits without an fsync; see `SqliteStore::open`).
+//! `AuthorizationCodeStore` on SQLite: the shared statements, nothing of its own.
 
 use sqlx::Sqlite;
 use tessera_store::AuthorizationCodeStore;
@@ -9,7 +8,7 @@ use crate::SqliteStore;
 
 sql_store! {
     impl AuthorizationCodeStore for SqliteStore {
-        forward to Sqlite on self.transient {
+        forward to Sqlite on self.pool {
             store_code, redeem_code, push_request, pushed_request, drop_pushed_request,
         }
     }

@@ -36,8 +36,6 @@ pub const DATABASE_FILE: &str = "tessera.sqlite3";
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// The same file, for what is written without an fsync: see `open`.
-    transient: SqlitePool,
     /// Signalled after every commit that appended to the revocation log, so this
     /// process's follower applies it at once instead of at its next poll. (Other
     /// processes, the CLI say, are seen at the poll.)
@@ -75,30 +73,18 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
-            .connect_with(options.clone())
+            .connect_with(options)
             .await
             .map_err(open_error)?;
         migrations::apply(&pool, path).await?;
         migrations::fill_in_skeletons(&pool, path).await?;
-        // Authorization codes and pushed requests live a minute or ten: their
-        // commits skip the fsync (WAL with synchronous = NORMAL). A crash of the
-        // process loses none of them; a power loss may forget the last moment's,
-        // and their browsers start the sign-in again. Everything else keeps FULL.
-        let transient = SqlitePoolOptions::new()
-            .max_connections(2)
-            .min_connections(1)
-            .connect_with(options.synchronous(SqliteSynchronous::Normal))
-            .await
-            .map_err(open_error)?;
         Ok(Self {
             pool,
-            transient,
             appended: std::sync::Arc::default(),
         })
     }
 
     pub async fn close(&self) {
-        self.transient.close().await;
         self.pool.close().await;
     }
 
