@@ -213,3 +213,53 @@ async fn a_logout_waits_for_an_app_that_is_down_across_a_restart() {
     let claims = verify_logout_token(&server, &received[0], &portal.id).await;
     assert_eq!(claims["sid"], browser.session_id.as_str());
 }
+
+#[tokio::test]
+async fn a_reused_refresh_token_ends_the_sign_in_and_reaches_the_app() {
+    let server = TestServer::start_with(&[("TESSERA_TOKENS__REFRESH_REUSE_GRACE", "0s")]).await;
+    server.add_user("alice", &[]);
+    let receiver = Receiver::default();
+    let address = free_address();
+    let _up = receiver.listen(address).await;
+    let uri = format!("http://{address}/backchannel");
+    let portal = add_client(
+        &server,
+        "portal",
+        &[
+            "--grant",
+            "authorization_code,refresh_token",
+            "--redirect-uri",
+            REDIRECT,
+            "--backchannel-logout-uri",
+            &uri,
+            "--first-party",
+            "--id-token-alg",
+            "ES256",
+        ],
+    );
+    let browser = server.login("alice").await;
+    let request = Request::new(&portal);
+    let code = code_for(&server, &browser, &request).await;
+    let body = tokens(&server, &portal, &code, &request.verifier).await;
+    let first = body["refresh_token"].as_str().unwrap();
+    let refresh = |token: String| {
+        crate::tokens::token_request(&server)
+            .basic_auth(&portal.id, portal.secret.as_deref())
+            .form(&[
+                ("grant_type", "refresh_token".to_owned()),
+                ("refresh_token", token),
+            ])
+            .send()
+    };
+    assert_eq!(refresh(first.to_owned()).await.unwrap().status(), 200);
+    // The spent token again: a thief has it. The family ends, with the sign-in.
+    let reused = refresh(first.to_owned()).await.unwrap();
+    assert_eq!(error_of(reused).await, (400, "invalid_grant".into()));
+    eventually("the sign-in ends with the stolen family", || async {
+        server.session_status(&browser).await == 401
+    })
+    .await;
+    let received = receiver.wait_for(1, 10).await;
+    let claims = verify_logout_token(&server, &received[0], &portal.id).await;
+    assert_eq!(claims["sid"], browser.session_id.as_str());
+}

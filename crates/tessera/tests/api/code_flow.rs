@@ -1053,3 +1053,105 @@ async fn pushed_requests_are_used_by_reference_once() {
     let response = push(&server, &wrong_secret, &Request::new(&client)).await;
     assert_eq!(error_of(response).await, (401, "invalid_client".into()));
 }
+
+#[tokio::test]
+async fn offline_access_is_granted_only_to_an_app_registered_for_it_and_outlives_the_sign_in() {
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    let offline = add_client(
+        &server,
+        "offline",
+        &[
+            "--grant",
+            "authorization_code,refresh_token",
+            "--redirect-uri",
+            REDIRECT,
+            "--scope",
+            "read offline_access",
+            "--first-party",
+        ],
+    );
+    let online = app(&server, "online", &["--first-party"]);
+    let browser = server.login("alice").await;
+    let mut refresh_tokens = Vec::new();
+    for (client, expected) in [
+        (&offline, "email offline_access openid profile"),
+        (&online, "email openid profile"),
+    ] {
+        let request = Request::new(client).set("scope", "openid profile email offline_access");
+        let code = code_for(&server, &browser, &request).await;
+        let body = tokens(&server, client, &code, &request.verifier).await;
+        assert_eq!(
+            body["scope"], expected,
+            "offline_access asked, not always granted"
+        );
+        refresh_tokens.push(body["refresh_token"].as_str().unwrap().to_owned());
+    }
+    server
+        .unsafe_as(reqwest::Method::POST, "/v1/logout", &browser)
+        .send()
+        .await
+        .unwrap();
+    let refresh = |client: &Registered, token: &str| {
+        token_request(&server)
+            .basic_auth(&client.id, client.secret.as_deref())
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
+            .send()
+    };
+    // The offline grant outlives the sign-in; the other ends with it.
+    assert_eq!(
+        refresh(&offline, &refresh_tokens[0])
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let ended = refresh(&online, &refresh_tokens[1]).await.unwrap();
+    assert_eq!(error_of(ended).await, (400, "invalid_grant".into()));
+}
+
+#[tokio::test]
+async fn the_openid_configuration_and_the_oauth_metadata_are_one_document() {
+    let server = TestServer::start().await;
+    let read = |path: &'static str| async {
+        server
+            .client
+            .get(server.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let oidc = read("/.well-known/openid-configuration").await;
+    assert_eq!(oidc, read("/.well-known/oauth-authorization-server").await);
+    assert_eq!(
+        oidc["response_types_supported"],
+        serde_json::json!(["code"])
+    );
+    assert_eq!(
+        oidc["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert_eq!(
+        oidc["subject_types_supported"],
+        serde_json::json!(["public"])
+    );
+    assert_eq!(oidc["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(oidc["backchannel_logout_supported"], true);
+    for (member, path) in [
+        ("authorization_endpoint", "/oauth2/authorize"),
+        ("userinfo_endpoint", "/oauth2/userinfo"),
+        ("end_session_endpoint", "/oauth2/logout"),
+        ("pushed_authorization_request_endpoint", "/oauth2/par"),
+    ] {
+        assert_eq!(oidc[member], server.url(path), "{member}");
+    }
+    assert!(
+        oidc["id_token_signing_alg_values_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("RS256"))
+    );
+}
