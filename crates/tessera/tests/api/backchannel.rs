@@ -263,3 +263,37 @@ async fn a_reused_refresh_token_ends_the_sign_in_and_reaches_the_app() {
     let claims = verify_logout_token(&server, &received[0], &portal.id).await;
     assert_eq!(claims["sid"], browser.session_id.as_str());
 }
+
+/// Three instances on one PostgreSQL and Redis: signed in on one, the code minted on
+/// another and exchanged on the third; signed out on the first. Every instance
+/// follows the log and could deliver, yet the app hears of it once.
+#[tokio::test]
+async fn across_instances_a_code_works_anywhere_and_a_logout_arrives_once() {
+    let cluster = crate::cluster::Cluster::start(3).await;
+    let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+    a.add_user("alice", &[]);
+    let receiver = Receiver::default();
+    let address = free_address();
+    let _up = receiver.listen(address).await;
+    let portal = app_with_backchannel(a, "portal", address);
+    let browser = a.login("alice").await;
+    let request = Request::new(&portal);
+    let code = code_for(b, &browser, &request).await;
+    tokens(c, &portal, &code, &request.verifier).await;
+
+    let logout = a
+        .unsafe_as(reqwest::Method::POST, "/v1/logout", &browser)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    let received = receiver.wait_for(1, 10).await;
+    let header = jsonwebtoken::decode_header(&received[0]).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
+    let claims = crate::tokens::claims_of(&received[0]);
+    assert_eq!(claims["sid"], browser.session_id.as_str());
+    assert_eq!(claims["aud"], portal.id.as_str());
+    // Three followers, one delivery.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.received().len(), 1, "{:?}", receiver.received());
+}

@@ -15,15 +15,15 @@ use crate::tokens::{access_token, add_client, client_credentials};
 /// The issuer every instance shares, as behind one load balancer.
 const ISSUER: &str = "http://tessera.cluster.test";
 
-struct Cluster {
-    nodes: Vec<TestServer>,
+pub(crate) struct Cluster {
+    pub(crate) nodes: Vec<TestServer>,
     // Dropped last: the instances go first.
     postgres: Postgres,
     redis: Redis,
 }
 
 impl Cluster {
-    async fn start(instances: usize) -> Self {
+    pub(crate) async fn start(instances: usize) -> Self {
         Self::start_with(instances, &[]).await
     }
 
