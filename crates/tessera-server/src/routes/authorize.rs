@@ -21,7 +21,7 @@ use crate::http::EdgePolicy;
 use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::{Input, OAuthRequest, check_origin};
-use crate::routes::html::{csp_source, page, see_other};
+use crate::routes::html::{carried, csp_source, page, see_other};
 use crate::services::authorize::{
     Authorization, AuthorizeError, AuthorizeParams, ConsentPrompt, Decision, Step,
 };
@@ -159,13 +159,6 @@ fn reading_order(scopes: &[String]) -> Vec<&str> {
 }
 
 fn consent_page(prompt: &ConsentPrompt) -> Response {
-    let fields: Vec<(String, String)> = url::form_urlencoded::parse(
-        serde_urlencoded::to_string(&prompt.params)
-            .unwrap_or_default()
-            .as_bytes(),
-    )
-    .into_owned()
-    .collect();
     page(
         StatusCode::OK,
         "Allow access",
@@ -180,10 +173,7 @@ fn consent_page(prompt: &ConsentPrompt) -> Response {
             }
             p.muted { "You are signed in as " strong { (prompt.username) } ". You can withdraw this later." }
             form method="post" action="/oauth2/consent" {
-                @for (name, value) in &fields {
-                    input type="hidden" name=(name) value=(value);
-                }
-                input type="hidden" name="csrf" value=(prompt.csrf);
+                (carried(&prompt.params, &prompt.csrf))
                 div.choices {
                     button.secondary type="submit" name="decision" value="deny" { "Deny" }
                     button type="submit" name="decision" value="allow" autofocus { "Allow" }

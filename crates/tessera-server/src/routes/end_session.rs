@@ -15,7 +15,7 @@ use crate::http::EdgePolicy;
 use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::{Input, check_origin};
-use crate::routes::html::{csp_source, page, see_other, sentence};
+use crate::routes::html::{carried, csp_source, page, see_other, sentence};
 use crate::services::end_session::{
     EndSession, LogoutError, LogoutParams, LogoutPrompt, LogoutStep,
 };
@@ -113,13 +113,6 @@ fn render(cookies: &Cookies, step: Result<LogoutStep, LogoutError>) -> Response 
 }
 
 fn confirm_page(prompt: &LogoutPrompt) -> Response {
-    let fields: Vec<(String, String)> = url::form_urlencoded::parse(
-        serde_urlencoded::to_string(&prompt.params)
-            .unwrap_or_default()
-            .as_bytes(),
-    )
-    .into_owned()
-    .collect();
     let leads_to: Vec<String> = prompt.leads_to.iter().map(csp_source).collect();
     page(
         StatusCode::OK,
@@ -132,10 +125,7 @@ fn confirm_page(prompt: &LogoutPrompt) -> Response {
             }
             p { "You are signed in as " strong { (prompt.username) } ". Signing out ends this session in every application." }
             form method="post" action="/oauth2/logout" {
-                @for (name, value) in &fields {
-                    input type="hidden" name=(name) value=(value);
-                }
-                input type="hidden" name="csrf" value=(prompt.csrf);
+                (carried(&prompt.params, &prompt.csrf))
                 div.choices {
                     button.secondary type="submit" name="decision" value="stay" { "Stay signed in" }
                     button type="submit" name="decision" value="logout" autofocus { "Sign out" }

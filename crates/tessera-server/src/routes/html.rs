@@ -123,6 +123,18 @@ pub fn sentence(description: &str) -> String {
     out
 }
 
+/// The hidden inputs that carry a request (`params`, form-encoded) and the session's
+/// CSRF token through a page's form, back to tessera.
+pub fn carried(params: &impl serde::Serialize, csrf: &str) -> Markup {
+    let encoded = serde_urlencoded::to_string(params).unwrap_or_default();
+    html! {
+        @for (name, value) in url::form_urlencoded::parse(encoded.as_bytes()) {
+            input type="hidden" name=(name) value=(value);
+        }
+        input type="hidden" name="csrf" value=(csrf);
+    }
+}
+
 /// `303 See Other` to `location`, or to `/login` should it not be a header value.
 pub fn see_other(location: &str) -> Response {
     match HeaderValue::from_str(location) {

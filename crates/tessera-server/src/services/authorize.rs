@@ -17,10 +17,9 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tessera_core::SecretHash;
 use tessera_core::{
-    AuthorizationCodeSecret, ClientId, CodeChallenge, GrantType, Scopes, SessionSecret, Timestamp,
-    UserId,
+    AuthorizationCodeSecret, ClientId, CodeChallenge, GrantType, Scopes, SecretHash, SessionSecret,
+    Timestamp, UserId,
 };
 use tessera_proto::error as codes;
 use tessera_proto::scope::{PRIVILEGED, oidc};
@@ -164,13 +163,7 @@ struct Checked {
     target: Target,
     /// The pushed request it came from, if it came by reference.
     pushed: Option<SecretHash>,
-    scopes: Scopes,
-    challenge: Option<CodeChallenge>,
-    nonce: Option<String>,
-    prompt: Prompt,
-    max_age: Option<i64>,
-    login_hint: Option<String>,
-    auth_after: Option<i64>,
+    asked: Asked,
 }
 
 /// A refusal that goes back to the client.
@@ -231,16 +224,16 @@ impl Authorization {
         };
         let now = Timestamp::now();
         let session = match session {
-            Some(session) if !needs_sign_in(&checked, &session, now) => session,
+            Some(session) if !needs_sign_in(&checked.asked, &session, now) => session,
             signed_in => {
-                if checked.prompt.none {
+                if checked.asked.prompt.none {
                     let refusal = refuse(codes::LOGIN_REQUIRED, "the user is not signed in");
                     return Ok(Step::Redirect(self.error_url(&checked.target, refusal)));
                 }
                 return Ok(Step::SignIn {
                     resume: resume_url(&params, &checked, now),
                     reauthenticate: signed_in.is_some(),
-                    login_hint: checked.login_hint,
+                    login_hint: checked.asked.login_hint,
                 });
             }
         };
@@ -249,9 +242,9 @@ impl Authorization {
                 .accounts
                 .consent(session.user().id, &checked.target.client.id)
                 .await?
-                .is_some_and(|c| checked.scopes.is_subset(&c.scopes));
-            if checked.prompt.consent || !consented {
-                if checked.prompt.none {
+                .is_some_and(|c| checked.asked.scopes.is_subset(&c.scopes));
+            if checked.asked.prompt.consent || !consented {
+                if checked.asked.prompt.none {
                     let refusal = refuse(
                         codes::CONSENT_REQUIRED,
                         "the user has not allowed this client these scopes",
@@ -261,7 +254,7 @@ impl Authorization {
                 return Ok(Step::Consent(Box::new(ConsentPrompt {
                     client_name: checked.target.client.name.to_string(),
                     username: session.user().username.to_string(),
-                    scopes: checked.scopes.iter().map(str::to_owned).collect(),
+                    scopes: checked.asked.scopes.iter().map(str::to_owned).collect(),
                     leads_to: checked.target.redirect.clone(),
                     params,
                     csrf: session.csrf_token().as_str().to_owned(),
@@ -293,7 +286,7 @@ impl Authorization {
             return Ok(Step::SignIn {
                 resume: resume_url(&params, &checked, Timestamp::now()),
                 reauthenticate: false,
-                login_hint: checked.login_hint,
+                login_hint: checked.asked.login_hint,
             });
         };
         if decision == Decision::Deny {
@@ -304,7 +297,7 @@ impl Authorization {
             .give_consent(
                 session.user().id,
                 &checked.target.client.id,
-                &checked.scopes,
+                &checked.asked.scopes,
             )
             .await?;
         Ok(Step::Redirect(self.issue_code(&checked, &session).await?))
@@ -502,9 +495,13 @@ impl Authorization {
                 user: session.user().id,
                 session: *session.id(),
                 redirect_uri: checked.target.presented.clone(),
-                scopes: checked.scopes.clone(),
-                code_challenge: checked.challenge.as_ref().map(|c| c.as_str().to_owned()),
-                nonce: checked.nonce.clone(),
+                scopes: checked.asked.scopes.clone(),
+                code_challenge: checked
+                    .asked
+                    .challenge
+                    .as_ref()
+                    .map(|c| c.as_str().to_owned()),
+                nonce: checked.asked.nonce.clone(),
                 auth_time: session.created_at(),
                 family: SessionSecret::generate().session_id(),
                 jti: crate::services::tokens::random_id(),
@@ -549,13 +546,17 @@ fn check(
     pushed: Option<SecretHash>,
 ) -> Result<Checked, (Target, Refusal)> {
     match check_parameters(&target, params, pushed.is_some()) {
-        Ok(parts) => Ok(parts.with(target, pushed)),
+        Ok(asked) => Ok(Checked {
+            target,
+            pushed,
+            asked,
+        }),
         Err(refusal) => Err((target, refusal)),
     }
 }
 
-/// The checked parameters, before they are joined to their target.
-struct Parts {
+/// What the request asks for, checked.
+struct Asked {
     scopes: Scopes,
     challenge: Option<CodeChallenge>,
     nonce: Option<String>,
@@ -565,28 +566,12 @@ struct Parts {
     auth_after: Option<i64>,
 }
 
-impl Parts {
-    fn with(self, target: Target, pushed: Option<SecretHash>) -> Checked {
-        Checked {
-            target,
-            pushed,
-            scopes: self.scopes,
-            challenge: self.challenge,
-            nonce: self.nonce,
-            prompt: self.prompt,
-            max_age: self.max_age,
-            login_hint: self.login_hint,
-            auth_after: self.auth_after,
-        }
-    }
-}
-
 /// `pushed`: the request came through `/oauth2/par`.
 fn check_parameters(
     target: &Target,
     params: &AuthorizeParams,
     pushed: bool,
-) -> Result<Parts, Refusal> {
+) -> Result<Asked, Refusal> {
     let client = &target.client;
     if params.state.as_ref().is_some_and(|s| s.len() > MAX_STATE) {
         return Err(refuse(
@@ -661,7 +646,7 @@ fn check_parameters(
         .login_hint
         .clone()
         .filter(|h| !h.is_empty() && h.len() <= MAX_LOGIN_HINT);
-    Ok(Parts {
+    Ok(Asked {
         scopes,
         challenge,
         nonce,
@@ -752,14 +737,14 @@ fn parse_seconds(value: Option<&str>, name: &str) -> Result<Option<i64>, Refusal
 
 /// Whether the browser must sign in (again) first: no session, or `prompt=login`,
 /// or a sign-in older than `max_age` or than a resumed request's `auth_after`.
-fn needs_sign_in(checked: &Checked, session: &ActiveSession, now: Timestamp) -> bool {
+fn needs_sign_in(asked: &Asked, session: &ActiveSession, now: Timestamp) -> bool {
     let auth_time = session.created_at().as_millis();
     let elapsed = now.as_millis() - auth_time;
-    checked.prompt.login
-        || checked
+    asked.prompt.login
+        || asked
             .max_age
             .is_some_and(|max| elapsed > max.saturating_mul(1000))
-        || checked
+        || asked
             .auth_after
             .is_some_and(|after| auth_time / 1000 < after)
 }
@@ -785,7 +770,7 @@ fn pushed_hash(uri: &str) -> SecretHash {
 /// meets and which cannot send the browser back to `/login` once more.
 fn resume_url(params: &AuthorizeParams, checked: &Checked, now: Timestamp) -> String {
     let mut resumed = params.clone();
-    if checked.prompt.login || checked.max_age.is_some() {
+    if checked.asked.prompt.login || checked.asked.max_age.is_some() {
         resumed.prompt = params.prompt.as_deref().and_then(|p| {
             let kept: Vec<&str> = p
                 .split(' ')

@@ -122,7 +122,7 @@ impl Grants {
                 let scopes = granted_scopes(&client.scopes, client.scopes.defaults(), scope)?;
                 let audience = self.granted_audience(&client, &scopes, target.as_deref())?;
                 let issued = self
-                    .issue(&client, Subject::Client, audience.as_ref(), &scopes)
+                    .issue(&client, Subject::Client, audience.as_ref(), &scopes, None)
                     .await?;
                 Granted::new(issued, scopes, None)
             }
@@ -152,7 +152,7 @@ impl Grants {
                     session: sid,
                 };
                 let issued = self
-                    .issue(&client, subject, audience.as_ref(), &scopes)
+                    .issue(&client, subject, audience.as_ref(), &scopes, None)
                     .await?;
                 Granted::new(issued, scopes, refresh_token)
             }
@@ -193,7 +193,7 @@ impl Grants {
                     session: Some(family.id),
                 };
                 let issued = self
-                    .issue(&client, subject, family.audience.as_ref(), &scopes)
+                    .issue(&client, subject, family.audience.as_ref(), &scopes, None)
                     .await?;
                 Granted::new(issued, scopes, Some(next.expose()))
             }
@@ -215,7 +215,7 @@ impl Grants {
                     session: Some(*session.id()),
                 };
                 let issued = self
-                    .issue(&client, subject, audience.as_ref(), &scopes)
+                    .issue(&client, subject, audience.as_ref(), &scopes, None)
                     .await?;
                 Granted {
                     exchanged: true,
@@ -260,17 +260,13 @@ impl Grants {
         } else {
             None
         };
-        let request = TokenRequest {
-            client,
-            subject: Subject::User {
-                user,
-                session: Some(code.session),
-            },
-            audience: audience.as_ref(),
-            scopes: &scopes,
-            jti: Some(&code.jti),
+        let subject = Subject::User {
+            user,
+            session: Some(code.session),
         };
-        let issued = self.tokens.issue(&request).await.map_err(issue_error)?;
+        let issued = self
+            .issue(client, subject, audience.as_ref(), &scopes, Some(&code.jti))
+            .await?;
         let id_token = if scopes.contains(oidc::OPENID) {
             let profile = if scopes.contains(oidc::PROFILE) || scopes.contains(oidc::EMAIL) {
                 self.accounts.profile(user.id).await?
@@ -337,19 +333,21 @@ impl Grants {
         }
     }
 
+    /// An access token; `jti` when it was chosen beforehand (a code's exchange).
     async fn issue(
         &self,
         client: &Client,
         subject: Subject<'_>,
         audience: Option<&Audience>,
         scopes: &Scopes,
+        jti: Option<&str>,
     ) -> Result<IssuedToken, OAuthError> {
         let request = TokenRequest {
             client,
             subject,
             audience,
             scopes,
-            jti: None,
+            jti,
         };
         self.tokens.issue(&request).await.map_err(issue_error)
     }

@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::routing::post;
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::Value;
 
 use crate::code_flow::{REDIRECT, Request, code_for, tokens};
@@ -95,26 +93,7 @@ fn app_with_backchannel(server: &TestServer, name: &str, address: SocketAddr) ->
 /// Checks a logout token as an app must (Back-Channel Logout 1.0 §2.6): signature
 /// by a published key, `typ`, issuer, audience, `events`, `sid`, no `nonce`.
 async fn verify_logout_token(server: &TestServer, token: &str, client: &str) -> Value {
-    let header = jsonwebtoken::decode_header(token).unwrap();
-    assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
-    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
-    let set: JwkSet = server
-        .client
-        .get(server.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let jwk = set.find(&header.kid.unwrap()).expect("a published key");
-    let mut validation = Validation::new(jsonwebtoken::Algorithm::ES256);
-    validation.set_issuer(&[server.base.as_str()]);
-    validation.set_audience(&[client]);
-    let claims =
-        jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
-            .unwrap()
-            .claims;
+    let claims = crate::tokens::verify_typed(server, token, "logout+jwt", "ES256", client).await;
     assert!(
         claims["events"]
             .get("http://schemas.openid.net/event/backchannel-logout")
@@ -242,18 +221,10 @@ async fn a_reused_refresh_token_ends_the_sign_in_and_reaches_the_app() {
     let code = code_for(&server, &browser, &request).await;
     let body = tokens(&server, &portal, &code, &request.verifier).await;
     let first = body["refresh_token"].as_str().unwrap();
-    let refresh = |token: String| {
-        crate::tokens::token_request(&server)
-            .basic_auth(&portal.id, portal.secret.as_deref())
-            .form(&[
-                ("grant_type", "refresh_token".to_owned()),
-                ("refresh_token", token),
-            ])
-            .send()
-    };
-    assert_eq!(refresh(first.to_owned()).await.unwrap().status(), 200);
+    let refresh = || crate::tokens::refresh(&server, &portal, first, &[]);
+    assert_eq!(refresh().await.status(), 200);
     // The spent token again: a thief has it. The family ends, with the sign-in.
-    let reused = refresh(first.to_owned()).await.unwrap();
+    let reused = refresh().await;
     assert_eq!(error_of(reused).await, (400, "invalid_grant".into()));
     eventually("the sign-in ends with the stolen family", || async {
         server.session_status(&browser).await == 401

@@ -4,14 +4,14 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{DecodingKey, Validation};
 use reqwest::{Response, header};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::harness::*;
-use crate::tokens::{Registered, add_client, introspect, token_request, token_request_to};
+use crate::tokens::{
+    Registered, add_client, introspect, token_request, token_request_to, verify_typed,
+};
 
 pub(crate) const REDIRECT: &str = "https://app.example/cb";
 
@@ -213,25 +213,9 @@ pub(crate) async fn tokens(
     response.json().await.unwrap()
 }
 
-/// Verifies an ID token as a relying party does: key from the JWKS by `kid`, the
-/// algorithm fixed in advance, issuer and audience (the client id) checked.
+/// Verifies an ID token as a relying party does (audience: the client id).
 async fn verify_id_token(server: &TestServer, token: &str, client: &str, alg: &str) -> Value {
-    let header = jsonwebtoken::decode_header(token).unwrap();
-    assert_eq!(header.typ.as_deref(), Some("JWT"));
-    let set: JwkSet = get(server, &server.url("/.well-known/jwks.json"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let jwk = set
-        .find(&header.kid.unwrap())
-        .expect("the kid is published");
-    let mut validation = Validation::new(alg.parse().unwrap());
-    validation.set_issuer(&[server.base.as_str()]);
-    validation.set_audience(&[client]);
-    jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
-        .unwrap()
-        .claims
+    verify_typed(server, token, "JWT", alg, client).await
 }
 
 async fn userinfo(server: &TestServer, token: &str) -> Response {
@@ -394,12 +378,7 @@ async fn a_visitor_signs_in_consents_and_the_app_gets_verified_tokens() {
     tokens(&server, &client, &code, &again.verifier).await;
 
     // The refresh token rotates like any other.
-    let refreshed = token_request(&server)
-        .basic_auth(&client.id, client.secret.as_deref())
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
-        .send()
-        .await
-        .unwrap();
+    let refreshed = crate::tokens::refresh(&server, &client, refresh, &[]).await;
     assert_eq!(refreshed.status(), 200);
     let refreshed: Value = refreshed.json().await.unwrap();
     let via_refresh = refreshed["access_token"].as_str().unwrap().to_owned();
@@ -421,12 +400,7 @@ async fn a_visitor_signs_in_consents_and_the_app_gets_verified_tokens() {
     );
     assert_eq!(introspect(&server, &client, access).await["active"], false);
     let newest = refreshed["refresh_token"].as_str().unwrap();
-    let after = token_request(&server)
-        .basic_auth(&client.id, client.secret.as_deref())
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", newest)])
-        .send()
-        .await
-        .unwrap();
+    let after = crate::tokens::refresh(&server, &client, newest, &[]).await;
     assert_eq!(error_of(after).await, (400, "invalid_grant".into()));
     // Tokens issued through the family (their sid is the family's) end with it.
     eventually("the family's access token is revoked", || async {
@@ -451,12 +425,7 @@ async fn a_replayed_code_is_refused_and_revokes_what_it_gave() {
     let replay = exchange(&server, &client, &code, Some(&request.verifier), REDIRECT).await;
     assert_eq!(error_of(replay).await, (400, "invalid_grant".into()));
     assert_eq!(introspect(&server, &client, access).await["active"], false);
-    let refreshed = token_request(&server)
-        .basic_auth(&client.id, client.secret.as_deref())
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
-        .send()
-        .await
-        .unwrap();
+    let refreshed = crate::tokens::refresh(&server, &client, refresh, &[]).await;
     assert_eq!(error_of(refreshed).await, (400, "invalid_grant".into()));
     // The browser session itself is not the thief's: it stays.
     assert_eq!(server.session_status(&browser).await, 200);
@@ -1092,21 +1061,10 @@ async fn offline_access_is_granted_only_to_an_app_registered_for_it_and_outlives
         .send()
         .await
         .unwrap();
-    let refresh = |client: &Registered, token: &str| {
-        token_request(&server)
-            .basic_auth(&client.id, client.secret.as_deref())
-            .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
-            .send()
-    };
+    let refresh = |client, token| crate::tokens::refresh(&server, client, token, &[]);
     // The offline grant outlives the sign-in; the other ends with it.
-    assert_eq!(
-        refresh(&offline, &refresh_tokens[0])
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let ended = refresh(&online, &refresh_tokens[1]).await.unwrap();
+    assert_eq!(refresh(&offline, &refresh_tokens[0]).await.status(), 200);
+    let ended = refresh(&online, &refresh_tokens[1]).await;
     assert_eq!(error_of(ended).await, (400, "invalid_grant".into()));
 }
 
@@ -1154,4 +1112,32 @@ async fn the_openid_configuration_and_the_oauth_metadata_are_one_document() {
             .unwrap()
             .contains(&serde_json::json!("RS256"))
     );
+}
+
+/// Whoever verifies HS256 tokens holds the secret and could mint one for anyone:
+/// userinfo takes none, even with `openid`, while the same grant signed with a
+/// published key is answered.
+#[tokio::test]
+async fn userinfo_refuses_an_hs256_token() {
+    let server = TestServer::start_with(&[(
+        "TESSERA_TOKENS__HS256_SECRET",
+        "a shared secret of at least thirty-two bytes",
+    )])
+    .await;
+    server.add_user("alice", &[]);
+    for (alg, status) in [("HS256", 401), ("EdDSA", 200)] {
+        let client = add_client(
+            &server,
+            &format!("app-{alg}"),
+            &[
+                "--grant", "password", "--public", "--scope", "openid", "--alg", alg,
+            ],
+        );
+        let granted = crate::tokens::password_grant(&server, &client, "alice").await;
+        let response = userinfo(&server, granted["access_token"].as_str().unwrap()).await;
+        assert_eq!(response.status(), status, "{alg}");
+        if status == 401 {
+            assert_eq!(error_of(response).await, (401, "invalid_token".into()));
+        }
+    }
 }

@@ -59,11 +59,23 @@ async fn jwks(server: &TestServer) -> JwkSet {
         .unwrap()
 }
 
-/// Verifies `token` as a resource service would: key from the JWKS by `kid`,
-/// algorithm fixed in advance, issuer and audience checked.
+/// Verifies an access token as a resource service would: key from the JWKS by
+/// `kid`, algorithm fixed in advance, issuer and audience checked.
 async fn verify(server: &TestServer, token: &str, alg: &str, audience: &str) -> Value {
+    verify_typed(server, token, "at+jwt", alg, audience).await
+}
+
+/// Verifies a JWT of this issuer as its receiver would: the `typ` it must have, the
+/// key from the JWKS by `kid`, the algorithm fixed in advance, issuer and audience.
+pub(crate) async fn verify_typed(
+    server: &TestServer,
+    token: &str,
+    typ: &str,
+    alg: &str,
+    audience: &str,
+) -> Value {
     let header = jsonwebtoken::decode_header(token).unwrap();
-    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    assert_eq!(header.typ.as_deref(), Some(typ));
     let set = jwks(server).await;
     let kid = header.kid.expect("a kid");
     let jwk = set
@@ -608,19 +620,23 @@ pub(crate) async fn password_grant_with(
     access_token(response).await.0
 }
 
+/// A refresh by `client`: with its secret (HTTP Basic) if it has one, else its id.
 pub(crate) async fn refresh(
     server: &TestServer,
     client: &Registered,
     token: &str,
     extra: &[(&str, &str)],
 ) -> Response {
-    let mut form = vec![
-        ("grant_type", "refresh_token"),
-        ("client_id", client.id.as_str()),
-        ("refresh_token", token),
-    ];
+    let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", token)];
     form.extend_from_slice(extra);
-    token_request(server).form(&form).send().await.unwrap()
+    let request = match &client.secret {
+        Some(secret) => token_request(server).basic_auth(&client.id, Some(secret)),
+        None => {
+            form.push(("client_id", client.id.as_str()));
+            token_request(server)
+        }
+    };
+    request.form(&form).send().await.unwrap()
 }
 
 pub(crate) fn claims_of(token: &str) -> Value {
