@@ -95,6 +95,8 @@ pub(crate) const KEYS_LOCK: i64 = 0x7465_7373_6572_6102;
 pub struct PostgresStore {
     pool: PgPool,
     shared: Arc<Shared>,
+    /// The code flow's writes, batched (group commit).
+    batches: Arc<tessera_store_sql::Batches>,
 }
 
 /// What the store and its listener task share. The task holds it only weakly.
@@ -274,7 +276,12 @@ impl PostgresStore {
         if let Ok(mut slot) = shared.task.lock() {
             *slot = Some(task);
         }
-        Ok(Self { pool, shared })
+        let batches = Arc::new(tessera_store_sql::Batches::postgres(pool.clone()));
+        Ok(Self {
+            pool,
+            shared,
+            batches,
+        })
     }
 
     /// Stops the listener task and closes every connection. The store (and its

@@ -12,6 +12,7 @@
 //! locking, upserts and batches, the revocation log's numbering, LISTEN/NOTIFY,
 //! migrations.
 
+mod batch;
 mod columns;
 mod dialect;
 mod error;
@@ -20,6 +21,7 @@ mod log;
 mod queries;
 pub mod rows;
 
+pub use batch::Batches;
 pub use dialect::Statements;
 pub use error::store_error;
 pub use log::import_sequences;

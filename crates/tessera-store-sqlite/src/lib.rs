@@ -40,6 +40,9 @@ pub struct SqliteStore {
     /// process's follower applies it at once instead of at its next poll. (Other
     /// processes, the CLI say, are seen at the poll.)
     appended: std::sync::Arc<tessera_store::RevocationsAppended>,
+    /// The code flow's writes, batched (group commit): one writer, so they never
+    /// wait for each other in the busy handler.
+    batches: std::sync::Arc<tessera_store_sql::Batches>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,9 +81,11 @@ impl SqliteStore {
             .map_err(open_error)?;
         migrations::apply(&pool, path).await?;
         migrations::fill_in_skeletons(&pool, path).await?;
+        let batches = std::sync::Arc::new(tessera_store_sql::Batches::sqlite(pool.clone()));
         Ok(Self {
             pool,
             appended: std::sync::Arc::default(),
+            batches,
         })
     }
 

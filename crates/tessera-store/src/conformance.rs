@@ -622,6 +622,57 @@ async fn refresh_families<S: AccountStore + SessionStore + RevocationLog + Refre
             .await,
         Err(CreateSessionError::UserDisabled)
     ));
+
+    // Families asked for at once (which a backend may write in one statement) each
+    // get their own answer: the disabled user's refused, the others kept.
+    let tokens: Vec<RefreshTokenSecret> = (0..6).map(|_| RefreshTokenSecret::generate()).collect();
+    let owner = |i: usize| if i == 3 { other.id } else { user.id };
+    let answers = futures_join_all(
+        tokens
+            .iter()
+            .enumerate()
+            .map(|(i, token)| store.create_family(family(owner(i), token, now))),
+    )
+    .await;
+    for (i, (answer, token)) in answers.iter().zip(&tokens).enumerate() {
+        let kept = store.family_by_token(&token.hash()).await.unwrap();
+        if i == 3 {
+            assert!(
+                matches!(answer, Err(CreateSessionError::UserDisabled)),
+                "{answer:?}"
+            );
+            assert!(kept.is_none());
+        } else {
+            assert!(answer.is_ok(), "{answer:?}");
+            assert_eq!(kept.unwrap().user.id, user.id);
+        }
+    }
+}
+
+/// Runs every future at once on this task and gives their answers in order.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut pending: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut answers: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (future, answer) in pending.iter_mut().zip(answers.iter_mut()) {
+            if answer.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(output) => *answer = Some(output),
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    answers.into_iter().flatten().collect()
 }
 
 fn client(name: &str, confidential: bool) -> Client {
@@ -1267,6 +1318,42 @@ async fn authorization_codes<S: AuthorizationCodeStore>(store: &S) {
         .filter(|a| matches!(a, Ok(Redemption::Again(_))))
         .count();
     assert_eq!((first, again), (1, 3), "{answers:?}");
+
+    // Many codes written and spent at once (which a backend may do in one
+    // statement) each get their own answer: a hash given twice is taken once.
+    let codes: Vec<AuthorizationCode> = (0..5)
+        .map(|_| code(&RefreshTokenSecret::generate(), None, None))
+        .collect();
+    let mut writes: Vec<AuthorizationCode> = codes.clone();
+    writes.push(codes[2].clone());
+    let written = futures_join_all(writes.into_iter().map(|c| store.store_code(c))).await;
+    assert!(written[..5].iter().all(Result::is_ok), "{written:?}");
+    assert!(
+        matches!(written[5], Err(StoreError::Conflict(_))),
+        "{written:?}"
+    );
+    let unknown = RefreshTokenSecret::generate().hash();
+    let presented = [
+        codes[0].hash,
+        full.hash,
+        codes[1].hash,
+        unknown,
+        codes[0].hash,
+        codes[4].hash,
+    ];
+    let answers = futures_join_all(presented.iter().map(|hash| store.redeem_code(hash, now))).await;
+    let answers: Vec<Redemption> = answers.into_iter().map(Result::unwrap).collect();
+    assert_eq!(
+        answers,
+        [
+            Redemption::First(codes[0].clone()),
+            Redemption::Again(full.clone()),
+            Redemption::First(codes[1].clone()),
+            Redemption::Unknown,
+            Redemption::Again(codes[0].clone()),
+            Redemption::First(codes[4].clone()),
+        ]
+    );
 }
 
 /// A profile starts empty, is replaced whole, and is there only for a user that is.

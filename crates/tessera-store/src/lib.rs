@@ -29,7 +29,7 @@ pub use skeletons::{SkeletonBackfill, backfill_skeletons};
 /// these in one place. Each message is for operators' logs: it names what failed
 /// (the driver's message, a server's address without its password), never a
 /// secret, a token or a query's parameters.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// What the call needs is not stored.
     #[error("not found in the store: {0}")]
