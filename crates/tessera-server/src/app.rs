@@ -89,6 +89,7 @@ impl Core {
             stores.set.log.clone(),
             presence.clone(),
             Arc::new(hasher),
+            stores.set.clients.clone(),
         );
         let keys = Arc::new(
             keyring::KeyRing::open(

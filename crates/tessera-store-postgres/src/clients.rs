@@ -1,7 +1,8 @@
 //! `ClientStore` on PostgreSQL.
 //!
-//! A client change notifies `tessera_clients` in its transaction; every process's
-//! listener bumps its clients generation when that arrives (see the crate docs).
+//! A client change (and a profile set, a consent withdrawn) notifies
+//! `tessera_clients` in its transaction; every process's listener bumps its cache
+//! generation when that arrives (see the crate docs).
 
 use std::sync::atomic::Ordering;
 
@@ -15,15 +16,33 @@ use crate::{PostgresStore, store_error};
 /// Run in a client change's transaction: delivered to every listener at its commit.
 const NOTIFY_CLIENTS: &str = "SELECT pg_notify('tessera_clients', '')";
 
+impl PostgresStore {
+    /// Commits `tx`, a change to what caches keyed by the cache generation hold,
+    /// with the notification that makes every process drop them.
+    pub(crate) async fn notify_cached_changed(
+        &self,
+        mut tx: sqlx::Transaction<'_, Postgres>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(NOTIFY_CLIENTS)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        // Here at once (elsewhere when the notification arrives).
+        self.shared.bump_cache_generation();
+        Ok(())
+    }
+}
+
 sql_store! {
     impl ClientStore for PostgresStore {
         forward to Postgres on self.pool { client, client_by_name, list_clients }
 
-        fn clients_generation(&self) -> Option<u64> {
+        fn cache_generation(&self) -> Option<u64> {
             if !self.shared.listening.load(Ordering::SeqCst) {
                 return None;
             }
-            Some(self.shared.clients_generation.load(Ordering::SeqCst))
+            Some(self.shared.cache_generation.load(Ordering::SeqCst))
         }
 
         async fn create_client(&self, client: Client) -> Result<(), CreateClientError> {
@@ -41,7 +60,7 @@ sql_store! {
             tx.commit().await.map_err(store_error)?;
             // No cache holds a client that did not exist: bumped only so that the
             // generation means what it says, here at once rather than at the echo.
-            self.shared.bump_clients_generation();
+            self.shared.bump_cache_generation();
             Ok(())
         }
 
@@ -57,7 +76,7 @@ sql_store! {
             tx.commit().await.map_err(store_error)?;
             // Here at once (elsewhere when the notification arrives): a client cached
             // before the commit is no longer trusted.
-            self.shared.bump_clients_generation();
+            self.shared.bump_cache_generation();
             Ok(removed)
         }
     }

@@ -30,7 +30,7 @@
 //! transaction that adds or removes a client runs `pg_notify('tessera_clients', '')`,
 //! one that appends to the revocation log `pg_notify('tessera_revocations', '')`;
 //! PostgreSQL delivers them to every listener when (and only if) it commits. The task
-//! bumps the clients generation on the first (so [`ClientStore::clients_generation`]
+//! bumps the clients generation on the first (so [`ClientStore::cache_generation`]
 //! is exact across processes without a round trip: a change elsewhere reaches it
 //! within the notification's delivery, typically well under a millisecond after that
 //! commit), and wakes [`PostgresStore::revocations_appended`] on the second. While the
@@ -43,7 +43,7 @@
 //! the pool pings its older connections before use rather than fail a request on
 //! each dead one.
 //!
-//! [`ClientStore::clients_generation`]: tessera_store::ClientStore::clients_generation
+//! [`ClientStore::cache_generation`]: tessera_store::ClientStore::cache_generation
 
 mod backchannel;
 mod clients;
@@ -61,9 +61,9 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres};
-use tessera_core::{SessionId, Timestamp, UserId};
+use tessera_core::{ClientId, SessionId, Timestamp, UserId};
 use tessera_store::{
-    AccountStore, CreateUserError, EndReason, Health, PRESENCE_RESOLUTION, PresenceStore,
+    AccountStore, CreateUserError, EndReason, Health, PRESENCE_RESOLUTION, PresenceStore, Profile,
     Revocation, RevocationLog, Revoked, Seen, SessionStore, StoreError, UserCredentials,
 };
 use tokio::sync::watch;
@@ -103,7 +103,7 @@ pub struct PostgresStore {
 pub(crate) struct Shared {
     pool: PgPool,
     /// Bumped by every client change seen: made here, or notified from anywhere.
-    clients_generation: AtomicU64,
+    cache_generation: AtomicU64,
     /// Whether the listening connection is up; the generation means nothing if not.
     listening: AtomicBool,
     outages: Arc<Outages>,
@@ -159,8 +159,8 @@ impl Outages {
 }
 
 impl Shared {
-    fn bump_clients_generation(&self) {
-        self.clients_generation.fetch_add(1, Ordering::SeqCst);
+    fn bump_cache_generation(&self) {
+        self.cache_generation.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -260,7 +260,7 @@ impl PostgresStore {
         let (stop, stopped) = watch::channel(false);
         let shared = Arc::new(Shared {
             pool: pool.clone(),
-            clients_generation: AtomicU64::new(0),
+            cache_generation: AtomicU64::new(0),
             listening: AtomicBool::new(true),
             outages,
             appended: Arc::default(),
@@ -438,8 +438,21 @@ sql_store! {
     impl AccountStore for PostgresStore {
         forward to Postgres on self.pool {
             create_user, user_credentials, list_users, user, search_users, replace_password_hash,
-            set_user_disabled, profile, set_profile, consent, save_consent, withdraw_consent,
-            consents,
+            set_user_disabled, profile, consent, save_consent, consents,
+        }
+
+        async fn set_profile(&self, id: UserId, profile: Profile) -> Result<bool, StoreError> {
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            let set = <Postgres as tessera_store_sql::Sql>::set_profile(&mut *tx, id, profile).await?;
+            self.notify_cached_changed(tx).await?;
+            Ok(set)
+        }
+
+        async fn withdraw_consent(&self, user: UserId, client: &ClientId) -> Result<bool, StoreError> {
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            let withdrawn = <Postgres as tessera_store_sql::Sql>::withdraw_consent(&mut *tx, user, client).await?;
+            self.notify_cached_changed(tx).await?;
+            Ok(withdrawn)
         }
 
         async fn import_user(&self, user: UserCredentials) -> Result<(), CreateUserError> {

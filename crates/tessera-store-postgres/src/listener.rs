@@ -87,7 +87,7 @@ pub(crate) async fn run(
                         };
                         // Notifications sent while we were away are lost: whatever
                         // was cached may be stale, and the log may have grown.
-                        shared.bump_clients_generation();
+                        shared.bump_cache_generation();
                         shared.listening.store(true, Ordering::SeqCst);
                         shared.outages.back();
                         shared.appended.signal();
@@ -172,7 +172,7 @@ async fn listen(
 
 fn apply(shared: &Shared, notification: &PgNotification, token: &str, last_echo: &mut Instant) {
     match notification.channel() {
-        CLIENTS_CHANNEL => shared.bump_clients_generation(),
+        CLIENTS_CHANNEL => shared.bump_cache_generation(),
         REVOCATIONS_CHANNEL => shared.appended.signal(),
         HEARTBEAT_CHANNEL if notification.payload() == token => *last_echo = Instant::now(),
         _ => {}

@@ -56,28 +56,28 @@ async fn a_client_change_in_one_instance_changes_the_others_generation() {
     let pg = Postgres::start();
     let (a, b) = two_instances(&pg).await;
 
-    let before = b.clients_generation().unwrap();
+    let before = b.cache_generation().unwrap();
     let web = client("web");
     a.create_client(web.clone()).await.unwrap();
     eventually("b sees the client added through a", || {
-        b.clients_generation().is_some_and(|g| g != before)
+        b.cache_generation().is_some_and(|g| g != before)
     })
     .await;
 
-    let before = b.clients_generation().unwrap();
+    let before = b.cache_generation().unwrap();
     assert!(a.remove_client(&web.id).await.unwrap());
     eventually("b sees the client removed through a", || {
-        b.clients_generation().is_some_and(|g| g != before)
+        b.cache_generation().is_some_and(|g| g != before)
     })
     .await;
 
     // Reading changes nothing, here or there. First let every notification land:
     // an instance also hears its own changes' notifications (one more bump, which
     // only costs a cache refill), and on a busy machine that may take a while.
-    let mut settled = (a.clients_generation(), b.clients_generation());
+    let mut settled = (a.cache_generation(), b.cache_generation());
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = (a.clients_generation(), b.clients_generation());
+        let now = (a.cache_generation(), b.cache_generation());
         if now == settled {
             break;
         }
@@ -86,7 +86,7 @@ async fn a_client_change_in_one_instance_changes_the_others_generation() {
     a.list_clients().await.unwrap();
     b.client(&web.id).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!((a.clients_generation(), b.clients_generation()), settled);
+    assert_eq!((a.cache_generation(), b.cache_generation()), settled);
     a.close().await;
     b.close().await;
 }

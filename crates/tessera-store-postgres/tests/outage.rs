@@ -26,7 +26,7 @@ async fn calls_fail_quickly_once_the_server_is_gone() {
     let pg = Postgres::start();
     let store = PostgresStore::open(&pg.url()).await.unwrap();
     store.ping().await.unwrap();
-    assert!(store.clients_generation().is_some());
+    assert!(store.cache_generation().is_some());
 
     pg.stop();
     for attempt in 0..3 {
@@ -46,7 +46,7 @@ async fn calls_fail_quickly_once_the_server_is_gone() {
     }
     eventually(
         "the clients generation is unknown while not listening",
-        || store.clients_generation().is_none(),
+        || store.cache_generation().is_none(),
     )
     .await;
     // Dropped while its listener retries: the task must end, not keep retrying.
@@ -74,7 +74,7 @@ async fn a_lost_listener_reconnects_and_invalidates_what_it_may_have_missed() {
     let pg = Postgres::start();
     let store = PostgresStore::open(&pg.url()).await.unwrap();
     let other = PostgresStore::open(&pg.url()).await.unwrap();
-    let before = store.clients_generation().unwrap();
+    let before = store.cache_generation().unwrap();
 
     // Kill every listening connection (as a proxy or a failover would).
     let mut admin = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
@@ -87,22 +87,22 @@ async fn a_lost_listener_reconnects_and_invalidates_what_it_may_have_missed() {
     .unwrap();
     assert_eq!(killed, 2, "both stores' listeners");
     eventually("the listener is back, with a new generation", || {
-        store.clients_generation().is_some_and(|g| g != before)
+        store.cache_generation().is_some_and(|g| g != before)
     })
     .await;
 
     // And it listens again: a change elsewhere still reaches it.
     eventually("the other store's listener is back", || {
-        other.clients_generation().is_some()
+        other.cache_generation().is_some()
     })
     .await;
-    let before = store.clients_generation().unwrap();
+    let before = store.cache_generation().unwrap();
     other
         .create_client(client("after-reconnect"))
         .await
         .unwrap();
     eventually("a change after the reconnect arrives", || {
-        store.clients_generation().is_some_and(|g| g != before)
+        store.cache_generation().is_some_and(|g| g != before)
     })
     .await;
     store.close().await;
@@ -121,7 +121,7 @@ async fn after_a_restart_the_store_answers_and_listens_again() {
     admin.close().await.unwrap();
     pg.stop();
     eventually("not listening while the server is down", || {
-        store.clients_generation().is_none()
+        store.cache_generation().is_none()
     })
     .await;
     let answer = store.ping().await;
@@ -132,7 +132,7 @@ async fn after_a_restart_the_store_answers_and_listens_again() {
 
     pg.start_again();
     eventually("listening again after the restart", || {
-        store.clients_generation().is_some() && other.clients_generation().is_some()
+        store.cache_generation().is_some() && other.cache_generation().is_some()
     })
     .await;
     let mut failures = 0;
@@ -141,10 +141,10 @@ async fn after_a_restart_the_store_answers_and_listens_again() {
         assert!(failures < 20, "still failing after the restart: {error}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let before = store.clients_generation().unwrap();
+    let before = store.cache_generation().unwrap();
     other.create_client(client("after-restart")).await.unwrap();
     eventually("a change after the restart arrives", || {
-        store.clients_generation().is_some_and(|g| g != before)
+        store.cache_generation().is_some_and(|g| g != before)
     })
     .await;
     store.close().await;

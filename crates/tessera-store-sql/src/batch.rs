@@ -5,118 +5,225 @@
 //! in the busy handler's sleeps when many come at once. Measured, that put the code
 //! exchange at 0.01 of hello world.
 //!
-//! So each of the three has one task that takes everything waiting for it and
-//! writes it in one statement: one commit (one fsync) and one round trip for however
-//! many requests arrived while the previous statement ran, and no contention for
-//! the write lock among them. A lone request goes straight through, so nothing
-//! waits on a timer; under load the batches grow by themselves. Each request still
-//! gets its own answer (a taken code hash, a disabled user), as a statement per
-//! request would have given; an error of the whole statement (the database down)
-//! is every request's error.
+//! So one task, the writer, takes everything waiting and writes each kind in one
+//! statement: on SQLite the three statements in one transaction (one fsync for
+//! however many requests arrived while the previous one ran, and no contention for
+//! the write lock among them); on PostgreSQL one after the other, each its own
+//! commit (an error there would abort a shared transaction, and its commits do not
+//! wait for each other). A lone request goes straight through, so nothing waits on
+//! a timer; under load the batches grow by themselves. Each request still gets its
+//! own answer (a taken code hash, a disabled user), as a statement per request would
+//! have given; an error of a whole statement or commit (the database down) is every
+//! one of its requests' error.
 
-use std::future::Future;
-
-use sqlx::{Pool, Postgres, Sqlite};
+use sqlx::{Pool, Postgres, Sqlite, SqliteConnection};
 use tessera_core::{SecretHash, Timestamp};
 use tessera_store::{
     AuthorizationCode, CreateSessionError, NewRefreshFamily, Redemption, StoreError,
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::Sql;
+use crate::{Sql, store_error};
 
-/// The most requests one statement carries: 14 parameters a code, well inside
-/// both databases' limits on a statement's parameters (32,766 and 65,535).
+/// The most requests one batch carries: 14 parameters a code, well inside both
+/// databases' limits on a statement's parameters (32,766 and 65,535).
 const MOST: usize = 128;
 
-/// One task running `run` on everything submitted since its last run.
-struct Batcher<J, R> {
-    jobs: mpsc::UnboundedSender<(J, oneshot::Sender<R>)>,
+type Reply<R> = oneshot::Sender<R>;
+
+enum Job {
+    Code(AuthorizationCode, Reply<Result<(), StoreError>>),
+    Redemption(
+        (SecretHash, Timestamp),
+        Reply<Result<Redemption, StoreError>>,
+    ),
+    Family(NewRefreshFamily, Reply<Result<(), CreateSessionError>>),
 }
 
-impl<J: Send + 'static, R: Send + 'static> Batcher<J, R> {
-    /// `run` answers its jobs in their order, one answer each.
-    fn start<F, Fut>(run: F) -> Self
+/// Requests of one kind: what to write and whom to answer, in the same order.
+type Pending<J, R> = (Vec<J>, Vec<Reply<R>>);
+
+/// One batch, by kind.
+#[derive(Default)]
+struct Batch {
+    codes: Pending<AuthorizationCode, Result<(), StoreError>>,
+    redemptions: Pending<(SecretHash, Timestamp), Result<Redemption, StoreError>>,
+    families: Pending<NewRefreshFamily, Result<(), CreateSessionError>>,
+}
+
+/// What a batch's statements answered, held until the commit decides them.
+struct Answers {
+    codes: Vec<Result<(), StoreError>>,
+    redemptions: Vec<Result<Redemption, StoreError>>,
+    families: Vec<Result<(), CreateSessionError>>,
+}
+
+impl Batch {
+    fn take(jobs: &mut Vec<Job>) -> Self {
+        let mut batch = Self::default();
+        for job in jobs.drain(..) {
+            match job {
+                Job::Code(code, reply) => {
+                    batch.codes.0.push(code);
+                    batch.codes.1.push(reply);
+                }
+                Job::Redemption(presented, reply) => {
+                    batch.redemptions.0.push(presented);
+                    batch.redemptions.1.push(reply);
+                }
+                Job::Family(family, reply) => {
+                    batch.families.0.push(family);
+                    batch.families.1.push(reply);
+                }
+            }
+        }
+        batch
+    }
+
+    /// Runs each kind's statement (none for a kind without requests) on `conn`.
+    async fn write<DB: Sql>(&mut self, conn: &mut DB::Connection) -> Answers
     where
-        F: Fn(Vec<J>) -> Fut + Send + 'static,
-        Fut: Future<Output = Vec<R>> + Send,
+        for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+        DB::Arguments: sqlx::IntoArguments<DB>,
+        DB::Row: crate::rows::Columns,
+        for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> Vec<u8>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> Option<Vec<u8>>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     {
-        let (jobs, mut waiting) = mpsc::unbounded_channel::<(J, oneshot::Sender<R>)>();
+        let codes = std::mem::take(&mut self.codes.0);
+        let redemptions = std::mem::take(&mut self.redemptions.0);
+        let families = std::mem::take(&mut self.families.0);
+        Answers {
+            codes: if codes.is_empty() {
+                Vec::new()
+            } else {
+                DB::insert_codes(conn, codes).await
+            },
+            // After the codes: a code written and spent in one batch is found.
+            redemptions: if redemptions.is_empty() {
+                Vec::new()
+            } else {
+                DB::redeem_codes(conn, redemptions).await
+            },
+            families: if families.is_empty() {
+                Vec::new()
+            } else {
+                DB::create_families(conn, families).await
+            },
+        }
+    }
+
+    fn answer(self, answers: Answers) {
+        // An asker may have gone (its request was dropped): nothing to do for it.
+        for (answer, reply) in answers.codes.into_iter().zip(self.codes.1) {
+            let _ = reply.send(answer);
+        }
+        for (answer, reply) in answers.redemptions.into_iter().zip(self.redemptions.1) {
+            let _ = reply.send(answer);
+        }
+        for (answer, reply) in answers.families.into_iter().zip(self.families.1) {
+            let _ = reply.send(answer);
+        }
+    }
+
+    /// Every request's answer is `error`.
+    fn fail(self, error: StoreError) {
+        for reply in self.codes.1 {
+            let _ = reply.send(Err(error.clone()));
+        }
+        for reply in self.redemptions.1 {
+            let _ = reply.send(Err(error.clone()));
+        }
+        for reply in self.families.1 {
+            let _ = reply.send(Err(CreateSessionError::Store(error.clone())));
+        }
+    }
+}
+
+/// SQLite: the batch in one `BEGIN IMMEDIATE` transaction, answered once committed.
+async fn write_sqlite(pool: &Pool<Sqlite>, mut batch: Batch) {
+    let mut conn = match pool.acquire().await {
+        Ok(conn) => conn,
+        Err(e) => return batch.fail(store_error(e)),
+    };
+    let conn: &mut SqliteConnection = &mut conn;
+    if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+        return batch.fail(store_error(e));
+    }
+    let answers = batch.write::<Sqlite>(conn).await;
+    match sqlx::query("COMMIT").execute(&mut *conn).await {
+        Ok(_) => batch.answer(answers),
+        Err(e) => {
+            // Leaves the connection clean for the pool; nothing of the batch is kept.
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            batch.fail(store_error(e));
+        }
+    }
+}
+
+/// PostgreSQL: each statement its own commit.
+async fn write_postgres(pool: &Pool<Postgres>, mut batch: Batch) {
+    let mut conn = match pool.acquire().await {
+        Ok(conn) => conn,
+        Err(e) => return batch.fail(store_error(e)),
+    };
+    let answers = batch.write::<Postgres>(conn.as_mut()).await;
+    batch.answer(answers);
+}
+
+/// The writer of one backend's pool. Dropping it (with every clone of the store)
+/// ends its task once it has answered what it holds.
+pub struct Batches {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl Batches {
+    /// Starts the writer for a SQLite pool on the current Tokio runtime.
+    pub fn sqlite(pool: Pool<Sqlite>) -> Self {
+        Self::start(move |batch| {
+            let pool = pool.clone();
+            async move { write_sqlite(&pool, batch).await }
+        })
+    }
+
+    /// Starts the writer for a PostgreSQL pool on the current Tokio runtime.
+    pub fn postgres(pool: Pool<Postgres>) -> Self {
+        Self::start(move |batch| {
+            let pool = pool.clone();
+            async move { write_postgres(&pool, batch).await }
+        })
+    }
+
+    fn start<F, Fut>(write: F) -> Self
+    where
+        F: Fn(Batch) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let (jobs, mut waiting) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             let mut taken = Vec::with_capacity(MOST);
             while waiting.recv_many(&mut taken, MOST).await > 0 {
-                let (inputs, replies): (Vec<J>, Vec<oneshot::Sender<R>>) = taken.drain(..).unzip();
-                for (answer, reply) in run(inputs).await.into_iter().zip(replies) {
-                    // The asker may have gone (its request was dropped): nothing to do.
-                    let _ = reply.send(answer);
-                }
+                write(Batch::take(&mut taken)).await;
             }
         });
         Self { jobs }
     }
 
-    async fn submit(&self, job: J) -> Result<R, StoreError> {
+    async fn submit<R>(&self, job: impl FnOnce(Reply<R>) -> Job) -> Result<R, StoreError> {
         let gone = || StoreError::Unavailable("the store's writer has stopped".into());
         let (reply, answer) = oneshot::channel();
-        self.jobs.send((job, reply)).map_err(|_| gone())?;
+        self.jobs.send(job(reply)).map_err(|_| gone())?;
         answer.await.map_err(|_| gone())
-    }
-}
-
-/// The batched writes of one backend's pool. Dropping it (with every clone of the
-/// store) ends its tasks once they have answered what they hold.
-pub struct Batches {
-    codes: Batcher<AuthorizationCode, Result<(), StoreError>>,
-    redemptions: Batcher<(SecretHash, Timestamp), Result<Redemption, StoreError>>,
-    families: Batcher<NewRefreshFamily, Result<(), CreateSessionError>>,
-}
-
-/// The three batchers on `$pool` of database `$DB`: written for each database
-/// rather than for any `Sql`, since only on a concrete database does the compiler
-/// know the statements' futures to be `Send`.
-macro_rules! start_batches {
-    ($DB:ty, $pool:expr) => {{
-        let pool = $pool;
-        let codes = {
-            let pool = pool.clone();
-            Batcher::start(move |codes| {
-                let pool = pool.clone();
-                async move { <$DB as Sql>::insert_codes(&pool, codes).await }
-            })
-        };
-        let redemptions = {
-            let pool = pool.clone();
-            Batcher::start(move |hashes| {
-                let pool = pool.clone();
-                async move { <$DB as Sql>::redeem_codes(&pool, hashes).await }
-            })
-        };
-        let families = Batcher::start(move |families| {
-            let pool = pool.clone();
-            async move { <$DB as Sql>::create_families(&pool, families).await }
-        });
-        Batches {
-            codes,
-            redemptions,
-            families,
-        }
-    }};
-}
-
-impl Batches {
-    /// Starts the writer tasks for a SQLite pool on the current Tokio runtime.
-    pub fn sqlite(pool: Pool<Sqlite>) -> Self {
-        start_batches!(Sqlite, pool)
-    }
-
-    /// Starts the writer tasks for a PostgreSQL pool on the current Tokio runtime.
-    pub fn postgres(pool: Pool<Postgres>) -> Self {
-        start_batches!(Postgres, pool)
     }
 
     /// `AuthorizationCodeStore::store_code`, batched.
     pub async fn store_code(&self, code: AuthorizationCode) -> Result<(), StoreError> {
-        self.codes.submit(code).await?
+        self.submit(|reply| Job::Code(code, reply)).await?
     }
 
     /// `AuthorizationCodeStore::redeem_code`, batched.
@@ -125,12 +232,13 @@ impl Batches {
         hash: &SecretHash,
         at: Timestamp,
     ) -> Result<Redemption, StoreError> {
-        self.redemptions.submit((*hash, at)).await?
+        self.submit(|reply| Job::Redemption((*hash, at), reply))
+            .await?
     }
 
     /// `RefreshStore::create_family`, batched.
     pub async fn create_family(&self, family: NewRefreshFamily) -> Result<(), CreateSessionError> {
-        self.families.submit(family).await?
+        self.submit(|reply| Job::Family(family, reply)).await?
     }
 }
 

@@ -1002,7 +1002,7 @@ where
     /// `batch`): each answer is `Ok` or, for a hash taken before or earlier in
     /// `codes`, [`StoreError::Conflict`].
     async fn insert_codes(
-        pool: &Pool<Self>,
+        conn: &mut Self::Connection,
         codes: Vec<AuthorizationCode>,
     ) -> Vec<Result<(), StoreError>> {
         let statement = format!(
@@ -1032,7 +1032,7 @@ where
                 .bind(code.forget_at.as_millis());
         }
         let inserted: Result<Vec<[u8; 32]>, StoreError> = query
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await
             .map_err(store_error)
             .and_then(|rows| {
@@ -1070,7 +1070,7 @@ where
     /// spend. A code presented twice in one batch is `First` for the earlier
     /// presentation and `Again` for the later.
     async fn redeem_codes(
-        pool: &Pool<Self>,
+        conn: &mut Self::Connection,
         presented: Vec<(SecretHash, Timestamp)>,
     ) -> Vec<Result<Redemption, StoreError>> {
         let at = presented
@@ -1095,7 +1095,7 @@ where
                 query = query.bind(hash.to_vec());
             }
             let spent = query
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await
                 .map_err(store_error)?
                 .iter()
@@ -1121,7 +1121,7 @@ where
                 query = query.bind(hash.to_vec());
             }
             let again = query
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await
                 .map_err(store_error)?
                 .iter()
@@ -1260,7 +1260,7 @@ where
     /// `UserDisabled`. Family ids are 128 random bits, so a taken one (a conflict of
     /// the whole statement) does not happen.
     async fn create_families(
-        pool: &Pool<Self>,
+        conn: &mut Self::Connection,
         families: Vec<NewRefreshFamily>,
     ) -> Vec<Result<(), CreateSessionError>> {
         // VALUES names its columns column1, column2, … in both databases.
@@ -1292,7 +1292,7 @@ where
                 .bind(family.user_id.to_string());
         }
         let created: Result<Vec<String>, StoreError> = query
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await
             .map_err(store_error)
             .and_then(|rows| rows.iter().map(|row| row.text("id")).collect());

@@ -1,9 +1,10 @@
 //! `ClientStore` on SQLite.
 //!
 //! Beside the database file, `clients.changed` gets one byte appended whenever a
-//! client is added or removed, so its length is a generation number that any
-//! process reads with one `stat` (the server's client cache checks it on every
-//! use; the CLI's changes must reach a running server at once).
+//! client is added or removed (and a profile set or a consent withdrawn: the
+//! server caches those too), so its length is a generation number that any process
+//! reads with one `stat` (the server's caches check it on every use; the CLI's
+//! changes must reach a running server at once).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -34,7 +35,7 @@ impl SqliteStore {
     }
 
     /// Called before and after each change to the clients.
-    fn note_clients_changed(&self) -> Result<(), StoreError> {
+    pub(crate) fn note_cached_changed(&self) -> Result<(), StoreError> {
         CHANGED_HERE.fetch_add(1, Ordering::SeqCst);
         if let Some(path) = self.clients_changed_file() {
             std::fs::OpenOptions::new()
@@ -51,8 +52,8 @@ impl SqliteStore {
 
     /// Noted before a change (so that a failure stops it: nothing changed) and
     /// again after it commits (so that a cache refilled in between is dropped).
-    fn note_clients_committed(&self) {
-        if let Err(error) = self.note_clients_changed() {
+    pub(crate) fn note_cached_committed(&self) {
+        if let Err(error) = self.note_cached_changed() {
             tracing::error!(
                 %error,
                 "a client change is committed but running servers may not see it until restarted"
@@ -65,7 +66,7 @@ sql_store! {
     impl ClientStore for SqliteStore {
         forward to Sqlite on self.pool { client, client_by_name, list_clients }
 
-        fn clients_generation(&self) -> Option<u64> {
+        fn cache_generation(&self) -> Option<u64> {
             let here = CHANGED_HERE.load(Ordering::SeqCst);
             let on_disk = match self.clients_changed_file() {
                 None => 0,
@@ -84,7 +85,7 @@ sql_store! {
                 Ok(_) => {
                     // No cache holds a client that did not exist: noted only so that
                     // the generation means what it says.
-                    self.note_clients_committed();
+                    self.note_cached_committed();
                     Ok(())
                 }
                 Err(StoreError::Conflict(_)) => Err(CreateClientError::NameTaken),
@@ -93,9 +94,9 @@ sql_store! {
         }
 
         async fn remove_client(&self, id: &ClientId) -> Result<bool, StoreError> {
-            self.note_clients_changed()?;
+            self.note_cached_changed()?;
             let removed = Sqlite::delete_client(&self.pool, id).await?;
-            self.note_clients_committed();
+            self.note_cached_committed();
             Ok(removed)
         }
     }

@@ -21,9 +21,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Sqlite, Transaction};
-use tessera_core::{SessionId, Timestamp, UserId};
+use tessera_core::{ClientId, SessionId, Timestamp, UserId};
 use tessera_store::{
-    AccountStore, CreateUserError, EndReason, Health, PRESENCE_RESOLUTION, PresenceStore,
+    AccountStore, CreateUserError, EndReason, Health, PRESENCE_RESOLUTION, PresenceStore, Profile,
     Revocation, RevocationLog, Revoked, Seen, SessionStore, StoreError, UserCredentials,
 };
 
@@ -109,8 +109,21 @@ sql_store! {
     impl AccountStore for SqliteStore {
         forward to Sqlite on self.pool {
             create_user, user_credentials, list_users, user, search_users, replace_password_hash,
-            set_user_disabled, profile, set_profile, consent, save_consent, withdraw_consent,
-            consents,
+            set_user_disabled, profile, consent, save_consent, consents,
+        }
+
+        async fn set_profile(&self, id: UserId, profile: Profile) -> Result<bool, StoreError> {
+            self.note_cached_changed()?;
+            let set = Sqlite::set_profile(&self.pool, id, profile).await;
+            self.note_cached_committed();
+            set
+        }
+
+        async fn withdraw_consent(&self, user: UserId, client: &ClientId) -> Result<bool, StoreError> {
+            self.note_cached_changed()?;
+            let withdrawn = Sqlite::withdraw_consent(&self.pool, user, client).await;
+            self.note_cached_committed();
+            withdrawn
         }
 
         async fn import_user(&self, user: UserCredentials) -> Result<(), CreateUserError> {

@@ -35,6 +35,7 @@ where
     accounts(store).await;
     profiles(store).await;
     consents(store).await;
+    cached_changes(store).await;
     look_alikes(store).await;
     sessions(store).await;
     ending_sessions_is_logged(store).await;
@@ -717,9 +718,9 @@ fn client(name: &str, confidential: bool) -> Client {
 async fn clients<S: ClientStore>(store: &S) {
     let web = client("web", true);
     let cli = client("cli", false);
-    let before = store.clients_generation().unwrap();
+    let before = store.cache_generation().unwrap();
     store.create_client(web.clone()).await.unwrap();
-    let added = store.clients_generation().unwrap();
+    let added = store.cache_generation().unwrap();
     assert_ne!(added, before, "adding a client changes the generation");
     store.create_client(cli.clone()).await.unwrap();
     let mut same_name = client("web", false);
@@ -740,15 +741,15 @@ async fn clients<S: ClientStore>(store: &S) {
     assert_eq!(store.client(&ClientId::generate()).await.unwrap(), None);
     let listed = store.list_clients().await.unwrap();
     assert_eq!(listed.len(), 2);
-    let listed_generation = store.clients_generation().unwrap();
+    let listed_generation = store.cache_generation().unwrap();
     assert_eq!(
-        store.clients_generation().unwrap(),
+        store.cache_generation().unwrap(),
         listed_generation,
         "reading changes nothing"
     );
     assert!(store.remove_client(&web.id).await.unwrap());
     assert_ne!(
-        store.clients_generation().unwrap(),
+        store.cache_generation().unwrap(),
         listed_generation,
         "removing a client changes the generation"
     );
@@ -1395,6 +1396,45 @@ async fn profiles<S: AccountStore>(store: &S) {
 
 /// A consent is kept per user and client, replaced whole, listed oldest first, and
 /// saved only for a user that is.
+/// What the server caches beside clients (profiles, consents) moves the cache
+/// generation when it changes, so that no process serves it stale.
+async fn cached_changes<S: AccountStore + ClientStore>(store: &S) {
+    let user = add_user(store, "cached").await;
+    let app = ClientId::generate();
+    let before = store.cache_generation().unwrap();
+    assert!(
+        store
+            .set_profile(
+                user.id,
+                Profile {
+                    name: Some(DisplayName::parse("Cached Person").unwrap()),
+                    ..Profile::default()
+                }
+            )
+            .await
+            .unwrap()
+    );
+    let after_profile = store.cache_generation().unwrap();
+    assert_ne!(after_profile, before, "a profile set");
+    assert!(
+        store
+            .save_consent(Consent {
+                user: user.id,
+                client_id: app,
+                scopes: Scopes::parse("openid").unwrap(),
+                granted_at: Timestamp::now(),
+            })
+            .await
+            .unwrap()
+    );
+    assert!(store.withdraw_consent(user.id, &app).await.unwrap());
+    assert_ne!(
+        store.cache_generation().unwrap(),
+        after_profile,
+        "a consent withdrawn"
+    );
+}
+
 async fn consents<S: AccountStore>(store: &S) {
     let user = store
         .create_user(NewUser {

@@ -820,11 +820,13 @@ store_trait! {
         async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
         /// `false` if there was no such client.
         async fn remove_client(&self, id: &ClientId) -> Result<bool, StoreError>;
-        /// A number that changes whenever a client is added or removed, by this process
-        /// or by any other on the same store (the CLI), and that costs no database
-        /// round trip: a cache of clients compares it on every use and is exact.
-        /// `None` when it cannot be told: then no cached client may be trusted.
-        fn clients_generation(&self) -> Option<u64>;
+        /// A number that changes whenever a client is added or removed, a profile is
+        /// set or a consent withdrawn, by this process or by any other on the same
+        /// store (the CLI), and that costs no database round trip: a cache of clients,
+        /// profiles or consents compares it on every use and is exact. (A consent that
+        /// grows needs no change: a cached smaller one only sends a reader to the
+        /// store.) `None` when it cannot be told: then nothing cached may be trusted.
+        fn cache_generation(&self) -> Option<u64>;
     }
 }
 

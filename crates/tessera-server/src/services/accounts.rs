@@ -4,14 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::{
-    ClientId, DisplayName, Email, Password, Roles, Scopes, Timestamp, UserId, Username,
+    ClientId, DisplayName, Email, Password, Roles, Scopes, SessionId, Timestamp, UserId, Username,
 };
 pub use tessera_store::Profile;
 use tessera_store::{
-    AccountStore, Consent, CreateUserError, EndReason, NewUser, RefreshStore, RevocationLog,
-    Revoked, StoreError, User,
+    AccountStore, ClientStore, Consent, CreateUserError, EndReason, NewUser, RefreshStore,
+    RevocationLog, Revoked, StoreError, User,
 };
 
+use crate::services::cache::{Generation, GenerationCache};
 use crate::services::passwords::{HashError, PasswordHasher};
 use crate::services::sessions::SessionService;
 
@@ -57,7 +58,13 @@ pub struct Accounts {
     log: Arc<dyn RevocationLog>,
     presence: Arc<crate::services::presence::Presence>,
     hasher: Arc<PasswordHasher>,
+    generation: Generation,
+    profiles: Arc<GenerationCache<UserId, Profile>>,
+    consents: Arc<GenerationCache<(UserId, ClientId), Consent>>,
 }
+
+/// How many profiles, and consents, are kept between requests (see `cache`).
+const CACHED_RECORDS: usize = 100_000;
 
 /// What a kick or a disable ended.
 #[derive(Debug)]
@@ -106,6 +113,7 @@ impl Accounts {
         log: Arc<dyn RevocationLog>,
         presence: Arc<crate::services::presence::Presence>,
         hasher: Arc<PasswordHasher>,
+        cached: Arc<dyn ClientStore>,
     ) -> Self {
         Self {
             store,
@@ -114,6 +122,9 @@ impl Accounts {
             log,
             presence,
             hasher,
+            generation: Generation(cached),
+            profiles: Arc::new(GenerationCache::new(CACHED_RECORDS)),
+            consents: Arc::new(GenerationCache::new(CACHED_RECORDS)),
         }
     }
 
@@ -180,6 +191,24 @@ impl Accounts {
         self.store.user(id).await
     }
 
+    /// The user a token of browser session `session` speaks for, as that session
+    /// holds it when it is live (kept current by the revocation feed, no store
+    /// read); from the store otherwise (a token of no browser session, or of one
+    /// that has ended: then the caller's own revocation check decides).
+    pub async fn user_of_session(
+        &self,
+        id: UserId,
+        session: Option<&str>,
+    ) -> Result<Option<User>, StoreError> {
+        if let Some(session) = session.and_then(|s| SessionId::parse(s).ok())
+            && let Some(live) = self.sessions.live(&session).await?
+            && live.user().id == id
+        {
+            return Ok(Some(live.user().clone()));
+        }
+        self.store.user(id).await
+    }
+
     /// The user named by id or by username, as an operator types it.
     pub async fn find(&self, id_or_name: &str) -> Result<Option<User>, StoreError> {
         if let Some(id) = UserId::parse(id_or_name) {
@@ -239,8 +268,12 @@ impl Accounts {
     }
 
     /// The user's profile; `None` if there is no such user.
+    /// The user's profile (`None` for no such user), kept between requests: ID
+    /// tokens and userinfo read it on every call.
     pub async fn profile(&self, id: UserId) -> Result<Option<Profile>, StoreError> {
-        self.store.profile(id).await
+        self.profiles
+            .get_or_read(&self.generation, id, self.store.profile(id))
+            .await
     }
 
     /// Applies `change` to the user's profile and returns the result; `None` if
@@ -269,7 +302,15 @@ impl Accounts {
         user: UserId,
         client: &ClientId,
     ) -> Result<Option<Consent>, StoreError> {
-        self.store.consent(user, client).await
+        // A consent that grew since it was kept only makes the caller read again
+        // (what it kept allows less); a withdrawal changes the generation.
+        self.consents
+            .get_or_read(
+                &self.generation,
+                (user, *client),
+                self.store.consent(user, client),
+            )
+            .await
     }
 
     /// Remembers that `user` allowed `client` these scopes, beside what they allowed

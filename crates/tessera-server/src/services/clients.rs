@@ -11,8 +11,7 @@
 //! process) whenever a client is added or removed and is read without a round trip:
 //! a client removed with the CLI is refused by the next request, as before.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::{
@@ -26,6 +25,8 @@ use tessera_store::{
 /// What a client of the browser flow registers, as [`ClientSpec`] takes it: the
 /// store's record, named here so that routes reach it through this service.
 pub use tessera_store::CodeFlow;
+
+use crate::services::cache::{Generation, GenerationCache};
 
 /// What `tessera client add` and `POST /admin/v1/clients` ask for.
 pub struct ClientSpec {
@@ -77,57 +78,27 @@ pub enum ClientAuthError {
 pub struct Clients {
     store: Arc<dyn ClientStore>,
     log: Arc<dyn RevocationLog>,
-    cache: Arc<ClientCache>,
-}
-
-/// Clients as read from the store at one clients generation; trusted only while the
-/// store's generation is still that one. Holds no more clients than the store does.
-#[derive(Default)]
-struct ClientCache {
-    entries: RwLock<(u64, HashMap<ClientId, Client>)>,
-}
-
-impl ClientCache {
-    fn get(&self, generation: u64, id: &ClientId) -> Option<Client> {
-        let entries = self.entries.read().ok()?;
-        if entries.0 != generation {
-            return None;
-        }
-        entries.1.get(id).cloned()
-    }
-
-    /// Keeps `client`, read from the store after the generation was `generation`.
-    fn put(&self, generation: u64, client: &Client) {
-        if let Ok(mut entries) = self.entries.write() {
-            if entries.0 != generation {
-                *entries = (generation, HashMap::new());
-            }
-            entries.1.insert(client.id, client.clone());
-        }
-    }
+    cache: Arc<GenerationCache<ClientId, Client>>,
+    generation: Generation,
 }
 
 impl Clients {
     pub fn new(store: Arc<dyn ClientStore>, log: Arc<dyn RevocationLog>) -> Self {
         Self {
+            generation: Generation(store.clone()),
             store,
             log,
-            cache: Arc::default(),
+            // Holds no more clients than the store does.
+            cache: Arc::new(GenerationCache::new(usize::MAX)),
         }
     }
 
     /// The client with this id, from the cache when the store's clients have not
     /// changed since it was read.
     pub async fn get(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
-        let generation = self.store.clients_generation();
-        if let Some(client) = generation.and_then(|g| self.cache.get(g, id)) {
-            return Ok(Some(client));
-        }
-        let client = self.store.client(id).await?;
-        if let (Some(generation), Some(client)) = (generation, &client) {
-            self.cache.put(generation, client);
-        }
-        Ok(client)
+        self.cache
+            .get_or_read(&self.generation, *id, self.store.client(id))
+            .await
     }
 
     /// Registers a client; the secret (for a confidential client) is returned once

@@ -6,6 +6,7 @@ pub mod activity;
 pub mod admin;
 pub mod authorize;
 pub mod backchannel;
+pub(crate) mod cache;
 pub mod clients;
 pub mod codes;
 pub mod contact;

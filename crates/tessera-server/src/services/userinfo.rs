@@ -91,7 +91,7 @@ impl UserInfoService {
         };
         let user = self
             .accounts
-            .user(id)
+            .user_of_session(id, claims.sid.as_deref())
             .await
             .map_err(OAuthError::from)?
             .filter(|u| !u.disabled)

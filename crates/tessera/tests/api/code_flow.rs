@@ -48,6 +48,7 @@ fn app(server: &TestServer, name: &str, extra: &[&str]) -> Registered {
 }
 
 /// One authorization request: its parameters and the PKCE verifier behind them.
+#[derive(Clone)]
 pub(crate) struct Request {
     params: Vec<(String, String)>,
     pub verifier: String,
@@ -831,6 +832,19 @@ async fn consent_is_remembered_per_scope_set_and_can_be_withdrawn() {
     assert_eq!(error_of(again).await, (404, "not_found".into()));
     let asked = get(&server, &narrow.url(&server), Some(&browser.cookie)).await;
     assert_eq!(asked.status(), 200, "asked again after the withdrawal");
+    // Nor does a silent request get a code on the strength of what was withdrawn
+    // (the server keeps consents between requests: the withdrawal must reach them).
+    let silent = get(
+        &server,
+        &narrow.clone().set("prompt", "none").url(&server),
+        Some(&browser.cookie),
+    )
+    .await;
+    assert_eq!(silent.status(), 303);
+    assert_eq!(
+        param(&location(&silent), "error").as_deref(),
+        Some("consent_required")
+    );
 }
 
 #[tokio::test]
@@ -906,6 +920,20 @@ async fn userinfo_takes_only_live_tokens_with_the_openid_scope() {
         .await
         .unwrap();
     assert_eq!(posted.status(), 200);
+
+    // The server keeps profiles between requests; a change by another process (the
+    // CLI) is in the next answer all the same.
+    let request = Request::new(&client).set("scope", "openid profile");
+    let code = code_for(&server, &browser, &request).await;
+    let body = tokens(&server, &client, &code, &request.verifier).await;
+    let token = body["access_token"].as_str().unwrap();
+    let before: Value = userinfo(&server, token).await.json().await.unwrap();
+    assert_eq!(before["preferred_username"], "alice");
+    assert!(before.get("name").is_none(), "{before}");
+    let out = server.cli(&["user", "set", "alice", "--name", "Alice Liddell"], "");
+    assert!(out.status.success(), "{out:?}");
+    let after: Value = userinfo(&server, token).await.json().await.unwrap();
+    assert_eq!(after["name"], "Alice Liddell", "{after}");
 }
 
 async fn push(server: &TestServer, client: &Registered, request: &Request) -> Response {
