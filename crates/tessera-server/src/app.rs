@@ -143,6 +143,14 @@ fn install_metrics() -> anyhow::Result<PrometheusHandle> {
             Matcher::Full("tessera_password_hash_seconds".into()),
             LATENCY_BUCKETS,
         )?
+        .set_buckets_for_metric(
+            Matcher::Full("tessera_store_batch_seconds".into()),
+            LATENCY_BUCKETS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full("tessera_store_batch_requests".into()),
+            &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0],
+        )?
         .install_recorder()
         .context("cannot install the metrics recorder")
 }

@@ -185,32 +185,67 @@ pub struct Batches {
 impl Batches {
     /// Starts the writer for a SQLite pool on the current Tokio runtime.
     pub fn sqlite(pool: Pool<Sqlite>) -> Self {
-        Self::start(move |batch| {
-            let pool = pool.clone();
-            async move { write_sqlite(&pool, batch).await }
-        })
+        Self::start(
+            move |batch| {
+                let pool = pool.clone();
+                async move { write_sqlite(&pool, batch).await }
+            },
+            true,
+        )
     }
 
     /// Starts the writer for a PostgreSQL pool on the current Tokio runtime.
     pub fn postgres(pool: Pool<Postgres>) -> Self {
-        Self::start(move |batch| {
-            let pool = pool.clone();
-            async move { write_postgres(&pool, batch).await }
-        })
+        Self::start(
+            move |batch| {
+                let pool = pool.clone();
+                async move { write_postgres(&pool, batch).await }
+            },
+            false,
+        )
     }
 
-    fn start<F, Fut>(write: F) -> Self
+    /// Runs the writer on a thread of its own when `own_thread` (SQLite): its every
+    /// step is a hand-off to sqlx's worker thread and back, and on the server's
+    /// runtime each answer waited in line behind the requests' tasks, which
+    /// stretched a batch to several times its work. Its own thread is woken
+    /// straight away. (PostgreSQL's connections belong to the runtime that opened
+    /// them: its writer stays there.)
+    fn start<F, Fut>(write: F, own_thread: bool) -> Self
     where
         F: Fn(Batch) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send,
     {
         let (jobs, mut waiting) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
+        let writer = async move {
             let mut taken = Vec::with_capacity(MOST);
             while waiting.recv_many(&mut taken, MOST).await > 0 {
+                let size = taken.len();
+                let started = std::time::Instant::now();
                 write(Batch::take(&mut taken)).await;
+                metrics::histogram!("tessera_store_batch_requests").record(size as f64);
+                metrics::histogram!("tessera_store_batch_seconds")
+                    .record(started.elapsed().as_secs_f64());
             }
-        });
+        };
+        let runtime = own_thread
+            .then(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()
+            })
+            .flatten();
+        match runtime {
+            // Should the thread not start, the channel closes and every write is
+            // refused as unavailable: said, not hung.
+            Some(runtime) => drop(
+                std::thread::Builder::new()
+                    .name("tessera-store-writer".into())
+                    .spawn(move || runtime.block_on(writer)),
+            ),
+            None => drop(tokio::spawn(writer)),
+        }
         Self { jobs }
     }
 

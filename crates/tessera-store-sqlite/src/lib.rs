@@ -76,6 +76,10 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
+            // A connection to a local file does not go stale, and sqlx's check
+            // before each use is a round trip through the connection's worker
+            // thread: on every store call, as long as the rest of a point read.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(open_error)?;

@@ -20,6 +20,9 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(300);
 /// One write per session per this much time, per instance.
 const WRITE_EVERY_MILLIS: i64 = 60_000;
 const PURGE_EVERY: Duration = Duration::from_secs(600);
+/// The least time between two presence writes: a sighting is in the store at most
+/// this late (who is online is told by the minute).
+const WRITE_PACE: Duration = Duration::from_millis(200);
 
 pub struct Presence {
     store: Arc<dyn PresenceStore>,
@@ -84,8 +87,8 @@ impl Presence {
 }
 
 impl PresenceWriter {
-    /// Writes sightings as they come, coalescing bursts into one batch; purges old
-    /// ones now and then. Runs until every [`Presence`] handle is gone.
+    /// Writes sightings as they come, coalescing what arrives within [`WRITE_PACE`]
+    /// of the last write into one batch; purges old ones now and then. Runs until every [`Presence`] handle is gone.
     pub async fn run(mut self) {
         let mut batch = Vec::new();
         let mut purge = tokio::time::interval(PURGE_EVERY);
@@ -102,6 +105,11 @@ impl PresenceWriter {
                         Err(error) => tracing::warn!(%error, "cannot record presence"),
                     }
                     batch.clear();
+                    // Under load sightings trickle in all the time, and a write per
+                    // trickle held SQLite's one write lock nearly always: the code
+                    // flow's writer then slept in the busy handler for it (a
+                    // millisecond at a time). What arrives meanwhile is one write.
+                    tokio::time::sleep(WRITE_PACE).await;
                 }
                 _ = purge.tick() => {
                     let before = Timestamp::now().saturating_sub(MAX_WINDOW);
