@@ -934,6 +934,19 @@ async fn userinfo_takes_only_live_tokens_with_the_openid_scope() {
     assert!(out.status.success(), "{out:?}");
     let after: Value = userinfo(&server, token).await.json().await.unwrap();
     assert_eq!(after["name"], "Alice Liddell", "{after}");
+
+    // The token was verified twice already (the server keeps what verified); once
+    // its session ends, it is refused all the same, here and at introspection.
+    let out = server
+        .unsafe_as(reqwest::Method::POST, "/v1/logout", &browser)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 204);
+    assert_eq!(
+        error_of(userinfo(&server, token).await).await,
+        (401, "invalid_token".into())
+    );
 }
 
 async fn push(server: &TestServer, client: &Registered, request: &Request) -> Response {
