@@ -5,8 +5,9 @@
 //! in the busy handler's sleeps when many come at once. Measured, that put the code
 //! exchange at 0.01 of hello world.
 //!
-//! So one task, the writer, takes everything waiting and writes each kind in one
-//! statement: on SQLite the three statements in one transaction (one fsync for
+//! So one task, the writer, takes everything waiting (and the record of which app
+//! got tokens from which session, for back-channel logout) and writes each kind in
+//! one statement: on SQLite the three statements in one transaction (one fsync for
 //! however many requests arrived while the previous one ran, and no contention for
 //! the write lock among them); on PostgreSQL one after the other, each its own
 //! commit (an error there would abort a shared transaction, and its commits do not
@@ -19,7 +20,7 @@
 use sqlx::{Pool, Postgres, Sqlite, SqliteConnection};
 use tessera_core::{SecretHash, Timestamp};
 use tessera_store::{
-    AuthorizationCode, CreateSessionError, NewRefreshFamily, Redemption, StoreError,
+    AuthorizationCode, CreateSessionError, NewRefreshFamily, Redemption, SessionClient, StoreError,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -38,6 +39,7 @@ enum Job {
         Reply<Result<Redemption, StoreError>>,
     ),
     Family(NewRefreshFamily, Reply<Result<(), CreateSessionError>>),
+    SessionClient(SessionClient, Reply<Result<(), StoreError>>),
 }
 
 /// Requests of one kind: what to write and whom to answer, in the same order.
@@ -49,6 +51,7 @@ struct Batch {
     codes: Pending<AuthorizationCode, Result<(), StoreError>>,
     redemptions: Pending<(SecretHash, Timestamp), Result<Redemption, StoreError>>,
     families: Pending<NewRefreshFamily, Result<(), CreateSessionError>>,
+    session_clients: Pending<SessionClient, Result<(), StoreError>>,
 }
 
 /// What a batch's statements answered, held until the commit decides them.
@@ -56,6 +59,7 @@ struct Answers {
     codes: Vec<Result<(), StoreError>>,
     redemptions: Vec<Result<Redemption, StoreError>>,
     families: Vec<Result<(), CreateSessionError>>,
+    session_clients: Vec<Result<(), StoreError>>,
 }
 
 impl Batch {
@@ -74,6 +78,10 @@ impl Batch {
                 Job::Family(family, reply) => {
                     batch.families.0.push(family);
                     batch.families.1.push(reply);
+                }
+                Job::SessionClient(record, reply) => {
+                    batch.session_clients.0.push(record);
+                    batch.session_clients.1.push(reply);
                 }
             }
         }
@@ -98,6 +106,7 @@ impl Batch {
         let codes = std::mem::take(&mut self.codes.0);
         let redemptions = std::mem::take(&mut self.redemptions.0);
         let families = std::mem::take(&mut self.families.0);
+        let session_clients = std::mem::take(&mut self.session_clients.0);
         Answers {
             codes: if codes.is_empty() {
                 Vec::new()
@@ -115,6 +124,11 @@ impl Batch {
             } else {
                 DB::create_families(conn, families).await
             },
+            session_clients: if session_clients.is_empty() {
+                Vec::new()
+            } else {
+                DB::record_session_clients(conn, session_clients).await
+            },
         }
     }
 
@@ -124,6 +138,7 @@ impl Batch {
             self.codes.0.is_empty(),
             self.redemptions.0.is_empty(),
             self.families.0.is_empty(),
+            self.session_clients.0.is_empty(),
         ]
         .iter()
         .filter(|empty| !**empty)
@@ -141,6 +156,13 @@ impl Batch {
         for (answer, reply) in answers.families.into_iter().zip(self.families.1) {
             let _ = reply.send(answer);
         }
+        for (answer, reply) in answers
+            .session_clients
+            .into_iter()
+            .zip(self.session_clients.1)
+        {
+            let _ = reply.send(answer);
+        }
     }
 
     /// Every request's answer is `error`.
@@ -153,6 +175,9 @@ impl Batch {
         }
         for reply in self.families.1 {
             let _ = reply.send(Err(CreateSessionError::Store(error.clone())));
+        }
+        for reply in self.session_clients.1 {
+            let _ = reply.send(Err(error.clone()));
         }
     }
 }
@@ -286,6 +311,12 @@ impl Batches {
         at: Timestamp,
     ) -> Result<Redemption, StoreError> {
         self.submit(|reply| Job::Redemption((*hash, at), reply))
+            .await?
+    }
+
+    /// `BackchannelStore::record_session_client`, batched.
+    pub async fn record_session_client(&self, record: SessionClient) -> Result<(), StoreError> {
+        self.submit(|reply| Job::SessionClient(record, reply))
             .await?
     }
 

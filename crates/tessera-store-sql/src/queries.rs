@@ -479,6 +479,33 @@ where
         .map_err(store_error)
     }
 
+    /// [`record_session_client`](Sql::record_session_client) for many records in
+    /// one statement (see `batch`); a pair recorded before, or twice here, is kept
+    /// once.
+    async fn record_session_clients(
+        conn: &mut Self::Connection,
+        records: Vec<SessionClient>,
+    ) -> Vec<Result<(), StoreError>> {
+        let statement = format!(
+            "INSERT INTO session_clients (session_id, client_id, user_id, forget_at) \
+             VALUES {} ON CONFLICT (session_id, client_id) DO NOTHING",
+            value_rows(records.len(), 4, 1)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(statement));
+        for record in &records {
+            query = query
+                .bind(record.session.as_str().to_owned())
+                .bind(record.client_id.to_string())
+                .bind(record.user.to_string())
+                .bind(record.forget_at.as_millis());
+        }
+        let done = query.execute(&mut *conn).await.map_err(store_error);
+        records
+            .iter()
+            .map(|_| done.as_ref().map(drop).map_err(Clone::clone))
+            .collect()
+    }
+
     async fn queue_logouts(
         pool: &Pool<Self>,
         ended: &[SessionId],

@@ -1513,20 +1513,19 @@ async fn backchannel_logouts<S: BackchannelStore + SessionStore>(store: &S) {
         forget_at: at.saturating_add(Duration::from_secs(3600)),
     };
     let base = store.logout_position().await.unwrap();
+    // At once (a backend may write them in one statement), the same pair twice.
+    let records = [
+        record(session, app, user),
+        record(session, app, user),
+        record(session, other_app, user),
+        record(other_session, app, other_user),
+    ];
+    let recorded =
+        futures_join_all(records.into_iter().map(|r| store.record_session_client(r))).await;
+    assert!(recorded.iter().all(Result::is_ok), "{recorded:?}");
+    // And once more afterwards: recording is idempotent.
     store
         .record_session_client(record(session, app, user))
-        .await
-        .unwrap();
-    store
-        .record_session_client(record(session, app, user))
-        .await
-        .unwrap();
-    store
-        .record_session_client(record(session, other_app, user))
-        .await
-        .unwrap();
-    store
-        .record_session_client(record(other_session, app, other_user))
         .await
         .unwrap();
     // Nothing is due before a session ends.
