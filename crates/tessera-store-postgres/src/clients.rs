@@ -53,14 +53,9 @@ sql_store! {
                 Err(StoreError::Conflict(_)) => return Err(CreateClientError::NameTaken),
                 Err(e) => return Err(CreateClientError::Store(e)),
             }
-            sqlx::query(NOTIFY_CLIENTS)
-                .execute(&mut *tx)
-                .await
-                .map_err(store_error)?;
-            tx.commit().await.map_err(store_error)?;
-            // No cache holds a client that did not exist: bumped only so that the
-            // generation means what it says, here at once rather than at the echo.
-            self.shared.bump_cache_generation();
+            // No cache holds a client that did not exist: notified only so that the
+            // generation means what it says.
+            self.notify_cached_changed(tx).await?;
             Ok(())
         }
 
@@ -68,15 +63,11 @@ sql_store! {
             let mut tx = self.pool.begin().await.map_err(store_error)?;
             let removed = Postgres::delete_client(&mut *tx, id).await?;
             if removed {
-                sqlx::query(NOTIFY_CLIENTS)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(store_error)?;
+                // A client cached before the commit is no longer trusted.
+                self.notify_cached_changed(tx).await?;
+            } else {
+                tx.commit().await.map_err(store_error)?;
             }
-            tx.commit().await.map_err(store_error)?;
-            // Here at once (elsewhere when the notification arrives): a client cached
-            // before the commit is no longer trusted.
-            self.shared.bump_cache_generation();
             Ok(removed)
         }
     }

@@ -2,9 +2,7 @@
 
 use sqlx::{PgConnection, Postgres};
 use tessera_core::{SecretHash, SessionId, Timestamp, UserId};
-use tessera_store::{
-    CreateSessionError, EndReason, NewRefreshFamily, RefreshOutcome, RefreshStore, StoreError,
-};
+use tessera_store::{EndReason, RefreshOutcome, RefreshStore, StoreError};
 
 use tessera_store_sql::{Sql, family_select, rows, sql_store};
 
@@ -49,11 +47,7 @@ async fn revoked_families_in(
 
 sql_store! {
     impl RefreshStore for PostgresStore {
-        forward to Postgres on self.pool { family_by_token, family }
-
-        async fn create_family(&self, family: NewRefreshFamily) -> Result<(), CreateSessionError> {
-            self.batches.create_family(family).await
-        }
+        forward to Postgres on self.pool { create_family, family_by_token, family }
 
         async fn rotate_refresh_token(
             &self,

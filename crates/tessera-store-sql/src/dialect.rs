@@ -13,7 +13,6 @@ pub struct Statements {
     pub(crate) search_users: String,
     pub(crate) create_session: String,
     pub(crate) sessions_of_user: String,
-    pub(crate) create_family: String,
     pub(crate) list_clients: String,
     pub(crate) signing_keys: String,
 }
@@ -21,7 +20,7 @@ pub struct Statements {
 impl Statements {
     /// The statements with `byte_order` after each text column sorted or compared
     /// on, `position` as the substring search, and `lock_user` after the read of the
-    /// user a session or refresh family is created for.
+    /// user a session is created for.
     pub fn new(byte_order: &str, position: &str, lock_user: &str) -> Self {
         Self {
             list_users: format!(
@@ -59,12 +58,6 @@ impl Statements {
                      WHERE s.user_id = $1 ORDER BY s.created_at, s.id{}"
                 ),
                 byte_order
-            ),
-            create_family: format!(
-                "INSERT INTO refresh_families (id, client_id, user_id, scopes, audience, \
-                   session_id, current_hash, generation, created_at, expires_at) \
-                 SELECT $1, $2, id, $3, $4, $5, $6, 0, $7, $8 FROM users \
-                 WHERE id = $9 AND NOT disabled{lock_user}"
             ),
             list_clients: format!(
                 concat!(

@@ -28,9 +28,11 @@
 ///
 /// The forwardable methods, with their signatures, are the table in
 /// `__sql_store_forward!` below (in `src/forward.rs`); a name not in it is a
-/// compile error. All but four call the `Sql` method of the same name with the
-/// same arguments:
-/// `store_code` calls [`insert_code`](crate::Sql::insert_code),
+/// compile error. Four are written by the backend's group-commit writer, and
+/// call the [`Batches`](crate::Batches) method of the same name on
+/// `self.batches`, which a backend forwarding them must have: `store_code`,
+/// `redeem_code`, `create_family` and `record_session_client`. Of the rest, all but
+/// three call the `Sql` method of the same name with the same arguments:
 /// `store_opaque_token` [`insert_opaque_token`](crate::Sql::insert_opaque_token),
 /// `add_first_key` [`insert_first_key`](crate::Sql::insert_first_key) (atomic only
 /// where the database serialises writers: SQLite) and `import_key`
@@ -79,6 +81,19 @@ macro_rules! __sql_store_forward {
         ] $($own)* }
     };
 
+    // One forwarder to the backend's batch writer: `name(args) -> output = batched`.
+    (@method [$Trait:ident $Store:ident $DB:ident $pool:ident] $rest:tt [$($done:tt)*]
+        [$name:ident($($arg:ident: $ty:ty),*) -> $output:ty = batched]
+        $($own:tt)*
+    ) => {
+        $crate::__sql_store_forward! { [$Trait $Store $DB $pool] $rest [
+            $($done)*
+            async fn $name(&self, $($arg: $ty),*) -> $output {
+                self.batches.$name($($arg),*).await
+            }
+        ] $($own)* }
+    };
+
     // The table. AccountStore.
     ($head:tt [create_user $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [create_user(user: __ty::NewUser) -> Result<__ty::User, __ty::CreateUserError> = create_user(user)] $($own)* } };
@@ -119,7 +134,7 @@ macro_rules! __sql_store_forward {
         [count_live_sessions(now: __ty::Timestamp, idle_cutoff: __ty::Timestamp) -> Result<u64, __ty::StoreError> = count_live_sessions(now, idle_cutoff)] $($own)* } };
     // RefreshStore.
     ($head:tt [create_family $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
-        [create_family(family: __ty::NewRefreshFamily) -> Result<(), __ty::CreateSessionError> = create_family(family)] $($own)* } };
+        [create_family(family: __ty::NewRefreshFamily) -> Result<(), __ty::CreateSessionError> = batched] $($own)* } };
     ($head:tt [family $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [family(id: &__ty::SessionId) -> Result<Option<__ty::RefreshFamily>, __ty::StoreError> = family(id)] $($own)* } };
     ($head:tt [family_by_token $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
@@ -131,9 +146,9 @@ macro_rules! __sql_store_forward {
         [opaque_token(hash: &__ty::SecretHash) -> Result<Option<__ty::OpaqueToken>, __ty::StoreError> = opaque_token(hash)] $($own)* } };
     // AuthorizationCodeStore.
     ($head:tt [store_code $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
-        [store_code(code: __ty::AuthorizationCode) -> Result<(), __ty::StoreError> = insert_code(code)] $($own)* } };
+        [store_code(code: __ty::AuthorizationCode) -> Result<(), __ty::StoreError> = batched] $($own)* } };
     ($head:tt [redeem_code $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
-        [redeem_code(hash: &__ty::SecretHash, at: __ty::Timestamp) -> Result<__ty::Redemption, __ty::StoreError> = redeem_code(hash, at)] $($own)* } };
+        [redeem_code(hash: &__ty::SecretHash, at: __ty::Timestamp) -> Result<__ty::Redemption, __ty::StoreError> = batched] $($own)* } };
     ($head:tt [push_request $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [push_request(request: __ty::PushedRequest) -> Result<(), __ty::StoreError> = push_request(request)] $($own)* } };
     ($head:tt [pushed_request $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
@@ -142,7 +157,7 @@ macro_rules! __sql_store_forward {
         [drop_pushed_request(hash: &__ty::SecretHash) -> Result<(), __ty::StoreError> = drop_pushed_request(hash)] $($own)* } };
     // BackchannelStore.
     ($head:tt [record_session_client $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
-        [record_session_client(record: __ty::SessionClient) -> Result<(), __ty::StoreError> = record_session_client(record)] $($own)* } };
+        [record_session_client(record: __ty::SessionClient) -> Result<(), __ty::StoreError> = batched] $($own)* } };
     ($head:tt [queue_logouts $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [queue_logouts(ended: &[__ty::SessionId], users: &[__ty::UserId], position: u64, at: __ty::Timestamp) -> Result<u64, __ty::StoreError> = queue_logouts(ended, users, position, at)] $($own)* } };
     ($head:tt [logout_position $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done

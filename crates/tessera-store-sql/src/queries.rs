@@ -461,27 +461,8 @@ where
 
     // Back-channel logout.
 
-    async fn record_session_client<'c>(
-        db: impl Executor<'c, Database = Self>,
-        record: SessionClient,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO session_clients (session_id, client_id, user_id, forget_at) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (session_id, client_id) DO NOTHING",
-        )
-        .bind(record.session.as_str())
-        .bind(record.client_id.to_string())
-        .bind(record.user.to_string())
-        .bind(record.forget_at.as_millis())
-        .execute(db)
-        .await
-        .map(|_| ())
-        .map_err(store_error)
-    }
-
-    /// [`record_session_client`](Sql::record_session_client) for many records in
-    /// one statement (see `batch`); a pair recorded before, or twice here, is kept
-    /// once.
+    /// Records which clients got tokens from which sessions, many in one statement
+    /// (see `batch`); a pair recorded before, or twice here, is kept once.
     async fn record_session_clients(
         conn: &mut Self::Connection,
         records: Vec<SessionClient>,
@@ -910,35 +891,6 @@ where
 
     // Authorization codes.
 
-    async fn insert_code<'c>(
-        db: impl Executor<'c, Database = Self>,
-        code: AuthorizationCode,
-    ) -> Result<(), StoreError> {
-        sqlx::query(concat!(
-            "INSERT INTO authorization_codes (",
-            code_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-        ))
-        .bind(code.hash.as_bytes().to_vec())
-        .bind(code.client_id.to_string())
-        .bind(code.user.to_string())
-        .bind(code.session.as_str().to_owned())
-        .bind(code.redirect_uri)
-        .bind(code.scopes.to_string())
-        .bind(code.code_challenge)
-        .bind(code.nonce)
-        .bind(code.auth_time.as_millis())
-        .bind(code.family.as_str().to_owned())
-        .bind(code.jti)
-        .bind(code.issued_at.as_millis())
-        .bind(code.expires_at.as_millis())
-        .bind(code.forget_at.as_millis())
-        .execute(db)
-        .await
-        .map(drop)
-        .map_err(store_error)
-    }
-
     async fn push_request<'c>(
         db: impl Executor<'c, Database = Self>,
         request: PushedRequest,
@@ -988,46 +940,9 @@ where
             .map_err(store_error)
     }
 
-    /// One statement spends the code, so that of concurrent redemptions exactly one
-    /// finds it unspent (PostgreSQL's second `UPDATE` waits for the first's row
-    /// lock and then sees `redeemed_at` set; SQLite serialises writers); a code it
-    /// did not spend is read back to tell a replay from a code never issued.
-    async fn redeem_code(
-        pool: &Pool<Self>,
-        hash: &SecretHash,
-        at: Timestamp,
-    ) -> Result<Redemption, StoreError> {
-        let spent = sqlx::query(concat!(
-            "UPDATE authorization_codes SET redeemed_at = $2 \
-             WHERE hash = $1 AND redeemed_at IS NULL RETURNING ",
-            code_columns!()
-        ))
-        .bind(hash.as_bytes().to_vec())
-        .bind(at.as_millis())
-        .fetch_optional(pool)
-        .await
-        .map_err(store_error)?;
-        if let Some(row) = spent {
-            return rows::authorization_code(&row).map(Redemption::First);
-        }
-        let again = sqlx::query(concat!(
-            "SELECT ",
-            code_columns!(),
-            " FROM authorization_codes WHERE hash = $1"
-        ))
-        .bind(hash.as_bytes().to_vec())
-        .fetch_optional(pool)
-        .await
-        .map_err(store_error)?;
-        match again {
-            Some(row) => rows::authorization_code(&row).map(Redemption::Again),
-            None => Ok(Redemption::Unknown),
-        }
-    }
-
-    /// [`insert_code`](Sql::insert_code) for many codes in one statement (see
-    /// `batch`): each answer is `Ok` or, for a hash taken before or earlier in
-    /// `codes`, [`StoreError::Conflict`].
+    /// Writes many authorization codes in one statement (see `batch`): each answer
+    /// is `Ok` or, for a hash taken before or earlier in `codes`,
+    /// [`StoreError::Conflict`].
     async fn insert_codes(
         conn: &mut Self::Connection,
         codes: Vec<AuthorizationCode>,
@@ -1091,10 +1006,11 @@ where
             .collect()
     }
 
-    /// [`redeem_code`](Sql::redeem_code) for many codes: one statement spends every
-    /// unspent one (the same guarantee: of any number of redemptions, on any
-    /// instance, one finds a code unspent), and one reads back those it did not
-    /// spend. A code presented twice in one batch is `First` for the earlier
+    /// Spends many authorization codes: one statement spends every unspent one, so
+    /// that of any number of redemptions, on any instance, exactly one finds a code
+    /// unspent (PostgreSQL's second `UPDATE` waits for the first's row lock and
+    /// then sees `redeemed_at` set; SQLite serialises writers); one more reads back
+    /// those it did not spend, to tell a replay from a code never issued. A code presented twice in one batch is `First` for the earlier
     /// presentation and `Again` for the later.
     async fn redeem_codes(
         conn: &mut Self::Connection,
@@ -1257,34 +1173,9 @@ where
 
     // Refresh families.
 
-    /// One statement: the family is created only if its user exists and is not
-    /// disabled (see [`LOCK_USER`](Self::LOCK_USER)).
-    async fn create_family<'c>(
-        db: impl Executor<'c, Database = Self>,
-        family: NewRefreshFamily,
-    ) -> Result<(), CreateSessionError> {
-        let done = sqlx::query(Self::statements().create_family.as_str())
-            .bind(family.id.as_str().to_owned())
-            .bind(family.client_id.to_string())
-            .bind(family.scopes.to_string())
-            .bind(family.audience.as_ref().map(|a| a.as_str().to_owned()))
-            .bind(family.session.as_ref().map(|s| s.as_str().to_owned()))
-            .bind(family.token_hash.as_bytes().to_vec())
-            .bind(family.created_at.as_millis())
-            .bind(family.expires_at.as_millis())
-            .bind(family.user_id.to_string())
-            .execute(db)
-            .await
-            .map_err(store_error)?;
-        if Self::rows_affected(&done) == 0 {
-            return Err(CreateSessionError::UserDisabled);
-        }
-        Ok(())
-    }
-
-    /// [`create_family`](Sql::create_family) for many families in one statement
-    /// (see `batch`): each answer is `Ok` or, for a user disabled or gone,
-    /// `UserDisabled`. Family ids are 128 random bits, so a taken one (a conflict of
+    /// Starts many refresh families in one statement (see `batch`), each only if
+    /// its user exists and is not disabled (see [`LOCK_USER`](Self::LOCK_USER)):
+    /// each answer is `Ok` or `UserDisabled`. Family ids are 128 random bits, so a taken one (a conflict of
     /// the whole statement) does not happen.
     async fn create_families(
         conn: &mut Self::Connection,

@@ -2,10 +2,7 @@
 
 use sqlx::{Sqlite, Transaction};
 use tessera_core::{SecretHash, SessionId, Timestamp, UserId};
-use tessera_store::{
-    CreateSessionError, EndReason, NewRefreshFamily, RefreshOutcome, RefreshStore, Revoked,
-    StoreError,
-};
+use tessera_store::{EndReason, RefreshOutcome, RefreshStore, Revoked, StoreError};
 
 use tessera_store_sql::{Sql, rows, sql_store};
 
@@ -50,11 +47,7 @@ async fn revoke_families_in(
 
 sql_store! {
     impl RefreshStore for SqliteStore {
-        forward to Sqlite on self.pool { family_by_token, family }
-
-        async fn create_family(&self, family: NewRefreshFamily) -> Result<(), CreateSessionError> {
-            self.batches.create_family(family).await
-        }
+        forward to Sqlite on self.pool { create_family, family_by_token, family }
 
         async fn rotate_refresh_token(
             &self,
