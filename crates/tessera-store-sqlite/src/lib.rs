@@ -43,6 +43,8 @@ pub struct SqliteStore {
     /// The code flow's writes, batched (group commit): one writer, so they never
     /// wait for each other in the busy handler.
     batches: std::sync::Arc<tessera_store_sql::Batches>,
+    /// `clients.changed`, the cache generation other processes move.
+    changed: std::sync::Arc<clients::ChangedFile>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +89,9 @@ impl SqliteStore {
         migrations::fill_in_skeletons(&pool, path).await?;
         let batches = std::sync::Arc::new(tessera_store_sql::Batches::sqlite(pool.clone()));
         Ok(Self {
+            changed: std::sync::Arc::new(clients::ChangedFile::beside(
+                pool.connect_options().get_filename(),
+            )),
             pool,
             appended: std::sync::Arc::default(),
             batches,
