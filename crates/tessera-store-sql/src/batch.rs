@@ -17,13 +17,14 @@
 //! have given; an error of a whole statement or commit (the database down) is every
 //! one of its requests' error.
 
-use sqlx::{Pool, Postgres, Sqlite, SqliteConnection};
+use sqlx::{Pool, Postgres};
 use tessera_core::{SecretHash, Timestamp};
 use tessera_store::{
     AuthorizationCode, CreateSessionError, NewRefreshFamily, Redemption, SessionClient, StoreError,
 };
 use tokio::sync::{mpsc, oneshot};
 
+use crate::batch_sql::{self, BatchConnection, Statement};
 use crate::{Sql, store_error};
 
 /// The most requests one batch carries: 14 parameters a code, well inside both
@@ -88,21 +89,9 @@ impl Batch {
         batch
     }
 
-    /// Runs each kind's statement (none for a kind without requests) on `conn`.
-    async fn write<DB: Sql>(&mut self, conn: &mut DB::Connection) -> Answers
-    where
-        for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-        DB::Arguments: sqlx::IntoArguments<DB>,
-        DB::Row: crate::rows::Columns,
-        for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-        for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-        for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-        for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-        for<'q> Vec<u8>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-        for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-        for<'q> Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-        for<'q> Option<Vec<u8>>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    {
+    /// Runs each kind's statement (none for a kind without requests) on `conn`;
+    /// `lock_user` is the database's [`Sql::LOCK_USER`].
+    async fn write<C: BatchConnection>(&mut self, conn: &mut C, lock_user: &str) -> Answers {
         let codes = std::mem::take(&mut self.codes.0);
         let redemptions = std::mem::take(&mut self.redemptions.0);
         let families = std::mem::take(&mut self.families.0);
@@ -111,23 +100,23 @@ impl Batch {
             codes: if codes.is_empty() {
                 Vec::new()
             } else {
-                DB::insert_codes(conn, codes).await
+                batch_sql::insert_codes(conn, codes).await
             },
             // After the codes: a code written and spent in one batch is found.
             redemptions: if redemptions.is_empty() {
                 Vec::new()
             } else {
-                DB::redeem_codes(conn, redemptions).await
+                batch_sql::redeem_codes(conn, redemptions).await
             },
             families: if families.is_empty() {
                 Vec::new()
             } else {
-                DB::create_families(conn, families).await
+                batch_sql::create_families(conn, families, lock_user).await
             },
             session_clients: if session_clients.is_empty() {
                 Vec::new()
             } else {
-                DB::record_session_clients(conn, session_clients).await
+                batch_sql::record_session_clients(conn, session_clients).await
             },
         }
     }
@@ -183,28 +172,26 @@ impl Batch {
 }
 
 /// SQLite: the batch in one `BEGIN IMMEDIATE` transaction, answered once committed.
-async fn write_sqlite(pool: &Pool<Sqlite>, mut batch: Batch) {
-    let mut conn = match pool.acquire().await {
-        Ok(conn) => conn,
-        Err(e) => return batch.fail(store_error(e)),
+async fn write_sqlite<C: BatchConnection>(conn: &mut C, mut batch: Batch) {
+    let run = |text: &str| Statement {
+        text: text.to_owned(),
+        values: Vec::new(),
     };
-    let conn: &mut SqliteConnection = &mut conn;
     if batch.kinds() == 1 {
-        // One statement that writes is a transaction of its own: two round trips
-        // to sqlx's worker fewer, the same single commit.
-        let answers = batch.write::<Sqlite>(conn).await;
+        // One statement that writes is a transaction of its own.
+        let answers = batch.write(conn, sqlx::Sqlite::LOCK_USER).await;
         return batch.answer(answers);
     }
-    if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
-        return batch.fail(store_error(e));
+    if let Err(e) = conn.rows(run("BEGIN IMMEDIATE")).await {
+        return batch.fail(e);
     }
-    let answers = batch.write::<Sqlite>(conn).await;
-    match sqlx::query("COMMIT").execute(&mut *conn).await {
+    let answers = batch.write(conn, sqlx::Sqlite::LOCK_USER).await;
+    match conn.rows(run("COMMIT")).await {
         Ok(_) => batch.answer(answers),
         Err(e) => {
-            // Leaves the connection clean for the pool; nothing of the batch is kept.
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            batch.fail(store_error(e));
+            // Leaves the connection clean; nothing of the batch is kept.
+            let _ = conn.rows(run("ROLLBACK")).await;
+            batch.fail(e);
         }
     }
 }
@@ -215,7 +202,7 @@ async fn write_postgres(pool: &Pool<Postgres>, mut batch: Batch) {
         Ok(conn) => conn,
         Err(e) => return batch.fail(store_error(e)),
     };
-    let answers = batch.write::<Postgres>(conn.as_mut()).await;
+    let answers = batch.write(&mut *conn, Postgres::LOCK_USER).await;
     batch.answer(answers);
 }
 
@@ -226,69 +213,48 @@ pub struct Batches {
 }
 
 impl Batches {
-    /// Starts the writer for a SQLite pool on the current Tokio runtime.
-    pub fn sqlite(pool: Pool<Sqlite>) -> Self {
-        Self::start(
-            move |batch| {
-                let pool = pool.clone();
-                async move { write_sqlite(&pool, batch).await }
-            },
-            true,
-        )
+    /// Starts the writer of a SQLite database on a thread of its own, with its own
+    /// connection `conn` (see `batch_sql`): every statement a direct call, and the
+    /// thread woken by the first request of a batch straight away (on the server's
+    /// runtime it had waited in line behind the requests' tasks).
+    pub fn sqlite<C: BatchConnection + Send + 'static>(mut conn: C) -> std::io::Result<Self> {
+        let (jobs, mut waiting) = mpsc::unbounded_channel::<Job>();
+        // Drives the statements' futures, which are ready at once.
+        let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+        std::thread::Builder::new()
+            .name("tessera-store-writer".into())
+            .spawn(move || {
+                let mut taken = Vec::with_capacity(MOST);
+                while let Some(first) = waiting.blocking_recv() {
+                    taken.push(first);
+                    while taken.len() < MOST {
+                        match waiting.try_recv() {
+                            Ok(job) => taken.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    let size = taken.len();
+                    let started = std::time::Instant::now();
+                    runtime.block_on(write_sqlite(&mut conn, Batch::take(&mut taken)));
+                    record(size, started);
+                }
+            })?;
+        Ok(Self { jobs })
     }
 
-    /// Starts the writer for a PostgreSQL pool on the current Tokio runtime.
+    /// Starts the writer for a PostgreSQL pool on the current Tokio runtime (its
+    /// connections belong to the runtime that opened them).
     pub fn postgres(pool: Pool<Postgres>) -> Self {
-        Self::start(
-            move |batch| {
-                let pool = pool.clone();
-                async move { write_postgres(&pool, batch).await }
-            },
-            false,
-        )
-    }
-
-    /// Runs the writer on a thread of its own when `own_thread` (SQLite): its every
-    /// step is a hand-off to sqlx's worker thread and back, and on the server's
-    /// runtime each answer waited in line behind the requests' tasks, which
-    /// stretched a batch to several times its work. Its own thread is woken
-    /// straight away. (PostgreSQL's connections belong to the runtime that opened
-    /// them: its writer stays there.)
-    fn start<F, Fut>(write: F, own_thread: bool) -> Self
-    where
-        F: Fn(Batch) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = ()> + Send,
-    {
         let (jobs, mut waiting) = mpsc::unbounded_channel();
-        let writer = async move {
+        tokio::spawn(async move {
             let mut taken = Vec::with_capacity(MOST);
             while waiting.recv_many(&mut taken, MOST).await > 0 {
                 let size = taken.len();
                 let started = std::time::Instant::now();
-                write(Batch::take(&mut taken)).await;
-                metrics::histogram!("tessera_store_batch_requests").record(size as f64);
-                metrics::histogram!("tessera_store_batch_seconds")
-                    .record(started.elapsed().as_secs_f64());
+                write_postgres(&pool, Batch::take(&mut taken)).await;
+                record(size, started);
             }
-        };
-        let runtime = own_thread
-            .then(|| {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .ok()
-            })
-            .flatten();
-        match runtime {
-            // Should the thread not start, the channel closes and every write is
-            // refused as unavailable: said, not hung.
-            Some(runtime) => drop(
-                std::thread::Builder::new()
-                    .name("tessera-store-writer".into())
-                    .spawn(move || runtime.block_on(writer)),
-            ),
-            None => drop(tokio::spawn(writer)),
-        }
+        });
         Self { jobs }
     }
 
@@ -326,36 +292,8 @@ impl Batches {
     }
 }
 
-/// `($first, …), (…), …`: `rows` rows of `columns` placeholders, numbered on from
-/// `first`. Only numbers: nothing a request sent enters a statement's text, which
-/// is why the statements built from these are `AssertSqlSafe`.
-pub(crate) fn value_rows(rows: usize, columns: usize, first: usize) -> String {
-    (0..rows)
-        .map(|row| {
-            let numbers: Vec<String> = (0..columns)
-                .map(|column| format!("${}", first + row * columns + column))
-                .collect();
-            format!("({})", numbers.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `$first, …`: `count` placeholders.
-pub(crate) fn placeholders(count: usize, first: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_number_rows_then_columns() {
-        assert_eq!(value_rows(2, 3, 1), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(placeholders(3, 2), "$2, $3, $4");
-    }
+/// A batch's size and time, in the metrics.
+fn record(size: usize, started: std::time::Instant) {
+    metrics::histogram!("tessera_store_batch_requests").record(size as f64);
+    metrics::histogram!("tessera_store_batch_seconds").record(started.elapsed().as_secs_f64());
 }

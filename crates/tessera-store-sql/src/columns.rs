@@ -72,7 +72,7 @@ macro_rules! revocation_columns {
 }
 
 /// [`rows::authorization_code`](crate::rows::authorization_code), in the order
-/// [`Sql::insert_codes`](crate::Sql::insert_codes) binds them.
+/// `batch_sql::insert_codes` binds them.
 #[macro_export]
 macro_rules! code_columns {
     () => {

@@ -13,6 +13,7 @@
 //! migrations.
 
 mod batch;
+mod batch_sql;
 mod columns;
 mod dialect;
 mod error;
@@ -22,6 +23,7 @@ mod queries;
 pub mod rows;
 
 pub use batch::Batches;
+pub use batch_sql::{BatchConnection, OwnedRow, Statement, Value};
 pub use dialect::Statements;
 pub use error::store_error;
 pub use log::import_sequences;

@@ -6,23 +6,21 @@
 
 use std::sync::LazyLock;
 
-use sqlx::{AssertSqlSafe, Database, Encode, Executor, IntoArguments, Pool, Transaction, Type};
+use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Transaction, Type};
 use tessera_core::{
     Audience, ClientId, ClientName, RedirectUri, SecretHash, SessionId, Timestamp, UserId, Username,
 };
 use tessera_store::{
-    AuthorizationCode, Client, Consent, CreateSessionError, CreateUserError, LogoutDelivery,
-    NewRefreshFamily, NewSession, NewUser, Online, OpaqueToken, Profile, PushedRequest, Redemption,
-    RefreshFamily, Revocation, SessionClient, SessionRecord, StoreError, StoredKey, User,
-    UserCredentials,
+    Client, Consent, CreateSessionError, CreateUserError, LogoutDelivery, NewSession, NewUser,
+    Online, OpaqueToken, Profile, PushedRequest, RefreshFamily, Revocation, SessionRecord,
+    StoreError, StoredKey, User, UserCredentials,
 };
 
-use crate::batch::{placeholders, value_rows};
 use crate::dialect::Statements;
 use crate::rows::{self, Columns};
 use crate::{
-    client_columns, code_columns, family_select, key_columns, revocation_columns, session_columns,
-    store_error, token_columns, user_columns,
+    client_columns, family_select, key_columns, revocation_columns, session_columns, store_error,
+    token_columns, user_columns,
 };
 
 /// Every statement both backends share. Implemented for `Sqlite` and `Postgres`;
@@ -460,32 +458,6 @@ where
     fn rows_affected(done: &Self::QueryResult) -> u64;
 
     // Back-channel logout.
-
-    /// Records which clients got tokens from which sessions, many in one statement
-    /// (see `batch`); a pair recorded before, or twice here, is kept once.
-    async fn record_session_clients(
-        conn: &mut Self::Connection,
-        records: Vec<SessionClient>,
-    ) -> Vec<Result<(), StoreError>> {
-        let statement = format!(
-            "INSERT INTO session_clients (session_id, client_id, user_id, forget_at) \
-             VALUES {} ON CONFLICT (session_id, client_id) DO NOTHING",
-            value_rows(records.len(), 4, 1)
-        );
-        let mut query = sqlx::query(AssertSqlSafe(statement));
-        for record in &records {
-            query = query
-                .bind(record.session.as_str().to_owned())
-                .bind(record.client_id.to_string())
-                .bind(record.user.to_string())
-                .bind(record.forget_at.as_millis());
-        }
-        let done = query.execute(&mut *conn).await.map_err(store_error);
-        records
-            .iter()
-            .map(|_| done.as_ref().map(drop).map_err(Clone::clone))
-            .collect()
-    }
 
     async fn queue_logouts(
         pool: &Pool<Self>,
@@ -940,164 +912,6 @@ where
             .map_err(store_error)
     }
 
-    /// Writes many authorization codes in one statement (see `batch`): each answer
-    /// is `Ok` or, for a hash taken before or earlier in `codes`,
-    /// [`StoreError::Conflict`].
-    async fn insert_codes(
-        conn: &mut Self::Connection,
-        codes: Vec<AuthorizationCode>,
-    ) -> Vec<Result<(), StoreError>> {
-        let statement = format!(
-            concat!(
-                "INSERT INTO authorization_codes (",
-                code_columns!(),
-                ") VALUES {} ON CONFLICT (hash) DO NOTHING RETURNING hash"
-            ),
-            value_rows(codes.len(), 14, 1)
-        );
-        let mut query = sqlx::query(AssertSqlSafe(statement));
-        for code in &codes {
-            query = query
-                .bind(code.hash.as_bytes().to_vec())
-                .bind(code.client_id.to_string())
-                .bind(code.user.to_string())
-                .bind(code.session.as_str().to_owned())
-                .bind(code.redirect_uri.clone())
-                .bind(code.scopes.to_string())
-                .bind(code.code_challenge.clone())
-                .bind(code.nonce.clone())
-                .bind(code.auth_time.as_millis())
-                .bind(code.family.as_str().to_owned())
-                .bind(code.jti.clone())
-                .bind(code.issued_at.as_millis())
-                .bind(code.expires_at.as_millis())
-                .bind(code.forget_at.as_millis());
-        }
-        let inserted: Result<Vec<[u8; 32]>, StoreError> = query
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(store_error)
-            .and_then(|rows| {
-                rows.iter()
-                    .map(|row| {
-                        Ok(*rows::hash(row.bytes("hash")?, "authorization code hash")?.as_bytes())
-                    })
-                    .collect()
-            });
-        let mut inserted = match inserted {
-            Ok(hashes) => hashes,
-            Err(e) => return codes.iter().map(|_| Err(e.clone())).collect(),
-        };
-        codes
-            .iter()
-            .map(
-                |code| match inserted.iter().position(|h| h == code.hash.as_bytes()) {
-                    // Answered once: a second code of the same hash in this batch
-                    // conflicts with the first.
-                    Some(at) => {
-                        inserted.swap_remove(at);
-                        Ok(())
-                    }
-                    None => Err(StoreError::Conflict(
-                        "an authorization code with this hash exists".into(),
-                    )),
-                },
-            )
-            .collect()
-    }
-
-    /// Spends many authorization codes: one statement spends every unspent one, so
-    /// that of any number of redemptions, on any instance, exactly one finds a code
-    /// unspent (PostgreSQL's second `UPDATE` waits for the first's row lock and
-    /// then sees `redeemed_at` set; SQLite serialises writers); one more reads back
-    /// those it did not spend, to tell a replay from a code never issued. A code presented twice in one batch is `First` for the earlier
-    /// presentation and `Again` for the later.
-    async fn redeem_codes(
-        conn: &mut Self::Connection,
-        presented: Vec<(SecretHash, Timestamp)>,
-    ) -> Vec<Result<Redemption, StoreError>> {
-        let at = presented
-            .iter()
-            .map(|(_, at)| *at)
-            .max()
-            .unwrap_or_else(Timestamp::now);
-        let mut hashes: Vec<[u8; 32]> = presented.iter().map(|(h, _)| *h.as_bytes()).collect();
-        hashes.sort_unstable();
-        hashes.dedup();
-        let spent = async {
-            let statement = format!(
-                concat!(
-                    "UPDATE authorization_codes SET redeemed_at = $1 \
-                     WHERE redeemed_at IS NULL AND hash IN ({}) RETURNING ",
-                    code_columns!()
-                ),
-                placeholders(hashes.len(), 2)
-            );
-            let mut query = sqlx::query(AssertSqlSafe(statement)).bind(at.as_millis());
-            for hash in &hashes {
-                query = query.bind(hash.to_vec());
-            }
-            let spent = query
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(store_error)?
-                .iter()
-                .map(rows::authorization_code)
-                .collect::<Result<Vec<_>, _>>()?;
-            let unspent: Vec<&[u8; 32]> = hashes
-                .iter()
-                .filter(|h| !spent.iter().any(|code| code.hash.as_bytes() == *h))
-                .collect();
-            if unspent.is_empty() {
-                return Ok((spent, Vec::new()));
-            }
-            let statement = format!(
-                concat!(
-                    "SELECT ",
-                    code_columns!(),
-                    " FROM authorization_codes WHERE hash IN ({})"
-                ),
-                placeholders(unspent.len(), 1)
-            );
-            let mut query = sqlx::query(AssertSqlSafe(statement));
-            for hash in unspent {
-                query = query.bind(hash.to_vec());
-            }
-            let again = query
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(store_error)?
-                .iter()
-                .map(rows::authorization_code)
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok::<_, StoreError>((spent, again))
-        };
-        let (spent, again) = match spent.await {
-            Ok(found) => found,
-            Err(e) => return presented.iter().map(|_| Err(e.clone())).collect(),
-        };
-        let mut answered = vec![false; spent.len()];
-        presented
-            .iter()
-            .map(|(hash, _)| {
-                let matching = |code: &&AuthorizationCode| code.hash.as_bytes() == hash.as_bytes();
-                if let Some(i) = spent.iter().position(|code| matching(&code)) {
-                    let code = spent[i].clone();
-                    return Ok(if std::mem::replace(&mut answered[i], true) {
-                        Redemption::Again(code)
-                    } else {
-                        Redemption::First(code)
-                    });
-                }
-                // Spent before this batch.
-                Ok(match again.iter().find(matching) {
-                    Some(code) => Redemption::Again(code.clone()),
-                    None => Redemption::Unknown,
-                })
-            })
-            .collect()
-    }
-
     // Opaque access tokens.
 
     async fn insert_opaque_token<'c>(
@@ -1172,65 +986,6 @@ where
     }
 
     // Refresh families.
-
-    /// Starts many refresh families in one statement (see `batch`), each only if
-    /// its user exists and is not disabled (see [`LOCK_USER`](Self::LOCK_USER)):
-    /// each answer is `Ok` or `UserDisabled`. Family ids are 128 random bits, so a taken one (a conflict of
-    /// the whole statement) does not happen.
-    async fn create_families(
-        conn: &mut Self::Connection,
-        families: Vec<NewRefreshFamily>,
-    ) -> Vec<Result<(), CreateSessionError>> {
-        // VALUES names its columns column1, column2, … in both databases.
-        let lock = if Self::LOCK_USER.is_empty() {
-            String::new()
-        } else {
-            format!("{} OF u", Self::LOCK_USER)
-        };
-        let statement = format!(
-            "INSERT INTO refresh_families (id, client_id, user_id, scopes, audience, \
-               session_id, current_hash, generation, created_at, expires_at) \
-             SELECT v.column1, v.column2, u.id, v.column3, v.column4, v.column5, v.column6, 0, \
-               v.column7, v.column8 \
-             FROM (VALUES {}) AS v JOIN users u ON u.id = v.column9 AND NOT u.disabled{lock} \
-             RETURNING id",
-            value_rows(families.len(), 9, 1)
-        );
-        let mut query = sqlx::query(AssertSqlSafe(statement));
-        for family in &families {
-            query = query
-                .bind(family.id.as_str().to_owned())
-                .bind(family.client_id.to_string())
-                .bind(family.scopes.to_string())
-                .bind(family.audience.as_ref().map(|a| a.as_str().to_owned()))
-                .bind(family.session.as_ref().map(|s| s.as_str().to_owned()))
-                .bind(family.token_hash.as_bytes().to_vec())
-                .bind(family.created_at.as_millis())
-                .bind(family.expires_at.as_millis())
-                .bind(family.user_id.to_string());
-        }
-        let created: Result<Vec<String>, StoreError> = query
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(store_error)
-            .and_then(|rows| rows.iter().map(|row| row.text("id")).collect());
-        match created {
-            Ok(ids) => families
-                .iter()
-                .map(|family| {
-                    if ids.iter().any(|id| id == family.id.as_str()) {
-                        Ok(())
-                    } else {
-                        Err(CreateSessionError::UserDisabled)
-                    }
-                })
-                .collect(),
-            Err(e) => families
-                .iter()
-                .map(|_| Err(CreateSessionError::Store(e.clone())))
-                .collect(),
-        }
-    }
 
     async fn family<'c>(
         db: impl Executor<'c, Database = Self>,

@@ -13,6 +13,7 @@ mod keys;
 mod migrations;
 mod opaque;
 mod refresh;
+mod writer;
 
 use std::path::Path;
 use std::time::Duration;
@@ -51,11 +52,16 @@ pub struct SqliteStore {
 pub enum OpenError {
     #[error("cannot open the store at {path}: {source}")]
     Open { path: String, source: sqlx::Error },
+    #[error("cannot start the store's writer on {path}: {reason}")]
+    Writer { path: String, reason: String },
     #[error(transparent)]
     Files(#[from] FileError),
     #[error(transparent)]
     Migration(#[from] MigrationError),
 }
+
+/// How long a statement waits for another connection's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl SqliteStore {
     /// Opens (creating if missing, with its folder) the store file and brings its
@@ -68,7 +74,7 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
             .pragma("temp_store", "memory");
         let open_error = |source| OpenError::Open {
@@ -87,7 +93,17 @@ impl SqliteStore {
             .map_err(open_error)?;
         migrations::apply(&pool, path).await?;
         migrations::fill_in_skeletons(&pool, path).await?;
-        let batches = std::sync::Arc::new(tessera_store_sql::Batches::sqlite(pool.clone()));
+        let writer =
+            writer::WriterConnection::open(path, BUSY_TIMEOUT).map_err(|e| OpenError::Writer {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        let batches =
+            tessera_store_sql::Batches::sqlite(writer).map_err(|e| OpenError::Writer {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        let batches = std::sync::Arc::new(batches);
         Ok(Self {
             changed: std::sync::Arc::new(clients::ChangedFile::beside(
                 pool.connect_options().get_filename(),

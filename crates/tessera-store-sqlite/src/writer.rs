@@ -1,0 +1,106 @@
+//! The connection of the batch writer (`tessera_store_sql::Batches::sqlite`): its
+//! own, opened with rusqlite beside sqlx's pool and used only on the writer's
+//! thread, so that a batch's statements are direct calls into SQLite. Through sqlx
+//! each was a hand-off to the connection's worker thread and back, a row at a
+//! time; measured under load, those hand-offs (futex wakes and context switches)
+//! were most of a batch's time and a third of the server's CPU. Both drivers link
+//! the one SQLite library (`libsqlite3-sys`), so they share its locking of the file.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::types::ValueRef;
+use tessera_store::StoreError;
+use tessera_store_sql::{BatchConnection, OwnedRow, Statement, Value};
+
+/// The writer's connection.
+pub(crate) struct WriterConnection(rusqlite::Connection);
+
+impl WriterConnection {
+    /// Opens the database at `path` with the pool's settings: write-ahead log,
+    /// `synchronous = FULL` (a committed batch survives a power cut), foreign keys,
+    /// the same busy timeout.
+    pub(crate) fn open(path: &Path, busy_timeout: Duration) -> Result<Self, rusqlite::Error> {
+        let conn = rusqlite::Connection::open(path)?;
+        conn.busy_timeout(busy_timeout)?;
+        // A batch's statement differs by how many requests it carries: one kept
+        // per size seen lately spares preparing it again.
+        conn.set_prepared_statement_cache_capacity(64);
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+             PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
+        )?;
+        Ok(Self(conn))
+    }
+}
+
+impl BatchConnection for WriterConnection {
+    type Row = OwnedRow;
+
+    async fn rows(&mut self, statement: Statement) -> Result<Vec<OwnedRow>, StoreError> {
+        let mut prepared = self
+            .0
+            .prepare_cached(&statement.text)
+            .map_err(store_error)?;
+        let names: Arc<[String]> = prepared
+            .column_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let values = statement.values.iter().map(|value| match value {
+            Value::Text(text) => rusqlite::types::Value::Text(text.clone()),
+            Value::Int(int) => rusqlite::types::Value::Integer(*int),
+            Value::Bytes(bytes) => rusqlite::types::Value::Blob(bytes.clone()),
+            Value::Null => rusqlite::types::Value::Null,
+        });
+        let mut rows = prepared
+            .query(rusqlite::params_from_iter(values))
+            .map_err(store_error)?;
+        let mut read = Vec::new();
+        while let Some(row) = rows.next().map_err(store_error)? {
+            let values = (0..names.len())
+                .map(|at| {
+                    Ok(match row.get_ref(at)? {
+                        ValueRef::Null => Value::Null,
+                        ValueRef::Integer(int) => Value::Int(int),
+                        ValueRef::Text(text) => {
+                            Value::Text(String::from_utf8_lossy(text).into_owned())
+                        }
+                        ValueRef::Blob(bytes) => Value::Bytes(bytes.to_vec()),
+                        ValueRef::Real(_) => {
+                            return Err(rusqlite::Error::InvalidColumnType(
+                                at,
+                                names[at].clone(),
+                                rusqlite::types::Type::Real,
+                            ));
+                        }
+                    })
+                })
+                .collect::<Result<Vec<_>, rusqlite::Error>>()
+                .map_err(store_error)?;
+            read.push(OwnedRow {
+                names: names.clone(),
+                values,
+            });
+        }
+        Ok(read)
+    }
+}
+
+/// What a failed statement means for the caller, as `tessera_store_sql::store_error`
+/// says it for sqlx's: busy, locked, I/O and cannot-open are for now; a unique
+/// violation is a conflict.
+fn store_error(error: rusqlite::Error) -> StoreError {
+    let message = error.to_string();
+    match error.sqlite_error_code() {
+        Some(
+            rusqlite::ErrorCode::DatabaseBusy
+            | rusqlite::ErrorCode::DatabaseLocked
+            | rusqlite::ErrorCode::SystemIoFailure
+            | rusqlite::ErrorCode::CannotOpen,
+        ) => StoreError::Unavailable(message),
+        Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict(message),
+        _ => StoreError::Other(message),
+    }
+}
