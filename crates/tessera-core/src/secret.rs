@@ -82,6 +82,17 @@ impl SecretKind for AuthorizationCodeKind {
 /// How many leading bytes of a time-ordered secret (and of its hash) are its time.
 const TIME_BYTES: usize = 6;
 
+/// The time now as [`TIME_BYTES`] bytes of milliseconds since the epoch, big-endian
+/// (so that byte order is time order; 48 bits last until the year 10889).
+fn time_prefix() -> [u8; TIME_BYTES] {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
+    let mut prefix = [0u8; TIME_BYTES];
+    prefix.copy_from_slice(&millis.to_be_bytes()[8 - TIME_BYTES..]);
+    prefix
+}
+
 /// 256 random bits handed to their owner once, written `<prefix><43 base64url chars>`;
 /// the store keeps only [`SecretHash`].
 pub struct Secret<K: SecretKind>([u8; SECRET_BYTES], PhantomData<K>);
@@ -96,10 +107,7 @@ impl<K: SecretKind> Secret<K> {
     pub fn generate() -> Self {
         let mut bytes = random_bytes::<SECRET_BYTES>();
         if K::TIME_ORDERED {
-            let millis = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |since| since.as_millis() as u64);
-            bytes[..TIME_BYTES].copy_from_slice(&millis.to_be_bytes()[8 - TIME_BYTES..]);
+            bytes[..TIME_BYTES].copy_from_slice(&time_prefix());
         }
         Self(bytes, PhantomData)
     }
@@ -202,6 +210,17 @@ impl SessionId {
             Ok(SESSION_ID_BYTES) => Ok(Self(encoded)),
             _ => Err(SessionIdError),
         }
+    }
+
+    /// A new id that is no session's secret's: a refresh family's. It leads with the
+    /// time (see [`SecretKind::TIME_ORDERED`]; 80 random bits follow), so families
+    /// started together sit together in the store's index of ids, where random ids
+    /// put each on a page of its own. An id is public, and so is when its family
+    /// started.
+    pub fn time_ordered() -> Self {
+        let mut id = random_bytes::<SESSION_ID_BYTES>();
+        id[..TIME_BYTES].copy_from_slice(&time_prefix());
+        Self::from_bytes(&id)
     }
 
     fn from_bytes(id: &[u8; SESSION_ID_BYTES]) -> Self {
@@ -414,6 +433,12 @@ mod tests {
             forged.hash().as_bytes()[TIME_BYTES..],
             first.hash().as_bytes()[TIME_BYTES..]
         );
+        let (early, late) = (SessionId::time_ordered(), {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            SessionId::time_ordered()
+        });
+        assert_ne!(early, late);
+        assert_eq!(SessionId::parse(late.as_str()), Ok(late));
         // Others stay wholly random: their hash is the plain SHA-256 (a refresh
         // token issued before codes were ordered still matches its stored hash).
         let refresh = RefreshTokenSecret::generate();

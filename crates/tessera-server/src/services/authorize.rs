@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tessera_core::{
-    AuthorizationCodeSecret, ClientId, CodeChallenge, GrantType, Scopes, SecretHash, SessionSecret,
-    Timestamp, UserId,
+    AuthorizationCodeSecret, ClientId, CodeChallenge, GrantType, Scopes, SecretHash, SessionId,
+    SessionSecret, Timestamp, UserId,
 };
 use tessera_proto::error as codes;
 use tessera_proto::scope::{PRIVILEGED, oidc};
@@ -503,7 +503,7 @@ impl Authorization {
                     .map(|c| c.as_str().to_owned()),
                 nonce: checked.asked.nonce.clone(),
                 auth_time: session.created_at(),
-                family: SessionSecret::generate().session_id(),
+                family: SessionId::time_ordered(),
                 jti: crate::services::tokens::random_id(),
                 issued_at: now,
                 expires_at,

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_core::{Audience, RefreshTokenSecret, Scopes, SessionId, SessionSecret, Timestamp};
+use tessera_core::{Audience, RefreshTokenSecret, Scopes, SessionId, Timestamp};
 use tessera_store::{
     Client, CreateSessionError, EndReason, NewRefreshFamily, RefreshFamily, RefreshOutcome,
     RefreshStore, StoreError, User,
@@ -61,8 +61,8 @@ impl RefreshTokens {
         id: Option<SessionId>,
     ) -> Result<(RefreshTokenSecret, SessionId), RefreshError> {
         let token = RefreshTokenSecret::generate();
-        // Family ids are drawn like session ids: 128 unguessable bits.
-        let id = id.unwrap_or_else(|| SessionSecret::generate().session_id());
+        // Ids lead with the time, then 80 random bits: see `SessionId::time_ordered`.
+        let id = id.unwrap_or_else(SessionId::time_ordered);
         let now = Timestamp::now();
         let family = NewRefreshFamily {
             id,
