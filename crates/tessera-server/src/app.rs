@@ -293,8 +293,7 @@ pub async fn serve(
         grants: Arc::new(services::grants::Grants::new(
             core.clients.clone(),
             services::codes::Codes::new(
-                core.stores.set.codes.clone(),
-                core.stores.set.backchannel.clone(),
+                core.stores.set.exchange.clone(),
                 core.stores.set.refresh.clone(),
                 core.stores.set.log.clone(),
                 core.sessions.clone(),

@@ -131,6 +131,11 @@ impl Stores {
             set.sessions = redis.clone();
             set.opaque = redis.clone();
             set.codes = redis.clone();
+            set.exchange = Arc::new(tessera_store::SeparateCodeExchange {
+                codes: redis.clone(),
+                backchannel: set.backchannel.clone(),
+                refresh: set.refresh.clone(),
+            });
             set.presence = redis.clone();
             set.health.push(redis.clone());
             rate_limits = Some(redis);

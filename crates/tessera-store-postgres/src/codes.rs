@@ -2,7 +2,7 @@
 //! spent by the batch writer (`tessera_store_sql::Batches`).
 
 use sqlx::Postgres;
-use tessera_store::AuthorizationCodeStore;
+use tessera_store::{AuthorizationCodeStore, CodeExchangeStore};
 use tessera_store_sql::sql_store;
 
 use crate::PostgresStore;
@@ -12,5 +12,11 @@ sql_store! {
         forward to Postgres on self.pool {
             store_code, redeem_code, push_request, pushed_request, drop_pushed_request,
         }
+    }
+}
+
+sql_store! {
+    impl CodeExchangeStore for PostgresStore {
+        forward to Postgres on self.pool { exchange_code }
     }
 }

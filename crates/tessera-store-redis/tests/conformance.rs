@@ -27,6 +27,11 @@ async fn a_split_store_conforms() {
         refresh: postgres.clone(),
         opaque: store.clone(),
         codes: store.clone(),
+        exchange: Arc::new(tessera_store::SeparateCodeExchange {
+            codes: store.clone(),
+            backchannel: postgres.clone(),
+            refresh: postgres.clone(),
+        }),
         backchannel: postgres.clone(),
         log: postgres.clone(),
         clients: postgres.clone(),

@@ -20,7 +20,8 @@
 use sqlx::{Pool, Postgres};
 use tessera_core::{SecretHash, Timestamp};
 use tessera_store::{
-    AuthorizationCode, CreateSessionError, NewRefreshFamily, Redemption, SessionClient, StoreError,
+    AuthorizationCode, CodeExchanged, CreateSessionError, NewRefreshFamily, PlanFollowUp,
+    Redemption, SessionClient, StoreError,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -35,9 +36,10 @@ type Reply<R> = oneshot::Sender<R>;
 
 enum Job {
     Code(AuthorizationCode, Reply<Result<(), StoreError>>),
+    /// A code to spend, and what to write once it is spent first (an exchange).
     Redemption(
-        (SecretHash, Timestamp),
-        Reply<Result<Redemption, StoreError>>,
+        (SecretHash, Timestamp, Option<PlanFollowUp>),
+        Reply<Result<CodeExchanged, StoreError>>,
     ),
     Family(NewRefreshFamily, Reply<Result<(), CreateSessionError>>),
     SessionClient(SessionClient, Reply<Result<(), StoreError>>),
@@ -50,7 +52,8 @@ type Pending<J, R> = (Vec<J>, Vec<Reply<R>>);
 #[derive(Default)]
 struct Batch {
     codes: Pending<AuthorizationCode, Result<(), StoreError>>,
-    redemptions: Pending<(SecretHash, Timestamp), Result<Redemption, StoreError>>,
+    redemptions:
+        Pending<(SecretHash, Timestamp, Option<PlanFollowUp>), Result<CodeExchanged, StoreError>>,
     families: Pending<NewRefreshFamily, Result<(), CreateSessionError>>,
     session_clients: Pending<SessionClient, Result<(), StoreError>>,
 }
@@ -58,7 +61,7 @@ struct Batch {
 /// What a batch's statements answered, held until the commit decides them.
 struct Answers {
     codes: Vec<Result<(), StoreError>>,
-    redemptions: Vec<Result<Redemption, StoreError>>,
+    redemptions: Vec<Result<CodeExchanged, StoreError>>,
     families: Vec<Result<(), CreateSessionError>>,
     session_clients: Vec<Result<(), StoreError>>,
 }
@@ -90,40 +93,85 @@ impl Batch {
     }
 
     /// Runs each kind's statement (none for a kind without requests) on `conn`;
-    /// `lock_user` is the database's [`Sql::LOCK_USER`].
+    /// `lock_user` is the database's [`Sql::LOCK_USER`]. The follow-ups of the
+    /// codes spent first join the session-client records and the families.
     async fn write<C: BatchConnection>(&mut self, conn: &mut C, lock_user: &str) -> Answers {
         let codes = std::mem::take(&mut self.codes.0);
-        let redemptions = std::mem::take(&mut self.redemptions.0);
-        let families = std::mem::take(&mut self.families.0);
-        let session_clients = std::mem::take(&mut self.session_clients.0);
+        let (presented, plans): (Vec<_>, Vec<_>) = std::mem::take(&mut self.redemptions.0)
+            .into_iter()
+            .map(|(hash, at, plan)| ((hash, at), plan))
+            .unzip();
+        let mut families = std::mem::take(&mut self.families.0);
+        let mut session_clients = std::mem::take(&mut self.session_clients.0);
+        let codes = if codes.is_empty() {
+            Vec::new()
+        } else {
+            batch_sql::insert_codes(conn, codes).await
+        };
+        // After the codes: a code written and spent in one batch is found.
+        let redemptions = if presented.is_empty() {
+            Vec::new()
+        } else {
+            batch_sql::redeem_codes(conn, presented).await
+        };
+        // Which redemption each planned record and family answers to.
+        let (own_families, own_records) = (families.len(), session_clients.len());
+        let (mut family_of, mut record_of) = (Vec::new(), Vec::new());
+        for (at, (redeemed, plan)) in redemptions.iter().zip(plans).enumerate() {
+            if let (Ok(Redemption::First(code)), Some(plan)) = (redeemed, plan) {
+                let follow_up = plan(code);
+                if let Some(record) = follow_up.session_client {
+                    session_clients.push(record);
+                    record_of.push(at);
+                }
+                if let Some(family) = follow_up.family {
+                    families.push(family);
+                    family_of.push(at);
+                }
+            }
+        }
+        // Recorded before the family, as the exchange did one after the other.
+        let mut session_clients = if session_clients.is_empty() {
+            Vec::new()
+        } else {
+            batch_sql::record_session_clients(conn, session_clients).await
+        };
+        let mut families = if families.is_empty() {
+            Vec::new()
+        } else {
+            batch_sql::create_families(conn, families, lock_user).await
+        };
+        let mut redemptions: Vec<Result<CodeExchanged, StoreError>> = redemptions
+            .into_iter()
+            .map(|redeemed| {
+                redeemed.map(|redemption| CodeExchanged {
+                    redemption,
+                    family: None,
+                })
+            })
+            .collect();
+        for (answer, at) in session_clients.drain(own_records..).zip(record_of) {
+            if let Err(e) = answer {
+                redemptions[at] = Err(e);
+            }
+        }
+        for (answer, at) in families.drain(own_families..).zip(family_of) {
+            if let Ok(exchanged) = &mut redemptions[at] {
+                exchanged.family = Some(answer);
+            }
+        }
         Answers {
-            codes: if codes.is_empty() {
-                Vec::new()
-            } else {
-                batch_sql::insert_codes(conn, codes).await
-            },
-            // After the codes: a code written and spent in one batch is found.
-            redemptions: if redemptions.is_empty() {
-                Vec::new()
-            } else {
-                batch_sql::redeem_codes(conn, redemptions).await
-            },
-            families: if families.is_empty() {
-                Vec::new()
-            } else {
-                batch_sql::create_families(conn, families, lock_user).await
-            },
-            session_clients: if session_clients.is_empty() {
-                Vec::new()
-            } else {
-                batch_sql::record_session_clients(conn, session_clients).await
-            },
+            codes,
+            redemptions,
+            families,
+            session_clients,
         }
     }
 
-    /// How many kinds of request it holds.
-    fn kinds(&self) -> usize {
-        [
+    /// Whether it writes more than one statement: several kinds of request, or a
+    /// code whose follow-up must be written with it.
+    fn writes_more_than_one(&self) -> bool {
+        let kinds = [
             self.codes.0.is_empty(),
             self.redemptions.0.is_empty(),
             self.families.0.is_empty(),
@@ -131,7 +179,8 @@ impl Batch {
         ]
         .iter()
         .filter(|empty| !**empty)
-        .count()
+        .count();
+        kinds > 1 || self.redemptions.0.iter().any(|(_, _, plan)| plan.is_some())
     }
 
     fn answer(self, answers: Answers) {
@@ -177,7 +226,7 @@ async fn write_sqlite<C: BatchConnection>(conn: &mut C, mut batch: Batch) {
         text: text.to_owned(),
         values: Vec::new(),
     };
-    if batch.kinds() == 1 {
+    if !batch.writes_more_than_one() {
         // One statement that writes is a transaction of its own.
         let answers = batch.write(conn, sqlx::Sqlite::LOCK_USER).await;
         return batch.answer(answers);
@@ -276,7 +325,20 @@ impl Batches {
         hash: &SecretHash,
         at: Timestamp,
     ) -> Result<Redemption, StoreError> {
-        self.submit(|reply| Job::Redemption((*hash, at), reply))
+        self.submit(|reply| Job::Redemption((*hash, at, None), reply))
+            .await?
+            .map(|exchanged| exchanged.redemption)
+    }
+
+    /// `CodeExchangeStore::exchange_code`, batched: the follow-up in the batch
+    /// that spends the code.
+    pub async fn exchange_code(
+        &self,
+        hash: &SecretHash,
+        at: Timestamp,
+        plan: PlanFollowUp,
+    ) -> Result<CodeExchanged, StoreError> {
+        self.submit(|reply| Job::Redemption((*hash, at, Some(plan)), reply))
             .await?
     }
 

@@ -149,6 +149,9 @@ macro_rules! __sql_store_forward {
         [store_code(code: __ty::AuthorizationCode) -> Result<(), __ty::StoreError> = batched] $($own)* } };
     ($head:tt [redeem_code $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [redeem_code(hash: &__ty::SecretHash, at: __ty::Timestamp) -> Result<__ty::Redemption, __ty::StoreError> = batched] $($own)* } };
+    // CodeExchangeStore.
+    ($head:tt [exchange_code $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [exchange_code(hash: &__ty::SecretHash, at: __ty::Timestamp, plan: __ty::PlanFollowUp) -> Result<__ty::CodeExchanged, __ty::StoreError> = batched] $($own)* } };
     ($head:tt [push_request $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [push_request(request: __ty::PushedRequest) -> Result<(), __ty::StoreError> = push_request(request)] $($own)* } };
     ($head:tt [pushed_request $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done

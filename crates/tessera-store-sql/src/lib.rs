@@ -40,10 +40,10 @@ pub mod __private {
             ClientId, ClientName, SecretHash, SessionId, Timestamp, UserId, Username,
         };
         pub use tessera_store::{
-            AuthorizationCode, Client, Consent, CreateSessionError, CreateUserError,
-            LogoutDelivery, NewRefreshFamily, NewSession, NewUser, Online, OpaqueToken, Profile,
-            PushedRequest, Redemption, RefreshFamily, Revocation, SessionClient, SessionRecord,
-            StoreError, StoredKey, User, UserCredentials,
+            AuthorizationCode, Client, CodeExchanged, Consent, CreateSessionError, CreateUserError,
+            LogoutDelivery, NewRefreshFamily, NewSession, NewUser, Online, OpaqueToken,
+            PlanFollowUp, Profile, PushedRequest, Redemption, RefreshFamily, Revocation,
+            SessionClient, SessionRecord, StoreError, StoredKey, User, UserCredentials,
         };
     }
 }

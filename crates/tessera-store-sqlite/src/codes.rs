@@ -2,7 +2,7 @@
 //! spent by the batch writer (`tessera_store_sql::Batches`).
 
 use sqlx::Sqlite;
-use tessera_store::AuthorizationCodeStore;
+use tessera_store::{AuthorizationCodeStore, CodeExchangeStore};
 use tessera_store_sql::sql_store;
 
 use crate::SqliteStore;
@@ -12,5 +12,11 @@ sql_store! {
         forward to Sqlite on self.pool {
             store_code, redeem_code, push_request, pushed_request, drop_pushed_request,
         }
+    }
+}
+
+sql_store! {
+    impl CodeExchangeStore for SqliteStore {
+        forward to Sqlite on self.pool { exchange_code }
     }
 }

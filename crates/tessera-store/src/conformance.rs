@@ -14,10 +14,10 @@ use tessera_core::{
 
 use crate::{
     AccountStore, AuthorizationCode, AuthorizationCodeStore, BackchannelStore, Client, ClientStore,
-    CodeFlow, Consent, CreateClientError, CreateSessionError, CreateUserError, EndReason, KeyStore,
-    NewRefreshFamily, NewSession, NewUser, OpaqueToken, OpaqueTokenStore, Profile, PushedRequest,
-    Redemption, RefreshOutcome, RefreshStore, RevocationLog, Revoked, SessionClient, SessionStore,
-    StoreError, StoredKey,
+    CodeExchangeStore, CodeFlow, CodeFollowUp, Consent, CreateClientError, CreateSessionError,
+    CreateUserError, EndReason, KeyStore, NewRefreshFamily, NewSession, NewUser, OpaqueToken,
+    OpaqueTokenStore, PlanFollowUp, Profile, PushedRequest, Redemption, RefreshOutcome,
+    RefreshStore, RevocationLog, Revoked, SessionClient, SessionStore, StoreError, StoredKey,
 };
 
 pub async fn run<S>(store: &S)
@@ -30,6 +30,7 @@ where
         + RefreshStore
         + OpaqueTokenStore
         + AuthorizationCodeStore
+        + CodeExchangeStore
         + BackchannelStore,
 {
     accounts(store).await;
@@ -47,6 +48,7 @@ where
     opaque_tokens(store).await;
     authorization_codes(store).await;
     backchannel_logouts(store).await;
+    code_exchanges(store).await;
     pushed_requests(store).await;
     imports(store).await;
     imported_revocations(store).await;
@@ -1354,6 +1356,173 @@ async fn authorization_codes<S: AuthorizationCodeStore>(store: &S) {
             Redemption::Again(codes[0].clone()),
             Redemption::First(codes[4].clone()),
         ]
+    );
+}
+
+/// An exchange spends its code and writes what the plan makes of it (the
+/// session-client record, the refresh family) in the same call; a code spent
+/// before, or never issued, writes nothing and is not shown to the plan; of racing
+/// exchanges one starts the family; a disabled user's family is refused while the
+/// code stays spent.
+async fn code_exchanges<S>(store: &S)
+where
+    S: AccountStore + RefreshStore + AuthorizationCodeStore + BackchannelStore + CodeExchangeStore,
+{
+    let user = add_user(store, "exchanger").await;
+    let now = Timestamp::now();
+    let code_of = |user: UserId| AuthorizationCode {
+        hash: tessera_core::AuthorizationCodeSecret::generate().hash(),
+        client_id: ClientId::generate(),
+        user,
+        session: SessionSecret::generate().session_id(),
+        redirect_uri: "https://rp.example/cb".into(),
+        scopes: Scopes::parse("openid").unwrap(),
+        code_challenge: None,
+        nonce: None,
+        auth_time: now,
+        family: tessera_core::SessionId::time_ordered(),
+        jti: "exchange-jti".into(),
+        issued_at: now,
+        expires_at: now.saturating_add(Duration::from_secs(60)),
+        forget_at: now.saturating_add(Duration::from_secs(600)),
+    };
+    let plan = |token: &RefreshTokenSecret| -> PlanFollowUp {
+        let token_hash = token.hash();
+        Box::new(move |code: &AuthorizationCode| CodeFollowUp {
+            session_client: Some(SessionClient {
+                session: code.session,
+                client_id: code.client_id,
+                user: code.user,
+                forget_at: code.forget_at,
+            }),
+            family: Some(NewRefreshFamily {
+                id: code.family,
+                client_id: code.client_id,
+                user_id: code.user,
+                scopes: code.scopes.clone(),
+                audience: None,
+                session: Some(code.session),
+                token_hash,
+                created_at: now,
+                expires_at: now.saturating_add(Duration::from_secs(3600)),
+            }),
+        })
+    };
+
+    let code = code_of(user.id);
+    store.store_code(code.clone()).await.unwrap();
+    let token = RefreshTokenSecret::generate();
+    let exchanged = store
+        .exchange_code(&code.hash, now, plan(&token))
+        .await
+        .unwrap();
+    assert_eq!(exchanged.redemption, Redemption::First(code.clone()));
+    assert!(matches!(exchanged.family, Some(Ok(()))), "{exchanged:?}");
+    let family = store.family_by_token(&token.hash()).await.unwrap().unwrap();
+    assert_eq!((family.id, family.user.id), (code.family, user.id));
+    // The record is there: the session's end queues a logout for the client.
+    let at = Timestamp::from_millis(1_900_000_000_000);
+    let base = store.logout_position().await.unwrap();
+    assert_eq!(
+        store
+            .queue_logouts(&[code.session], &[], base + 1, at)
+            .await
+            .unwrap(),
+        1
+    );
+    for delivery in store.claim_logouts(at, at, 10).await.unwrap() {
+        assert_eq!(delivery.client_id, code.client_id);
+        store.finish_logout(delivery.id).await.unwrap();
+    }
+
+    // Again: a replay, and nothing written.
+    let again = RefreshTokenSecret::generate();
+    let replayed = store
+        .exchange_code(&code.hash, now, plan(&again))
+        .await
+        .unwrap();
+    assert_eq!(replayed.redemption, Redemption::Again(code.clone()));
+    assert!(replayed.family.is_none());
+    assert!(
+        store
+            .family_by_token(&again.hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let never = store
+        .exchange_code(
+            &tessera_core::AuthorizationCodeSecret::generate().hash(),
+            now,
+            Box::new(|_: &AuthorizationCode| panic!("the plan of a code never issued ran")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(never.redemption, Redemption::Unknown);
+
+    // Racing exchanges (a backend may take them in one batch): one starts a family.
+    let raced = code_of(user.id);
+    store.store_code(raced.clone()).await.unwrap();
+    let tokens: Vec<RefreshTokenSecret> = (0..4).map(|_| RefreshTokenSecret::generate()).collect();
+    let answers = futures_join_all(
+        tokens
+            .iter()
+            .map(|token| store.exchange_code(&raced.hash, now, plan(token))),
+    )
+    .await;
+    let started: Vec<_> = answers
+        .iter()
+        .map(|a| a.as_ref().unwrap())
+        .filter(|a| matches!(a.redemption, Redemption::First(_)))
+        .collect();
+    assert_eq!(started.len(), 1, "{answers:?}");
+    assert!(matches!(started[0].family, Some(Ok(()))));
+    let mut families = 0;
+    for token in &tokens {
+        families += usize::from(
+            store
+                .family_by_token(&token.hash())
+                .await
+                .unwrap()
+                .is_some(),
+        );
+    }
+    assert_eq!(families, 1);
+
+    // A disabled user: the code is spent, the family refused.
+    let disabled = add_user(store, "exchanger-disabled").await;
+    let code = code_of(disabled.id);
+    store.store_code(code.clone()).await.unwrap();
+    assert!(
+        store
+            .set_user_disabled(&disabled.username, true)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let refused = RefreshTokenSecret::generate();
+    let exchanged = store
+        .exchange_code(&code.hash, now, plan(&refused))
+        .await
+        .unwrap();
+    assert_eq!(exchanged.redemption, Redemption::First(code.clone()));
+    assert!(
+        matches!(
+            exchanged.family,
+            Some(Err(CreateSessionError::UserDisabled))
+        ),
+        "{exchanged:?}"
+    );
+    assert!(
+        store
+            .family_by_token(&refused.hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.redeem_code(&code.hash, now).await.unwrap(),
+        Redemption::Again(code)
     );
 }
 

@@ -8,6 +8,7 @@
 //! (committed); an `Err` means nothing was changed.
 
 use async_trait::async_trait;
+use std::sync::Arc;
 use std::time::Duration;
 use tessera_proto::RevocationKind;
 
@@ -542,6 +543,84 @@ store_trait! {
         ) -> Result<Option<PushedRequest>, StoreError>;
         /// Forgets a pushed request (its code was issued: it is used).
         async fn drop_pushed_request(&self, hash: &SecretHash) -> Result<(), StoreError>;
+    }
+}
+
+/// What the exchange of a code writes once the code is spent first, decided from
+/// the code by the service (see [`CodeExchangeStore`]).
+#[derive(Default)]
+pub struct CodeFollowUp {
+    /// Which app got tokens from which session (for back-channel logout).
+    pub session_client: Option<SessionClient>,
+    /// The refresh family the exchange starts.
+    pub family: Option<NewRefreshFamily>,
+}
+
+/// Decides the [`CodeFollowUp`] of the code just spent: the service's checks and
+/// choices, which the store runs inside its write. Nothing written for a code spent
+/// before, or never issued.
+pub type PlanFollowUp = Box<dyn FnOnce(&AuthorizationCode) -> CodeFollowUp + Send>;
+
+/// What exchanging a code found and started.
+#[derive(Debug)]
+pub struct CodeExchanged {
+    pub redemption: Redemption,
+    /// How starting the planned family went (`UserDisabled`, say); `None` when none
+    /// was planned.
+    pub family: Option<Result<(), CreateSessionError>>,
+}
+
+store_trait! {
+    /// The code exchange's writes as one: a database spends the code and writes its
+    /// follow-up in the same batch (on SQLite, one transaction), where one after the
+    /// other each waited for a batch of its own. With codes in Redis, the set joins
+    /// the separate stores ([`SeparateCodeExchange`]).
+    pub trait CodeExchangeStore: Send + Sync, in StoreSet.exchange {
+        /// Spends the code as [`AuthorizationCodeStore::redeem_code`] does and, when
+        /// this was its first redemption, writes what `plan` makes of it, as
+        /// [`BackchannelStore::record_session_client`] (its error is the whole
+        /// call's) and [`RefreshStore::create_family`] (its answer is
+        /// [`CodeExchanged::family`]) would.
+        async fn exchange_code(
+            &self,
+            hash: &SecretHash,
+            at: Timestamp,
+            plan: PlanFollowUp,
+        ) -> Result<CodeExchanged, StoreError>;
+    }
+}
+
+/// [`CodeExchangeStore`] from separate stores, one call after the other.
+pub struct SeparateCodeExchange {
+    pub codes: Arc<dyn AuthorizationCodeStore>,
+    pub backchannel: Arc<dyn BackchannelStore>,
+    pub refresh: Arc<dyn RefreshStore>,
+}
+
+#[async_trait]
+impl CodeExchangeStore for SeparateCodeExchange {
+    async fn exchange_code(
+        &self,
+        hash: &SecretHash,
+        at: Timestamp,
+        plan: PlanFollowUp,
+    ) -> Result<CodeExchanged, StoreError> {
+        let redemption = self.codes.redeem_code(hash, at).await?;
+        let Redemption::First(code) = &redemption else {
+            return Ok(CodeExchanged {
+                redemption,
+                family: None,
+            });
+        };
+        let follow_up = plan(code);
+        if let Some(record) = follow_up.session_client {
+            self.backchannel.record_session_client(record).await?;
+        }
+        let family = match follow_up.family {
+            Some(family) => Some(self.refresh.create_family(family).await),
+            None => None,
+        };
+        Ok(CodeExchanged { redemption, family })
     }
 }
 

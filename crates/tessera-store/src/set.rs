@@ -13,8 +13,9 @@ use std::sync::Arc;
 use tessera_core::Timestamp;
 
 use crate::{
-    AccountStore, AuthorizationCodeStore, BackchannelStore, ClientStore, Health, KeyStore,
-    OpaqueTokenStore, PresenceStore, RefreshStore, RevocationLog, SessionStore, StoreError,
+    AccountStore, AuthorizationCodeStore, BackchannelStore, ClientStore, CodeExchangeStore, Health,
+    KeyStore, OpaqueTokenStore, PresenceStore, RefreshStore, RevocationLog, SessionStore,
+    StoreError,
 };
 
 /// Declares a store trait (`#[async_trait]`, `Send + Sync`) and implements it for
@@ -116,6 +117,9 @@ pub struct StoreSet {
     pub refresh: Arc<dyn RefreshStore>,
     pub opaque: Arc<dyn OpaqueTokenStore>,
     pub codes: Arc<dyn AuthorizationCodeStore>,
+    /// The code exchange's writes; with codes elsewhere than the database, a
+    /// [`SeparateCodeExchange`](crate::SeparateCodeExchange) of the three stores.
+    pub exchange: Arc<dyn CodeExchangeStore>,
     pub backchannel: Arc<dyn BackchannelStore>,
     pub log: Arc<dyn RevocationLog>,
     pub clients: Arc<dyn ClientStore>,
@@ -137,6 +141,7 @@ impl StoreSet {
             + RefreshStore
             + OpaqueTokenStore
             + AuthorizationCodeStore
+            + CodeExchangeStore
             + BackchannelStore
             + RevocationLog
             + ClientStore
@@ -151,6 +156,7 @@ impl StoreSet {
             refresh: store.clone(),
             opaque: store.clone(),
             codes: store.clone(),
+            exchange: store.clone(),
             backchannel: store.clone(),
             log: store.clone(),
             clients: store.clone(),

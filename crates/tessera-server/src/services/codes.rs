@@ -7,24 +7,34 @@
 use std::sync::Arc;
 
 use tessera_core::{AuthorizationCodeSecret, CodeChallenge, MAX_ACCESS_TTL, Timestamp};
+use tessera_proto::scope::oidc;
 use tessera_store::{
-    AuthorizationCode, AuthorizationCodeStore, BackchannelStore, Client, EndReason, Redemption,
-    RefreshStore, RevocationLog, Revoked, SessionClient,
+    AuthorizationCode, Client, CodeExchangeStore, CodeFollowUp, CreateSessionError, EndReason,
+    Redemption, RefreshStore, RevocationLog, Revoked, SessionClient,
 };
 
-use crate::services::oauth::OAuthError;
+use crate::services::oauth::{OAuthError, default_audience};
+use crate::services::refresh::{FamilyOf, FamilyTemplate};
 use crate::services::sessions::{ActiveSession, SessionService};
 
 /// What a token request presents with `grant_type=authorization_code`.
+#[derive(Clone)]
 pub struct CodeExchange {
     pub code: String,
     pub redirect_uri: Option<String>,
     pub code_verifier: Option<String>,
 }
 
+/// A code redeemed: the code, the live session it came from (whose user it speaks
+/// for), and how starting its refresh family went, if one was asked for.
+pub struct Redeemed {
+    pub code: AuthorizationCode,
+    pub session: Arc<ActiveSession>,
+    pub family: Option<Result<(), CreateSessionError>>,
+}
+
 pub struct Codes {
-    store: Arc<dyn AuthorizationCodeStore>,
-    backchannel: Arc<dyn BackchannelStore>,
+    exchange: Arc<dyn CodeExchangeStore>,
     refresh: Arc<dyn RefreshStore>,
     log: Arc<dyn RevocationLog>,
     sessions: Arc<SessionService>,
@@ -34,15 +44,13 @@ const INVALID: &str = "the authorization code is invalid, expired or was issued 
 
 impl Codes {
     pub fn new(
-        store: Arc<dyn AuthorizationCodeStore>,
-        backchannel: Arc<dyn BackchannelStore>,
+        exchange: Arc<dyn CodeExchangeStore>,
         refresh: Arc<dyn RefreshStore>,
         log: Arc<dyn RevocationLog>,
         sessions: Arc<SessionService>,
     ) -> Self {
         Self {
-            store,
-            backchannel,
+            exchange,
             refresh,
             log,
             sessions,
@@ -50,16 +58,56 @@ impl Codes {
     }
 
     /// The code `exchange` presents, spent, if `client` may have what it stands for,
-    /// with the live browser session it came from (whose user it speaks for).
+    /// with the live browser session it came from. With `family`, the code's
+    /// refresh family (its id chosen with the code) starts in the same write that
+    /// spends the code, as does the record of the session for a client with a
+    /// back-channel logout URI; both only when the code passes every check.
     pub async fn redeem(
         &self,
         client: &Client,
         exchange: &CodeExchange,
-    ) -> Result<(AuthorizationCode, Arc<ActiveSession>), OAuthError> {
+        family: Option<FamilyTemplate>,
+    ) -> Result<Redeemed, OAuthError> {
         let secret = AuthorizationCodeSecret::parse(&exchange.code)
             .ok_or_else(|| OAuthError::invalid_grant(INVALID))?;
         let now = Timestamp::now();
-        let code = match self.store.redeem_code(&secret.hash(), now).await? {
+        let plan = {
+            let (client, exchange) = (client.clone(), exchange.clone());
+            let absolute_lifetime = self.sessions.policy().absolute_lifetime;
+            Box::new(move |code: &AuthorizationCode| {
+                // The checks that follow, run first: a refused code starts nothing.
+                if check(code, &client, &exchange, now).is_err() {
+                    return CodeFollowUp::default();
+                }
+                CodeFollowUp {
+                    session_client: client.code_flow.backchannel_logout_uri.is_some().then(|| {
+                        SessionClient {
+                            session: code.session,
+                            client_id: client.id,
+                            user: code.user,
+                            forget_at: code.auth_time.saturating_add(absolute_lifetime),
+                        }
+                    }),
+                    family: family.map(|template| {
+                        template.family(FamilyOf {
+                            id: code.family,
+                            client_id: client.id,
+                            user_id: code.user,
+                            scopes: code.scopes.clone(),
+                            audience: default_audience(&client, &code.scopes),
+                            // Tied to the browser session unless granted offline.
+                            session: (!code.scopes.contains(oidc::OFFLINE_ACCESS))
+                                .then_some(code.session),
+                        })
+                    }),
+                }
+            })
+        };
+        let exchanged = self
+            .exchange
+            .exchange_code(&secret.hash(), now, plan)
+            .await?;
+        let code = match exchanged.redemption {
             Redemption::First(code) => code,
             Redemption::Unknown => return Err(OAuthError::invalid_grant(INVALID)),
             Redemption::Again(code) => {
@@ -69,68 +117,26 @@ impl Codes {
                 ));
             }
         };
-        // Another client's code: it learns nothing of it, and the code is spent, so
-        // its own client's exchange now fails too, as it should after a leak.
-        if code.client_id != client.id || code.expires_at <= now {
-            return Err(OAuthError::invalid_grant(INVALID));
-        }
-        // The authorization request always names its redirect URI, so the token
-        // request must name the same (RFC 6749 §4.1.3).
-        if exchange.redirect_uri.as_deref() != Some(code.redirect_uri.as_str()) {
-            return Err(OAuthError::invalid_grant(
-                "redirect_uri must be the one the authorization request gave",
-            ));
-        }
-        match (
-            code.code_challenge
-                .as_deref()
-                .and_then(CodeChallenge::from_stored),
-            exchange.code_verifier.as_deref(),
-        ) {
-            (Some(challenge), Some(verifier)) => {
-                let verified = challenge
-                    .verify(verifier)
-                    .map_err(|e| OAuthError::invalid_grant(e.to_string()))?;
-                if !verified {
-                    return Err(OAuthError::invalid_grant(
-                        "the code_verifier does not match the code_challenge",
-                    ));
-                }
-            }
-            (Some(_), None) => {
-                return Err(OAuthError::invalid_grant(
-                    "code_verifier is missing (the authorization request sent a code_challenge)",
-                ));
-            }
-            // A verifier for a code issued without a challenge: a downgrade attempt
-            // (RFC 9700 §2.1.1).
-            (None, Some(_)) => {
-                return Err(OAuthError::invalid_grant(
-                    "code_verifier was sent, but the authorization request had no code_challenge",
-                ));
-            }
-            (None, None) => {}
-        }
-        // Recorded before the session is checked: should it end meanwhile, its
-        // log entry comes after this record, and the client hears of it.
-        if client.code_flow.backchannel_logout_uri.is_some() {
-            self.backchannel
-                .record_session_client(SessionClient {
-                    session: code.session,
-                    client_id: client.id,
-                    user: code.user,
-                    forget_at: code
-                        .auth_time
-                        .saturating_add(self.sessions.policy().absolute_lifetime),
-                })
-                .await?;
-        }
+        check(&code, client, exchange, now)?;
+        // The session-client record was written before this check: should the
+        // session end meanwhile, its log entry comes after the record, and the
+        // client hears of it.
         let Some(session) = self.sessions.live(&code.session).await? else {
+            if matches!(exchanged.family, Some(Ok(()))) {
+                // Nobody holds its token; ended so that no listing shows it.
+                self.refresh
+                    .revoke_family(&code.family, None, EndReason::Logout, now)
+                    .await?;
+            }
             return Err(OAuthError::invalid_grant(
                 "the sign-in session the code came from has ended",
             ));
         };
-        Ok((code, session))
+        Ok(Redeemed {
+            code,
+            session,
+            family: exchanged.family,
+        })
     }
 
     /// Ends the refresh family and the access token a code's exchange issued, under
@@ -156,4 +162,58 @@ impl Codes {
             .await?;
         Ok(())
     }
+}
+
+/// Whether `client` may redeem `code` as `exchange` presents it, at `now`: the code
+/// is its own, unexpired, for the same redirect URI and PKCE verifier. Spent all the
+/// same when refused: another client's exchange that fails leaves the code spent,
+/// so its own client's fails too, as it should after a leak.
+fn check(
+    code: &AuthorizationCode,
+    client: &Client,
+    exchange: &CodeExchange,
+    now: Timestamp,
+) -> Result<(), OAuthError> {
+    // Another client's code: it learns nothing of it.
+    if code.client_id != client.id || code.expires_at <= now {
+        return Err(OAuthError::invalid_grant(INVALID));
+    }
+    // The authorization request always names its redirect URI, so the token
+    // request must name the same (RFC 6749 §4.1.3).
+    if exchange.redirect_uri.as_deref() != Some(code.redirect_uri.as_str()) {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri must be the one the authorization request gave",
+        ));
+    }
+    match (
+        code.code_challenge
+            .as_deref()
+            .and_then(CodeChallenge::from_stored),
+        exchange.code_verifier.as_deref(),
+    ) {
+        (Some(challenge), Some(verifier)) => {
+            let verified = challenge
+                .verify(verifier)
+                .map_err(|e| OAuthError::invalid_grant(e.to_string()))?;
+            if !verified {
+                return Err(OAuthError::invalid_grant(
+                    "the code_verifier does not match the code_challenge",
+                ));
+            }
+        }
+        (Some(_), None) => {
+            return Err(OAuthError::invalid_grant(
+                "code_verifier is missing (the authorization request sent a code_challenge)",
+            ));
+        }
+        // A verifier for a code issued without a challenge: a downgrade attempt
+        // (RFC 9700 §2.1.1).
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "code_verifier was sent, but the authorization request had no code_challenge",
+            ));
+        }
+        (None, None) => {}
+    }
+    Ok(())
 }

@@ -14,11 +14,11 @@ use tessera_proto::scope::oidc;
 
 use crate::services::accounts::{Accounts, LoginError};
 use crate::services::clients::{Clients, PresentedClient};
-use crate::services::codes::{CodeExchange, Codes};
+use crate::services::codes::{CodeExchange, Codes, Redeemed};
 use crate::services::id_tokens::{self, IdTokenRequest};
-use crate::services::oauth::{OAuthError, authenticate};
+use crate::services::oauth::{OAuthError, authenticate, default_audience};
 use crate::services::presence::Presence;
-use crate::services::refresh::{RefreshError, RefreshTokens};
+use crate::services::refresh::{FamilyStart, RefreshError, RefreshTokens};
 use crate::services::sessions::{ActiveSession, SessionService};
 use crate::services::throttle::Throttle;
 use crate::services::tokens::{IssueError, IssuedToken, Subject, TokenIssuer, TokenRequest};
@@ -237,28 +237,35 @@ impl Grants {
         client: &Client,
         exchange: &CodeExchange,
     ) -> Result<Granted, OAuthError> {
-        let (code, session) = self.codes.redeem(client, exchange).await?;
+        let start = client
+            .grants
+            .contains(&GrantType::RefreshToken)
+            .then(|| self.refresh.prepare());
+        let Redeemed {
+            code,
+            session,
+            family,
+        } = self
+            .codes
+            .redeem(client, exchange, start.as_ref().map(FamilyStart::template))
+            .await?;
         let user = session.user();
         let scopes = code.scopes;
         let audience = self.granted_audience(client, &scopes, None)?;
-        let refresh_token = if client.grants.contains(&GrantType::RefreshToken) {
-            let tied_to = (!scopes.contains(oidc::OFFLINE_ACCESS)).then_some(code.session);
-            let (token, family) = self
-                .refresh
-                .start(
-                    client,
-                    user,
-                    &scopes,
-                    audience.as_ref(),
-                    tied_to,
-                    Some(code.family),
-                )
-                .await
-                .map_err(refresh_error)?;
-            self.presence.observe(family, user.id, Timestamp::now());
-            Some(token.expose())
-        } else {
-            None
+        let refresh_token = match (start, family) {
+            (Some(start), Some(started)) => {
+                let token = RefreshTokens::started(start, started).map_err(refresh_error)?;
+                self.presence
+                    .observe(code.family, user.id, Timestamp::now());
+                Some(token.expose())
+            }
+            (None, _) => None,
+            // A code that passed every check has its family planned.
+            (Some(_), None) => {
+                return Err(OAuthError::from(tessera_store::StoreError::Other(
+                    "the code's refresh family was not started".into(),
+                )));
+            }
         };
         let subject = Subject::User {
             user,
@@ -366,10 +373,8 @@ impl Grants {
         asked: Option<&str>,
     ) -> Result<Option<Audience>, OAuthError> {
         let issuer = self.tokens.issuer();
-        let asked = match asked {
-            Some(asked) => asked,
-            None if scopes.any_privileged() => return Ok(None),
-            None => return Ok(client.audiences.first().cloned()),
+        let Some(asked) = asked else {
+            return Ok(default_audience(client, scopes));
         };
         if asked == issuer {
             return Ok(None);

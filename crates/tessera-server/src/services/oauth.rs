@@ -73,3 +73,15 @@ pub(crate) async fn authenticate(
         Err(ClientAuthError::Store(e)) => Err(e.into()),
     }
 }
+
+/// The audience of a token for which none was asked: tessera itself for its own
+/// (privileged) scopes, else the client's first audience, if it has any.
+pub(crate) fn default_audience(
+    client: &tessera_store::Client,
+    scopes: &tessera_core::Scopes,
+) -> Option<tessera_core::Audience> {
+    if scopes.any_privileged() {
+        return None;
+    }
+    client.audiences.first().cloned()
+}

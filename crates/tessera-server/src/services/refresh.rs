@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_core::{Audience, RefreshTokenSecret, Scopes, SessionId, Timestamp};
+use tessera_core::{Audience, ClientId, RefreshTokenSecret, Scopes, SessionId, Timestamp, UserId};
 use tessera_store::{
     Client, CreateSessionError, EndReason, NewRefreshFamily, RefreshFamily, RefreshOutcome,
     RefreshStore, StoreError, User,
@@ -34,6 +34,55 @@ pub enum RefreshError {
     Store(#[from] StoreError),
 }
 
+/// A family about to start: its first token, kept here until the family is written.
+pub struct FamilyStart {
+    token: RefreshTokenSecret,
+    template: FamilyTemplate,
+}
+
+impl FamilyStart {
+    pub fn template(&self) -> FamilyTemplate {
+        self.template
+    }
+}
+
+/// What a family's record takes from [`RefreshTokens`]: the hash of its first token
+/// and its lifetime. Plain data, so the store can make the record inside its write.
+#[derive(Clone, Copy)]
+pub struct FamilyTemplate {
+    token_hash: tessera_core::SecretHash,
+    lifetime: Duration,
+}
+
+/// Whose family it is, and what it grants.
+pub struct FamilyOf {
+    pub id: SessionId,
+    pub client_id: ClientId,
+    pub user_id: UserId,
+    pub scopes: Scopes,
+    pub audience: Option<Audience>,
+    /// The browser session whose end ends the family (none for `offline_access`).
+    pub session: Option<SessionId>,
+}
+
+impl FamilyTemplate {
+    /// The family's record, starting now.
+    pub fn family(self, of: FamilyOf) -> NewRefreshFamily {
+        let now = Timestamp::now();
+        NewRefreshFamily {
+            id: of.id,
+            client_id: of.client_id,
+            user_id: of.user_id,
+            scopes: of.scopes,
+            audience: of.audience,
+            session: of.session,
+            token_hash: self.token_hash,
+            created_at: now,
+            expires_at: now.saturating_add(self.lifetime),
+        }
+    }
+}
+
 pub struct RefreshTokens {
     store: Arc<dyn RefreshStore>,
     lifetime: Duration,
@@ -50,7 +99,7 @@ impl RefreshTokens {
     }
 
     /// Starts a family and returns its first token and its id (the tokens' `sid`):
-    /// `id` when it was chosen beforehand (by an authorization code), else a new one.
+    /// `id` when it was chosen beforehand, else a new one.
     pub async fn start(
         &self,
         client: &Client,
@@ -60,25 +109,43 @@ impl RefreshTokens {
         session: Option<SessionId>,
         id: Option<SessionId>,
     ) -> Result<(RefreshTokenSecret, SessionId), RefreshError> {
-        let token = RefreshTokenSecret::generate();
+        let start = self.prepare();
         // Ids lead with the time, then 80 random bits: see `SessionId::time_ordered`.
         let id = id.unwrap_or_else(SessionId::time_ordered);
-        let now = Timestamp::now();
-        let family = NewRefreshFamily {
+        let family = start.template().family(FamilyOf {
             id,
             client_id: client.id,
             user_id: user.id,
             scopes: scopes.clone(),
             audience: audience.cloned(),
             session,
-            token_hash: token.hash(),
-            created_at: now,
-            expires_at: now.saturating_add(self.lifetime),
-        };
-        match self.store.create_family(family).await {
+        });
+        let started = self.store.create_family(family).await;
+        Ok((Self::started(start, started)?, id))
+    }
+
+    /// A family's first token, before the family is written (a code's exchange
+    /// writes it with the code's redemption).
+    pub fn prepare(&self) -> FamilyStart {
+        let token = RefreshTokenSecret::generate();
+        FamilyStart {
+            template: FamilyTemplate {
+                token_hash: token.hash(),
+                lifetime: self.lifetime,
+            },
+            token,
+        }
+    }
+
+    /// The first token of `start`, if the store's `started` says its family began.
+    pub fn started(
+        start: FamilyStart,
+        started: Result<(), CreateSessionError>,
+    ) -> Result<RefreshTokenSecret, RefreshError> {
+        match started {
             Ok(()) => {
                 metrics::counter!("tessera_tokens_issued_total", "kind" => "refresh").increment(1);
-                Ok((token, id))
+                Ok(start.token)
             }
             Err(CreateSessionError::UserDisabled) => Err(RefreshError::UserDisabled),
             Err(CreateSessionError::Store(e)) => Err(e.into()),
