@@ -229,6 +229,7 @@ async fn write_sqlite<C: BatchConnection>(conn: &mut C, mut batch: Batch) {
     if !batch.writes_more_than_one() {
         // One statement that writes is a transaction of its own.
         let answers = batch.write(conn, sqlx::Sqlite::LOCK_USER).await;
+        conn.committed();
         return batch.answer(answers);
     }
     if let Err(e) = conn.rows(run("BEGIN IMMEDIATE")).await {
@@ -236,7 +237,10 @@ async fn write_sqlite<C: BatchConnection>(conn: &mut C, mut batch: Batch) {
     }
     let answers = batch.write(conn, sqlx::Sqlite::LOCK_USER).await;
     match conn.rows(run("COMMIT")).await {
-        Ok(_) => batch.answer(answers),
+        Ok(_) => {
+            conn.committed();
+            batch.answer(answers);
+        }
         Err(e) => {
             // Leaves the connection clean; nothing of the batch is kept.
             let _ = conn.rows(run("ROLLBACK")).await;

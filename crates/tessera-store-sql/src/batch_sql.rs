@@ -101,6 +101,9 @@ pub trait BatchConnection {
         &mut self,
         statement: Statement,
     ) -> impl Future<Output = Result<Vec<Self::Row>, StoreError>> + Send;
+
+    /// Told after each batch that committed (SQLite's writer: see `batch`).
+    fn committed(&mut self) {}
 }
 
 impl BatchConnection for sqlx::PgConnection {

@@ -14,24 +14,69 @@ use rusqlite::types::ValueRef;
 use tessera_store::StoreError;
 use tessera_store_sql::{BatchConnection, OwnedRow, Statement, Value};
 
-/// The writer's connection.
-pub(crate) struct WriterConnection(rusqlite::Connection);
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WriterError {
+    #[error(transparent)]
+    Open(#[from] rusqlite::Error),
+    #[error("cannot start the checkpointer's thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The writer's connection, and the checkpointer it wakes.
+pub(crate) struct WriterConnection {
+    conn: rusqlite::Connection,
+    checkpoint: std::sync::mpsc::SyncSender<()>,
+}
+
+/// How often at most the log is checkpointed while batches commit.
+const CHECKPOINT_PACE: Duration = Duration::from_millis(100);
 
 impl WriterConnection {
     /// Opens the database at `path` with the pool's settings: write-ahead log,
     /// `synchronous = FULL` (a committed batch survives a power cut), foreign keys,
     /// the same busy timeout.
-    pub(crate) fn open(path: &Path, busy_timeout: Duration) -> Result<Self, rusqlite::Error> {
-        let conn = rusqlite::Connection::open(path)?;
-        conn.busy_timeout(busy_timeout)?;
+    ///
+    /// Except one: the writer does not checkpoint. SQLite's automatic checkpoint
+    /// runs in the connection whose commit grew the log past 1,000 pages, copying
+    /// them into the database and syncing it before that commit's caller hears
+    /// back: every few dozen batches, one waited milliseconds for it, and every
+    /// request of the batches queued behind it. A thread of its own does it
+    /// instead, with its own connection, at most every 100 ms while batches
+    /// commit (a passive checkpoint: it never blocks the writer, which goes on
+    /// appending to the log meanwhile).
+    pub(crate) fn open(path: &Path, busy_timeout: Duration) -> Result<Self, WriterError> {
+        let open = || -> Result<rusqlite::Connection, rusqlite::Error> {
+            let conn = rusqlite::Connection::open(path)?;
+            conn.busy_timeout(busy_timeout)?;
+            conn.execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                 PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
+            )?;
+            Ok(conn)
+        };
+        let conn = open()?;
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
         // A batch's statement differs by how many requests it carries: one kept
         // per size seen lately spares preparing it again.
         conn.set_prepared_statement_cache_capacity(64);
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-             PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
-        )?;
-        Ok(Self(conn))
+        let checkpointer = open()?;
+        let (checkpoint, due) = std::sync::mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("tessera-store-checkpointer".into())
+            .spawn(move || {
+                // Ends with the writer (its sender dropped).
+                while due.recv().is_ok() {
+                    if let Err(error) =
+                        checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        // The next commit asks again; the log grows meanwhile.
+                        tracing::warn!(%error, "checkpointing the SQLite log failed");
+                    }
+                    std::thread::sleep(CHECKPOINT_PACE);
+                }
+            })
+            .map_err(WriterError::Thread)?;
+        Ok(Self { conn, checkpoint })
     }
 }
 
@@ -40,7 +85,7 @@ impl BatchConnection for WriterConnection {
 
     async fn rows(&mut self, statement: Statement) -> Result<Vec<OwnedRow>, StoreError> {
         let mut prepared = self
-            .0
+            .conn
             .prepare_cached(&statement.text)
             .map_err(store_error)?;
         let names: Arc<[String]> = prepared
@@ -85,6 +130,11 @@ impl BatchConnection for WriterConnection {
             });
         }
         Ok(read)
+    }
+
+    fn committed(&mut self) {
+        // Full: a checkpoint is due already, which will see this commit too.
+        let _ = self.checkpoint.try_send(());
     }
 }
 

@@ -221,3 +221,57 @@ async fn existing_look_alikes_are_kept_and_the_oldest_holds_the_look() {
     SqliteStore::open(&path).await.unwrap().close().await;
     assert_eq!(columns().await, before);
 }
+
+/// The batch writer does not checkpoint (it would wait for it): its own thread does,
+/// so what the writer commits reaches the database file itself, with no other
+/// connection writing, and the log does not grow without end.
+#[tokio::test]
+async fn the_writers_commits_are_checkpointed_into_the_database_file() {
+    use std::time::Duration;
+    use tessera_core::{AuthorizationCodeSecret, ClientId, Scopes, SessionId, Timestamp, UserId};
+    use tessera_store::{AuthorizationCode, AuthorizationCodeStore};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATABASE_FILE);
+    let store = SqliteStore::open(&path).await.unwrap();
+    let now = Timestamp::now();
+    for _ in 0..40 {
+        store
+            .store_code(AuthorizationCode {
+                hash: AuthorizationCodeSecret::generate().hash(),
+                client_id: ClientId::generate(),
+                user: UserId::generate(),
+                session: SessionId::time_ordered(),
+                redirect_uri: "https://rp.example/cb".into(),
+                scopes: Scopes::parse("openid").unwrap(),
+                code_challenge: None,
+                nonce: None,
+                auth_time: now,
+                family: SessionId::time_ordered(),
+                jti: "checkpointed".into(),
+                issued_at: now,
+                expires_at: now.saturating_add(Duration::from_secs(60)),
+                forget_at: now.saturating_add(Duration::from_secs(600)),
+            })
+            .await
+            .unwrap();
+    }
+    // The database file alone, without its log: what a checkpoint has copied.
+    let copy = dir.path().join("copy.sqlite3");
+    let mut in_file = 0;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        std::fs::copy(&path, &copy).unwrap();
+        in_file = rusqlite::Connection::open(&copy)
+            .and_then(|c| {
+                c.query_row("SELECT count(*) FROM authorization_codes", [], |row| {
+                    row.get::<_, i64>(0)
+                })
+            })
+            .unwrap_or(0);
+        if in_file == 40 {
+            break;
+        }
+    }
+    assert_eq!(in_file, 40, "codes in the database file without its log");
+}
