@@ -229,8 +229,8 @@ async fn write_sqlite<C: BatchConnection>(conn: &mut C, mut batch: Batch) {
     if !batch.writes_more_than_one() {
         // One statement that writes is a transaction of its own.
         let answers = batch.write(conn, sqlx::Sqlite::LOCK_USER).await;
-        conn.committed();
-        return batch.answer(answers);
+        batch.answer(answers);
+        return conn.committed();
     }
     if let Err(e) = conn.rows(run("BEGIN IMMEDIATE")).await {
         return batch.fail(e);
@@ -238,8 +238,8 @@ async fn write_sqlite<C: BatchConnection>(conn: &mut C, mut batch: Batch) {
     let answers = batch.write(conn, sqlx::Sqlite::LOCK_USER).await;
     match conn.rows(run("COMMIT")).await {
         Ok(_) => {
-            conn.committed();
             batch.answer(answers);
+            conn.committed();
         }
         Err(e) => {
             // Leaves the connection clean; nothing of the batch is kept.

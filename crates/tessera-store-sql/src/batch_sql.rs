@@ -102,7 +102,8 @@ pub trait BatchConnection {
         statement: Statement,
     ) -> impl Future<Output = Result<Vec<Self::Row>, StoreError>> + Send;
 
-    /// Told after each batch that committed (SQLite's writer: see `batch`).
+    /// Told after each batch that committed, once its requests are answered
+    /// (SQLite's writer, which keeps its log checkpointed).
     fn committed(&mut self) {}
 }
 

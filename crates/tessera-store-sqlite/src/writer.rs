@@ -8,6 +8,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rusqlite::types::ValueRef;
@@ -26,24 +27,32 @@ pub(crate) enum WriterError {
 pub(crate) struct WriterConnection {
     conn: rusqlite::Connection,
     checkpoint: std::sync::mpsc::SyncSender<()>,
+    /// Set by the checkpointer when it has nearly caught up with the log.
+    finish_checkpoint: Arc<AtomicBool>,
 }
 
-/// How often at most the log is checkpointed while batches commit.
+/// How often at most the checkpointer starts again while batches commit.
 const CHECKPOINT_PACE: Duration = Duration::from_millis(100);
+
+/// How far behind the log the checkpointer leaves the rest to the writer.
+const FEW_FRAMES: i64 = 64;
 
 impl WriterConnection {
     /// Opens the database at `path` with the pool's settings: write-ahead log,
     /// `synchronous = FULL` (a committed batch survives a power cut), foreign keys,
     /// the same busy timeout.
     ///
-    /// Except one: the writer does not checkpoint. SQLite's automatic checkpoint
-    /// runs in the connection whose commit grew the log past 1,000 pages, copying
-    /// them into the database and syncing it before that commit's caller hears
-    /// back: every few dozen batches, one waited milliseconds for it, and every
-    /// request of the batches queued behind it. A thread of its own does it
-    /// instead, with its own connection, at most every 100 ms while batches
-    /// commit (a passive checkpoint: it never blocks the writer, which goes on
-    /// appending to the log meanwhile).
+    /// Except one: the writer does not checkpoint automatically. SQLite's automatic
+    /// checkpoint runs in the connection whose commit grew the log past 1,000
+    /// pages, copying them into the database and syncing it before that commit's
+    /// caller hears back: every few dozen batches, one waited milliseconds for it,
+    /// and every request queued behind it. A thread of its own, with its own
+    /// connection, copies the log instead (passive checkpoints, which never block
+    /// the writer), at most every 100 ms while batches commit, until only a few
+    /// frames are left; the writer copies those few itself, between batches, so
+    /// that the whole log is in the database and its next batch starts the log
+    /// over. (Checkpoints by the checkpointer alone never catch up with a writer
+    /// that goes on appending: under load the log grew past 300 MB.)
     pub(crate) fn open(path: &Path, busy_timeout: Duration) -> Result<Self, WriterError> {
         let open = || -> Result<rusqlite::Connection, rusqlite::Error> {
             let conn = rusqlite::Connection::open(path)?;
@@ -61,23 +70,41 @@ impl WriterConnection {
         conn.set_prepared_statement_cache_capacity(64);
         let checkpointer = open()?;
         let (checkpoint, due) = std::sync::mpsc::sync_channel::<()>(1);
+        let finish_checkpoint = Arc::new(AtomicBool::new(false));
+        let finish = finish_checkpoint.clone();
         std::thread::Builder::new()
             .name("tessera-store-checkpointer".into())
             .spawn(move || {
                 // Ends with the writer (its sender dropped).
                 while due.recv().is_ok() {
-                    if let Err(error) =
-                        checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        // The next commit asks again; the log grows meanwhile.
-                        tracing::warn!(%error, "checkpointing the SQLite log failed");
+                    loop {
+                        match checkpoint_passively(&checkpointer) {
+                            Ok(behind) if behind > FEW_FRAMES => continue,
+                            Ok(_) => finish.store(true, Ordering::Release),
+                            // The next commit asks again; the log grows meanwhile.
+                            Err(error) => {
+                                tracing::warn!(%error, "checkpointing the SQLite log failed");
+                            }
+                        }
+                        break;
                     }
                     std::thread::sleep(CHECKPOINT_PACE);
                 }
             })
             .map_err(WriterError::Thread)?;
-        Ok(Self { conn, checkpoint })
+        Ok(Self {
+            conn,
+            checkpoint,
+            finish_checkpoint,
+        })
     }
+}
+
+/// A passive checkpoint on `conn`: how many frames of the log it left uncopied.
+fn checkpoint_passively(conn: &rusqlite::Connection) -> Result<i64, rusqlite::Error> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        Ok(row.get::<_, i64>(1)? - row.get::<_, i64>(2)?)
+    })
 }
 
 impl BatchConnection for WriterConnection {
@@ -133,6 +160,11 @@ impl BatchConnection for WriterConnection {
     }
 
     fn committed(&mut self) {
+        if self.finish_checkpoint.swap(false, Ordering::AcqRel)
+            && let Err(error) = checkpoint_passively(&self.conn)
+        {
+            tracing::warn!(%error, "checkpointing the SQLite log failed");
+        }
         // Full: a checkpoint is due already, which will see this commit too.
         let _ = self.checkpoint.try_send(());
     }
