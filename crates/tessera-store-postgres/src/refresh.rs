@@ -89,7 +89,8 @@ sql_store! {
             let Some((family, rotated_at, user)) = used else {
                 return Ok(RefreshOutcome::Invalid);
             };
-            if rotated_at >= grace_cutoff.as_millis() {
+            // Rotated after the cutoff: within the grace period, a lost race.
+            if rotated_at > grace_cutoff.as_millis() {
                 return Ok(RefreshOutcome::RaceLost);
             }
             let user = UserId::parse(&user).ok_or_else(|| StoreError::corrupt("user id"))?;

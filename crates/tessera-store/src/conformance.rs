@@ -552,6 +552,28 @@ async fn refresh_families<S: AccountStore + SessionStore + RevocationLog + Refre
             .unwrap(),
         RefreshOutcome::Invalid
     ));
+    // With no grace (the cutoff is now), a token presented again in the very
+    // millisecond it was rotated is reuse, not a lost race.
+    let t4 = RefreshTokenSecret::generate();
+    let no_grace = family(user.id, &t4, now);
+    let no_grace_id = no_grace.id;
+    store.create_family(no_grace).await.unwrap();
+    let t5 = RefreshTokenSecret::generate();
+    assert!(matches!(
+        store
+            .rotate_refresh_token(&t4.hash(), &t5.hash(), now, now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Rotated(_)
+    ));
+    match store
+        .rotate_refresh_token(&t4.hash(), &RefreshTokenSecret::generate().hash(), now, now)
+        .await
+        .unwrap()
+    {
+        RefreshOutcome::Reused { family, .. } => assert_eq!(family, no_grace_id),
+        other => panic!("{other:?}"),
+    }
     assert!(matches!(
         store
             .rotate_refresh_token(&RefreshTokenSecret::generate().hash(), &t3.hash(), now, now)

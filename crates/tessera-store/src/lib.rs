@@ -408,7 +408,9 @@ store_trait! {
     pub trait RefreshStore: Send + Sync, in StoreSet.refresh {
         async fn create_family(&self, family: NewRefreshFamily) -> Result<(), CreateSessionError>;
         /// Exchanges the live token `presented` for `next`, atomically: of two calls
-        /// with the same token, exactly one rotates.
+        /// with the same token, exactly one rotates. A spent token presented again
+        /// is `RaceLost` if it was rotated after `grace_cutoff`, else reuse, which
+        /// revokes the family: with no grace (`grace_cutoff` is `now`), always reuse.
         async fn rotate_refresh_token(
             &self,
             presented: &SecretHash,
