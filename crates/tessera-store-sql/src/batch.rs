@@ -116,7 +116,7 @@ impl Batch {
         };
         // Which redemption each planned record and family answers to.
         let (own_families, own_records) = (families.len(), session_clients.len());
-        let (mut family_of, mut record_of) = (Vec::new(), Vec::new());
+        let (mut planned_families, mut record_of) = (Vec::new(), Vec::new());
         for (at, (redeemed, plan)) in redemptions.iter().zip(plans).enumerate() {
             if let (Ok(Redemption::First(code)), Some(plan)) = (redeemed, plan) {
                 let follow_up = plan(code);
@@ -124,23 +124,9 @@ impl Batch {
                     session_clients.push(record);
                     record_of.push(at);
                 }
-                if let Some(family) = follow_up.family {
-                    families.push(family);
-                    family_of.push(at);
-                }
+                planned_families.extend(follow_up.family.map(|family| (at, family)));
             }
         }
-        // Recorded before the family, as the exchange did one after the other.
-        let mut session_clients = if session_clients.is_empty() {
-            Vec::new()
-        } else {
-            batch_sql::record_session_clients(conn, session_clients).await
-        };
-        let mut families = if families.is_empty() {
-            Vec::new()
-        } else {
-            batch_sql::create_families(conn, families, lock_user).await
-        };
         let mut redemptions: Vec<Result<CodeExchanged, StoreError>> = redemptions
             .into_iter()
             .map(|redeemed| {
@@ -150,11 +136,30 @@ impl Batch {
                 })
             })
             .collect();
+        // Recorded before the family, as the exchange did one after the other: an
+        // exchange whose record failed is that error, and starts no family.
+        let mut session_clients = if session_clients.is_empty() {
+            Vec::new()
+        } else {
+            batch_sql::record_session_clients(conn, session_clients).await
+        };
         for (answer, at) in session_clients.drain(own_records..).zip(record_of) {
             if let Err(e) = answer {
                 redemptions[at] = Err(e);
             }
         }
+        let mut family_of = Vec::new();
+        for (at, family) in planned_families {
+            if redemptions[at].is_ok() {
+                families.push(family);
+                family_of.push(at);
+            }
+        }
+        let mut families = if families.is_empty() {
+            Vec::new()
+        } else {
+            batch_sql::create_families(conn, families, lock_user).await
+        };
         for (answer, at) in families.drain(own_families..).zip(family_of) {
             if let Ok(exchanged) = &mut redemptions[at] {
                 exchanged.family = Some(answer);

@@ -34,7 +34,6 @@ static CHANGED_HERE: AtomicU64 = AtomicU64::new(0);
 const TRUSTED_FOR: Duration = Duration::from_millis(1);
 
 /// `clients.changed` of one store, and its length as last read.
-#[derive(Default)]
 pub(crate) struct ChangedFile {
     path: Option<PathBuf>,
     last_read: Mutex<Option<(Instant, u64)>>,

@@ -93,16 +93,14 @@ impl SqliteStore {
             .map_err(open_error)?;
         migrations::apply(&pool, path).await?;
         migrations::fill_in_skeletons(&pool, path).await?;
-        let writer =
-            writer::WriterConnection::open(path, BUSY_TIMEOUT).map_err(|e| OpenError::Writer {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
+        let writer_error = |reason: String| OpenError::Writer {
+            path: path.display().to_string(),
+            reason,
+        };
+        let writer = writer::WriterConnection::open(path, BUSY_TIMEOUT)
+            .map_err(|e| writer_error(e.to_string()))?;
         let batches =
-            tessera_store_sql::Batches::sqlite(writer).map_err(|e| OpenError::Writer {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
+            tessera_store_sql::Batches::sqlite(writer).map_err(|e| writer_error(e.to_string()))?;
         let batches = std::sync::Arc::new(batches);
         Ok(Self {
             changed: std::sync::Arc::new(clients::ChangedFile::beside(

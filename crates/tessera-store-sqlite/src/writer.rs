@@ -120,10 +120,10 @@ impl BatchConnection for WriterConnection {
             .into_iter()
             .map(str::to_owned)
             .collect();
-        let values = statement.values.iter().map(|value| match value {
-            Value::Text(text) => rusqlite::types::Value::Text(text.clone()),
-            Value::Int(int) => rusqlite::types::Value::Integer(*int),
-            Value::Bytes(bytes) => rusqlite::types::Value::Blob(bytes.clone()),
+        let values = statement.values.into_iter().map(|value| match value {
+            Value::Text(text) => rusqlite::types::Value::Text(text),
+            Value::Int(int) => rusqlite::types::Value::Integer(int),
+            Value::Bytes(bytes) => rusqlite::types::Value::Blob(bytes),
             Value::Null => rusqlite::types::Value::Null,
         });
         let mut rows = prepared
@@ -136,9 +136,12 @@ impl BatchConnection for WriterConnection {
                     Ok(match row.get_ref(at)? {
                         ValueRef::Null => Value::Null,
                         ValueRef::Integer(int) => Value::Int(int),
-                        ValueRef::Text(text) => {
-                            Value::Text(String::from_utf8_lossy(text).into_owned())
-                        }
+                        // Not lossy: text that is not UTF-8 is corrupt, as sqlx says.
+                        ValueRef::Text(text) => Value::Text(
+                            std::str::from_utf8(text)
+                                .map_err(|e| rusqlite::Error::Utf8Error(at, e))?
+                                .to_owned(),
+                        ),
                         ValueRef::Blob(bytes) => Value::Bytes(bytes.to_vec()),
                         ValueRef::Real(_) => {
                             return Err(rusqlite::Error::InvalidColumnType(
@@ -172,9 +175,16 @@ impl BatchConnection for WriterConnection {
 
 /// What a failed statement means for the caller, as `tessera_store_sql::store_error`
 /// says it for sqlx's: busy, locked, I/O and cannot-open are for now; a unique
-/// violation is a conflict.
+/// violation is a conflict; a value of the wrong type or text that is not UTF-8 is
+/// corrupt.
 fn store_error(error: rusqlite::Error) -> StoreError {
     let message = error.to_string();
+    if matches!(
+        error,
+        rusqlite::Error::Utf8Error(..) | rusqlite::Error::InvalidColumnType(..)
+    ) {
+        return StoreError::Corrupt(message);
+    }
     match error.sqlite_error_code() {
         Some(
             rusqlite::ErrorCode::DatabaseBusy

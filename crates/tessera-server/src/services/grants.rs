@@ -139,7 +139,7 @@ impl Grants {
                 let (refresh_token, sid) = if client.grants.contains(&GrantType::RefreshToken) {
                     let (token, family) = self
                         .refresh
-                        .start(&client, &user, &scopes, audience.as_ref(), None, None)
+                        .start(&client, &user, &scopes, audience.as_ref())
                         .await
                         .map_err(refresh_error)?;
                     self.presence.observe(family, user.id, Timestamp::now());

@@ -98,27 +98,26 @@ impl RefreshTokens {
         }
     }
 
-    /// Starts a family and returns its first token and its id (the tokens' `sid`):
-    /// `id` when it was chosen beforehand, else a new one.
+    /// Starts a family tied to no browser session (a code's exchange starts its
+    /// own through [`Self::prepare`]) and returns its first token and its id (the
+    /// tokens' `sid`).
     pub async fn start(
         &self,
         client: &Client,
         user: &User,
         scopes: &Scopes,
         audience: Option<&Audience>,
-        session: Option<SessionId>,
-        id: Option<SessionId>,
     ) -> Result<(RefreshTokenSecret, SessionId), RefreshError> {
         let start = self.prepare();
         // Ids lead with the time, then 80 random bits: see `SessionId::time_ordered`.
-        let id = id.unwrap_or_else(SessionId::time_ordered);
+        let id = SessionId::time_ordered();
         let family = start.template().family(FamilyOf {
             id,
             client_id: client.id,
             user_id: user.id,
             scopes: scopes.clone(),
             audience: audience.cloned(),
-            session,
+            session: None,
         });
         let started = self.store.create_family(family).await;
         Ok((Self::started(start, started)?, id))
