@@ -406,6 +406,19 @@ pub async fn presence<S: crate::PresenceStore>(store: &S) {
             sessions: 1
         }
     );
+    // Thousands at once (a busy instance's few hundred milliseconds): more than
+    // one statement carries on some backends, every one written.
+    let crowd: Vec<Seen> = (0..1201)
+        .map(|_| seen(SessionSecret::generate().session_id(), bob, later))
+        .collect();
+    assert_eq!(store.record_presence(&crowd).await.unwrap(), 1201);
+    assert_eq!(
+        store.online_since(later).await.unwrap(),
+        Online {
+            users: 2,
+            sessions: 1202
+        }
+    );
 }
 
 async fn opaque_tokens<S: OpaqueTokenStore + SessionStore + RevocationLog>(store: &S) {
