@@ -14,6 +14,7 @@
 //! and does no I/O.
 
 pub mod algorithm;
+pub mod audit;
 pub mod error;
 pub mod feed;
 pub mod introspection;
@@ -23,6 +24,7 @@ pub mod token;
 pub mod token_type;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
+pub use audit::{AuditEventBody, AuditPage, EventKind, Outcome};
 pub use error::ErrorBody;
 pub use feed::{Heartbeat, RevocationEntry, RevocationKind};
 pub use introspection::{Introspection, OneOrMany};

@@ -63,8 +63,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres};
 use tessera_core::{ClientId, SessionId, Timestamp, UserId};
 use tessera_store::{
-    AccountStore, CreateUserError, EndReason, Health, PRESENCE_RESOLUTION, PresenceStore, Profile,
-    Revocation, RevocationLog, Revoked, Seen, SessionStore, StoreError, UserCredentials,
+    AccountStore, AuditStore, CreateUserError, EndReason, Health, NewEvent, PRESENCE_RESOLUTION,
+    PresenceStore, Profile, Revocation, RevocationLog, Revoked, Seen, SessionStore, StoreError,
+    UserCredentials,
 };
 use tokio::sync::watch;
 
@@ -90,6 +91,10 @@ pub(crate) const MIGRATION_LOCK: i64 = 0x7465_7373_6572_6101;
 /// Held (per transaction) by every change to the signing keys, so that processes
 /// starting together create one first key, and key changes apply one after another.
 pub(crate) const KEYS_LOCK: i64 = 0x7465_7373_6572_6102;
+/// Held by each transaction that records audit events, so that their ids commit
+/// in ascending order: a follower reading `id > N` never passes over an event a
+/// slower transaction commits later with a smaller id.
+pub(crate) const AUDIT_LOCK: i64 = 0x7465_7373_6572_6103;
 
 #[derive(Clone)]
 pub struct PostgresStore {
@@ -674,6 +679,26 @@ sql_store! {
             tx.commit().await.map_err(store_error)?;
             self.announce_revocations();
             Ok(())
+        }
+    }
+}
+
+sql_store! {
+    impl AuditStore for PostgresStore {
+        forward to Postgres on self.pool { events, events_after, purge_events }
+
+        async fn record_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
+            if events.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(AUDIT_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            <Postgres as tessera_store_sql::Sql>::insert_events(&mut tx, events).await?;
+            tx.commit().await.map_err(store_error)
         }
     }
 }

@@ -37,6 +37,7 @@ async fn a_split_store_conforms() {
         clients: postgres.clone(),
         keys: postgres.clone(),
         presence: store.clone(),
+        audit: postgres.clone(),
         health: vec![postgres.clone(), store.clone()],
         also_purge: vec![postgres.clone()],
     };

@@ -71,6 +71,14 @@ macro_rules! revocation_columns {
     };
 }
 
+/// [`rows::event`](crate::rows::event).
+#[macro_export]
+macro_rules! event_columns {
+    () => {
+        "id, at, kind, outcome, actor_type, actor_id, user_id, username, target, address, detail"
+    };
+}
+
 /// [`rows::authorization_code`](crate::rows::authorization_code), in the order
 /// `batch_sql::insert_codes` binds them.
 #[macro_export]

@@ -197,6 +197,13 @@ macro_rules! __sql_store_forward {
         [online_since(since: __ty::Timestamp) -> Result<__ty::Online, __ty::StoreError> = online_since(since)] $($own)* } };
     ($head:tt [purge_presence $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [purge_presence(before: __ty::Timestamp) -> Result<u64, __ty::StoreError> = purge_presence(before)] $($own)* } };
+    // AuditStore.
+    ($head:tt [events $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [events(query: &__ty::EventQuery) -> Result<Vec<__ty::Event>, __ty::StoreError> = events(query)] $($own)* } };
+    ($head:tt [events_after $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [events_after(after: i64, limit: u32) -> Result<Vec<__ty::Event>, __ty::StoreError> = events_after(after, limit)] $($own)* } };
+    ($head:tt [purge_events $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [purge_events(before: __ty::Timestamp) -> Result<u64, __ty::StoreError> = purge_events(before)] $($own)* } };
     // Health.
     ($head:tt [ping $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [ping() -> Result<(), __ty::StoreError> = ping()] $($own)* } };

@@ -41,9 +41,9 @@ pub mod __private {
         };
         pub use tessera_store::{
             AuthorizationCode, Client, CodeExchanged, Consent, CreateSessionError, CreateUserError,
-            LogoutDelivery, NewRefreshFamily, NewSession, NewUser, Online, OpaqueToken,
-            PlanFollowUp, Profile, PushedRequest, Redemption, RefreshFamily, Revocation,
-            SessionClient, SessionRecord, StoreError, StoredKey, User, UserCredentials,
+            Event, EventQuery, LogoutDelivery, NewRefreshFamily, NewSession, NewUser, Online,
+            OpaqueToken, PlanFollowUp, Profile, PushedRequest, Redemption, RefreshFamily,
+            Revocation, SessionClient, SessionRecord, StoreError, StoredKey, User, UserCredentials,
         };
     }
 }

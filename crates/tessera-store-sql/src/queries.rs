@@ -11,16 +11,16 @@ use tessera_core::{
     Audience, ClientId, ClientName, RedirectUri, SecretHash, SessionId, Timestamp, UserId, Username,
 };
 use tessera_store::{
-    Client, Consent, CreateSessionError, CreateUserError, LogoutDelivery, NewSession, NewUser,
-    Online, OpaqueToken, Profile, PushedRequest, RefreshFamily, Revocation, SessionRecord,
-    StoreError, StoredKey, User, UserCredentials,
+    Client, Consent, CreateSessionError, CreateUserError, Event, EventQuery, LogoutDelivery,
+    NewEvent, NewSession, NewUser, Online, OpaqueToken, Profile, PushedRequest, RefreshFamily,
+    Revocation, SessionRecord, StoreError, StoredKey, User, UserCredentials,
 };
 
 use crate::dialect::Statements;
 use crate::rows::{self, Columns};
 use crate::{
-    client_columns, family_select, key_columns, revocation_columns, session_columns, store_error,
-    token_columns, user_columns,
+    client_columns, event_columns, family_select, key_columns, revocation_columns, session_columns,
+    store_error, token_columns, user_columns,
 };
 
 /// Every statement both backends share. Implemented for `Sqlite` and `Postgres`;
@@ -630,6 +630,96 @@ where
         before: Timestamp,
     ) -> Result<u64, StoreError> {
         sqlx::query("DELETE FROM presence WHERE seen_at < $1")
+            .bind(before.as_millis())
+            .execute(db)
+            .await
+            .map(|done| Self::rows_affected(&done))
+            .map_err(store_error)
+    }
+
+    // The audit log.
+
+    /// Inserts the events in order, each its own statement (they come a few at a
+    /// time); the backend wraps them in its transaction.
+    async fn insert_events(
+        tx: &mut Transaction<'_, Self>,
+        events: &[NewEvent],
+    ) -> Result<(), StoreError> {
+        for event in events {
+            sqlx::query(
+                "INSERT INTO audit_events (at, kind, outcome, actor_type, actor_id, user_id, \
+                   username, target, address, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(event.at.as_millis())
+            .bind(event.kind.as_str())
+            .bind(event.outcome.as_str())
+            .bind(event.actor.kind())
+            .bind(event.actor.id())
+            .bind(event.user.map(|u| u.to_string()))
+            .bind(event.username.clone())
+            .bind(event.target.clone())
+            .bind(event.address.map(|a| a.to_string()))
+            .bind(event.detail.clone())
+            .execute(&mut **tx)
+            .await
+            .map_err(store_error)?;
+        }
+        Ok(())
+    }
+
+    async fn events<'c>(
+        db: impl Executor<'c, Database = Self>,
+        query: &EventQuery,
+    ) -> Result<Vec<Event>, StoreError> {
+        // One statement for every filter: an absent one matches everything.
+        let user = query.user.map(|u| u.to_string());
+        sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM audit_events \
+             WHERE ($1 = '' OR user_id = $1 OR actor_id = $1) AND ($2 = '' OR kind = $2) \
+             AND at >= $3 AND at < $4 AND id < $5 ORDER BY id DESC LIMIT $6"
+        ))
+        .bind(user.unwrap_or_default())
+        .bind(query.kind.map_or("", |k| k.as_str()))
+        .bind(query.since.map_or(i64::MIN, Timestamp::as_millis))
+        .bind(query.until.map_or(i64::MAX, Timestamp::as_millis))
+        .bind(query.before.unwrap_or(i64::MAX))
+        .bind(i64::from(query.limit))
+        .fetch_all(db)
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(rows::event)
+        .collect()
+    }
+
+    async fn events_after<'c>(
+        db: impl Executor<'c, Database = Self>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM audit_events WHERE id > $1 ORDER BY id LIMIT $2"
+        ))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(db)
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(rows::event)
+        .collect()
+    }
+
+    async fn purge_events<'c>(
+        db: impl Executor<'c, Database = Self>,
+        before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM audit_events WHERE at < $1")
             .bind(before.as_millis())
             .execute(db)
             .await

@@ -10,9 +10,9 @@ use tessera_core::{
     RedirectUri, Roles, Scopes, SecretHash, SessionId, Timestamp, UserId, Username,
 };
 use tessera_store::{
-    AuthorizationCode, Client, CodeFlow, Consent, EndReason, LogoutDelivery, OpaqueToken, Profile,
-    PushedRequest, RefreshFamily, Revocation, Revoked, SessionRecord, StoreError, StoredKey, User,
-    UserCredentials,
+    Actor, AuthorizationCode, Client, CodeFlow, Consent, EndReason, Event, LogoutDelivery,
+    NewEvent, OpaqueToken, Profile, PushedRequest, RefreshFamily, Revocation, Revoked,
+    SessionRecord, StoreError, StoredKey, User, UserCredentials,
 };
 
 use crate::store_error;
@@ -275,6 +275,38 @@ pub fn revocation(row: &impl Columns) -> Result<Revocation, StoreError> {
             .ok_or_else(|| StoreError::corrupt("reason"))?,
         at: row.time("at")?,
         expires_at: row.time("expires_at")?,
+    })
+}
+
+/// [`event_columns!`](crate::event_columns).
+pub fn event(row: &impl Columns) -> Result<Event, StoreError> {
+    let actor_id = row.optional_text("actor_id")?;
+    Ok(Event {
+        id: row.int("id")?,
+        event: NewEvent {
+            at: row.time("at")?,
+            kind: row
+                .text("kind")?
+                .parse()
+                .map_err(|_| StoreError::corrupt("event kind"))?,
+            outcome: row
+                .text("outcome")?
+                .parse()
+                .map_err(|()| StoreError::corrupt("event outcome"))?,
+            actor: Actor::from_stored(&row.text("actor_type")?, actor_id.as_deref())
+                .ok_or_else(|| StoreError::corrupt("event actor"))?,
+            user: row
+                .optional_text("user_id")?
+                .map(|u| user_id(&u))
+                .transpose()?,
+            username: row.optional_text("username")?,
+            target: row.optional_text("target")?,
+            address: row
+                .optional_text("address")?
+                .map(|a| a.parse().map_err(|_| StoreError::corrupt("event address")))
+                .transpose()?,
+            detail: row.optional_text("detail")?,
+        },
     })
 }
 

@@ -24,8 +24,9 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 use tessera_core::{ClientId, SessionId, Timestamp, UserId};
 use tessera_store::{
-    AccountStore, CreateUserError, EndReason, Health, PRESENCE_RESOLUTION, PresenceStore, Profile,
-    Revocation, RevocationLog, Revoked, Seen, SessionStore, StoreError, UserCredentials,
+    AccountStore, AuditStore, CreateUserError, EndReason, Health, NewEvent, PRESENCE_RESOLUTION,
+    PresenceStore, Profile, Revocation, RevocationLog, Revoked, Seen, SessionStore, StoreError,
+    UserCredentials,
 };
 
 pub use files::FileError;
@@ -393,6 +394,21 @@ sql_store! {
             tx.commit().await.map_err(store_error)?;
             self.announce_revocations();
             Ok(())
+        }
+    }
+}
+
+sql_store! {
+    impl AuditStore for SqliteStore {
+        forward to Sqlite on self.pool { events, events_after, purge_events }
+
+        async fn record_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
+            if events.is_empty() {
+                return Ok(());
+            }
+            let mut tx = Sqlite::begin_write(&self.pool).await?;
+            Sqlite::insert_events(&mut tx, events).await?;
+            tx.commit().await.map_err(store_error)
         }
     }
 }

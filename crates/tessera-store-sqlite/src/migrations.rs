@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0011_consents.sql"),
     include_str!("../migrations/0012_backchannel_logout.sql"),
     include_str!("../migrations/0013_pushed_requests.sql"),
+    include_str!("../migrations/0014_audit_events.sql"),
 ];
 
 /// The schema version this binary writes.

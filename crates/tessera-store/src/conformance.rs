@@ -13,11 +13,12 @@ use tessera_core::{
 };
 
 use crate::{
-    AccountStore, AuthorizationCode, AuthorizationCodeStore, BackchannelStore, Client, ClientStore,
-    CodeExchangeStore, CodeFlow, CodeFollowUp, Consent, CreateClientError, CreateSessionError,
-    CreateUserError, EndReason, KeyStore, NewRefreshFamily, NewSession, NewUser, OpaqueToken,
-    OpaqueTokenStore, PlanFollowUp, Profile, PushedRequest, Redemption, RefreshOutcome,
-    RefreshStore, RevocationLog, Revoked, SessionClient, SessionStore, StoreError, StoredKey,
+    AccountStore, Actor, AuditStore, AuthorizationCode, AuthorizationCodeStore, BackchannelStore,
+    Client, ClientStore, CodeExchangeStore, CodeFlow, CodeFollowUp, Consent, CreateClientError,
+    CreateSessionError, CreateUserError, EndReason, Event, EventKind, EventQuery, KeyStore,
+    NewEvent, NewRefreshFamily, NewSession, NewUser, OpaqueToken, OpaqueTokenStore, Outcome,
+    PlanFollowUp, Profile, PushedRequest, Redemption, RefreshOutcome, RefreshStore, RevocationLog,
+    Revoked, SessionClient, SessionStore, StoreError, StoredKey,
 };
 
 pub async fn run<S>(store: &S)
@@ -31,9 +32,11 @@ where
         + OpaqueTokenStore
         + AuthorizationCodeStore
         + CodeExchangeStore
-        + BackchannelStore,
+        + BackchannelStore
+        + AuditStore,
 {
     accounts(store).await;
+    audit(store).await;
     profiles(store).await;
     consents(store).await;
     cached_changes(store).await;
@@ -52,6 +55,169 @@ where
     pushed_requests(store).await;
     imports(store).await;
     imported_revocations(store).await;
+}
+
+/// The audit log: events come back as recorded, newest first, filtered by the
+/// account (as subject or actor), kind and time, a page at a time; followed oldest
+/// first; purged by age.
+async fn audit<S: AuditStore>(store: &S) {
+    let now = Timestamp::now();
+    let hour_ago = now.saturating_sub(Duration::from_secs(3600));
+    let (alice, admin) = (UserId::generate(), UserId::generate());
+    let client = ClientId::generate();
+    let event = |at, kind, outcome, actor, user| NewEvent {
+        at,
+        kind,
+        outcome,
+        actor,
+        user,
+        username: None,
+        target: None,
+        address: None,
+        detail: None,
+    };
+    let failed = NewEvent {
+        username: Some("alice".into()),
+        address: Some("2001:db8::7".parse().unwrap()),
+        detail: Some("wrong password".into()),
+        ..event(
+            hour_ago,
+            EventKind::Login,
+            Outcome::Failure,
+            Actor::Anonymous,
+            Some(alice),
+        )
+    };
+    let kicked = NewEvent {
+        target: Some(format!("client:{client}")),
+        ..event(
+            now,
+            EventKind::UserKicked,
+            Outcome::Success,
+            Actor::User(admin),
+            Some(alice),
+        )
+    };
+    let by_client = event(
+        now,
+        EventKind::KeyRotated,
+        Outcome::Success,
+        Actor::Client(client),
+        None,
+    );
+    let by_operator = event(
+        now,
+        EventKind::UserEnabled,
+        Outcome::Success,
+        Actor::Operator,
+        Some(admin),
+    );
+    let by_system = event(
+        now,
+        EventKind::SessionEnded,
+        Outcome::Success,
+        Actor::System,
+        Some(alice),
+    );
+    store.record_events(&[]).await.unwrap();
+    store
+        .record_events(&[failed.clone(), kicked.clone(), by_client.clone()])
+        .await
+        .unwrap();
+    store
+        .record_events(&[by_operator.clone(), by_system.clone()])
+        .await
+        .unwrap();
+    let all = |query: EventQuery| async move {
+        store
+            .events(&EventQuery {
+                limit: 100,
+                ..query
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e: Event| e.event)
+            .collect::<Vec<_>>()
+    };
+    // Newest first, each exactly as recorded.
+    assert_eq!(
+        all(EventQuery::default()).await,
+        vec![
+            by_system.clone(),
+            by_operator.clone(),
+            by_client.clone(),
+            kicked.clone(),
+            failed.clone()
+        ]
+    );
+    // The account concerned, or the one who acted.
+    assert_eq!(
+        all(EventQuery {
+            user: Some(admin),
+            ..Default::default()
+        })
+        .await,
+        vec![by_operator.clone(), kicked.clone()]
+    );
+    assert_eq!(
+        all(EventQuery {
+            kind: Some(EventKind::Login),
+            ..Default::default()
+        })
+        .await,
+        vec![failed.clone()]
+    );
+    assert_eq!(
+        all(EventQuery {
+            until: Some(now),
+            ..Default::default()
+        })
+        .await,
+        vec![failed.clone()]
+    );
+    assert_eq!(
+        all(EventQuery {
+            user: Some(alice),
+            since: Some(now),
+            ..Default::default()
+        })
+        .await,
+        vec![by_system.clone(), kicked.clone()]
+    );
+    // Pages: ids ascend in recording order; `before` continues a page.
+    let page = store
+        .events(&EventQuery {
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 2);
+    assert!(page[0].id > page[1].id);
+    let rest = store
+        .events(&EventQuery {
+            limit: 100,
+            before: Some(page[1].id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter().map(|e| e.event.clone()).collect::<Vec<_>>(),
+        vec![by_client.clone(), kicked.clone(), failed.clone()]
+    );
+    // Following: oldest first after a position.
+    let followed = store.events_after(rest[2].id, 2).await.unwrap();
+    assert_eq!(
+        followed.into_iter().map(|e| e.event).collect::<Vec<_>>(),
+        vec![kicked.clone(), by_client.clone()]
+    );
+    assert!(store.events_after(page[0].id, 10).await.unwrap().is_empty());
+    // Purged by age.
+    assert_eq!(store.purge_events(now).await.unwrap(), 1);
+    assert_eq!(all(EventQuery::default()).await.len(), 4);
+    assert_eq!(store.purge_events(now).await.unwrap(), 0);
 }
 
 /// What `tessera store migrate` relies on for the revocation log: entries imported

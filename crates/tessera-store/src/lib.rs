@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
 use tessera_proto::RevocationKind;
+pub use tessera_proto::{EventKind, Outcome};
 
 use tessera_core::{
     Algorithm, Audience, ClientId, ClientName, CsrfToken, DisplayName, Email, GrantType, LogoutUri,
@@ -1021,6 +1022,112 @@ store_trait! {
         /// Forgets these sessions (they ended: logged out, kicked), so they no longer
         /// count as online.
         async fn forget_presence(&self, sids: &[SessionId]) -> Result<(), StoreError>;
+    }
+}
+
+/// Who did what an audit event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// A signed-in user (themselves, or an admin acting on someone).
+    User(UserId),
+    /// A client, with its own credentials (an admin token issued to it, say).
+    Client(ClientId),
+    /// Someone at the host's command line: the CLI opens the store directly.
+    Operator,
+    /// tessera itself: reuse detection, a code replay.
+    System,
+    /// Someone not signed in: a failed login.
+    Anonymous,
+}
+
+impl Actor {
+    /// The type the log stores and shows (`user`, `client`, …).
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Actor::User(_) => "user",
+            Actor::Client(_) => "client",
+            Actor::Operator => "operator",
+            Actor::System => "system",
+            Actor::Anonymous => "anonymous",
+        }
+    }
+
+    /// The id of a user or client.
+    pub fn id(&self) -> Option<String> {
+        match self {
+            Actor::User(id) => Some(id.to_string()),
+            Actor::Client(id) => Some(id.to_string()),
+            _ => None,
+        }
+    }
+
+    /// Read back from its stored type and id.
+    pub fn from_stored(kind: &str, id: Option<&str>) -> Option<Self> {
+        Some(match (kind, id) {
+            ("user", Some(id)) => Actor::User(UserId::parse(id)?),
+            ("client", Some(id)) => Actor::Client(ClientId::parse(id)?),
+            ("operator", None) => Actor::Operator,
+            ("system", None) => Actor::System,
+            ("anonymous", None) => Actor::Anonymous,
+            _ => return None,
+        })
+    }
+}
+
+/// One security-relevant event, as recorded. Nothing secret goes in: no password,
+/// token, code or cookie, and no hash of one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub at: Timestamp,
+    pub kind: EventKind,
+    pub outcome: Outcome,
+    pub actor: Actor,
+    /// The account it concerns.
+    pub user: Option<UserId>,
+    /// The username presented or held then (a failed login's may be no account).
+    pub username: Option<String>,
+    /// What else it concerns, as `type:id` (`client:…`, `key:…`, `session:…`).
+    pub target: Option<String>,
+    /// Where the request came from.
+    pub address: Option<std::net::IpAddr>,
+    /// Why or what, in words.
+    pub detail: Option<String>,
+}
+
+/// A recorded event, with its place in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Ascending in the order of recording, on every backend.
+    pub id: i64,
+    pub event: NewEvent,
+}
+
+/// Which events to read. `user` matches the account an event concerns or its
+/// actor. Pages go newest first, older than `before`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    pub user: Option<UserId>,
+    pub kind: Option<EventKind>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+store_trait! {
+    /// The audit log: what happened, to whom, by whom, from where. Kept apart from the
+    /// revocation log, which says what verifiers must refuse; this one is for
+    /// people. Events are kept for a configured time, then purged.
+    pub trait AuditStore: Send + Sync, in StoreSet.audit {
+        /// Records the events, in order, all or none.
+        async fn record_events(&self, events: &[NewEvent]) -> Result<(), StoreError>;
+        /// The events `query` matches, newest first, at most `query.limit`.
+        async fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError>;
+        /// The events recorded after `after`, oldest first, at most `limit`: for
+        /// following the log.
+        async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError>;
+        /// Forgets the events from before `before`; returns how many.
+        async fn purge_events(&self, before: Timestamp) -> Result<u64, StoreError>;
     }
 }
 

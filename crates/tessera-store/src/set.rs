@@ -13,9 +13,9 @@ use std::sync::Arc;
 use tessera_core::Timestamp;
 
 use crate::{
-    AccountStore, AuthorizationCodeStore, BackchannelStore, ClientStore, CodeExchangeStore, Health,
-    KeyStore, OpaqueTokenStore, PresenceStore, RefreshStore, RevocationLog, SessionStore,
-    StoreError,
+    AccountStore, AuditStore, AuthorizationCodeStore, BackchannelStore, ClientStore,
+    CodeExchangeStore, Health, KeyStore, OpaqueTokenStore, PresenceStore, RefreshStore,
+    RevocationLog, SessionStore, StoreError,
 };
 
 /// Declares a store trait (`#[async_trait]`, `Send + Sync`) and implements it for
@@ -125,6 +125,7 @@ pub struct StoreSet {
     pub clients: Arc<dyn ClientStore>,
     pub keys: Arc<dyn KeyStore>,
     pub presence: Arc<dyn PresenceStore>,
+    pub audit: Arc<dyn AuditStore>,
     /// Every backend in use, each pinged by `/readyz`.
     pub health: Vec<Arc<dyn Health>>,
     /// Further stores whose `purge_expired` must run too: the database, when
@@ -147,6 +148,7 @@ impl StoreSet {
             + ClientStore
             + KeyStore
             + PresenceStore
+            + AuditStore
             + Health
             + 'static,
     {
@@ -162,6 +164,7 @@ impl StoreSet {
             clients: store.clone(),
             keys: store.clone(),
             presence: store.clone(),
+            audit: store.clone(),
             health: vec![store],
             also_purge: Vec::new(),
         }
