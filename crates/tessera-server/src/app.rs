@@ -47,6 +47,7 @@ pub struct Core {
     pub keys: Arc<keyring::KeyRing>,
     pub refresh: Arc<refresh::RefreshTokens>,
     pub presence: Arc<presence::Presence>,
+    pub audit: Arc<services::audit::Audit>,
     /// What an operator does, over HTTP or from the CLI.
     pub admin: Arc<services::admin::Administration>,
     /// When the revocation log was last read; bounds how long caches are trusted.
@@ -70,6 +71,7 @@ impl Core {
         };
         let (presence, presence_writer) =
             presence::Presence::new(stores.set.presence.clone(), config.session.cache_capacity);
+        let audit = Arc::new(services::audit::Audit::new(stores.set.audit.clone()));
         let log_contact = Arc::new(contact::Contact::new(config.session.cache_staleness));
         let store_contact = Arc::new(contact::Contact::new(config.session.cache_staleness));
         // The whole set, not just its session store: its purge also purges the
@@ -106,6 +108,7 @@ impl Core {
             clients.clone(),
             keys.clone(),
             presence.clone(),
+            audit.clone(),
             config.tokens.session_token_ttl,
             config.tokens.hs256_secret.is_some(),
         ));
@@ -122,6 +125,7 @@ impl Core {
             accounts,
             sessions,
             presence,
+            audit,
             log_contact,
             store_contact,
             upkeep,
@@ -252,6 +256,7 @@ pub async fn serve(
         let _ = upkeep_stopped.await;
     }));
     tokio::spawn(core.presence_writer.run());
+    tokio::spawn(core.audit.clone().purge(config.audit.retention));
     tokio::spawn(ping_stores(
         core.stores.set.clone(),
         core.store_contact.clone(),

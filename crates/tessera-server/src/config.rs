@@ -49,6 +49,23 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub tokens: TokensConfig,
     pub keys: KeysConfig,
+    pub audit: AuditConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// How long audit events are kept; older ones are purged in the background.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            retention: crate::services::audit::DEFAULT_RETENTION,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -276,6 +293,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             tokens: TokensConfig::default(),
             keys: KeysConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }

@@ -15,6 +15,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use tessera_core::{DisplayName, Email, Password, Role, Roles, Username};
+use tessera_server::services::audit::Caller;
 use tessera_server::services::accounts::{Profile, ProfileChange, RegisterError};
 use tessera_server::views::{ProfileView, UserView};
 use tessera_server::{Core, LogFormat, Overrides};
@@ -283,8 +284,8 @@ async fn user_command(command: UserCommand, overrides: Overrides) -> anyhow::Res
             let password = read_password()?;
             let core = Core::open(&config, 1).await?;
             let user = match core
-                .accounts
-                .register(username, password, Roles::new(roles))
+                .admin
+                .add_user(Caller::OPERATOR, username, password, Roles::new(roles))
                 .await
             {
                 Ok(user) => user,
@@ -299,10 +300,10 @@ async fn user_command(command: UserCommand, overrides: Overrides) -> anyhow::Res
             let profile = if change.is_empty() {
                 Profile::default()
             } else {
-                core.accounts
-                    .change_profile(user.id, change)
+                core.admin
+                    .change_profile(Caller::OPERATOR, user.id, change)
                     .await?
-                    .unwrap_or_default()
+                    .1
             };
             if json {
                 println!("{}", user_with_profile(&user, &profile));
@@ -325,9 +326,10 @@ async fn user_command(command: UserCommand, overrides: Overrides) -> anyhow::Res
             let Some(user) = core.accounts.find(username.as_str()).await? else {
                 bail!("no user named {name:?}");
             };
-            let Some(profile) = core.accounts.change_profile(user.id, change).await? else {
-                bail!("no user named {name:?}");
-            };
+            let (_, profile) = core
+                .admin
+                .change_profile(Caller::OPERATOR, user.id, change)
+                .await?;
             if json {
                 println!("{}", user_with_profile(&user, &profile));
             } else {
@@ -368,7 +370,7 @@ async fn user_command(command: UserCommand, overrides: Overrides) -> anyhow::Res
             let Some(user) = core.accounts.find(username.as_str()).await? else {
                 bail!("no user named {name:?}");
             };
-            let cut = core.admin.disable(user.id).await?;
+            let cut = core.admin.disable(Caller::OPERATOR, user.id).await?;
             if json {
                 println!(
                     "{}",
@@ -394,9 +396,10 @@ async fn user_command(command: UserCommand, overrides: Overrides) -> anyhow::Res
         UserCommand::Enable { name, json, store } => {
             let username = Username::parse(&name).context("invalid username")?;
             let (_, core) = crate::oauth::open(store, overrides).await?;
-            let Some(user) = core.accounts.enable(&username).await? else {
+            let Some(user) = core.accounts.find(username.as_str()).await? else {
                 bail!("no user named {name:?}");
             };
+            let user = core.admin.enable(Caller::OPERATOR, user.id).await?;
             if json {
                 println!(
                     "{}",

@@ -9,6 +9,7 @@ use tessera_core::{
     Audience, ClientName, GrantType, LogoutUri, RedirectUri, Scopes, Timestamp, TokenFormat,
 };
 use tessera_proto::Algorithm;
+use tessera_server::services::audit::Caller;
 use tessera_server::services::clients::{AddClientError, ClientSpec};
 use tessera_server::views::{AddedClientView, ClientView};
 use tessera_server::{Config, Core};
@@ -183,7 +184,7 @@ pub async fn client_command(
                 .iter()
                 .map(|a| Audience::parse(a).with_context(|| format!("invalid --audience {a:?}")))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let (config, core) = open(store, overrides).await?;
+            let (_, core) = open(store, overrides).await?;
             let spec = ClientSpec {
                 name,
                 grants,
@@ -202,11 +203,7 @@ pub async fn client_command(
                     id_token_algorithm: id_token_alg,
                 },
             };
-            let (client, secret) = match core
-                .clients
-                .add(spec, config.tokens.hs256_secret.is_some())
-                .await
-            {
+            let (client, secret) = match core.admin.add_client(Caller::OPERATOR, spec).await {
                 Ok(added) => added,
                 Err(AddClientError::Invalid(reason)) => bail!("{reason}"),
                 Err(e) => return Err(e.into()),
@@ -265,7 +262,9 @@ pub async fn client_command(
             let Some(found) = core.clients.find(&client).await? else {
                 bail!("no client with the id or name {client:?}");
             };
-            core.clients.remove(&found.id).await?;
+            core.admin
+                .remove_client(Caller::OPERATOR, &found.id)
+                .await?;
             if json {
                 println!("{}", json!({"removed": ClientView::from(&found)}));
             } else {
@@ -292,8 +291,7 @@ pub async fn keys_command(
             store,
         } => {
             let (_, core) = open(store, overrides).await?;
-            let longest = core.admin.tokens_live_for().await?;
-            let kid = core.keys.rotate(alg, now, longest).await?;
+            let kid = core.admin.rotate_key(Caller::OPERATOR, alg, now).await?;
             if json {
                 println!(
                     "{}",
@@ -307,7 +305,7 @@ pub async fn keys_command(
         }
         KeysCommand::Retire { kid, json, store } => {
             let (_, core) = open(store, overrides).await?;
-            if !core.keys.retire(&kid).await? {
+            if !core.admin.retire_key(Caller::OPERATOR, &kid).await? {
                 bail!("no key {kid:?} that is not already retired");
             }
             if json {

@@ -3,6 +3,7 @@
 use anyhow::bail;
 use clap::Subcommand;
 use serde_json::json;
+use tessera_server::services::audit::Caller;
 use tessera_server::Overrides;
 use tessera_server::views::{SessionTimes, UserView};
 
@@ -76,7 +77,7 @@ pub async fn sessions_command(
             let Some(found) = core.accounts.find(&user).await? else {
                 bail!("no user {user:?}");
             };
-            let cut = core.admin.kick(found.id).await?;
+            let cut = core.admin.kick(Caller::OPERATOR, found.id).await?;
             if json {
                 println!(
                     "{}",

@@ -10,10 +10,12 @@ use http::request::Parts;
 use http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
-use tessera_core::{Password, Role, Username};
+use tessera_core::{ClientId, Password, Role, UserId, Username};
+use tessera_store::Actor;
 
 use crate::http::error::ApiError;
 use crate::http::origin::Origin;
+use crate::services::audit::Caller;
 use crate::services::clients::PresentedClient;
 use crate::services::sessions::ActiveSession;
 use crate::state::AppState;
@@ -485,9 +487,10 @@ pub const ADMIN_SCOPE: &str = tessera_proto::scope::ADMIN;
 /// the `admin` scope. A token issued to a user must also carry the admin role: the
 /// scope alone would let any user of a client that may ask for it become an admin.
 /// Reads the body for the CSRF form field, so it is the handler's last extractor.
-pub enum Admin {
-    Session(Arc<ActiveSession>),
-    Token(Box<tessera_verify::AccessClaims>),
+pub struct Admin {
+    /// Who, as the audit log names them: the user, or the client a token was
+    /// issued to for itself.
+    pub caller: Caller,
 }
 
 fn not_an_admin() -> ApiError {
@@ -503,6 +506,15 @@ impl FromRequest<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (mut parts, body) = request.into_parts();
+        let address = ClientInfo::from_request_parts(&mut parts, state)
+            .await?
+            .address;
+        let request = Request::from_parts(parts, body);
+        let caller = |actor| Caller {
+            actor,
+            address: Some(address),
+        };
         if request.headers().contains_key(header::AUTHORIZATION) {
             let (mut parts, _) = request.into_parts();
             let bearer = BearerToken::from_request_parts(&mut parts, state).await?;
@@ -512,7 +524,16 @@ impl FromRequest<AppState> for Admin {
             if !issued_to_client && !claims.roles.iter().any(|r| r == Role::Admin.as_str()) {
                 return Err(not_an_admin());
             }
-            return Ok(Self::Token(Box::new(claims)));
+            // The subject is the client itself, or the admin user.
+            let actor = if issued_to_client {
+                ClientId::parse(&claims.sub).map(Actor::Client)
+            } else {
+                UserId::parse(&claims.sub).map(Actor::User)
+            };
+            let actor = actor.ok_or_else(not_an_admin)?;
+            return Ok(Self {
+                caller: caller(actor),
+            });
         }
         let session = if request.method().is_safe() {
             session_of(request.headers(), state).await?
@@ -522,7 +543,9 @@ impl FromRequest<AppState> for Admin {
         if !session.user().roles.contains(Role::Admin) {
             return Err(not_an_admin());
         }
-        Ok(Self::Session(session))
+        Ok(Self {
+            caller: caller(Actor::User(session.user().id)),
+        })
     }
 }
 

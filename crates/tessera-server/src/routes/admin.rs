@@ -158,10 +158,10 @@ impl ProfilePatch {
 pub async fn change_user(
     State(admin): State<Arc<Administration>>,
     Path(id): Path<String>,
-    AdminInput(_, patch): AdminInput<ProfilePatch>,
+    AdminInput(by, patch): AdminInput<ProfilePatch>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = user_id(&id)?;
-    let (user, profile) = admin.change_profile(id, patch.parse()?).await?;
+    let (user, profile) = admin.change_profile(by.caller, id, patch.parse()?).await?;
     Ok(Json(json!({
         "user": AdminUserView::from(&user),
         "profile": ProfileView::from(&profile),
@@ -195,11 +195,11 @@ pub async fn sessions(
 pub async fn end_session(
     State(admin): State<Arc<Administration>>,
     Path((id, sid)): Path<(String, String)>,
-    _: Admin,
+    by: Admin,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = user_id(&id)?;
     let sid = SessionId::parse(&sid).map_err(|_| ApiError::from(AdminError::NoSuchSession))?;
-    admin.end_session(id, &sid).await?;
+    admin.end_session(by.caller, id, &sid).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -208,9 +208,9 @@ pub async fn end_session(
 pub async fn kick(
     State(admin): State<Arc<Administration>>,
     Path(id): Path<String>,
-    _: Admin,
+    by: Admin,
 ) -> Result<impl IntoResponse, ApiError> {
-    let cut = admin.kick(user_id(&id)?).await?;
+    let cut = admin.kick(by.caller, user_id(&id)?).await?;
     Ok(Json(cut_off_view(&cut)))
 }
 
@@ -219,9 +219,9 @@ pub async fn kick(
 pub async fn disable(
     State(admin): State<Arc<Administration>>,
     Path(id): Path<String>,
-    _: Admin,
+    by: Admin,
 ) -> Result<impl IntoResponse, ApiError> {
-    let cut = admin.disable(user_id(&id)?).await?;
+    let cut = admin.disable(by.caller, user_id(&id)?).await?;
     Ok(Json(cut_off_view(&cut)))
 }
 
@@ -230,9 +230,9 @@ pub async fn disable(
 pub async fn enable(
     State(admin): State<Arc<Administration>>,
     Path(id): Path<String>,
-    _: Admin,
+    by: Admin,
 ) -> Result<impl IntoResponse, ApiError> {
-    let user = admin.enable(user_id(&id)?).await?;
+    let user = admin.enable(by.caller, user_id(&id)?).await?;
     Ok(Json(json!({ "user": AdminUserView::from(&user) })))
 }
 
@@ -377,9 +377,9 @@ fn client_id(id: &str) -> Result<ClientId, ApiError> {
 /// confidential client, its `client_secret`, shown this once.
 pub async fn add_client(
     State(admin): State<Arc<Administration>>,
-    AdminInput(_, new): AdminInput<NewClient>,
+    AdminInput(by, new): AdminInput<NewClient>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (client, secret) = admin.add_client(new.parse()?).await?;
+    let (client, secret) = admin.add_client(by.caller, new.parse()?).await?;
     let secret = secret.map(|s| s.expose());
     let view = AddedClientView {
         client: ClientView::from(&client),
@@ -413,8 +413,8 @@ pub async fn client(
 pub async fn remove_client(
     State(admin): State<Arc<Administration>>,
     Path(id): Path<String>,
-    _: Admin,
+    by: Admin,
 ) -> Result<impl IntoResponse, ApiError> {
-    admin.remove_client(&client_id(&id)?).await?;
+    admin.remove_client(by.caller, &client_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -30,6 +30,18 @@ impl ProfileChange {
         self.name.is_none() && self.email.is_none() && self.email_verified.is_none()
     }
 
+    /// The names of the fields it changes (for the audit log: not their values).
+    pub fn fields(&self) -> Vec<&'static str> {
+        [
+            (self.name.is_some(), "name"),
+            (self.email.is_some(), "email"),
+            (self.email_verified.is_some(), "email_verified"),
+        ]
+        .into_iter()
+        .filter_map(|(changed, name)| changed.then_some(name))
+        .collect()
+    }
+
     fn apply(self, mut profile: Profile, at: Timestamp) -> Profile {
         if let Some(name) = self.name {
             profile.name = name;

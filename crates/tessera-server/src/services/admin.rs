@@ -6,12 +6,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_core::{ClientId, ClientSecret, SessionId, UserId, Username};
-use tessera_store::{Client, EndReason, Online, SessionRecord, StoreError, User};
+use tessera_core::{
+    Algorithm, ClientId, ClientSecret, Password, Roles, SessionId, UserId, Username,
+};
+use tessera_store::{Client, EndReason, EventKind, Online, SessionRecord, StoreError, User};
 
-use crate::services::accounts::{Accounts, CutOff, Profile, ProfileChange};
+use crate::services::accounts::{Accounts, CutOff, Profile, ProfileChange, RegisterError};
+use crate::services::audit::{Audit, Caller};
 use crate::services::clients::{AddClientError, ClientSpec, Clients};
-use crate::services::keyring::{KeyRing, KeySet};
+use crate::services::keyring::{KeyRing, KeyRingError, KeySet};
 use crate::services::presence::Presence;
 use crate::services::sessions::{SessionPolicy, SessionService};
 
@@ -33,6 +36,7 @@ pub struct Administration {
     clients: Clients,
     keys: Arc<KeyRing>,
     presence: Arc<Presence>,
+    audit: Arc<Audit>,
     /// The lifetime of the tokens of the token cookie, which belong to no client.
     session_token_ttl: Duration,
     /// Whether a client may have HS256 access tokens (a shared secret is set).
@@ -46,6 +50,7 @@ impl Administration {
         clients: Clients,
         keys: Arc<KeyRing>,
         presence: Arc<Presence>,
+        audit: Arc<Audit>,
         session_token_ttl: Duration,
         hs256_configured: bool,
     ) -> Self {
@@ -55,6 +60,7 @@ impl Administration {
             clients,
             keys,
             presence,
+            audit,
             session_token_ttl,
             hs256_configured,
         }
@@ -63,9 +69,18 @@ impl Administration {
     /// Registers a client; its secret, if it has one, is returned this once.
     pub async fn add_client(
         &self,
+        by: Caller,
         spec: ClientSpec,
     ) -> Result<(Client, Option<ClientSecret>), AddClientError> {
-        self.clients.add(spec, self.hs256_configured).await
+        let (client, secret) = self.clients.add(spec, self.hs256_configured).await?;
+        self.audit
+            .record(
+                by.event(EventKind::ClientAdded)
+                    .target("client", client.id)
+                    .detail(client.name.as_str()),
+            )
+            .await;
+        Ok((client, secret))
     }
 
     pub async fn clients(&self) -> Result<Vec<Client>, StoreError> {
@@ -77,11 +92,14 @@ impl Administration {
     }
 
     /// Removes a client and cuts off every token issued to it.
-    pub async fn remove_client(&self, id: &ClientId) -> Result<(), AdminError> {
-        match self.clients.remove(id).await? {
-            true => Ok(()),
-            false => Err(AdminError::NoSuchClient),
+    pub async fn remove_client(&self, by: Caller, id: &ClientId) -> Result<(), AdminError> {
+        if !self.clients.remove(id).await? {
+            return Err(AdminError::NoSuchClient);
         }
+        self.audit
+            .record(by.event(EventKind::ClientRemoved).target("client", id))
+            .await;
+        Ok(())
     }
 
     /// Users whose username contains `contains`, by username, after `after`.
@@ -108,15 +126,25 @@ impl Administration {
     /// Changes the user's profile (name, email, whether the email is verified).
     pub async fn change_profile(
         &self,
+        by: Caller,
         id: UserId,
         change: ProfileChange,
     ) -> Result<(User, Profile), AdminError> {
         let user = self.user(id).await?;
+        let changed = change.fields().join(", ");
         let profile = self
             .accounts
             .change_profile(id, change)
             .await?
             .ok_or(AdminError::NoSuchUser)?;
+        self.audit
+            .record(
+                by.event(EventKind::ProfileChanged)
+                    .user(user.id)
+                    .username(user.username.as_str())
+                    .detail(changed),
+            )
+            .await;
         Ok((user, profile))
     }
 
@@ -131,31 +159,44 @@ impl Administration {
         self.sessions.policy()
     }
 
-    pub async fn end_session(&self, id: UserId, sid: &SessionId) -> Result<(), AdminError> {
+    pub async fn end_session(
+        &self,
+        by: Caller,
+        id: UserId,
+        sid: &SessionId,
+    ) -> Result<(), AdminError> {
         let user = self.user(id).await?;
-        if self.sessions.end(user.id, sid, EndReason::Revoked).await? {
-            Ok(())
-        } else {
-            Err(AdminError::NoSuchSession)
+        if !self.sessions.end(user.id, sid, EndReason::Revoked).await? {
+            return Err(AdminError::NoSuchSession);
         }
+        self.audit
+            .record(
+                by.event(EventKind::SessionEnded)
+                    .user(user.id)
+                    .username(user.username.as_str())
+                    .target("session", sid)
+                    .detail(EndReason::Revoked.as_str()),
+            )
+            .await;
+        Ok(())
     }
 
     /// Ends everything the user holds, now, on every instance and verifier; the
     /// account stays usable.
-    pub async fn kick(&self, id: UserId) -> Result<CutOff, AdminError> {
+    pub async fn kick(&self, by: Caller, id: UserId) -> Result<CutOff, AdminError> {
         let live_for = self.tokens_live_for().await?;
         let cut = self
             .accounts
             .kick(id, live_for)
             .await?
             .ok_or(AdminError::NoSuchUser)?;
-        tracing::info!(user = %cut.user.id, sessions = cut.sessions, families = cut.families, "user kicked");
+        self.record_cut(by, EventKind::UserKicked, &cut).await;
         Ok(cut)
     }
 
     /// A kick that stays: the account cannot sign in, and everything it holds is
     /// refused on every instance and verifier.
-    pub async fn disable(&self, id: UserId) -> Result<CutOff, AdminError> {
+    pub async fn disable(&self, by: Caller, id: UserId) -> Result<CutOff, AdminError> {
         let user = self.user(id).await?;
         let live_for = self.tokens_live_for().await?;
         let cut = self
@@ -163,20 +204,94 @@ impl Administration {
             .disable(&user.username, live_for)
             .await?
             .ok_or(AdminError::NoSuchUser)?;
-        tracing::info!(user = %cut.user.id, sessions = cut.sessions, families = cut.families, "user disabled");
+        self.record_cut(by, EventKind::UserDisabled, &cut).await;
         Ok(cut)
     }
 
     /// The account can sign in again; what it held before stays refused.
-    pub async fn enable(&self, id: UserId) -> Result<User, AdminError> {
+    pub async fn enable(&self, by: Caller, id: UserId) -> Result<User, AdminError> {
         let user = self.user(id).await?;
         let user = self
             .accounts
             .enable(&user.username)
             .await?
             .ok_or(AdminError::NoSuchUser)?;
-        tracing::info!(user = %user.id, "user enabled");
+        self.audit
+            .record(
+                by.event(EventKind::UserEnabled)
+                    .user(user.id)
+                    .username(user.username.as_str()),
+            )
+            .await;
         Ok(user)
+    }
+
+    async fn record_cut(&self, by: Caller, kind: EventKind, cut: &CutOff) {
+        self.audit
+            .record(
+                by.event(kind)
+                    .user(cut.user.id)
+                    .username(cut.user.username.as_str())
+                    .detail(format!(
+                        "{} session(s) and {} refresh token(s) ended",
+                        cut.sessions, cut.families
+                    )),
+            )
+            .await;
+    }
+
+    /// Opens an account (the CLI's `user add`).
+    pub async fn add_user(
+        &self,
+        by: Caller,
+        username: Username,
+        password: Password,
+        roles: Roles,
+    ) -> Result<User, RegisterError> {
+        let user = self.accounts.register(username, password, roles).await?;
+        let mut event = by
+            .event(EventKind::UserRegistered)
+            .user(user.id)
+            .username(user.username.as_str());
+        if user.roles.iter().next().is_some() {
+            event = event.detail(format!("roles: {}", user.roles.to_stored()));
+        }
+        self.audit.record(event).await;
+        Ok(user)
+    }
+
+    /// A new signing key for `algorithm` (see [`KeyRing::rotate`]); its `kid`.
+    pub async fn rotate_key(
+        &self,
+        by: Caller,
+        algorithm: Algorithm,
+        immediately: bool,
+    ) -> Result<String, KeyRingError> {
+        let longest = self.tokens_live_for().await?;
+        let kid = self.keys.rotate(algorithm, immediately, longest).await?;
+        self.audit
+            .record(
+                by.event(EventKind::KeyRotated)
+                    .target("key", &kid)
+                    .detail(format!(
+                        "{algorithm} key, signing {}",
+                        if immediately { "now" } else { "after the rotation delay" }
+                    )),
+            )
+            .await;
+        Ok(kid)
+    }
+
+    /// Withdraws a key at once (see [`KeyRing::retire`]); `false` if there is no
+    /// such key still in use.
+    pub async fn retire_key(&self, by: Caller, kid: &str) -> Result<bool, KeyRingError> {
+        let retired = self.keys.retire(kid).await?;
+        if retired {
+            self.audit
+                .record(by.event(EventKind::KeyRetired).target("key", kid))
+                .await;
+        }
+        Ok(retired)
     }
 
     pub fn keys(&self) -> Arc<KeySet> {

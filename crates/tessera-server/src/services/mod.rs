@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod activity;
 pub mod admin;
+pub mod audit;
 pub mod authorize;
 pub mod backchannel;
 pub(crate) mod cache;
