@@ -83,6 +83,7 @@ impl Core {
             presence.clone(),
             log_contact.clone(),
             store_contact.clone(),
+            audit.clone(),
         );
         let accounts = accounts::Accounts::new(
             stores.set.accounts.clone(),
@@ -119,6 +120,7 @@ impl Core {
                 stores.set.refresh.clone(),
                 config.tokens.refresh_lifetime,
                 config.tokens.refresh_reuse_grace,
+                audit.clone(),
             )),
             keys,
             stores,
@@ -294,6 +296,7 @@ pub async fn serve(
             core.accounts.clone(),
             core.stores.set.codes.clone(),
             config.tokens.code_lifetime,
+            core.audit.clone(),
         )),
         grants: Arc::new(services::grants::Grants::new(
             core.clients.clone(),
@@ -302,6 +305,7 @@ pub async fn serve(
                 core.stores.set.refresh.clone(),
                 core.stores.set.log.clone(),
                 core.sessions.clone(),
+                core.audit.clone(),
             ),
             core.accounts.clone(),
             core.sessions.clone(),
@@ -309,6 +313,7 @@ pub async fn serve(
             core.presence.clone(),
             tokens.clone(),
             throttle.clone(),
+            core.audit.clone(),
         )),
         userinfo: Arc::new(services::userinfo::UserInfoService::new(
             introspection.clone(),
@@ -331,6 +336,7 @@ pub async fn serve(
             core.accounts.clone(),
             core.sessions.clone(),
             throttle.clone(),
+            core.audit.clone(),
             config.registration,
         )),
         admin: core.admin.clone(),

@@ -15,8 +15,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use tessera_core::{DisplayName, Email, Password, Role, Roles, Username};
-use tessera_server::services::audit::Caller;
 use tessera_server::services::accounts::{Profile, ProfileChange, RegisterError};
+use tessera_server::services::audit::Caller;
 use tessera_server::views::{ProfileView, UserView};
 use tessera_server::{Core, LogFormat, Overrides};
 

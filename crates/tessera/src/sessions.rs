@@ -3,8 +3,8 @@
 use anyhow::bail;
 use clap::Subcommand;
 use serde_json::json;
-use tessera_server::services::audit::Caller;
 use tessera_server::Overrides;
+use tessera_server::services::audit::Caller;
 use tessera_server::views::{SessionTimes, UserView};
 
 use crate::args::StoreArgs;

@@ -51,7 +51,7 @@ pub async fn delete_one(
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found("you have no session with this id");
     let id = SessionId::parse(&id).map_err(|_| not_found())?;
-    let ended = sessions.delete(current.user().id, &id).await?;
+    let ended = sessions.delete(&current, &id).await?;
     if !ended {
         return Err(not_found());
     }

@@ -275,7 +275,11 @@ impl Administration {
                     .target("key", &kid)
                     .detail(format!(
                         "{algorithm} key, signing {}",
-                        if immediately { "now" } else { "after the rotation delay" }
+                        if immediately {
+                            "now"
+                        } else {
+                            "after the rotation delay"
+                        }
                     )),
             )
             .await;

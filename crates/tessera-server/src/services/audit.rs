@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::{Timestamp, UserId};
-use tessera_store::{Actor, AuditStore, Event, EventKind, EventQuery, NewEvent, Outcome, StoreError};
+use tessera_store::{
+    Actor, AuditStore, Event, EventKind, EventQuery, NewEvent, Outcome, StoreError,
+};
 
 /// How long events are kept when configuration does not say.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);

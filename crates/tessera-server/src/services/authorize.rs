@@ -24,11 +24,13 @@ use tessera_core::{
 use tessera_proto::error as codes;
 use tessera_proto::scope::{PRIVILEGED, oidc};
 use tessera_store::{
-    AuthorizationCode, AuthorizationCodeStore, Client, Consent, PushedRequest, StoreError,
+    Actor, AuthorizationCode, AuthorizationCodeStore, Client, Consent, EventKind, PushedRequest,
+    StoreError,
 };
 use url::Url;
 
 use crate::services::accounts::Accounts;
+use crate::services::audit::{Audit, event};
 use crate::services::clients::{Clients, PresentedClient};
 use crate::services::oauth::{OAuthError, authenticate};
 use crate::services::sessions::{ActiveSession, SessionService};
@@ -187,6 +189,7 @@ pub struct Authorization {
     codes: Arc<dyn AuthorizationCodeStore>,
     /// How long a code may wait for its exchange (`tokens.code_lifetime`).
     code_lifetime: std::time::Duration,
+    audit: Arc<Audit>,
 }
 
 impl Authorization {
@@ -197,6 +200,7 @@ impl Authorization {
         accounts: Accounts,
         codes: Arc<dyn AuthorizationCodeStore>,
         code_lifetime: std::time::Duration,
+        audit: Arc<Audit>,
     ) -> Self {
         Self {
             issuer,
@@ -205,6 +209,7 @@ impl Authorization {
             accounts,
             codes,
             code_lifetime,
+            audit,
         }
     }
 
@@ -300,6 +305,16 @@ impl Authorization {
                 &checked.asked.scopes,
             )
             .await?;
+        let user = session.user();
+        self.audit
+            .record(
+                event(EventKind::ConsentGiven, Actor::User(user.id))
+                    .user(user.id)
+                    .username(user.username.as_str())
+                    .target("client", checked.target.client.id)
+                    .detail(format!("scopes: {}", checked.asked.scopes)),
+            )
+            .await;
         Ok(Step::Redirect(self.issue_code(&checked, &session).await?))
     }
 
@@ -327,6 +342,13 @@ impl Authorization {
         let withdrawn = self.accounts.withdraw_consent(user, client).await?;
         if withdrawn {
             metrics::counter!("tessera_consents_withdrawn_total").increment(1);
+            self.audit
+                .record(
+                    event(EventKind::ConsentWithdrawn, Actor::User(user))
+                        .user(user)
+                        .target("client", client),
+                )
+                .await;
         }
         Ok(withdrawn)
     }

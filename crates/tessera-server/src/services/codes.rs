@@ -9,10 +9,11 @@ use std::sync::Arc;
 use tessera_core::{AuthorizationCodeSecret, CodeChallenge, MAX_ACCESS_TTL, Timestamp};
 use tessera_proto::scope::oidc;
 use tessera_store::{
-    AuthorizationCode, Client, CodeExchangeStore, CodeFollowUp, CreateSessionError, EndReason,
-    Redemption, RefreshStore, RevocationLog, Revoked, SessionClient,
+    Actor, AuthorizationCode, Client, CodeExchangeStore, CodeFollowUp, CreateSessionError,
+    EndReason, EventKind, Redemption, RefreshStore, RevocationLog, Revoked, SessionClient,
 };
 
+use crate::services::audit::{Audit, event};
 use crate::services::oauth::{OAuthError, default_audience};
 use crate::services::refresh::{FamilyOf, FamilyTemplate};
 use crate::services::sessions::{ActiveSession, SessionService};
@@ -38,6 +39,7 @@ pub struct Codes {
     refresh: Arc<dyn RefreshStore>,
     log: Arc<dyn RevocationLog>,
     sessions: Arc<SessionService>,
+    audit: Arc<Audit>,
 }
 
 const INVALID: &str = "the authorization code is invalid, expired or was issued to another client";
@@ -48,12 +50,14 @@ impl Codes {
         refresh: Arc<dyn RefreshStore>,
         log: Arc<dyn RevocationLog>,
         sessions: Arc<SessionService>,
+        audit: Arc<Audit>,
     ) -> Self {
         Self {
             exchange,
             refresh,
             log,
             sessions,
+            audit,
         }
     }
 
@@ -160,6 +164,18 @@ impl Codes {
                 now.saturating_add(MAX_ACCESS_TTL),
             )
             .await?;
+        self.audit
+            .record(
+                event(EventKind::SessionEnded, Actor::System)
+                    .user(code.user)
+                    .target("session", code.family)
+                    .detail(format!(
+                        "an authorization code was presented again: what its exchange \
+                         gave is revoked (client {})",
+                        code.client_id
+                    )),
+            )
+            .await;
         Ok(())
     }
 }

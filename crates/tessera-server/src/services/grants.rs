@@ -8,11 +8,12 @@ use std::sync::Arc;
 use tessera_proto::error as codes;
 
 use tessera_core::{Audience, GrantType, Password, Scopes, SessionSecret, Timestamp, Username};
-use tessera_store::{Client, User};
+use tessera_store::{Actor, Client, EventKind, User};
 
 use tessera_proto::scope::oidc;
 
 use crate::services::accounts::{Accounts, LoginError};
+use crate::services::audit::{Audit, event};
 use crate::services::clients::{Clients, PresentedClient};
 use crate::services::codes::{CodeExchange, Codes, Redeemed};
 use crate::services::id_tokens::{self, IdTokenRequest};
@@ -72,6 +73,7 @@ pub struct Grants {
     presence: Arc<Presence>,
     tokens: Arc<TokenIssuer>,
     throttle: Arc<Throttle>,
+    audit: Arc<Audit>,
 }
 
 impl Grants {
@@ -85,6 +87,7 @@ impl Grants {
         presence: Arc<Presence>,
         tokens: Arc<TokenIssuer>,
         throttle: Arc<Throttle>,
+        audit: Arc<Audit>,
     ) -> Self {
         Self {
             clients,
@@ -95,6 +98,7 @@ impl Grants {
             presence,
             tokens,
             throttle,
+            audit,
         }
     }
 
@@ -134,7 +138,9 @@ impl Grants {
             } => {
                 let scopes = granted_scopes(&client.scopes, client.scopes.defaults(), scope)?;
                 let audience = self.granted_audience(&client, &scopes, target.as_deref())?;
-                let user = self.password_user(&username, password, address).await?;
+                let user = self
+                    .password_user(&client, &username, password, address)
+                    .await?;
                 // A client allowed to refresh gets a family; its id is the tokens' sid.
                 let (refresh_token, sid) = if client.grants.contains(&GrantType::RefreshToken) {
                     let (token, family) = self
@@ -321,22 +327,50 @@ impl Grants {
     /// The user of a password grant: credentials checked, throttled like a login.
     async fn password_user(
         &self,
+        client: &Client,
         username: &Username,
         password: Password,
         address: IpAddr,
     ) -> Result<User, OAuthError> {
-        self.throttle
-            .login(username, address)
-            .await
-            .map_err(OAuthError::Throttled)?;
-        match self.accounts.check_password(username, password).await {
-            Ok(user) => Ok(user),
-            Err(LoginError::InvalidCredentials) => {
-                Err(OAuthError::invalid_grant("invalid username or password"))
+        let checked = match self.throttle.login(username, address).await {
+            Err(wait) => Err((OAuthError::Throttled(wait), "too many attempts")),
+            Ok(()) => match self.accounts.check_password(username, password).await {
+                Ok(user) => Ok(user),
+                Err(LoginError::InvalidCredentials) => Err((
+                    OAuthError::invalid_grant("invalid username or password"),
+                    "invalid username or password",
+                )),
+                Err(LoginError::Disabled) => Err((
+                    OAuthError::invalid_grant("this account is disabled"),
+                    "the account is disabled",
+                )),
+                // Not an outcome of the attempt: tessera could not decide it.
+                Err(LoginError::Hash(e)) => return Err(OAuthError::Hash(e)),
+                Err(LoginError::Store(e)) => return Err(e.into()),
+            },
+        };
+        let (actor, user) = match &checked {
+            Ok(user) => (Actor::User(user.id), Some(user.id)),
+            Err(_) => (Actor::Anonymous, None),
+        };
+        let mut login = event(EventKind::Login, actor)
+            .username(username.as_str())
+            .address(Some(address))
+            .target("client", client.id);
+        if let Some(user) = user {
+            login = login.user(user).detail("password grant");
+        }
+        match checked {
+            Ok(user) => {
+                self.audit.record(login).await;
+                Ok(user)
             }
-            Err(LoginError::Disabled) => Err(OAuthError::invalid_grant("this account is disabled")),
-            Err(LoginError::Hash(e)) => Err(OAuthError::Hash(e)),
-            Err(LoginError::Store(e)) => Err(e.into()),
+            Err((error, why)) => {
+                self.audit
+                    .record(login.failed().detail(format!("password grant: {why}")))
+                    .await;
+                Err(error)
+            }
         }
     }
 

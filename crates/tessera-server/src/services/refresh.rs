@@ -7,10 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::services::audit::{Audit, event};
+
 use tessera_core::{Audience, ClientId, RefreshTokenSecret, Scopes, SessionId, Timestamp, UserId};
 use tessera_store::{
-    Client, CreateSessionError, EndReason, NewRefreshFamily, RefreshFamily, RefreshOutcome,
-    RefreshStore, StoreError, User,
+    Actor, Client, CreateSessionError, EndReason, EventKind, NewRefreshFamily, RefreshFamily,
+    RefreshOutcome, RefreshStore, StoreError, User,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -87,15 +89,34 @@ pub struct RefreshTokens {
     store: Arc<dyn RefreshStore>,
     lifetime: Duration,
     reuse_grace: Duration,
+    audit: Arc<Audit>,
 }
 
 impl RefreshTokens {
-    pub fn new(store: Arc<dyn RefreshStore>, lifetime: Duration, reuse_grace: Duration) -> Self {
+    pub fn new(
+        store: Arc<dyn RefreshStore>,
+        lifetime: Duration,
+        reuse_grace: Duration,
+        audit: Arc<Audit>,
+    ) -> Self {
         Self {
             store,
             lifetime,
             reuse_grace,
+            audit,
         }
+    }
+
+    /// tessera ended a family on its own: someone else holds its token.
+    async fn record_theft(&self, family: SessionId, user: UserId, client: ClientId, why: &str) {
+        self.audit
+            .record(
+                event(EventKind::SessionEnded, Actor::System)
+                    .user(user)
+                    .target("session", family)
+                    .detail(format!("{why} (client {client})")),
+            )
+            .await;
     }
 
     /// Starts a family tied to no browser session (a code's exchange starts its
@@ -189,7 +210,16 @@ impl RefreshTokens {
             .revoke_family(&family.id, None, EndReason::TokenLeaked, Timestamp::now())
             .await
         {
-            Ok(_) => RefreshError::Leaked(family.id),
+            Ok(_) => {
+                self.record_theft(
+                    family.id,
+                    family.user.id,
+                    client.id,
+                    "a refresh token was presented by a client it was not issued to",
+                )
+                .await;
+                RefreshError::Leaked(family.id)
+            }
             Err(e) => RefreshError::Store(e),
         }
     }
@@ -233,6 +263,13 @@ impl RefreshTokens {
             RefreshOutcome::Reused { family, user } => {
                 tracing::warn!(%family, %user, "a refresh token was reused; its family is revoked");
                 metrics::counter!("tessera_refresh_reuse_total").increment(1);
+                self.record_theft(
+                    family,
+                    user,
+                    client.id,
+                    "a refresh token was presented again after its rotation",
+                )
+                .await;
                 Err(RefreshError::Reused)
             }
         }

@@ -18,10 +18,12 @@ use std::time::Duration;
 use quick_cache::sync::Cache;
 use tessera_core::{CsrfToken, SecretHash, SessionId, SessionSecret, Timestamp, UserId};
 use tessera_store::{
-    CreateSessionError, EndReason, NewSession, RevocationLog, SessionRecord, SessionStore,
-    StoreError, User,
+    Actor, CreateSessionError, EndReason, EventKind, NewSession, RevocationLog, SessionRecord,
+    SessionStore, StoreError, User,
 };
 use tokio::sync::mpsc;
+
+use crate::services::audit::{Audit, event};
 
 /// How often the store hears that a session is still in use.
 const PERSIST_ACTIVITY_EVERY: Duration = Duration::from_secs(60);
@@ -136,6 +138,7 @@ pub struct SessionService {
     /// Pinged: a cache in front of a session store that stopped answering (Redis)
     /// may not answer past the bound either.
     store_contact: Arc<crate::services::contact::Contact>,
+    audit: Arc<Audit>,
 }
 
 pub struct NewSessionInfo {
@@ -156,6 +159,7 @@ impl SessionService {
         presence: Arc<crate::services::presence::Presence>,
         contact: Arc<crate::services::contact::Contact>,
         store_contact: Arc<crate::services::contact::Contact>,
+        audit: Arc<Audit>,
     ) -> (Arc<Self>, SessionUpkeep) {
         let (activity, receiver) = mpsc::channel(16 * 1024);
         let service = Arc::new(Self {
@@ -167,6 +171,7 @@ impl SessionService {
             presence,
             contact,
             store_contact,
+            audit,
         });
         (service, SessionUpkeep { activity: receiver })
     }
@@ -319,13 +324,29 @@ impl SessionService {
 
     /// The session's user signs it out.
     pub async fn log_out(&self, session: &ActiveSession) -> Result<bool, StoreError> {
-        self.end(session.user().id, session.id(), EndReason::Logout)
-            .await
+        let ended = self
+            .end(session.user().id, session.id(), EndReason::Logout)
+            .await?;
+        if ended {
+            self.record_logout(session.user(), session.id(), "signed out")
+                .await;
+        }
+        Ok(ended)
     }
 
-    /// A user ends one of their own sessions; `false` if they have none by `id`.
-    pub async fn delete(&self, user: UserId, id: &SessionId) -> Result<bool, StoreError> {
-        self.end(user, id, EndReason::Deleted).await
+    /// A user, signed in with `current`, ends another of their sessions; `false`
+    /// if they have none by `id`.
+    pub async fn delete(
+        &self,
+        current: &ActiveSession,
+        id: &SessionId,
+    ) -> Result<bool, StoreError> {
+        let ended = self.end(current.user().id, id, EndReason::Deleted).await?;
+        if ended {
+            self.record_logout(current.user(), id, "signed out from another session")
+                .await;
+        }
+        Ok(ended)
     }
 
     /// A user ends all their sessions but `current`.
@@ -333,8 +354,26 @@ impl SessionService {
         &self,
         current: &ActiveSession,
     ) -> Result<Vec<SessionId>, StoreError> {
-        self.end_all_of_user(current.user().id, Some(current.id()), EndReason::Deleted)
-            .await
+        let ended = self
+            .end_all_of_user(current.user().id, Some(current.id()), EndReason::Deleted)
+            .await?;
+        for id in &ended {
+            self.record_logout(current.user(), id, "signed out every other session")
+                .await;
+        }
+        Ok(ended)
+    }
+
+    async fn record_logout(&self, user: &User, id: &SessionId, detail: &str) {
+        self.audit
+            .record(
+                event(EventKind::Logout, Actor::User(user.id))
+                    .user(user.id)
+                    .username(user.username.as_str())
+                    .target("session", id)
+                    .detail(detail),
+            )
+            .await;
     }
 
     /// The user's live sessions as the store has them, with the activity this process
@@ -522,6 +561,7 @@ mod tests {
             presence,
             contact.clone(),
             contact,
+            Arc::new(crate::services::audit::Audit::new(store.clone())),
         );
         let user = store
             .create_user(NewUser {

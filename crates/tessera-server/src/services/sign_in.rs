@@ -6,9 +6,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use tessera_core::{Password, Roles, SessionSecret, Username};
-use tessera_store::{CreateSessionError, EndReason, StoreError, User};
+use tessera_store::{Actor, CreateSessionError, EndReason, EventKind, StoreError, User};
 
 use crate::services::accounts::{Accounts, LoginError, RegisterError};
+use crate::services::audit::{Audit, event};
 use crate::services::passwords::HashError;
 use crate::services::sessions::{ActiveSession, NewSessionInfo, SessionService};
 use crate::services::throttle::{Throttle, Throttled};
@@ -42,6 +43,7 @@ pub struct SignIn {
     accounts: Accounts,
     sessions: Arc<SessionService>,
     throttle: Arc<Throttle>,
+    audit: Arc<Audit>,
     registration_open: bool,
 }
 
@@ -64,12 +66,14 @@ impl SignIn {
         accounts: Accounts,
         sessions: Arc<SessionService>,
         throttle: Arc<Throttle>,
+        audit: Arc<Audit>,
         registration_open: bool,
     ) -> Self {
         Self {
             accounts,
             sessions,
             throttle,
+            audit,
             registration_open,
         }
     }
@@ -82,6 +86,35 @@ impl SignIn {
     /// with the attempt is never adopted (fixation); the session it names, if
     /// live, is ended, since the browser is about to forget it.
     pub async fn sign_in(
+        &self,
+        attempt: Attempt,
+    ) -> Result<(SessionSecret, Arc<ActiveSession>), SignInError> {
+        let (username, address) = (attempt.username.clone(), attempt.address);
+        let signed_in = self.check_and_start(attempt).await;
+        let login = || {
+            event(EventKind::Login, Actor::Anonymous)
+                .username(username.as_str())
+                .address(Some(address))
+        };
+        let recorded = match &signed_in {
+            Ok((_, session)) => event(EventKind::Login, Actor::User(session.user().id))
+                .user(session.user().id)
+                .username(username.as_str())
+                .address(Some(address))
+                .target("session", session.id()),
+            Err(SignInError::Throttled(_)) => login().failed().detail("too many attempts"),
+            Err(SignInError::InvalidCredentials) => {
+                login().failed().detail("invalid username or password")
+            }
+            Err(SignInError::Disabled) => login().failed().detail("the account is disabled"),
+            // Not an outcome of the attempt: tessera could not decide it.
+            Err(SignInError::Hash(_) | SignInError::Store(_)) => return signed_in,
+        };
+        self.audit.record(recorded).await;
+        signed_in
+    }
+
+    async fn check_and_start(
         &self,
         attempt: Attempt,
     ) -> Result<(SessionSecret, Arc<ActiveSession>), SignInError> {
@@ -154,9 +187,20 @@ impl SignIn {
             .address(address)
             .await
             .map_err(SignUpError::Throttled)?;
-        self.accounts
+        let user = self
+            .accounts
             .register(username, password, Roles::default())
             .await
-            .map_err(SignUpError::Register)
+            .map_err(SignUpError::Register)?;
+        self.audit
+            .record(
+                event(EventKind::UserRegistered, Actor::User(user.id))
+                    .user(user.id)
+                    .username(user.username.as_str())
+                    .address(Some(address))
+                    .detail("signed up"),
+            )
+            .await;
+        Ok(user)
     }
 }
