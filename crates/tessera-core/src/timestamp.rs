@@ -50,6 +50,17 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// An RFC 3339 date and time (`2026-12-04T10:00:00Z`, any offset), to the
+    /// millisecond; `None` if it is not one.
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let at = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+        i64::try_from(at.unix_timestamp_nanos() / 1_000_000)
+            .ok()
+            .map(Self)
+    }
+}
+
 impl fmt::Debug for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_rfc3339())
@@ -65,6 +76,19 @@ impl Serialize for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_what_it_formats_and_refuses_the_rest() {
+        let at = Timestamp::from_millis(1_764_842_400_123);
+        assert_eq!(Timestamp::parse_rfc3339(&at.to_rfc3339()), Some(at));
+        assert_eq!(
+            Timestamp::parse_rfc3339("2025-12-04T11:00:00.123+01:00"),
+            Some(at)
+        );
+        for bad in ["", "yesterday", "2025-12-04", "1764842400123"] {
+            assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn formats_as_rfc3339() {

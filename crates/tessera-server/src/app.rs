@@ -560,6 +560,7 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         )
         .route("/admin/v1/keys", get(admin::keys))
         .route("/admin/v1/online", get(admin::online))
+        .route("/admin/v1/events", get(admin::events))
         .route("/.well-known/jwks.json", get(discovery::jwks))
         .route(
             "/.well-known/oauth-authorization-server",

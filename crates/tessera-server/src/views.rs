@@ -189,3 +189,23 @@ impl<'a> From<&'a Profile> for ProfileView<'a> {
         }
     }
 }
+
+/// An audit event as the admin API and `tessera events --json` write it.
+pub fn event_view(event: &tessera_store::Event) -> tessera_proto::AuditEventBody {
+    let e = &event.event;
+    tessera_proto::AuditEventBody {
+        id: event.id,
+        at: e.at.to_rfc3339(),
+        kind: e.kind,
+        outcome: e.outcome,
+        actor: tessera_proto::audit::ActorBody {
+            kind: e.actor.kind().to_owned(),
+            id: e.actor.id(),
+        },
+        user: e.user.map(|u| u.to_string()),
+        username: e.username.clone(),
+        target: e.target.clone(),
+        address: e.address.map(|a| a.to_string()),
+        detail: e.detail.clone(),
+    }
+}

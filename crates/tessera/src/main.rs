@@ -1,6 +1,7 @@
 //! The `tessera` command: the server and the tools to administer its store.
 
 mod args;
+mod events;
 mod gateway;
 mod oauth;
 mod sessions;
@@ -58,6 +59,8 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Read the audit log: sign-ins, logouts, kicks, admin actions; or follow it.
+    Events(events::EventsArgs),
     /// Verify or decode an access token, as a resource service would see it.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -238,6 +241,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             store,
         } => sessions::online_command(window, json, store, overrides).await,
+        Command::Events(args) => events::events_command(args, overrides).await,
     };
     done.map(|()| ExitCode::SUCCESS)
 }

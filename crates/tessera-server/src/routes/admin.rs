@@ -25,14 +25,30 @@ use crate::services::admin::{AdminError, Administration};
 use crate::services::clients::{AddClientError, ClientSpec, CodeFlow};
 use crate::services::presence::{DEFAULT_WINDOW, MAX_WINDOW};
 use crate::views::{
-    AddedClientView, AdminUserView, ClientView, ProfileView, SessionTimes, key_views,
+    AddedClientView, AdminUserView, ClientView, ProfileView, SessionTimes, event_view, key_views,
 };
+use tessera_proto::AuditPage;
+use tessera_store::{EventKind, EventQuery};
 
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 500;
 
 fn no_such_user() -> ApiError {
     ApiError::not_found("there is no user with this id")
+}
+
+/// `limit`: how many a page holds.
+fn page_limit(query: &HashMap<String, String>) -> Result<u32, ApiError> {
+    match query.get("limit") {
+        None => Ok(DEFAULT_PAGE),
+        Some(limit) => limit
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=MAX_PAGE).contains(l))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("limit must be a number from 1 to {MAX_PAGE}"))
+            }),
+    }
 }
 
 fn user_id(id: &str) -> Result<UserId, ApiError> {
@@ -80,16 +96,7 @@ pub async fn users(
                 .map_err(|_| ApiError::bad_request("after must be a username from `next`"))?,
         ),
     };
-    let limit = match query.get("limit") {
-        None => DEFAULT_PAGE,
-        Some(limit) => limit
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=MAX_PAGE).contains(l))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("limit must be a number from 1 to {MAX_PAGE}"))
-            })?,
-    };
+    let limit = page_limit(&query)?;
     let page = admin.search(&contains, after.as_ref(), limit).await?;
     let next = (page.len() == limit as usize)
         .then(|| page.last().map(|u| u.username.as_str().to_owned()))
@@ -417,4 +424,76 @@ pub async fn remove_client(
 ) -> Result<impl IntoResponse, ApiError> {
     admin.remove_client(by.caller, &client_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /admin/v1/events?user=&kind=&since=&until=&before=&limit=`: the audit log,
+/// newest first, one page at a time. `user` is an id or a username (events that
+/// concern the account or that it did), `kind` one of the log's kinds, `since` and
+/// `until` RFC 3339 times (from, inclusive; to, exclusive), `before` the `next` of
+/// the previous page.
+pub async fn events(
+    State(admin): State<Arc<Administration>>,
+    Query(query): Query<HashMap<String, String>>,
+    _: Admin,
+) -> Result<impl IntoResponse, ApiError> {
+    let time = |name: &str| -> Result<Option<Timestamp>, ApiError> {
+        query
+            .get(name)
+            .map(|t| {
+                Timestamp::parse_rfc3339(t).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "{name} must be an RFC 3339 time, like 2026-12-04T10:00:00Z"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let user = match query.get("user").filter(|u| !u.is_empty()) {
+        None => None,
+        // An id as it is (its account may be gone); a name, as the account holds
+        // it now. Nobody by that name has no events: an empty page.
+        Some(user) => match UserId::parse(user) {
+            Some(id) => Some(id),
+            None => match admin.find_user(user).await? {
+                Some(found) => Some(found.id),
+                None => {
+                    return Ok(Json(AuditPage {
+                        events: Vec::new(),
+                        next: None,
+                    }));
+                }
+            },
+        },
+    };
+    let kind = query
+        .get("kind")
+        .filter(|k| !k.is_empty())
+        .map(|k| k.parse::<EventKind>())
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let before = query
+        .get("before")
+        .map(|b| {
+            b.parse::<i64>()
+                .map_err(|_| ApiError::bad_request("before must be the `next` of a page"))
+        })
+        .transpose()?;
+    let limit = page_limit(&query)?;
+    let events = admin
+        .events(&EventQuery {
+            user,
+            kind,
+            since: time("since")?,
+            until: time("until")?,
+            before,
+            limit,
+        })
+        .await?;
+    let next = (events.len() == limit as usize)
+        .then(|| events.last().map(|e| e.id))
+        .flatten();
+    Ok(Json(AuditPage {
+        events: events.iter().map(event_view).collect(),
+        next,
+    }))
 }

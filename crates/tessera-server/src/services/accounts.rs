@@ -222,6 +222,15 @@ impl Accounts {
     }
 
     /// The user named by id or by username, as an operator types it.
+    /// The id of the account named `username`, if there is one (the audit log
+    /// files a failed sign-in under the account it was aimed at).
+    pub async fn id_of(&self, username: &Username) -> Option<UserId> {
+        match self.store.user_credentials(username).await {
+            Ok(found) => found.map(|c| c.user.id),
+            Err(_) => None,
+        }
+    }
+
     pub async fn find(&self, id_or_name: &str) -> Result<Option<User>, StoreError> {
         if let Some(id) = UserId::parse(id_or_name) {
             return self.store.user(id).await;

@@ -9,7 +9,9 @@ use std::time::Duration;
 use tessera_core::{
     Algorithm, ClientId, ClientSecret, Password, Roles, SessionId, UserId, Username,
 };
-use tessera_store::{Client, EndReason, EventKind, Online, SessionRecord, StoreError, User};
+use tessera_store::{
+    Client, EndReason, Event, EventKind, EventQuery, Online, SessionRecord, StoreError, User,
+};
 
 use crate::services::accounts::{Accounts, CutOff, Profile, ProfileChange, RegisterError};
 use crate::services::audit::{Audit, Caller};
@@ -44,6 +46,7 @@ pub struct Administration {
 }
 
 impl Administration {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         accounts: Accounts,
         sessions: Arc<SessionService>,
@@ -296,6 +299,21 @@ impl Administration {
                 .await;
         }
         Ok(retired)
+    }
+
+    /// The audit log's events `query` matches, newest first.
+    pub async fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
+        self.audit.events(query).await
+    }
+
+    /// The events recorded after `after`, oldest first (following the log).
+    pub async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        self.audit.events_after(after, limit).await
+    }
+
+    /// A user by id or username.
+    pub async fn find_user(&self, id_or_name: &str) -> Result<Option<User>, StoreError> {
+        self.accounts.find(id_or_name).await
     }
 
     pub fn keys(&self) -> Arc<KeySet> {

@@ -351,7 +351,7 @@ impl Grants {
         };
         let (actor, user) = match &checked {
             Ok(user) => (Actor::User(user.id), Some(user.id)),
-            Err(_) => (Actor::Anonymous, None),
+            Err(_) => (Actor::Anonymous, self.accounts.id_of(username).await),
         };
         let mut login = event(EventKind::Login, actor)
             .username(username.as_str())

@@ -91,10 +91,15 @@ impl SignIn {
     ) -> Result<(SessionSecret, Arc<ActiveSession>), SignInError> {
         let (username, address) = (attempt.username.clone(), attempt.address);
         let signed_in = self.check_and_start(attempt).await;
-        let login = || {
-            event(EventKind::Login, Actor::Anonymous)
+        let failed = async || {
+            let mut login = event(EventKind::Login, Actor::Anonymous)
                 .username(username.as_str())
                 .address(Some(address))
+                .failed();
+            if let Some(id) = self.accounts.id_of(&username).await {
+                login = login.user(id);
+            }
+            login
         };
         let recorded = match &signed_in {
             Ok((_, session)) => event(EventKind::Login, Actor::User(session.user().id))
@@ -102,11 +107,11 @@ impl SignIn {
                 .username(username.as_str())
                 .address(Some(address))
                 .target("session", session.id()),
-            Err(SignInError::Throttled(_)) => login().failed().detail("too many attempts"),
+            Err(SignInError::Throttled(_)) => failed().await.detail("too many attempts"),
             Err(SignInError::InvalidCredentials) => {
-                login().failed().detail("invalid username or password")
+                failed().await.detail("invalid username or password")
             }
-            Err(SignInError::Disabled) => login().failed().detail("the account is disabled"),
+            Err(SignInError::Disabled) => failed().await.detail("the account is disabled"),
             // Not an outcome of the attempt: tessera could not decide it.
             Err(SignInError::Hash(_) | SignInError::Store(_)) => return signed_in,
         };
