@@ -22,13 +22,13 @@ use crate::http::error::ApiError;
 use crate::http::extract::{Admin, AdminInput};
 use crate::services::accounts::ProfileChange;
 use crate::services::admin::{AdminError, Administration};
+use crate::services::audit::EventQuery;
 use crate::services::clients::{AddClientError, ClientSpec, CodeFlow};
 use crate::services::presence::{DEFAULT_WINDOW, MAX_WINDOW};
 use crate::views::{
     AddedClientView, AdminUserView, ClientView, ProfileView, SessionTimes, event_view, key_views,
 };
-use tessera_proto::AuditPage;
-use tessera_store::{EventKind, EventQuery};
+use tessera_proto::{AuditPage, EventKind};
 
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 500;

@@ -15,9 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::{Timestamp, UserId};
-use tessera_store::{
-    Actor, AuditStore, Event, EventKind, EventQuery, NewEvent, Outcome, StoreError,
-};
+use tessera_store::{Actor, AuditStore, Event, EventKind, NewEvent, Outcome, StoreError};
+
+/// What a read of the log asks for: parsed values only, so the admin routes build
+/// it as they parse a request.
+pub use tessera_store::EventQuery;
 
 /// How long events are kept when configuration does not say.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
