@@ -30,13 +30,15 @@ use tessera_core::Timestamp;
 use tessera_server::Overrides;
 use tessera_server::config::StoreUrl;
 use tessera_server::stores::{Database, DatabaseLocation};
-use tessera_store::{AccountStore, ClientStore, KeyStore, RevocationLog, StoreSet};
+use tessera_store::{AccountStore, AuditStore, ClientStore, KeyStore, RevocationLog, StoreSet};
 
 /// What is left behind, as the JSON output names it.
 const NOT_COPIED: [&str; 4] = ["sessions", "refresh_tokens", "opaque_tokens", "presence"];
 
 /// Revocation log entries read per page.
 const LOG_PAGE: u32 = 1000;
+/// Audit events read, and written, per page.
+const EVENT_PAGE: u32 = 1000;
 
 #[derive(Subcommand)]
 pub enum StoreCommand {
@@ -49,7 +51,8 @@ pub enum StoreCommand {
     /// TESSERA_MASTER_KEY afterwards) and every revocation still in force, under its
     /// own sequence number: tokens revoked, kicks and retired keys stay refused, and
     /// the log's numbering carries on, so resource services following
-    /// /v1/revocations resume where they were. Refuses a target that holds any
+    /// /v1/revocations resume where they were. The audit log comes along, in its
+    /// order (its ids are numbered afresh). Refuses a target that holds any
     /// account, client, key or revocation, writing nothing. Stop the servers on the
     /// source first: what changes during the copy may be missed.
     ///
@@ -88,6 +91,8 @@ struct Export {
     revocations: Vec<tessera_store::Revocation>,
     /// The source log's high-water mark: the newest sequence it ever numbered.
     revocation_sequence: u64,
+    /// The audit log, oldest first (renumbered in the target, in the same order).
+    events: Vec<tessera_store::NewEvent>,
 }
 
 /// An account with what belongs to it alone.
@@ -104,6 +109,7 @@ struct Copied {
     clients: usize,
     keys: usize,
     revocations: usize,
+    events: usize,
 }
 
 async fn migrate(args: MigrateArgs, overrides: Overrides) -> anyhow::Result<()> {
@@ -146,6 +152,7 @@ async fn migrate(args: MigrateArgs, overrides: Overrides) -> anyhow::Result<()> 
                     "clients": copied.clients,
                     "keys": copied.keys,
                     "revocations": copied.revocations,
+                    "events": copied.events,
                 },
                 "revocation_sequence": sequence,
                 "sealed_keys": sealed,
@@ -154,9 +161,9 @@ async fn migrate(args: MigrateArgs, overrides: Overrides) -> anyhow::Result<()> 
         );
     } else {
         let mut out = format!(
-            "copied {} accounts, {} clients, {} keys, {} revocations from {from_shown} to \
-             {to_shown}\n",
-            copied.accounts, copied.clients, copied.keys, copied.revocations
+            "copied {} accounts, {} clients, {} keys, {} revocations and {} audit events from \
+             {from_shown} to {to_shown}\n",
+            copied.accounts, copied.clients, copied.keys, copied.revocations, copied.events
         );
         let _ = writeln!(
             out,
@@ -276,12 +283,21 @@ async fn read(source: &StoreSet) -> anyhow::Result<Export> {
         // Entries whose tokens have all expired can refuse nothing any more.
         revocations.extend(page.into_iter().filter(|entry| entry.expires_at > now));
     }
+    let mut events = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = source.events_after(after, EVENT_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        events.extend(page.into_iter().map(|e| e.event));
+    }
     Ok(Export {
         users,
         clients: source.list_clients().await?,
         keys: source.signing_keys().await?,
         revocations,
         revocation_sequence,
+        events,
     })
 }
 
@@ -339,6 +355,14 @@ async fn write(target: &StoreSet, export: &Export, copied: &mut Copied) -> anyho
                 })?;
         }
         copied.accounts += 1;
+    }
+    // Last: who did what, about accounts and clients that are all there now.
+    for chunk in export.events.chunks(EVENT_PAGE as usize) {
+        target
+            .record_events(chunk)
+            .await
+            .context("cannot copy the audit log")?;
+        copied.events += chunk.len();
     }
     Ok(())
 }

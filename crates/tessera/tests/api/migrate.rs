@@ -226,6 +226,12 @@ async fn migrate_moves_accounts_clients_and_keys_from_sqlite_to_postgres() {
         assert!(states.contains(&state), "{state} missing from {states:?}");
     }
 
+    let audit_before = String::from_utf8(
+        old.cli(&["events", "--json", "--limit", "10000"], "")
+            .stdout,
+    )
+    .unwrap();
+    assert!(audit_before.contains("key.retired"), "{audit_before}");
     let pg = Postgres::start();
     let url = pg.url();
     let moved = json_of(&migrate(&sqlite_url(old.data_dir()), &url));
@@ -236,6 +242,7 @@ async fn migrate_moves_accounts_clients_and_keys_from_sqlite_to_postgres() {
             "clients": 5,
             "keys": 5,
             "revocations": log_before.len(),
+            "events": audit_before.lines().count(),
         }),
         "{moved}"
     );
@@ -261,6 +268,22 @@ async fn migrate_moves_accounts_clients_and_keys_from_sqlite_to_postgres() {
         ("TESSERA_DATABASE", url.as_str()),
     ])
     .await;
+    // The audit log moved whole, in its order (only the ids are new).
+    let without_ids = |text: &str| -> Vec<Value> {
+        text.lines()
+            .map(|line| {
+                let mut event: Value = serde_json::from_str(line).unwrap();
+                event.as_object_mut().unwrap().remove("id");
+                event
+            })
+            .collect()
+    };
+    let audit_after = String::from_utf8(
+        new.cli(&["events", "--json", "--limit", "10000"], "")
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(without_ids(&audit_after), without_ids(&audit_before));
     // Users log in with their passwords; roles, ids, times and the disabled flag moved.
     let alice = new.login("alice").await;
     assert_eq!(alice.login["user"]["roles"], serde_json::json!(["admin"]));
@@ -457,7 +480,7 @@ async fn a_copy_that_fails_midway_says_the_target_is_partly_filled_and_how_to_re
     let nothing = json_of(&migrate(&empty, &target));
     assert_eq!(
         nothing["copied"],
-        serde_json::json!({"accounts": 0, "clients": 0, "keys": 0, "revocations": 0})
+        serde_json::json!({"accounts": 0, "clients": 0, "keys": 0, "revocations": 0, "events": 0})
     );
     psql(
         &pg,
@@ -512,6 +535,6 @@ async fn a_copy_that_fails_midway_says_the_target_is_partly_filled_and_how_to_re
     let moved = json_of(&migrate(&source, &target));
     assert_eq!(
         moved["copied"],
-        serde_json::json!({"accounts": 2, "clients": 1, "keys": 3, "revocations": 1})
+        serde_json::json!({"accounts": 2, "clients": 1, "keys": 3, "revocations": 1, "events": 3})
     );
 }
