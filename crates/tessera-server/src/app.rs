@@ -24,8 +24,8 @@ use tower_http::timeout::TimeoutLayer;
 use crate::http::error::json_errors;
 use crate::http::{one_authorization, track_request};
 use crate::routes::{
-    activity, admin, authorize, consents, discovery, end_session, health, introspect, login,
-    login_page, revocations, session, sessions, token, userinfo, users,
+    account, activity, admin, authorize, consents, discovery, end_session, health, introspect,
+    login, login_page, revocations, session, sessions, token, userinfo, users,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
@@ -282,6 +282,15 @@ pub async fn serve(
         core.stores.set.opaque.clone(),
         core.stores.set.log.clone(),
     ));
+    let authorization = Arc::new(services::authorize::Authorization::new(
+        issuer.clone(),
+        core.clients.clone(),
+        core.sessions.clone(),
+        core.accounts.clone(),
+        core.stores.set.codes.clone(),
+        config.tokens.code_lifetime,
+        core.audit.clone(),
+    ));
     let state = AppState::new(Services {
         end_session: Arc::new(services::end_session::EndSession::new(
             issuer.clone(),
@@ -289,13 +298,12 @@ pub async fn serve(
             core.clients.clone(),
             core.sessions.clone(),
         )),
-        authorization: Arc::new(services::authorize::Authorization::new(
-            issuer.clone(),
-            core.clients.clone(),
-            core.sessions.clone(),
+        authorization: authorization.clone(),
+        self_service: Arc::new(services::self_service::SelfService::new(
             core.accounts.clone(),
-            core.stores.set.codes.clone(),
-            config.tokens.code_lifetime,
+            core.sessions.clone(),
+            authorization,
+            throttle.clone(),
             core.audit.clone(),
         )),
         grants: Arc::new(services::grants::Grants::new(
@@ -506,6 +514,16 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         .route("/v1/users", post(users::register))
         .route("/v1/login", post(login::login))
         .route("/login", get(login_page::show).post(login_page::submit))
+        .route("/account", get(account::show))
+        .route("/account/profile", post(account::profile))
+        .route("/account/password", post(account::password))
+        .route("/account/sessions/end", post(account::end_session))
+        .route(
+            "/account/sessions/end-others",
+            post(account::end_other_sessions),
+        )
+        .route("/account/apps/remove", post(account::remove_app))
+        .route("/account/sign-out", post(account::sign_out))
         .route("/v1/session", get(session::current))
         .route("/v1/logout", post(session::logout))
         .route("/v1/session/token", post(session::token))

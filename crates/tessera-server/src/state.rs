@@ -22,6 +22,7 @@ use crate::services::grants::Grants;
 use crate::services::introspection::Introspection;
 use crate::services::own_tokens::OwnTokens;
 use crate::services::readiness::Readiness;
+use crate::services::self_service::SelfService;
 use crate::services::sessions::SessionService;
 use crate::services::sign_in::SignIn;
 use crate::services::throttle::Throttle;
@@ -36,6 +37,7 @@ pub struct Services {
     // The services handlers call.
     pub grants: Arc<Grants>,
     pub authorization: Arc<Authorization>,
+    pub self_service: Arc<SelfService>,
     pub end_session: Arc<EndSession>,
     pub introspection: Arc<Introspection>,
     pub userinfo: Arc<UserInfoService>,
@@ -81,6 +83,7 @@ macro_rules! narrow {
 narrow! {
     grants: Arc<Grants>,
     authorization: Arc<Authorization>,
+    self_service: Arc<SelfService>,
     end_session: Arc<EndSession>,
     introspection: Arc<Introspection>,
     userinfo: Arc<UserInfoService>,

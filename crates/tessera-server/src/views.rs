@@ -209,3 +209,65 @@ pub fn event_view(event: &tessera_store::Event) -> tessera_proto::AuditEventBody
         detail: e.detail.clone(),
     }
 }
+
+/// A session's device as a person reads it ("Firefox on Linux"), from its user
+/// agent; `None` when the user agent says nothing a person would recognise.
+pub fn device_in_words(user_agent: Option<&str>) -> Option<String> {
+    let user_agent = user_agent?;
+    let parsed = woothee::parser::Parser::new().parse(user_agent)?;
+    // Not a browser (a library, a script): the product it names itself by.
+    if !matches!(
+        parsed.category,
+        "pc" | "smartphone" | "mobilephone" | "appliance"
+    ) {
+        let product = user_agent.split(['/', ' ']).next().unwrap_or_default();
+        let readable = !product.is_empty()
+            && product.len() <= 40
+            && product
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        return readable.then(|| product.to_owned());
+    }
+    let known = |s: &str| !s.is_empty() && s != woothee::woothee::VALUE_UNKNOWN;
+    let os = match parsed.os {
+        "Mac OSX" => "macOS",
+        other => other,
+    };
+    match (known(parsed.name), known(os)) {
+        (true, true) => Some(format!("{} on {os}", parsed.name)),
+        (true, false) => Some(parsed.name.to_owned()),
+        (false, true) => Some(format!("A browser on {os}")),
+        (false, false) => None,
+    }
+}
+
+#[cfg(test)]
+mod device_tests {
+    use super::device_in_words;
+
+    #[test]
+    fn devices_read_as_words() {
+        for (agent, words) in [
+            (
+                "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+                Some("Firefox on Linux"),
+            ),
+            (
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 \
+                 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
+                Some("Safari on macOS"),
+            ),
+            (
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like \
+                 Gecko) Chrome/131.0.0.0 Safari/537.36",
+                Some("Chrome on Windows 10"),
+            ),
+            ("curl/8.5.0", Some("curl")),
+            ("<script>/1", None),
+            ("", None),
+        ] {
+            assert_eq!(device_in_words(Some(agent)).as_deref(), words, "{agent}");
+        }
+        assert_eq!(device_in_words(None), None);
+    }
+}

@@ -127,7 +127,7 @@ fn render(step: Result<Step, AuthorizeError>) -> Response {
 }
 
 /// A scope as the person asked about it reads it.
-fn in_words(scope: &str) -> String {
+pub(crate) fn in_words(scope: &str) -> String {
     match scope {
         oidc::OPENID => "Know who you are on this server".to_owned(),
         oidc::PROFILE => "See your name and username".to_owned(),

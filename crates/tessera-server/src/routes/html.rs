@@ -30,7 +30,28 @@ button.secondary:hover{background:#f9fafb}\
 .choices{display:flex;gap:.75rem}.choices button{margin-top:1.25rem}\
 ul.scopes{margin:0 0 1rem;padding:0 0 0 1.25rem}ul.scopes li{margin:.3rem 0}\
 .muted{color:#4b5563;font-size:.9rem}\
-.error{padding:.65rem .8rem;color:#991b1b;background:#fef2f2;border:1px solid #fecaca;border-radius:.45rem}";
+.error{padding:.65rem .8rem;color:#991b1b;background:#fef2f2;border:1px solid #fecaca;border-radius:.45rem}\
+.notice{padding:.65rem .8rem;color:#065f46;background:#ecfdf5;border:1px solid #a7f3d0;border-radius:.45rem}\
+body.wide{display:block}\
+main.wide{width:min(52rem,calc(100vw - 2rem));margin:1rem auto;padding:1.5rem 2rem}\
+header.bar{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;justify-content:space-between;\
+margin:0 0 1rem;padding-bottom:1rem;border-bottom:1px solid #e5e7eb}\
+header.bar strong{font-size:1.1rem}header.bar nav{display:flex;gap:1rem;align-items:center}\
+a{color:#1d4ed8}\
+section{margin:1.75rem 0 0}h2{margin:0 0 .75rem;font-size:1.15rem;font-weight:650}\
+ul.items{list-style:none;margin:0;padding:0}\
+ul.items li{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;justify-content:space-between;\
+padding:.75rem 0;border-top:1px solid #e5e7eb}\
+ul.items li:last-child{border-bottom:1px solid #e5e7eb}\
+.item-main{flex:1 1 18rem}.item-main p{margin:0}\
+.badge{display:inline-block;margin-left:.4rem;padding:0 .45rem;font-size:.8rem;font-weight:600;\
+color:#065f46;background:#d1fae5;border-radius:1rem}\
+button.inline{width:auto;margin:0;padding:.4rem .8rem}\
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(14rem,1fr));gap:0 1.25rem}\
+.check{display:flex;gap:.5rem;align-items:center;margin:1rem 0 0;font-weight:400}\
+.check input{width:auto}\
+form.inline{margin:0}\
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:0}dt{color:#4b5563}dd{margin:0}";
 
 /// The one stylesheet, allowed by its hash: with no `'unsafe-inline'`, markup that
 /// ever slipped past escaping could not bring styles of its own either.
@@ -73,8 +94,24 @@ pub fn csp_source(url: &url::Url) -> String {
     }
 }
 
-/// An HTML page titled `title`, whose forms may lead to `leads_to` (CSP sources).
+/// An HTML page titled `title`, whose forms may lead to `leads_to` (CSP sources): a
+/// card in the middle of the screen, as for signing in.
 pub fn page(status: StatusCode, title: &str, leads_to: &[String], body: Markup) -> Response {
+    document(status, title, leads_to, None, body)
+}
+
+/// A page of the full width a person's account or the console needs.
+pub fn wide_page(status: StatusCode, title: &str, body: Markup) -> Response {
+    document(status, title, &[], Some("wide"), body)
+}
+
+fn document(
+    status: StatusCode,
+    title: &str,
+    leads_to: &[String],
+    class: Option<&str>,
+    body: Markup,
+) -> Response {
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -84,7 +121,7 @@ pub fn page(status: StatusCode, title: &str, leads_to: &[String], body: Markup) 
                 title { (title) }
                 style { (PreEscaped(STYLE)) }
             }
-            body { main { (body) } }
+            body class=[class] { main class=[class] { (body) } }
         }
     };
     (

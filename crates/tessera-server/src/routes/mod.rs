@@ -1,5 +1,6 @@
 //! One module per resource; each exposes the handlers the router mounts.
 
+pub mod account;
 pub mod activity;
 pub mod admin;
 pub mod authorize;

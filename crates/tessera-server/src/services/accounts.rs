@@ -167,6 +167,36 @@ impl Accounts {
             })
     }
 
+    /// Replaces `user`'s password, if `current` is it; the new one is hashed with the
+    /// parameters configured now. A change racing another one (or a login's
+    /// re-hash) loses: the stored hash is replaced only if it is still the one
+    /// `current` was checked against.
+    pub async fn change_password(
+        &self,
+        user: &User,
+        current: Password,
+        new: Password,
+    ) -> Result<(), LoginError> {
+        let credentials = self
+            .store
+            .user_credentials(&user.username)
+            .await?
+            .filter(|c| c.user.id == user.id)
+            .ok_or(LoginError::InvalidCredentials)?;
+        let verification = self
+            .hasher
+            .verify(current, Some(credentials.password_hash.clone()))
+            .await?;
+        if !verification.matches {
+            return Err(LoginError::InvalidCredentials);
+        }
+        let new_hash = self.hasher.hash(new).await?;
+        self.store
+            .replace_password_hash(user.id, &credentials.password_hash, &new_hash)
+            .await?;
+        Ok(())
+    }
+
     /// Checks a password. Takes the same time whether or not the user exists.
     pub async fn check_password(
         &self,

@@ -2,6 +2,7 @@
 //! with a fresh data dir and speaks HTTP to it (or runs the CLI against its store).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod account_page;
 mod admin;
 mod audit;
 mod backchannel;

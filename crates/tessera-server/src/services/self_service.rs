@@ -1,0 +1,193 @@
+//! What a signed-in person does to their own account (the `/account` page): see
+//! and edit their profile, change their password, see their sessions and sign one
+//! or all others out, see the apps they allowed and remove one. Each change goes
+//! through the service that owns it (sessions, consents), so the page and the JSON
+//! API follow one rule; each is an audit event.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use tessera_core::{ClientId, DisplayName, Email, Password, SessionId};
+use tessera_store::{Actor, Client, Consent, EventKind, SessionRecord, StoreError};
+
+use crate::services::accounts::{Accounts, LoginError, Profile, ProfileChange};
+use crate::services::audit::{Audit, event};
+use crate::services::authorize::Authorization;
+use crate::services::passwords::HashError;
+use crate::services::sessions::{ActiveSession, SessionService};
+use crate::services::throttle::{Throttle, Throttled};
+
+pub struct SelfService {
+    accounts: Accounts,
+    sessions: Arc<SessionService>,
+    authorization: Arc<Authorization>,
+    throttle: Arc<Throttle>,
+    audit: Arc<Audit>,
+}
+
+/// Everything the account page shows.
+pub struct AccountOverview {
+    pub profile: Profile,
+    /// Live sessions, oldest first.
+    pub sessions: Vec<SessionRecord>,
+    /// The apps allowed, each with its client (`None` once removed by an admin).
+    pub apps: Vec<(Consent, Option<Client>)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordChangeError {
+    #[error("the current password is not right")]
+    WrongPassword,
+    #[error("too many attempts")]
+    Throttled(Throttled),
+    #[error("the new password is the current one")]
+    Unchanged,
+    #[error(transparent)]
+    Hash(HashError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SelfService {
+    pub fn new(
+        accounts: Accounts,
+        sessions: Arc<SessionService>,
+        authorization: Arc<Authorization>,
+        throttle: Arc<Throttle>,
+        audit: Arc<Audit>,
+    ) -> Self {
+        Self {
+            accounts,
+            sessions,
+            authorization,
+            throttle,
+            audit,
+        }
+    }
+
+    pub async fn overview(&self, session: &ActiveSession) -> Result<AccountOverview, StoreError> {
+        let user = session.user().id;
+        Ok(AccountOverview {
+            profile: self.accounts.profile(user).await?.unwrap_or_default(),
+            sessions: self.sessions.list(user).await?,
+            apps: self.authorization.consents(user).await?,
+        })
+    }
+
+    /// Sets the name and email the person gives (`None` clears one). A new email
+    /// address is unverified: tessera sends no mail yet, so only an admin can mark
+    /// one verified.
+    pub async fn change_profile(
+        &self,
+        session: &ActiveSession,
+        name: Option<DisplayName>,
+        email: Option<Email>,
+        address: IpAddr,
+    ) -> Result<Profile, StoreError> {
+        let user = session.user();
+        let change = ProfileChange {
+            name: Some(name),
+            email: Some(email),
+            email_verified: None,
+        };
+        let profile = self
+            .accounts
+            .change_profile(user.id, change)
+            .await?
+            .unwrap_or_default();
+        self.audit
+            .record(
+                event(EventKind::ProfileChanged, Actor::User(user.id))
+                    .user(user.id)
+                    .username(user.username.as_str())
+                    .address(Some(address))
+                    .detail("name, email"),
+            )
+            .await;
+        Ok(profile)
+    }
+
+    /// Replaces the password when `current` is right (throttled like a sign-in, as
+    /// it is one); with `sign_out_others`, every other session ends too. Returns
+    /// how many sessions that ended.
+    pub async fn change_password(
+        &self,
+        session: &ActiveSession,
+        current: Password,
+        new: Password,
+        sign_out_others: bool,
+        address: IpAddr,
+    ) -> Result<usize, PasswordChangeError> {
+        let user = session.user();
+        let changed = async {
+            self.throttle
+                .login(&user.username, address)
+                .await
+                .map_err(PasswordChangeError::Throttled)?;
+            if current.expose() == new.expose() {
+                return Err(PasswordChangeError::Unchanged);
+            }
+            self.accounts
+                .change_password(user, current, new)
+                .await
+                .map_err(|e| match e {
+                    LoginError::InvalidCredentials | LoginError::Disabled => {
+                        PasswordChangeError::WrongPassword
+                    }
+                    LoginError::Hash(e) => PasswordChangeError::Hash(e),
+                    LoginError::Store(e) => PasswordChangeError::Store(e),
+                })
+        }
+        .await;
+        let recorded = event(EventKind::PasswordChanged, Actor::User(user.id))
+            .user(user.id)
+            .username(user.username.as_str())
+            .address(Some(address));
+        if let Err(error) = changed {
+            // What a person got wrong is recorded; what tessera could not do is not.
+            if matches!(
+                error,
+                PasswordChangeError::WrongPassword | PasswordChangeError::Throttled(_)
+            ) {
+                self.audit
+                    .record(recorded.failed().detail(error.to_string()))
+                    .await;
+            }
+            return Err(error);
+        }
+        let ended = if sign_out_others {
+            self.sessions.delete_others(session).await?.len()
+        } else {
+            0
+        };
+        self.audit
+            .record(recorded.detail(format!("{ended} other session(s) signed out")))
+            .await;
+        Ok(ended)
+    }
+
+    /// Signs out one of the person's other sessions; `false` if they have none by `id`.
+    pub async fn end_session(
+        &self,
+        session: &ActiveSession,
+        id: &SessionId,
+    ) -> Result<bool, StoreError> {
+        self.sessions.delete(session, id).await
+    }
+
+    /// Signs out every session but this one; how many ended.
+    pub async fn end_other_sessions(&self, session: &ActiveSession) -> Result<usize, StoreError> {
+        Ok(self.sessions.delete_others(session).await?.len())
+    }
+
+    /// Withdraws what the person allowed `client`; `false` if nothing was allowed.
+    pub async fn remove_app(
+        &self,
+        session: &ActiveSession,
+        client: &ClientId,
+    ) -> Result<bool, StoreError> {
+        self.authorization
+            .withdraw_consent(session.user().id, client)
+            .await
+    }
+}

@@ -1,0 +1,291 @@
+//! `/account`, a person's own page, end to end through the real binary, spoken to as
+//! a browser does (form posts, cookies, redirects) and as an attacker would (no
+//! CSRF token, another site's origin, another person's session id).
+
+use reqwest::{StatusCode, header};
+use serde_json::Value;
+
+use crate::harness::{Browser, PASSWORD, TestServer, browser_from};
+
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+const SAFARI: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 \
+     (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+
+async fn login_with(server: &TestServer, name: &str, agent: &str) -> Browser {
+    let response = server
+        .client
+        .post(server.url("/v1/login"))
+        .header(header::USER_AGENT, agent)
+        .json(&serde_json::json!({"username": name, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    browser_from(response).await
+}
+
+async fn page(server: &TestServer, browser: &Browser) -> (StatusCode, String) {
+    let response = server.get_as("/account", browser).await;
+    (response.status(), response.text().await.unwrap())
+}
+
+/// A form post the way the page sends it: our origin, the cookie, the CSRF field.
+async fn post_form(
+    server: &TestServer,
+    path: &str,
+    browser: &Browser,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut form = vec![("csrf_token", browser.csrf.as_str())];
+    form.extend_from_slice(fields);
+    server
+        .client
+        .post(server.url(path))
+        .header(header::COOKIE, &browser.cookie)
+        .header(header::ORIGIN, &server.base)
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn location(response: &reqwest::Response) -> &str {
+    response.headers()[header::LOCATION].to_str().unwrap()
+}
+
+#[tokio::test]
+async fn a_person_sees_their_sessions_in_words_and_signs_another_one_out() {
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+
+    let anonymous = server
+        .client
+        .get(server.url("/account"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 303);
+    assert_eq!(location(&anonymous), "/login?return_to=%2Faccount");
+
+    let laptop = login_with(&server, "alice", FIREFOX).await;
+    let phone = login_with(&server, "alice", SAFARI).await;
+    let response = server.get_as("/account", &laptop).await;
+    assert_eq!(response.status(), 200);
+    let csp = response.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"));
+    let html = response.text().await.unwrap();
+    assert!(html.contains("Firefox on Linux"), "{html}");
+    assert!(html.contains("Safari on iPhone"), "{html}");
+    assert!(html.contains("this device"));
+    assert!(!html.contains("<script"), "no script on the page");
+    assert!(html.len() < 50_000, "{} bytes", html.len());
+
+    // Sign the phone out from the laptop: its cookie fails at once.
+    let ended = post_form(
+        &server,
+        "/account/sessions/end",
+        &laptop,
+        &[("session", &phone.session_id)],
+    )
+    .await;
+    assert_eq!(ended.status(), 303);
+    assert_eq!(location(&ended), "/account?notice=session");
+    assert_eq!(server.session_status(&phone).await, 401);
+    assert_eq!(server.session_status(&laptop).await, 200);
+    let shown = server.get_as(location(&ended), &laptop).await;
+    let html = shown.text().await.unwrap();
+    assert!(html.contains("That session is signed out."));
+    assert!(!html.contains("Safari on iPhone"));
+
+    // Every other session.
+    let tablet = login_with(&server, "alice", SAFARI).await;
+    let ended = post_form(&server, "/account/sessions/end-others", &laptop, &[]).await;
+    assert_eq!(location(&ended), "/account?notice=others");
+    assert_eq!(server.session_status(&tablet).await, 401);
+
+    // Signing out here ends this session and sends the browser to /login.
+    let out = post_form(&server, "/account/sign-out", &laptop, &[]).await;
+    assert_eq!(location(&out), "/login");
+    assert_eq!(server.session_status(&laptop).await, 401);
+    let gone = server.get_as("/account", &laptop).await;
+    assert_eq!(gone.status(), 303);
+}
+
+#[tokio::test]
+async fn forged_account_forms_are_refused_and_change_nothing() {
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    server.add_user("bob", &[]);
+    let alice = server.login("alice").await;
+    let alice_other = server.login("alice").await;
+    let bob = server.login("bob").await;
+    let target = [("session", alice_other.session_id.as_str())];
+
+    // No CSRF token; another session's token; another site's origin.
+    let no_csrf = server
+        .client
+        .post(server.url("/account/sessions/end"))
+        .header(header::COOKIE, &alice.cookie)
+        .form(&target)
+        .send()
+        .await
+        .unwrap();
+    assert!(no_csrf.status().is_client_error(), "{}", no_csrf.status());
+    let wrong_csrf = Browser {
+        csrf: bob.csrf.clone(),
+        ..alice.clone()
+    };
+    let refused = post_form(&server, "/account/sessions/end", &wrong_csrf, &target).await;
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().await.unwrap().contains("out of date"));
+    let foreign = server
+        .client
+        .post(server.url("/account/sessions/end"))
+        .header(header::COOKIE, &alice.cookie)
+        .header(header::ORIGIN, "https://evil.example")
+        .form(&[("csrf_token", alice.csrf.as_str()), target[0]])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+    assert!(foreign.text().await.unwrap().contains("another site"));
+    // Bob, with his own valid form, names alice's session: not his, so nothing ends.
+    let not_his = post_form(&server, "/account/sessions/end", &bob, &target).await;
+    assert_eq!(not_his.status(), 404);
+    assert!(not_his.text().await.unwrap().contains("already signed out"));
+    // A cookie that is not a session: sent to sign in, nothing done.
+    let forged = Browser {
+        cookie: format!("{}x", alice.cookie),
+        ..alice.clone()
+    };
+    let anonymous = post_form(&server, "/account/sessions/end-others", &forged, &[]).await;
+    assert_eq!(anonymous.status(), 303);
+    assert_eq!(
+        server.session_status(&alice_other).await,
+        200,
+        "still signed in"
+    );
+    // Nonsense in the fields: a page with the reason, never a 500.
+    let junk = post_form(
+        &server,
+        "/account/sessions/end",
+        &alice,
+        &[("session", "../../x")],
+    )
+    .await;
+    assert_eq!(junk.status(), 404);
+    let junk = post_form(
+        &server,
+        "/account/apps/remove",
+        &alice,
+        &[("client_id", "nope")],
+    )
+    .await;
+    assert_eq!(junk.status(), 404);
+    let missing = post_form(&server, "/account/password", &alice, &[]).await;
+    assert_eq!(missing.status(), 400);
+    assert_eq!(
+        server.session_status(&alice_other).await,
+        200,
+        "still signed in"
+    );
+}
+
+#[tokio::test]
+async fn a_person_changes_their_profile_and_password_here() {
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    let alice = server.login("alice").await;
+    let elsewhere = server.login("alice").await;
+
+    let saved = post_form(
+        &server,
+        "/account/profile",
+        &alice,
+        &[("name", "Alice Liddell"), ("email", "Alice@Example.ORG")],
+    )
+    .await;
+    assert_eq!(location(&saved), "/account?notice=profile");
+    let (_, html) = page(&server, &alice).await;
+    assert!(html.contains("value=\"Alice Liddell\""), "{html}");
+    assert!(html.contains("value=\"Alice@example.org\""), "{html}");
+    assert!(html.contains("(not verified)"));
+    let bad = post_form(
+        &server,
+        "/account/profile",
+        &alice,
+        &[("email", "not an address")],
+    )
+    .await;
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("Email:"));
+
+    // The current password is required, and checked.
+    let new_password = "a new and longer password";
+    let wrong = post_form(
+        &server,
+        "/account/password",
+        &alice,
+        &[
+            ("current_password", "not it at all"),
+            ("new_password", new_password),
+        ],
+    )
+    .await;
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.text().await.unwrap().contains("not right"));
+    let short = post_form(
+        &server,
+        "/account/password",
+        &alice,
+        &[("current_password", PASSWORD), ("new_password", "short")],
+    )
+    .await;
+    assert_eq!(short.status(), 400);
+    let changed = post_form(
+        &server,
+        "/account/password",
+        &alice,
+        &[
+            ("current_password", PASSWORD),
+            ("new_password", new_password),
+            ("sign_out_others", "yes"),
+        ],
+    )
+    .await;
+    assert_eq!(location(&changed), "/account?notice=password-others");
+    assert_eq!(server.session_status(&elsewhere).await, 401, "signed out");
+    assert_eq!(server.session_status(&alice).await, 200, "this one stays");
+    assert_eq!(server.try_login("alice", PASSWORD).await.status(), 401);
+    assert_eq!(server.try_login("alice", new_password).await.status(), 200);
+
+    // Each left its event; neither password is in the log.
+    let log = server.cli(&["events", "--json", "--user", "alice"], "");
+    let log = String::from_utf8(log.stdout).unwrap();
+    let kinds: Vec<String> = log
+        .lines()
+        .map(|l| {
+            let e: Value = serde_json::from_str(l).unwrap();
+            format!(
+                "{} {}",
+                e["kind"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for expected in [
+        "user.profile_changed success",
+        "password.changed failure",
+        "password.changed success",
+        "logout success",
+    ] {
+        assert!(
+            kinds.contains(&expected.to_owned()),
+            "{expected}: {kinds:?}"
+        );
+    }
+    assert!(!log.contains(PASSWORD) && !log.contains(new_password));
+}
