@@ -148,7 +148,7 @@ fn account_page(
                             value=[profile.email.as_ref().map(|e| e.as_str())];
                     }
                 }
-                button.inline type="submit" style="margin-top:1rem" { "Save profile" }
+                button.inline.spaced type="submit" { "Save profile" }
             }
         }
         section aria-labelledby="password" {
@@ -173,7 +173,7 @@ fn account_page(
                     input type="checkbox" name="sign_out_others" value="yes" checked;
                     "Sign out my other sessions"
                 }
-                button.inline type="submit" style="margin-top:1rem" { "Change password" }
+                button.inline.spaced type="submit" { "Change password" }
             }
         }
         section aria-labelledby="sessions" {
@@ -215,7 +215,7 @@ fn account_page(
             @if overview.sessions.len() > 1 {
                 form method="post" action="/account/sessions/end-others" {
                     (hidden)
-                    button.secondary.inline type="submit" style="margin-top:1rem" {
+                    button.secondary.inline.spaced type="submit" {
                         "Sign out every other session"
                     }
                 }

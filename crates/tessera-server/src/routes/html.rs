@@ -21,6 +21,7 @@ label{display:block;margin:1rem 0 .35rem;font-size:.9rem;font-weight:600}\
 input{box-sizing:border-box;width:100%;padding:.6rem .75rem;font:inherit;color:inherit;\
 background:#fff;border:1px solid #d1d5db;border-radius:.45rem}\
 input:focus{outline:2px solid #2563eb;outline-offset:1px;border-color:#2563eb}\
+input[readonly]{color:#4b5563;background:#f3f4f6}\
 button{width:100%;margin-top:1.5rem;padding:.65rem;font:inherit;font-weight:600;color:#fff;\
 background:#2563eb;border:0;border-radius:.45rem;cursor:pointer}\
 button:hover{background:#1d4ed8}\
@@ -50,7 +51,7 @@ button.inline{width:auto;margin:0;padding:.4rem .8rem}\
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(14rem,1fr));gap:0 1.25rem}\
 .check{display:flex;gap:.5rem;align-items:center;margin:1rem 0 0;font-weight:400}\
 .check input{width:auto}\
-form.inline{margin:0}\
+form.inline{margin:0}button.spaced{margin-top:1rem}\
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:0}dt{color:#4b5563}dd{margin:0}";
 
 /// The one stylesheet, allowed by its hash: with no `'unsafe-inline'`, markup that

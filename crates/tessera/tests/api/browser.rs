@@ -70,7 +70,6 @@ async fn browse_with(
     password: &str,
     javascript: bool,
 ) -> Value {
-    require_browser_tools();
     let config = json!({
         "chromium": CHROMIUM,
         "tessera": tessera,
@@ -80,6 +79,12 @@ async fn browse_with(
         "artifacts": artifacts(),
         "javascript": javascript,
     });
+    run_scenario(scenario, config).await
+}
+
+/// Runs `scenario` with `config` (see `sign_in.mjs`).
+async fn run_scenario(scenario: &str, config: Value) -> Value {
+    require_browser_tools();
     let script = format!("{BROWSER_DIR}/sign_in.mjs");
     let args = [script, scenario.to_owned(), config.to_string()];
     // The servers under test are other processes or other tasks: blocking a thread
@@ -437,4 +442,55 @@ async fn a_person_signs_in_to_an_app_with_tessera_and_out_of_every_app() {
     }
     assert_eq!(logouts.len(), 1, "{logouts:?}");
     assert!(logouts[0]["sid"].is_string());
+}
+
+/// The account page in a real browser: sign in, see this device and a phone, sign
+/// the phone out and watch its cookie fail; axe-core finds nothing serious; the
+/// page fits a phone's screen. Screenshots: `account-*.png`.
+#[tokio::test]
+async fn a_person_signs_their_phone_out_from_the_account_page() {
+    let server = server_with(&[]).await;
+    let phone_agent = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) \
+         AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+    let response = server
+        .client
+        .post(server.url("/v1/login"))
+        .header(header::USER_AGENT, phone_agent)
+        .json(&json!({"username": "alice", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let phone = browser_from(response).await;
+    let seen = run_scenario(
+        "account",
+        json!({
+            "chromium": CHROMIUM,
+            "tessera": server.base,
+            "username": "alice",
+            "password": PASSWORD,
+            "artifacts": artifacts(),
+            "other": "Safari on iPhone",
+        }),
+    )
+    .await;
+    let before = seen["before"].as_array().unwrap();
+    assert_eq!(before.len(), 2, "{seen}");
+    assert!(
+        before
+            .iter()
+            .any(|s| s.as_str().unwrap().contains("Safari on iPhone")),
+        "{seen}"
+    );
+    assert_eq!(seen["current"], "this device");
+    assert_eq!(seen["signOutChain"][0]["status"], 303, "{seen}");
+    assert_eq!(seen["notice"], "That session is signed out.");
+    assert_eq!(seen["after"].as_array().unwrap().len(), 1, "{seen}");
+    assert_eq!(server.session_status(&phone).await, 401, "the phone is out");
+    assert_eq!(seen["session"]["status"], 200, "this browser stays in");
+    assert_eq!(seen["axe"], json!([]), "accessibility: {seen}");
+    assert!(
+        seen["overflow"].as_i64().unwrap() <= 0,
+        "wider than a phone: {seen}"
+    );
+    assert_eq!(seen["consoleErrors"], json!([]), "{seen}");
 }

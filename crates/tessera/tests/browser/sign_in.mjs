@@ -11,6 +11,7 @@
 
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -90,6 +91,28 @@ async function session() {
 }
 
 const text = (selector) => page.locator(selector).innerText();
+
+/// axe-core's serious and critical findings on the page now at `url`. Our pages
+/// allow no script (CSP), so axe runs in a second context that bypasses the CSP,
+/// with this one's cookies: the page it checks is the one a person gets.
+async function accessibility(url) {
+  const checker = await browser.newContext({
+    bypassCSP: true,
+    storageState: await context.storageState(),
+    viewport: { width: 800, height: 600 },
+  });
+  try {
+    const checked = await checker.newPage();
+    await checked.goto(url);
+    await checked.addScriptTag({ path: createRequire(import.meta.url).resolve('axe-core/axe.min.js') });
+    const results = await checked.evaluate(() => globalThis.axe.run());
+    return results.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  } finally {
+    await checker.close();
+  }
+}
 
 async function expectFormWithError(status, chain) {
   const post = chain[0];
@@ -178,6 +201,38 @@ const scenarios = {
       signOutChain: signedOut.chain,
       end,
       endHeading,
+      session: await session(),
+    };
+  },
+
+  /// /account: sign in, see this session and the other one (`other`, a phone's),
+  /// sign the other out, and see it gone; axe-core checks the page each time.
+  async account() {
+    await page.goto(`${tessera}/account`);
+    assert.ok(page.url().startsWith(`${tessera}/login?return_to=`), page.url());
+    await signIn(username, password);
+    assert.equal(page.url(), `${tessera}/account`);
+    const before = await page.locator('ul.items li').allInnerTexts();
+    const current = await text('.badge');
+    await shot('1-two-sessions');
+    const axeBefore = await accessibility(page.url());
+    const signedOut = await submit(`button[aria-label="Sign out ${config.other}"]`);
+    const notice = await text('.notice');
+    const after = await page.locator('ul.items li').allInnerTexts();
+    await shot('2-the-other-signed-out');
+    // On a phone: the page reflows to the screen's width, nothing wider.
+    await page.setViewportSize({ width: 375, height: 740 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    await shot('3-on-a-phone');
+    const axeAfter = await accessibility(page.url());
+    return {
+      before,
+      current,
+      signOutChain: signedOut.chain,
+      notice,
+      after,
+      overflow,
+      axe: [...axeBefore, ...axeAfter],
       session: await session(),
     };
   },
