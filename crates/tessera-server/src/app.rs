@@ -290,6 +290,8 @@ pub async fn serve(
         core.stores.set.codes.clone(),
         config.tokens.code_lifetime,
         core.audit.clone(),
+        core.stores.set.refresh.clone(),
+        core.stores.set.backchannel.clone(),
     ));
     let state = AppState::new(Services {
         end_session: Arc::new(services::end_session::EndSession::new(

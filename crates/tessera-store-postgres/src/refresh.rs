@@ -1,7 +1,7 @@
 //! `RefreshStore` on PostgreSQL.
 
 use sqlx::{PgConnection, Postgres};
-use tessera_core::{SecretHash, SessionId, Timestamp, UserId};
+use tessera_core::{ClientId, SecretHash, SessionId, Timestamp, UserId};
 use tessera_store::{EndReason, RefreshOutcome, RefreshStore, StoreError};
 
 use tessera_store_sql::{Sql, family_select, rows, sql_store};
@@ -148,6 +148,7 @@ sql_store! {
         async fn revoke_families_of_user(
             &self,
             user: UserId,
+            client: Option<ClientId>,
             reason: EndReason,
             at: Timestamp,
         ) -> Result<Vec<SessionId>, StoreError> {
@@ -155,11 +156,13 @@ sql_store! {
             let deleted: Vec<Deleted> = sqlx::query_as(
                 "WITH revoked AS ( \
                    DELETE FROM refresh_families WHERE user_id = $1 \
+                   AND ($2 = '' OR client_id = $2) \
                    RETURNING id, expires_at, session_id, created_at \
                  ) SELECT id, expires_at, session_id FROM revoked \
                  ORDER BY created_at, id COLLATE \"C\"",
             )
             .bind(user.to_string())
+            .bind(client.map(|c| c.to_string()).unwrap_or_default())
             .fetch_all(&mut *tx)
             .await
             .map_err(store_error)?;

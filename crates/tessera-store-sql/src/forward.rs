@@ -161,6 +161,8 @@ macro_rules! __sql_store_forward {
     // BackchannelStore.
     ($head:tt [record_session_client $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [record_session_client(record: __ty::SessionClient) -> Result<(), __ty::StoreError> = batched] $($own)* } };
+    ($head:tt [queue_client_logouts $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [queue_client_logouts(user: __ty::UserId, client: __ty::ClientId, at: __ty::Timestamp) -> Result<u64, __ty::StoreError> = queue_client_logouts(user, client, at)] $($own)* } };
     ($head:tt [queue_logouts $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [queue_logouts(ended: &[__ty::SessionId], users: &[__ty::UserId], position: u64, at: __ty::Timestamp) -> Result<u64, __ty::StoreError> = queue_logouts(ended, users, position, at)] $($own)* } };
     ($head:tt [logout_position $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done

@@ -511,6 +511,36 @@ where
         Ok(queued)
     }
 
+    async fn queue_client_logouts(
+        pool: &Pool<Self>,
+        user: UserId,
+        client: ClientId,
+        at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut tx = Self::begin_write(pool).await?;
+        let queued = sqlx::query(
+            "INSERT INTO backchannel_logouts \
+             (client_id, session_id, user_id, attempts, queued_at, due_at) \
+             SELECT client_id, session_id, user_id, 0, $3, $3 FROM session_clients \
+             WHERE user_id = $1 AND client_id = $2 \
+             ON CONFLICT (client_id, session_id) DO NOTHING",
+        )
+        .bind(user.to_string())
+        .bind(client.to_string())
+        .bind(at.as_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        sqlx::query("DELETE FROM session_clients WHERE user_id = $1 AND client_id = $2")
+            .bind(user.to_string())
+            .bind(client.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(Self::rows_affected(&queued))
+    }
+
     async fn logout_position<'c>(
         db: impl Executor<'c, Database = Self>,
     ) -> Result<u64, StoreError> {

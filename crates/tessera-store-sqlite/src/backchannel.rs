@@ -10,7 +10,7 @@ use crate::SqliteStore;
 sql_store! {
     impl BackchannelStore for SqliteStore {
         forward to Sqlite on self.pool {
-            record_session_client, queue_logouts, logout_position, claim_logouts,
+            record_session_client, queue_logouts, queue_client_logouts, logout_position, claim_logouts,
             finish_logout, retry_logout, pending_logouts,
         }
     }

@@ -1,7 +1,7 @@
 //! `RefreshStore` on SQLite.
 
 use sqlx::{Sqlite, Transaction};
-use tessera_core::{SecretHash, SessionId, Timestamp, UserId};
+use tessera_core::{ClientId, SecretHash, SessionId, Timestamp, UserId};
 use tessera_store::{EndReason, RefreshOutcome, RefreshStore, Revoked, StoreError};
 
 use tessera_store_sql::{Sql, rows, sql_store};
@@ -139,15 +139,17 @@ sql_store! {
         async fn revoke_families_of_user(
             &self,
             user: UserId,
+            client: Option<ClientId>,
             reason: EndReason,
             at: Timestamp,
         ) -> Result<Vec<SessionId>, StoreError> {
             let mut tx = Sqlite::begin_write(&self.pool).await?;
             let rows: Vec<(String, i64, Option<String>)> = sqlx::query_as(
-                "SELECT id, expires_at, session_id FROM refresh_families WHERE user_id = ? \
-                 ORDER BY created_at",
+                "SELECT id, expires_at, session_id FROM refresh_families WHERE user_id = $1 \
+                 AND ($2 = '' OR client_id = $2) ORDER BY created_at",
             )
             .bind(user.to_string())
+            .bind(client.map(|c| c.to_string()).unwrap_or_default())
             .fetch_all(&mut *tx)
             .await
             .map_err(store_error)?;

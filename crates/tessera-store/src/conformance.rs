@@ -807,8 +807,37 @@ async fn refresh_families<S: AccountStore + SessionStore + RevocationLog + Refre
             .await
             .unwrap()
     );
+    // One app's families of the user (the person removed it): that app's only.
+    let (d, e) = (
+        RefreshTokenSecret::generate(),
+        RefreshTokenSecret::generate(),
+    );
+    let fd = family(user.id, &d, now);
+    let (fd_id, app) = (fd.id, fd.client_id);
+    store.create_family(fd).await.unwrap();
+    store
+        .create_family(NewRefreshFamily {
+            client_id: app,
+            ..family(other.id, &e, now)
+        })
+        .await
+        .unwrap();
+    let removed = store
+        .revoke_families_of_user(user.id, Some(app), EndReason::Revoked, now)
+        .await
+        .unwrap();
+    assert_eq!(removed, vec![fd_id]);
+    assert!(store.family_by_token(&d.hash()).await.unwrap().is_none());
+    assert!(
+        store.family_by_token(&e.hash()).await.unwrap().is_some(),
+        "another person's"
+    );
+    assert!(
+        store.family_by_token(&b.hash()).await.unwrap().is_some(),
+        "another app's"
+    );
     let ended = store
-        .revoke_families_of_user(user.id, EndReason::UserDisabled, now)
+        .revoke_families_of_user(user.id, None, EndReason::UserDisabled, now)
         .await
         .unwrap();
     assert_eq!(ended.len(), 2, "the expired one and b");
@@ -1981,6 +2010,47 @@ async fn backchannel_logouts<S: BackchannelStore + SessionStore>(store: &S) {
             .unwrap(),
         0
     );
+
+    // The person removes one app: its sessions of theirs, and nothing else.
+    let (phone, laptop, theirs) = (
+        SessionSecret::generate().session_id(),
+        SessionSecret::generate().session_id(),
+        SessionSecret::generate().session_id(),
+    );
+    for r in [
+        record(phone, app, user),
+        record(laptop, app, user),
+        record(phone, other_app, user),
+        record(theirs, app, other_user),
+    ] {
+        store.record_session_client(r).await.unwrap();
+    }
+    assert_eq!(store.queue_client_logouts(user, app, at).await.unwrap(), 2);
+    assert_eq!(store.queue_client_logouts(user, app, at).await.unwrap(), 0);
+    let removed = store.claim_logouts(at, lease, 10).await.unwrap();
+    assert_eq!(
+        removed
+            .iter()
+            .map(|c| (c.session, c.client_id, c.user))
+            .collect::<std::collections::BTreeSet<_>>(),
+        [(phone, app, user), (laptop, app, user)]
+            .into_iter()
+            .collect()
+    );
+    for claimed in &removed {
+        store.finish_logout(claimed.id).await.unwrap();
+    }
+    // The other app's and the other person's records stay, for their own ends.
+    assert_eq!(
+        store
+            .queue_logouts(&[phone, theirs], &[], base + 7, at)
+            .await
+            .unwrap(),
+        2
+    );
+    for claimed in store.claim_logouts(at, lease, 10).await.unwrap() {
+        store.finish_logout(claimed.id).await.unwrap();
+    }
 
     // Records of sessions that never ended go with time.
     let lingering = SessionSecret::generate().session_id();

@@ -435,10 +435,12 @@ store_trait! {
             reason: EndReason,
             at: Timestamp,
         ) -> Result<bool, StoreError>;
-        /// Revokes every family of `user`, logging each.
+        /// Revokes every family of `user` (with `client`, only that client's: the
+        /// person removed the app), logging each.
         async fn revoke_families_of_user(
             &self,
             user: UserId,
+            client: Option<ClientId>,
             reason: EndReason,
             at: Timestamp,
         ) -> Result<Vec<SessionId>, StoreError>;
@@ -694,6 +696,15 @@ store_trait! {
         async fn finish_logout(&self, id: i64) -> Result<(), StoreError>;
         /// Not delivered: due again at `next`.
         async fn retry_logout(&self, id: i64, next: Timestamp) -> Result<(), StoreError>;
+        /// In one transaction: queues a logout for every session `client` got tokens
+        /// from for `user` (the person removed the app) and forgets those records.
+        /// Returns how many were queued.
+        async fn queue_client_logouts(
+            &self,
+            user: UserId,
+            client: ClientId,
+            at: Timestamp,
+        ) -> Result<u64, StoreError>;
         /// How many logouts wait.
         async fn pending_logouts(&self) -> Result<u64, StoreError>;
     }

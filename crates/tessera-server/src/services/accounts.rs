@@ -431,7 +431,7 @@ impl Accounts {
         let sessions = self.sessions.end_all_of_user(user.id, None, reason).await?;
         let families = self
             .refresh
-            .revoke_families_of_user(user.id, reason, at)
+            .revoke_families_of_user(user.id, None, reason, at)
             .await?;
         self.presence.forget(&families).await;
         Ok(CutOff {

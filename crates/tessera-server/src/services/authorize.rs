@@ -24,8 +24,8 @@ use tessera_core::{
 use tessera_proto::error as codes;
 use tessera_proto::scope::{PRIVILEGED, oidc};
 use tessera_store::{
-    Actor, AuthorizationCode, AuthorizationCodeStore, Client, Consent, EventKind, PushedRequest,
-    StoreError,
+    Actor, AuthorizationCode, AuthorizationCodeStore, BackchannelStore, Client, Consent, EndReason,
+    EventKind, PushedRequest, RefreshStore, StoreError,
 };
 use url::Url;
 
@@ -190,9 +190,12 @@ pub struct Authorization {
     /// How long a code may wait for its exchange (`tokens.code_lifetime`).
     code_lifetime: std::time::Duration,
     audit: Arc<Audit>,
+    refresh: Arc<dyn RefreshStore>,
+    backchannel: Arc<dyn BackchannelStore>,
 }
 
 impl Authorization {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         issuer: String,
         clients: Clients,
@@ -201,6 +204,8 @@ impl Authorization {
         codes: Arc<dyn AuthorizationCodeStore>,
         code_lifetime: std::time::Duration,
         audit: Arc<Audit>,
+        refresh: Arc<dyn RefreshStore>,
+        backchannel: Arc<dyn BackchannelStore>,
     ) -> Self {
         Self {
             issuer,
@@ -210,6 +215,8 @@ impl Authorization {
             codes,
             code_lifetime,
             audit,
+            refresh,
+            backchannel,
         }
     }
 
@@ -331,26 +338,46 @@ impl Authorization {
         Ok(listed)
     }
 
-    /// Withdraws what `user` allowed `client`: the consent page shows again next
-    /// time. `false` if they had allowed it nothing. Tokens already issued stay
-    /// until they expire or their session ends.
+    /// Withdraws what `user` allowed `client` (the person removed the app): the
+    /// consent page shows again next time, the app's refresh tokens for them end
+    /// (logged, so every verifier refuses what carries their ids), and the app
+    /// gets a back-channel logout for each session it got tokens from. `false` if
+    /// they had allowed it nothing. Its access tokens tied to a browser session
+    /// live out their minutes, as the session goes on.
     pub async fn withdraw_consent(
         &self,
         user: UserId,
         client: &ClientId,
     ) -> Result<bool, StoreError> {
         let withdrawn = self.accounts.withdraw_consent(user, client).await?;
-        if withdrawn {
-            metrics::counter!("tessera_consents_withdrawn_total").increment(1);
-            self.audit
-                .record(
-                    event(EventKind::ConsentWithdrawn, Actor::User(user))
-                        .user(user)
-                        .target("client", client),
-                )
-                .await;
+        if !withdrawn {
+            return Ok(false);
         }
-        Ok(withdrawn)
+        metrics::counter!("tessera_consents_withdrawn_total").increment(1);
+        let now = Timestamp::now();
+        let families = self
+            .refresh
+            .revoke_families_of_user(user, Some(*client), EndReason::Revoked, now)
+            .await?;
+        let logouts = self
+            .backchannel
+            .queue_client_logouts(user, *client, now)
+            .await?;
+        if logouts > 0 {
+            metrics::counter!("tessera_backchannel_logouts_queued_total").increment(logouts);
+        }
+        self.audit
+            .record(
+                event(EventKind::ConsentWithdrawn, Actor::User(user))
+                    .user(user)
+                    .target("client", client)
+                    .detail(format!(
+                        "{} refresh token(s) revoked, {logouts} back-channel logout(s) queued",
+                        families.len()
+                    )),
+            )
+            .await;
+        Ok(true)
     }
 
     /// Where an answer to the authorization request in `url` (a `return_to` on

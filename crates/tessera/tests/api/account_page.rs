@@ -289,3 +289,88 @@ async fn a_person_changes_their_profile_and_password_here() {
     }
     assert!(!log.contains(PASSWORD) && !log.contains(new_password));
 }
+
+/// Removing an app: its consent goes, its refresh tokens for this person stop
+/// working, and it gets a back-channel logout for the session it knew; another
+/// person's use of the same app is untouched.
+#[tokio::test]
+async fn removing_an_app_cuts_it_off_and_tells_it() {
+    use crate::backchannel::{Receiver, free_address};
+    use crate::code_flow::{REDIRECT, Request, code_for, tokens};
+
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    server.add_user("bob", &[]);
+    let receiver = Receiver::default();
+    let address = free_address();
+    let _up = receiver.listen(address).await;
+    let uri = format!("http://{address}/backchannel");
+    let app = crate::tokens::add_client(
+        &server,
+        "Photo Album",
+        &[
+            "--grant",
+            "authorization_code,refresh_token",
+            "--redirect-uri",
+            REDIRECT,
+            "--backchannel-logout-uri",
+            &uri,
+            "--id-token-alg",
+            "ES256",
+        ],
+    );
+    let signed_in = |name: &'static str| {
+        let (server, app) = (&server, &app);
+        async move {
+            let browser = server.login(name).await;
+            let request = Request::new(app);
+            let code = code_for(server, &browser, &request).await;
+            let body = tokens(server, app, &code, &request.verifier).await;
+            (browser, body["refresh_token"].as_str().unwrap().to_owned())
+        }
+    };
+    let (alice, alices_token) = signed_in("alice").await;
+    let (_bob, bobs_token) = signed_in("bob").await;
+
+    let (_, html) = page(&server, &alice).await;
+    assert!(html.contains("Photo Album"), "{html}");
+    assert!(
+        html.contains("See your email address"),
+        "scopes in words: {html}"
+    );
+    let removed = post_form(
+        &server,
+        "/account/apps/remove",
+        &alice,
+        &[("client_id", app.id.as_str())],
+    )
+    .await;
+    assert_eq!(location(&removed), "/account?notice=app");
+    let refused = crate::tokens::refresh(&server, &app, &alices_token, &[]).await;
+    assert_eq!(refused.status(), 400, "alice's refresh token is revoked");
+    let bobs = crate::tokens::refresh(&server, &app, &bobs_token, &[]).await;
+    assert_eq!(bobs.status(), 200, "bob's is not");
+    let received = receiver.wait_for(1, 10).await;
+    let claims =
+        crate::tokens::verify_typed(&server, &received[0], "logout+jwt", "ES256", &app.id).await;
+    assert_eq!(claims["sid"], alice.session_id.as_str());
+    // Alice stays signed in to tessera; the app asks for her consent again.
+    assert_eq!(server.session_status(&alice).await, 200);
+    let (_, html) = page(&server, &alice).await;
+    assert!(html.contains("You have not allowed any app"));
+    // Removing it again: nothing to remove.
+    let again = post_form(
+        &server,
+        "/account/apps/remove",
+        &alice,
+        &[("client_id", app.id.as_str())],
+    )
+    .await;
+    assert_eq!(again.status(), 404);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "one logout, for alice's session"
+    );
+}

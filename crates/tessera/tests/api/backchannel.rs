@@ -15,13 +15,13 @@ use crate::tokens::{Registered, add_client};
 
 /// An app's back-channel endpoint: what was posted to it, in order.
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     tokens: Arc<Mutex<Vec<String>>>,
 }
 
 impl Receiver {
     /// Listens on `address` (a port chosen before, maybe refused meanwhile).
-    async fn listen(&self, address: SocketAddr) -> tokio::task::JoinHandle<()> {
+    pub(crate) async fn listen(&self, address: SocketAddr) -> tokio::task::JoinHandle<()> {
         let listener = tokio::net::TcpListener::bind(address).await.unwrap();
         let app =
             axum::Router::new()
@@ -45,12 +45,12 @@ impl Receiver {
         })
     }
 
-    fn received(&self) -> Vec<String> {
+    pub(crate) fn received(&self) -> Vec<String> {
         self.tokens.lock().unwrap().clone()
     }
 
     /// Waits up to `seconds` for `count` tokens.
-    async fn wait_for(&self, count: usize, seconds: u64) -> Vec<String> {
+    pub(crate) async fn wait_for(&self, count: usize, seconds: u64) -> Vec<String> {
         for _ in 0..seconds * 10 {
             let received = self.received();
             if received.len() >= count {
@@ -66,7 +66,7 @@ impl Receiver {
 }
 
 /// A loopback address nothing listens on (yet).
-fn free_address() -> SocketAddr {
+pub(crate) fn free_address() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
 }
