@@ -685,7 +685,7 @@ sql_store! {
 
 sql_store! {
     impl AuditStore for PostgresStore {
-        forward to Postgres on self.pool { events, events_after, purge_events }
+        forward to Postgres on self.pool { events, events_after, count_events, purge_events }
 
         async fn record_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
             if events.is_empty() {

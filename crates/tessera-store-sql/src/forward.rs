@@ -204,6 +204,8 @@ macro_rules! __sql_store_forward {
         [events(query: &__ty::EventQuery) -> Result<Vec<__ty::Event>, __ty::StoreError> = events(query)] $($own)* } };
     ($head:tt [events_after $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [events_after(after: i64, limit: u32) -> Result<Vec<__ty::Event>, __ty::StoreError> = events_after(after, limit)] $($own)* } };
+    ($head:tt [count_events $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [count_events(kind: __ty::EventKind, since: __ty::Timestamp, bucket: i64) -> Result<Vec<__ty::EventCount>, __ty::StoreError> = count_events(kind, since, bucket)] $($own)* } };
     ($head:tt [purge_events $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [purge_events(before: __ty::Timestamp) -> Result<u64, __ty::StoreError> = purge_events(before)] $($own)* } };
     // Health.

@@ -41,9 +41,10 @@ pub mod __private {
         };
         pub use tessera_store::{
             AuthorizationCode, Client, CodeExchanged, Consent, CreateSessionError, CreateUserError,
-            Event, EventQuery, LogoutDelivery, NewRefreshFamily, NewSession, NewUser, Online,
-            OpaqueToken, PlanFollowUp, Profile, PushedRequest, Redemption, RefreshFamily,
-            Revocation, SessionClient, SessionRecord, StoreError, StoredKey, User, UserCredentials,
+            Event, EventCount, EventKind, EventQuery, LogoutDelivery, NewRefreshFamily, NewSession,
+            NewUser, Online, OpaqueToken, PlanFollowUp, Profile, PushedRequest, Redemption,
+            RefreshFamily, Revocation, SessionClient, SessionRecord, StoreError, StoredKey, User,
+            UserCredentials,
         };
     }
 }

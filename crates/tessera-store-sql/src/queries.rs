@@ -11,9 +11,9 @@ use tessera_core::{
     Audience, ClientId, ClientName, RedirectUri, SecretHash, SessionId, Timestamp, UserId, Username,
 };
 use tessera_store::{
-    Client, Consent, CreateSessionError, CreateUserError, Event, EventQuery, LogoutDelivery,
-    NewEvent, NewSession, NewUser, Online, OpaqueToken, Profile, PushedRequest, RefreshFamily,
-    Revocation, SessionRecord, StoreError, StoredKey, User, UserCredentials,
+    Client, Consent, CreateSessionError, CreateUserError, Event, EventCount, EventKind, EventQuery,
+    LogoutDelivery, NewEvent, NewSession, NewUser, Online, OpaqueToken, Profile, PushedRequest,
+    RefreshFamily, Revocation, SessionRecord, StoreError, StoredKey, User, UserCredentials,
 };
 
 use crate::dialect::Statements;
@@ -742,6 +742,37 @@ where
         .map_err(store_error)?
         .iter()
         .map(rows::event)
+        .collect()
+    }
+
+    async fn count_events<'c>(
+        db: impl Executor<'c, Database = Self>,
+        kind: EventKind,
+        since: Timestamp,
+        bucket: i64,
+    ) -> Result<Vec<EventCount>, StoreError> {
+        let bucket = bucket.max(1);
+        sqlx::query(
+            "SELECT (at / $3) * $3 AS bucket, outcome, count(*) AS events FROM audit_events \
+             WHERE kind = $1 AND at >= $2 GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        .bind(kind.as_str())
+        .bind(since.as_millis())
+        .bind(bucket)
+        .fetch_all(db)
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(|row| {
+            Ok(EventCount {
+                bucket: Timestamp::from_millis(row.int("bucket")?),
+                outcome: row
+                    .text("outcome")?
+                    .parse()
+                    .map_err(|()| StoreError::corrupt("event outcome"))?,
+                count: u64::try_from(row.int("events")?).unwrap_or(0),
+            })
+        })
         .collect()
     }
 

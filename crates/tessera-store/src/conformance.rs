@@ -214,8 +214,54 @@ async fn audit<S: AuditStore>(store: &S) {
         vec![kicked.clone(), by_client.clone()]
     );
     assert!(store.events_after(page[0].id, 10).await.unwrap().is_empty());
+    // Counted by the minute (the console's chart), by outcome, from a moment on.
+    let minute = 60_000;
+    let second_failure = NewEvent {
+        at: hour_ago.saturating_add(Duration::from_millis(1)),
+        ..failed.clone()
+    };
+    let success = NewEvent {
+        outcome: Outcome::Success,
+        ..failed.clone()
+    };
+    store
+        .record_events(&[second_failure, success])
+        .await
+        .unwrap();
+    let bucket = Timestamp::from_millis(hour_ago.as_millis() / minute * minute);
+    let counted = store
+        .count_events(EventKind::Login, hour_ago, minute)
+        .await
+        .unwrap();
+    let expected = |count| crate::EventCount {
+        bucket,
+        outcome: Outcome::Failure,
+        count,
+    };
+    let also_success = crate::EventCount {
+        outcome: Outcome::Success,
+        ..expected(1)
+    };
+    assert!(
+        counted == vec![expected(2), also_success] || counted == vec![also_success, expected(2)],
+        "{counted:?}"
+    );
+    assert!(
+        store
+            .count_events(EventKind::Login, now, minute)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .count_events(EventKind::Logout, hour_ago, minute)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Purged by age.
-    assert_eq!(store.purge_events(now).await.unwrap(), 1);
+    assert_eq!(store.purge_events(now).await.unwrap(), 3);
     assert_eq!(all(EventQuery::default()).await.len(), 4);
     assert_eq!(store.purge_events(now).await.unwrap(), 0);
 }

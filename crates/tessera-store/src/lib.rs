@@ -1113,6 +1113,14 @@ pub struct Event {
     pub event: NewEvent,
 }
 
+/// How many events of one outcome a time bucket holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventCount {
+    pub bucket: Timestamp,
+    pub outcome: Outcome,
+    pub count: u64,
+}
+
 /// Which events to read. `user` matches the account an event concerns or its
 /// actor. Pages go newest first, older than `before`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -1137,6 +1145,15 @@ store_trait! {
         /// The events recorded after `after`, oldest first, at most `limit`: for
         /// following the log.
         async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError>;
+        /// How many events of `kind` happened at or after `since`, by outcome, in
+        /// buckets of `bucket` milliseconds (each bucket by its start, a multiple
+        /// of `bucket` since the epoch); buckets without events are left out.
+        async fn count_events(
+            &self,
+            kind: EventKind,
+            since: Timestamp,
+            bucket: i64,
+        ) -> Result<Vec<EventCount>, StoreError>;
         /// Forgets the events from before `before`; returns how many.
         async fn purge_events(&self, before: Timestamp) -> Result<u64, StoreError>;
     }
