@@ -24,8 +24,8 @@ use tower_http::timeout::TimeoutLayer;
 use crate::http::error::json_errors;
 use crate::http::{one_authorization, track_request};
 use crate::routes::{
-    account, activity, admin, authorize, consents, discovery, end_session, health, introspect,
-    login, login_page, revocations, session, sessions, token, userinfo, users,
+    account, activity, admin, authorize, consents, console, discovery, end_session, health,
+    introspect, login, login_page, revocations, session, sessions, token, userinfo, users,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
@@ -526,6 +526,14 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         )
         .route("/account/apps/remove", post(account::remove_app))
         .route("/account/sign-out", post(account::sign_out))
+        .route("/admin", get(console::dashboard))
+        .route("/admin/users", get(console::users))
+        .route("/admin/users/{id}", get(console::user))
+        .route("/admin/users/{id}/{action}", post(console::user_action))
+        .route("/admin/keys", get(console::keys))
+        .route("/admin/keys/rotate", post(console::rotate_key))
+        .route("/admin/keys/retire", post(console::retire_key))
+        .route("/admin/events", get(console::events))
         .route("/v1/session", get(session::current))
         .route("/v1/logout", post(session::logout))
         .route("/v1/session/token", post(session::token))

@@ -249,3 +249,19 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     }
     replaced
 }
+
+impl From<crate::services::keyring::KeyRingError> for ApiError {
+    fn from(error: crate::services::keyring::KeyRingError) -> Self {
+        use crate::services::keyring::KeyRingError;
+        match error {
+            KeyRingError::Store(e) => ApiError::store(e),
+            // A key that cannot be made or sealed: the server's state, not the
+            // request's; said as it is, for the operator.
+            other => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "keys_unavailable",
+                other.to_string(),
+            ),
+        }
+    }
+}

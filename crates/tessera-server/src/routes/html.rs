@@ -52,6 +52,19 @@ button.inline{width:auto;margin:0;padding:.4rem .8rem}\
 .check{display:flex;gap:.5rem;align-items:center;margin:1rem 0 0;font-weight:400}\
 .check input{width:auto}\
 form.inline{margin:0}button.spaced{margin-top:1rem}\
+.row{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:flex-end}.row input,.row select{width:auto;min-width:12rem}\
+select{padding:.55rem .6rem;font:inherit;color:inherit;background:#fff;border:1px solid #d1d5db;border-radius:.45rem}\
+.actions{display:flex;flex-wrap:wrap;gap:.75rem;align-items:center;margin:1.25rem 0 0}\
+button.danger{background:#b91c1c}button.danger:hover{background:#991b1b}\
+.badge.off{color:#7f1d1d;background:#fee2e2}\
+.stat{padding:1rem 0}.stat p{margin:0}.figure{font-size:2.25rem;font-weight:700;line-height:1.2}\
+svg.chart{width:100%;height:auto}svg .success{fill:#2563eb}svg .failure{fill:#dc2626}\
+svg .axis{font-size:11px;fill:#4b5563}svg .grid{stroke:#e5e7eb}\
+.legend{font-size:.9rem;color:#374151}.key{display:inline-block;width:.8rem;height:.8rem;border-radius:.15rem}\
+.key.success{background:#2563eb}.key.failure{background:#dc2626;margin-left:.75rem}\
+.scroll{overflow-x:auto}table{width:100%;border-collapse:collapse;font-size:.9rem}\
+th,td{padding:.45rem .5rem;text-align:left;border-bottom:1px solid #e5e7eb;vertical-align:top}\
+th{color:#374151;font-weight:600}tr.failure td{background:#fef2f2}code{font-size:.85rem;word-break:break-all}\
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:0}dt{color:#4b5563}dd{margin:0}";
 
 /// The one stylesheet, allowed by its hash: with no `'unsafe-inline'`, markup that

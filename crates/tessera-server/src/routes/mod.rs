@@ -5,6 +5,7 @@ pub mod activity;
 pub mod admin;
 pub mod authorize;
 pub mod consents;
+pub mod console;
 pub mod discovery;
 pub mod end_session;
 pub mod health;

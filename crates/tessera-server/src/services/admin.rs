@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::{
-    Algorithm, ClientId, ClientSecret, Password, Roles, SessionId, UserId, Username,
+    Algorithm, ClientId, ClientSecret, Password, Roles, SessionId, Timestamp, UserId, Username,
 };
 use tessera_store::{
-    Client, EndReason, Event, EventKind, EventQuery, Online, SessionRecord, StoreError, User,
+    Client, EndReason, Event, EventCount, EventKind, EventQuery, Online, SessionRecord, StoreError,
+    User,
 };
 
 use crate::services::accounts::{Accounts, CutOff, Profile, ProfileChange, RegisterError};
@@ -309,6 +310,13 @@ impl Administration {
     /// The events recorded after `after`, oldest first (following the log).
     pub async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
         self.audit.events_after(after, limit).await
+    }
+
+    /// Sign-ins since `since`, by outcome, an hour a bucket (the dashboard's chart).
+    pub async fn sign_ins_since(&self, since: Timestamp) -> Result<Vec<EventCount>, StoreError> {
+        self.audit
+            .count_events(EventKind::Login, since, 3_600_000)
+            .await
     }
 
     /// A user by id or username.

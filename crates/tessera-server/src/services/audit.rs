@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::{Timestamp, UserId};
-use tessera_store::{Actor, AuditStore, Event, EventKind, NewEvent, Outcome, StoreError};
+use tessera_store::{
+    Actor, AuditStore, Event, EventCount, EventKind, NewEvent, Outcome, StoreError,
+};
 
 /// What a read of the log asks for: parsed values only, so the admin routes build
 /// it as they parse a request.
@@ -43,6 +45,14 @@ impl Caller {
         actor: Actor::Operator,
         address: None,
     };
+
+    /// A signed-in user, acting from `address`.
+    pub fn user(id: UserId, address: IpAddr) -> Caller {
+        Caller {
+            actor: Actor::User(id),
+            address: Some(address),
+        }
+    }
 
     /// `kind`, done by this caller.
     pub fn event(&self, kind: EventKind) -> Described {
@@ -135,6 +145,16 @@ impl Audit {
     /// Events recorded after `after`, oldest first.
     pub async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
         self.store.events_after(after, limit).await
+    }
+
+    /// Events of `kind` since `since`, by outcome, in buckets of `bucket` ms.
+    pub async fn count_events(
+        &self,
+        kind: EventKind,
+        since: Timestamp,
+        bucket: i64,
+    ) -> Result<Vec<EventCount>, StoreError> {
+        self.store.count_events(kind, since, bucket).await
     }
 
     /// Forgets, once an hour, the events older than `retention`.

@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod cluster;
 mod code_flow;
+mod console_page;
 mod durability;
 mod feed;
 mod gateway;

@@ -1,0 +1,675 @@
+//! `/admin`: the console for administrators. The dashboard (who is online now, and
+//! sign-ins over the last day as a chart drawn here as SVG), users (search, one
+//! user's sessions, kick, disable, enable), signing keys (rotate, retire) and the
+//! audit log. Server-rendered HTML with no script, like `/account`; every action is
+//! a form with the session's CSRF token, checked for the origin, and calls the same
+//! `Administration` service as `/admin/v1/`, so the page and the API follow one
+//! rule. The admin role is checked on every request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use http::{HeaderMap, StatusCode};
+use maud::{Markup, PreEscaped, html};
+use serde::Deserialize;
+use tessera_core::{Algorithm, Role, Timestamp, UserId};
+use tessera_proto::{EventKind, Outcome};
+
+use crate::http::EdgePolicy;
+use crate::http::cookie::Cookies;
+use crate::http::error::ApiError;
+use crate::http::extract::{ClientInfo, Input, check_origin};
+use crate::routes::html::{see_other, sentence, wide_page};
+use crate::services::admin::Administration;
+use crate::services::audit::{Caller, EventQuery};
+use crate::services::presence::DEFAULT_WINDOW;
+use crate::services::sessions::{ActiveSession, SessionService};
+use crate::views::{device_in_words, event_view};
+
+const SIGN_IN: &str = "/login?return_to=%2Fadmin";
+const DAY_HOURS: i64 = 24;
+const HOUR_MS: i64 = 3_600_000;
+
+type Pieces = (
+    State<Arc<Administration>>,
+    State<Arc<SessionService>>,
+    State<Arc<Cookies>>,
+    State<Arc<EdgePolicy>>,
+);
+
+/// The admin's session from the cookie; otherwise the answer a person should get:
+/// to sign in, or a page saying this is for administrators.
+async fn admin_session(
+    sessions: &SessionService,
+    cookies: &Cookies,
+    headers: &HeaderMap,
+) -> Result<Arc<ActiveSession>, Response> {
+    let session = match cookies.session.secret(headers) {
+        Ok(Some(secret)) => sessions
+            .authenticate(&secret)
+            .await
+            .map_err(|e| error_page(&e.into()))?,
+        Ok(None) | Err(_) => None,
+    };
+    let Some(session) = session else {
+        return Err(see_other(SIGN_IN));
+    };
+    if !session.user().roles.contains(Role::Admin) {
+        return Err(wide_page(
+            StatusCode::FORBIDDEN,
+            "For administrators",
+            html! {
+                h1 { "For administrators" }
+                p.error role="alert" {
+                    "This console is for administrators, and "
+                    strong { (session.user().username.as_str()) } " is not one."
+                }
+                p { a href="/account" { "Your account" } }
+            },
+        ));
+    }
+    Ok(session)
+}
+
+/// A form of the console, checked: our origin, an admin's live session, its CSRF
+/// token.
+async fn admin_form(
+    sessions: &SessionService,
+    cookies: &Cookies,
+    edge: &EdgePolicy,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Arc<ActiveSession>, Response> {
+    if check_origin(headers, &edge.origins).is_err() {
+        return Err(refused(
+            "This form was sent from another site, so it was not accepted.",
+        ));
+    }
+    let session = admin_session(sessions, cookies, headers).await?;
+    if !session.csrf_token().matches(csrf) {
+        return Err(refused(
+            "This form is out of date (it belongs to an earlier sign-in). Open the page again.",
+        ));
+    }
+    Ok(session)
+}
+
+fn caller(session: &ActiveSession, client: &ClientInfo) -> Caller {
+    Caller::user(session.user().id, client.address)
+}
+
+fn refused(why: &str) -> Response {
+    wide_page(
+        StatusCode::FORBIDDEN,
+        "Not accepted",
+        html! {
+            h1 { "Not accepted" }
+            p.error role="alert" { (why) }
+            p { a href="/admin" { "Back to the console" } }
+        },
+    )
+}
+
+fn error_page(error: &ApiError) -> Response {
+    wide_page(
+        error.status(),
+        "Something went wrong",
+        html! {
+            h1 { "Something went wrong" }
+            p.error role="alert" { (sentence(error.description())) }
+            p { a href="/admin" { "Back to the console" } }
+        },
+    )
+}
+
+/// The frame of every console page: its name, the sections, who is signed in.
+fn console(
+    status: StatusCode,
+    title: &str,
+    session: &ActiveSession,
+    notice: Option<&str>,
+    body: Markup,
+) -> Response {
+    let links = [
+        ("/admin", "Dashboard"),
+        ("/admin/users", "Users"),
+        ("/admin/keys", "Keys"),
+        ("/admin/events", "Events"),
+    ];
+    wide_page(
+        status,
+        &format!("{title} · tessera console"),
+        html! {
+            header.bar {
+                strong { "tessera console" }
+                nav aria-label="Console" {
+                    @for (href, name) in links {
+                        @if name == title {
+                            a href=(href) aria-current="page" { strong { (name) } }
+                        } @else {
+                            a href=(href) { (name) }
+                        }
+                    }
+                    a href="/account" { (session.user().username.as_str()) }
+                }
+            }
+            h1 { (title) }
+            @if let Some(notice) = notice {
+                p.notice role="status" { (notice) }
+            }
+            (body)
+        },
+    )
+}
+
+fn hidden(session: &ActiveSession) -> Markup {
+    html! { input type="hidden" name="csrf_token" value=(session.csrf_token().as_str()); }
+}
+
+/// The notices an action's answer may ask for, by key.
+fn notice(query: &HashMap<String, String>) -> Option<&'static str> {
+    Some(match query.get("notice")?.as_str() {
+        "kicked" => "Kicked: every session and token of the user ended, everywhere.",
+        "disabled" => "Disabled: the user cannot sign in, and everything they held ended.",
+        "enabled" => "Enabled: the user can sign in again.",
+        "rotated" => "A new key is published.",
+        "retired" => "The key is retired: tokens it signed are refused everywhere.",
+        _ => return None,
+    })
+}
+
+/// `GET /admin`: the dashboard.
+pub async fn dashboard(
+    (State(admin), State(sessions), State(cookies), State(_)): Pieces,
+    headers: HeaderMap,
+) -> Response {
+    let session = match admin_session(&sessions, &cookies, &headers).await {
+        Ok(session) => session,
+        Err(answer) => return answer,
+    };
+    let now = Timestamp::now();
+    // Whole hours: the chart's 24 bars, the current hour last.
+    let this_hour = now.as_millis() / HOUR_MS * HOUR_MS;
+    let since = Timestamp::from_millis(this_hour - (DAY_HOURS - 1) * HOUR_MS);
+    let (online, counts) =
+        match tokio::try_join!(admin.online(DEFAULT_WINDOW), admin.sign_ins_since(since)) {
+            Ok(found) => found,
+            Err(e) => return error_page(&e.into()),
+        };
+    let mut hours = vec![(0u64, 0u64); DAY_HOURS as usize];
+    for count in &counts {
+        let at = (count.bucket.as_millis() - since.as_millis()) / HOUR_MS;
+        if let Some(hour) = usize::try_from(at).ok().and_then(|at| hours.get_mut(at)) {
+            match count.outcome {
+                Outcome::Success => hour.0 += count.count,
+                Outcome::Failure => hour.1 += count.count,
+            }
+        }
+    }
+    let (succeeded, failed) = hours.iter().fold((0, 0), |(s, f), h| (s + h.0, f + h.1));
+    let body = html! {
+        div.grid {
+            div.stat {
+                p.muted { "Online now (last " (DEFAULT_WINDOW.as_secs() / 60) " minutes)" }
+                p.figure #online-users { (online.users) } p { "users" }
+            }
+            div.stat {
+                p.muted { "Sessions in use" }
+                p.figure #online-sessions { (online.sessions) } p { "sessions and refresh tokens" }
+            }
+            div.stat {
+                p.muted { "Sign-ins, last 24 hours" }
+                p.figure { (succeeded) } p { (failed) " failed" }
+            }
+        }
+        section aria-labelledby="chart-title" {
+            h2 #chart-title { "Sign-ins by hour" }
+            (chart(&hours, since))
+        }
+    };
+    console(StatusCode::OK, "Dashboard", &session, None, body)
+}
+
+/// Sign-ins per hour as an SVG bar chart: successes stacked on failures, with a
+/// text alternative.
+fn chart(hours: &[(u64, u64)], since: Timestamp) -> Markup {
+    let (width, height, left, bottom) = (720.0_f64, 200.0_f64, 36.0_f64, 24.0_f64);
+    let most = hours.iter().map(|h| h.0 + h.1).max().unwrap_or(0).max(1);
+    let slot = (width - left) / hours.len() as f64;
+    let scale = (height - bottom - 8.0) / most as f64;
+    let (succeeded, failed): (u64, u64) = hours.iter().fold((0, 0), |(s, f), h| (s + h.0, f + h.1));
+    let hour_label = |i: usize| {
+        let at = since.as_millis() + i as i64 * HOUR_MS;
+        // HH:00 UTC, from the RFC 3339 text.
+        Timestamp::from_millis(at)
+            .to_rfc3339()
+            .get(11..16)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut svg = String::new();
+    use std::fmt::Write as _;
+    let _ = write!(
+        svg,
+        r##"<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-labelledby="chart-desc"><desc id="chart-desc">Sign-ins in each of the last 24 hours (UTC): {succeeded} succeeded and {failed} failed in all.</desc>"##
+    );
+    let _ = write!(
+        svg,
+        r##"<text x="{x}" y="14" class="axis" text-anchor="end">{most}</text><line x1="{left}" y1="{top}" x2="{width}" y2="{top}" class="grid"/><line x1="{left}" y1="{base}" x2="{width}" y2="{base}" class="grid"/>"##,
+        x = left - 6.0,
+        top = height - bottom - most as f64 * scale,
+        base = height - bottom
+    );
+    for (i, (ok, bad)) in hours.iter().enumerate() {
+        let x = left + i as f64 * slot + 2.0;
+        let w = (slot - 4.0).max(1.0);
+        let bad_h = *bad as f64 * scale;
+        let ok_h = *ok as f64 * scale;
+        let base = height - bottom;
+        let label = hour_label(i);
+        let _ = write!(
+            svg,
+            r##"<g><title>{label} UTC: {ok} succeeded, {bad} failed</title><rect class="failure" x="{x:.1}" y="{:.1}" width="{w:.1}" height="{bad_h:.1}"/><rect class="success" x="{x:.1}" y="{:.1}" width="{w:.1}" height="{ok_h:.1}"/></g>"##,
+            base - bad_h,
+            base - bad_h - ok_h
+        );
+        if i % 4 == 0 {
+            let _ = write!(
+                svg,
+                r##"<text x="{:.1}" y="{}" class="axis" text-anchor="middle">{label}</text>"##,
+                x + w / 2.0,
+                height - 6.0
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    html! {
+        (PreEscaped(svg))
+        p.legend {
+            span.key.success {} " succeeded " span.key.failure {} " failed (hours in UTC)"
+        }
+    }
+}
+
+/// `GET /admin/users?q=`: users whose name contains `q`.
+pub async fn users(
+    (State(admin), State(sessions), State(cookies), State(_)): Pieces,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let session = match admin_session(&sessions, &cookies, &headers).await {
+        Ok(session) => session,
+        Err(answer) => return answer,
+    };
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let q = query
+        .get("q")
+        .map_or_else(String::new, |q| q.trim().to_lowercase());
+    let found = match admin.search(&q, None, 100).await {
+        Ok(found) => found,
+        Err(e) => return error_page(&e.into()),
+    };
+    let body = html! {
+        form method="get" action="/admin/users" role="search" {
+            label for="q" { "Find users by name" }
+            div.row {
+                input #q name="q" value=(q) type="search";
+                button.inline type="submit" { "Search" }
+            }
+        }
+        @if found.is_empty() {
+            p.muted { "No user's name contains that." }
+        } @else {
+            ul.items {
+                @for user in &found {
+                    li {
+                        div.item-main {
+                            p {
+                                a href={ "/admin/users/" (user.id) } { strong { (user.username.as_str()) } }
+                                @if user.roles.contains(Role::Admin) { span.badge { "admin" } }
+                                @if user.disabled { span.badge.off { "disabled" } }
+                            }
+                            p.muted { "Since " (user.created_at.to_rfc3339().get(..10).unwrap_or_default()) }
+                        }
+                    }
+                }
+            }
+            @if found.len() == 100 { p.muted { "The first 100; search to narrow it down." } }
+        }
+    };
+    console(StatusCode::OK, "Users", &session, None, body)
+}
+
+/// `GET /admin/users/{id}`: one user, their sessions, what an admin can do.
+pub async fn user(
+    (State(admin), State(sessions), State(cookies), State(_)): Pieces,
+    Path(id): Path<String>,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let session = match admin_session(&sessions, &cookies, &headers).await {
+        Ok(session) => session,
+        Err(answer) => return answer,
+    };
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let Some(id) = UserId::parse(&id) else {
+        return error_page(&ApiError::not_found("there is no user with this id"));
+    };
+    let (user, records) = match admin.sessions(id).await {
+        Ok(found) => found,
+        Err(e) => return error_page(&e.into()),
+    };
+    let now = Timestamp::now();
+    let form = |action: &str, label: &str, danger: bool| {
+        html! {
+            form.inline method="post" action={ "/admin/users/" (user.id) "/" (action) } {
+                (hidden(&session))
+                button.inline.danger[danger].secondary[!danger] type="submit" { (label) }
+            }
+        }
+    };
+    let body = html! {
+        dl {
+            dt { "Username" } dd #username { (user.username.as_str()) }
+            dt { "Id" } dd { code { (user.id) } }
+            dt { "Roles" } dd { @if user.roles.iter().next().is_none() { "none" } @else { (user.roles.to_stored()) } }
+            dt { "State" } dd #state { @if user.disabled { "disabled" } @else { "active" } }
+            dt { "Created" } dd { (user.created_at.to_rfc3339()) }
+        }
+        div.actions {
+            (form("kick", "Kick (end every session)", false))
+            @if user.disabled {
+                (form("enable", "Enable", false))
+            } @else {
+                (form("disable", "Disable", true))
+            }
+            a href={ "/admin/events?user=" (user.id) } { "Their events" }
+        }
+        section aria-labelledby="sessions" {
+            h2 #sessions { "Sessions (" (records.len()) ")" }
+            @if records.is_empty() { p.muted { "No live session." } }
+            ul.items {
+                @for record in &records {
+                    li {
+                        div.item-main {
+                            p { strong { (device_in_words(record.user_agent.as_deref()).unwrap_or_else(|| "An unknown device".to_owned())) } }
+                            p.muted {
+                                @if let Some(address) = &record.client_address { "From " (address) " · " }
+                                "signed in " (minutes_ago(record.created_at, now))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    console(StatusCode::OK, "Users", &session, notice(&query), body)
+}
+
+fn minutes_ago(then: Timestamp, now: Timestamp) -> String {
+    let minutes = now.millis_since(then) / 60_000;
+    match minutes {
+        0 => "just now".to_owned(),
+        1..60 => format!("{minutes} min ago"),
+        _ => format!("{} h ago", minutes / 60),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    csrf_token: String,
+}
+
+/// `POST /admin/users/{id}/{kick|disable|enable}`.
+pub async fn user_action(
+    (State(admin), State(sessions), State(cookies), State(edge)): Pieces,
+    Path((id, action)): Path<(String, String)>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    form: Result<Input<CsrfOnly>, ApiError>,
+) -> Response {
+    let form = match form {
+        Ok(Input(form)) => form,
+        Err(error) => return error_page(&error),
+    };
+    let session = match admin_form(&sessions, &cookies, &edge, &headers, &form.csrf_token).await {
+        Ok(session) => session,
+        Err(answer) => return answer,
+    };
+    let Some(id) = UserId::parse(&id) else {
+        return error_page(&ApiError::not_found("there is no user with this id"));
+    };
+    let by = caller(&session, &client);
+    let done = match action.as_str() {
+        "kick" => admin.kick(by, id).await.map(|_| "kicked"),
+        "disable" => admin.disable(by, id).await.map(|_| "disabled"),
+        "enable" => admin.enable(by, id).await.map(|_| "enabled"),
+        _ => return error_page(&ApiError::not_found("there is no such action")),
+    };
+    match done {
+        Ok(key) => see_other(&format!("/admin/users/{id}?notice={key}")),
+        Err(e) => error_page(&e.into()),
+    }
+}
+
+/// `GET /admin/keys`: the signing keys with their state and age.
+pub async fn keys(
+    (State(admin), State(sessions), State(cookies), State(_)): Pieces,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let session = match admin_session(&sessions, &cookies, &headers).await {
+        Ok(session) => session,
+        Err(answer) => return answer,
+    };
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let set = admin.keys();
+    let now = Timestamp::now();
+    let body = html! {
+        form method="post" action="/admin/keys/rotate" {
+            (hidden(&session))
+            div.row {
+                label for="alg" { "New key" }
+                select #alg name="alg" {
+                    @for alg in ["EdDSA", "ES256", "RS256"] { option value=(alg) { (alg) } }
+                }
+                label.check { input type="checkbox" name="now" value="yes"; "signs at once" }
+                button.inline type="submit" { "Rotate" }
+            }
+        }
+        ul.items {
+            @for key in &set.keys {
+                @let state = key.state(now, set.is_signer(&key.kid));
+                li {
+                    div.item-main {
+                        p { code { (key.kid) } " " span.badge.off[state == "retired"] { (state) } }
+                        p.muted { (key.algorithm.as_str()) " · made " (minutes_ago(key.created_at, now)) }
+                    }
+                    @if state != "retired" {
+                        form.inline method="post" action="/admin/keys/retire" {
+                            (hidden(&session))
+                            input type="hidden" name="kid" value=(key.kid);
+                            button.inline.secondary type="submit" aria-label={ "Retire " (key.kid) } { "Retire" }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    console(StatusCode::OK, "Keys", &session, notice(&query), body)
+}
+
+#[derive(Deserialize)]
+pub struct RotateForm {
+    csrf_token: String,
+    alg: String,
+    now: Option<String>,
+}
+
+/// `POST /admin/keys/rotate`.
+pub async fn rotate_key(
+    (State(admin), State(sessions), State(cookies), State(edge)): Pieces,
+    client: ClientInfo,
+    headers: HeaderMap,
+    form: Result<Input<RotateForm>, ApiError>,
+) -> Response {
+    let form = match form {
+        Ok(Input(form)) => form,
+        Err(error) => return error_page(&error),
+    };
+    let session = match admin_form(&sessions, &cookies, &edge, &headers, &form.csrf_token).await {
+        Ok(session) => session,
+        Err(answer) => return answer,
+    };
+    let algorithm = match form.alg.parse::<Algorithm>() {
+        Ok(alg @ (Algorithm::EdDSA | Algorithm::ES256 | Algorithm::RS256)) => alg,
+        _ => return error_page(&ApiError::bad_request("alg must be EdDSA, ES256 or RS256")),
+    };
+    match admin
+        .rotate_key(caller(&session, &client), algorithm, form.now.is_some())
+        .await
+    {
+        Ok(_) => see_other("/admin/keys?notice=rotated"),
+        Err(e) => error_page(&ApiError::from(e)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RetireForm {
+    csrf_token: String,
+    kid: String,
+}
+
+/// `POST /admin/keys/retire`.
+pub async fn retire_key(
+    (State(admin), State(sessions), State(cookies), State(edge)): Pieces,
+    client: ClientInfo,
+    headers: HeaderMap,
+    form: Result<Input<RetireForm>, ApiError>,
+) -> Response {
+    let form = match form {
+        Ok(Input(form)) => form,
+        Err(error) => return error_page(&error),
+    };
+    let session = match admin_form(&sessions, &cookies, &edge, &headers, &form.csrf_token).await {
+        Ok(session) => session,
+        Err(answer) => return answer,
+    };
+    match admin.retire_key(caller(&session, &client), &form.kid).await {
+        Ok(true) => see_other("/admin/keys?notice=retired"),
+        Ok(false) => error_page(&ApiError::not_found("there is no such key still in use")),
+        Err(e) => error_page(&ApiError::from(e)),
+    }
+}
+
+/// `GET /admin/events?user=&kind=&before=`: the audit log, newest first.
+pub async fn events(
+    (State(admin), State(sessions), State(cookies), State(_)): Pieces,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let session = match admin_session(&sessions, &cookies, &headers).await {
+        Ok(session) => session,
+        Err(answer) => return answer,
+    };
+    const PAGE: u32 = 50;
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let text = |name: &str| {
+        query
+            .get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let (user_text, kind_text) = (text("user"), text("kind"));
+    let kind = kind_text
+        .as_deref()
+        .and_then(|k| k.parse::<EventKind>().ok());
+    let user = match &user_text {
+        None => None,
+        Some(u) => match UserId::parse(u) {
+            Some(id) => Some(Some(id)),
+            None => match admin.find_user(u).await {
+                Ok(found) => Some(found.map(|f| f.id)),
+                Err(e) => return error_page(&e.into()),
+            },
+        },
+    };
+    let found = match user {
+        // A name nobody has: no events.
+        Some(None) => Vec::new(),
+        user => {
+            let filter = EventQuery {
+                user: user.flatten(),
+                kind,
+                before: text("before").and_then(|b| b.parse().ok()),
+                limit: PAGE,
+                ..EventQuery::default()
+            };
+            match admin.events(&filter).await {
+                Ok(found) => found,
+                Err(e) => return error_page(&e.into()),
+            }
+        }
+    };
+    let next = (found.len() == PAGE as usize)
+        .then(|| found.last().map(|e| e.id))
+        .flatten();
+    let body = html! {
+        form method="get" action="/admin/events" role="search" {
+            div.row {
+                div {
+                    label for="user" { "User" }
+                    input #user name="user" value=[user_text.as_deref()] placeholder="name or id";
+                }
+                div {
+                    label for="kind" { "Kind" }
+                    select #kind name="kind" {
+                        option value="" { "any" }
+                        @for k in EventKind::ALL {
+                            option value=(k.as_str()) selected[Some(*k) == kind] { (k.as_str()) }
+                        }
+                    }
+                }
+                button.inline type="submit" { "Filter" }
+            }
+        }
+        @if found.is_empty() {
+            p.muted { "No events." }
+        } @else {
+            div.scroll {
+                table {
+                    thead { tr { th { "When (UTC)" } th { "What" } th { "Who" } th { "User" } th { "From" } th { "Detail" } } }
+                    tbody {
+                        @for event in &found {
+                            @let view = event_view(event);
+                            tr.failure[view.outcome == Outcome::Failure] {
+                                td { (view.at.get(..19).unwrap_or_default().replace('T', " ")) }
+                                td { (view.kind.as_str()) @if view.outcome == Outcome::Failure { " (failed)" } }
+                                td { (view.actor.kind) }
+                                td { (view.username.clone().or(view.user.clone()).unwrap_or_default()) }
+                                td { (view.address.clone().unwrap_or_default()) }
+                                td { (view.target.clone().unwrap_or_default()) " " (view.detail.clone().unwrap_or_default()) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if let Some(next) = next {
+            p {
+                a href={
+                    "/admin/events?before=" (next)
+                    @if let Some(u) = &user_text { "&user=" (url_escape(u)) }
+                    @if let Some(k) = kind { "&kind=" (k.as_str()) }
+                } { "Older events" }
+            }
+        }
+    };
+    console(StatusCode::OK, "Events", &session, None, body)
+}
+
+fn url_escape(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
