@@ -213,7 +213,7 @@ pub async fn dashboard(
         div.grid {
             div.stat {
                 p.muted { "Online now (last " (DEFAULT_WINDOW.as_secs() / 60) " minutes)" }
-                p.figure #online-users { (online.users) } p { "users" }
+                p.figure #online-users { (online.users) } p { @if online.users == 1 { "user" } @else { "users" } }
             }
             div.stat {
                 p.muted { "Sessions in use" }
@@ -638,7 +638,7 @@ pub async fn events(
         @if found.is_empty() {
             p.muted { "No events." }
         } @else {
-            div.scroll {
+            div.scroll tabindex="0" role="region" aria-label="Events" {
                 table {
                     thead { tr { th { "When (UTC)" } th { "What" } th { "Who" } th { "User" } th { "From" } th { "Detail" } } }
                     tbody {

@@ -37,7 +37,7 @@ body.wide{display:block}\
 main.wide{width:min(52rem,calc(100vw - 2rem));margin:1rem auto;padding:1.5rem 2rem}\
 header.bar{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;justify-content:space-between;\
 margin:0 0 1rem;padding-bottom:1rem;border-bottom:1px solid #e5e7eb}\
-header.bar strong{font-size:1.1rem}header.bar nav{display:flex;gap:1rem;align-items:center}\
+header.bar strong{font-size:1.1rem}header.bar nav{display:flex;flex-wrap:wrap;gap:.25rem 1rem;align-items:center}\
 a{color:#1d4ed8}\
 section{margin:1.75rem 0 0}h2{margin:0 0 .75rem;font-size:1.15rem;font-weight:650}\
 ul.items{list-style:none;margin:0;padding:0}\

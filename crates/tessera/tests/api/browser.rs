@@ -494,3 +494,54 @@ async fn a_person_signs_their_phone_out_from_the_account_page() {
     );
     assert_eq!(seen["consoleErrors"], json!([]), "{seen}");
 }
+
+/// The console in a real browser: an admin sees two people online, kicks one and
+/// the count drops, rotates a key, and reads the events these left; axe-core finds
+/// nothing serious; the dashboard fits a phone. Screenshots: `console-*.png`.
+#[tokio::test]
+async fn an_admin_kicks_a_user_and_rotates_a_key_in_the_console() {
+    let server = TestServer::start().await;
+    server.add_user("root", &["admin"]);
+    server.add_user("alice", &[]);
+    let alice = server.login("alice").await;
+    let seen = run_scenario(
+        "console",
+        json!({
+            "chromium": CHROMIUM,
+            "tessera": server.base,
+            "username": "root",
+            "password": PASSWORD,
+            "artifacts": artifacts(),
+            "other": "alice",
+        }),
+    )
+    .await;
+    assert_eq!(seen["before"], 2, "{seen}");
+    assert_eq!(
+        seen["after"], 1,
+        "the kicked user is no longer online: {seen}"
+    );
+    assert_eq!(server.session_status(&alice).await, 401, "alice is out");
+    assert_eq!(seen["kickChain"][0]["status"], 303, "{seen}");
+    assert_eq!(
+        seen["keysAfter"].as_u64().unwrap(),
+        seen["keysBefore"].as_u64().unwrap() + 1,
+        "{seen}"
+    );
+    let kinds: Vec<&str> = seen["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.starts_with(&["key.rotated", "user.kicked"]),
+        "{kinds:?}"
+    );
+    assert_eq!(seen["axe"], json!([]), "accessibility: {seen}");
+    assert!(
+        seen["overflow"].as_i64().unwrap() <= 0,
+        "wider than a phone: {seen}"
+    );
+    assert_eq!(seen["consoleErrors"], json!([]), "{seen}");
+}

@@ -237,6 +237,73 @@ const scenarios = {
     };
   },
 
+  /// /admin as an administrator: the online count, kick `other` (who is signed in)
+  /// and watch the count drop, rotate a key, and read the events these left; each
+  /// page screenshotted and checked by axe-core.
+  async console() {
+    await page.goto(`${tessera}/admin`);
+    assert.ok(page.url().startsWith(`${tessera}/login?return_to=`), page.url());
+    await signIn(username, password);
+    assert.equal(page.url(), `${tessera}/admin`);
+    const axe = [];
+    const online = async () => Number(await text('#online-users'));
+    // Sightings are written a moment after each sign-in.
+    let before = await online();
+    for (let i = 0; i < 50 && before < 2; i++) {
+      await page.waitForTimeout(100);
+      await page.reload();
+      before = await online();
+    }
+    await shot('1-dashboard');
+    axe.push(...(await accessibility(page.url())));
+
+    await page.click('text=Users');
+    await page.fill('input[name=q]', config.other);
+    await submit();
+    await shot('2-users');
+    axe.push(...(await accessibility(page.url())));
+    await Promise.all([page.waitForNavigation(), page.click(`text=${config.other}`)]);
+    await shot('3-user');
+    axe.push(...(await accessibility(page.url())));
+    const kicked = await submit('text=Kick (end every session)');
+    const kickNotice = await text('.notice');
+    await shot('4-kicked');
+
+    await page.click('text=Dashboard');
+    const after = await online();
+    await shot('5-dashboard-after');
+
+    await page.click('text=Keys');
+    const keysBefore = await page.locator('ul.items li').count();
+    await page.selectOption('select[name=alg]', 'ES256');
+    const rotated = await submit('text=Rotate');
+    const keysAfter = await page.locator('ul.items li').count();
+    await shot('6-keys');
+    axe.push(...(await accessibility(page.url())));
+
+    await page.click('text=Events');
+    const kinds = await page.locator('tbody tr td:nth-child(2)').allInnerTexts();
+    await shot('7-events');
+    axe.push(...(await accessibility(page.url())));
+    // On a phone.
+    await page.setViewportSize({ width: 375, height: 740 });
+    await page.click('text=Dashboard');
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    await shot('8-dashboard-on-a-phone');
+    return {
+      before,
+      after,
+      kickChain: kicked.chain,
+      kickNotice,
+      rotateChain: rotated.chain,
+      keysBefore,
+      keysAfter,
+      kinds,
+      overflow,
+      axe,
+    };
+  },
+
   /// The wrong password: the form again with the reason, and no session.
   async wrong_password() {
     await page.goto(`${tessera}/login`);
