@@ -213,7 +213,20 @@ pub fn event_view(event: &tessera_store::Event) -> tessera_proto::AuditEventBody
 /// A session's device as a person reads it ("Firefox on Linux"), from its user
 /// agent; `None` when the user agent says nothing a person would recognise.
 pub fn device_in_words(user_agent: Option<&str>) -> Option<String> {
+    // Parsing takes microseconds, a page shows several and people keep few
+    // browsers: the answers are kept.
+    static SEEN: std::sync::LazyLock<quick_cache::sync::Cache<String, Option<String>>> =
+        std::sync::LazyLock::new(|| quick_cache::sync::Cache::new(4096));
     let user_agent = user_agent?;
+    if let Some(words) = SEEN.get(user_agent) {
+        return words;
+    }
+    let words = parse_device(user_agent);
+    SEEN.insert(user_agent.to_owned(), words.clone());
+    words
+}
+
+fn parse_device(user_agent: &str) -> Option<String> {
     let parsed = woothee::parser::Parser::new().parse(user_agent)?;
     // Not a browser (a library, a script): the product it names itself by.
     if !matches!(

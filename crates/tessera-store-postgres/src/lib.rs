@@ -63,9 +63,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres};
 use tessera_core::{ClientId, SessionId, Timestamp, UserId};
 use tessera_store::{
-    AccountStore, AuditStore, CreateUserError, EndReason, Health, NewEvent, PRESENCE_RESOLUTION,
-    PresenceStore, Profile, Revocation, RevocationLog, Revoked, Seen, SessionStore, StoreError,
-    UserCredentials,
+    AccountStore, AuditStore, Consent, CreateUserError, EndReason, Health, NewEvent,
+    PRESENCE_RESOLUTION, PresenceStore, Profile, Revocation, RevocationLog, Revoked, Seen,
+    SessionStore, StoreError, UserCredentials,
 };
 use tokio::sync::watch;
 
@@ -443,7 +443,15 @@ sql_store! {
     impl AccountStore for PostgresStore {
         forward to Postgres on self.pool {
             create_user, user_credentials, list_users, user, search_users, replace_password_hash,
-            set_user_disabled, profile, consent, save_consent, consents,
+            set_user_disabled, profile, consent, consents,
+        }
+
+        async fn save_consent(&self, consent: Consent) -> Result<bool, StoreError> {
+            // Moves the generation: a user's list of consents is cached by it.
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            let saved = <Postgres as tessera_store_sql::Sql>::save_consent(&mut *tx, consent).await?;
+            self.notify_cached_changed(tx).await?;
+            Ok(saved)
         }
 
         async fn set_profile(&self, id: UserId, profile: Profile) -> Result<bool, StoreError> {

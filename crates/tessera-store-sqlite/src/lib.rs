@@ -24,9 +24,9 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 use tessera_core::{ClientId, SessionId, Timestamp, UserId};
 use tessera_store::{
-    AccountStore, AuditStore, CreateUserError, EndReason, Health, NewEvent, PRESENCE_RESOLUTION,
-    PresenceStore, Profile, Revocation, RevocationLog, Revoked, Seen, SessionStore, StoreError,
-    UserCredentials,
+    AccountStore, AuditStore, Consent, CreateUserError, EndReason, Health, NewEvent,
+    PRESENCE_RESOLUTION, PresenceStore, Profile, Revocation, RevocationLog, Revoked, Seen,
+    SessionStore, StoreError, UserCredentials,
 };
 
 pub use files::FileError;
@@ -133,7 +133,16 @@ sql_store! {
     impl AccountStore for SqliteStore {
         forward to Sqlite on self.pool {
             create_user, user_credentials, list_users, user, search_users, replace_password_hash,
-            set_user_disabled, profile, consent, save_consent, consents,
+            set_user_disabled, profile, consent, consents,
+        }
+
+        async fn save_consent(&self, consent: Consent) -> Result<bool, StoreError> {
+            // Moves the generation: the account page's list of a user's consents is
+            // cached by it.
+            self.note_cached_changed()?;
+            let saved = Sqlite::save_consent(&self.pool, consent).await;
+            self.note_cached_committed();
+            saved
         }
 
         async fn set_profile(&self, id: UserId, profile: Profile) -> Result<bool, StoreError> {

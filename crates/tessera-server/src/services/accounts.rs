@@ -73,6 +73,8 @@ pub struct Accounts {
     generation: Generation,
     profiles: Arc<GenerationCache<UserId, Profile>>,
     consents: Arc<GenerationCache<(UserId, ClientId), Consent>>,
+    /// Each user's consents, for the account page (moved by the same generation).
+    consent_lists: Arc<GenerationCache<UserId, Vec<Consent>>>,
 }
 
 /// How many profiles, and consents, are kept between requests (see `cache`).
@@ -137,6 +139,7 @@ impl Accounts {
             generation: Generation(cached),
             profiles: Arc::new(GenerationCache::new(CACHED_RECORDS)),
             consents: Arc::new(GenerationCache::new(CACHED_RECORDS)),
+            consent_lists: Arc::new(GenerationCache::new(CACHED_RECORDS)),
         }
     }
 
@@ -389,7 +392,12 @@ impl Accounts {
 
     /// Every consent of `user`, oldest first.
     pub async fn consents(&self, user: UserId) -> Result<Vec<Consent>, StoreError> {
-        self.store.consents(user).await
+        let read = async { self.store.consents(user).await.map(Some) };
+        Ok(self
+            .consent_lists
+            .get_or_read(&self.generation, user, read)
+            .await?
+            .unwrap_or_default())
     }
 
     /// Forgets what `user` allowed `client`; `false` if they had allowed nothing.
