@@ -193,11 +193,10 @@ pub async fn dashboard(
     // Whole hours: the chart's 24 bars, the current hour last.
     let this_hour = now.as_millis() / HOUR_MS * HOUR_MS;
     let since = Timestamp::from_millis(this_hour - (DAY_HOURS - 1) * HOUR_MS);
-    let (online, counts) =
-        match tokio::try_join!(admin.online(DEFAULT_WINDOW), admin.sign_ins_since(since)) {
-            Ok(found) => found,
-            Err(e) => return error_page(&e.into()),
-        };
+    let (online, counts) = match admin.dashboard(DEFAULT_WINDOW, since).await {
+        Ok(found) => found,
+        Err(e) => return error_page(&e.into()),
+    };
     let mut hours = vec![(0u64, 0u64); DAY_HOURS as usize];
     for count in &counts {
         let at = (count.bucket.as_millis() - since.as_millis()) / HOUR_MS;

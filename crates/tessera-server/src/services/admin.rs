@@ -33,6 +33,15 @@ pub enum AdminError {
     Store(#[from] StoreError),
 }
 
+/// How old the dashboard's figures may be.
+pub const DASHBOARD_FRESH: Duration = Duration::from_secs(1);
+
+type DashboardFigures = (
+    std::time::Instant,
+    (Duration, Timestamp),
+    (Online, Vec<EventCount>),
+);
+
 pub struct Administration {
     accounts: Accounts,
     sessions: Arc<SessionService>,
@@ -40,6 +49,8 @@ pub struct Administration {
     keys: Arc<KeyRing>,
     presence: Arc<Presence>,
     audit: Arc<Audit>,
+    /// The dashboard's figures, when they were read, and for which window.
+    dashboard: tokio::sync::Mutex<Option<DashboardFigures>>,
     /// The lifetime of the tokens of the token cookie, which belong to no client.
     session_token_ttl: Duration,
     /// Whether a client may have HS256 access tokens (a shared secret is set).
@@ -65,6 +76,7 @@ impl Administration {
             keys,
             presence,
             audit,
+            dashboard: tokio::sync::Mutex::new(None),
             session_token_ttl,
             hs256_configured,
         }
@@ -231,6 +243,7 @@ impl Administration {
     }
 
     async fn record_cut(&self, by: Caller, kind: EventKind, cut: &CutOff) {
+        self.forget_dashboard().await;
         self.audit
             .record(
                 by.event(kind)
@@ -312,11 +325,32 @@ impl Administration {
         self.audit.events_after(after, limit).await
     }
 
-    /// Sign-ins since `since`, by outcome, an hour a bucket (the dashboard's chart).
-    pub async fn sign_ins_since(&self, since: Timestamp) -> Result<Vec<EventCount>, StoreError> {
-        self.audit
-            .count_events(EventKind::Login, since, 3_600_000)
-            .await
+    /// The dashboard's figures: who is online in `window`, and sign-ins by hour
+    /// since `since`. A summary, so at most [`DASHBOARD_FRESH`] old: one read of
+    /// the store a second however many admins watch, and none of it stale after
+    /// this instance's own kicks and disables (which forget it).
+    pub async fn dashboard(
+        &self,
+        window: Duration,
+        since: Timestamp,
+    ) -> Result<(Online, Vec<EventCount>), StoreError> {
+        let mut kept = self.dashboard.lock().await;
+        if let Some((at, key, figures)) = kept.as_ref()
+            && at.elapsed() < DASHBOARD_FRESH
+            && *key == (window, since)
+        {
+            return Ok(figures.clone());
+        }
+        let figures = tokio::try_join!(
+            self.presence.online(window),
+            self.audit.count_events(EventKind::Login, since, 3_600_000)
+        )?;
+        *kept = Some((std::time::Instant::now(), (window, since), figures.clone()));
+        Ok(figures)
+    }
+
+    async fn forget_dashboard(&self) {
+        *self.dashboard.lock().await = None;
     }
 
     /// A user by id or username.
