@@ -25,7 +25,8 @@ use crate::http::error::json_errors;
 use crate::http::{one_authorization, track_request};
 use crate::routes::{
     account, activity, admin, authorize, consents, console, discovery, end_session, health,
-    introspect, login, login_page, revocations, session, sessions, token, userinfo, users,
+    introspect, login, login_page, register_page, revocations, session, sessions, token, userinfo,
+    users,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
@@ -516,6 +517,10 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         .route("/v1/users", post(users::register))
         .route("/v1/login", post(login::login))
         .route("/login", get(login_page::show).post(login_page::submit))
+        .route(
+            "/register",
+            get(register_page::show).post(register_page::submit),
+        )
         .route("/account", get(account::show))
         .route("/account/profile", post(account::profile))
         .route("/account/password", post(account::password))

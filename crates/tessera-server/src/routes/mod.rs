@@ -13,6 +13,7 @@ pub mod html;
 pub mod introspect;
 pub mod login;
 pub mod login_page;
+pub mod register_page;
 pub mod revocations;
 pub mod session;
 pub mod sessions;

@@ -78,6 +78,11 @@ impl SignIn {
         }
     }
 
+    /// Whether `sign_up` opens accounts (configuration's `registration`).
+    pub fn registration_open(&self) -> bool {
+        self.registration_open
+    }
+
     pub fn sessions(&self) -> &Arc<SessionService> {
         &self.sessions
     }

@@ -374,3 +374,120 @@ async fn removing_an_app_cuts_it_off_and_tells_it() {
         "one logout, for alice's session"
     );
 }
+
+async fn register(
+    server: &TestServer,
+    origin: &str,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    server
+        .client
+        .post(server.url("/register"))
+        .header(header::ORIGIN, origin)
+        .form(&[("username", username), ("password", password)])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_person_opens_an_account_on_the_register_page_when_it_is_open() {
+    let server = TestServer::start().await;
+    let shown = server
+        .client
+        .get(server.url("/register"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shown.status(), 200);
+    assert!(shown.text().await.unwrap().contains("name=\"username\""));
+
+    let made = register(&server, &server.base, "carol", "a long enough password").await;
+    assert_eq!(made.status(), 303);
+    assert_eq!(location(&made), "/account");
+    let cookie = crate::harness::session_set_cookie(&made).expect("signed in at once");
+    let account = server
+        .client
+        .get(server.url("/account"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(account.status(), 200);
+    assert!(account.text().await.unwrap().contains("carol"));
+
+    // Taken, look-alike, too short, from another site: the form again, with why.
+    for (origin, name, password, status, why) in [
+        (
+            server.base.as_str(),
+            "carol",
+            "a long enough password",
+            409,
+            "already exists",
+        ),
+        (
+            server.base.as_str(),
+            "cаrol",
+            "a long enough password",
+            409,
+            "different scripts",
+        ),
+        (server.base.as_str(), "dave", "short", 400, "password"),
+        (
+            "https://evil.example",
+            "mallory",
+            "a long enough password",
+            403,
+            "another site",
+        ),
+    ] {
+        let refused = register(&server, origin, name, password).await;
+        assert_eq!(refused.status(), status, "{name}");
+        let page = refused.text().await.unwrap();
+        assert!(page.contains(why), "{name}: {page}");
+        assert!(
+            !page.contains(password) || password == "short",
+            "never echoes a password"
+        );
+    }
+    assert_eq!(
+        server
+            .try_login("mallory", "a long enough password")
+            .await
+            .status(),
+        401
+    );
+    let log = server.cli(&["events", "--json", "--kind", "user.registered"], "");
+    let event: Value = serde_json::from_slice(&log.stdout).unwrap();
+    assert_eq!(event["username"], "carol");
+    assert_eq!(event["actor"]["type"], "user");
+}
+
+#[tokio::test]
+async fn the_register_page_says_when_registration_is_closed_and_makes_nothing() {
+    let server = TestServer::start_with(&[("TESSERA_REGISTRATION", "false")]).await;
+    let shown = server
+        .client
+        .get(server.url("/register"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shown.status(), 403);
+    assert!(
+        shown
+            .text()
+            .await
+            .unwrap()
+            .contains("Registration is closed")
+    );
+    let refused = register(&server, &server.base, "carol", "a long enough password").await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(
+        server
+            .try_login("carol", "a long enough password")
+            .await
+            .status(),
+        401
+    );
+}
