@@ -22,9 +22,9 @@ pub use password::{Password, PasswordError};
 pub use pkce::{CodeChallenge, PkceError, S256 as PKCE_S256};
 pub use profile::{DisplayName, Email, ProfileError};
 pub use secret::{
-    AccessTokenSecret, AuthorizationCodeSecret, ClientSecret, CsrfToken, PresentedToken,
-    RefreshTokenSecret, Secret, SecretHash, SecretKind, SessionId, SessionIdError, SessionSecret,
-    random_bytes,
+    AccessTokenSecret, AuthorizationCodeSecret, ClientSecret, CsrfToken, PasswordResetSecret,
+    PresentedToken, RefreshTokenSecret, Secret, SecretHash, SecretKind, SessionId, SessionIdError,
+    SessionSecret, random_bytes,
 };
 /// The algorithm a client's JWT access tokens are signed with: the wire's one
 /// [`tessera_proto::Algorithm`].

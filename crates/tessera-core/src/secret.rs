@@ -61,6 +61,8 @@ pub enum AccessTokenKind {}
 pub enum RefreshTokenKind {}
 /// An authorization code: `tac_…`.
 pub enum AuthorizationCodeKind {}
+/// A one-time password-reset link's secret: `tpr_…`.
+pub enum PasswordResetKind {}
 
 impl SecretKind for SessionKind {
     const PREFIX: &'static str = SESSION_PREFIX;
@@ -73,6 +75,9 @@ impl SecretKind for AccessTokenKind {
 }
 impl SecretKind for RefreshTokenKind {
     const PREFIX: &'static str = tessera_proto::token_type::REFRESH_TOKEN_PREFIX;
+}
+impl SecretKind for PasswordResetKind {
+    const PREFIX: &'static str = "tpr_";
 }
 impl SecretKind for AuthorizationCodeKind {
     const PREFIX: &'static str = "tac_";
@@ -98,6 +103,7 @@ fn time_prefix() -> [u8; TIME_BYTES] {
 pub struct Secret<K: SecretKind>([u8; SECRET_BYTES], PhantomData<K>);
 
 pub type SessionSecret = Secret<SessionKind>;
+pub type PasswordResetSecret = Secret<PasswordResetKind>;
 pub type ClientSecret = Secret<ClientSecretKind>;
 pub type AccessTokenSecret = Secret<AccessTokenKind>;
 pub type RefreshTokenSecret = Secret<RefreshTokenKind>;

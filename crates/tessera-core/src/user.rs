@@ -46,6 +46,9 @@ pub enum Role {
 pub struct RoleError(pub String);
 
 impl Role {
+    /// Every role there is, for a form that offers them.
+    pub const ALL: [Role; 1] = [Role::Admin];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",

@@ -25,8 +25,8 @@ use crate::http::error::json_errors;
 use crate::http::{one_authorization, track_request};
 use crate::routes::{
     account, activity, admin, authorize, consents, console, discovery, end_session, health,
-    introspect, login, login_page, register_page, revocations, session, sessions, token, userinfo,
-    users,
+    introspect, login, login_page, register_page, reset_page, revocations, session, sessions,
+    token, userinfo, users,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
@@ -113,6 +113,7 @@ impl Core {
             audit.clone(),
             config.tokens.session_token_ttl,
             config.tokens.hs256_secret.is_some(),
+            &config.public_url(),
         ));
         Ok(Self {
             clients,
@@ -302,6 +303,11 @@ pub async fn serve(
             core.sessions.clone(),
         )),
         authorization: authorization.clone(),
+        reset_links: Arc::new(services::reset_links::ResetLinks::new(
+            core.accounts.clone(),
+            core.admin.clone(),
+            core.audit.clone(),
+        )),
         self_service: Arc::new(services::self_service::SelfService::new(
             core.accounts.clone(),
             core.sessions.clone(),
@@ -583,6 +589,12 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         .route("/admin/v1/users/{id}/kick", post(admin::kick))
         .route("/admin/v1/users/{id}/disable", post(admin::disable))
         .route("/admin/v1/users/{id}/enable", post(admin::enable))
+        .route(
+            "/admin/v1/users/{id}/roles",
+            axum::routing::put(admin::set_roles),
+        )
+        .route("/admin/v1/users/{id}/reset-link", post(admin::reset_link))
+        .route("/reset", get(reset_page::show).post(reset_page::submit))
         .route(
             "/admin/v1/clients",
             get(admin::clients).post(admin::add_client),

@@ -22,6 +22,7 @@ use crate::services::grants::Grants;
 use crate::services::introspection::Introspection;
 use crate::services::own_tokens::OwnTokens;
 use crate::services::readiness::Readiness;
+use crate::services::reset_links::ResetLinks;
 use crate::services::self_service::SelfService;
 use crate::services::sessions::SessionService;
 use crate::services::sign_in::SignIn;
@@ -38,6 +39,7 @@ pub struct Services {
     pub grants: Arc<Grants>,
     pub authorization: Arc<Authorization>,
     pub self_service: Arc<SelfService>,
+    pub reset_links: Arc<ResetLinks>,
     pub end_session: Arc<EndSession>,
     pub introspection: Arc<Introspection>,
     pub userinfo: Arc<UserInfoService>,
@@ -84,6 +86,7 @@ narrow! {
     grants: Arc<Grants>,
     authorization: Arc<Authorization>,
     self_service: Arc<SelfService>,
+    reset_links: Arc<ResetLinks>,
     end_session: Arc<EndSession>,
     introspection: Arc<Introspection>,
     userinfo: Arc<UserInfoService>,

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_backchannel_logout.sql"),
     include_str!("../migrations/0008_pushed_requests.sql"),
     include_str!("../migrations/0009_audit_events.sql"),
+    include_str!("../migrations/0010_password_reset_links.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use redis::aio::MultiplexedConnection;
 use tessera_core::{
-    AccessTokenSecret, ClientId, CsrfToken, MAX_ACCESS_TTL, Roles, Scopes, SessionId,
+    AccessTokenSecret, ClientId, CsrfToken, MAX_ACCESS_TTL, Roles, Scopes, SecretHash, SessionId,
     SessionSecret, Timestamp, UserId, Username,
 };
 use tessera_store::{
     AccountStore, Consent, CreateSessionError, CreateUserError, EndReason, NewSession, NewUser,
-    OpaqueToken, OpaqueTokenStore, PresenceStore, Profile, RevocationLog, Revoked, Seen,
+    OpaqueToken, OpaqueTokenStore, PresenceStore, Profile, ResetLink, RevocationLog, Revoked, Seen,
     SessionStore, StoreError, User, UserCredentials,
 };
 use tessera_store_postgres::PostgresStore;
@@ -113,7 +113,7 @@ impl AccountStore for DisablesDuringLogin {
         user: UserId,
         previous: &str,
         new: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         self.inner.replace_password_hash(user, previous, new).await
     }
     async fn set_user_disabled(
@@ -125,6 +125,27 @@ impl AccountStore for DisablesDuringLogin {
     }
     async fn import_user(&self, user: UserCredentials) -> Result<(), CreateUserError> {
         self.inner.import_user(user).await
+    }
+    async fn set_roles(&self, id: UserId, roles: &Roles) -> Result<Option<User>, StoreError> {
+        self.inner.set_roles(id, roles).await
+    }
+    async fn save_reset_link(&self, link: ResetLink) -> Result<bool, StoreError> {
+        self.inner.save_reset_link(link).await
+    }
+    async fn reset_link_user(
+        &self,
+        hash: &SecretHash,
+        now: Timestamp,
+    ) -> Result<Option<UserId>, StoreError> {
+        self.inner.reset_link_user(hash, now).await
+    }
+    async fn use_reset_link(
+        &self,
+        hash: &SecretHash,
+        now: Timestamp,
+        password_hash: &str,
+    ) -> Result<Option<UserId>, StoreError> {
+        self.inner.use_reset_link(hash, now, password_hash).await
     }
 }
 

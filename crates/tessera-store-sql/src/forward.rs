@@ -106,7 +106,7 @@ macro_rules! __sql_store_forward {
     ($head:tt [search_users $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [search_users(contains: &str, after: Option<&__ty::Username>, limit: u32) -> Result<Vec<__ty::User>, __ty::StoreError> = search_users(contains, after, limit)] $($own)* } };
     ($head:tt [replace_password_hash $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
-        [replace_password_hash(user: __ty::UserId, previous: &str, new: &str) -> Result<(), __ty::StoreError> = replace_password_hash(user, previous, new)] $($own)* } };
+        [replace_password_hash(user: __ty::UserId, previous: &str, new: &str) -> Result<bool, __ty::StoreError> = replace_password_hash(user, previous, new)] $($own)* } };
     ($head:tt [set_user_disabled $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [set_user_disabled(username: &__ty::Username, disabled: bool) -> Result<Option<__ty::User>, __ty::StoreError> = set_user_disabled(username, disabled)] $($own)* } };
     ($head:tt [profile $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
@@ -121,6 +121,14 @@ macro_rules! __sql_store_forward {
         [withdraw_consent(user: __ty::UserId, client: &__ty::ClientId) -> Result<bool, __ty::StoreError> = withdraw_consent(user, client)] $($own)* } };
     ($head:tt [consents $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [consents(user: __ty::UserId) -> Result<Vec<__ty::Consent>, __ty::StoreError> = consents(user)] $($own)* } };
+    ($head:tt [set_roles $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [set_roles(id: __ty::UserId, roles: &__ty::Roles) -> Result<Option<__ty::User>, __ty::StoreError> = set_roles(id, roles)] $($own)* } };
+    ($head:tt [save_reset_link $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [save_reset_link(link: __ty::ResetLink) -> Result<bool, __ty::StoreError> = save_reset_link(link)] $($own)* } };
+    ($head:tt [reset_link_user $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [reset_link_user(hash: &__ty::SecretHash, now: __ty::Timestamp) -> Result<Option<__ty::UserId>, __ty::StoreError> = reset_link_user(hash, now)] $($own)* } };
+    ($head:tt [use_reset_link $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [use_reset_link(hash: &__ty::SecretHash, now: __ty::Timestamp, password_hash: &str) -> Result<Option<__ty::UserId>, __ty::StoreError> = use_reset_link(hash, now, password_hash)] $($own)* } };
     // SessionStore.
     ($head:tt [create_session $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [create_session(session: __ty::NewSession) -> Result<(), __ty::CreateSessionError> = create_session(session)] $($own)* } };

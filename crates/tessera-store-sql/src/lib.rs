@@ -37,14 +37,14 @@ pub mod __private {
     /// The types of the forwarded methods' signatures, in scope in the expansion.
     pub mod forwarded {
         pub use tessera_core::{
-            ClientId, ClientName, SecretHash, SessionId, Timestamp, UserId, Username,
+            ClientId, ClientName, Roles, SecretHash, SessionId, Timestamp, UserId, Username,
         };
         pub use tessera_store::{
             AuthorizationCode, Client, CodeExchanged, Consent, CreateSessionError, CreateUserError,
             Event, EventCount, EventKind, EventQuery, LogoutDelivery, NewRefreshFamily, NewSession,
             NewUser, Online, OpaqueToken, PlanFollowUp, Profile, PushedRequest, Redemption,
-            RefreshFamily, Revocation, SessionClient, SessionRecord, StoreError, StoredKey, User,
-            UserCredentials,
+            RefreshFamily, ResetLink, Revocation, SessionClient, SessionRecord, StoreError,
+            StoredKey, User, UserCredentials,
         };
     }
 }

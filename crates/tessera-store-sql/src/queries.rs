@@ -8,12 +8,14 @@ use std::sync::LazyLock;
 
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Transaction, Type};
 use tessera_core::{
-    Audience, ClientId, ClientName, RedirectUri, SecretHash, SessionId, Timestamp, UserId, Username,
+    Audience, ClientId, ClientName, RedirectUri, Roles, SecretHash, SessionId, Timestamp, UserId,
+    Username,
 };
 use tessera_store::{
     Client, Consent, CreateSessionError, CreateUserError, Event, EventCount, EventKind, EventQuery,
     LogoutDelivery, NewEvent, NewSession, NewUser, Online, OpaqueToken, Profile, PushedRequest,
-    RefreshFamily, Revocation, SessionRecord, StoreError, StoredKey, User, UserCredentials,
+    RefreshFamily, ResetLink, Revocation, SessionRecord, StoreError, StoredKey, User,
+    UserCredentials,
 };
 
 use crate::dialect::Statements;
@@ -203,15 +205,98 @@ where
         user: UserId,
         previous: &str,
         new: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3")
             .bind(new)
             .bind(user.to_string())
             .bind(previous)
             .execute(db)
             .await
-            .map(drop)
+            .map(|done| Self::rows_affected(&done) == 1)
             .map_err(store_error)
+    }
+
+    async fn set_roles<'c>(
+        db: impl Executor<'c, Database = Self>,
+        id: UserId,
+        roles: &Roles,
+    ) -> Result<Option<User>, StoreError> {
+        sqlx::query(
+            "UPDATE users SET roles = $2 WHERE id = $1 \
+             RETURNING id, username, roles, disabled, created_at",
+        )
+        .bind(id.to_string())
+        .bind(roles.to_stored())
+        .fetch_optional(db)
+        .await
+        .map_err(store_error)?
+        .as_ref()
+        .map(rows::user)
+        .transpose()
+    }
+
+    async fn save_reset_link<'c>(
+        db: impl Executor<'c, Database = Self>,
+        link: ResetLink,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "INSERT INTO password_reset_links (user_id, hash, created_at, expires_at) \
+             SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM users WHERE id = $1) \
+             ON CONFLICT (user_id) DO UPDATE SET hash = excluded.hash, \
+             created_at = excluded.created_at, expires_at = excluded.expires_at",
+        )
+        .bind(link.user.to_string())
+        .bind(link.hash.as_bytes().to_vec())
+        .bind(link.created_at.as_millis())
+        .bind(link.expires_at.as_millis())
+        .execute(db)
+        .await
+        .map(|done| Self::rows_affected(&done) > 0)
+        .map_err(store_error)
+    }
+
+    async fn reset_link_user<'c>(
+        db: impl Executor<'c, Database = Self>,
+        hash: &SecretHash,
+        now: Timestamp,
+    ) -> Result<Option<UserId>, StoreError> {
+        sqlx::query("SELECT user_id FROM password_reset_links WHERE hash = $1 AND expires_at > $2")
+            .bind(hash.as_bytes().to_vec())
+            .bind(now.as_millis())
+            .fetch_optional(db)
+            .await
+            .map_err(store_error)?
+            .map(|row| rows::user_id(&row.text("user_id")?))
+            .transpose()
+    }
+
+    async fn use_reset_link(
+        pool: &Pool<Self>,
+        hash: &SecretHash,
+        now: Timestamp,
+        password_hash: &str,
+    ) -> Result<Option<UserId>, StoreError> {
+        let mut tx = Self::begin_write(pool).await?;
+        let Some(row) = sqlx::query(
+            "DELETE FROM password_reset_links WHERE hash = $1 AND expires_at > $2 RETURNING user_id",
+        )
+        .bind(hash.as_bytes().to_vec())
+        .bind(now.as_millis())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?
+        else {
+            return Ok(None);
+        };
+        let user = rows::user_id(&row.text("user_id")?)?;
+        sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+            .bind(user.to_string())
+            .bind(password_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(Some(user))
     }
 
     async fn set_user_disabled<'c>(
@@ -441,6 +526,7 @@ where
             "DELETE FROM authorization_codes WHERE forget_at <= $1",
             "DELETE FROM session_clients WHERE forget_at <= $1",
             "DELETE FROM pushed_requests WHERE expires_at <= $1",
+            "DELETE FROM password_reset_links WHERE expires_at <= $1",
             "DELETE FROM refresh_families WHERE expires_at <= $1",
             "DELETE FROM revocation_log WHERE expires_at <= $1",
         ] {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tessera_core::{
     Algorithm, Audience, ClientId, ClientName, ClientSecret, CsrfToken, DisplayName, Email,
-    GrantType, LogoutUri, RedirectUri, RefreshTokenSecret, Role, Roles, Scopes, SessionSecret,
-    Timestamp, TokenFormat, UserId, Username,
+    GrantType, LogoutUri, RedirectUri, RefreshTokenSecret, Role, Roles, Scopes, SecretHash,
+    SessionSecret, Timestamp, TokenFormat, UserId, Username,
 };
 
 use crate::{
@@ -17,8 +17,8 @@ use crate::{
     Client, ClientStore, CodeExchangeStore, CodeFlow, CodeFollowUp, Consent, CreateClientError,
     CreateSessionError, CreateUserError, EndReason, Event, EventKind, EventQuery, KeyStore,
     NewEvent, NewRefreshFamily, NewSession, NewUser, OpaqueToken, OpaqueTokenStore, Outcome,
-    PlanFollowUp, Profile, PushedRequest, Redemption, RefreshOutcome, RefreshStore, RevocationLog,
-    Revoked, SessionClient, SessionStore, StoreError, StoredKey,
+    PlanFollowUp, Profile, PushedRequest, Redemption, RefreshOutcome, RefreshStore, ResetLink,
+    RevocationLog, Revoked, SessionClient, SessionStore, StoreError, StoredKey,
 };
 
 pub async fn run<S>(store: &S)
@@ -39,6 +39,8 @@ where
     audit(store).await;
     profiles(store).await;
     consents(store).await;
+    roles(store).await;
+    reset_links(store).await;
     cached_changes(store).await;
     look_alikes(store).await;
     sessions(store).await;
@@ -1201,14 +1203,18 @@ async fn accounts<S: AccountStore>(store: &S) {
     );
 
     // a stale "previous" hash must not overwrite a newer one
-    store
-        .replace_password_hash(alice.id, "stale", "$argon2id$v=19$lost")
-        .await
-        .unwrap();
-    store
-        .replace_password_hash(alice.id, "$argon2id$v=19$first", "$argon2id$v=19$second")
-        .await
-        .unwrap();
+    assert!(
+        !store
+            .replace_password_hash(alice.id, "stale", "$argon2id$v=19$lost")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .replace_password_hash(alice.id, "$argon2id$v=19$first", "$argon2id$v=19$second")
+            .await
+            .unwrap()
+    );
     let creds = store
         .user_credentials(&name("alice"))
         .await
@@ -1931,6 +1937,112 @@ async fn consents<S: AccountStore>(store: &S) {
     let nobody = UserId::generate();
     assert!(!store.save_consent(first_of(nobody, app)).await.unwrap());
     assert!(store.consents(nobody).await.unwrap().is_empty());
+}
+
+/// Roles are replaced as a whole; an unknown user is `None`.
+async fn roles<S: AccountStore>(store: &S) {
+    let user = add_user(store, "promoted").await;
+    let admin = Roles::new(vec![Role::Admin]);
+    let changed = store.set_roles(user.id, &admin).await.unwrap().unwrap();
+    assert_eq!((changed.id, &changed.roles), (user.id, &admin));
+    assert_eq!(store.user(user.id).await.unwrap().unwrap().roles, admin);
+    let none = store
+        .set_roles(user.id, &Roles::default())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(none.roles, Roles::default());
+    assert_eq!(
+        store.set_roles(UserId::generate(), &admin).await.unwrap(),
+        None
+    );
+}
+
+/// A reset link works until it expires, once; a newer one replaces it; using it
+/// sets the password; of two uses at once exactly one succeeds.
+async fn reset_links<S: AccountStore>(store: &S) {
+    let user = add_user(store, "forgetful").await;
+    let now = Timestamp::from_millis(1_800_000_000_000);
+    let link = |hash: u8| ResetLink {
+        user: user.id,
+        hash: SecretHash::from_bytes([hash; 32]),
+        created_at: now,
+        expires_at: now.saturating_add(Duration::from_secs(3600)),
+    };
+    let hash = |h: u8| SecretHash::from_bytes([h; 32]);
+    assert_eq!(store.reset_link_user(&hash(1), now).await.unwrap(), None);
+    assert!(store.save_reset_link(link(1)).await.unwrap());
+    assert_eq!(
+        store.reset_link_user(&hash(1), now).await.unwrap(),
+        Some(user.id)
+    );
+    // A second link replaces the first.
+    assert!(store.save_reset_link(link(2)).await.unwrap());
+    assert_eq!(store.reset_link_user(&hash(1), now).await.unwrap(), None);
+    assert_eq!(
+        store
+            .use_reset_link(&hash(1), now, "$argon2id$stale")
+            .await
+            .unwrap(),
+        None
+    );
+    // Expired: neither read nor used.
+    let later = now.saturating_add(Duration::from_secs(3600));
+    assert_eq!(store.reset_link_user(&hash(2), later).await.unwrap(), None);
+    assert_eq!(
+        store
+            .use_reset_link(&hash(2), later, "$argon2id$late")
+            .await
+            .unwrap(),
+        None
+    );
+    let credentials = store
+        .user_credentials(&user.username)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(credentials.password_hash, "$argon2id$fake$forgetful");
+    // Used: the password is set, and the link is gone.
+    assert_eq!(
+        store
+            .use_reset_link(&hash(2), now, "$argon2id$new")
+            .await
+            .unwrap(),
+        Some(user.id)
+    );
+    let credentials = store
+        .user_credentials(&user.username)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(credentials.password_hash, "$argon2id$new");
+    assert_eq!(store.reset_link_user(&hash(2), now).await.unwrap(), None);
+    assert_eq!(
+        store
+            .use_reset_link(&hash(2), now, "$argon2id$again")
+            .await
+            .unwrap(),
+        None
+    );
+    // Two uses at the same moment: one wins.
+    assert!(store.save_reset_link(link(3)).await.unwrap());
+    let answers = futures_join_all([
+        store.use_reset_link(&hash(3), now, "$argon2id$first"),
+        store.use_reset_link(&hash(3), now, "$argon2id$second"),
+    ])
+    .await;
+    let used: Vec<_> = answers.into_iter().map(|a| a.unwrap()).collect();
+    assert_eq!(used.iter().filter(|u| u.is_some()).count(), 1, "{used:?}");
+    // No link for an account that does not exist.
+    assert!(
+        !store
+            .save_reset_link(ResetLink {
+                user: UserId::generate(),
+                ..link(4)
+            })
+            .await
+            .unwrap()
+    );
 }
 
 fn first_of(user: UserId, client_id: ClientId) -> Consent {

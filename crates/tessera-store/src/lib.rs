@@ -154,13 +154,14 @@ store_trait! {
                 .collect())
         }
         /// Replaces the hash, e.g. after login re-hashed it with new parameters. Only if
-        /// the stored hash is still `previous`, so a concurrent password change wins.
+        /// the stored hash is still `previous`, so a concurrent password change wins;
+        /// `false` when it was not (replaced meanwhile, or no such user).
         async fn replace_password_hash(
             &self,
             user: UserId,
             previous: &str,
             new: &str,
-        ) -> Result<(), StoreError>;
+        ) -> Result<bool, StoreError>;
         /// Marks the user disabled (or enabled again); `None` if there is no such user.
         /// Ending their sessions and cutting off their tokens is the caller's job (see
         /// `SessionStore::end_sessions_of_user`).
@@ -192,7 +193,38 @@ store_trait! {
         async fn withdraw_consent(&self, user: UserId, client: &ClientId) -> Result<bool, StoreError>;
         /// Every consent of `user`, oldest first.
         async fn consents(&self, user: UserId) -> Result<Vec<Consent>, StoreError>;
+        /// Gives the user exactly `roles`; the user as now stored, `None` if there is
+        /// no such user. Sessions and tokens already issued keep the roles they were
+        /// issued with: taking one away is followed by a kick (the caller's job).
+        async fn set_roles(&self, id: UserId, roles: &Roles) -> Result<Option<User>, StoreError>;
+        /// Keeps a password-reset link, replacing the user's earlier one (one link
+        /// per user works); `false` if there is no such user.
+        async fn save_reset_link(&self, link: ResetLink) -> Result<bool, StoreError>;
+        /// The user of the link with this hash, if it is unused and not expired at `now`.
+        async fn reset_link_user(
+            &self,
+            hash: &SecretHash,
+            now: Timestamp,
+        ) -> Result<Option<UserId>, StoreError>;
+        /// Uses the link: deletes it and sets its user's password hash, in one
+        /// transaction; the user, or `None` if the link was not live at `now` (used,
+        /// replaced, expired, never issued). Of two uses at once, exactly one gets it.
+        async fn use_reset_link(
+            &self,
+            hash: &SecretHash,
+            now: Timestamp,
+            password_hash: &str,
+        ) -> Result<Option<UserId>, StoreError>;
     }
+}
+
+/// A one-time password-reset link, by the hash of its secret (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetLink {
+    pub user: UserId,
+    pub hash: SecretHash,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
 }
 
 /// A user's decision to let a client have these scopes, remembered so that the
@@ -275,6 +307,8 @@ pub enum EndReason {
     /// An authorization code was presented again after its exchange: what the
     /// exchange gave ends (RFC 6749 §4.1.2).
     CodeReplay,
+    /// The password was set through a reset link: whoever knew the old one is out.
+    PasswordReset,
 }
 
 impl EndReason {
@@ -291,6 +325,7 @@ impl EndReason {
             EndReason::ClientRemoved => "client_removed",
             EndReason::TokenLeaked => "token_leaked",
             EndReason::CodeReplay => "code_replay",
+            EndReason::PasswordReset => "password_reset",
         }
     }
 

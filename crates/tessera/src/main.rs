@@ -135,6 +135,28 @@ enum UserCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Give an account exactly these roles (none without `--role`). Taking a role
+    /// away ends every session and token it holds, as `sessions kick` does.
+    Roles {
+        name: String,
+        /// A role to have (repeatable). Known roles: admin.
+        #[arg(long = "role")]
+        roles: Vec<Role>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print a one-time password-reset link for the account, to hand to its owner
+    /// (tessera sends no mail). It works once, for an hour, and replaces any
+    /// earlier link; using it ends every session the account has.
+    ResetLink {
+        name: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 /// What `user add` and `user set` print with `--json`.
@@ -394,6 +416,71 @@ async fn user_command(command: UserCommand, overrides: Overrides) -> anyhow::Res
                     cut.sessions,
                     cut.families,
                     cut.at.to_rfc3339()
+                );
+            }
+        }
+        UserCommand::Roles {
+            name,
+            roles,
+            json,
+            store,
+        } => {
+            let (_, core) = crate::oauth::open(store, overrides).await?;
+            let Some(user) = core.accounts.find(&name).await? else {
+                bail!("no user named {name:?}");
+            };
+            let (user, cut) = core
+                .admin
+                .set_roles(Caller::OPERATOR, user.id, Roles::new(roles))
+                .await?;
+            if json {
+                println!(
+                    "{}",
+                    json!({
+                        "user": UserView::from(&user),
+                        "ended_sessions": cut.as_ref().map_or(0, |c| c.sessions),
+                        "revoked_refresh_tokens": cut.as_ref().map_or(0, |c| c.families),
+                    })
+                );
+            } else {
+                let roles = user.roles.to_stored();
+                println!(
+                    "{} has the roles: {}",
+                    user.username,
+                    if roles.is_empty() { "none" } else { &roles }
+                );
+                if let Some(cut) = cut {
+                    println!(
+                        "a role was taken away: ended {} session(s) and {} refresh token(s)",
+                        cut.sessions, cut.families
+                    );
+                }
+            }
+        }
+        UserCommand::ResetLink { name, json, store } => {
+            let (_, core) = crate::oauth::open(store, overrides).await?;
+            let Some(user) = core.accounts.find(&name).await? else {
+                bail!("no user named {name:?}");
+            };
+            let link = core
+                .admin
+                .issue_reset_link(Caller::OPERATOR, user.id)
+                .await?;
+            if json {
+                println!(
+                    "{}",
+                    json!({
+                        "user": UserView::from(&link.user),
+                        "url": link.url,
+                        "expires_at": link.expires_at,
+                    })
+                );
+            } else {
+                println!("{}", link.url);
+                eprintln!(
+                    "a one-time link for {}, working until {}: hand it over yourself",
+                    link.user.username,
+                    link.expires_at.to_rfc3339()
                 );
             }
         }

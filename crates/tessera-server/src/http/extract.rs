@@ -118,9 +118,13 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
 pub fn credentials(username: &str, password: String) -> Result<(Username, Password), ApiError> {
     let username = Username::parse(username)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_username", e.to_string()))?;
-    let password = Password::parse(password)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_password", e.to_string()))?;
-    Ok((username, password))
+    Ok((username, new_password(password)?))
+}
+
+/// A password as typed, checked against the rules every password follows.
+pub fn new_password(password: String) -> Result<Password, ApiError> {
+    Password::parse(password)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_password", e.to_string()))
 }
 
 /// An OAuth request: its form and the client it says it comes from, by HTTP Basic

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tessera_core::{
     Algorithm, Audience, ClientId, ClientName, DisplayName, Email, GrantType, LogoutUri,
-    RedirectUri, Scopes, SessionId, Timestamp, TokenFormat, UserId, Username,
+    RedirectUri, Role, Roles, Scopes, SessionId, Timestamp, TokenFormat, UserId, Username,
 };
 
 use crate::http::error::ApiError;
@@ -60,6 +60,9 @@ impl From<AdminError> for ApiError {
         match error {
             AdminError::NoSuchUser | AdminError::NoSuchSession | AdminError::NoSuchClient => {
                 ApiError::not_found(error.to_string())
+            }
+            AdminError::UserDisabled => {
+                ApiError::new(StatusCode::CONFLICT, "user_disabled", error.to_string())
             }
             AdminError::Store(e) => e.into(),
         }
@@ -241,6 +244,54 @@ pub async fn enable(
 ) -> Result<impl IntoResponse, ApiError> {
     let user = admin.enable(by.caller, user_id(&id)?).await?;
     Ok(Json(json!({ "user": AdminUserView::from(&user) })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolesBody {
+    roles: Vec<String>,
+}
+
+/// `PUT /admin/v1/users/{id}/roles` with `{"roles": ["admin"]}`: exactly these
+/// roles. Taking one away also ends everything the user holds (what was issued
+/// carries the old roles); a role given counts from the user's next sign-in.
+pub async fn set_roles(
+    State(admin): State<Arc<Administration>>,
+    Path(id): Path<String>,
+    AdminInput(by, body): AdminInput<RolesBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = user_id(&id)?;
+    let roles = body
+        .roles
+        .iter()
+        .map(|role| role.parse::<Role>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (user, cut) = admin.set_roles(by.caller, id, Roles::new(roles)).await?;
+    Ok(Json(json!({
+        "user": AdminUserView::from(&user),
+        "ended_sessions": cut.as_ref().map_or(0, |c| c.sessions),
+        "revoked_refresh_tokens": cut.as_ref().map_or(0, |c| c.families),
+    })))
+}
+
+/// `POST /admin/v1/users/{id}/reset-link`: a one-time password-reset link for the
+/// user, working for an hour, replacing any earlier one. Its `url` is shown this
+/// once; hand it to the person (tessera sends no mail).
+pub async fn reset_link(
+    State(admin): State<Arc<Administration>>,
+    Path(id): Path<String>,
+    by: Admin,
+) -> Result<impl IntoResponse, ApiError> {
+    let link = admin.issue_reset_link(by.caller, user_id(&id)?).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "user": AdminUserView::from(&link.user),
+            "url": link.url,
+            "expires_at": link.expires_at,
+        })),
+    ))
 }
 
 fn cut_off_view(cut: &crate::services::accounts::CutOff) -> serde_json::Value {

@@ -14,7 +14,7 @@ use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
-use tessera_core::{Algorithm, Role, Timestamp, UserId};
+use tessera_core::{Algorithm, Role, Roles, Timestamp, UserId};
 use tessera_proto::{EventKind, Outcome};
 
 use crate::http::EdgePolicy;
@@ -22,7 +22,7 @@ use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, Input, check_origin};
 use crate::routes::html::{see_other, sentence, wide_page};
-use crate::services::admin::Administration;
+use crate::services::admin::{Administration, IssuedLink};
 use crate::services::audit::{Caller, EventQuery};
 use crate::services::presence::DEFAULT_WINDOW;
 use crate::services::sessions::{ActiveSession, SessionService};
@@ -172,6 +172,7 @@ fn hidden(session: &ActiveSession) -> Markup {
 fn notice(query: &HashMap<String, String>) -> Option<&'static str> {
     Some(match query.get("notice")?.as_str() {
         "kicked" => "Kicked: every session and token of the user ended, everywhere.",
+        "roles" => "Roles saved. A role taken away also ended the user's sessions and tokens.",
         "disabled" => "Disabled: the user cannot sign in, and everything they held ended.",
         "enabled" => "Enabled: the user can sign in again.",
         "rotated" => "A new key is published.",
@@ -405,6 +406,7 @@ pub async fn user(
         }
     };
     let body = html! {
+        h2 #heading { (user.username.as_str()) }
         dl {
             dt { "Username" } dd #username { (user.username.as_str()) }
             dt { "Id" } dd { code { (user.id) } }
@@ -419,7 +421,27 @@ pub async fn user(
             } @else {
                 (form("disable", "Disable", true))
             }
+            @if !user.disabled {
+                (form("reset-link", "Issue a password-reset link", false))
+            }
             a href={ "/admin/events?user=" (user.id) } { "Their events" }
+        }
+        section aria-labelledby="roles" {
+            h2 #roles { "Roles" }
+            form method="post" action={ "/admin/users/" (user.id) "/roles" } {
+                (hidden(&session))
+                fieldset {
+                    legend { "What " (user.username.as_str()) " may do beyond their own account" }
+                    @for role in Role::ALL {
+                        label.check {
+                            input type="checkbox" name={ "role_" (role.as_str()) } value="on" checked[user.roles.contains(role)];
+                            " " (role.as_str())
+                        }
+                    }
+                }
+                p.muted { "Taking a role away signs the user out everywhere: what they hold was issued with it." }
+                button.secondary type="submit" { "Save roles" }
+            }
         }
         section aria-labelledby="sessions" {
             h2 #sessions { "Sessions (" (records.len()) ")" }
@@ -451,24 +473,21 @@ fn minutes_ago(then: Timestamp, now: Timestamp) -> String {
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    csrf_token: String,
-}
-
-/// `POST /admin/users/{id}/{kick|disable|enable}`.
+/// `POST /admin/users/{id}/{kick|disable|enable|roles|reset-link}`. The form is
+/// read as names and values: `roles` carries a `role_NAME=on` per role checked.
 pub async fn user_action(
     (State(admin), State(sessions), State(cookies), State(edge)): Pieces,
     Path((id, action)): Path<(String, String)>,
     client: ClientInfo,
     headers: HeaderMap,
-    form: Result<Input<CsrfOnly>, ApiError>,
+    form: Result<Input<HashMap<String, String>>, ApiError>,
 ) -> Response {
     let form = match form {
         Ok(Input(form)) => form,
         Err(error) => return error_page(&error),
     };
-    let session = match admin_form(&sessions, &cookies, &edge, &headers, &form.csrf_token).await {
+    let csrf = form.get("csrf_token").map_or("", String::as_str);
+    let session = match admin_form(&sessions, &cookies, &edge, &headers, csrf).await {
         Ok(session) => session,
         Err(answer) => return answer,
     };
@@ -480,12 +499,50 @@ pub async fn user_action(
         "kick" => admin.kick(by, id).await.map(|_| "kicked"),
         "disable" => admin.disable(by, id).await.map(|_| "disabled"),
         "enable" => admin.enable(by, id).await.map(|_| "enabled"),
+        "roles" => {
+            let roles = Role::ALL
+                .into_iter()
+                .filter(|role| form.contains_key(&format!("role_{}", role.as_str())))
+                .collect();
+            admin
+                .set_roles(by, id, Roles::new(roles))
+                .await
+                .map(|_| "roles")
+        }
+        "reset-link" => {
+            return match admin.issue_reset_link(by, id).await {
+                Ok(link) => issued_link(&session, &link),
+                Err(e) => error_page(&e.into()),
+            };
+        }
         _ => return error_page(&ApiError::not_found("there is no such action")),
     };
     match done {
         Ok(key) => see_other(&format!("/admin/users/{id}?notice={key}")),
         Err(e) => error_page(&e.into()),
     }
+}
+
+/// The page that shows a reset link, this once: it is not stored anywhere else.
+fn issued_link(session: &ActiveSession, link: &IssuedLink) -> Response {
+    let body = html! {
+        h2 { "Password-reset link for " (link.user.username.as_str()) }
+        p {
+            "Give this link to " strong { (link.user.username.as_str()) }
+            " yourself (tessera sends no mail). It works once, until "
+            (link.expires_at.to_rfc3339()) ", and replaces any earlier link."
+        }
+        label for="reset-link" { "The link" }
+        input #reset-link type="text" readonly value=(link.url);
+        p.muted { "It is shown only now. Using it signs the account out everywhere." }
+        p { a href={ "/admin/users/" (link.user.id) } { "Back to " (link.user.username.as_str()) } }
+    };
+    let mut page = console(StatusCode::OK, "Users", session, None, body);
+    page.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    page
 }
 
 /// `GET /admin/keys`: the signing keys with their state and age.

@@ -4,12 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::{
-    ClientId, DisplayName, Email, Password, Roles, Scopes, SessionId, Timestamp, UserId, Username,
+    ClientId, DisplayName, Email, Password, PasswordResetSecret, Roles, Scopes, SessionId,
+    Timestamp, UserId, Username,
 };
 pub use tessera_store::Profile;
 use tessera_store::{
     AccountStore, ClientStore, Consent, CreateUserError, EndReason, NewUser, RefreshStore,
-    RevocationLog, Revoked, StoreError, User,
+    ResetLink, RevocationLog, Revoked, StoreError, User,
 };
 
 use crate::services::cache::{Generation, GenerationCache};
@@ -194,10 +195,110 @@ impl Accounts {
             return Err(LoginError::InvalidCredentials);
         }
         let new_hash = self.hasher.hash(new).await?;
-        self.store
+        if self
+            .store
             .replace_password_hash(user.id, &credentials.password_hash, &new_hash)
+            .await?
+        {
+            Ok(())
+        } else {
+            // Changed meanwhile (another change, a login's re-hash): the person
+            // tries again against what is stored now, rather than being told of a
+            // change that did not happen.
+            Err(LoginError::Store(StoreError::Conflict(
+                "the password was changed at the same moment; try again".into(),
+            )))
+        }
+    }
+
+    /// Keeps a new reset link for the user, replacing any earlier one; the secret to
+    /// hand over and when it stops working. `None` if there is no such user.
+    pub async fn issue_reset_link(
+        &self,
+        user: UserId,
+        lifetime: Duration,
+    ) -> Result<Option<(PasswordResetSecret, Timestamp)>, StoreError> {
+        let secret = PasswordResetSecret::generate();
+        let created_at = Timestamp::now();
+        let expires_at = created_at.saturating_add(lifetime);
+        let saved = self
+            .store
+            .save_reset_link(ResetLink {
+                user,
+                hash: secret.hash(),
+                created_at,
+                expires_at,
+            })
             .await?;
-        Ok(())
+        Ok(saved.then_some((secret, expires_at)))
+    }
+
+    /// The account a reset link resets, while it works.
+    pub async fn reset_link_holder(
+        &self,
+        secret: &PasswordResetSecret,
+    ) -> Result<Option<User>, StoreError> {
+        match self
+            .store
+            .reset_link_user(&secret.hash(), Timestamp::now())
+            .await?
+        {
+            Some(id) => self.store.user(id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Uses a reset link: the new password (hashed with the parameters configured
+    /// now) replaces the old one as the link is used up, then everything the account
+    /// held is cut off as by a kick. `None` if the link does not work.
+    pub async fn reset_password(
+        &self,
+        secret: &PasswordResetSecret,
+        new: Password,
+        tokens_live_for: Duration,
+    ) -> Result<Option<CutOff>, LoginError> {
+        let new_hash = self.hasher.hash(new).await?;
+        let Some(id) = self
+            .store
+            .use_reset_link(&secret.hash(), Timestamp::now(), &new_hash)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(user) = self.store.user(id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            self.cut_off(user, EndReason::PasswordReset, tokens_live_for)
+                .await?,
+        ))
+    }
+
+    /// Gives the user exactly `roles`; the user before and after. A role taken
+    /// away is taken from what the user holds too: sessions and tokens carry the
+    /// roles they were issued with, so the user is cut off as by a kick.
+    pub async fn set_roles(
+        &self,
+        id: UserId,
+        roles: Roles,
+        tokens_live_for: Duration,
+    ) -> Result<Option<(User, User, Option<CutOff>)>, StoreError> {
+        let Some(before) = self.store.user(id).await? else {
+            return Ok(None);
+        };
+        let Some(after) = self.store.set_roles(id, &roles).await? else {
+            return Ok(None);
+        };
+        let lost_one = before.roles.iter().any(|role| !after.roles.contains(role));
+        let cut = if lost_one {
+            Some(
+                self.cut_off(after.clone(), EndReason::Kicked, tokens_live_for)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        Ok(Some((before, after, cut)))
     }
 
     /// Checks a password. Takes the same time whether or not the user exists.

@@ -29,9 +29,23 @@ pub enum AdminError {
     NoSuchSession,
     #[error("there is no client with this id")]
     NoSuchClient,
+    #[error("the account is disabled: enable it first")]
+    UserDisabled,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// A reset link just issued. Its `url` holds the secret: shown this once, to the
+/// administrator who hands it over, and never stored or logged (no `Debug`).
+pub struct IssuedLink {
+    pub user: User,
+    pub url: String,
+    pub expires_at: Timestamp,
+}
+
+/// How long a password-reset link works: long enough to hand it over, short
+/// enough that a link found later in a chat log is dead.
+pub const RESET_LINK_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// How old the dashboard's figures may be.
 pub const DASHBOARD_FRESH: Duration = Duration::from_secs(1);
@@ -55,6 +69,8 @@ pub struct Administration {
     session_token_ttl: Duration,
     /// Whether a client may have HS256 access tokens (a shared secret is set).
     hs256_configured: bool,
+    /// The address of the page a reset link opens (`{public_url}/reset`).
+    reset_page: String,
 }
 
 impl Administration {
@@ -68,6 +84,7 @@ impl Administration {
         audit: Arc<Audit>,
         session_token_ttl: Duration,
         hs256_configured: bool,
+        public_url: &str,
     ) -> Self {
         Self {
             accounts,
@@ -79,6 +96,7 @@ impl Administration {
             dashboard: tokio::sync::Mutex::new(None),
             session_token_ttl,
             hs256_configured,
+            reset_page: format!("{}/reset", public_url.trim_end_matches('/')),
         }
     }
 
@@ -255,6 +273,76 @@ impl Administration {
                     )),
             )
             .await;
+    }
+
+    /// Gives the user exactly `roles`. Taking a role away also ends every session
+    /// and token the user holds (they carry the roles they were issued with); a
+    /// role given takes effect at the user's next sign-in.
+    pub async fn set_roles(
+        &self,
+        by: Caller,
+        id: UserId,
+        roles: Roles,
+    ) -> Result<(User, Option<CutOff>), AdminError> {
+        let live_for = self.tokens_live_for().await?;
+        let (before, after, cut) = self
+            .accounts
+            .set_roles(id, roles, live_for)
+            .await?
+            .ok_or(AdminError::NoSuchUser)?;
+        if before.roles != after.roles {
+            let stored = |roles: &Roles| match roles.to_stored() {
+                none if none.is_empty() => "none".to_owned(),
+                some => some,
+            };
+            let mut detail = format!("{} -> {}", stored(&before.roles), stored(&after.roles));
+            if let Some(cut) = &cut {
+                detail.push_str(&format!(
+                    "; {} session(s) and {} refresh token(s) ended",
+                    cut.sessions, cut.families
+                ));
+            }
+            self.audit
+                .record(
+                    by.event(EventKind::RolesChanged)
+                        .user(after.id)
+                        .username(after.username.as_str())
+                        .detail(detail),
+                )
+                .await;
+        }
+        if cut.is_some() {
+            self.forget_dashboard().await;
+        }
+        Ok((after, cut))
+    }
+
+    /// A new one-time password-reset link for the user, replacing any earlier one
+    /// (see `services::reset_links`). A disabled account gets none: it could not
+    /// sign in with the new password.
+    pub async fn issue_reset_link(&self, by: Caller, id: UserId) -> Result<IssuedLink, AdminError> {
+        let user = self.user(id).await?;
+        if user.disabled {
+            return Err(AdminError::UserDisabled);
+        }
+        let (secret, expires_at) = self
+            .accounts
+            .issue_reset_link(user.id, RESET_LINK_LIFETIME)
+            .await?
+            .ok_or(AdminError::NoSuchUser)?;
+        self.audit
+            .record(
+                by.event(EventKind::ResetLinkIssued)
+                    .user(user.id)
+                    .username(user.username.as_str())
+                    .detail(format!("works until {}", expires_at.to_rfc3339())),
+            )
+            .await;
+        Ok(IssuedLink {
+            url: format!("{}?token={}", self.reset_page, secret.expose()),
+            user,
+            expires_at,
+        })
     }
 
     /// Opens an account (the CLI's `user add`).

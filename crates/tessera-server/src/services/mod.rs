@@ -24,6 +24,7 @@ pub mod passwords;
 pub mod presence;
 pub mod readiness;
 pub mod refresh;
+pub mod reset_links;
 pub mod self_service;
 pub mod sessions;
 pub mod sign_in;

@@ -290,3 +290,61 @@ async fn the_sessions_tessera_ends_itself_and_operator_actions_are_recorded() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `tessera events --follow` prints what any process records after it started, and
+/// only what its filter asks for.
+#[tokio::test]
+async fn following_the_log_prints_new_events_as_they_are_recorded() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    let mut follower = Command::new(crate::harness::binary())
+        .args([
+            "events",
+            "--follow",
+            "--json",
+            "--kind",
+            "login",
+            "--data-dir",
+        ])
+        .arg(server.data_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (lines, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Let it read the log's end first, then act: a kick (not asked for) and a login.
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert!(
+        server
+            .cli(&["sessions", "kick", "alice"], "")
+            .status
+            .success()
+    );
+    server.login("alice").await;
+    let line = seen
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the login is followed");
+    let event: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        (event["kind"].as_str(), event["username"].as_str()),
+        (Some("login"), Some("alice"))
+    );
+    assert!(
+        seen.recv_timeout(std::time::Duration::from_millis(1200))
+            .is_err(),
+        "the kick was filtered out"
+    );
+    follower.kill().unwrap();
+    let _ = follower.wait();
+}

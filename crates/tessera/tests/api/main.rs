@@ -23,6 +23,7 @@ mod oidc;
 mod operations;
 mod protection;
 mod registration;
+mod reset_links;
 mod rp_logout;
 mod secrets;
 mod sessions;
