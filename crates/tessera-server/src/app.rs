@@ -541,6 +541,14 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         .route("/admin/users", get(console::users))
         .route("/admin/users/{id}", get(console::user))
         .route("/admin/users/{id}/{action}", post(console::user_action))
+        .route(
+            "/admin/clients",
+            get(console::clients::list).post(console::clients::add),
+        )
+        .route(
+            "/admin/clients/{id}/{action}",
+            post(console::clients::action),
+        )
         .route("/admin/keys", get(console::keys))
         .route("/admin/keys/rotate", post(console::rotate_key))
         .route("/admin/keys/retire", post(console::retire_key))
@@ -602,6 +610,10 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         .route(
             "/admin/v1/clients/{id}",
             get(admin::client).delete(admin::remove_client),
+        )
+        .route(
+            "/admin/v1/clients/{id}/secret",
+            post(admin::rotate_client_secret),
         )
         .route("/admin/v1/keys", get(admin::keys))
         .route("/admin/v1/online", get(admin::online))

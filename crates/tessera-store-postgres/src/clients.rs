@@ -7,7 +7,7 @@
 use std::sync::atomic::Ordering;
 
 use sqlx::Postgres;
-use tessera_core::ClientId;
+use tessera_core::{ClientId, SecretHash};
 use tessera_store::{Client, ClientStore, CreateClientError, StoreError};
 use tessera_store_sql::{Sql, sql_store};
 
@@ -69,6 +69,22 @@ sql_store! {
                 tx.commit().await.map_err(store_error)?;
             }
             Ok(removed)
+        }
+
+        async fn replace_client_secret(
+            &self,
+            id: &ClientId,
+            secret_hash: &SecretHash,
+        ) -> Result<bool, StoreError> {
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            let replaced = Postgres::update_client_secret(&mut *tx, id, secret_hash).await?;
+            if replaced {
+                // The client cached with its old secret is no longer trusted.
+                self.notify_cached_changed(tx).await?;
+            } else {
+                tx.commit().await.map_err(store_error)?;
+            }
+            Ok(replaced)
         }
     }
 }

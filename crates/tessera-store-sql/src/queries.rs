@@ -981,6 +981,20 @@ where
     }
 
     /// `false` if there was no such client.
+    async fn update_client_secret<'c>(
+        db: impl Executor<'c, Database = Self>,
+        id: &ClientId,
+        secret_hash: &SecretHash,
+    ) -> Result<bool, StoreError> {
+        sqlx::query("UPDATE clients SET secret_hash = $2 WHERE id = $1 AND secret_hash IS NOT NULL")
+            .bind(id.to_string())
+            .bind(secret_hash.as_bytes().to_vec())
+            .execute(db)
+            .await
+            .map(|done| Self::rows_affected(&done) > 0)
+            .map_err(store_error)
+    }
+
     async fn delete_client<'c>(
         db: impl Executor<'c, Database = Self>,
         id: &ClientId,

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlx::Sqlite;
-use tessera_core::ClientId;
+use tessera_core::{ClientId, SecretHash};
 use tessera_store::{Client, ClientStore, CreateClientError, StoreError};
 use tessera_store_sql::{Sql, sql_store};
 
@@ -138,6 +138,17 @@ sql_store! {
             let removed = Sqlite::delete_client(&self.pool, id).await?;
             self.note_cached_committed();
             Ok(removed)
+        }
+
+        async fn replace_client_secret(
+            &self,
+            id: &ClientId,
+            secret_hash: &SecretHash,
+        ) -> Result<bool, StoreError> {
+            self.note_cached_changed()?;
+            let replaced = Sqlite::update_client_secret(&self.pool, id, secret_hash).await?;
+            self.note_cached_committed();
+            Ok(replaced)
         }
     }
 }

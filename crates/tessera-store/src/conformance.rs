@@ -1035,6 +1035,42 @@ async fn clients<S: ClientStore>(store: &S) {
     );
     assert!(!store.remove_client(&web.id).await.unwrap());
     assert_eq!(store.client(&web.id).await.unwrap(), None);
+    assert!(
+        !store
+            .replace_client_secret(&web.id, &ClientSecret::generate().hash())
+            .await
+            .unwrap(),
+        "a removed client has no secret to replace"
+    );
+    assert!(
+        !store
+            .replace_client_secret(&cli.id, &ClientSecret::generate().hash())
+            .await
+            .unwrap(),
+        "a public client gets no secret"
+    );
+    assert_eq!(
+        store.client(&cli.id).await.unwrap().unwrap().secret_hash,
+        None
+    );
+    let api = client("api", true);
+    store.create_client(api.clone()).await.unwrap();
+    let before_rotation = store.cache_generation().unwrap();
+    let new_secret = ClientSecret::generate().hash();
+    assert!(
+        store
+            .replace_client_secret(&api.id, &new_secret)
+            .await
+            .unwrap()
+    );
+    assert_ne!(
+        store.cache_generation().unwrap(),
+        before_rotation,
+        "a new secret changes the generation"
+    );
+    let rotated = store.client(&api.id).await.unwrap().unwrap();
+    assert!(rotated.secret_hash.unwrap().matches(&new_secret));
+    assert!(store.remove_client(&api.id).await.unwrap());
     assert!(store.remove_client(&cli.id).await.unwrap());
 }
 

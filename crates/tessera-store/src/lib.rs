@@ -948,6 +948,14 @@ store_trait! {
         async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
         /// `false` if there was no such client.
         async fn remove_client(&self, id: &ClientId) -> Result<bool, StoreError>;
+        /// Replaces a confidential client's secret (its hash): the old one stops
+        /// working on every instance at once (the cache generation moves). `false`
+        /// if there is no such client, or it is public (it has no secret).
+        async fn replace_client_secret(
+            &self,
+            id: &ClientId,
+            secret_hash: &SecretHash,
+        ) -> Result<bool, StoreError>;
         /// A number that changes whenever a client is added or removed, a profile is
         /// set or a consent withdrawn, by this process or by any other on the same
         /// store (the CLI), and that costs no database round trip: a cache of clients,

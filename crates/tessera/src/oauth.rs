@@ -78,9 +78,19 @@ pub enum ClientCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Remove a client, named by its id or its name. Tokens already issued to it stay
-    /// valid until they expire.
+    /// Remove a client, named by its id or its name. Every token issued to it is
+    /// refused from now on, on every instance and verifier.
     Remove {
+        client: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Give a confidential client a new secret, printed once; the old one stops
+    /// working at once. Tokens already issued stay valid (remove the client to end
+    /// them too).
+    RotateSecret {
         client: String,
         #[arg(long)]
         json: bool,
@@ -269,6 +279,32 @@ pub async fn client_command(
                 println!("{}", json!({"removed": ClientView::from(&found)}));
             } else {
                 println!("removed client {} ({})", found.name, found.id);
+            }
+        }
+        ClientCommand::RotateSecret {
+            client,
+            json,
+            store,
+        } => {
+            let (_, core) = open(store, overrides).await?;
+            let Some(found) = core.clients.find(&client).await? else {
+                bail!("no client with the id or name {client:?}");
+            };
+            let secret = core
+                .admin
+                .rotate_client_secret(Caller::OPERATOR, &found.id)
+                .await?
+                .expose();
+            if json {
+                let view = AddedClientView {
+                    client: ClientView::from(&found),
+                    client_secret: Some(&secret),
+                };
+                println!("{}", serde_json::to_string(&view)?);
+            } else {
+                println!("new secret for client {} ({})", found.name, found.id);
+                println!("  client_secret  {secret}");
+                println!("(shown only now; the old secret no longer works)");
             }
         }
     }

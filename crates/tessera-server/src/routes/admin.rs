@@ -64,6 +64,9 @@ impl From<AdminError> for ApiError {
             AdminError::UserDisabled => {
                 ApiError::new(StatusCode::CONFLICT, "user_disabled", error.to_string())
             }
+            AdminError::PublicClient => {
+                ApiError::new(StatusCode::CONFLICT, "public_client", error.to_string())
+            }
             AdminError::Store(e) => e.into(),
         }
     }
@@ -341,31 +344,31 @@ pub async fn online(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewClient {
-    name: String,
-    grants: Vec<String>,
+    pub(crate) name: String,
+    pub(crate) grants: Vec<String>,
     #[serde(default)]
-    public: bool,
+    pub(crate) public: bool,
     #[serde(default)]
-    scope: String,
+    pub(crate) scope: String,
     #[serde(default)]
-    audiences: Vec<String>,
-    token_format: Option<String>,
-    alg: Option<String>,
-    access_ttl_seconds: Option<u64>,
+    pub(crate) audiences: Vec<String>,
+    pub(crate) token_format: Option<String>,
+    pub(crate) alg: Option<String>,
+    pub(crate) access_ttl_seconds: Option<u64>,
     #[serde(default)]
-    redirect_uris: Vec<String>,
+    pub(crate) redirect_uris: Vec<String>,
     #[serde(default)]
-    post_logout_redirect_uris: Vec<String>,
-    backchannel_logout_uri: Option<String>,
+    pub(crate) post_logout_redirect_uris: Vec<String>,
+    pub(crate) backchannel_logout_uri: Option<String>,
     #[serde(default)]
-    first_party: bool,
+    pub(crate) first_party: bool,
     #[serde(default)]
-    require_par: bool,
-    id_token_alg: Option<String>,
+    pub(crate) require_par: bool,
+    pub(crate) id_token_alg: Option<String>,
 }
 
 impl NewClient {
-    fn parse(self) -> Result<ClientSpec, ApiError> {
+    pub(crate) fn parse(self) -> Result<ClientSpec, ApiError> {
         fn invalid(field: &str, reason: impl std::fmt::Display) -> ApiError {
             ApiError::bad_request(format!("{field}: {reason}"))
         }
@@ -464,6 +467,23 @@ pub async fn client(
 ) -> Result<impl IntoResponse, ApiError> {
     let client = admin.client(&client_id(&id)?).await?;
     Ok(Json(json!({ "client": ClientView::from(&client) })))
+}
+
+/// `POST /admin/v1/clients/{id}/secret`: a new secret for a confidential client,
+/// `201` with it, shown this once; the old one stops working at once.
+pub async fn rotate_client_secret(
+    State(admin): State<Arc<Administration>>,
+    Path(id): Path<String>,
+    by: Admin,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = client_id(&id)?;
+    let secret = admin.rotate_client_secret(by.caller, &id).await?.expose();
+    let client = admin.client(&id).await?;
+    let view = AddedClientView {
+        client: ClientView::from(&client),
+        client_secret: Some(&secret),
+    };
+    Ok((StatusCode::CREATED, Json(json!({ "client": view }))))
 }
 
 /// `DELETE /admin/v1/clients/{id}`: removes the client; every token issued to it

@@ -18,9 +18,12 @@ background:#fff;border-radius:.75rem;box-shadow:0 1px 3px rgba(0,0,0,.08),0 10px
 h1{margin:0 0 1.25rem;font-size:1.5rem;font-weight:650}\
 p{margin:0 0 1rem}\
 label{display:block;margin:1rem 0 .35rem;font-size:.9rem;font-weight:600}\
-input{box-sizing:border-box;width:100%;padding:.6rem .75rem;font:inherit;color:inherit;\
+input,textarea{box-sizing:border-box;width:100%;padding:.6rem .75rem;font:inherit;color:inherit;\
 background:#fff;border:1px solid #d1d5db;border-radius:.45rem}\
-input:focus{outline:2px solid #2563eb;outline-offset:1px;border-color:#2563eb}\
+textarea{min-height:4.5rem}\
+fieldset{margin:1rem 0 0;padding:.25rem 1rem 1rem;border:1px solid #e5e7eb;border-radius:.45rem}\
+legend{padding:0 .25rem;font-size:.9rem;font-weight:600}\
+input:focus,textarea:focus{outline:2px solid #2563eb;outline-offset:1px;border-color:#2563eb}\
 input[readonly]{color:#4b5563;background:#f3f4f6}\
 button{width:100%;margin-top:1.5rem;padding:.65rem;font:inherit;font-weight:600;color:#fff;\
 background:#2563eb;border:0;border-radius:.45rem;cursor:pointer}\

@@ -31,6 +31,8 @@ pub enum AdminError {
     NoSuchClient,
     #[error("the account is disabled: enable it first")]
     UserDisabled,
+    #[error("the client is public: it has no secret")]
+    PublicClient,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -123,6 +125,32 @@ impl Administration {
 
     pub async fn client(&self, id: &ClientId) -> Result<Client, AdminError> {
         self.clients.get(id).await?.ok_or(AdminError::NoSuchClient)
+    }
+
+    /// A new secret for a confidential client, shown this once; the old one stops
+    /// working at once. Tokens already issued stay valid (`remove_client` ends them).
+    pub async fn rotate_client_secret(
+        &self,
+        by: Caller,
+        id: &ClientId,
+    ) -> Result<ClientSecret, AdminError> {
+        let client = self.client(id).await?;
+        if client.secret_hash.is_none() {
+            return Err(AdminError::PublicClient);
+        }
+        let secret = self
+            .clients
+            .rotate_secret(id)
+            .await?
+            .ok_or(AdminError::NoSuchClient)?;
+        self.audit
+            .record(
+                by.event(EventKind::ClientSecretRotated)
+                    .target("client", client.id)
+                    .detail(client.name.as_str()),
+            )
+            .await;
+        Ok(secret)
     }
 
     /// Removes a client and cuts off every token issued to it.

@@ -19,12 +19,12 @@ use tessera_core::{
     MIN_ACCESS_TTL, Scopes, Timestamp, TokenFormat,
 };
 use tessera_store::{
-    Client, ClientStore, CreateClientError, EndReason, RevocationLog, Revoked, StoreError,
+    ClientStore, CreateClientError, EndReason, RevocationLog, Revoked, StoreError,
 };
 
 /// What a client of the browser flow registers, as [`ClientSpec`] takes it: the
 /// store's record, named here so that routes reach it through this service.
-pub use tessera_store::CodeFlow;
+pub use tessera_store::{Client, CodeFlow};
 
 use crate::services::cache::{Generation, GenerationCache};
 
@@ -206,6 +206,15 @@ impl Clients {
             )
             .await?;
         self.store.remove_client(id).await
+    }
+
+    /// A new secret for a confidential client, returned once and kept as its hash;
+    /// the old one stops working on every instance at once. `None` if there is no
+    /// such confidential client.
+    pub async fn rotate_secret(&self, id: &ClientId) -> Result<Option<ClientSecret>, StoreError> {
+        let secret = ClientSecret::generate();
+        let replaced = self.store.replace_client_secret(id, &secret.hash()).await?;
+        Ok(replaced.then_some(secret))
     }
 
     pub async fn authenticate(

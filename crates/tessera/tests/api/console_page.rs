@@ -289,3 +289,163 @@ async fn the_console_is_for_administrators_and_its_forms_for_its_own_pages() {
     let (status, _) = get_page(&server, "/admin/events?kind=nope&before=x", &root).await;
     assert_eq!(status, 200, "a filter that is not one filters nothing out");
 }
+
+/// The value of the readonly input `id` on a page that shows a secret once.
+fn shown(page: &str, id: &str) -> String {
+    let at = page
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in {page}"));
+    let rest = &page[at..];
+    let value = &rest[rest.find("value=\"").unwrap() + 7..];
+    value[..value.find('"').unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn an_admin_adds_a_client_gives_it_a_new_secret_and_removes_it() {
+    use crate::tokens::{Registered, client_credentials};
+
+    let server = TestServer::start().await;
+    server.add_user("root", &["admin"]);
+    let root = server.login("root").await;
+    let (status, html) = get_page(&server, "/admin/clients", &root).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Add a client") && html.contains("No client yet."));
+
+    // Refused by the API's own parser: the code flow needs a redirect URI. The
+    // form comes back with what was typed.
+    let response = post_form(
+        &server,
+        "/admin/clients",
+        &root,
+        &[("name", "shop"), ("grant_authorization_code", "on")],
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("at least one redirect URI"), "{html}");
+    assert!(html.contains(r#"value="shop""#), "{html}");
+
+    // From another site: refused, nothing added.
+    let response = server
+        .client
+        .post(server.url("/admin/clients"))
+        .header(header::COOKIE, &root.cookie)
+        .header(header::ORIGIN, "https://evil.example")
+        .form(&[
+            ("csrf_token", root.csrf.as_str()),
+            ("name", "evil"),
+            ("grant_client_credentials", "on"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+
+    let response = post_form(
+        &server,
+        "/admin/clients",
+        &root,
+        &[
+            ("name", "reports"),
+            ("grant_client_credentials", "on"),
+            ("scope", "reports.read"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+    let html = response.text().await.unwrap();
+    let first = Registered {
+        id: html
+            .split("id=\"client-id\">")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .unwrap()
+            .to_owned(),
+        secret: Some(shown(&html, "client-secret")),
+    };
+    assert!(first.secret.as_deref().unwrap().starts_with("tcs_"));
+    assert_eq!(client_credentials(&server, &first, &[]).await.status(), 200);
+    let (_, html) = get_page(&server, "/admin/clients", &root).await;
+    assert!(html.contains("reports") && !html.contains("evil"), "{html}");
+    assert!(
+        !html.contains(first.secret.as_deref().unwrap()),
+        "the list shows no secret"
+    );
+
+    // A new secret: the old one stops working at once.
+    let response = post_form(
+        &server,
+        &format!("/admin/clients/{}/secret", first.id),
+        &root,
+        &[],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let second = Registered {
+        id: first.id.clone(),
+        secret: Some(shown(&response.text().await.unwrap(), "client-secret")),
+    };
+    assert_ne!(second.secret, first.secret);
+    assert_eq!(client_credentials(&server, &first, &[]).await.status(), 401);
+    assert_eq!(
+        client_credentials(&server, &second, &[]).await.status(),
+        200
+    );
+
+    // The CLI and the API rotate the same way; a public client has no secret.
+    let out = server.cli(&["client", "rotate-secret", "reports", "--json"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rotated: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let third = Registered {
+        id: first.id.clone(),
+        secret: rotated["client_secret"].as_str().map(str::to_owned),
+    };
+    assert_eq!(
+        client_credentials(&server, &second, &[]).await.status(),
+        401
+    );
+    assert_eq!(client_credentials(&server, &third, &[]).await.status(), 200);
+    let spa = crate::tokens::add_client(
+        &server,
+        "spa",
+        &[
+            "--public",
+            "--grant",
+            "authorization_code",
+            "--redirect-uri",
+            "https://spa.example/cb",
+        ],
+    );
+    let response = post_form(
+        &server,
+        &format!("/admin/clients/{}/secret", spa.id),
+        &root,
+        &[],
+    )
+    .await;
+    assert_eq!(response.status(), 409);
+
+    // Removed: every token it had is refused, and it is gone from the list.
+    let response = post_form(
+        &server,
+        &format!("/admin/clients/{}/remove", first.id),
+        &root,
+        &[],
+    )
+    .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "/admin/clients?notice=client-removed");
+    assert_eq!(client_credentials(&server, &third, &[]).await.status(), 401);
+    let (_, html) = get_page(&server, "/admin/clients?notice=client-removed", &root).await;
+    assert!(!html.contains("reports"), "{html}");
+    assert!(html.contains("The client is removed"), "{html}");
+
+    let out = server.cli(&["events", "--json", "--kind", "client.secret_rotated"], "");
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(log.matches("client.secret_rotated").count(), 2, "{log}");
+}

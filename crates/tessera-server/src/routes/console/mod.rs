@@ -1,10 +1,13 @@
 //! `/admin`: the console for administrators. The dashboard (who is online now, and
 //! sign-ins over the last day as a chart drawn here as SVG), users (search, one
-//! user's sessions, kick, disable, enable), signing keys (rotate, retire) and the
-//! audit log. Server-rendered HTML with no script, like `/account`; every action is
-//! a form with the session's CSRF token, checked for the origin, and calls the same
-//! `Administration` service as `/admin/v1/`, so the page and the API follow one
-//! rule. The admin role is checked on every request.
+//! user's sessions, kick, disable, enable, roles, a reset link), clients (in
+//! `clients`), signing keys (rotate, retire) and the audit log. Server-rendered
+//! HTML with no script, like `/account`; every action is a form with the session's
+//! CSRF token, checked for the origin, and calls the same `Administration` service
+//! as `/admin/v1/`, so the page and the API follow one rule. The admin role is
+//! checked on every request.
+
+pub mod clients;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -135,6 +138,7 @@ fn console(
     let links = [
         ("/admin", "Dashboard"),
         ("/admin/users", "Users"),
+        ("/admin/clients", "Clients"),
         ("/admin/keys", "Keys"),
         ("/admin/events", "Events"),
     ];
@@ -176,6 +180,9 @@ fn notice(query: &HashMap<String, String>) -> Option<&'static str> {
         "disabled" => "Disabled: the user cannot sign in, and everything they held ended.",
         "enabled" => "Enabled: the user can sign in again.",
         "rotated" => "A new key is published.",
+        "client-removed" => {
+            "The client is removed: every token issued to it is refused, everywhere."
+        }
         "retired" => "The key is retired: tokens it signed are refused everywhere.",
         _ => return None,
     })
