@@ -166,7 +166,7 @@ fn install_metrics() -> anyhow::Result<PrometheusHandle> {
 /// Runs the server until SIGINT or SIGTERM. `on_listening` receives the bound address
 /// and the public URL once the socket is open.
 pub async fn serve(
-    config: Config,
+    mut config: Config,
     on_listening: impl FnOnce(SocketAddr, &str, bool),
 ) -> anyhow::Result<()> {
     let metrics = install_metrics()?;
@@ -183,6 +183,17 @@ pub async fn serve(
             config.issuer()
         );
     }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    // With `--listen …:0` the port is known only now; the services that write the
+    // public URL into what they answer (reset links) get this one.
+    let public_url = match &config.public_url {
+        Some(_) => config.public_url(),
+        None => format!("http://{address}"),
+    };
+    config.public_url = Some(public_url.clone());
     let core = Core::open(&config, config.hash_threads()).await?;
     let sealed = core.keys.is_sealed();
     metrics::gauge!("tessera_keys_sealed").set(if sealed { 1.0 } else { 0.0 });
@@ -193,15 +204,6 @@ pub async fn serve(
              this service accepts; set {MASTER_KEY_VAR} to seal them"
         );
     }
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let address = listener.local_addr()?;
-    // With `--listen …:0` the port is known only now.
-    let public_url = match &config.public_url {
-        Some(_) => config.public_url(),
-        None => format!("http://{address}"),
-    };
     let mut origins = vec![Origin::parse(&public_url).map_err(anyhow::Error::msg)?];
     for origin in &config.allowed_origins {
         origins.push(Origin::parse(origin).map_err(anyhow::Error::msg)?);
@@ -261,6 +263,11 @@ pub async fn serve(
     }));
     tokio::spawn(core.presence_writer.run());
     tokio::spawn(core.audit.clone().purge(config.audit.retention));
+    tokio::spawn(
+        core.admin
+            .clone()
+            .sample_online(services::presence::DEFAULT_WINDOW),
+    );
     tokio::spawn(ping_stores(
         core.stores.set.clone(),
         core.store_contact.clone(),

@@ -694,7 +694,9 @@ sql_store! {
 
 sql_store! {
     impl AuditStore for PostgresStore {
-        forward to Postgres on self.pool { events, events_after, count_events, purge_events }
+        forward to Postgres on self.pool {
+            events, events_after, count_events, purge_events, record_online_peak, online_peaks,
+        }
 
         async fn record_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
             if events.is_empty() {

@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_pushed_requests.sql"),
     include_str!("../migrations/0009_audit_events.sql"),
     include_str!("../migrations/0010_password_reset_links.sql"),
+    include_str!("../migrations/0011_online_peaks.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -216,6 +216,10 @@ macro_rules! __sql_store_forward {
         [count_events(kind: __ty::EventKind, since: __ty::Timestamp, bucket: i64) -> Result<Vec<__ty::EventCount>, __ty::StoreError> = count_events(kind, since, bucket)] $($own)* } };
     ($head:tt [purge_events $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [purge_events(before: __ty::Timestamp) -> Result<u64, __ty::StoreError> = purge_events(before)] $($own)* } };
+    ($head:tt [record_online_peak $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [record_online_peak(hour: __ty::Timestamp, online: __ty::Online) -> Result<(), __ty::StoreError> = record_online_peak(hour, online)] $($own)* } };
+    ($head:tt [online_peaks $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [online_peaks(since: __ty::Timestamp) -> Result<Vec<__ty::OnlinePeak>, __ty::StoreError> = online_peaks(since)] $($own)* } };
     // Health.
     ($head:tt [ping $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [ping() -> Result<(), __ty::StoreError> = ping()] $($own)* } };

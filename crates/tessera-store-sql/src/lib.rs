@@ -42,9 +42,9 @@ pub mod __private {
         pub use tessera_store::{
             AuthorizationCode, Client, CodeExchanged, Consent, CreateSessionError, CreateUserError,
             Event, EventCount, EventKind, EventQuery, LogoutDelivery, NewRefreshFamily, NewSession,
-            NewUser, Online, OpaqueToken, PlanFollowUp, Profile, PushedRequest, Redemption,
-            RefreshFamily, ResetLink, Revocation, SessionClient, SessionRecord, StoreError,
-            StoredKey, User, UserCredentials,
+            NewUser, Online, OnlinePeak, OpaqueToken, PlanFollowUp, Profile, PushedRequest,
+            Redemption, RefreshFamily, ResetLink, Revocation, SessionClient, SessionRecord,
+            StoreError, StoredKey, User, UserCredentials,
         };
     }
 }

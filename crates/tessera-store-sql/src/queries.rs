@@ -13,9 +13,9 @@ use tessera_core::{
 };
 use tessera_store::{
     Client, Consent, CreateSessionError, CreateUserError, Event, EventCount, EventKind, EventQuery,
-    LogoutDelivery, NewEvent, NewSession, NewUser, Online, OpaqueToken, Profile, PushedRequest,
-    RefreshFamily, ResetLink, Revocation, SessionRecord, StoreError, StoredKey, User,
-    UserCredentials,
+    LogoutDelivery, NewEvent, NewSession, NewUser, Online, OnlinePeak, OpaqueToken, Profile,
+    PushedRequest, RefreshFamily, ResetLink, Revocation, SessionRecord, StoreError, StoredKey,
+    User, UserCredentials,
 };
 
 use crate::dialect::Statements;
@@ -862,16 +862,65 @@ where
         .collect()
     }
 
-    async fn purge_events<'c>(
-        db: impl Executor<'c, Database = Self>,
-        before: Timestamp,
-    ) -> Result<u64, StoreError> {
+    async fn purge_events(pool: &Pool<Self>, before: Timestamp) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM online_peaks WHERE hour < $1")
+            .bind(before.as_millis())
+            .execute(pool)
+            .await
+            .map_err(store_error)?;
         sqlx::query("DELETE FROM audit_events WHERE at < $1")
             .bind(before.as_millis())
-            .execute(db)
+            .execute(pool)
             .await
             .map(|done| Self::rows_affected(&done))
             .map_err(store_error)
+    }
+
+    async fn record_online_peak<'c>(
+        db: impl Executor<'c, Database = Self>,
+        hour: Timestamp,
+        online: Online,
+    ) -> Result<(), StoreError> {
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        sqlx::query(concat!(
+            "INSERT INTO online_peaks (hour, users, sessions) VALUES ($1, $2, $3) \
+             ON CONFLICT (hour) DO UPDATE SET ",
+            // Each the larger: CASE, as SQLite's two-argument max() is PostgreSQL's
+            // greatest().
+            "users = CASE WHEN excluded.users > online_peaks.users \
+               THEN excluded.users ELSE online_peaks.users END, \
+             sessions = CASE WHEN excluded.sessions > online_peaks.sessions \
+               THEN excluded.sessions ELSE online_peaks.sessions END"
+        ))
+        .bind(hour.as_millis())
+        .bind(count(online.users))
+        .bind(count(online.sessions))
+        .execute(db)
+        .await
+        .map(|_| ())
+        .map_err(store_error)
+    }
+
+    async fn online_peaks<'c>(
+        db: impl Executor<'c, Database = Self>,
+        since: Timestamp,
+    ) -> Result<Vec<OnlinePeak>, StoreError> {
+        sqlx::query("SELECT hour, users, sessions FROM online_peaks WHERE hour >= $1 ORDER BY hour")
+            .bind(since.as_millis())
+            .fetch_all(db)
+            .await
+            .map_err(store_error)?
+            .iter()
+            .map(|row| {
+                Ok(OnlinePeak {
+                    hour: Timestamp::from_millis(row.int("hour")?),
+                    online: Online {
+                        users: u64::try_from(row.int("users")?).unwrap_or(0),
+                        sessions: u64::try_from(row.int("sessions")?).unwrap_or(0),
+                    },
+                })
+            })
+            .collect()
     }
 
     // Clients.

@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0013_pushed_requests.sql"),
     include_str!("../migrations/0014_audit_events.sql"),
     include_str!("../migrations/0015_password_reset_links.sql"),
+    include_str!("../migrations/0016_online_peaks.sql"),
 ];
 
 /// The schema version this binary writes.

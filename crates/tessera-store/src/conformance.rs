@@ -16,9 +16,10 @@ use crate::{
     AccountStore, Actor, AuditStore, AuthorizationCode, AuthorizationCodeStore, BackchannelStore,
     Client, ClientStore, CodeExchangeStore, CodeFlow, CodeFollowUp, Consent, CreateClientError,
     CreateSessionError, CreateUserError, EndReason, Event, EventKind, EventQuery, KeyStore,
-    NewEvent, NewRefreshFamily, NewSession, NewUser, OpaqueToken, OpaqueTokenStore, Outcome,
-    PlanFollowUp, Profile, PushedRequest, Redemption, RefreshOutcome, RefreshStore, ResetLink,
-    RevocationLog, Revoked, SessionClient, SessionStore, StoreError, StoredKey,
+    NewEvent, NewRefreshFamily, NewSession, NewUser, Online, OnlinePeak, OpaqueToken,
+    OpaqueTokenStore, Outcome, PlanFollowUp, Profile, PushedRequest, Redemption, RefreshOutcome,
+    RefreshStore, ResetLink, RevocationLog, Revoked, SessionClient, SessionStore, StoreError,
+    StoredKey,
 };
 
 pub async fn run<S>(store: &S)
@@ -262,7 +263,45 @@ async fn audit<S: AuditStore>(store: &S) {
             .unwrap()
             .is_empty()
     );
-    // Purged by age.
+    // Online peaks: the most of every sample in the hour, users and sessions each.
+    let hour =
+        |h: i64| Timestamp::from_millis(1_600_000_000_000 / 3_600_000 * 3_600_000 + h * 3_600_000);
+    let online = |users, sessions| Online { users, sessions };
+    store
+        .record_online_peak(hour(0), online(3, 5))
+        .await
+        .unwrap();
+    store
+        .record_online_peak(hour(0), online(4, 2))
+        .await
+        .unwrap();
+    store
+        .record_online_peak(hour(0), online(1, 1))
+        .await
+        .unwrap();
+    store
+        .record_online_peak(hour(2), online(7, 9))
+        .await
+        .unwrap();
+    let peaks = store.online_peaks(hour(0)).await.unwrap();
+    assert_eq!(
+        peaks,
+        vec![
+            OnlinePeak {
+                hour: hour(0),
+                online: online(4, 5)
+            },
+            OnlinePeak {
+                hour: hour(2),
+                online: online(7, 9)
+            },
+        ]
+    );
+    assert_eq!(store.online_peaks(hour(1)).await.unwrap().len(), 1);
+    // Purged by age, with the events.
+    store.purge_events(hour(1)).await.unwrap();
+    assert_eq!(store.online_peaks(hour(0)).await.unwrap().len(), 1);
+
     assert_eq!(store.purge_events(now).await.unwrap(), 3);
     assert_eq!(all(EventQuery::default()).await.len(), 4);
     assert_eq!(store.purge_events(now).await.unwrap(), 0);
@@ -1543,6 +1582,17 @@ async fn ending_sessions_is_logged<S: AccountStore + SessionStore + RevocationLo
     assert_eq!(entry[0].revoked, Revoked::User(erin.id));
     assert_eq!(entry[0].reason, EndReason::Kicked);
     assert_eq!(entry[0].at, cut_off);
+
+    // Every reason reads back as written: one the log cannot parse would stall
+    // every reader of it.
+    for &reason in EndReason::ALL {
+        let written = store
+            .append_revocation(Revoked::User(erin.id), Some(erin.id), reason, now, later)
+            .await
+            .unwrap();
+        let read = store.revocations_after(written - 1, 1).await.unwrap();
+        assert_eq!(read[0].reason, reason);
+    }
 }
 
 async fn expiry<S: AccountStore + SessionStore>(store: &S) {

@@ -284,51 +284,63 @@ pub enum CreateSessionError {
     Store(#[from] StoreError),
 }
 
-/// Why a session ended; recorded in the revocation log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndReason {
-    Logout,
-    Deleted,
-    Replaced,
-    UserDisabled,
+/// The enum, its stored names and their parsing, from one list: a reason added
+/// here is one the revocation log can read back (a reason written but not parsed
+/// stalls every reader of the log).
+macro_rules! end_reasons {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
+        /// Why a session ended; recorded in the revocation log.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum EndReason {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl EndReason {
+            /// Every reason there is.
+            pub const ALL: &[EndReason] = &[$(Self::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)*
+                }
+            }
+
+            pub fn parse(stored: &str) -> Option<Self> {
+                match stored {
+                    $($name => Some(Self::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+end_reasons! {
+    Logout => "logout",
+    Deleted => "deleted",
+    Replaced => "replaced",
+    UserDisabled => "user_disabled",
     /// A refresh token of the family was presented again after it was exchanged.
-    RefreshReuse,
+    RefreshReuse => "refresh_reuse",
     /// Revoked through the revocation endpoint.
-    Revoked,
+    Revoked => "revoked",
     /// A signing key was withdrawn (`tessera keys retire`).
-    KeyRetired,
+    KeyRetired => "key_retired",
     /// An administrator kicked the user out: every session, family and token ends.
-    Kicked,
+    Kicked => "kicked",
     /// The client was removed: every token issued to it ends.
-    ClientRemoved,
+    ClientRemoved => "client_removed",
     /// A refresh token was presented by a client it was not issued to: it leaked,
     /// so its family and session end (RFC 9700 §4.14.2).
-    TokenLeaked,
+    TokenLeaked => "token_leaked",
     /// An authorization code was presented again after its exchange: what the
     /// exchange gave ends (RFC 6749 §4.1.2).
-    CodeReplay,
+    CodeReplay => "code_replay",
     /// The password was set through a reset link: whoever knew the old one is out.
-    PasswordReset,
+    PasswordReset => "password_reset",
 }
 
 impl EndReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EndReason::Logout => "logout",
-            EndReason::Deleted => "deleted",
-            EndReason::Replaced => "replaced",
-            EndReason::UserDisabled => "user_disabled",
-            EndReason::RefreshReuse => "refresh_reuse",
-            EndReason::Revoked => "revoked",
-            EndReason::KeyRetired => "key_retired",
-            EndReason::Kicked => "kicked",
-            EndReason::ClientRemoved => "client_removed",
-            EndReason::TokenLeaked => "token_leaked",
-            EndReason::CodeReplay => "code_replay",
-            EndReason::PasswordReset => "password_reset",
-        }
-    }
-
     /// Whether a refresh family revoked for this reason takes the browser session it
     /// was exchanged from with it: only when the family was stolen (its token
     /// reused, or presented by another client), as whoever stole it may hold the
@@ -336,24 +348,6 @@ impl EndReason {
     /// person signed in.
     pub fn ends_parent_session(self) -> bool {
         matches!(self, Self::RefreshReuse | Self::TokenLeaked)
-    }
-
-    pub fn parse(stored: &str) -> Option<Self> {
-        [
-            Self::Logout,
-            Self::Deleted,
-            Self::Replaced,
-            Self::UserDisabled,
-            Self::RefreshReuse,
-            Self::Revoked,
-            Self::KeyRetired,
-            Self::Kicked,
-            Self::CodeReplay,
-            Self::ClientRemoved,
-            Self::TokenLeaked,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == stored)
     }
 }
 
@@ -1197,9 +1191,23 @@ store_trait! {
             since: Timestamp,
             bucket: i64,
         ) -> Result<Vec<EventCount>, StoreError>;
-        /// Forgets the events from before `before`; returns how many.
+        /// Forgets the events (and the hourly online peaks) from before `before`;
+        /// returns how many events.
         async fn purge_events(&self, before: Timestamp) -> Result<u64, StoreError>;
+        /// Keeps `online` as the hour's peak if it is more than the peak so far (users
+        /// and sessions each): every instance samples, the store keeps the most.
+        async fn record_online_peak(&self, hour: Timestamp, online: Online) -> Result<(), StoreError>;
+        /// The hourly peaks from `since` on, oldest first; hours never sampled are
+        /// left out.
+        async fn online_peaks(&self, since: Timestamp) -> Result<Vec<OnlinePeak>, StoreError>;
     }
+}
+
+/// The most users and sessions online at once in an hour (by its start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OnlinePeak {
+    pub hour: Timestamp,
+    pub online: Online,
 }
 
 /// Rate limiting shared by every instance: GCRA over a theoretical arrival time per

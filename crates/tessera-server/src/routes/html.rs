@@ -61,10 +61,11 @@ select{padding:.55rem .6rem;font:inherit;color:inherit;background:#fff;border:1p
 button.danger{background:#b91c1c}button.danger:hover{background:#991b1b}\
 .badge.off{color:#7f1d1d;background:#fee2e2}\
 .stat{padding:1rem 0}.stat p{margin:0}.figure{font-size:2.25rem;font-weight:700;line-height:1.2}\
-svg.chart{width:100%;height:auto}svg .success{fill:#2563eb}svg .failure{fill:#dc2626}\
+svg.chart{width:100%;height:auto}svg .success{fill:#2563eb}svg .failure{fill:#dc2626}svg .online{fill:#0f766e}\
 svg .axis{font-size:11px;fill:#4b5563}svg .grid{stroke:#e5e7eb}\
 .legend{font-size:.9rem;color:#374151}.key{display:inline-block;width:.8rem;height:.8rem;border-radius:.15rem}\
-.key.success{background:#2563eb}.key.failure{background:#dc2626;margin-left:.75rem}\
+.key.success{background:#2563eb}.key.failure{background:#dc2626}.key.online{background:#0f766e}\
+.key.second{margin-left:.75rem}\
 .scroll{overflow-x:auto}table{width:100%;border-collapse:collapse;font-size:.9rem}\
 th,td{padding:.45rem .5rem;text-align:left;border-bottom:1px solid #e5e7eb;vertical-align:top}\
 th{color:#374151;font-weight:600}tr.failure td{background:#fef2f2}code{font-size:.85rem;word-break:break-all}\

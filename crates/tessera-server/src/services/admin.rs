@@ -10,8 +10,8 @@ use tessera_core::{
     Algorithm, ClientId, ClientSecret, Password, Roles, SessionId, Timestamp, UserId, Username,
 };
 use tessera_store::{
-    Client, EndReason, Event, EventCount, EventKind, EventQuery, Online, SessionRecord, StoreError,
-    User,
+    Client, EndReason, Event, EventCount, EventKind, EventQuery, Online, OnlinePeak, SessionRecord,
+    StoreError, User,
 };
 
 use crate::services::accounts::{Accounts, CutOff, Profile, ProfileChange, RegisterError};
@@ -52,11 +52,15 @@ pub const RESET_LINK_LIFETIME: Duration = Duration::from_secs(3600);
 /// How old the dashboard's figures may be.
 pub const DASHBOARD_FRESH: Duration = Duration::from_secs(1);
 
-type DashboardFigures = (
-    std::time::Instant,
-    (Duration, Timestamp),
-    (Online, Vec<EventCount>),
-);
+/// What the dashboard shows: who is online now, sign-ins by hour, and the most
+/// users online in each hour.
+pub type Dashboard = (Online, Vec<EventCount>, Vec<OnlinePeak>);
+
+type DashboardFigures = (std::time::Instant, (Duration, Timestamp), Dashboard);
+
+/// How often each instance samples who is online for the hourly peaks.
+const SAMPLE_ONLINE_EVERY: Duration = Duration::from_secs(60);
+const HOUR_MS: i64 = 3_600_000;
 
 pub struct Administration {
     accounts: Accounts,
@@ -449,7 +453,7 @@ impl Administration {
         &self,
         window: Duration,
         since: Timestamp,
-    ) -> Result<(Online, Vec<EventCount>), StoreError> {
+    ) -> Result<Dashboard, StoreError> {
         let mut kept = self.dashboard.lock().await;
         if let Some((at, key, figures)) = kept.as_ref()
             && at.elapsed() < DASHBOARD_FRESH
@@ -457,12 +461,42 @@ impl Administration {
         {
             return Ok(figures.clone());
         }
-        let figures = tokio::try_join!(
-            self.presence.online(window),
-            self.audit.count_events(EventKind::Login, since, 3_600_000)
+        // What is online now is a sample of the hour's peak too, kept before the
+        // peaks are read: the chart's last bar is never below the figure beside it.
+        let online = self.presence.online(window).await?;
+        self.note_online_peak(online).await;
+        let (counts, peaks) = tokio::try_join!(
+            self.audit.count_events(EventKind::Login, since, HOUR_MS),
+            self.audit.online_peaks(since),
         )?;
+        let figures = (online, counts, peaks);
         *kept = Some((std::time::Instant::now(), (window, since), figures.clone()));
         Ok(figures)
+    }
+
+    /// Samples, once a minute, who is online in `window`, and keeps the most of
+    /// each hour in the store (every instance samples; the store keeps the
+    /// largest): the dashboard's online users over the last day.
+    pub async fn sample_online(self: Arc<Self>, window: Duration) {
+        let mut every = tokio::time::interval(SAMPLE_ONLINE_EVERY);
+        loop {
+            every.tick().await;
+            match self.presence.online(window).await {
+                Ok(online) => self.note_online_peak(online).await,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot sample who is online for the dashboard");
+                }
+            }
+        }
+    }
+
+    /// `online`, a sample of this hour's peak.
+    async fn note_online_peak(&self, online: Online) {
+        let now = Timestamp::now().as_millis();
+        let hour = Timestamp::from_millis(now - now.rem_euclid(HOUR_MS));
+        if let Err(error) = self.audit.record_online_peak(hour, online).await {
+            tracing::warn!(%error, "cannot keep who is online for the dashboard");
+        }
     }
 
     async fn forget_dashboard(&self) {

@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use tessera_core::{Timestamp, UserId};
 use tessera_store::{
-    Actor, AuditStore, Event, EventCount, EventKind, NewEvent, Outcome, StoreError,
+    Actor, AuditStore, Event, EventCount, EventKind, NewEvent, Online, OnlinePeak, Outcome,
+    StoreError,
 };
 
 /// What a read of the log asks for: parsed values only, so the admin routes build
@@ -155,6 +156,20 @@ impl Audit {
         bucket: i64,
     ) -> Result<Vec<EventCount>, StoreError> {
         self.store.count_events(kind, since, bucket).await
+    }
+
+    /// Keeps `online` as the hour's peak if it is the most seen in it so far.
+    pub async fn record_online_peak(
+        &self,
+        hour: Timestamp,
+        online: Online,
+    ) -> Result<(), StoreError> {
+        self.store.record_online_peak(hour, online).await
+    }
+
+    /// The hourly online peaks since `since`, oldest first.
+    pub async fn online_peaks(&self, since: Timestamp) -> Result<Vec<OnlinePeak>, StoreError> {
+        self.store.online_peaks(since).await
     }
 
     /// Forgets, once an hour, the events older than `retention`.

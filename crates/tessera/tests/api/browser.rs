@@ -496,8 +496,9 @@ async fn a_person_signs_their_phone_out_from_the_account_page() {
 }
 
 /// The console in a real browser: an admin sees two people online, kicks one and
-/// the count drops, rotates a key, and reads the events these left; axe-core finds
-/// nothing serious; the dashboard fits a phone. Screenshots: `console-*.png`.
+/// the count drops, issues them a reset link (which they use), rotates a key,
+/// registers an app, and reads the events these left; axe-core finds nothing
+/// serious; the dashboard fits a phone. Screenshots: `console-*.png`.
 #[tokio::test]
 async fn an_admin_kicks_a_user_and_rotates_a_key_in_the_console() {
     let server = TestServer::start().await;
@@ -535,9 +536,37 @@ async fn an_admin_kicks_a_user_and_rotates_a_key_in_the_console() {
         .map(|k| k.as_str().unwrap())
         .collect();
     assert!(
-        kinds.starts_with(&["key.rotated", "user.kicked"]),
+        kinds.starts_with(&[
+            "client.added",
+            "key.rotated",
+            "reset_link.used",
+            "reset_link.issued",
+            "user.kicked"
+        ]),
         "{kinds:?}"
     );
+    assert!(
+        seen["resetLink"]
+            .as_str()
+            .unwrap()
+            .contains("/reset?token=tpr_"),
+        "{seen}"
+    );
+    assert_eq!(seen["resetChain"][0]["status"], 200, "{seen}");
+    assert_eq!(seen["resetDone"], "Password changed", "{seen}");
+    assert_eq!(
+        server
+            .try_login("alice", "a brand new passphrase")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(seen["addChain"][0]["status"], 200, "{seen}");
+    assert!(
+        seen["clientSecret"].as_str().unwrap().starts_with("tcs_"),
+        "{seen}"
+    );
+    assert_eq!(seen["clients"], 1, "{seen}");
     assert_eq!(seen["axe"], json!([]), "accessibility: {seen}");
     assert!(
         seen["overflow"].as_i64().unwrap() <= 0,

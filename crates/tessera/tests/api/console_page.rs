@@ -77,6 +77,13 @@ async fn an_admin_sees_who_is_online_kicks_a_user_and_rotates_a_key() {
         "the chart is drawn here"
     );
     assert!(html.contains("2 succeeded and 1 failed"), "{html}");
+    // The hour's peak of users online, kept as the dashboard read it.
+    assert!(
+        html.contains(
+            "The most users online at once in each of the last 24 hours (UTC): at most 2."
+        ),
+        "{html}"
+    );
     assert!(!html.contains("<script"));
     assert!(html.len() < 50_000, "{} bytes", html.len());
 

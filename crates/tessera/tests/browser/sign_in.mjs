@@ -269,6 +269,22 @@ const scenarios = {
     const kickNotice = await text('.notice');
     await shot('4-kicked');
 
+    // A reset link for the kicked user, and the person using it.
+    const userPage = page.url();
+    await submit('text=Issue a password-reset link');
+    const resetLink = await page.inputValue('#reset-link');
+    // Not checked by axe: it reloads the address, and this page answers a form.
+    await shot('4a-reset-link');
+    await page.goto(resetLink.replace(/^https?:\/\/[^/]+/, tessera));
+    await shot('4b-reset-form');
+    axe.push(...(await accessibility(page.url())));
+    await page.fill('input[name=password]', 'a brand new passphrase');
+    await page.fill('input[name=confirm]', 'a brand new passphrase');
+    const reset = await submit('text=Set password');
+    const resetDone = await text('h1');
+    await shot('4c-reset-done');
+    await page.goto(userPage);
+
     await page.click('text=Dashboard');
     const after = await online();
     await shot('5-dashboard-after');
@@ -279,6 +295,21 @@ const scenarios = {
     const rotated = await submit('text=Rotate');
     const keysAfter = await page.locator('ul.items li').count();
     await shot('6-keys');
+    axe.push(...(await accessibility(page.url())));
+
+    // Register an app; its secret is shown once.
+    await page.click('text=Clients');
+    await page.fill('input[name=name]', 'shop');
+    await page.check('input[name=grant_authorization_code]');
+    await page.check('input[name=grant_refresh_token]');
+    await page.fill('input[name=scope]', 'openid profile');
+    await page.fill('textarea[name=redirect_uris]', 'https://shop.example/callback');
+    const added = await submit('text=Add client');
+    const clientSecret = await page.inputValue('#client-secret');
+    await shot('6a-client-added');
+    await page.click('text=Back to the clients');
+    const clients = await page.locator('ul.items li').count();
+    await shot('6b-clients');
     axe.push(...(await accessibility(page.url())));
 
     await page.click('text=Events');
@@ -296,6 +327,12 @@ const scenarios = {
       kickChain: kicked.chain,
       kickNotice,
       rotateChain: rotated.chain,
+      resetLink,
+      resetChain: reset.chain,
+      resetDone,
+      addChain: added.chain,
+      clientSecret,
+      clients,
       keysBefore,
       keysAfter,
       kinds,

@@ -201,21 +201,28 @@ pub async fn dashboard(
     // Whole hours: the chart's 24 bars, the current hour last.
     let this_hour = now.as_millis() / HOUR_MS * HOUR_MS;
     let since = Timestamp::from_millis(this_hour - (DAY_HOURS - 1) * HOUR_MS);
-    let (online, counts) = match admin.dashboard(DEFAULT_WINDOW, since).await {
+    let (online, counts, peaks) = match admin.dashboard(DEFAULT_WINDOW, since).await {
         Ok(found) => found,
         Err(e) => return error_page(&e.into()),
     };
-    let mut hours = vec![(0u64, 0u64); DAY_HOURS as usize];
+    let slot = |at: Timestamp| usize::try_from((at.as_millis() - since.as_millis()) / HOUR_MS).ok();
+    let mut sign_ins = vec![(0u64, 0u64); DAY_HOURS as usize];
     for count in &counts {
-        let at = (count.bucket.as_millis() - since.as_millis()) / HOUR_MS;
-        if let Some(hour) = usize::try_from(at).ok().and_then(|at| hours.get_mut(at)) {
+        if let Some(hour) = slot(count.bucket).and_then(|at| sign_ins.get_mut(at)) {
             match count.outcome {
                 Outcome::Success => hour.0 += count.count,
                 Outcome::Failure => hour.1 += count.count,
             }
         }
     }
-    let (succeeded, failed) = hours.iter().fold((0, 0), |(s, f), h| (s + h.0, f + h.1));
+    let mut online_by_hour = vec![(0u64, 0u64); DAY_HOURS as usize];
+    for peak in &peaks {
+        if let Some(hour) = slot(peak.hour).and_then(|at| online_by_hour.get_mut(at)) {
+            hour.0 = peak.online.users;
+        }
+    }
+    let (succeeded, failed) = sign_ins.iter().fold((0, 0), |(s, f), h| (s + h.0, f + h.1));
+    let most_online = online_by_hour.iter().map(|h| h.0).max().unwrap_or(0);
     let body = html! {
         div.grid {
             div.stat {
@@ -231,41 +238,68 @@ pub async fn dashboard(
                 p.figure { (succeeded) } p { (failed) " failed" }
             }
         }
+        section aria-labelledby="online-title" {
+            h2 #online-title { "Users online, the most at once in each hour" }
+            (drawn_chart(&Chart {
+                id: "online",
+                desc: format!(
+                    "The most users online at once in each of the last 24 hours (UTC): at most {most_online}."
+                ),
+                first: ("online", "online"),
+                second: None,
+            }, &online_by_hour, since))
+        }
         section aria-labelledby="chart-title" {
             h2 #chart-title { "Sign-ins by hour" }
-            (drawn_chart(&hours, since))
+            (drawn_chart(&Chart {
+                id: "sign-ins",
+                desc: format!(
+                    "Sign-ins in each of the last 24 hours (UTC): {succeeded} succeeded and {failed} failed in all."
+                ),
+                first: ("success", "succeeded"),
+                second: Some(("failure", "failed")),
+            }, &sign_ins, since))
         }
     };
     console(StatusCode::OK, "Dashboard", &session, None, body)
 }
 
+/// One of the dashboard's charts: a bar an hour, of one part or two stacked (the
+/// first on the second), each part by its CSS class and its name in words.
+struct Chart {
+    id: &'static str,
+    /// The text alternative.
+    desc: String,
+    first: (&'static str, &'static str),
+    second: Option<(&'static str, &'static str)>,
+}
+
 /// [`chart`], drawn again only when its figures changed: they change at most once a
 /// second (see `Administration::dashboard`), and drawing was most of a render.
-fn drawn_chart(hours: &[(u64, u64)], since: Timestamp) -> Markup {
-    type Drawn = (Vec<(u64, u64)>, Timestamp, String);
-    static LAST: std::sync::Mutex<Option<Drawn>> = std::sync::Mutex::new(None);
+fn drawn_chart(chart_of: &Chart, hours: &[(u64, u64)], since: Timestamp) -> Markup {
+    type Drawn = (&'static str, Vec<(u64, u64)>, Timestamp, String);
+    static LAST: std::sync::Mutex<Vec<Drawn>> = std::sync::Mutex::new(Vec::new());
     if let Ok(last) = LAST.lock()
-        && let Some((h, s, drawn)) = last.as_ref()
-        && h == hours
-        && *s == since
+        && let Some((_, _, _, drawn)) = last
+            .iter()
+            .find(|(id, h, s, _)| *id == chart_of.id && h == hours && *s == since)
     {
         return PreEscaped(drawn.clone());
     }
-    let drawn = chart(hours, since).into_string();
+    let drawn = chart(chart_of, hours, since).into_string();
     if let Ok(mut last) = LAST.lock() {
-        *last = Some((hours.to_vec(), since, drawn.clone()));
+        last.retain(|(id, ..)| *id != chart_of.id);
+        last.push((chart_of.id, hours.to_vec(), since, drawn.clone()));
     }
     PreEscaped(drawn)
 }
 
-/// Sign-ins per hour as an SVG bar chart: successes stacked on failures, with a
-/// text alternative.
-fn chart(hours: &[(u64, u64)], since: Timestamp) -> Markup {
+/// A count per hour as an SVG bar chart, with a text alternative.
+fn chart(chart_of: &Chart, hours: &[(u64, u64)], since: Timestamp) -> Markup {
     let (width, height, left, bottom) = (720.0_f64, 200.0_f64, 36.0_f64, 24.0_f64);
     let most = hours.iter().map(|h| h.0 + h.1).max().unwrap_or(0).max(1);
     let slot = (width - left) / hours.len() as f64;
     let scale = (height - bottom - 8.0) / most as f64;
-    let (succeeded, failed): (u64, u64) = hours.iter().fold((0, 0), |(s, f), h| (s + h.0, f + h.1));
     let hour_label = |i: usize| {
         let at = since.as_millis() + i as i64 * HOUR_MS;
         // HH:00 UTC, from the RFC 3339 text.
@@ -275,11 +309,14 @@ fn chart(hours: &[(u64, u64)], since: Timestamp) -> Markup {
             .unwrap_or_default()
             .to_owned()
     };
+    let (first_class, first_name) = chart_of.first;
+    let id = chart_of.id;
     let mut svg = String::new();
     use std::fmt::Write as _;
     let _ = write!(
         svg,
-        r##"<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-labelledby="chart-desc"><desc id="chart-desc">Sign-ins in each of the last 24 hours (UTC): {succeeded} succeeded and {failed} failed in all.</desc>"##
+        r##"<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-labelledby="{id}-desc"><desc id="{id}-desc">{}</desc>"##,
+        html! { (chart_of.desc) }.into_string(),
     );
     let _ = write!(
         svg,
@@ -288,22 +325,33 @@ fn chart(hours: &[(u64, u64)], since: Timestamp) -> Markup {
         top = height - bottom - most as f64 * scale,
         base = height - bottom
     );
-    for (i, (ok, bad)) in hours.iter().enumerate() {
+    for (i, (first, second)) in hours.iter().enumerate() {
         let x = left + i as f64 * slot + 2.0;
         let w = (slot - 4.0).max(1.0);
-        let bad_h = *bad as f64 * scale;
-        let ok_h = *ok as f64 * scale;
+        let second_h = *second as f64 * scale;
+        let first_h = *first as f64 * scale;
         let base = height - bottom;
         let label = hour_label(i);
+        let _ = write!(svg, "<g><title>{label} UTC: {first} {first_name}");
+        if let Some((second_class, second_name)) = chart_of.second {
+            let _ = write!(
+                svg,
+                r##", {second} {second_name}</title><rect class="{second_class}" x="{}" y="{}" width="{}" height="{}"/>"##,
+                Tenths(x),
+                Tenths(base - second_h),
+                Tenths(w),
+                Tenths(second_h),
+            );
+        } else {
+            svg.push_str("</title>");
+        }
         let _ = write!(
             svg,
-            r##"<g><title>{label} UTC: {ok} succeeded, {bad} failed</title><rect class="failure" x="{x}" y="{}" width="{w}" height="{}"/><rect class="success" x="{x}" y="{}" width="{w}" height="{}"/></g>"##,
-            Tenths(base - bad_h),
-            Tenths(bad_h),
-            Tenths(base - bad_h - ok_h),
-            Tenths(ok_h),
-            x = Tenths(x),
-            w = Tenths(w),
+            r##"<rect class="{first_class}" x="{}" y="{}" width="{}" height="{}"/></g>"##,
+            Tenths(x),
+            Tenths(base - second_h - first_h),
+            Tenths(w),
+            Tenths(first_h),
         );
         if i % 4 == 0 {
             let _ = write!(
@@ -318,7 +366,11 @@ fn chart(hours: &[(u64, u64)], since: Timestamp) -> Markup {
     html! {
         (PreEscaped(svg))
         p.legend {
-            span.key.success {} " succeeded " span.key.failure {} " failed (hours in UTC)"
+            span class={ "key " (first_class) } {} " " (first_name) " "
+            @if let Some((second_class, second_name)) = chart_of.second {
+                span class={ "key second " (second_class) } {} " " (second_name) " "
+            }
+            "(hours in UTC)"
         }
     }
 }
@@ -447,7 +499,7 @@ pub async fn user(
                     }
                 }
                 p.muted { "Taking a role away signs the user out everywhere: what they hold was issued with it." }
-                button.secondary type="submit" { "Save roles" }
+                button.inline.secondary.spaced type="submit" { "Save roles" }
             }
         }
         section aria-labelledby="sessions" {
