@@ -47,7 +47,7 @@ async fn revoked_families_in(
 
 sql_store! {
     impl RefreshStore for PostgresStore {
-        forward to Postgres on self.pool { create_family, family_by_token, family }
+        forward to Postgres on self.pool { create_family, family_by_token, family, last_use_by_client }
 
         async fn rotate_refresh_token(
             &self,

@@ -143,6 +143,8 @@ macro_rules! __sql_store_forward {
     // RefreshStore.
     ($head:tt [create_family $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [create_family(family: __ty::NewRefreshFamily) -> Result<(), __ty::CreateSessionError> = batched] $($own)* } };
+    ($head:tt [last_use_by_client $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [last_use_by_client(user: __ty::UserId) -> Result<Vec<(__ty::ClientId, __ty::Timestamp)>, __ty::StoreError> = last_use_by_client(user)] $($own)* } };
     ($head:tt [family $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [family(id: &__ty::SessionId) -> Result<Option<__ty::RefreshFamily>, __ty::StoreError> = family(id)] $($own)* } };
     ($head:tt [family_by_token $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done

@@ -1287,6 +1287,32 @@ where
 
     // Refresh families.
 
+    async fn last_use_by_client<'c>(
+        db: impl Executor<'c, Database = Self>,
+        user: UserId,
+    ) -> Result<Vec<(ClientId, Timestamp)>, StoreError> {
+        sqlx::query(
+            // A family never rotated has no used token: its creation is its last use.
+            "SELECT f.client_id AS client_id, max(f.created_at) AS created_at, \
+               max(u.rotated_at) AS rotated_at \
+             FROM refresh_families f LEFT JOIN refresh_tokens_used u ON u.family_id = f.id \
+             WHERE f.user_id = $1 GROUP BY f.client_id",
+        )
+        .bind(user.to_string())
+        .fetch_all(db)
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(|row| {
+            let client = ClientId::parse(&row.text("client_id")?)
+                .ok_or_else(|| StoreError::corrupt("client id"))?;
+            let created = row.int("created_at")?;
+            let rotated = row.optional_int("rotated_at")?.unwrap_or(created);
+            Ok((client, Timestamp::from_millis(created.max(rotated))))
+        })
+        .collect()
+    }
+
     async fn family<'c>(
         db: impl Executor<'c, Database = Self>,
         id: &SessionId,

@@ -47,7 +47,7 @@ async fn revoke_families_in(
 
 sql_store! {
     impl RefreshStore for SqliteStore {
-        forward to Sqlite on self.pool { create_family, family_by_token, family }
+        forward to Sqlite on self.pool { create_family, family_by_token, family, last_use_by_client }
 
         async fn rotate_refresh_token(
             &self,

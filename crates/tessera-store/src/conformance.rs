@@ -50,6 +50,7 @@ where
     clients(store).await;
     keys(store).await;
     refresh_families(store).await;
+    last_use(store).await;
     families_of_a_session(store).await;
     opaque_tokens(store).await;
     authorization_codes(store).await;
@@ -741,6 +742,46 @@ fn family(user: UserId, token: &RefreshTokenSecret, now: Timestamp) -> NewRefres
         created_at: now,
         expires_at: now.saturating_add(Duration::from_secs(3600)),
     }
+}
+
+/// A client's last use is its latest family's creation or rotation.
+async fn last_use<S: AccountStore + RefreshStore>(store: &S) {
+    let user = add_user(store, "regular").await;
+    let t0 = Timestamp::from_millis(1_800_000_000_000);
+    let at = |s: u64| t0.saturating_add(Duration::from_secs(s));
+    assert!(store.last_use_by_client(user.id).await.unwrap().is_empty());
+    let (first, second) = (
+        RefreshTokenSecret::generate(),
+        RefreshTokenSecret::generate(),
+    );
+    let a = family(user.id, &first, at(0));
+    let app = a.client_id;
+    store.create_family(a).await.unwrap();
+    let b = family(user.id, &second, at(1));
+    let other = b.client_id;
+    store.create_family(b).await.unwrap();
+    let mut c = family(user.id, &RefreshTokenSecret::generate(), at(2));
+    c.client_id = app;
+    store.create_family(c).await.unwrap();
+    let next = RefreshTokenSecret::generate();
+    assert!(matches!(
+        store
+            .rotate_refresh_token(&first.hash(), &next.hash(), at(5), at(3))
+            .await
+            .unwrap(),
+        RefreshOutcome::Rotated(_)
+    ));
+    let mut used = store.last_use_by_client(user.id).await.unwrap();
+    used.sort_by_key(|(_, when)| *when);
+    assert_eq!(used, vec![(other, at(1)), (app, at(5))]);
+    let nobody = add_user(store, "idle").await;
+    assert!(
+        store
+            .last_use_by_client(nobody.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn refresh_families<S: AccountStore + SessionStore + RevocationLog + RefreshStore>(

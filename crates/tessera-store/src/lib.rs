@@ -449,6 +449,13 @@ store_trait! {
             grace_cutoff: Timestamp,
         ) -> Result<RefreshOutcome, StoreError>;
         /// The family with this id, if it was not revoked (expired ones included).
+        /// When each client last got tokens for `user` through a refresh family (its
+        /// creation, by a code exchange or a grant, or its latest rotation), for the
+        /// account page's "last used". Clients without a family are left out.
+        async fn last_use_by_client(
+            &self,
+            user: UserId,
+        ) -> Result<Vec<(ClientId, Timestamp)>, StoreError>;
         async fn family(&self, id: &SessionId) -> Result<Option<RefreshFamily>, StoreError>;
         /// The family whose live token is `token`, if any (expired ones included).
         async fn family_by_token(

@@ -227,12 +227,16 @@ fn account_page(
                 p.muted { "You have not allowed any app to use your account." }
             } @else {
                 ul.items {
-                    @for (consent, client) in &overview.apps {
-                        @let name = client.as_ref().map_or("A removed app", |c| c.name.as_str());
+                    @for app in &overview.apps {
+                        @let consent = &app.consent;
+                        @let name = app.client.as_ref().map_or("A removed app", |c| c.name.as_str());
                         li {
                             div.item-main {
                                 p { strong { (name) } }
-                                p.muted { "Allowed " (ago(consent.granted_at, now)) ":" }
+                                p.muted {
+                                    @if let Some(used) = app.last_used { "Last used " (ago(used, now)) " · " }
+                                    "allowed " (ago(consent.granted_at, now)) ":"
+                                }
                                 ul.scopes {
                                     @for scope in consent.scopes.iter() {
                                         li { (in_words(scope)) }

@@ -23,6 +23,9 @@ struct Listed {
     client_name: Option<String>,
     scopes: Vec<String>,
     granted_at: String,
+    /// When it last got tokens for the person; absent if never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_used_at: Option<String>,
 }
 
 /// `GET /v1/grants`.
@@ -34,11 +37,12 @@ pub async fn list(
         .consents(session.user().id)
         .await?
         .into_iter()
-        .map(|(consent, client)| Listed {
-            client_id: consent.client_id.to_string(),
-            client_name: client.map(|c| c.name.to_string()),
-            scopes: consent.scopes.iter().map(str::to_owned).collect(),
-            granted_at: consent.granted_at.to_rfc3339(),
+        .map(|app| Listed {
+            client_id: app.consent.client_id.to_string(),
+            client_name: app.client.map(|c| c.name.to_string()),
+            scopes: app.consent.scopes.iter().map(str::to_owned).collect(),
+            granted_at: app.consent.granted_at.to_rfc3339(),
+            last_used_at: app.last_used.map(|at| at.to_rfc3339()),
         })
         .collect();
     Ok(Json(json!({ "grants": listed })))

@@ -181,6 +181,15 @@ fn refuse(code: &'static str, description: impl Into<String>) -> Refusal {
     }
 }
 
+/// An app a person allowed, as their account shows it.
+pub struct AllowedApp {
+    pub consent: Consent,
+    /// `None` once an admin removed the client.
+    pub client: Option<Client>,
+    /// When it last got tokens for the person (see `RefreshStore::last_use_by_client`).
+    pub last_used: Option<Timestamp>,
+}
+
 pub struct Authorization {
     issuer: String,
     clients: Clients,
@@ -326,14 +335,23 @@ impl Authorization {
     }
 
     /// What `user` allowed which clients, with each client (`None` once removed).
-    pub async fn consents(
-        &self,
-        user: UserId,
-    ) -> Result<Vec<(Consent, Option<Client>)>, StoreError> {
+    pub async fn consents(&self, user: UserId) -> Result<Vec<AllowedApp>, StoreError> {
+        let (consents, used) = tokio::try_join!(
+            self.accounts.consents(user),
+            self.refresh.last_use_by_client(user)
+        )?;
         let mut listed = Vec::new();
-        for consent in self.accounts.consents(user).await? {
+        for consent in consents {
             let client = self.clients.get(&consent.client_id).await?;
-            listed.push((consent, client));
+            let last_used = used
+                .iter()
+                .find(|(id, _)| *id == consent.client_id)
+                .map(|(_, at)| *at);
+            listed.push(AllowedApp {
+                consent,
+                client,
+                last_used,
+            });
         }
         Ok(listed)
     }

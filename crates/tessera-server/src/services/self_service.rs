@@ -8,11 +8,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use tessera_core::{ClientId, DisplayName, Email, Password, SessionId};
-use tessera_store::{Actor, Client, Consent, EventKind, SessionRecord, StoreError};
+use tessera_store::{Actor, EventKind, SessionRecord, StoreError};
 
 use crate::services::accounts::{Accounts, LoginError, Profile, ProfileChange};
 use crate::services::audit::{Audit, event};
-use crate::services::authorize::Authorization;
+use crate::services::authorize::{AllowedApp, Authorization};
 use crate::services::passwords::HashError;
 use crate::services::sessions::{ActiveSession, SessionService};
 use crate::services::throttle::{Throttle, Throttled};
@@ -30,8 +30,8 @@ pub struct AccountOverview {
     pub profile: Profile,
     /// Live sessions, oldest first.
     pub sessions: Vec<SessionRecord>,
-    /// The apps allowed, each with its client (`None` once removed by an admin).
-    pub apps: Vec<(Consent, Option<Client>)>,
+    /// The apps allowed, oldest first.
+    pub apps: Vec<AllowedApp>,
 }
 
 #[derive(Debug, thiserror::Error)]

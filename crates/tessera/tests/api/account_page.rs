@@ -338,6 +338,15 @@ async fn removing_an_app_cuts_it_off_and_tells_it() {
         html.contains("See your email address"),
         "scopes in words: {html}"
     );
+    // It got tokens for her just now (the code exchange).
+    assert!(html.contains("Last used just now"), "{html}");
+    let grants: serde_json::Value = server
+        .get_as("/v1/grants", &alice)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(grants["grants"][0]["last_used_at"].is_string(), "{grants}");
     let removed = post_form(
         &server,
         "/account/apps/remove",
