@@ -72,7 +72,10 @@ impl Core {
         };
         let (presence, presence_writer) =
             presence::Presence::new(stores.set.presence.clone(), config.session.cache_capacity);
-        let audit = Arc::new(services::audit::Audit::new(stores.set.audit.clone()));
+        let audit = Arc::new(services::audit::Audit::new(
+            stores.set.audit.clone(),
+            config.audit.stored,
+        ));
         let log_contact = Arc::new(contact::Contact::new(config.session.cache_staleness));
         let store_contact = Arc::new(contact::Contact::new(config.session.cache_staleness));
         // The whole set, not just its session store: its purge also purges the

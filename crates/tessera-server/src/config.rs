@@ -58,12 +58,18 @@ pub struct AuditConfig {
     /// How long audit events are kept; older ones are purged in the background.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
+    /// Whether events are stored (and readable in the console, `GET
+    /// /admin/v1/events` and `tessera events`). `false` leaves only their log
+    /// lines (target `tessera::audit`), for a deployment whose log pipeline keeps
+    /// them; the console's events page and sign-in chart are then empty.
+    pub stored: bool,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             retention: crate::services::audit::DEFAULT_RETENTION,
+            stored: true,
         }
     }
 }
@@ -401,6 +407,7 @@ const ENV_KEYS: &[&str] = &[
     "limits",
     "tokens",
     "keys",
+    "audit",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -606,6 +613,17 @@ fn is_loopback_url(url: &str) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// A section missing from `ENV_KEYS` cannot be set by a `TESSERA_*` variable
+    /// (as `audit` once could not).
+    #[test]
+    fn every_section_can_be_set_from_the_environment() {
+        let config = Config::load(None, Overrides::default()).unwrap();
+        let json = serde_json::to_value(&config).unwrap();
+        for key in json.as_object().unwrap().keys() {
+            assert!(ENV_KEYS.contains(&key.as_str()), "{key} is not in ENV_KEYS");
+        }
+    }
 
     #[test]
     fn defaults_are_valid() {

@@ -30,6 +30,8 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 pub struct Audit {
     store: Arc<dyn AuditStore>,
+    /// `audit.stored`: whether events go to the store, or to the log alone.
+    stored: bool,
 }
 
 /// Who is acting, and from where: an admin over HTTP, or the operator at the
@@ -114,8 +116,8 @@ pub fn event(kind: EventKind, actor: Actor) -> Described {
 }
 
 impl Audit {
-    pub fn new(store: Arc<dyn AuditStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn AuditStore>, stored: bool) -> Self {
+        Self { store, stored }
     }
 
     /// Records the event and writes its log line.
@@ -128,6 +130,9 @@ impl Audit {
             "outcome" => event.outcome.as_str()
         )
         .increment(1);
+        if !self.stored {
+            return;
+        }
         if let Err(error) = self.store.record_events(std::slice::from_ref(&event)).await {
             tracing::error!(
                 target: "tessera::audit",

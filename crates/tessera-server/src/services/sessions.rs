@@ -561,7 +561,7 @@ mod tests {
             presence,
             contact.clone(),
             contact,
-            Arc::new(crate::services::audit::Audit::new(store.clone())),
+            Arc::new(crate::services::audit::Audit::new(store.clone(), true)),
         );
         let user = store
             .create_user(NewUser {

@@ -348,3 +348,37 @@ async fn following_the_log_prints_new_events_as_they_are_recorded() {
     follower.kill().unwrap();
     let _ = follower.wait();
 }
+
+/// `audit.stored = false`: events are log lines only; the store keeps none.
+#[tokio::test]
+async fn with_storing_off_events_are_log_lines_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let server = TestServer::start_logging_to(
+        &[
+            ("TESSERA_AUDIT__STORED", "false"),
+            ("TESSERA_LOG", "info"),
+            ("TESSERA_LOG_FORMAT", "json"),
+        ],
+        Some(log.clone()),
+    )
+    .await;
+    server.add_user("root", &["admin"]);
+    let root = server.login("root").await;
+    assert_eq!(
+        server.try_login("root", "a wrong password").await.status(),
+        401
+    );
+    assert_eq!(
+        events(&server, &root, "").await["events"],
+        serde_json::json!([])
+    );
+    drop(server);
+    let written = std::fs::read_to_string(&log).unwrap();
+    let logins: Vec<Value> = written
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["target"] == "tessera::audit" && l["fields"]["kind"] == "login")
+        .collect();
+    assert_eq!(logins.len(), 2, "{written}");
+}
