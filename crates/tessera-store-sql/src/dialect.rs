@@ -18,6 +18,12 @@ pub struct Statements {
 }
 
 impl Statements {
+    /// A user's sessions with their user, oldest first (`$1`: the user's id): for a
+    /// backend that runs it on a connection of its own.
+    pub fn sessions_of_user(&self) -> &str {
+        &self.sessions_of_user
+    }
+
     /// The statements with `byte_order` after each text column sorted or compared
     /// on, `position` as the substring search, and `lock_user` after the read of the
     /// user a session is created for.

@@ -27,7 +27,7 @@ pub use batch_sql::{BatchConnection, OwnedRow, Statement, Value};
 pub use dialect::Statements;
 pub use error::store_error;
 pub use log::import_sequences;
-pub use queries::Sql;
+pub use queries::{LAST_USE_BY_CLIENT, Sql};
 
 /// What [`sql_store!`]'s expansion names, reachable from the backend crates.
 #[doc(hidden)]

@@ -25,6 +25,14 @@ use crate::{
     store_error, token_columns, user_columns,
 };
 
+/// When each client last got tokens for a user (`$1`): see
+/// `RefreshStore::last_use_by_client`; read by [`rows::last_use`]. A family never
+/// rotated has no used token: its creation is its last use.
+pub const LAST_USE_BY_CLIENT: &str = "SELECT f.client_id AS client_id, \
+       max(f.created_at) AS created_at, max(u.rotated_at) AS rotated_at \
+     FROM refresh_families f LEFT JOIN refresh_tokens_used u ON u.family_id = f.id \
+     WHERE f.user_id = $1 GROUP BY f.client_id";
+
 /// Every statement both backends share. Implemented for `Sqlite` and `Postgres`;
 /// the bounds say what a driver must bind and decode. Where the two dialects differ
 /// only in a detail (a collation, a function's name, a lock), the detail is one of
@@ -1291,26 +1299,14 @@ where
         db: impl Executor<'c, Database = Self>,
         user: UserId,
     ) -> Result<Vec<(ClientId, Timestamp)>, StoreError> {
-        sqlx::query(
-            // A family never rotated has no used token: its creation is its last use.
-            "SELECT f.client_id AS client_id, max(f.created_at) AS created_at, \
-               max(u.rotated_at) AS rotated_at \
-             FROM refresh_families f LEFT JOIN refresh_tokens_used u ON u.family_id = f.id \
-             WHERE f.user_id = $1 GROUP BY f.client_id",
-        )
-        .bind(user.to_string())
-        .fetch_all(db)
-        .await
-        .map_err(store_error)?
-        .iter()
-        .map(|row| {
-            let client = ClientId::parse(&row.text("client_id")?)
-                .ok_or_else(|| StoreError::corrupt("client id"))?;
-            let created = row.int("created_at")?;
-            let rotated = row.optional_int("rotated_at")?.unwrap_or(created);
-            Ok((client, Timestamp::from_millis(created.max(rotated))))
-        })
-        .collect()
+        sqlx::query(LAST_USE_BY_CLIENT)
+            .bind(user.to_string())
+            .fetch_all(db)
+            .await
+            .map_err(store_error)?
+            .iter()
+            .map(rows::last_use)
+            .collect()
     }
 
     async fn family<'c>(

@@ -392,3 +392,12 @@ pub fn pushed_request(row: &impl Columns) -> Result<PushedRequest, StoreError> {
         expires_at: row.time("expires_at")?,
     })
 }
+
+/// A row of [`LAST_USE_BY_CLIENT`](crate::LAST_USE_BY_CLIENT).
+pub fn last_use(row: &impl Columns) -> Result<(ClientId, Timestamp), StoreError> {
+    let client =
+        ClientId::parse(&row.text("client_id")?).ok_or_else(|| StoreError::corrupt("client id"))?;
+    let created = row.int("created_at")?;
+    let rotated = row.optional_int("rotated_at")?.unwrap_or(created);
+    Ok((client, Timestamp::from_millis(created.max(rotated))))
+}

@@ -12,6 +12,7 @@ mod files;
 mod keys;
 mod migrations;
 mod opaque;
+mod reader;
 mod refresh;
 mod writer;
 
@@ -26,7 +27,7 @@ use tessera_core::{ClientId, SessionId, Timestamp, UserId};
 use tessera_store::{
     AccountStore, AuditStore, Consent, CreateUserError, EndReason, Health, NewEvent,
     PRESENCE_RESOLUTION, PresenceStore, Profile, Revocation, RevocationLog, Revoked, Seen,
-    SessionStore, StoreError, UserCredentials,
+    SessionRecord, SessionStore, StoreError, UserCredentials,
 };
 
 pub use files::FileError;
@@ -47,6 +48,8 @@ pub struct SqliteStore {
     batches: std::sync::Arc<tessera_store_sql::Batches>,
     /// `clients.changed`, the cache generation other processes move.
     changed: std::sync::Arc<clients::ChangedFile>,
+    /// Read connections of each thread's own, for the reads `/account` makes.
+    readers: reader::Readers,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +110,7 @@ impl SqliteStore {
             changed: std::sync::Arc::new(clients::ChangedFile::beside(
                 pool.connect_options().get_filename(),
             )),
+            readers: reader::Readers::new(path),
             pool,
             appended: std::sync::Arc::default(),
             batches,
@@ -248,7 +252,18 @@ pub(crate) async fn append_revocation_in(
 sql_store! {
     impl SessionStore for SqliteStore {
         forward to Sqlite on self.pool {
-            create_session, session, sessions_of_user, purge_expired, count_live_sessions,
+            create_session, session, purge_expired, count_live_sessions,
+        }
+
+        async fn sessions_of_user(&self, user: UserId) -> Result<Vec<SessionRecord>, StoreError> {
+            let statement = tessera_store_sql::Statement {
+                text: Sqlite::statements().sessions_of_user().to_owned(),
+                values: vec![tessera_store_sql::Value::Text(user.to_string())],
+            };
+            match self.readers.rows(statement)? {
+                Some(read) => read.iter().map(rows::session).collect(),
+                None => Sqlite::sessions_of_user(&self.pool, user).await,
+            }
         }
 
         async fn touch_sessions(&self, seen: &[(SessionId, Timestamp)]) -> Result<(), StoreError> {

@@ -47,7 +47,21 @@ async fn revoke_families_in(
 
 sql_store! {
     impl RefreshStore for SqliteStore {
-        forward to Sqlite on self.pool { create_family, family_by_token, family, last_use_by_client }
+        forward to Sqlite on self.pool { create_family, family_by_token, family }
+
+        async fn last_use_by_client(
+            &self,
+            user: UserId,
+        ) -> Result<Vec<(ClientId, Timestamp)>, StoreError> {
+            let statement = tessera_store_sql::Statement {
+                text: tessera_store_sql::LAST_USE_BY_CLIENT.to_owned(),
+                values: vec![tessera_store_sql::Value::Text(user.to_string())],
+            };
+            match self.readers.rows(statement)? {
+                Some(read) => read.iter().map(tessera_store_sql::rows::last_use).collect(),
+                None => Sqlite::last_use_by_client(&self.pool, user).await,
+            }
+        }
 
         async fn rotate_refresh_token(
             &self,

@@ -111,55 +111,7 @@ impl BatchConnection for WriterConnection {
     type Row = OwnedRow;
 
     async fn rows(&mut self, statement: Statement) -> Result<Vec<OwnedRow>, StoreError> {
-        let mut prepared = self
-            .conn
-            .prepare_cached(&statement.text)
-            .map_err(store_error)?;
-        let names: Arc<[String]> = prepared
-            .column_names()
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        let values = statement.values.into_iter().map(|value| match value {
-            Value::Text(text) => rusqlite::types::Value::Text(text),
-            Value::Int(int) => rusqlite::types::Value::Integer(int),
-            Value::Bytes(bytes) => rusqlite::types::Value::Blob(bytes),
-            Value::Null => rusqlite::types::Value::Null,
-        });
-        let mut rows = prepared
-            .query(rusqlite::params_from_iter(values))
-            .map_err(store_error)?;
-        let mut read = Vec::new();
-        while let Some(row) = rows.next().map_err(store_error)? {
-            let values = (0..names.len())
-                .map(|at| {
-                    Ok(match row.get_ref(at)? {
-                        ValueRef::Null => Value::Null,
-                        ValueRef::Integer(int) => Value::Int(int),
-                        // Not lossy: text that is not UTF-8 is corrupt, as sqlx says.
-                        ValueRef::Text(text) => Value::Text(
-                            std::str::from_utf8(text)
-                                .map_err(|e| rusqlite::Error::Utf8Error(at, e))?
-                                .to_owned(),
-                        ),
-                        ValueRef::Blob(bytes) => Value::Bytes(bytes.to_vec()),
-                        ValueRef::Real(_) => {
-                            return Err(rusqlite::Error::InvalidColumnType(
-                                at,
-                                names[at].clone(),
-                                rusqlite::types::Type::Real,
-                            ));
-                        }
-                    })
-                })
-                .collect::<Result<Vec<_>, rusqlite::Error>>()
-                .map_err(store_error)?;
-            read.push(OwnedRow {
-                names: names.clone(),
-                values,
-            });
-        }
-        Ok(read)
+        query_rows(&self.conn, statement)
     }
 
     fn committed(&mut self) {
@@ -173,11 +125,65 @@ impl BatchConnection for WriterConnection {
     }
 }
 
+/// The rows of `statement` on `conn`, as the batch code reads rows (the writer's,
+/// and the readers' of `reader`).
+pub(crate) fn query_rows(
+    conn: &rusqlite::Connection,
+    statement: Statement,
+) -> Result<Vec<OwnedRow>, StoreError> {
+    let mut prepared = conn.prepare_cached(&statement.text).map_err(store_error)?;
+    let names: Arc<[String]> = prepared
+        .column_names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let values = statement.values.into_iter().map(|value| match value {
+        Value::Text(text) => rusqlite::types::Value::Text(text),
+        Value::Int(int) => rusqlite::types::Value::Integer(int),
+        Value::Bytes(bytes) => rusqlite::types::Value::Blob(bytes),
+        Value::Null => rusqlite::types::Value::Null,
+    });
+    let mut rows = prepared
+        .query(rusqlite::params_from_iter(values))
+        .map_err(store_error)?;
+    let mut read = Vec::new();
+    while let Some(row) = rows.next().map_err(store_error)? {
+        let values = (0..names.len())
+            .map(|at| {
+                Ok(match row.get_ref(at)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(int) => Value::Int(int),
+                    // Not lossy: text that is not UTF-8 is corrupt, as sqlx says.
+                    ValueRef::Text(text) => Value::Text(
+                        std::str::from_utf8(text)
+                            .map_err(|e| rusqlite::Error::Utf8Error(at, e))?
+                            .to_owned(),
+                    ),
+                    ValueRef::Blob(bytes) => Value::Bytes(bytes.to_vec()),
+                    ValueRef::Real(_) => {
+                        return Err(rusqlite::Error::InvalidColumnType(
+                            at,
+                            names[at].clone(),
+                            rusqlite::types::Type::Real,
+                        ));
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>, rusqlite::Error>>()
+            .map_err(store_error)?;
+        read.push(OwnedRow {
+            names: names.clone(),
+            values,
+        });
+    }
+    Ok(read)
+}
+
 /// What a failed statement means for the caller, as `tessera_store_sql::store_error`
 /// says it for sqlx's: busy, locked, I/O and cannot-open are for now; a unique
 /// violation is a conflict; a value of the wrong type or text that is not UTF-8 is
 /// corrupt.
-fn store_error(error: rusqlite::Error) -> StoreError {
+pub(crate) fn store_error(error: rusqlite::Error) -> StoreError {
     let message = error.to_string();
     if matches!(
         error,
