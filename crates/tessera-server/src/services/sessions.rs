@@ -139,7 +139,25 @@ pub struct SessionService {
     /// may not answer past the bound either.
     store_contact: Arc<crate::services::contact::Contact>,
     audit: Arc<Audit>,
+    /// Each user's list of sessions as last read, with when and at which
+    /// revocation epoch: see [`SessionService::list`].
+    lists: Cache<UserId, Arc<ListedSessions>>,
 }
+
+/// A user's sessions as read from the store.
+struct ListedSessions {
+    read_at: std::time::Instant,
+    /// `revocation_epoch` before the read: any session ended since makes it stale.
+    epoch: u64,
+    sessions: Vec<SessionRecord>,
+}
+
+/// How long a user's list of sessions is shown from memory: sessions ended here
+/// or anywhere else (the revocation feed) drop it at once, so only a session
+/// begun on another instance within the last second can be missing from it.
+const LIST_FRESH: Duration = Duration::from_secs(1);
+/// How many users' lists are kept.
+const LISTS_KEPT: usize = 10_000;
 
 pub struct NewSessionInfo {
     pub client_address: Option<String>,
@@ -172,6 +190,7 @@ impl SessionService {
             contact,
             store_contact,
             audit,
+            lists: Cache::new(LISTS_KEPT),
         });
         (service, SessionUpkeep { activity: receiver })
     }
@@ -213,6 +232,7 @@ impl SessionService {
             .await?;
         let active = Arc::new(ActiveSession::new(record));
         self.cache.insert(*active.id(), active.clone());
+        self.lists.remove(&user.id);
         self.presence.observe(*active.id(), user.id, now);
         Ok((secret, active))
     }
@@ -378,9 +398,35 @@ impl SessionService {
 
     /// The user's live sessions as the store has them, with the activity this process
     /// has seen but not yet written.
+    ///
+    /// The list is read from the store at most once a second per user (the account
+    /// page, reloaded): kept only while no session ended anywhere since (every end
+    /// moves the revocation epoch, here or through the feed) and this instance is in
+    /// touch with the log, and dropped when the user begins a session here.
     pub async fn list(&self, user: UserId) -> Result<Vec<SessionRecord>, StoreError> {
         let now = Timestamp::now();
-        let mut sessions = self.store.sessions_of_user(user).await?;
+        let epoch = self.revocation_epoch.load(Ordering::SeqCst);
+        let kept = self.lists.get(&user).filter(|listed| {
+            listed.epoch == epoch
+                && listed.read_at.elapsed() < LIST_FRESH
+                && self.contact.is_fresh()
+                && self.store_contact.is_fresh()
+        });
+        let mut sessions = match kept {
+            Some(listed) => listed.sessions.clone(),
+            None => {
+                let read = self.store.sessions_of_user(user).await?;
+                self.lists.insert(
+                    user,
+                    Arc::new(ListedSessions {
+                        read_at: std::time::Instant::now(),
+                        epoch,
+                        sessions: read.clone(),
+                    }),
+                );
+                read
+            }
+        };
         for record in &mut sessions {
             if let Some(cached) = self.cache.peek(&record.id) {
                 record.last_seen_at = record.last_seen_at.max(cached.last_seen_at());

@@ -393,3 +393,44 @@ async fn a_redis_outage_answers_503_and_with_its_append_only_file_sessions_survi
     .await;
     assert_eq!(node.try_login("alice", PASSWORD).await.status(), 200);
 }
+
+/// The list of a person's sessions that an instance shows (kept up to a second,
+/// for a page reloaded): a session signed out on another instance is gone from it
+/// as soon as the feed says so, and one begun elsewhere shows within a second.
+#[tokio::test]
+async fn a_session_list_follows_the_other_instances() {
+    let cluster = Cluster::start(2).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    a.add_user("alice", &[]);
+    let laptop = a.login("alice").await;
+    let phone = b.login("alice").await;
+    async fn listed(node: &TestServer, browser: &Browser) -> usize {
+        let body: Value = node
+            .get_as("/v1/sessions", browser)
+            .await
+            .json()
+            .await
+            .unwrap();
+        body["sessions"].as_array().map_or(0, Vec::len)
+    }
+    eventually("a lists the session begun on b", || async {
+        listed(a, &laptop).await == 2
+    })
+    .await;
+    let ended = b
+        .unsafe_as(Method::POST, "/v1/logout", &phone)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 204);
+    eventually("a no longer lists the session ended on b", || async {
+        listed(a, &laptop).await == 1
+    })
+    .await;
+    let tablet = b.login("alice").await;
+    eventually("a lists a session begun on b within a second", || async {
+        listed(a, &laptop).await == 2
+    })
+    .await;
+    drop(tablet);
+}
