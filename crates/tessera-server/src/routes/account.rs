@@ -521,6 +521,7 @@ pub struct SessionForm {
 /// `POST /account/sessions/end`: signs out another of the person's sessions.
 pub async fn end_session(
     (State(service), State(sessions), State(cookies), State(edge)): Pieces,
+    client: ClientInfo,
     headers: HeaderMap,
     form: Result<Input<SessionForm>, ApiError>,
 ) -> Response {
@@ -544,7 +545,7 @@ pub async fn end_session(
     let Ok(id) = SessionId::parse(&form.session) else {
         return gone().await;
     };
-    match service.end_session(&session, &id).await {
+    match service.end_session(&session, &id, client.address).await {
         Ok(true) => done("session"),
         Ok(false) => gone().await,
         Err(e) => error_page(&e.into()),
@@ -554,6 +555,7 @@ pub async fn end_session(
 /// `POST /account/sessions/end-others`.
 pub async fn end_other_sessions(
     (State(service), State(sessions), State(cookies), State(edge)): Pieces,
+    client: ClientInfo,
     headers: HeaderMap,
     form: Result<Input<CsrfOnly>, ApiError>,
 ) -> Response {
@@ -565,7 +567,7 @@ pub async fn end_other_sessions(
         Ok(session) => session,
         Err(answer) => return answer,
     };
-    match service.end_other_sessions(&session).await {
+    match service.end_other_sessions(&session, client.address).await {
         Ok(_) => done("others"),
         Err(e) => error_page(&e.into()),
     }
@@ -613,6 +615,7 @@ pub async fn remove_app(
 /// `POST /account/sign-out`: signs this session out, then to `/login`.
 pub async fn sign_out(
     (State(_), State(sessions), State(cookies), State(edge)): Pieces,
+    client: ClientInfo,
     headers: HeaderMap,
     form: Result<Input<CsrfOnly>, ApiError>,
 ) -> Response {
@@ -624,7 +627,7 @@ pub async fn sign_out(
         Ok(session) => session,
         Err(answer) => return answer,
     };
-    if let Err(e) = sessions.log_out(&session).await {
+    if let Err(e) = sessions.log_out(&session, Some(client.address)).await {
         return error_page(&e.into());
     }
     let mut response = see_other("/login");

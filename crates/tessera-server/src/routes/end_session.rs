@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::http::EdgePolicy;
 use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
-use crate::http::extract::{Input, check_origin};
+use crate::http::extract::{ClientInfo, Input, check_origin};
 use crate::routes::html::{carried, csp_source, page, see_other, sentence};
 use crate::services::end_session::{
     EndSession, LogoutError, LogoutParams, LogoutPrompt, LogoutStep,
@@ -24,6 +24,7 @@ use crate::services::end_session::{
 pub async fn logout(
     State(end_session): State<Arc<EndSession>>,
     State(cookies): State<Arc<Cookies>>,
+    client: ClientInfo,
     query: Result<Query<LogoutParams>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
@@ -36,7 +37,9 @@ pub async fn logout(
     let secret = cookies.session.secret(&headers).ok().flatten();
     render(
         &cookies,
-        end_session.log_out(params, secret.as_ref(), None).await,
+        end_session
+            .log_out(params, secret.as_ref(), None, client.address)
+            .await,
     )
 }
 
@@ -55,6 +58,7 @@ pub async fn logout_post(
     State(end_session): State<Arc<EndSession>>,
     State(cookies): State<Arc<Cookies>>,
     State(edge): State<Arc<EdgePolicy>>,
+    client: ClientInfo,
     headers: HeaderMap,
     input: Result<Input<LogoutForm>, ApiError>,
 ) -> Response {
@@ -81,7 +85,7 @@ pub async fn logout_post(
     render(
         &cookies,
         end_session
-            .log_out(form.params, secret.as_ref(), Some(&csrf))
+            .log_out(form.params, secret.as_ref(), Some(&csrf), client.address)
             .await,
     )
 }

@@ -9,7 +9,7 @@ use tessera_proto::error as codes;
 
 use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
-use crate::http::extract::{CookieSession, CsrfProtectedSession};
+use crate::http::extract::{ClientInfo, CookieSession, CsrfProtectedSession};
 use crate::services::sessions::SessionService;
 use crate::services::tokens::SessionTokens;
 use crate::views::CurrentSession;
@@ -26,9 +26,10 @@ pub async fn current(
 pub async fn logout(
     State(sessions): State<Arc<SessionService>>,
     State(cookies): State<Arc<Cookies>>,
+    client: ClientInfo,
     CsrfProtectedSession(session): CsrfProtectedSession,
 ) -> Result<impl IntoResponse, ApiError> {
-    sessions.log_out(&session).await?;
+    sessions.log_out(&session, Some(client.address)).await?;
     Ok((
         StatusCode::NO_CONTENT,
         AppendHeaders([

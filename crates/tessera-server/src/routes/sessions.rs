@@ -10,7 +10,7 @@ use tessera_core::SessionId;
 
 use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
-use crate::http::extract::{CookieSession, CsrfProtectedSession};
+use crate::http::extract::{ClientInfo, CookieSession, CsrfProtectedSession};
 use crate::services::sessions::SessionService;
 use crate::views::SessionTimes;
 
@@ -47,11 +47,12 @@ pub async fn delete_one(
     State(sessions): State<Arc<SessionService>>,
     State(cookies): State<Arc<Cookies>>,
     Path(id): Path<String>,
+    client: ClientInfo,
     CsrfProtectedSession(current): CsrfProtectedSession,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found("you have no session with this id");
     let id = SessionId::parse(&id).map_err(|_| not_found())?;
-    let ended = sessions.delete(&current, &id).await?;
+    let ended = sessions.delete(&current, &id, Some(client.address)).await?;
     if !ended {
         return Err(not_found());
     }
@@ -68,8 +69,11 @@ pub async fn delete_one(
 /// `DELETE /v1/sessions`: ends all the caller's sessions but the current one.
 pub async fn delete_others(
     State(sessions): State<Arc<SessionService>>,
+    client: ClientInfo,
     CsrfProtectedSession(current): CsrfProtectedSession,
 ) -> Result<impl IntoResponse, ApiError> {
-    let ended = sessions.delete_others(&current).await?;
+    let ended = sessions
+        .delete_others(&current, Some(client.address))
+        .await?;
     Ok(Json(json!({ "ended": ended.len() })))
 }

@@ -113,6 +113,7 @@ impl EndSession {
         params: LogoutParams,
         session: Option<&SessionSecret>,
         confirmed: Option<&str>,
+        address: std::net::IpAddr,
     ) -> Result<LogoutStep, LogoutError> {
         let hint = params
             .id_token_hint
@@ -152,7 +153,7 @@ impl EndSession {
                 params,
             })));
         }
-        self.sessions.log_out(&session).await?;
+        self.sessions.log_out(&session, Some(address)).await?;
         metrics::counter!("tessera_rp_initiated_logouts_total").increment(1);
         Ok(LogoutStep::Done {
             redirect,

@@ -156,7 +156,10 @@ impl SelfService {
             return Err(error);
         }
         let ended = if sign_out_others {
-            self.sessions.delete_others(session).await?.len()
+            self.sessions
+                .delete_others(session, Some(address))
+                .await?
+                .len()
         } else {
             0
         };
@@ -171,13 +174,22 @@ impl SelfService {
         &self,
         session: &ActiveSession,
         id: &SessionId,
+        address: IpAddr,
     ) -> Result<bool, StoreError> {
-        self.sessions.delete(session, id).await
+        self.sessions.delete(session, id, Some(address)).await
     }
 
     /// Signs out every session but this one; how many ended.
-    pub async fn end_other_sessions(&self, session: &ActiveSession) -> Result<usize, StoreError> {
-        Ok(self.sessions.delete_others(session).await?.len())
+    pub async fn end_other_sessions(
+        &self,
+        session: &ActiveSession,
+        address: IpAddr,
+    ) -> Result<usize, StoreError> {
+        Ok(self
+            .sessions
+            .delete_others(session, Some(address))
+            .await?
+            .len())
     }
 
     /// Withdraws what the person allowed `client`; `false` if nothing was allowed.

@@ -11,6 +11,7 @@
 //! The idle expiry slides in memory on every request; the store learns of activity at
 //! most once per session per minute, in batches.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -342,13 +343,17 @@ impl SessionService {
         Ok(ended)
     }
 
-    /// The session's user signs it out.
-    pub async fn log_out(&self, session: &ActiveSession) -> Result<bool, StoreError> {
+    /// The session's user signs it out, from `address`.
+    pub async fn log_out(
+        &self,
+        session: &ActiveSession,
+        address: Option<IpAddr>,
+    ) -> Result<bool, StoreError> {
         let ended = self
             .end(session.user().id, session.id(), EndReason::Logout)
             .await?;
         if ended {
-            self.record_logout(session.user(), session.id(), "signed out")
+            self.record_logout(session.user(), session.id(), address, "signed out")
                 .await;
         }
         Ok(ended)
@@ -360,11 +365,17 @@ impl SessionService {
         &self,
         current: &ActiveSession,
         id: &SessionId,
+        address: Option<IpAddr>,
     ) -> Result<bool, StoreError> {
         let ended = self.end(current.user().id, id, EndReason::Deleted).await?;
         if ended {
-            self.record_logout(current.user(), id, "signed out from another session")
-                .await;
+            self.record_logout(
+                current.user(),
+                id,
+                address,
+                "signed out from another session",
+            )
+            .await;
         }
         Ok(ended)
     }
@@ -373,24 +384,37 @@ impl SessionService {
     pub async fn delete_others(
         &self,
         current: &ActiveSession,
+        address: Option<IpAddr>,
     ) -> Result<Vec<SessionId>, StoreError> {
         let ended = self
             .end_all_of_user(current.user().id, Some(current.id()), EndReason::Deleted)
             .await?;
         for id in &ended {
-            self.record_logout(current.user(), id, "signed out every other session")
-                .await;
+            self.record_logout(
+                current.user(),
+                id,
+                address,
+                "signed out every other session",
+            )
+            .await;
         }
         Ok(ended)
     }
 
-    async fn record_logout(&self, user: &User, id: &SessionId, detail: &str) {
+    async fn record_logout(
+        &self,
+        user: &User,
+        id: &SessionId,
+        address: Option<IpAddr>,
+        detail: &str,
+    ) {
         self.audit
             .record(
                 event(EventKind::Logout, Actor::User(user.id))
                     .user(user.id)
                     .username(user.username.as_str())
                     .target("session", id)
+                    .address(address)
                     .detail(detail),
             )
             .await;

@@ -115,6 +115,7 @@ async fn sign_ins_logouts_and_admin_actions_are_recorded_with_who_and_where() {
         logged_out["target"],
         format!("session:{}", alice.session_id)
     );
+    assert_eq!(logged_out["address"], "127.0.0.1");
     // Ids ascend as recorded; times are RFC 3339.
     let ids: Vec<i64> = list.iter().map(|e| e["id"].as_i64().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
