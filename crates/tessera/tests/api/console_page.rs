@@ -210,6 +210,19 @@ async fn an_admin_sees_who_is_online_kicks_a_user_and_rotates_a_key() {
         page.contains(&retired_kid) && !page.contains("<td>user.kicked"),
         "{page}"
     );
+    // Who did it, by name; and filtered by time (UTC, as the form's inputs send it).
+    assert!(page.contains("<td>root</td>"), "{page}");
+    let (_, page) = get_page(
+        &server,
+        "/admin/events?kind=key.retired&since=2000-01-01T00%3A00&until=2999-01-01T00%3A00",
+        &root,
+    )
+    .await;
+    assert!(page.contains(&retired_kid), "{page}");
+    let (_, page) = get_page(&server, "/admin/events?until=2000-01-01T00%3A00", &root).await;
+    assert!(page.contains("No events."), "{page}");
+    let (status, page) = get_page(&server, "/admin/events?since=yesterday", &root).await;
+    assert_eq!(status, 400, "{page}");
     let log = server.cli(&["events", "--json", "--kind", "user.kicked"], "");
     let event: Value = serde_json::from_slice(&log.stdout).unwrap();
     assert_eq!(event["actor"]["id"], user_id(&server, "root"));

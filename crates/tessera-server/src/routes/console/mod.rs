@@ -733,6 +733,18 @@ pub async fn events(
             .filter(|v| !v.is_empty())
     };
     let (user_text, kind_text) = (text("user"), text("kind"));
+    let (since_text, until_text) = (text("since"), text("until"));
+    let (since, until) = match (
+        since_text.as_deref().map(form_time).transpose(),
+        until_text.as_deref().map(form_time).transpose(),
+    ) {
+        (Ok(since), Ok(until)) => (since, until),
+        _ => {
+            return error_page(&ApiError::bad_request(
+                "a time must read like 2026-12-04T10:00 (UTC)",
+            ));
+        }
+    };
     let kind = kind_text
         .as_deref()
         .and_then(|k| k.parse::<EventKind>().ok());
@@ -753,9 +765,10 @@ pub async fn events(
             let filter = EventQuery {
                 user: user.flatten(),
                 kind,
+                since,
+                until,
                 before: text("before").and_then(|b| b.parse().ok()),
                 limit: PAGE,
-                ..EventQuery::default()
             };
             match admin.events(&filter).await {
                 Ok(found) => found,
@@ -766,6 +779,18 @@ pub async fn events(
     let next = (found.len() == PAGE as usize)
         .then(|| found.last().map(|e| e.id))
         .flatten();
+    // Who acted, by name: the few accounts that did something on this page.
+    let mut names: HashMap<String, String> = HashMap::new();
+    for event in &found {
+        if let Some(id) = event.event.actor.id()
+            && event.event.actor.kind() == "user"
+            && !names.contains_key(&id)
+            && let Some(parsed) = UserId::parse(&id)
+            && let Ok(actor) = admin.user(parsed).await
+        {
+            names.insert(id, actor.username.as_str().to_owned());
+        }
+    }
     let body = html! {
         form method="get" action="/admin/events" role="search" {
             div.row {
@@ -782,6 +807,14 @@ pub async fn events(
                         }
                     }
                 }
+                div {
+                    label for="since" { "From (UTC)" }
+                    input #since name="since" type="datetime-local" value=[since_text.as_deref()];
+                }
+                div {
+                    label for="until" { "Until (UTC)" }
+                    input #until name="until" type="datetime-local" value=[until_text.as_deref()];
+                }
                 button.inline type="submit" { "Filter" }
             }
         }
@@ -797,7 +830,12 @@ pub async fn events(
                             tr.failure[view.outcome == Outcome::Failure] {
                                 td { (view.at.get(..19).unwrap_or_default().replace('T', " ")) }
                                 td { (view.kind.as_str()) @if view.outcome == Outcome::Failure { " (failed)" } }
-                                td { (view.actor.kind) }
+                                td {
+                                    @match view.actor.id.as_ref().and_then(|id| names.get(id)) {
+                                        Some(name) => { (name) }
+                                        None => { (view.actor.kind) }
+                                    }
+                                }
                                 td { (view.username.clone().or(view.user.clone()).unwrap_or_default()) }
                                 td { (view.address.clone().unwrap_or_default()) }
                                 td { (view.target.clone().unwrap_or_default()) " " (view.detail.clone().unwrap_or_default()) }
@@ -813,11 +851,22 @@ pub async fn events(
                     "/admin/events?before=" (next)
                     @if let Some(u) = &user_text { "&user=" (url_escape(u)) }
                     @if let Some(k) = kind { "&kind=" (k.as_str()) }
+                    @if let Some(s) = &since_text { "&since=" (url_escape(s)) }
+                    @if let Some(u) = &until_text { "&until=" (url_escape(u)) }
                 } { "Older events" }
             }
         }
     };
     console(StatusCode::OK, "Events", &session, None, body)
+}
+
+/// A time as a `datetime-local` input sends it (`2026-12-04T10:00`, taken as
+/// UTC, seconds optional), or in RFC 3339.
+fn form_time(text: &str) -> Result<Timestamp, ()> {
+    Timestamp::parse_rfc3339(text)
+        .or_else(|| Timestamp::parse_rfc3339(&format!("{text}Z")))
+        .or_else(|| Timestamp::parse_rfc3339(&format!("{text}:00Z")))
+        .ok_or(())
 }
 
 fn url_escape(text: &str) -> String {
