@@ -19,7 +19,7 @@ async fn get_with_token(server: &TestServer, path: &str, token: &str) -> reqwest
         .unwrap()
 }
 
-async fn admin_token(server: &TestServer) -> String {
+pub(crate) async fn admin_token(server: &TestServer) -> String {
     let ops = add_client(
         server,
         "ops",
@@ -28,18 +28,6 @@ async fn admin_token(server: &TestServer) -> String {
     access_token(client_credentials(server, &ops, &[("scope", "admin")]).await)
         .await
         .1
-}
-
-fn user_id(server: &TestServer, name: &str) -> String {
-    let out = server.cli(&["user", "list", "--json"], "");
-    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    listed["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["user"]["username"] == name)
-        .map(|u| u["user"]["id"].as_str().unwrap().to_owned())
-        .unwrap()
 }
 
 #[tokio::test]
@@ -60,7 +48,7 @@ async fn only_administrators_reach_the_admin_api() {
     assert_eq!(server.get_as(path, &root).await.status(), 200);
 
     // unsafe methods from a session need the CSRF token, like every cookie request
-    let bob_id = user_id(&server, "bob");
+    let bob_id = server.user_id("bob");
     let kick = format!("/admin/v1/users/{bob_id}/kick");
     let no_csrf = server
         .client
@@ -131,7 +119,7 @@ async fn admins_find_users_and_see_and_end_their_sessions() {
         assert_eq!(error_of(response).await.0, 400, "{bad}");
     }
 
-    let alice_id = user_id(&server, "alice");
+    let alice_id = server.user_id("alice");
     let one: Value = get_with_token(&server, &format!("/admin/v1/users/{alice_id}"), &ops)
         .await
         .json()
@@ -219,7 +207,7 @@ async fn a_kick_ends_everything_the_user_holds_and_nothing_of_anyone_else() {
     let bob_token = bob["access_token"].as_str().unwrap();
 
     let root = server.login("root").await;
-    let alice_id = user_id(&server, "alice");
+    let alice_id = server.user_id("alice");
     let kicked = server
         .unsafe_as(
             Method::POST,
@@ -327,7 +315,7 @@ async fn resource_services_report_the_sessions_they_saw_and_they_count_online() 
     let server = TestServer::start().await;
     server.add_user("alice", &[]);
     server.add_user("root-less", &[]);
-    let alice = user_id(&server, "alice");
+    let alice = server.user_id("alice");
     let ops = admin_token(&server).await;
     let feed = crate::feed::feed_token(&server, "revocations").await;
     let report = |token: &str, body: Value| {
@@ -396,7 +384,7 @@ async fn resource_services_report_the_sessions_they_saw_and_they_count_online() 
         {"sid": second, "sub": alice},
         {"sid": browser.session_id, "sub": alice},
         {"sid": family, "sub": alice},
-        {"sid": family, "sub": user_id(&server, "root-less")},
+        {"sid": family, "sub": server.user_id("root-less")},
     ]});
     assert_eq!(report(&feed, good).await.unwrap().status(), 204);
     eventually("reported sessions count online", || async {

@@ -32,24 +32,12 @@ fn kinds(page: &Value) -> Vec<String> {
         .collect()
 }
 
-fn user_id(server: &TestServer, name: &str) -> String {
-    let out = server.cli(&["user", "list", "--json"], "");
-    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    listed["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["user"]["username"] == name)
-        .map(|u| u["user"]["id"].as_str().unwrap().to_owned())
-        .unwrap()
-}
-
 #[tokio::test]
 async fn sign_ins_logouts_and_admin_actions_are_recorded_with_who_and_where() {
     let server = TestServer::start().await;
     server.add_user("root", &["admin"]);
     server.add_user("alice", &[]);
-    let (root_id, alice_id) = (user_id(&server, "root"), user_id(&server, "alice"));
+    let (root_id, alice_id) = (server.user_id("root"), server.user_id("alice"));
 
     // A wrong password, sent with a forged X-Forwarded-For (no proxy is trusted):
     // the address recorded is the connection's.

@@ -38,18 +38,6 @@ fn location(response: &reqwest::Response) -> String {
         .to_owned()
 }
 
-fn user_id(server: &TestServer, name: &str) -> String {
-    let out = server.cli(&["user", "list", "--json"], "");
-    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    listed["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["user"]["username"] == name)
-        .map(|u| u["user"]["id"].as_str().unwrap().to_owned())
-        .unwrap()
-}
-
 #[tokio::test]
 async fn an_admin_sees_who_is_online_kicks_a_user_and_rotates_a_key() {
     let server = TestServer::start().await;
@@ -88,7 +76,7 @@ async fn an_admin_sees_who_is_online_kicks_a_user_and_rotates_a_key() {
     assert!(html.len() < 50_000, "{} bytes", html.len());
 
     // Kick alice from her page: her session fails at once, the event names root.
-    let alice_id = user_id(&server, "alice");
+    let alice_id = server.user_id("alice");
     let (_, page) = get_page(&server, &format!("/admin/users/{alice_id}"), &root).await;
     assert!(page.contains("Sessions (1)"), "{page}");
     let kicked = post_form(
@@ -225,7 +213,7 @@ async fn an_admin_sees_who_is_online_kicks_a_user_and_rotates_a_key() {
     assert_eq!(status, 400, "{page}");
     let log = server.cli(&["events", "--json", "--kind", "user.kicked"], "");
     let event: Value = serde_json::from_slice(&log.stdout).unwrap();
-    assert_eq!(event["actor"]["id"], user_id(&server, "root"));
+    assert_eq!(event["actor"]["id"], server.user_id("root"));
     assert_eq!(event["address"], "127.0.0.1");
 }
 
@@ -236,7 +224,7 @@ async fn the_console_is_for_administrators_and_its_forms_for_its_own_pages() {
     server.add_user("alice", &[]);
     let alice = server.login("alice").await;
     let root = server.login("root").await;
-    let root_id = user_id(&server, "root");
+    let root_id = server.user_id("root");
 
     let anonymous = server
         .client

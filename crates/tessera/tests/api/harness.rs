@@ -162,6 +162,18 @@ impl TestServer {
         );
     }
 
+    /// The id of the account named `name` (from `tessera user list --json`).
+    pub fn user_id(&self, name: &str) -> String {
+        let out = self.cli(&["user", "list", "--json"], "");
+        let listed: Value = serde_json::from_slice(&out.stdout).expect("user list --json");
+        listed["users"]
+            .as_array()
+            .and_then(|users| users.iter().find(|u| u["user"]["username"] == name))
+            .and_then(|u| u["user"]["id"].as_str())
+            .unwrap_or_else(|| panic!("no user named {name}"))
+            .to_owned()
+    }
+
     pub async fn post_json(&self, path: &str, body: Value) -> Response {
         self.client
             .post(self.url(path))

@@ -6,8 +6,8 @@
 use reqwest::header;
 use serde_json::{Value, json};
 
+use crate::admin::admin_token;
 use crate::harness::{Browser, PASSWORD, TestServer, error_of};
-use crate::tokens::{access_token, add_client, client_credentials};
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
@@ -61,18 +61,6 @@ async fn submit(
         .await
         .unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
-}
-
-fn user_id(server: &TestServer, name: &str) -> String {
-    let out = server.cli(&["user", "list", "--json"], "");
-    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    listed["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["user"]["username"] == name)
-        .map(|u| u["user"]["id"].as_str().unwrap().to_owned())
-        .unwrap()
 }
 
 #[tokio::test]
@@ -206,23 +194,12 @@ async fn reset_links_are_refused_the_way_an_attacker_would_try_them() {
     assert!(!out.status.success());
 }
 
-async fn admin_token(server: &TestServer) -> String {
-    let ops = add_client(
-        server,
-        "ops",
-        &["--grant", "client_credentials", "--scope", "admin"],
-    );
-    access_token(client_credentials(server, &ops, &[("scope", "admin")]).await)
-        .await
-        .1
-}
-
 #[tokio::test]
 async fn admins_issue_links_and_set_roles_over_the_api_and_in_the_console() {
     let server = TestServer::start().await;
     server.add_user("root", &["admin"]);
     server.add_user("carol", &[]);
-    let carol = user_id(&server, "carol");
+    let carol = server.user_id("carol");
     let ops = admin_token(&server).await;
 
     // The API: a link, shown once; nobody else may ask for one.

@@ -12,18 +12,6 @@ use crate::tokens::{
     password_grant, refresh, token_request_to,
 };
 
-fn user_id(server: &TestServer, name: &str) -> String {
-    let out = server.cli(&["user", "list", "--json"], "");
-    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    listed["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["user"]["username"] == name)
-        .map(|u| u["user"]["id"].as_str().unwrap().to_owned())
-        .unwrap()
-}
-
 async fn get_with_token(server: &TestServer, path: &str, token: &str) -> reqwest::Response {
     server
         .client
@@ -268,7 +256,7 @@ async fn disable_cuts_off_every_token_of_the_user_and_enable_lets_only_new_ones_
 
     // Through the admin API, on the instance that answers: refused at once.
     let root = server.login("root").await;
-    let alice = user_id(&server, "alice");
+    let alice = server.user_id("alice");
     let disabled = server
         .unsafe_as(
             Method::POST,
@@ -330,7 +318,7 @@ async fn the_instance_that_answers_a_revocation_already_refuses_what_it_revoked(
     // A kick through the admin API: the user's token is refused in the next answer.
     let app = add_client(&server, "app", &["--grant", "password", "--public"]);
     let root = server.login("bob").await;
-    let bob = user_id(&server, "bob");
+    let bob = server.user_id("bob");
     let token = password_grant(&server, &app, "bob").await;
     let token = token["access_token"].as_str().unwrap().to_owned();
     let kicked = server
@@ -554,8 +542,8 @@ async fn activity_reports_count_only_live_sessions_of_the_reported_user() {
         online().await["users"] == 1
     })
     .await;
-    let bob_id = user_id(&server, "bob");
-    let alice_id = user_id(&server, "alice");
+    let bob_id = server.user_id("bob");
+    let alice_id = server.user_id("alice");
     // Invented sessions, and bob's session reported as alice's.
     let mut seen: Vec<Value> = (0..100u8)
         .map(|i| json!({"sid": unknown_session(i), "sub": alice_id}))

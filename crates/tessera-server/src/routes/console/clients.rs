@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use maud::{Markup, html};
 use tessera_core::{ClientId, GrantType};
 
-use super::{Pieces, admin_form, admin_session, caller, console, error_page, hidden, notice};
+use super::{Pieces, admin_session, caller, checked_form, console, error_page, hidden, notice};
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, Input};
 use crate::routes::admin::NewClient;
@@ -217,13 +217,8 @@ pub async fn add(
     headers: HeaderMap,
     form: Result<Input<HashMap<String, String>>, ApiError>,
 ) -> Response {
-    let form = match form {
-        Ok(Input(form)) => form,
-        Err(error) => return error_page(&error),
-    };
-    let csrf = form.get("csrf_token").map_or("", String::as_str);
-    let session = match admin_form(&sessions, &cookies, &edge, &headers, csrf).await {
-        Ok(session) => session,
+    let (session, form) = match checked_form(&sessions, &cookies, &edge, &headers, form).await {
+        Ok(checked) => checked,
         Err(answer) => return answer,
     };
     let added = match new_client(&form).parse() {
@@ -253,13 +248,8 @@ pub async fn action(
     headers: HeaderMap,
     form: Result<Input<HashMap<String, String>>, ApiError>,
 ) -> Response {
-    let form = match form {
-        Ok(Input(form)) => form,
-        Err(error) => return error_page(&error),
-    };
-    let csrf = form.get("csrf_token").map_or("", String::as_str);
-    let session = match admin_form(&sessions, &cookies, &edge, &headers, csrf).await {
-        Ok(session) => session,
+    let (session, _) = match checked_form(&sessions, &cookies, &edge, &headers, form).await {
+        Ok(checked) => checked,
         Err(answer) => return answer,
     };
     let Some(id) = ClientId::parse(&id) else {

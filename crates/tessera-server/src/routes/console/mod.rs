@@ -99,6 +99,32 @@ async fn admin_form(
     Ok(session)
 }
 
+/// A console form: it carries the session's CSRF token.
+trait ConsoleForm {
+    fn csrf_token(&self) -> &str;
+}
+
+/// A form read as names and values (one whose fields vary: roles, a client).
+impl ConsoleForm for HashMap<String, String> {
+    fn csrf_token(&self) -> &str {
+        self.get("csrf_token").map_or("", String::as_str)
+    }
+}
+
+/// A posted console form, read and checked ([`admin_form`]): the admin's session
+/// and the form, or the page to answer instead.
+async fn checked_form<F: ConsoleForm>(
+    sessions: &SessionService,
+    cookies: &Cookies,
+    edge: &EdgePolicy,
+    headers: &HeaderMap,
+    form: Result<Input<F>, ApiError>,
+) -> Result<(Arc<ActiveSession>, F), Response> {
+    let Input(form) = form.map_err(|error| error_page(&error))?;
+    let session = admin_form(sessions, cookies, edge, headers, form.csrf_token()).await?;
+    Ok((session, form))
+}
+
 fn caller(session: &ActiveSession, client: &ClientInfo) -> Caller {
     Caller::user(session.user().id, client.address)
 }
@@ -541,13 +567,8 @@ pub async fn user_action(
     headers: HeaderMap,
     form: Result<Input<HashMap<String, String>>, ApiError>,
 ) -> Response {
-    let form = match form {
-        Ok(Input(form)) => form,
-        Err(error) => return error_page(&error),
-    };
-    let csrf = form.get("csrf_token").map_or("", String::as_str);
-    let session = match admin_form(&sessions, &cookies, &edge, &headers, csrf).await {
-        Ok(session) => session,
+    let (session, form) = match checked_form(&sessions, &cookies, &edge, &headers, form).await {
+        Ok(checked) => checked,
         Err(answer) => return answer,
     };
     let Some(id) = UserId::parse(&id) else {
@@ -658,6 +679,12 @@ pub struct RotateForm {
     now: Option<String>,
 }
 
+impl ConsoleForm for RotateForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
 /// `POST /admin/keys/rotate`.
 pub async fn rotate_key(
     (State(admin), State(sessions), State(cookies), State(edge)): Pieces,
@@ -665,12 +692,8 @@ pub async fn rotate_key(
     headers: HeaderMap,
     form: Result<Input<RotateForm>, ApiError>,
 ) -> Response {
-    let form = match form {
-        Ok(Input(form)) => form,
-        Err(error) => return error_page(&error),
-    };
-    let session = match admin_form(&sessions, &cookies, &edge, &headers, &form.csrf_token).await {
-        Ok(session) => session,
+    let (session, form) = match checked_form(&sessions, &cookies, &edge, &headers, form).await {
+        Ok(checked) => checked,
         Err(answer) => return answer,
     };
     let algorithm = match form.alg.parse::<Algorithm>() {
@@ -692,6 +715,12 @@ pub struct RetireForm {
     kid: String,
 }
 
+impl ConsoleForm for RetireForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
 /// `POST /admin/keys/retire`.
 pub async fn retire_key(
     (State(admin), State(sessions), State(cookies), State(edge)): Pieces,
@@ -699,12 +728,8 @@ pub async fn retire_key(
     headers: HeaderMap,
     form: Result<Input<RetireForm>, ApiError>,
 ) -> Response {
-    let form = match form {
-        Ok(Input(form)) => form,
-        Err(error) => return error_page(&error),
-    };
-    let session = match admin_form(&sessions, &cookies, &edge, &headers, &form.csrf_token).await {
-        Ok(session) => session,
+    let (session, form) = match checked_form(&sessions, &cookies, &edge, &headers, form).await {
+        Ok(checked) => checked,
         Err(answer) => return answer,
     };
     match admin.retire_key(caller(&session, &client), &form.kid).await {
