@@ -78,6 +78,8 @@ fn form(return_to: Option<&Url>, username: Option<&str>, error: Option<&str>) ->
             }
             button type="submit" { "Sign in" }
         }
+        // tessera sends no mail: a forgotten password goes through an admin.
+        p.muted { "Forgot your password? Ask an administrator for a reset link." }
     }
 }
 
