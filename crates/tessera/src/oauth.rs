@@ -165,6 +165,14 @@ pub async fn open(
     Ok((config, core))
 }
 
+/// The client an operator names by its id or its name.
+async fn find_client(core: &Core, client: &str) -> anyhow::Result<tessera_store::Client> {
+    match core.clients.find(client).await? {
+        Some(found) => Ok(found),
+        None => bail!("no client with the id or name {client:?}"),
+    }
+}
+
 pub async fn client_command(
     command: ClientCommand,
     overrides: tessera_server::Overrides,
@@ -269,9 +277,7 @@ pub async fn client_command(
             store,
         } => {
             let (_, core) = open(store, overrides).await?;
-            let Some(found) = core.clients.find(&client).await? else {
-                bail!("no client with the id or name {client:?}");
-            };
+            let found = find_client(&core, &client).await?;
             core.admin
                 .remove_client(Caller::OPERATOR, &found.id)
                 .await?;
@@ -287,9 +293,7 @@ pub async fn client_command(
             store,
         } => {
             let (_, core) = open(store, overrides).await?;
-            let Some(found) = core.clients.find(&client).await? else {
-                bail!("no client with the id or name {client:?}");
-            };
+            let found = find_client(&core, &client).await?;
             let secret = core
                 .admin
                 .rotate_client_secret(Caller::OPERATOR, &found.id)

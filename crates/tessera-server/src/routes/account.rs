@@ -23,7 +23,7 @@ use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, Input, check_origin};
 use crate::routes::authorize::in_words;
-use crate::routes::html::{see_other, sentence, wide_page};
+use crate::routes::html::{problem_page, see_other, sentence, wide_page};
 use crate::services::self_service::{AccountOverview, PasswordChangeError, SelfService};
 use crate::services::sessions::{ActiveSession, SessionService};
 use crate::views::device_in_words;
@@ -306,27 +306,19 @@ async fn checked(
     Ok(session)
 }
 
+/// Where a problem page leads back to.
+const BACK: (&str, &str) = ("/account", "Back to your account");
+
 fn refused(why: &str) -> Response {
-    wide_page(
-        StatusCode::FORBIDDEN,
-        "Not accepted",
-        html! {
-            h1 { "Not accepted" }
-            p.error role="alert" { (why) }
-            p { a href="/account" { "Back to your account" } }
-        },
-    )
+    problem_page(StatusCode::FORBIDDEN, "Not accepted", why, BACK)
 }
 
 fn error_page(error: &ApiError) -> Response {
-    wide_page(
+    problem_page(
         error.status(),
         "Something went wrong",
-        html! {
-            h1 { "Something went wrong" }
-            p.error role="alert" { (sentence(error.description())) }
-            p { a href="/account" { "Back to your account" } }
-        },
+        &sentence(error.description()),
+        BACK,
     )
 }
 

@@ -164,6 +164,21 @@ fn document(
         .into_response()
 }
 
+/// A page of the full width that says what went wrong (`why`, a sentence) and
+/// leads back (`back`: the address and its words): a form of `/account` or
+/// `/admin` refused, or a request the service could not answer.
+pub fn problem_page(status: StatusCode, title: &str, why: &str, back: (&str, &str)) -> Response {
+    wide_page(
+        status,
+        title,
+        html! {
+            h1 { (title) }
+            p.error role="alert" { (why) }
+            p { a href=(back.0) { (back.1) } }
+        },
+    )
+}
+
 /// An API error description (`invalid username or password`) as a sentence for a
 /// person: capitalised, with a full stop.
 pub fn sentence(description: &str) -> String {

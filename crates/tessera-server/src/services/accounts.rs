@@ -91,6 +91,16 @@ pub struct CutOff {
     pub families: usize,
 }
 
+impl CutOff {
+    /// What it ended, in words, for the audit log's detail.
+    pub fn ended(&self) -> String {
+        format!(
+            "{} session(s) and {} refresh token(s) ended",
+            self.sessions, self.families
+        )
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
     #[error("the username is taken")]

@@ -60,7 +60,8 @@ type DashboardFigures = (std::time::Instant, (Duration, Timestamp), Dashboard);
 
 /// How often each instance samples who is online for the hourly peaks.
 const SAMPLE_ONLINE_EVERY: Duration = Duration::from_secs(60);
-const HOUR_MS: i64 = 3_600_000;
+/// An hour in milliseconds: the dashboard's buckets.
+pub const HOUR_MS: i64 = 3_600_000;
 
 pub struct Administration {
     accounts: Accounts,
@@ -299,10 +300,7 @@ impl Administration {
                 by.event(kind)
                     .user(cut.user.id)
                     .username(cut.user.username.as_str())
-                    .detail(format!(
-                        "{} session(s) and {} refresh token(s) ended",
-                        cut.sessions, cut.families
-                    )),
+                    .detail(cut.ended()),
             )
             .await;
     }
@@ -329,10 +327,7 @@ impl Administration {
             };
             let mut detail = format!("{} -> {}", stored(&before.roles), stored(&after.roles));
             if let Some(cut) = &cut {
-                detail.push_str(&format!(
-                    "; {} session(s) and {} refresh token(s) ended",
-                    cut.sessions, cut.families
-                ));
+                detail.push_str(&format!("; {}", cut.ended()));
             }
             self.audit
                 .record(

@@ -90,10 +90,7 @@ impl ResetLinks {
                     .event(EventKind::ResetLinkUsed)
                     .user(cut.user.id)
                     .username(cut.user.username.as_str())
-                    .detail(format!(
-                        "password set; {} session(s) and {} refresh token(s) ended",
-                        cut.sessions, cut.families
-                    )),
+                    .detail(format!("password set; {}", cut.ended())),
             )
             .await;
         Ok(cut)

@@ -120,6 +120,37 @@ async fn no_secret_reaches_the_log_even_at_trace_level() {
         .await
         .unwrap();
     assert_eq!(logout.status(), 204);
+    // A reset link, opened and used: its secret travels in a URL and a form.
+    let issued = server.cli(&["user", "reset-link", "alice", "--json"], "");
+    let issued: Value = serde_json::from_slice(&issued.stdout).unwrap();
+    let reset_token = issued["url"]
+        .as_str()
+        .unwrap()
+        .split_once("?token=")
+        .unwrap()
+        .1
+        .to_owned();
+    let opened = server
+        .client
+        .get(server.url(&format!("/reset?token={reset_token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 200);
+    let new_password = "the new secret passphrase";
+    let used = server
+        .client
+        .post(server.url("/reset"))
+        .header(reqwest::header::ORIGIN, &server.base)
+        .form(&[
+            ("token", reset_token.as_str()),
+            ("password", new_password),
+            ("confirm", new_password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(used.status(), 200);
     drop(server);
     let written = std::fs::read_to_string(&log).unwrap();
     assert!(written.lines().count() > 10, "expected a chatty trace log");
@@ -136,6 +167,9 @@ async fn no_secret_reaches_the_log_even_at_trace_level() {
         &browser.csrf,
         PASSWORD,
         "a wrong password",
+        &reset_token,
+        &reset_token[4..],
+        new_password,
     ] {
         assert!(!written.contains(needle), "a secret reached the log");
     }

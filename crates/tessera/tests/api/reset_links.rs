@@ -327,3 +327,105 @@ async fn admins_issue_links_and_set_roles_over_the_api_and_in_the_console() {
     let log = String::from_utf8_lossy(&out.stdout);
     assert_eq!(log.matches("user.roles_changed").count(), 4, "{log}");
 }
+
+/// What a signed-in user without the admin role would try: make herself an
+/// admin, or get a reset link for the admin's account (a takeover), or a new
+/// secret for someone's client; over the API with her own valid CSRF token, and
+/// through the console's forms with her own valid form. All refused, nothing
+/// changed, nothing issued.
+#[tokio::test]
+async fn a_user_cannot_promote_herself_or_take_over_another_account() {
+    let server = TestServer::start().await;
+    server.add_user("root", &["admin"]);
+    server.add_user("mallory", &[]);
+    let (root_id, mallory_id) = (server.user_id("root"), server.user_id("mallory"));
+    let service = crate::tokens::add_client(&server, "service", &["--grant", "client_credentials"]);
+    let mallory = server.login("mallory").await;
+
+    let roles = server
+        .unsafe_as(
+            reqwest::Method::PUT,
+            &format!("/admin/v1/users/{mallory_id}/roles"),
+            &mallory,
+        )
+        .json(&json!({ "roles": ["admin"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(roles).await, (403, "forbidden".into()));
+    for path in [
+        format!("/admin/v1/users/{root_id}/reset-link"),
+        format!("/admin/v1/clients/{}/secret", service.id),
+    ] {
+        let refused = server
+            .unsafe_as(reqwest::Method::POST, &path, &mallory)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_of(refused).await, (403, "forbidden".into()), "{path}");
+    }
+
+    let form = |path: String, fields: Vec<(&'static str, &'static str)>| {
+        let mut form = fields;
+        form.push(("csrf_token", mallory.csrf.as_str()));
+        server
+            .client
+            .post(server.url(&path))
+            .header(header::COOKIE, &mallory.cookie)
+            .header(header::ORIGIN, &server.base)
+            .form(&form)
+            .send()
+    };
+    for (path, fields) in [
+        (
+            format!("/admin/users/{mallory_id}/roles"),
+            vec![("role_admin", "on")],
+        ),
+        (format!("/admin/users/{root_id}/reset-link"), vec![]),
+        (format!("/admin/clients/{}/secret", service.id), vec![]),
+        (
+            "/admin/clients".to_owned(),
+            vec![("name", "mine"), ("grant_client_credentials", "on")],
+        ),
+    ] {
+        let response = form(path.clone(), fields).await.unwrap();
+        assert_eq!(response.status(), 403, "{path}");
+        let page = response.text().await.unwrap();
+        assert!(
+            !page.contains("tpr_") && !page.contains("tcs_"),
+            "{path}: {page}"
+        );
+    }
+
+    // Nothing changed: mallory has no role, root no link, the service its secret.
+    let out = server.cli(&["user", "list", "--json"], "");
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mallory_roles = listed["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["user"]["username"] == "mallory")
+        .map(|u| u["user"]["roles"].clone())
+        .unwrap();
+    assert_eq!(mallory_roles, json!([]));
+    assert_eq!(
+        crate::tokens::client_credentials(&server, &service, &[])
+            .await
+            .status(),
+        200
+    );
+    let out = server.cli(&["events", "--json"], "");
+    let log = String::from_utf8_lossy(&out.stdout);
+    for kind in [
+        "reset_link.issued",
+        "user.roles_changed",
+        "client.secret_rotated",
+    ] {
+        assert!(!log.contains(kind), "{kind}: {log}");
+    }
+    assert_eq!(
+        log.matches("client.added").count(),
+        1,
+        "only the operator's: {log}"
+    );
+}

@@ -24,8 +24,8 @@ use crate::http::EdgePolicy;
 use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, Input, check_origin};
-use crate::routes::html::{see_other, sentence, wide_page};
-use crate::services::admin::{Administration, IssuedLink};
+use crate::routes::html::{problem_page, see_other, sentence, wide_page};
+use crate::services::admin::{Administration, HOUR_MS, IssuedLink};
 use crate::services::audit::{Caller, EventQuery};
 use crate::services::presence::DEFAULT_WINDOW;
 use crate::services::sessions::{ActiveSession, SessionService};
@@ -33,7 +33,6 @@ use crate::views::{device_in_words, event_view};
 
 const SIGN_IN: &str = "/login?return_to=%2Fadmin";
 const DAY_HOURS: i64 = 24;
-const HOUR_MS: i64 = 3_600_000;
 
 type Pieces = (
     State<Arc<Administration>>,
@@ -129,27 +128,19 @@ fn caller(session: &ActiveSession, client: &ClientInfo) -> Caller {
     Caller::user(session.user().id, client.address)
 }
 
+/// Where a problem page leads back to.
+const BACK: (&str, &str) = ("/admin", "Back to the console");
+
 fn refused(why: &str) -> Response {
-    wide_page(
-        StatusCode::FORBIDDEN,
-        "Not accepted",
-        html! {
-            h1 { "Not accepted" }
-            p.error role="alert" { (why) }
-            p { a href="/admin" { "Back to the console" } }
-        },
-    )
+    problem_page(StatusCode::FORBIDDEN, "Not accepted", why, BACK)
 }
 
 fn error_page(error: &ApiError) -> Response {
-    wide_page(
+    problem_page(
         error.status(),
         "Something went wrong",
-        html! {
-            h1 { "Something went wrong" }
-            p.error role="alert" { (sentence(error.description())) }
-            p { a href="/admin" { "Back to the console" } }
-        },
+        &sentence(error.description()),
+        BACK,
     )
 }
 
