@@ -126,7 +126,11 @@ impl AccountStore for DisablesDuringLogin {
     async fn import_user(&self, user: UserCredentials) -> Result<(), CreateUserError> {
         self.inner.import_user(user).await
     }
-    async fn set_roles(&self, id: UserId, roles: &Roles) -> Result<Option<User>, StoreError> {
+    async fn set_roles(
+        &self,
+        id: UserId,
+        roles: &Roles,
+    ) -> Result<Option<(Roles, User)>, StoreError> {
         self.inner.set_roles(id, roles).await
     }
     async fn save_reset_link(&self, link: ResetLink) -> Result<bool, StoreError> {

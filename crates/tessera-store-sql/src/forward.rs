@@ -122,7 +122,7 @@ macro_rules! __sql_store_forward {
     ($head:tt [consents $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [consents(user: __ty::UserId) -> Result<Vec<__ty::Consent>, __ty::StoreError> = consents(user)] $($own)* } };
     ($head:tt [set_roles $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
-        [set_roles(id: __ty::UserId, roles: &__ty::Roles) -> Result<Option<__ty::User>, __ty::StoreError> = set_roles(id, roles)] $($own)* } };
+        [set_roles(id: __ty::UserId, roles: &__ty::Roles) -> Result<Option<(__ty::Roles, __ty::User)>, __ty::StoreError> = set_roles(id, roles)] $($own)* } };
     ($head:tt [save_reset_link $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [save_reset_link(link: __ty::ResetLink) -> Result<bool, __ty::StoreError> = save_reset_link(link)] $($own)* } };
     ($head:tt [reset_link_user $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done

@@ -67,6 +67,10 @@ where
     /// that a concurrent disabling waits for the insert to commit (and then ends what
     /// it created) or the insert sees the committed `disabled`.
     const LOCK_USER: &'static str;
+    /// A user's roles (`$1`: the id), read to be changed in the same transaction:
+    /// plain on SQLite (`begin_write` holds the write lock already), `FOR UPDATE`
+    /// on PostgreSQL.
+    const ROLES_FOR_UPDATE: &'static str;
 
     /// This database's dialect-dependent statements, built once from the consts
     /// above (each implementation keeps its own `static`).
@@ -224,23 +228,36 @@ where
             .map_err(store_error)
     }
 
-    async fn set_roles<'c>(
-        db: impl Executor<'c, Database = Self>,
+    async fn set_roles(
+        pool: &Pool<Self>,
         id: UserId,
         roles: &Roles,
-    ) -> Result<Option<User>, StoreError> {
-        sqlx::query(
+    ) -> Result<Option<(Roles, User)>, StoreError> {
+        // The roles before and the change in one transaction: a concurrent change
+        // cannot slip between them, so a role taken away is always seen as such.
+        let mut tx = Self::begin_write(pool).await?;
+        let Some(before) = sqlx::query(Self::ROLES_FOR_UPDATE)
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?
+        else {
+            return Ok(None);
+        };
+        let before =
+            Roles::from_stored(&before.text("roles")?).map_err(|_| StoreError::corrupt("roles"))?;
+        let after = sqlx::query(
             "UPDATE users SET roles = $2 WHERE id = $1 \
              RETURNING id, username, roles, disabled, created_at",
         )
         .bind(id.to_string())
         .bind(roles.to_stored())
-        .fetch_optional(db)
+        .fetch_one(&mut *tx)
         .await
-        .map_err(store_error)?
-        .as_ref()
-        .map(rows::user)
-        .transpose()
+        .map_err(store_error)?;
+        let after = rows::user(&after)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(Some((before, after)))
     }
 
     async fn save_reset_link<'c>(
@@ -1408,6 +1425,7 @@ impl Sql for sqlx::Sqlite {
     const BYTE_ORDER: &'static str = "";
     const POSITION: &'static str = "instr";
     const LOCK_USER: &'static str = "";
+    const ROLES_FOR_UPDATE: &'static str = "SELECT roles FROM users WHERE id = $1";
 
     fn statements() -> &'static Statements {
         static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| {
@@ -1435,6 +1453,7 @@ impl Sql for sqlx::Postgres {
     const BYTE_ORDER: &'static str = " COLLATE \"C\"";
     const POSITION: &'static str = "strpos";
     const LOCK_USER: &'static str = " FOR SHARE";
+    const ROLES_FOR_UPDATE: &'static str = "SELECT roles FROM users WHERE id = $1 FOR UPDATE";
 
     fn statements() -> &'static Statements {
         static STATEMENTS: LazyLock<Statements> = LazyLock::new(|| {

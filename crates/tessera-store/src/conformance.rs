@@ -2070,15 +2070,16 @@ async fn consents<S: AccountStore>(store: &S) {
 async fn roles<S: AccountStore>(store: &S) {
     let user = add_user(store, "promoted").await;
     let admin = Roles::new(vec![Role::Admin]);
-    let changed = store.set_roles(user.id, &admin).await.unwrap().unwrap();
+    let (before, changed) = store.set_roles(user.id, &admin).await.unwrap().unwrap();
+    assert_eq!(before, Roles::default());
     assert_eq!((changed.id, &changed.roles), (user.id, &admin));
     assert_eq!(store.user(user.id).await.unwrap().unwrap().roles, admin);
-    let none = store
+    let (before, none) = store
         .set_roles(user.id, &Roles::default())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(none.roles, Roles::default());
+    assert_eq!((before, none.roles), (admin.clone(), Roles::default()));
     assert_eq!(
         store.set_roles(UserId::generate(), &admin).await.unwrap(),
         None

@@ -193,10 +193,15 @@ store_trait! {
         async fn withdraw_consent(&self, user: UserId, client: &ClientId) -> Result<bool, StoreError>;
         /// Every consent of `user`, oldest first.
         async fn consents(&self, user: UserId) -> Result<Vec<Consent>, StoreError>;
-        /// Gives the user exactly `roles`; the user as now stored, `None` if there is
-        /// no such user. Sessions and tokens already issued keep the roles they were
-        /// issued with: taking one away is followed by a kick (the caller's job).
-        async fn set_roles(&self, id: UserId, roles: &Roles) -> Result<Option<User>, StoreError>;
+        /// Gives the user exactly `roles`: the roles they had, read in the same
+        /// transaction, and the user as now stored; `None` if there is no such user.
+        /// Sessions and tokens already issued keep the roles they were issued with:
+        /// taking one away is followed by a kick (the caller's job).
+        async fn set_roles(
+            &self,
+            id: UserId,
+            roles: &Roles,
+        ) -> Result<Option<(Roles, User)>, StoreError>;
         /// Keeps a password-reset link, replacing the user's earlier one (one link
         /// per user works); `false` if there is no such user.
         async fn save_reset_link(&self, link: ResetLink) -> Result<bool, StoreError>;

@@ -284,7 +284,7 @@ impl Accounts {
         ))
     }
 
-    /// Gives the user exactly `roles`; the user before and after. A role taken
+    /// Gives the user exactly `roles`; the roles they had, and the user now. A role taken
     /// away is taken from what the user holds too: sessions and tokens carry the
     /// roles they were issued with, so the user is cut off as by a kick.
     pub async fn set_roles(
@@ -292,14 +292,11 @@ impl Accounts {
         id: UserId,
         roles: Roles,
         tokens_live_for: Duration,
-    ) -> Result<Option<(User, User, Option<CutOff>)>, StoreError> {
-        let Some(before) = self.store.user(id).await? else {
+    ) -> Result<Option<(Roles, User, Option<CutOff>)>, StoreError> {
+        let Some((before, after)) = self.store.set_roles(id, &roles).await? else {
             return Ok(None);
         };
-        let Some(after) = self.store.set_roles(id, &roles).await? else {
-            return Ok(None);
-        };
-        let lost_one = before.roles.iter().any(|role| !after.roles.contains(role));
+        let lost_one = before.iter().any(|role| !after.roles.contains(role));
         let cut = if lost_one {
             Some(
                 self.cut_off(after.clone(), EndReason::Kicked, tokens_live_for)

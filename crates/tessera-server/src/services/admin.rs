@@ -320,12 +320,12 @@ impl Administration {
             .set_roles(id, roles, live_for)
             .await?
             .ok_or(AdminError::NoSuchUser)?;
-        if before.roles != after.roles {
+        if before != after.roles {
             let stored = |roles: &Roles| match roles.to_stored() {
                 none if none.is_empty() => "none".to_owned(),
                 some => some,
             };
-            let mut detail = format!("{} -> {}", stored(&before.roles), stored(&after.roles));
+            let mut detail = format!("{} -> {}", stored(&before), stored(&after.roles));
             if let Some(cut) = &cut {
                 detail.push_str(&format!("; {}", cut.ended()));
             }
