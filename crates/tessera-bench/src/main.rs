@@ -129,6 +129,14 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// An exchange's two signatures (ES256 ID token, EdDSA access token) per second
+    /// with aws-lc-rs: with hello world's rate, the ES256 exchange's ceiling.
+    TokenPairSignRate {
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
     /// Writes SESSIONS presence sightings, then times "who was online in the last
     /// five minutes" on that store.
     Presence {
@@ -217,6 +225,14 @@ fn main() -> anyhow::Result<()> {
             println!(
                 "{}",
                 serde_json::json!({ "threads": threads, "signatures_per_second": rate.round() })
+            );
+            Ok(())
+        }
+        Command::TokenPairSignRate { threads, seconds } => {
+            let rate = code_flow::token_pair_sign_rate(threads, seconds)?;
+            println!(
+                "{}",
+                serde_json::json!({ "threads": threads, "pairs_per_second": rate.round() })
             );
             Ok(())
         }

@@ -23,6 +23,9 @@ use tessera_server::{Core, LogFormat, Overrides};
 
 use crate::args::{StoreArgs, load_config};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "tessera", version, about = "tessera, an identity service")]
 struct Cli {
