@@ -5,6 +5,7 @@
 //! Nothing in this crate performs I/O; secrets never appear in `Debug` output.
 
 mod client;
+mod listen;
 mod password;
 mod pkce;
 mod profile;
@@ -18,6 +19,7 @@ pub use client::{
     Audience, AudienceError, ClientId, ClientName, ClientNameError, GrantType, MAX_ACCESS_TTL,
     MIN_ACCESS_TTL, ScopeError, Scopes, TokenFormat,
 };
+pub use listen::{MANAGEMENT_PORT_OFFSET, default_management_address};
 pub use password::{Password, PasswordError};
 pub use pkce::{CodeChallenge, PkceError, S256 as PKCE_S256};
 pub use profile::{DisplayName, Email, ProfileError};

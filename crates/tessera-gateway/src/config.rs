@@ -140,6 +140,9 @@ impl fmt::Debug for ClientSecret {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served for operators; by
+    /// default `listen` with its port + 10 (7491 for 7481).
+    pub management_listen: SocketAddr,
     /// The URL browsers reach the gateway at, without a trailing `/`; `None`:
     /// `http://` + the address it listens on.
     pub public_url: Option<String>,
@@ -159,6 +162,7 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: SocketAddr,
+    management_listen: Option<SocketAddr>,
     public_url: Option<String>,
     tessera_url: String,
     client_id: String,
@@ -240,6 +244,25 @@ impl Config {
                 format!("{session_cookie:?} is not a cookie name"),
             ));
         }
+        let management_listen = match file.management_listen {
+            Some(address) => address,
+            None => tessera_core::default_management_address(file.listen).ok_or_else(|| {
+                invalid(
+                    "management_listen",
+                    format!(
+                        "the default, the listen port {} + {}, is past 65535: set it",
+                        file.listen.port(),
+                        tessera_core::MANAGEMENT_PORT_OFFSET
+                    ),
+                )
+            })?,
+        };
+        if management_listen == file.listen && management_listen.port() != 0 {
+            return Err(invalid(
+                "management_listen",
+                "is the listen address too; the metrics must not be on the public port",
+            ));
+        }
         let connect_timeout = positive(
             "connect_timeout",
             file.connect_timeout.map_or(DEFAULT_CONNECT_TIMEOUT, |d| *d),
@@ -312,6 +335,7 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             listen: file.listen,
+            management_listen,
             public_url,
             tessera_url,
             client_id: file.client_id,
@@ -413,6 +437,26 @@ mod tests {
         assert_eq!(config.routes[1].audience, None);
         assert_eq!(config.routes[1].upstream.base_path, "/static");
         assert_eq!(config.client_secret.expose(), "tcs_file");
+        assert_eq!(
+            config.management_listen,
+            "127.0.0.1:7491".parse::<SocketAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn the_management_listener_is_never_the_public_port() {
+        let error = error_of(&GOOD.replace(
+            "listen = ",
+            "management_listen = \"127.0.0.1:7481\"\nlisten = ",
+        ));
+        assert!(error.contains("management_listen"), "{error}");
+        let error = error_of(&GOOD.replace("127.0.0.1:7481", "127.0.0.1:65530"));
+        assert!(error.contains("management_listen"), "{error}");
+        let moved = GOOD.replace("listen = ", "management_listen = \"[::1]:9999\"\nlisten = ");
+        assert_eq!(
+            Config::parse(&moved, None).unwrap().management_listen,
+            "[::1]:9999".parse::<SocketAddr>().unwrap()
+        );
     }
 
     #[test]

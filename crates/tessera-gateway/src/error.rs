@@ -19,4 +19,6 @@ pub enum StartError {
     Http(String),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("cannot set up the metrics: {0}")]
+    Metrics(String),
 }

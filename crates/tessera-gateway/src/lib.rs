@@ -53,6 +53,7 @@
 pub mod config;
 mod error;
 pub mod headers;
+mod management;
 pub mod paths;
 mod proxy;
 pub mod sessions;
@@ -84,34 +85,68 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct Listening {
     pub address: SocketAddr,
+    /// The management listener (metrics, health).
+    pub management: SocketAddr,
     pub public_url: String,
 }
 
-/// Binds, connects to tessera (waiting up to 30 s for it), calls `on_listening` (for the banner), then serves
-/// until SIGINT or SIGTERM, giving requests in flight up to 10 s to finish.
+async fn bind(address: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let bind_error = |source| StartError::Bind { address, source };
+    let listener = TcpListener::bind(address).await.map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, bound))
+}
+
+/// Binds both listeners, connects to tessera (waiting up to 30 s for it), calls
+/// `on_listening` (for the banner), then serves until SIGINT or SIGTERM, giving
+/// requests in flight up to 10 s to finish. Installs the process's metrics
+/// recorder: call it once per process.
 pub async fn run(config: Config, on_listening: impl FnOnce(&Listening)) -> Result<(), StartError> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            address: config.listen,
-            source,
-        })?;
-    let address = listener.local_addr().map_err(|source| StartError::Bind {
-        address: config.listen,
-        source,
-    })?;
+    let metrics = management::install_metrics()?;
+    let (listener, address) = bind(config.listen).await?;
+    let (management_listener, management) = bind(config.management_listen).await?;
     let public_url = config
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{address}"));
-    let shutdown = shutdown_signal();
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let signal = shutdown_signal();
+    tokio::spawn(async move {
+        signal.await;
+        let _ = stop.send(true);
+    });
+    let stopped = move || {
+        let mut stopping = stopping.clone();
+        async move {
+            let _ = stopping.wait_for(|stopping| *stopping).await;
+        }
+    };
     let gateway = Arc::new(connect(config, public_url.clone()).await?);
     on_listening(&Listening {
         address,
+        management,
         public_url,
     });
-    tracing::info!(%address, "gateway listening");
-    serve(listener, gateway, shutdown).await;
+    tracing::info!(%address, %management, "gateway listening");
+    let proxy = gateway.clone();
+    tokio::join!(
+        serve(
+            listener,
+            move |request, peer| {
+                let gateway = proxy.clone();
+                async move { gateway.handle(request, peer).await }
+            },
+            stopped(),
+        ),
+        serve(
+            management_listener,
+            move |request, _| {
+                let answer = management::answer(&gateway, &metrics, &request);
+                async move { answer }
+            },
+            stopped(),
+        ),
+    );
     tracing::info!("gateway stopped");
     Ok(())
 }
@@ -141,11 +176,12 @@ async fn connect(config: Config, public_url: String) -> Result<Gateway, StartErr
 
 /// The accept loop: HTTP/1.1 and HTTP/2 (prior knowledge) on each connection,
 /// with upgrades, a bound on the time to read a request head, and a graceful stop.
-pub async fn serve(
-    listener: TcpListener,
-    gateway: Arc<Gateway>,
-    shutdown: impl Future<Output = ()>,
-) {
+/// `handle` answers each request (the proxy's, or the management listener's).
+pub async fn serve<H, A>(listener: TcpListener, handle: H, shutdown: impl Future<Output = ()>)
+where
+    H: Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> A + Clone + Send + Sync + 'static,
+    A: Future<Output = hyper::Response<Body>> + Send + 'static,
+{
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -168,10 +204,10 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let gateway = gateway.clone();
+        let handle = handle.clone();
         let service = hyper::service::service_fn(move |request| {
-            let gateway = gateway.clone();
-            async move { Ok::<_, Infallible>(gateway.handle(request, peer).await) }
+            let answer = handle(request, peer);
+            async move { Ok::<_, Infallible>(answer.await) }
         });
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)

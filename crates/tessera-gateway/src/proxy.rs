@@ -148,10 +148,30 @@ impl Gateway {
     /// Answers one request from `peer`. Every answer carries the request's
     /// `X-Request-Id`, the gateway's own errors too.
     pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let started = std::time::Instant::now();
         let request_id = headers::request_id(request.headers());
-        let mut response = self.forward(request, peer, &request_id).await;
+        let method = request.method().clone();
+        let compiled = self.route_for(request.uri().path());
+        let mut response = self.forward(compiled, request, peer, &request_id).await;
         response.headers_mut().insert(X_REQUEST_ID, request_id);
+        // The route's prefix as configured: a handful of values, never the path.
+        let route = compiled.map_or("unmatched", |c| c.route.prefix.as_str());
+        metrics::counter!(
+            "tessera_gateway_requests_total",
+            "route" => route.to_owned(),
+            "method" => method.as_str().to_owned(),
+            "status" => response.status().as_str().to_owned()
+        )
+        .increment(1);
+        metrics::histogram!("tessera_gateway_request_duration_seconds", "route" => route.to_owned())
+            .record(started.elapsed().as_secs_f64());
         response
+    }
+
+    /// The revocation feed's state (see [`Sessions::feed`]); a gateway without
+    /// session routes follows no feed and is always fresh.
+    pub fn feed(&self) -> (Option<Duration>, bool) {
+        self.sessions.as_ref().map_or((None, true), Sessions::feed)
     }
 
     fn route_for(&self, path: &str) -> Option<&CompiledRoute> {
@@ -162,11 +182,12 @@ impl Gateway {
 
     async fn forward(
         &self,
+        compiled: Option<&CompiledRoute>,
         mut request: Request<Incoming>,
         peer: SocketAddr,
         request_id: &HeaderValue,
     ) -> Response<Body> {
-        let Some(compiled) = self.route_for(request.uri().path()) else {
+        let Some(compiled) = compiled else {
             return error(StatusCode::NOT_FOUND, "not_found", "no route for this path");
         };
         let route = &compiled.route;
@@ -247,7 +268,14 @@ impl Gateway {
         parts.version = Version::HTTP_11;
 
         let sent = self.client.request(Request::from_parts(parts, body));
-        let mut response = match tokio::time::timeout(self.upstream_timeout, sent).await {
+        let asked = std::time::Instant::now();
+        let answered = tokio::time::timeout(self.upstream_timeout, sent).await;
+        metrics::histogram!(
+            "tessera_gateway_upstream_duration_seconds",
+            "route" => route.prefix.clone()
+        )
+        .record(asked.elapsed().as_secs_f64());
+        let mut response = match answered {
             Err(_) => {
                 tracing::warn!(upstream = %route.upstream, "the upstream did not answer in time");
                 return error(

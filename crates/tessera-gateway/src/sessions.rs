@@ -139,6 +139,15 @@ impl Sessions {
 
     /// A JWT for `profile` on behalf of the session whose secret is `cookie`.
     /// Concurrent requests for the same key wait for one exchange.
+    /// The revocation feed's state, for readiness and metrics: how long since it
+    /// spoke, and whether that is within the staleness bound.
+    pub fn feed(&self) -> (Option<Duration>, bool) {
+        (
+            self.verifier.feed_silence(),
+            self.verifier.feed_is_fresh().unwrap_or(true),
+        )
+    }
+
     pub async fn token_for(&self, cookie: &str, profile: usize) -> Result<Outcome, Unavailable> {
         // Not even shaped like a session secret: no need to ask tessera.
         if tessera_core::SessionSecret::parse(cookie).is_none() {
@@ -159,7 +168,11 @@ impl Sessions {
                 }) => {
                     if renew_at > Instant::now() {
                         match self.verifier.recheck(&claims) {
-                            Ok(_) => return Ok(Outcome::Token(jwt)),
+                            Ok(_) => {
+                                metrics::counter!("tessera_gateway_token_cache_total", "result" => "hit")
+                                    .increment(1);
+                                return Ok(Outcome::Token(jwt));
+                            }
                             Err(error) => {
                                 tracing::debug!(%error, "a cached token is refused; exchanging again");
                             }
@@ -178,6 +191,8 @@ impl Sessions {
                     });
                 }
                 Err(guard) => {
+                    metrics::counter!("tessera_gateway_token_cache_total", "result" => "miss")
+                        .increment(1);
                     let now = Instant::now();
                     let profile_spec = self.profiles.get(profile).ok_or(Unavailable)?;
                     return Ok(match self.fresh(cookie, profile_spec).await? {
@@ -256,6 +271,24 @@ impl Sessions {
     }
 
     async fn exchange(&self, cookie: &str, profile: &Profile) -> Result<Exchanged, Unavailable> {
+        let started = Instant::now();
+        let exchanged = self.exchange_once(cookie, profile).await;
+        let outcome = match &exchanged {
+            Ok(Exchanged::Token { .. }) => "token",
+            Ok(Exchanged::NoSession) => "no_session",
+            Err(Unavailable) => "failed",
+        };
+        metrics::counter!("tessera_gateway_exchanges_total", "outcome" => outcome).increment(1);
+        metrics::histogram!("tessera_gateway_exchange_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        exchanged
+    }
+
+    async fn exchange_once(
+        &self,
+        cookie: &str,
+        profile: &Profile,
+    ) -> Result<Exchanged, Unavailable> {
         let response = self
             .http
             .post(&self.token_endpoint)

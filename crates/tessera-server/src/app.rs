@@ -166,11 +166,23 @@ fn install_metrics() -> anyhow::Result<PrometheusHandle> {
         .context("cannot install the metrics recorder")
 }
 
-/// Runs the server until SIGINT or SIGTERM. `on_listening` receives the bound address
-/// and the public URL once the socket is open.
+/// Where a started server listens, for the banner.
+#[derive(Debug, Clone)]
+pub struct Listening {
+    /// The public port's bound address.
+    pub address: SocketAddr,
+    /// The management listener's bound address (metrics, health).
+    pub management: SocketAddr,
+    pub public_url: String,
+    /// No account exists yet (the banner says how to create the first admin).
+    pub no_users: bool,
+}
+
+/// Runs the server until SIGINT or SIGTERM. `on_listening` is called once both
+/// sockets are open and the store is ready.
 pub async fn serve(
     mut config: Config,
-    on_listening: impl FnOnce(SocketAddr, &str, bool),
+    on_listening: impl FnOnce(&Listening),
 ) -> anyhow::Result<()> {
     let metrics = install_metrics()?;
     // Before opening anything: a refused start must not leave a plain key behind.
@@ -186,10 +198,21 @@ pub async fn serve(
             config.issuer()
         );
     }
+    // Both ports before the store: a taken port must not leave a new database behind.
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
+    let management_address = config.management_listen()?;
+    let management_listener = TcpListener::bind(management_address)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {management_address} for metrics and health checks \
+                 (management_listen, --management-listen)"
+            )
+        })?;
+    let management = management_listener.local_addr()?;
     // With `--listen …:0` the port is known only now; the services that write the
     // public URL into what they answer (reset links) get this one.
     let public_url = match &config.public_url {
@@ -406,11 +429,25 @@ pub async fn serve(
     });
     spawn_housekeeping(state.clone(), metrics);
 
-    let app = router(state, &config.limits);
-    let shutdown = shutdown_signal();
-    on_listening(address, &public_url, no_users);
-    tracing::info!(%address, %public_url, "listening");
-    http::serve(listener, app, &config.limits, shutdown).await;
+    let app = router(state.clone(), &config.limits);
+    let operators = management_router(state);
+    let stopping = Stopping::on_signal();
+    on_listening(&Listening {
+        address,
+        management,
+        public_url: public_url.clone(),
+        no_users,
+    });
+    tracing::info!(%address, %management, %public_url, "listening");
+    tokio::join!(
+        http::serve(listener, app, &config.limits, stopping.wait()),
+        http::serve(
+            management_listener,
+            operators,
+            &config.limits,
+            stopping.wait()
+        ),
+    );
     // Write the session activity not yet recorded before the store closes.
     let _ = stop_upkeep.send(());
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), upkeep).await;
@@ -470,6 +507,32 @@ fn session_token_client(config: &Config) -> anyhow::Result<tessera_store::Client
     })
 }
 
+/// The process is stopping: told once on SIGINT or SIGTERM, heard by every
+/// listener.
+#[derive(Clone)]
+struct Stopping(tokio::sync::watch::Receiver<bool>);
+
+impl Stopping {
+    fn on_signal() -> Self {
+        let (tell, hear) = tokio::sync::watch::channel(false);
+        let signal = shutdown_signal();
+        tokio::spawn(async move {
+            signal.await;
+            let _ = tell.send(true);
+        });
+        Self(hear)
+    }
+
+    /// Resolves once the process is stopping.
+    fn wait(&self) -> impl std::future::Future<Output = ()> + use<> {
+        let mut hear = self.0.clone();
+        async move {
+            // An error means the sender is gone, which only happens once it sent.
+            let _ = hear.wait_for(|stopping| *stopping).await;
+        }
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called,
 /// not when the future is first polled, so a signal arriving right after the
 /// banner is printed is not lost to the default action (exit without cleanup).
@@ -524,12 +587,27 @@ fn public_cors() -> tower_http::cors::CorsLayer {
         .max_age(std::time::Duration::from_secs(600))
 }
 
-pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
-    let cors = token_cors(&state.services().edge.token_cors_origins);
+/// What operators' monitoring reads, on its own listener: the metrics, which say
+/// more about the service than the public should learn (who signs in how often,
+/// what fails), and the two health checks.
+pub fn management_router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .with_state(state)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+}
+
+pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
+    let cors = token_cors(&state.services().edge.token_cors_origins);
+    Router::new()
+        // For load balancers; the metrics are only on the management listener.
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route("/v1/users", post(users::register))
         .route("/v1/login", post(login::login))
         .route("/login", get(login_page::show).post(login_page::submit))

@@ -17,6 +17,10 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Address and port to listen on.
     pub listen: SocketAddr,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served for operators (the
+    /// public port keeps the two health checks for load balancers, not the
+    /// metrics). Default: `listen` with its port + 10 (7490 for 7480).
+    pub management_listen: Option<SocketAddr>,
     /// Folder holding the embedded store (`tessera.sqlite3`), unless `database`
     /// names another.
     pub data_dir: PathBuf,
@@ -284,6 +288,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7480)),
+            management_listen: None,
             data_dir: PathBuf::from("./tessera-data"),
             database: None,
             redis: None,
@@ -377,6 +382,8 @@ pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub management_listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<StoreUrl>,
@@ -392,6 +399,7 @@ pub struct Overrides {
 /// as `TESSERA_CONFIG` or `TESSERA_LOG`) belong to the command line.
 const ENV_KEYS: &[&str] = &[
     "listen",
+    "management_listen",
     "data_dir",
     "database",
     "redis",
@@ -553,7 +561,30 @@ impl Config {
         }
         crate::http::return_to::ReturnTo::new(&self.public_url(), &self.return_to_origins)
             .map_err(ConfigError::Invalid)?;
+        let management = self.management_listen()?;
+        if management == self.listen && management.port() != 0 {
+            return Err(ConfigError::Invalid(format!(
+                "management_listen: {management} is the listen address too; the metrics \
+                 must not be on the public port"
+            )));
+        }
         Ok(())
+    }
+
+    /// The management listener's address: `management_listen`, or `listen` with
+    /// its port + 10.
+    pub fn management_listen(&self) -> Result<SocketAddr, ConfigError> {
+        match self.management_listen {
+            Some(address) => Ok(address),
+            None => tessera_core::default_management_address(self.listen).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "management_listen: the default, the listen port {} + {}, is past 65535; \
+                     set management_listen (--management-listen)",
+                    self.listen.port(),
+                    tessera_core::MANAGEMENT_PORT_OFFSET
+                ))
+            }),
+        }
     }
 
     pub fn public_url(&self) -> String {

@@ -15,7 +15,7 @@ mod state;
 pub mod stores;
 pub mod views;
 
-pub use crate::app::{Core, serve};
+pub use crate::app::{Core, Listening, serve};
 pub use crate::config::{Config, LogFormat, MASTER_KEY_VAR, Overrides};
 
 /// Sets up `tracing` output on stderr: human-readable or JSON lines. The filter comes

@@ -585,6 +585,12 @@ impl RemoteVerifier {
         self.0.feed.as_ref().and_then(FeedHealth::silence)
     }
 
+    /// Whether the revocation feed spoke within the staleness bound (`None`: not
+    /// followed).
+    pub fn feed_is_fresh(&self) -> Option<bool> {
+        self.0.feed.as_ref().map(FeedHealth::is_fresh)
+    }
+
     /// The sequence of the last revocation applied.
     pub fn revocation_position(&self) -> u64 {
         self.0.verifier.update_revocations(|set| set.position())

@@ -52,6 +52,11 @@ pub async fn gateway_command(
             listening.address
         );
         let _ = writeln!(out, "  public URL  {}", listening.public_url);
+        let _ = writeln!(
+            out,
+            "  management  http://{} (/metrics, /healthz, /readyz)",
+            listening.management
+        );
         let _ = writeln!(out, "  tessera     {tessera_url}");
         for route in &routes {
             let _ = writeln!(out, "  route       {route}");

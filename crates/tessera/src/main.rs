@@ -23,9 +23,6 @@ use tessera_server::{Core, LogFormat, Overrides};
 
 use crate::args::{StoreArgs, load_config};
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(name = "tessera", version, about = "tessera, an identity service")]
 struct Cli {
@@ -79,6 +76,10 @@ struct ServeArgs {
     /// Address and port to listen on [default: 127.0.0.1:7480]
     #[arg(long, env = "TESSERA_LISTEN")]
     listen: Option<SocketAddr>,
+    /// Address and port of the management listener: /metrics, /healthz, /readyz
+    /// [default: the listen address with its port + 10, so 127.0.0.1:7490]
+    #[arg(long, env = "TESSERA_MANAGEMENT_LISTEN")]
+    management_listen: Option<SocketAddr>,
     /// The URL users reach tessera at [default: http:// + the listen address]
     #[arg(long, env = "TESSERA_PUBLIC_URL")]
     public_url: Option<String>,
@@ -245,14 +246,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 args.store,
                 Overrides {
                     listen: args.listen,
+                    management_listen: args.management_listen,
                     public_url: args.public_url,
                     ..overrides
                 },
             )?;
             tessera_server::init_logging(config.log_format);
             let data_dir = config.data_dir.clone();
-            tessera_server::serve(config, |address, public_url, no_users| {
-                print_banner(address, public_url, &data_dir, no_users);
+            tessera_server::serve(config, |listening| {
+                print_banner(listening, &data_dir);
             })
             .await
         }
@@ -271,7 +273,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     done.map(|()| ExitCode::SUCCESS)
 }
 
-fn print_banner(address: SocketAddr, public_url: &str, data_dir: &std::path::Path, no_users: bool) {
+fn print_banner(listening: &tessera_server::Listening, data_dir: &std::path::Path) {
+    let tessera_server::Listening {
+        address,
+        management,
+        public_url,
+        no_users,
+    } = listening;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
@@ -279,13 +287,17 @@ fn print_banner(address: SocketAddr, public_url: &str, data_dir: &std::path::Pat
         env!("CARGO_PKG_VERSION")
     );
     let _ = writeln!(out, "  public URL  {public_url}");
+    let _ = writeln!(
+        out,
+        "  management  http://{management} (/metrics, /healthz, /readyz)"
+    );
     let _ = writeln!(out, "  JWKS        {public_url}/.well-known/jwks.json");
     let _ = writeln!(
         out,
         "  metadata    {public_url}/.well-known/oauth-authorization-server"
     );
     let _ = writeln!(out, "  data dir    {}", data_dir.display());
-    if no_users {
+    if *no_users {
         let _ = writeln!(out, "  no accounts yet; create the first admin with:");
         let _ = writeln!(
             out,

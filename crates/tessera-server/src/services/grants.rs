@@ -305,8 +305,7 @@ impl Grants {
         } else {
             None
         };
-        metrics::counter!("tessera_tokens_issued_total", "grant" => "authorization_code")
-            .increment(1);
+        metrics::counter!("tessera_code_exchanges_total").increment(1);
         Ok(Granted {
             id_token,
             ..Granted::new(issued, scopes, refresh_token)

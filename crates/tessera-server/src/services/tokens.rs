@@ -243,7 +243,7 @@ impl SessionTokens {
                 jti: None,
             })
             .await?;
-        metrics::counter!("tessera_tokens_issued_total", "grant" => "session_cookie").increment(1);
+        metrics::counter!("tessera_session_tokens_total").increment(1);
         Ok(issued)
     }
 

@@ -206,6 +206,7 @@ async fn a_browser_sent_to_sign_in_by_the_gateway_comes_back_to_its_page() {
     let config = format!(
         r#"
 listen = "127.0.0.1:{gateway_port}"
+management_listen = "127.0.0.1:0"
 tessera_url = "{issuer}"
 client_id = "{id}"
 login_url = "{issuer}/login"

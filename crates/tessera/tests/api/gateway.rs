@@ -131,6 +131,8 @@ async fn start_upstream() -> (String, Seen) {
 pub(crate) struct GatewayProcess {
     child: Child,
     pub(crate) base: String,
+    /// The management listener's URL (metrics, health).
+    pub(crate) management: String,
     _dir: tempfile::TempDir,
 }
 
@@ -149,20 +151,37 @@ impl GatewayProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
+        let mut banner = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = banner.next().unwrap().unwrap();
         let base = first
             .trim()
             .strip_prefix("tessera gateway listening on ")
             .unwrap_or_else(|| panic!("unexpected banner {first:?}"))
             .to_owned();
+        let management = banner
+            .take(3)
+            .map(Result::unwrap)
+            .find_map(|line| {
+                let url = line.trim().strip_prefix("management")?;
+                Some(url.split_whitespace().next()?.to_owned())
+            })
+            .unwrap_or_else(|| panic!("the gateway's banner has no management line"));
         Self {
             child,
             base,
+            management,
             _dir: dir,
         }
+    }
+
+    /// The gateway's metrics, from its management listener.
+    pub(crate) async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.management))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     fn url(&self, path: &str) -> String {
@@ -731,6 +750,62 @@ async fn gateway_exchanges_once_for_many_requests_of_a_session() {
     assert_eq!(f.echo_as("/api/x", &second).await.status(), 200);
     let tokens: HashSet<String> = f.seen.tokens().into_iter().collect();
     assert_eq!(tokens.len(), 3, "the optional route asks for no scopes");
+
+    // The gateway's own metrics say the same, on its management listener.
+    let metrics = f.gateway.metrics().await;
+    for expected in [
+        r#"tessera_gateway_requests_total{route="/api",method="GET",status="200"} 51"#,
+        r#"tessera_gateway_exchanges_total{outcome="token"} 3"#,
+        r#"tessera_gateway_token_cache_total{result="miss"} 3"#,
+        "tessera_gateway_upstream_duration_seconds_bucket{route=\"/api\"",
+        "tessera_gateway_exchange_duration_seconds_count 3",
+        "tessera_gateway_feed_silence_seconds ",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected} in\n{metrics}"
+        );
+    }
+    let hits: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"tessera_gateway_token_cache_total{result="hit"} "#))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default();
+    assert!(hits >= 40.0, "cache hits {hits}\n{metrics}");
+}
+
+/// The gateway's management listener answers health and metrics, and nothing
+/// of the proxy; the public port's paths all belong to the routes (a gateway
+/// cannot take `/healthz` from an upstream that has one), so the gateway's own
+/// health is on the management listener only.
+#[tokio::test]
+async fn gateway_management_listener_serves_health_and_metrics_only() {
+    let f = fixture().await;
+    let http = reqwest::Client::new();
+    for (path, status) in [
+        ("/healthz", 200),
+        ("/readyz", 200),
+        ("/metrics", 200),
+        ("/api/x", 404),
+        ("/public/x", 404),
+    ] {
+        let answer = http
+            .get(format!("{}{path}", f.gateway.management))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), status, "{path} on the management listener");
+    }
+    let posted = http
+        .post(format!("{}/metrics", f.gateway.management))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 405);
+    // The public port has no /metrics of its own: no route, 404.
+    let public = f.get("/metrics").send().await.unwrap();
+    assert_eq!(public.status(), 404);
+    assert!(!public.text().await.unwrap().contains("tessera_gateway_"));
 }
 
 #[tokio::test]

@@ -26,6 +26,8 @@ const TEST_ENV: &[(&str, &str)] = &[
 pub struct TestServer {
     child: Option<Child>,
     pub base: String,
+    /// The management listener's URL (metrics, health).
+    pub management: String,
     data_dir: tempfile::TempDir,
     env: Vec<(String, String)>,
     log: Option<PathBuf>,
@@ -39,6 +41,29 @@ pub struct Browser {
     pub csrf: String,
     pub session_id: String,
     pub login: Value,
+}
+
+/// The public and the management URL from a `tessera serve` banner: its first line
+/// ends "listening on URL", a later one is "  management  URL (…)".
+pub fn read_banner(stdout: std::process::ChildStdout) -> (String, String) {
+    let mut lines = BufReader::new(stdout).lines();
+    let mut line = || lines.next().and_then(Result::ok).unwrap_or_default();
+    let first = line();
+    let base = first
+        .trim()
+        .rsplit("listening on ")
+        .next()
+        .filter(|a| a.starts_with("http://"))
+        .unwrap_or_else(|| panic!("unexpected banner {first:?}"))
+        .to_owned();
+    for _ in 0..4 {
+        let next = line();
+        if let Some(url) = next.trim().strip_prefix("management") {
+            let url = url.split_whitespace().next().unwrap_or_default().to_owned();
+            return (base, url);
+        }
+    }
+    panic!("the banner has no management line")
 }
 
 pub fn binary() -> &'static str {
@@ -65,6 +90,7 @@ impl TestServer {
         let mut server = Self {
             child: None,
             base: String::new(),
+            management: String::new(),
             data_dir,
             env,
             log,
@@ -100,18 +126,9 @@ impl TestServer {
             .spawn()
             .expect("start tessera");
         let stdout = child.stdout.take().expect("stdout");
-        let mut first = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut first)
-            .expect("read the banner");
-        let address = first
-            .trim()
-            .rsplit("listening on ")
-            .next()
-            .filter(|a| a.starts_with("http://"))
-            .unwrap_or_else(|| panic!("unexpected banner {first:?}"))
-            .to_owned();
-        self.base = address;
+        let (base, management) = read_banner(stdout);
+        self.base = base;
+        self.management = management;
         self.child = Some(child);
     }
 
@@ -225,7 +242,7 @@ impl TestServer {
 
     pub async fn metrics(&self) -> String {
         self.client
-            .get(self.url("/metrics"))
+            .get(format!("{}/metrics", self.management))
             .send()
             .await
             .expect("metrics")

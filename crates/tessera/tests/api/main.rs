@@ -11,6 +11,7 @@ mod cli;
 mod cluster;
 mod code_flow;
 mod console_page;
+mod docs;
 mod durability;
 mod feed;
 mod gateway;

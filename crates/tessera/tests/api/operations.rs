@@ -40,6 +40,114 @@ async fn health_readiness_and_metrics() {
     }
 }
 
+/// The metrics say who signs in how often and what fails: only operators read
+/// them, on the management listener. The public port keeps the health checks for
+/// load balancers and answers nothing else about the process.
+#[tokio::test]
+async fn metrics_are_only_on_the_management_listener() {
+    let server = TestServer::start().await;
+    assert_ne!(server.base, server.management);
+    for path in [
+        "/metrics",
+        "/metrics/",
+        "/%6detrics",
+        "/METRICS",
+        "//metrics",
+    ] {
+        let public = server.client.get(server.url(path)).send().await.unwrap();
+        assert_eq!(public.status(), 404, "{path} on the public port");
+        assert!(!public.text().await.unwrap().contains("tessera_"));
+    }
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let management = server
+            .client
+            .get(format!("{}{path}", server.management))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(management.status(), 200, "{path} on the management port");
+        assert_eq!(management.headers()["cache-control"], "no-store");
+    }
+    // Nothing of the public API on the management listener.
+    for path in [
+        "/v1/login",
+        "/.well-known/jwks.json",
+        "/admin",
+        "/oauth2/token",
+    ] {
+        let management = server
+            .client
+            .get(format!("{}{path}", server.management))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(management.status(), 404, "{path} on the management port");
+    }
+}
+
+/// `tessera serve --listen 127.0.0.1:P` puts the management listener on P + 10;
+/// `--management-listen` moves it; a taken port stops the start before any store
+/// is created.
+#[tokio::test]
+async fn the_management_port_defaults_to_ten_above_and_a_taken_port_creates_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    // A free pair of ports, P and P + 10.
+    let (port, holder) = loop {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = probe.local_addr().unwrap().port();
+        if port > 65000 {
+            continue;
+        }
+        if let Ok(holder) = std::net::TcpListener::bind(("127.0.0.1", port + 10)) {
+            drop(probe);
+            break (port, holder);
+        }
+    };
+    // P + 10 is held: the start fails, naming the setting, and leaves no database.
+    let out = std::process::Command::new(binary())
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .env("TESSERA_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{}", port + 10)),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--management-listen"), "{stderr}");
+    assert!(
+        !data.path().join("tessera.sqlite3").exists(),
+        "a refused start created the store"
+    );
+    drop(holder);
+    let mut child = std::process::Command::new(binary())
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .env("TESSERA_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (base, management) = read_banner(child.stdout.take().unwrap());
+    assert_eq!(base, format!("http://127.0.0.1:{port}"));
+    assert_eq!(management, format!("http://127.0.0.1:{}", port + 10));
+    let metrics = reqwest::get(format!("{management}/metrics")).await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_json() {
     let server = TestServer::start().await;
