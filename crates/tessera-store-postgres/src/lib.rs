@@ -60,7 +60,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Connection, PgConnection, Postgres};
+use sqlx::{ConnectOptions, Connection, PgConnection, Postgres};
 use tessera_core::{ClientId, SessionId, Timestamp, UserId};
 use tessera_store::{
     AccountStore, AuditStore, Consent, CreateUserError, EndReason, Health, NewEvent,
@@ -204,6 +204,9 @@ impl PostgresStore {
         if options.get_application_name().is_none() {
             options = options.application_name("tessera");
         }
+        // Every statement at TRACE, not DEBUG, as on SQLite: periodic polling
+        // would bury everything else. Slow statements (over a second) still warn.
+        options = options.log_statements(log::LevelFilter::Trace);
         let name = describe(&options);
         let connect_error = |reason: String| OpenError::Connect {
             url: name.clone(),

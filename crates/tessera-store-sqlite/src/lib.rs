@@ -22,7 +22,7 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{ConnectOptions, Sqlite, Transaction};
 use tessera_core::{ClientId, SessionId, Timestamp, UserId};
 use tessera_store::{
     AccountStore, AuditStore, Consent, CreateUserError, EndReason, Health, NewEvent,
@@ -80,7 +80,11 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // Every statement at TRACE, not DEBUG: the revocation log is polled
+            // ten times a second, which buried everything else at DEBUG. Slow
+            // statements (over a second) still warn.
+            .log_statements(log::LevelFilter::Trace);
         let open_error = |source| OpenError::Open {
             path: path.display().to_string(),
             source,

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use tessera_core::{ClientId, Password, Role, UserId, Username};
 use tessera_store::Actor;
 
+use crate::http::RequestActor;
 use crate::http::error::ApiError;
 use crate::http::origin::Origin;
 use crate::services::audit::Caller;
@@ -157,8 +158,11 @@ impl<S: Send + Sync> FromRequest<S> for OAuthRequest {
             .get(header::AUTHORIZATION)
             .map(|value| parse_basic(value).ok_or_else(ApiError::invalid_client))
             .transpose()?;
+        let extensions = request.extensions().clone();
         let OAuthForm(params) = OAuthForm::from_request(request, state).await?;
         let client = presented_client(basic, &params)?;
+        // As presented: whether it authenticates is the status's to say.
+        RequestActor::note(&extensions, || format!("client:{}", client.id));
         Ok(Self { client, params })
     }
 }
@@ -299,6 +303,13 @@ impl FromRequestParts<AppState> for BearerToken {
                 ));
             }
         }
+        RequestActor::note(&parts.extensions, || {
+            if claims.client_id.as_deref() == Some(claims.sub.as_str()) {
+                format!("client:{}", claims.sub)
+            } else {
+                format!("user:{}", claims.sub)
+            }
+        });
         Ok(Self(claims))
     }
 }
@@ -427,6 +438,11 @@ async fn session_of(headers: &HeaderMap, state: &AppState) -> Result<Arc<ActiveS
         .ok_or_else(ApiError::unauthenticated)
 }
 
+/// Notes the session's user as who the request came from (the request log).
+fn note_user(extensions: &http::Extensions, session: &ActiveSession) {
+    RequestActor::note(extensions, || format!("user:{}", session.user().id));
+}
+
 /// The caller's session, from the session cookie. Only for safe (read-only) routes:
 /// unsafe ones take [`CsrfProtectedSession`].
 pub struct CookieSession(pub Arc<ActiveSession>);
@@ -435,7 +451,9 @@ impl FromRequestParts<AppState> for CookieSession {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        session_of(&parts.headers, state).await.map(Self)
+        let session = session_of(&parts.headers, state).await?;
+        note_user(&parts.extensions, &session);
+        Ok(Self(session))
     }
 }
 
@@ -455,6 +473,7 @@ impl FromRequest<AppState> for CsrfProtectedSession {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
         check_origin(request.headers(), &state.services().edge.origins)?;
         let session = session_of(request.headers(), state).await?;
+        note_user(request.extensions(), &session);
         let presented = match request.headers().get("x-csrf-token") {
             Some(value) => value.to_str().ok().map(str::to_owned),
             None if matches!(body_kind(request.headers()), Some(BodyKind::Form)) => {
@@ -540,7 +559,9 @@ impl FromRequest<AppState> for Admin {
             });
         }
         let session = if request.method().is_safe() {
-            session_of(request.headers(), state).await?
+            let session = session_of(request.headers(), state).await?;
+            note_user(request.extensions(), &session);
+            session
         } else {
             CsrfProtectedSession::from_request(request, state).await?.0
         };

@@ -59,23 +59,68 @@ pub(crate) async fn one_authorization(request: Request, next: Next) -> Response 
     next.run(request).await
 }
 
-/// Counts requests by route, method and status, and times them.
-pub(crate) async fn track_request(request: Request, next: Next) -> Response {
+/// Who a request came from, as the extractor that authenticated it found out
+/// (`user:ID` or `client:ID`), for the request's log line. The first to say wins:
+/// an admin's bearer token names the user before anything else could.
+#[derive(Clone, Default)]
+pub(crate) struct RequestActor(std::sync::Arc<std::sync::OnceLock<String>>);
+
+impl RequestActor {
+    /// Notes who the request in `extensions` came from (nothing when no request
+    /// log line is written: the slot is only there when it is).
+    pub(crate) fn note(extensions: &http::Extensions, who: impl FnOnce() -> String) {
+        if let Some(actor) = extensions.get::<Self>() {
+            let _ = actor.0.get_or_init(who);
+        }
+    }
+}
+
+/// The request log's target: `TESSERA_LOG=info,tessera::request=warn` keeps the
+/// other lines and drops these.
+const REQUEST_LOG: &str = "tessera::request";
+
+/// Counts requests by route, method and status, times them, and writes one log
+/// line per request at INFO: method, route (the template, never the path as
+/// sent, whose query may carry a code or a reset link), status, latency, the
+/// request id and who it came from. Never a header or a body.
+pub(crate) async fn track_request(mut request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = request.method().clone();
+    let logged = tracing::enabled!(target: REQUEST_LOG, tracing::Level::INFO);
+    let actor = logged.then(|| {
+        let actor = RequestActor::default();
+        request.extensions_mut().insert(actor.clone());
+        actor
+    });
+    let request_id = logged
+        .then(|| request.headers().get("x-request-id").cloned())
+        .flatten();
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
+    let elapsed = started.elapsed();
+    let status = response.status();
+    if let Some(actor) = actor {
+        tracing::info!(
+            target: REQUEST_LOG,
+            method = %method,
+            route = %route,
+            status = status.as_u16(),
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            request_id = request_id.as_ref().and_then(|id| id.to_str().ok()).unwrap_or("-"),
+            who = actor.0.get().map_or("-", String::as_str),
+            "request"
+        );
+    }
     metrics::histogram!("tessera_http_request_duration_seconds", "route" => route.clone())
-        .record(started.elapsed().as_secs_f64());
+        .record(elapsed.as_secs_f64());
     metrics::counter!(
         "tessera_http_requests_total",
         "route" => route,
-        "method" => method,
-        "status" => status
+        "method" => method.as_str().to_owned(),
+        "status" => status.as_u16().to_string()
     )
     .increment(1);
     response

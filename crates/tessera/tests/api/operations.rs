@@ -209,6 +209,127 @@ async fn sigterm_shuts_down_cleanly() {
     assert!(server.terminate().success());
 }
 
+/// One line per request at INFO: method, route template, status, latency,
+/// request id and who; never the path as sent (its query can carry a reset
+/// link), a cookie or a credential.
+#[tokio::test]
+async fn every_request_gets_one_log_line_with_who_and_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let server = TestServer::start_logging_to(
+        &[("TESSERA_LOG", "info"), ("TESSERA_LOG_FORMAT", "json")],
+        Some(log.clone()),
+    )
+    .await;
+    server.add_user("alice", &[]);
+    let browser = server.login("alice").await;
+    let checked = server
+        .client
+        .get(server.url("/v1/session"))
+        .header(reqwest::header::COOKIE, &browser.cookie)
+        .header("x-request-id", "trace-me-0001")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(checked.status(), 200);
+    let secret_in_query = "tpr_this-looks-like-a-reset-link-secret";
+    let page = server
+        .client
+        .get(server.url(&format!("/reset?token={secret_in_query}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(page.status().is_client_error() || page.status().is_success());
+    let out = server.cli(
+        &[
+            "client",
+            "add",
+            "svc",
+            "--grant",
+            "client_credentials",
+            "--json",
+        ],
+        "",
+    );
+    let client: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (id, secret) = (
+        client["client_id"].as_str().unwrap(),
+        client["client_secret"].as_str().unwrap(),
+    );
+    let token = server
+        .client
+        .post(server.url("/oauth2/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), 200);
+    drop(server);
+
+    let written = std::fs::read_to_string(&log).unwrap();
+    let requests: Vec<Value> = written
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["target"] == "tessera::request")
+        .collect();
+    let session_line = requests
+        .iter()
+        .find(|l| l["fields"]["request_id"] == "trace-me-0001")
+        .unwrap_or_else(|| panic!("no line for the session check in\n{written}"));
+    assert_eq!(session_line["level"], "INFO");
+    let fields = &session_line["fields"];
+    assert_eq!(fields["method"], "GET");
+    assert_eq!(fields["route"], "/v1/session");
+    assert_eq!(fields["status"], 200);
+    assert!(fields["latency_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(
+        fields["who"],
+        format!("user:{}", browser.login["user"]["id"].as_str().unwrap())
+    );
+    let token_line = requests
+        .iter()
+        .find(|l| l["fields"]["route"] == "/oauth2/token")
+        .unwrap();
+    assert_eq!(token_line["fields"]["who"], format!("client:{id}"));
+    assert_eq!(token_line["fields"]["status"], 200);
+    assert!(
+        requests.iter().any(|l| l["fields"]["route"] == "/reset"),
+        "{written}"
+    );
+    // The login: its request line, and the audit event's own line.
+    assert!(requests.iter().any(|l| l["fields"]["route"] == "/v1/login"));
+    assert!(written.contains("tessera::audit"), "{written}");
+    let session_secret = browser.cookie.split_once('=').unwrap().1;
+    for secret in [session_secret, secret, secret_in_query, PASSWORD] {
+        assert!(!written.contains(secret), "a secret reached the log");
+    }
+}
+
+/// DEBUG is for reading what happens, not for a statement every 100 ms: an idle
+/// server writes nothing periodic there (sqlx's statements are at TRACE).
+#[tokio::test]
+async fn an_idle_server_is_quiet_at_debug() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let server = TestServer::start_logging_to(&[("TESSERA_LOG", "debug")], Some(log.clone())).await;
+    let started = std::fs::read_to_string(&log).unwrap().lines().count();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    drop(server);
+    let written = std::fs::read_to_string(&log).unwrap();
+    let idle: Vec<&str> = written
+        .lines()
+        .skip(started)
+        .filter(|l| !l.contains("shutting down") && !l.contains("stopped"))
+        .collect();
+    assert!(
+        idle.len() < 5,
+        "an idle server wrote {} lines at DEBUG in 1.5 s:\n{}",
+        idle.len(),
+        idle.join("\n")
+    );
+}
+
 #[tokio::test]
 async fn no_secret_reaches_the_log_even_at_trace_level() {
     let dir = tempfile::tempdir().unwrap();
