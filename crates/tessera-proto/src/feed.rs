@@ -1,6 +1,7 @@
 //! The revocation feed (`GET /v1/revocations`, Server-Sent Events): a
 //! `revocation` event per entry of the log (its sequence also the SSE `id`, for
-//! `Last-Event-ID`), and `heartbeat` events with the log's sequence.
+//! `Last-Event-ID`), `heartbeat` events with the log's sequence, and a last
+//! `reconnect` event when the instance stops.
 
 use std::fmt;
 use std::str::FromStr;
@@ -11,6 +12,10 @@ use serde::{Deserialize, Serialize};
 pub const REVOCATION_EVENT: &str = "revocation";
 /// The SSE event name of a heartbeat.
 pub const HEARTBEAT_EVENT: &str = "heartbeat";
+/// The SSE event name that ends a stream because this instance is stopping: the
+/// verifier reconnects at once (to another instance, through its balancer) and
+/// resumes with `Last-Event-ID`, so it misses nothing. Its data is empty.
+pub const RECONNECT_EVENT: &str = "reconnect";
 /// The header a client resumes with, after the last sequence it applied.
 pub const LAST_EVENT_ID: &str = "last-event-id";
 

@@ -221,6 +221,7 @@ pub async fn serve(
     };
     config.public_url = Some(public_url.clone());
     let core = Core::open(&config, config.hash_threads()).await?;
+    let stopping = Stopping::on_signal();
     let sealed = core.keys.is_sealed();
     metrics::gauge!("tessera_keys_sealed").set(if sealed { 1.0 } else { 0.0 });
     if !sealed {
@@ -375,6 +376,7 @@ pub async fn serve(
             own_tokens.clone(),
             core.clients.clone(),
             config.tokens.feed_heartbeat,
+            stopping.0.clone(),
         )),
         activity: Arc::new(services::activity::Activity::new(
             core.sessions.clone(),
@@ -431,7 +433,6 @@ pub async fn serve(
 
     let app = router(state.clone(), &config.limits);
     let operators = management_router(state);
-    let stopping = Stopping::on_signal();
     on_listening(&Listening {
         address,
         management,

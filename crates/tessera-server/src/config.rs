@@ -239,18 +239,35 @@ pub struct StoreUrl(pub String);
 impl StoreUrl {
     /// The URL with any password replaced, for messages and logs.
     pub fn redacted(&self) -> String {
-        let url = &self.0;
+        let (url, query) = match self.0.split_once('?') {
+            Some((url, query)) => (url, Some(query)),
+            None => (self.0.as_str(), None),
+        };
         let Some((scheme, rest)) = url.split_once("://") else {
-            return url.clone();
+            return self.0.clone();
         };
         let authority_end = rest.find('/').unwrap_or(rest.len());
-        match rest[..authority_end].rfind('@') {
+        let mut redacted = match rest[..authority_end].rfind('@') {
             Some(at) => match rest[..at].split_once(':') {
                 Some((user, _)) => format!("{scheme}://{user}:<redacted>{}", &rest[at..]),
-                None => url.clone(),
+                None => url.to_owned(),
             },
-            None => url.clone(),
+            None => url.to_owned(),
+        };
+        // PostgreSQL also takes `?password=` (and `sslpassword=`) in the query.
+        if let Some(query) = query {
+            let parameters: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.to_ascii_lowercase().contains("password") => {
+                        format!("{key}=<redacted>")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            redacted = format!("{redacted}?{}", parameters.join("&"));
         }
+        redacted
     }
 }
 
@@ -673,6 +690,12 @@ mod tests {
         assert!(!format!("{url:?}").contains("hunter2"));
         let tricky = StoreUrl("redis://:p@ss@cache/0".into());
         assert_eq!(tricky.redacted(), "redis://:<redacted>@cache/0");
+        let query =
+            StoreUrl("postgres://db/t?sslmode=require&password=hunter2&SSLPassword=x".into());
+        assert_eq!(
+            query.redacted(),
+            "postgres://db/t?sslmode=require&password=<redacted>&SSLPassword=<redacted>"
+        );
         for plain in ["sqlite://./x.db", "redis://cache:6379/0", "postgres://db/t"] {
             assert_eq!(StoreUrl(plain.into()).redacted(), plain);
         }

@@ -29,7 +29,8 @@ use sha2::{Digest, Sha256};
 use tokio::task::AbortHandle;
 
 use tessera_proto::feed::{
-    HEARTBEAT_EVENT, Heartbeat, LAST_EVENT_ID, REVOCATION_EVENT, RevocationEntry, RevocationKind,
+    HEARTBEAT_EVENT, Heartbeat, LAST_EVENT_ID, RECONNECT_EVENT, REVOCATION_EVENT, RevocationEntry,
+    RevocationKind,
 };
 
 use tessera_proto::token_type::{ACCESS_TOKEN_HINT, BEARER, OPAQUE_ACCESS_TOKEN_PREFIX};
@@ -805,11 +806,17 @@ async fn follow_feed(shared: std::sync::Weak<Shared>, url: String) {
             continue;
         };
         let mut events = eventsource_stream::Eventsource::eventsource(response.bytes_stream());
+        let mut told_to_reconnect = false;
         while let Some(Ok(event)) = events.next().await {
             let Some(shared) = shared.upgrade() else {
                 return;
             };
             backoff = Duration::from_millis(50);
+            // The instance is stopping: go elsewhere now, without a pause.
+            if event.event == RECONNECT_EVENT {
+                told_to_reconnect = true;
+                break;
+            }
             if event.event == REVOCATION_EVENT {
                 match serde_json::from_str::<RevocationEntry>(&event.data) {
                     Ok(entry) => {
@@ -844,8 +851,9 @@ async fn follow_feed(shared: std::sync::Weak<Shared>, url: String) {
                 feed.touch();
             }
         }
-        // Starting over is not a failure: reconnect at once.
-        if !replaced {
+        // Starting over, or an instance going away, is not a failure: reconnect
+        // at once.
+        if !replaced && !told_to_reconnect {
             tokio::time::sleep(backoff).await;
         }
     }

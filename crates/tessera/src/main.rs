@@ -252,9 +252,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
             )?;
             tessera_server::init_logging(config.log_format);
-            let data_dir = config.data_dir.clone();
+            let stores = StoresInBanner {
+                data_dir: config.data_dir.clone(),
+                database: config.database.as_ref().map(|url| url.redacted()),
+                redis: config.redis.as_ref().map(|url| url.redacted()),
+            };
             tessera_server::serve(config, |listening| {
-                print_banner(listening, &data_dir);
+                print_banner(listening, &stores);
             })
             .await
         }
@@ -273,7 +277,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     done.map(|()| ExitCode::SUCCESS)
 }
 
-fn print_banner(listening: &tessera_server::Listening, data_dir: &std::path::Path) {
+/// Where the server keeps its data, as the banner names it: a database and Redis by
+/// their URLs (never a password), else the data dir.
+struct StoresInBanner {
+    data_dir: std::path::PathBuf,
+    database: Option<String>,
+    redis: Option<String>,
+}
+
+fn print_banner(listening: &tessera_server::Listening, stores: &StoresInBanner) {
     let tessera_server::Listening {
         address,
         management,
@@ -296,14 +308,35 @@ fn print_banner(listening: &tessera_server::Listening, data_dir: &std::path::Pat
         out,
         "  metadata    {public_url}/.well-known/oauth-authorization-server"
     );
-    let _ = writeln!(out, "  data dir    {}", data_dir.display());
+    match &stores.database {
+        Some(database) => {
+            let _ = writeln!(out, "  database    {database}");
+        }
+        None => {
+            let _ = writeln!(out, "  data dir    {}", stores.data_dir.display());
+        }
+    }
+    if let Some(redis) = &stores.redis {
+        let _ = writeln!(out, "  redis       {redis}");
+    }
     if *no_users {
         let _ = writeln!(out, "  no accounts yet; create the first admin with:");
-        let _ = writeln!(
-            out,
-            "    tessera user add admin --role admin --password-stdin --data-dir {}",
-            data_dir.display()
-        );
+        match &stores.database {
+            None => {
+                let _ = writeln!(
+                    out,
+                    "    tessera user add admin --role admin --password-stdin --data-dir {}",
+                    stores.data_dir.display()
+                );
+            }
+            Some(_) => {
+                let _ = writeln!(
+                    out,
+                    "    tessera user add admin --role admin --password-stdin \\\n      \
+                     --database \"$TESSERA_DATABASE\"   # the URL this server was given"
+                );
+            }
+        }
     }
     let _ = out.flush();
 }

@@ -10,7 +10,7 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use http::HeaderMap;
-use tessera_proto::feed::{HEARTBEAT_EVENT, LAST_EVENT_ID, REVOCATION_EVENT};
+use tessera_proto::feed::{HEARTBEAT_EVENT, LAST_EVENT_ID, RECONNECT_EVENT, REVOCATION_EVENT};
 
 use crate::http::error::ApiError;
 use crate::http::extract::BearerToken;
@@ -46,5 +46,10 @@ fn event_of(item: &FeedItem) -> Event {
         FeedItem::Heartbeat(heartbeat) => Event::default()
             .event(HEARTBEAT_EVENT)
             .data(serde_json::to_string(heartbeat).unwrap_or_default()),
+        // `retry: 0`: an EventSource in a browser reconnects at once too.
+        FeedItem::Reconnect => Event::default()
+            .event(RECONNECT_EVENT)
+            .retry(std::time::Duration::ZERO)
+            .data(""),
     }
 }

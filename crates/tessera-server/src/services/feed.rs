@@ -37,6 +37,8 @@ pub enum FeedItem {
     Revocation(RevocationEntry),
     /// The log's sequence: the stream has caught up to it.
     Heartbeat(Heartbeat),
+    /// The last item of a stream whose instance is stopping: reconnect elsewhere.
+    Reconnect,
 }
 
 fn entry_of(entry: Revocation) -> RevocationEntry {
@@ -56,6 +58,9 @@ pub struct RevocationFeed {
     own_tokens: Arc<OwnTokens>,
     clients: Clients,
     heartbeat: Duration,
+    /// Turns true when the process stops: every stream then ends at once with a
+    /// `reconnect` event, rather than holding the shutdown for its whole grace.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl RevocationFeed {
@@ -64,12 +69,14 @@ impl RevocationFeed {
         own_tokens: Arc<OwnTokens>,
         clients: Clients,
         heartbeat: Duration,
+        stopping: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         Self {
             log,
             own_tokens,
             clients,
             heartbeat,
+            stopping,
         }
     }
 }
@@ -83,6 +90,9 @@ struct Feed {
     latest: tokio::sync::watch::Receiver<u64>,
     heartbeat: tokio::time::Interval,
     pending: std::collections::VecDeque<FeedItem>,
+    stopping: tokio::sync::watch::Receiver<bool>,
+    /// The `reconnect` item went out: the stream ends.
+    ended: bool,
 }
 
 impl Feed {
@@ -168,6 +178,7 @@ fn events(
     let now = tessera_core::Timestamp::now().as_millis();
     let left = u64::try_from(credential.exp.saturating_mul(1000).saturating_sub(now)).unwrap_or(0);
     let expires = Box::pin(tokio::time::sleep(Duration::from_millis(left)));
+    let stopping = service.stopping.clone();
     let feed = Feed {
         service,
         credential,
@@ -176,9 +187,18 @@ fn events(
         latest,
         heartbeat,
         pending: std::collections::VecDeque::new(),
+        stopping,
+        ended: false,
     };
     futures::stream::unfold(feed, |mut feed| async move {
         loop {
+            if feed.ended {
+                return None;
+            }
+            if *feed.stopping.borrow() {
+                feed.ended = true;
+                return Some((FeedItem::Reconnect, feed));
+            }
             if let Some(event) = feed.pending.pop_front() {
                 return Some((event, feed));
             }
@@ -209,6 +229,12 @@ fn events(
                 }
             }
             tokio::select! {
+                // The loop's head sends the `reconnect` item.
+                changed = feed.stopping.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
                 () = &mut feed.expires => {
                     tracing::debug!("revocation feed: its token expired; ending the stream");
                     return None;

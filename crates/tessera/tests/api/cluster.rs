@@ -434,3 +434,49 @@ async fn a_session_list_follows_the_other_instances() {
     .await;
     drop(tablet);
 }
+
+/// With a database and Redis the banner names them (never a password) instead of
+/// a data dir nobody uses, and says how to create the first admin there.
+#[tokio::test]
+async fn the_banner_names_the_database_and_redis_never_a_password() {
+    use std::io::BufRead;
+    let postgres = Postgres::start();
+    let redis = Redis::start();
+    // The test database trusts loopback: the password is never checked, only shown.
+    let database = postgres
+        .url()
+        .replace("tessera@", "tessera:hunter2-secret@");
+    let mut child = std::process::Command::new(crate::harness::binary())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("TESSERA_DATABASE", &database)
+        .env("TESSERA_REDIS", redis.url())
+        .env("TESSERA_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines: Vec<String> = std::io::BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .take(10)
+        .map(Result::unwrap)
+        .collect();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let banner = lines.join("\n");
+    assert!(
+        banner.contains(&format!(
+            "  database    {}",
+            database.replace("hunter2-secret", "<redacted>")
+        )),
+        "{banner}"
+    );
+    assert!(
+        banner.contains(&format!("  redis       {}", redis.url())),
+        "{banner}"
+    );
+    assert!(!banner.contains("hunter2"), "{banner}");
+    assert!(!banner.contains("data dir"), "{banner}");
+    assert!(
+        banner.contains("--database \"$TESSERA_DATABASE\""),
+        "{banner}"
+    );
+}

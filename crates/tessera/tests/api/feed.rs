@@ -284,3 +284,35 @@ async fn a_heartbeat_carries_the_logs_own_sequence_even_to_a_client_resuming_bey
         assert_eq!(event.data["sequence"], 1, "resuming from {resume_from}");
     }
 }
+
+/// SIGTERM ends every feed stream at once with a `reconnect` event (and `retry:
+/// 0`), so a server with verifiers connected stops in well under 2 s instead of
+/// waiting out its grace period, and each verifier knows to go elsewhere now.
+#[tokio::test]
+async fn sigterm_ends_feed_streams_at_once_with_a_reconnect_event() {
+    let mut server = TestServer::start().await;
+    let token = feed_token(&server, "revocations").await;
+    let streams = [
+        open_feed(&server, &token, None).await,
+        open_feed(&server, &token, None).await,
+    ];
+    for stream in &streams {
+        assert_eq!(stream.status(), 200);
+    }
+    let started = std::time::Instant::now();
+    let stopped = tokio::task::spawn_blocking(move || server.terminate());
+    for stream in streams {
+        let rest = tokio::time::timeout(Duration::from_secs(5), stream.text())
+            .await
+            .expect("the stream ends")
+            .expect("the stream ends cleanly");
+        assert!(
+            rest.contains("event: reconnect\n") && rest.contains("retry: 0\n"),
+            "{rest:?}"
+        );
+    }
+    let status = stopped.await.unwrap();
+    let took = started.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(2), "stopping took {took:?}");
+}
