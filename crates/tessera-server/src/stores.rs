@@ -103,6 +103,15 @@ impl DatabaseLocation {
     }
 }
 
+/// A consistent copy of the SQLite database at `path` into the new file `to`,
+/// while servers use it (see `tessera_store_sqlite::backup`).
+pub fn backup_sqlite(
+    path: &std::path::Path,
+    to: &std::path::Path,
+) -> Result<tessera_store_sqlite::BackupSummary, tessera_store_sqlite::BackupError> {
+    tessera_store_sqlite::backup(path, to)
+}
+
 impl Stores {
     /// Opens (creating and migrating if needed) the configured stores.
     pub async fn open(config: &Config) -> anyhow::Result<Self> {

@@ -6,6 +6,7 @@
 //! locking serialises their writes, and `busy_timeout` makes a writer wait its turn.
 
 mod backchannel;
+mod backup;
 mod clients;
 mod codes;
 mod files;
@@ -30,6 +31,7 @@ use tessera_store::{
     SessionRecord, SessionStore, StoreError, UserCredentials,
 };
 
+pub use backup::{BackupError, BackupSummary, backup};
 pub use files::FileError;
 pub use migrations::{MigrationError, SCHEMA_VERSION};
 

@@ -60,6 +60,27 @@ pub enum StoreCommand {
     /// Users log in again and clients ask for new tokens; JWT access tokens already
     /// issued stay valid until they expire, unless they were revoked.
     Migrate(MigrateArgs),
+    /// Copy the SQLite database into a new file while servers use it (SQLite's
+    /// online backup: one consistent snapshot; the servers go on answering).
+    ///
+    /// The copy is 0600: it holds password hashes and, without a master key,
+    /// private signing keys. Keep TESSERA_MASTER_KEY with it, apart from it:
+    /// sealed keys cannot be used without it. To restore, stop the servers, put
+    /// the copy in place of tessera.sqlite3 (removing its -wal and -shm files),
+    /// and start them. On PostgreSQL use pg_dump instead (see the README).
+    Backup(BackupArgs),
+}
+
+#[derive(Args)]
+pub struct BackupArgs {
+    /// The new file to write (never overwritten).
+    #[arg(long, value_name = "FILE")]
+    to: std::path::PathBuf,
+    #[command(flatten)]
+    store: crate::args::StoreArgs,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -79,7 +100,40 @@ pub struct MigrateArgs {
 pub async fn store_command(command: StoreCommand, overrides: Overrides) -> anyhow::Result<()> {
     match command {
         StoreCommand::Migrate(args) => migrate(args, overrides).await,
+        StoreCommand::Backup(args) => backup(args, overrides),
     }
+}
+
+fn backup(args: BackupArgs, overrides: Overrides) -> anyhow::Result<()> {
+    let config = crate::args::load_config(args.store, overrides)?;
+    let path = match DatabaseLocation::of(&config)? {
+        DatabaseLocation::Sqlite(path) => path,
+        DatabaseLocation::Postgres(url) => bail!(
+            "{} is PostgreSQL: back it up with its own tools, e.g. pg_dump --format=custom \
+             (see \"Back up, restore, upgrade\" in the README)",
+            url.redacted()
+        ),
+    };
+    let summary = tessera_server::stores::backup_sqlite(&path, &args.to)?;
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "from": path.display().to_string(),
+                "to": args.to.display().to_string(),
+                "pages": summary.pages,
+                "bytes": summary.bytes,
+            })
+        );
+    } else {
+        println!(
+            "backed up {} to {} ({} bytes)",
+            path.display(),
+            args.to.display(),
+            summary.bytes
+        );
+    }
+    Ok(())
 }
 
 /// Everything that moves, read in full before anything is written.

@@ -742,12 +742,30 @@ async fn a_verifier_ahead_of_a_restored_backup_reads_the_feed_again_and_refuses_
         "orders-service",
         &["--grant", "client_credentials", "--scope", "revocations"],
     );
-    // A backup, while the log is empty.
-    assert!(server.terminate().success());
+    // A backup while the server runs (`tessera store backup`, SQLite's online
+    // backup), while the log is empty.
     let backup = tempfile::tempdir().unwrap();
-    copy_tree(server.data_dir(), backup.path());
-    server.kill_and_restart();
-    proxy.point_at(&server);
+    let copy = backup.path().join("tessera.sqlite3");
+    let backed_up = server.cli(
+        &["store", "backup", "--to", copy.to_str().unwrap(), "--json"],
+        "",
+    );
+    assert!(
+        backed_up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&backed_up.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&backed_up.stdout).unwrap();
+    assert!(summary["bytes"].as_u64().unwrap() > 0);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&copy).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the backup is private");
+    }
+    // Never over an existing file.
+    let again = server.cli(&["store", "backup", "--to", copy.to_str().unwrap()], "");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
 
     let verifier = RemoteVerifier::builder(&proxy.base)
         .audience("orders")
