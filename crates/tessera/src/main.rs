@@ -8,6 +8,7 @@ mod sessions;
 mod store;
 mod token;
 
+use clap::builder::TypedValueParser as _;
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -27,7 +28,7 @@ use crate::args::{StoreArgs, load_config};
 #[command(name = "tessera", version, about = "tessera, an identity service")]
 struct Cli {
     /// Log format on stderr. The filter comes from TESSERA_LOG (default: info).
-    #[arg(long, global = true, env = "TESSERA_LOG_FORMAT", value_parser = parse_log_format)]
+    #[arg(long, global = true, env = "TESSERA_LOG_FORMAT", value_parser = clap::builder::PossibleValuesParser::new(["text", "json"]).try_map(|v: String| parse_log_format(&v)))]
     log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
@@ -54,6 +55,7 @@ enum Command {
         /// The window, in seconds (at most a day).
         #[arg(long, default_value_t = 300)]
         window: u64,
+        /// Print the answer as one JSON object instead of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -91,6 +93,7 @@ struct ServeArgs {
 enum UserCommand {
     /// Create an account. The password is read from standard input.
     Add {
+        /// The account's username.
         name: String,
         /// Give the account a role (repeatable). Known roles: admin.
         #[arg(long = "role")]
@@ -100,6 +103,7 @@ enum UserCommand {
         password_stdin: bool,
         #[command(flatten)]
         profile: ProfileArgs,
+        /// Print the answer as one JSON object instead of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -107,9 +111,11 @@ enum UserCommand {
     },
     /// Change an account's profile: its name and email (OpenID Connect's claims).
     Set {
+        /// The account's username.
         name: String,
         #[command(flatten)]
         profile: ProfileArgs,
+        /// Print the answer as one JSON object instead of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -117,6 +123,7 @@ enum UserCommand {
     },
     /// List accounts.
     List {
+        /// Print the answer as one JSON object instead of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -125,7 +132,9 @@ enum UserCommand {
     /// Disable an account: it cannot sign in, and every session and token it
     /// holds is refused everywhere (as by `sessions kick`).
     Disable {
+        /// The account's username.
         name: String,
+        /// Print the answer as one JSON object instead of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -133,7 +142,9 @@ enum UserCommand {
     },
     /// Enable a disabled account: it can sign in again; what it held stays refused.
     Enable {
+        /// The account's username.
         name: String,
+        /// Print the answer as one JSON object instead of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -142,10 +153,12 @@ enum UserCommand {
     /// Give an account exactly these roles (none without `--role`). Taking a role
     /// away ends every session and token it holds, as `sessions kick` does.
     Roles {
+        /// The account's username.
         name: String,
         /// A role to have (repeatable). Known roles: admin.
         #[arg(long = "role")]
         roles: Vec<Role>,
+        /// Print the answer as one JSON object instead of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -155,7 +168,9 @@ enum UserCommand {
     /// (tessera sends no mail). It works once, for an hour, and replaces any
     /// earlier link; using it ends every session the account has.
     ResetLink {
+        /// The account's username.
         name: String,
+        /// Print the answer as one JSON object instead of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -564,4 +579,78 @@ fn read_password() -> anyhow::Result<Password> {
         .context("cannot read the password from standard input")?;
     let trimmed = line.trim_end_matches(['\n', '\r']).to_owned();
     Password::parse(trimmed).context("invalid password")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every subcommand, flag and argument says what it is in `--help`, and an
+    /// argument with a fixed set of values lists them.
+    #[test]
+    fn help_describes_every_command_and_argument() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let here = format!("{path} {}", command.get_name());
+            if command.get_about().is_none() && !path.is_empty() {
+                missing.push(format!("{here}: no description"));
+            }
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{here} --{id}: no description"));
+                }
+                let values = arg.get_possible_values();
+                if !values.is_empty() && arg.is_hide_possible_values_set() {
+                    missing.push(format!("{here} --{id}: hides its values"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_name() != "help" {
+                    walk(sub, &here, missing);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
+
+        // The enumerations list their values.
+        let cli = Cli::command();
+        let values = |path: &[&str], arg: &str| {
+            let mut command = &cli;
+            for name in path {
+                command = command.find_subcommand(name).unwrap();
+            }
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_long() == Some(arg))
+                .unwrap_or_else(|| panic!("{path:?} has no --{arg}"));
+            arg.get_possible_values()
+                .iter()
+                .map(|v| v.get_name().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(values(&[], "log-format"), ["text", "json"]);
+        assert_eq!(
+            values(&["client", "add"], "token-format"),
+            ["jwt", "opaque"]
+        );
+        assert_eq!(
+            values(&["client", "add"], "id-token-alg"),
+            ["EdDSA", "ES256", "RS256"]
+        );
+        assert!(values(&["client", "add"], "alg").contains(&"HS256".to_owned()));
+        assert_eq!(
+            values(&["keys", "rotate"], "alg"),
+            ["EdDSA", "ES256", "RS256"]
+        );
+        assert!(values(&["client", "add"], "grant").contains(&"authorization_code".to_owned()));
+    }
 }

@@ -1,5 +1,6 @@
 //! `tessera client …` and `tessera keys …`.
 
+use clap::builder::TypedValueParser as _;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -22,10 +23,10 @@ pub enum ClientCommand {
     /// Register an OAuth client. Prints its client_id and, for a confidential client,
     /// its client_secret: shown once, stored only as a hash.
     Add {
+        /// The client's name, as consent pages show it.
         name: String,
-        /// Grants it may use: authorization_code, refresh_token, client_credentials,
-        /// token_exchange, password (comma-separated or repeated).
-        #[arg(long = "grant", value_delimiter = ',', required = true, value_parser = parse_grant)]
+        /// Grants it may use (comma-separated or repeated).
+        #[arg(long = "grant", value_delimiter = ',', required = true, value_parser = grant_values())]
         grants: Vec<GrantType>,
         /// A public client (a native or browser app) has no secret.
         #[arg(long)]
@@ -39,10 +40,10 @@ pub enum ClientCommand {
         audiences: Vec<String>,
         /// jwt (verified locally by resource services) or opaque (checked by
         /// introspection).
-        #[arg(long, default_value = "jwt")]
+        #[arg(long, default_value = "jwt", value_parser = token_format_values())]
         token_format: TokenFormat,
-        /// The algorithm its JWTs are signed with.
-        #[arg(long, default_value = "EdDSA")]
+        /// The algorithm its JWTs are signed with (HS256 needs tokens.hs256_secret).
+        #[arg(long, default_value = "EdDSA", value_parser = access_algorithm_values())]
         alg: Algorithm,
         /// Access-token lifetime, e.g. 5m, 90s, 1h (10s to 24h).
         #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
@@ -63,9 +64,11 @@ pub enum ClientCommand {
         /// Accept authorization requests only pushed first (RFC 9126).
         #[arg(long)]
         require_par: bool,
-        /// The algorithm its ID tokens are signed with: RS256, ES256 or EdDSA.
-        #[arg(long, default_value = "RS256", value_parser = parse_algorithm)]
+        /// The algorithm its ID tokens are signed with (RS256 is the one every
+        /// OpenID Connect library accepts).
+        #[arg(long, default_value = "RS256", value_parser = signing_algorithm_values())]
         id_token_alg: Algorithm,
+        /// Print the answer as one JSON object instead of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -73,6 +76,7 @@ pub enum ClientCommand {
     },
     /// List clients.
     List {
+        /// Print the answer as one JSON object instead of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -81,7 +85,9 @@ pub enum ClientCommand {
     /// Remove a client, named by its id or its name. Every token issued to it is
     /// refused from now on, on every instance and verifier.
     Remove {
+        /// The client, by its id or its name.
         client: String,
+        /// Print the answer as one JSON object instead of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -91,7 +97,9 @@ pub enum ClientCommand {
     /// working at once. Tokens already issued stay valid (remove the client to end
     /// them too).
     RotateSecret {
+        /// The client, by its id or its name.
         client: String,
+        /// Print the answer as one JSON object instead of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -103,6 +111,7 @@ pub enum ClientCommand {
 pub enum KeysCommand {
     /// List signing keys and their state (signing, next, published, expired, retired).
     List {
+        /// Print the answer as one JSON object instead of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -112,11 +121,12 @@ pub enum KeysCommand {
     /// have had time to see it (tokens.rotation_delay), or at once with --now.
     Rotate {
         /// EdDSA, ES256 or RS256.
-        #[arg(long, default_value = "EdDSA", value_parser = parse_algorithm)]
+        #[arg(long, default_value = "EdDSA", value_parser = signing_algorithm_values())]
         alg: Algorithm,
         /// Sign with the new key at once (verifiers fetch an unknown kid).
         #[arg(long)]
         now: bool,
+        /// Print the answer as one JSON object instead of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -127,11 +137,42 @@ pub enum KeysCommand {
         /// A kid is base64url, so it may start with `-`.
         #[arg(allow_hyphen_values = true)]
         kid: String,
+        /// Print the answer as one JSON object instead of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
+}
+
+/// The values `--grant` takes, listed in `--help`.
+fn grant_values() -> impl clap::builder::TypedValueParser<Value = GrantType> {
+    clap::builder::PossibleValuesParser::new([
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        "token_exchange",
+        "password",
+    ])
+    .try_map(|v: String| parse_grant(&v))
+}
+
+/// `--token-format`'s values.
+fn token_format_values() -> impl clap::builder::TypedValueParser<Value = TokenFormat> {
+    clap::builder::PossibleValuesParser::new(["jwt", "opaque"])
+        .try_map(|v: String| v.parse::<TokenFormat>().map_err(|e| e.to_string()))
+}
+
+/// The algorithms a key pair signs with (ID tokens, `keys rotate`).
+fn signing_algorithm_values() -> impl clap::builder::TypedValueParser<Value = Algorithm> {
+    clap::builder::PossibleValuesParser::new(["EdDSA", "ES256", "RS256"])
+        .try_map(|v: String| parse_algorithm(&v))
+}
+
+/// The algorithms an access token may be signed with: a key pair's, or HS256.
+fn access_algorithm_values() -> impl clap::builder::TypedValueParser<Value = Algorithm> {
+    clap::builder::PossibleValuesParser::new(["EdDSA", "ES256", "RS256", "HS256"])
+        .try_map(|v: String| v.parse::<Algorithm>().map_err(|e| e.to_string()))
 }
 
 fn parse_grant(value: &str) -> Result<GrantType, String> {

@@ -15,6 +15,7 @@ pub enum SessionsCommand {
     List {
         /// Username or user id.
         user: String,
+        /// Print the answer as one JSON object instead of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -26,6 +27,7 @@ pub enum SessionsCommand {
     Kick {
         /// Username or user id.
         user: String,
+        /// Print the answer as one JSON object instead of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
