@@ -213,11 +213,21 @@ pub async fn serve(
             )
         })?;
     let management = management_listener.local_addr()?;
+    let tls = match &config.tls {
+        Some(files) => Some(
+            http::tls::acceptor(http::tls::TlsFiles {
+                cert: files.cert.clone(),
+                key: files.key.clone(),
+            })
+            .context("tls")?,
+        ),
+        None => None,
+    };
     // With `--listen …:0` the port is known only now; the services that write the
     // public URL into what they answer (reset links) get this one.
     let public_url = match &config.public_url {
         Some(_) => config.public_url(),
-        None => format!("http://{address}"),
+        None => format!("{}://{address}", config.scheme()),
     };
     config.public_url = Some(public_url.clone());
     let core = Core::open(&config, config.hash_threads()).await?;
@@ -441,11 +451,12 @@ pub async fn serve(
     });
     tracing::info!(%address, %management, %public_url, "listening");
     tokio::join!(
-        http::serve(listener, app, &config.limits, stopping.wait()),
+        http::serve(listener, app, &config.limits, tls, stopping.wait()),
         http::serve(
             management_listener,
             operators,
             &config.limits,
+            None,
             stopping.wait()
         ),
     );

@@ -21,6 +21,9 @@ pub struct Config {
     /// public port keeps the two health checks for load balancers, not the
     /// metrics). Default: `listen` with its port + 10 (7490 for 7480).
     pub management_listen: Option<SocketAddr>,
+    /// Serve HTTPS on `listen` with this certificate chain and key (PEM files,
+    /// reloaded when they change). The management listener stays plain HTTP.
+    pub tls: Option<TlsConfig>,
     /// Folder holding the embedded store (`tessera.sqlite3`), unless `database`
     /// names another.
     pub data_dir: PathBuf,
@@ -54,6 +57,15 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub keys: KeysConfig,
     pub audit: AuditConfig,
+}
+
+/// The public listener's certificate: PEM files (the chain, leaf first; the
+/// private key, PKCS#8, PKCS#1 or SEC1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -306,6 +318,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7480)),
             management_listen: None,
+            tls: None,
             data_dir: PathBuf::from("./tessera-data"),
             database: None,
             redis: None,
@@ -401,6 +414,8 @@ pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub management_listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<StoreUrl>,
@@ -417,6 +432,7 @@ pub struct Overrides {
 const ENV_KEYS: &[&str] = &[
     "listen",
     "management_listen",
+    "tls",
     "data_dir",
     "database",
     "redis",
@@ -607,8 +623,13 @@ impl Config {
     pub fn public_url(&self) -> String {
         match &self.public_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
-            None => format!("http://{}", self.listen),
+            None => format!("{}://{}", self.scheme(), self.listen),
         }
+    }
+
+    /// `https` when the listener serves TLS.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// The issuer URL, without a trailing slash.

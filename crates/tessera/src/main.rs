@@ -82,6 +82,13 @@ struct ServeArgs {
     /// [default: the listen address with its port + 10, so 127.0.0.1:7490]
     #[arg(long, env = "TESSERA_MANAGEMENT_LISTEN")]
     management_listen: Option<SocketAddr>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); reloaded when
+    /// the file changes. Needs --tls-key
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// The URL users reach tessera at [default: http:// + the listen address]
     #[arg(long, env = "TESSERA_PUBLIC_URL")]
     public_url: Option<String>,
@@ -262,12 +269,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Overrides {
                     listen: args.listen,
                     management_listen: args.management_listen,
+                    tls: args
+                        .tls_cert
+                        .zip(args.tls_key)
+                        .map(|(cert, key)| tessera_server::config::TlsConfig { cert, key }),
                     public_url: args.public_url,
                     ..overrides
                 },
             )?;
             tessera_server::init_logging(config.log_format);
             let stores = StoresInBanner {
+                tls: config.tls.is_some(),
                 data_dir: config.data_dir.clone(),
                 database: config.database.as_ref().map(|url| url.redacted()),
                 redis: config.redis.as_ref().map(|url| url.redacted()),
@@ -295,6 +307,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Where the server keeps its data, as the banner names it: a database and Redis by
 /// their URLs (never a password), else the data dir.
 struct StoresInBanner {
+    /// The public listener serves TLS.
+    tls: bool,
     data_dir: std::path::PathBuf,
     database: Option<String>,
     redis: Option<String>,
@@ -308,9 +322,10 @@ fn print_banner(listening: &tessera_server::Listening, stores: &StoresInBanner) 
         no_users,
     } = listening;
     let mut out = std::io::stdout().lock();
+    let scheme = if stores.tls { "https" } else { "http" };
     let _ = writeln!(
         out,
-        "tessera {} listening on http://{address}",
+        "tessera {} listening on {scheme}://{address}",
         env!("CARGO_PKG_VERSION")
     );
     let _ = writeln!(out, "  public URL  {public_url}");

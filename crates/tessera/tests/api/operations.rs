@@ -444,3 +444,112 @@ async fn http2_clients_are_served_too() {
     assert_eq!(session.version(), reqwest::Version::HTTP_2);
     assert_eq!(session.status(), 200);
 }
+
+/// A self-signed certificate for 127.0.0.1: its PEM chain, PEM key and DER.
+fn self_signed() -> (String, String, Vec<u8>) {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    (
+        certified.cert.pem(),
+        certified.signing_key.serialize_pem(),
+        certified.cert.der().to_vec(),
+    )
+}
+
+/// The certificate a new HTTPS connection to `url` is shown, trusting `trusted`.
+async fn presented_certificate(url: &str, trusted: &[u8]) -> Option<Vec<u8>> {
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_info(true)
+        .add_root_certificate(reqwest::Certificate::from_der(trusted).unwrap())
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let response = client.get(url).send().await.ok()?;
+    assert_eq!(response.status(), 200);
+    response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()?
+        .peer_certificate()
+        .map(<[u8]>::to_vec)
+}
+
+/// `serve --tls-cert --tls-key`: HTTPS on the public port, and a certificate
+/// replaced on disk (as a renewal does) is served from the next connection,
+/// without a restart; a broken replacement is refused and the one in use kept.
+#[tokio::test]
+async fn tls_with_a_live_certificate_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let (cert, key, first) = self_signed();
+    std::fs::write(&cert_path, cert).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    let mut child = std::process::Command::new(binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--tls-cert")
+        .arg(&cert_path)
+        .arg("--tls-key")
+        .arg(&key_path)
+        .env("TESSERA_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut banner = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first_line = String::new();
+    std::io::BufRead::read_line(&mut banner, &mut first_line).unwrap();
+    let base = first_line
+        .trim()
+        .rsplit("listening on ")
+        .next()
+        .filter(|b| b.starts_with("https://"))
+        .unwrap_or_else(|| panic!("{first_line:?}"))
+        .to_owned();
+    let health = format!("{base}/healthz");
+    assert_eq!(
+        presented_certificate(&health, &first).await.as_deref(),
+        Some(first.as_slice())
+    );
+    // The discovery document names the https URL as the issuer.
+    let metadata: Value = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_der(&first).unwrap())
+        .build()
+        .unwrap()
+        .get(format!("{base}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["issuer"], base);
+    // Plain HTTP on the TLS port gets no answer.
+    let plain = reqwest::get(base.replace("https://", "http://") + "/healthz").await;
+    assert!(plain.is_err() || plain.unwrap().status() != 200);
+
+    // A renewal replaces both files: the next connection gets the new one.
+    let (cert, key, second) = self_signed();
+    std::fs::write(dir.path().join("new-cert.pem"), cert).unwrap();
+    std::fs::write(dir.path().join("new-key.pem"), key).unwrap();
+    std::fs::rename(dir.path().join("new-key.pem"), &key_path).unwrap();
+    std::fs::rename(dir.path().join("new-cert.pem"), &cert_path).unwrap();
+    let mut served = None;
+    for _ in 0..50 {
+        served = presented_certificate(&health, &second).await;
+        if served.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(served.as_deref(), Some(second.as_slice()), "not reloaded");
+
+    // A botched renewal (a cut-off file) is not loaded: the service goes on.
+    std::fs::write(&cert_path, "-----BEGIN CERTIFICATE-----\nMIIB").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(
+        presented_certificate(&health, &second).await.as_deref(),
+        Some(second.as_slice())
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
