@@ -165,14 +165,24 @@ fn token_format_values() -> impl clap::builder::TypedValueParser<Value = TokenFo
 
 /// The algorithms a key pair signs with (ID tokens, `keys rotate`).
 fn signing_algorithm_values() -> impl clap::builder::TypedValueParser<Value = Algorithm> {
-    clap::builder::PossibleValuesParser::new(["EdDSA", "ES256", "RS256"])
-        .try_map(|v: String| parse_algorithm(&v))
+    // Ed25519 (RFC 9864's fully specified name) is taken for EdDSA, unlisted.
+    clap::builder::PossibleValuesParser::new([
+        clap::builder::PossibleValue::new("EdDSA").alias("Ed25519"),
+        "ES256".into(),
+        "RS256".into(),
+    ])
+    .try_map(|v: String| parse_algorithm(&v))
 }
 
 /// The algorithms an access token may be signed with: a key pair's, or HS256.
 fn access_algorithm_values() -> impl clap::builder::TypedValueParser<Value = Algorithm> {
-    clap::builder::PossibleValuesParser::new(["EdDSA", "ES256", "RS256", "HS256"])
-        .try_map(|v: String| v.parse::<Algorithm>().map_err(|e| e.to_string()))
+    clap::builder::PossibleValuesParser::new([
+        clap::builder::PossibleValue::new("EdDSA").alias("Ed25519"),
+        "ES256".into(),
+        "RS256".into(),
+        "HS256".into(),
+    ])
+    .try_map(|v: String| v.parse::<Algorithm>().map_err(|e| e.to_string()))
 }
 
 fn parse_grant(value: &str) -> Result<GrantType, String> {

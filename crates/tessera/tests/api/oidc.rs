@@ -189,7 +189,7 @@ async fn client_add_refuses_a_code_flow_that_cannot_work() {
                 "--id-token-alg",
                 "HS256",
             ],
-            "unknown algorithm",
+            "[possible values: EdDSA, ES256, RS256]",
         ),
         (
             vec![

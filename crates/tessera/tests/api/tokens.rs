@@ -552,7 +552,10 @@ async fn client_add_refuses_what_cannot_work() {
             vec!["--grant", "client_credentials", "--alg", "HS256"],
             "HS256 needs a shared secret",
         ),
-        (vec!["--grant", "magic"], "unknown grant"),
+        (
+            vec!["--grant", "magic"],
+            "[possible values: authorization_code, refresh_token, client_credentials",
+        ),
         (
             vec!["--grant", "password", "--access-ttl", "2s"],
             "between 10s and 24h",
