@@ -105,10 +105,17 @@ pub async fn run(config: Config, on_listening: impl FnOnce(&Listening)) -> Resul
     let metrics = management::install_metrics()?;
     let (listener, address) = bind(config.listen).await?;
     let (management_listener, management) = bind(config.management_listen).await?;
+    let tls = match config.tls.clone() {
+        Some(files) => {
+            Some(tessera_tls::acceptor(files).map_err(|e| StartError::Tls(e.to_string()))?)
+        }
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let public_url = config
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{address}"));
+        .unwrap_or_else(|| format!("{scheme}://{address}"));
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let signal = shutdown_signal();
     tokio::spawn(async move {
@@ -132,6 +139,7 @@ pub async fn run(config: Config, on_listening: impl FnOnce(&Listening)) -> Resul
     tokio::join!(
         serve(
             listener,
+            tls,
             move |request, peer| {
                 let gateway = proxy.clone();
                 async move { gateway.handle(request, peer).await }
@@ -140,6 +148,7 @@ pub async fn run(config: Config, on_listening: impl FnOnce(&Listening)) -> Resul
         ),
         serve(
             management_listener,
+            None,
             move |request, _| {
                 let answer = management::answer(&gateway, &metrics, &request);
                 async move { answer }
@@ -177,8 +186,12 @@ async fn connect(config: Config, public_url: String) -> Result<Gateway, StartErr
 /// The accept loop: HTTP/1.1 and HTTP/2 (prior knowledge) on each connection,
 /// with upgrades, a bound on the time to read a request head, and a graceful stop.
 /// `handle` answers each request (the proxy's, or the management listener's).
-pub async fn serve<H, A>(listener: TcpListener, handle: H, shutdown: impl Future<Output = ()>)
-where
+pub async fn serve<H, A>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    handle: H,
+    shutdown: impl Future<Output = ()>,
+) where
     H: Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> A + Clone + Send + Sync + 'static,
     A: Future<Output = hyper::Response<Body>> + Send + 'static,
 {
@@ -209,12 +222,38 @@ where
             let answer = handle(request, peer);
             async move { Ok::<_, Infallible>(answer.await) }
         });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let Some(acceptor) = &tls else {
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, %peer, "connection ended with an error");
+                }
+            });
+            continue;
+        };
+        // The handshake runs in the connection's task, within the time a request
+        // head may take.
+        let (acceptor, builder, watcher) = (acceptor.clone(), builder.clone(), graceful.watcher());
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let stream =
+                match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, %peer, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%error, %peer, "connection ended with an error");
             }
         });

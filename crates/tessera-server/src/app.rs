@@ -215,7 +215,7 @@ pub async fn serve(
     let management = management_listener.local_addr()?;
     let tls = match &config.tls {
         Some(files) => Some(
-            http::tls::acceptor(http::tls::TlsFiles {
+            tessera_tls::acceptor(tessera_tls::TlsFiles {
                 cert: files.cert.clone(),
                 key: files.key.clone(),
             })

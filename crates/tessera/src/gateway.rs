@@ -24,6 +24,7 @@ pub async fn gateway_command(
     let config = Config::load(&args.config)
         .with_context(|| format!("invalid gateway configuration {}", args.config.display()))?;
     let tessera_url = config.tessera_url.clone();
+    let tls = config.tls.is_some();
     let routes: Vec<String> = config
         .routes
         .iter()
@@ -46,9 +47,10 @@ pub async fn gateway_command(
         .collect();
     tessera_gateway::run(config, |listening| {
         let mut out = std::io::stdout().lock();
+        let scheme = if tls { "https" } else { "http" };
         let _ = writeln!(
             out,
-            "tessera gateway listening on http://{}",
+            "tessera gateway listening on {scheme}://{}",
             listening.address
         );
         let _ = writeln!(out, "  public URL  {}", listening.public_url);

@@ -64,8 +64,19 @@ const TESSERA_ONLY: &[(&[&str], &[&str], &str)] = &[
     ),
     (
         &["tessera-gateway"],
-        &["tessera-verify", "tessera-core", "tessera-proto"],
-        "the gateway stands on the verifier, the domain types and the wire vocabulary",
+        &[
+            "tessera-verify",
+            "tessera-core",
+            "tessera-proto",
+            "tessera-tls",
+        ],
+        "the gateway stands on the verifier, the domain types, the wire vocabulary \
+         and the listeners' TLS",
+    ),
+    (
+        &["tessera-tls"],
+        &[],
+        "the listeners' TLS is rustls and files: no tessera crate",
     ),
     (
         &["tessera-proto"],

@@ -6,7 +6,6 @@ pub mod error;
 pub mod extract;
 pub mod origin;
 pub mod return_to;
-pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;

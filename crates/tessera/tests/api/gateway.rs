@@ -1203,3 +1203,43 @@ async fn gateway_route_allowing_encoded_slashes_passes_them_verbatim_never_a_dot
     let expected: Vec<&str> = passes.iter().map(|(_, line)| *line).collect();
     assert_eq!(upstream.lines(), expected);
 }
+
+/// `[tls]` in the gateway's configuration: it serves HTTPS (the same reloading
+/// certificate files as tessera's `--tls-cert`), and its public URL, which
+/// browsers are sent back to after logging in, says https.
+#[tokio::test]
+async fn gateway_serves_https_with_its_own_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let tls = format!(
+        "\n[tls]\ncert = {:?}\nkey = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    let f = fixture_with(&tls, &[]).await;
+    assert!(f.gateway.base.starts_with("https://"), "{}", f.gateway.base);
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_der(certified.cert.der()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let public = client.get(f.gateway.url("/public/x")).send().await.unwrap();
+    assert_eq!(public.status(), 200);
+    // A navigation without a session goes to log in, to come back over https.
+    let page = client
+        .get(f.gateway.url("/api/x"))
+        .header(header::ACCEPT, "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 302);
+    let location = page.headers()[header::LOCATION].to_str().unwrap();
+    assert!(location.contains("return_to=https%3A%2F%2F127.0.0.1"), "{location}");
+    // Plain HTTP on the TLS port is not served.
+    let plain = reqwest::get(f.gateway.url("/public/x").replace("https://", "http://")).await;
+    assert!(plain.is_err() || plain.unwrap().status() != 200);
+}

@@ -1,6 +1,6 @@
-//! TLS on the public listener: a certificate and key from PEM files, reloaded
-//! without a restart when either file changes (a renewal by certbot or an ACME
-//! agent replaces them in place).
+//! TLS on a listener (tessera's public port, the gateway's): a certificate and
+//! key from PEM files, reloaded without a restart when either file changes (a
+//! renewal by certbot or an ACME agent replaces them in place).
 //!
 //! The files are looked at once a second. A new pair that does not load (half
 //! written, or a key that does not match) is logged and the pair in use kept, so
