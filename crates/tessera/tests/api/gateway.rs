@@ -1238,7 +1238,10 @@ async fn gateway_serves_https_with_its_own_certificate() {
         .unwrap();
     assert_eq!(page.status(), 302);
     let location = page.headers()[header::LOCATION].to_str().unwrap();
-    assert!(location.contains("return_to=https%3A%2F%2F127.0.0.1"), "{location}");
+    assert!(
+        location.contains("return_to=https%3A%2F%2F127.0.0.1"),
+        "{location}"
+    );
     // Plain HTTP on the TLS port is not served.
     let plain = reqwest::get(f.gateway.url("/public/x").replace("https://", "http://")).await;
     assert!(plain.is_err() || plain.unwrap().status() != 200);

@@ -23,6 +23,7 @@ mod migrate;
 mod oidc;
 mod operations;
 mod protection;
+mod proxy;
 mod registration;
 mod reset_links;
 mod rp_logout;
