@@ -480,3 +480,160 @@ async fn the_banner_names_the_database_and_redis_never_a_password() {
         "{banner}"
     );
 }
+
+/// A balancer for the rolling restart: each request goes to the next instance in
+/// turn; one that cannot take it (refused, or closed before answering) is skipped
+/// and the request, whose body is held, goes to the next, as nginx's
+/// `proxy_next_upstream error` does.
+struct Balancer {
+    base: String,
+    backends: Arc<std::sync::RwLock<Vec<String>>>,
+}
+
+impl Balancer {
+    async fn start(backends: Vec<String>) -> Self {
+        use axum::body::{Body, Bytes};
+        use axum::extract::{Request, State};
+        use axum::response::Response;
+
+        type Shared = (
+            Arc<std::sync::RwLock<Vec<String>>>,
+            Arc<std::sync::atomic::AtomicUsize>,
+            reqwest::Client,
+        );
+        async fn forward(
+            State((backends, next, client)): State<Shared>,
+            request: Request,
+        ) -> Response {
+            let (parts, body) = request.into_parts();
+            let body: Bytes = axum::body::to_bytes(body, 1 << 20)
+                .await
+                .unwrap_or_default();
+            let list = backends.read().unwrap().clone();
+            let start = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            for i in 0..list.len() * 2 {
+                let backend = &list[(start + i) % list.len()];
+                let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                let mut sent = client
+                    .request(parts.method.clone(), format!("{backend}{path}"))
+                    .body(body.clone());
+                for (name, value) in &parts.headers {
+                    if name != reqwest::header::HOST {
+                        sent = sent.header(name, value);
+                    }
+                }
+                if let Ok(answer) = sent.send().await {
+                    let mut response = Response::builder().status(answer.status());
+                    for (name, value) in answer.headers() {
+                        response = response.header(name, value);
+                    }
+                    let bytes = answer.bytes().await.unwrap_or_default();
+                    return response.body(Body::from(bytes)).unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Response::builder().status(502).body(Body::empty()).unwrap()
+        }
+
+        let backends = Arc::new(std::sync::RwLock::new(backends));
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let app = axum::Router::new().fallback(forward).with_state((
+            backends.clone(),
+            Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            client,
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { base, backends }
+    }
+}
+
+/// Three instances behind a balancer are restarted one after another (SIGTERM,
+/// then started again) while a client keeps using its session through the
+/// balancer: no request fails, the session lives on, and each instance stops in
+/// under 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_behind_a_balancer_loses_no_request_and_no_session() {
+    let mut cluster = Cluster::start(3).await;
+    cluster.nodes[0].add_user("alice", &[]);
+    let balancer = Balancer::start(cluster.nodes.iter().map(|n| n.base.clone()).collect()).await;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let login = http
+        .post(format!("{}/v1/login", balancer.base))
+        .json(&serde_json::json!({"username": "alice", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let alice = browser_from(login).await;
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (stop, http, base, cookie) = (
+            stop.clone(),
+            http.clone(),
+            balancer.base.clone(),
+            alice.cookie.clone(),
+        );
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match http
+                    .get(format!("{base}/v1/session"))
+                    .header(reqwest::header::COOKIE, &cookie)
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == 200 => ok += 1,
+                    Ok(r) => failed.push(r.status().to_string()),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (ok, failed)
+        })
+    };
+
+    for i in 0..3 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let node = &mut cluster.nodes[i];
+        let old = node.base.clone();
+        let started = std::time::Instant::now();
+        let status = tokio::task::block_in_place(|| node.terminate());
+        let took = started.elapsed();
+        assert!(status.success(), "{status:?}");
+        assert!(
+            took < Duration::from_secs(2),
+            "instance {i} took {took:?} to stop"
+        );
+        node.kill_and_restart();
+        let new = node.base.clone();
+        let mut backends = balancer.backends.write().unwrap();
+        for backend in backends.iter_mut() {
+            if *backend == old {
+                *backend = new.clone();
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = load.await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {failed:?}",
+        failed.len(),
+        ok as usize + failed.len()
+    );
+    assert!(ok > 50, "only {ok} requests in the run");
+    // The session is the same on every restarted instance.
+    for node in &cluster.nodes {
+        assert_eq!(node.session_status(&alice).await, 200);
+    }
+}
