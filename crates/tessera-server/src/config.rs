@@ -40,7 +40,9 @@ pub struct Config {
     /// come from. Default: `http://` + `listen`.
     pub public_url: Option<String>,
     pub log_format: LogFormat,
-    /// Whether `POST /v1/users` accepts registrations.
+    /// Whether anyone may create an account (`POST /v1/users`, `/register`).
+    /// Closed by default: an identity service that lets strangers in unasked, with
+    /// no verification of who they are, is a choice to make on purpose.
     pub registration: bool,
     /// Further origins allowed to send cookie-authenticated requests and logins.
     pub allowed_origins: Vec<String>,
@@ -324,7 +326,7 @@ impl Default for Config {
             redis: None,
             public_url: None,
             log_format: LogFormat::Text,
-            registration: true,
+            registration: false,
             allowed_origins: Vec::new(),
             return_to_origins: Vec::new(),
             trusted_proxies: Vec::new(),

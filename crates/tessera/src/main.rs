@@ -280,6 +280,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tessera_server::init_logging(config.log_format);
             let stores = StoresInBanner {
                 tls: config.tls.is_some(),
+                registration: config.registration,
                 data_dir: config.data_dir.clone(),
                 database: config.database.as_ref().map(|url| url.redacted()),
                 redis: config.redis.as_ref().map(|url| url.redacted()),
@@ -309,6 +310,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 struct StoresInBanner {
     /// The public listener serves TLS.
     tls: bool,
+    /// Anyone may create an account.
+    registration: bool,
     data_dir: std::path::PathBuf,
     database: Option<String>,
     redis: Option<String>,
@@ -348,6 +351,14 @@ fn print_banner(listening: &tessera_server::Listening, stores: &StoresInBanner) 
     }
     if let Some(redis) = &stores.redis {
         let _ = writeln!(out, "  redis       {redis}");
+    }
+    if stores.registration {
+        let _ = writeln!(out, "  registration open: anyone may create an account");
+    } else {
+        let _ = writeln!(
+            out,
+            "  registration closed (open it with registration = true or TESSERA_REGISTRATION=true)"
+        );
     }
     if *no_users {
         let _ = writeln!(out, "  no accounts yet; create the first admin with:");

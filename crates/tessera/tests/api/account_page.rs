@@ -5,7 +5,7 @@
 use reqwest::{StatusCode, header};
 use serde_json::Value;
 
-use crate::harness::{Browser, PASSWORD, TestServer, browser_from};
+use crate::harness::{Browser, PASSWORD, REGISTRATION_OPEN, TestServer, browser_from};
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
 const SAFARI: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 \
@@ -402,7 +402,7 @@ async fn register(
 
 #[tokio::test]
 async fn a_person_opens_an_account_on_the_register_page_when_it_is_open() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(REGISTRATION_OPEN).await;
     let shown = server
         .client
         .get(server.url("/register"))
@@ -475,7 +475,8 @@ async fn a_person_opens_an_account_on_the_register_page_when_it_is_open() {
 
 #[tokio::test]
 async fn the_register_page_says_when_registration_is_closed_and_makes_nothing() {
-    let server = TestServer::start_with(&[("TESSERA_REGISTRATION", "false")]).await;
+    // Closed is the default.
+    let server = TestServer::start().await;
     let shown = server
         .client
         .get(server.url("/register"))

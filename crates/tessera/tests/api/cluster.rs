@@ -456,7 +456,7 @@ async fn the_banner_names_the_database_and_redis_never_a_password() {
         .unwrap();
     let lines: Vec<String> = std::io::BufReader::new(child.stdout.take().unwrap())
         .lines()
-        .take(10)
+        .take(11)
         .map(Result::unwrap)
         .collect();
     child.kill().unwrap();
@@ -475,6 +475,7 @@ async fn the_banner_names_the_database_and_redis_never_a_password() {
     );
     assert!(!banner.contains("hunter2"), "{banner}");
     assert!(!banner.contains("data dir"), "{banner}");
+    assert!(banner.contains("registration closed (open it with"), "{banner}");
     assert!(
         banner.contains("--database \"$TESSERA_DATABASE\""),
         "{banner}"

@@ -6,7 +6,7 @@ use crate::harness::*;
 
 #[tokio::test]
 async fn accounts_and_sessions_survive_kill_9() {
-    let mut server = TestServer::start().await;
+    let mut server = TestServer::start_with(REGISTRATION_OPEN).await;
     server.add_user("alice", &[]);
     let registered = server
         .post_json(
@@ -39,7 +39,7 @@ async fn accounts_and_sessions_survive_kill_9() {
 
 #[tokio::test]
 async fn the_raw_session_secret_is_nowhere_in_the_data_dir() {
-    let mut server = TestServer::start().await;
+    let mut server = TestServer::start_with(REGISTRATION_OPEN).await;
     server.add_user("carol", &[]);
     let browser = server.login("carol").await;
     let secret = browser.cookie.split_once('=').unwrap().1.to_owned();

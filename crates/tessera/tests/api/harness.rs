@@ -11,6 +11,9 @@ use serde_json::Value;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// For tests of self-registration, which is closed by default.
+pub const REGISTRATION_OPEN: &[(&str, &str)] = &[("TESSERA_REGISTRATION", "true")];
+
 /// Settings every test server gets unless a test overrides them: cheap hashing (the
 /// parameters' effect is not what these tests check) and generous throttles.
 const TEST_ENV: &[(&str, &str)] = &[

@@ -4,7 +4,7 @@ use crate::harness::*;
 
 #[tokio::test]
 async fn register_then_log_in() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(REGISTRATION_OPEN).await;
     let response = server
         .post_json(
             "/v1/users",
@@ -22,7 +22,7 @@ async fn register_then_log_in() {
 
 #[tokio::test]
 async fn duplicates_conflict_after_folding() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(REGISTRATION_OPEN).await;
     let first = server
         .post_json(
             "/v1/users",
@@ -44,7 +44,7 @@ async fn duplicates_conflict_after_folding() {
 
 #[tokio::test]
 async fn invalid_input_is_refused_with_a_reason() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(REGISTRATION_OPEN).await;
     let cases = [
         (
             json!({"username": "", "password": PASSWORD}),
@@ -106,7 +106,7 @@ async fn invalid_input_is_refused_with_a_reason() {
 
 #[tokio::test]
 async fn bodies_over_64_kib_get_413() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(REGISTRATION_OPEN).await;
     let padding = "p".repeat(70 * 1024);
     let response = server
         .post_json(
@@ -129,8 +129,8 @@ async fn bodies_over_64_kib_get_413() {
 }
 
 #[tokio::test]
-async fn registration_can_be_closed() {
-    let server = TestServer::start_with(&[("TESSERA_REGISTRATION", "false")]).await;
+async fn registration_is_closed_by_default() {
+    let server = TestServer::start().await;
     let response = server
         .post_json(
             "/v1/users",
@@ -145,7 +145,7 @@ async fn registration_can_be_closed() {
 
 #[tokio::test]
 async fn registration_from_a_foreign_page_is_refused() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(REGISTRATION_OPEN).await;
     let response = server
         .client
         .post(server.url("/v1/users"))
@@ -162,7 +162,7 @@ async fn registration_from_a_foreign_page_is_refused() {
 
 #[tokio::test]
 async fn look_alikes_and_mixed_scripts_are_refused_with_409_and_a_reason() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(REGISTRATION_OPEN).await;
     for name in ["admin", "ace"] {
         let created = server
             .post_json("/v1/users", json!({"username": name, "password": PASSWORD}))
