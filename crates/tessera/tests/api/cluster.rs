@@ -475,7 +475,10 @@ async fn the_banner_names_the_database_and_redis_never_a_password() {
     );
     assert!(!banner.contains("hunter2"), "{banner}");
     assert!(!banner.contains("data dir"), "{banner}");
-    assert!(banner.contains("registration closed (open it with"), "{banner}");
+    assert!(
+        banner.contains("registration closed (open it with"),
+        "{banner}"
+    );
     assert!(
         banner.contains("--database \"$TESSERA_DATABASE\""),
         "{banner}"
