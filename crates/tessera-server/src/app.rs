@@ -620,6 +620,7 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         // For load balancers; the metrics are only on the management listener.
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(crate::openapi::serve_document))
         .route("/v1/users", post(users::register))
         .route("/v1/login", post(login::login))
         .route("/login", get(login_page::show).post(login_page::submit))

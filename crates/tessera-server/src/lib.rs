@@ -4,11 +4,13 @@
 //! routes, serves), `routes` (one module per area: parse, call one service, render),
 //! `http` (extractors, errors and middleware, below the routes), `services` (the only
 //! code that reaches a store), and the store traits of `tessera-store` underneath.
+//! `openapi` is the JSON API's contract (`/openapi.json`).
 //! See ARCHITECTURE.md at the repository root.
 
 mod app;
 pub mod config;
 pub mod http;
+pub mod openapi;
 mod routes;
 pub mod services;
 mod state;

@@ -21,12 +21,12 @@ use crate::services::feed::FEED_SCOPE;
 /// The most sightings one report may carry (well within `limits.body_bytes`).
 pub const MAX_SIGHTINGS: usize = 500;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Report {
     seen: Vec<Sighting>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct Sighting {
     /// The token's `sid`: a browser session or a refresh-token family.
     sid: String,

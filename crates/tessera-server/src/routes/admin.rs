@@ -126,7 +126,7 @@ pub async fn user(
 
 /// The body of `PATCH /admin/v1/users/{id}`: a member left out keeps its value,
 /// `null` clears it.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilePatch {
     #[serde(default, deserialize_with = "present")]
@@ -249,7 +249,7 @@ pub async fn enable(
     Ok(Json(json!({ "user": AdminUserView::from(&user) })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RolesBody {
     roles: Vec<String>,
@@ -341,7 +341,7 @@ pub async fn online(
 
 /// The body of `POST /admin/v1/clients`: what `tessera client add` takes, by the
 /// names `GET` shows. Only `name` and `grants` are required.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewClient {
     pub(crate) name: String,

@@ -15,7 +15,7 @@ use crate::services::sessions::ActiveSession;
 use crate::services::sign_in::{Attempt, SignIn, SignInError};
 use crate::views::CurrentSession;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginForm {
     pub username: String,
     pub password: String,

@@ -12,7 +12,7 @@ use crate::services::accounts::RegisterError;
 use crate::services::sign_in::{SignIn, SignUpError};
 use crate::views::UserView;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Registration {
     username: String,
     password: String,

@@ -21,6 +21,7 @@ mod login;
 mod login_page;
 mod migrate;
 mod oidc;
+mod openapi;
 mod operations;
 mod protection;
 mod proxy;
