@@ -163,8 +163,24 @@ impl Gateway {
             "status" => response.status().as_str().to_owned()
         )
         .increment(1);
+        let elapsed = started.elapsed();
         metrics::histogram!("tessera_gateway_request_duration_seconds", "route" => route.to_owned())
-            .record(started.elapsed().as_secs_f64());
+            .record(elapsed.as_secs_f64());
+        // One line per request, as tessera's own: the route's prefix (never the
+        // path as sent), the status, the time, the request id. Never a header.
+        tracing::info!(
+            target: "tessera::request",
+            method = %method,
+            route,
+            status = response.status().as_u16(),
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            request_id = response
+                .headers()
+                .get(X_REQUEST_ID)
+                .and_then(|id| id.to_str().ok())
+                .unwrap_or("-"),
+            "request"
+        );
         response
     }
 

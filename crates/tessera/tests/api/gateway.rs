@@ -148,7 +148,9 @@ impl GatewayProcess {
             .env("TESSERA_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("gateway.log")).unwrap(),
+            ))
             .spawn()
             .unwrap();
         let mut banner = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -172,6 +174,11 @@ impl GatewayProcess {
             management,
             _dir: dir,
         }
+    }
+
+    /// What the gateway has logged so far (its stderr).
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("gateway.log")).unwrap_or_default()
     }
 
     /// The gateway's metrics, from its management listener.
@@ -772,6 +779,49 @@ async fn gateway_exchanges_once_for_many_requests_of_a_session() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_default();
     assert!(hits >= 40.0, "cache hits {hits}\n{metrics}");
+}
+
+/// One log line per request at INFO: the route's prefix, never the path as sent
+/// (nor its query), the status, the time, the request id; never a cookie.
+#[tokio::test]
+async fn gateway_logs_one_line_per_request_without_the_path_or_the_cookie() {
+    let f = fixture_with(
+        "",
+        &[("TESSERA_LOG", "info"), ("TESSERA_LOG_FORMAT", "json")],
+    )
+    .await;
+    let alice = f.server.login("alice").await;
+    let answer = f
+        .get("/api/orders/secret-looking-path?code=not-for-logs")
+        .header(header::COOKIE, &alice.cookie)
+        .header("x-request-id", "gateway-trace-0001")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    // The line is written as the answer goes out.
+    let mut line = None;
+    for _ in 0..50 {
+        line = f
+            .gateway
+            .log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["fields"]["request_id"] == "gateway-trace-0001");
+        if line.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let line = line.unwrap_or_else(|| panic!("no request line in\n{}", f.gateway.log()));
+    assert_eq!(line["target"], "tessera::request");
+    assert_eq!(line["fields"]["route"], "/api");
+    assert_eq!(line["fields"]["status"], 200);
+    assert_eq!(line["fields"]["method"], "GET");
+    let log = f.gateway.log();
+    assert!(!log.contains("secret-looking-path") && !log.contains("not-for-logs"));
+    let session_secret = alice.cookie.split_once('=').unwrap().1;
+    assert!(!log.contains(session_secret), "the cookie reached the log");
 }
 
 /// The gateway's management listener answers health and metrics, and nothing
