@@ -25,6 +25,7 @@ mod openapi;
 mod operations;
 mod protection;
 mod proxy;
+mod readme;
 mod registration;
 mod reset_links;
 mod rp_logout;
