@@ -66,7 +66,7 @@ enum Command {
     /// Verify or decode an access token, as a resource service would see it.
     #[command(subcommand)]
     Token(token::TokenCommand),
-    /// Move to another database: `store migrate` copies accounts, clients and keys.
+    /// Move to another database (`store migrate`), or back the SQLite file up (`store backup`).
     #[command(subcommand)]
     Store(store::StoreCommand),
     /// Run the reverse proxy that turns browser sessions into JWTs for upstreams.
@@ -678,5 +678,35 @@ mod tests {
             ["EdDSA", "ES256", "RS256"]
         );
         assert!(values(&["client", "add"], "grant").contains(&"authorization_code".to_owned()));
+    }
+
+    /// The README's synopsis names every command there is.
+    #[test]
+    fn the_readme_lists_every_command() {
+        fn leaves(command: &clap::Command, path: String, found: &mut Vec<String>) {
+            let subcommands: Vec<_> = command
+                .get_subcommands()
+                .filter(|s| s.get_name() != "help")
+                .collect();
+            if subcommands.is_empty() {
+                found.push(path.clone());
+            }
+            for sub in subcommands {
+                leaves(sub, format!("{path} {}", sub.get_name()), found);
+            }
+        }
+        let readme = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+        )
+        .unwrap();
+        let mut commands = Vec::new();
+        leaves(&Cli::command(), "tessera".to_owned(), &mut commands);
+        assert!(commands.len() > 20, "{commands:?}");
+        for command in commands {
+            assert!(
+                readme.contains(&format!("\n{command} ")),
+                "the README's command-line synopsis lacks `{command}`"
+            );
+        }
     }
 }
