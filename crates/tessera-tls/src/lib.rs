@@ -100,6 +100,28 @@ pub fn acceptor(files: TlsFiles) -> Result<tokio_rustls::TlsAcceptor, TlsError> 
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
+/// The TLS handshake of an accepted connection, bounded by `within` (a client
+/// that never finishes it holds nothing but its own task). `None`, logged at
+/// debug, when it fails or times out.
+pub async fn handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    within: Duration,
+    peer: std::net::SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    match tokio::time::timeout(within, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(error)) => {
+            tracing::debug!(%error, %peer, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
 async fn watch(files: TlsFiles, reloading: Arc<Reloading>) {
     let mut seen = modified(&files);
     let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -191,21 +191,10 @@ pub async fn serve(
                 let (acceptor, builder) = (acceptor.clone(), builder.clone());
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(
-                        handshake_timeout,
-                        acceptor.accept(stream),
-                    )
-                    .await
-                    {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(error)) => {
-                            tracing::debug!(%error, %peer, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
+                    let Some(stream) =
+                        tessera_tls::handshake(&acceptor, stream, handshake_timeout, peer).await
+                    else {
+                        return;
                     };
                     let connection = builder
                         .serve_connection_with_upgrades(TokioIo::new(stream), service)

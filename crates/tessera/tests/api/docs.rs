@@ -44,19 +44,7 @@ fn recorded_metrics() -> BTreeMap<String, Vec<String>> {
                 let Some(name) = rest.split('"').next() else {
                     continue;
                 };
-                // The call's arguments, up to its closing parenthesis.
-                let mut depth = 1;
-                let call: String = rest
-                    .chars()
-                    .take_while(|c| {
-                        depth += match c {
-                            '(' => 1,
-                            ')' => -1,
-                            _ => 0,
-                        };
-                        depth > 0
-                    })
-                    .collect();
+                let call = crate::harness::call_arguments(rest);
                 let labels = metrics.entry(name.to_owned()).or_default();
                 for part in call.split("=>").collect::<Vec<_>>().iter().rev().skip(1) {
                     if let Some(label) = part.trim_end().strip_suffix('"')

@@ -69,6 +69,22 @@ pub fn read_banner(stdout: std::process::ChildStdout) -> (String, String) {
     panic!("the banner has no management line")
 }
 
+/// The text of a call in Rust source, from just after its opening `(` up to its
+/// closing `)`, for tests that read the sources (`text` starts inside the call).
+pub fn call_arguments(text: &str) -> String {
+    let mut depth = 1;
+    text.chars()
+        .take_while(|c| {
+            depth += match c {
+                '(' => 1,
+                ')' => -1,
+                _ => 0,
+            };
+            depth > 0
+        })
+        .collect()
+}
+
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_tessera")
 }

@@ -23,19 +23,7 @@ fn router_routes() -> BTreeSet<(String, String)> {
         .expect("the end of the routes")];
     let mut routes = BTreeSet::new();
     for (at, _) in body.match_indices(".route(") {
-        // The call's text, up to its closing parenthesis.
-        let mut depth = 0;
-        let call: String = body[at + ".route".len()..]
-            .chars()
-            .take_while(|c| {
-                depth += match c {
-                    '(' => 1,
-                    ')' => -1,
-                    _ => 0,
-                };
-                depth > 0
-            })
-            .collect();
+        let call = call_arguments(&body[at + ".route(".len()..]);
         let path = call.split('"').nth(1).expect("a path literal").to_owned();
         for method in ["get", "post", "put", "patch", "delete"] {
             let called = format!("{method}(");
