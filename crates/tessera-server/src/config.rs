@@ -704,6 +704,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configuration_loads() {
+        let example =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tessera.example.toml");
+        let config = Config::load(Some(&example), Overrides::default()).unwrap();
+        assert!(!config.registration, "the example shows the default");
+    }
+
+    #[test]
     fn store_urls_never_show_their_password() {
         let url = StoreUrl("postgres://tessera:hunter2@db:5432/tessera".into());
         assert_eq!(
