@@ -20,7 +20,7 @@ pub async fn gateway_command(
     args: GatewayArgs,
     log_format: tessera_server::LogFormat,
 ) -> anyhow::Result<()> {
-    tessera_server::init_logging(log_format);
+    let _logs = tessera_server::init_service_logging(log_format);
     let config = Config::load(&args.config)
         .with_context(|| format!("invalid gateway configuration {}", args.config.display()))?;
     let tessera_url = config.tessera_url.clone();

@@ -277,7 +277,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ..overrides
                 },
             )?;
-            tessera_server::init_logging(config.log_format);
+            let _logs = tessera_server::init_service_logging(config.log_format);
             let stores = StoresInBanner {
                 tls: config.tls.is_some(),
                 registration: config.registration,

@@ -272,8 +272,21 @@ impl TestServer {
 }
 
 impl Drop for TestServer {
+    /// SIGTERM first: the server stops in milliseconds and writes out its last log
+    /// lines (a thread of its own writes them, which a kill -9 would cut short);
+    /// only a server that does not stop within 3 s (one a test paused) is killed.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = std::time::Instant::now() + Duration::from_secs(3);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
