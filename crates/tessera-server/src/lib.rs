@@ -36,6 +36,9 @@ pub fn init_logging(format: LogFormat) {
 #[must_use = "dropping the guard stops the log writer"]
 pub fn init_service_logging(format: LogFormat) -> LogGuard {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        // Its queue is allocated whole: the default 128,000 lines cost megabytes of
+        // memory at rest; a few thousand lines absorb any burst a second long.
+        .buffered_lines_limit(4096)
         .lossy(false)
         .thread_name("tessera-log-writer")
         .finish(std::io::stderr());
