@@ -137,8 +137,6 @@ impl Sessions {
         &self.verifier
     }
 
-    /// A JWT for `profile` on behalf of the session whose secret is `cookie`.
-    /// Concurrent requests for the same key wait for one exchange.
     /// The revocation feed's state, for readiness and metrics: how long since it
     /// spoke, and whether that is within the staleness bound.
     pub fn feed(&self) -> (Option<Duration>, bool) {
@@ -148,6 +146,8 @@ impl Sessions {
         )
     }
 
+    /// A JWT for `profile` on behalf of the session whose secret is `cookie`.
+    /// Concurrent requests for the same key wait for one exchange.
     pub async fn token_for(&self, cookie: &str, profile: usize) -> Result<Outcome, Unavailable> {
         // Not even shaped like a session secret: no need to ask tessera.
         if tessera_core::SessionSecret::parse(cookie).is_none() {

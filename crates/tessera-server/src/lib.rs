@@ -43,11 +43,13 @@ pub fn init_service_logging(format: LogFormat) -> LogGuard {
         .thread_name("tessera-log-writer")
         .finish(std::io::stderr());
     install_logging(format, writer);
-    LogGuard(guard)
+    LogGuard { _writer: guard }
 }
 
 /// Keeps a service's log writer running; see [`init_service_logging`].
-pub struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
+pub struct LogGuard {
+    _writer: tracing_appender::non_blocking::WorkerGuard,
+}
 
 fn install_logging<W>(format: LogFormat, writer: W)
 where

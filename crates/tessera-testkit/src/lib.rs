@@ -61,13 +61,17 @@ fn postgres_binary(name: &str) -> PathBuf {
 
 /// The uid and gid to run PostgreSQL as: it refuses to run as root, so when we
 /// are root, the `postgres` user (or `nobody`).
-fn unprivileged() -> Option<(u32, u32)> {
-    let is_root = Command::new("id")
+/// Whether the tests run as root (as in CI's containers).
+pub fn running_as_root() -> bool {
+    Command::new("id")
         .arg("-u")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if !is_root {
+        .unwrap_or(false)
+}
+
+fn unprivileged() -> Option<(u32, u32)> {
+    if !running_as_root() {
         return None;
     }
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();

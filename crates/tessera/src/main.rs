@@ -278,7 +278,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
             )?;
             let _logs = tessera_server::init_service_logging(config.log_format);
-            let stores = StoresInBanner {
+            let facts = BannerFacts {
                 tls: config.tls.is_some(),
                 registration: config.registration,
                 data_dir: config.data_dir.clone(),
@@ -286,7 +286,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 redis: config.redis.as_ref().map(|url| url.redacted()),
             };
             tessera_server::serve(config, |listening| {
-                print_banner(listening, &stores);
+                print_banner(listening, &facts);
             })
             .await
         }
@@ -305,9 +305,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     done.map(|()| ExitCode::SUCCESS)
 }
 
-/// Where the server keeps its data, as the banner names it: a database and Redis by
-/// their URLs (never a password), else the data dir.
-struct StoresInBanner {
+/// What the banner says besides where the server listens: TLS, registration, and
+/// where the data is (a database and Redis by their URLs, never a password, else
+/// the data dir).
+struct BannerFacts {
     /// The public listener serves TLS.
     tls: bool,
     /// Anyone may create an account.
@@ -317,7 +318,7 @@ struct StoresInBanner {
     redis: Option<String>,
 }
 
-fn print_banner(listening: &tessera_server::Listening, stores: &StoresInBanner) {
+fn print_banner(listening: &tessera_server::Listening, facts: &BannerFacts) {
     let tessera_server::Listening {
         address,
         management,
@@ -325,7 +326,7 @@ fn print_banner(listening: &tessera_server::Listening, stores: &StoresInBanner) 
         no_users,
     } = listening;
     let mut out = std::io::stdout().lock();
-    let scheme = if stores.tls { "https" } else { "http" };
+    let scheme = if facts.tls { "https" } else { "http" };
     let _ = writeln!(
         out,
         "tessera {} listening on {scheme}://{address}",
@@ -341,18 +342,18 @@ fn print_banner(listening: &tessera_server::Listening, stores: &StoresInBanner) 
         out,
         "  metadata    {public_url}/.well-known/oauth-authorization-server"
     );
-    match &stores.database {
+    match &facts.database {
         Some(database) => {
             let _ = writeln!(out, "  database    {database}");
         }
         None => {
-            let _ = writeln!(out, "  data dir    {}", stores.data_dir.display());
+            let _ = writeln!(out, "  data dir    {}", facts.data_dir.display());
         }
     }
-    if let Some(redis) = &stores.redis {
+    if let Some(redis) = &facts.redis {
         let _ = writeln!(out, "  redis       {redis}");
     }
-    if stores.registration {
+    if facts.registration {
         let _ = writeln!(out, "  registration open: anyone may create an account");
     } else {
         let _ = writeln!(
@@ -362,12 +363,12 @@ fn print_banner(listening: &tessera_server::Listening, stores: &StoresInBanner) 
     }
     if *no_users {
         let _ = writeln!(out, "  no accounts yet; create the first admin with:");
-        match &stores.database {
+        match &facts.database {
             None => {
                 let _ = writeln!(
                     out,
                     "    tessera user add admin --role admin --password-stdin --data-dir {}",
-                    stores.data_dir.display()
+                    facts.data_dir.display()
                 );
             }
             Some(_) => {

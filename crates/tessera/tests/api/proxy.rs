@@ -57,7 +57,11 @@ impl Nginx {
              include {d}/tessera.conf;\n}}\n",
             // Workers run as the user who starts nginx (root in CI), so that they
             // can use the temporary folders above.
-            user = if runs_as_root() { "user root;\n" } else { "" },
+            user = if tessera_testkit::running_as_root() {
+                "user root;\n"
+            } else {
+                ""
+            },
         );
         std::fs::write(dir.join("nginx.conf"), main).unwrap();
         let child = Command::new(nginx_binary())
@@ -87,14 +91,6 @@ impl Nginx {
             std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
         )
     }
-}
-
-fn runs_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }
 
 /// The client address of the session `browser` holds, as tessera recorded it.
