@@ -41,12 +41,23 @@ impl Timestamp {
         u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0)
     }
 
+    /// Always three digits of milliseconds (`2026-12-04T10:00:00.120Z`, never
+    /// `…:00.12Z`), so that times line up in a table and sort as text.
     pub fn to_rfc3339(self) -> String {
         let nanos = i128::from(self.0) * 1_000_000;
-        OffsetDateTime::from_unix_timestamp_nanos(nanos)
-            .ok()
-            .and_then(|t| t.format(&Rfc3339).ok())
-            .unwrap_or_else(|| self.0.to_string())
+        match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+            Ok(t) => format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.millisecond()
+            ),
+            Err(_) => self.0.to_string(),
+        }
     }
 }
 
@@ -94,11 +105,15 @@ mod tests {
     fn formats_as_rfc3339() {
         assert_eq!(
             Timestamp::from_millis(0).to_rfc3339(),
-            "1970-01-01T00:00:00Z"
+            "1970-01-01T00:00:00.000Z"
         );
         assert_eq!(
             Timestamp::from_millis(1_500).to_rfc3339(),
-            "1970-01-01T00:00:01.5Z"
+            "1970-01-01T00:00:01.500Z"
+        );
+        assert_eq!(
+            Timestamp::from_millis(-1).to_rfc3339(),
+            "1969-12-31T23:59:59.999Z"
         );
     }
 

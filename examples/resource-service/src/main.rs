@@ -20,6 +20,7 @@ struct Args {
     /// revocation feed and for introspecting opaque tokens.
     #[arg(long, env = "RESOURCE_CLIENT_ID")]
     client_id: String,
+    /// That client's secret (`tcs_…`).
     #[arg(long, env = "RESOURCE_CLIENT_SECRET", hide_env_values = true)]
     client_secret: String,
     /// Refuse tokens when the revocation feed has been silent this long.
@@ -28,6 +29,7 @@ struct Args {
     /// Accept tokens while the feed is stale instead of refusing them.
     #[arg(long)]
     fail_open: bool,
+    /// The address and port to serve on.
     #[arg(long, default_value = "127.0.0.1:9000")]
     listen: String,
 }
