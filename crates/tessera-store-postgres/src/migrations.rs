@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_audit_events.sql"),
     include_str!("../migrations/0010_password_reset_links.sql"),
     include_str!("../migrations/0011_online_peaks.sql"),
+    include_str!("../migrations/0012_schema_compatibility.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -33,9 +34,15 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 pub enum MigrationError {
     #[error(
         "the database at {url} has schema version {found}, newer than this tessera knows \
-         (up to {SCHEMA_VERSION}); run a tessera at least as new as the one that wrote it"
+         (up to {SCHEMA_VERSION}), and a migration since took away what this version uses \
+         (it needs a tessera of schema version {oldest_compatible} or later); run a tessera \
+         at least as new as the one that wrote it"
     )]
-    NewerSchema { url: String, found: i64 },
+    NewerSchema {
+        url: String,
+        found: i64,
+        oldest_compatible: i64,
+    },
     #[error("migrating the database at {url} to schema version {version} failed: {source}")]
     Failed {
         url: String,
@@ -87,10 +94,27 @@ pub(crate) async fn apply(pool: &PgPool, url: &str) -> Result<(), MigrationError
             .await
             .map_err(failed(0))?;
         if current > SCHEMA_VERSION {
-            return Err(MigrationError::NewerSchema {
-                url: url.to_owned(),
-                found: current,
-            });
+            // A rolling upgrade: a newer tessera migrated. Its migrations only
+            // added, unless one raised the oldest version that still fits.
+            let oldest_compatible: i64 =
+                sqlx::query_scalar("SELECT oldest_compatible FROM tessera_schema")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(failed(current))?;
+            if oldest_compatible > SCHEMA_VERSION {
+                return Err(MigrationError::NewerSchema {
+                    url: url.to_owned(),
+                    found: current,
+                    oldest_compatible,
+                });
+            }
+            tracing::info!(
+                found = current,
+                known = SCHEMA_VERSION,
+                "the store's schema is newer than this tessera's, and only added to what \
+                 it uses: running on it (a rolling upgrade)"
+            );
+            return Ok(());
         }
         let Some(script) = usize::try_from(current)
             .ok()

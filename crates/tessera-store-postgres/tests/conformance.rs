@@ -70,11 +70,19 @@ async fn processes_opening_a_new_database_together_migrate_it_once() {
 }
 
 #[tokio::test]
-async fn a_newer_schema_is_refused_with_a_clear_message() {
+async fn a_newer_schema_is_used_while_it_only_added_and_refused_once_it_took_away() {
     let pg = Postgres::start();
     PostgresStore::open(&pg.url()).await.unwrap().close().await;
     let mut connection = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
     sqlx::query("UPDATE tessera_schema SET version = $1")
+        .bind(SCHEMA_VERSION + 1)
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    // The next release migrated, adding only: this version runs on it.
+    PostgresStore::open(&pg.url()).await.unwrap().close().await;
+    // A later one took something away and said so.
+    sqlx::query("UPDATE tessera_schema SET oldest_compatible = $1")
         .bind(SCHEMA_VERSION + 1)
         .execute(&mut connection)
         .await

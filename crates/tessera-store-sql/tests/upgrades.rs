@@ -3,7 +3,9 @@
 //! that version N goes on working on the schema version N+1 migrated to while the
 //! instances are upgraded one at a time. Taking something away (a table, a column,
 //! a name) waits for a release after the one that stopped using it, and says so
-//! in a `-- contract:` comment naming that release.
+//! in a `-- contract:` comment naming that release, and raises the schema's
+//! `oldest_compatible` so that the versions before it refuse the store instead of
+//! failing on it (tests/api/upgrade.rs runs a tessera on a newer schema).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -83,6 +85,14 @@ fn migrations_only_add_unless_they_name_the_release_that_stopped_using_it() {
              during a rolling upgrade the previous version runs on this schema. Add \
              instead, and take away in a later release, with a `-- contract:` comment \
              naming the release that stopped using it"
+        );
+        // The versions before that release must then refuse the store, not trip
+        // over it: they run on a newer schema only while it is compatible.
+        assert!(
+            found.is_empty() || statements(&sql).contains("OLDEST_COMPATIBLE"),
+            "{name} takes away what older versions use ({found:?}) but does not raise \
+             oldest_compatible to the schema version of the release that stopped using \
+             it: those versions would run on it and fail"
         );
     }
 }

@@ -23,29 +23,33 @@ async fn reopening_keeps_data_and_schema() {
 }
 
 #[tokio::test]
-async fn a_newer_schema_is_refused_with_a_clear_message() {
+async fn a_newer_schema_is_used_while_it_only_added_and_refused_once_it_took_away() {
+    use sqlx::Connection;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(DATABASE_FILE);
     let store = SqliteStore::open(&path).await.unwrap();
     store.close().await;
-    let conn = std::process::Command::new("sqlite3")
-        .arg(&path)
-        .arg(format!("PRAGMA user_version = {};", SCHEMA_VERSION + 1))
-        .status();
-    if !conn.map(|s| s.success()).unwrap_or(false) {
-        // no sqlite3 CLI: set the version through a raw connection instead
-        use sqlx::Connection;
-        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "PRAGMA user_version = {}",
-            SCHEMA_VERSION + 1
-        )))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    }
+    let run = |sql: String| {
+        let path = path.clone();
+        async move {
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    };
+    // The next release migrated, adding only: this version runs on it.
+    run(format!("PRAGMA user_version = {}", SCHEMA_VERSION + 1)).await;
+    SqliteStore::open(&path).await.unwrap().close().await;
+    // A later one took something away and said so.
+    run(format!(
+        "UPDATE schema_compatibility SET oldest_compatible = {}",
+        SCHEMA_VERSION + 1
+    ))
+    .await;
     let err = SqliteStore::open(&path).await.err().unwrap();
     assert!(matches!(
         err,

@@ -165,6 +165,41 @@ impl TestServer {
         self.spawn();
     }
 
+    /// SIGTERM, then start again on the same data dir and settings (on a new port).
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.terminate();
+        }
+        self.spawn();
+    }
+
+    /// `tessera serve` on this server's data dir and settings, expected to refuse
+    /// to start: its exit status and stderr. Stopped and failed if it runs 30 s.
+    pub fn refused_start(&self) -> (std::process::ExitStatus, String) {
+        let mut child = Command::new(binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(self.data_dir.path())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tessera");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if child.try_wait().expect("wait").is_some() {
+                let out = child.wait_with_output().expect("output");
+                return (
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).into_owned(),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("tessera serve started where it should have refused");
+    }
+
     /// SIGTERM and wait: the graceful path.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");

@@ -33,4 +33,5 @@ mod secrets;
 mod sessions;
 mod tokens;
 mod trust;
+mod upgrade;
 mod verifier;
