@@ -144,7 +144,7 @@ pub struct Config {
     /// default `listen` with its port + 10 (7491 for 7481).
     pub management_listen: SocketAddr,
     /// Serve HTTPS with these PEM files (reloaded when they change).
-    pub tls: Option<tessera_tls::TlsFiles>,
+    pub tls: Option<tessera_listener::TlsFiles>,
     /// The URL browsers reach the gateway at, without a trailing `/`; `None`:
     /// `http://` + the address it listens on.
     pub public_url: Option<String>,
@@ -160,20 +160,12 @@ pub struct Config {
     pub routes: Vec<Route>,
 }
 
-/// `[tls]`: the certificate chain and key, PEM.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileTls {
-    cert: std::path::PathBuf,
-    key: std::path::PathBuf,
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: SocketAddr,
     management_listen: Option<SocketAddr>,
-    tls: Option<FileTls>,
+    tls: Option<tessera_listener::TlsFiles>,
     public_url: Option<String>,
     tessera_url: String,
     client_id: String,
@@ -347,10 +339,7 @@ impl Config {
         Ok(Self {
             listen: file.listen,
             management_listen,
-            tls: file.tls.map(|tls| tessera_tls::TlsFiles {
-                cert: tls.cert,
-                key: tls.key,
-            }),
+            tls: file.tls,
             public_url,
             tessera_url,
             client_id: file.client_id,

@@ -65,9 +65,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -107,7 +106,7 @@ pub async fn run(config: Config, on_listening: impl FnOnce(&Listening)) -> Resul
     let (management_listener, management) = bind(config.management_listen).await?;
     let tls = match config.tls.clone() {
         Some(files) => {
-            Some(tessera_tls::acceptor(files).map_err(|e| StartError::Tls(e.to_string()))?)
+            Some(tessera_listener::acceptor(files).map_err(|e| StartError::Tls(e.to_string()))?)
         }
         None => None,
     };
@@ -117,7 +116,7 @@ pub async fn run(config: Config, on_listening: impl FnOnce(&Listening)) -> Resul
         .clone()
         .unwrap_or_else(|| format!("{scheme}://{address}"));
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let signal = shutdown_signal();
+    let signal = tessera_listener::shutdown_signal();
     tokio::spawn(async move {
         signal.await;
         let _ = stop.send(true);
@@ -202,88 +201,21 @@ pub async fn serve<H, A>(
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_headers(100);
     builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
+    let service_for = move |peer: SocketAddr| {
         let handle = handle.clone();
-        let service = hyper::service::service_fn(move |request| {
+        hyper::service::service_fn(move |request| {
             let answer = handle(request, peer);
             async move { Ok::<_, Infallible>(answer.await) }
-        });
-        let Some(acceptor) = &tls else {
-            let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            let connection = graceful.watch(connection);
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(%error, %peer, "connection ended with an error");
-                }
-            });
-            continue;
-        };
-        // The handshake runs in the connection's task, within the time a request
-        // head may take.
-        let (acceptor, builder, watcher) = (acceptor.clone(), builder.clone(), graceful.watcher());
-        tokio::spawn(async move {
-            let Some(stream) =
-                tessera_tls::handshake(&acceptor, stream, HEADER_READ_TIMEOUT, peer).await
-            else {
-                return;
-            };
-            let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            if let Err(error) = watcher.watch(connection).await {
-                tracing::debug!(%error, %peer, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {},
-        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
-            tracing::warn!("requests still in flight after the grace period; stopping anyway");
-        }
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM; the handlers are installed when this is called,
-/// so a signal right after the banner is not lost.
-fn shutdown_signal() -> impl Future<Output = ()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let terminate = signal(SignalKind::terminate()).ok();
-        let interrupt = signal(SignalKind::interrupt()).ok();
-        async move {
-            match (terminate, interrupt) {
-                (Some(mut terminate), Some(mut interrupt)) => {
-                    tokio::select! {
-                        _ = terminate.recv() => {},
-                        _ = interrupt.recv() => {},
-                    }
-                }
-                _ => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    async {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+        })
+    };
+    tessera_listener::serve(
+        listener,
+        builder,
+        tls,
+        HEADER_READ_TIMEOUT,
+        service_for,
+        shutdown,
+        SHUTDOWN_GRACE,
+    )
+    .await;
 }

@@ -214,13 +214,7 @@ pub async fn serve(
         })?;
     let management = management_listener.local_addr()?;
     let tls = match &config.tls {
-        Some(files) => Some(
-            tessera_tls::acceptor(tessera_tls::TlsFiles {
-                cert: files.cert.clone(),
-                key: files.key.clone(),
-            })
-            .context("tls")?,
-        ),
+        Some(files) => Some(tessera_listener::acceptor(files.clone()).context("tls")?),
         None => None,
     };
     // With `--listen …:0` the port is known only now; the services that write the
@@ -527,7 +521,7 @@ struct Stopping(tokio::sync::watch::Receiver<bool>);
 impl Stopping {
     fn on_signal() -> Self {
         let (tell, hear) = tokio::sync::watch::channel(false);
-        let signal = shutdown_signal();
+        let signal = tessera_listener::shutdown_signal();
         tokio::spawn(async move {
             signal.await;
             let _ = tell.send(true);
@@ -542,35 +536,6 @@ impl Stopping {
             // An error means the sender is gone, which only happens once it sent.
             let _ = hear.wait_for(|stopping| *stopping).await;
         }
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called,
-/// not when the future is first polled, so a signal arriving right after the
-/// banner is printed is not lost to the default action (exit without cleanup).
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let terminate = signal(SignalKind::terminate()).ok();
-        let interrupt = signal(SignalKind::interrupt()).ok();
-        async move {
-            match (terminate, interrupt) {
-                (Some(mut terminate), Some(mut interrupt)) => {
-                    tokio::select! {
-                        _ = terminate.recv() => {},
-                        _ = interrupt.recv() => {},
-                    }
-                }
-                _ => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    async {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -23,7 +23,7 @@ pub struct Config {
     pub management_listen: Option<SocketAddr>,
     /// Serve HTTPS on `listen` with this certificate chain and key (PEM files,
     /// reloaded when they change). The management listener stays plain HTTP.
-    pub tls: Option<TlsConfig>,
+    pub tls: Option<TlsFiles>,
     /// Folder holding the embedded store (`tessera.sqlite3`), unless `database`
     /// names another.
     pub data_dir: PathBuf,
@@ -61,14 +61,8 @@ pub struct Config {
     pub audit: AuditConfig,
 }
 
-/// The public listener's certificate: PEM files (the chain, leaf first; the
-/// private key, PKCS#8, PKCS#1 or SEC1).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
+/// The public listener's certificate (`[tls]`), as the gateway's.
+pub use tessera_listener::TlsFiles;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -416,7 +410,7 @@ pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub management_listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls: Option<TlsConfig>,
+    pub tls: Option<TlsFiles>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]

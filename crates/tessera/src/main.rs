@@ -272,7 +272,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     tls: args
                         .tls_cert
                         .zip(args.tls_key)
-                        .map(|(cert, key)| tessera_server::config::TlsConfig { cert, key }),
+                        .map(|(cert, key)| tessera_server::config::TlsFiles { cert, key }),
                     public_url: args.public_url,
                     ..overrides
                 },

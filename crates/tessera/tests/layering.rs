@@ -68,15 +68,15 @@ const TESSERA_ONLY: &[(&[&str], &[&str], &str)] = &[
             "tessera-verify",
             "tessera-core",
             "tessera-proto",
-            "tessera-tls",
+            "tessera-listener",
         ],
         "the gateway stands on the verifier, the domain types, the wire vocabulary \
-         and the listeners' TLS",
+         and the listeners",
     ),
     (
-        &["tessera-tls"],
+        &["tessera-listener"],
         &[],
-        "the listeners' TLS is rustls and files: no tessera crate",
+        "the listeners are hyper, rustls and files: no tessera crate",
     ),
     (
         &["tessera-proto"],

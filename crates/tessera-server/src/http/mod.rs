@@ -17,9 +17,8 @@ use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::header;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
@@ -128,9 +127,6 @@ pub(crate) async fn track_request(mut request: Request, next: Next) -> Response 
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight
 /// finish for up to `limits.shutdown_grace`.
-///
-/// A loop of our own rather than `axum::serve` so that the request head has a size
-/// limit and a read timeout (slow-loris), which `axum::serve` does not expose.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -149,69 +145,23 @@ pub async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.header_bytes).unwrap_or(u32::MAX));
-    let graceful = GracefulShutdown::new();
-    let handshake_timeout = limits.header_read_timeout;
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
+    let service_for = move |peer: SocketAddr| {
         let app = app.clone().map_request(move |mut request: Request<_>| {
             request
                 .extensions_mut()
                 .insert(ConnectInfo::<SocketAddr>(peer));
             request
         });
-        let service = TowerToHyperService::new(app.map_err(|e: Infallible| match e {}));
-        match &tls {
-            None => {
-                let connection = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(%error, %peer, "connection ended with an error");
-                    }
-                });
-            }
-            Some(acceptor) => {
-                // The handshake runs in the connection's task (a slow client holds
-                // up nobody), within the time a request head may take.
-                let (acceptor, builder) = (acceptor.clone(), builder.clone());
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let Some(stream) =
-                        tessera_tls::handshake(&acceptor, stream, handshake_timeout, peer).await
-                    else {
-                        return;
-                    };
-                    let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .into_owned();
-                    if let Err(error) = watcher.watch(connection).await {
-                        tracing::debug!(%error, %peer, "connection ended with an error");
-                    }
-                });
-            }
-        }
-    }
-    drop(listener);
-    tracing::info!("shutting down: waiting for requests in flight");
-    tokio::select! {
-        () = graceful.shutdown() => {},
-        () = tokio::time::sleep(limits.shutdown_grace) => {
-            tracing::warn!("requests still in flight after the grace period; stopping anyway");
-        }
-    }
+        TowerToHyperService::new(app.map_err(|e: Infallible| match e {}))
+    };
+    tessera_listener::serve(
+        listener,
+        builder,
+        tls,
+        limits.header_read_timeout,
+        service_for,
+        shutdown,
+        limits.shutdown_grace,
+    )
+    .await;
 }

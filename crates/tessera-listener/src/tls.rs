@@ -15,8 +15,11 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-/// Where the PEM files are.
-#[derive(Debug, Clone)]
+/// Where the PEM files are: the chain, leaf first; the private key, PKCS#8,
+/// PKCS#1 or SEC1. The `[tls]` table of the server's and the gateway's
+/// configuration files.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
@@ -103,7 +106,7 @@ pub fn acceptor(files: TlsFiles) -> Result<tokio_rustls::TlsAcceptor, TlsError> 
 /// The TLS handshake of an accepted connection, bounded by `within` (a client
 /// that never finishes it holds nothing but its own task). `None`, logged at
 /// debug, when it fails or times out.
-pub async fn handshake(
+pub(crate) async fn handshake(
     acceptor: &tokio_rustls::TlsAcceptor,
     stream: tokio::net::TcpStream,
     within: Duration,
