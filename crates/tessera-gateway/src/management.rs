@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{Either, Full};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::error::StartError;
 use crate::proxy::{Body, Gateway, error};
@@ -20,18 +20,12 @@ pub fn install_metrics() -> Result<PrometheusHandle, StartError> {
     const BUCKETS: &[f64] = &[
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
     ];
-    let metrics = |e: metrics_exporter_prometheus::BuildError| StartError::Metrics(e.to_string());
-    let mut builder = PrometheusBuilder::new();
-    for name in [
-        "tessera_gateway_request_duration_seconds",
-        "tessera_gateway_upstream_duration_seconds",
-        "tessera_gateway_exchange_duration_seconds",
-    ] {
-        builder = builder
-            .set_buckets_for_metric(Matcher::Full(name.into()), BUCKETS)
-            .map_err(metrics)?;
-    }
-    builder.install_recorder().map_err(metrics)
+    tessera_listener::install_metrics(&[
+        ("tessera_gateway_request_duration_seconds", BUCKETS),
+        ("tessera_gateway_upstream_duration_seconds", BUCKETS),
+        ("tessera_gateway_exchange_duration_seconds", BUCKETS),
+    ])
+    .map_err(|e| StartError::Metrics(e.to_string()))
 }
 
 /// Answers one request to the management listener.

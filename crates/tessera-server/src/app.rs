@@ -28,7 +28,7 @@ use crate::routes::{
     introspect, login, login_page, register_page, reset_page, revocations, session, sessions,
     token, userinfo, users,
 };
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
 use crate::config::LimitsConfig;
@@ -145,25 +145,16 @@ fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     const LATENCY_BUCKETS: &[f64] = &[
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     ];
-    PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Full("tessera_http_request_duration_seconds".into()),
-            LATENCY_BUCKETS,
-        )?
-        .set_buckets_for_metric(
-            Matcher::Full("tessera_password_hash_seconds".into()),
-            LATENCY_BUCKETS,
-        )?
-        .set_buckets_for_metric(
-            Matcher::Full("tessera_store_batch_seconds".into()),
-            LATENCY_BUCKETS,
-        )?
-        .set_buckets_for_metric(
-            Matcher::Full("tessera_store_batch_requests".into()),
+    tessera_listener::install_metrics(&[
+        ("tessera_http_request_duration_seconds", LATENCY_BUCKETS),
+        ("tessera_password_hash_seconds", LATENCY_BUCKETS),
+        ("tessera_store_batch_seconds", LATENCY_BUCKETS),
+        (
+            "tessera_store_batch_requests",
             &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0],
-        )?
-        .install_recorder()
-        .context("cannot install the metrics recorder")
+        ),
+    ])
+    .context("cannot install the metrics recorder")
 }
 
 /// Where a started server listens, for the banner.
@@ -406,7 +397,7 @@ pub async fn serve(
             Arc::new(core.stores.set.clone()),
             core.keys.clone(),
         )),
-        metrics: metrics.clone(),
+        metrics,
         own_tokens,
         clients: core.clients.clone(),
         cookies: Arc::new(Cookies {
@@ -433,7 +424,7 @@ pub async fn serve(
         }),
         throttle,
     });
-    spawn_housekeeping(state.clone(), metrics);
+    spawn_housekeeping(state.clone());
 
     let app = router(state.clone(), &config.limits);
     let operators = management_router(state);
@@ -477,13 +468,12 @@ async fn ping_stores(stores: tessera_store::StoreSet, contact: Arc<contact::Cont
     }
 }
 
-fn spawn_housekeeping(state: AppState, metrics: PrometheusHandle) {
+fn spawn_housekeeping(state: AppState) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
         loop {
             tick.tick().await;
             state.services().throttle.forget_idle_keys();
-            metrics.run_upkeep();
         }
     });
 }
