@@ -83,8 +83,12 @@ pub async fn serve<M, S, B>(
             }
         });
     }
+    let address = listener.local_addr().ok();
     drop(listener);
-    tracing::info!("shutting down: waiting for requests in flight");
+    tracing::info!(
+        address = ?address,
+        "stopped listening: waiting for requests in flight"
+    );
     tokio::select! {
         () = graceful.shutdown() => {},
         () = tokio::time::sleep(grace) => {
