@@ -11,6 +11,7 @@ mod pkce;
 mod profile;
 mod secret;
 mod timestamp;
+mod totp;
 mod uri;
 mod user;
 mod username;
@@ -32,6 +33,7 @@ pub use secret::{
 /// [`tessera_proto::Algorithm`].
 pub use tessera_proto::Algorithm;
 pub use timestamp::Timestamp;
+pub use totp::{TotpCode, TotpError, TotpRefusal, TotpSecret, TotpStep};
 pub use uri::{LogoutUri, RedirectUri, UriError};
 pub use user::{Role, RoleError, Roles, UserId};
 pub use username::{Username, UsernameError};
