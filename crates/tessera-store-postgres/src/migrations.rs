@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0010_password_reset_links.sql"),
     include_str!("../migrations/0011_online_peaks.sql"),
     include_str!("../migrations/0012_schema_compatibility.sql"),
+    include_str!("../migrations/0013_totp_credentials.sql"),
 ];
 
 /// The schema version this binary writes.

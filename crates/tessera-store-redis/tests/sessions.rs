@@ -17,7 +17,7 @@ use tessera_core::{
 use tessera_store::{
     AccountStore, Consent, CreateSessionError, CreateUserError, EndReason, NewSession, NewUser,
     OpaqueToken, OpaqueTokenStore, PresenceStore, Profile, ResetLink, RevocationLog, Revoked, Seen,
-    SessionStore, StoreError, User, UserCredentials,
+    SessionStore, StoreError, TotpCredential, User, UserCredentials,
 };
 use tessera_store_postgres::PostgresStore;
 use tessera_store_redis::RedisStore;
@@ -150,6 +150,31 @@ impl AccountStore for DisablesDuringLogin {
         password_hash: &str,
     ) -> Result<Option<UserId>, StoreError> {
         self.inner.use_reset_link(hash, now, password_hash).await
+    }
+    async fn totp(&self, user: UserId) -> Result<Option<TotpCredential>, StoreError> {
+        self.inner.totp(user).await
+    }
+    async fn begin_totp(
+        &self,
+        user: UserId,
+        sealed_secret: Vec<u8>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.inner.begin_totp(user, sealed_secret, now).await
+    }
+    async fn confirm_totp(
+        &self,
+        user: UserId,
+        step: u64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.inner.confirm_totp(user, step, now).await
+    }
+    async fn use_totp_step(&self, user: UserId, step: u64) -> Result<bool, StoreError> {
+        self.inner.use_totp_step(user, step).await
+    }
+    async fn remove_totp(&self, user: UserId) -> Result<bool, StoreError> {
+        self.inner.remove_totp(user).await
     }
 }
 

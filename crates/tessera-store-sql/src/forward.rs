@@ -129,6 +129,16 @@ macro_rules! __sql_store_forward {
         [reset_link_user(hash: &__ty::SecretHash, now: __ty::Timestamp) -> Result<Option<__ty::UserId>, __ty::StoreError> = reset_link_user(hash, now)] $($own)* } };
     ($head:tt [use_reset_link $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [use_reset_link(hash: &__ty::SecretHash, now: __ty::Timestamp, password_hash: &str) -> Result<Option<__ty::UserId>, __ty::StoreError> = use_reset_link(hash, now, password_hash)] $($own)* } };
+    ($head:tt [totp $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [totp(user: __ty::UserId) -> Result<Option<__ty::TotpCredential>, __ty::StoreError> = totp(user)] $($own)* } };
+    ($head:tt [begin_totp $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [begin_totp(user: __ty::UserId, sealed_secret: Vec<u8>, now: __ty::Timestamp) -> Result<bool, __ty::StoreError> = begin_totp(user, sealed_secret, now)] $($own)* } };
+    ($head:tt [confirm_totp $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [confirm_totp(user: __ty::UserId, step: u64, now: __ty::Timestamp) -> Result<bool, __ty::StoreError> = confirm_totp(user, step, now)] $($own)* } };
+    ($head:tt [use_totp_step $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [use_totp_step(user: __ty::UserId, step: u64) -> Result<bool, __ty::StoreError> = use_totp_step(user, step)] $($own)* } };
+    ($head:tt [remove_totp $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [remove_totp(user: __ty::UserId) -> Result<bool, __ty::StoreError> = remove_totp(user)] $($own)* } };
     // SessionStore.
     ($head:tt [create_session $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [create_session(session: __ty::NewSession) -> Result<(), __ty::CreateSessionError> = create_session(session)] $($own)* } };

@@ -44,7 +44,7 @@ pub mod __private {
             Event, EventCount, EventKind, EventQuery, LogoutDelivery, NewRefreshFamily, NewSession,
             NewUser, Online, OnlinePeak, OpaqueToken, PlanFollowUp, Profile, PushedRequest,
             Redemption, RefreshFamily, ResetLink, Revocation, SessionClient, SessionRecord,
-            StoreError, StoredKey, User, UserCredentials,
+            StoreError, StoredKey, TotpCredential, User, UserCredentials,
         };
     }
 }

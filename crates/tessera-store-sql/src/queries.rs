@@ -15,7 +15,7 @@ use tessera_store::{
     Client, Consent, CreateSessionError, CreateUserError, Event, EventCount, EventKind, EventQuery,
     LogoutDelivery, NewEvent, NewSession, NewUser, Online, OnlinePeak, OpaqueToken, Profile,
     PushedRequest, RefreshFamily, ResetLink, Revocation, SessionRecord, StoreError, StoredKey,
-    User, UserCredentials,
+    TotpCredential, User, UserCredentials,
 };
 
 use crate::dialect::Statements;
@@ -278,6 +278,105 @@ where
         .await
         .map(|done| Self::rows_affected(&done) > 0)
         .map_err(store_error)
+    }
+
+    async fn totp<'c>(
+        db: impl Executor<'c, Database = Self>,
+        user: UserId,
+    ) -> Result<Option<TotpCredential>, StoreError> {
+        sqlx::query(
+            "SELECT sealed_secret, created_at, confirmed_at, last_step \
+             FROM totp_credentials WHERE user_id = $1",
+        )
+        .bind(user.to_string())
+        .fetch_optional(db)
+        .await
+        .map_err(store_error)?
+        .map(|row| {
+            Ok(TotpCredential {
+                user,
+                sealed_secret: row.bytes("sealed_secret")?,
+                created_at: row.time("created_at")?,
+                confirmed_at: row.optional_time("confirmed_at")?,
+                last_step: row
+                    .optional_int("last_step")?
+                    .map(|step| u64::try_from(step).map_err(|_| StoreError::corrupt("last_step")))
+                    .transpose()?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn begin_totp<'c>(
+        db: impl Executor<'c, Database = Self>,
+        user: UserId,
+        sealed_secret: Vec<u8>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "INSERT INTO totp_credentials (user_id, sealed_secret, created_at) \
+             SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM users WHERE id = $1) \
+             ON CONFLICT (user_id) DO UPDATE SET sealed_secret = excluded.sealed_secret, \
+             created_at = excluded.created_at, last_step = NULL \
+             WHERE totp_credentials.confirmed_at IS NULL",
+        )
+        .bind(user.to_string())
+        .bind(sealed_secret)
+        .bind(now.as_millis())
+        .execute(db)
+        .await
+        .map(|done| Self::rows_affected(&done) > 0)
+        .map_err(store_error)
+    }
+
+    async fn confirm_totp<'c>(
+        db: impl Executor<'c, Database = Self>,
+        user: UserId,
+        step: u64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "UPDATE totp_credentials SET confirmed_at = $2, last_step = $3 \
+             WHERE user_id = $1 AND confirmed_at IS NULL",
+        )
+        .bind(user.to_string())
+        .bind(now.as_millis())
+        .bind(step_column(step)?)
+        .execute(db)
+        .await
+        .map(|done| Self::rows_affected(&done) > 0)
+        .map_err(store_error)
+    }
+
+    async fn use_totp_step<'c>(
+        db: impl Executor<'c, Database = Self>,
+        user: UserId,
+        step: u64,
+    ) -> Result<bool, StoreError> {
+        // One statement: the comparison and the write are one, so two uses of a
+        // step at once cannot both pass.
+        sqlx::query(
+            "UPDATE totp_credentials SET last_step = $2 WHERE user_id = $1 \
+             AND confirmed_at IS NOT NULL AND (last_step IS NULL OR last_step < $2)",
+        )
+        .bind(user.to_string())
+        .bind(step_column(step)?)
+        .execute(db)
+        .await
+        .map(|done| Self::rows_affected(&done) > 0)
+        .map_err(store_error)
+    }
+
+    async fn remove_totp<'c>(
+        db: impl Executor<'c, Database = Self>,
+        user: UserId,
+    ) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM totp_credentials WHERE user_id = $1")
+            .bind(user.to_string())
+            .execute(db)
+            .await
+            .map(|done| Self::rows_affected(&done) > 0)
+            .map_err(store_error)
     }
 
     async fn reset_link_user<'c>(
@@ -1473,4 +1572,9 @@ impl Sql for sqlx::Postgres {
     fn rows_affected(done: &sqlx::postgres::PgQueryResult) -> u64 {
         done.rows_affected()
     }
+}
+
+/// A TOTP step as stored (an INTEGER / BIGINT column).
+fn step_column(step: u64) -> Result<i64, StoreError> {
+    i64::try_from(step).map_err(|_| StoreError::Corrupt("a TOTP step out of range".into()))
 }

@@ -144,7 +144,8 @@ sql_store! {
         forward to Sqlite on self.pool {
             create_user, user_credentials, list_users, user, search_users, replace_password_hash,
             set_user_disabled, profile, consent, consents, set_roles, save_reset_link,
-            reset_link_user, use_reset_link,
+            reset_link_user, use_reset_link, totp, begin_totp, confirm_totp, use_totp_step,
+            remove_totp,
         }
 
         async fn save_consent(&self, consent: Consent) -> Result<bool, StoreError> {

@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0015_password_reset_links.sql"),
     include_str!("../migrations/0016_online_peaks.sql"),
     include_str!("../migrations/0017_schema_compatibility.sql"),
+    include_str!("../migrations/0018_totp_credentials.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -42,6 +42,7 @@ where
     consents(store).await;
     roles(store).await;
     reset_links(store).await;
+    totp_credentials(store).await;
     cached_changes(store).await;
     look_alikes(store).await;
     sessions(store).await;
@@ -2088,6 +2089,63 @@ async fn roles<S: AccountStore>(store: &S) {
 
 /// A reset link works until it expires, once; a newer one replaces it; using it
 /// sets the password; of two uses at once exactly one succeeds.
+async fn totp_credentials<S: AccountStore>(store: &S) {
+    let user = add_user(store, "two-factor").await;
+    let now = Timestamp::from_millis(1_800_000_000_000);
+    assert_eq!(store.totp(user.id).await.unwrap(), None);
+    assert!(!store.use_totp_step(user.id, 1).await.unwrap());
+    assert!(!store.confirm_totp(user.id, 1, now).await.unwrap());
+    // No such user: nothing kept.
+    assert!(
+        !store
+            .begin_totp(UserId::generate(), vec![1; 36], now)
+            .await
+            .unwrap()
+    );
+
+    // Enrolling: kept unconfirmed, and a second start replaces the first.
+    assert!(store.begin_totp(user.id, vec![1; 36], now).await.unwrap());
+    assert!(store.begin_totp(user.id, vec![2; 36], now).await.unwrap());
+    let pending = store.totp(user.id).await.unwrap().unwrap();
+    assert_eq!(pending.sealed_secret, vec![2; 36]);
+    assert_eq!((pending.confirmed_at, pending.last_step), (None, None));
+    assert!(!format!("{pending:?}").contains("[2, 2"), "{pending:?}");
+    // An unconfirmed credential accepts no code.
+    assert!(!store.use_totp_step(user.id, 100).await.unwrap());
+
+    // Confirmed with the step of the code that proved it, which is then used.
+    assert!(store.confirm_totp(user.id, 100, now).await.unwrap());
+    assert!(!store.confirm_totp(user.id, 101, now).await.unwrap());
+    let confirmed = store.totp(user.id).await.unwrap().unwrap();
+    assert_eq!(
+        (confirmed.confirmed_at, confirmed.last_step),
+        (Some(now), Some(100))
+    );
+    assert!(!store.use_totp_step(user.id, 100).await.unwrap());
+    assert!(!store.use_totp_step(user.id, 99).await.unwrap());
+    // A confirmed credential is not replaced by starting over.
+    assert!(!store.begin_totp(user.id, vec![3; 36], now).await.unwrap());
+
+    // Of many uses of one step at once, exactly one gets it.
+    let step = || store.use_totp_step(user.id, 101);
+    let uses = tokio::join!(step(), step(), step(), step(), step(), step());
+    let uses = [uses.0, uses.1, uses.2, uses.3, uses.4, uses.5];
+    assert_eq!(
+        uses.iter().filter(|used| *used.as_ref().unwrap()).count(),
+        1
+    );
+    assert_eq!(
+        store.totp(user.id).await.unwrap().unwrap().last_step,
+        Some(101)
+    );
+
+    // Removed: gone, and a new enrolment may start.
+    assert!(store.remove_totp(user.id).await.unwrap());
+    assert!(!store.remove_totp(user.id).await.unwrap());
+    assert_eq!(store.totp(user.id).await.unwrap(), None);
+    assert!(store.begin_totp(user.id, vec![4; 36], now).await.unwrap());
+}
+
 async fn reset_links<S: AccountStore>(store: &S) {
     let user = add_user(store, "forgetful").await;
     let now = Timestamp::from_millis(1_800_000_000_000);

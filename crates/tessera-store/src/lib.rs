@@ -220,6 +220,51 @@ store_trait! {
             now: Timestamp,
             password_hash: &str,
         ) -> Result<Option<UserId>, StoreError>;
+        /// The user's TOTP credential (RFC 6238), confirmed or still being enrolled.
+        async fn totp(&self, user: UserId) -> Result<Option<TotpCredential>, StoreError>;
+        /// Starts an enrolment: keeps the (sealed) secret unconfirmed, replacing an
+        /// earlier unconfirmed one; `false` if there is no such user, or they have a
+        /// confirmed credential (which is removed first, deliberately).
+        async fn begin_totp(
+            &self,
+            user: UserId,
+            sealed_secret: Vec<u8>,
+            now: Timestamp,
+        ) -> Result<bool, StoreError>;
+        /// Confirms the enrolment with the step of the code that proved it, which
+        /// counts as used; `false` if there is no unconfirmed credential.
+        async fn confirm_totp(&self, user: UserId, step: u64, now: Timestamp) -> Result<bool, StoreError>;
+        /// Records `step` as used if it is later than the last one used: of any
+        /// number of uses of a step at once, on any instance, exactly one gets
+        /// `true`; `false` for a step used already (or no confirmed credential).
+        async fn use_totp_step(&self, user: UserId, step: u64) -> Result<bool, StoreError>;
+        /// Removes the credential, confirmed or not; `false` if there was none.
+        async fn remove_totp(&self, user: UserId) -> Result<bool, StoreError>;
+    }
+}
+
+/// A user's TOTP credential: the secret sealed under the master key (as signing
+/// keys are; plain when no master key is set), when it was confirmed, and the last
+/// step a code was accepted for. Never the secret in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TotpCredential {
+    pub user: UserId,
+    pub sealed_secret: Vec<u8>,
+    pub created_at: Timestamp,
+    /// `None` while being enrolled: such a credential grants nothing.
+    pub confirmed_at: Option<Timestamp>,
+    pub last_step: Option<u64>,
+}
+
+impl std::fmt::Debug for TotpCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpCredential")
+            .field("user", &self.user)
+            .field("sealed_secret", &"<redacted>")
+            .field("created_at", &self.created_at)
+            .field("confirmed_at", &self.confirmed_at)
+            .field("last_step", &self.last_step)
+            .finish()
     }
 }
 
