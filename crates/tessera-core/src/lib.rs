@@ -9,6 +9,7 @@ mod listen;
 mod password;
 mod pkce;
 mod profile;
+mod recovery;
 mod secret;
 mod timestamp;
 mod totp;
@@ -24,6 +25,7 @@ pub use listen::{MANAGEMENT_PORT_OFFSET, default_management_address};
 pub use password::{Password, PasswordError};
 pub use pkce::{CodeChallenge, PkceError, S256 as PKCE_S256};
 pub use profile::{DisplayName, Email, ProfileError};
+pub use recovery::{RECOVERY_CODES, RecoveryCode, RecoveryCodeError};
 pub use secret::{
     AccessTokenSecret, AuthorizationCodeSecret, ClientSecret, CsrfToken, PasswordResetSecret,
     PresentedToken, RefreshTokenSecret, Secret, SecretHash, SecretKind, SessionId, SessionIdError,

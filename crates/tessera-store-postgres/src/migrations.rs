@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0011_online_peaks.sql"),
     include_str!("../migrations/0012_schema_compatibility.sql"),
     include_str!("../migrations/0013_totp_credentials.sql"),
+    include_str!("../migrations/0014_recovery_codes.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -176,6 +176,25 @@ impl AccountStore for DisablesDuringLogin {
     async fn remove_totp(&self, user: UserId) -> Result<bool, StoreError> {
         self.inner.remove_totp(user).await
     }
+    async fn replace_recovery_codes(
+        &self,
+        user: UserId,
+        hashes: Vec<SecretHash>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.inner.replace_recovery_codes(user, hashes, now).await
+    }
+    async fn use_recovery_code(
+        &self,
+        user: UserId,
+        hash: &SecretHash,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.inner.use_recovery_code(user, hash, now).await
+    }
+    async fn recovery_codes_left(&self, user: UserId) -> Result<u32, StoreError> {
+        self.inner.recovery_codes_left(user).await
+    }
 }
 
 #[tokio::test]

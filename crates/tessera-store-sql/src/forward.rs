@@ -139,6 +139,12 @@ macro_rules! __sql_store_forward {
         [use_totp_step(user: __ty::UserId, step: u64) -> Result<bool, __ty::StoreError> = use_totp_step(user, step)] $($own)* } };
     ($head:tt [remove_totp $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [remove_totp(user: __ty::UserId) -> Result<bool, __ty::StoreError> = remove_totp(user)] $($own)* } };
+    ($head:tt [replace_recovery_codes $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [replace_recovery_codes(user: __ty::UserId, hashes: Vec<__ty::SecretHash>, now: __ty::Timestamp) -> Result<bool, __ty::StoreError> = replace_recovery_codes(user, hashes, now)] $($own)* } };
+    ($head:tt [use_recovery_code $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [use_recovery_code(user: __ty::UserId, hash: &__ty::SecretHash, now: __ty::Timestamp) -> Result<bool, __ty::StoreError> = use_recovery_code(user, hash, now)] $($own)* } };
+    ($head:tt [recovery_codes_left $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [recovery_codes_left(user: __ty::UserId) -> Result<u32, __ty::StoreError> = recovery_codes_left(user)] $($own)* } };
     // SessionStore.
     ($head:tt [create_session $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [create_session(session: __ty::NewSession) -> Result<(), __ty::CreateSessionError> = create_session(session)] $($own)* } };

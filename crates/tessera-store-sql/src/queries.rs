@@ -379,6 +379,76 @@ where
             .map_err(store_error)
     }
 
+    async fn replace_recovery_codes(
+        pool: &Pool<Self>,
+        user: UserId,
+        hashes: Vec<SecretHash>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = Self::begin_write(pool).await?;
+        let exists = sqlx::query("SELECT 1 AS one FROM users WHERE id = $1")
+            .bind(user.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?
+            .is_some();
+        if !exists {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+            .bind(user.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        for hash in hashes {
+            sqlx::query(
+                "INSERT INTO recovery_codes (user_id, hash, created_at) VALUES ($1, $2, $3)",
+            )
+            .bind(user.to_string())
+            .bind(hash.as_bytes().to_vec())
+            .bind(now.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(true)
+    }
+
+    async fn use_recovery_code<'c>(
+        db: impl Executor<'c, Database = Self>,
+        user: UserId,
+        hash: &SecretHash,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "UPDATE recovery_codes SET used_at = $3 \
+             WHERE user_id = $1 AND hash = $2 AND used_at IS NULL",
+        )
+        .bind(user.to_string())
+        .bind(hash.as_bytes().to_vec())
+        .bind(now.as_millis())
+        .execute(db)
+        .await
+        .map(|done| Self::rows_affected(&done) > 0)
+        .map_err(store_error)
+    }
+
+    async fn recovery_codes_left<'c>(
+        db: impl Executor<'c, Database = Self>,
+        user: UserId,
+    ) -> Result<u32, StoreError> {
+        let row = sqlx::query(
+            "SELECT count(*) AS left_unused FROM recovery_codes \
+             WHERE user_id = $1 AND used_at IS NULL",
+        )
+        .bind(user.to_string())
+        .fetch_one(db)
+        .await
+        .map_err(store_error)?;
+        u32::try_from(row.int("left_unused")?).map_err(|_| StoreError::corrupt("recovery codes"))
+    }
+
     async fn reset_link_user<'c>(
         db: impl Executor<'c, Database = Self>,
         hash: &SecretHash,

@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0016_online_peaks.sql"),
     include_str!("../migrations/0017_schema_compatibility.sql"),
     include_str!("../migrations/0018_totp_credentials.sql"),
+    include_str!("../migrations/0019_recovery_codes.sql"),
 ];
 
 /// The schema version this binary writes.

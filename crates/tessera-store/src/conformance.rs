@@ -43,6 +43,7 @@ where
     roles(store).await;
     reset_links(store).await;
     totp_credentials(store).await;
+    recovery_codes(store).await;
     cached_changes(store).await;
     look_alikes(store).await;
     sessions(store).await;
@@ -2144,6 +2145,84 @@ async fn totp_credentials<S: AccountStore>(store: &S) {
     assert!(!store.remove_totp(user.id).await.unwrap());
     assert_eq!(store.totp(user.id).await.unwrap(), None);
     assert!(store.begin_totp(user.id, vec![4; 36], now).await.unwrap());
+}
+
+async fn recovery_codes<S: AccountStore>(store: &S) {
+    let user = add_user(store, "recovering").await;
+    let now = Timestamp::from_millis(1_800_000_000_000);
+    let hash = |h: u8| SecretHash::from_bytes([h; 32]);
+    assert_eq!(store.recovery_codes_left(user.id).await.unwrap(), 0);
+    assert!(
+        !store
+            .use_recovery_code(user.id, &hash(1), now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .replace_recovery_codes(UserId::generate(), vec![hash(1)], now)
+            .await
+            .unwrap()
+    );
+
+    let first: Vec<SecretHash> = (1..=10).map(hash).collect();
+    assert!(
+        store
+            .replace_recovery_codes(user.id, first, now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.recovery_codes_left(user.id).await.unwrap(), 10);
+    // Each once, and of two uses at once exactly one.
+    let third = hash(3);
+    let (a, b) = tokio::join!(
+        store.use_recovery_code(user.id, &third, now),
+        store.use_recovery_code(user.id, &third, now)
+    );
+    assert_eq!(
+        [a.unwrap(), b.unwrap()]
+            .iter()
+            .filter(|used| **used)
+            .count(),
+        1
+    );
+    assert!(
+        !store
+            .use_recovery_code(user.id, &hash(3), now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.recovery_codes_left(user.id).await.unwrap(), 9);
+    // Another account's code is not this one's.
+    let other = add_user(store, "someone-else").await;
+    assert!(
+        !store
+            .use_recovery_code(other.id, &hash(4), now)
+            .await
+            .unwrap()
+    );
+
+    // A new set: the old codes stop working, used or not.
+    let second: Vec<SecretHash> = (11..=20).map(hash).collect();
+    assert!(
+        store
+            .replace_recovery_codes(user.id, second, now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.recovery_codes_left(user.id).await.unwrap(), 10);
+    assert!(
+        !store
+            .use_recovery_code(user.id, &hash(4), now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .use_recovery_code(user.id, &hash(11), now)
+            .await
+            .unwrap()
+    );
 }
 
 async fn reset_links<S: AccountStore>(store: &S) {

@@ -240,6 +240,25 @@ store_trait! {
         async fn use_totp_step(&self, user: UserId, step: u64) -> Result<bool, StoreError>;
         /// Removes the credential, confirmed or not; `false` if there was none.
         async fn remove_totp(&self, user: UserId) -> Result<bool, StoreError>;
+        /// Gives the user exactly these recovery codes (their hashes), in one
+        /// transaction: the earlier ones, used or not, stop working. `false` if
+        /// there is no such user.
+        async fn replace_recovery_codes(
+            &self,
+            user: UserId,
+            hashes: Vec<SecretHash>,
+            now: Timestamp,
+        ) -> Result<bool, StoreError>;
+        /// Uses the user's unused code with this hash: of any number of uses at once,
+        /// exactly one gets `true`; `false` for a used, replaced or unknown code.
+        async fn use_recovery_code(
+            &self,
+            user: UserId,
+            hash: &SecretHash,
+            now: Timestamp,
+        ) -> Result<bool, StoreError>;
+        /// How many of the user's recovery codes are still unused.
+        async fn recovery_codes_left(&self, user: UserId) -> Result<u32, StoreError>;
     }
 }
 

@@ -1,0 +1,9 @@
+-- Recovery codes (issue 16): ten per account, each good once, stored hashed.
+-- Replacing an account's codes deletes the earlier ones.
+CREATE TABLE recovery_codes (
+    user_id    TEXT   NOT NULL REFERENCES users(id),
+    hash       BYTEA  NOT NULL,
+    created_at BIGINT NOT NULL,
+    used_at    BIGINT,
+    PRIMARY KEY (user_id, hash)
+);
