@@ -1,8 +1,10 @@
-//! The master key that seals private signing keys at rest (`TESSERA_MASTER_KEY`).
+//! The master key that seals secrets at rest (`TESSERA_MASTER_KEY`): private
+//! signing keys, and (issue 16) accounts' TOTP secrets.
 //!
-//! AES-256-GCM with a random 96-bit nonce per sealing; the key's `kid` is the
-//! associated data, so a sealed key copied onto another row does not open. Sealed
-//! bytes: `0x01` (format version), the nonce, then ciphertext and tag.
+//! AES-256-GCM with a random 96-bit nonce per sealing; what the secret belongs to
+//! is the associated data (a key's `kid`, `totp:<user id>`), so a sealed secret
+//! copied onto another row does not open. Sealed bytes: `0x01` (format version),
+//! the nonce, then ciphertext and tag.
 
 use std::fmt;
 
@@ -62,13 +64,25 @@ impl MasterKey {
         Ok(Self(LessSafeKey::new(key)))
     }
 
+    /// Seals a private signing key, bound to its `kid`.
     pub fn seal(&self, kid: &str, key: &PrivateKeyDer) -> Result<Vec<u8>, MasterKeyError> {
+        self.seal_bytes(kid.as_bytes(), key.as_bytes())
+    }
+
+    pub fn open(&self, kid: &str, sealed: &[u8]) -> Result<PrivateKeyDer, MasterKeyError> {
+        let plain = self.open_bytes(kid.as_bytes(), sealed)?;
+        Ok(PrivateKeyDer::from_bytes(plain.to_vec()))
+    }
+
+    /// Seals `plain`, bound to `belongs_to` (the associated data): it opens only
+    /// with this master key and the same `belongs_to`.
+    pub fn seal_bytes(&self, belongs_to: &[u8], plain: &[u8]) -> Result<Vec<u8>, MasterKeyError> {
         let nonce_bytes = crate_random_nonce()?;
-        let mut in_out = key.as_bytes().to_vec();
+        let mut in_out = plain.to_vec();
         self.0
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce_bytes),
-                Aad::from(kid.as_bytes()),
+                Aad::from(belongs_to),
                 &mut in_out,
             )
             .map_err(|_| MasterKeyError::Seal)?;
@@ -79,7 +93,13 @@ impl MasterKey {
         Ok(sealed)
     }
 
-    pub fn open(&self, kid: &str, sealed: &[u8]) -> Result<PrivateKeyDer, MasterKeyError> {
+    /// What [`Self::seal_bytes`] sealed for `belongs_to`, wiped from memory when
+    /// dropped.
+    pub fn open_bytes(
+        &self,
+        belongs_to: &[u8],
+        sealed: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, MasterKeyError> {
         let [FORMAT, rest @ ..] = sealed else {
             return Err(MasterKeyError::WrongKey);
         };
@@ -90,11 +110,13 @@ impl MasterKey {
         let nonce =
             Nonce::try_assume_unique_for_key(nonce).map_err(|_| MasterKeyError::WrongKey)?;
         let mut in_out = zeroize::Zeroizing::new(ciphertext.to_vec());
-        let plain = self
+        let plain_len = self
             .0
-            .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut in_out)
-            .map_err(|_| MasterKeyError::WrongKey)?;
-        Ok(PrivateKeyDer::from_bytes(plain.to_vec()))
+            .open_in_place(nonce, Aad::from(belongs_to), &mut in_out)
+            .map_err(|_| MasterKeyError::WrongKey)?
+            .len();
+        in_out.truncate(plain_len);
+        Ok(in_out)
     }
 }
 
@@ -141,6 +163,30 @@ mod tests {
         assert!(master.open("kid-1", &tampered).is_err());
         assert!(master.open("kid-1", &[]).is_err());
         assert!(master.open("kid-1", &[FORMAT, 1, 2]).is_err());
+    }
+
+    #[test]
+    fn sealed_bytes_open_only_for_what_they_belong_to() {
+        let master = MasterKey::parse(HEX).unwrap();
+        let secret = [7u8; 20];
+        let sealed = master.seal_bytes(b"totp:alice", &secret).unwrap();
+        assert_eq!(sealed.len(), 1 + NONCE_LEN + secret.len() + 16);
+        assert!(!sealed.windows(8).any(|w| w == [7u8; 8]));
+        assert_eq!(
+            master
+                .open_bytes(b"totp:alice", &sealed)
+                .unwrap()
+                .as_slice(),
+            secret
+        );
+        // Copied onto another account, or read as a signing key: it does not open.
+        assert_eq!(
+            master.open_bytes(b"totp:mallory", &sealed).unwrap_err(),
+            MasterKeyError::WrongKey
+        );
+        assert!(master.open("totp:alice-key", &sealed).is_err());
+        // Two sealings of one secret differ (a nonce each).
+        assert_ne!(sealed, master.seal_bytes(b"totp:alice", &secret).unwrap());
     }
 
     #[test]
