@@ -24,8 +24,9 @@ const SKEW_STEPS: u64 = 1;
 /// code carries). Never in `Debug`.
 pub struct TotpSecret([u8; SECRET_BYTES]);
 
-/// A six-digit code as typed: `123456` or `123 456`.
-#[derive(Clone, PartialEq, Eq)]
+/// A six-digit code as typed: `123456` or `123 456`. No `PartialEq`: codes are
+/// compared only by [`TotpSecret::check`], in constant time.
+#[derive(Clone)]
 pub struct TotpCode(String);
 
 /// One 30-second step: what a code was for, and what an account last used.
@@ -242,7 +243,10 @@ mod tests {
     fn codes_parse_at_the_edge() {
         assert!(TotpCode::parse("123 456").is_ok());
         for bad in ["", "12345", "1234567", "12a456", "１２３４５６", "123-456"] {
-            assert_eq!(TotpCode::parse(bad), Err(TotpError::NotACode), "{bad:?}");
+            assert!(
+                matches!(TotpCode::parse(bad), Err(TotpError::NotACode)),
+                "{bad:?}"
+            );
         }
         assert_eq!(
             TotpSecret::from_bytes(&[0; 16]).err(),

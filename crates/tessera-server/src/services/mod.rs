@@ -25,6 +25,7 @@ pub mod presence;
 pub mod readiness;
 pub mod refresh;
 pub mod reset_links;
+pub mod second_factor;
 pub mod self_service;
 pub mod sessions;
 pub mod sign_in;
