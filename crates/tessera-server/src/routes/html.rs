@@ -164,6 +164,37 @@ fn document(
         .into_response()
 }
 
+/// `text` (an `otpauth://` link, for an authenticator app to scan) as a QR code
+/// drawn inline in SVG: no image request, nothing the page's policy must allow,
+/// and crisp at any size. `None` if the text is too long for a QR code. Medium
+/// error correction, as apps' own enrolment codes use; `label` names it for
+/// screen readers, which cannot read it.
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "issue 16's enrolment page draws it; not wired yet"
+    )
+)]
+pub fn qr_code(text: &str, label: &str) -> Option<Markup> {
+    let code = qrcode::QrCode::with_error_correction_level(text, qrcode::EcLevel::M).ok()?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(200, 200)
+        .quiet_zone(true)
+        .dark_color(qrcode::render::svg::Color("#000000"))
+        .light_color(qrcode::render::svg::Color("#ffffff"))
+        .build();
+    // The renderer writes an XML declaration first, which inline SVG does not take.
+    let svg = svg.split_once("<svg").map(|(_, rest)| {
+        format!(
+            "<svg role=\"img\" aria-label=\"{}\"{rest}",
+            maud::html! { (label) }.into_string()
+        )
+    })?;
+    Some(PreEscaped(svg))
+}
+
 /// A page of the full width that says what went wrong (`why`, a sentence) and
 /// leads back (`back`: the address and its words): a form of `/account` or
 /// `/admin` refused, or a request the service could not answer.
@@ -214,5 +245,44 @@ pub fn see_other(location: &str) -> Response {
             [(header::LOCATION, HeaderValue::from_static("/login"))],
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_qr_code_is_inline_svg_named_for_screen_readers() {
+        let link =
+            "otpauth://totp/tessera:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=tessera";
+        let svg = qr_code(link, "Scan \"this\" <code>").unwrap().into_string();
+        assert!(
+            svg.starts_with("<svg role=\"img\" aria-label=\"Scan &quot;this&quot; &lt;code&gt;\" "),
+            "{svg}"
+        );
+        assert!(!svg.contains("<?xml"));
+        assert!(svg.contains("viewBox") || svg.contains("width=\""), "{svg}");
+        assert!(svg.contains("#000000") && svg.ends_with("</svg>"), "{svg}");
+        // The same text gives the same drawing; another text another one.
+        assert_eq!(
+            svg,
+            qr_code(link, "Scan \"this\" <code>").unwrap().into_string()
+        );
+        assert_ne!(
+            svg,
+            qr_code("otpauth://totp/x", "Scan \"this\" <code>")
+                .unwrap()
+                .into_string()
+        );
+        // Beyond what a QR code holds.
+        assert!(qr_code(&"x".repeat(4000), "too long").is_none());
+        if let Some(out) = std::env::var_os("TESSERA_QR_SAMPLE") {
+            std::fs::write(
+                out,
+                format!("<!doctype html><body style=\"width:240px\">{svg}</body>"),
+            )
+            .unwrap();
+        }
     }
 }
