@@ -84,20 +84,14 @@ pub(crate) async fn apply(pool: &SqlitePool, path: &Path) -> Result<(), Migratio
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(failed(current))?;
-            if oldest_compatible > SCHEMA_VERSION {
-                return Err(MigrationError::NewerSchema {
-                    path: path.display().to_string(),
-                    found: current,
-                    oldest_compatible,
-                });
+            if tessera_store::runs_on_newer_schema(current, SCHEMA_VERSION, oldest_compatible) {
+                return Ok(());
             }
-            tracing::info!(
-                found = current,
-                known = SCHEMA_VERSION,
-                "the store's schema is newer than this tessera's, and only added to what \
-                 it uses: running on it (a rolling upgrade)"
-            );
-            return Ok(());
+            return Err(MigrationError::NewerSchema {
+                path: path.display().to_string(),
+                found: current,
+                oldest_compatible,
+            });
         }
         let Some(script) = usize::try_from(current)
             .ok()

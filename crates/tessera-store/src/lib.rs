@@ -19,10 +19,12 @@ use tessera_core::{
 };
 
 pub mod conformance;
+mod schema;
 #[macro_use]
 mod set;
 mod skeletons;
 
+pub use schema::runs_on_newer_schema;
 pub use set::StoreSet;
 pub use skeletons::{SkeletonBackfill, backfill_skeletons};
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tessera_core::{RecoveryCode, Timestamp, TotpCode, TotpRefusal, TotpSecret, UserId};
 use tessera_keys::MasterKey;
-use tessera_store::{AccountStore, StoreError, User};
+use tessera_store::{AccountStore, StoreError, TotpCredential, User};
 
 /// The first byte of a stored secret that is not sealed.
 const PLAIN: u8 = 0;
@@ -103,13 +103,7 @@ impl SecondFactors {
         code: &TotpCode,
         unix_seconds: u64,
     ) -> Result<(), SecondFactorError> {
-        let credential = self
-            .store
-            .totp(user)
-            .await?
-            .filter(|c| c.confirmed_at.is_none())
-            .ok_or(SecondFactorError::NotEnrolling)?;
-        let secret = self.open(user, &credential.sealed_secret)?;
+        let (_, secret) = self.credential(user, false).await?;
         let step = secret.check(code, unix_seconds, None)?;
         if self
             .store
@@ -130,13 +124,7 @@ impl SecondFactors {
         code: &TotpCode,
         unix_seconds: u64,
     ) -> Result<(), SecondFactorError> {
-        let credential = self
-            .store
-            .totp(user)
-            .await?
-            .filter(|c| c.confirmed_at.is_some())
-            .ok_or(SecondFactorError::NotEnrolled)?;
-        let secret = self.open(user, &credential.sealed_secret)?;
+        let (credential, secret) = self.credential(user, true).await?;
         let last = credential
             .last_step
             .map(tessera_core::TotpStep::from_stored);
@@ -193,6 +181,27 @@ impl SecondFactors {
             .store
             .use_recovery_code(user, &code.hash(), Timestamp::now())
             .await?)
+    }
+
+    /// The account's credential, confirmed or being set up as asked, and its
+    /// secret opened.
+    async fn credential(
+        &self,
+        user: UserId,
+        confirmed: bool,
+    ) -> Result<(TotpCredential, TotpSecret), SecondFactorError> {
+        let credential = self
+            .store
+            .totp(user)
+            .await?
+            .filter(|c| c.confirmed_at.is_some() == confirmed)
+            .ok_or(if confirmed {
+                SecondFactorError::NotEnrolled
+            } else {
+                SecondFactorError::NotEnrolling
+            })?;
+        let secret = self.open(user, &credential.sealed_secret)?;
+        Ok((credential, secret))
     }
 
     fn seal(&self, user: UserId, secret: &TotpSecret) -> Result<Vec<u8>, SecondFactorError> {
