@@ -165,13 +165,21 @@ impl AccountStore for DisablesDuringLogin {
     async fn confirm_totp(
         &self,
         user: UserId,
+        sealed_secret: &[u8],
         step: u64,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        self.inner.confirm_totp(user, step, now).await
+        self.inner
+            .confirm_totp(user, sealed_secret, step, now)
+            .await
     }
-    async fn use_totp_step(&self, user: UserId, step: u64) -> Result<bool, StoreError> {
-        self.inner.use_totp_step(user, step).await
+    async fn use_totp_step(
+        &self,
+        user: UserId,
+        sealed_secret: &[u8],
+        step: u64,
+    ) -> Result<bool, StoreError> {
+        self.inner.use_totp_step(user, sealed_secret, step).await
     }
     async fn remove_totp(&self, user: UserId) -> Result<bool, StoreError> {
         self.inner.remove_totp(user).await

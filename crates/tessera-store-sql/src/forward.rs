@@ -134,9 +134,9 @@ macro_rules! __sql_store_forward {
     ($head:tt [begin_totp $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [begin_totp(user: __ty::UserId, sealed_secret: Vec<u8>, now: __ty::Timestamp) -> Result<bool, __ty::StoreError> = begin_totp(user, sealed_secret, now)] $($own)* } };
     ($head:tt [confirm_totp $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
-        [confirm_totp(user: __ty::UserId, step: u64, now: __ty::Timestamp) -> Result<bool, __ty::StoreError> = confirm_totp(user, step, now)] $($own)* } };
+        [confirm_totp(user: __ty::UserId, sealed_secret: &[u8], step: u64, now: __ty::Timestamp) -> Result<bool, __ty::StoreError> = confirm_totp(user, sealed_secret, step, now)] $($own)* } };
     ($head:tt [use_totp_step $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
-        [use_totp_step(user: __ty::UserId, step: u64) -> Result<bool, __ty::StoreError> = use_totp_step(user, step)] $($own)* } };
+        [use_totp_step(user: __ty::UserId, sealed_secret: &[u8], step: u64) -> Result<bool, __ty::StoreError> = use_totp_step(user, sealed_secret, step)] $($own)* } };
     ($head:tt [remove_totp $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [remove_totp(user: __ty::UserId) -> Result<bool, __ty::StoreError> = remove_totp(user)] $($own)* } };
     ($head:tt [replace_recovery_codes $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done

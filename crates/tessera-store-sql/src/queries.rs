@@ -332,16 +332,18 @@ where
     async fn confirm_totp<'c>(
         db: impl Executor<'c, Database = Self>,
         user: UserId,
+        sealed_secret: &[u8],
         step: u64,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         sqlx::query(
             "UPDATE totp_credentials SET confirmed_at = $2, last_step = $3 \
-             WHERE user_id = $1 AND confirmed_at IS NULL",
+             WHERE user_id = $1 AND confirmed_at IS NULL AND sealed_secret = $4",
         )
         .bind(user.to_string())
         .bind(now.as_millis())
         .bind(step_column(step)?)
+        .bind(sealed_secret.to_vec())
         .execute(db)
         .await
         .map(|done| Self::rows_affected(&done) > 0)
@@ -351,16 +353,19 @@ where
     async fn use_totp_step<'c>(
         db: impl Executor<'c, Database = Self>,
         user: UserId,
+        sealed_secret: &[u8],
         step: u64,
     ) -> Result<bool, StoreError> {
         // One statement: the comparison and the write are one, so two uses of a
         // step at once cannot both pass.
         sqlx::query(
             "UPDATE totp_credentials SET last_step = $2 WHERE user_id = $1 \
-             AND confirmed_at IS NOT NULL AND (last_step IS NULL OR last_step < $2)",
+             AND confirmed_at IS NOT NULL AND sealed_secret = $3 \
+             AND (last_step IS NULL OR last_step < $2)",
         )
         .bind(user.to_string())
         .bind(step_column(step)?)
+        .bind(sealed_secret.to_vec())
         .execute(db)
         .await
         .map(|done| Self::rows_affected(&done) > 0)

@@ -2088,14 +2088,15 @@ async fn roles<S: AccountStore>(store: &S) {
     );
 }
 
-/// A reset link works until it expires, once; a newer one replaces it; using it
-/// sets the password; of two uses at once exactly one succeeds.
+/// A TOTP credential: kept unconfirmed while enrolling, confirmed and spent only
+/// for the secret a code was checked against, each step once.
 async fn totp_credentials<S: AccountStore>(store: &S) {
     let user = add_user(store, "two-factor").await;
     let now = Timestamp::from_millis(1_800_000_000_000);
     assert_eq!(store.totp(user.id).await.unwrap(), None);
-    assert!(!store.use_totp_step(user.id, 1).await.unwrap());
-    assert!(!store.confirm_totp(user.id, 1, now).await.unwrap());
+    let (first, second) = (vec![1; 36], vec![2; 36]);
+    assert!(!store.use_totp_step(user.id, &first, 1).await.unwrap());
+    assert!(!store.confirm_totp(user.id, &first, 1, now).await.unwrap());
     // No such user: nothing kept.
     assert!(
         !store
@@ -2105,30 +2106,49 @@ async fn totp_credentials<S: AccountStore>(store: &S) {
     );
 
     // Enrolling: kept unconfirmed, and a second start replaces the first.
-    assert!(store.begin_totp(user.id, vec![1; 36], now).await.unwrap());
-    assert!(store.begin_totp(user.id, vec![2; 36], now).await.unwrap());
+    assert!(store.begin_totp(user.id, first.clone(), now).await.unwrap());
+    assert!(
+        store
+            .begin_totp(user.id, second.clone(), now)
+            .await
+            .unwrap()
+    );
     let pending = store.totp(user.id).await.unwrap().unwrap();
-    assert_eq!(pending.sealed_secret, vec![2; 36]);
+    assert_eq!(pending.sealed_secret, second);
     assert_eq!((pending.confirmed_at, pending.last_step), (None, None));
     assert!(!format!("{pending:?}").contains("[2, 2"), "{pending:?}");
     // An unconfirmed credential accepts no code.
-    assert!(!store.use_totp_step(user.id, 100).await.unwrap());
+    assert!(!store.use_totp_step(user.id, &second, 100).await.unwrap());
+    // A code checked against the secret replaced since confirms nothing.
+    assert!(!store.confirm_totp(user.id, &first, 100, now).await.unwrap());
 
     // Confirmed with the step of the code that proved it, which is then used.
-    assert!(store.confirm_totp(user.id, 100, now).await.unwrap());
-    assert!(!store.confirm_totp(user.id, 101, now).await.unwrap());
+    assert!(
+        store
+            .confirm_totp(user.id, &second, 100, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .confirm_totp(user.id, &second, 101, now)
+            .await
+            .unwrap()
+    );
     let confirmed = store.totp(user.id).await.unwrap().unwrap();
     assert_eq!(
         (confirmed.confirmed_at, confirmed.last_step),
         (Some(now), Some(100))
     );
-    assert!(!store.use_totp_step(user.id, 100).await.unwrap());
-    assert!(!store.use_totp_step(user.id, 99).await.unwrap());
+    assert!(!store.use_totp_step(user.id, &second, 100).await.unwrap());
+    assert!(!store.use_totp_step(user.id, &second, 99).await.unwrap());
+    // Nor is a step spent for another secret than the one stored.
+    assert!(!store.use_totp_step(user.id, &first, 200).await.unwrap());
     // A confirmed credential is not replaced by starting over.
     assert!(!store.begin_totp(user.id, vec![3; 36], now).await.unwrap());
 
     // Of many uses of one step at once, exactly one gets it.
-    let step = || store.use_totp_step(user.id, 101);
+    let step = || store.use_totp_step(user.id, &second, 101);
     let uses = tokio::join!(step(), step(), step(), step(), step(), step());
     let uses = [uses.0, uses.1, uses.2, uses.3, uses.4, uses.5];
     assert_eq!(
@@ -2147,6 +2167,8 @@ async fn totp_credentials<S: AccountStore>(store: &S) {
     assert!(store.begin_totp(user.id, vec![4; 36], now).await.unwrap());
 }
 
+/// Recovery codes: each used once (of two uses at once, one), per account, and a
+/// new set replaces the old whole.
 async fn recovery_codes<S: AccountStore>(store: &S) {
     let user = add_user(store, "recovering").await;
     let now = Timestamp::from_millis(1_800_000_000_000);
@@ -2225,6 +2247,8 @@ async fn recovery_codes<S: AccountStore>(store: &S) {
     );
 }
 
+/// A reset link works until it expires, once; a newer one replaces it; using it
+/// sets the password; of two uses at once exactly one succeeds.
 async fn reset_links<S: AccountStore>(store: &S) {
     let user = add_user(store, "forgetful").await;
     let now = Timestamp::from_millis(1_800_000_000_000);

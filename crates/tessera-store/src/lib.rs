@@ -233,13 +233,27 @@ store_trait! {
             sealed_secret: Vec<u8>,
             now: Timestamp,
         ) -> Result<bool, StoreError>;
-        /// Confirms the enrolment with the step of the code that proved it, which
-        /// counts as used; `false` if there is no unconfirmed credential.
-        async fn confirm_totp(&self, user: UserId, step: u64, now: Timestamp) -> Result<bool, StoreError>;
-        /// Records `step` as used if it is later than the last one used: of any
-        /// number of uses of a step at once, on any instance, exactly one gets
-        /// `true`; `false` for a step used already (or no confirmed credential).
-        async fn use_totp_step(&self, user: UserId, step: u64) -> Result<bool, StoreError>;
+        /// Confirms the enrolment whose secret the code was checked against
+        /// (`sealed_secret`, as read), with the step of that code, which counts as
+        /// used; `false` if there is no such unconfirmed credential (confirmed,
+        /// removed, or started over with another secret since it was read).
+        async fn confirm_totp(
+            &self,
+            user: UserId,
+            sealed_secret: &[u8],
+            step: u64,
+            now: Timestamp,
+        ) -> Result<bool, StoreError>;
+        /// Records `step` as used on the confirmed credential with this secret (as
+        /// read) if it is later than the last one used: of any number of uses of a
+        /// step at once, on any instance, exactly one gets `true`; `false` for a
+        /// step used already, or a credential removed or replaced since.
+        async fn use_totp_step(
+            &self,
+            user: UserId,
+            sealed_secret: &[u8],
+            step: u64,
+        ) -> Result<bool, StoreError>;
         /// Removes the credential, confirmed or not; `false` if there was none.
         async fn remove_totp(&self, user: UserId) -> Result<bool, StoreError>;
         /// Gives the user exactly these recovery codes (their hashes), in one

@@ -6,8 +6,13 @@
 //! account (`totp:<user id>`: copied onto another row it does not open); without
 //! a master key it is stored plainly, as keys are (`serve` warns). Stored bytes
 //! begin with their form: `0x00` plain, `0x01` sealed (`MasterKey`'s format).
+//! A plain secret opens whether or not a master key is set (one enrolled before
+//! the key was), as plain signing keys do.
 //! A code's step is recorded as used in the same statement that accepts it, so a
-//! code works once, whichever instance it reaches first.
+//! code works once, whichever instance it reaches first; that statement, and the
+//! confirmation, name the secret the code was checked against, so a code of a
+//! secret replaced meanwhile (an enrolment started over in another tab) counts
+//! for nothing.
 
 use std::sync::Arc;
 
@@ -30,6 +35,9 @@ pub enum SecondFactorError {
     NotEnrolled,
     #[error(transparent)]
     Refused(#[from] TotpRefusal),
+    /// The issuer name or the username cannot go in an `otpauth://` link.
+    #[error("{0}")]
+    Link(String),
     /// The stored secret does not open: sealed with another master key, or
     /// without one set, or altered.
     #[error("the stored TOTP secret does not open: {0}")]
@@ -77,7 +85,7 @@ impl SecondFactors {
         let secret = TotpSecret::generate();
         let link = secret
             .expose_link(&self.issuer, user.username.as_str())
-            .map_err(|e| SecondFactorError::Sealing(e.to_string()))?;
+            .map_err(|e| SecondFactorError::Link(e.to_string()))?;
         let stored = self.seal(user.id, &secret)?;
         if !self
             .store
@@ -103,16 +111,18 @@ impl SecondFactors {
         code: &TotpCode,
         unix_seconds: u64,
     ) -> Result<(), SecondFactorError> {
-        let (_, secret) = self.credential(user, false).await?;
+        let (credential, secret) = self.credential(user, false).await?;
         let step = secret.check(code, unix_seconds, None)?;
+        let sealed = &credential.sealed_secret;
         if self
             .store
-            .confirm_totp(user, step.as_u64(), Timestamp::now())
+            .confirm_totp(user, sealed, step.as_u64(), Timestamp::now())
             .await?
         {
             Ok(())
         } else {
-            // Confirmed (or removed) meanwhile by another request.
+            // Confirmed, removed or started over meanwhile by another request:
+            // the code was for a secret no longer being set up.
             Err(SecondFactorError::NotEnrolling)
         }
     }
@@ -129,7 +139,11 @@ impl SecondFactors {
             .last_step
             .map(tessera_core::TotpStep::from_stored);
         let step = secret.check(code, unix_seconds, last)?;
-        if self.store.use_totp_step(user, step.as_u64()).await? {
+        if self
+            .store
+            .use_totp_step(user, &credential.sealed_secret, step.as_u64())
+            .await?
+        {
             Ok(())
         } else {
             // The same code, a moment earlier, on this or another instance.

@@ -126,11 +126,19 @@ impl TestServer {
         self.data_dir.path()
     }
 
-    fn spawn(&mut self) {
-        let mut child = Command::new(binary())
+    /// `tessera serve` on a free port, this server's data dir and settings.
+    fn serve_command(&self) -> Command {
+        let mut command = Command::new(binary());
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(self.data_dir.path())
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        command
+    }
+
+    fn spawn(&mut self) {
+        let mut child = self
+            .serve_command()
             .stdout(Stdio::piped())
             .stderr(match &self.log {
                 Some(path) => Stdio::from(
@@ -176,10 +184,8 @@ impl TestServer {
     /// `tessera serve` on this server's data dir and settings, expected to refuse
     /// to start: its exit status and stderr. Stopped and failed if it runs 30 s.
     pub fn refused_start(&self) -> (std::process::ExitStatus, String) {
-        let mut child = Command::new(binary())
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(self.data_dir.path())
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        let mut child = self
+            .serve_command()
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
