@@ -4,6 +4,7 @@
 //! `SessionSecret::parse`), so code past the edge only ever holds valid values.
 //! Nothing in this crate performs I/O; secrets never appear in `Debug` output.
 
+mod auth_methods;
 mod client;
 mod listen;
 mod password;
@@ -17,6 +18,9 @@ mod uri;
 mod user;
 mod username;
 
+pub use auth_methods::{
+    ACR_ONE_FACTOR, ACR_TWO_FACTORS, ACR_VALUES, AuthMethod, AuthMethods, AuthMethodsError,
+};
 pub use client::{
     Audience, AudienceError, ClientId, ClientName, ClientNameError, GrantType, MAX_ACCESS_TTL,
     MIN_ACCESS_TTL, ScopeError, Scopes, TokenFormat,
@@ -27,9 +31,9 @@ pub use pkce::{CodeChallenge, PkceError, S256 as PKCE_S256};
 pub use profile::{DisplayName, Email, ProfileError};
 pub use recovery::{RECOVERY_CODES, RecoveryCode, RecoveryCodeError};
 pub use secret::{
-    AccessTokenSecret, AuthorizationCodeSecret, ClientSecret, CsrfToken, PasswordResetSecret,
-    PresentedToken, RefreshTokenSecret, Secret, SecretHash, SecretKind, SessionId, SessionIdError,
-    SessionSecret, random_bytes,
+    AccessTokenSecret, AuthorizationCodeSecret, CeremonySecret, ClientSecret, CsrfToken,
+    PasswordResetSecret, PresentedToken, RefreshTokenSecret, Secret, SecretHash, SecretKind,
+    SessionId, SessionIdError, SessionSecret, random_bytes,
 };
 /// The algorithm a client's JWT access tokens are signed with: the wire's one
 /// [`tessera_proto::Algorithm`].

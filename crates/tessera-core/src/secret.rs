@@ -63,6 +63,9 @@ pub enum RefreshTokenKind {}
 pub enum AuthorizationCodeKind {}
 /// A one-time password-reset link's secret: `tpr_…`.
 pub enum PasswordResetKind {}
+/// A sign-in ceremony under way (between the factors, a passkey's challenge):
+/// `tce_…`.
+pub enum CeremonyKind {}
 
 impl SecretKind for SessionKind {
     const PREFIX: &'static str = SESSION_PREFIX;
@@ -78,6 +81,9 @@ impl SecretKind for RefreshTokenKind {
 }
 impl SecretKind for PasswordResetKind {
     const PREFIX: &'static str = "tpr_";
+}
+impl SecretKind for CeremonyKind {
+    const PREFIX: &'static str = "tce_";
 }
 impl SecretKind for AuthorizationCodeKind {
     const PREFIX: &'static str = "tac_";
@@ -104,6 +110,7 @@ pub struct Secret<K: SecretKind>([u8; SECRET_BYTES], PhantomData<K>);
 
 pub type SessionSecret = Secret<SessionKind>;
 pub type PasswordResetSecret = Secret<PasswordResetKind>;
+pub type CeremonySecret = Secret<CeremonyKind>;
 pub type ClientSecret = Secret<ClientSecretKind>;
 pub type AccessTokenSecret = Secret<AccessTokenKind>;
 pub type RefreshTokenSecret = Secret<RefreshTokenKind>;

@@ -29,7 +29,8 @@ macro_rules! event_kinds {
 
 event_kinds! {
     /// A sign-in with a password (the login page, `POST /v1/login`, the password
-    /// grant): succeeded, or failed and why.
+    /// grant), and with a second factor when the account has one: succeeded, or
+    /// failed and why.
     Login => "login",
     /// The user signed a session out (`POST /v1/logout`, RP-initiated logout, a
     /// session ended from the account's own list).
@@ -48,6 +49,12 @@ event_kinds! {
     ProfileChanged => "user.profile_changed",
     RolesChanged => "user.roles_changed",
     PasswordChanged => "password.changed",
+    /// A TOTP authenticator was set up (confirmed with a code).
+    SecondFactorAdded => "second_factor.added",
+    /// A second factor was removed: by its user, or every one by an admin (a reset).
+    SecondFactorRemoved => "second_factor.removed",
+    /// A new set of recovery codes replaced the account's earlier ones.
+    RecoveryCodesIssued => "recovery_codes.issued",
     ResetLinkIssued => "reset_link.issued",
     ResetLinkUsed => "reset_link.used",
     /// The user allowed a client the scopes it asked for.

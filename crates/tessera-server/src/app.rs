@@ -51,6 +51,8 @@ pub struct Core {
     pub audit: Arc<services::audit::Audit>,
     /// What an operator does, over HTTP or from the CLI.
     pub admin: Arc<services::admin::Administration>,
+    /// Accounts' TOTP authenticators and recovery codes.
+    pub second_factors: Arc<services::second_factor::SecondFactors>,
     /// When the revocation log was last read; bounds how long caches are trusted.
     pub log_contact: Arc<contact::Contact>,
     /// When every store last answered a ping.
@@ -101,12 +103,17 @@ impl Core {
         let keys = Arc::new(
             keyring::KeyRing::open(
                 stores.set.keys.clone(),
-                config.master_key()?,
+                config.master_key()?.map(Arc::new),
                 config.tokens.rotation_delay,
             )
             .await?,
         );
         let clients = clients::Clients::new(stores.set.clients.clone(), stores.set.log.clone());
+        let second_factors = Arc::new(services::second_factor::SecondFactors::new(
+            stores.set.accounts.clone(),
+            keys.master_key(),
+            services::second_factor::issuer_name(&config.public_url()),
+        ));
         let admin = Arc::new(services::admin::Administration::new(
             accounts.clone(),
             sessions.clone(),
@@ -121,6 +128,7 @@ impl Core {
         Ok(Self {
             clients,
             admin,
+            second_factors,
             refresh: Arc::new(refresh::RefreshTokens::new(
                 stores.set.refresh.clone(),
                 config.tokens.refresh_lifetime,
@@ -360,6 +368,7 @@ pub async fn serve(
             tokens.clone(),
             throttle.clone(),
             core.audit.clone(),
+            core.second_factors.clone(),
         )),
         userinfo: Arc::new(services::userinfo::UserInfoService::new(
             introspection.clone(),
@@ -382,6 +391,8 @@ pub async fn serve(
         sign_in: Arc::new(services::sign_in::SignIn::new(
             core.accounts.clone(),
             core.sessions.clone(),
+            core.second_factors.clone(),
+            core.stores.set.ceremonies.clone(),
             throttle.clone(),
             core.audit.clone(),
             config.registration,
@@ -408,6 +419,10 @@ pub async fn serve(
             token: SessionCookie::token(
                 config.session.cookie_secure,
                 config.tokens.session_token_ttl,
+            ),
+            pending: SessionCookie::pending(
+                config.session.cookie_secure,
+                services::sign_in::BETWEEN_FACTORS,
             ),
         }),
         edge: Arc::new(EdgePolicy {
@@ -578,7 +593,12 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         .route("/openapi.json", get(crate::openapi::serve_document))
         .route("/v1/users", post(users::register))
         .route("/v1/login", post(login::login))
+        .route("/v1/login/second-factor", post(login::second_factor))
         .route("/login", get(login_page::show).post(login_page::submit))
+        .route(
+            login_page::SECOND_STEP_PAGE,
+            get(login_page::show_second_step).post(login_page::submit_second_step),
+        )
         .route(
             "/register",
             get(register_page::show).post(register_page::submit),

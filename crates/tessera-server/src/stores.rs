@@ -140,6 +140,7 @@ impl Stores {
             set.sessions = redis.clone();
             set.opaque = redis.clone();
             set.codes = redis.clone();
+            set.ceremonies = redis.clone();
             set.exchange = Arc::new(tessera_store::SeparateCodeExchange {
                 codes: redis.clone(),
                 backchannel: set.backchannel.clone(),

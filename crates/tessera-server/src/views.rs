@@ -39,6 +39,10 @@ pub struct SessionTimes<'a> {
     pub idle_expires_at: Timestamp,
     /// When the session ends however active: the absolute limit.
     pub expires_at: Timestamp,
+    /// How its person proved who they are (RFC 8176 names, `mfa` for two
+    /// factors), and the `acr` that makes.
+    pub amr: Vec<&'static str>,
+    pub acr: &'static str,
 }
 
 impl<'a> SessionTimes<'a> {
@@ -49,6 +53,8 @@ impl<'a> SessionTimes<'a> {
             last_seen_at: session.last_seen_at(),
             idle_expires_at: session.idle_expires_at(policy),
             expires_at: session.expires_at(),
+            amr: session.methods().amr(),
+            acr: session.methods().acr(),
         }
     }
 
@@ -59,6 +65,8 @@ impl<'a> SessionTimes<'a> {
             last_seen_at: record.last_seen_at,
             idle_expires_at: idle_expiry(record.last_seen_at, record.expires_at, policy),
             expires_at: record.expires_at,
+            amr: record.methods.amr(),
+            acr: record.methods.acr(),
         }
     }
 }

@@ -1,8 +1,8 @@
-//! `AuthorizationCodeStore` on PostgreSQL: the shared statements; codes are written and
+//! `AuthorizationCodeStore` and `CeremonyStore` on PostgreSQL: the shared statements; codes are written and
 //! spent by the batch writer (`tessera_store_sql::Batches`).
 
 use sqlx::Postgres;
-use tessera_store::{AuthorizationCodeStore, CodeExchangeStore};
+use tessera_store::{AuthorizationCodeStore, CeremonyStore, CodeExchangeStore};
 use tessera_store_sql::sql_store;
 
 use crate::PostgresStore;
@@ -18,5 +18,11 @@ sql_store! {
 sql_store! {
     impl CodeExchangeStore for PostgresStore {
         forward to Postgres on self.pool { exchange_code }
+    }
+}
+
+sql_store! {
+    impl CeremonyStore for PostgresStore {
+        forward to Postgres on self.pool { begin_ceremony, take_ceremony }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use redis::Script;
-use tessera_core::{CsrfToken, SessionId, Timestamp, UserId};
+use tessera_core::{AuthMethods, CsrfToken, SessionId, Timestamp, UserId};
 use tessera_store::{
     CreateSessionError, EndReason, NewSession, Revoked, SessionRecord, SessionStore, StoreError,
     User,
@@ -186,6 +186,12 @@ impl StoredSession {
             expires_at: r.millis("expires_at")?,
             client_address: r.optional("client_address").map(str::to_owned),
             user_agent: r.optional("user_agent").map(str::to_owned),
+            // A session written before methods were recorded was a password's.
+            methods: match r.optional("amr") {
+                Some(stored) => AuthMethods::parse_stored(stored)
+                    .map_err(|_| StoreError::corrupt("session's authentication methods"))?,
+                None => AuthMethods::password(),
+            },
         })
     }
 }
@@ -333,7 +339,9 @@ impl SessionStore for RedisStore {
             .arg("last_seen_at")
             .arg(session.created_at.as_millis())
             .arg("expires_at")
-            .arg(session.expires_at.as_millis());
+            .arg(session.expires_at.as_millis())
+            .arg("amr")
+            .arg(session.methods.to_stored());
         if let Some(address) = &session.client_address {
             invocation.arg("client_address").arg(address);
         }

@@ -27,6 +27,7 @@ async fn a_split_store_conforms() {
         refresh: postgres.clone(),
         opaque: store.clone(),
         codes: store.clone(),
+        ceremonies: store.clone(),
         exchange: Arc::new(tessera_store::SeparateCodeExchange {
             codes: store.clone(),
             backchannel: postgres.clone(),

@@ -42,6 +42,7 @@ fn new_session(user: UserId) -> NewSession {
         expires_at: now.saturating_add(Duration::from_secs(3600)),
         client_address: Some("192.0.2.7".into()),
         user_agent: None,
+        methods: tessera_core::AuthMethods::password(),
     }
 }
 

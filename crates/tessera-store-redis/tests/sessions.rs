@@ -55,6 +55,7 @@ fn new_session(user: UserId, now: Timestamp, lifetime: Duration) -> NewSession {
         expires_at: now.saturating_add(lifetime),
         client_address: None,
         user_agent: Some("tests".into()),
+        methods: tessera_core::AuthMethods::password(),
     }
 }
 

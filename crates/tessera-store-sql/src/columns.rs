@@ -17,7 +17,7 @@ macro_rules! session_columns {
     () => {
         "s.id AS session_id, s.secret_hash, s.csrf_token, \
          s.created_at AS session_created_at, s.last_seen_at, s.expires_at, s.client_address, \
-         s.user_agent"
+         s.user_agent, s.amr"
     };
 }
 

@@ -50,8 +50,8 @@ impl Statements {
             ),
             create_session: format!(
                 "INSERT INTO sessions (id, secret_hash, user_id, csrf_token, created_at, \
-                   last_seen_at, expires_at, client_address, user_agent) \
-                 SELECT $1, $2, id, $3, $4, $4, $5, $6, $7 FROM users \
+                   last_seen_at, expires_at, client_address, user_agent, amr) \
+                 SELECT $1, $2, id, $3, $4, $4, $5, $6, $7, $9 FROM users \
                  WHERE id = $8 AND NOT disabled{lock_user}"
             ),
             sessions_of_user: format!(

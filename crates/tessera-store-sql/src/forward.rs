@@ -184,6 +184,11 @@ macro_rules! __sql_store_forward {
         [pushed_request(hash: &__ty::SecretHash, at: __ty::Timestamp) -> Result<Option<__ty::PushedRequest>, __ty::StoreError> = pushed_request(hash, at)] $($own)* } };
     ($head:tt [drop_pushed_request $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [drop_pushed_request(hash: &__ty::SecretHash) -> Result<(), __ty::StoreError> = drop_pushed_request(hash)] $($own)* } };
+    // CeremonyStore.
+    ($head:tt [begin_ceremony $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [begin_ceremony(ceremony: __ty::Ceremony) -> Result<(), __ty::StoreError> = begin_ceremony(ceremony)] $($own)* } };
+    ($head:tt [take_ceremony $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [take_ceremony(hash: &__ty::SecretHash, kind: __ty::CeremonyKind, at: __ty::Timestamp) -> Result<Option<__ty::Ceremony>, __ty::StoreError> = take_ceremony(hash, kind, at)] $($own)* } };
     // BackchannelStore.
     ($head:tt [record_session_client $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [record_session_client(record: __ty::SessionClient) -> Result<(), __ty::StoreError> = batched] $($own)* } };

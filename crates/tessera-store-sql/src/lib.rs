@@ -40,11 +40,12 @@ pub mod __private {
             ClientId, ClientName, Roles, SecretHash, SessionId, Timestamp, UserId, Username,
         };
         pub use tessera_store::{
-            AuthorizationCode, Client, CodeExchanged, Consent, CreateSessionError, CreateUserError,
-            Event, EventCount, EventKind, EventQuery, LogoutDelivery, NewRefreshFamily, NewSession,
-            NewUser, Online, OnlinePeak, OpaqueToken, PlanFollowUp, Profile, PushedRequest,
-            Redemption, RefreshFamily, ResetLink, Revocation, SessionClient, SessionRecord,
-            StoreError, StoredKey, TotpCredential, User, UserCredentials,
+            AuthorizationCode, Ceremony, CeremonyKind, Client, CodeExchanged, Consent,
+            CreateSessionError, CreateUserError, Event, EventCount, EventKind, EventQuery,
+            LogoutDelivery, NewRefreshFamily, NewSession, NewUser, Online, OnlinePeak, OpaqueToken,
+            PlanFollowUp, Profile, PushedRequest, Redemption, RefreshFamily, ResetLink, Revocation,
+            SessionClient, SessionRecord, StoreError, StoredKey, TotpCredential, User,
+            UserCredentials,
         };
     }
 }

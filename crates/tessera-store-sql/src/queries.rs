@@ -12,10 +12,10 @@ use tessera_core::{
     Username,
 };
 use tessera_store::{
-    Client, Consent, CreateSessionError, CreateUserError, Event, EventCount, EventKind, EventQuery,
-    LogoutDelivery, NewEvent, NewSession, NewUser, Online, OnlinePeak, OpaqueToken, Profile,
-    PushedRequest, RefreshFamily, ResetLink, Revocation, SessionRecord, StoreError, StoredKey,
-    TotpCredential, User, UserCredentials,
+    Ceremony, CeremonyKind, Client, Consent, CreateSessionError, CreateUserError, Event,
+    EventCount, EventKind, EventQuery, LogoutDelivery, NewEvent, NewSession, NewUser, Online,
+    OnlinePeak, OpaqueToken, Profile, PushedRequest, RefreshFamily, ResetLink, Revocation,
+    SessionRecord, StoreError, StoredKey, TotpCredential, User, UserCredentials,
 };
 
 use crate::dialect::Statements;
@@ -643,6 +643,7 @@ where
             .bind(session.client_address)
             .bind(session.user_agent)
             .bind(session.user_id.to_string())
+            .bind(session.methods.to_stored())
             .execute(db)
             .await
             .map_err(store_error)?;
@@ -725,6 +726,7 @@ where
             "DELETE FROM authorization_codes WHERE forget_at <= $1",
             "DELETE FROM session_clients WHERE forget_at <= $1",
             "DELETE FROM pushed_requests WHERE expires_at <= $1",
+            "DELETE FROM ceremonies WHERE expires_at <= $1",
             "DELETE FROM password_reset_links WHERE expires_at <= $1",
             "DELETE FROM refresh_families WHERE expires_at <= $1",
             "DELETE FROM revocation_log WHERE expires_at <= $1",
@@ -1409,6 +1411,50 @@ where
             .await
             .map(drop)
             .map_err(store_error)
+    }
+
+    // Sign-in ceremonies.
+
+    async fn begin_ceremony<'c>(
+        db: impl Executor<'c, Database = Self>,
+        ceremony: Ceremony,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO ceremonies (hash, kind, user_id, state, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(ceremony.hash.as_bytes().to_vec())
+        .bind(ceremony.kind.as_str())
+        .bind(ceremony.user.map(|u| u.to_string()))
+        .bind(ceremony.state)
+        .bind(ceremony.expires_at.as_millis())
+        .execute(db)
+        .await
+        .map(drop)
+        .map_err(store_error)
+    }
+
+    /// One statement: the delete decides which of racing takes finds it. An
+    /// expired one is left for the purge.
+    async fn take_ceremony<'c>(
+        db: impl Executor<'c, Database = Self>,
+        hash: &SecretHash,
+        kind: CeremonyKind,
+        at: Timestamp,
+    ) -> Result<Option<Ceremony>, StoreError> {
+        sqlx::query(
+            "DELETE FROM ceremonies WHERE hash = $1 AND kind = $2 AND expires_at > $3 \
+             RETURNING hash, kind, user_id, state, expires_at",
+        )
+        .bind(hash.as_bytes().to_vec())
+        .bind(kind.as_str())
+        .bind(at.as_millis())
+        .fetch_optional(db)
+        .await
+        .map_err(store_error)?
+        .as_ref()
+        .map(rows::ceremony)
+        .transpose()
     }
 
     // Opaque access tokens.

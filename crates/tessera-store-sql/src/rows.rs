@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 use tessera_core::{
-    Audience, ClientId, ClientName, CsrfToken, DisplayName, Email, GrantType, LogoutUri,
-    RedirectUri, Roles, Scopes, SecretHash, SessionId, Timestamp, UserId, Username,
+    Audience, AuthMethods, ClientId, ClientName, CsrfToken, DisplayName, Email, GrantType,
+    LogoutUri, RedirectUri, Roles, Scopes, SecretHash, SessionId, Timestamp, UserId, Username,
 };
 use tessera_store::{
-    Actor, AuthorizationCode, Client, CodeFlow, Consent, EndReason, Event, LogoutDelivery,
-    NewEvent, OpaqueToken, Profile, PushedRequest, RefreshFamily, Revocation, Revoked,
-    SessionRecord, StoreError, StoredKey, User, UserCredentials,
+    Actor, AuthorizationCode, Ceremony, CeremonyKind, Client, CodeFlow, Consent, EndReason, Event,
+    LogoutDelivery, NewEvent, OpaqueToken, Profile, PushedRequest, RefreshFamily, Revocation,
+    Revoked, SessionRecord, StoreError, StoredKey, User, UserCredentials,
 };
 
 use crate::store_error;
@@ -120,6 +120,8 @@ pub fn session(row: &impl Columns) -> Result<SessionRecord, StoreError> {
         expires_at: row.time("expires_at")?,
         client_address: row.optional_text("client_address")?,
         user_agent: row.optional_text("user_agent")?,
+        methods: AuthMethods::parse_stored(&row.text("amr")?)
+            .map_err(|_| StoreError::corrupt("session's authentication methods"))?,
     })
 }
 
@@ -389,6 +391,21 @@ pub fn pushed_request(row: &impl Columns) -> Result<PushedRequest, StoreError> {
         client_id: ClientId::parse(&row.text("client_id")?)
             .ok_or_else(|| StoreError::corrupt("pushed request client id"))?,
         params: row.text("params")?,
+        expires_at: row.time("expires_at")?,
+    })
+}
+
+/// `hash, kind, user_id, state, expires_at` of a ceremony.
+pub fn ceremony(row: &impl Columns) -> Result<Ceremony, StoreError> {
+    Ok(Ceremony {
+        hash: hash(row.bytes("hash")?, "ceremony hash")?,
+        kind: CeremonyKind::parse(&row.text("kind")?)
+            .ok_or_else(|| StoreError::corrupt("ceremony kind"))?,
+        user: row
+            .optional_text("user_id")?
+            .map(|id| UserId::parse(&id).ok_or_else(|| StoreError::corrupt("ceremony user")))
+            .transpose()?,
+        state: row.text("state")?,
         expires_at: row.time("expires_at")?,
     })
 }

@@ -1,8 +1,8 @@
-//! `AuthorizationCodeStore` on SQLite: the shared statements; codes are written and
+//! `AuthorizationCodeStore` and `CeremonyStore` on SQLite: the shared statements; codes are written and
 //! spent by the batch writer (`tessera_store_sql::Batches`).
 
 use sqlx::Sqlite;
-use tessera_store::{AuthorizationCodeStore, CodeExchangeStore};
+use tessera_store::{AuthorizationCodeStore, CeremonyStore, CodeExchangeStore};
 use tessera_store_sql::sql_store;
 
 use crate::SqliteStore;
@@ -18,5 +18,11 @@ sql_store! {
 sql_store! {
     impl CodeExchangeStore for SqliteStore {
         forward to Sqlite on self.pool { exchange_code }
+    }
+}
+
+sql_store! {
+    impl CeremonyStore for SqliteStore {
+        forward to Sqlite on self.pool { begin_ceremony, take_ceremony }
     }
 }

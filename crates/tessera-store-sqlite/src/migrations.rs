@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0017_schema_compatibility.sql"),
     include_str!("../migrations/0018_totp_credentials.sql"),
     include_str!("../migrations/0019_recovery_codes.sql"),
+    include_str!("../migrations/0020_sign_in_ceremonies.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -7,19 +7,19 @@
 use std::time::Duration;
 
 use tessera_core::{
-    Algorithm, Audience, ClientId, ClientName, ClientSecret, CsrfToken, DisplayName, Email,
-    GrantType, LogoutUri, RedirectUri, RefreshTokenSecret, Role, Roles, Scopes, SecretHash,
-    SessionSecret, Timestamp, TokenFormat, UserId, Username,
+    Algorithm, Audience, AuthMethod, AuthMethods, ClientId, ClientName, ClientSecret, CsrfToken,
+    DisplayName, Email, GrantType, LogoutUri, RedirectUri, RefreshTokenSecret, Role, Roles, Scopes,
+    SecretHash, SessionSecret, Timestamp, TokenFormat, UserId, Username,
 };
 
 use crate::{
     AccountStore, Actor, AuditStore, AuthorizationCode, AuthorizationCodeStore, BackchannelStore,
-    Client, ClientStore, CodeExchangeStore, CodeFlow, CodeFollowUp, Consent, CreateClientError,
-    CreateSessionError, CreateUserError, EndReason, Event, EventKind, EventQuery, KeyStore,
-    NewEvent, NewRefreshFamily, NewSession, NewUser, Online, OnlinePeak, OpaqueToken,
-    OpaqueTokenStore, Outcome, PlanFollowUp, Profile, PushedRequest, Redemption, RefreshOutcome,
-    RefreshStore, ResetLink, RevocationLog, Revoked, SessionClient, SessionStore, StoreError,
-    StoredKey,
+    Ceremony, CeremonyKind, CeremonyStore, Client, ClientStore, CodeExchangeStore, CodeFlow,
+    CodeFollowUp, Consent, CreateClientError, CreateSessionError, CreateUserError, EndReason,
+    Event, EventKind, EventQuery, KeyStore, NewEvent, NewRefreshFamily, NewSession, NewUser,
+    Online, OnlinePeak, OpaqueToken, OpaqueTokenStore, Outcome, PlanFollowUp, Profile,
+    PushedRequest, Redemption, RefreshOutcome, RefreshStore, ResetLink, RevocationLog, Revoked,
+    SessionClient, SessionStore, StoreError, StoredKey,
 };
 
 pub async fn run<S>(store: &S)
@@ -34,6 +34,7 @@ where
         + AuthorizationCodeStore
         + CodeExchangeStore
         + BackchannelStore
+        + CeremonyStore
         + AuditStore,
 {
     accounts(store).await;
@@ -59,6 +60,7 @@ where
     backchannel_logouts(store).await;
     code_exchanges(store).await;
     pushed_requests(store).await;
+    ceremonies(store).await;
     imports(store).await;
     imported_revocations(store).await;
 }
@@ -1276,6 +1278,7 @@ fn new_session(user: UserId, now: Timestamp) -> (SessionSecret, NewSession) {
         expires_at: now.saturating_add(Duration::from_secs(3600)),
         client_address: Some("127.0.0.1".into()),
         user_agent: Some("conformance".into()),
+        methods: AuthMethods::password(),
     };
     (secret, session)
 }
@@ -1497,6 +1500,23 @@ async fn sessions<S: AccountStore + SessionStore>(store: &S) {
     assert_eq!(found.user, carol);
     assert_eq!(found.last_seen_at, now);
     assert_eq!(found.client_address.as_deref(), Some("127.0.0.1"));
+    assert_eq!(found.methods, AuthMethods::password());
+
+    // how a session was authenticated comes back as it was
+    let (two_factors, mut with_code) = new_session(carol.id, now);
+    let methods = AuthMethods::password().with(AuthMethod::OneTimeCode);
+    with_code.methods = methods;
+    store.create_session(with_code).await.unwrap();
+    let found = store
+        .session(&two_factors.session_id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.methods, methods);
+    store
+        .end_session(carol.id, &two_factors.session_id(), EndReason::Logout, now)
+        .await
+        .unwrap();
 
     let later = now.saturating_add(Duration::from_secs(90));
     store
@@ -2553,6 +2573,87 @@ async fn pushed_requests<S: AuthorizationCodeStore>(store: &S) {
     store.drop_pushed_request(&request.hash).await.unwrap();
     assert_eq!(
         store.pushed_request(&request.hash, now).await.unwrap(),
+        None
+    );
+}
+
+/// A ceremony is taken once, only as its kind and before it expires; once taken
+/// or expired it is gone.
+pub async fn ceremonies<S: CeremonyStore>(store: &S) {
+    let now = Timestamp::now();
+    let ceremony = Ceremony {
+        hash: RefreshTokenSecret::generate().hash(),
+        kind: CeremonyKind::SecondFactor,
+        user: Some(UserId::generate()),
+        state: r#"{"attempts":0}"#.into(),
+        expires_at: now.saturating_add(Duration::from_secs(300)),
+    };
+    store.begin_ceremony(ceremony.clone()).await.unwrap();
+    assert!(matches!(
+        store.begin_ceremony(ceremony.clone()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let taken = store
+        .take_ceremony(&ceremony.hash, CeremonyKind::SecondFactor, now)
+        .await
+        .unwrap();
+    assert_eq!(taken, Some(ceremony.clone()));
+    assert_eq!(
+        store
+            .take_ceremony(&ceremony.hash, CeremonyKind::SecondFactor, now)
+            .await
+            .unwrap(),
+        None,
+        "a ceremony is taken once"
+    );
+
+    // of racing takes, exactly one finds it
+    let raced = Ceremony {
+        hash: RefreshTokenSecret::generate().hash(),
+        user: None,
+        ..ceremony.clone()
+    };
+    store.begin_ceremony(raced.clone()).await.unwrap();
+    let takes = futures_join_all(
+        (0..8).map(|_| store.take_ceremony(&raced.hash, CeremonyKind::SecondFactor, now)),
+    )
+    .await;
+    let found = takes
+        .into_iter()
+        .filter(|t| matches!(t, Ok(Some(_))))
+        .count();
+    assert_eq!(found, 1);
+
+    // expired: gone, and not there afterwards either
+    let expired = Ceremony {
+        hash: RefreshTokenSecret::generate().hash(),
+        ..ceremony.clone()
+    };
+    store.begin_ceremony(expired.clone()).await.unwrap();
+    assert_eq!(
+        store
+            .take_ceremony(
+                &expired.hash,
+                CeremonyKind::SecondFactor,
+                expired.expires_at
+            )
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .take_ceremony(&expired.hash, CeremonyKind::SecondFactor, now)
+            .await
+            .unwrap(),
+        None
+    );
+    let never = RefreshTokenSecret::generate().hash();
+    assert_eq!(
+        store
+            .take_ceremony(&never, CeremonyKind::SecondFactor, now)
+            .await
+            .unwrap(),
         None
     );
 }

@@ -14,8 +14,9 @@ use tessera_proto::RevocationKind;
 pub use tessera_proto::{EventKind, Outcome};
 
 use tessera_core::{
-    Algorithm, Audience, ClientId, ClientName, CsrfToken, DisplayName, Email, GrantType, LogoutUri,
-    RedirectUri, Roles, Scopes, SecretHash, SessionId, Timestamp, TokenFormat, UserId, Username,
+    Algorithm, Audience, AuthMethods, ClientId, ClientName, CsrfToken, DisplayName, Email,
+    GrantType, LogoutUri, RedirectUri, Roles, Scopes, SecretHash, SessionId, Timestamp,
+    TokenFormat, UserId, Username,
 };
 
 pub mod conformance;
@@ -344,6 +345,8 @@ pub struct NewSession {
     pub expires_at: Timestamp,
     pub client_address: Option<String>,
     pub user_agent: Option<String>,
+    /// How the person proved who they are: the `amr` of the session's tokens.
+    pub methods: AuthMethods,
 }
 
 #[derive(Debug, Clone)]
@@ -358,6 +361,7 @@ pub struct SessionRecord {
     pub expires_at: Timestamp,
     pub client_address: Option<String>,
     pub user_agent: Option<String>,
+    pub methods: AuthMethods,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -669,6 +673,57 @@ store_trait! {
         ) -> Result<Option<PushedRequest>, StoreError>;
         /// Forgets a pushed request (its code was issued: it is used).
         async fn drop_pushed_request(&self, hash: &SecretHash) -> Result<(), StoreError>;
+    }
+}
+
+/// What a ceremony is for; each is taken only as its own kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CeremonyKind {
+    /// A sign-in whose password was right, waiting for its second factor.
+    SecondFactor,
+}
+
+impl CeremonyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SecondFactor => "second_factor",
+        }
+    }
+
+    pub fn parse(stored: &str) -> Option<Self> {
+        match stored {
+            "second_factor" => Some(Self::SecondFactor),
+            _ => None,
+        }
+    }
+}
+
+/// A ceremony under way, by the SHA-256 of the secret its browser holds: what the
+/// service needs to finish it (`state`, its own serialisation), until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ceremony {
+    pub hash: SecretHash,
+    pub kind: CeremonyKind,
+    pub user: Option<UserId>,
+    pub state: String,
+    pub expires_at: Timestamp,
+}
+
+store_trait! {
+    /// Short-lived, single-use state of sign-in ceremonies, shared by every
+    /// instance: one begun on one instance is finished on another.
+    pub trait CeremonyStore: Send + Sync, in StoreSet.ceremonies {
+        /// A ceremony whose hash is taken is [`StoreError::Conflict`].
+        async fn begin_ceremony(&self, ceremony: Ceremony) -> Result<(), StoreError>;
+        /// Takes the ceremony away, atomically: of any number of takes, on any
+        /// instance, at most one finds it. `None` when there is none of this kind
+        /// with this hash, or it expired by `at`.
+        async fn take_ceremony(
+            &self,
+            hash: &SecretHash,
+            kind: CeremonyKind,
+            at: Timestamp,
+        ) -> Result<Option<Ceremony>, StoreError>;
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tessera_core::Timestamp;
 
 use crate::{
-    AccountStore, AuditStore, AuthorizationCodeStore, BackchannelStore, ClientStore,
+    AccountStore, AuditStore, AuthorizationCodeStore, BackchannelStore, CeremonyStore, ClientStore,
     CodeExchangeStore, Health, KeyStore, OpaqueTokenStore, PresenceStore, RefreshStore,
     RevocationLog, SessionStore, StoreError,
 };
@@ -117,6 +117,7 @@ pub struct StoreSet {
     pub refresh: Arc<dyn RefreshStore>,
     pub opaque: Arc<dyn OpaqueTokenStore>,
     pub codes: Arc<dyn AuthorizationCodeStore>,
+    pub ceremonies: Arc<dyn CeremonyStore>,
     /// The code exchange's writes; with codes elsewhere than the database, a
     /// [`SeparateCodeExchange`](crate::SeparateCodeExchange) of the three stores.
     pub exchange: Arc<dyn CodeExchangeStore>,
@@ -142,6 +143,7 @@ impl StoreSet {
             + RefreshStore
             + OpaqueTokenStore
             + AuthorizationCodeStore
+            + CeremonyStore
             + CodeExchangeStore
             + BackchannelStore
             + RevocationLog
@@ -158,6 +160,7 @@ impl StoreSet {
             refresh: store.clone(),
             opaque: store.clone(),
             codes: store.clone(),
+            ceremonies: store.clone(),
             exchange: store.clone(),
             backchannel: store.clone(),
             log: store.clone(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use http::{HeaderMap, HeaderValue};
-use tessera_core::SessionSecret;
+use tessera_core::{Secret, SecretKind, SessionSecret};
 
 pub struct SessionCookie {
     name: &'static str,
@@ -47,6 +47,23 @@ impl SessionCookie {
         }
     }
 
+    /// The cookie of a sign-in between its factors, `__Host-tessera-sign-in`
+    /// (same prefix rule), holding a ceremony's secret for as long as the
+    /// ceremony lasts. `SameSite=Strict`: only tessera's own second-step page
+    /// posts it.
+    pub fn pending(secure: bool, max_age: Duration) -> Self {
+        Self {
+            name: if secure {
+                "__Host-tessera-sign-in"
+            } else {
+                "tessera-sign-in"
+            },
+            secure,
+            max_age,
+            same_site: SameSite::Strict,
+        }
+    }
+
     pub fn max_age(&self) -> Duration {
         self.max_age
     }
@@ -75,7 +92,7 @@ impl SessionCookie {
             .unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 
-    pub fn set(&self, secret: &SessionSecret) -> HeaderValue {
+    pub fn set<K: SecretKind>(&self, secret: &Secret<K>) -> HeaderValue {
         self.build(secret.expose(), self.max_age)
     }
 
@@ -89,6 +106,14 @@ impl SessionCookie {
     /// sibling host can plant a second one (cookie tossing), and which one a server
     /// picks must not decide whose session a request runs in.
     pub fn secret(&self, headers: &HeaderMap) -> Result<Option<SessionSecret>, AmbiguousCookie> {
+        self.secret_of(headers)
+    }
+
+    /// [`Self::secret`], for a cookie holding another kind of secret.
+    pub fn secret_of<K: SecretKind>(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<Secret<K>>, AmbiguousCookie> {
         let mut found: Option<String> = None;
         let pairs = headers
             .get_all(http::header::COOKIE)
@@ -106,7 +131,7 @@ impl SessionCookie {
                 None => found = Some(cookie.value().to_owned()),
             }
         }
-        Ok(found.as_deref().and_then(SessionSecret::parse))
+        Ok(found.as_deref().and_then(Secret::parse))
     }
 }
 
@@ -114,9 +139,10 @@ impl SessionCookie {
 #[derive(Debug)]
 pub struct AmbiguousCookie;
 
-/// The two cookies tessera sets: the session's, and the token cookie of
-/// `POST /v1/session/token`.
+/// The cookies tessera sets: the session's, the token cookie of
+/// `POST /v1/session/token`, and a sign-in's between its factors.
 pub struct Cookies {
     pub session: SessionCookie,
     pub token: SessionCookie,
+    pub pending: SessionCookie,
 }

@@ -1,18 +1,22 @@
-//! `POST /v1/login`, and the sign-in both it and the login page do.
+//! `POST /v1/login` and `POST /v1/login/second-factor`, and the sign-in both
+//! they and the login pages do.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use tessera_core::{RecoveryCode, Timestamp, TotpCode};
 
 use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, Input, SameOrigin, credentials};
 use crate::services::sessions::ActiveSession;
-use crate::services::sign_in::{Attempt, SignIn, SignInError};
+use crate::services::sign_in::{
+    Attempt, SecondFactorProof, SecondStep, SecondStepError, SignIn, SignInError, SignedIn,
+};
 use crate::views::CurrentSession;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -21,7 +25,29 @@ pub struct LoginForm {
     pub password: String,
 }
 
-/// `POST /v1/login`: checks the password and starts a new session.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct SecondFactorForm {
+    /// The six digits an authenticator app shows, or a recovery code.
+    pub code: String,
+}
+
+/// The answer to a right password for an account with a second factor: no
+/// session yet, and what the second step accepts.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SecondFactorRequired {
+    pub error: &'static str,
+    pub error_description: &'static str,
+    /// `totp` and `recovery_code`.
+    pub methods: [&'static str; 2],
+    /// Seconds left for the second step.
+    pub expires_in: i64,
+}
+
+/// The error code of a right password that needs a second factor.
+pub const SECOND_FACTOR_REQUIRED: &str = "second_factor_required";
+
+/// `POST /v1/login`: checks the password and starts a new session, or answers
+/// `401 second_factor_required` with a cookie for `POST /v1/login/second-factor`.
 pub async fn login(
     State(sign_in_service): State<Arc<SignIn>>,
     State(cookies): State<Arc<Cookies>>,
@@ -29,29 +55,83 @@ pub async fn login(
     client: ClientInfo,
     headers: HeaderMap,
     Input(input): Input<LoginForm>,
-) -> Result<impl IntoResponse, ApiError> {
-    let (set_cookie, session) =
-        sign_in(&sign_in_service, &cookies, client, &headers, input).await?;
+) -> Result<Response, ApiError> {
     let policy = sign_in_service.sessions().policy();
-    let body = Json(CurrentSession::of(&session, policy)).into_response();
-    Ok(([(header::SET_COOKIE, set_cookie)], body))
+    Ok(
+        match sign_in(&sign_in_service, &cookies, client, &headers, input).await? {
+            FirstStep::Session(set_cookie, session) => (
+                [(header::SET_COOKIE, set_cookie)],
+                Json(CurrentSession::of(&session, policy)),
+            )
+                .into_response(),
+            FirstStep::SecondFactor {
+                set_cookie,
+                expires_at,
+            } => (
+                StatusCode::UNAUTHORIZED,
+                [(header::SET_COOKIE, set_cookie)],
+                Json(SecondFactorRequired {
+                    error: SECOND_FACTOR_REQUIRED,
+                    error_description: "this account has a second factor: send a code from \
+                         its authenticator app, or a recovery code, to \
+                         POST /v1/login/second-factor",
+                    methods: ["totp", "recovery_code"],
+                    expires_in: expires_at
+                        .as_millis()
+                        .saturating_sub(Timestamp::now().as_millis())
+                        / 1000,
+                }),
+            )
+                .into_response(),
+        },
+    )
 }
 
-/// Checks the password and starts a new session: the `Set-Cookie` value and the
-/// session. Shared by `POST /v1/login` and the login page; the caller has checked
-/// the origin.
+/// `POST /v1/login/second-factor`: the second step of a sign-in the password
+/// began; starts the session.
+pub async fn second_factor(
+    State(sign_in_service): State<Arc<SignIn>>,
+    State(cookies): State<Arc<Cookies>>,
+    _: SameOrigin,
+    client: ClientInfo,
+    headers: HeaderMap,
+    Input(input): Input<SecondFactorForm>,
+) -> Result<Response, ApiError> {
+    let (set_cookies, session) =
+        second_step(&sign_in_service, &cookies, client, &headers, &input.code).await?;
+    let policy = sign_in_service.sessions().policy();
+    let mut response = Json(CurrentSession::of(&session, policy)).into_response();
+    for value in set_cookies {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+/// How the first step went: a session, or a sign-in waiting for its second
+/// factor, each with the cookie to set.
+pub enum FirstStep {
+    Session(HeaderValue, Arc<ActiveSession>),
+    SecondFactor {
+        set_cookie: HeaderValue,
+        expires_at: Timestamp,
+    },
+}
+
+/// Checks the password; starts a new session or a sign-in waiting for its
+/// second factor. Shared by `POST /v1/login` and the login page; the caller has
+/// checked the origin.
 pub async fn sign_in(
     service: &SignIn,
     cookies: &Cookies,
     client: ClientInfo,
     headers: &HeaderMap,
     input: LoginForm,
-) -> Result<(HeaderValue, Arc<ActiveSession>), ApiError> {
+) -> Result<FirstStep, ApiError> {
     let (username, password) = credentials(&input.username, input.password)?;
     // Of two different cookies neither is trusted to name a session to end; the
     // new cookie replaces them in the browser all the same.
     let previous = cookies.session.secret(headers).ok().flatten();
-    let (secret, session) = service
+    let signed_in = service
         .sign_in(Attempt {
             username,
             password,
@@ -67,13 +147,111 @@ pub async fn sign_in(
                 "invalid_credentials",
                 "invalid username or password",
             ),
-            SignInError::Disabled => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "account_disabled",
-                "this account is disabled",
-            ),
+            SignInError::Disabled => disabled(),
             SignInError::Hash(e) => e.into(),
             SignInError::Store(e) => e.into(),
         })?;
-    Ok((cookies.session.set(&secret), session))
+    Ok(match signed_in {
+        SignedIn::Session(secret, session) => {
+            FirstStep::Session(cookies.session.set(&secret), session)
+        }
+        SignedIn::SecondFactorNeeded(pending) => FirstStep::SecondFactor {
+            set_cookie: cookies.pending.set(&pending.secret),
+            expires_at: pending.expires_at,
+        },
+    })
+}
+
+fn disabled() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "account_disabled",
+        "this account is disabled",
+    )
+}
+
+/// What was typed as a second factor: six digits are a TOTP code, anything else
+/// must be a recovery code.
+pub fn parse_proof(code: &str) -> Result<SecondFactorProof, ApiError> {
+    if let Ok(code) = TotpCode::parse(code) {
+        return Ok(SecondFactorProof::Totp(code));
+    }
+    RecoveryCode::parse(code)
+        .map(SecondFactorProof::RecoveryCode)
+        .map_err(|_| {
+            ApiError::bad_request(
+                "enter the six-digit code from your authenticator app, or one of your \
+                 recovery codes",
+            )
+        })
+}
+
+/// The second step: the session's `Set-Cookie` and the pending one's removal,
+/// and the session. Shared by `POST /v1/login/second-factor` and the page; the
+/// caller has checked the origin.
+pub async fn second_step(
+    service: &SignIn,
+    cookies: &Cookies,
+    client: ClientInfo,
+    headers: &HeaderMap,
+    code: &str,
+) -> Result<([HeaderValue; 2], Arc<ActiveSession>), ApiError> {
+    let expired = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "sign_in_expired",
+            "this sign-in has expired or was already used: sign in again",
+        )
+    };
+    let pending = cookies
+        .pending
+        .secret_of(headers)
+        .map_err(|_| expired())?
+        .ok_or_else(expired)?;
+    let proof = parse_proof(code)?;
+    let previous = cookies.session.secret(headers).ok().flatten();
+    let (secret, session) = service
+        .second_step(SecondStep {
+            pending,
+            proof,
+            address: client.address,
+            user_agent: client.user_agent,
+            previous,
+        })
+        .await
+        .map_err(|e| match e {
+            SecondStepError::Throttled(wait) => wait.into(),
+            SecondStepError::Expired => expired(),
+            SecondStepError::WrongCode { attempts_left } => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_code",
+                format!(
+                    "that code is not right, or was used already; {attempts_left} {} left",
+                    if attempts_left == 1 {
+                        "attempt"
+                    } else {
+                        "attempts"
+                    }
+                ),
+            ),
+            SecondStepError::TooManyWrongCodes => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "sign_in_expired",
+                "too many wrong codes: sign in again",
+            ),
+            SecondStepError::Disabled => disabled(),
+            SecondStepError::Factors(e) => {
+                tracing::error!(error = %e, "a second factor could not be checked");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    tessera_proto::error::SERVER_ERROR,
+                    "this account's second factor cannot be checked: ask an administrator",
+                )
+            }
+            SecondStepError::Store(e) => e.into(),
+        })?;
+    Ok((
+        [cookies.session.set(&secret), cookies.pending.clear()],
+        session,
+    ))
 }

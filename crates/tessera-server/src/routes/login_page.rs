@@ -22,7 +22,7 @@ use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, Input, check_origin};
 use crate::routes::html::{csp_source, page, see_other, sentence};
-use crate::routes::login::{LoginForm, sign_in};
+use crate::routes::login::{FirstStep, LoginForm, second_step, sign_in};
 use crate::services::authorize::Authorization;
 use crate::services::sessions::SessionService;
 use crate::services::sign_in::SignIn;
@@ -175,8 +175,15 @@ pub async fn submit(
     )
     .await
     {
-        Ok((set_cookie, _)) => {
+        Ok(FirstStep::Session(set_cookie, _)) => {
             let mut response = see_other(allowed.as_ref().map_or("/login", Url::as_str));
+            response
+                .headers_mut()
+                .insert(header::SET_COOKIE, set_cookie);
+            response
+        }
+        Ok(FirstStep::SecondFactor { set_cookie, .. }) => {
+            let mut response = see_other(&second_step_link(allowed.as_ref()));
             response
                 .headers_mut()
                 .insert(header::SET_COOKIE, set_cookie);
@@ -187,6 +194,168 @@ pub async fn submit(
                 error.status(),
                 &leads_to(&authorization, allowed.as_ref()).await,
                 form(allowed.as_ref(), Some(&username), Some(error.description())),
+            );
+            if let Some(wait) = error.retry_after_duration() {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(wait.as_secs().max(1)),
+                );
+            }
+            response
+        }
+    }
+}
+
+/// The second step's page: the code after the password.
+pub const SECOND_STEP_PAGE: &str = "/login/second-factor";
+
+/// The second step's page, carrying on to `return_to`.
+fn second_step_link(return_to: Option<&Url>) -> String {
+    match return_to {
+        Some(to) => format!(
+            "{SECOND_STEP_PAGE}?{}",
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("return_to", to.as_str())
+                .finish()
+        ),
+        None => SECOND_STEP_PAGE.to_owned(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SecondStepForm {
+    code: String,
+    return_to: Option<String>,
+}
+
+fn second_step_page(status: StatusCode, leads_to: &[String], body: Markup) -> Response {
+    page(status, "Two-step sign-in", leads_to, body)
+}
+
+/// The code form. Nothing typed is kept: a code is good once.
+fn second_step_form(return_to: Option<&Url>, error: Option<&str>) -> Markup {
+    html! {
+        h1 { "Two-step sign-in" }
+        @if let Some(error) = error {
+            p.error role="alert" { (sentence(error)) }
+        }
+        form method="post" action=(SECOND_STEP_PAGE) {
+            label for="code" { "Code" }
+            p.muted #code-help {
+                "The six digits your authenticator app shows for this account, or one of \
+                 your recovery codes."
+            }
+            input #code name="code" autocomplete="one-time-code" autocapitalize="none"
+                spellcheck="false" aria-describedby="code-help" required autofocus;
+            @if let Some(return_to) = return_to {
+                input type="hidden" name="return_to" value=(return_to.as_str());
+            }
+            button type="submit" { "Continue" }
+        }
+        p.muted { a href=(sign_in_again(return_to)) { "Start again" } }
+    }
+}
+
+/// The sign-in page, carrying on to `return_to`.
+fn sign_in_again(return_to: Option<&Url>) -> String {
+    match return_to {
+        Some(to) => format!(
+            "/login?{}",
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("return_to", to.as_str())
+                .finish()
+        ),
+        None => "/login".to_owned(),
+    }
+}
+
+/// The page of a sign-in that cannot go on (expired, used, too many wrong codes).
+fn start_again(status: StatusCode, return_to: Option<&Url>, reason: &str) -> Response {
+    second_step_page(
+        status,
+        &[],
+        html! {
+            h1 { "Two-step sign-in" }
+            p.error role="alert" { (sentence(reason)) }
+            p { a href=(sign_in_again(return_to)) { "Sign in again" } }
+        },
+    )
+}
+
+/// `GET /login/second-factor[?return_to=URL]`: the code form, for a browser
+/// between its factors; any other is sent to sign in.
+pub async fn show_second_step(
+    State(cookies): State<Arc<Cookies>>,
+    State(edge): State<Arc<EdgePolicy>>,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let allowed = query
+        .ok()
+        .and_then(|Query(q)| q.return_to)
+        .and_then(|r| edge.return_to.check(&r));
+    // Whether the sign-in is still under way is the store's to say at the post;
+    // without the cookie there is nothing to continue.
+    let pending: Option<tessera_core::CeremonySecret> =
+        cookies.pending.secret_of(&headers).ok().flatten();
+    if pending.is_none() {
+        return see_other(&sign_in_again(allowed.as_ref()));
+    }
+    second_step_page(
+        StatusCode::OK,
+        &[],
+        second_step_form(allowed.as_ref(), None),
+    )
+}
+
+/// `POST /login/second-factor` (form): the code; `303` to `return_to` or
+/// `/login` once right. Every refusal re-shows the form, or says to start again.
+pub async fn submit_second_step(
+    State(sign_in_service): State<Arc<SignIn>>,
+    State(authorization): State<Arc<Authorization>>,
+    State(cookies): State<Arc<Cookies>>,
+    State(edge): State<Arc<EdgePolicy>>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    input: Result<Input<SecondStepForm>, ApiError>,
+) -> Response {
+    if check_origin(&headers, &edge.origins).is_err() {
+        return start_again(StatusCode::FORBIDDEN, None, FOREIGN_FORM);
+    }
+    let input = match input {
+        Ok(Input(input)) => input,
+        Err(error) => {
+            return second_step_page(
+                error.status(),
+                &[],
+                second_step_form(None, Some(error.description())),
+            );
+        }
+    };
+    let allowed = input
+        .return_to
+        .as_deref()
+        .and_then(|r| edge.return_to.check(r));
+    match second_step(&sign_in_service, &cookies, client, &headers, &input.code).await {
+        Ok((set_cookies, _)) => {
+            let mut response = see_other(allowed.as_ref().map_or("/login", Url::as_str));
+            for value in set_cookies {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+            response
+        }
+        Err(error) if error.code() == "sign_in_expired" => {
+            let mut response = start_again(error.status(), allowed.as_ref(), error.description());
+            response
+                .headers_mut()
+                .insert(header::SET_COOKIE, cookies.pending.clear());
+            response
+        }
+        Err(error) => {
+            let mut response = second_step_page(
+                error.status(),
+                &leads_to(&authorization, allowed.as_ref()).await,
+                second_step_form(allowed.as_ref(), Some(error.description())),
             );
             if let Some(wait) = error.retry_after_duration() {
                 response.headers_mut().insert(

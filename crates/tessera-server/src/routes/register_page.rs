@@ -16,7 +16,8 @@ use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, Input, check_origin, credentials};
 use crate::routes::html::{page, see_other, sentence};
-use crate::routes::login::{LoginForm, sign_in};
+use crate::routes::login::{FirstStep, LoginForm, sign_in};
+use crate::routes::login_page::SECOND_STEP_PAGE;
 use crate::routes::users::sign_up_error;
 use crate::services::sign_in::SignIn;
 
@@ -109,8 +110,16 @@ pub async fn submit(
         password: input.password,
     };
     match sign_in(&sign_in_service, &cookies, client, &headers, login).await {
-        Ok((set_cookie, _)) => {
+        Ok(FirstStep::Session(set_cookie, _)) => {
             let mut response = see_other("/account");
+            response
+                .headers_mut()
+                .insert(header::SET_COOKIE, set_cookie);
+            response
+        }
+        // A new account has no second factor; were it to, its step is next.
+        Ok(FirstStep::SecondFactor { set_cookie, .. }) => {
+            let mut response = see_other(SECOND_STEP_PAGE);
             response
                 .headers_mut()
                 .insert(header::SET_COOKIE, set_cookie);

@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use tessera_proto::error as codes;
 
-use tessera_core::{Audience, GrantType, Password, Scopes, SessionSecret, Timestamp, Username};
+use tessera_core::{
+    Audience, AuthMethods, GrantType, Password, Scopes, SessionSecret, Timestamp, UserId, Username,
+};
 use tessera_store::{Actor, Client, EventKind, User};
 
 use tessera_proto::scope::oidc;
@@ -20,6 +22,7 @@ use crate::services::id_tokens::{self, IdTokenRequest};
 use crate::services::oauth::{OAuthError, authenticate, default_audience};
 use crate::services::presence::Presence;
 use crate::services::refresh::{FamilyStart, RefreshError, RefreshTokens};
+use crate::services::second_factor::{SecondFactorError, SecondFactors};
 use crate::services::sessions::{ActiveSession, SessionService};
 use crate::services::throttle::Throttle;
 use crate::services::tokens::{IssueError, IssuedToken, Subject, TokenIssuer, TokenRequest};
@@ -74,6 +77,7 @@ pub struct Grants {
     tokens: Arc<TokenIssuer>,
     throttle: Arc<Throttle>,
     audit: Arc<Audit>,
+    second_factors: Arc<SecondFactors>,
 }
 
 impl Grants {
@@ -88,8 +92,10 @@ impl Grants {
         tokens: Arc<TokenIssuer>,
         throttle: Arc<Throttle>,
         audit: Arc<Audit>,
+        second_factors: Arc<SecondFactors>,
     ) -> Self {
         Self {
+            second_factors,
             clients,
             codes,
             accounts,
@@ -156,6 +162,7 @@ impl Grants {
                 let subject = Subject::User {
                     user: &user,
                     session: sid,
+                    methods: Some(AuthMethods::password()),
                 };
                 let issued = self
                     .issue(&client, subject, audience.as_ref(), &scopes, None)
@@ -178,13 +185,19 @@ impl Grants {
                 };
                 // A family exchanged from a sign-in lasts as long as it: refused at
                 // once when it ended, though its revocation may not be logged yet.
-                if let Some(session) = &family.session
-                    && self.sessions.live(session).await?.is_none()
-                {
-                    return Err(OAuthError::invalid_grant(
-                        "the sign-in session this refresh token came from has ended",
-                    ));
-                }
+                let sign_in = match &family.session {
+                    Some(session) => match self.sessions.live(session).await? {
+                        Some(live) => Some(live.methods()),
+                        None => {
+                            return Err(OAuthError::invalid_grant(
+                                "the sign-in session this refresh token came from has ended",
+                            ));
+                        }
+                    },
+                    // A family of its own (the password grant's, `offline_access`)
+                    // does not record how it began: its tokens carry no `amr`.
+                    None => None,
+                };
                 // Absent, it is the scope of the grant, as first asked for (§6).
                 let scopes = granted_scopes(&family.scopes, family.scopes.clone(), scope)?;
                 let (family, next) = self
@@ -197,6 +210,7 @@ impl Grants {
                 let subject = Subject::User {
                     user: &family.user,
                     session: Some(family.id),
+                    methods: sign_in,
                 };
                 let issued = self
                     .issue(&client, subject, family.audience.as_ref(), &scopes, None)
@@ -219,6 +233,7 @@ impl Grants {
                 let subject = Subject::User {
                     user: session.user(),
                     session: Some(*session.id()),
+                    methods: Some(session.methods()),
                 };
                 let issued = self
                     .issue(&client, subject, audience.as_ref(), &scopes, None)
@@ -276,6 +291,7 @@ impl Grants {
         let subject = Subject::User {
             user,
             session: Some(code.session),
+            methods: Some(session.methods()),
         };
         let issued = self
             .issue(client, subject, audience.as_ref(), &scopes, Some(&code.jti))
@@ -295,6 +311,7 @@ impl Grants {
                         profile: profile.as_ref(),
                         scopes: &scopes,
                         session: &code.session,
+                        methods: session.methods(),
                         auth_time: code.auth_time,
                         nonce: code.nonce.as_deref(),
                         access_token: &issued.access_token,
@@ -334,6 +351,15 @@ impl Grants {
         let checked = match self.throttle.login(username, address).await {
             Err(wait) => Err((OAuthError::Throttled(wait), "too many attempts")),
             Ok(()) => match self.accounts.check_password(username, password).await {
+                // The grant cannot ask for a second factor; an account that has
+                // one signs in where it is asked (the authorization code flow).
+                Ok(user) if self.has_second_factor(user.id).await? => Err((
+                    OAuthError::invalid_grant(
+                        "this account has a second factor, which the password grant cannot \
+                         ask for: sign in through the authorization code flow",
+                    ),
+                    "the account has a second factor",
+                )),
                 Ok(user) => Ok(user),
                 Err(LoginError::InvalidCredentials) => Err((
                     OAuthError::invalid_grant("invalid username or password"),
@@ -370,6 +396,16 @@ impl Grants {
                     .await;
                 Err(error)
             }
+        }
+    }
+
+    /// Whether the account has a second factor; one whose credential does not
+    /// open counts as having it.
+    async fn has_second_factor(&self, user: UserId) -> Result<bool, OAuthError> {
+        match self.second_factors.has_totp(user).await {
+            Ok(has) => Ok(has),
+            Err(SecondFactorError::Store(e)) => Err(e.into()),
+            Err(_) => Ok(true),
         }
     }
 

@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use sha2::{Digest, Sha256, Sha512};
-use tessera_core::{Scopes, SessionId, Timestamp};
+use tessera_core::{AuthMethods, Scopes, SessionId, Timestamp};
 use tessera_proto::Algorithm;
 use tessera_proto::scope::oidc;
 use tessera_store::{Client, Profile, User};
@@ -23,13 +23,15 @@ pub struct IdTokenRequest<'a> {
     /// The browser session: `sid`, as back-channel logout names it.
     pub session: &'a SessionId,
     pub auth_time: Timestamp,
+    /// How the user proved who they are in the session: `amr` and `acr`.
+    pub methods: AuthMethods,
     pub nonce: Option<&'a str>,
     /// The access token issued beside it, for `at_hash`.
     pub access_token: &'a str,
 }
 
-/// The claims (Core §2, §5.1). `amr` and `acr` say a password was used: the one
-/// factor tessera has today; a second factor will add to both.
+/// The claims (Core §2, §5.1). `amr` and `acr` say how the session's user proved
+/// who they are (see `tessera_core::AuthMethods`).
 #[derive(Serialize)]
 struct IdClaims<'a> {
     iss: &'a str,
@@ -42,7 +44,7 @@ struct IdClaims<'a> {
     nonce: Option<&'a str>,
     sid: &'a str,
     azp: String,
-    amr: [&'static str; 1],
+    amr: Vec<&'static str>,
     acr: &'static str,
     at_hash: String,
     #[serde(flatten)]
@@ -116,8 +118,8 @@ pub fn issue(tokens: &TokenIssuer, request: &IdTokenRequest<'_>) -> Result<Strin
         nonce: request.nonce,
         sid: request.session.as_str(),
         azp: request.client.id.to_string(),
-        amr: ["pwd"],
-        acr: "1",
+        amr: request.methods.amr(),
+        acr: request.methods.acr(),
         at_hash: at_hash(algorithm, request.access_token),
         profile: ProfileClaims::of(request.scopes, request.user, request.profile),
     };

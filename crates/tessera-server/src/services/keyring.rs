@@ -94,7 +94,7 @@ impl KeySet {
 
 pub struct KeyRing {
     store: Arc<dyn KeyStore>,
-    master: Option<MasterKey>,
+    master: Option<Arc<MasterKey>>,
     rotation_delay: Duration,
     current: ArcSwap<KeySet>,
 }
@@ -104,7 +104,7 @@ impl KeyRing {
     /// sealing plain keys when a master key is given.
     pub async fn open(
         store: Arc<dyn KeyStore>,
-        master: Option<MasterKey>,
+        master: Option<Arc<MasterKey>>,
         rotation_delay: Duration,
     ) -> Result<Self, KeyRingError> {
         let existing = store.signing_keys().await?;
@@ -114,7 +114,7 @@ impl KeyRing {
                 .any(|k| k.algorithm == algorithm.as_str() && k.retired_at.is_none());
             if !has_one {
                 let now = Timestamp::now();
-                let key = new_stored_key(algorithm, master.as_ref(), now, now)?;
+                let key = new_stored_key(algorithm, master.as_deref(), now, now)?;
                 if store.add_first_key(key).await? {
                     tracing::info!(%algorithm, "created the first signing key");
                 }
@@ -132,7 +132,7 @@ impl KeyRing {
             }
         }
         let rows = store.signing_keys().await?;
-        let set = build(&rows, master.as_ref(), Timestamp::now())?;
+        let set = build(&rows, master.as_deref(), Timestamp::now())?;
         Ok(Self {
             store,
             master,
@@ -147,6 +147,11 @@ impl KeyRing {
         self.master.is_some()
     }
 
+    /// The master key, which seals other secrets at rest too (TOTP secrets).
+    pub fn master_key(&self) -> Option<Arc<MasterKey>> {
+        self.master.clone()
+    }
+
     pub fn current(&self) -> Arc<KeySet> {
         self.current.load_full()
     }
@@ -155,7 +160,7 @@ impl KeyRing {
     /// with time, so this runs even when no row changed).
     pub async fn reload(&self) -> Result<(), KeyRingError> {
         let rows = self.store.signing_keys().await?;
-        let set = build(&rows, self.master.as_ref(), Timestamp::now())?;
+        let set = build(&rows, self.master.as_deref(), Timestamp::now())?;
         self.current.store(Arc::new(set));
         Ok(())
     }
@@ -187,7 +192,7 @@ impl KeyRing {
         } else {
             now.saturating_add(self.rotation_delay)
         };
-        let key = new_stored_key(algorithm, self.master.as_ref(), now, signs_from)?;
+        let key = new_stored_key(algorithm, self.master.as_deref(), now, signs_from)?;
         let kid = key.kid.clone();
         self.store
             .add_rotated_key(key, signs_from.saturating_add(longest_token_lifetime))
@@ -216,7 +221,7 @@ impl KeyRing {
                 } else {
                     Some(new_stored_key(
                         retiring.algorithm,
-                        self.master.as_ref(),
+                        self.master.as_deref(),
                         now,
                         now,
                     )?)

@@ -1,6 +1,6 @@
 //! Second factors (issue 16): TOTP and recovery codes, enrolled, checked and
-//! removed. Not wired to sign-in yet: nothing calls this service, and sign-in
-//! asks for one factor.
+//! removed. Sign-in (`services/sign_in.rs`) asks for one when an account has a
+//! TOTP authenticator.
 //!
 //! A TOTP secret is sealed under the master key like a signing key, bound to its
 //! account (`totp:<user id>`: copied onto another row it does not open); without
@@ -57,6 +57,21 @@ impl std::fmt::Debug for Enrolment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Enrolment(<redacted>)")
     }
+}
+
+/// The name an authenticator app shows for tessera's accounts: the public URL's
+/// host (`id.example.com`), which the person recognises; `tessera` if it has none.
+/// A port is left out: `otpauth://` issuers cannot hold a colon.
+pub fn issuer_name(public_url: &str) -> String {
+    url::Url::parse(public_url)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "tessera".to_owned())
+}
+
+/// The clock TOTP codes are read against: seconds since the Unix epoch.
+pub fn unix_seconds() -> u64 {
+    u64::try_from(Timestamp::now().as_millis() / 1000).unwrap_or(0)
 }
 
 pub struct SecondFactors {

@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use quick_cache::sync::Cache;
-use tessera_core::{CsrfToken, SecretHash, SessionId, SessionSecret, Timestamp, UserId};
+use tessera_core::{
+    AuthMethods, CsrfToken, SecretHash, SessionId, SessionSecret, Timestamp, UserId,
+};
 use tessera_store::{
     Actor, CreateSessionError, EndReason, EventKind, NewSession, RevocationLog, SessionRecord,
     SessionStore, StoreError, User,
@@ -48,6 +50,7 @@ pub struct ActiveSession {
     csrf_token: CsrfToken,
     created_at: Timestamp,
     expires_at: Timestamp,
+    methods: AuthMethods,
     last_seen: AtomicI64,
     persisted_last_seen: AtomicI64,
 }
@@ -73,6 +76,7 @@ impl ActiveSession {
             csrf_token: record.csrf_token,
             created_at: record.created_at,
             expires_at: record.expires_at,
+            methods: record.methods,
             last_seen: AtomicI64::new(seen),
             persisted_last_seen: AtomicI64::new(seen),
         }
@@ -96,6 +100,11 @@ impl ActiveSession {
 
     pub fn expires_at(&self) -> Timestamp {
         self.expires_at
+    }
+
+    /// How the person proved who they are when the session began.
+    pub fn methods(&self) -> AuthMethods {
+        self.methods
     }
 
     pub fn last_seen_at(&self) -> Timestamp {
@@ -163,6 +172,8 @@ const LISTS_KEPT: usize = 10_000;
 pub struct NewSessionInfo {
     pub client_address: Option<String>,
     pub user_agent: Option<String>,
+    /// How the person proved who they are.
+    pub methods: AuthMethods,
 }
 
 /// The background work a [`SessionService`] needs in a long-running server.
@@ -218,6 +229,7 @@ impl SessionService {
             expires_at: now.saturating_add(self.policy.absolute_lifetime),
             client_address: info.client_address,
             user_agent: info.user_agent,
+            methods: info.methods,
         };
         self.store
             .create_session(NewSession {
@@ -229,6 +241,7 @@ impl SessionService {
                 expires_at: record.expires_at,
                 client_address: record.client_address.take(),
                 user_agent: record.user_agent.take(),
+                methods: record.methods,
             })
             .await?;
         let active = Arc::new(ActiveSession::new(record));
@@ -581,6 +594,7 @@ mod tests {
             expires_at: at.saturating_add(Duration::from_secs(7 * 86400)),
             client_address: None,
             user_agent: None,
+            methods: AuthMethods::password(),
         })
     }
 
@@ -667,6 +681,7 @@ mod tests {
                     expires_at: at.saturating_add(policy.absolute_lifetime),
                     client_address: None,
                     user_agent: None,
+                    methods: AuthMethods::password(),
                 })
                 .await
                 .unwrap();
@@ -686,6 +701,7 @@ mod tests {
                 NewSessionInfo {
                     client_address: None,
                     user_agent: None,
+                    methods: AuthMethods::password(),
                 },
             )
             .await

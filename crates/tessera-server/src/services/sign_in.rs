@@ -1,16 +1,34 @@
-//! Signing in and signing up with a password: throttled, the password checked in
-//! constant time, a fresh session started. `POST /v1/login`, the login page and
+//! Signing in and signing up: throttled, the password checked in constant time,
+//! the second factor asked for when the account has one, a fresh session started.
+//! `POST /v1/login`, `POST /v1/login/second-factor`, the login pages and
 //! `POST /v1/users` call this and nothing else.
+//!
+//! Between the factors there is no session: the password's success is a
+//! ceremony in the store (`CeremonyKind::SecondFactor`), which the browser holds
+//! by a secret of its own in a cookie of its own. It opens nothing but the second
+//! step, on any instance; it lasts [`BETWEEN_FACTORS`]; each attempt takes it
+//! from the store and a wrong code puts it back with one attempt fewer, so it
+//! allows [`SECOND_STEP_ATTEMPTS`] guesses in all, and every attempt counts
+//! against the account's and the address's login budget too.
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tessera_core::{Password, Roles, SessionSecret, Username};
-use tessera_store::{Actor, CreateSessionError, EndReason, EventKind, StoreError, User};
+use serde::{Deserialize, Serialize};
+use tessera_core::{
+    AuthMethod, AuthMethods, CeremonySecret, Password, RecoveryCode, Roles, SessionSecret,
+    Timestamp, TotpCode, Username,
+};
+use tessera_store::{
+    Actor, Ceremony, CeremonyKind, CeremonyStore, CreateSessionError, EndReason, EventKind,
+    StoreError, User,
+};
 
 use crate::services::accounts::{Accounts, LoginError, RegisterError};
 use crate::services::audit::{Audit, event};
 use crate::services::passwords::HashError;
+use crate::services::second_factor::{SecondFactorError, SecondFactors, unix_seconds};
 use crate::services::sessions::{ActiveSession, NewSessionInfo, SessionService};
 use crate::services::throttle::{Throttle, Throttled};
 
@@ -42,10 +60,17 @@ pub enum SignUpError {
 pub struct SignIn {
     accounts: Accounts,
     sessions: Arc<SessionService>,
+    second_factors: Arc<SecondFactors>,
+    ceremonies: Arc<dyn CeremonyStore>,
     throttle: Arc<Throttle>,
     audit: Arc<Audit>,
     registration_open: bool,
 }
+
+/// How long a sign-in waits between its password and its second factor.
+pub const BETWEEN_FACTORS: Duration = Duration::from_secs(5 * 60);
+/// Wrong second factors one sign-in may try before it must start again.
+pub const SECOND_STEP_ATTEMPTS: u32 = 5;
 
 /// Someone signing in: what they typed and where they come from.
 pub struct Attempt {
@@ -57,14 +82,85 @@ pub struct Attempt {
     pub previous: Option<SessionSecret>,
 }
 
+/// The second step of a sign-in.
+pub struct SecondStep {
+    /// The secret the first step gave.
+    pub pending: CeremonySecret,
+    pub proof: SecondFactorProof,
+    pub address: IpAddr,
+    pub user_agent: Option<String>,
+    pub previous: Option<SessionSecret>,
+}
+
+/// What the person gave as their second factor.
+pub enum SecondFactorProof {
+    Totp(TotpCode),
+    RecoveryCode(RecoveryCode),
+}
+
+/// How a sign-in went on.
+pub enum SignedIn {
+    /// A session began.
+    Session(SessionSecret, Arc<ActiveSession>),
+    /// The password was right and the account has a second factor: the browser
+    /// keeps this secret for the second step.
+    SecondFactorNeeded(PendingSignIn),
+}
+
+pub struct PendingSignIn {
+    pub secret: CeremonySecret,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecondStepError {
+    #[error("too many attempts")]
+    Throttled(Throttled),
+    /// No such sign-in under way: expired, finished, or given up after too many
+    /// wrong codes.
+    #[error("this sign-in has expired or was already used: sign in again")]
+    Expired,
+    #[error("that code is not right")]
+    WrongCode { attempts_left: u32 },
+    #[error("too many wrong codes: sign in again")]
+    TooManyWrongCodes,
+    #[error("the account is disabled")]
+    Disabled,
+    #[error(transparent)]
+    Factors(SecondFactorError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the store keeps of a sign-in between its factors.
+#[derive(Serialize, Deserialize)]
+struct BetweenFactors {
+    /// Wrong second factors so far.
+    attempts: u32,
+}
+
 fn outcome(name: &'static str) {
     metrics::counter!("tessera_login_attempts_total", "outcome" => name).increment(1);
+}
+
+fn session_error(e: CreateSessionError) -> StoreOrDisabled {
+    match e {
+        CreateSessionError::UserDisabled => StoreOrDisabled::Disabled,
+        CreateSessionError::Store(e) => StoreOrDisabled::Store(e),
+    }
+}
+
+enum StoreOrDisabled {
+    Disabled,
+    Store(StoreError),
 }
 
 impl SignIn {
     pub fn new(
         accounts: Accounts,
         sessions: Arc<SessionService>,
+        second_factors: Arc<SecondFactors>,
+        ceremonies: Arc<dyn CeremonyStore>,
         throttle: Arc<Throttle>,
         audit: Arc<Audit>,
         registration_open: bool,
@@ -72,6 +168,8 @@ impl SignIn {
         Self {
             accounts,
             sessions,
+            second_factors,
+            ceremonies,
             throttle,
             audit,
             registration_open,
@@ -87,13 +185,11 @@ impl SignIn {
         &self.sessions
     }
 
-    /// Checks the password and starts a new session. A session secret presented
-    /// with the attempt is never adopted (fixation); the session it names, if
-    /// live, is ended, since the browser is about to forget it.
-    pub async fn sign_in(
-        &self,
-        attempt: Attempt,
-    ) -> Result<(SessionSecret, Arc<ActiveSession>), SignInError> {
+    /// Checks the password; starts a new session, or, for an account with a
+    /// second factor, a sign-in waiting for it. A session secret presented with
+    /// the attempt is never adopted (fixation); the session it names, if live, is
+    /// ended when the new one starts, since the browser is about to forget it.
+    pub async fn sign_in(&self, attempt: Attempt) -> Result<SignedIn, SignInError> {
         let (username, address) = (attempt.username.clone(), attempt.address);
         let signed_in = self.check_and_start(attempt).await;
         let failed = async || {
@@ -107,11 +203,15 @@ impl SignIn {
             login
         };
         let recorded = match &signed_in {
-            Ok((_, session)) => event(EventKind::Login, Actor::User(session.user().id))
-                .user(session.user().id)
-                .username(username.as_str())
-                .address(Some(address))
-                .target("session", session.id()),
+            Ok(SignedIn::Session(_, session)) => {
+                event(EventKind::Login, Actor::User(session.user().id))
+                    .user(session.user().id)
+                    .username(username.as_str())
+                    .address(Some(address))
+                    .target("session", session.id())
+            }
+            // Recorded when the second step ends, one way or the other.
+            Ok(SignedIn::SecondFactorNeeded(_)) => return signed_in,
             Err(SignInError::Throttled(_)) => failed().await.detail("too many attempts"),
             Err(SignInError::InvalidCredentials) => {
                 failed().await.detail("invalid username or password")
@@ -124,10 +224,7 @@ impl SignIn {
         signed_in
     }
 
-    async fn check_and_start(
-        &self,
-        attempt: Attempt,
-    ) -> Result<(SessionSecret, Arc<ActiveSession>), SignInError> {
+    async fn check_and_start(&self, attempt: Attempt) -> Result<SignedIn, SignInError> {
         if let Err(wait) = self
             .throttle
             .login(&attempt.username, attempt.address)
@@ -156,7 +253,76 @@ impl SignIn {
             }
             Err(LoginError::Store(e)) => return Err(e.into()),
         };
-        let previous = match &attempt.previous {
+        let has_totp = match self.second_factors.has_totp(user.id).await {
+            Ok(has) => has,
+            Err(SecondFactorError::Store(e)) => return Err(e.into()),
+            // A credential that does not open still asks for the factor: the
+            // second step then says why it cannot be checked.
+            Err(_) => true,
+        };
+        if has_totp {
+            outcome("second_factor_needed");
+            return Ok(SignedIn::SecondFactorNeeded(
+                self.wait_for_second_factor(&user).await?,
+            ));
+        }
+        let (secret, session) = self
+            .start(
+                &user,
+                AuthMethods::password(),
+                attempt.address,
+                attempt.user_agent,
+                attempt.previous.as_ref(),
+            )
+            .await
+            .map_err(|e| match session_error(e) {
+                StoreOrDisabled::Disabled => SignInError::Disabled,
+                StoreOrDisabled::Store(e) => SignInError::Store(e),
+            })?;
+        outcome("success");
+        Ok(SignedIn::Session(secret, session))
+    }
+
+    /// A new sign-in waiting for its second factor.
+    async fn wait_for_second_factor(&self, user: &User) -> Result<PendingSignIn, StoreError> {
+        let secret = CeremonySecret::generate();
+        let expires_at = Timestamp::now().saturating_add(BETWEEN_FACTORS);
+        self.between_factors(user, 0, &secret, expires_at).await?;
+        Ok(PendingSignIn { secret, expires_at })
+    }
+
+    /// Keeps a sign-in waiting for its second factor: a new one, or the one just
+    /// taken, under the same secret and expiry.
+    async fn between_factors(
+        &self,
+        user: &User,
+        attempts: u32,
+        secret: &CeremonySecret,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let state = serde_json::to_string(&BetweenFactors { attempts })
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.ceremonies
+            .begin_ceremony(Ceremony {
+                hash: secret.hash(),
+                kind: CeremonyKind::SecondFactor,
+                user: Some(user.id),
+                state,
+                expires_at,
+            })
+            .await
+    }
+
+    /// Ends the browser's earlier session, if any, and starts the new one.
+    async fn start(
+        &self,
+        user: &User,
+        methods: AuthMethods,
+        address: IpAddr,
+        user_agent: Option<String>,
+        previous: Option<&SessionSecret>,
+    ) -> Result<(SessionSecret, Arc<ActiveSession>), CreateSessionError> {
+        let previous = match previous {
             Some(old) => self.sessions.authenticate(old).await?,
             None => None,
         };
@@ -165,19 +331,134 @@ impl SignIn {
                 .end(old.user().id, old.id(), EndReason::Replaced)
                 .await?;
         }
-        let started = self
-            .sessions
+        self.sessions
             .start(
-                &user,
+                user,
                 NewSessionInfo {
-                    client_address: Some(attempt.address.to_string()),
-                    user_agent: attempt.user_agent,
+                    client_address: Some(address.to_string()),
+                    user_agent,
+                    methods,
                 },
             )
             .await
-            .map_err(|e| match e {
-                CreateSessionError::UserDisabled => SignInError::Disabled,
-                CreateSessionError::Store(e) => SignInError::Store(e),
+    }
+
+    /// The second step: the sign-in under way and a second factor; a session
+    /// when the factor is right.
+    pub async fn second_step(
+        &self,
+        step: SecondStep,
+    ) -> Result<(SessionSecret, Arc<ActiveSession>), SecondStepError> {
+        let address = step.address;
+        let taken = self
+            .ceremonies
+            .take_ceremony(
+                &step.pending.hash(),
+                CeremonyKind::SecondFactor,
+                Timestamp::now(),
+            )
+            .await?;
+        let Some((ceremony, user_id)) = taken.and_then(|c| c.user.map(|u| (c, u))) else {
+            outcome("second_factor_expired");
+            return Err(SecondStepError::Expired);
+        };
+        let Some(user) = self.accounts.user(user_id).await? else {
+            return Err(SecondStepError::Expired);
+        };
+        let result = self.check_second_factor(&step, &user, &ceremony).await;
+        let failed = || {
+            event(EventKind::Login, Actor::Anonymous)
+                .user(user.id)
+                .username(user.username.as_str())
+                .address(Some(address))
+                .failed()
+        };
+        let recorded = match (&result, &step.proof) {
+            (Ok((_, session)), proof) => event(EventKind::Login, Actor::User(user.id))
+                .user(user.id)
+                .username(user.username.as_str())
+                .address(Some(address))
+                .target("session", session.id())
+                .detail(match proof {
+                    SecondFactorProof::Totp(_) => "with a TOTP code",
+                    SecondFactorProof::RecoveryCode(_) => "with a recovery code",
+                }),
+            (Err(SecondStepError::Throttled(_)), _) => failed().detail("too many attempts"),
+            (Err(SecondStepError::WrongCode { .. } | SecondStepError::TooManyWrongCodes), _) => {
+                failed().detail("wrong second factor")
+            }
+            (Err(SecondStepError::Disabled), _) => failed().detail("the account is disabled"),
+            (Err(_), _) => return result,
+        };
+        self.audit.record(recorded).await;
+        result
+    }
+
+    async fn check_second_factor(
+        &self,
+        step: &SecondStep,
+        user: &User,
+        ceremony: &Ceremony,
+    ) -> Result<(SessionSecret, Arc<ActiveSession>), SecondStepError> {
+        if user.disabled {
+            return Err(SecondStepError::Disabled);
+        }
+        let state: BetweenFactors = serde_json::from_str(&ceremony.state)
+            .map_err(|_| StoreError::corrupt("a sign-in between its factors"))?;
+        // The budget is checked with the sign-in taken: a throttled attempt
+        // puts it back untouched, so waiting is enough.
+        if let Err(wait) = self.throttle.login(&user.username, step.address).await {
+            outcome("throttled");
+            self.between_factors(user, state.attempts, &step.pending, ceremony.expires_at)
+                .await?;
+            return Err(SecondStepError::Throttled(wait));
+        }
+        let right = match &step.proof {
+            SecondFactorProof::Totp(code) => {
+                match self
+                    .second_factors
+                    .check_totp(user.id, code, unix_seconds())
+                    .await
+                {
+                    Ok(()) => true,
+                    Err(SecondFactorError::Refused(_)) => false,
+                    Err(SecondFactorError::Store(e)) => return Err(e.into()),
+                    Err(e) => return Err(SecondStepError::Factors(e)),
+                }
+            }
+            SecondFactorProof::RecoveryCode(code) => self
+                .second_factors
+                .use_recovery_code(user.id, code)
+                .await
+                .map_err(|e| match e {
+                    SecondFactorError::Store(e) => SecondStepError::Store(e),
+                    e => SecondStepError::Factors(e),
+                })?,
+        };
+        if !right {
+            outcome("wrong_second_factor");
+            let attempts = state.attempts + 1;
+            if attempts >= SECOND_STEP_ATTEMPTS {
+                return Err(SecondStepError::TooManyWrongCodes);
+            }
+            self.between_factors(user, attempts, &step.pending, ceremony.expires_at)
+                .await?;
+            return Err(SecondStepError::WrongCode {
+                attempts_left: SECOND_STEP_ATTEMPTS - attempts,
+            });
+        }
+        let started = self
+            .start(
+                user,
+                AuthMethods::password().with(AuthMethod::OneTimeCode),
+                step.address,
+                step.user_agent.clone(),
+                step.previous.as_ref(),
+            )
+            .await
+            .map_err(|e| match session_error(e) {
+                StoreOrDisabled::Disabled => SecondStepError::Disabled,
+                StoreOrDisabled::Store(e) => SecondStepError::Store(e),
             })?;
         outcome("success");
         Ok(started)

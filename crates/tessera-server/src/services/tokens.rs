@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use tessera_core::{AccessTokenSecret, Audience, Roles, Scopes, SessionId, Timestamp, TokenFormat};
+use tessera_core::{
+    AccessTokenSecret, Audience, AuthMethods, Roles, Scopes, SessionId, Timestamp, TokenFormat,
+};
 use tessera_keys::HmacKey;
 use tessera_proto::Algorithm;
 use tessera_store::{Client, OpaqueToken, OpaqueTokenStore, StoreError, User};
@@ -17,6 +19,10 @@ pub enum Subject<'a> {
     User {
         user: &'a User,
         session: Option<SessionId>,
+        /// How the user proved who they are, when a sign-in is behind the token
+        /// (its `amr` and `acr`); `None` for a refresh family that outlives its
+        /// sign-in (`offline_access`).
+        methods: Option<AuthMethods>,
     },
     /// The client itself (client credentials).
     Client,
@@ -66,6 +72,10 @@ struct AccessClaims<'a> {
     sid: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     roles: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    amr: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acr: Option<&'static str>,
 }
 
 /// Tokens over this size are likely to be cut by a proxy's header limit.
@@ -115,7 +125,7 @@ impl TokenIssuer {
         let now = Timestamp::now();
         let ttl = client.access_ttl;
         let (subject, user, session, roles) = match &request.subject {
-            Subject::User { user, session } => (
+            Subject::User { user, session, .. } => (
                 user.id.to_string(),
                 Some(user.id),
                 *session,
@@ -154,13 +164,18 @@ impl TokenIssuer {
         let ttl = client.access_ttl.as_secs();
         let jti = request.jti.map_or_else(random_id, str::to_owned);
         let scope = request.scopes.to_string();
-        let (sub, sid, roles) = match &request.subject {
-            Subject::User { user, session } => (
+        let (sub, sid, roles, methods) = match &request.subject {
+            Subject::User {
+                user,
+                session,
+                methods,
+            } => (
                 user.id.to_string(),
                 session.as_ref().map(SessionId::as_str),
                 user.roles.iter().map(|r| r.as_str()).collect(),
+                *methods,
             ),
-            Subject::Client => (client.id.to_string(), None, Vec::new()),
+            Subject::Client => (client.id.to_string(), None, Vec::new(), None),
         };
         let claims = AccessClaims {
             iss: &self.issuer,
@@ -175,6 +190,8 @@ impl TokenIssuer {
             scope: &scope,
             sid,
             roles,
+            amr: methods.map(AuthMethods::amr).unwrap_or_default(),
+            acr: methods.map(AuthMethods::acr),
         };
         let claims = serde_json::to_vec(&claims).map_err(|_| IssueError::Sign)?;
         let access_token = match client.algorithm {
@@ -237,6 +254,7 @@ impl SessionTokens {
                 subject: Subject::User {
                     user: session.user(),
                     session: Some(*session.id()),
+                    methods: Some(session.methods()),
                 },
                 audience: self.client.audiences.first(),
                 scopes: &self.client.scopes,
