@@ -24,9 +24,9 @@ use tower_http::timeout::TimeoutLayer;
 use crate::http::error::json_errors;
 use crate::http::{one_authorization, track_request};
 use crate::routes::{
-    account, activity, admin, authorize, consents, console, discovery, end_session, health,
-    introspect, login, login_page, register_page, reset_page, revocations, session, sessions,
-    token, userinfo, users,
+    account, account_factors, activity, admin, authorize, consents, console, discovery,
+    end_session, health, introspect, login, login_page, register_page, reset_page, revocations,
+    session, sessions, token, userinfo, users,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
@@ -351,6 +351,7 @@ pub async fn serve(
             authorization,
             throttle.clone(),
             core.audit.clone(),
+            core.second_factors.clone(),
         )),
         grants: Arc::new(services::grants::Grants::new(
             core.clients.clone(),
@@ -596,7 +597,7 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         .route("/v1/login/second-factor", post(login::second_factor))
         .route("/login", get(login_page::show).post(login_page::submit))
         .route(
-            login_page::SECOND_STEP_PAGE,
+            "/login/second-factor", // login_page::SECOND_STEP_PAGE
             get(login_page::show_second_step).post(login_page::submit_second_step),
         )
         .route(
@@ -613,6 +614,14 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         )
         .route("/account/apps/remove", post(account::remove_app))
         .route("/account/sign-out", post(account::sign_out))
+        .route("/account/totp/begin", post(account_factors::begin))
+        .route("/account/totp/cancel", post(account_factors::cancel))
+        .route("/account/totp/confirm", post(account_factors::confirm))
+        .route("/account/totp/remove", post(account_factors::remove))
+        .route(
+            "/account/recovery-codes",
+            post(account_factors::new_recovery_codes),
+        )
         .route("/admin", get(console::dashboard))
         .route("/admin/users", get(console::users))
         .route("/admin/users/{id}", get(console::user))

@@ -132,6 +132,7 @@ impl Modify for SecuritySchemes {
         operations::openapi,
         operations::register,
         operations::login,
+        operations::login_second_factor,
         operations::session,
         operations::logout,
         operations::session_token,
@@ -210,7 +211,7 @@ mod operations {
     use super::{ErrorSchema, PushedRequest, TokenReference, TokenRequest};
     use crate::routes::activity::Report;
     use crate::routes::admin::{NewClient, ProfilePatch, RolesBody};
-    use crate::routes::login::LoginForm;
+    use crate::routes::login::{LoginForm, SecondFactorForm, SecondFactorRequired};
     use crate::routes::users::Registration;
 
     /// Liveness: the process answers.
@@ -236,13 +237,25 @@ mod operations {
                   (status = "4XX", description = "refused: closed, taken, invalid", body = ErrorSchema)))]
     pub fn register() {}
 
-    /// Sign in with a password: a session cookie and `{"user", "session", "csrf_token"}`.
+    /// Sign in with a password: a session cookie and `{"user", "session", "csrf_token"}`;
+    /// for an account with a second factor, `401 second_factor_required` and a
+    /// `tessera-sign-in` cookie for `POST /v1/login/second-factor`.
     #[utoipa::path(post, path = "/v1/login", tag = "sessions",
         request_body(content((LoginForm = "application/json"), (LoginForm = "application/x-www-form-urlencoded"))),
         responses((status = 200, description = "signed in; the cookie is set", body = Value),
+                  (status = 401, description = "`second_factor_required` (the sign-in cookie is set), or wrong credentials", body = SecondFactorRequired),
                   (status = "4XX", description = "wrong credentials, throttled, foreign origin", body = ErrorSchema),
                   (status = 503, description = "too many logins waiting for a hash", body = ErrorSchema)))]
     pub fn login() {}
+
+    /// The second step of a sign-in: a code from the account's authenticator app,
+    /// or one of its recovery codes, with the sign-in cookie the password set. A
+    /// session cookie and `{"user", "session", "csrf_token"}`.
+    #[utoipa::path(post, path = "/v1/login/second-factor", tag = "sessions",
+        request_body(content((SecondFactorForm = "application/json"), (SecondFactorForm = "application/x-www-form-urlencoded"))),
+        responses((status = 200, description = "signed in; the session cookie is set, the sign-in cookie cleared", body = Value),
+                  (status = "4XX", description = "`invalid_code` (wrong or used), `sign_in_expired` (start again), throttled, foreign origin", body = ErrorSchema)))]
+    pub fn login_second_factor() {}
 
     /// The caller's session: `{"user", "session", "csrf_token"}`.
     #[utoipa::path(get, path = "/v1/session", tag = "sessions", security(("session" = [])),

@@ -238,6 +238,7 @@ async fn layout_races_and_cleanup() {
     assert_eq!(
         names,
         [
+            "amr",
             "created_at",
             "csrf_token",
             "expires_at",

@@ -1435,26 +1435,26 @@ where
     }
 
     /// One statement: the delete decides which of racing takes finds it. An
-    /// expired one is left for the purge.
+    /// expired one goes too, and is not returned.
     async fn take_ceremony<'c>(
         db: impl Executor<'c, Database = Self>,
         hash: &SecretHash,
         kind: CeremonyKind,
         at: Timestamp,
     ) -> Result<Option<Ceremony>, StoreError> {
-        sqlx::query(
-            "DELETE FROM ceremonies WHERE hash = $1 AND kind = $2 AND expires_at > $3 \
+        let taken = sqlx::query(
+            "DELETE FROM ceremonies WHERE hash = $1 AND kind = $2 \
              RETURNING hash, kind, user_id, state, expires_at",
         )
         .bind(hash.as_bytes().to_vec())
         .bind(kind.as_str())
-        .bind(at.as_millis())
         .fetch_optional(db)
         .await
         .map_err(store_error)?
         .as_ref()
         .map(rows::ceremony)
-        .transpose()
+        .transpose()?;
+        Ok(taken.filter(|c| c.expires_at > at))
     }
 
     // Opaque access tokens.

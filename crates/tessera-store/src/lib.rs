@@ -717,7 +717,7 @@ store_trait! {
         async fn begin_ceremony(&self, ceremony: Ceremony) -> Result<(), StoreError>;
         /// Takes the ceremony away, atomically: of any number of takes, on any
         /// instance, at most one finds it. `None` when there is none of this kind
-        /// with this hash, or it expired by `at`.
+        /// with this hash, or it expired by `at` (then it is gone all the same).
         async fn take_ceremony(
             &self,
             hash: &SecretHash,

@@ -165,6 +165,47 @@ impl From<crate::services::oauth::OAuthError> for ApiError {
     }
 }
 
+impl From<crate::services::second_factor::SecondFactorError> for ApiError {
+    fn from(error: crate::services::second_factor::SecondFactorError) -> Self {
+        use crate::services::second_factor::SecondFactorError as E;
+        let description = error.to_string();
+        match error {
+            E::NoSuchUser => Self::not_found(description),
+            E::AlreadyEnrolled | E::NotEnrolling | E::NotEnrolled => {
+                Self::new(StatusCode::CONFLICT, "conflict", description)
+            }
+            E::Refused(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_code", description),
+            E::Link(_) => Self::bad_request(description),
+            E::Sealing(_) => {
+                tracing::error!(error = %description, "a TOTP secret could not be opened");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    codes::SERVER_ERROR,
+                    "this account's second factor cannot be read: ask an administrator",
+                )
+            }
+            E::Store(e) => Self::store(e),
+        }
+    }
+}
+
+impl From<crate::services::self_service::FactorChangeError> for ApiError {
+    fn from(error: crate::services::self_service::FactorChangeError) -> Self {
+        use crate::services::self_service::FactorChangeError as E;
+        match error {
+            E::WrongPassword => Self::new(
+                StatusCode::FORBIDDEN,
+                "invalid_credentials",
+                "the current password is not right",
+            ),
+            E::Throttled(wait) => wait.into(),
+            E::Factors(e) => e.into(),
+            E::Hash(e) => e.into(),
+            E::Store(e) => Self::store(e),
+        }
+    }
+}
+
 impl From<crate::services::passwords::HashError> for ApiError {
     fn from(error: crate::services::passwords::HashError) -> Self {
         match error {

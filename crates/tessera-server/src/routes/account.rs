@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
-use maud::html;
+use maud::{Markup, html};
 use serde::Deserialize;
 use tessera_core::{ClientId, DisplayName, Email, Password, SessionId, Timestamp};
 
@@ -23,7 +23,8 @@ use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, Input, check_origin};
 use crate::routes::authorize::in_words;
-use crate::routes::html::{problem_page, see_other, sentence, wide_page};
+use crate::routes::html::{problem_page, qr_code, see_other, sentence, wide_page};
+use crate::services::second_factor::TotpState;
 use crate::services::self_service::{AccountOverview, PasswordChangeError, SelfService};
 use crate::services::sessions::{ActiveSession, SessionService};
 use crate::views::device_in_words;
@@ -47,6 +48,11 @@ fn notice(key: &str) -> Option<&'static str> {
         "session" => "That session is signed out.",
         "others" => "Every other session is signed out.",
         "app" => "The app is removed. It will ask for your permission again next time.",
+        "totp-begun" => {
+            "Scan the code below with your authenticator app, then enter the code it shows."
+        }
+        "totp-cancelled" => "Setting up the authenticator app is cancelled.",
+        "totp-off" => "Two-step sign-in is off: your password alone signs you in.",
         _ => return None,
     })
 }
@@ -176,6 +182,7 @@ fn account_page(
                 button.inline.spaced type="submit" { "Change password" }
             }
         }
+        (two_step_section(&overview.totp, &hidden))
         section aria-labelledby="sessions" {
             h2 #sessions { "Where you are signed in" }
             ul.items {
@@ -259,6 +266,92 @@ fn account_page(
     wide_page(status, "Your account", body)
 }
 
+/// Two-step sign-in: set up an authenticator app (the QR code drawn here, the
+/// secret as text), confirm it, or see it on (`routes/account_factors.rs` takes
+/// the forms).
+fn two_step_section(totp: &TotpState, hidden: &Markup) -> Markup {
+    html! {
+        section aria-labelledby="two-step" {
+            h2 #two-step { "Two-step sign-in" }
+            @match totp {
+                TotpState::None => {
+                    p {
+                        "Ask for a code from an authenticator app (such as Google Authenticator, \
+                         Aegis or 1Password) after your password, so that a password alone is \
+                         not enough to sign in as you."
+                    }
+                    form method="post" action="/account/totp/begin" {
+                        (hidden)
+                        button.inline.spaced type="submit" { "Set up an authenticator app" }
+                    }
+                }
+                TotpState::Enrolling(enrolment) => {
+                    p { "Scan this code with your authenticator app, or type the key below into it." }
+                    @if let Some(qr) = qr_code(&enrolment.link, "QR code to add this account to an authenticator app") {
+                        div.qr { (qr) }
+                    }
+                    p.muted { "Key: " code #totp-secret { (spaced(&enrolment.secret_base32)) } }
+                    form method="post" action="/account/totp/confirm" {
+                        (hidden)
+                        label for="totp-code" { "The six-digit code the app now shows" }
+                        input #totp-code name="code" inputmode="numeric" autocomplete="one-time-code"
+                            pattern="[0-9 ]*" required;
+                        div.actions {
+                            button.inline type="submit" { "Turn on two-step sign-in" }
+                        }
+                    }
+                    form method="post" action="/account/totp/cancel" {
+                        (hidden)
+                        button.secondary.inline.spaced type="submit" { "Cancel" }
+                    }
+                }
+                TotpState::Active { recovery_codes_left } => {
+                    p {
+                        "On " span.badge { "authenticator app" } " Signing in asks for a code \
+                         from your app after your password."
+                    }
+                    p.muted {
+                        (recovery_codes_left) " unused recovery "
+                        (if *recovery_codes_left == 1 { "code" } else { "codes" })
+                        " left. Each lets you in once if you lose your phone."
+                    }
+                    form method="post" action="/account/recovery-codes" {
+                        (hidden)
+                        div.row {
+                            div {
+                                label for="codes-password" { "Current password" }
+                                input #codes-password name="current_password" type="password"
+                                    autocomplete="current-password" required;
+                            }
+                            button.secondary.inline type="submit" { "Get new recovery codes" }
+                        }
+                    }
+                    form method="post" action="/account/totp/remove" {
+                        (hidden)
+                        div.row {
+                            div {
+                                label for="off-password" { "Current password" }
+                                input #off-password name="current_password" type="password"
+                                    autocomplete="current-password" required;
+                            }
+                            button.danger.inline type="submit" { "Turn off two-step sign-in" }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A base32 key in groups of four, as authenticator apps show them.
+fn spaced(key: &str) -> String {
+    key.as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// How long ago, in words a person reads at a glance.
 fn ago(then: Timestamp, now: Timestamp) -> String {
     let seconds = now.millis_since(then) / 1000;
@@ -280,7 +373,7 @@ fn plural(count: u64, unit: &str) -> String {
 
 /// A form of this page, checked: from our own origin, with a live session and its
 /// CSRF token. Otherwise the answer a person should see instead.
-async fn checked(
+pub(crate) async fn checked(
     sessions: &SessionService,
     cookies: &Cookies,
     edge: &EdgePolicy,
@@ -313,13 +406,28 @@ fn refused(why: &str) -> Response {
     problem_page(StatusCode::FORBIDDEN, "Not accepted", why, BACK)
 }
 
-fn error_page(error: &ApiError) -> Response {
+pub(crate) fn error_page(error: &ApiError) -> Response {
     problem_page(
         error.status(),
         "Something went wrong",
         &sentence(error.description()),
         BACK,
     )
+}
+
+/// The page again with what `error` says, after a form was refused.
+pub(crate) async fn again_with(
+    service: &SelfService,
+    session: &ActiveSession,
+    error: &ApiError,
+) -> Response {
+    again(
+        service,
+        session,
+        error.status(),
+        &sentence(error.description()),
+    )
+    .await
 }
 
 /// The page again, with `status` and an error, after a form was refused.
@@ -335,13 +443,13 @@ async fn again(
     }
 }
 
-fn done(key: &str) -> Response {
+pub(crate) fn done(key: &str) -> Response {
     see_other(&format!("/account?notice={key}"))
 }
 
 #[derive(Deserialize)]
 pub struct CsrfOnly {
-    csrf_token: String,
+    pub(crate) csrf_token: String,
 }
 
 #[derive(Deserialize)]
@@ -354,7 +462,7 @@ pub struct ProfileForm {
 }
 
 /// The states each page's state extractors give, together.
-type Pieces = (
+pub(crate) type Pieces = (
     State<Arc<SelfService>>,
     State<Arc<SessionService>>,
     State<Arc<Cookies>>,
@@ -362,7 +470,7 @@ type Pieces = (
 );
 
 /// A form body that is not one: the page says so.
-fn bad_form(error: ApiError) -> Response {
+pub(crate) fn bad_form(error: ApiError) -> Response {
     error_page(&error)
 }
 

@@ -69,6 +69,8 @@ svg .axis{font-size:11px;fill:#4b5563}svg .grid{stroke:#e5e7eb}\
 .scroll{overflow-x:auto}table{width:100%;border-collapse:collapse;font-size:.9rem}\
 th,td{padding:.45rem .5rem;text-align:left;border-bottom:1px solid #e5e7eb;vertical-align:top}\
 th{color:#374151;font-weight:600}tr.failure td{background:#fef2f2}code{font-size:.85rem;word-break:break-all}\
+.qr svg{display:block;width:12rem;height:12rem;margin:0 0 1rem}\
+ol.codes{columns:2;margin:0 0 1rem;padding-left:1.75rem}ol.codes li{margin:.2rem 0}ol.codes code{font-size:1rem}\
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:0}dt{color:#4b5563}dd{margin:0}";
 
 /// The one stylesheet, allowed by its hash: with no `'unsafe-inline'`, markup that
@@ -169,13 +171,6 @@ fn document(
 /// and crisp at any size. `None` if the text is too long for a QR code. Medium
 /// error correction, as apps' own enrolment codes use; `label` names it for
 /// screen readers, which cannot read it.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "issue 16's enrolment page draws it; not wired yet"
-    )
-)]
 pub fn qr_code(text: &str, label: &str) -> Option<Markup> {
     let code = qrcode::QrCode::with_error_correction_level(text, qrcode::EcLevel::M).ok()?;
     let svg = code

@@ -240,14 +240,7 @@ pub async fn second_step(
                 "too many wrong codes: sign in again",
             ),
             SecondStepError::Disabled => disabled(),
-            SecondStepError::Factors(e) => {
-                tracing::error!(error = %e, "a second factor could not be checked");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    tessera_proto::error::SERVER_ERROR,
-                    "this account's second factor cannot be checked: ask an administrator",
-                )
-            }
+            SecondStepError::Factors(e) => e.into(),
             SecondStepError::Store(e) => e.into(),
         })?;
     Ok((

@@ -1,6 +1,7 @@
 //! One module per resource; each exposes the handlers the router mounts.
 
 pub mod account;
+pub mod account_factors;
 pub mod activity;
 pub mod admin;
 pub mod authorize;

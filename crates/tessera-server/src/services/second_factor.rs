@@ -74,6 +74,17 @@ pub fn unix_seconds() -> u64 {
     u64::try_from(Timestamp::now().as_millis() / 1000).unwrap_or(0)
 }
 
+/// Where an account's TOTP authenticator stands.
+#[derive(Debug)]
+pub enum TotpState {
+    None,
+    /// Set up but not confirmed with a code yet.
+    Enrolling(Enrolment),
+    Active {
+        recovery_codes_left: u32,
+    },
+}
+
 pub struct SecondFactors {
     store: Arc<dyn AccountStore>,
     master: Option<Arc<MasterKey>>,
@@ -166,6 +177,28 @@ impl SecondFactors {
         }
     }
 
+    /// Where the account's TOTP stands: what the account page shows. An
+    /// authenticator being set up is shown again (its secret, to its own
+    /// account's session), so that a page reload does not lose the enrolment.
+    pub async fn state(&self, user: &User) -> Result<TotpState, SecondFactorError> {
+        let Some(credential) = self.store.totp(user.id).await? else {
+            return Ok(TotpState::None);
+        };
+        if credential.confirmed_at.is_some() {
+            return Ok(TotpState::Active {
+                recovery_codes_left: self.store.recovery_codes_left(user.id).await?,
+            });
+        }
+        let secret = self.open(user.id, &credential.sealed_secret)?;
+        let link = secret
+            .expose_link(&self.issuer, user.username.as_str())
+            .map_err(|e| SecondFactorError::Link(e.to_string()))?;
+        Ok(TotpState::Enrolling(Enrolment {
+            secret_base32: secret.expose_base32(),
+            link,
+        }))
+    }
+
     /// Whether the account has a confirmed TOTP authenticator.
     pub async fn has_totp(&self, user: UserId) -> Result<bool, SecondFactorError> {
         Ok(self
@@ -197,6 +230,14 @@ impl SecondFactors {
         } else {
             Err(SecondFactorError::NoSuchUser)
         }
+    }
+
+    /// Voids the account's recovery codes (its second factor is gone).
+    pub async fn remove_recovery_codes(&self, user: UserId) -> Result<(), SecondFactorError> {
+        self.store
+            .replace_recovery_codes(user, Vec::new(), Timestamp::now())
+            .await?;
+        Ok(())
     }
 
     /// Uses one of the account's recovery codes; `false` if it is not one of its

@@ -7,17 +7,19 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use tessera_core::{ClientId, DisplayName, Email, Password, SessionId};
-use tessera_store::{Actor, EventKind, SessionRecord, StoreError};
+use tessera_core::{ClientId, DisplayName, Email, Password, RecoveryCode, SessionId, TotpCode};
+use tessera_store::{Actor, EventKind, SessionRecord, StoreError, User};
 
 use crate::services::accounts::{Accounts, LoginError, Profile, ProfileChange};
 use crate::services::audit::{Audit, event};
 use crate::services::authorize::{AllowedApp, Authorization};
 use crate::services::passwords::HashError;
+use crate::services::second_factor::{SecondFactorError, SecondFactors, TotpState, unix_seconds};
 use crate::services::sessions::{ActiveSession, SessionService};
 use crate::services::throttle::{Throttle, Throttled};
 
 pub struct SelfService {
+    second_factors: Arc<SecondFactors>,
     accounts: Accounts,
     sessions: Arc<SessionService>,
     authorization: Arc<Authorization>,
@@ -32,6 +34,21 @@ pub struct AccountOverview {
     pub sessions: Vec<SessionRecord>,
     /// The apps allowed, oldest first.
     pub apps: Vec<AllowedApp>,
+    pub totp: TotpState,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FactorChangeError {
+    #[error("the current password is not right")]
+    WrongPassword,
+    #[error("too many attempts")]
+    Throttled(Throttled),
+    #[error(transparent)]
+    Factors(#[from] SecondFactorError),
+    #[error(transparent)]
+    Hash(HashError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,8 +72,10 @@ impl SelfService {
         authorization: Arc<Authorization>,
         throttle: Arc<Throttle>,
         audit: Arc<Audit>,
+        second_factors: Arc<SecondFactors>,
     ) -> Self {
         Self {
+            second_factors,
             accounts,
             sessions,
             authorization,
@@ -65,13 +84,136 @@ impl SelfService {
         }
     }
 
-    pub async fn overview(&self, session: &ActiveSession) -> Result<AccountOverview, StoreError> {
+    pub async fn overview(
+        &self,
+        session: &ActiveSession,
+    ) -> Result<AccountOverview, SecondFactorError> {
         let user = session.user().id;
         Ok(AccountOverview {
             profile: self.accounts.profile(user).await?.unwrap_or_default(),
             sessions: self.sessions.list(user).await?,
             apps: self.authorization.consents(user).await?,
+            totp: self.second_factors.state(session.user()).await?,
         })
+    }
+
+    /// Starts (or starts over) setting up an authenticator app.
+    pub async fn begin_totp(&self, session: &ActiveSession) -> Result<(), SecondFactorError> {
+        self.second_factors
+            .begin_totp(session.user())
+            .await
+            .map(drop)
+    }
+
+    /// Drops an authenticator being set up (a confirmed one needs
+    /// [`Self::remove_totp`]).
+    pub async fn cancel_totp(&self, session: &ActiveSession) -> Result<(), SecondFactorError> {
+        let user = session.user();
+        if let TotpState::Enrolling(_) = self.second_factors.state(user).await? {
+            self.second_factors.remove_totp(user.id).await?;
+        }
+        Ok(())
+    }
+
+    /// Confirms the authenticator being set up with a code from it; from now on
+    /// signing in asks for one. The account's first recovery codes, shown once.
+    pub async fn confirm_totp(
+        &self,
+        session: &ActiveSession,
+        code: &TotpCode,
+        address: IpAddr,
+    ) -> Result<Vec<RecoveryCode>, FactorChangeError> {
+        let user = session.user();
+        self.throttle
+            .login(&user.username, address)
+            .await
+            .map_err(FactorChangeError::Throttled)?;
+        self.second_factors
+            .confirm_totp(user.id, code, unix_seconds())
+            .await?;
+        let codes = self.second_factors.new_recovery_codes(user.id).await?;
+        self.audit
+            .record(
+                event(EventKind::SecondFactorAdded, Actor::User(user.id))
+                    .user(user.id)
+                    .username(user.username.as_str())
+                    .address(Some(address))
+                    .detail("authenticator app"),
+            )
+            .await;
+        self.record_recovery_codes(user, address).await;
+        Ok(codes)
+    }
+
+    /// Turns the authenticator app off, with its recovery codes; asks for the
+    /// password, so that a session left open is not enough.
+    pub async fn remove_totp(
+        &self,
+        session: &ActiveSession,
+        password: Password,
+        address: IpAddr,
+    ) -> Result<(), FactorChangeError> {
+        let user = session.user();
+        self.recheck_password(session, password, address).await?;
+        self.second_factors.remove_totp(user.id).await?;
+        self.second_factors.remove_recovery_codes(user.id).await?;
+        self.audit
+            .record(
+                event(EventKind::SecondFactorRemoved, Actor::User(user.id))
+                    .user(user.id)
+                    .username(user.username.as_str())
+                    .address(Some(address))
+                    .detail("authenticator app, and its recovery codes"),
+            )
+            .await;
+        Ok(())
+    }
+
+    /// A new set of recovery codes, the earlier ones void; asks for the password.
+    pub async fn new_recovery_codes(
+        &self,
+        session: &ActiveSession,
+        password: Password,
+        address: IpAddr,
+    ) -> Result<Vec<RecoveryCode>, FactorChangeError> {
+        let user = session.user();
+        self.recheck_password(session, password, address).await?;
+        let codes = self.second_factors.new_recovery_codes(user.id).await?;
+        self.record_recovery_codes(user, address).await;
+        Ok(codes)
+    }
+
+    async fn record_recovery_codes(&self, user: &User, address: IpAddr) {
+        self.audit
+            .record(
+                event(EventKind::RecoveryCodesIssued, Actor::User(user.id))
+                    .user(user.id)
+                    .username(user.username.as_str())
+                    .address(Some(address)),
+            )
+            .await;
+    }
+
+    /// The person's password again, throttled like a sign-in.
+    async fn recheck_password(
+        &self,
+        session: &ActiveSession,
+        password: Password,
+        address: IpAddr,
+    ) -> Result<(), FactorChangeError> {
+        let user = session.user();
+        self.throttle
+            .login(&user.username, address)
+            .await
+            .map_err(FactorChangeError::Throttled)?;
+        match self.accounts.check_password(&user.username, password).await {
+            Ok(checked) if checked.id == user.id => Ok(()),
+            Ok(_) | Err(LoginError::InvalidCredentials | LoginError::Disabled) => {
+                Err(FactorChangeError::WrongPassword)
+            }
+            Err(LoginError::Hash(e)) => Err(FactorChangeError::Hash(e)),
+            Err(LoginError::Store(e)) => Err(FactorChangeError::Store(e)),
+        }
     }
 
     /// Sets the name and email the person gives (`None` clears one). A new email

@@ -29,6 +29,7 @@ mod readme;
 mod registration;
 mod reset_links;
 mod rp_logout;
+mod second_factor;
 mod secrets;
 mod sessions;
 mod tokens;

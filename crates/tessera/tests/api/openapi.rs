@@ -46,6 +46,7 @@ fn is_page(path: &str) -> bool {
         || path.starts_with("/account")
         || [
             "/login",
+            "/login/second-factor",
             "/register",
             "/reset",
             "/oauth2/authorize",

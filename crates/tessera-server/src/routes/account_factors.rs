@@ -1,0 +1,179 @@
+//! The forms of the "Two-step sign-in" part of `/account` (drawn with the page,
+//! in `account.rs`): setting up an authenticator app, confirmed with one code,
+//! its recovery codes (shown once, made anew with the password) and turning it
+//! off (with the password). Forms post back like the rest of the page; recovery codes
+//! are the answer of the post that made them, never in a URL or a later page.
+
+use axum::extract::State;
+use axum::response::Response;
+use http::{HeaderMap, StatusCode};
+use maud::html;
+use serde::Deserialize;
+use tessera_core::{Password, RecoveryCode, TotpCode};
+
+use crate::http::error::ApiError;
+use crate::http::extract::{ClientInfo, Input};
+use crate::routes::account::{CsrfOnly, Pieces, again_with, bad_form, checked, done, error_page};
+use crate::routes::html::wide_page;
+
+/// The page that shows recovery codes, once.
+fn recovery_codes_page(codes: &[RecoveryCode], first: bool) -> Response {
+    wide_page(
+        StatusCode::OK,
+        "Your recovery codes",
+        html! {
+            h1 { "Your recovery codes" }
+            @if first {
+                p.notice role="status" { "Two-step sign-in is on." }
+            }
+            p {
+                "If you lose your authenticator app, each of these codes lets you sign in once \
+                 in its place. Keep them somewhere safe, apart from your phone: this page is \
+                 the only time they are shown."
+            }
+            ol.codes {
+                @for code in codes {
+                    li { code { (code.expose()) } }
+                }
+            }
+            p { a href="/account" { "Back to your account" } }
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    csrf_token: String,
+    code: String,
+}
+
+#[derive(Deserialize)]
+pub struct PasswordOnly {
+    csrf_token: String,
+    current_password: String,
+}
+
+/// `POST /account/totp/begin`: a new secret to scan, shown on the page.
+pub async fn begin(
+    (State(service), State(sessions), State(cookies), State(edge)): Pieces,
+    headers: HeaderMap,
+    form: Result<Input<CsrfOnly>, ApiError>,
+) -> Response {
+    let form = match form {
+        Ok(Input(form)) => form,
+        Err(error) => return bad_form(error),
+    };
+    let session = match checked(&sessions, &cookies, &edge, &headers, &form.csrf_token).await {
+        Ok(session) => session,
+        Err(answer) => return answer,
+    };
+    match service.begin_totp(&session).await {
+        Ok(()) => done("totp-begun"),
+        Err(e) => again_with(&service, &session, &e.into()).await,
+    }
+}
+
+/// `POST /account/totp/cancel`: drops an authenticator not confirmed yet.
+pub async fn cancel(
+    (State(service), State(sessions), State(cookies), State(edge)): Pieces,
+    headers: HeaderMap,
+    form: Result<Input<CsrfOnly>, ApiError>,
+) -> Response {
+    let form = match form {
+        Ok(Input(form)) => form,
+        Err(error) => return bad_form(error),
+    };
+    let session = match checked(&sessions, &cookies, &edge, &headers, &form.csrf_token).await {
+        Ok(session) => session,
+        Err(answer) => return answer,
+    };
+    match service.cancel_totp(&session).await {
+        Ok(()) => done("totp-cancelled"),
+        Err(e) => error_page(&e.into()),
+    }
+}
+
+/// `POST /account/totp/confirm`: the first code; the recovery codes in answer.
+pub async fn confirm(
+    (State(service), State(sessions), State(cookies), State(edge)): Pieces,
+    client: ClientInfo,
+    headers: HeaderMap,
+    form: Result<Input<CodeForm>, ApiError>,
+) -> Response {
+    let form = match form {
+        Ok(Input(form)) => form,
+        Err(error) => return bad_form(error),
+    };
+    let session = match checked(&sessions, &cookies, &edge, &headers, &form.csrf_token).await {
+        Ok(session) => session,
+        Err(answer) => return answer,
+    };
+    let code = match TotpCode::parse(&form.code) {
+        Ok(code) => code,
+        Err(e) => {
+            return again_with(&service, &session, &ApiError::bad_request(e.to_string())).await;
+        }
+    };
+    match service.confirm_totp(&session, &code, client.address).await {
+        Ok(codes) => recovery_codes_page(&codes, true),
+        Err(e) => again_with(&service, &session, &e.into()).await,
+    }
+}
+
+/// `POST /account/totp/remove`: turns it off, with the password.
+pub async fn remove(
+    (State(service), State(sessions), State(cookies), State(edge)): Pieces,
+    client: ClientInfo,
+    headers: HeaderMap,
+    form: Result<Input<PasswordOnly>, ApiError>,
+) -> Response {
+    let form = match form {
+        Ok(Input(form)) => form,
+        Err(error) => return bad_form(error),
+    };
+    let session = match checked(&sessions, &cookies, &edge, &headers, &form.csrf_token).await {
+        Ok(session) => session,
+        Err(answer) => return answer,
+    };
+    let Ok(password) = Password::parse(form.current_password) else {
+        return again_with(&service, &session, &wrong_password()).await;
+    };
+    match service
+        .remove_totp(&session, password, client.address)
+        .await
+    {
+        Ok(()) => done("totp-off"),
+        Err(e) => again_with(&service, &session, &e.into()).await,
+    }
+}
+
+/// `POST /account/recovery-codes`: a new set, with the password.
+pub async fn new_recovery_codes(
+    (State(service), State(sessions), State(cookies), State(edge)): Pieces,
+    client: ClientInfo,
+    headers: HeaderMap,
+    form: Result<Input<PasswordOnly>, ApiError>,
+) -> Response {
+    let form = match form {
+        Ok(Input(form)) => form,
+        Err(error) => return bad_form(error),
+    };
+    let session = match checked(&sessions, &cookies, &edge, &headers, &form.csrf_token).await {
+        Ok(session) => session,
+        Err(answer) => return answer,
+    };
+    let Ok(password) = Password::parse(form.current_password) else {
+        return again_with(&service, &session, &wrong_password()).await;
+    };
+    match service
+        .new_recovery_codes(&session, password, client.address)
+        .await
+    {
+        Ok(codes) => recovery_codes_page(&codes, false),
+        Err(e) => again_with(&service, &session, &e.into()).await,
+    }
+}
+
+fn wrong_password() -> ApiError {
+    crate::services::self_service::FactorChangeError::WrongPassword.into()
+}
