@@ -124,6 +124,7 @@ impl Core {
             config.tokens.session_token_ttl,
             config.tokens.hs256_secret.is_some(),
             &config.public_url(),
+            second_factors.clone(),
         ));
         Ok(Self {
             clients,
@@ -687,6 +688,10 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
             axum::routing::put(admin::set_roles),
         )
         .route("/admin/v1/users/{id}/reset-link", post(admin::reset_link))
+        .route(
+            "/admin/v1/users/{id}/reset-factors",
+            post(admin::reset_factors),
+        )
         .route("/reset", get(reset_page::show).post(reset_page::submit))
         .route(
             "/admin/v1/clients",

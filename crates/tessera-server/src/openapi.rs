@@ -159,6 +159,7 @@ impl Modify for SecuritySchemes {
         operations::admin_enable,
         operations::admin_set_roles,
         operations::admin_reset_link,
+        operations::admin_reset_factors,
         operations::admin_clients,
         operations::admin_add_client,
         operations::admin_client,
@@ -436,6 +437,14 @@ mod operations {
         responses((status = 201, description = "`{\"url\", \"expires_at\", \"user\"}`", body = Value),
                   (status = "4XX", description = "not an admin, no such user, disabled", body = ErrorSchema)))]
     pub fn admin_reset_link() {}
+
+    /// Take away a user's second factors (authenticator app, recovery codes): for a
+    /// person who lost both. Recorded in the audit log.
+    #[utoipa::path(post, path = "/admin/v1/users/{id}/reset-factors", tag = "admin", security(("session" = []), ("bearer" = [])),
+        params(("id" = String, Path, description = "the user's id")),
+        responses((status = 200, description = "`{\"user\", \"second_factor_removed\"}`", body = Value),
+                  (status = "4XX", description = "not an admin, no such user", body = ErrorSchema)))]
+    pub fn admin_reset_factors() {}
 
     /// Every OAuth client.
     #[utoipa::path(get, path = "/admin/v1/clients", tag = "admin", security(("session" = []), ("bearer" = [])),

@@ -171,6 +171,18 @@ enum UserCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Take away the account's second factors (its authenticator app and its
+    /// recovery codes), for a person who lost both: their password alone signs
+    /// them in again. Recorded in the audit log.
+    ResetFactors {
+        /// The account's username.
+        name: String,
+        /// Print the answer as one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Print a one-time password-reset link for the account, to hand to its owner
     /// (tessera sends no mail). It works once, for an hour, and replaces any
     /// earlier link; using it ends every session the account has.
@@ -545,6 +557,30 @@ async fn user_command(command: UserCommand, overrides: Overrides) -> anyhow::Res
                         cut.sessions, cut.families
                     );
                 }
+            }
+        }
+        UserCommand::ResetFactors { name, json, store } => {
+            let (_, core) = crate::oauth::open(store, overrides).await?;
+            let Some(user) = core.accounts.find(&name).await? else {
+                bail!("no user named {name:?}");
+            };
+            let (user, removed) = core
+                .admin
+                .reset_second_factors(Caller::OPERATOR, user.id)
+                .await?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"user": UserView::from(&user), "second_factor_removed": removed})
+                );
+            } else if removed {
+                println!(
+                    "{} signs in with the password alone again; their authenticator app and \
+                     recovery codes are void",
+                    user.username
+                );
+            } else {
+                println!("{} had no second factor", user.username);
             }
         }
         UserCommand::ResetLink { name, json, store } => {

@@ -297,6 +297,20 @@ pub async fn reset_link(
     ))
 }
 
+/// `POST /admin/v1/users/{id}/reset-factors`: takes away the account's
+/// authenticator app and recovery codes (a person who lost both).
+pub async fn reset_factors(
+    State(admin): State<Arc<Administration>>,
+    Path(id): Path<String>,
+    by: Admin,
+) -> Result<impl IntoResponse, ApiError> {
+    let (user, removed) = admin.reset_second_factors(by.caller, user_id(&id)?).await?;
+    Ok(Json(json!({
+        "user": AdminUserView::from(&user),
+        "second_factor_removed": removed,
+    })))
+}
+
 fn cut_off_view(cut: &crate::services::accounts::CutOff) -> serde_json::Value {
     json!({
         "user": AdminUserView::from(&cut.user),

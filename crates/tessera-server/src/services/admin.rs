@@ -19,6 +19,7 @@ use crate::services::audit::{Audit, Caller};
 use crate::services::clients::{AddClientError, ClientSpec, Clients};
 use crate::services::keyring::{KeyRing, KeyRingError, KeySet};
 use crate::services::presence::Presence;
+use crate::services::second_factor::{SecondFactorError, SecondFactors};
 use crate::services::sessions::{SessionPolicy, SessionService};
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +79,7 @@ pub struct Administration {
     hs256_configured: bool,
     /// The address of the page a reset link opens (`{public_url}/reset`).
     reset_page: String,
+    second_factors: Arc<SecondFactors>,
 }
 
 impl Administration {
@@ -92,8 +94,10 @@ impl Administration {
         session_token_ttl: Duration,
         hs256_configured: bool,
         public_url: &str,
+        second_factors: Arc<SecondFactors>,
     ) -> Self {
         Self {
+            second_factors,
             accounts,
             sessions,
             clients,
@@ -347,6 +351,43 @@ impl Administration {
     /// A new one-time password-reset link for the user, replacing any earlier one
     /// (see `services::reset_links`). A disabled account gets none: it could not
     /// sign in with the new password.
+    /// Takes away the account's second factors (its authenticator app and its
+    /// recovery codes), for a person who lost both: their password alone signs
+    /// them in again, and they set up a new app. `false` if it had none.
+    pub async fn reset_second_factors(
+        &self,
+        by: Caller,
+        id: UserId,
+    ) -> Result<(User, bool), AdminError> {
+        let user = self.user(id).await?;
+        let store = |e: SecondFactorError| match e {
+            SecondFactorError::Store(e) => AdminError::Store(e),
+            other => AdminError::Store(StoreError::Other(other.to_string())),
+        };
+        let had = self
+            .second_factors
+            .remove_totp(user.id)
+            .await
+            .map_err(store)?;
+        self.second_factors
+            .remove_recovery_codes(user.id)
+            .await
+            .map_err(store)?;
+        self.audit
+            .record(
+                by.event(EventKind::SecondFactorRemoved)
+                    .user(user.id)
+                    .username(user.username.as_str())
+                    .detail(if had {
+                        "reset by an administrator: the authenticator app and recovery codes"
+                    } else {
+                        "reset by an administrator: there was no authenticator app"
+                    }),
+            )
+            .await;
+        Ok((user, had))
+    }
+
     pub async fn issue_reset_link(&self, by: Caller, id: UserId) -> Result<IssuedLink, AdminError> {
         let user = self.user(id).await?;
         if user.disabled {

@@ -64,6 +64,16 @@ fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
 /// Sets up an authenticator app for `browser`'s account from the account page:
 /// the key, and the recovery codes the confirmation showed.
 async fn enrol(server: &TestServer, browser: &Browser) -> (String, Vec<String>) {
+    let (key, codes, _) = enrol_with(server, browser).await;
+    (key, codes)
+}
+
+/// [`enrol`], and the code that confirmed it.
+///
+/// Codes are chosen so that a 30-second step ending between making a code and
+/// the server reading it changes no answer: a code meant to be refused is three
+/// or more steps away, one meant to pass is the next step's.
+async fn enrol_with(server: &TestServer, browser: &Browser) -> (String, Vec<String>, String) {
     let begun = post_form(
         server,
         "/account/totp/begin",
@@ -95,11 +105,12 @@ async fn enrol(server: &TestServer, browser: &Browser) -> (String, Vec<String>) 
     assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
     assert!(wrong.text().await.unwrap().contains("not the current one"));
 
+    let confirming = code(&key, 0);
     let confirmed = post_form(
         server,
         "/account/totp/confirm",
         &browser.cookie,
-        &[("csrf_token", &browser.csrf), ("code", &code(&key, 0))],
+        &[("csrf_token", &browser.csrf), ("code", &confirming)],
     )
     .await;
     assert_eq!(confirmed.status(), StatusCode::OK);
@@ -110,7 +121,7 @@ async fn enrol(server: &TestServer, browser: &Browser) -> (String, Vec<String>) 
         .map(|c| c.split('<').next().unwrap().to_owned())
         .collect();
     assert_eq!(codes.len(), 10, "{page}");
-    (key, codes)
+    (key, codes, confirming)
 }
 
 /// The first step: a right password; the `tessera-sign-in` cookie it sets.
@@ -173,7 +184,7 @@ async fn an_authenticator_app_makes_sign_in_ask_for_its_code() {
     let browser = server.login("alice").await;
     assert_eq!(browser.login["session"]["amr"], json!(["pwd"]));
     assert_eq!(browser.login["session"]["acr"], "1");
-    let (key, recovery) = enrol(&server, &browser).await;
+    let (key, recovery, confirming) = enrol_with(&server, &browser).await;
 
     let pending = first_step(&server, "alice").await;
     // between the factors the cookie opens nothing, however it is presented
@@ -187,8 +198,8 @@ async fn an_authenticator_app_makes_sign_in_ask_for_its_code() {
         let account = server.get_as("/account", &as_session).await;
         assert_eq!(account.status(), StatusCode::SEE_OTHER);
     }
-    // the code the confirmation used is spent; two steps ahead is too far
-    for refused in [code(&key, 0), code(&key, 2), "12345".into()] {
+    // the code the confirmation used is spent; three steps ahead is too far
+    for refused in [confirming, code(&key, 3), "12345".into()] {
         let response = second_step(&server, &pending, &refused).await;
         let expected = if refused.len() == 6 { 401 } else { 400 };
         assert_eq!(response.status(), expected, "{refused}");
@@ -427,4 +438,93 @@ async fn turning_two_step_sign_in_off_needs_the_password() {
         .await
         .unwrap();
     assert!(page.contains("Set up an authenticator app"), "{page}");
+}
+
+#[tokio::test]
+async fn an_admin_resets_a_lost_second_factor_and_the_audit_log_says_so() {
+    let server = TestServer::start().await;
+    server.add_user("root", &["admin"]);
+    server.add_user("erin", &[]);
+    let erin = server.login("erin").await;
+    let (key, _) = enrol(&server, &erin).await;
+    let root = server.login("root").await;
+    let erin_id = server.user_id("erin");
+
+    // not for anyone but an admin, nor without the CSRF token
+    let path = format!("/admin/v1/users/{erin_id}/reset-factors");
+    let by_erin = server
+        .unsafe_as(reqwest::Method::POST, &path, &erin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_erin.status(), 403);
+    let no_csrf = server
+        .client
+        .post(server.url(&path))
+        .header(header::COOKIE, &root.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_csrf.status(), 403);
+    first_step(&server, "erin").await;
+
+    let reset = server
+        .unsafe_as(reqwest::Method::POST, &path, &root)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 200);
+    let body: Value = reset.json().await.unwrap();
+    assert_eq!(body["second_factor_removed"], true);
+    assert_eq!(server.try_login("erin", PASSWORD).await.status(), 200);
+    // the old app's codes are worth nothing now
+    let pending_less = second_step(
+        &server,
+        "__Host-tessera-sign-in=tce_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        &code(&key, 1),
+    )
+    .await;
+    assert_eq!(pending_less.status(), 401);
+
+    // the CLI does the same, and says when there was nothing to take
+    let out = server.cli(&["user", "reset-factors", "erin", "--json"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["second_factor_removed"], false);
+
+    let events: Value = server
+        .get_as(
+            &format!("/admin/v1/events?kind=second_factor.removed&user={erin_id}"),
+            &root,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let details: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(details.len(), 2, "{events}");
+    assert!(
+        details
+            .iter()
+            .all(|d| d.starts_with("reset by an administrator"))
+    );
+    let added: Value = server
+        .get_as(
+            &format!("/admin/v1/events?kind=second_factor.added&user={erin_id}"),
+            &root,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(added["events"].as_array().unwrap().len(), 1, "{added}");
 }
