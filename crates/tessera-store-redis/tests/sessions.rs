@@ -201,8 +201,8 @@ impl AccountStore for DisablesDuringLogin {
     ) -> Result<bool, StoreError> {
         self.inner.use_recovery_code(user, hash, now).await
     }
-    async fn recovery_codes_left(&self, user: UserId) -> Result<u32, StoreError> {
-        self.inner.recovery_codes_left(user).await
+    async fn unused_recovery_codes(&self, user: UserId) -> Result<Vec<SecretHash>, StoreError> {
+        self.inner.unused_recovery_codes(user).await
     }
 }
 

@@ -143,8 +143,8 @@ macro_rules! __sql_store_forward {
         [replace_recovery_codes(user: __ty::UserId, hashes: Vec<__ty::SecretHash>, now: __ty::Timestamp) -> Result<bool, __ty::StoreError> = replace_recovery_codes(user, hashes, now)] $($own)* } };
     ($head:tt [use_recovery_code $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [use_recovery_code(user: __ty::UserId, hash: &__ty::SecretHash, now: __ty::Timestamp) -> Result<bool, __ty::StoreError> = use_recovery_code(user, hash, now)] $($own)* } };
-    ($head:tt [recovery_codes_left $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
-        [recovery_codes_left(user: __ty::UserId) -> Result<u32, __ty::StoreError> = recovery_codes_left(user)] $($own)* } };
+    ($head:tt [unused_recovery_codes $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [unused_recovery_codes(user: __ty::UserId) -> Result<Vec<__ty::SecretHash>, __ty::StoreError> = unused_recovery_codes(user)] $($own)* } };
     // SessionStore.
     ($head:tt [create_session $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [create_session(session: __ty::NewSession) -> Result<(), __ty::CreateSessionError> = create_session(session)] $($own)* } };

@@ -439,19 +439,21 @@ where
         .map_err(store_error)
     }
 
-    async fn recovery_codes_left<'c>(
+    async fn unused_recovery_codes<'c>(
         db: impl Executor<'c, Database = Self>,
         user: UserId,
-    ) -> Result<u32, StoreError> {
-        let row = sqlx::query(
-            "SELECT count(*) AS left_unused FROM recovery_codes \
-             WHERE user_id = $1 AND used_at IS NULL",
+    ) -> Result<Vec<SecretHash>, StoreError> {
+        sqlx::query(
+            "SELECT hash FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL \
+             ORDER BY hash",
         )
         .bind(user.to_string())
-        .fetch_one(db)
+        .fetch_all(db)
         .await
-        .map_err(store_error)?;
-        u32::try_from(row.int("left_unused")?).map_err(|_| StoreError::corrupt("recovery codes"))
+        .map_err(store_error)?
+        .iter()
+        .map(|row| rows::hash(row.bytes("hash")?, "recovery code hash"))
+        .collect()
     }
 
     async fn reset_link_user<'c>(

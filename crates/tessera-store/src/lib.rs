@@ -274,8 +274,9 @@ store_trait! {
             hash: &SecretHash,
             now: Timestamp,
         ) -> Result<bool, StoreError>;
-        /// How many of the user's recovery codes are still unused.
-        async fn recovery_codes_left(&self, user: UserId) -> Result<u32, StoreError>;
+        /// The hashes of the user's recovery codes still unused (what `store
+        /// migrate` copies; how many are left).
+        async fn unused_recovery_codes(&self, user: UserId) -> Result<Vec<SecretHash>, StoreError>;
     }
 }
 

@@ -2,7 +2,9 @@
 //! from the embedded SQLite file to PostgreSQL when one machine is no longer enough.
 //!
 //! What moves is what defines the service and cannot be made again: accounts (with
-//! their password hashes, roles, disabled flag, ids and creation times), OAuth
+//! their password hashes, roles, disabled flag, ids and creation times, and their
+//! second factors: a confirmed authenticator app, sealed as stored and bound to
+//! the account's id, which moves too, and the unused recovery codes), OAuth
 //! clients (with their secret hashes) and every signing key (retired and expired
 //! ones too, private keys exactly as stored, so sealed keys stay sealed under the
 //! same `TESSERA_MASTER_KEY`, and every lifecycle time, so the JWKS and the signer
@@ -45,7 +47,8 @@ pub enum StoreCommand {
     /// Copy accounts, OAuth clients, signing keys and the revocation log into
     /// another, empty database (e.g. from the SQLite file to PostgreSQL).
     ///
-    /// Copies accounts (password hashes, roles, disabled flag, ids, creation times),
+    /// Copies accounts (password hashes, roles, disabled flag, ids, creation times,
+    /// authenticator apps and unused recovery codes),
     /// clients (secret hashes, everything as stored), every signing key (retired
     /// ones too; private keys as stored, so sealed keys need the same
     /// TESSERA_MASTER_KEY afterwards) and every revocation still in force, under its
@@ -154,6 +157,11 @@ struct Account {
     credentials: tessera_store::UserCredentials,
     profile: tessera_store::Profile,
     consents: Vec<tessera_store::Consent>,
+    /// Its authenticator app, when confirmed (an enrolment under way is not a
+    /// factor yet, and is started again), sealed as stored.
+    totp: Option<tessera_store::TotpCredential>,
+    /// The hashes of its unused recovery codes.
+    recovery_codes: Vec<tessera_core::SecretHash>,
 }
 
 /// How far a copy got.
@@ -314,6 +322,11 @@ async fn read(source: &StoreSet) -> anyhow::Result<Export> {
             credentials,
             profile: source.profile(user.id).await?.unwrap_or_default(),
             consents: source.consents(user.id).await?,
+            totp: source
+                .totp(user.id)
+                .await?
+                .filter(|c| c.confirmed_at.is_some()),
+            recovery_codes: source.unused_recovery_codes(user.id).await?,
         });
     }
     // Oldest first, as the source gave out look-alike keys: of two accounts whose
@@ -383,6 +396,8 @@ async fn write(target: &StoreSet, export: &Export, copied: &mut Copied) -> anyho
         credentials,
         profile,
         consents,
+        totp,
+        recovery_codes,
     } in &export.users
     {
         target
@@ -408,6 +423,34 @@ async fn write(target: &StoreSet, export: &Export, copied: &mut Copied) -> anyho
                     format!("cannot copy the consents of {}", credentials.user.username)
                 })?;
         }
+        // A second factor left behind would let the password alone in.
+        let id = credentials.user.id;
+        let factors = async {
+            if let Some(totp) = totp {
+                let (Some(confirmed_at), Some(step)) = (totp.confirmed_at, totp.last_step) else {
+                    bail!("its authenticator app was confirmed without a step");
+                };
+                let kept = target
+                    .begin_totp(id, totp.sealed_secret.clone(), totp.created_at)
+                    .await?
+                    && target
+                        .confirm_totp(id, &totp.sealed_secret, step, confirmed_at)
+                        .await?;
+                anyhow::ensure!(kept, "the target did not keep its authenticator app");
+            }
+            if !recovery_codes.is_empty() {
+                target
+                    .replace_recovery_codes(id, recovery_codes.clone(), Timestamp::now())
+                    .await?;
+            }
+            Ok(())
+        };
+        factors.await.with_context(|| {
+            format!(
+                "cannot copy the second factors of {}",
+                credentials.user.username
+            )
+        })?;
         copied.accounts += 1;
     }
     // Last: who did what, about accounts and clients that are all there now.

@@ -186,7 +186,10 @@ impl SecondFactors {
         };
         if credential.confirmed_at.is_some() {
             return Ok(TotpState::Active {
-                recovery_codes_left: self.store.recovery_codes_left(user.id).await?,
+                recovery_codes_left: u32::try_from(
+                    self.store.unused_recovery_codes(user.id).await?.len(),
+                )
+                .unwrap_or(u32::MAX),
             });
         }
         let secret = self.open(user.id, &credential.sealed_secret)?;

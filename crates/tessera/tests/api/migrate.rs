@@ -9,6 +9,7 @@ use tessera_testkit::Postgres;
 
 use crate::feed::{EventReader, open_feed};
 use crate::harness::*;
+use crate::second_factor;
 use crate::tokens::{
     Registered, access_token, add_client, client_credentials, introspect, password_grant, revoke,
 };
@@ -379,6 +380,10 @@ async fn sealed_keys_stay_sealed_and_open_with_the_same_master_key() {
         &["--grant", "client_credentials", "--scope", "introspect"],
     );
     let (_, before) = access_token(client_credentials(&old, &svc, &[]).await).await;
+    // A second factor moves with its account, sealed under the same master key.
+    old.add_user("frank", &[]);
+    let frank = old.login("frank").await;
+    let (key, recovery, confirming) = second_factor::enrol_with(&old, &frank).await;
     assert!(old.terminate().success());
 
     let pg = Postgres::start();
@@ -400,6 +405,17 @@ async fn sealed_keys_stay_sealed_and_open_with_the_same_master_key() {
     let (_, token) = access_token(client_credentials(&new, &svc, &[]).await).await;
     assert_eq!(kid_of(&token), kid_of(&before));
     assert_eq!(introspect(&new, &rs, &before).await["active"], true);
+
+    // The password alone does not sign Frank in; his app's next code does, the
+    // code spent before the move stays spent, and his recovery codes work once.
+    let pending = second_factor::first_step(&new, "frank").await;
+    let spent = second_factor::second_step(&new, &pending, &confirming).await;
+    assert_eq!(error_of(spent).await, (401, "invalid_code".into()));
+    let signed_in = second_factor::second_step(&new, &pending, &second_factor::code(&key, 1)).await;
+    assert_eq!(signed_in.status(), 200);
+    let pending = second_factor::first_step(&new, "frank").await;
+    let recovered = second_factor::second_step(&new, &pending, &recovery[0]).await;
+    assert_eq!(recovered.status(), 200);
 }
 
 #[tokio::test]

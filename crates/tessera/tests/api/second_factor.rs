@@ -15,7 +15,7 @@ use crate::harness::*;
 use crate::tokens::{add_client, token_request};
 
 /// The code PyOTP computes for `key` at `steps` 30-second steps from now.
-fn code(key: &str, steps: i64) -> String {
+pub(crate) fn code(key: &str, steps: i64) -> String {
     let out = Command::new("python3")
         .args([
             "-c",
@@ -73,7 +73,10 @@ async fn enrol(server: &TestServer, browser: &Browser) -> (String, Vec<String>) 
 /// Codes are chosen so that a 30-second step ending between making a code and
 /// the server reading it changes no answer: a code meant to be refused is three
 /// or more steps away, one meant to pass is the next step's.
-async fn enrol_with(server: &TestServer, browser: &Browser) -> (String, Vec<String>, String) {
+pub(crate) async fn enrol_with(
+    server: &TestServer,
+    browser: &Browser,
+) -> (String, Vec<String>, String) {
     let begun = post_form(
         server,
         "/account/totp/begin",
@@ -125,7 +128,7 @@ async fn enrol_with(server: &TestServer, browser: &Browser) -> (String, Vec<Stri
 }
 
 /// The first step: a right password; the `tessera-sign-in` cookie it sets.
-async fn first_step(server: &TestServer, name: &str) -> String {
+pub(crate) async fn first_step(server: &TestServer, name: &str) -> String {
     let response = server.try_login(name, PASSWORD).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(
@@ -156,7 +159,7 @@ async fn first_step(server: &TestServer, name: &str) -> String {
     set_cookie.split(';').next().unwrap().to_owned()
 }
 
-async fn second_step(server: &TestServer, pending: &str, code: &str) -> Response {
+pub(crate) async fn second_step(server: &TestServer, pending: &str, code: &str) -> Response {
     server
         .client
         .post(server.url("/v1/login/second-factor"))
