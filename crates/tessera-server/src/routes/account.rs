@@ -307,34 +307,26 @@ fn two_step_section(totp: &TotpState, hidden: &Markup) -> Markup {
                 }
                 TotpState::Active { recovery_codes_left } => {
                     p {
-                        "On " span.badge { "authenticator app" } " Signing in asks for a code \
-                         from your app after your password."
+                        "Signing in asks for a code from your authenticator app after your \
+                         password."
+                        span.badge { "on" }
                     }
                     p.muted {
                         (recovery_codes_left) " unused recovery "
                         (if *recovery_codes_left == 1 { "code" } else { "codes" })
                         " left. Each lets you in once if you lose your phone."
                     }
+                    // One password for either change: each button posts to its own place.
                     form method="post" action="/account/recovery-codes" {
                         (hidden)
-                        div.row {
-                            div {
-                                label for="codes-password" { "Current password" }
-                                input #codes-password name="current_password" type="password"
-                                    autocomplete="current-password" required;
-                            }
+                        label for="factor-password" { "Current password" }
+                        input #factor-password name="current_password" type="password"
+                            autocomplete="current-password" required;
+                        div.actions {
                             button.secondary.inline type="submit" { "Get new recovery codes" }
-                        }
-                    }
-                    form method="post" action="/account/totp/remove" {
-                        (hidden)
-                        div.row {
-                            div {
-                                label for="off-password" { "Current password" }
-                                input #off-password name="current_password" type="password"
-                                    autocomplete="current-password" required;
+                            button.danger.inline type="submit" formaction="/account/totp/remove" {
+                                "Turn off two-step sign-in"
                             }
-                            button.danger.inline type="submit" { "Turn off two-step sign-in" }
                         }
                     }
                 }

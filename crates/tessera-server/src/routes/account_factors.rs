@@ -14,7 +14,7 @@ use tessera_core::{Password, RecoveryCode, TotpCode};
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, Input};
 use crate::routes::account::{CsrfOnly, Pieces, again_with, bad_form, checked, done, error_page};
-use crate::routes::html::wide_page;
+use crate::routes::html::{see_other, wide_page};
 
 /// The page that shows recovery codes, once.
 fn recovery_codes_page(codes: &[RecoveryCode], first: bool) -> Response {
@@ -68,7 +68,8 @@ pub async fn begin(
         Err(answer) => return answer,
     };
     match service.begin_totp(&session).await {
-        Ok(()) => done("totp-begun"),
+        // To the section, which is below the fold.
+        Ok(()) => see_other("/account?notice=totp-begun#two-step"),
         Err(e) => again_with(&service, &session, &e.into()).await,
     }
 }

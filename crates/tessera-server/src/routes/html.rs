@@ -54,7 +54,7 @@ button.inline{width:auto;margin:0;padding:.4rem .8rem}\
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(14rem,1fr));gap:0 1.25rem}\
 .check{display:flex;gap:.5rem;align-items:center;margin:1rem 0 0;font-weight:400}\
 .check input{width:auto}\
-form.inline{margin:0}button.spaced{margin-top:1rem}\
+form.inline{margin:0}form+p{margin-top:1rem}button.spaced{margin-top:1rem}\
 .row{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:flex-end}.row input,.row select{width:auto;min-width:12rem}\
 select{padding:.55rem .6rem;font:inherit;color:inherit;background:#fff;border:1px solid #d1d5db;border-radius:.45rem}\
 .actions{display:flex;flex-wrap:wrap;gap:.75rem;align-items:center;margin:1.25rem 0 0}\

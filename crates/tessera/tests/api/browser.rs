@@ -575,3 +575,48 @@ async fn an_admin_kicks_a_user_and_rotates_a_key_in_the_console() {
     );
     assert_eq!(seen["consoleErrors"], json!([]), "{seen}");
 }
+
+#[tokio::test]
+async fn a_browser_sets_up_an_authenticator_app_and_signs_in_with_it() {
+    let server = server_with(&[]).await;
+    let seen = browse("two_step", &server.base, None, PASSWORD).await;
+    let link = seen["link"].as_str().unwrap();
+    assert!(
+        link.starts_with("otpauth://totp/") && link.contains("issuer="),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["key"], seen["shownKey"],
+        "the QR code and the text agree"
+    );
+    assert_eq!(seen["heading"], "Your recovery codes");
+    let codes = seen["recoveryCodes"].as_array().unwrap();
+    assert_eq!(codes.len(), 10, "{seen}");
+    let status = seen["status"].as_str().unwrap();
+    assert!(
+        status.contains("asks for a code from your authenticator app"),
+        "{seen}"
+    );
+    let first = &seen["firstStepChain"];
+    assert_eq!(first[0]["status"], 303, "{seen}");
+    assert!(
+        seen["secondStepUrl"]
+            .as_str()
+            .unwrap()
+            .starts_with(&server.url("/login/second-factor?return_to=")),
+        "{seen}"
+    );
+    assert_eq!(seen["wrongStatus"], 401);
+    assert!(
+        seen["wrongError"].as_str().unwrap().contains("not right"),
+        "{seen}"
+    );
+    assert_eq!(seen["url"], server.url("/account"), "{seen}");
+    assert_eq!(seen["amr"], json!(["pwd", "otp", "mfa"]));
+    assert_eq!(seen["axe"], json!([]), "{seen}");
+    // The wrong code's page comes with a 401, which Chromium logs; nothing else.
+    for error in seen["consoleErrors"].as_array().unwrap() {
+        assert!(error.as_str().unwrap().contains("401"), "{seen}");
+    }
+    assert_eq!(seen["cspViolations"], json!([]), "{seen}");
+}

@@ -13,6 +13,9 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { createHmac } from 'node:crypto';
+import jsQR from 'jsqr';
+import { PNG } from 'pngjs';
 import { chromium } from 'playwright-core';
 
 const [scenario, rawConfig] = process.argv.slice(2);
@@ -114,6 +117,24 @@ async function accessibility(url) {
   }
 }
 
+/// axe-core's serious and critical findings on the page as it is now, for a page
+/// that is the answer of a form post (which a second visit to its URL would not
+/// get): its HTML is checked as it is, in a context without the CSP.
+async function accessibilityOfThisPage() {
+  const checker = await browser.newContext({ bypassCSP: true, viewport: { width: 800, height: 600 } });
+  try {
+    const checked = await checker.newPage();
+    await checked.setContent(await page.content());
+    await checked.addScriptTag({ path: createRequire(import.meta.url).resolve('axe-core/axe.min.js') });
+    const results = await checked.evaluate(() => globalThis.axe.run());
+    return results.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  } finally {
+    await checker.close();
+  }
+}
+
 async function expectFormWithError(status, chain) {
   const post = chain[0];
   assert.equal(post.method, 'POST');
@@ -124,7 +145,88 @@ async function expectFormWithError(status, chain) {
   return text('.error');
 }
 
+/// An RFC 6238 code (SHA-1, six digits, 30 s) of a base32 `key`, `steps` steps
+/// from now: the authenticator app's side, written here so that no tessera code
+/// makes the codes tessera checks.
+function totp(key, steps = 0) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of key.replace(/[\s=]/g, '').toUpperCase()) {
+    bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  }
+  const secret = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000 / 30) + steps));
+  const mac = createHmac('sha1', secret).update(counter).digest();
+  const at = mac[mac.length - 1] & 0xf;
+  return String((mac.readUInt32BE(at) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
+
+/// What the QR code on the page says, read from its pixels as a phone's camera
+/// would (jsQR over a screenshot of it).
+async function readQr(selector) {
+  const png = PNG.sync.read(await page.locator(selector).screenshot());
+  const found = jsQR(new Uint8ClampedArray(png.data), png.width, png.height);
+  assert.ok(found, 'the QR code cannot be read');
+  return found.data;
+}
+
 const scenarios = {
+  /// Two-step sign-in in the browser: set up an authenticator app from /account
+  /// (the QR code read from its pixels, the key it carries used to make codes),
+  /// confirm it, see the recovery codes, sign out, sign in again through the
+  /// second step; every page screenshotted and checked by axe-core.
+  async two_step() {
+    await page.goto(`${tessera}/account`);
+    await signIn(username, password);
+    assert.equal(page.url(), `${tessera}/account`);
+    await submit('form[action="/account/totp/begin"] button');
+    await shot('1-set-up');
+    const link = await readQr('.qr svg');
+    const shownKey = (await text('#totp-secret')).replace(/\s/g, '');
+    const key = new URL(link).searchParams.get('secret');
+    const axeSetUp = await accessibility(page.url());
+    await page.fill('input[name=code]', totp(key));
+    await submit('form[action="/account/totp/confirm"] button');
+    await shot('2-recovery-codes');
+    const heading = await text('h1');
+    const recoveryCodes = await page.locator('ol.codes li').allInnerTexts();
+    const axeCodes = await accessibilityOfThisPage();
+    await page.goto(`${tessera}/account`);
+    const status = await text('#two-step + p');
+    await shot('3-on');
+    await submit('form[action="/account/sign-out"] button');
+    await page.goto(`${tessera}/account`);
+    const firstStep = await signIn(username, password);
+    const secondStepUrl = page.url();
+    await shot('4-second-step');
+    const axeSecondStep = await accessibility(page.url());
+    await page.fill('input[name=code]', totp(key, 3));
+    const wrong = await submit();
+    const wrongError = await text('.error');
+    await shot('5-wrong-code');
+    await page.fill('input[name=code]', totp(key, 1));
+    const done = await submit();
+    await shot('6-signed-in');
+    const current = await page.request.get(`${tessera}/v1/session`);
+    return {
+      link,
+      shownKey,
+      key,
+      heading,
+      recoveryCodes,
+      status,
+      firstStepChain: firstStep.chain,
+      secondStepUrl,
+      wrongStatus: wrong.chain[0].status,
+      wrongError,
+      doneChain: done.chain,
+      url: page.url(),
+      amr: (await current.json()).session.amr,
+      axe: [...axeSetUp, ...axeCodes, ...axeSecondStep],
+    };
+  },
+
   /// /login directly: sign in, land on the signed-in page, and the session is live.
   async direct() {
     const shown = await page.goto(`${tessera}/login`);
