@@ -125,6 +125,7 @@ impl Core {
             config.tokens.hs256_secret.is_some(),
             &config.public_url(),
             second_factors.clone(),
+            config.mfa,
         ));
         Ok(Self {
             clients,
@@ -353,6 +354,7 @@ pub async fn serve(
             throttle.clone(),
             core.audit.clone(),
             core.second_factors.clone(),
+            config.mfa,
         )),
         grants: Arc::new(services::grants::Grants::new(
             core.clients.clone(),
@@ -371,6 +373,7 @@ pub async fn serve(
             throttle.clone(),
             core.audit.clone(),
             core.second_factors.clone(),
+            config.mfa,
         )),
         userinfo: Arc::new(services::userinfo::UserInfoService::new(
             introspection.clone(),
@@ -398,6 +401,7 @@ pub async fn serve(
             throttle.clone(),
             core.audit.clone(),
             config.registration,
+            config.mfa,
         )),
         admin: core.admin.clone(),
         session_tokens,

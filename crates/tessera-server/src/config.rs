@@ -44,6 +44,11 @@ pub struct Config {
     /// Closed by default: an identity service that lets strangers in unasked, with
     /// no verification of who they are, is a choice to make on purpose.
     pub registration: bool,
+    /// Who must sign in with a second factor (an authenticator app): `optional`
+    /// (whoever set one up), `required_for_admins` or `required` (everyone). An
+    /// account the policy covers that has none sets one up as it signs in, and a
+    /// session from before without one does not reach the admin console and API.
+    pub mfa: MfaPolicy,
     /// Further origins allowed to send cookie-authenticated requests and logins.
     pub allowed_origins: Vec<String>,
     /// Origins the login page (`/login`) may send a browser back to after login,
@@ -59,6 +64,39 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub keys: KeysConfig,
     pub audit: AuditConfig,
+}
+
+/// Who must sign in with a second factor. tessera's one role is `admin`, so
+/// `required_for_admins` is the per-role form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MfaPolicy {
+    #[default]
+    Optional,
+    RequiredForAdmins,
+    Required,
+}
+
+impl MfaPolicy {
+    /// Whether an account with these roles must have a second factor.
+    pub fn requires(self, roles: &tessera_core::Roles) -> bool {
+        self.requires_for(roles.contains(tessera_core::Role::Admin))
+    }
+
+    /// [`Self::requires`], for an account that is an admin or not.
+    pub fn requires_for(self, admin: bool) -> bool {
+        match self {
+            Self::Optional => false,
+            Self::RequiredForAdmins => admin,
+            Self::Required => true,
+        }
+    }
+
+    /// Whether a session of this user, authenticated with `methods`, is enough
+    /// for what the policy guards (the admin console and API).
+    pub fn admits(self, user: &tessera_store::User, methods: tessera_core::AuthMethods) -> bool {
+        !self.requires(&user.roles) || methods.is_multi_factor()
+    }
 }
 
 /// The public listener's certificate (`[tls]`), as the gateway's.
@@ -321,6 +359,7 @@ impl Default for Config {
             public_url: None,
             log_format: LogFormat::Text,
             registration: false,
+            mfa: MfaPolicy::Optional,
             allowed_origins: Vec::new(),
             return_to_origins: Vec::new(),
             trusted_proxies: Vec::new(),
@@ -435,6 +474,7 @@ const ENV_KEYS: &[&str] = &[
     "public_url",
     "log_format",
     "registration",
+    "mfa",
     "allowed_origins",
     "return_to_origins",
     "trusted_proxies",

@@ -49,6 +49,22 @@ impl CeremonyStore for RedisStore {
         .await
     }
 
+    async fn ceremony(
+        &self,
+        hash: &SecretHash,
+        kind: CeremonyKind,
+        at: Timestamp,
+    ) -> Result<Option<Ceremony>, StoreError> {
+        let key = ceremony_key(hash);
+        let key = &key;
+        let fields: HashMap<String, String> = self
+            .run(Retry::Idempotent, |mut c| async move {
+                redis::cmd("HGETALL").arg(key).query_async(&mut c).await
+            })
+            .await?;
+        Ok(read(hash, fields, at)?.filter(|c| c.kind == kind))
+    }
+
     async fn take_ceremony(
         &self,
         hash: &SecretHash,
@@ -64,20 +80,30 @@ impl CeremonyStore for RedisStore {
                 invocation.invoke_async(&mut c).await
             })
             .await?;
-        let Some(stored) = Stored::new("ceremony", fields) else {
-            return Ok(None);
-        };
-        let ceremony = Ceremony {
-            hash: *hash,
-            kind: stored.parse("kind", CeremonyKind::parse)?,
-            user: stored
-                .optional("user_id")
-                .map(|id| UserId::parse(id).ok_or_else(|| StoreError::corrupt("ceremony user")))
-                .transpose()?,
-            state: stored.text("state")?.to_owned(),
-            expires_at: stored.millis("expires_at")?,
-        };
-        // Redis expires the key at `expires_at`; this answers for the moment asked.
-        Ok((ceremony.expires_at > at).then_some(ceremony))
+        read(hash, fields, at)
     }
+}
+
+/// A ceremony from its hash's fields, if there were any and it has not expired
+/// by `at` (Redis expires the key at `expires_at`; this answers for the moment
+/// asked).
+fn read(
+    hash: &SecretHash,
+    fields: HashMap<String, String>,
+    at: Timestamp,
+) -> Result<Option<Ceremony>, StoreError> {
+    let Some(stored) = Stored::new("ceremony", fields) else {
+        return Ok(None);
+    };
+    let ceremony = Ceremony {
+        hash: *hash,
+        kind: stored.parse("kind", CeremonyKind::parse)?,
+        user: stored
+            .optional("user_id")
+            .map(|id| UserId::parse(id).ok_or_else(|| StoreError::corrupt("ceremony user")))
+            .transpose()?,
+        state: stored.text("state")?.to_owned(),
+        expires_at: stored.millis("expires_at")?,
+    };
+    Ok((ceremony.expires_at > at).then_some(ceremony))
 }

@@ -187,6 +187,8 @@ macro_rules! __sql_store_forward {
     // CeremonyStore.
     ($head:tt [begin_ceremony $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [begin_ceremony(ceremony: __ty::Ceremony) -> Result<(), __ty::StoreError> = begin_ceremony(ceremony)] $($own)* } };
+    ($head:tt [ceremony $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [ceremony(hash: &__ty::SecretHash, kind: __ty::CeremonyKind, at: __ty::Timestamp) -> Result<Option<__ty::Ceremony>, __ty::StoreError> = ceremony(hash, kind, at)] $($own)* } };
     ($head:tt [take_ceremony $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [take_ceremony(hash: &__ty::SecretHash, kind: __ty::CeremonyKind, at: __ty::Timestamp) -> Result<Option<__ty::Ceremony>, __ty::StoreError> = take_ceremony(hash, kind, at)] $($own)* } };
     // BackchannelStore.

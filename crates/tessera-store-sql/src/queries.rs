@@ -1436,6 +1436,27 @@ where
         .map_err(store_error)
     }
 
+    async fn ceremony<'c>(
+        db: impl Executor<'c, Database = Self>,
+        hash: &SecretHash,
+        kind: CeremonyKind,
+        at: Timestamp,
+    ) -> Result<Option<Ceremony>, StoreError> {
+        sqlx::query(
+            "SELECT hash, kind, user_id, state, expires_at FROM ceremonies \
+             WHERE hash = $1 AND kind = $2 AND expires_at > $3",
+        )
+        .bind(hash.as_bytes().to_vec())
+        .bind(kind.as_str())
+        .bind(at.as_millis())
+        .fetch_optional(db)
+        .await
+        .map_err(store_error)?
+        .as_ref()
+        .map(rows::ceremony)
+        .transpose()
+    }
+
     /// One statement: the delete decides which of racing takes finds it. An
     /// expired one goes too, and is not returned.
     async fn take_ceremony<'c>(

@@ -23,6 +23,6 @@ sql_store! {
 
 sql_store! {
     impl CeremonyStore for SqliteStore {
-        forward to Sqlite on self.pool { begin_ceremony, take_ceremony }
+        forward to Sqlite on self.pool { begin_ceremony, ceremony, take_ceremony }
     }
 }

@@ -2604,6 +2604,27 @@ pub async fn ceremonies<S: CeremonyStore>(store: &S) {
         store.begin_ceremony(ceremony.clone()).await,
         Err(StoreError::Conflict(_))
     ));
+    // looked at, it stays; not as another kind, nor once expired
+    for _ in 0..2 {
+        assert_eq!(
+            store
+                .ceremony(&ceremony.hash, CeremonyKind::SecondFactor, now)
+                .await
+                .unwrap(),
+            Some(ceremony.clone())
+        );
+    }
+    assert_eq!(
+        store
+            .ceremony(
+                &ceremony.hash,
+                CeremonyKind::SecondFactor,
+                ceremony.expires_at
+            )
+            .await
+            .unwrap(),
+        None
+    );
     let taken = store
         .take_ceremony(&ceremony.hash, CeremonyKind::SecondFactor, now)
         .await

@@ -716,6 +716,14 @@ store_trait! {
     pub trait CeremonyStore: Send + Sync, in StoreSet.ceremonies {
         /// A ceremony whose hash is taken is [`StoreError::Conflict`].
         async fn begin_ceremony(&self, ceremony: Ceremony) -> Result<(), StoreError>;
+        /// The ceremony, left in place (a page showing where it stands); `None` as
+        /// for [`CeremonyStore::take_ceremony`].
+        async fn ceremony(
+            &self,
+            hash: &SecretHash,
+            kind: CeremonyKind,
+            at: Timestamp,
+        ) -> Result<Option<Ceremony>, StoreError>;
         /// Takes the ceremony away, atomically: of any number of takes, on any
         /// instance, at most one finds it. `None` when there is none of this kind
         /// with this hash, or it expired by `at` (then it is gone all the same).

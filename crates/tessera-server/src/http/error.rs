@@ -198,6 +198,7 @@ impl From<crate::services::self_service::FactorChangeError> for ApiError {
                 "invalid_credentials",
                 "the current password is not right",
             ),
+            E::Required => Self::new(StatusCode::CONFLICT, "conflict", error.to_string()),
             E::Throttled(wait) => wait.into(),
             E::Factors(e) => e.into(),
             E::Hash(e) => e.into(),

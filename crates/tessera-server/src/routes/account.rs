@@ -23,7 +23,7 @@ use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, Input, check_origin};
 use crate::routes::authorize::in_words;
-use crate::routes::html::{problem_page, qr_code, see_other, sentence, wide_page};
+use crate::routes::html::{problem_page, qr_code, see_other, sentence, spaced_key, wide_page};
 use crate::services::second_factor::TotpState;
 use crate::services::self_service::{AccountOverview, PasswordChangeError, SelfService};
 use crate::services::sessions::{ActiveSession, SessionService};
@@ -290,7 +290,7 @@ fn two_step_section(totp: &TotpState, hidden: &Markup) -> Markup {
                     @if let Some(qr) = qr_code(&enrolment.link, "QR code to add this account to an authenticator app") {
                         div.qr { (qr) }
                     }
-                    p.muted { "Key: " code #totp-secret { (spaced(&enrolment.secret_base32)) } }
+                    p.muted { "Key: " code #totp-secret { (spaced_key(&enrolment.secret_base32)) } }
                     form method="post" action="/account/totp/confirm" {
                         (hidden)
                         label for="totp-code" { "The six-digit code the app now shows" }
@@ -333,15 +333,6 @@ fn two_step_section(totp: &TotpState, hidden: &Markup) -> Markup {
             }
         }
     }
-}
-
-/// A base32 key in groups of four, as authenticator apps show them.
-fn spaced(key: &str) -> String {
-    key.as_bytes()
-        .chunks(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// How long ago, in words a person reads at a glance.

@@ -7,37 +7,20 @@
 use axum::extract::State;
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
-use maud::html;
 use serde::Deserialize;
 use tessera_core::{Password, RecoveryCode, TotpCode};
 
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, Input};
 use crate::routes::account::{CsrfOnly, Pieces, again_with, bad_form, checked, done, error_page};
-use crate::routes::html::{see_other, wide_page};
+use crate::routes::html::{recovery_codes_body, see_other, wide_page};
 
 /// The page that shows recovery codes, once.
 fn recovery_codes_page(codes: &[RecoveryCode], first: bool) -> Response {
     wide_page(
         StatusCode::OK,
         "Your recovery codes",
-        html! {
-            h1 { "Your recovery codes" }
-            @if first {
-                p.notice role="status" { "Two-step sign-in is on." }
-            }
-            p {
-                "If you lose your authenticator app, each of these codes lets you sign in once \
-                 in its place. Keep them somewhere safe, apart from your phone: this page is \
-                 the only time they are shown."
-            }
-            ol.codes {
-                @for code in codes {
-                    li { code { (code.expose()) } }
-                }
-            }
-            p { a href="/account" { "Back to your account" } }
-        },
+        recovery_codes_body(codes, "/account", first),
     )
 }
 

@@ -190,6 +190,41 @@ pub fn qr_code(text: &str, label: &str) -> Option<Markup> {
     Some(PreEscaped(svg))
 }
 
+/// A base32 key in groups of four, as authenticator apps show them.
+pub fn spaced_key(key: &str) -> String {
+    key.as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Recovery codes just made, shown this once (after setting up an authenticator
+/// app, on the account page or while signing in), then on to `next`.
+pub fn recovery_codes_body(
+    codes: &[tessera_core::RecoveryCode],
+    next: &str,
+    first: bool,
+) -> Markup {
+    html! {
+        h1 { "Your recovery codes" }
+        @if first {
+            p.notice role="status" { "Two-step sign-in is on." }
+        }
+        p {
+            "If you lose your authenticator app, each of these codes lets you sign in once \
+             in its place. Keep them somewhere safe, apart from your phone: this page is \
+             the only time they are shown."
+        }
+        ol.codes {
+            @for code in codes {
+                li { code { (code.expose()) } }
+            }
+        }
+        p { a href=(next) { "Continue" } }
+    }
+}
+
 /// A page of the full width that says what went wrong (`why`, a sentence) and
 /// leads back (`back`: the address and its words): a form of `/account` or
 /// `/admin` refused, or a request the service could not answer.

@@ -13,9 +13,11 @@ use tessera_core::{RecoveryCode, Timestamp, TotpCode};
 use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, Input, SameOrigin, credentials};
+use crate::services::second_factor::Enrolment;
 use crate::services::sessions::ActiveSession;
 use crate::services::sign_in::{
     Attempt, SecondFactorProof, SecondStep, SecondStepError, SignIn, SignInError, SignedIn,
+    SignedInWithFactor,
 };
 use crate::views::CurrentSession;
 
@@ -31,16 +33,28 @@ pub struct SecondFactorForm {
     pub code: String,
 }
 
-/// The answer to a right password for an account with a second factor: no
-/// session yet, and what the second step accepts.
+/// The answer to a right password for an account with a second factor (or one
+/// the `mfa` policy asks it to set up): no session yet, and what the second
+/// step accepts.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct SecondFactorRequired {
     pub error: &'static str,
     pub error_description: &'static str,
-    /// `totp` and `recovery_code`.
-    pub methods: [&'static str; 2],
+    /// `totp` and `recovery_code`; only `totp` while setting an app up.
+    pub methods: Vec<&'static str>,
+    /// The authenticator app to set up: the second step's code confirms it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enrolment: Option<EnrolmentView>,
     /// Seconds left for the second step.
     pub expires_in: i64,
+}
+
+/// A TOTP secret to add to an authenticator app, as text and as the link a QR
+/// code carries.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EnrolmentView {
+    pub secret: String,
+    pub otpauth_uri: String,
 }
 
 /// The error code of a right password that needs a second factor.
@@ -67,22 +81,41 @@ pub async fn login(
             FirstStep::SecondFactor {
                 set_cookie,
                 expires_at,
-            } => (
-                StatusCode::UNAUTHORIZED,
-                [(header::SET_COOKIE, set_cookie)],
-                Json(SecondFactorRequired {
-                    error: SECOND_FACTOR_REQUIRED,
-                    error_description: "this account has a second factor: send a code from \
-                         its authenticator app, or a recovery code, to \
+                enrolment,
+            } => {
+                let (error_description, methods) = match &enrolment {
+                    Some(_) => (
+                        "this account must sign in with a second factor and has none: add \
+                         the enrolment's secret to an authenticator app and send its code to \
                          POST /v1/login/second-factor",
-                    methods: ["totp", "recovery_code"],
-                    expires_in: expires_at
-                        .as_millis()
-                        .saturating_sub(Timestamp::now().as_millis())
-                        / 1000,
-                }),
-            )
-                .into_response(),
+                        vec!["totp"],
+                    ),
+                    None => (
+                        "this account has a second factor: send a code from its \
+                         authenticator app, or a recovery code, to \
+                         POST /v1/login/second-factor",
+                        vec!["totp", "recovery_code"],
+                    ),
+                };
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::SET_COOKIE, set_cookie)],
+                    Json(SecondFactorRequired {
+                        error: SECOND_FACTOR_REQUIRED,
+                        error_description,
+                        methods,
+                        enrolment: enrolment.map(|e| EnrolmentView {
+                            secret: e.secret_base32.clone(),
+                            otpauth_uri: e.link.clone(),
+                        }),
+                        expires_in: expires_at
+                            .as_millis()
+                            .saturating_sub(Timestamp::now().as_millis())
+                            / 1000,
+                    }),
+                )
+                    .into_response()
+            }
         },
     )
 }
@@ -97,10 +130,19 @@ pub async fn second_factor(
     headers: HeaderMap,
     Input(input): Input<SecondFactorForm>,
 ) -> Result<Response, ApiError> {
-    let (set_cookies, session) =
+    let (set_cookies, done) =
         second_step(&sign_in_service, &cookies, client, &headers, &input.code).await?;
     let policy = sign_in_service.sessions().policy();
-    let mut response = Json(CurrentSession::of(&session, policy)).into_response();
+    let mut body = serde_json::to_value(CurrentSession::of(&done.session, policy))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if !done.recovery_codes.is_empty() {
+        body["recovery_codes"] = done
+            .recovery_codes
+            .iter()
+            .map(RecoveryCode::expose)
+            .collect();
+    }
+    let mut response = Json(body).into_response();
     for value in set_cookies {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
@@ -114,6 +156,8 @@ pub enum FirstStep {
     SecondFactor {
         set_cookie: HeaderValue,
         expires_at: Timestamp,
+        /// The authenticator app to set up (the `mfa` policy).
+        enrolment: Option<Enrolment>,
     },
 }
 
@@ -149,6 +193,7 @@ pub async fn sign_in(
             ),
             SignInError::Disabled => disabled(),
             SignInError::Hash(e) => e.into(),
+            SignInError::Factors(e) => e.into(),
             SignInError::Store(e) => e.into(),
         })?;
     Ok(match signed_in {
@@ -158,6 +203,7 @@ pub async fn sign_in(
         SignedIn::SecondFactorNeeded(pending) => FirstStep::SecondFactor {
             set_cookie: cookies.pending.set(&pending.secret),
             expires_at: pending.expires_at,
+            enrolment: pending.enrolment,
         },
     })
 }
@@ -187,15 +233,16 @@ pub fn parse_proof(code: &str) -> Result<SecondFactorProof, ApiError> {
 }
 
 /// The second step: the session's `Set-Cookie` and the pending one's removal,
-/// and the session. Shared by `POST /v1/login/second-factor` and the page; the
-/// caller has checked the origin.
+/// and the session (with the recovery codes of an app set up on the way). Shared
+/// by `POST /v1/login/second-factor` and the page; the caller has checked the
+/// origin.
 pub async fn second_step(
     service: &SignIn,
     cookies: &Cookies,
     client: ClientInfo,
     headers: &HeaderMap,
     code: &str,
-) -> Result<([HeaderValue; 2], Arc<ActiveSession>), ApiError> {
+) -> Result<([HeaderValue; 2], SignedInWithFactor), ApiError> {
     let expired = || {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -210,7 +257,7 @@ pub async fn second_step(
         .ok_or_else(expired)?;
     let proof = parse_proof(code)?;
     let previous = cookies.session.secret(headers).ok().flatten();
-    let (secret, session) = service
+    let done = service
         .second_step(SecondStep {
             pending,
             proof,
@@ -244,7 +291,7 @@ pub async fn second_step(
             SecondStepError::Store(e) => e.into(),
         })?;
     Ok((
-        [cookies.session.set(&secret), cookies.pending.clear()],
-        session,
+        [cookies.session.set(&done.secret), cookies.pending.clear()],
+        done,
     ))
 }

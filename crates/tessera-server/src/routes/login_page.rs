@@ -21,11 +21,14 @@ use crate::http::EdgePolicy;
 use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, Input, check_origin};
-use crate::routes::html::{csp_source, page, see_other, sentence};
+use crate::routes::html::{
+    csp_source, page, qr_code, recovery_codes_body, see_other, sentence, spaced_key,
+};
 use crate::routes::login::{FirstStep, LoginForm, second_step, sign_in};
 use crate::services::authorize::Authorization;
+use crate::services::second_factor::Enrolment;
 use crate::services::sessions::SessionService;
-use crate::services::sign_in::SignIn;
+use crate::services::sign_in::{SignIn, Waiting};
 
 #[derive(Deserialize)]
 pub struct PageQuery {
@@ -233,17 +236,38 @@ fn second_step_page(status: StatusCode, leads_to: &[String], body: Markup) -> Re
 }
 
 /// The code form. Nothing typed is kept: a code is good once.
-fn second_step_form(return_to: Option<&Url>, error: Option<&str>) -> Markup {
+/// With `enrolment`, the app to set up first: the policy asks this account for
+/// a second factor it does not have yet.
+fn second_step_form(
+    return_to: Option<&Url>,
+    error: Option<&str>,
+    enrolment: Option<&Enrolment>,
+) -> Markup {
     html! {
         h1 { "Two-step sign-in" }
         @if let Some(error) = error {
             p.error role="alert" { (sentence(error)) }
         }
+        @if let Some(enrolment) = enrolment {
+            p {
+                "This account must sign in with a second step. Scan this code with an \
+                 authenticator app (such as Google Authenticator, Aegis or 1Password), or \
+                 type the key into it."
+            }
+            @if let Some(qr) = qr_code(&enrolment.link, "QR code to add this account to an authenticator app") {
+                div.qr { (qr) }
+            }
+            p.muted { "Key: " code #totp-secret { (spaced_key(&enrolment.secret_base32)) } }
+        }
         form method="post" action=(SECOND_STEP_PAGE) {
             label for="code" { "Code" }
             p.muted #code-help {
-                "The six digits your authenticator app shows for this account, or one of \
-                 your recovery codes."
+                @if enrolment.is_some() {
+                    "The six digits the app now shows."
+                } @else {
+                    "The six digits your authenticator app shows for this account, or one \
+                     of your recovery codes."
+                }
             }
             input #code name="code" autocomplete="one-time-code" autocapitalize="none"
                 spellcheck="false" aria-describedby="code-help" required autofocus;
@@ -285,27 +309,39 @@ fn start_again(status: StatusCode, return_to: Option<&Url>, reason: &str) -> Res
 /// `GET /login/second-factor[?return_to=URL]`: the code form, for a browser
 /// between its factors; any other is sent to sign in.
 pub async fn show_second_step(
+    State(sign_in_service): State<Arc<SignIn>>,
     State(cookies): State<Arc<Cookies>>,
     State(edge): State<Arc<EdgePolicy>>,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, ApiError> {
     let allowed = query
         .ok()
         .and_then(|Query(q)| q.return_to)
         .and_then(|r| edge.return_to.check(&r));
-    // Whether the sign-in is still under way is the store's to say at the post;
-    // without the cookie there is nothing to continue.
-    let pending: Option<tessera_core::CeremonySecret> =
-        cookies.pending.secret_of(&headers).ok().flatten();
-    if pending.is_none() {
-        return see_other(&sign_in_again(allowed.as_ref()));
-    }
-    second_step_page(
+    let waiting = match waiting(&sign_in_service, &cookies, &headers).await? {
+        Some(waiting) => waiting,
+        None => return Ok(see_other(&sign_in_again(allowed.as_ref()))),
+    };
+    Ok(second_step_page(
         StatusCode::OK,
         &[],
-        second_step_form(allowed.as_ref(), None),
-    )
+        second_step_form(allowed.as_ref(), None, waiting.enrolment.as_ref()),
+    ))
+}
+
+/// The sign-in the browser's cookie holds, if it is still under way.
+async fn waiting(
+    service: &SignIn,
+    cookies: &Cookies,
+    headers: &HeaderMap,
+) -> Result<Option<Waiting>, ApiError> {
+    let pending: Option<tessera_core::CeremonySecret> =
+        cookies.pending.secret_of(headers).ok().flatten();
+    match pending {
+        Some(pending) => Ok(service.waiting(&pending).await?),
+        None => Ok(None),
+    }
 }
 
 /// `POST /login/second-factor` (form): the code; `303` to `return_to` or
@@ -328,7 +364,7 @@ pub async fn submit_second_step(
             return second_step_page(
                 error.status(),
                 &[],
-                second_step_form(None, Some(error.description())),
+                second_step_form(None, Some(error.description()), None),
             );
         }
     };
@@ -337,8 +373,17 @@ pub async fn submit_second_step(
         .as_deref()
         .and_then(|r| edge.return_to.check(r));
     match second_step(&sign_in_service, &cookies, client, &headers, &input.code).await {
-        Ok((set_cookies, _)) => {
-            let mut response = see_other(allowed.as_ref().map_or("/login", Url::as_str));
+        Ok((set_cookies, done)) => {
+            let next = allowed.as_ref().map_or("/login", Url::as_str);
+            let mut response = if done.recovery_codes.is_empty() {
+                see_other(next)
+            } else {
+                second_step_page(
+                    StatusCode::OK,
+                    &[],
+                    recovery_codes_body(&done.recovery_codes, next, true),
+                )
+            };
             for value in set_cookies {
                 response.headers_mut().append(header::SET_COOKIE, value);
             }
@@ -352,10 +397,19 @@ pub async fn submit_second_step(
             response
         }
         Err(error) => {
+            // A wrong code put the sign-in back: an app being set up is shown again.
+            let enrolment = match waiting(&sign_in_service, &cookies, &headers).await {
+                Ok(Some(waiting)) => waiting.enrolment,
+                Ok(None) | Err(_) => None,
+            };
             let mut response = second_step_page(
                 error.status(),
                 &leads_to(&authorization, allowed.as_ref()).await,
-                second_step_form(allowed.as_ref(), Some(error.description())),
+                second_step_form(
+                    allowed.as_ref(),
+                    Some(error.description()),
+                    enrolment.as_ref(),
+                ),
             );
             if let Some(wait) = error.retry_after_duration() {
                 response.headers_mut().insert(

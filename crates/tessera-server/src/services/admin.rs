@@ -14,12 +14,14 @@ use tessera_store::{
     StoreError, User,
 };
 
+use crate::config::MfaPolicy;
 use crate::services::accounts::{Accounts, CutOff, Profile, ProfileChange, RegisterError};
 use crate::services::audit::{Audit, Caller};
 use crate::services::clients::{AddClientError, ClientSpec, Clients};
 use crate::services::keyring::{KeyRing, KeyRingError, KeySet};
 use crate::services::presence::Presence;
 use crate::services::second_factor::{SecondFactorError, SecondFactors};
+use crate::services::sessions::ActiveSession;
 use crate::services::sessions::{SessionPolicy, SessionService};
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +82,7 @@ pub struct Administration {
     /// The address of the page a reset link opens (`{public_url}/reset`).
     reset_page: String,
     second_factors: Arc<SecondFactors>,
+    mfa: MfaPolicy,
 }
 
 impl Administration {
@@ -95,8 +98,10 @@ impl Administration {
         hs256_configured: bool,
         public_url: &str,
         second_factors: Arc<SecondFactors>,
+        mfa: MfaPolicy,
     ) -> Self {
         Self {
+            mfa,
             second_factors,
             accounts,
             sessions,
@@ -351,6 +356,17 @@ impl Administration {
     /// A new one-time password-reset link for the user, replacing any earlier one
     /// (see `services::reset_links`). A disabled account gets none: it could not
     /// sign in with the new password.
+    /// Whether this session may administer: an admin's, and signed in with a
+    /// second factor when the `mfa` policy asks admins for one.
+    pub fn admits(&self, session: &ActiveSession) -> bool {
+        self.mfa.admits(session.user(), session.methods())
+    }
+
+    /// Whether the `mfa` policy asks administrators for a second factor.
+    pub fn asks_admins_for_second_factor(&self) -> bool {
+        self.mfa.requires_for(true)
+    }
+
     /// Takes away the account's second factors (its authenticator app and its
     /// recovery codes), for a person who lost both: their password alone signs
     /// them in again, and they set up a new app. `false` if it had none.

@@ -14,6 +14,7 @@ use tessera_store::{Actor, Client, EventKind, User};
 
 use tessera_proto::scope::oidc;
 
+use crate::config::MfaPolicy;
 use crate::services::accounts::{Accounts, LoginError};
 use crate::services::audit::{Audit, event};
 use crate::services::clients::{Clients, PresentedClient};
@@ -78,6 +79,7 @@ pub struct Grants {
     throttle: Arc<Throttle>,
     audit: Arc<Audit>,
     second_factors: Arc<SecondFactors>,
+    mfa: MfaPolicy,
 }
 
 impl Grants {
@@ -93,8 +95,10 @@ impl Grants {
         throttle: Arc<Throttle>,
         audit: Arc<Audit>,
         second_factors: Arc<SecondFactors>,
+        mfa: MfaPolicy,
     ) -> Self {
         Self {
+            mfa,
             second_factors,
             clients,
             codes,
@@ -353,13 +357,18 @@ impl Grants {
             Ok(()) => match self.accounts.check_password(username, password).await {
                 // The grant cannot ask for a second factor; an account that has
                 // one signs in where it is asked (the authorization code flow).
-                Ok(user) if self.has_second_factor(user.id).await? => Err((
-                    OAuthError::invalid_grant(
-                        "this account has a second factor, which the password grant cannot \
-                         ask for: sign in through the authorization code flow",
-                    ),
-                    "the account has a second factor",
-                )),
+                Ok(user)
+                    if self.mfa.requires(&user.roles)
+                        || self.has_second_factor(user.id).await? =>
+                {
+                    Err((
+                        OAuthError::invalid_grant(
+                            "this account signs in with a second factor, which the password \
+                             grant cannot ask for: sign in through the authorization code flow",
+                        ),
+                        "the account signs in with a second factor",
+                    ))
+                }
                 Ok(user) => Ok(user),
                 Err(LoginError::InvalidCredentials) => Err((
                     OAuthError::invalid_grant("invalid username or password"),

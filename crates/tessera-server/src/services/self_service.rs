@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tessera_core::{ClientId, DisplayName, Email, Password, RecoveryCode, SessionId, TotpCode};
 use tessera_store::{Actor, EventKind, SessionRecord, StoreError, User};
 
+use crate::config::MfaPolicy;
 use crate::services::accounts::{Accounts, LoginError, Profile, ProfileChange};
 use crate::services::audit::{Audit, event};
 use crate::services::authorize::{AllowedApp, Authorization};
@@ -19,6 +20,7 @@ use crate::services::sessions::{ActiveSession, SessionService};
 use crate::services::throttle::{Throttle, Throttled};
 
 pub struct SelfService {
+    mfa: MfaPolicy,
     second_factors: Arc<SecondFactors>,
     accounts: Accounts,
     sessions: Arc<SessionService>,
@@ -41,6 +43,10 @@ pub struct AccountOverview {
 pub enum FactorChangeError {
     #[error("the current password is not right")]
     WrongPassword,
+    #[error(
+        "this service asks this account to sign in with a second factor: it cannot be turned off"
+    )]
+    Required,
     #[error("too many attempts")]
     Throttled(Throttled),
     #[error(transparent)]
@@ -73,8 +79,10 @@ impl SelfService {
         throttle: Arc<Throttle>,
         audit: Arc<Audit>,
         second_factors: Arc<SecondFactors>,
+        mfa: MfaPolicy,
     ) -> Self {
         Self {
+            mfa,
             second_factors,
             accounts,
             sessions,
@@ -154,6 +162,9 @@ impl SelfService {
         address: IpAddr,
     ) -> Result<(), FactorChangeError> {
         let user = session.user();
+        if self.mfa.requires(&user.roles) {
+            return Err(FactorChangeError::Required);
+        }
         self.recheck_password(session, password, address).await?;
         self.second_factors.remove_totp(user.id).await?;
         self.second_factors.remove_recovery_codes(user.id).await?;

@@ -25,10 +25,13 @@ use tessera_store::{
     StoreError, User,
 };
 
+use crate::config::MfaPolicy;
 use crate::services::accounts::{Accounts, LoginError, RegisterError};
 use crate::services::audit::{Audit, event};
 use crate::services::passwords::HashError;
-use crate::services::second_factor::{SecondFactorError, SecondFactors, unix_seconds};
+use crate::services::second_factor::{
+    Enrolment, SecondFactorError, SecondFactors, TotpState, unix_seconds,
+};
 use crate::services::sessions::{ActiveSession, NewSessionInfo, SessionService};
 use crate::services::throttle::{Throttle, Throttled};
 
@@ -44,6 +47,8 @@ pub enum SignInError {
     #[error(transparent)]
     Hash(HashError),
     #[error(transparent)]
+    Factors(SecondFactorError),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -58,6 +63,7 @@ pub enum SignUpError {
 }
 
 pub struct SignIn {
+    mfa: MfaPolicy,
     accounts: Accounts,
     sessions: Arc<SessionService>,
     second_factors: Arc<SecondFactors>,
@@ -102,14 +108,31 @@ pub enum SecondFactorProof {
 pub enum SignedIn {
     /// A session began.
     Session(SessionSecret, Arc<ActiveSession>),
-    /// The password was right and the account has a second factor: the browser
-    /// keeps this secret for the second step.
+    /// The password was right and the account has a second factor, or must set
+    /// one up (the `mfa` policy): the browser keeps this secret for the second
+    /// step.
     SecondFactorNeeded(PendingSignIn),
 }
 
 pub struct PendingSignIn {
     pub secret: CeremonySecret,
     pub expires_at: Timestamp,
+    /// The authenticator app to set up, when the policy asks for a second factor
+    /// the account does not have yet: the second step's code confirms it.
+    pub enrolment: Option<Enrolment>,
+}
+
+/// What the second step's page shows of a sign-in under way.
+pub struct Waiting {
+    pub enrolment: Option<Enrolment>,
+}
+
+/// A finished sign-in: the session, and the recovery codes of an authenticator
+/// app set up on the way (shown once; empty otherwise).
+pub struct SignedInWithFactor {
+    pub secret: SessionSecret,
+    pub session: Arc<ActiveSession>,
+    pub recovery_codes: Vec<RecoveryCode>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,10 +156,14 @@ pub enum SecondStepError {
 }
 
 /// What the store keeps of a sign-in between its factors.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Copy, Serialize, Deserialize)]
 struct BetweenFactors {
     /// Wrong second factors so far.
     attempts: u32,
+    /// The account sets up its authenticator app in this step (the policy asks
+    /// for a second factor it does not have).
+    #[serde(default)]
+    enrol: bool,
 }
 
 fn outcome(name: &'static str) {
@@ -156,6 +183,7 @@ enum StoreOrDisabled {
 }
 
 impl SignIn {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         accounts: Accounts,
         sessions: Arc<SessionService>,
@@ -164,8 +192,10 @@ impl SignIn {
         throttle: Arc<Throttle>,
         audit: Arc<Audit>,
         registration_open: bool,
+        mfa: MfaPolicy,
     ) -> Self {
         Self {
+            mfa,
             accounts,
             sessions,
             second_factors,
@@ -218,7 +248,9 @@ impl SignIn {
             }
             Err(SignInError::Disabled) => failed().await.detail("the account is disabled"),
             // Not an outcome of the attempt: tessera could not decide it.
-            Err(SignInError::Hash(_) | SignInError::Store(_)) => return signed_in,
+            Err(SignInError::Hash(_) | SignInError::Factors(_) | SignInError::Store(_)) => {
+                return signed_in;
+            }
         };
         self.audit.record(recorded).await;
         signed_in
@@ -260,10 +292,10 @@ impl SignIn {
             // second step then says why it cannot be checked.
             Err(_) => true,
         };
-        if has_totp {
+        if has_totp || self.mfa.requires(&user.roles) {
             outcome("second_factor_needed");
             return Ok(SignedIn::SecondFactorNeeded(
-                self.wait_for_second_factor(&user).await?,
+                self.wait_for_second_factor(&user, !has_totp).await?,
             ));
         }
         let (secret, session) = self
@@ -283,12 +315,70 @@ impl SignIn {
         Ok(SignedIn::Session(secret, session))
     }
 
-    /// A new sign-in waiting for its second factor.
-    async fn wait_for_second_factor(&self, user: &User) -> Result<PendingSignIn, StoreError> {
+    /// A new sign-in waiting for its second factor; with `enrol`, for the
+    /// authenticator app the account sets up in the second step.
+    async fn wait_for_second_factor(
+        &self,
+        user: &User,
+        enrol: bool,
+    ) -> Result<PendingSignIn, SignInError> {
+        let enrolment = if enrol {
+            Some(
+                self.second_factors
+                    .begin_totp(user)
+                    .await
+                    .map_err(|e| match e {
+                        SecondFactorError::Store(e) => SignInError::Store(e),
+                        e => SignInError::Factors(e),
+                    })?,
+            )
+        } else {
+            None
+        };
         let secret = CeremonySecret::generate();
         let expires_at = Timestamp::now().saturating_add(BETWEEN_FACTORS);
-        self.between_factors(user, 0, &secret, expires_at).await?;
-        Ok(PendingSignIn { secret, expires_at })
+        let state = BetweenFactors { attempts: 0, enrol };
+        self.between_factors(user, state, &secret, expires_at)
+            .await?;
+        Ok(PendingSignIn {
+            secret,
+            expires_at,
+            enrolment,
+        })
+    }
+
+    /// The sign-in `pending` holds, if it is still under way: what its page shows.
+    pub async fn waiting(&self, pending: &CeremonySecret) -> Result<Option<Waiting>, StoreError> {
+        let Some(ceremony) = self
+            .ceremonies
+            .ceremony(
+                &pending.hash(),
+                CeremonyKind::SecondFactor,
+                Timestamp::now(),
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let state: BetweenFactors = serde_json::from_str(&ceremony.state)
+            .map_err(|_| StoreError::corrupt("a sign-in between its factors"))?;
+        let user = match ceremony.user {
+            Some(id) => self.accounts.user(id).await?,
+            None => None,
+        };
+        let Some(user) = user else { return Ok(None) };
+        if !state.enrol {
+            return Ok(Some(Waiting { enrolment: None }));
+        }
+        match self.second_factors.state(&user).await {
+            Ok(TotpState::Enrolling(enrolment)) => Ok(Some(Waiting {
+                enrolment: Some(enrolment),
+            })),
+            // Confirmed or removed meanwhile (another tab): nothing to show.
+            Ok(_) => Ok(None),
+            Err(SecondFactorError::Store(e)) => Err(e),
+            Err(e) => Err(StoreError::Other(e.to_string())),
+        }
     }
 
     /// Keeps a sign-in waiting for its second factor: a new one, or the one just
@@ -296,12 +386,12 @@ impl SignIn {
     async fn between_factors(
         &self,
         user: &User,
-        attempts: u32,
+        state: BetweenFactors,
         secret: &CeremonySecret,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
-        let state = serde_json::to_string(&BetweenFactors { attempts })
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let state =
+            serde_json::to_string(&state).map_err(|e| StoreError::Invalid(e.to_string()))?;
         self.ceremonies
             .begin_ceremony(Ceremony {
                 hash: secret.hash(),
@@ -348,7 +438,7 @@ impl SignIn {
     pub async fn second_step(
         &self,
         step: SecondStep,
-    ) -> Result<(SessionSecret, Arc<ActiveSession>), SecondStepError> {
+    ) -> Result<SignedInWithFactor, SecondStepError> {
         let address = step.address;
         let taken = self
             .ceremonies
@@ -374,12 +464,15 @@ impl SignIn {
                 .failed()
         };
         let recorded = match (&result, &step.proof) {
-            (Ok((_, session)), proof) => event(EventKind::Login, Actor::User(user.id))
+            (Ok(done), proof) => event(EventKind::Login, Actor::User(user.id))
                 .user(user.id)
                 .username(user.username.as_str())
                 .address(Some(address))
-                .target("session", session.id())
+                .target("session", done.session.id())
                 .detail(match proof {
+                    _ if !done.recovery_codes.is_empty() => {
+                        "with a TOTP code of the authenticator app set up on the way"
+                    }
                     SecondFactorProof::Totp(_) => "with a TOTP code",
                     SecondFactorProof::RecoveryCode(_) => "with a recovery code",
                 }),
@@ -399,7 +492,7 @@ impl SignIn {
         step: &SecondStep,
         user: &User,
         ceremony: &Ceremony,
-    ) -> Result<(SessionSecret, Arc<ActiveSession>), SecondStepError> {
+    ) -> Result<SignedInWithFactor, SecondStepError> {
         if user.disabled {
             return Err(SecondStepError::Disabled);
         }
@@ -409,11 +502,26 @@ impl SignIn {
         // puts it back untouched, so waiting is enough.
         if let Err(wait) = self.throttle.login(&user.username, step.address).await {
             outcome("throttled");
-            self.between_factors(user, state.attempts, &step.pending, ceremony.expires_at)
+            self.between_factors(user, state, &step.pending, ceremony.expires_at)
                 .await?;
             return Err(SecondStepError::Throttled(wait));
         }
         let right = match &step.proof {
+            // Setting up: the code confirms the app; a recovery code there is none.
+            SecondFactorProof::Totp(code) if state.enrol => {
+                match self
+                    .second_factors
+                    .confirm_totp(user.id, code, unix_seconds())
+                    .await
+                {
+                    Ok(()) => true,
+                    Err(SecondFactorError::Refused(_)) => false,
+                    Err(SecondFactorError::NotEnrolling) => return Err(SecondStepError::Expired),
+                    Err(SecondFactorError::Store(e)) => return Err(e.into()),
+                    Err(e) => return Err(SecondStepError::Factors(e)),
+                }
+            }
+            SecondFactorProof::RecoveryCode(_) if state.enrol => false,
             SecondFactorProof::Totp(code) => {
                 match self
                     .second_factors
@@ -441,13 +549,19 @@ impl SignIn {
             if attempts >= SECOND_STEP_ATTEMPTS {
                 return Err(SecondStepError::TooManyWrongCodes);
             }
-            self.between_factors(user, attempts, &step.pending, ceremony.expires_at)
+            let state = BetweenFactors { attempts, ..state };
+            self.between_factors(user, state, &step.pending, ceremony.expires_at)
                 .await?;
             return Err(SecondStepError::WrongCode {
                 attempts_left: SECOND_STEP_ATTEMPTS - attempts,
             });
         }
-        let started = self
+        let recovery_codes = if state.enrol {
+            self.enrolled(user, step.address).await?
+        } else {
+            Vec::new()
+        };
+        let (secret, session) = self
             .start(
                 user,
                 AuthMethods::password().with(AuthMethod::OneTimeCode),
@@ -461,7 +575,46 @@ impl SignIn {
                 StoreOrDisabled::Store(e) => SecondStepError::Store(e),
             })?;
         outcome("success");
-        Ok(started)
+        Ok(SignedInWithFactor {
+            secret,
+            session,
+            recovery_codes,
+        })
+    }
+
+    /// An authenticator app set up in the second step: its recovery codes, and
+    /// the audit events the account page's set-up records too.
+    async fn enrolled(
+        &self,
+        user: &User,
+        address: IpAddr,
+    ) -> Result<Vec<RecoveryCode>, SecondStepError> {
+        let codes = self
+            .second_factors
+            .new_recovery_codes(user.id)
+            .await
+            .map_err(|e| match e {
+                SecondFactorError::Store(e) => SecondStepError::Store(e),
+                e => SecondStepError::Factors(e),
+            })?;
+        for (kind, detail) in [
+            (
+                EventKind::SecondFactorAdded,
+                "authenticator app, set up while signing in",
+            ),
+            (EventKind::RecoveryCodesIssued, "with the authenticator app"),
+        ] {
+            self.audit
+                .record(
+                    event(kind, Actor::User(user.id))
+                        .user(user.id)
+                        .username(user.username.as_str())
+                        .address(Some(address))
+                        .detail(detail),
+                )
+                .await;
+        }
+        Ok(codes)
     }
 
     /// Opens an account, unless configuration closed registration.

@@ -181,6 +181,13 @@ impl TestServer {
         self.spawn();
     }
 
+    /// [`Self::restart`] with these settings added (a policy turned on, say).
+    pub fn restart_with(&mut self, env: &[(&str, &str)]) {
+        self.env
+            .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.restart();
+    }
+
     /// `tessera serve` on this server's data dir and settings, expected to refuse
     /// to start: its exit status and stderr. Stopped and failed if it runs 30 s.
     pub fn refused_start(&self) -> (std::process::ExitStatus, String) {

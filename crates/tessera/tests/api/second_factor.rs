@@ -531,3 +531,81 @@ async fn an_admin_resets_a_lost_second_factor_and_the_audit_log_says_so() {
         .unwrap();
     assert_eq!(added["events"].as_array().unwrap().len(), 1, "{added}");
 }
+
+#[tokio::test]
+async fn the_mfa_policy_has_admins_set_up_an_app_as_they_sign_in() {
+    let mut server = TestServer::start().await;
+    server.add_user("root", &["admin"]);
+    server.add_user("bob", &[]);
+    let before = server.login("root").await;
+    server.restart_with(&[("TESSERA_MFA", "required_for_admins")]);
+
+    // a session from before the policy, with the password alone, reaches neither
+    // the admin API nor the console; the account page it does
+    let api = server.get_as("/admin/v1/users", &before).await;
+    assert_eq!(
+        error_of(api).await,
+        (403, "insufficient_user_authentication".into())
+    );
+    let console = server.get_as("/admin", &before).await;
+    assert_eq!(console.status(), StatusCode::FORBIDDEN);
+    assert!(
+        console
+            .text()
+            .await
+            .unwrap()
+            .contains("Two-step sign-in needed")
+    );
+    assert_eq!(server.get_as("/account", &before).await.status(), 200);
+    // the policy is for admins
+    assert_eq!(server.try_login("bob", PASSWORD).await.status(), 200);
+
+    // an admin with no app sets one up between the password and the session
+    let response = server.try_login("root", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(session_set_cookie(&response).is_none());
+    let pending = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("__Host-tessera-sign-in="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "second_factor_required");
+    assert_eq!(body["methods"], json!(["totp"]));
+    let key = body["enrolment"]["secret"].as_str().unwrap().to_owned();
+    let uri = body["enrolment"]["otpauth_uri"].as_str().unwrap();
+    assert!(
+        uri.starts_with("otpauth://totp/") && uri.contains(&key),
+        "{uri}"
+    );
+    // nothing stands in for the app not set up yet
+    let stand_in = second_step(&server, &pending, "k3f9-q2xm-7hpa-c4dz").await;
+    assert_eq!(error_of(stand_in).await, (401, "invalid_code".into()));
+    let done = second_step(&server, &pending, &code(&key, 0)).await;
+    assert_eq!(done.status(), StatusCode::OK);
+    let root = browser_from(done).await;
+    assert_eq!(root.login["recovery_codes"].as_array().unwrap().len(), 10);
+    assert_eq!(root.login["session"]["amr"], json!(["pwd", "otp", "mfa"]));
+    assert_eq!(server.get_as("/admin/v1/users", &root).await.status(), 200);
+    assert_eq!(server.get_as("/admin", &root).await.status(), 200);
+    // from now on the app is asked for; it cannot be turned off while the
+    // policy covers the account
+    first_step(&server, "root").await;
+    let off = server
+        .unsafe_as(reqwest::Method::POST, "/account/totp/remove", &root)
+        .header(header::ORIGIN, &server.base)
+        .form(&[
+            ("csrf_token", root.csrf.as_str()),
+            ("current_password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(off.status(), StatusCode::CONFLICT);
+}

@@ -44,7 +44,7 @@ pub async fn list(
     >,
     headers: HeaderMap,
 ) -> Response {
-    let session = match admin_session(&sessions, &cookies, &headers).await {
+    let session = match admin_session(&admin, &sessions, &cookies, &headers).await {
         Ok(session) => session,
         Err(answer) => return answer,
     };
@@ -217,10 +217,11 @@ pub async fn add(
     headers: HeaderMap,
     form: Result<Input<HashMap<String, String>>, ApiError>,
 ) -> Response {
-    let (session, form) = match checked_form(&sessions, &cookies, &edge, &headers, form).await {
-        Ok(checked) => checked,
-        Err(answer) => return answer,
-    };
+    let (session, form) =
+        match checked_form(&admin, &sessions, &cookies, &edge, &headers, form).await {
+            Ok(checked) => checked,
+            Err(answer) => return answer,
+        };
     let added = match new_client(&form).parse() {
         Ok(spec) => admin
             .add_client(caller(&session, &client), spec)
@@ -248,7 +249,8 @@ pub async fn action(
     headers: HeaderMap,
     form: Result<Input<HashMap<String, String>>, ApiError>,
 ) -> Response {
-    let (session, _) = match checked_form(&sessions, &cookies, &edge, &headers, form).await {
+    let (session, _) = match checked_form(&admin, &sessions, &cookies, &edge, &headers, form).await
+    {
         Ok(checked) => checked,
         Err(answer) => return answer,
     };

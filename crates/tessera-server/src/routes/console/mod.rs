@@ -44,6 +44,7 @@ type Pieces = (
 /// The admin's session from the cookie; otherwise the answer a person should get:
 /// to sign in, or a page saying this is for administrators.
 async fn admin_session(
+    admin: &Administration,
     sessions: &SessionService,
     cookies: &Cookies,
     headers: &HeaderMap,
@@ -72,12 +73,31 @@ async fn admin_session(
             },
         ));
     }
+    if !admin.admits(&session) {
+        return Err(wide_page(
+            StatusCode::FORBIDDEN,
+            "Two-step sign-in needed",
+            html! {
+                h1 { "Two-step sign-in needed" }
+                p.error role="alert" {
+                    "This service asks administrators to sign in with a second step, and \
+                     this session began with the password alone."
+                }
+                p {
+                    "Set up an authenticator app on your account page if you have none, then \
+                     sign out and sign in again."
+                }
+                p { a href="/account" { "Your account" } }
+            },
+        ));
+    }
     Ok(session)
 }
 
 /// A form of the console, checked: our origin, an admin's live session, its CSRF
 /// token.
 async fn admin_form(
+    admin: &Administration,
     sessions: &SessionService,
     cookies: &Cookies,
     edge: &EdgePolicy,
@@ -89,7 +109,7 @@ async fn admin_form(
             "This form was sent from another site, so it was not accepted.",
         ));
     }
-    let session = admin_session(sessions, cookies, headers).await?;
+    let session = admin_session(admin, sessions, cookies, headers).await?;
     if !session.csrf_token().matches(csrf) {
         return Err(refused(
             "This form is out of date (it belongs to an earlier sign-in). Open the page again.",
@@ -113,6 +133,7 @@ impl ConsoleForm for HashMap<String, String> {
 /// A posted console form, read and checked ([`admin_form`]): the admin's session
 /// and the form, or the page to answer instead.
 async fn checked_form<F: ConsoleForm>(
+    admin: &Administration,
     sessions: &SessionService,
     cookies: &Cookies,
     edge: &EdgePolicy,
@@ -120,7 +141,7 @@ async fn checked_form<F: ConsoleForm>(
     form: Result<Input<F>, ApiError>,
 ) -> Result<(Arc<ActiveSession>, F), Response> {
     let Input(form) = form.map_err(|error| error_page(&error))?;
-    let session = admin_form(sessions, cookies, edge, headers, form.csrf_token()).await?;
+    let session = admin_form(admin, sessions, cookies, edge, headers, form.csrf_token()).await?;
     Ok((session, form))
 }
 
@@ -210,7 +231,7 @@ pub async fn dashboard(
     (State(admin), State(sessions), State(cookies), State(_)): Pieces,
     headers: HeaderMap,
 ) -> Response {
-    let session = match admin_session(&sessions, &cookies, &headers).await {
+    let session = match admin_session(&admin, &sessions, &cookies, &headers).await {
         Ok(session) => session,
         Err(answer) => return answer,
     };
@@ -410,7 +431,7 @@ pub async fn users(
     query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
-    let session = match admin_session(&sessions, &cookies, &headers).await {
+    let session = match admin_session(&admin, &sessions, &cookies, &headers).await {
         Ok(session) => session,
         Err(answer) => return answer,
     };
@@ -460,7 +481,7 @@ pub async fn user(
     query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
-    let session = match admin_session(&sessions, &cookies, &headers).await {
+    let session = match admin_session(&admin, &sessions, &cookies, &headers).await {
         Ok(session) => session,
         Err(answer) => return answer,
     };
@@ -558,10 +579,11 @@ pub async fn user_action(
     headers: HeaderMap,
     form: Result<Input<HashMap<String, String>>, ApiError>,
 ) -> Response {
-    let (session, form) = match checked_form(&sessions, &cookies, &edge, &headers, form).await {
-        Ok(checked) => checked,
-        Err(answer) => return answer,
-    };
+    let (session, form) =
+        match checked_form(&admin, &sessions, &cookies, &edge, &headers, form).await {
+            Ok(checked) => checked,
+            Err(answer) => return answer,
+        };
     let Some(id) = UserId::parse(&id) else {
         return error_page(&ApiError::not_found("there is no user with this id"));
     };
@@ -622,7 +644,7 @@ pub async fn keys(
     query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
-    let session = match admin_session(&sessions, &cookies, &headers).await {
+    let session = match admin_session(&admin, &sessions, &cookies, &headers).await {
         Ok(session) => session,
         Err(answer) => return answer,
     };
@@ -683,10 +705,11 @@ pub async fn rotate_key(
     headers: HeaderMap,
     form: Result<Input<RotateForm>, ApiError>,
 ) -> Response {
-    let (session, form) = match checked_form(&sessions, &cookies, &edge, &headers, form).await {
-        Ok(checked) => checked,
-        Err(answer) => return answer,
-    };
+    let (session, form) =
+        match checked_form(&admin, &sessions, &cookies, &edge, &headers, form).await {
+            Ok(checked) => checked,
+            Err(answer) => return answer,
+        };
     let algorithm = match form.alg.parse::<Algorithm>() {
         Ok(alg @ (Algorithm::EdDSA | Algorithm::ES256 | Algorithm::RS256)) => alg,
         _ => return error_page(&ApiError::bad_request("alg must be EdDSA, ES256 or RS256")),
@@ -719,10 +742,11 @@ pub async fn retire_key(
     headers: HeaderMap,
     form: Result<Input<RetireForm>, ApiError>,
 ) -> Response {
-    let (session, form) = match checked_form(&sessions, &cookies, &edge, &headers, form).await {
-        Ok(checked) => checked,
-        Err(answer) => return answer,
-    };
+    let (session, form) =
+        match checked_form(&admin, &sessions, &cookies, &edge, &headers, form).await {
+            Ok(checked) => checked,
+            Err(answer) => return answer,
+        };
     match admin.retire_key(caller(&session, &client), &form.kid).await {
         Ok(true) => see_other("/admin/keys?notice=retired"),
         Ok(false) => error_page(&ApiError::not_found("there is no such key still in use")),
@@ -736,7 +760,7 @@ pub async fn events(
     query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
-    let session = match admin_session(&sessions, &cookies, &headers).await {
+    let session = match admin_session(&admin, &sessions, &cookies, &headers).await {
         Ok(session) => session,
         Err(answer) => return answer,
     };
