@@ -70,6 +70,9 @@ pub struct ServerMetadata {
     pub claims_supported: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prompt_values_supported: Vec<String>,
+    /// The `acr` values issued, weakest first (`1`: one factor, `2`: two).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acr_values_supported: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claims_parameter_supported: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

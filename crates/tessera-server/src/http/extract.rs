@@ -502,6 +502,25 @@ impl FromRequest<AppState> for CsrfProtectedSession {
     }
 }
 
+/// A yes/no field as JSON gives it (`true`) or as a form does (`"true"`,
+/// `"false"`; a form's flattened fields all arrive as text).
+pub fn form_bool<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Bool(bool),
+        Text(String),
+    }
+    match <Either as serde::Deserialize>::deserialize(deserializer)? {
+        Either::Bool(value) => Ok(value),
+        Either::Text(text) => match text.as_str() {
+            "true" => Ok(true),
+            "false" | "" => Ok(false),
+            _ => Err(serde::de::Error::custom("expected true or false")),
+        },
+    }
+}
+
 /// The scope an access token needs for the admin API.
 pub const ADMIN_SCOPE: &str = tessera_proto::scope::ADMIN;
 

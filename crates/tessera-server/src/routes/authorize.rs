@@ -103,11 +103,15 @@ fn render(step: Result<Step, AuthorizeError>) -> Response {
             resume,
             reauthenticate,
             login_hint,
+            second_factor,
         }) => {
             let mut query = url::form_urlencoded::Serializer::new(String::new());
             query.append_pair("return_to", &resume);
             if reauthenticate {
                 query.append_pair("reauthenticate", "true");
+            }
+            if second_factor {
+                query.append_pair("second_factor", "true");
             }
             if let Some(hint) = &login_hint {
                 query.append_pair("login_hint", hint);

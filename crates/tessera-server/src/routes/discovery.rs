@@ -128,6 +128,7 @@ pub async fn metadata(State(discovery): State<Arc<Discovery>>) -> Response {
             "email_verified",
         ]),
         prompt_values_supported: names(&["none", "login", "consent", "select_account"]),
+        acr_values_supported: names(&tessera_core::ACR_VALUES),
         claims_parameter_supported: Some(false),
         request_parameter_supported: Some(false),
         // By reference only through /oauth2/par (RFC 9126), not fetched from a URL.

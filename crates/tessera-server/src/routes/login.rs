@@ -25,6 +25,11 @@ use crate::views::CurrentSession;
 pub struct LoginForm {
     pub username: String,
     pub password: String,
+    /// Sign in with two factors even where neither the account nor the `mfa`
+    /// policy asks for it (an authorization request's `acr_values=2`): an account
+    /// without an authenticator app sets one up in the second step.
+    #[serde(default, deserialize_with = "crate::http::extract::form_bool")]
+    pub second_factor: bool,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -182,6 +187,7 @@ pub async fn sign_in(
             address: client.address,
             user_agent: client.user_agent,
             previous,
+            second_factor: input.second_factor,
         })
         .await
         .map_err(|e| match e {

@@ -38,6 +38,9 @@ pub struct PageQuery {
     reauthenticate: bool,
     /// The username to offer (OpenID Connect's `login_hint`).
     login_hint: Option<String>,
+    /// Two factors asked for (an authorization request's `acr_values`).
+    #[serde(default)]
+    second_factor: bool,
 }
 
 #[derive(Deserialize)]
@@ -65,7 +68,13 @@ fn sign_in_page(status: StatusCode, leads_to: &[String], body: Markup) -> Respon
 }
 
 /// The sign-in form. `username` is kept after a failed attempt; never the password.
-fn form(return_to: Option<&Url>, username: Option<&str>, error: Option<&str>) -> Markup {
+/// `second_factor`: the form carries the request for two factors along.
+fn form(
+    return_to: Option<&Url>,
+    username: Option<&str>,
+    error: Option<&str>,
+    second_factor: bool,
+) -> Markup {
     html! {
         h1 { "Sign in" }
         @if let Some(error) = error {
@@ -78,6 +87,9 @@ fn form(return_to: Option<&Url>, username: Option<&str>, error: Option<&str>) ->
             input #password name="password" type="password" autocomplete="current-password" required autofocus[username.is_some()];
             @if let Some(return_to) = return_to {
                 input type="hidden" name="return_to" value=(return_to.as_str());
+            }
+            @if second_factor {
+                input type="hidden" name="second_factor" value="true";
             }
             button type="submit" { "Sign in" }
         }
@@ -126,7 +138,12 @@ pub async fn show(
     Ok(sign_in_page(
         StatusCode::OK,
         &leads_to(&authorization, allowed.as_ref()).await,
-        form(allowed.as_ref(), hint, None),
+        form(
+            allowed.as_ref(),
+            hint,
+            None,
+            query.as_ref().is_some_and(|q| q.second_factor),
+        ),
     ))
 }
 
@@ -151,7 +168,7 @@ pub async fn submit(
         return sign_in_page(
             StatusCode::FORBIDDEN,
             &[],
-            form(None, None, Some(FOREIGN_FORM)),
+            form(None, None, Some(FOREIGN_FORM), false),
         );
     }
     let input = match input {
@@ -160,7 +177,7 @@ pub async fn submit(
             return sign_in_page(
                 error.status(),
                 &[],
-                form(None, None, Some(error.description())),
+                form(None, None, Some(error.description()), false),
             );
         }
     };
@@ -169,6 +186,7 @@ pub async fn submit(
         .as_deref()
         .and_then(|r| edge.return_to.check(r));
     let username = input.credentials.username.clone();
+    let second_factor = input.credentials.second_factor;
     match sign_in(
         &sign_in_service,
         &cookies,
@@ -196,7 +214,12 @@ pub async fn submit(
             let mut response = sign_in_page(
                 error.status(),
                 &leads_to(&authorization, allowed.as_ref()).await,
-                form(allowed.as_ref(), Some(&username), Some(error.description())),
+                form(
+                    allowed.as_ref(),
+                    Some(&username),
+                    Some(error.description()),
+                    second_factor,
+                ),
             );
             if let Some(wait) = error.retry_after_duration() {
                 response.headers_mut().insert(

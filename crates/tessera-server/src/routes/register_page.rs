@@ -108,6 +108,7 @@ pub async fn submit(
     let login = LoginForm {
         username: input.username,
         password: input.password,
+        second_factor: false,
     };
     match sign_in(&sign_in_service, &cookies, client, &headers, login).await {
         Ok(FirstStep::Session(set_cookie, _)) => {

@@ -76,6 +76,10 @@ pub struct AuthorizeParams {
     pub max_age: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login_hint: Option<String>,
+    /// The `acr` values the client asks for, in its order of preference; `2`
+    /// alone (of the values tessera issues) asks for a second factor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acr_values: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_mode: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,6 +101,9 @@ pub enum Step {
         resume: String,
         reauthenticate: bool,
         login_hint: Option<String>,
+        /// The request asks for two factors (`acr_values`): the sign-in asks for
+        /// the second, or has one set up.
+        second_factor: bool,
     },
     /// Ask the user.
     Consent(Box<ConsentPrompt>),
@@ -255,6 +262,7 @@ impl Authorization {
                     resume: resume_url(&params, &checked, now),
                     reauthenticate: signed_in.is_some(),
                     login_hint: checked.asked.login_hint,
+                    second_factor: checked.asked.second_factor,
                 });
             }
         };
@@ -308,6 +316,7 @@ impl Authorization {
                 resume: resume_url(&params, &checked, Timestamp::now()),
                 reauthenticate: false,
                 login_hint: checked.asked.login_hint,
+                second_factor: checked.asked.second_factor,
             });
         };
         if decision == Decision::Deny {
@@ -634,6 +643,8 @@ struct Asked {
     max_age: Option<i64>,
     login_hint: Option<String>,
     auth_after: Option<i64>,
+    /// `acr_values` leaves only two factors acceptable.
+    second_factor: bool,
 }
 
 /// `pushed`: the request came through `/oauth2/par`.
@@ -724,6 +735,7 @@ fn check_parameters(
         max_age,
         login_hint,
         auth_after,
+        second_factor: asks_for_two_factors(params.acr_values.as_deref()),
     })
 }
 
@@ -805,12 +817,24 @@ fn parse_seconds(value: Option<&str>, name: &str) -> Result<Option<i64>, Refusal
         .transpose()
 }
 
+/// Whether `acr_values` (OpenID Connect Core §3.1.2.1: voluntary, in order of
+/// preference) leaves only a sign-in with two factors acceptable: of the values
+/// tessera issues (`tessera_core::ACR_VALUES`) it names the two-factor one and not
+/// the one-factor one. Values tessera does not issue are passed over, as the
+/// specification lets a provider do; the ID token's `acr` says what was done.
+fn asks_for_two_factors(acr_values: Option<&str>) -> bool {
+    let asked: Vec<&str> = acr_values.unwrap_or_default().split(' ').collect();
+    asked.contains(&tessera_core::ACR_TWO_FACTORS) && !asked.contains(&tessera_core::ACR_ONE_FACTOR)
+}
+
 /// Whether the browser must sign in (again) first: no session, or `prompt=login`,
-/// or a sign-in older than `max_age` or than a resumed request's `auth_after`.
+/// or a sign-in older than `max_age` or than a resumed request's `auth_after`, or
+/// with one factor where the request asks for two.
 fn needs_sign_in(asked: &Asked, session: &ActiveSession, now: Timestamp) -> bool {
     let auth_time = session.created_at().as_millis();
     let elapsed = now.as_millis() - auth_time;
-    asked.prompt.login
+    (asked.second_factor && !session.methods().is_multi_factor())
+        || asked.prompt.login
         || asked
             .max_age
             .is_some_and(|max| elapsed > max.saturating_mul(1000))

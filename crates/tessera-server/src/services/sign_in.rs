@@ -86,6 +86,9 @@ pub struct Attempt {
     pub user_agent: Option<String>,
     /// The session secret the browser already holds, if any.
     pub previous: Option<SessionSecret>,
+    /// Ask for a second factor whatever the account and the policy say (a
+    /// step-up the client asked for).
+    pub second_factor: bool,
 }
 
 /// The second step of a sign-in.
@@ -292,7 +295,7 @@ impl SignIn {
             // second step then says why it cannot be checked.
             Err(_) => true,
         };
-        if has_totp || self.mfa.requires(&user.roles) {
+        if has_totp || attempt.second_factor || self.mfa.requires(&user.roles) {
             outcome("second_factor_needed");
             return Ok(SignedIn::SecondFactorNeeded(
                 self.wait_for_second_factor(&user, !has_totp).await?,

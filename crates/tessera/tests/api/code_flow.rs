@@ -1182,3 +1182,148 @@ async fn userinfo_refuses_an_hs256_token() {
         }
     }
 }
+
+/// The payload of a JWT, unverified (what it says is checked, not who signed it).
+fn payload(jwt: &str) -> Value {
+    let part = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn acr_values_2_has_a_one_factor_session_sign_in_again_with_an_app() {
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    let portal = app(&server, "portal", &["--first-party"]);
+    let browser = server.login("alice").await;
+
+    // asked nothing of the kind, one factor is what the tokens say
+    let plain = Request::new(&portal);
+    let code = code_for(&server, &browser, &plain).await;
+    let id = payload(
+        tokens(&server, &portal, &code, &plain.verifier).await["id_token"]
+            .as_str()
+            .unwrap(),
+    );
+    assert_eq!(
+        (id["acr"].clone(), id["amr"].clone()),
+        ("1".into(), serde_json::json!(["pwd"]))
+    );
+
+    // two factors asked for: never silently, and not with one
+    let stepped = Request::new(&portal).set("acr_values", "2");
+    let silent = stepped.clone().set("prompt", "none");
+    let response = get(&server, &silent.url(&server), Some(&browser.cookie)).await;
+    refused_with(&server, &response, "login_required");
+    // "2 1": one factor is acceptable too, so the session serves as it is
+    let either = Request::new(&portal).set("acr_values", "2 1");
+    code_for(&server, &browser, &either).await;
+
+    let to = location(&get(&server, &stepped.url(&server), Some(&browser.cookie)).await);
+    assert_eq!(to.path(), "/login");
+    assert_eq!(param(&to, "reauthenticate").as_deref(), Some("true"));
+    assert_eq!(param(&to, "second_factor").as_deref(), Some("true"));
+    let resume = param(&to, "return_to").unwrap();
+    let form = get(
+        &server,
+        to.as_str()
+            .replace("http://tessera.invalid", &server.base)
+            .as_str(),
+        Some(&browser.cookie),
+    )
+    .await;
+    let form = form.text().await.unwrap();
+    assert!(
+        form.contains("name=\"second_factor\" value=\"true\""),
+        "{form}"
+    );
+
+    // the password, then the app she sets up on the way (she had none)
+    let first = server
+        .client
+        .post(server.url("/login"))
+        .header(header::ORIGIN, &server.base)
+        .form(&[
+            ("username", "alice"),
+            ("password", PASSWORD),
+            ("second_factor", "true"),
+            ("return_to", &server.url(&resume)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let second_step = location(&first);
+    assert_eq!(second_step.path(), "/login/second-factor");
+    let pending = first
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("__Host-tessera-sign-in="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = get(
+        &server,
+        &server.url(&format!(
+            "{}?{}",
+            second_step.path(),
+            second_step.query().unwrap()
+        )),
+        Some(&pending),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let from = page.find("id=\"totp-secret\">").unwrap() + "id=\"totp-secret\">".len();
+    let key: String = page[from..]
+        .split('<')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let done = server
+        .client
+        .post(server.url("/login/second-factor"))
+        .header(header::ORIGIN, &server.base)
+        .header(header::COOKIE, &pending)
+        .form(&[
+            ("code", crate::second_factor::code(&key, 0).as_str()),
+            ("return_to", &server.url(&resume)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200, "the recovery codes, then on");
+    let cookie = session_set_cookie(&done).unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let codes = done.text().await.unwrap();
+    assert!(codes.contains("Your recovery codes"), "{codes}");
+
+    // the request again, with the new session: a code whose tokens say two factors
+    let back = location(&get(&server, &server.url(&resume), Some(&cookie)).await);
+    assert!(back.as_str().starts_with(REDIRECT), "{back}");
+    let code = param(&back, "code").unwrap();
+    let issued = tokens(&server, &portal, &code, &stepped.verifier).await;
+    let id = payload(issued["id_token"].as_str().unwrap());
+    assert_eq!(id["acr"], "2");
+    assert_eq!(id["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+    let access = payload(issued["access_token"].as_str().unwrap());
+    assert_eq!(access["acr"], "2");
+
+    let metadata: Value = server
+        .client
+        .get(server.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        metadata["acr_values_supported"],
+        serde_json::json!(["1", "2"])
+    );
+}
