@@ -60,12 +60,7 @@ impl AuthMethod {
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 pub struct AuthMethods(u8);
 
-/// The `acr` of a session authenticated with one factor.
-pub const ACR_ONE_FACTOR: &str = "1";
-/// The `acr` of a session authenticated with two factors of different kinds.
-pub const ACR_TWO_FACTORS: &str = "2";
-/// Every `acr` tessera issues, weakest first (discovery's `acr_values_supported`).
-pub const ACR_VALUES: [&str; 2] = [ACR_ONE_FACTOR, ACR_TWO_FACTORS];
+pub use tessera_proto::acr::{ACR_ONE_FACTOR, ACR_TWO_FACTORS, ACR_VALUES};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a list of authentication methods tessera knows (pwd, otp, hwk, swk)")]
@@ -121,13 +116,7 @@ impl AuthMethods {
     /// Whether these methods reach `acr` (one of [`ACR_VALUES`]); an `acr` tessera
     /// does not issue is never reached.
     pub fn reaches(self, acr: &str) -> bool {
-        let Some(wanted) = ACR_VALUES.iter().position(|v| *v == acr) else {
-            return false;
-        };
-        ACR_VALUES
-            .iter()
-            .position(|v| *v == self.acr())
-            .is_some_and(|have| have >= wanted)
+        tessera_proto::acr::meets(self.acr(), acr)
     }
 
     /// As stored: the names separated by spaces (never `mfa`).

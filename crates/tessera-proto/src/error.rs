@@ -25,6 +25,9 @@ pub const INVALID_TARGET: &str = "invalid_target";
 pub const INVALID_TOKEN: &str = "invalid_token";
 /// The bearer token lacks a scope the request needs.
 pub const INSUFFICIENT_SCOPE: &str = "insufficient_scope";
+/// The token's sign-in was not strong enough for the request: its `acr` or
+/// `amr` (RFC 9470 §3); the challenge says what is needed.
+pub const INSUFFICIENT_USER_AUTHENTICATION: &str = "insufficient_user_authentication";
 /// Try again shortly (comes with `Retry-After`).
 pub const TEMPORARILY_UNAVAILABLE: &str = "temporarily_unavailable";
 /// The authorization endpoint answers only `response_type=code` (RFC 6749 §4.1.2.1).

@@ -35,6 +35,12 @@ impl OneOrMany {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Introspection {
     pub active: bool,
+    /// How strongly the token's user proved who they are (`tessera_proto::acr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    /// How they proved it (RFC 8176).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<OneOrMany>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

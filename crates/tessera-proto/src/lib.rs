@@ -13,6 +13,7 @@
 //! one) stay with the side that applies them. The crate depends on `serde` alone
 //! and does no I/O.
 
+pub mod acr;
 pub mod algorithm;
 pub mod audit;
 pub mod error;

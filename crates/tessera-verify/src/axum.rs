@@ -27,6 +27,10 @@
 //!   `error_description`;
 //! - a valid token without the scope or role: 403 `insufficient_scope`, with the
 //!   scopes needed in the challenge;
+//! - a valid token whose sign-in was not strong enough for the route (an `acr`
+//!   below the one required, an `amr` method missing): 401
+//!   `insufficient_user_authentication` (RFC 9470), with `acr_values` in the
+//!   challenge, so the client sends its user back to sign in with more;
 //! - the verifier cannot decide (stale revocation feed, issuer unreachable for an
 //!   opaque token): 503 with `Retry-After`, so clients don't throw away good
 //!   tokens.
@@ -46,7 +50,8 @@ use tower::{Layer, Service};
 
 use tessera_proto::ErrorBody;
 use tessera_proto::error::{
-    INSUFFICIENT_SCOPE, INVALID_REQUEST, INVALID_TOKEN, TEMPORARILY_UNAVAILABLE, UNAUTHORIZED,
+    INSUFFICIENT_SCOPE, INSUFFICIENT_USER_AUTHENTICATION, INVALID_REQUEST, INVALID_TOKEN,
+    TEMPORARILY_UNAVAILABLE, UNAUTHORIZED,
 };
 
 use crate::claims::AccessClaims;
@@ -127,11 +132,15 @@ pub fn token_of(headers: &HeaderMap, source: &TokenSource) -> Result<Option<Stri
     Ok(None)
 }
 
-/// What a route needs beyond a valid token: every scope and every role listed.
+/// What a route needs beyond a valid token: every scope and every role listed,
+/// and a sign-in at least as strong as the `acr` and with every `amr` method
+/// listed (RFC 9470 step-up).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Requirement {
     scopes: Vec<String>,
     roles: Vec<String>,
+    acr: Option<String>,
+    amr: Vec<String>,
 }
 
 impl Requirement {
@@ -158,6 +167,19 @@ impl Requirement {
         self
     }
 
+    /// A sign-in at least this strong: tessera's `"2"` is two factors (see
+    /// `tessera_proto::acr`); another issuer's value is matched exactly.
+    pub fn and_acr(mut self, acr: impl Into<String>) -> Self {
+        self.acr = Some(acr.into());
+        self
+    }
+
+    /// A sign-in that used this method (RFC 8176: `mfa`, `otp`, `hwk`, …).
+    pub fn and_amr(mut self, method: impl Into<String>) -> Self {
+        self.amr.push(method.into());
+        self
+    }
+
     /// Whether `claims` meet the requirement; the refusal names what is missing.
     pub fn check(&self, realm: &str, claims: &AccessClaims) -> Result<(), Rejection> {
         if !self.scopes.iter().all(|s| claims.has_scope(s)) {
@@ -176,6 +198,29 @@ impl Requirement {
                 realm,
                 &self.scopes.join(" "),
                 format!("this needs the role {missing}"),
+            ));
+        }
+        if let Some(acr) = &self.acr
+            && !claims
+                .acr
+                .as_deref()
+                .is_some_and(|have| tessera_proto::acr::meets(have, acr))
+        {
+            return Err(Rejection::insufficient_user_authentication(
+                realm,
+                acr,
+                format!("this needs a sign-in of acr {acr}: sign in again with more"),
+            ));
+        }
+        if let Some(missing) = self
+            .amr
+            .iter()
+            .find(|m| !claims.amr.iter().any(|have| have == *m))
+        {
+            return Err(Rejection::insufficient_user_authentication(
+                realm,
+                self.acr.as_deref().unwrap_or_default(),
+                format!("this needs a sign-in with {missing}: sign in again with it"),
             ));
         }
         Ok(())
@@ -322,6 +367,25 @@ impl Rejection {
                 Some((INSUFFICIENT_SCOPE, &description)),
                 Some(scope),
             ),
+            description,
+        }
+    }
+
+    /// RFC 9470 §3: a 401 whose challenge names the `acr` to come back with
+    /// (none when only an `amr` method is missing).
+    pub fn insufficient_user_authentication(realm: &str, acr: &str, description: String) -> Self {
+        let mut challenge = Self::challenge(
+            realm,
+            Some((INSUFFICIENT_USER_AUTHENTICATION, &description)),
+            None,
+        );
+        if !acr.is_empty() {
+            challenge.push_str(&format!(", acr_values=\"{}\"", quoted(acr)));
+        }
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            error: Some(INSUFFICIENT_USER_AUTHENTICATION),
+            challenge,
             description,
         }
     }

@@ -33,6 +33,13 @@ pub struct AccessClaims {
     pub sid: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// How strongly its user proved who they are (`"1"`, `"2"`: see
+    /// `tessera_proto::acr`), when a sign-in is behind the token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    /// How its user proved who they are (RFC 8176: `pwd`, `otp`, `mfa`, …).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
     /// The key that signed it (from the header); `None` for HS256.
     #[serde(skip)]
     pub kid: Option<String>,
@@ -63,6 +70,8 @@ const CLIENT_ID: u16 = 7;
 const SCOPE: u16 = 8;
 const SID: u16 = 9;
 const ROLES: u16 = 10;
+const ACR: u16 = 11;
+const AMR: u16 = 12;
 
 fn claim(name: &str) -> Option<u16> {
     Some(match name {
@@ -77,6 +86,8 @@ fn claim(name: &str) -> Option<u16> {
         "scope" => SCOPE,
         "sid" => SID,
         "roles" => ROLES,
+        "acr" => ACR,
+        "amr" => AMR,
         _ => return None,
     })
 }
@@ -98,6 +109,8 @@ pub(super) struct Claims {
     nbf: Option<Time>,
     aud: Option<List>,
     roles: Option<List>,
+    acr: TextClaim,
+    amr: Option<List>,
 }
 
 fn text<'de, A: MapAccess<'de>>(map: &mut A) -> Result<TextClaim, A::Error> {
@@ -124,6 +137,8 @@ impl<'de> Members<'de> for Claims {
             IAT => self.iat = Some(map.next_value_seed(TimeSeed)?),
             NBF => self.nbf = Some(map.next_value_seed(TimeSeed)?),
             AUD => self.aud = Some(map.next_value_seed(ListSeed)?),
+            ACR => self.acr = text(map)?,
+            AMR => self.amr = Some(map.next_value_seed(ListSeed)?),
             _ => self.roles = Some(map.next_value_seed(ListSeed)?),
         }
         Ok(())
@@ -160,6 +175,8 @@ impl<'de> Members<'de> for Claims {
             IAT => self.iat = time(value),
             NBF => self.nbf = time(value),
             AUD => self.aud = list(value),
+            ACR => self.acr = text(value),
+            AMR => self.amr = list(value),
             _ => self.roles = list(value),
         }
     }
@@ -179,6 +196,7 @@ pub(crate) fn parse(payload: &[u8], kid: Option<String>) -> Result<AccessClaims,
     let client_id = text(claims.client_id)?;
     let scope = text(claims.scope)?;
     let sid = text(claims.sid)?;
+    let acr = text(claims.acr)?;
     let time = |claim: Option<Time>| match claim {
         None => Ok(None),
         Some(Time::Seconds(s)) => Ok(Some(s)),
@@ -197,6 +215,7 @@ pub(crate) fn parse(payload: &[u8], kid: Option<String>) -> Result<AccessClaims,
     };
     let aud = list(claims.aud.ok_or(VerifyError::MissingClaim("aud"))?)?;
     let roles = claims.roles.map(list).transpose()?.unwrap_or_default();
+    let amr = claims.amr.map(list).transpose()?.unwrap_or_default();
     Ok(AccessClaims {
         iss,
         sub,
@@ -209,6 +228,8 @@ pub(crate) fn parse(payload: &[u8], kid: Option<String>) -> Result<AccessClaims,
         scope,
         sid,
         roles,
+        acr,
+        amr,
         kid,
     })
 }

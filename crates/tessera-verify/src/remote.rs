@@ -766,6 +766,8 @@ fn claims_of(answer: Introspection) -> Option<AccessClaims> {
         scope: answer.scope,
         sid: answer.sid,
         roles: answer.roles,
+        acr: answer.acr,
+        amr: answer.amr,
         kid: None,
     })
 }

@@ -22,12 +22,18 @@ pub fn app(verifier: RemoteVerifier) -> Router {
     let me = Router::new()
         .route("/me", get(me))
         .route_layer(verifier.require(Requirement::authenticated()));
+    // Paying out moves money: it asks for a sign-in with two factors, and a
+    // token from a password alone gets RFC 9470's step-up challenge.
+    let payouts = Router::new()
+        .route("/payouts", get(payouts))
+        .route_layer(verifier.require(Requirement::authenticated().and_acr("2")));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(orders)
         .merge(new_order)
         .merge(admin)
         .merge(me)
+        .merge(payouts)
         .with_state(verifier)
 }
 
@@ -39,6 +45,10 @@ async fn me(who: Authenticated) -> Json<Value> {
         "roles": who.roles,
         "sid": who.sid,
     }))
+}
+
+async fn payouts(who: Authenticated) -> Json<Value> {
+    Json(json!({ "owner": who.sub, "payouts": [], "acr": who.acr, "amr": who.amr }))
 }
 
 async fn list_orders(who: Authenticated) -> Json<Value> {

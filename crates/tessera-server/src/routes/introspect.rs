@@ -72,6 +72,8 @@ fn render(issuer: &str, description: Option<Description>) -> Answer {
         },
         Some(Description::Access(claims)) => Answer {
             active: true,
+            acr: claims.acr,
+            amr: claims.amr,
             aud: Some(OneOrMany::from_list(claims.aud)),
             client_id: claims.client_id,
             exp: Some(claims.exp),

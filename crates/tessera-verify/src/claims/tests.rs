@@ -100,6 +100,7 @@ fn reference_claims(bytes: &[u8], kid: Option<String>) -> Result<AccessClaims, V
     let client_id = text("client_id")?;
     let scope = text("scope")?;
     let sid = text("sid")?;
+    let acr = text("acr")?;
     let mut time = |name: &'static str| -> Result<Option<i64>, VerifyError> {
         match members.remove(name) {
             None => Ok(None),
@@ -139,6 +140,11 @@ fn reference_claims(bytes: &[u8], kid: Option<String>) -> Result<AccessClaims, V
         .map(strings)
         .transpose()?
         .unwrap_or_default();
+    let amr = members
+        .remove("amr")
+        .map(strings)
+        .transpose()?
+        .unwrap_or_default();
     Ok(AccessClaims {
         iss,
         sub,
@@ -151,6 +157,8 @@ fn reference_claims(bytes: &[u8], kid: Option<String>) -> Result<AccessClaims, V
         scope,
         sid,
         roles,
+        acr,
+        amr,
         kid,
     })
 }
@@ -310,7 +318,7 @@ fn key() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => prop::sample::select(vec![
             "alg", "typ", "kid", "jwk", "crit", "iss", "sub", "aud", "exp", "iat", "nbf",
-            "jti", "client_id", "scope", "sid", "roles",
+            "jti", "client_id", "scope", "sid", "roles", "acr", "amr",
         ])
         .prop_map(str::to_owned),
         // the same names with one character escaped

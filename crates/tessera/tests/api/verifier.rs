@@ -974,3 +974,81 @@ async fn a_verifier_follows_the_feed_across_its_tokens_and_applies_client_cut_of
         challenge(&response)
     );
 }
+
+/// The access token `POST /v1/session/token` puts in the token cookie.
+async fn session_token(server: &TestServer, browser: &Browser) -> String {
+    let response = server
+        .unsafe_as(reqwest::Method::POST, "/v1/session/token", browser)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_route_that_needs_two_factors_asks_a_password_token_to_step_up() {
+    let server =
+        TestServer::start_with(&[("TESSERA_TOKENS__SESSION_TOKEN_AUDIENCE", "orders")]).await;
+    server.add_user("alice", &[]);
+    let resource = Resource::start(&server, |b| b).await;
+    let browser = server.login("alice").await;
+
+    // RFC 9470: 401, the error, and the acr to come back with
+    let one_factor = session_token(&server, &browser).await;
+    let refused = resource.get("/payouts", Some(&one_factor)).await;
+    assert_eq!(refused.status(), 401);
+    let asked = challenge(&refused);
+    assert!(
+        asked.contains("error=\"insufficient_user_authentication\"")
+            && asked.contains("acr_values=\"2\""),
+        "{asked}"
+    );
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "insufficient_user_authentication");
+    // the rest of the service takes the token as before
+    assert_eq!(resource.status("/me", &one_factor).await, 200);
+
+    // signed in again with the authenticator app, the token says two factors
+    let (key, _, _) = crate::second_factor::enrol_with(&server, &browser).await;
+    let pending = crate::second_factor::first_step(&server, "alice").await;
+    let signed_in =
+        crate::second_factor::second_step(&server, &pending, &crate::second_factor::code(&key, 1))
+            .await;
+    let two_factors = browser_from(signed_in).await;
+    let token = session_token(&server, &two_factors).await;
+    let paid = resource.get("/payouts", Some(&token)).await;
+    assert_eq!(paid.status(), 200);
+    let body: Value = paid.json().await.unwrap();
+    assert_eq!(body["acr"], "2");
+    assert_eq!(body["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+
+    // introspection tells the same
+    let rs = add_client(
+        &server,
+        "introspector",
+        &["--grant", "client_credentials", "--scope", "introspect"],
+    );
+    let described: Value = server
+        .client
+        .post(server.url("/oauth2/introspect"))
+        .basic_auth(&rs.id, rs.secret.as_deref())
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(described["acr"], "2", "{described}");
+    assert_eq!(described["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+}
