@@ -641,3 +641,28 @@ async fn a_rolling_restart_behind_a_balancer_loses_no_request_and_no_session() {
         assert_eq!(node.session_status(&alice).await, 200);
     }
 }
+
+#[tokio::test]
+async fn a_two_step_sign_in_begun_on_one_instance_finishes_on_another() {
+    let cluster = Cluster::start(2).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    a.add_user("alice", &[]);
+    let browser = a.login("alice").await;
+    let (key, recovery, _) = crate::second_factor::enrol_with(a, &browser).await;
+
+    // the password on one instance, the code on the other; the sign-in is taken
+    // once (Redis), so the other instance cannot finish it again
+    let pending = crate::second_factor::first_step(a, "alice").await;
+    let done =
+        crate::second_factor::second_step(b, &pending, &crate::second_factor::code(&key, 1)).await;
+    assert_eq!(done.status(), 200);
+    let again = crate::second_factor::second_step(a, &pending, &recovery[0]).await;
+    assert_eq!(error_of(again).await, (401, "sign_in_expired".into()));
+    // a recovery code spent through one instance is spent on both
+    let pending = crate::second_factor::first_step(b, "alice").await;
+    let first = crate::second_factor::second_step(a, &pending, &recovery[1]).await;
+    assert_eq!(first.status(), 200);
+    let pending = crate::second_factor::first_step(a, "alice").await;
+    let reused = crate::second_factor::second_step(b, &pending, &recovery[1]).await;
+    assert_eq!(error_of(reused).await, (401, "invalid_code".into()));
+}
