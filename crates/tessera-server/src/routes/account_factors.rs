@@ -4,16 +4,21 @@
 //! off (with the password). Forms post back like the rest of the page; recovery codes
 //! are the answer of the post that made them, never in a URL or a later page.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use tessera_core::{Password, RecoveryCode, TotpCode};
 
+use crate::http::EdgePolicy;
+use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, Input};
 use crate::routes::account::{CsrfOnly, Pieces, again_with, bad_form, checked, done, error_page};
 use crate::routes::html::{recovery_codes_body, see_other, wide_page};
+use crate::services::sessions::{ActiveSession, SessionService};
 
 /// The page that shows recovery codes, once.
 fn recovery_codes_page(codes: &[RecoveryCode], first: bool) -> Response {
@@ -42,12 +47,8 @@ pub async fn begin(
     headers: HeaderMap,
     form: Result<Input<CsrfOnly>, ApiError>,
 ) -> Response {
-    let form = match form {
-        Ok(Input(form)) => form,
-        Err(error) => return bad_form(error),
-    };
-    let session = match checked(&sessions, &cookies, &edge, &headers, &form.csrf_token).await {
-        Ok(session) => session,
+    let (session, _) = match posted(&sessions, &cookies, &edge, &headers, form).await {
+        Ok(posted) => posted,
         Err(answer) => return answer,
     };
     match service.begin_totp(&session).await {
@@ -63,12 +64,8 @@ pub async fn cancel(
     headers: HeaderMap,
     form: Result<Input<CsrfOnly>, ApiError>,
 ) -> Response {
-    let form = match form {
-        Ok(Input(form)) => form,
-        Err(error) => return bad_form(error),
-    };
-    let session = match checked(&sessions, &cookies, &edge, &headers, &form.csrf_token).await {
-        Ok(session) => session,
+    let (session, _) = match posted(&sessions, &cookies, &edge, &headers, form).await {
+        Ok(posted) => posted,
         Err(answer) => return answer,
     };
     match service.cancel_totp(&session).await {
@@ -84,12 +81,8 @@ pub async fn confirm(
     headers: HeaderMap,
     form: Result<Input<CodeForm>, ApiError>,
 ) -> Response {
-    let form = match form {
-        Ok(Input(form)) => form,
-        Err(error) => return bad_form(error),
-    };
-    let session = match checked(&sessions, &cookies, &edge, &headers, &form.csrf_token).await {
-        Ok(session) => session,
+    let (session, form) = match posted(&sessions, &cookies, &edge, &headers, form).await {
+        Ok(posted) => posted,
         Err(answer) => return answer,
     };
     let code = match TotpCode::parse(&form.code) {
@@ -111,12 +104,8 @@ pub async fn remove(
     headers: HeaderMap,
     form: Result<Input<PasswordOnly>, ApiError>,
 ) -> Response {
-    let form = match form {
-        Ok(Input(form)) => form,
-        Err(error) => return bad_form(error),
-    };
-    let session = match checked(&sessions, &cookies, &edge, &headers, &form.csrf_token).await {
-        Ok(session) => session,
+    let (session, form) = match posted(&sessions, &cookies, &edge, &headers, form).await {
+        Ok(posted) => posted,
         Err(answer) => return answer,
     };
     let Ok(password) = Password::parse(form.current_password) else {
@@ -138,12 +127,8 @@ pub async fn new_recovery_codes(
     headers: HeaderMap,
     form: Result<Input<PasswordOnly>, ApiError>,
 ) -> Response {
-    let form = match form {
-        Ok(Input(form)) => form,
-        Err(error) => return bad_form(error),
-    };
-    let session = match checked(&sessions, &cookies, &edge, &headers, &form.csrf_token).await {
-        Ok(session) => session,
+    let (session, form) = match posted(&sessions, &cookies, &edge, &headers, form).await {
+        Ok(posted) => posted,
         Err(answer) => return answer,
     };
     let Ok(password) = Password::parse(form.current_password) else {
@@ -155,6 +140,43 @@ pub async fn new_recovery_codes(
     {
         Ok(codes) => recovery_codes_page(&codes, false),
         Err(e) => again_with(&service, &session, &e.into()).await,
+    }
+}
+
+/// A form of these, checked ([`checked`]): the session and the form, or the
+/// page to answer instead.
+async fn posted<F: WithCsrf>(
+    sessions: &SessionService,
+    cookies: &Cookies,
+    edge: &EdgePolicy,
+    headers: &HeaderMap,
+    form: Result<Input<F>, ApiError>,
+) -> Result<(Arc<ActiveSession>, F), Response> {
+    let Input(form) = form.map_err(bad_form)?;
+    let session = checked(sessions, cookies, edge, headers, form.csrf_token()).await?;
+    Ok((session, form))
+}
+
+/// A form that carries the session's CSRF token.
+trait WithCsrf {
+    fn csrf_token(&self) -> &str;
+}
+
+impl WithCsrf for CsrfOnly {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+impl WithCsrf for CodeForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+impl WithCsrf for PasswordOnly {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
     }
 }
 

@@ -1253,17 +1253,7 @@ async fn acr_values_2_has_a_one_factor_session_sign_in_again_with_an_app() {
         .unwrap();
     let second_step = location(&first);
     assert_eq!(second_step.path(), "/login/second-factor");
-    let pending = first
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("__Host-tessera-sign-in="))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let pending = crate::second_factor::pending_cookie(&first);
     let page = get(
         &server,
         &server.url(&format!(

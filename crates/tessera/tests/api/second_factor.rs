@@ -127,6 +127,27 @@ pub(crate) async fn enrol_with(
     (key, codes, confirming)
 }
 
+/// The `Set-Cookie` that sets the sign-in cookie between the factors.
+pub(crate) fn pending_set_cookie(response: &Response) -> String {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("__Host-tessera-sign-in="))
+        .expect("the sign-in cookie")
+        .to_owned()
+}
+
+/// The sign-in cookie a response sets, as a `Cookie` header sends it back.
+pub(crate) fn pending_cookie(response: &Response) -> String {
+    pending_set_cookie(response)
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The first step: a right password; the `tessera-sign-in` cookie it sets.
 pub(crate) async fn first_step(server: &TestServer, name: &str) -> String {
     let response = server.try_login(name, PASSWORD).await;
@@ -135,14 +156,7 @@ pub(crate) async fn first_step(server: &TestServer, name: &str) -> String {
         session_set_cookie(&response).is_none(),
         "no session before the second factor"
     );
-    let set_cookie = response
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("__Host-tessera-sign-in="))
-        .expect("the sign-in cookie")
-        .to_owned();
+    let set_cookie = pending_set_cookie(&response);
     let attributes = set_cookie.to_ascii_lowercase();
     for expected in [
         "httponly",
@@ -332,17 +346,7 @@ async fn the_login_page_leads_through_the_second_step_and_back() {
         location.starts_with("/login/second-factor?return_to="),
         "{location}"
     );
-    let pending = response
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("__Host-tessera-sign-in="))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let pending = pending_cookie(&response);
     let form = server
         .client
         .get(server.url(location))
@@ -564,17 +568,7 @@ async fn the_mfa_policy_has_admins_set_up_an_app_as_they_sign_in() {
     let response = server.try_login("root", PASSWORD).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(session_set_cookie(&response).is_none());
-    let pending = response
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("__Host-tessera-sign-in="))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let pending = pending_cookie(&response);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "second_factor_required");
     assert_eq!(body["methods"], json!(["totp"]));
