@@ -367,6 +367,16 @@ impl Administration {
         self.mfa.requires_for(true)
     }
 
+    /// Whether the account has an authenticator app set up.
+    pub async fn has_second_factor(&self, id: UserId) -> Result<bool, AdminError> {
+        match self.second_factors.has_totp(id).await {
+            Ok(on) => Ok(on),
+            Err(SecondFactorError::Store(e)) => Err(AdminError::Store(e)),
+            // Set up, but not readable here: it counts as on (the reset is the cure).
+            Err(_) => Ok(true),
+        }
+    }
+
     /// Takes away the account's second factors (its authenticator app and its
     /// recovery codes), for a person who lost both: their password alone signs
     /// them in again, and they set up a new app. `false` if it had none.

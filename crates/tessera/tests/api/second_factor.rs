@@ -474,6 +474,13 @@ async fn an_admin_resets_a_lost_second_factor_and_the_audit_log_says_so() {
         .unwrap();
     assert_eq!(no_csrf.status(), 403);
     first_step(&server, "erin").await;
+    let console = server
+        .get_as(&format!("/admin/users/{erin_id}"), &root)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(console.contains("id=\"two-step\">on"), "{console}");
 
     let reset = server
         .unsafe_as(reqwest::Method::POST, &path, &root)
@@ -534,6 +541,28 @@ async fn an_admin_resets_a_lost_second_factor_and_the_audit_log_says_so() {
         .await
         .unwrap();
     assert_eq!(added["events"].as_array().unwrap().len(), 1, "{added}");
+
+    // the console's button does the same, with the page's CSRF token
+    let erin = server.login("erin").await;
+    enrol(&server, &erin).await;
+    let button = server
+        .client
+        .post(server.url(&format!("/admin/users/{erin_id}/reset-factors")))
+        .header(header::COOKIE, &root.cookie)
+        .header(header::ORIGIN, &server.base)
+        .form(&[("csrf_token", root.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(button.status(), StatusCode::SEE_OTHER);
+    assert_eq!(server.try_login("erin", PASSWORD).await.status(), 200);
+    let console = server
+        .get_as(&format!("/admin/users/{erin_id}"), &root)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(console.contains("id=\"two-step\">off"), "{console}");
 }
 
 #[tokio::test]

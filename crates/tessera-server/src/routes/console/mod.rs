@@ -217,6 +217,9 @@ fn notice(query: &HashMap<String, String>) -> Option<&'static str> {
         "roles" => "Roles saved. A role taken away also ended the user's sessions and tokens.",
         "disabled" => "Disabled: the user cannot sign in, and everything they held ended.",
         "enabled" => "Enabled: the user can sign in again.",
+        "factors-reset" => {
+            "Two-step sign-in reset: the user signs in with the password alone and sets up a new app."
+        }
         "rotated" => "A new key is published.",
         "client-removed" => {
             "The client is removed: every token issued to it is refused, everywhere."
@@ -493,6 +496,10 @@ pub async fn user(
         Ok(found) => found,
         Err(e) => return error_page(&e.into()),
     };
+    let two_step = match admin.has_second_factor(user.id).await {
+        Ok(on) => on,
+        Err(e) => return error_page(&e.into()),
+    };
     let now = Timestamp::now();
     let form = |action: &str, label: &str, danger: bool| {
         html! {
@@ -509,6 +516,7 @@ pub async fn user(
             dt { "Id" } dd { code { (user.id) } }
             dt { "Roles" } dd { @if user.roles.iter().next().is_none() { "none" } @else { (user.roles.to_stored()) } }
             dt { "State" } dd #state { @if user.disabled { "disabled" } @else { "active" } }
+            dt { "Two-step sign-in" } dd #two-step { @if two_step { "on (authenticator app)" } @else { "off" } }
             dt { "Created" } dd { (user.created_at.to_rfc3339()) }
         }
         div.actions {
@@ -520,6 +528,9 @@ pub async fn user(
             }
             @if !user.disabled {
                 (form("reset-link", "Issue a password-reset link", false))
+            }
+            @if two_step {
+                (form("reset-factors", "Reset two-step sign-in", true))
             }
             a href={ "/admin/events?user=" (user.id) } { "Their events" }
         }
@@ -570,7 +581,7 @@ fn minutes_ago(then: Timestamp, now: Timestamp) -> String {
     }
 }
 
-/// `POST /admin/users/{id}/{kick|disable|enable|roles|reset-link}`. The form is
+/// `POST /admin/users/{id}/{kick|disable|enable|roles|reset-link|reset-factors}`. The form is
 /// read as names and values: `roles` carries a `role_NAME=on` per role checked.
 pub async fn user_action(
     (State(admin), State(sessions), State(cookies), State(edge)): Pieces,
@@ -592,6 +603,10 @@ pub async fn user_action(
         "kick" => admin.kick(by, id).await.map(|_| "kicked"),
         "disable" => admin.disable(by, id).await.map(|_| "disabled"),
         "enable" => admin.enable(by, id).await.map(|_| "enabled"),
+        "reset-factors" => admin
+            .reset_second_factors(by, id)
+            .await
+            .map(|_| "factors-reset"),
         "roles" => {
             let roles = Role::ALL
                 .into_iter()
