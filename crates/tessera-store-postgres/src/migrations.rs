@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0013_totp_credentials.sql"),
     include_str!("../migrations/0014_recovery_codes.sql"),
     include_str!("../migrations/0015_sign_in_ceremonies.sql"),
+    include_str!("../migrations/0016_passkeys.sql"),
 ];
 
 /// The schema version this binary writes.

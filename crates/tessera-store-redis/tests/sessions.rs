@@ -204,6 +204,38 @@ impl AccountStore for DisablesDuringLogin {
     async fn unused_recovery_codes(&self, user: UserId) -> Result<Vec<SecretHash>, StoreError> {
         self.inner.unused_recovery_codes(user).await
     }
+    async fn add_passkey(
+        &self,
+        passkey: tessera_store::PasskeyCredential,
+    ) -> Result<bool, StoreError> {
+        self.inner.add_passkey(passkey).await
+    }
+    async fn passkeys(
+        &self,
+        user: UserId,
+    ) -> Result<Vec<tessera_store::PasskeyCredential>, StoreError> {
+        self.inner.passkeys(user).await
+    }
+    async fn passkey(
+        &self,
+        credential_id: &[u8],
+    ) -> Result<Option<tessera_store::PasskeyCredential>, StoreError> {
+        self.inner.passkey(credential_id).await
+    }
+    async fn use_passkey(
+        &self,
+        credential_id: &[u8],
+        passkey: String,
+        sign_count: u32,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .use_passkey(credential_id, passkey, sign_count, at)
+            .await
+    }
+    async fn remove_passkey(&self, user: UserId, credential_id: &[u8]) -> Result<bool, StoreError> {
+        self.inner.remove_passkey(user, credential_id).await
+    }
 }
 
 #[tokio::test]

@@ -21,6 +21,15 @@ macro_rules! session_columns {
     };
 }
 
+/// A passkey's columns: [`rows::passkey`](crate::rows::passkey).
+#[macro_export]
+macro_rules! passkey_columns {
+    () => {
+        "credential_id, user_id, name, passkey, sign_count, backup_eligible, created_at, \
+         last_used_at"
+    };
+}
+
 /// A refresh family with its user, up to the `WHERE`:
 /// [`rows::family`](crate::rows::family).
 #[macro_export]

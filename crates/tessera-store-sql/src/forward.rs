@@ -143,6 +143,16 @@ macro_rules! __sql_store_forward {
         [replace_recovery_codes(user: __ty::UserId, hashes: Vec<__ty::SecretHash>, now: __ty::Timestamp) -> Result<bool, __ty::StoreError> = replace_recovery_codes(user, hashes, now)] $($own)* } };
     ($head:tt [use_recovery_code $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [use_recovery_code(user: __ty::UserId, hash: &__ty::SecretHash, now: __ty::Timestamp) -> Result<bool, __ty::StoreError> = use_recovery_code(user, hash, now)] $($own)* } };
+    ($head:tt [add_passkey $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [add_passkey(passkey: __ty::PasskeyCredential) -> Result<bool, __ty::StoreError> = add_passkey(passkey)] $($own)* } };
+    ($head:tt [passkeys $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [passkeys(user: __ty::UserId) -> Result<Vec<__ty::PasskeyCredential>, __ty::StoreError> = passkeys(user)] $($own)* } };
+    ($head:tt [passkey $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [passkey(credential_id: &[u8]) -> Result<Option<__ty::PasskeyCredential>, __ty::StoreError> = passkey(credential_id)] $($own)* } };
+    ($head:tt [use_passkey $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [use_passkey(credential_id: &[u8], passkey: String, sign_count: u32, at: __ty::Timestamp) -> Result<bool, __ty::StoreError> = use_passkey(credential_id, passkey, sign_count, at)] $($own)* } };
+    ($head:tt [remove_passkey $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
+        [remove_passkey(user: __ty::UserId, credential_id: &[u8]) -> Result<bool, __ty::StoreError> = remove_passkey(user, credential_id)] $($own)* } };
     ($head:tt [unused_recovery_codes $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [unused_recovery_codes(user: __ty::UserId) -> Result<Vec<__ty::SecretHash>, __ty::StoreError> = unused_recovery_codes(user)] $($own)* } };
     // SessionStore.

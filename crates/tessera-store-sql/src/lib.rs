@@ -43,9 +43,9 @@ pub mod __private {
             AuthorizationCode, Ceremony, CeremonyKind, Client, CodeExchanged, Consent,
             CreateSessionError, CreateUserError, Event, EventCount, EventKind, EventQuery,
             LogoutDelivery, NewRefreshFamily, NewSession, NewUser, Online, OnlinePeak, OpaqueToken,
-            PlanFollowUp, Profile, PushedRequest, Redemption, RefreshFamily, ResetLink, Revocation,
-            SessionClient, SessionRecord, StoreError, StoredKey, TotpCredential, User,
-            UserCredentials,
+            PasskeyCredential, PlanFollowUp, Profile, PushedRequest, Redemption, RefreshFamily,
+            ResetLink, Revocation, SessionClient, SessionRecord, StoreError, StoredKey,
+            TotpCredential, User, UserCredentials,
         };
     }
 }

@@ -14,15 +14,15 @@ use tessera_core::{
 use tessera_store::{
     Ceremony, CeremonyKind, Client, Consent, CreateSessionError, CreateUserError, Event,
     EventCount, EventKind, EventQuery, LogoutDelivery, NewEvent, NewSession, NewUser, Online,
-    OnlinePeak, OpaqueToken, Profile, PushedRequest, RefreshFamily, ResetLink, Revocation,
-    SessionRecord, StoreError, StoredKey, TotpCredential, User, UserCredentials,
+    OnlinePeak, OpaqueToken, PasskeyCredential, Profile, PushedRequest, RefreshFamily, ResetLink,
+    Revocation, SessionRecord, StoreError, StoredKey, TotpCredential, User, UserCredentials,
 };
 
 use crate::dialect::Statements;
 use crate::rows::{self, Columns};
 use crate::{
-    client_columns, event_columns, family_select, key_columns, revocation_columns, session_columns,
-    store_error, token_columns, user_columns,
+    client_columns, event_columns, family_select, key_columns, passkey_columns, revocation_columns,
+    session_columns, store_error, token_columns, user_columns,
 };
 
 /// When each client last got tokens for a user (`$1`): see
@@ -454,6 +454,104 @@ where
         .iter()
         .map(|row| rows::hash(row.bytes("hash")?, "recovery code hash"))
         .collect()
+    }
+
+    // Passkeys.
+
+    async fn add_passkey<'c>(
+        db: impl Executor<'c, Database = Self>,
+        passkey: PasskeyCredential,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "INSERT INTO passkeys (credential_id, user_id, name, passkey, sign_count, \
+               backup_eligible, created_at, last_used_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM users WHERE id = $2)",
+        )
+        .bind(passkey.credential_id)
+        .bind(passkey.user.to_string())
+        .bind(passkey.name)
+        .bind(passkey.passkey)
+        .bind(i64::from(passkey.sign_count))
+        .bind(passkey.backup_eligible)
+        .bind(passkey.created_at.as_millis())
+        .bind(passkey.last_used_at.map(Timestamp::as_millis))
+        .execute(db)
+        .await
+        .map(|done| Self::rows_affected(&done) > 0)
+        .map_err(store_error)
+    }
+
+    async fn passkeys<'c>(
+        db: impl Executor<'c, Database = Self>,
+        user: UserId,
+    ) -> Result<Vec<PasskeyCredential>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            passkey_columns!(),
+            " FROM passkeys WHERE user_id = $1 ORDER BY created_at, credential_id"
+        ))
+        .bind(user.to_string())
+        .fetch_all(db)
+        .await
+        .map_err(store_error)?
+        .iter()
+        .map(rows::passkey)
+        .collect()
+    }
+
+    async fn passkey<'c>(
+        db: impl Executor<'c, Database = Self>,
+        credential_id: &[u8],
+    ) -> Result<Option<PasskeyCredential>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            passkey_columns!(),
+            " FROM passkeys WHERE credential_id = $1"
+        ))
+        .bind(credential_id.to_vec())
+        .fetch_optional(db)
+        .await
+        .map_err(store_error)?
+        .as_ref()
+        .map(rows::passkey)
+        .transpose()
+    }
+
+    /// One statement: the comparison of counters and the write are one, so two
+    /// uses with the same counter cannot both pass.
+    async fn use_passkey<'c>(
+        db: impl Executor<'c, Database = Self>,
+        credential_id: &[u8],
+        passkey: String,
+        sign_count: u32,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "UPDATE passkeys SET passkey = $2, sign_count = $3, last_used_at = $4 \
+             WHERE credential_id = $1 AND (sign_count < $3 OR (sign_count = 0 AND $3 = 0))",
+        )
+        .bind(credential_id.to_vec())
+        .bind(passkey)
+        .bind(i64::from(sign_count))
+        .bind(at.as_millis())
+        .execute(db)
+        .await
+        .map(|done| Self::rows_affected(&done) > 0)
+        .map_err(store_error)
+    }
+
+    async fn remove_passkey<'c>(
+        db: impl Executor<'c, Database = Self>,
+        user: UserId,
+        credential_id: &[u8],
+    ) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM passkeys WHERE user_id = $1 AND credential_id = $2")
+            .bind(user.to_string())
+            .bind(credential_id.to_vec())
+            .execute(db)
+            .await
+            .map(|done| Self::rows_affected(&done) > 0)
+            .map_err(store_error)
     }
 
     async fn reset_link_user<'c>(

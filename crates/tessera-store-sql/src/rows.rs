@@ -11,8 +11,9 @@ use tessera_core::{
 };
 use tessera_store::{
     Actor, AuthorizationCode, Ceremony, CeremonyKind, Client, CodeFlow, Consent, EndReason, Event,
-    LogoutDelivery, NewEvent, OpaqueToken, Profile, PushedRequest, RefreshFamily, Revocation,
-    Revoked, SessionRecord, StoreError, StoredKey, User, UserCredentials,
+    LogoutDelivery, NewEvent, OpaqueToken, PasskeyCredential, Profile, PushedRequest,
+    RefreshFamily, Revocation, Revoked, SessionRecord, StoreError, StoredKey, User,
+    UserCredentials,
 };
 
 use crate::store_error;
@@ -392,6 +393,22 @@ pub fn pushed_request(row: &impl Columns) -> Result<PushedRequest, StoreError> {
             .ok_or_else(|| StoreError::corrupt("pushed request client id"))?,
         params: row.text("params")?,
         expires_at: row.time("expires_at")?,
+    })
+}
+
+/// [`passkey_columns!`](crate::passkey_columns).
+pub fn passkey(row: &impl Columns) -> Result<PasskeyCredential, StoreError> {
+    Ok(PasskeyCredential {
+        credential_id: row.bytes("credential_id")?,
+        user: UserId::parse(&row.text("user_id")?)
+            .ok_or_else(|| StoreError::corrupt("passkey user"))?,
+        name: row.text("name")?,
+        passkey: row.text("passkey")?,
+        sign_count: u32::try_from(row.int("sign_count")?)
+            .map_err(|_| StoreError::corrupt("passkey sign_count"))?,
+        backup_eligible: row.flag("backup_eligible")?,
+        created_at: row.time("created_at")?,
+        last_used_at: row.optional_time("last_used_at")?,
     })
 }
 

@@ -145,7 +145,8 @@ sql_store! {
             create_user, user_credentials, list_users, user, search_users, replace_password_hash,
             set_user_disabled, profile, consent, consents, set_roles, save_reset_link,
             reset_link_user, use_reset_link, totp, begin_totp, confirm_totp, use_totp_step,
-            remove_totp, replace_recovery_codes, use_recovery_code, unused_recovery_codes,
+            remove_totp, replace_recovery_codes, use_recovery_code, unused_recovery_codes, add_passkey, passkeys, passkey, use_passkey,
+            remove_passkey,
         }
 
         async fn save_consent(&self, consent: Consent) -> Result<bool, StoreError> {

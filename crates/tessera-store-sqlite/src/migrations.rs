@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0018_totp_credentials.sql"),
     include_str!("../migrations/0019_recovery_codes.sql"),
     include_str!("../migrations/0020_sign_in_ceremonies.sql"),
+    include_str!("../migrations/0021_passkeys.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -17,9 +17,9 @@ use crate::{
     Ceremony, CeremonyKind, CeremonyStore, Client, ClientStore, CodeExchangeStore, CodeFlow,
     CodeFollowUp, Consent, CreateClientError, CreateSessionError, CreateUserError, EndReason,
     Event, EventKind, EventQuery, KeyStore, NewEvent, NewRefreshFamily, NewSession, NewUser,
-    Online, OnlinePeak, OpaqueToken, OpaqueTokenStore, Outcome, PlanFollowUp, Profile,
-    PushedRequest, Redemption, RefreshOutcome, RefreshStore, ResetLink, RevocationLog, Revoked,
-    SessionClient, SessionStore, StoreError, StoredKey,
+    Online, OnlinePeak, OpaqueToken, OpaqueTokenStore, Outcome, PasskeyCredential, PlanFollowUp,
+    Profile, PushedRequest, Redemption, RefreshOutcome, RefreshStore, ResetLink, RevocationLog,
+    Revoked, SessionClient, SessionStore, StoreError, StoredKey,
 };
 
 pub async fn run<S>(store: &S)
@@ -45,6 +45,7 @@ where
     reset_links(store).await;
     totp_credentials(store).await;
     recovery_codes(store).await;
+    passkeys(store).await;
     cached_changes(store).await;
     look_alikes(store).await;
     sessions(store).await;
@@ -2586,6 +2587,104 @@ async fn pushed_requests<S: AuthorizationCodeStore>(store: &S) {
         store.pushed_request(&request.hash, now).await.unwrap(),
         None
     );
+}
+
+/// Passkeys: several per account, each credential id once across accounts; a use
+/// moves the counter forward only, and of two uses with one counter exactly one
+/// passes; removal is the owner's.
+async fn passkeys<S: AccountStore>(store: &S) {
+    let ann = add_user(store, "passkey-ann").await;
+    let bob = add_user(store, "passkey-bob").await;
+    let now = Timestamp::now();
+    let key = |id: u8, user: UserId, count: u32| PasskeyCredential {
+        credential_id: vec![id; 16],
+        user,
+        name: format!("key {id}"),
+        passkey: format!(r#"{{"cred":{id}}}"#),
+        sign_count: count,
+        backup_eligible: id % 2 == 0,
+        created_at: now.saturating_add(Duration::from_millis(u64::from(id))),
+        last_used_at: None,
+    };
+    assert!(store.add_passkey(key(1, ann.id, 5)).await.unwrap());
+    assert!(store.add_passkey(key(2, ann.id, 0)).await.unwrap());
+    assert!(
+        !store
+            .add_passkey(key(3, UserId::generate(), 0))
+            .await
+            .unwrap()
+    );
+    // a credential id is one credential, whoever claims it
+    assert!(matches!(
+        store.add_passkey(key(1, bob.id, 0)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.passkeys(ann.id).await.unwrap(),
+        vec![key(1, ann.id, 5), key(2, ann.id, 0)]
+    );
+    assert_eq!(
+        store.passkey(&[1; 16]).await.unwrap(),
+        Some(key(1, ann.id, 5))
+    );
+    assert_eq!(store.passkey(&[9; 16]).await.unwrap(), None);
+
+    // the counter only goes forward, and two uses with one counter: one passes
+    let later = now.saturating_add(Duration::from_secs(1));
+    for stale in [5, 4] {
+        assert!(
+            !store
+                .use_passkey(&[1; 16], "{}".into(), stale, later)
+                .await
+                .unwrap()
+        );
+    }
+    let (a, b) = tokio::join!(
+        store.use_passkey(&[1; 16], r#"{"cred":1,"n":6}"#.into(), 6, later),
+        store.use_passkey(&[1; 16], r#"{"cred":1,"n":6}"#.into(), 6, later)
+    );
+    assert_eq!(u8::from(a.unwrap()) + u8::from(b.unwrap()), 1);
+    let used = store.passkey(&[1; 16]).await.unwrap().unwrap();
+    assert_eq!((used.sign_count, used.last_used_at), (6, Some(later)));
+    assert_eq!(used.passkey, r#"{"cred":1,"n":6}"#);
+    // an authenticator that keeps no counter says 0 each time
+    assert!(
+        store
+            .use_passkey(&[2; 16], "{}".into(), 0, later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .use_passkey(&[2; 16], "{}".into(), 0, later)
+            .await
+            .unwrap()
+    );
+    // ...until it starts one; then 0 again is a step back
+    assert!(
+        store
+            .use_passkey(&[2; 16], "{}".into(), 1, later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .use_passkey(&[2; 16], "{}".into(), 0, later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .use_passkey(&[9; 16], "{}".into(), 1, later)
+            .await
+            .unwrap()
+    );
+
+    // only its owner removes it
+    assert!(!store.remove_passkey(bob.id, &[1; 16]).await.unwrap());
+    assert!(store.remove_passkey(ann.id, &[1; 16]).await.unwrap());
+    assert!(!store.remove_passkey(ann.id, &[1; 16]).await.unwrap());
+    assert_eq!(store.passkeys(ann.id).await.unwrap().len(), 1);
 }
 
 /// A ceremony is taken once, only as its kind and before it expires; once taken

@@ -277,7 +277,48 @@ store_trait! {
         /// The hashes of the user's recovery codes still unused (what `store
         /// migrate` copies; how many are left).
         async fn unused_recovery_codes(&self, user: UserId) -> Result<Vec<SecretHash>, StoreError>;
+        /// Keeps a new passkey of its user; `false` if there is no such user. A
+        /// credential id already kept (by any account) is [`StoreError::Conflict`].
+        async fn add_passkey(&self, passkey: PasskeyCredential) -> Result<bool, StoreError>;
+        /// The user's passkeys, oldest first.
+        async fn passkeys(&self, user: UserId) -> Result<Vec<PasskeyCredential>, StoreError>;
+        /// The passkey with this credential id, whoever's it is (a sign-in without
+        /// a username finds its account this way).
+        async fn passkey(&self, credential_id: &[u8]) -> Result<Option<PasskeyCredential>, StoreError>;
+        /// Records a use: the credential's new record and signature counter, if
+        /// the counter went forward (or the authenticator keeps none: 0 then and
+        /// now). Of two uses with the same counter at once, exactly one gets
+        /// `true`; a counter that went backwards or stayed (a cloned
+        /// authenticator, a replay) gets `false` and changes nothing.
+        async fn use_passkey(
+            &self,
+            credential_id: &[u8],
+            passkey: String,
+            sign_count: u32,
+            at: Timestamp,
+        ) -> Result<bool, StoreError>;
+        /// Removes one of the user's passkeys; `false` if they have none by this id.
+        async fn remove_passkey(&self, user: UserId, credential_id: &[u8]) -> Result<bool, StoreError>;
     }
+}
+
+/// A passkey (WebAuthn credential) of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyCredential {
+    pub credential_id: Vec<u8>,
+    pub user: UserId,
+    /// What its person called it ("YubiKey", "Phone").
+    pub name: String,
+    /// The verifier's record of the credential (public key, flags), as JSON: no
+    /// secret in it.
+    pub passkey: String,
+    /// The last signature counter seen (0: the authenticator keeps none).
+    pub sign_count: u32,
+    /// Whether the credential may be synced between devices (a software key,
+    /// `swk`) rather than bound to one (`hwk`).
+    pub backup_eligible: bool,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
 }
 
 /// A user's TOTP credential: the secret sealed under the master key (as signing

@@ -4,7 +4,8 @@
 //! What moves is what defines the service and cannot be made again: accounts (with
 //! their password hashes, roles, disabled flag, ids and creation times, and their
 //! second factors: a confirmed authenticator app, sealed as stored and bound to
-//! the account's id, which moves too, and the unused recovery codes), OAuth
+//! the account's id, which moves too, the unused recovery codes and the passkeys
+//! with their counters), OAuth
 //! clients (with their secret hashes) and every signing key (retired and expired
 //! ones too, private keys exactly as stored, so sealed keys stay sealed under the
 //! same `TESSERA_MASTER_KEY`, and every lifecycle time, so the JWKS and the signer
@@ -162,6 +163,8 @@ struct Account {
     totp: Option<tessera_store::TotpCredential>,
     /// The hashes of its unused recovery codes.
     recovery_codes: Vec<tessera_core::SecretHash>,
+    /// Its passkeys, with their counters.
+    passkeys: Vec<tessera_store::PasskeyCredential>,
 }
 
 /// How far a copy got.
@@ -327,6 +330,7 @@ async fn read(source: &StoreSet) -> anyhow::Result<Export> {
                 .await?
                 .filter(|c| c.confirmed_at.is_some()),
             recovery_codes: source.unused_recovery_codes(user.id).await?,
+            passkeys: source.passkeys(user.id).await?,
         });
     }
     // Oldest first, as the source gave out look-alike keys: of two accounts whose
@@ -398,6 +402,7 @@ async fn write(target: &StoreSet, export: &Export, copied: &mut Copied) -> anyho
         consents,
         totp,
         recovery_codes,
+        passkeys,
     } in &export.users
     {
         target
@@ -442,6 +447,12 @@ async fn write(target: &StoreSet, export: &Export, copied: &mut Copied) -> anyho
                 target
                     .replace_recovery_codes(id, recovery_codes.clone(), Timestamp::now())
                     .await?;
+            }
+            for passkey in passkeys {
+                anyhow::ensure!(
+                    target.add_passkey(passkey.clone()).await?,
+                    "the target did not keep a passkey"
+                );
             }
             Ok(())
         };

@@ -390,24 +390,31 @@ impl Administration {
             SecondFactorError::Store(e) => AdminError::Store(e),
             other => AdminError::Store(StoreError::Other(other.to_string())),
         };
-        let had = self
+        let had_app = self
             .second_factors
             .remove_totp(user.id)
+            .await
+            .map_err(store)?;
+        let passkeys = self
+            .second_factors
+            .remove_passkeys(user.id)
             .await
             .map_err(store)?;
         self.second_factors
             .remove_recovery_codes(user.id)
             .await
             .map_err(store)?;
+        let had = had_app || passkeys > 0;
         self.audit
             .record(
                 by.event(EventKind::SecondFactorRemoved)
                     .user(user.id)
                     .username(user.username.as_str())
                     .detail(if had {
-                        "reset by an administrator: the authenticator app and recovery codes"
+                        "reset by an administrator: the authenticator app, passkeys and \
+                         recovery codes"
                     } else {
-                        "reset by an administrator: there was no authenticator app"
+                        "reset by an administrator: there was no second factor"
                     }),
             )
             .await;

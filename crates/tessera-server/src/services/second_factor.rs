@@ -235,6 +235,21 @@ impl SecondFactors {
         }
     }
 
+    /// Removes every passkey of the account (an admin's reset); how many.
+    pub async fn remove_passkeys(&self, user: UserId) -> Result<usize, SecondFactorError> {
+        let mut removed = 0;
+        for passkey in self.store.passkeys(user).await? {
+            if self
+                .store
+                .remove_passkey(user, &passkey.credential_id)
+                .await?
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Voids the account's recovery codes (its second factor is gone).
     pub async fn remove_recovery_codes(&self, user: UserId) -> Result<(), SecondFactorError> {
         self.store
