@@ -2602,7 +2602,7 @@ async fn passkeys<S: AccountStore>(store: &S) {
         name: format!("key {id}"),
         passkey: format!(r#"{{"cred":{id}}}"#),
         sign_count: count,
-        backup_eligible: id % 2 == 0,
+        backup_eligible: id.is_multiple_of(2),
         created_at: now.saturating_add(Duration::from_millis(u64::from(id))),
         last_used_at: None,
     };
