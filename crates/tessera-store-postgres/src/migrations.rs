@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0014_recovery_codes.sql"),
     include_str!("../migrations/0015_sign_in_ceremonies.sql"),
     include_str!("../migrations/0016_passkeys.sql"),
+    include_str!("../migrations/0017_opaque_token_methods.sql"),
 ];
 
 /// The schema version this binary writes.

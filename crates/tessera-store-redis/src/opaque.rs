@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use tessera_core::{Audience, ClientId, Roles, Scopes, SecretHash, SessionId, Timestamp, UserId};
+use tessera_core::{
+    Audience, AuthMethods, ClientId, Roles, Scopes, SecretHash, SessionId, Timestamp, UserId,
+};
 use tessera_store::{EndReason, OpaqueToken, OpaqueTokenStore, Revoked, StoreError};
 
 use crate::{RedisStore, Retry, Stored, hex};
@@ -30,6 +32,7 @@ fn token_from(
         audience: t.parse_optional("audience", |a| Audience::parse(a).ok())?,
         session: t.parse_optional("session_id", |s| SessionId::parse(s).ok())?,
         roles: t.parse("roles", |r| Roles::from_stored(r).ok())?,
+        methods: t.parse_optional("amr", |m| AuthMethods::parse_stored(m).ok())?,
         issued_at: t.millis("issued_at")?,
         expires_at: t.millis("expires_at")?,
     }))
@@ -55,6 +58,9 @@ impl OpaqueTokenStore for RedisStore {
         }
         if let Some(session) = &token.session {
             fields.push(("session_id", session.as_str().to_owned()));
+        }
+        if let Some(methods) = token.methods {
+            fields.push(("amr", methods.to_stored()));
         }
         self.insert_expiring_hash(
             token_key(&token.hash),

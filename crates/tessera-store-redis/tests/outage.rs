@@ -72,6 +72,7 @@ async fn with_the_append_only_file_sessions_survive_a_restart() {
         audience: None,
         session: Some(id),
         roles: Roles::default(),
+        methods: None,
         issued_at: Timestamp::now(),
         expires_at: Timestamp::now().saturating_add(Duration::from_secs(600)),
     };

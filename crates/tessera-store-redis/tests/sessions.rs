@@ -436,6 +436,7 @@ async fn layout_races_and_cleanup() {
         audience: None,
         session: None,
         roles: Roles::default(),
+        methods: None,
         issued_at: now,
         expires_at: now.saturating_add(Duration::from_secs(300)),
     };

@@ -8,8 +8,8 @@ use std::sync::LazyLock;
 
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Transaction, Type};
 use tessera_core::{
-    Audience, ClientId, ClientName, RedirectUri, Roles, SecretHash, SessionId, Timestamp, UserId,
-    Username,
+    Audience, AuthMethods, ClientId, ClientName, RedirectUri, Roles, SecretHash, SessionId,
+    Timestamp, UserId, Username,
 };
 use tessera_store::{
     Ceremony, CeremonyKind, Client, Consent, CreateSessionError, CreateUserError, Event,
@@ -1587,7 +1587,7 @@ where
         sqlx::query(concat!(
             "INSERT INTO opaque_tokens (",
             token_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(token.hash.as_bytes().to_vec())
         .bind(token.jti)
@@ -1600,6 +1600,7 @@ where
         .bind(token.roles.to_stored())
         .bind(token.issued_at.as_millis())
         .bind(token.expires_at.as_millis())
+        .bind(token.methods.map(AuthMethods::to_stored))
         .execute(db)
         .await
         .map(drop)

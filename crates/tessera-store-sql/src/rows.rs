@@ -258,6 +258,13 @@ pub fn opaque_token(row: &impl Columns) -> Result<OpaqueToken, StoreError> {
             .transpose()?,
         roles: Roles::from_stored(&row.text("roles")?)
             .map_err(|_| StoreError::corrupt("token roles"))?,
+        methods: row
+            .optional_text("amr")?
+            .map(|m| {
+                AuthMethods::parse_stored(&m)
+                    .map_err(|_| StoreError::corrupt("token's authentication methods"))
+            })
+            .transpose()?,
         issued_at: row.time("issued_at")?,
         expires_at: row.time("expires_at")?,
     })

@@ -694,6 +694,7 @@ async fn opaque_tokens<S: OpaqueTokenStore + SessionStore + RevocationLog>(store
         audience: Some(Audience::parse("orders").unwrap()),
         session: Some(SessionSecret::generate().session_id()),
         roles: Roles::new(vec![Role::Admin]),
+        methods: Some(AuthMethods::password().with(AuthMethod::OneTimeCode)),
         issued_at: now,
         expires_at: now.saturating_add(Duration::from_secs(60)),
     };
@@ -701,6 +702,23 @@ async fn opaque_tokens<S: OpaqueTokenStore + SessionStore + RevocationLog>(store
     assert_eq!(
         store.opaque_token(&secret.hash()).await.unwrap(),
         Some(token.clone())
+    );
+    // a client's own token has no sign-in behind it
+    let own = tessera_core::AccessTokenSecret::generate();
+    let client_token = OpaqueToken {
+        hash: own.hash(),
+        user: None,
+        session: None,
+        methods: None,
+        ..token.clone()
+    };
+    store
+        .store_opaque_token(client_token.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.opaque_token(&own.hash()).await.unwrap(),
+        Some(client_token)
     );
     assert!(
         !store

@@ -635,6 +635,8 @@ pub struct OpaqueToken {
     pub audience: Option<Audience>,
     pub session: Option<SessionId>,
     pub roles: Roles,
+    /// How the sign-in behind it went (its `amr`); `None` for a client's own.
+    pub methods: Option<AuthMethods>,
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
 }

@@ -206,9 +206,11 @@ impl Introspection {
             scope: (!record.scopes.is_empty()).then(|| record.scopes.to_string()),
             sid: record.session.map(|s| s.as_str().to_owned()),
             roles: record.roles.iter().map(|r| r.as_str().to_owned()).collect(),
-            // An opaque token's record does not keep how its sign-in went.
-            acr: None,
-            amr: Vec::new(),
+            acr: record.methods.map(|m| m.acr().to_owned()),
+            amr: record
+                .methods
+                .map(|m| m.amr().into_iter().map(str::to_owned).collect())
+                .unwrap_or_default(),
             kid: None,
         }
     }

@@ -124,14 +124,19 @@ impl TokenIssuer {
         let secret = AccessTokenSecret::generate();
         let now = Timestamp::now();
         let ttl = client.access_ttl;
-        let (subject, user, session, roles) = match &request.subject {
-            Subject::User { user, session, .. } => (
+        let (subject, user, session, roles, methods) = match &request.subject {
+            Subject::User {
+                user,
+                session,
+                methods,
+            } => (
                 user.id.to_string(),
                 Some(user.id),
                 *session,
                 user.roles.clone(),
+                *methods,
             ),
-            Subject::Client => (client.id.to_string(), None, None, Roles::default()),
+            Subject::Client => (client.id.to_string(), None, None, Roles::default(), None),
         };
         let jti = request.jti.map_or_else(random_id, str::to_owned);
         self.opaque
@@ -145,6 +150,7 @@ impl TokenIssuer {
                 audience: request.audience.cloned(),
                 session,
                 roles,
+                methods,
                 issued_at: now,
                 expires_at: now.saturating_add(ttl),
             })

@@ -1303,6 +1303,31 @@ async fn acr_values_2_has_a_one_factor_session_sign_in_again_with_an_app() {
     let access = payload(issued["access_token"].as_str().unwrap());
     assert_eq!(access["acr"], "2");
 
+    // an app of opaque tokens: introspection says the same of them
+    let opaque = app(
+        &server,
+        "opaque",
+        &["--first-party", "--token-format", "opaque"],
+    );
+    let request = Request::new(&opaque);
+    let back = location(&get(&server, &request.url(&server), Some(&cookie)).await);
+    let code = param(&back, "code").unwrap();
+    let issued = tokens(&server, &opaque, &code, &request.verifier).await;
+    let introspector = add_client(
+        &server,
+        "introspector",
+        &["--grant", "client_credentials", "--scope", "introspect"],
+    );
+    let described = crate::tokens::introspect(
+        &server,
+        &introspector,
+        issued["access_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(described["active"], true, "{described}");
+    assert_eq!(described["acr"], "2", "{described}");
+    assert_eq!(described["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+
     let metadata: Value = server
         .client
         .get(server.url("/.well-known/openid-configuration"))
