@@ -182,7 +182,7 @@ fn account_page(
                 button.inline.spaced type="submit" { "Change password" }
             }
         }
-        (two_step_section(&overview.totp, &hidden))
+        (two_step_section(&overview.totp, overview.second_factor_required, &hidden))
         section aria-labelledby="sessions" {
             h2 #sessions { "Where you are signed in" }
             ul.items {
@@ -269,7 +269,8 @@ fn account_page(
 /// Two-step sign-in: set up an authenticator app (the QR code drawn here, the
 /// secret as text), confirm it, or see it on (`routes/account_factors.rs` takes
 /// the forms).
-fn two_step_section(totp: &TotpState, hidden: &Markup) -> Markup {
+/// `required`: the `mfa` policy covers this account, so it cannot be turned off.
+fn two_step_section(totp: &TotpState, required: bool, hidden: &Markup) -> Markup {
     html! {
         section aria-labelledby="two-step" {
             h2 #two-step { "Two-step sign-in" }
@@ -311,6 +312,9 @@ fn two_step_section(totp: &TotpState, hidden: &Markup) -> Markup {
                          password."
                         span.badge { "on" }
                     }
+                    @if required {
+                        p.muted { "This service asks your account to sign in with two steps." }
+                    }
                     p.muted {
                         (recovery_codes_left) " unused recovery "
                         (if *recovery_codes_left == 1 { "code" } else { "codes" })
@@ -324,8 +328,10 @@ fn two_step_section(totp: &TotpState, hidden: &Markup) -> Markup {
                             autocomplete="current-password" required;
                         div.actions {
                             button.secondary.inline type="submit" { "Get new recovery codes" }
-                            button.danger.inline type="submit" formaction="/account/totp/remove" {
-                                "Turn off two-step sign-in"
+                            @if !required {
+                                button.danger.inline type="submit" formaction="/account/totp/remove" {
+                                    "Turn off two-step sign-in"
+                                }
                             }
                         }
                     }

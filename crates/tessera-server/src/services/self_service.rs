@@ -37,6 +37,9 @@ pub struct AccountOverview {
     /// The apps allowed, oldest first.
     pub apps: Vec<AllowedApp>,
     pub totp: TotpState,
+    /// Whether the `mfa` policy asks this account for a second factor (then it
+    /// cannot be turned off).
+    pub second_factor_required: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +105,7 @@ impl SelfService {
             sessions: self.sessions.list(user).await?,
             apps: self.authorization.consents(user).await?,
             totp: self.second_factors.state(session.user()).await?,
+            second_factor_required: self.mfa.requires(&session.user().roles),
         })
     }
 

@@ -618,8 +618,14 @@ async fn the_mfa_policy_has_admins_set_up_an_app_as_they_sign_in() {
     assert_eq!(server.get_as("/admin/v1/users", &root).await.status(), 200);
     assert_eq!(server.get_as("/admin", &root).await.status(), 200);
     // from now on the app is asked for; it cannot be turned off while the
-    // policy covers the account
+    // policy covers the account (the page offers no button; a post is refused)
     first_step(&server, "root").await;
+    let page = server.get_as("/account", &root).await.text().await.unwrap();
+    assert!(!page.contains("Turn off two-step sign-in"), "{page}");
+    assert!(
+        page.contains("asks your account to sign in with two steps"),
+        "{page}"
+    );
     let off = server
         .unsafe_as(reqwest::Method::POST, "/account/totp/remove", &root)
         .header(header::ORIGIN, &server.base)
