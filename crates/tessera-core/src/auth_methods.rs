@@ -88,11 +88,15 @@ impl AuthMethods {
         ALL.into_iter().filter(move |m| self.contains(*m))
     }
 
-    /// Two factors of different kinds: something known and something held.
+    /// Two factors of different kinds: something known and something held; or a
+    /// passkey, which tessera accepts only with user verification (the key held,
+    /// unlocked by a PIN or a biometric: two factors in one gesture).
     pub fn is_multi_factor(self) -> bool {
         let known = self.methods().any(|m| !m.is_possession());
         let held = self.methods().any(AuthMethod::is_possession);
-        known && held
+        let passkey =
+            self.contains(AuthMethod::HardwareKey) || self.contains(AuthMethod::SoftwareKey);
+        (known && held) || passkey
     }
 
     /// The `amr` claim: each method's name, then `mfa` for two factors.
@@ -173,12 +177,13 @@ mod tests {
     }
 
     #[test]
-    fn two_things_held_are_one_factor() {
-        let held = AuthMethods::default()
-            .with(AuthMethod::OneTimeCode)
-            .with(AuthMethod::SoftwareKey);
-        assert!(!held.is_multi_factor());
-        assert_eq!(held.amr(), ["otp", "swk"]);
+    fn two_codes_held_are_one_factor_and_a_verified_passkey_two() {
+        let codes = AuthMethods::default().with(AuthMethod::OneTimeCode);
+        assert!(!codes.is_multi_factor());
+        let passkey = AuthMethods::default().with(AuthMethod::SoftwareKey);
+        assert!(passkey.is_multi_factor());
+        assert_eq!(passkey.amr(), ["swk", "mfa"]);
+        assert_eq!(passkey.acr(), "2");
     }
 
     #[test]

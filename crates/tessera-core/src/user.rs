@@ -15,6 +15,11 @@ impl UserId {
     pub fn parse(input: &str) -> Option<Self> {
         uuid::Uuid::try_parse(input).ok().map(Self)
     }
+
+    /// The id's 16 bytes (a WebAuthn user handle).
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
 }
 
 impl fmt::Display for UserId {

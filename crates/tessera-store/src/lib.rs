@@ -725,18 +725,26 @@ store_trait! {
 pub enum CeremonyKind {
     /// A sign-in whose password was right, waiting for its second factor.
     SecondFactor,
+    /// A passkey being registered: the challenge its authenticator must sign.
+    PasskeyRegistration,
+    /// A sign-in with a passkey: the challenge.
+    PasskeySignIn,
 }
 
 impl CeremonyKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SecondFactor => "second_factor",
+            Self::PasskeyRegistration => "passkey_registration",
+            Self::PasskeySignIn => "passkey_sign_in",
         }
     }
 
     pub fn parse(stored: &str) -> Option<Self> {
         match stored {
             "second_factor" => Some(Self::SecondFactor),
+            "passkey_registration" => Some(Self::PasskeyRegistration),
+            "passkey_sign_in" => Some(Self::PasskeySignIn),
             _ => None,
         }
     }

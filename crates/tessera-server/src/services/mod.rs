@@ -20,6 +20,7 @@ pub mod introspection;
 pub mod keyring;
 pub mod oauth;
 pub mod own_tokens;
+pub mod passkeys;
 pub mod passwords;
 pub mod presence;
 pub mod readiness;
