@@ -76,6 +76,12 @@ impl AuthMethods {
         Self(self.0 | method.bit())
     }
 
+    /// The methods of both.
+    #[must_use]
+    pub fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
     pub fn contains(self, method: AuthMethod) -> bool {
         self.0 & method.bit() != 0
     }

@@ -25,8 +25,8 @@ use crate::http::error::json_errors;
 use crate::http::{one_authorization, track_request};
 use crate::routes::{
     account, account_factors, activity, admin, authorize, consents, console, discovery,
-    end_session, health, introspect, login, login_page, register_page, reset_page, revocations,
-    session, sessions, token, userinfo, users,
+    end_session, health, introspect, login, login_page, passkeys, register_page, reset_page,
+    revocations, session, sessions, token, userinfo, users,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
@@ -53,6 +53,7 @@ pub struct Core {
     pub admin: Arc<services::admin::Administration>,
     /// Accounts' TOTP authenticators and recovery codes.
     pub second_factors: Arc<services::second_factor::SecondFactors>,
+    pub passkeys: Arc<services::passkeys::Passkeys>,
     /// When the revocation log was last read; bounds how long caches are trusted.
     pub log_contact: Arc<contact::Contact>,
     /// When every store last answered a ping.
@@ -114,6 +115,11 @@ impl Core {
             keys.master_key(),
             services::second_factor::issuer_name(&config.public_url()),
         ));
+        let passkeys = Arc::new(services::passkeys::Passkeys::new(
+            &config.public_url(),
+            stores.set.accounts.clone(),
+            stores.set.ceremonies.clone(),
+        ));
         let admin = Arc::new(services::admin::Administration::new(
             accounts.clone(),
             sessions.clone(),
@@ -131,6 +137,7 @@ impl Core {
             clients,
             admin,
             second_factors,
+            passkeys,
             refresh: Arc::new(refresh::RefreshTokens::new(
                 stores.set.refresh.clone(),
                 config.tokens.refresh_lifetime,
@@ -354,6 +361,7 @@ pub async fn serve(
             throttle.clone(),
             core.audit.clone(),
             core.second_factors.clone(),
+            core.passkeys.clone(),
             config.mfa,
         )),
         grants: Arc::new(services::grants::Grants::new(
@@ -397,6 +405,7 @@ pub async fn serve(
             core.accounts.clone(),
             core.sessions.clone(),
             core.second_factors.clone(),
+            core.passkeys.clone(),
             core.stores.set.ceremonies.clone(),
             throttle.clone(),
             core.audit.clone(),
@@ -600,6 +609,18 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         .route("/v1/users", post(users::register))
         .route("/v1/login", post(login::login))
         .route("/v1/login/second-factor", post(login::second_factor))
+        .route(
+            "/v1/login/second-factor/passkey-options",
+            post(login::second_factor_passkey_options),
+        )
+        .route("/v1/login/passkey/options", post(login::passkey_options))
+        .route("/v1/login/passkey", post(login::passkey))
+        .route(
+            "/v1/account/passkeys",
+            get(passkeys::list).post(passkeys::add),
+        )
+        .route("/v1/account/passkeys/options", post(passkeys::options))
+        .route("/v1/account/passkeys/{id}", delete(passkeys::remove))
         .route("/login", get(login_page::show).post(login_page::submit))
         .route(
             "/login/second-factor", // login_page::SECOND_STEP_PAGE

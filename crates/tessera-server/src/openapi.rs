@@ -133,6 +133,13 @@ impl Modify for SecuritySchemes {
         operations::register,
         operations::login,
         operations::login_second_factor,
+        operations::login_second_factor_passkey_options,
+        operations::login_passkey_options,
+        operations::login_passkey,
+        operations::account_passkeys,
+        operations::account_passkey_options,
+        operations::account_add_passkey,
+        operations::account_remove_passkey,
         operations::session,
         operations::logout,
         operations::session_token,
@@ -212,7 +219,10 @@ mod operations {
     use super::{ErrorSchema, PushedRequest, TokenReference, TokenRequest};
     use crate::routes::activity::Report;
     use crate::routes::admin::{NewClient, ProfilePatch, RolesBody};
-    use crate::routes::login::{LoginForm, SecondFactorForm, SecondFactorRequired};
+    use crate::routes::login::{
+        LoginForm, PasskeyLoginForm, SecondFactorForm, SecondFactorRequired,
+    };
+    use crate::routes::passkeys::{NewPasskeyForm, PasskeyRegistrationForm, PasskeyView};
     use crate::routes::users::Registration;
 
     /// Liveness: the process answers.
@@ -257,6 +267,59 @@ mod operations {
         responses((status = 200, description = "signed in; the session cookie is set, the sign-in cookie cleared", body = Value),
                   (status = "4XX", description = "`invalid_code` (wrong or used), `sign_in_expired` (start again), throttled, foreign origin", body = ErrorSchema)))]
     pub fn login_second_factor() {}
+
+    /// A challenge for a passkey of the account whose sign-in the sign-in cookie
+    /// holds: `{"ceremony", "options"}`; the answer goes to
+    /// `POST /v1/login/second-factor` as `{"ceremony", "credential"}`.
+    #[utoipa::path(post, path = "/v1/login/second-factor/passkey-options", tag = "sessions",
+        responses((status = 200, description = "`{\"ceremony\", \"options\": {\"publicKey\"}}`", body = Value),
+                  (status = "4XX", description = "`sign_in_expired`, `passkey_refused` (the account has none), foreign origin", body = ErrorSchema)))]
+    pub fn login_second_factor_passkey_options() {}
+
+    /// A challenge for signing in with a passkey alone, no username
+    /// (discoverable credentials): `{"ceremony", "options"}`.
+    #[utoipa::path(post, path = "/v1/login/passkey/options", tag = "sessions",
+        responses((status = 200, description = "`{\"ceremony\", \"options\": {\"publicKey\"}}`", body = Value),
+                  (status = "4XX", description = "throttled, foreign origin", body = ErrorSchema),
+                  (status = 501, description = "`passkeys_unavailable`: the public URL names no domain", body = ErrorSchema)))]
+    pub fn login_passkey_options() {}
+
+    /// Sign in with a passkey: a session cookie and `{"user", "session", "csrf_token"}`;
+    /// the session's `amr` is `hwk` or `swk`, and `mfa`.
+    #[utoipa::path(post, path = "/v1/login/passkey", tag = "sessions",
+        request_body(content((PasskeyLoginForm = "application/json"))),
+        responses((status = 200, description = "signed in; the cookie is set", body = Value),
+                  (status = "4XX", description = "`passkey_refused` (wrong origin or RP id, no user verification, unknown passkey, counter went backwards), `ceremony_expired` (used or too old), throttled, disabled", body = ErrorSchema)))]
+    pub fn login_passkey() {}
+
+    /// The caller's passkeys, oldest first.
+    #[utoipa::path(get, path = "/v1/account/passkeys", tag = "sessions", security(("session" = [])),
+        responses((status = 200, description = "`{\"passkeys\": [...]}`", body = [PasskeyView]),
+                  (status = "4XX", description = "no valid session", body = ErrorSchema)))]
+    pub fn account_passkeys() {}
+
+    /// Start adding a passkey: the password again (a passkey signs in alone) and
+    /// its name; `{"ceremony", "options"}` for `navigator.credentials.create`.
+    #[utoipa::path(post, path = "/v1/account/passkeys/options", tag = "sessions", security(("session" = [])),
+        request_body(content((NewPasskeyForm = "application/json"))),
+        responses((status = 200, description = "`{\"ceremony\", \"options\": {\"publicKey\"}}`", body = Value),
+                  (status = "4XX", description = "wrong password, bad name, throttled, no session or CSRF token", body = ErrorSchema)))]
+    pub fn account_passkey_options() {}
+
+    /// Finish adding a passkey: the authenticator's answer.
+    #[utoipa::path(post, path = "/v1/account/passkeys", tag = "sessions", security(("session" = [])),
+        request_body(content((PasskeyRegistrationForm = "application/json"))),
+        responses((status = 201, description = "the passkey", body = PasskeyView),
+                  (status = "4XX", description = "`passkey_refused`, `ceremony_expired`, registered already, no session or CSRF token", body = ErrorSchema)))]
+    pub fn account_add_passkey() {}
+
+    /// Remove one of the caller's passkeys.
+    #[utoipa::path(delete, path = "/v1/account/passkeys/{id}", tag = "sessions", security(("session" = [])),
+        params(("id" = String, Path, description = "the passkey's id (base64url credential id)")),
+        responses((status = 204, description = "removed"),
+                  (status = 409, description = "the last second factor of an account the `mfa` policy covers", body = ErrorSchema),
+                  (status = "4XX", description = "no such passkey, no session or CSRF token", body = ErrorSchema)))]
+    pub fn account_remove_passkey() {}
 
     /// The caller's session: `{"user", "session", "csrf_token"}`.
     #[utoipa::path(get, path = "/v1/session", tag = "sessions", security(("session" = [])),

@@ -201,7 +201,35 @@ impl From<crate::services::self_service::FactorChangeError> for ApiError {
             E::Required => Self::new(StatusCode::CONFLICT, "conflict", error.to_string()),
             E::Throttled(wait) => wait.into(),
             E::Factors(e) => e.into(),
+            E::Passkey(e) => e.into(),
             E::Hash(e) => e.into(),
+            E::Store(e) => Self::store(e),
+        }
+    }
+}
+
+impl From<crate::services::passkeys::PasskeyError> for ApiError {
+    fn from(error: crate::services::passkeys::PasskeyError) -> Self {
+        use crate::services::passkeys::PasskeyError as E;
+        match error {
+            E::Unavailable(_) => Self::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "passkeys_unavailable",
+                error.to_string(),
+            ),
+            E::Expired => Self::new(
+                StatusCode::BAD_REQUEST,
+                "ceremony_expired",
+                error.to_string(),
+            ),
+            E::Refused(_) | E::CounterWentBack => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "passkey_refused",
+                error.to_string(),
+            ),
+            E::AlreadyRegistered => Self::new(StatusCode::CONFLICT, "conflict", error.to_string()),
+            E::BadName => Self::bad_request(error.to_string()),
+            E::NoSuchUser => Self::unauthenticated(),
             E::Store(e) => Self::store(e),
         }
     }

@@ -484,22 +484,47 @@ impl FromRequest<AppState> for CsrfProtectedSession {
             }
             None => None,
         };
-        let Some(presented) = presented else {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "csrf_token_missing",
-                "send the session's csrf_token in the X-CSRF-Token header",
-            ));
-        };
-        if !session.csrf_token().matches(&presented) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "csrf_token_invalid",
-                "the CSRF token does not match this session",
-            ));
-        }
+        csrf_matches(&session, presented.as_deref())?;
         Ok(Self(session))
     }
+}
+
+/// [`CsrfProtectedSession`] for a JSON request whose body the handler reads:
+/// the token only in `X-CSRF-Token`, and the body left alone.
+pub struct CsrfHeaderSession(pub Arc<ActiveSession>);
+
+impl FromRequestParts<AppState> for CsrfHeaderSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        check_origin(&parts.headers, &state.services().edge.origins)?;
+        let session = session_of(&parts.headers, state).await?;
+        note_user(&parts.extensions, &session);
+        let presented = parts
+            .headers
+            .get("x-csrf-token")
+            .and_then(|value| value.to_str().ok());
+        csrf_matches(&session, presented)?;
+        Ok(Self(session))
+    }
+}
+
+fn csrf_matches(session: &ActiveSession, presented: Option<&str>) -> Result<(), ApiError> {
+    let Some(presented) = presented else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf_token_missing",
+            "send the session's csrf_token in the X-CSRF-Token header",
+        ));
+    };
+    if !session.csrf_token().matches(presented) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf_token_invalid",
+            "the CSRF token does not match this session",
+        ));
+    }
+    Ok(())
 }
 
 /// A yes/no field as JSON gives it (`true`) or as a form does (`"true"`,

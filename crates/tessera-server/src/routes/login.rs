@@ -8,7 +8,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
-use tessera_core::{RecoveryCode, Timestamp, TotpCode};
+use tessera_core::{CeremonySecret, RecoveryCode, Timestamp, TotpCode};
+use webauthn_rs::prelude::PublicKeyCredential;
 
 use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
@@ -16,8 +17,8 @@ use crate::http::extract::{ClientInfo, Input, SameOrigin, credentials};
 use crate::services::second_factor::Enrolment;
 use crate::services::sessions::ActiveSession;
 use crate::services::sign_in::{
-    Attempt, SecondFactorProof, SecondStep, SecondStepError, SignIn, SignInError, SignedIn,
-    SignedInWithFactor,
+    Attempt, Factors, PasskeyAttempt, PasskeySignInError, SecondFactorProof, SecondStep,
+    SecondStepError, SignIn, SignInError, SignedIn, SignedInWithFactor,
 };
 use crate::views::CurrentSession;
 
@@ -35,7 +36,36 @@ pub struct LoginForm {
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct SecondFactorForm {
     /// The six digits an authenticator app shows, or a recovery code.
-    pub code: String,
+    #[serde(default)]
+    pub code: Option<String>,
+    /// With `credential`: the `ceremony` of
+    /// `POST /v1/login/second-factor/passkey-options`.
+    #[serde(default)]
+    pub ceremony: Option<String>,
+    /// A passkey's answer (`navigator.credentials.get`'s, in its JSON form).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub credential: Option<Box<PublicKeyCredential>>,
+}
+
+/// A WebAuthn challenge: the options for the browser's `navigator.credentials`
+/// call, and the secret that goes back with its answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PasskeyChallenge<T> {
+    /// Sent back with the authenticator's answer; good for five minutes, once.
+    pub ceremony: String,
+    /// `{"publicKey": …}`, binary members in base64url.
+    #[schema(value_type = Object)]
+    pub options: T,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct PasskeyLoginForm {
+    /// The `ceremony` of `POST /v1/login/passkey/options`.
+    pub ceremony: String,
+    /// The passkey's answer (`navigator.credentials.get`'s, in its JSON form).
+    #[schema(value_type = Object)]
+    pub credential: Box<PublicKeyCredential>,
 }
 
 /// The answer to a right password for an account with a second factor (or one
@@ -45,7 +75,8 @@ pub struct SecondFactorForm {
 pub struct SecondFactorRequired {
     pub error: &'static str,
     pub error_description: &'static str,
-    /// `totp` and `recovery_code`; only `totp` while setting an app up.
+    /// `totp` and `recovery_code` for an account with an authenticator app,
+    /// `passkey` for one with passkeys; only `totp` while setting an app up.
     pub methods: Vec<&'static str>,
     /// The authenticator app to set up: the second step's code confirms it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -86,6 +117,7 @@ pub async fn login(
             FirstStep::SecondFactor {
                 set_cookie,
                 expires_at,
+                factors,
                 enrolment,
             } => {
                 let (error_description, methods) = match &enrolment {
@@ -95,12 +127,22 @@ pub async fn login(
                          POST /v1/login/second-factor",
                         vec!["totp"],
                     ),
-                    None => (
-                        "this account has a second factor: send a code from its \
-                         authenticator app, or a recovery code, to \
-                         POST /v1/login/second-factor",
-                        vec!["totp", "recovery_code"],
-                    ),
+                    None => {
+                        let mut methods = Vec::new();
+                        if factors.totp {
+                            methods.extend(["totp", "recovery_code"]);
+                        }
+                        if factors.passkey {
+                            methods.push("passkey");
+                        }
+                        (
+                            "this account has a second factor: send a code from its \
+                             authenticator app or a recovery code, or a passkey's answer \
+                             to POST /v1/login/second-factor/passkey-options's challenge, \
+                             to POST /v1/login/second-factor",
+                            methods,
+                        )
+                    }
                 };
                 (
                     StatusCode::UNAUTHORIZED,
@@ -135,8 +177,20 @@ pub async fn second_factor(
     headers: HeaderMap,
     Input(input): Input<SecondFactorForm>,
 ) -> Result<Response, ApiError> {
+    let proof = match (input.code, input.ceremony, input.credential) {
+        (Some(code), None, None) => parse_proof(&code)?,
+        (None, Some(ceremony), Some(credential)) => SecondFactorProof::Passkey {
+            ceremony: parse_ceremony(&ceremony)?,
+            credential,
+        },
+        _ => {
+            return Err(ApiError::bad_request(
+                "send either a code, or a passkey's ceremony and credential",
+            ));
+        }
+    };
     let (set_cookies, done) =
-        second_step(&sign_in_service, &cookies, client, &headers, &input.code).await?;
+        second_step(&sign_in_service, &cookies, client, &headers, proof).await?;
     let policy = sign_in_service.sessions().policy();
     let mut body = serde_json::to_value(CurrentSession::of(&done.session, policy))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -161,6 +215,7 @@ pub enum FirstStep {
     SecondFactor {
         set_cookie: HeaderValue,
         expires_at: Timestamp,
+        factors: Factors,
         /// The authenticator app to set up (the `mfa` policy).
         enrolment: Option<Enrolment>,
     },
@@ -209,6 +264,7 @@ pub async fn sign_in(
         SignedIn::SecondFactorNeeded(pending) => FirstStep::SecondFactor {
             set_cookie: cookies.pending.set(&pending.secret),
             expires_at: pending.expires_at,
+            factors: pending.factors,
             enrolment: pending.enrolment,
         },
     })
@@ -247,21 +303,9 @@ pub async fn second_step(
     cookies: &Cookies,
     client: ClientInfo,
     headers: &HeaderMap,
-    code: &str,
+    proof: SecondFactorProof,
 ) -> Result<([HeaderValue; 2], SignedInWithFactor), ApiError> {
-    let expired = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "sign_in_expired",
-            "this sign-in has expired or was already used: sign in again",
-        )
-    };
-    let pending = cookies
-        .pending
-        .secret_of(headers)
-        .map_err(|_| expired())?
-        .ok_or_else(expired)?;
-    let proof = parse_proof(code)?;
+    let pending = pending_sign_in(cookies, headers)?;
     let previous = cookies.session.secret(headers).ok().flatten();
     let done = service
         .second_step(SecondStep {
@@ -274,7 +318,6 @@ pub async fn second_step(
         .await
         .map_err(|e| match e {
             SecondStepError::Throttled(wait) => wait.into(),
-            SecondStepError::Expired => expired(),
             SecondStepError::WrongCode { attempts_left } => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_code",
@@ -292,12 +335,128 @@ pub async fn second_step(
                 "sign_in_expired",
                 "too many wrong codes: sign in again",
             ),
+            SecondStepError::Expired => expired(),
             SecondStepError::Disabled => disabled(),
             SecondStepError::Factors(e) => e.into(),
+            SecondStepError::Passkey(e) => e.into(),
             SecondStepError::Store(e) => e.into(),
         })?;
     Ok((
         [cookies.session.set(&done.secret), cookies.pending.clear()],
         done,
     ))
+}
+
+fn expired() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "sign_in_expired",
+        "this sign-in has expired or was already used: sign in again",
+    )
+}
+
+/// The sign-in between its factors that the browser's cookie holds.
+fn pending_sign_in(cookies: &Cookies, headers: &HeaderMap) -> Result<CeremonySecret, ApiError> {
+    cookies
+        .pending
+        .secret_of(headers)
+        .map_err(|_| expired())?
+        .ok_or_else(expired)
+}
+
+fn parse_ceremony(ceremony: &str) -> Result<CeremonySecret, ApiError> {
+    CeremonySecret::parse(ceremony).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ceremony_expired",
+            "this passkey ceremony has expired or was already used: start again",
+        )
+    })
+}
+
+/// `POST /v1/login/second-factor/passkey-options`: a challenge for a passkey of
+/// the account whose sign-in the cookie holds, answered through
+/// `POST /v1/login/second-factor`.
+pub async fn second_factor_passkey_options(
+    State(sign_in_service): State<Arc<SignIn>>,
+    State(cookies): State<Arc<Cookies>>,
+    _: SameOrigin,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let pending = pending_sign_in(&cookies, &headers)?;
+    let (ceremony, options) = sign_in_service
+        .begin_second_step_passkey(&pending)
+        .await
+        .map_err(|e| match e {
+            SecondStepError::Passkey(e) => e.into(),
+            SecondStepError::Store(e) => e.into(),
+            _ => expired(),
+        })?;
+    Ok(no_store(Json(PasskeyChallenge {
+        ceremony: ceremony.expose(),
+        options,
+    })))
+}
+
+/// `POST /v1/login/passkey/options`: a challenge for signing in with a passkey
+/// alone, no username (discoverable credentials).
+pub async fn passkey_options(
+    State(sign_in_service): State<Arc<SignIn>>,
+    _: SameOrigin,
+    client: ClientInfo,
+) -> Result<Response, ApiError> {
+    let (ceremony, options) = sign_in_service
+        .begin_passkey_sign_in(client.address)
+        .await
+        .map_err(passkey_sign_in_error)?;
+    Ok(no_store(Json(PasskeyChallenge {
+        ceremony: ceremony.expose(),
+        options,
+    })))
+}
+
+/// `POST /v1/login/passkey`: the passkey's answer; starts a new session.
+pub async fn passkey(
+    State(sign_in_service): State<Arc<SignIn>>,
+    State(cookies): State<Arc<Cookies>>,
+    _: SameOrigin,
+    client: ClientInfo,
+    headers: HeaderMap,
+    Input(input): Input<PasskeyLoginForm>,
+) -> Result<Response, ApiError> {
+    let pending = parse_ceremony(&input.ceremony)?;
+    let previous = cookies.session.secret(&headers).ok().flatten();
+    let (secret, session) = sign_in_service
+        .passkey_sign_in(PasskeyAttempt {
+            pending,
+            credential: *input.credential,
+            address: client.address,
+            user_agent: client.user_agent,
+            previous,
+        })
+        .await
+        .map_err(passkey_sign_in_error)?;
+    let policy = sign_in_service.sessions().policy();
+    Ok((
+        [(header::SET_COOKIE, cookies.session.set(&secret))],
+        Json(CurrentSession::of(&session, policy)),
+    )
+        .into_response())
+}
+
+fn passkey_sign_in_error(error: PasskeySignInError) -> ApiError {
+    match error {
+        PasskeySignInError::Throttled(wait) => wait.into(),
+        PasskeySignInError::Disabled => disabled(),
+        PasskeySignInError::Passkey(e) => e.into(),
+        PasskeySignInError::Store(e) => e.into(),
+    }
+}
+
+fn no_store(response: impl IntoResponse) -> Response {
+    (
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        response,
+    )
+        .into_response()
 }

@@ -24,7 +24,7 @@ use crate::http::extract::{ClientInfo, Input, check_origin};
 use crate::routes::html::{
     csp_source, page, qr_code, recovery_codes_body, see_other, sentence, spaced_key,
 };
-use crate::routes::login::{FirstStep, LoginForm, second_step, sign_in};
+use crate::routes::login::{FirstStep, LoginForm, parse_proof, second_step, sign_in};
 use crate::services::authorize::Authorization;
 use crate::services::second_factor::Enrolment;
 use crate::services::sessions::SessionService;
@@ -395,7 +395,11 @@ pub async fn submit_second_step(
         .return_to
         .as_deref()
         .and_then(|r| edge.return_to.check(r));
-    match second_step(&sign_in_service, &cookies, client, &headers, &input.code).await {
+    let outcome = match parse_proof(&input.code) {
+        Ok(proof) => second_step(&sign_in_service, &cookies, client, &headers, proof).await,
+        Err(error) => Err(error),
+    };
+    match outcome {
         Ok((set_cookies, done)) => {
             let next = allowed.as_ref().map_or("/login", Url::as_str);
             let mut response = if done.recovery_codes.is_empty() {

@@ -14,6 +14,7 @@ pub mod html;
 pub mod introspect;
 pub mod login;
 pub mod login_page;
+pub mod passkeys;
 pub mod register_page;
 pub mod reset_page;
 pub mod revocations;

@@ -28,9 +28,9 @@ use tessera_store::{
     AccountStore, Ceremony, CeremonyKind, CeremonyStore, PasskeyCredential, StoreError, User,
 };
 use webauthn_rs::prelude::{
-    CreationChallengeResponse, Credential, Passkey, PasskeyAuthentication, PasskeyRegistration,
-    PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse, Url, Uuid,
-    Webauthn, WebauthnBuilder, WebauthnError,
+    CreationChallengeResponse, Credential, DiscoverableAuthentication, Passkey,
+    PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse, Url, Uuid, Webauthn, WebauthnBuilder, WebauthnError,
 };
 
 /// How long a ceremony waits for its authenticator.
@@ -64,7 +64,16 @@ pub enum PasskeyError {
 pub struct PasskeySignIn {
     pub user: UserId,
     pub methods: AuthMethods,
-    pub credential_id: Vec<u8>,
+    /// The passkey's name, for the audit log.
+    pub name: String,
+}
+
+/// A registration under way: the name to keep the passkey under, and the
+/// challenge.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Registering {
+    name: String,
+    state: PasskeyRegistration,
 }
 
 pub struct Passkeys {
@@ -93,12 +102,18 @@ impl Passkeys {
             .map_err(|why| PasskeyError::Unavailable(why.clone()))
     }
 
-    /// Starts registering a passkey for `user`: the options for the browser's
-    /// `navigator.credentials.create`, and the secret that finishes it.
+    /// Starts registering a passkey for `user`, to be kept under `name`: the
+    /// options for the browser's `navigator.credentials.create`, and the secret
+    /// that finishes it.
     pub async fn begin_registration(
         &self,
         user: &User,
+        name: &str,
     ) -> Result<(CeremonySecret, CreationChallengeResponse), PasskeyError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+            return Err(PasskeyError::BadName);
+        }
         let webauthn = self.webauthn()?;
         let existing = self.accounts.passkeys(user.id).await?;
         let exclude = existing
@@ -116,40 +131,38 @@ impl Passkeys {
         if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
             selection.resident_key = Some(webauthn_rs_proto::ResidentKeyRequirement::Preferred);
         }
+        let pending = Registering {
+            name: name.to_owned(),
+            state,
+        };
         let secret = self
-            .begin(CeremonyKind::PasskeyRegistration, Some(user.id), &state)
+            .begin(CeremonyKind::PasskeyRegistration, Some(user.id), &pending)
             .await?;
         Ok((secret, options))
     }
 
-    /// Finishes a registration `begin_registration` started for the same `user`,
-    /// keeping the passkey under `name`.
+    /// Finishes a registration `begin_registration` started for the same `user`.
     pub async fn finish_registration(
         &self,
         user: &User,
         pending: &CeremonySecret,
-        name: &str,
         response: &RegisterPublicKeyCredential,
     ) -> Result<PasskeyCredential, PasskeyError> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-            return Err(PasskeyError::BadName);
-        }
         let webauthn = self.webauthn()?;
-        let (owner, state): (_, PasskeyRegistration) = self
+        let (owner, registering): (_, Registering) = self
             .take(CeremonyKind::PasskeyRegistration, pending)
             .await?;
         if owner != Some(user.id) {
             return Err(PasskeyError::Expired);
         }
         let passkey = webauthn
-            .finish_passkey_registration(response, &state)
+            .finish_passkey_registration(response, &registering.state)
             .map_err(refused)?;
         let credential = Credential::from(passkey.clone());
         let record = PasskeyCredential {
             credential_id: passkey.cred_id().to_vec(),
             user: user.id,
-            name: name.to_owned(),
+            name: registering.name,
             passkey: to_json(&passkey)?,
             sign_count: credential.counter,
             backup_eligible: credential.backup_eligible,
@@ -162,6 +175,24 @@ impl Passkeys {
             Err(StoreError::Conflict(_)) => Err(PasskeyError::AlreadyRegistered),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The user's passkeys, oldest first.
+    pub async fn of(&self, user: UserId) -> Result<Vec<PasskeyCredential>, PasskeyError> {
+        Ok(self.accounts.passkeys(user).await?)
+    }
+
+    /// The passkey with this credential id, whoever's it is.
+    pub async fn stored(
+        &self,
+        credential_id: &[u8],
+    ) -> Result<Option<PasskeyCredential>, PasskeyError> {
+        Ok(self.accounts.passkey(credential_id).await?)
+    }
+
+    /// Removes one of the user's passkeys; `false` if they have none by this id.
+    pub async fn remove(&self, user: UserId, credential_id: &[u8]) -> Result<bool, PasskeyError> {
+        Ok(self.accounts.remove_passkey(user, credential_id).await?)
     }
 
     /// Starts a sign-in with one of `user`'s passkeys: the options for the
@@ -192,28 +223,74 @@ impl Passkeys {
         Ok((secret, options))
     }
 
-    /// Finishes a sign-in `begin_sign_in` started: the account it proves, once.
+    /// Starts a sign-in with any passkey the authenticator holds for tessera
+    /// (discoverable credentials): no account named, the authenticator says whose
+    /// it is.
+    pub async fn begin_discoverable(
+        &self,
+    ) -> Result<(CeremonySecret, RequestChallengeResponse), PasskeyError> {
+        let webauthn = self.webauthn()?;
+        let (options, state) = webauthn
+            .start_discoverable_authentication()
+            .map_err(refused)?;
+        let secret = self
+            .begin(CeremonyKind::PasskeySignIn, None, &state)
+            .await?;
+        Ok((secret, options))
+    }
+
+    /// Finishes a sign-in `begin_sign_in` or `begin_discoverable` started: the
+    /// account it proves, once. For `begin_sign_in`'s, the passkey must be of the
+    /// account it named.
     pub async fn finish_sign_in(
         &self,
         pending: &CeremonySecret,
         response: &PublicKeyCredential,
     ) -> Result<PasskeySignIn, PasskeyError> {
         let webauthn = self.webauthn()?;
-        let (user, state): (_, PasskeyAuthentication) =
-            self.take(CeremonyKind::PasskeySignIn, pending).await?;
-        let user = user.ok_or(PasskeyError::Expired)?;
-        let result = webauthn
-            .finish_passkey_authentication(response, &state)
-            .map_err(|e| match e {
-                WebauthnError::CredentialPossibleCompromise => PasskeyError::CounterWentBack,
-                e => refused(e),
-            })?;
-        let stored = self
-            .accounts
-            .passkey(result.cred_id())
+        let ceremony = self
+            .ceremonies
+            .take_ceremony(
+                &pending.hash(),
+                CeremonyKind::PasskeySignIn,
+                Timestamp::now(),
+            )
             .await?
-            .filter(|p| p.user == user)
-            .ok_or_else(|| PasskeyError::Refused("this passkey is not registered".to_owned()))?;
+            .ok_or(PasskeyError::Expired)?;
+        let not_registered = || PasskeyError::Refused("this passkey is not registered".to_owned());
+        let (stored, result) = match ceremony.user {
+            Some(user) => {
+                let state: PasskeyAuthentication = from_json(&ceremony.state)?;
+                let result = webauthn
+                    .finish_passkey_authentication(response, &state)
+                    .map_err(counter_or_refused)?;
+                let stored = self
+                    .accounts
+                    .passkey(result.cred_id())
+                    .await?
+                    .filter(|p| p.user == user)
+                    .ok_or_else(not_registered)?;
+                (stored, result)
+            }
+            None => {
+                let state: DiscoverableAuthentication = from_json(&ceremony.state)?;
+                let (handle, credential_id) = webauthn
+                    .identify_discoverable_authentication(response)
+                    .map_err(refused)?;
+                let stored = self
+                    .accounts
+                    .passkey(credential_id)
+                    .await?
+                    // The authenticator names the account; the store must agree.
+                    .filter(|p| user_handle(p.user) == handle)
+                    .ok_or_else(not_registered)?;
+                let passkey: Passkey = from_json(&stored.passkey)?;
+                let result = webauthn
+                    .finish_discoverable_authentication_v2(response, state, &passkey)
+                    .map_err(counter_or_refused)?;
+                (stored, result)
+            }
+        };
         let mut passkey: Passkey = from_json(&stored.passkey)?;
         passkey.update_credential(&result);
         if !self
@@ -234,9 +311,9 @@ impl Passkeys {
             AuthMethod::HardwareKey
         };
         Ok(PasskeySignIn {
-            user,
+            user: stored.user,
             methods: AuthMethods::default().with(held),
-            credential_id: stored.credential_id,
+            name: stored.name,
         })
     }
 
@@ -292,6 +369,13 @@ fn relying_party(public_url: &str) -> Result<Webauthn, String> {
 /// The user handle authenticators keep: the account's id.
 fn user_handle(user: UserId) -> Uuid {
     Uuid::from_bytes(*user.as_bytes())
+}
+
+fn counter_or_refused(error: WebauthnError) -> PasskeyError {
+    match error {
+        WebauthnError::CredentialPossibleCompromise => PasskeyError::CounterWentBack,
+        e => refused(e),
+    }
 }
 
 fn refused(error: WebauthnError) -> PasskeyError {

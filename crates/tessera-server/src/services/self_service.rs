@@ -7,13 +7,16 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use tessera_core::CeremonySecret;
 use tessera_core::{ClientId, DisplayName, Email, Password, RecoveryCode, SessionId, TotpCode};
-use tessera_store::{Actor, EventKind, SessionRecord, StoreError, User};
+use tessera_store::{Actor, EventKind, PasskeyCredential, SessionRecord, StoreError, User};
+use webauthn_rs::prelude::{CreationChallengeResponse, RegisterPublicKeyCredential};
 
 use crate::config::MfaPolicy;
 use crate::services::accounts::{Accounts, LoginError, Profile, ProfileChange};
 use crate::services::audit::{Audit, event};
 use crate::services::authorize::{AllowedApp, Authorization};
+use crate::services::passkeys::{PasskeyError, Passkeys};
 use crate::services::passwords::HashError;
 use crate::services::second_factor::{SecondFactorError, SecondFactors, TotpState, unix_seconds};
 use crate::services::sessions::{ActiveSession, SessionService};
@@ -22,6 +25,7 @@ use crate::services::throttle::{Throttle, Throttled};
 pub struct SelfService {
     mfa: MfaPolicy,
     second_factors: Arc<SecondFactors>,
+    passkeys: Arc<Passkeys>,
     accounts: Accounts,
     sessions: Arc<SessionService>,
     authorization: Arc<Authorization>,
@@ -37,6 +41,8 @@ pub struct AccountOverview {
     /// The apps allowed, oldest first.
     pub apps: Vec<AllowedApp>,
     pub totp: TotpState,
+    /// The passkeys, oldest first.
+    pub passkeys: Vec<PasskeyCredential>,
     /// Whether the `mfa` policy asks this account for a second factor (then it
     /// cannot be turned off).
     pub second_factor_required: bool,
@@ -54,6 +60,8 @@ pub enum FactorChangeError {
     Throttled(Throttled),
     #[error(transparent)]
     Factors(#[from] SecondFactorError),
+    #[error(transparent)]
+    Passkey(#[from] PasskeyError),
     #[error(transparent)]
     Hash(HashError),
     #[error(transparent)]
@@ -82,11 +90,13 @@ impl SelfService {
         throttle: Arc<Throttle>,
         audit: Arc<Audit>,
         second_factors: Arc<SecondFactors>,
+        passkeys: Arc<Passkeys>,
         mfa: MfaPolicy,
     ) -> Self {
         Self {
             mfa,
             second_factors,
+            passkeys,
             accounts,
             sessions,
             authorization,
@@ -105,6 +115,7 @@ impl SelfService {
             sessions: self.sessions.list(user).await?,
             apps: self.authorization.consents(user).await?,
             totp: self.second_factors.state(session.user()).await?,
+            passkeys: self.accounts_passkeys(user).await?,
             second_factor_required: self.mfa.requires(&session.user().roles),
         })
     }
@@ -182,6 +193,100 @@ impl SelfService {
             )
             .await;
         Ok(())
+    }
+
+    async fn accounts_passkeys(
+        &self,
+        user: tessera_core::UserId,
+    ) -> Result<Vec<PasskeyCredential>, SecondFactorError> {
+        self.passkeys.of(user).await.map_err(|e| match e {
+            PasskeyError::Store(e) => SecondFactorError::Store(e),
+            e => SecondFactorError::Store(StoreError::Other(e.to_string())),
+        })
+    }
+
+    /// The person's passkeys, oldest first.
+    pub async fn passkeys(
+        &self,
+        session: &ActiveSession,
+    ) -> Result<Vec<PasskeyCredential>, PasskeyError> {
+        self.passkeys.of(session.user().id).await
+    }
+
+    /// Starts adding a passkey named `name`; asks for the password, since a
+    /// passkey signs in on its own: a session left open (or stolen) must not be
+    /// enough to plant one.
+    pub async fn begin_passkey(
+        &self,
+        session: &ActiveSession,
+        name: &str,
+        password: Password,
+        address: IpAddr,
+    ) -> Result<(CeremonySecret, CreationChallengeResponse), FactorChangeError> {
+        self.recheck_password(session, password, address).await?;
+        Ok(self
+            .passkeys
+            .begin_registration(session.user(), name)
+            .await?)
+    }
+
+    /// Finishes adding the passkey `begin_passkey` started.
+    pub async fn add_passkey(
+        &self,
+        session: &ActiveSession,
+        pending: &CeremonySecret,
+        response: &RegisterPublicKeyCredential,
+        address: IpAddr,
+    ) -> Result<PasskeyCredential, PasskeyError> {
+        let user = session.user();
+        let added = self
+            .passkeys
+            .finish_registration(user, pending, response)
+            .await?;
+        self.audit
+            .record(
+                event(EventKind::SecondFactorAdded, Actor::User(user.id))
+                    .user(user.id)
+                    .username(user.username.as_str())
+                    .address(Some(address))
+                    .detail(format!("passkey \u{201c}{}\u{201d}", added.name)),
+            )
+            .await;
+        Ok(added)
+    }
+
+    /// Removes one of the person's passkeys; `false` if they have none by this
+    /// id. The last second factor of an account the `mfa` policy covers stays.
+    pub async fn remove_passkey(
+        &self,
+        session: &ActiveSession,
+        credential_id: &[u8],
+        address: IpAddr,
+    ) -> Result<bool, FactorChangeError> {
+        let user = session.user();
+        let passkeys = self.passkeys.of(user.id).await?;
+        let Some(removing) = passkeys.iter().find(|p| p.credential_id == credential_id) else {
+            return Ok(false);
+        };
+        if self.mfa.requires(&user.roles)
+            && passkeys.len() == 1
+            && !self.second_factors.has_totp(user.id).await?
+        {
+            return Err(FactorChangeError::Required);
+        }
+        if !self.passkeys.remove(user.id, credential_id).await? {
+            return Ok(false);
+        }
+        self.audit
+            .record(
+                event(EventKind::SecondFactorRemoved, Actor::User(user.id))
+                    .user(user.id)
+                    .username(user.username.as_str())
+                    .address(Some(address))
+                    .detail(format!("passkey \u{201c}{}\u{201d}", removing.name)),
+            )
+            .await;
+        Ok(true)
     }
 
     /// A new set of recovery codes, the earlier ones void; asks for the password.

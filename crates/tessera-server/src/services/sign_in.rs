@@ -28,12 +28,14 @@ use tessera_store::{
 use crate::config::MfaPolicy;
 use crate::services::accounts::{Accounts, LoginError, RegisterError};
 use crate::services::audit::{Audit, event};
+use crate::services::passkeys::{PasskeyError, Passkeys};
 use crate::services::passwords::HashError;
 use crate::services::second_factor::{
     Enrolment, SecondFactorError, SecondFactors, TotpState, unix_seconds,
 };
 use crate::services::sessions::{ActiveSession, NewSessionInfo, SessionService};
 use crate::services::throttle::{Throttle, Throttled};
+use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignInError {
@@ -67,6 +69,7 @@ pub struct SignIn {
     accounts: Accounts,
     sessions: Arc<SessionService>,
     second_factors: Arc<SecondFactors>,
+    passkeys: Arc<Passkeys>,
     ceremonies: Arc<dyn CeremonyStore>,
     throttle: Arc<Throttle>,
     audit: Arc<Audit>,
@@ -105,6 +108,34 @@ pub struct SecondStep {
 pub enum SecondFactorProof {
     Totp(TotpCode),
     RecoveryCode(RecoveryCode),
+    /// A passkey's answer to the challenge `begin_second_step_passkey` gave.
+    Passkey {
+        ceremony: CeremonySecret,
+        credential: Box<PublicKeyCredential>,
+    },
+}
+
+/// Someone signing in with a passkey alone: the challenge's secret and the
+/// authenticator's answer.
+pub struct PasskeyAttempt {
+    pub pending: CeremonySecret,
+    pub credential: PublicKeyCredential,
+    pub address: IpAddr,
+    pub user_agent: Option<String>,
+    pub previous: Option<SessionSecret>,
+}
+
+/// The second factors an account has: what its second step accepts.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Factors {
+    pub totp: bool,
+    pub passkey: bool,
+}
+
+impl Factors {
+    pub fn any(self) -> bool {
+        self.totp || self.passkey
+    }
 }
 
 /// How a sign-in went on.
@@ -120,6 +151,7 @@ pub enum SignedIn {
 pub struct PendingSignIn {
     pub secret: CeremonySecret,
     pub expires_at: Timestamp,
+    pub factors: Factors,
     /// The authenticator app to set up, when the policy asks for a second factor
     /// the account does not have yet: the second step's code confirms it.
     pub enrolment: Option<Enrolment>,
@@ -128,6 +160,7 @@ pub struct PendingSignIn {
 /// What the second step's page shows of a sign-in under way.
 pub struct Waiting {
     pub enrolment: Option<Enrolment>,
+    pub factors: Factors,
 }
 
 /// A finished sign-in: the session, and the recovery codes of an authenticator
@@ -154,6 +187,20 @@ pub enum SecondStepError {
     Disabled,
     #[error(transparent)]
     Factors(SecondFactorError),
+    #[error(transparent)]
+    Passkey(PasskeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasskeySignInError {
+    #[error("too many attempts")]
+    Throttled(Throttled),
+    #[error("the account is disabled")]
+    Disabled,
+    #[error(transparent)]
+    Passkey(PasskeyError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -191,6 +238,7 @@ impl SignIn {
         accounts: Accounts,
         sessions: Arc<SessionService>,
         second_factors: Arc<SecondFactors>,
+        passkeys: Arc<Passkeys>,
         ceremonies: Arc<dyn CeremonyStore>,
         throttle: Arc<Throttle>,
         audit: Arc<Audit>,
@@ -202,6 +250,7 @@ impl SignIn {
             accounts,
             sessions,
             second_factors,
+            passkeys,
             ceremonies,
             throttle,
             audit,
@@ -288,17 +337,11 @@ impl SignIn {
             }
             Err(LoginError::Store(e)) => return Err(e.into()),
         };
-        let has_totp = match self.second_factors.has_totp(user.id).await {
-            Ok(has) => has,
-            Err(SecondFactorError::Store(e)) => return Err(e.into()),
-            // A credential that does not open still asks for the factor: the
-            // second step then says why it cannot be checked.
-            Err(_) => true,
-        };
-        if has_totp || attempt.second_factor || self.mfa.requires(&user.roles) {
+        let factors = self.factors(&user).await?;
+        if factors.any() || attempt.second_factor || self.mfa.requires(&user.roles) {
             outcome("second_factor_needed");
             return Ok(SignedIn::SecondFactorNeeded(
-                self.wait_for_second_factor(&user, !has_totp).await?,
+                self.wait_for_second_factor(&user, factors).await?,
             ));
         }
         let (secret, session) = self
@@ -318,13 +361,31 @@ impl SignIn {
         Ok(SignedIn::Session(secret, session))
     }
 
-    /// A new sign-in waiting for its second factor; with `enrol`, for the
-    /// authenticator app the account sets up in the second step.
+    /// The second factors `user` has.
+    async fn factors(&self, user: &User) -> Result<Factors, StoreError> {
+        let totp = match self.second_factors.has_totp(user.id).await {
+            Ok(has) => has,
+            Err(SecondFactorError::Store(e)) => return Err(e),
+            // A credential that does not open still asks for the factor: the
+            // second step then says why it cannot be checked.
+            Err(_) => true,
+        };
+        let passkey = match self.passkeys.of(user.id).await {
+            Ok(passkeys) => !passkeys.is_empty(),
+            Err(PasskeyError::Store(e)) => return Err(e),
+            Err(_) => false,
+        };
+        Ok(Factors { totp, passkey })
+    }
+
+    /// A new sign-in waiting for its second factor; for an account with none,
+    /// for the authenticator app it sets up in the second step.
     async fn wait_for_second_factor(
         &self,
         user: &User,
-        enrol: bool,
+        factors: Factors,
     ) -> Result<PendingSignIn, SignInError> {
+        let enrol = !factors.any();
         let enrolment = if enrol {
             Some(
                 self.second_factors
@@ -346,6 +407,7 @@ impl SignIn {
         Ok(PendingSignIn {
             secret,
             expires_at,
+            factors,
             enrolment,
         })
     }
@@ -371,11 +433,15 @@ impl SignIn {
         };
         let Some(user) = user else { return Ok(None) };
         if !state.enrol {
-            return Ok(Some(Waiting { enrolment: None }));
+            return Ok(Some(Waiting {
+                enrolment: None,
+                factors: self.factors(&user).await?,
+            }));
         }
         match self.second_factors.state(&user).await {
             Ok(TotpState::Enrolling(enrolment)) => Ok(Some(Waiting {
                 enrolment: Some(enrolment),
+                factors: Factors::default(),
             })),
             // Confirmed or removed meanwhile (another tab): nothing to show.
             Ok(_) => Ok(None),
@@ -478,6 +544,7 @@ impl SignIn {
                     }
                     SecondFactorProof::Totp(_) => "with a TOTP code",
                     SecondFactorProof::RecoveryCode(_) => "with a recovery code",
+                    SecondFactorProof::Passkey { .. } => "with a passkey",
                 }),
             (Err(SecondStepError::Throttled(_)), _) => failed().detail("too many attempts"),
             (Err(SecondStepError::WrongCode { .. } | SecondStepError::TooManyWrongCodes), _) => {
@@ -501,6 +568,7 @@ impl SignIn {
         }
         let state: BetweenFactors = serde_json::from_str(&ceremony.state)
             .map_err(|_| StoreError::corrupt("a sign-in between its factors"))?;
+        let mut passkey_methods = None;
         // The budget is checked with the sign-in taken: a throttled attempt
         // puts it back untouched, so waiting is enough.
         if let Err(wait) = self.throttle.login(&user.username, step.address).await {
@@ -510,6 +578,23 @@ impl SignIn {
             return Err(SecondStepError::Throttled(wait));
         }
         let right = match &step.proof {
+            SecondFactorProof::Passkey { .. } if state.enrol => false,
+            SecondFactorProof::Passkey {
+                ceremony,
+                credential,
+            } => match self.passkeys.finish_sign_in(ceremony, credential).await {
+                Ok(done) if done.user == user.id => {
+                    passkey_methods = Some(done.methods);
+                    true
+                }
+                Ok(_) | Err(PasskeyError::Refused(_) | PasskeyError::Expired) => false,
+                Err(PasskeyError::CounterWentBack) => {
+                    self.record_counter_went_back(user, step.address).await;
+                    false
+                }
+                Err(PasskeyError::Store(e)) => return Err(e.into()),
+                Err(e) => return Err(SecondStepError::Passkey(e)),
+            },
             // Setting up: the code confirms the app; a recovery code there is none.
             SecondFactorProof::Totp(code) if state.enrol => {
                 match self
@@ -567,7 +652,9 @@ impl SignIn {
         let (secret, session) = self
             .start(
                 user,
-                AuthMethods::password().with(AuthMethod::OneTimeCode),
+                AuthMethods::password().union(
+                    passkey_methods.unwrap_or(AuthMethods::default().with(AuthMethod::OneTimeCode)),
+                ),
                 step.address,
                 step.user_agent.clone(),
                 step.previous.as_ref(),
@@ -618,6 +705,163 @@ impl SignIn {
                 .await;
         }
         Ok(codes)
+    }
+
+    /// A challenge for the passkey of the sign-in `pending` holds (the second
+    /// step): the options for `navigator.credentials.get`, and the secret that
+    /// goes back with the answer.
+    pub async fn begin_second_step_passkey(
+        &self,
+        pending: &CeremonySecret,
+    ) -> Result<(CeremonySecret, RequestChallengeResponse), SecondStepError> {
+        let user = match self
+            .ceremonies
+            .ceremony(
+                &pending.hash(),
+                CeremonyKind::SecondFactor,
+                Timestamp::now(),
+            )
+            .await?
+            .and_then(|c| c.user)
+        {
+            Some(id) => self.accounts.user(id).await?,
+            None => None,
+        };
+        let user = user.ok_or(SecondStepError::Expired)?;
+        self.passkeys
+            .begin_sign_in(&user)
+            .await
+            .map_err(|e| match e {
+                PasskeyError::Store(e) => SecondStepError::Store(e),
+                e => SecondStepError::Passkey(e),
+            })
+    }
+
+    /// A challenge for signing in with a passkey alone, no account named: the
+    /// options for `navigator.credentials.get`, and the secret that goes back
+    /// with the answer. Throttled by address, as it costs a stored ceremony.
+    pub async fn begin_passkey_sign_in(
+        &self,
+        address: IpAddr,
+    ) -> Result<(CeremonySecret, RequestChallengeResponse), PasskeySignInError> {
+        self.throttle
+            .address(address)
+            .await
+            .map_err(PasskeySignInError::Throttled)?;
+        self.passkeys
+            .begin_discoverable()
+            .await
+            .map_err(|e| match e {
+                PasskeyError::Store(e) => PasskeySignInError::Store(e),
+                e => PasskeySignInError::Passkey(e),
+            })
+    }
+
+    /// A sign-in with a passkey alone: the answer to `begin_passkey_sign_in`'s
+    /// challenge starts a session of two factors (the passkey verified its user).
+    pub async fn passkey_sign_in(
+        &self,
+        attempt: PasskeyAttempt,
+    ) -> Result<(SessionSecret, Arc<ActiveSession>), PasskeySignInError> {
+        let address = attempt.address;
+        self.throttle
+            .address(address)
+            .await
+            .map_err(PasskeySignInError::Throttled)?;
+        let done = match self
+            .passkeys
+            .finish_sign_in(&attempt.pending, &attempt.credential)
+            .await
+        {
+            Ok(done) => done,
+            Err(PasskeyError::Store(e)) => return Err(e.into()),
+            Err(e) => {
+                outcome("passkey_refused");
+                let mut failed = event(EventKind::Login, Actor::Anonymous)
+                    .address(Some(address))
+                    .failed()
+                    .detail(e.to_string());
+                if let PasskeyError::CounterWentBack = e
+                    && let Some(user) = self.owner_of(&attempt.credential).await
+                {
+                    failed = failed.user(user.id).username(user.username.as_str());
+                }
+                self.audit.record(failed).await;
+                return Err(PasskeySignInError::Passkey(e));
+            }
+        };
+        let Some(user) = self.accounts.user(done.user).await? else {
+            return Err(PasskeySignInError::Passkey(PasskeyError::NoSuchUser));
+        };
+        let started = if user.disabled {
+            Err(PasskeySignInError::Disabled)
+        } else {
+            self.start(
+                &user,
+                done.methods,
+                address,
+                attempt.user_agent,
+                attempt.previous.as_ref(),
+            )
+            .await
+            .map_err(|e| match session_error(e) {
+                StoreOrDisabled::Disabled => PasskeySignInError::Disabled,
+                StoreOrDisabled::Store(e) => PasskeySignInError::Store(e),
+            })
+        };
+        let recorded = event(EventKind::Login, Actor::User(user.id))
+            .user(user.id)
+            .username(user.username.as_str())
+            .address(Some(address));
+        match &started {
+            Ok((_, session)) => {
+                outcome("success");
+                self.audit
+                    .record(
+                        recorded
+                            .target("session", session.id())
+                            .detail(format!("with the passkey \u{201c}{}\u{201d}", done.name)),
+                    )
+                    .await;
+            }
+            Err(PasskeySignInError::Disabled) => {
+                outcome("disabled");
+                self.audit
+                    .record(
+                        event(EventKind::Login, Actor::Anonymous)
+                            .user(user.id)
+                            .username(user.username.as_str())
+                            .address(Some(address))
+                            .failed()
+                            .detail("the account is disabled"),
+                    )
+                    .await;
+            }
+            Err(_) => {}
+        }
+        started
+    }
+
+    /// Whose passkey answered, by its credential id (for the audit log).
+    async fn owner_of(&self, credential: &PublicKeyCredential) -> Option<User> {
+        let raw: &[u8] = credential.raw_id.as_ref();
+        let stored = self.passkeys.stored(raw).await.ok().flatten()?;
+        self.accounts.user(stored.user).await.ok().flatten()
+    }
+
+    /// A passkey answered with a counter that went backwards: recorded, as it
+    /// may have been copied.
+    async fn record_counter_went_back(&self, user: &User, address: IpAddr) {
+        self.audit
+            .record(
+                event(EventKind::Login, Actor::Anonymous)
+                    .user(user.id)
+                    .username(user.username.as_str())
+                    .address(Some(address))
+                    .failed()
+                    .detail(PasskeyError::CounterWentBack.to_string()),
+            )
+            .await;
     }
 
     /// Opens an account, unless configuration closed registration.
