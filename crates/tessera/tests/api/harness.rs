@@ -34,6 +34,7 @@ pub struct TestServer {
     data_dir: tempfile::TempDir,
     env: Vec<(String, String)>,
     log: Option<PathBuf>,
+    listen: String,
     pub client: Client,
 }
 
@@ -98,8 +99,25 @@ impl TestServer {
         Self::start_logging_to(env, None).await
     }
 
+    /// Starts with `http://localhost:PORT` as its public URL (on a port chosen
+    /// here), as WebAuthn needs: an IP address cannot be a relying party id.
+    pub async fn start_on_localhost(env: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let public_url = format!("http://localhost:{port}");
+        let mut env: Vec<(&str, &str)> = env.to_vec();
+        env.push(("TESSERA_PUBLIC_URL", &public_url));
+        Self::start_listening(&env, None, format!("127.0.0.1:{port}")).await
+    }
+
     /// Starts with the server's stderr (its log) going to `log`.
     pub async fn start_logging_to(env: &[(&str, &str)], log: Option<PathBuf>) -> Self {
+        Self::start_listening(env, log, "127.0.0.1:0".to_owned()).await
+    }
+
+    async fn start_listening(env: &[(&str, &str)], log: Option<PathBuf>, listen: String) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let env = TEST_ENV
             .iter()
@@ -113,6 +131,7 @@ impl TestServer {
             data_dir,
             env,
             log,
+            listen,
             client: Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -130,7 +149,7 @@ impl TestServer {
     fn serve_command(&self) -> Command {
         let mut command = Command::new(binary());
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", &self.listen, "--data-dir"])
             .arg(self.data_dir.path())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         command

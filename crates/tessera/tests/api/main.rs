@@ -23,6 +23,7 @@ mod migrate;
 mod oidc;
 mod openapi;
 mod operations;
+mod passkeys;
 mod protection;
 mod proxy;
 mod readme;
