@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use tessera_core::{CeremonySecret, Password, Timestamp};
-use tessera_store::PasskeyCredential;
+
 use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
 use crate::http::error::ApiError;
@@ -22,6 +22,7 @@ use crate::http::extract::{
     ClientInfo, CookieSession, CsrfHeaderSession, CsrfProtectedSession, Input,
 };
 use crate::routes::login::PasskeyChallenge;
+use crate::services::passkeys::PasskeyCredential;
 use crate::services::self_service::SelfService;
 
 /// A passkey as the API shows it; never its public key or counter.

@@ -24,9 +24,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::{AuthMethod, AuthMethods, CeremonySecret, Timestamp, UserId};
-use tessera_store::{
-    AccountStore, Ceremony, CeremonyKind, CeremonyStore, PasskeyCredential, StoreError, User,
-};
+use tessera_store::{AccountStore, Ceremony, CeremonyKind, CeremonyStore, StoreError, User};
+
+/// A passkey as the store keeps it (routes name it through here).
+pub use tessera_store::PasskeyCredential;
 use webauthn_rs::prelude::{
     CreationChallengeResponse, Credential, DiscoverableAuthentication, Passkey,
     PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
