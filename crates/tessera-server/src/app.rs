@@ -645,6 +645,10 @@ pub fn router(state: AppState, limits: &LimitsConfig) -> Router {
         .route("/account/totp/confirm", post(account_factors::confirm))
         .route("/account/totp/remove", post(account_factors::remove))
         .route(
+            "/account/passkeys/remove",
+            post(account_factors::remove_passkey),
+        )
+        .route(
             "/account/recovery-codes",
             post(account_factors::new_recovery_codes),
         )

@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderMap, StatusCode};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -23,7 +25,9 @@ use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, Input, check_origin};
 use crate::routes::authorize::in_words;
-use crate::routes::html::{problem_page, qr_code, see_other, sentence, spaced_key, wide_page};
+use crate::routes::html::{
+    passkey_script, problem_page, qr_code, see_other, sentence, spaced_key, wide_page,
+};
 use crate::services::second_factor::TotpState;
 use crate::services::self_service::{AccountOverview, PasswordChangeError, SelfService};
 use crate::services::sessions::{ActiveSession, SessionService};
@@ -53,6 +57,8 @@ fn notice(key: &str) -> Option<&'static str> {
         }
         "totp-cancelled" => "Setting up the authenticator app is cancelled.",
         "totp-off" => "Two-step sign-in is off: your password alone signs you in.",
+        "passkey-added" => "The passkey is added: use it the next time you sign in.",
+        "passkey-removed" => "The passkey is removed.",
         _ => return None,
     })
 }
@@ -183,6 +189,7 @@ fn account_page(
             }
         }
         (two_step_section(&overview.totp, overview.second_factor_required, &hidden))
+        (passkeys_section(overview, csrf, &hidden, now))
         section aria-labelledby="sessions" {
             h2 #sessions { "Where you are signed in" }
             ul.items {
@@ -336,6 +343,72 @@ fn two_step_section(totp: &TotpState, required: bool, hidden: &Markup) -> Markup
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Passkeys: each with its name, kind and last use, removable; a new one added
+/// by the script (WebAuthn has no form post), after the password.
+fn passkeys_section(
+    overview: &AccountOverview,
+    csrf: &str,
+    hidden: &Markup,
+    now: Timestamp,
+) -> Markup {
+    html! {
+        section aria-labelledby="passkeys" {
+            h2 #passkeys { "Passkeys" }
+            p {
+                "Sign in with your fingerprint, face or screen lock instead of typing a \
+                 password. A passkey counts as both steps, and no other site can use it."
+            }
+            @if let Some(why) = &overview.passkeys_unavailable {
+                p.muted { "Passkeys are off on this service: " (why) "." }
+            } @else {
+                @if !overview.passkeys.is_empty() {
+                    ul.items #passkey-list {
+                        @for passkey in &overview.passkeys {
+                            li {
+                                div.item-main {
+                                    p {
+                                        strong { (passkey.name) }
+                                        @if passkey.backup_eligible { span.badge { "synced" } }
+                                    }
+                                    p.muted {
+                                        "Added " (ago(passkey.created_at, now)) " · "
+                                        @if let Some(used) = passkey.last_used_at {
+                                            "last used " (ago(used, now))
+                                        } @else {
+                                            "never used"
+                                        }
+                                    }
+                                }
+                                form.inline method="post" action="/account/passkeys/remove" {
+                                    (hidden)
+                                    input type="hidden" name="id" value=(URL_SAFE_NO_PAD.encode(&passkey.credential_id));
+                                    button.secondary.inline type="submit" aria-label={ "Remove " (passkey.name) } {
+                                        "Remove"
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                div data-passkey="add" data-csrf=(csrf) data-next="/account?notice=passkey-added#passkeys" hidden {
+                    form #passkey-add {
+                        label for="passkey-name" { "Name it (the device, say)" }
+                        input #passkey-name name="name" maxlength="64" required placeholder="Laptop";
+                        label for="passkey-password" { "Current password" }
+                        input #passkey-password name="current_password" type="password"
+                            autocomplete="current-password" required;
+                        div.actions {
+                            button.inline type="submit" { "Add a passkey" }
+                        }
+                    }
+                    p.error role="alert" data-passkey-error hidden {}
+                }
+                (passkey_script())
             }
         }
     }

@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use tessera_core::{Password, RecoveryCode, TotpCode};
@@ -143,6 +145,35 @@ pub async fn new_recovery_codes(
     }
 }
 
+#[derive(Deserialize)]
+pub struct PasskeyForm {
+    csrf_token: String,
+    /// The passkey's id (its credential id, base64url).
+    id: String,
+}
+
+/// `POST /account/passkeys/remove`: removes one passkey.
+pub async fn remove_passkey(
+    (State(service), State(sessions), State(cookies), State(edge)): Pieces,
+    client: ClientInfo,
+    headers: HeaderMap,
+    form: Result<Input<PasskeyForm>, ApiError>,
+) -> Response {
+    let (session, form) = match posted(&sessions, &cookies, &edge, &headers, form).await {
+        Ok(posted) => posted,
+        Err(answer) => return answer,
+    };
+    let not_found = || ApiError::not_found("you have no such passkey");
+    let Ok(id) = URL_SAFE_NO_PAD.decode(form.id.as_bytes()) else {
+        return again_with(&service, &session, &not_found()).await;
+    };
+    match service.remove_passkey(&session, &id, client.address).await {
+        Ok(true) => done("passkey-removed"),
+        Ok(false) => again_with(&service, &session, &not_found()).await,
+        Err(e) => again_with(&service, &session, &e.into()).await,
+    }
+}
+
 /// A form of these, checked ([`checked`]): the session and the form, or the
 /// page to answer instead.
 async fn posted<F: WithCsrf>(
@@ -169,6 +200,12 @@ impl WithCsrf for CsrfOnly {
 }
 
 impl WithCsrf for CodeForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
+impl WithCsrf for PasskeyForm {
     fn csrf_token(&self) -> &str {
         &self.csrf_token
     }

@@ -71,19 +71,34 @@ th,td{padding:.45rem .5rem;text-align:left;border-bottom:1px solid #e5e7eb;verti
 th{color:#374151;font-weight:600}tr.failure td{background:#fef2f2}code{font-size:.85rem;word-break:break-all}\
 .qr svg{display:block;width:12rem;height:12rem;margin:0 0 1rem}\
 ol.codes{columns:2;margin:0 0 1rem;padding-left:1.75rem}ol.codes li{margin:.2rem 0}ol.codes code{font-size:1rem}\
+.or{text-align:center;margin:1.25rem 0 0;color:#4b5563}\
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:0}dt{color:#4b5563}dd{margin:0}";
 
 /// The one stylesheet, allowed by its hash: with no `'unsafe-inline'`, markup that
 /// ever slipped past escaping could not bring styles of its own either.
-static STYLE_SOURCE: LazyLock<String> = LazyLock::new(|| {
-    let digest = Sha256::digest(STYLE.as_bytes());
+static STYLE_SOURCE: LazyLock<String> = LazyLock::new(|| hash_source(STYLE));
+
+/// The one script: the passkey buttons (WebAuthn has no form-post equivalent).
+const PASSKEY_SCRIPT: &str = include_str!("passkeys.js");
+
+/// The script, allowed by its hash the same way: nothing else runs.
+static SCRIPT_SOURCE: LazyLock<String> = LazyLock::new(|| hash_source(PASSKEY_SCRIPT));
+
+fn hash_source(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
     format!(
         "'sha256-{}'",
         base64::engine::general_purpose::STANDARD.encode(digest)
     )
-});
+}
 
-/// No script at all; only our stylesheet; never framed. Forms post only to tessera,
+/// The passkey script, for a page with a `data-passkey` part.
+pub fn passkey_script() -> Markup {
+    html! { script { (PreEscaped(PASSKEY_SCRIPT)) } }
+}
+
+/// No script but ours (the passkey buttons), which may talk to tessera alone;
+/// only our stylesheet; never framed. Forms post only to tessera,
 /// but browsers hold the redirects that follow a form post to `form-action` too, so
 /// each place a form's answer may lead (a `return_to`, a client's redirect URI) is
 /// listed in `leads_to` as a CSP source, or the browser stops on tessera.
@@ -94,9 +109,9 @@ fn csp(leads_to: &[String]) -> HeaderValue {
         form_action.push_str(source);
     }
     let policy = format!(
-        "default-src 'none'; style-src {}; form-action {form_action}; \
-         frame-ancestors 'none'; base-uri 'none'",
-        *STYLE_SOURCE
+        "default-src 'none'; style-src {}; script-src {}; connect-src 'self'; \
+         form-action {form_action}; frame-ancestors 'none'; base-uri 'none'",
+        *STYLE_SOURCE, *SCRIPT_SOURCE
     );
     // Sources are ASCII-serialised origins or schemes, so this always is a valid
     // header value.

@@ -22,13 +22,13 @@ use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, Input, check_origin};
 use crate::routes::html::{
-    csp_source, page, qr_code, recovery_codes_body, see_other, sentence, spaced_key,
+    csp_source, page, passkey_script, qr_code, recovery_codes_body, see_other, sentence, spaced_key,
 };
 use crate::routes::login::{FirstStep, LoginForm, parse_proof, second_step, sign_in};
 use crate::services::authorize::Authorization;
 use crate::services::second_factor::Enrolment;
 use crate::services::sessions::SessionService;
-use crate::services::sign_in::{SignIn, Waiting};
+use crate::services::sign_in::{Factors, SignIn, Waiting};
 
 #[derive(Deserialize)]
 pub struct PageQuery {
@@ -74,6 +74,7 @@ fn form(
     username: Option<&str>,
     error: Option<&str>,
     second_factor: bool,
+    passkeys: bool,
 ) -> Markup {
     html! {
         h1 { "Sign in" }
@@ -82,7 +83,9 @@ fn form(
         }
         form method="post" action="/login" {
             label for="username" { "Username" }
-            input #username name="username" autocomplete="username" value=[username] required autofocus[username.is_none()];
+            // `webauthn`: where the browser offers it, its passkeys for this site
+            // show in the field's autofill (conditional UI).
+            input #username name="username" autocomplete=(if passkeys { "username webauthn" } else { "username" }) value=[username] required autofocus[username.is_none()];
             label for="password" { "Password" }
             input #password name="password" type="password" autocomplete="current-password" required autofocus[username.is_some()];
             @if let Some(return_to) = return_to {
@@ -93,14 +96,32 @@ fn form(
             }
             button type="submit" { "Sign in" }
         }
+        @if passkeys {
+            (passkey_button("sign-in", return_to, "Sign in with a passkey"))
+        }
         // tessera sends no mail: a forgotten password goes through an admin.
         p.muted { "Forgot your password? Ask an administrator for a reset link." }
+    }
+}
+
+/// The passkey button of the sign-in and second-step pages, shown by the
+/// script where the browser has WebAuthn; on success the page goes on to
+/// `return_to` (checked already), or to `/login`, which says who is signed in.
+fn passkey_button(mode: &str, return_to: Option<&Url>, label: &str) -> Markup {
+    html! {
+        div data-passkey=(mode) data-next=(return_to.map_or("/login", Url::as_str)) hidden {
+            p.or { "or" }
+            button.secondary #passkey type="button" { (label) }
+            p.error role="alert" data-passkey-error hidden {}
+        }
+        (passkey_script())
     }
 }
 
 /// `GET /login[?return_to=URL]`: the form; a browser already signed in goes straight
 /// on to an allowed `return_to`, or is told who it is signed in as.
 pub async fn show(
+    State(sign_in_service): State<Arc<SignIn>>,
     State(sessions): State<Arc<SessionService>>,
     State(authorization): State<Arc<Authorization>>,
     State(cookies): State<Arc<Cookies>>,
@@ -143,6 +164,7 @@ pub async fn show(
             hint,
             None,
             query.as_ref().is_some_and(|q| q.second_factor),
+            sign_in_service.passkeys_available(),
         ),
     ))
 }
@@ -168,7 +190,13 @@ pub async fn submit(
         return sign_in_page(
             StatusCode::FORBIDDEN,
             &[],
-            form(None, None, Some(FOREIGN_FORM), false),
+            form(
+                None,
+                None,
+                Some(FOREIGN_FORM),
+                false,
+                sign_in_service.passkeys_available(),
+            ),
         );
     }
     let input = match input {
@@ -177,7 +205,13 @@ pub async fn submit(
             return sign_in_page(
                 error.status(),
                 &[],
-                form(None, None, Some(error.description()), false),
+                form(
+                    None,
+                    None,
+                    Some(error.description()),
+                    false,
+                    sign_in_service.passkeys_available(),
+                ),
             );
         }
     };
@@ -219,6 +253,7 @@ pub async fn submit(
                     Some(&username),
                     Some(error.description()),
                     second_factor,
+                    sign_in_service.passkeys_available(),
                 ),
             );
             if let Some(wait) = error.retry_after_duration() {
@@ -265,7 +300,10 @@ fn second_step_form(
     return_to: Option<&Url>,
     error: Option<&str>,
     enrolment: Option<&Enrolment>,
+    factors: Factors,
 ) -> Markup {
+    // An account with passkeys alone has no code to type.
+    let codes = enrolment.is_some() || factors.totp || !factors.passkey;
     html! {
         h1 { "Two-step sign-in" }
         @if let Some(error) = error {
@@ -282,6 +320,10 @@ fn second_step_form(
             }
             p.muted { "Key: " code #totp-secret { (spaced_key(&enrolment.secret_base32)) } }
         }
+        @if !codes {
+            p { "Confirm it is you with one of your passkeys." }
+        }
+        @if codes {
         form method="post" action=(SECOND_STEP_PAGE) {
             label for="code" { "Code" }
             p.muted #code-help {
@@ -298,6 +340,10 @@ fn second_step_form(
                 input type="hidden" name="return_to" value=(return_to.as_str());
             }
             button type="submit" { "Continue" }
+        }
+        }
+        @if factors.passkey && enrolment.is_none() {
+            (passkey_button("second-step", return_to, "Use a passkey"))
         }
         p.muted { a href=(sign_in_again(return_to)) { "Start again" } }
     }
@@ -349,7 +395,12 @@ pub async fn show_second_step(
     Ok(second_step_page(
         StatusCode::OK,
         &[],
-        second_step_form(allowed.as_ref(), None, waiting.enrolment.as_ref()),
+        second_step_form(
+            allowed.as_ref(),
+            None,
+            waiting.enrolment.as_ref(),
+            available(&sign_in_service, waiting.factors),
+        ),
     ))
 }
 
@@ -387,7 +438,7 @@ pub async fn submit_second_step(
             return second_step_page(
                 error.status(),
                 &[],
-                second_step_form(None, Some(error.description()), None),
+                second_step_form(None, Some(error.description()), None, CODES),
             );
         }
     };
@@ -425,9 +476,12 @@ pub async fn submit_second_step(
         }
         Err(error) => {
             // A wrong code put the sign-in back: an app being set up is shown again.
-            let enrolment = match waiting(&sign_in_service, &cookies, &headers).await {
-                Ok(Some(waiting)) => waiting.enrolment,
-                Ok(None) | Err(_) => None,
+            let (enrolment, factors) = match waiting(&sign_in_service, &cookies, &headers).await {
+                Ok(Some(waiting)) => (
+                    waiting.enrolment,
+                    available(&sign_in_service, waiting.factors),
+                ),
+                Ok(None) | Err(_) => (None, CODES),
             };
             let mut response = second_step_page(
                 error.status(),
@@ -436,6 +490,7 @@ pub async fn submit_second_step(
                     allowed.as_ref(),
                     Some(error.description()),
                     enrolment.as_ref(),
+                    factors,
                 ),
             );
             if let Some(wait) = error.retry_after_duration() {
@@ -446,5 +501,19 @@ pub async fn submit_second_step(
             }
             response
         }
+    }
+}
+
+/// What the second step shows when it cannot tell what the account has.
+const CODES: Factors = Factors {
+    totp: true,
+    passkey: false,
+};
+
+/// The factors the page can offer: no passkey button where passkeys are off.
+fn available(service: &SignIn, factors: Factors) -> Factors {
+    Factors {
+        passkey: factors.passkey && service.passkeys_available(),
+        ..factors
     }
 }

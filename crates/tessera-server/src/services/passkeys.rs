@@ -97,6 +97,11 @@ impl Passkeys {
         }
     }
 
+    /// Why passkeys are off (the public URL names no domain), if they are.
+    pub fn unavailable(&self) -> Option<&str> {
+        self.webauthn.as_ref().err().map(String::as_str)
+    }
+
     fn webauthn(&self) -> Result<&Webauthn, PasskeyError> {
         self.webauthn
             .as_ref()

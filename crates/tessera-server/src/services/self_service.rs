@@ -43,6 +43,8 @@ pub struct AccountOverview {
     pub totp: TotpState,
     /// The passkeys, oldest first.
     pub passkeys: Vec<PasskeyCredential>,
+    /// Why passkeys are off here, if they are.
+    pub passkeys_unavailable: Option<String>,
     /// Whether the `mfa` policy asks this account for a second factor (then it
     /// cannot be turned off).
     pub second_factor_required: bool,
@@ -116,6 +118,7 @@ impl SelfService {
             apps: self.authorization.consents(user).await?,
             totp: self.second_factors.state(session.user()).await?,
             passkeys: self.accounts_passkeys(user).await?,
+            passkeys_unavailable: self.passkeys.unavailable().map(str::to_owned),
             second_factor_required: self.mfa.requires(&session.user().roles),
         })
     }

@@ -263,6 +263,11 @@ impl SignIn {
         self.registration_open
     }
 
+    /// Whether passkeys can be used here (the public URL names a domain).
+    pub fn passkeys_available(&self) -> bool {
+        self.passkeys.unavailable().is_none()
+    }
+
     pub fn sessions(&self) -> &Arc<SessionService> {
         &self.sessions
     }
