@@ -620,3 +620,52 @@ async fn a_browser_sets_up_an_authenticator_app_and_signs_in_with_it() {
     }
     assert_eq!(seen["cspViolations"], json!([]), "{seen}");
 }
+
+#[tokio::test]
+async fn a_browser_adds_a_passkey_and_signs_in_with_it_alone_and_as_a_second_step() {
+    let server = TestServer::start_on_localhost(&[]).await;
+    server.add_user("alice", &[]);
+    // The browser is at the public URL: WebAuthn takes no IP address.
+    let tessera = server.base.replace("127.0.0.1", "localhost");
+    let seen = browse("passkeys", &tessera, None, PASSWORD).await;
+    assert_eq!(
+        seen["added"], "The passkey is added: use it the next time you sign in.",
+        "{seen}"
+    );
+    assert_eq!(seen["listed"], json!(["This laptop"]), "{seen}");
+    assert_eq!(
+        seen["resident"],
+        json!([true]),
+        "a discoverable credential, so no username is needed: {seen}"
+    );
+    assert_eq!(
+        seen["autocomplete"], "username webauthn",
+        "conditional UI: {seen}"
+    );
+    assert_eq!(seen["signedIn"], "Signed in", "{seen}");
+    assert_eq!(seen["aloneAmr"], json!(["hwk", "mfa"]), "{seen}");
+    assert!(
+        seen["secondStepUrl"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{tessera}/login/second-factor")),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["codeFormShown"], 0,
+        "no code to type for passkeys alone: {seen}"
+    );
+    assert_eq!(seen["twoStepsAmr"], json!(["pwd", "hwk", "mfa"]), "{seen}");
+    assert!(
+        seen["lastUsed"]
+            .as_str()
+            .unwrap()
+            .contains("last used just now"),
+        "{seen}"
+    );
+    assert_eq!(seen["removed"], "The passkey is removed.", "{seen}");
+    assert_eq!(seen["remaining"], 0, "{seen}");
+    assert_eq!(seen["axe"], json!([]), "accessibility: {seen}");
+    assert_eq!(seen["cspViolations"], json!([]), "{seen}");
+    assert_eq!(seen["consoleErrors"], json!([]), "{seen}");
+}

@@ -172,6 +172,95 @@ async function readQr(selector) {
 }
 
 const scenarios = {
+  /// Passkeys in the browser, with Chromium's virtual authenticator (the DevTools
+  /// WebAuthn domain: a platform authenticator that keeps resident keys and
+  /// verifies its user): add one from /account, sign in with it and no username,
+  /// sign in with the password and it as the second step, remove it.
+  async passkeys() {
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('WebAuthn.enable');
+    const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: {
+        protocol: 'ctap2',
+        transport: 'internal',
+        hasResidentKey: true,
+        hasUserVerification: true,
+        isUserVerified: true,
+        automaticPresenceSimulation: true,
+      },
+    });
+    await page.goto(`${tessera}/account`);
+    await signIn(username, password);
+    assert.equal(page.url(), `${tessera}/account`);
+    await page.locator('#passkeys').scrollIntoViewIfNeeded();
+    await page.fill('#passkey-name', 'This laptop');
+    await page.fill('#passkey-password', password);
+    await Promise.all([
+      page.waitForURL((url) => url.searchParams.get('notice') === 'passkey-added'),
+      page.click('#passkey-add button[type=submit]'),
+    ]);
+    const added = await text('.notice');
+    const listed = await page.locator('#passkey-list li strong').allInnerTexts();
+    const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+    await page.locator('#passkeys').scrollIntoViewIfNeeded();
+    await shot('1-added');
+    const axeAccount = await accessibility(page.url());
+
+    // Signed out, then back with the passkey alone: no username typed.
+    await submit('form[action="/account/sign-out"] button');
+    await page.goto(`${tessera}/login`);
+    const autocomplete = await page.locator('#username').getAttribute('autocomplete');
+    await shot('2-sign-in');
+    const axeSignIn = await accessibility(page.url());
+    await Promise.all([
+      page.waitForURL(`${tessera}/login`, { waitUntil: 'load' }),
+      page.waitForResponse((r) => r.url() === `${tessera}/v1/login/passkey` && r.status() === 200),
+      page.click('#passkey'),
+    ]);
+    const alone = await (await page.request.get(`${tessera}/v1/session`)).json();
+    const signedIn = await text('h1');
+    await shot('3-signed-in');
+
+    // The password now asks for the passkey as its second step.
+    await page.request.post(`${tessera}/v1/logout`, {
+      headers: { 'X-CSRF-Token': alone.csrf_token, Origin: tessera },
+    });
+    await page.goto(`${tessera}/account`);
+    await signIn(username, password);
+    const secondStepUrl = page.url();
+    const codeFormShown = await page.locator('input[name=code]').count();
+    await shot('4-second-step');
+    const axeSecondStep = await accessibility(page.url());
+    await Promise.all([
+      page.waitForURL(`${tessera}/account`),
+      page.click('#passkey'),
+    ]);
+    const twoSteps = await (await page.request.get(`${tessera}/v1/session`)).json();
+
+    // Last used is shown; then removed.
+    const lastUsed = await page.locator('#passkey-list li .muted').first().innerText();
+    await submit('form[action="/account/passkeys/remove"] button');
+    const removed = await text('.notice');
+    const remaining = await page.locator('#passkey-list li').count();
+    await page.locator('#passkeys').scrollIntoViewIfNeeded();
+    await shot('5-removed');
+    return {
+      added,
+      listed,
+      resident: credentials.map((c) => c.isResidentCredential),
+      autocomplete,
+      signedIn,
+      aloneAmr: alone.session.amr,
+      secondStepUrl,
+      codeFormShown,
+      twoStepsAmr: twoSteps.session.amr,
+      lastUsed,
+      removed,
+      remaining,
+      axe: [...axeAccount, ...axeSignIn, ...axeSecondStep],
+    };
+  },
+
   /// Two-step sign-in in the browser: set up an authenticator app from /account
   /// (the QR code read from its pixels, the key it carries used to make codes),
   /// confirm it, see the recovery codes, sign out, sign in again through the
