@@ -666,3 +666,36 @@ async fn a_two_step_sign_in_begun_on_one_instance_finishes_on_another() {
     let reused = crate::second_factor::second_step(b, &pending, &recovery[1]).await;
     assert_eq!(error_of(reused).await, (401, "invalid_code".into()));
 }
+
+#[tokio::test]
+async fn a_passkey_ceremony_begun_on_one_instance_finishes_on_another() {
+    use crate::passkeys::*;
+    use webauthn_authenticator_rs::WebauthnAuthenticator;
+    // One public URL for both, as behind one load balancer: the relying party.
+    let public = "http://localhost:7999";
+    let cluster = Cluster::start_with(2, &[("TESSERA_PUBLIC_URL", public)]).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let origin = url::Url::parse(public).unwrap();
+    a.add_user("alice", &[]);
+    let alice_id = a.user_id("alice");
+    let browser = a.login("alice").await;
+    let mut key = authenticator();
+
+    // registered: the challenge from one instance, the answer to the other
+    let (ceremony, options) = registration_options(a, &browser, "Laptop").await;
+    let credential = key.do_registration(origin.clone(), options).unwrap();
+    let added = finish_registration(b, &browser, &ceremony, &credential).await;
+    assert_eq!(added.status(), 201);
+    let id = added.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // signed in the same way; the challenge is taken once, so the first
+    // instance cannot accept the answer again
+    let (ceremony, options) = discoverable_challenge(b).await;
+    let answer = discoverable_answer(&origin, &mut key, options, &id, &alice_id);
+    assert_eq!(sign_in_with(a, &ceremony, &answer).await.status(), 200);
+    let (status, error) = error_of(sign_in_with(b, &ceremony, &answer).await).await;
+    assert_eq!((status, error.as_str()), (400, "ceremony_expired"));
+}

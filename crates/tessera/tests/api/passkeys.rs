@@ -21,18 +21,18 @@ use crate::harness::*;
 use crate::second_factor::pending_cookie;
 
 /// An authenticator that verifies its user (a PIN or a fingerprint).
-fn authenticator() -> SoftPasskey {
+pub(crate) fn authenticator() -> SoftPasskey {
     SoftPasskey::new(true)
 }
 
 /// The public URL's origin, which the browser is at (the server listens on
 /// 127.0.0.1 under the name `localhost`).
-fn origin(server: &TestServer) -> Url {
+pub(crate) fn origin(server: &TestServer) -> Url {
     Url::parse(&server.base.replace("127.0.0.1", "localhost")).unwrap()
 }
 
 /// The `{"ceremony", "options"}` of a challenge.
-async fn challenge<T: serde::de::DeserializeOwned>(response: Response) -> (String, T) {
+pub(crate) async fn challenge<T: serde::de::DeserializeOwned>(response: Response) -> (String, T) {
     assert_eq!(response.status(), StatusCode::OK, "a challenge");
     assert_eq!(
         response.headers()[header::CACHE_CONTROL],
@@ -46,7 +46,7 @@ async fn challenge<T: serde::de::DeserializeOwned>(response: Response) -> (Strin
     )
 }
 
-async fn registration_options(
+pub(crate) async fn registration_options(
     server: &TestServer,
     browser: &Browser,
     name: &str,
@@ -62,7 +62,7 @@ async fn registration_options(
     .await
 }
 
-async fn finish_registration(
+pub(crate) async fn finish_registration(
     server: &TestServer,
     browser: &Browser,
     ceremony: &str,
@@ -108,8 +108,8 @@ async fn register(
 /// authenticator picks its credential for the RP and names its account. (The
 /// soft authenticator keeps no resident keys, so the test tells it which
 /// credential, and adds the user handle a resident key carries.)
-fn discoverable_answer(
-    server: &TestServer,
+pub(crate) fn discoverable_answer(
+    origin: &Url,
     key: &mut SoftPasskey,
     mut options: RequestChallengeResponse,
     credential_id: &str,
@@ -124,7 +124,7 @@ fn discoverable_answer(
         id: base64url(credential_id).into(),
         transports: None,
     }];
-    let mut answer = key.do_authentication(origin(server), options).unwrap();
+    let mut answer = key.do_authentication(origin.clone(), options).unwrap();
     answer.response.user_handle = Some(uuid_bytes(user_id).into());
     answer
 }
@@ -143,7 +143,7 @@ fn uuid_bytes(id: &str) -> Vec<u8> {
         .collect()
 }
 
-async fn sign_in_with(
+pub(crate) async fn sign_in_with(
     server: &TestServer,
     ceremony: &str,
     answer: &PublicKeyCredential,
@@ -156,7 +156,9 @@ async fn sign_in_with(
         .await
 }
 
-async fn discoverable_challenge(server: &TestServer) -> (String, RequestChallengeResponse) {
+pub(crate) async fn discoverable_challenge(
+    server: &TestServer,
+) -> (String, RequestChallengeResponse) {
     challenge(
         server
             .post_json("/v1/login/passkey/options", json!({}))
@@ -190,7 +192,7 @@ async fn a_passkey_registers_signs_in_alone_and_as_a_second_step_and_is_removed(
 
     // No username typed: the authenticator says whose passkey it is.
     let (ceremony, options) = discoverable_challenge(&server).await;
-    let answer = discoverable_answer(&server, &mut key, options, &id, &alice_id);
+    let answer = discoverable_answer(&origin(&server), &mut key, options, &id, &alice_id);
     let signed_in = sign_in_with(&server, &ceremony, &answer).await;
     assert_eq!(signed_in.status(), StatusCode::OK);
     assert!(session_set_cookie(&signed_in).is_some());
@@ -267,7 +269,7 @@ async fn a_passkey_registers_signs_in_alone_and_as_a_second_step_and_is_removed(
     assert_eq!(error_of(again).await, (404, "not_found".to_owned()));
     assert_eq!(server.try_login("alice", PASSWORD).await.status(), 200);
     let (ceremony, options) = discoverable_challenge(&server).await;
-    let answer = discoverable_answer(&server, &mut key, options, &id, &alice_id);
+    let answer = discoverable_answer(&origin(&server), &mut key, options, &id, &alice_id);
     let (status, error) = error_of(sign_in_with(&server, &ceremony, &answer).await).await;
     assert_eq!((status, error.as_str()), (401, "passkey_refused"));
 
@@ -390,7 +392,7 @@ async fn a_passkey_ceremony_refuses_what_an_attacker_would_try() {
 
     // A sign-in answered twice (a replayed assertion): the second is refused.
     let (ceremony, options) = discoverable_challenge(&server).await;
-    let answer = discoverable_answer(&server, &mut key, options, &id, &alice_id);
+    let answer = discoverable_answer(&origin(&server), &mut key, options, &id, &alice_id);
     assert_eq!(
         sign_in_with(&server, &ceremony, &answer).await.status(),
         200
@@ -409,7 +411,7 @@ async fn a_passkey_ceremony_refuses_what_an_attacker_would_try() {
     // the authenticator about whose it is.
     let mallory_id = server.user_id("mallory");
     let (ceremony, options) = discoverable_challenge(&server).await;
-    let claimed = discoverable_answer(&server, &mut key, options, &id, &mallory_id);
+    let claimed = discoverable_answer(&origin(&server), &mut key, options, &id, &mallory_id);
     let (status, _) = error_of(sign_in_with(&server, &ceremony, &claimed).await).await;
     assert_eq!(status, 401, "not Mallory's passkey");
 
@@ -417,8 +419,8 @@ async fn a_passkey_ceremony_refuses_what_an_attacker_would_try() {
     // n + 1), answered out of order. The older counter is refused, and recorded.
     let (first_ceremony, first_options) = discoverable_challenge(&server).await;
     let (second_ceremony, second_options) = discoverable_challenge(&server).await;
-    let first = discoverable_answer(&server, &mut key, first_options, &id, &alice_id);
-    let second = discoverable_answer(&server, &mut key, second_options, &id, &alice_id);
+    let first = discoverable_answer(&origin(&server), &mut key, first_options, &id, &alice_id);
+    let second = discoverable_answer(&origin(&server), &mut key, second_options, &id, &alice_id);
     assert_eq!(
         sign_in_with(&server, &second_ceremony, &second)
             .await
