@@ -23,7 +23,7 @@ use crate::services::id_tokens::{self, IdTokenRequest};
 use crate::services::oauth::{OAuthError, authenticate, default_audience};
 use crate::services::presence::Presence;
 use crate::services::refresh::{FamilyStart, RefreshError, RefreshTokens};
-use crate::services::second_factor::{SecondFactorError, SecondFactors};
+use crate::services::second_factor::SecondFactors;
 use crate::services::sessions::{ActiveSession, SessionService};
 use crate::services::throttle::Throttle;
 use crate::services::tokens::{IssueError, IssuedToken, Subject, TokenIssuer, TokenRequest};
@@ -411,11 +411,7 @@ impl Grants {
     /// Whether the account has a second factor; one whose credential does not
     /// open counts as having it.
     async fn has_second_factor(&self, user: UserId) -> Result<bool, OAuthError> {
-        match self.second_factors.has_totp(user).await {
-            Ok(has) => Ok(has),
-            Err(SecondFactorError::Store(e)) => Err(e.into()),
-            Err(_) => Ok(true),
-        }
+        Ok(self.second_factors.factors(user).await?.any())
     }
 
     /// An access token; `jti` when it was chosen beforehand (a code's exchange).

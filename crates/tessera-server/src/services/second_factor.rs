@@ -85,6 +85,19 @@ pub enum TotpState {
     },
 }
 
+/// The second factors an account has.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Factors {
+    pub totp: bool,
+    pub passkey: bool,
+}
+
+impl Factors {
+    pub fn any(self) -> bool {
+        self.totp || self.passkey
+    }
+}
+
 pub struct SecondFactors {
     store: Arc<dyn AccountStore>,
     master: Option<Arc<MasterKey>>,
@@ -200,6 +213,20 @@ impl SecondFactors {
             secret_base32: secret.expose_base32(),
             link,
         }))
+    }
+
+    /// The second factors the account has: what a sign-in's second step accepts,
+    /// and what the password grant (which cannot ask for one) is refused for. A
+    /// TOTP credential that does not open counts as there: the second step then
+    /// says why it cannot be checked, and nothing goes around it.
+    pub async fn factors(&self, user: UserId) -> Result<Factors, StoreError> {
+        let totp = match self.has_totp(user).await {
+            Ok(has) => has,
+            Err(SecondFactorError::Store(e)) => return Err(e),
+            Err(_) => true,
+        };
+        let passkey = !self.store.passkeys(user).await?.is_empty();
+        Ok(Factors { totp, passkey })
     }
 
     /// Whether the account has a confirmed TOTP authenticator.

@@ -30,6 +30,7 @@ use crate::services::accounts::{Accounts, LoginError, RegisterError};
 use crate::services::audit::{Audit, event};
 use crate::services::passkeys::{PasskeyError, Passkeys};
 use crate::services::passwords::HashError;
+pub use crate::services::second_factor::Factors;
 use crate::services::second_factor::{
     Enrolment, SecondFactorError, SecondFactors, TotpState, unix_seconds,
 };
@@ -123,19 +124,6 @@ pub struct PasskeyAttempt {
     pub address: IpAddr,
     pub user_agent: Option<String>,
     pub previous: Option<SessionSecret>,
-}
-
-/// The second factors an account has: what its second step accepts.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Factors {
-    pub totp: bool,
-    pub passkey: bool,
-}
-
-impl Factors {
-    pub fn any(self) -> bool {
-        self.totp || self.passkey
-    }
 }
 
 /// How a sign-in went on.
@@ -368,19 +356,7 @@ impl SignIn {
 
     /// The second factors `user` has.
     async fn factors(&self, user: &User) -> Result<Factors, StoreError> {
-        let totp = match self.second_factors.has_totp(user.id).await {
-            Ok(has) => has,
-            Err(SecondFactorError::Store(e)) => return Err(e),
-            // A credential that does not open still asks for the factor: the
-            // second step then says why it cannot be checked.
-            Err(_) => true,
-        };
-        let passkey = match self.passkeys.of(user.id).await {
-            Ok(passkeys) => !passkeys.is_empty(),
-            Err(PasskeyError::Store(e)) => return Err(e),
-            Err(_) => false,
-        };
-        Ok(Factors { totp, passkey })
+        self.second_factors.factors(user.id).await
     }
 
     /// A new sign-in waiting for its second factor; for an account with none,

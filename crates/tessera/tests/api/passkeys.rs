@@ -19,6 +19,7 @@ use webauthn_rs_proto::{
 
 use crate::harness::*;
 use crate::second_factor::pending_cookie;
+use crate::tokens::{add_client, token_request};
 
 /// An authenticator that verifies its user (a PIN or a fingerprint).
 pub(crate) fn authenticator() -> SoftPasskey {
@@ -245,6 +246,20 @@ async fn a_passkey_registers_signs_in_alone_and_as_a_second_step_and_is_removed(
         !listed["passkeys"][0]["last_used_at"].is_null(),
         "last use shown"
     );
+
+    // The password grant cannot ask for the passkey, so it refuses the account.
+    let app = add_client(&server, "app", &["--grant", "password", "--public"]);
+    let grant = token_request(&server)
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", app.id.as_str()),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(grant).await, (400, "invalid_grant".into()));
 
     // Removed: the password alone signs in again, and the passkey no more.
     let removed = server

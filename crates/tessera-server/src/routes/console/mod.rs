@@ -84,8 +84,8 @@ async fn admin_session(
                      this session began with the password alone."
                 }
                 p {
-                    "Set up an authenticator app on your account page if you have none, then \
-                     sign out and sign in again."
+                    "Set up an authenticator app or a passkey on your account page if you \
+                     have neither, then sign out and sign in again."
                 }
                 p { a href="/account" { "Your account" } }
             },
@@ -496,9 +496,16 @@ pub async fn user(
         Ok(found) => found,
         Err(e) => return error_page(&e.into()),
     };
-    let two_step = match admin.has_second_factor(user.id).await {
-        Ok(on) => on,
+    let factors = match admin.second_factors(user.id).await {
+        Ok(factors) => factors,
         Err(e) => return error_page(&e.into()),
+    };
+    let two_step = factors.any();
+    let in_words = match (factors.totp, factors.passkey) {
+        (true, true) => "on (authenticator app and passkeys)",
+        (true, false) => "on (authenticator app)",
+        (false, true) => "on (passkeys)",
+        (false, false) => "off",
     };
     let now = Timestamp::now();
     let form = |action: &str, label: &str, danger: bool| {
@@ -516,7 +523,7 @@ pub async fn user(
             dt { "Id" } dd { code { (user.id) } }
             dt { "Roles" } dd { @if user.roles.iter().next().is_none() { "none" } @else { (user.roles.to_stored()) } }
             dt { "State" } dd #state { @if user.disabled { "disabled" } @else { "active" } }
-            dt { "Two-step sign-in" } dd #two-step { @if two_step { "on (authenticator app)" } @else { "off" } }
+            dt { "Two-step sign-in" } dd #two-step { (in_words) }
             dt { "Created" } dd { (user.created_at.to_rfc3339()) }
         }
         div.actions {
