@@ -71,7 +71,7 @@ th,td{padding:.45rem .5rem;text-align:left;border-bottom:1px solid #e5e7eb;verti
 th{color:#374151;font-weight:600}tr.failure td{background:#fef2f2}code{font-size:.85rem;word-break:break-all}\
 .qr svg{display:block;width:12rem;height:12rem;margin:0 0 1rem}\
 ol.codes{columns:2;margin:0 0 1rem;padding-left:1.75rem}ol.codes li{margin:.2rem 0}ol.codes code{font-size:1rem}\
-.or{text-align:center;margin:1.25rem 0 0;color:#4b5563}\
+.or{text-align:center;margin:1.25rem 0 0;color:#4b5563}[data-passkey]{margin-bottom:1.25rem}\
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:0}dt{color:#4b5563}dd{margin:0}";
 
 /// The one stylesheet, allowed by its hash: with no `'unsafe-inline'`, markup that

@@ -97,7 +97,7 @@ fn form(
             button type="submit" { "Sign in" }
         }
         @if passkeys {
-            (passkey_button("sign-in", return_to, "Sign in with a passkey"))
+            (passkey_button("sign-in", return_to, "Sign in with a passkey", true))
         }
         // tessera sends no mail: a forgotten password goes through an admin.
         p.muted { "Forgot your password? Ask an administrator for a reset link." }
@@ -107,10 +107,12 @@ fn form(
 /// The passkey button of the sign-in and second-step pages, shown by the
 /// script where the browser has WebAuthn; on success the page goes on to
 /// `return_to` (checked already), or to `/login`, which says who is signed in.
-fn passkey_button(mode: &str, return_to: Option<&Url>, label: &str) -> Markup {
+/// `or`: after another way (the password form), which the button is the
+/// alternative to.
+fn passkey_button(mode: &str, return_to: Option<&Url>, label: &str, or: bool) -> Markup {
     html! {
         div data-passkey=(mode) data-next=(return_to.map_or("/login", Url::as_str)) hidden {
-            p.or { "or" }
+            @if or { p.or { "or" } }
             button.secondary #passkey type="button" { (label) }
             p.error role="alert" data-passkey-error hidden {}
         }
@@ -343,7 +345,7 @@ fn second_step_form(
         }
         }
         @if factors.passkey && enrolment.is_none() {
-            (passkey_button("second-step", return_to, "Use a passkey"))
+            (passkey_button("second-step", return_to, "Use a passkey", codes))
         }
         p.muted { a href=(sign_in_again(return_to)) { "Start again" } }
     }
