@@ -122,10 +122,7 @@ impl Passkeys {
         }
         let webauthn = self.webauthn()?;
         let existing = self.accounts.passkeys(user.id).await?;
-        let exclude = existing
-            .iter()
-            .map(|p| p.credential_id.clone().into())
-            .collect();
+        let exclude = existing.iter().map(|p| p.credential_id.clone()).collect();
         let (mut options, state) = webauthn
             .start_passkey_registration(
                 user_handle(user.id),

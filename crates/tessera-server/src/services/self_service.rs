@@ -85,6 +85,7 @@ pub enum PasswordChangeError {
 }
 
 impl SelfService {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         accounts: Accounts,
         sessions: Arc<SessionService>,

@@ -122,11 +122,11 @@ pub(crate) fn discoverable_answer(
     );
     options.public_key.allow_credentials = vec![AllowCredentials {
         type_: "public-key".to_owned(),
-        id: base64url(credential_id).into(),
+        id: base64url(credential_id),
         transports: None,
     }];
     let mut answer = key.do_authentication(origin.clone(), options).unwrap();
-    answer.response.user_handle = Some(uuid_bytes(user_id).into());
+    answer.response.user_handle = Some(uuid_bytes(user_id));
     answer
 }
 
