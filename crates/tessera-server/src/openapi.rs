@@ -280,8 +280,7 @@ mod operations {
     /// (discoverable credentials): `{"ceremony", "options"}`.
     #[utoipa::path(post, path = "/v1/login/passkey/options", tag = "sessions",
         responses((status = 200, description = "`{\"ceremony\", \"options\": {\"publicKey\"}}`", body = Value),
-                  (status = "4XX", description = "throttled, foreign origin", body = ErrorSchema),
-                  (status = 501, description = "`passkeys_unavailable`: the public URL names no domain", body = ErrorSchema)))]
+                  (status = "4XX", description = "throttled, foreign origin; 403 `passkeys_unavailable` where the public URL names no host", body = ErrorSchema)))]
     pub fn login_passkey_options() {}
 
     /// Sign in with a passkey: a session cookie and `{"user", "session", "csrf_token"}`;
@@ -294,7 +293,7 @@ mod operations {
 
     /// The caller's passkeys, oldest first.
     #[utoipa::path(get, path = "/v1/account/passkeys", tag = "sessions", security(("session" = [])),
-        responses((status = 200, description = "`{\"passkeys\": [...]}`", body = [PasskeyView]),
+        responses((status = 200, description = "`{\"passkeys\": [PasskeyView]}`", body = Value),
                   (status = "4XX", description = "no valid session", body = ErrorSchema)))]
     pub fn account_passkeys() {}
 

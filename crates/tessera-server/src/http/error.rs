@@ -212,8 +212,9 @@ impl From<crate::services::passkeys::PasskeyError> for ApiError {
     fn from(error: crate::services::passkeys::PasskeyError) -> Self {
         use crate::services::passkeys::PasskeyError as E;
         match error {
+            // As a closed registration: this service does not offer it.
             E::Unavailable(_) => Self::new(
-                StatusCode::NOT_IMPLEMENTED,
+                StatusCode::FORBIDDEN,
                 "passkeys_unavailable",
                 error.to_string(),
             ),

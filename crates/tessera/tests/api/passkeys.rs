@@ -471,5 +471,5 @@ async fn passkeys_say_why_they_are_off_when_the_public_url_is_an_address() {
             .await,
     )
     .await;
-    assert_eq!((status, error.as_str()), (501, "passkeys_unavailable"));
+    assert_eq!((status, error.as_str()), (403, "passkeys_unavailable"));
 }
