@@ -135,7 +135,10 @@ impl VerifyingKeys {
     }
 }
 
-fn material(algorithm: Algorithm, parameters: &AlgorithmParameters) -> Option<KeyMaterial> {
+pub(crate) fn material(
+    algorithm: Algorithm,
+    parameters: &AlgorithmParameters,
+) -> Option<KeyMaterial> {
     let bytes = |text: &str| URL_SAFE_NO_PAD.decode(text).ok();
     let public = match (algorithm, parameters) {
         (Algorithm::EdDSA, AlgorithmParameters::OctetKeyPair(p))

@@ -16,6 +16,7 @@
 #[cfg(feature = "axum")]
 pub mod axum;
 mod claims;
+pub mod dpop;
 mod error;
 mod jws;
 mod keys;

@@ -1,0 +1,364 @@
+//! Every check of RFC 9449 §4.3, each with the proof an attacker would send.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
+};
+use serde_json::{Value, json};
+
+use super::*;
+
+const URL: &str = "https://id.example.com/oauth2/token";
+const NOW: i64 = 1_800_000_000;
+
+enum Key {
+    Es256(EcdsaKeyPair),
+    EdDsa(Ed25519KeyPair),
+}
+
+impl Key {
+    fn es256() -> Self {
+        Self::Es256(EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap())
+    }
+
+    fn eddsa() -> Self {
+        Self::EdDsa(Ed25519KeyPair::generate().unwrap())
+    }
+
+    fn alg(&self) -> &'static str {
+        match self {
+            Self::Es256(_) => "ES256",
+            Self::EdDsa(_) => "EdDSA",
+        }
+    }
+
+    fn jwk(&self) -> Value {
+        match self {
+            Self::Es256(pair) => {
+                let point = pair.public_key().as_ref();
+                json!({
+                    "kty": "EC", "crv": "P-256",
+                    "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+                    "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+                })
+            }
+            Self::EdDsa(pair) => json!({
+                "kty": "OKP", "crv": "Ed25519",
+                "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
+            }),
+        }
+    }
+
+    fn sign(&self, input: &[u8]) -> Vec<u8> {
+        match self {
+            Self::Es256(pair) => pair
+                .sign(&SystemRandom::new(), input)
+                .unwrap()
+                .as_ref()
+                .to_vec(),
+            Self::EdDsa(pair) => pair.sign(input).as_ref().to_vec(),
+        }
+    }
+}
+
+fn claims() -> Value {
+    json!({"jti": "e1j3V_bKic8-LAEB", "htm": "POST", "htu": URL, "iat": NOW})
+}
+
+fn header(key: &Key) -> Value {
+    json!({"typ": "dpop+jwt", "alg": key.alg(), "jwk": key.jwk()})
+}
+
+fn raw_proof(key: &Key, header: &str, claims: &str) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims)
+    );
+    let signature = key.sign(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+fn proof(key: &Key, header: &Value, claims: &Value) -> String {
+    raw_proof(key, &header.to_string(), &claims.to_string())
+}
+
+fn request() -> ProofRequest<'static> {
+    ProofRequest {
+        method: "POST",
+        url: URL,
+        now: NOW,
+        max_age: 60,
+        leeway: 5,
+        access_token: None,
+        nonce: None,
+    }
+}
+
+#[test]
+fn a_proof_of_either_algorithm_passes_and_names_its_key() {
+    for key in [Key::es256(), Key::eddsa()] {
+        let verified = verify_proof(&proof(&key, &header(&key), &claims()), &request()).unwrap();
+        let jwk: Jwk = serde_json::from_value(key.jwk()).unwrap();
+        assert_eq!(verified.jkt, thumbprint(&jwk).unwrap());
+        assert_eq!(verified.jti, "e1j3V_bKic8-LAEB");
+        assert_eq!(verified.iat, NOW);
+    }
+}
+
+#[test]
+fn the_thumbprint_is_rfc_7638s() {
+    // RFC 7638 §3.1's example key and thumbprint.
+    let jwk: Jwk = serde_json::from_value(json!({
+        "kty": "RSA",
+        "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+        "e": "AQAB",
+        "alg": "RS256",
+        "kid": "2011-04-29"
+    }))
+    .unwrap();
+    assert_eq!(
+        thumbprint(&jwk).unwrap(),
+        "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+    );
+}
+
+#[test]
+fn a_proof_not_shaped_as_one_is_refused() {
+    let key = Key::es256();
+    let good = proof(&key, &header(&key), &claims());
+    for (bad, why) in [
+        ("", "empty"),
+        ("a.b", "two parts"),
+        (&format!("{good}.x") as &str, "four parts"),
+        (&good.replace('.', "=."), "padding"),
+        (&"a".repeat(MAX_PROOF_BYTES + 1), "too large"),
+    ] {
+        assert!(
+            matches!(verify_proof(bad, &request()), Err(DpopError::Malformed(_))),
+            "{why}"
+        );
+    }
+    // A member given twice (which one would a parser keep?).
+    let twice = raw_proof(
+        &key,
+        &format!(
+            r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{},"typ":"JWT"}}"#,
+            key.jwk()
+        ),
+        &claims().to_string(),
+    );
+    assert_eq!(
+        verify_proof(&twice, &request()),
+        Err(DpopError::DuplicateKey)
+    );
+}
+
+#[test]
+fn a_proof_of_another_type_or_algorithm_is_refused() {
+    let key = Key::es256();
+    let mut other = header(&key);
+    other["typ"] = json!("JWT");
+    assert_eq!(
+        verify_proof(&proof(&key, &other, &claims()), &request()),
+        Err(DpopError::WrongType)
+    );
+    for alg in ["none", "HS256", "ES384", "es256"] {
+        let mut other = header(&key);
+        other["alg"] = json!(alg);
+        assert_eq!(
+            verify_proof(&proof(&key, &other, &claims()), &request()),
+            Err(DpopError::AlgorithmNotAllowed),
+            "{alg}"
+        );
+    }
+    // An alg that does not match the key: an Ed25519 key claimed as ES256.
+    let ed = Key::eddsa();
+    let mut mismatched = header(&ed);
+    mismatched["alg"] = json!("ES256");
+    assert_eq!(
+        verify_proof(&proof(&ed, &mismatched, &claims()), &request()),
+        Err(DpopError::BadKey)
+    );
+}
+
+#[test]
+fn a_proof_without_a_public_key_or_with_a_private_one_is_refused() {
+    let key = Key::es256();
+    let mut none = header(&key);
+    none.as_object_mut().unwrap().remove("jwk");
+    assert_eq!(
+        verify_proof(&proof(&key, &none, &claims()), &request()),
+        Err(DpopError::BadKey)
+    );
+    let mut private = header(&key);
+    private["jwk"]["d"] = json!(URL_SAFE_NO_PAD.encode([7u8; 32]));
+    assert_eq!(
+        verify_proof(&proof(&key, &private, &claims()), &request()),
+        Err(DpopError::BadKey),
+        "a private member"
+    );
+    let mut symmetric = header(&key);
+    symmetric["jwk"] = json!({"kty": "oct", "k": "c2VjcmV0"});
+    assert_eq!(
+        verify_proof(&proof(&key, &symmetric, &claims()), &request()),
+        Err(DpopError::BadKey)
+    );
+}
+
+#[test]
+fn a_proof_signed_by_another_key_or_altered_is_refused() {
+    let (key, thief) = (Key::es256(), Key::es256());
+    // The header names one key, another signed.
+    assert_eq!(
+        verify_proof(&proof(&thief, &header(&key), &claims()), &request()),
+        Err(DpopError::BadSignature)
+    );
+    // A claim changed after signing.
+    let good = proof(&key, &header(&key), &claims());
+    let mut parts: Vec<&str> = good.split('.').collect();
+    let mut altered = claims();
+    altered["htu"] = json!("https://id.example.com/oauth2/introspect");
+    let altered = URL_SAFE_NO_PAD.encode(altered.to_string());
+    parts[1] = &altered;
+    assert_eq!(
+        verify_proof(&parts.join("."), &request()),
+        Err(DpopError::BadSignature)
+    );
+}
+
+#[test]
+fn a_proof_for_another_request_is_refused() {
+    let key = Key::es256();
+    let sent = |claims: Value| verify_proof(&proof(&key, &header(&key), &claims), &request());
+    let mut get = claims();
+    get["htm"] = json!("GET");
+    assert_eq!(sent(get), Err(DpopError::WrongMethod));
+    let mut lower = claims();
+    lower["htm"] = json!("post");
+    assert_eq!(
+        sent(lower),
+        Err(DpopError::WrongMethod),
+        "methods are case-sensitive"
+    );
+    for (url, why) in [
+        ("https://id.example.com/oauth2/introspect", "another path"),
+        ("https://evil.example/oauth2/token", "another host"),
+        ("http://id.example.com/oauth2/token", "another scheme"),
+        ("https://id.example.com:8443/oauth2/token", "another port"),
+        ("https://id.example.com/oauth2/token/", "a trailing slash"),
+        ("not a url", "no URL"),
+    ] {
+        let mut other = claims();
+        other["htu"] = json!(url);
+        assert_eq!(sent(other), Err(DpopError::WrongUrl), "{why}");
+    }
+    // Normalised alike: case of scheme and host, the default port, query, fragment.
+    for url in [
+        "HTTPS://ID.EXAMPLE.COM/oauth2/token",
+        "https://id.example.com:443/oauth2/token",
+        "https://id.example.com/oauth2/token?x=1#y",
+    ] {
+        let mut same = claims();
+        same["htu"] = json!(url);
+        assert!(sent(same).is_ok(), "{url}");
+    }
+    for missing in ["jti", "htm", "htu", "iat"] {
+        let mut partial = claims();
+        partial.as_object_mut().unwrap().remove(missing);
+        assert_eq!(
+            sent(partial),
+            Err(DpopError::MissingClaim(missing)),
+            "{missing}"
+        );
+    }
+}
+
+#[test]
+fn a_proof_made_earlier_or_later_is_refused() {
+    let key = Key::es256();
+    let at = |iat: i64| {
+        let mut claims = claims();
+        claims["iat"] = json!(iat);
+        verify_proof(&proof(&key, &header(&key), &claims), &request())
+    };
+    assert!(at(NOW - 60).is_ok());
+    assert!(at(NOW + 5).is_ok());
+    assert_eq!(
+        at(NOW - 61),
+        Err(DpopError::NotFresh),
+        "kept and replayed later"
+    );
+    assert_eq!(at(NOW + 6), Err(DpopError::NotFresh), "made in advance");
+}
+
+#[test]
+fn a_proof_for_another_token_or_without_the_nonce_is_refused() {
+    let key = Key::es256();
+    let token = "eyJhbGciOiJFUzI1NiJ9.e30.sig";
+    let with_token = ProofRequest {
+        access_token: Some(token),
+        ..request()
+    };
+    let mut bound = claims();
+    bound["ath"] = json!(URL_SAFE_NO_PAD.encode(digest(&SHA256, token.as_bytes())));
+    assert!(verify_proof(&proof(&key, &header(&key), &bound), &with_token).is_ok());
+    assert_eq!(
+        verify_proof(&proof(&key, &header(&key), &claims()), &with_token),
+        Err(DpopError::MissingClaim("ath"))
+    );
+    let mut other = claims();
+    other["ath"] = json!(URL_SAFE_NO_PAD.encode(digest(&SHA256, b"another token")));
+    assert_eq!(
+        verify_proof(&proof(&key, &header(&key), &other), &with_token),
+        Err(DpopError::WrongTokenHash)
+    );
+
+    let with_nonce = ProofRequest {
+        nonce: Some("n-0S6_WzA2Mj"),
+        ..request()
+    };
+    assert_eq!(
+        verify_proof(&proof(&key, &header(&key), &claims()), &with_nonce),
+        Err(DpopError::UseNonce)
+    );
+    let mut stale = claims();
+    stale["nonce"] = json!("an-older-nonce");
+    assert_eq!(
+        verify_proof(&proof(&key, &header(&key), &stale), &with_nonce),
+        Err(DpopError::UseNonce)
+    );
+    let mut fresh = claims();
+    fresh["nonce"] = json!("n-0S6_WzA2Mj");
+    assert!(verify_proof(&proof(&key, &header(&key), &fresh), &with_nonce).is_ok());
+}
+
+#[test]
+fn a_proof_is_used_once_and_the_cache_stays_bounded() {
+    let key = Key::es256();
+    let verified = verify_proof(&proof(&key, &header(&key), &claims()), &request()).unwrap();
+    let cache = ReplayCache::new(3);
+    cache.first_use(&verified, NOW + 65, NOW).unwrap();
+    assert_eq!(
+        cache.first_use(&verified, NOW + 65, NOW + 1),
+        Err(DpopError::Replayed)
+    );
+    // The same jti under another key is another proof.
+    let other = Key::es256();
+    let theirs = verify_proof(&proof(&other, &header(&other), &claims()), &request()).unwrap();
+    cache.first_use(&theirs, NOW + 65, NOW).unwrap();
+    // Full: the oldest entries go, never more than the capacity.
+    for n in 0..10 {
+        let mut claims = claims();
+        claims["jti"] = json!(format!("jti-{n}"));
+        let fresh = verify_proof(&proof(&key, &header(&key), &claims), &request()).unwrap();
+        cache.first_use(&fresh, NOW + 65, NOW).unwrap();
+        assert!(cache.len() <= 3);
+    }
+    // Past its window an entry is forgotten; the proof is refused by iat by then.
+    let later = ReplayCache::new(3);
+    later.first_use(&verified, NOW + 65, NOW).unwrap();
+    later.first_use(&theirs, NOW + 200, NOW + 100).unwrap();
+    assert_eq!(later.len(), 1);
+}
