@@ -110,97 +110,236 @@ impl VerifiedProof {
 /// Checks `proof` (the `DPoP` header's value) for `request`: every check of
 /// RFC 9449 §4.3 but the replay of its `jti`.
 pub fn verify_proof(proof: &str, request: &ProofRequest<'_>) -> Result<VerifiedProof, DpopError> {
-    if proof.len() > MAX_PROOF_BYTES {
-        return Err(DpopError::Malformed("the proof is too large"));
-    }
-    let mut parts = proof.split('.');
-    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(DpopError::Malformed("a JWS has three dot-separated parts"));
-    };
-    let decode = |part: &str| {
-        URL_SAFE_NO_PAD
-            .decode(part)
-            .map_err(|_| DpopError::Malformed("a part is not base64url without padding"))
-    };
-    let header = object(&decode(header_b64)?)?;
-    let payload = object(&decode(payload_b64)?)?;
-    let signature = decode(signature_b64)?;
+    let parts = Parts::split(proof)?;
+    let key = ProofKey::of_header(parts.header)?;
+    check(proof, &parts, &key, request)
+}
 
-    if header.get("typ").and_then(Value::as_str) != Some(DPOP_JWT_TYPE) {
-        return Err(DpopError::WrongType);
+/// The keys of proofs seen lately, by header: a client signs every proof with
+/// one key, so its header segment repeats byte for byte, and what parsing it
+/// gave (the key parsed, its thumbprint) is kept instead of done again. Keyed by
+/// the exact bytes, so this only saves work and never changes an answer.
+/// Bounded: when full it starts over.
+pub struct ProofKeys {
+    capacity: usize,
+    by_header: Mutex<HashMap<String, std::sync::Arc<ProofKey>>>,
+}
+
+impl ProofKeys {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            by_header: Mutex::new(HashMap::new()),
+        }
     }
-    if header.contains_key("crit") {
-        return Err(DpopError::Malformed("crit is not understood"));
+
+    /// [`verify_proof`], with the header's key from here when it was seen.
+    pub fn verify(
+        &self,
+        proof: &str,
+        request: &ProofRequest<'_>,
+    ) -> Result<VerifiedProof, DpopError> {
+        let parts = Parts::split(proof)?;
+        let cached = self
+            .by_header
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(parts.header)
+            .cloned();
+        let key = match cached {
+            Some(key) => key,
+            None => {
+                let key = std::sync::Arc::new(ProofKey::of_header(parts.header)?);
+                let mut by_header = self
+                    .by_header
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if by_header.len() >= self.capacity {
+                    by_header.clear();
+                }
+                by_header.insert(parts.header.to_owned(), key.clone());
+                key
+            }
+        };
+        check(proof, &parts, &key, request)
     }
-    let algorithm = match header.get("alg").and_then(Value::as_str) {
-        Some("ES256") => Algorithm::ES256,
-        Some("EdDSA") => Algorithm::EdDSA,
-        Some("RS256") => Algorithm::RS256,
-        _ => return Err(DpopError::AlgorithmNotAllowed),
-    };
-    let Some(Value::Object(jwk_members)) = header.get("jwk") else {
-        return Err(DpopError::BadKey);
-    };
-    if PRIVATE_MEMBERS.iter().any(|m| jwk_members.contains_key(*m)) {
-        return Err(DpopError::BadKey);
+}
+
+/// A proof's three segments, split.
+struct Parts<'a> {
+    header: &'a str,
+    payload: &'a str,
+    signature: &'a str,
+}
+
+impl<'a> Parts<'a> {
+    fn split(proof: &'a str) -> Result<Self, DpopError> {
+        if proof.len() > MAX_PROOF_BYTES {
+            return Err(DpopError::Malformed("the proof is too large"));
+        }
+        let mut parts = proof.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(DpopError::Malformed("a JWS has three dot-separated parts"));
+        };
+        Ok(Self {
+            header,
+            payload,
+            signature,
+        })
     }
-    let jwk: Jwk = serde_json::from_value(Value::Object(jwk_members.clone()))
-        .map_err(|_| DpopError::BadKey)?;
-    let Some(KeyMaterial::Public(key)) = material(algorithm, &jwk.algorithm) else {
-        return Err(DpopError::BadKey);
-    };
-    let signing_input_len = header_b64.len() + 1 + payload_b64.len();
-    let signing_input = &proof.as_bytes()[..signing_input_len];
-    if key.verify_sig(signing_input, &signature).is_err() {
+}
+
+fn decode(part: &str) -> Result<Vec<u8>, DpopError> {
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| DpopError::Malformed("a part is not base64url without padding"))
+}
+
+/// What a proof's header gives: the key it is signed with.
+pub struct ProofKey {
+    algorithm: Algorithm,
+    key: aws_lc_rs::signature::ParsedPublicKey,
+    jkt: String,
+}
+
+impl ProofKey {
+    /// The header's checks (§4.3 items 4 to 6): `typ`, `alg`, a public `jwk` of
+    /// that algorithm.
+    fn of_header(segment: &str) -> Result<Self, DpopError> {
+        let header = object(&decode(segment)?)?;
+        if header.get("typ").and_then(Value::as_str) != Some(DPOP_JWT_TYPE) {
+            return Err(DpopError::WrongType);
+        }
+        if header.contains_key("crit") {
+            return Err(DpopError::Malformed("crit is not understood"));
+        }
+        let algorithm = match header.get("alg").and_then(Value::as_str) {
+            Some("ES256") => Algorithm::ES256,
+            Some("EdDSA") => Algorithm::EdDSA,
+            Some("RS256") => Algorithm::RS256,
+            _ => return Err(DpopError::AlgorithmNotAllowed),
+        };
+        let Some(Value::Object(jwk_members)) = header.get("jwk") else {
+            return Err(DpopError::BadKey);
+        };
+        if PRIVATE_MEMBERS.iter().any(|m| jwk_members.contains_key(*m)) {
+            return Err(DpopError::BadKey);
+        }
+        let jwk: Jwk = serde_json::from_value(Value::Object(jwk_members.clone()))
+            .map_err(|_| DpopError::BadKey)?;
+        let Some(KeyMaterial::Public(key)) = material(algorithm, &jwk.algorithm) else {
+            return Err(DpopError::BadKey);
+        };
+        Ok(Self {
+            algorithm,
+            key,
+            jkt: thumbprint(&jwk).ok_or(DpopError::BadKey)?,
+        })
+    }
+}
+
+/// The signature and the claims (§4.3 items 7 to 12).
+fn check(
+    proof: &str,
+    parts: &Parts<'_>,
+    key: &ProofKey,
+    request: &ProofRequest<'_>,
+) -> Result<VerifiedProof, DpopError> {
+    let payload_bytes = decode(parts.payload)?;
+    let payload = ProofClaims::parse(&payload_bytes)?;
+    let signature = decode(parts.signature)?;
+    let signing_input = &proof.as_bytes()[..parts.header.len() + 1 + parts.payload.len()];
+    if key.key.verify_sig(signing_input, &signature).is_err() {
         return Err(DpopError::BadSignature);
     }
 
-    let text = |name: &'static str| {
-        payload
-            .get(name)
-            .and_then(Value::as_str)
-            .ok_or(DpopError::MissingClaim(name))
-    };
-    let jti = text("jti")?;
+    let jti = payload
+        .jti
+        .as_deref()
+        .ok_or(DpopError::MissingClaim("jti"))?;
     if jti.is_empty() || jti.len() > MAX_JTI_BYTES {
         return Err(DpopError::Malformed("jti must be 1 to 256 bytes"));
     }
     // Methods are case-sensitive (RFC 9110 §9.1).
-    if text("htm")? != request.method {
+    if payload
+        .htm
+        .as_deref()
+        .ok_or(DpopError::MissingClaim("htm"))?
+        != request.method
+    {
         return Err(DpopError::WrongMethod);
     }
-    let expected = normalised(request.url).ok_or(DpopError::WrongUrl)?;
-    if normalised(text("htu")?).as_deref() != Some(expected.as_str()) {
-        return Err(DpopError::WrongUrl);
+    let htu = payload
+        .htu
+        .as_deref()
+        .ok_or(DpopError::MissingClaim("htu"))?;
+    // Most clients send the URL as the server names it: compared as it is first.
+    if htu != request.url {
+        let expected = normalised(request.url).ok_or(DpopError::WrongUrl)?;
+        if normalised(htu).as_deref() != Some(expected.as_str()) {
+            return Err(DpopError::WrongUrl);
+        }
     }
-    let iat = payload
-        .get("iat")
-        .and_then(Value::as_i64)
-        .ok_or(DpopError::MissingClaim("iat"))?;
+    let iat = payload.iat.ok_or(DpopError::MissingClaim("iat"))?;
     if iat < request.now - request.max_age || iat > request.now + request.leeway {
         return Err(DpopError::NotFresh);
     }
     if let Some(token) = request.access_token {
         let expected = URL_SAFE_NO_PAD.encode(digest(&SHA256, token.as_bytes()));
-        match payload.get("ath").and_then(Value::as_str) {
+        match payload.ath.as_deref() {
             Some(ath) if ath == expected => {}
             Some(_) => return Err(DpopError::WrongTokenHash),
             None => return Err(DpopError::MissingClaim("ath")),
         }
     }
     if let Some(nonce) = request.nonce
-        && payload.get("nonce").and_then(Value::as_str) != Some(nonce)
+        && payload.nonce.as_deref() != Some(nonce)
     {
         return Err(DpopError::UseNonce);
     }
     Ok(VerifiedProof {
-        jkt: thumbprint(&jwk).ok_or(DpopError::BadKey)?,
+        jkt: key.jkt.clone(),
         jti: jti.to_owned(),
         iat,
-        algorithm,
+        algorithm: key.algorithm,
     })
+}
+
+/// The claims a proof's checks read, borrowed from the decoded payload where
+/// they hold no escapes. Each at most once (serde refuses a field given twice);
+/// members not read here are skipped.
+#[derive(serde::Deserialize)]
+struct ProofClaims<'a> {
+    #[serde(borrow, default)]
+    jti: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    htm: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    htu: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    iat: Option<i64>,
+    #[serde(borrow, default)]
+    ath: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    nonce: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl<'a> ProofClaims<'a> {
+    fn parse(bytes: &'a [u8]) -> Result<Self, DpopError> {
+        // An object, never an array (which serde would read by position).
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(DpopError::Malformed("a part is not a JSON object"));
+        }
+        serde_json::from_slice(bytes).map_err(|e| {
+            if e.to_string().starts_with("duplicate field") {
+                DpopError::DuplicateKey
+            } else {
+                DpopError::Malformed("the claims are not a JSON object of the DPoP claims")
+            }
+        })
+    }
 }
 
 /// A JSON object with no member given twice.

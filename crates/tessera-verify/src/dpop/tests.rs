@@ -362,3 +362,73 @@ fn a_proof_is_used_once_and_the_cache_stays_bounded() {
     later.first_use(&theirs, NOW + 200, NOW + 100).unwrap();
     assert_eq!(later.len(), 1);
 }
+
+#[test]
+fn keys_kept_by_header_change_no_answer() {
+    let keys = ProofKeys::new(2);
+    let (key, thief) = (Key::es256(), Key::es256());
+    let good = proof(&key, &header(&key), &claims());
+    let first = keys.verify(&good, &request()).unwrap();
+    assert_eq!(
+        keys.verify(&good, &request()),
+        Ok(first.clone()),
+        "from the cache"
+    );
+    assert_eq!(first, verify_proof(&good, &request()).unwrap());
+    // The kept key still checks every signature and claim.
+    assert_eq!(
+        keys.verify(&proof(&thief, &header(&key), &claims()), &request()),
+        Err(DpopError::BadSignature)
+    );
+    let mut get = claims();
+    get["htm"] = json!("GET");
+    assert_eq!(
+        keys.verify(&proof(&key, &header(&key), &get), &request()),
+        Err(DpopError::WrongMethod)
+    );
+    // A refused header is refused each time, and past the capacity all still works.
+    let mut private = header(&key);
+    private["jwk"]["d"] = json!("AAAA");
+    for _ in 0..2 {
+        assert_eq!(
+            keys.verify(&proof(&key, &private, &claims()), &request()),
+            Err(DpopError::BadKey)
+        );
+    }
+    for other in [Key::eddsa(), Key::es256(), Key::eddsa()] {
+        assert!(
+            keys.verify(&proof(&other, &header(&other), &claims()), &request())
+                .is_ok()
+        );
+    }
+    assert!(keys.verify(&good, &request()).is_ok());
+}
+
+#[test]
+fn claims_given_twice_or_not_as_an_object_are_refused() {
+    let key = Key::es256();
+    let twice = raw_proof(
+        &key,
+        &header(&key).to_string(),
+        &format!(r#"{{"jti":"a","htm":"POST","htu":"{URL}","iat":{NOW},"jti":"b"}}"#),
+    );
+    assert_eq!(
+        verify_proof(&twice, &request()),
+        Err(DpopError::DuplicateKey)
+    );
+    let array = raw_proof(
+        &key,
+        &header(&key).to_string(),
+        &format!(r#"["a","POST","{URL}",{NOW}]"#),
+    );
+    assert!(matches!(
+        verify_proof(&array, &request()),
+        Err(DpopError::Malformed(_))
+    ));
+    let mut text_iat = claims();
+    text_iat["iat"] = json!(NOW.to_string());
+    assert!(matches!(
+        verify_proof(&proof(&key, &header(&key), &text_iat), &request()),
+        Err(DpopError::Malformed(_))
+    ));
+}
