@@ -23,6 +23,8 @@ pub const INVALID_SCOPE: &str = "invalid_scope";
 pub const INVALID_TARGET: &str = "invalid_target";
 /// The bearer token is missing, malformed, expired or revoked.
 pub const INVALID_TOKEN: &str = "invalid_token";
+/// RFC 9449 §5: the `DPoP` proof is missing a check, or not for this request.
+pub const INVALID_DPOP_PROOF: &str = "invalid_dpop_proof";
 /// The bearer token lacks a scope the request needs.
 pub const INSUFFICIENT_SCOPE: &str = "insufficient_scope";
 /// The token's sign-in was not strong enough for the request: its `acr` or

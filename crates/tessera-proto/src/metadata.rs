@@ -73,6 +73,9 @@ pub struct ServerMetadata {
     /// The `acr` values issued, weakest first (`1`: one factor, `2`: two).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub acr_values_supported: Vec<String>,
+    /// RFC 9449 §5.1: the algorithms a DPoP proof may be signed with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dpop_signing_alg_values_supported: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claims_parameter_supported: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

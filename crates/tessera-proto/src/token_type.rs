@@ -18,6 +18,8 @@ pub const ACCESS_TOKEN_JWT_TYPE: &str = "at+jwt";
 
 /// The `token_type` of an access token in token and introspection answers.
 pub const BEARER: &str = "Bearer";
+/// RFC 9449 §5: an access token bound to the client's DPoP key.
+pub const DPOP: &str = "DPoP";
 
 /// The `token_type` of a refresh token in an introspection answer.
 pub const REFRESH_TOKEN: &str = "refresh_token";

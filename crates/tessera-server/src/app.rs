@@ -382,6 +382,7 @@ pub async fn serve(
             core.audit.clone(),
             core.second_factors.clone(),
             config.mfa,
+            services::dpop::DpopProofs::new(format!("{}/oauth2/token", config.public_url())),
         )),
         userinfo: Arc::new(services::userinfo::UserInfoService::new(
             introspection.clone(),

@@ -129,6 +129,10 @@ pub async fn metadata(State(discovery): State<Arc<Discovery>>) -> Response {
         ]),
         prompt_values_supported: names(&["none", "login", "consent", "select_account"]),
         acr_values_supported: names(&tessera_core::ACR_VALUES),
+        dpop_signing_alg_values_supported: crate::services::dpop::ALGORITHMS
+            .iter()
+            .map(|a| a.as_str().to_owned())
+            .collect(),
         claims_parameter_supported: Some(false),
         request_parameter_supported: Some(false),
         // By reference only through /oauth2/par (RFC 9126), not fetched from a URL.

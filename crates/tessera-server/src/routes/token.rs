@@ -9,11 +9,11 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, header};
+use http::{HeaderMap, HeaderValue, header};
 use tessera_core::{GrantType, Scopes, SessionSecret};
 use tessera_proto::TokenResponse;
 use tessera_proto::error as codes;
-use tessera_proto::token_type::{ACCESS_TOKEN_TYPE, BEARER, SESSION_TOKEN_TYPE};
+use tessera_proto::token_type::{ACCESS_TOKEN_TYPE, BEARER, DPOP, SESSION_TOKEN_TYPE};
 
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, OAuthRequest, credentials};
@@ -26,7 +26,7 @@ impl From<Granted> for TokenResponse {
         Self {
             access_token: granted.access_token,
             issued_token_type: granted.exchanged.then(|| ACCESS_TOKEN_TYPE.to_owned()),
-            token_type: BEARER.to_owned(),
+            token_type: if granted.bound { DPOP } else { BEARER }.to_owned(),
             expires_in: granted.expires_in,
             refresh_token: granted.refresh_token,
             id_token: granted.id_token,
@@ -38,14 +38,16 @@ impl From<Granted> for TokenResponse {
 pub async fn token(
     State(grants): State<Arc<Grants>>,
     caller: ClientInfo,
+    headers: HeaderMap,
     request: Result<OAuthRequest, ApiError>,
 ) -> Response {
     let answer = async {
         let request = request?;
         let grant_type = grant_type(&request)?;
         let grant = grant_request(grant_type, &request);
+        let proof = dpop_proof(&headers)?;
         let granted = grants
-            .grant(&request.client, grant_type, grant, caller.address)
+            .grant(&request.client, grant_type, grant, caller.address, proof)
             .await?;
         Ok::<_, ApiError>(TokenResponse::from(granted))
     };
@@ -156,4 +158,23 @@ fn exchanged_session(request: &OAuthRequest) -> Result<SessionSecret, OAuthError
     }
     SessionSecret::parse(token)
         .ok_or_else(|| OAuthError::invalid_grant("the subject token is not a session"))
+}
+
+/// The request's `DPoP` proof: at most one header (RFC 9449 §4.3 item 1).
+fn dpop_proof(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let mut proofs = headers.get_all("dpop").iter();
+    let (Some(proof), None) = (proofs.next(), proofs.next()) else {
+        return if headers.contains_key("dpop") {
+            Err(ApiError::oauth(
+                codes::INVALID_DPOP_PROOF,
+                "send one DPoP header, not several",
+            ))
+        } else {
+            Ok(None)
+        };
+    };
+    proof
+        .to_str()
+        .map(Some)
+        .map_err(|_| ApiError::oauth(codes::INVALID_DPOP_PROOF, "the DPoP header is not text"))
 }

@@ -19,6 +19,7 @@ use crate::services::accounts::{Accounts, LoginError};
 use crate::services::audit::{Audit, event};
 use crate::services::clients::{Clients, PresentedClient};
 use crate::services::codes::{CodeExchange, Codes, Redeemed};
+use crate::services::dpop::DpopProofs;
 use crate::services::id_tokens::{self, IdTokenRequest};
 use crate::services::oauth::{OAuthError, authenticate, default_audience};
 use crate::services::presence::Presence;
@@ -66,9 +67,12 @@ pub struct Granted {
     pub scopes: Scopes,
     /// Set for a token exchange (RFC 8693 §2.2.1).
     pub exchanged: bool,
+    /// The access token is bound to a DPoP key (`token_type: DPoP`).
+    pub bound: bool,
 }
 
 pub struct Grants {
+    dpop: DpopProofs,
     clients: Clients,
     codes: Codes,
     accounts: Accounts,
@@ -96,8 +100,10 @@ impl Grants {
         audit: Arc<Audit>,
         second_factors: Arc<SecondFactors>,
         mfa: MfaPolicy,
+        dpop: DpopProofs,
     ) -> Self {
         Self {
+            dpop,
             mfa,
             second_factors,
             clients,
@@ -123,6 +129,7 @@ impl Grants {
         grant: GrantType,
         request: Result<GrantRequest, OAuthError>,
         address: IpAddr,
+        proof: Option<&str>,
     ) -> Result<Granted, OAuthError> {
         let client = authenticate(&self.clients, presented).await?;
         if !client.grants.contains(&grant) {
@@ -131,12 +138,28 @@ impl Grants {
                 format!("this client may not use the {} grant", grant.as_str()),
             ));
         }
+        // Checked (and its jti spent) before the grant, so that a refused proof
+        // spends no code or refresh token.
+        let jkt = self.dpop.bind(proof)?;
+        let jkt = jkt.as_deref();
+        // Refused before the grant, so that nothing (a code, a refresh token) is
+        // spent for a token that cannot be issued.
+        if jkt.is_some() && client.token_format == tessera_core::TokenFormat::Opaque {
+            return Err(issue_error(IssueError::OpaqueBinding));
+        }
         let granted = match request? {
             GrantRequest::ClientCredentials { scope, target } => {
                 let scopes = granted_scopes(&client.scopes, client.scopes.defaults(), scope)?;
                 let audience = self.granted_audience(&client, &scopes, target.as_deref())?;
                 let issued = self
-                    .issue(&client, Subject::Client, audience.as_ref(), &scopes, None)
+                    .issue(
+                        &client,
+                        Subject::Client,
+                        audience.as_ref(),
+                        &scopes,
+                        None,
+                        jkt,
+                    )
                     .await?;
                 Granted::new(issued, scopes, None)
             }
@@ -169,7 +192,7 @@ impl Grants {
                     methods: Some(AuthMethods::password()),
                 };
                 let issued = self
-                    .issue(&client, subject, audience.as_ref(), &scopes, None)
+                    .issue(&client, subject, audience.as_ref(), &scopes, None, jkt)
                     .await?;
                 Granted::new(issued, scopes, refresh_token)
             }
@@ -217,12 +240,19 @@ impl Grants {
                     methods: sign_in,
                 };
                 let issued = self
-                    .issue(&client, subject, family.audience.as_ref(), &scopes, None)
+                    .issue(
+                        &client,
+                        subject,
+                        family.audience.as_ref(),
+                        &scopes,
+                        None,
+                        jkt,
+                    )
                     .await?;
                 Granted::new(issued, scopes, Some(next.expose()))
             }
             GrantRequest::AuthorizationCode(exchange) => {
-                self.code_grant(&client, &exchange).await?
+                self.code_grant(&client, &exchange, jkt).await?
             }
             GrantRequest::TokenExchange {
                 session,
@@ -240,7 +270,7 @@ impl Grants {
                     methods: Some(session.methods()),
                 };
                 let issued = self
-                    .issue(&client, subject, audience.as_ref(), &scopes, None)
+                    .issue(&client, subject, audience.as_ref(), &scopes, None, jkt)
                     .await?;
                 Granted {
                     exchanged: true,
@@ -249,7 +279,10 @@ impl Grants {
             }
         };
         metrics::counter!("tessera_token_requests_total", "outcome" => "issued").increment(1);
-        Ok(granted)
+        Ok(Granted {
+            bound: jkt.is_some(),
+            ..granted
+        })
     }
 
     /// The tokens for a code: an access token whose `sid` is the browser session
@@ -261,6 +294,7 @@ impl Grants {
         &self,
         client: &Client,
         exchange: &CodeExchange,
+        jkt: Option<&str>,
     ) -> Result<Granted, OAuthError> {
         let start = client
             .grants
@@ -298,7 +332,14 @@ impl Grants {
             methods: Some(session.methods()),
         };
         let issued = self
-            .issue(client, subject, audience.as_ref(), &scopes, Some(&code.jti))
+            .issue(
+                client,
+                subject,
+                audience.as_ref(),
+                &scopes,
+                Some(&code.jti),
+                jkt,
+            )
             .await?;
         let id_token = if scopes.contains(oidc::OPENID) {
             let profile = if scopes.contains(oidc::PROFILE) || scopes.contains(oidc::EMAIL) {
@@ -422,6 +463,7 @@ impl Grants {
         audience: Option<&Audience>,
         scopes: &Scopes,
         jti: Option<&str>,
+        jkt: Option<&str>,
     ) -> Result<IssuedToken, OAuthError> {
         let request = TokenRequest {
             client,
@@ -429,6 +471,7 @@ impl Grants {
             audience,
             scopes,
             jti,
+            jkt,
         };
         self.tokens.issue(&request).await.map_err(issue_error)
     }
@@ -487,6 +530,7 @@ impl Granted {
             id_token: None,
             scopes,
             exchanged: false,
+            bound: false,
         }
     }
 }
@@ -518,10 +562,16 @@ fn granted_scopes(
 }
 
 fn issue_error(error: IssueError) -> OAuthError {
-    tracing::error!(%error, "could not issue a token");
+    if !matches!(error, IssueError::OpaqueBinding) {
+        tracing::error!(%error, "could not issue a token");
+    }
     match error {
         IssueError::Store(e) => OAuthError::Store(e),
         IssueError::NoKey(_) | IssueError::Sign => OAuthError::NoSigningKey,
+        IssueError::OpaqueBinding => OAuthError::refused(
+            codes::INVALID_DPOP_PROOF,
+            IssueError::OpaqueBinding.to_string(),
+        ),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod clients;
 pub mod codes;
 pub mod contact;
 pub mod discovery;
+pub mod dpop;
 pub mod end_session;
 pub mod feed;
 pub mod grants;

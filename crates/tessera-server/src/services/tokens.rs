@@ -37,6 +37,9 @@ pub struct TokenRequest<'a> {
     /// The `jti` to give the token, when it was chosen beforehand (a code's
     /// exchange, so that a replay of the code can revoke it); a new one otherwise.
     pub jti: Option<&'a str>,
+    /// The thumbprint of the key the client proved it holds (DPoP): the token
+    /// is bound to it (`cnf.jkt`).
+    pub jkt: Option<&'a str>,
 }
 
 pub struct IssuedToken {
@@ -51,6 +54,10 @@ pub enum IssueError {
     NoKey(Algorithm),
     #[error("signing failed")]
     Sign,
+    /// Binding an opaque token to a DPoP key needs a place in its record that
+    /// the stores do not have yet.
+    #[error("this client's tokens are opaque, and DPoP binds only JWT access tokens so far")]
+    OpaqueBinding,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -76,6 +83,14 @@ struct AccessClaims<'a> {
     amr: Vec<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     acr: Option<&'static str>,
+    /// RFC 9449 §6.1: the key a DPoP-bound token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation<'a>>,
+}
+
+#[derive(Serialize)]
+struct Confirmation<'a> {
+    jkt: &'a str,
 }
 
 /// Tokens over this size are likely to be cut by a proxy's header limit.
@@ -113,6 +128,9 @@ impl TokenIssuer {
 
     pub async fn issue(&self, request: &TokenRequest<'_>) -> Result<IssuedToken, IssueError> {
         if request.client.token_format == TokenFormat::Opaque {
+            if request.jkt.is_some() {
+                return Err(IssueError::OpaqueBinding);
+            }
             return self.issue_opaque(request).await;
         }
         self.issue_jwt(request)
@@ -198,6 +216,7 @@ impl TokenIssuer {
             roles,
             amr: methods.map(AuthMethods::amr).unwrap_or_default(),
             acr: methods.map(AuthMethods::acr),
+            cnf: request.jkt.map(|jkt| Confirmation { jkt }),
         };
         let claims = serde_json::to_vec(&claims).map_err(|_| IssueError::Sign)?;
         let access_token = match client.algorithm {
@@ -265,6 +284,7 @@ impl SessionTokens {
                 audience: self.client.audiences.first(),
                 scopes: &self.client.scopes,
                 jti: None,
+                jkt: None,
             })
             .await?;
         metrics::counter!("tessera_session_tokens_total").increment(1);

@@ -12,6 +12,7 @@ mod cluster;
 mod code_flow;
 mod console_page;
 mod docs;
+mod dpop;
 mod durability;
 mod feed;
 mod gateway;
