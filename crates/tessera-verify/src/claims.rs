@@ -235,14 +235,14 @@ pub(crate) fn parse(payload: &[u8], kid: Option<String>) -> Result<AccessClaims,
 }
 
 /// A NumericDate (RFC 7519 §2): a JSON number of seconds; fractions are cut.
-enum Time {
+pub(crate) enum Time {
     Seconds(i64),
     /// A number that is not finite.
     NotSeconds,
     NotNumber,
 }
 
-struct TimeSeed;
+pub(crate) struct TimeSeed;
 
 impl<'de> DeserializeSeed<'de> for TimeSeed {
     type Value = Time;

@@ -3,8 +3,9 @@
 //! that a bound token names as `cnf.jkt`.
 //!
 //! A proof is a JWS signed by the key it carries in its header (`jwk`): the
-//! opposite of an access token, whose key must never come from the token. So it
-//! has a parse of its own, as strict: a JSON object with no key twice, `typ`
+//! opposite of an access token, whose key must never come from the token. So its
+//! header has members of its own, read by the same strict reader (`jws::object`:
+//! a JSON object with no key twice), and must have `typ`
 //! `dpop+jwt`, an asymmetric `alg` that the key's type and curve agree with, a
 //! public key and no private member, the signature, then the claims: `jti`,
 //! `htm` and `htu` for this request (the URL compared without query or
@@ -14,6 +15,7 @@
 //! [`ReplayCache`] or a shared store: [`VerifiedProof::replay_key`] is what to
 //! remember and until when.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
@@ -21,9 +23,13 @@ use aws_lc_rs::digest::{SHA256, digest};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
-use serde_json::{Map, Value};
+use serde::de::MapAccess;
+use serde_json::Value;
 use tessera_proto::Algorithm;
 
+use crate::claims::{Time, TimeSeed};
+use crate::error::VerifyError;
+use crate::jws::{self, Flat, Members, Text, TextSeed, Valid};
 use crate::keys::{KeyMaterial, material};
 
 /// The `typ` of a proof (§4.2).
@@ -208,27 +214,28 @@ impl ProofKey {
     /// The header's checks (§4.3 items 4 to 6): `typ`, `alg`, a public `jwk` of
     /// that algorithm.
     fn of_header(segment: &str) -> Result<Self, DpopError> {
-        let header = object(&decode(segment)?)?;
-        if header.get("typ").and_then(Value::as_str) != Some(DPOP_JWT_TYPE) {
+        let decoded = decode(segment)?;
+        let header: ProofHeader<'_> = read(&decoded, "the header is not a JSON object")?;
+        if text(&header.typ)? != Some(DPOP_JWT_TYPE) {
             return Err(DpopError::WrongType);
         }
-        if header.contains_key("crit") {
+        if header.crit {
             return Err(DpopError::Malformed("crit is not understood"));
         }
-        let algorithm = match header.get("alg").and_then(Value::as_str) {
+        let algorithm = match text(&header.alg)? {
             Some("ES256") => Algorithm::ES256,
             Some("EdDSA") => Algorithm::EdDSA,
             Some("RS256") => Algorithm::RS256,
             _ => return Err(DpopError::AlgorithmNotAllowed),
         };
-        let Some(Value::Object(jwk_members)) = header.get("jwk") else {
+        let Some(Value::Object(jwk_members)) = header.jwk else {
             return Err(DpopError::BadKey);
         };
         if PRIVATE_MEMBERS.iter().any(|m| jwk_members.contains_key(*m)) {
             return Err(DpopError::BadKey);
         }
-        let jwk: Jwk = serde_json::from_value(Value::Object(jwk_members.clone()))
-            .map_err(|_| DpopError::BadKey)?;
+        let jwk: Jwk =
+            serde_json::from_value(Value::Object(jwk_members)).map_err(|_| DpopError::BadKey)?;
         let Some(KeyMaterial::Public(key)) = material(algorithm, &jwk.algorithm) else {
             return Err(DpopError::BadKey);
         };
@@ -248,33 +255,22 @@ fn check(
     request: &ProofRequest<'_>,
 ) -> Result<VerifiedProof, DpopError> {
     let payload_bytes = decode(parts.payload)?;
-    let payload = ProofClaims::parse(&payload_bytes)?;
+    let payload: ProofClaims<'_> = read(&payload_bytes, "the claims are not a JSON object")?;
     let signature = decode(parts.signature)?;
     let signing_input = &proof.as_bytes()[..parts.header.len() + 1 + parts.payload.len()];
     if key.key.verify_sig(signing_input, &signature).is_err() {
         return Err(DpopError::BadSignature);
     }
 
-    let jti = payload
-        .jti
-        .as_deref()
-        .ok_or(DpopError::MissingClaim("jti"))?;
+    let jti = text(&payload.jti)?.ok_or(DpopError::MissingClaim("jti"))?;
     if jti.is_empty() || jti.len() > MAX_JTI_BYTES {
         return Err(DpopError::Malformed("jti must be 1 to 256 bytes"));
     }
     // Methods are case-sensitive (RFC 9110 §9.1).
-    if payload
-        .htm
-        .as_deref()
-        .ok_or(DpopError::MissingClaim("htm"))?
-        != request.method
-    {
+    if text(&payload.htm)?.ok_or(DpopError::MissingClaim("htm"))? != request.method {
         return Err(DpopError::WrongMethod);
     }
-    let htu = payload
-        .htu
-        .as_deref()
-        .ok_or(DpopError::MissingClaim("htu"))?;
+    let htu = text(&payload.htu)?.ok_or(DpopError::MissingClaim("htu"))?;
     // Most clients send the URL as the server names it: compared as it is first.
     if htu != request.url {
         let expected = normalised(request.url).ok_or(DpopError::WrongUrl)?;
@@ -282,20 +278,26 @@ fn check(
             return Err(DpopError::WrongUrl);
         }
     }
-    let iat = payload.iat.ok_or(DpopError::MissingClaim("iat"))?;
+    let iat = match payload.iat {
+        Some(Time::Seconds(seconds)) => seconds,
+        Some(Time::NotSeconds | Time::NotNumber) => {
+            return Err(DpopError::Malformed("iat is not a number of seconds"));
+        }
+        None => return Err(DpopError::MissingClaim("iat")),
+    };
     if iat < request.now - request.max_age || iat > request.now + request.leeway {
         return Err(DpopError::NotFresh);
     }
     if let Some(token) = request.access_token {
         let expected = URL_SAFE_NO_PAD.encode(digest(&SHA256, token.as_bytes()));
-        match payload.ath.as_deref() {
+        match text(&payload.ath)? {
             Some(ath) if ath == expected => {}
             Some(_) => return Err(DpopError::WrongTokenHash),
             None => return Err(DpopError::MissingClaim("ath")),
         }
     }
     if let Some(nonce) = request.nonce
-        && payload.nonce.as_deref() != Some(nonce)
+        && text(&payload.nonce)? != Some(nonce)
     {
         return Err(DpopError::UseNonce);
     }
@@ -307,72 +309,146 @@ fn check(
     })
 }
 
-/// The claims a proof's checks read, borrowed from the decoded payload where
-/// they hold no escapes. Each at most once (serde refuses a field given twice);
-/// members not read here are skipped.
-#[derive(serde::Deserialize)]
-struct ProofClaims<'a> {
-    #[serde(borrow, default)]
-    jti: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    htm: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    htu: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default)]
-    iat: Option<i64>,
-    #[serde(borrow, default)]
-    ath: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    nonce: Option<std::borrow::Cow<'a, str>>,
+// The header members a proof's checks read.
+const TYP: u16 = 0;
+const ALG: u16 = 1;
+const JWK: u16 = 2;
+const CRIT: u16 = 3;
+
+/// A proof's header, read by the same strict reader as a token's
+/// ([`jws::object`]: no key given twice, the flat fast path first); unlike a
+/// token's, its `jwk` is what it is about.
+#[derive(Default)]
+struct ProofHeader<'de> {
+    typ: Option<Text<'de>>,
+    alg: Option<Text<'de>>,
+    /// `Null` when it was given but is not an object.
+    jwk: Option<Value>,
+    crit: bool,
 }
 
-impl<'a> ProofClaims<'a> {
-    fn parse(bytes: &'a [u8]) -> Result<Self, DpopError> {
-        // An object, never an array (which serde would read by position).
-        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(DpopError::Malformed("a part is not a JSON object"));
-        }
-        serde_json::from_slice(bytes).map_err(|e| {
-            if e.to_string().starts_with("duplicate field") {
-                DpopError::DuplicateKey
-            } else {
-                DpopError::Malformed("the claims are not a JSON object of the DPoP claims")
-            }
+impl<'de> Members<'de> for ProofHeader<'de> {
+    fn known(name: &str) -> Option<u16> {
+        Some(match name {
+            "typ" => TYP,
+            "alg" => ALG,
+            "jwk" => JWK,
+            "crit" => CRIT,
+            _ => return None,
         })
     }
-}
 
-/// A JSON object with no member given twice.
-fn object(bytes: &[u8]) -> Result<Map<String, Value>, DpopError> {
-    struct Strict(Map<String, Value>);
-    impl<'de> serde::Deserialize<'de> for Strict {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct Members;
-            impl<'de> serde::de::Visitor<'de> for Members {
-                type Value = Map<String, Value>;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("a JSON object")
-                }
-                fn visit_map<A: serde::de::MapAccess<'de>>(
-                    self,
-                    mut access: A,
-                ) -> Result<Self::Value, A::Error> {
-                    let mut map = Map::new();
-                    while let Some((key, value)) = access.next_entry::<String, Value>()? {
-                        if map.insert(key, value).is_some() {
-                            return Err(serde::de::Error::custom("duplicate"));
-                        }
-                    }
-                    Ok(map)
-                }
+    fn value<A: MapAccess<'de>>(&mut self, member: u16, map: &mut A) -> Result<(), A::Error> {
+        match member {
+            TYP => self.typ = Some(map.next_value_seed(TextSeed)?),
+            ALG => self.alg = Some(map.next_value_seed(TextSeed)?),
+            JWK => self.jwk = Some(map.next_value()?),
+            _ => {
+                map.next_value_seed(Valid)?;
+                self.crit = true;
             }
-            d.deserialize_map(Members).map(Strict)
+        }
+        Ok(())
+    }
+
+    fn flat(&mut self, member: u16, value: Flat<'de>) {
+        match member {
+            TYP => self.typ = Some(flat_text(value)),
+            ALG => self.alg = Some(flat_text(value)),
+            // A flat value (a string, a number) is no key.
+            JWK => self.jwk = Some(Value::Null),
+            _ => self.crit = true,
         }
     }
-    match serde_json::from_slice::<Strict>(bytes) {
-        Ok(Strict(map)) => Ok(map),
-        Err(e) if e.to_string().starts_with("duplicate") => Err(DpopError::DuplicateKey),
-        Err(_) => Err(DpopError::Malformed("a part is not a JSON object")),
+}
+
+// The claims a proof's checks read.
+const JTI: u16 = 0;
+const HTM: u16 = 1;
+const HTU: u16 = 2;
+const IAT: u16 = 3;
+const ATH: u16 = 4;
+const NONCE: u16 = 5;
+
+/// A proof's claims, borrowed from the decoded payload where they hold no
+/// escapes.
+#[derive(Default)]
+struct ProofClaims<'de> {
+    jti: Option<Text<'de>>,
+    htm: Option<Text<'de>>,
+    htu: Option<Text<'de>>,
+    iat: Option<Time>,
+    ath: Option<Text<'de>>,
+    nonce: Option<Text<'de>>,
+}
+
+impl<'de> ProofClaims<'de> {
+    fn text(&mut self, member: u16) -> &mut Option<Text<'de>> {
+        match member {
+            JTI => &mut self.jti,
+            HTM => &mut self.htm,
+            HTU => &mut self.htu,
+            ATH => &mut self.ath,
+            _ => &mut self.nonce,
+        }
+    }
+}
+
+impl<'de> Members<'de> for ProofClaims<'de> {
+    fn known(name: &str) -> Option<u16> {
+        Some(match name {
+            "jti" => JTI,
+            "htm" => HTM,
+            "htu" => HTU,
+            "iat" => IAT,
+            "ath" => ATH,
+            "nonce" => NONCE,
+            _ => return None,
+        })
+    }
+
+    fn value<A: MapAccess<'de>>(&mut self, member: u16, map: &mut A) -> Result<(), A::Error> {
+        if member == IAT {
+            self.iat = Some(map.next_value_seed(TimeSeed)?);
+        } else {
+            *self.text(member) = Some(map.next_value_seed(TextSeed)?);
+        }
+        Ok(())
+    }
+
+    fn flat(&mut self, member: u16, value: Flat<'de>) {
+        if member == IAT {
+            self.iat = Some(match value {
+                Flat::Int(seconds) => Time::Seconds(seconds),
+                Flat::Str(_) | Flat::Strings(_) => Time::NotNumber,
+            });
+        } else {
+            *self.text(member) = Some(flat_text(value));
+        }
+    }
+}
+
+fn flat_text(value: Flat<'_>) -> Text<'_> {
+    match value {
+        Flat::Str(s) => Text::Str(Cow::Borrowed(s)),
+        Flat::Int(_) | Flat::Strings(_) => Text::Other,
+    }
+}
+
+/// A JSON object of a proof, read strictly; its refusals as the proof's.
+fn read<'de, M: Members<'de>>(bytes: &'de [u8], what: &'static str) -> Result<M, DpopError> {
+    jws::object(bytes, what).map_err(|error| match error {
+        VerifyError::DuplicateKey => DpopError::DuplicateKey,
+        _ => DpopError::Malformed(what),
+    })
+}
+
+/// A member that must be a string, if it is there.
+fn text<'a>(member: &'a Option<Text<'_>>) -> Result<Option<&'a str>, DpopError> {
+    match member {
+        None => Ok(None),
+        Some(Text::Str(s)) => Ok(Some(s)),
+        Some(Text::Other) => Err(DpopError::Malformed("a member has the wrong type")),
     }
 }
 

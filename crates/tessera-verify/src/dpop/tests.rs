@@ -416,6 +416,16 @@ fn claims_given_twice_or_not_as_an_object_are_refused() {
         verify_proof(&twice, &request()),
         Err(DpopError::DuplicateKey)
     );
+    // A member the checks do not read, given twice, is refused all the same.
+    let unread_twice = raw_proof(
+        &key,
+        &header(&key).to_string(),
+        &format!(r#"{{"jti":"a","htm":"POST","htu":"{URL}","iat":{NOW},"x":1,"x":2}}"#),
+    );
+    assert_eq!(
+        verify_proof(&unread_twice, &request()),
+        Err(DpopError::DuplicateKey)
+    );
     let array = raw_proof(
         &key,
         &header(&key).to_string(),
