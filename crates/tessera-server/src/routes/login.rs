@@ -364,7 +364,8 @@ fn pending_sign_in(cookies: &Cookies, headers: &HeaderMap) -> Result<CeremonySec
         .ok_or_else(expired)
 }
 
-fn parse_ceremony(ceremony: &str) -> Result<CeremonySecret, ApiError> {
+/// A passkey ceremony's secret as the client sent it back.
+pub(crate) fn parse_ceremony(ceremony: &str) -> Result<CeremonySecret, ApiError> {
     CeremonySecret::parse(ceremony).ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -453,7 +454,8 @@ fn passkey_sign_in_error(error: PasskeySignInError) -> ApiError {
     }
 }
 
-fn no_store(response: impl IntoResponse) -> Response {
+/// A challenge's answer, which no cache may keep.
+pub(crate) fn no_store(response: impl IntoResponse) -> Response {
     (
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
         response,

@@ -11,9 +11,9 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use http::{HeaderValue, StatusCode, header};
+use http::StatusCode;
 use serde::{Deserialize, Serialize};
-use tessera_core::{CeremonySecret, Password, Timestamp};
+use tessera_core::{Password, Timestamp};
 
 use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
@@ -21,7 +21,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::{
     ClientInfo, CookieSession, CsrfHeaderSession, CsrfProtectedSession, Input,
 };
-use crate::routes::login::PasskeyChallenge;
+use crate::routes::login::{PasskeyChallenge, no_store, parse_ceremony};
 use crate::services::passkeys::PasskeyCredential;
 use crate::services::self_service::SelfService;
 
@@ -96,14 +96,10 @@ pub async fn options(
     let (ceremony, options) = service
         .begin_passkey(&session, &input.name, password, client.address)
         .await?;
-    Ok((
-        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        Json(PasskeyChallenge {
-            ceremony: ceremony.expose(),
-            options,
-        }),
-    )
-        .into_response())
+    Ok(no_store(Json(PasskeyChallenge {
+        ceremony: ceremony.expose(),
+        options,
+    })))
 }
 
 /// `POST /v1/account/passkeys`: the authenticator's answer; keeps the passkey.
@@ -113,13 +109,7 @@ pub async fn add(
     CsrfHeaderSession(session): CsrfHeaderSession,
     Input(input): Input<PasskeyRegistrationForm>,
 ) -> Result<Response, ApiError> {
-    let pending = CeremonySecret::parse(&input.ceremony).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "ceremony_expired",
-            "this passkey ceremony has expired or was already used: start again",
-        )
-    })?;
+    let pending = parse_ceremony(&input.ceremony)?;
     let added = service
         .add_passkey(&session, &pending, &input.credential, client.address)
         .await?;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tessera_core::{Timestamp, UserId};
 use tessera_store::{
     Actor, AuditStore, Event, EventCount, EventKind, NewEvent, Online, OnlinePeak, Outcome,
-    StoreError,
+    StoreError, User,
 };
 
 /// What a read of the log asks for: parsed values only, so the admin routes build
@@ -98,6 +98,14 @@ impl Described {
         self.0.outcome = Outcome::Failure;
         self
     }
+}
+
+/// `kind`, done by `user` to their own account from `address`.
+pub fn by_user(kind: EventKind, user: &User, address: IpAddr) -> Described {
+    event(kind, Actor::User(user.id))
+        .user(user.id)
+        .username(user.username.as_str())
+        .address(Some(address))
 }
 
 /// `kind`, done by `actor`, now, successfully unless [`Described::failed`].

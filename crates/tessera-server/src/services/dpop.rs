@@ -5,8 +5,7 @@
 //! this instance. (Sharing them through Redis, per-client `--dpop required`,
 //! server nonces, and binding refresh tokens and opaque tokens are still to do.)
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
+use tessera_core::Timestamp;
 use tessera_proto::error as codes;
 use tessera_verify::dpop::{DpopError, ProofKeys, ProofRequest, ReplayCache};
 
@@ -45,7 +44,7 @@ impl DpopProofs {
         let Some(proof) = proof else {
             return Ok(None);
         };
-        let now = unix_now();
+        let now = Timestamp::now().as_millis() / 1000;
         let request = ProofRequest {
             method: "POST",
             url: &self.token_url,
@@ -69,10 +68,4 @@ impl DpopProofs {
 
 fn refused(error: DpopError) -> OAuthError {
     OAuthError::refused(codes::INVALID_DPOP_PROOF, error.to_string())
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use tessera_core::CeremonySecret;
 use tessera_core::{ClientId, DisplayName, Email, Password, RecoveryCode, SessionId, TotpCode};
-use tessera_store::{Actor, EventKind, PasskeyCredential, SessionRecord, StoreError, User};
+use tessera_store::{EventKind, PasskeyCredential, SessionRecord, StoreError, User};
 use webauthn_rs::prelude::{CreationChallengeResponse, RegisterPublicKeyCredential};
 
 use crate::config::MfaPolicy;
 use crate::services::accounts::{Accounts, LoginError, Profile, ProfileChange};
-use crate::services::audit::{Audit, event};
+use crate::services::audit::{Audit, by_user};
 use crate::services::authorize::{AllowedApp, Authorization};
 use crate::services::passkeys::{PasskeyError, Passkeys};
 use crate::services::passwords::HashError;
@@ -161,11 +161,7 @@ impl SelfService {
         let codes = self.second_factors.new_recovery_codes(user.id).await?;
         self.audit
             .record(
-                event(EventKind::SecondFactorAdded, Actor::User(user.id))
-                    .user(user.id)
-                    .username(user.username.as_str())
-                    .address(Some(address))
-                    .detail("authenticator app"),
+                by_user(EventKind::SecondFactorAdded, user, address).detail("authenticator app"),
             )
             .await;
         self.record_recovery_codes(user, address).await;
@@ -189,10 +185,7 @@ impl SelfService {
         self.second_factors.remove_recovery_codes(user.id).await?;
         self.audit
             .record(
-                event(EventKind::SecondFactorRemoved, Actor::User(user.id))
-                    .user(user.id)
-                    .username(user.username.as_str())
-                    .address(Some(address))
+                by_user(EventKind::SecondFactorRemoved, user, address)
                     .detail("authenticator app, and its recovery codes"),
             )
             .await;
@@ -249,10 +242,7 @@ impl SelfService {
             .await?;
         self.audit
             .record(
-                event(EventKind::SecondFactorAdded, Actor::User(user.id))
-                    .user(user.id)
-                    .username(user.username.as_str())
-                    .address(Some(address))
+                by_user(EventKind::SecondFactorAdded, user, address)
                     .detail(format!("passkey \u{201c}{}\u{201d}", added.name)),
             )
             .await;
@@ -283,10 +273,7 @@ impl SelfService {
         }
         self.audit
             .record(
-                event(EventKind::SecondFactorRemoved, Actor::User(user.id))
-                    .user(user.id)
-                    .username(user.username.as_str())
-                    .address(Some(address))
+                by_user(EventKind::SecondFactorRemoved, user, address)
                     .detail(format!("passkey \u{201c}{}\u{201d}", removing.name)),
             )
             .await;
@@ -309,12 +296,7 @@ impl SelfService {
 
     async fn record_recovery_codes(&self, user: &User, address: IpAddr) {
         self.audit
-            .record(
-                event(EventKind::RecoveryCodesIssued, Actor::User(user.id))
-                    .user(user.id)
-                    .username(user.username.as_str())
-                    .address(Some(address)),
-            )
+            .record(by_user(EventKind::RecoveryCodesIssued, user, address))
             .await;
     }
 
@@ -362,13 +344,7 @@ impl SelfService {
             .await?
             .unwrap_or_default();
         self.audit
-            .record(
-                event(EventKind::ProfileChanged, Actor::User(user.id))
-                    .user(user.id)
-                    .username(user.username.as_str())
-                    .address(Some(address))
-                    .detail("name, email"),
-            )
+            .record(by_user(EventKind::ProfileChanged, user, address).detail("name, email"))
             .await;
         Ok(profile)
     }
@@ -405,10 +381,7 @@ impl SelfService {
                 })
         }
         .await;
-        let recorded = event(EventKind::PasswordChanged, Actor::User(user.id))
-            .user(user.id)
-            .username(user.username.as_str())
-            .address(Some(address));
+        let recorded = by_user(EventKind::PasswordChanged, user, address);
         if let Err(error) = changed {
             // What a person got wrong is recorded; what tessera could not do is not.
             if matches!(

@@ -27,7 +27,7 @@ use tessera_store::{
 
 use crate::config::MfaPolicy;
 use crate::services::accounts::{Accounts, LoginError, RegisterError};
-use crate::services::audit::{Audit, event};
+use crate::services::audit::{Audit, by_user, event};
 use crate::services::passkeys::{PasskeyError, Passkeys};
 use crate::services::passwords::HashError;
 pub use crate::services::second_factor::Factors;
@@ -202,6 +202,15 @@ struct BetweenFactors {
     /// for a second factor it does not have).
     #[serde(default)]
     enrol: bool,
+}
+
+/// A sign-in to `user`'s account from `address` that did not start a session.
+fn failed_login(user: &User, address: IpAddr) -> crate::services::audit::Described {
+    event(EventKind::Login, Actor::Anonymous)
+        .user(user.id)
+        .username(user.username.as_str())
+        .address(Some(address))
+        .failed()
 }
 
 fn outcome(name: &'static str) {
@@ -506,18 +515,9 @@ impl SignIn {
             return Err(SecondStepError::Expired);
         };
         let result = self.check_second_factor(&step, &user, &ceremony).await;
-        let failed = || {
-            event(EventKind::Login, Actor::Anonymous)
-                .user(user.id)
-                .username(user.username.as_str())
-                .address(Some(address))
-                .failed()
-        };
+        let failed = || failed_login(&user, address);
         let recorded = match (&result, &step.proof) {
-            (Ok(done), proof) => event(EventKind::Login, Actor::User(user.id))
-                .user(user.id)
-                .username(user.username.as_str())
-                .address(Some(address))
+            (Ok(done), proof) => by_user(EventKind::Login, &user, address)
                 .target("session", done.session.id())
                 .detail(match proof {
                     _ if !done.recovery_codes.is_empty() => {
@@ -676,13 +676,7 @@ impl SignIn {
             (EventKind::RecoveryCodesIssued, "with the authenticator app"),
         ] {
             self.audit
-                .record(
-                    event(kind, Actor::User(user.id))
-                        .user(user.id)
-                        .username(user.username.as_str())
-                        .address(Some(address))
-                        .detail(detail),
-                )
+                .record(by_user(kind, user, address).detail(detail))
                 .await;
         }
         Ok(codes)
@@ -790,10 +784,7 @@ impl SignIn {
                 StoreOrDisabled::Store(e) => PasskeySignInError::Store(e),
             })
         };
-        let recorded = event(EventKind::Login, Actor::User(user.id))
-            .user(user.id)
-            .username(user.username.as_str())
-            .address(Some(address));
+        let recorded = by_user(EventKind::Login, &user, address);
         match &started {
             Ok((_, session)) => {
                 outcome("success");
@@ -808,14 +799,7 @@ impl SignIn {
             Err(PasskeySignInError::Disabled) => {
                 outcome("disabled");
                 self.audit
-                    .record(
-                        event(EventKind::Login, Actor::Anonymous)
-                            .user(user.id)
-                            .username(user.username.as_str())
-                            .address(Some(address))
-                            .failed()
-                            .detail("the account is disabled"),
-                    )
+                    .record(failed_login(&user, address).detail("the account is disabled"))
                     .await;
             }
             Err(_) => {}
@@ -834,14 +818,7 @@ impl SignIn {
     /// may have been copied.
     async fn record_counter_went_back(&self, user: &User, address: IpAddr) {
         self.audit
-            .record(
-                event(EventKind::Login, Actor::Anonymous)
-                    .user(user.id)
-                    .username(user.username.as_str())
-                    .address(Some(address))
-                    .failed()
-                    .detail(PasskeyError::CounterWentBack.to_string()),
-            )
+            .record(failed_login(user, address).detail(PasskeyError::CounterWentBack.to_string()))
             .await;
     }
 
@@ -865,13 +842,7 @@ impl SignIn {
             .await
             .map_err(SignUpError::Register)?;
         self.audit
-            .record(
-                event(EventKind::UserRegistered, Actor::User(user.id))
-                    .user(user.id)
-                    .username(user.username.as_str())
-                    .address(Some(address))
-                    .detail("signed up"),
-            )
+            .record(by_user(EventKind::UserRegistered, &user, address).detail("signed up"))
             .await;
         Ok(user)
     }

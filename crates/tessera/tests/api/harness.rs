@@ -86,6 +86,14 @@ pub fn call_arguments(text: &str) -> String {
         .collect()
 }
 
+/// The tests' HTTP client: redirects are answers to check, not to follow.
+fn http_client() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_tessera")
 }
@@ -132,10 +140,7 @@ impl TestServer {
             env,
             log,
             listen,
-            client: Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
+            client: http_client(),
         };
         server.spawn();
         server
@@ -192,11 +197,14 @@ impl TestServer {
         self.spawn();
     }
 
-    /// SIGTERM, then start again on the same data dir and settings (on a new port).
+    /// SIGTERM, then start again on the same data dir and settings (on a new port,
+    /// unless it listens on a fixed one: `start_on_localhost`).
     pub fn restart(&mut self) {
         if self.child.is_some() {
             self.terminate();
         }
+        // Pooled connections to the old process would be reused on a fixed port.
+        self.client = http_client();
         self.spawn();
     }
 

@@ -422,6 +422,50 @@ async fn a_passkey_ceremony_refuses_what_an_attacker_would_try() {
     let (status, _) = error_of(sign_in_with(&server, "tce_forged", &answer).await).await;
     assert_eq!(status, 400);
 
+    // Mallory's own passkey answering Alice's second step (after Alice's
+    // password): the challenge allows Alice's passkeys only.
+    let mut mallorys = authenticator();
+    register(&server, &mallory, &mut mallorys, "Mallory's").await;
+    let mallorys_id = server
+        .get_as("/v1/account/passkeys", &mallory)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["passkeys"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = server.try_login("alice", PASSWORD).await;
+    let pending = pending_cookie(&first);
+    let (ceremony, mut options): (String, RequestChallengeResponse) = challenge(
+        server
+            .client
+            .post(server.url("/v1/login/second-factor/passkey-options"))
+            .header(header::COOKIE, &pending)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    options.public_key.allow_credentials = vec![AllowCredentials {
+        type_: "public-key".to_owned(),
+        id: base64url(&mallorys_id),
+        transports: None,
+    }];
+    let answer = mallorys
+        .do_authentication(origin(&server), options)
+        .unwrap();
+    let second = server
+        .client
+        .post(server.url("/v1/login/second-factor"))
+        .header(header::COOKIE, &pending)
+        .json(&json!({ "ceremony": ceremony, "credential": answer }))
+        .send()
+        .await
+        .unwrap();
+    assert!(session_set_cookie(&second).is_none(), "no session");
+    assert_eq!(error_of(second).await, (401, "invalid_code".to_owned()));
+
     // Alice's passkey claimed for Mallory's account: the store must agree with
     // the authenticator about whose it is.
     let mallory_id = server.user_id("mallory");
@@ -460,6 +504,38 @@ async fn a_passkey_ceremony_refuses_what_an_attacker_would_try() {
             .any(|l| l.contains("counter went backwards") && l.contains("failure")),
         "the clone is recorded: {log}"
     );
+}
+
+#[tokio::test]
+async fn the_last_second_factor_of_an_account_the_policy_covers_stays() {
+    let mut server = TestServer::start_on_localhost(&[]).await;
+    server.add_user("alice", &[]);
+    let alice_id = server.user_id("alice");
+    let browser = server.login("alice").await;
+    let mut key = authenticator();
+    let id = register(&server, &browser, &mut key, "Laptop").await;
+
+    server.restart_with(&[("TESSERA_MFA", "required")]);
+    let (ceremony, options) = discoverable_challenge(&server).await;
+    let answer = discoverable_answer(&origin(&server), &mut key, options, &id, &alice_id);
+    let alice = browser_from(sign_in_with(&server, &ceremony, &answer).await).await;
+    let removed = server
+        .unsafe_as(
+            Method::DELETE,
+            &format!("/v1/account/passkeys/{id}"),
+            &alice,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(removed).await, (409, "conflict".to_owned()));
+    let listed: Value = server
+        .get_as("/v1/account/passkeys", &alice)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["passkeys"].as_array().unwrap().len(), 1, "it stays");
 }
 
 #[tokio::test]
