@@ -261,7 +261,7 @@ impl Passkeys {
             .await?
             .ok_or(PasskeyError::Expired)?;
         let not_registered = || PasskeyError::Refused("this passkey is not registered".to_owned());
-        let (stored, result) = match ceremony.user {
+        let (stored, mut passkey, result) = match ceremony.user {
             Some(user) => {
                 let state: PasskeyAuthentication = from_json(&ceremony.state)?;
                 let result = webauthn
@@ -273,7 +273,8 @@ impl Passkeys {
                     .await?
                     .filter(|p| p.user == user)
                     .ok_or_else(not_registered)?;
-                (stored, result)
+                let passkey: Passkey = from_json(&stored.passkey)?;
+                (stored, passkey, result)
             }
             None => {
                 let state: DiscoverableAuthentication = from_json(&ceremony.state)?;
@@ -291,10 +292,9 @@ impl Passkeys {
                 let result = webauthn
                     .finish_discoverable_authentication_v2(response, state, &passkey)
                     .map_err(counter_or_refused)?;
-                (stored, result)
+                (stored, passkey, result)
             }
         };
-        let mut passkey: Passkey = from_json(&stored.passkey)?;
         passkey.update_credential(&result);
         if !self
             .accounts

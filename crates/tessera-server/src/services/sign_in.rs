@@ -339,7 +339,7 @@ impl SignIn {
             }
             Err(LoginError::Store(e)) => return Err(e.into()),
         };
-        let factors = self.factors(&user).await?;
+        let factors = self.second_factors.factors(user.id).await?;
         if factors.any() || attempt.second_factor || self.mfa.requires(&user.roles) {
             outcome("second_factor_needed");
             return Ok(SignedIn::SecondFactorNeeded(
@@ -361,11 +361,6 @@ impl SignIn {
             })?;
         outcome("success");
         Ok(SignedIn::Session(secret, session))
-    }
-
-    /// The second factors `user` has.
-    async fn factors(&self, user: &User) -> Result<Factors, StoreError> {
-        self.second_factors.factors(user.id).await
     }
 
     /// A new sign-in waiting for its second factor; for an account with none,
@@ -425,7 +420,7 @@ impl SignIn {
         if !state.enrol {
             return Ok(Some(Waiting {
                 enrolment: None,
-                factors: self.factors(&user).await?,
+                factors: self.second_factors.factors(user.id).await?,
             }));
         }
         match self.second_factors.state(&user).await {
