@@ -1,6 +1,7 @@
 //! The answer of `POST /oauth2/introspect` (RFC 7662 §2.2), as tessera gives it:
 //! `{"active": false}` for anything not live, otherwise the token's claims with
-//! `active` and `token_type` (`Bearer` for an access token, `refresh_token` for a
+//! `active` and `token_type` (`Bearer` for an access token, `DPoP` for one
+//! bound to a key, with its `cnf`, `refresh_token` for a
 //! refresh token, which also has `username`).
 
 use serde::{Deserialize, Serialize};
@@ -45,6 +46,10 @@ pub struct Introspection {
     pub aud: Option<OneOrMany>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// The key a DPoP-bound token is bound to (RFC 9449 §6.2): a resource
+    /// server checks the request's proof against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<crate::Confirmation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,7 +69,8 @@ pub struct Introspection {
     pub sid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
-    /// [`BEARER`](crate::token_type::BEARER) or
+    /// [`BEARER`](crate::token_type::BEARER), [`DPOP`](crate::token_type::DPOP)
+    /// for an access token bound to a key, or
     /// [`REFRESH_TOKEN`](crate::token_type::REFRESH_TOKEN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_type: Option<String>,

@@ -16,6 +16,7 @@
 pub mod acr;
 pub mod algorithm;
 pub mod audit;
+pub mod confirmation;
 pub mod error;
 pub mod feed;
 pub mod introspection;
@@ -26,6 +27,7 @@ pub mod token_type;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use audit::{AuditEventBody, AuditPage, EventKind, Outcome};
+pub use confirmation::Confirmation;
 pub use error::ErrorBody;
 pub use feed::{Heartbeat, RevocationEntry, RevocationKind};
 pub use introspection::{Introspection, OneOrMany};

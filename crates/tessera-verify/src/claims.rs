@@ -9,6 +9,8 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
+use tessera_proto::Confirmation;
+
 use crate::error::VerifyError;
 use crate::jws::{Flat, Members, Text, TextSeed, Valid, object, strings};
 
@@ -40,6 +42,10 @@ pub struct AccessClaims {
     /// How its user proved who they are (RFC 8176: `pwd`, `otp`, `mfa`, …).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
+    /// The key a DPoP-bound token is bound to (RFC 9449 §6): such a token is
+    /// good only with a proof signed by that key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
     /// The key that signed it (from the header); `None` for HS256.
     #[serde(skip)]
     pub kid: Option<String>,
@@ -57,6 +63,11 @@ impl AccessClaims {
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes().any(|s| s == scope)
     }
+
+    /// The thumbprint of the key the token is bound to, if it is bound.
+    pub fn jkt(&self) -> Option<&str> {
+        self.cnf.as_ref().map(|cnf| cnf.jkt.as_str())
+    }
 }
 
 const ISS: u16 = 0;
@@ -72,6 +83,7 @@ const SID: u16 = 9;
 const ROLES: u16 = 10;
 const ACR: u16 = 11;
 const AMR: u16 = 12;
+const CNF: u16 = 13;
 
 fn claim(name: &str) -> Option<u16> {
     Some(match name {
@@ -88,6 +100,7 @@ fn claim(name: &str) -> Option<u16> {
         "roles" => ROLES,
         "acr" => ACR,
         "amr" => AMR,
+        "cnf" => CNF,
         _ => return None,
     })
 }
@@ -111,6 +124,7 @@ pub(super) struct Claims {
     roles: Option<List>,
     acr: TextClaim,
     amr: Option<List>,
+    cnf: Option<Cnf>,
 }
 
 fn text<'de, A: MapAccess<'de>>(map: &mut A) -> Result<TextClaim, A::Error> {
@@ -139,6 +153,7 @@ impl<'de> Members<'de> for Claims {
             AUD => self.aud = Some(map.next_value_seed(ListSeed)?),
             ACR => self.acr = text(map)?,
             AMR => self.amr = Some(map.next_value_seed(ListSeed)?),
+            CNF => self.cnf = Some(map.next_value_seed(CnfSeed)?),
             _ => self.roles = Some(map.next_value_seed(ListSeed)?),
         }
         Ok(())
@@ -177,6 +192,8 @@ impl<'de> Members<'de> for Claims {
             AUD => self.aud = list(value),
             ACR => self.acr = text(value),
             AMR => self.amr = list(value),
+            // An object is never flat, so a flat value is of the wrong type.
+            CNF => self.cnf = Some(Cnf::Other),
             _ => self.roles = list(value),
         }
     }
@@ -216,6 +233,16 @@ pub(crate) fn parse(payload: &[u8], kid: Option<String>) -> Result<AccessClaims,
     let aud = list(claims.aud.ok_or(VerifyError::MissingClaim("aud"))?)?;
     let roles = claims.roles.map(list).transpose()?.unwrap_or_default();
     let amr = claims.amr.map(list).transpose()?.unwrap_or_default();
+    let cnf = match claims.cnf {
+        None => None,
+        Some(Cnf::Jkt(jkt)) => Some(Confirmation { jkt }),
+        Some(Cnf::Repeated) => return Err(VerifyError::DuplicateKey),
+        Some(Cnf::Other) => {
+            return Err(VerifyError::Malformed(
+                "the cnf claim is not {\"jkt\": <thumbprint>}",
+            ));
+        }
+    };
     Ok(AccessClaims {
         iss,
         sub,
@@ -230,6 +257,7 @@ pub(crate) fn parse(payload: &[u8], kid: Option<String>) -> Result<AccessClaims,
         roles,
         acr,
         amr,
+        cnf,
         kid,
     })
 }
@@ -349,6 +377,75 @@ impl<'de> Visitor<'de> for ListSeed {
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<List, A::Error> {
         Valid.visit_map(map).map(|()| List::WrongType)
+    }
+}
+
+/// The `cnf` claim as read. Only `{"jkt": "<thumbprint>"}` is understood: a
+/// token bound by another confirmation method (a certificate's `x5t#S256`, say)
+/// or by more than one is refused, since accepting it would drop a binding this
+/// verifier cannot check. Unlike other nested objects (which are only read
+/// through), a `jkt` given twice is refused, as at the top level: two readers
+/// could otherwise bind the token to different keys.
+enum Cnf {
+    Jkt(String),
+    Repeated,
+    Other,
+}
+
+struct CnfSeed;
+
+impl<'de> DeserializeSeed<'de> for CnfSeed {
+    type Value = Cnf;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Cnf, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CnfSeed {
+    type Value = Cnf;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Cnf, A::Error> {
+        let mut jkt: Option<Text<'de>> = None;
+        let (mut repeated, mut other) = (false, false);
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "jkt" {
+                repeated |= jkt.is_some();
+                jkt = Some(map.next_value_seed(TextSeed)?);
+            } else {
+                map.next_value_seed(Valid)?;
+                other = true;
+            }
+        }
+        Ok(match jkt {
+            _ if repeated => Cnf::Repeated,
+            Some(Text::Str(jkt)) if !other => Cnf::Jkt(jkt.into_owned()),
+            _ => Cnf::Other,
+        })
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Cnf, E> {
+        Ok(Cnf::Other)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Cnf, E> {
+        Ok(Cnf::Other)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Cnf, E> {
+        Ok(Cnf::Other)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Cnf, E> {
+        Ok(Cnf::Other)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Cnf, E> {
+        Ok(Cnf::Other)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Cnf, E> {
+        Ok(Cnf::Other)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Cnf, A::Error> {
+        Valid.visit_seq(seq).map(|()| Cnf::Other)
     }
 }
 

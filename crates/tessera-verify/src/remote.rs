@@ -33,7 +33,7 @@ use tessera_proto::feed::{
     RevocationKind,
 };
 
-use tessera_proto::token_type::{ACCESS_TOKEN_HINT, BEARER, OPAQUE_ACCESS_TOKEN_PREFIX};
+use tessera_proto::token_type::{ACCESS_TOKEN_HINT, BEARER, DPOP, OPAQUE_ACCESS_TOKEN_PREFIX};
 use tessera_proto::{Algorithm, Introspection};
 
 use crate::claims::AccessClaims;
@@ -749,9 +749,16 @@ impl RemoteVerifier {
 
 /// Claims of an introspection answer for an active access token; anything else
 /// is inactive (a refresh token is not something to call an API with). `nbf` is
-/// not taken: tessera's tokens carry none, and it never was.
+/// not taken: tessera's tokens carry none, and it never was. A token said to be
+/// `DPoP` must come with the key it is bound to (`cnf`), and whatever `cnf` an
+/// answer has binds the token.
 fn claims_of(answer: Introspection) -> Option<AccessClaims> {
-    if !answer.active || answer.token_type.as_deref().is_some_and(|t| t != BEARER) {
+    let bound = match answer.token_type.as_deref() {
+        None | Some(BEARER) => false,
+        Some(DPOP) => true,
+        Some(_) => return None,
+    };
+    if !answer.active || (bound && answer.cnf.is_none()) {
         return None;
     }
     Some(AccessClaims {
@@ -768,6 +775,7 @@ fn claims_of(answer: Introspection) -> Option<AccessClaims> {
         roles: answer.roles,
         acr: answer.acr,
         amr: answer.amr,
+        cnf: answer.cnf,
         kid: None,
     })
 }

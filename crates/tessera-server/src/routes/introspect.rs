@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
-use tessera_proto::token_type::{BEARER, REFRESH_TOKEN};
+use tessera_proto::token_type::{BEARER, DPOP, REFRESH_TOKEN};
 use tessera_proto::{Introspection as Answer, OneOrMany};
 
 use crate::http::error::ApiError;
@@ -85,7 +85,8 @@ fn render(issuer: &str, description: Option<Description>) -> Answer {
             scope: claims.scope,
             sid: claims.sid,
             sub: Some(claims.sub),
-            token_type: Some(BEARER.to_owned()),
+            token_type: Some(if claims.cnf.is_some() { DPOP } else { BEARER }.to_owned()),
+            cnf: claims.cnf,
             username: None,
         },
     }

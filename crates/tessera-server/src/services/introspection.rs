@@ -211,6 +211,8 @@ impl Introspection {
                 .methods
                 .map(|m| m.amr().into_iter().map(str::to_owned).collect())
                 .unwrap_or_default(),
+            // Opaque tokens are never bound yet (`IssueError::OpaqueBinding`).
+            cnf: None,
             kid: None,
         }
     }

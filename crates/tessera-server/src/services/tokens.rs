@@ -8,7 +8,7 @@ use tessera_core::{
     AccessTokenSecret, Audience, AuthMethods, Roles, Scopes, SessionId, Timestamp, TokenFormat,
 };
 use tessera_keys::HmacKey;
-use tessera_proto::Algorithm;
+use tessera_proto::{Algorithm, Confirmation};
 use tessera_store::{Client, OpaqueToken, OpaqueTokenStore, StoreError, User};
 
 use crate::services::keyring::KeyRing;
@@ -85,12 +85,7 @@ struct AccessClaims<'a> {
     acr: Option<&'static str>,
     /// RFC 9449 §6.1: the key a DPoP-bound token is bound to.
     #[serde(skip_serializing_if = "Option::is_none")]
-    cnf: Option<Confirmation<'a>>,
-}
-
-#[derive(Serialize)]
-struct Confirmation<'a> {
-    jkt: &'a str,
+    cnf: Option<Confirmation>,
 }
 
 /// Tokens over this size are likely to be cut by a proxy's header limit.
@@ -216,7 +211,9 @@ impl TokenIssuer {
             roles,
             amr: methods.map(AuthMethods::amr).unwrap_or_default(),
             acr: methods.map(AuthMethods::acr),
-            cnf: request.jkt.map(|jkt| Confirmation { jkt }),
+            cnf: request.jkt.map(|jkt| Confirmation {
+                jkt: jkt.to_owned(),
+            }),
         };
         let claims = serde_json::to_vec(&claims).map_err(|_| IssueError::Sign)?;
         let access_token = match client.algorithm {

@@ -145,6 +145,25 @@ fn reference_claims(bytes: &[u8], kid: Option<String>) -> Result<AccessClaims, V
         .map(strings)
         .transpose()?
         .unwrap_or_default();
+    // Repeats inside `cnf` are refused by the parser and lost by this reference
+    // (a map of values keeps the last); `a_jkt_given_twice_is_refused` covers them.
+    let cnf = match members.remove("cnf") {
+        None => None,
+        Some(Value::Object(cnf))
+            if cnf.len() == 1 && cnf.get("jkt").is_some_and(Value::is_string) =>
+        {
+            cnf.get("jkt")
+                .and_then(Value::as_str)
+                .map(|jkt| tessera_proto::Confirmation {
+                    jkt: jkt.to_owned(),
+                })
+        }
+        Some(_) => {
+            return Err(VerifyError::Malformed(
+                "the cnf claim is not {\"jkt\": <thumbprint>}",
+            ));
+        }
+    };
     Ok(AccessClaims {
         iss,
         sub,
@@ -159,6 +178,7 @@ fn reference_claims(bytes: &[u8], kid: Option<String>) -> Result<AccessClaims, V
         roles,
         acr,
         amr,
+        cnf,
         kid,
     })
 }
@@ -240,6 +260,48 @@ fn duplicates_are_refused_whatever_the_spelling_of_the_key() {
 }
 
 #[test]
+fn a_jkt_given_twice_is_refused() {
+    for input in [
+        r#"{"iss":"i","sub":"s","aud":"a","exp":5,"cnf":{"jkt":"a","jkt":"b"}}"#,
+        r#"{"iss":"i","sub":"s","aud":"a","exp":5,"cnf":{"jkt":"a","\u006akt":"b"}}"#,
+        r#"{"iss":"i","sub":"s","aud":"a","exp":5,"cnf":{"jkt":1,"jkt":"b"}}"#,
+    ] {
+        assert_eq!(
+            claims(input.as_bytes()),
+            Err(VerifyError::DuplicateKey),
+            "{input}"
+        );
+    }
+}
+
+#[test]
+fn cnf_is_one_jkt_or_refused() {
+    let with = |cnf: &str| {
+        let input = format!(r#"{{"iss":"i","sub":"s","aud":"a","exp":5,"cnf":{cnf}}}"#);
+        same(input.as_bytes());
+        claims(input.as_bytes())
+    };
+    assert_eq!(with(r#"{"jkt":"t"}"#).unwrap().jkt(), Some("t"));
+    assert_eq!(with(r#"{"\u006akt":"t"}"#).unwrap().jkt(), Some("t"));
+    for refused in [
+        "{}",
+        r#"{"jkt":1}"#,
+        r#"{"jkt":null}"#,
+        r#"{"jkt":"t","x5t#S256":"c"}"#,
+        r#"{"x5t#S256":"c"}"#,
+        r#""t""#,
+        "[]",
+        "null",
+        "5",
+    ] {
+        assert!(
+            matches!(with(refused), Err(VerifyError::Malformed(_))),
+            "{refused}"
+        );
+    }
+}
+
+#[test]
 fn unknown_members_are_checked_as_strictly_as_known_ones() {
     let strict = |member: &[u8]| {
         let mut input = br#"{"iss":"i","sub":"s","aud":"a","exp":5,"alg":"EdDSA","x":"#.to_vec();
@@ -318,7 +380,7 @@ fn key() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => prop::sample::select(vec![
             "alg", "typ", "kid", "jwk", "crit", "iss", "sub", "aud", "exp", "iat", "nbf",
-            "jti", "client_id", "scope", "sid", "roles", "acr", "amr",
+            "jti", "client_id", "scope", "sid", "roles", "acr", "amr", "cnf",
         ])
         .prop_map(str::to_owned),
         // the same names with one character escaped
@@ -466,6 +528,12 @@ proptest! {
     #[test]
     fn tessera_like_claims_get_the_reference_answer(
         extra in prop::collection::vec((key(), prop_oneof![flat_value(), value()]), 0..4),
+        cnf in prop_oneof![
+            Just(None),
+            "[a-zA-Z0-9_-]{0,43}".prop_map(|jkt| Some(format!(r#"{{"jkt":"{jkt}"}}"#))),
+            (flat_value(), key().prop_filter("a second jkt", |k| k != "jkt")).prop_map(|(v, k)| Some(format!(r#"{{"jkt":{v},"{k}":1}}"#))),
+            value().prop_map(Some),
+        ],
         exp in prop_oneof![Just("4".to_owned()), flat_value(), value()],
         aud in prop_oneof![Just("\"a\"".to_owned()), Just("[\"a\",\"b\"]".to_owned()), flat_value(), value()],
     ) {
@@ -476,6 +544,7 @@ proptest! {
             format!(r#""aud":{aud}"#),
         ];
         members.extend(extra.iter().map(|(k, v)| format!("\"{k}\":{v}")));
+        members.extend(cnf.map(|cnf| format!(r#""cnf":{cnf}"#)));
         same(format!("{{{}}}", members.join(",")).as_bytes());
     }
 }
