@@ -25,6 +25,8 @@ pub const INVALID_TARGET: &str = "invalid_target";
 pub const INVALID_TOKEN: &str = "invalid_token";
 /// RFC 9449 §5: the `DPoP` proof is missing a check, or not for this request.
 pub const INVALID_DPOP_PROOF: &str = "invalid_dpop_proof";
+/// RFC 9449 §8: the proof must carry the nonce the server gives in `DPoP-Nonce`.
+pub const USE_DPOP_NONCE: &str = "use_dpop_nonce";
 /// The bearer token lacks a scope the request needs.
 pub const INSUFFICIENT_SCOPE: &str = "insufficient_scope";
 /// The token's sign-in was not strong enough for the request: its `acr` or

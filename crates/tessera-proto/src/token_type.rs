@@ -20,6 +20,9 @@ pub const ACCESS_TOKEN_JWT_TYPE: &str = "at+jwt";
 pub const BEARER: &str = "Bearer";
 /// RFC 9449 §5: an access token bound to the client's DPoP key.
 pub const DPOP: &str = "DPoP";
+/// The request header that carries a DPoP proof (RFC 9449 §4.1), as `http`
+/// names headers (lower case).
+pub const DPOP_HEADER: &str = "dpop";
 
 /// The `token_type` of a refresh token in an introspection answer.
 pub const REFRESH_TOKEN: &str = "refresh_token";

@@ -341,6 +341,7 @@ pub async fn serve(
         core.stores.set.refresh.clone(),
         core.stores.set.backchannel.clone(),
     ));
+    let dpop = Arc::new(services::dpop::DpopProofs::new(&config.public_url()));
     let state = AppState::new(Services {
         end_session: Arc::new(services::end_session::EndSession::new(
             issuer.clone(),
@@ -382,12 +383,14 @@ pub async fn serve(
             core.audit.clone(),
             core.second_factors.clone(),
             config.mfa,
-            services::dpop::DpopProofs::new(format!("{}/oauth2/token", config.public_url())),
+            dpop.clone(),
         )),
         userinfo: Arc::new(services::userinfo::UserInfoService::new(
             introspection.clone(),
             core.accounts.clone(),
+            dpop.clone(),
         )),
+        dpop,
         introspection,
         feed: Arc::new(services::feed::RevocationFeed::new(
             core.stores.set.log.clone(),

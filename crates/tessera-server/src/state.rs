@@ -16,6 +16,7 @@ use crate::services::admin::Administration;
 use crate::services::authorize::Authorization;
 use crate::services::clients::Clients;
 use crate::services::discovery::Discovery;
+use crate::services::dpop::DpopProofs;
 use crate::services::end_session::EndSession;
 use crate::services::feed::RevocationFeed;
 use crate::services::grants::Grants;
@@ -54,6 +55,8 @@ pub struct Services {
     pub metrics: PrometheusHandle,
     // What the extractors of `http` check before a handler runs.
     pub own_tokens: Arc<OwnTokens>,
+    /// DPoP proofs of bound tokens shown to tessera's own endpoints.
+    pub dpop: Arc<DpopProofs>,
     pub clients: Clients,
     pub cookies: Arc<Cookies>,
     pub edge: Arc<EdgePolicy>,

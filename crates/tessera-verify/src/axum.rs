@@ -21,10 +21,18 @@
 //! # Ok(()) }
 //! ```
 //!
-//! - no token: 401 with `WWW-Authenticate: Bearer realm="…"` and no error code;
+//! Tokens come as `Authorization: Bearer` or, bound to the client's key,
+//! `Authorization: DPoP` with a `DPoP` proof (RFC 9449; see
+//! [`crate::binding`]). A bound token sent as `Bearer`, or with a proof that is
+//! not for this request, signed by another key or seen before, is refused.
+//!
+//! - no token: 401 with `WWW-Authenticate: Bearer realm="…"` and
+//!   `WWW-Authenticate: DPoP algs="…"`, and no error code;
 //! - a malformed `Authorization` header: 400 `invalid_request`;
 //! - a token refused for any reason: 401 `invalid_token`, the reason in
-//!   `error_description`;
+//!   `error_description`; a refused DPoP proof: 401 `invalid_dpop_proof`. The
+//!   challenge is in the scheme the token came in (`DPoP` for a bound token sent
+//!   as `Bearer`, so the client learns what to send), with `algs` for `DPoP`;
 //! - a valid token without the scope or role: 403 `insufficient_scope`, with the
 //!   scopes needed in the challenge;
 //! - a valid token whose sign-in was not strong enough for the route (an `acr`
@@ -42,10 +50,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use ::axum::extract::{FromRef, FromRequestParts, Request};
+use ::axum::extract::{FromRef, FromRequestParts, OriginalUri, Request};
 use ::axum::response::{IntoResponse, Response};
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use tower::{Layer, Service};
 
 use tessera_proto::ErrorBody;
@@ -53,8 +61,11 @@ use tessera_proto::error::{
     INSUFFICIENT_SCOPE, INSUFFICIENT_USER_AUTHENTICATION, INVALID_REQUEST, INVALID_TOKEN,
     TEMPORARILY_UNAVAILABLE, UNAUTHORIZED,
 };
+use tessera_proto::token_type::DPOP_HEADER;
 
+use crate::binding::{Presented, Scheme};
 use crate::claims::AccessClaims;
+use crate::dpop::DPOP_ALGORITHMS;
 use crate::error::VerifyError;
 use crate::remote::{RemoteVerifier, TokenSource};
 
@@ -82,54 +93,97 @@ where
             return Ok(done.clone());
         }
         let verifier = RemoteVerifier::from_ref(state);
-        let claims = authenticate(&verifier, &parts.headers).await?;
+        let target = Target::of(&parts.method, &parts.uri, &parts.extensions);
+        let claims = authenticate(&verifier, &target, &parts.headers).await?;
         Ok(Authenticated(Arc::new(claims)))
     }
 }
 
-/// Finds the request's token and verifies it.
+/// The method and URL of a request, which a DPoP proof must name.
+pub struct Target<'a> {
+    pub method: &'a str,
+    /// The path the client asked for (before any router nesting took a prefix).
+    pub path: &'a str,
+    /// The authority of an absolute request URI (HTTP/2), else `Host`'s.
+    pub authority: Option<&'a str>,
+}
+
+impl<'a> Target<'a> {
+    pub fn of(method: &'a Method, uri: &'a Uri, extensions: &'a http::Extensions) -> Self {
+        let original = extensions.get::<OriginalUri>().map_or(uri, |o| &o.0);
+        Self {
+            method: method.as_str(),
+            path: original.path(),
+            authority: original.authority().map(|a| a.as_str()),
+        }
+    }
+}
+
+/// Finds the request's token and verifies it, with its DPoP proof when the
+/// token is bound to a key.
 pub async fn authenticate(
     verifier: &RemoteVerifier,
+    target: &Target<'_>,
     headers: &HeaderMap,
 ) -> Result<AccessClaims, Rejection> {
     let realm = verifier.realm();
-    let token = token_of(headers, verifier.token_source())
+    let presented = presented_of(headers, verifier.token_source())
         .map_err(|description| Rejection::malformed(realm, description))?
         .ok_or_else(|| Rejection::missing(realm))?;
+    let host = target
+        .authority
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()));
+    let url = verifier.request_url(host, target.path);
     verifier
-        .verify(&token)
+        .verify_request(&presented, target.method, &url)
         .await
-        .map_err(|error| Rejection::refused(realm, &error))
+        .map_err(|error| Rejection::refused(realm, presented.scheme, &error))
 }
 
-/// The token of a request: `Authorization: Bearer` (RFC 6750 §2.1) unless turned
-/// off, then the configured cookie. `Ok(None)` when there is none; `Err` when the
-/// header is there but unusable.
-pub fn token_of(headers: &HeaderMap, source: &TokenSource) -> Result<Option<String>, &'static str> {
+/// The token of a request: `Authorization: Bearer` or `DPoP` (RFC 6750 §2.1, RFC
+/// 9449 §7.1) unless turned off, then the configured cookie (a bearer token).
+/// `Ok(None)` when there is none; `Err` when the header is there but unusable.
+pub fn presented_of<'a>(
+    headers: &'a HeaderMap,
+    source: &TokenSource,
+) -> Result<Option<Presented<'a>>, &'static str> {
     if !source.no_header {
         let mut values = headers.get_all(header::AUTHORIZATION).iter();
         if let Some(value) = values.next() {
             if values.next().is_some() {
                 return Err("send one Authorization header");
             }
-            return value
+            let value = value
                 .to_str()
-                .ok()
-                .and_then(|v| v.split_once(' '))
-                .filter(|(scheme, token)| {
-                    scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
-                })
-                .map(|(_, token)| Some(token.trim().to_owned()))
-                .ok_or("the Authorization header must be: Bearer <token>");
+                .map_err(|_| "the Authorization header must be: Bearer <token> or DPoP <token>")?;
+            let mut proofs = Vec::new();
+            for proof in headers.get_all(DPOP_HEADER) {
+                proofs.push(
+                    proof
+                        .to_str()
+                        .map_err(|_| "the DPoP header must be a compact JWS")?,
+                );
+            }
+            return Presented::parse(value, proofs.into_iter()).map(Some);
         }
     }
     if let Some(name) = &source.cookie {
-        let jar = axum_extra::extract::cookie::CookieJar::from_headers(headers);
-        if let Some(cookie) = jar.get(name) {
-            return Ok(Some(cookie.value().to_owned()));
-        }
+        return Ok(cookie_value(headers, name).map(Presented::bearer));
     }
     Ok(None)
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers (as sent: the
+/// tokens tessera sets as cookies need no decoding).
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(axum_extra::extract::cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|cookie| cookie.name_raw() == Some(name))
+        .and_then(|cookie| cookie.value_raw())
 }
 
 /// What a route needs beyond a valid token: every scope and every role listed,
@@ -282,7 +336,8 @@ where
         let verifier = self.verifier.clone();
         let requirement = self.requirement.clone();
         Box::pin(async move {
-            let claims = match authenticate(&verifier, request.headers()).await {
+            let target = Target::of(request.method(), request.uri(), request.extensions());
+            let claims = match authenticate(&verifier, &target, request.headers()).await {
                 Ok(claims) => claims,
                 Err(rejection) => return Ok(rejection.into_response()),
             };
@@ -297,14 +352,21 @@ where
     }
 }
 
-/// An RFC 6750 refusal.
+/// An RFC 6750 (or RFC 9449 §7.1) refusal.
 #[derive(Debug, Clone)]
 pub struct Rejection {
     status: StatusCode,
     /// The `error` code; `None` when the request carried no credentials at all.
     error: Option<&'static str>,
     description: String,
-    challenge: String,
+    /// `WWW-Authenticate` values, one per scheme.
+    challenges: Vec<String>,
+}
+
+/// The start of a `DPoP` challenge: the proof algorithms taken (§7.1).
+fn dpop_challenge() -> String {
+    let algs: Vec<&str> = DPOP_ALGORITHMS.iter().map(|a| a.as_str()).collect();
+    format!("DPoP algs=\"{}\"", algs.join(" "))
 }
 
 impl Rejection {
@@ -322,12 +384,25 @@ impl Rejection {
         challenge
     }
 
+    /// The same challenge in the `DPoP` scheme, for a client that sent (or must
+    /// send) a bound token.
+    fn in_dpop_scheme(mut self) -> Self {
+        for challenge in &mut self.challenges {
+            if let Some(rest) = challenge.strip_prefix("Bearer ") {
+                *challenge = format!("{}, {rest}", dpop_challenge());
+            }
+        }
+        self
+    }
+
     pub fn missing(realm: &str) -> Self {
         Self {
             status: StatusCode::UNAUTHORIZED,
             error: None,
-            description: "send an access token: Authorization: Bearer <token>".into(),
-            challenge: Self::challenge(realm, None, None),
+            description:
+                "send an access token: Authorization: Bearer <token>, or DPoP <token> with a DPoP proof"
+                    .into(),
+            challenges: vec![Self::challenge(realm, None, None), dpop_challenge()],
         }
     }
 
@@ -336,25 +411,40 @@ impl Rejection {
             status: StatusCode::BAD_REQUEST,
             error: Some(INVALID_REQUEST),
             description: description.into(),
-            challenge: Self::challenge(realm, Some((INVALID_REQUEST, description)), None),
+            challenges: vec![Self::challenge(
+                realm,
+                Some((INVALID_REQUEST, description)),
+                None,
+            )],
         }
     }
 
-    pub fn refused(realm: &str, error: &VerifyError) -> Self {
+    /// A token, or its proof, refused; `scheme` is the one it was sent in.
+    pub fn refused(realm: &str, scheme: Scheme, error: &VerifyError) -> Self {
         let description = error.to_string();
         if error.is_temporary() {
             return Self {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 error: Some(TEMPORARILY_UNAVAILABLE),
-                challenge: String::new(),
+                challenges: Vec::new(),
                 description,
             };
         }
-        Self {
+        let code = match error {
+            VerifyError::Proof(proof) => proof.code(),
+            _ => INVALID_TOKEN,
+        };
+        let rejection = Self {
             status: StatusCode::UNAUTHORIZED,
-            error: Some(INVALID_TOKEN),
-            challenge: Self::challenge(realm, Some((INVALID_TOKEN, &description)), None),
+            error: Some(code),
+            challenges: vec![Self::challenge(realm, Some((code, &description)), None)],
             description,
+        };
+        let dpop = scheme == Scheme::Dpop && !matches!(error, VerifyError::NotBound);
+        if dpop || matches!(error, VerifyError::BoundToKey) {
+            rejection.in_dpop_scheme()
+        } else {
+            rejection
         }
     }
 
@@ -362,11 +452,11 @@ impl Rejection {
         Self {
             status: StatusCode::FORBIDDEN,
             error: Some(INSUFFICIENT_SCOPE),
-            challenge: Self::challenge(
+            challenges: vec![Self::challenge(
                 realm,
                 Some((INSUFFICIENT_SCOPE, &description)),
                 Some(scope),
-            ),
+            )],
             description,
         }
     }
@@ -385,13 +475,18 @@ impl Rejection {
         Self {
             status: StatusCode::UNAUTHORIZED,
             error: Some(INSUFFICIENT_USER_AUTHENTICATION),
-            challenge,
+            challenges: vec![challenge],
             description,
         }
     }
 
     pub fn status(&self) -> StatusCode {
         self.status
+    }
+
+    /// The `WWW-Authenticate` values this refusal sends.
+    pub fn challenges(&self) -> &[String] {
+        &self.challenges
     }
 }
 
@@ -417,10 +512,10 @@ impl IntoResponse for Rejection {
         let body = ErrorBody::new(self.error.unwrap_or(UNAUTHORIZED), self.description);
         let mut response = (self.status, ::axum::Json(body)).into_response();
         let headers = response.headers_mut();
-        if !self.challenge.is_empty()
-            && let Ok(value) = HeaderValue::from_str(&self.challenge)
-        {
-            headers.insert(header::WWW_AUTHENTICATE, value);
+        for challenge in &self.challenges {
+            if let Ok(value) = HeaderValue::from_str(challenge) {
+                headers.append(header::WWW_AUTHENTICATE, value);
+            }
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -440,43 +535,86 @@ mod tests {
             no_header: false,
             cookie: Some("__Host-tessera-token".into()),
         };
+        let token = |headers: &HeaderMap, source: &TokenSource| {
+            presented_of(headers, source).map(|p| p.map(|p| (p.scheme, p.token.to_owned())))
+        };
         let mut headers = HeaderMap::new();
-        assert_eq!(token_of(&headers, &source), Ok(None));
+        assert_eq!(token(&headers, &source), Ok(None));
         headers.insert(
             header::COOKIE,
             HeaderValue::from_static("a=b; __Host-tessera-token=from-cookie"),
         );
-        assert_eq!(token_of(&headers, &source), Ok(Some("from-cookie".into())));
+        assert_eq!(
+            token(&headers, &source),
+            Ok(Some((Scheme::Bearer, "from-cookie".into())))
+        );
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("bearer from-header"),
         );
-        assert_eq!(token_of(&headers, &source), Ok(Some("from-header".into())));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
-        assert!(token_of(&headers, &source).is_err());
+        assert_eq!(
+            token(&headers, &source),
+            Ok(Some((Scheme::Bearer, "from-header".into())))
+        );
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("DPoP from-header"),
+        );
+        assert_eq!(
+            token(&headers, &source),
+            Ok(Some((Scheme::Dpop, "from-header".into())))
+        );
+        headers.insert(DPOP_HEADER, HeaderValue::from_static("a.b.c"));
+        headers.append(DPOP_HEADER, HeaderValue::from_static("d.e.f"));
+        assert!(token(&headers, &source).is_err(), "two proofs");
+        headers.remove(DPOP_HEADER);
+        for bad in ["Basic abc", "Bearer", "Bearer a b", "DPoP  "] {
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_static(bad));
+            assert!(token(&headers, &source).is_err(), "{bad}");
+        }
         headers.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer x"));
-        assert!(token_of(&headers, &source).is_err(), "two headers");
+        assert!(token(&headers, &source).is_err(), "two headers");
         let cookie_only = TokenSource {
             no_header: true,
             ..source
         };
         assert_eq!(
-            token_of(&headers, &cookie_only),
-            Ok(Some("from-cookie".into()))
+            token(&headers, &cookie_only),
+            Ok(Some((Scheme::Bearer, "from-cookie".into())))
         );
     }
 
     #[test]
-    fn challenges_are_quoted() {
-        let rejection = Rejection::refused("r\"x", &VerifyError::Expired);
+    fn challenges_are_quoted_and_in_the_scheme_the_token_needs() {
+        let rejection = Rejection::refused("r\"x", Scheme::Bearer, &VerifyError::Expired);
         assert_eq!(rejection.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(
-            rejection.challenge,
-            r#"Bearer realm="r\"x", error="invalid_token", error_description="the token has expired""#
+            rejection.challenges(),
+            [
+                r#"Bearer realm="r\"x", error="invalid_token", error_description="the token has expired""#
+            ]
         );
         assert_eq!(
-            Rejection::refused("r", &VerifyError::Stale).status(),
+            Rejection::refused("r", Scheme::Bearer, &VerifyError::Stale).status(),
             StatusCode::SERVICE_UNAVAILABLE
+        );
+        let bound = Rejection::refused("r", Scheme::Bearer, &VerifyError::BoundToKey);
+        assert!(
+            bound.challenges()[0]
+                .starts_with(r#"DPoP algs="ES256 EdDSA RS256", realm="r", error="invalid_token""#),
+            "{:?}",
+            bound.challenges()
+        );
+        let proof = Rejection::refused(
+            "r",
+            Scheme::Dpop,
+            &VerifyError::Proof(crate::dpop::DpopError::Replayed),
+        );
+        assert!(proof.challenges()[0].contains(r#"error="invalid_dpop_proof""#));
+        let missing = Rejection::missing("r");
+        assert_eq!(
+            missing.challenges(),
+            [r#"Bearer realm="r""#, r#"DPoP algs="ES256 EdDSA RS256""#]
         );
     }
 }

@@ -75,6 +75,21 @@ pub enum DpopError {
     UseNonce,
     #[error("the DPoP proof was used already")]
     Replayed,
+    #[error("a token bound to a key needs a DPoP proof: send one in the DPoP header")]
+    Missing,
+    #[error("the DPoP proof is signed by another key than the one the token is bound to")]
+    WrongKey,
+}
+
+impl DpopError {
+    /// The error code on the wire (§7.1): `use_dpop_nonce` when the server wants
+    /// its nonce, `invalid_dpop_proof` otherwise.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DpopError::UseNonce => tessera_proto::error::USE_DPOP_NONCE,
+            _ => tessera_proto::error::INVALID_DPOP_PROOF,
+        }
+    }
 }
 
 /// What a proof must be for: the request it came with.

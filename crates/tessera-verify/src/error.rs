@@ -58,6 +58,17 @@ pub enum VerifyError {
     /// this verifier has no introspection client).
     #[error("the token could not be checked with its issuer")]
     Unavailable,
+    /// A token bound to a key (DPoP) presented as a bearer token: a copy being
+    /// used without the key.
+    #[error(
+        "the token is bound to a key (DPoP): send it as Authorization: DPoP <token>, with a DPoP proof"
+    )]
+    BoundToKey,
+    #[error("the token is not bound to a key: send it as Authorization: Bearer <token>")]
+    NotBound,
+    /// The DPoP proof a bound token came with was refused.
+    #[error(transparent)]
+    Proof(crate::dpop::DpopError),
 }
 
 impl VerifyError {
@@ -86,6 +97,9 @@ impl VerifyError {
             VerifyError::Revoked(RevokedBy::Client) => "revoked_client",
             VerifyError::Stale => "stale_revocations",
             VerifyError::Unavailable => "issuer_unavailable",
+            VerifyError::BoundToKey => "bound_to_key",
+            VerifyError::NotBound => "not_bound",
+            VerifyError::Proof(error) => error.code(),
         }
     }
 

@@ -15,6 +15,7 @@
 
 #[cfg(feature = "axum")]
 pub mod axum;
+pub mod binding;
 mod claims;
 pub mod dpop;
 mod error;
@@ -25,6 +26,7 @@ pub mod remote;
 mod revocation;
 mod verifier;
 
+pub use binding::{Presented, ProofChecker, Scheme};
 pub use claims::AccessClaims;
 pub use error::{RevokedBy, VerifyError};
 pub use keys::VerifyingKeys;

@@ -36,6 +36,7 @@ use tessera_proto::feed::{
 use tessera_proto::token_type::{ACCESS_TOKEN_HINT, BEARER, DPOP, OPAQUE_ACCESS_TOKEN_PREFIX};
 use tessera_proto::{Algorithm, Introspection};
 
+use crate::binding::{Presented, ProofChecker};
 use crate::claims::AccessClaims;
 use crate::error::VerifyError;
 use crate::keys::VerifyingKeys;
@@ -201,6 +202,7 @@ pub struct Builder {
     source: TokenSource,
     realm: Option<String>,
     report_activity: Option<Duration>,
+    public_url: Option<String>,
 }
 
 /// How long without a word from the feed before its view counts as stale: three
@@ -300,6 +302,15 @@ impl Builder {
         self
     }
 
+    /// The URL clients reach this service at (`https://api.example.com`), which
+    /// the `htu` of their DPoP proofs must name, followed by the request's path.
+    /// Without it, the URL is `http://` and the request's `Host` header: set it
+    /// behind TLS or a proxy, or proofs for the real URL are refused.
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into().trim_end_matches('/').to_owned());
+        self
+    }
+
     /// Reports to the issuer, every `every`, the sessions (`sid`, with the `sub`)
     /// of the tokens this verifier accepted, at most once per session per minute,
     /// so that the issuer counts their users as online. Needs the client
@@ -382,6 +393,8 @@ impl Builder {
             feed_token: tokio::sync::Mutex::new(None),
             introspected: quick_cache::sync::Cache::new(INTROSPECTION_CACHE_ENTRIES),
             introspection_ttl: self.introspection_cache,
+            proofs: ProofChecker::default(),
+            public_url: self.public_url,
             tasks: StdMutex::new(Vec::new()),
         });
         let refresh_every = fetched
@@ -455,6 +468,10 @@ struct Shared {
     /// SHA-256 of an opaque token → its introspected claims (`None`: inactive).
     introspected: quick_cache::sync::Cache<[u8; 32], Introspected>,
     introspection_ttl: Duration,
+    /// DPoP proofs: their window, the keys seen, and the replays refused (this
+    /// process's: a proof is good once per service instance).
+    proofs: ProofChecker,
+    public_url: Option<String>,
     activity: Option<Activity>,
     tasks: StdMutex<Vec<AbortHandle>>,
 }
@@ -560,6 +577,7 @@ impl RemoteVerifier {
             source: TokenSource::default(),
             realm: None,
             report_activity: None,
+            public_url: None,
         }
     }
 
@@ -597,25 +615,56 @@ impl RemoteVerifier {
         self.0.verifier.update_revocations(|set| set.position())
     }
 
-    /// Verifies a token: a JWT locally, an opaque `tat_` token by (cached)
-    /// introspection; either way the revocation set has the last word.
+    /// Verifies a token presented as a bearer token: a JWT locally, an opaque
+    /// `tat_` token by (cached) introspection; either way the revocation set has
+    /// the last word. A token bound to a key (DPoP) is refused: it is good only
+    /// with a proof, through [`Self::verify_request`].
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
-        self.check_fresh()?;
-        let verified = if token.starts_with(OPAQUE_ACCESS_TOKEN_PREFIX) {
-            self.introspect(token).await
-        } else {
-            match self.0.verifier.verify(token) {
-                Err(VerifyError::UnknownKey) => {
-                    self.refresh_keys_for_unknown_kid().await;
-                    self.0.verifier.verify(token)
-                }
-                other => other,
-            }
-        };
-        if let (Ok(claims), Some(activity)) = (&verified, &self.0.activity) {
-            activity.saw(claims);
+        self.verify_request(&Presented::bearer(token), "", "").await
+    }
+
+    /// Verifies the token a request presented (either scheme), and for a token
+    /// bound to a key its DPoP proof for a request of `method` to `url` (see
+    /// [`crate::binding`]).
+    pub async fn verify_request(
+        &self,
+        presented: &Presented<'_>,
+        method: &str,
+        url: &str,
+    ) -> Result<AccessClaims, VerifyError> {
+        let claims = self.verify_any(presented.token).await?;
+        self.0
+            .proofs
+            .check(&claims, presented, method, url, unix_now())?;
+        if let Some(activity) = &self.0.activity {
+            activity.saw(&claims);
         }
-        verified
+        Ok(claims)
+    }
+
+    /// The URL a request for `path_and_query` was sent to, as its DPoP proof
+    /// must name it: the public URL when one is set, else `http://` and `host`.
+    pub fn request_url(&self, host: Option<&str>, path: &str) -> String {
+        match (&self.0.public_url, host) {
+            (Some(base), _) => format!("{base}{path}"),
+            (None, Some(host)) => format!("http://{host}{path}"),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// The token's claims, whatever it is bound to.
+    async fn verify_any(&self, token: &str) -> Result<AccessClaims, VerifyError> {
+        self.check_fresh()?;
+        if token.starts_with(OPAQUE_ACCESS_TOKEN_PREFIX) {
+            return self.introspect(token).await;
+        }
+        match self.0.verifier.verify_token(token) {
+            Err(VerifyError::UnknownKey) => {
+                self.refresh_keys_for_unknown_kid().await;
+                self.0.verifier.verify_token(token)
+            }
+            other => other,
+        }
     }
 
     /// Checks claims this verifier accepted before against what has been revoked

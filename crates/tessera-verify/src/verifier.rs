@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tessera_proto::Algorithm;
 
+use crate::binding::{Presented, ProofChecker};
 use crate::claims::{self, AccessClaims};
 use crate::error::{RevokedBy, VerifyError};
 use crate::jws;
@@ -86,8 +87,37 @@ impl Verifier {
         }
     }
 
+    /// Verifies a token presented as a bearer token: one bound to a key (DPoP,
+    /// `cnf`) is refused, since whoever presents it this way shows no key. A
+    /// request's credentials, either scheme, go through [`Self::verify_presented`].
     pub fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
+        let claims = self.verify_token(token)?;
+        if claims.cnf.is_some() {
+            return Err(VerifyError::BoundToKey);
+        }
+        Ok(claims)
+    }
+
+    /// Verifies a token whatever it is bound to, for a caller that reports the
+    /// binding rather than enforces it (introspection, `tessera token verify`).
+    pub fn verify_token(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         self.verify_at(token, unix_now())
+    }
+
+    /// Verifies the token a request presented, and its DPoP proof when the
+    /// token is bound to a key (see [`crate::binding`]), for a request of
+    /// `method` to `url` (the URL the client called, as it wrote it).
+    pub fn verify_presented(
+        &self,
+        presented: &Presented<'_>,
+        method: &str,
+        url: &str,
+        proofs: &ProofChecker,
+    ) -> Result<AccessClaims, VerifyError> {
+        let now = unix_now();
+        let claims = self.verify_at(presented.token, now)?;
+        proofs.check(&claims, presented, method, url, now)?;
+        Ok(claims)
     }
 
     /// Verifies as of `now` (Unix seconds).

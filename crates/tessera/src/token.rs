@@ -116,7 +116,7 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     }
     eprintln!("note: revocations are not checked here (resource services follow the feed)");
     let verifier = Verifier::new(policy, keys);
-    match verifier.verify(&token) {
+    match verifier.verify_token(&token) {
         Ok(claims) => {
             println!("{}", serde_json::to_string_pretty(&claims)?);
             Ok(ExitCode::SUCCESS)

@@ -11,13 +11,16 @@ use http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use tessera_core::{ClientId, Password, Role, UserId, Username};
+use tessera_proto::token_type::DPOP_HEADER;
 use tessera_store::Actor;
+use tessera_verify::{Presented, Scheme, VerifyError};
 
 use crate::http::RequestActor;
 use crate::http::error::ApiError;
 use crate::http::origin::Origin;
 use crate::services::audit::Caller;
 use crate::services::clients::PresentedClient;
+use crate::services::dpop;
 use crate::services::sessions::ActiveSession;
 use crate::state::AppState;
 
@@ -227,18 +230,19 @@ fn form_decode(part: &str) -> Option<String> {
         .map(|s| s.into_owned())
 }
 
-/// The verified claims of the `Authorization: Bearer` token of a request: one of
-/// this issuer's access tokens, live and unrevoked. Failures answer 401 with an
-/// RFC 6750 challenge.
-pub struct BearerToken(pub tessera_verify::AccessClaims);
+/// The verified claims of the access token of a request: one of this issuer's,
+/// live and unrevoked, sent as `Authorization: Bearer`, or as `DPoP` with its
+/// proof when it is bound to a key. Failures answer 401 with an RFC 6750 (or
+/// RFC 9449) challenge.
+pub struct BearerToken(pub tessera_verify::AccessClaims, pub Scheme);
 
 pub const BEARER_INVALID: &str = r#"Bearer realm="tessera", error="invalid_token""#;
 pub const BEARER_MISSING: &str = r#"Bearer realm="tessera""#;
 pub const BEARER_SCOPE: &str = r#"Bearer realm="tessera", error="insufficient_scope""#;
 
-/// The token of an `Authorization: Bearer` header, or the RFC 6750 answer to a
-/// request without one.
-pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+/// The access token of a request's `Authorization` header (`Bearer` or `DPoP`)
+/// and its `DPoP` proof, or the RFC 6750 answer to a request without one.
+pub fn presented(headers: &HeaderMap) -> Result<Presented<'_>, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -247,48 +251,79 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
         )
         .challenge(BEARER_MISSING));
     };
-    value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                codes::INVALID_REQUEST,
-                "the Authorization header must be: Bearer <token>",
-            )
+    let shape = |why: &'static str| {
+        ApiError::new(StatusCode::UNAUTHORIZED, codes::INVALID_REQUEST, why)
             .challenge(BEARER_INVALID)
-        })
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| shape("the Authorization header must be: Bearer <token> or DPoP <token>"))?;
+    let mut proofs = Vec::new();
+    for proof in headers.get_all(DPOP_HEADER) {
+        proofs.push(
+            proof
+                .to_str()
+                .map_err(|_| shape("the DPoP header must be a compact JWS"))?,
+        );
+    }
+    Presented::parse(value, proofs.into_iter()).map_err(shape)
+}
+
+/// The answer to a token (or its proof) refused, in the scheme it came in
+/// (`DPoP` for a bound token sent as `Bearer`, so the client learns what to send).
+pub fn token_refused(error: VerifyError, scheme: Scheme, description: String) -> ApiError {
+    let (code, challenge) = match &error {
+        VerifyError::Proof(proof) => (proof.code(), dpop::CHALLENGE_INVALID_PROOF),
+        VerifyError::BoundToKey => (codes::INVALID_TOKEN, dpop::CHALLENGE_INVALID_TOKEN),
+        VerifyError::NotBound => (codes::INVALID_TOKEN, BEARER_INVALID),
+        _ if scheme == Scheme::Dpop => (codes::INVALID_TOKEN, dpop::CHALLENGE_INVALID_TOKEN),
+        _ => (codes::INVALID_TOKEN, BEARER_INVALID),
+    };
+    ApiError::new(StatusCode::UNAUTHORIZED, code, description).challenge(challenge)
 }
 
 impl FromRequestParts<AppState> for BearerToken {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(&parts.headers)?;
-        let invalid = |description: String| {
-            ApiError::new(StatusCode::UNAUTHORIZED, codes::INVALID_TOKEN, description)
-                .challenge(BEARER_INVALID)
+        let presented = presented(&parts.headers)?;
+        let invalid = |error: VerifyError, description: String| {
+            token_refused(error, presented.scheme, description)
         };
         let claims = state
             .services()
             .own_tokens
-            .verify_for_tessera(token)
+            .verify_for_tessera(presented.token)
             .await
             .map_err(|error| match error {
-                tessera_verify::VerifyError::Stale => ApiError::stale(),
-                tessera_verify::VerifyError::WrongAudience => invalid(
+                VerifyError::Stale => ApiError::stale(),
+                VerifyError::WrongAudience => invalid(
+                    error,
                     "this token is not for tessera: its audience must be tessera's issuer URL"
                         .to_owned(),
                 ),
-                tessera_verify::VerifyError::AlgorithmNotAllowed => invalid(
+                VerifyError::AlgorithmNotAllowed => invalid(
+                    error,
                     "tessera's own endpoints take only tokens signed with its published keys \
                      (never HS256)"
                         .to_owned(),
                 ),
-                error => invalid(error.to_string()),
+                error => {
+                    let description = error.to_string();
+                    invalid(error, description)
+                }
+            })?;
+        let path = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or(parts.uri.path(), |original| original.0.path());
+        state
+            .services()
+            .dpop
+            .check(&claims, &presented, parts.method.as_str(), path)
+            .map_err(|error| {
+                let description = error.to_string();
+                invalid(error, description)
             })?;
         // A client's own token (client_credentials) is only as good as the client:
         // one removed since is refused here even before its cut-off is read.
@@ -299,6 +334,7 @@ impl FromRequestParts<AppState> for BearerToken {
             };
             if client.is_none() {
                 return Err(invalid(
+                    VerifyError::Revoked(tessera_verify::RevokedBy::Client),
                     "the client this token was issued to does not exist".to_owned(),
                 ));
             }
@@ -310,7 +346,8 @@ impl FromRequestParts<AppState> for BearerToken {
                 format!("user:{}", claims.sub)
             }
         });
-        Ok(Self(claims))
+        let scheme = presented.scheme;
+        Ok(Self(claims, scheme))
     }
 }
 
@@ -325,7 +362,10 @@ impl BearerToken {
                 codes::INSUFFICIENT_SCOPE,
                 format!("this needs a token with the {scope:?} scope"),
             )
-            .challenge(BEARER_SCOPE))
+            .challenge(match self.1 {
+                Scheme::Bearer => BEARER_SCOPE,
+                Scheme::Dpop => dpop::CHALLENGE_INSUFFICIENT_SCOPE,
+            }))
         }
     }
 }

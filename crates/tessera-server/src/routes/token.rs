@@ -13,7 +13,7 @@ use http::{HeaderMap, HeaderValue, header};
 use tessera_core::{GrantType, Scopes, SessionSecret};
 use tessera_proto::TokenResponse;
 use tessera_proto::error as codes;
-use tessera_proto::token_type::{ACCESS_TOKEN_TYPE, BEARER, DPOP, SESSION_TOKEN_TYPE};
+use tessera_proto::token_type::{ACCESS_TOKEN_TYPE, BEARER, DPOP, DPOP_HEADER, SESSION_TOKEN_TYPE};
 
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, OAuthRequest, credentials};
@@ -162,9 +162,9 @@ fn exchanged_session(request: &OAuthRequest) -> Result<SessionSecret, OAuthError
 
 /// The request's `DPoP` proof: at most one header (RFC 9449 §4.3 item 1).
 fn dpop_proof(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
-    let mut proofs = headers.get_all("dpop").iter();
+    let mut proofs = headers.get_all(DPOP_HEADER).iter();
     let (Some(proof), None) = (proofs.next(), proofs.next()) else {
-        return if headers.contains_key("dpop") {
+        return if headers.contains_key(DPOP_HEADER) {
             Err(ApiError::oauth(
                 codes::INVALID_DPOP_PROOF,
                 "send one DPoP header, not several",

@@ -1,41 +1,47 @@
-//! DPoP at the token endpoint (RFC 9449 §5, issue 17): a `DPoP` proof with a
-//! token request binds the access token to the proof's key (`cnf.jkt`,
-//! `token_type: DPoP`). The proof's checks are `tessera_verify::dpop`'s; the
-//! `jti`s seen are kept here for the proofs' window, so a proof is used once on
-//! this instance. (Sharing them through Redis, per-client `--dpop required`,
-//! server nonces, and binding refresh tokens and opaque tokens are still to do.)
+//! DPoP (RFC 9449, issue 17) on this server, both sides of it:
+//! - at the token endpoint (§5), a `DPoP` proof with a token request binds the
+//!   access token to the proof's key (`cnf.jkt`, `token_type: DPoP`);
+//! - at tessera's own protected endpoints (userinfo, the admin API, the
+//!   revocation feed, activity reports: §7), a bound token is taken only as
+//!   `Authorization: DPoP` with a proof for that request signed by its key
+//!   (`tessera_verify::binding`'s rule, the one resource services apply).
+//!
+//! The proofs' checks are `tessera_verify`'s ([`ProofChecker`]); a proof is
+//! good once, wherever it is shown here. (Sharing the proofs seen through Redis,
+//! per-client `--dpop required`, server nonces, and binding refresh tokens and
+//! opaque tokens are still to do.)
 
 use tessera_core::Timestamp;
-use tessera_proto::error as codes;
-use tessera_verify::dpop::{DpopError, ProofKeys, ProofRequest, ReplayCache};
+use tessera_verify::dpop::DpopError;
+use tessera_verify::{AccessClaims, Presented, ProofChecker, VerifyError};
 
 use crate::services::oauth::OAuthError;
 
 /// What a proof may be signed with (discovery's `dpop_signing_alg_values_supported`).
 pub use tessera_verify::dpop::DPOP_ALGORITHMS as ALGORITHMS;
 
-/// How old a proof may be; a clock this far ahead is forgiven too.
-const MAX_AGE_SECONDS: i64 = 60;
-const LEEWAY_SECONDS: i64 = 5;
-/// Proofs remembered at once: well above what a window of token requests brings.
-const REMEMBERED: usize = 100_000;
-/// Distinct proof headers (client keys) whose parse is kept.
-const KEYS_KEPT: usize = 4096;
-
 pub struct DpopProofs {
+    /// The public URL, which a proof's `htu` names with the request's path.
+    public_url: String,
     token_url: String,
-    keys: ProofKeys,
-    replay: ReplayCache,
+    checker: ProofChecker,
 }
 
 impl DpopProofs {
-    /// For proofs of requests to `token_url` (the public URL's token endpoint).
-    pub fn new(token_url: String) -> Self {
+    /// For proofs of requests to this server at `public_url`.
+    pub fn new(public_url: &str) -> Self {
+        let public_url = public_url.trim_end_matches('/').to_owned();
         Self {
-            token_url,
-            keys: ProofKeys::new(KEYS_KEPT),
-            replay: ReplayCache::new(REMEMBERED),
+            token_url: format!("{public_url}/oauth2/token"),
+            public_url,
+            // A minute's window, five seconds of clock ahead, 100,000 proofs
+            // remembered: well above what a window of requests brings.
+            checker: ProofChecker::default(),
         }
+    }
+
+    fn now() -> i64 {
+        Timestamp::now().as_millis() / 1000
     }
 
     /// The key a token request's `DPoP` proof binds its tokens to; `None`
@@ -44,28 +50,57 @@ impl DpopProofs {
         let Some(proof) = proof else {
             return Ok(None);
         };
-        let now = Timestamp::now().as_millis() / 1000;
-        let request = ProofRequest {
-            method: "POST",
-            url: &self.token_url,
-            now,
-            max_age: MAX_AGE_SECONDS,
-            leeway: LEEWAY_SECONDS,
-            access_token: None,
-            nonce: None,
-        };
-        let verified = self.keys.verify(proof, &request).map_err(refused)?;
-        self.replay
-            .first_use(
-                &verified,
-                verified.iat + MAX_AGE_SECONDS + LEEWAY_SECONDS,
-                now,
-            )
+        let now = Self::now();
+        let verified = self
+            .checker
+            .verify(proof, "POST", &self.token_url, None, None, now)
             .map_err(refused)?;
+        self.checker.first_use(&verified, now).map_err(refused)?;
         Ok(Some(verified.jkt))
+    }
+
+    /// Whether `presented` may use the token whose `claims` these are, for a
+    /// request of `method` to `path` here: a bound token needs its proof.
+    pub fn check(
+        &self,
+        claims: &AccessClaims,
+        presented: &Presented<'_>,
+        method: &str,
+        path: &str,
+    ) -> Result<(), VerifyError> {
+        let url = format!("{}{path}", self.public_url);
+        self.checker
+            .check(claims, presented, method, &url, Self::now())
     }
 }
 
 fn refused(error: DpopError) -> OAuthError {
-    OAuthError::refused(codes::INVALID_DPOP_PROOF, error.to_string())
+    OAuthError::refused(error.code(), error.to_string())
+}
+
+/// `WWW-Authenticate` for a refusal in the `DPoP` scheme (§7.1), naming the
+/// algorithms a proof may use (checked against [`ALGORITHMS`] in a test).
+pub const CHALLENGE_INVALID_TOKEN: &str =
+    r#"DPoP algs="ES256 EdDSA RS256", realm="tessera", error="invalid_token""#;
+pub const CHALLENGE_INVALID_PROOF: &str =
+    r#"DPoP algs="ES256 EdDSA RS256", realm="tessera", error="invalid_dpop_proof""#;
+pub const CHALLENGE_INSUFFICIENT_SCOPE: &str =
+    r#"DPoP algs="ES256 EdDSA RS256", realm="tessera", error="insufficient_scope""#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_name_the_algorithms_taken() {
+        let algs: Vec<&str> = ALGORITHMS.iter().map(|a| a.as_str()).collect();
+        let named = format!(r#"DPoP algs="{}""#, algs.join(" "));
+        for challenge in [
+            CHALLENGE_INVALID_TOKEN,
+            CHALLENGE_INVALID_PROOF,
+            CHALLENGE_INSUFFICIENT_SCOPE,
+        ] {
+            assert!(challenge.starts_with(&named), "{challenge}");
+        }
+    }
 }

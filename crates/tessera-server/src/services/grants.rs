@@ -72,7 +72,7 @@ pub struct Granted {
 }
 
 pub struct Grants {
-    dpop: DpopProofs,
+    dpop: Arc<DpopProofs>,
     clients: Clients,
     codes: Codes,
     accounts: Accounts,
@@ -100,7 +100,7 @@ impl Grants {
         audit: Arc<Audit>,
         second_factors: Arc<SecondFactors>,
         mfa: MfaPolicy,
-        dpop: DpopProofs,
+        dpop: Arc<DpopProofs>,
     ) -> Self {
         Self {
             dpop,

@@ -120,7 +120,7 @@ impl OwnTokens {
             self.verifier.check_claims(&claims)?;
             return Ok(AccessClaims::clone(&claims));
         }
-        let claims = self.verifier.verify(token)?;
+        let claims = self.verifier.verify_token(token)?;
         self.verified.insert(digest, Arc::new(claims.clone()));
         Ok(claims)
     }

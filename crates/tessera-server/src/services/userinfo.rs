@@ -16,7 +16,10 @@ use tessera_core::{PresentedToken, Scopes, UserId};
 use tessera_proto::scope::oidc;
 use tessera_store::{Profile, User};
 
+use tessera_verify::{Presented, VerifyError};
+
 use crate::services::accounts::Accounts;
+use crate::services::dpop::DpopProofs;
 use crate::services::id_tokens::ProfileClaims;
 use crate::services::introspection::{Description, Introspection};
 use crate::services::oauth::OAuthError;
@@ -25,6 +28,9 @@ use crate::services::oauth::OAuthError;
 pub enum UserInfoError {
     /// Not a live access token of this issuer for a user (RFC 6750 `invalid_token`).
     InvalidToken(&'static str),
+    /// Live, but bound to a key and shown without a good proof of it (or not
+    /// bound and shown as `DPoP`).
+    Binding(VerifyError),
     /// Live, but without the `openid` scope (RFC 6750 `insufficient_scope`).
     InsufficientScope,
     OAuth(OAuthError),
@@ -63,22 +69,38 @@ impl Serialize for UserInfo {
 pub struct UserInfoService {
     introspection: Arc<Introspection>,
     accounts: Accounts,
+    dpop: Arc<DpopProofs>,
 }
 
 impl UserInfoService {
-    pub fn new(introspection: Arc<Introspection>, accounts: Accounts) -> Self {
+    pub fn new(
+        introspection: Arc<Introspection>,
+        accounts: Accounts,
+        dpop: Arc<DpopProofs>,
+    ) -> Self {
         Self {
             introspection,
             accounts,
+            dpop,
         }
     }
 
-    pub async fn user_info(&self, token: &str) -> Result<UserInfo, UserInfoError> {
+    /// The answer to a request of `method` to `path` that presented a token.
+    pub async fn user_info(
+        &self,
+        presented: &Presented<'_>,
+        method: &str,
+        path: &str,
+    ) -> Result<UserInfo, UserInfoError> {
         let invalid = UserInfoError::InvalidToken;
+        let token = presented.token;
         let (_, description) = self.introspection.access(token).await?;
         let Some(Description::Access(claims)) = description else {
             return Err(invalid("the access token is invalid, expired or revoked"));
         };
+        self.dpop
+            .check(&claims, presented, method, path)
+            .map_err(UserInfoError::Binding)?;
         if matches!(PresentedToken::classify(token), PresentedToken::Jwt(_)) && claims.kid.is_none()
         {
             return Err(invalid("userinfo does not take HS256 tokens"));

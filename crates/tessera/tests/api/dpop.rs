@@ -1,8 +1,11 @@
-//! DPoP at the token endpoint through the real binary (issue 17): a proof binds
+//! DPoP through the real binary (issue 17). At the token endpoint a proof binds
 //! the access token to the client's key (`cnf.jkt`, `token_type: DPoP`), and the
 //! proofs an attacker would send are refused with `invalid_dpop_proof`: replayed,
 //! for another URL or method, stale, signed by another key, carrying a private
-//! key, more than one, and a bound opaque token (not available yet).
+//! key, more than one, and a bound opaque token (not available yet). Where the
+//! token is used (userinfo, tessera's own API, a resource service running
+//! `tessera-verify`), a bound token is good only with a fresh proof of its key
+//! for that very request, and introspection reports the binding.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -10,6 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::Response;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use tessera_keys::{Algorithm, SigningKey, generate};
 
 use crate::harness::*;
@@ -51,6 +55,28 @@ impl ClientKey {
     fn header(&self) -> Value {
         json!({"typ": "dpop+jwt", "alg": self.key.algorithm().as_str(), "jwk": self.jwk()})
     }
+
+    /// A proof for using `token` in a request of `method` to `url`.
+    fn proof_for(&self, method: &str, url: &str, token: &str, jti: &str) -> String {
+        self.proof_with(self.header(), use_claims(method, url, token, jti))
+    }
+
+    fn thumbprint(&self) -> String {
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(self.jwk()).unwrap();
+        jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+            .unwrap()
+    }
+}
+
+/// The claims of a proof that comes with an access token: `ath` is its hash.
+fn use_claims(method: &str, url: &str, token: &str, jti: &str) -> Value {
+    json!({
+        "jti": jti,
+        "htm": method,
+        "htu": url,
+        "iat": now(),
+        "ath": URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes())),
+    })
 }
 
 fn now() -> i64 {
@@ -231,4 +257,272 @@ async fn the_token_endpoint_refuses_the_proofs_an_attacker_would_send() {
         &["--grant", "client_credentials", "--token-format", "opaque"],
     );
     refused(with_proofs(&server, &opaque, &[&key.proof(&url, "l")]).await).await;
+}
+
+/// A request that presents `token` in `scheme`, with `proof` when given.
+fn presenting(
+    request: reqwest::RequestBuilder,
+    scheme: &str,
+    token: &str,
+    proof: Option<&str>,
+) -> reqwest::RequestBuilder {
+    let request = request.header(reqwest::header::AUTHORIZATION, format!("{scheme} {token}"));
+    match proof {
+        Some(proof) => request.header("DPoP", proof),
+        None => request,
+    }
+}
+
+/// The status, the error code and the `WWW-Authenticate` challenge of a refusal.
+async fn refusal(response: Response) -> (u16, String, String) {
+    let challenge = response
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let (status, code) = error_of(response).await;
+    (status, code, challenge)
+}
+
+/// A bound token for `client` (client credentials, `scope`), made with a proof
+/// of `key`.
+async fn bound_token(
+    server: &TestServer,
+    client: &Registered,
+    scope: &str,
+    key: &ClientKey,
+    jti: &str,
+) -> String {
+    let response = token_request(server)
+        .basic_auth(&client.id, client.secret.as_deref())
+        .header("DPoP", key.proof(&server.url("/oauth2/token"), jti))
+        .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "DPoP");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_bound_token_is_good_at_userinfo_only_with_a_fresh_proof_of_its_key() {
+    use crate::code_flow::{REDIRECT, Request, code_for};
+
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    let portal = add_client(
+        &server,
+        "portal",
+        &[
+            "--grant",
+            "authorization_code",
+            "--redirect-uri",
+            REDIRECT,
+            "--scope",
+            "read",
+            "--first-party",
+            "--public",
+        ],
+    );
+    let browser = server.login("alice").await;
+    let request = Request::new(&portal);
+    let code = code_for(&server, &browser, &request).await;
+    let key = ClientKey::new(Algorithm::ES256);
+    let exchanged = token_request(&server)
+        .header("DPoP", key.proof(&server.url("/oauth2/token"), "exchange"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", request.verifier.as_str()),
+            ("client_id", portal.id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(exchanged.status(), 200);
+    let body: Value = exchanged.json().await.unwrap();
+    assert_eq!(body["token_type"], "DPoP");
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(payload(&token)["cnf"]["jkt"], key.thumbprint());
+
+    let url = server.url("/oauth2/userinfo");
+    let userinfo = |scheme: &'static str, proof: Option<String>| {
+        let request = presenting(server.client.get(&url), scheme, &token, proof.as_deref());
+        async move { request.send().await.unwrap() }
+    };
+    // The client, with its key: a proof for this request, carrying the token's hash.
+    let good = userinfo("DPoP", Some(key.proof_for("GET", &url, &token, "u1"))).await;
+    assert_eq!(good.status(), 200);
+    let info: Value = good.json().await.unwrap();
+    assert_eq!(info["sub"], server.user_id("alice"));
+
+    // A thief with the token alone, as a bearer token: refused, and told the
+    // scheme it would need.
+    let (status, code, challenge) = refusal(userinfo("Bearer", None).await).await;
+    assert_eq!((status, code.as_str()), (401, "invalid_token"));
+    assert!(challenge.starts_with("DPoP algs="), "{challenge}");
+    // The right scheme, but no proof, or the thief's own key.
+    let (status, code, challenge) = refusal(userinfo("DPoP", None).await).await;
+    assert_eq!((status, code.as_str()), (401, "invalid_dpop_proof"));
+    assert!(
+        challenge.contains(r#"error="invalid_dpop_proof""#),
+        "{challenge}"
+    );
+    let thief = ClientKey::new(Algorithm::ES256);
+    let stolen = thief.proof_for("GET", &url, &token, "t1");
+    assert_eq!(
+        refusal(userinfo("DPoP", Some(stolen)).await).await.1,
+        "invalid_dpop_proof"
+    );
+    // A proof seen before: lifted from a log, or replayed by a man in the middle.
+    let once = key.proof_for("GET", &url, &token, "u2");
+    assert_eq!(userinfo("DPoP", Some(once.clone())).await.status(), 200);
+    assert_eq!(
+        refusal(userinfo("DPoP", Some(once)).await).await.1,
+        "invalid_dpop_proof"
+    );
+    // The key's proof, but for another method, another URL, without the token's
+    // hash, or with another token's.
+    for (jti, proof) in [
+        ("m", key.proof_for("POST", &url, &token, "m")),
+        (
+            "u",
+            key.proof_for("GET", &server.url("/oauth2/introspect"), &token, "u"),
+        ),
+        ("h", {
+            let mut claims = use_claims("GET", &url, &token, "h");
+            claims.as_object_mut().unwrap().remove("ath");
+            key.proof_with(key.header(), claims)
+        }),
+        ("o", key.proof_for("GET", &url, "another token", "o")),
+    ] {
+        assert_eq!(
+            refusal(userinfo("DPoP", Some(proof)).await).await.1,
+            "invalid_dpop_proof",
+            "{jti}"
+        );
+    }
+
+    // Introspection reports the binding, for the resource server to check.
+    let reader = add_client(
+        &server,
+        "reader",
+        &["--grant", "client_credentials", "--scope", "introspect"],
+    );
+    let described = crate::tokens::introspect(&server, &reader, &token).await;
+    assert_eq!(described["active"], true);
+    assert_eq!(described["token_type"], "DPoP");
+    assert_eq!(described["cnf"]["jkt"], key.thumbprint());
+}
+
+#[tokio::test]
+async fn a_bound_token_is_good_at_a_resource_service_and_at_tessera_only_with_its_key() {
+    let server = TestServer::start().await;
+    let resource = crate::verifier::Resource::start(&server, |b| b).await;
+    let app = add_client(
+        &server,
+        "orders-app",
+        &[
+            "--grant",
+            "client_credentials",
+            "--audience",
+            "orders",
+            "--scope",
+            "orders:read",
+        ],
+    );
+    let key = ClientKey::new(Algorithm::EdDSA);
+    let token = bound_token(&server, &app, "orders:read", &key, "orders").await;
+    let url = format!("{}/orders", resource.base);
+    let orders = |scheme: &'static str, proof: Option<String>| {
+        let request = presenting(resource.http.get(&url), scheme, &token, proof.as_deref());
+        async move { request.send().await.unwrap() }
+    };
+
+    assert_eq!(
+        orders("DPoP", Some(key.proof_for("GET", &url, &token, "1")))
+            .await
+            .status(),
+        200
+    );
+    let (status, code, challenge) = refusal(orders("Bearer", None).await).await;
+    assert_eq!((status, code.as_str()), (401, "invalid_token"));
+    assert!(
+        challenge.starts_with("DPoP algs=\"ES256 EdDSA RS256\""),
+        "{challenge}"
+    );
+    let replayed = key.proof_for("GET", &url, &token, "2");
+    assert_eq!(orders("DPoP", Some(replayed.clone())).await.status(), 200);
+    let (status, code, _) = refusal(orders("DPoP", Some(replayed)).await).await;
+    assert_eq!((status, code.as_str()), (401, "invalid_dpop_proof"));
+    let thief = ClientKey::new(Algorithm::EdDSA);
+    for proof in [
+        thief.proof_for("GET", &url, &token, "3"),
+        key.proof_for("POST", &url, &token, "4"),
+        key.proof_for("GET", &format!("{}/me", resource.base), &token, "5"),
+        key.proof_for("GET", "http://evil.example/orders", &token, "6"),
+    ] {
+        assert_eq!(
+            refusal(orders("DPoP", Some(proof)).await).await.1,
+            "invalid_dpop_proof"
+        );
+    }
+    // An unbound token presented as DPoP is refused, so a client that asked for
+    // binding learns it did not get it.
+    let unbound: Value = with_proofs(&server, &app, &[]).await.json().await.unwrap();
+    let unbound = unbound["access_token"].as_str().unwrap();
+    let proof = key.proof_for("GET", &url, unbound, "7");
+    let response = presenting(resource.http.get(&url), "DPoP", unbound, Some(&proof))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refusal(response).await.1, "invalid_token");
+    // The library's own entry point for a bare token treats it as a bearer token.
+    assert_eq!(
+        resource.verifier.verify(&token).await,
+        Err(tessera_verify::VerifyError::BoundToKey)
+    );
+
+    // tessera's own API (the revocation feed) follows the same rule.
+    let feed = add_client(
+        &server,
+        "feed-reader",
+        &["--grant", "client_credentials", "--scope", "revocations"],
+    );
+    let feed_key = ClientKey::new(Algorithm::ES256);
+    let feed_token = bound_token(&server, &feed, "revocations", &feed_key, "feed").await;
+    let feed_url = server.url("/v1/revocations");
+    let bearer = presenting(server.client.get(&feed_url), "Bearer", &feed_token, None)
+        .send()
+        .await
+        .unwrap();
+    let (status, code, challenge) = refusal(bearer).await;
+    assert_eq!((status, code.as_str()), (401, "invalid_token"));
+    assert!(challenge.starts_with("DPoP "), "{challenge}");
+    let proof = feed_key.proof_for("GET", &feed_url, &feed_token, "f1");
+    let with_key = presenting(
+        server.client.get(&feed_url),
+        "DPoP",
+        &feed_token,
+        Some(&proof),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(with_key.status(), 200);
+    drop(with_key);
+    let stolen = thief.proof_for("GET", &feed_url, &feed_token, "f2");
+    let response = presenting(
+        server.client.get(&feed_url),
+        "DPoP",
+        &feed_token,
+        Some(&stolen),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(refusal(response).await.1, "invalid_dpop_proof");
 }

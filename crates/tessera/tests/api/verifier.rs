@@ -14,14 +14,14 @@ use crate::tokens::{Registered, access_token, add_client, claims_of, client_cred
 /// A heartbeat fast enough that staleness can be tested in about a second.
 const FAST_FEED: &[(&str, &str)] = &[("TESSERA_TOKENS__FEED_HEARTBEAT", "200ms")];
 
-struct Resource {
-    base: String,
-    http: reqwest::Client,
-    verifier: RemoteVerifier,
+pub(crate) struct Resource {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub verifier: RemoteVerifier,
 }
 
 impl Resource {
-    async fn start(
+    pub(crate) async fn start(
         server: &TestServer,
         tune: impl FnOnce(tessera_verify::remote::Builder) -> tessera_verify::remote::Builder,
     ) -> Self {
