@@ -341,7 +341,15 @@ pub async fn serve(
         core.stores.set.refresh.clone(),
         core.stores.set.backchannel.clone(),
     ));
-    let dpop = Arc::new(services::dpop::DpopProofs::new(&config.public_url()));
+    // Shared when more than one instance may serve: Redis or PostgreSQL.
+    let shared_proofs = matches!(
+        crate::stores::DatabaseLocation::of(&config)?,
+        crate::stores::DatabaseLocation::Postgres(_)
+    ) || config.redis.is_some();
+    let dpop = Arc::new(services::dpop::DpopProofs::new(
+        &config.public_url(),
+        shared_proofs.then(|| core.stores.set.ceremonies.clone()),
+    ));
     let state = AppState::new(Services {
         end_session: Arc::new(services::end_session::EndSession::new(
             issuer.clone(),

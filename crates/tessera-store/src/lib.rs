@@ -729,6 +729,9 @@ pub enum CeremonyKind {
     PasskeyRegistration,
     /// A sign-in with a passkey: the challenge.
     PasskeySignIn,
+    /// A DPoP proof seen (its key and `jti`), kept through its window so that it
+    /// is used once on any instance. Never taken: begun, or found begun already.
+    DpopProof,
 }
 
 impl CeremonyKind {
@@ -737,6 +740,7 @@ impl CeremonyKind {
             Self::SecondFactor => "second_factor",
             Self::PasskeyRegistration => "passkey_registration",
             Self::PasskeySignIn => "passkey_sign_in",
+            Self::DpopProof => "dpop_proof",
         }
     }
 
@@ -745,6 +749,7 @@ impl CeremonyKind {
             "second_factor" => Some(Self::SecondFactor),
             "passkey_registration" => Some(Self::PasskeyRegistration),
             "passkey_sign_in" => Some(Self::PasskeySignIn),
+            "dpop_proof" => Some(Self::DpopProof),
             _ => None,
         }
     }

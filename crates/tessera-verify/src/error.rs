@@ -68,7 +68,7 @@ pub enum VerifyError {
     NotBound,
     /// The DPoP proof a bound token came with was refused.
     #[error(transparent)]
-    Proof(crate::dpop::DpopError),
+    Proof(DpopError),
 }
 
 impl VerifyError {
@@ -107,5 +107,54 @@ impl VerifyError {
     /// token's: such refusals are 503s, not 401s.
     pub fn is_temporary(&self) -> bool {
         matches!(self, VerifyError::Stale | VerifyError::Unavailable)
+    }
+}
+
+/// Why a proof is refused; each is `invalid_dpop_proof` on the wire (§7.1),
+/// except [`DpopError::UseNonce`] (`use_dpop_nonce`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DpopError {
+    #[error("the DPoP proof is malformed: {0}")]
+    Malformed(&'static str),
+    #[error("the DPoP proof has a duplicate JSON key")]
+    DuplicateKey,
+    #[error("the DPoP proof's typ is not dpop+jwt")]
+    WrongType,
+    #[error("the DPoP proof's algorithm is not accepted (ES256, EdDSA or RS256)")]
+    AlgorithmNotAllowed,
+    #[error(
+        "the DPoP proof's jwk is missing, not a public key of its algorithm, or holds a private key"
+    )]
+    BadKey,
+    #[error("the DPoP proof's signature is invalid")]
+    BadSignature,
+    #[error("the DPoP proof has no {0} claim")]
+    MissingClaim(&'static str),
+    #[error("the DPoP proof is for another HTTP method")]
+    WrongMethod,
+    #[error("the DPoP proof is for another URL")]
+    WrongUrl,
+    #[error("the DPoP proof was not made just now (iat)")]
+    NotFresh,
+    #[error("the DPoP proof is not for this access token (ath)")]
+    WrongTokenHash,
+    #[error("the DPoP proof must carry the nonce this server gave")]
+    UseNonce,
+    #[error("the DPoP proof was used already")]
+    Replayed,
+    #[error("a token bound to a key needs a DPoP proof: send one in the DPoP header")]
+    Missing,
+    #[error("the DPoP proof is signed by another key than the one the token is bound to")]
+    WrongKey,
+}
+
+impl DpopError {
+    /// The error code on the wire (§7.1): `use_dpop_nonce` when the server wants
+    /// its nonce, `invalid_dpop_proof` otherwise.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DpopError::UseNonce => tessera_proto::error::USE_DPOP_NONCE,
+            _ => tessera_proto::error::INVALID_DPOP_PROOF,
+        }
     }
 }

@@ -272,6 +272,9 @@ pub fn presented(headers: &HeaderMap) -> Result<Presented<'_>, ApiError> {
 /// The answer to a token (or its proof) refused, in the scheme it came in
 /// (`DPoP` for a bound token sent as `Bearer`, so the client learns what to send).
 pub fn token_refused(error: VerifyError, scheme: Scheme, description: String) -> ApiError {
+    if error.is_temporary() {
+        return ApiError::stale();
+    }
     let (code, challenge) = match &error {
         VerifyError::Proof(proof) => (proof.code(), dpop::CHALLENGE_INVALID_PROOF),
         VerifyError::BoundToKey => (codes::INVALID_TOKEN, dpop::CHALLENGE_INVALID_TOKEN),
@@ -321,6 +324,7 @@ impl FromRequestParts<AppState> for BearerToken {
             .services()
             .dpop
             .check(&claims, &presented, parts.method.as_str(), path)
+            .await
             .map_err(|error| {
                 let description = error.to_string();
                 invalid(error, description)

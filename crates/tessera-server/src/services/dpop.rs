@@ -7,12 +7,19 @@
 //!   (`tessera_verify::binding`'s rule, the one resource services apply).
 //!
 //! The proofs' checks are `tessera_verify`'s ([`ProofChecker`]); a proof is
-//! good once, wherever it is shown here. (Sharing the proofs seen through Redis,
-//! per-client `--dpop required`, server nonces, and binding refresh tokens and
-//! opaque tokens are still to do.)
+//! good once, wherever it is shown. Where several instances may serve (Redis
+//! or PostgreSQL configured), the proofs seen are kept in the shared
+//! [`CeremonyStore`] (kind `dpop_proof`, until the proof's window closes), so a
+//! proof used on one instance is refused on every other; on SQLite alone, one
+//! process serves and keeps them in memory. (Per-client `--dpop required`,
+//! server nonces, and binding refresh tokens and opaque tokens are still to do.)
 
-use tessera_core::Timestamp;
-use tessera_verify::dpop::DpopError;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use tessera_core::{SecretHash, Timestamp};
+use tessera_store::{Ceremony, CeremonyKind, CeremonyStore, StoreError};
+use tessera_verify::dpop::{DpopError, VerifiedProof};
 use tessera_verify::{AccessClaims, Presented, ProofChecker, VerifyError};
 
 use crate::services::oauth::OAuthError;
@@ -25,11 +32,22 @@ pub struct DpopProofs {
     public_url: String,
     token_url: String,
     checker: ProofChecker,
+    /// Where the proofs seen are kept when instances share the work; `None`:
+    /// in the checker's memory.
+    shared: Option<Arc<dyn CeremonyStore>>,
+}
+
+/// Why a proof could not be taken.
+enum Refused {
+    Proof(DpopError),
+    /// The shared set of proofs seen did not answer.
+    Store(StoreError),
 }
 
 impl DpopProofs {
-    /// For proofs of requests to this server at `public_url`.
-    pub fn new(public_url: &str) -> Self {
+    /// For proofs of requests to this server at `public_url`; the proofs seen
+    /// kept in `shared` when given.
+    pub fn new(public_url: &str, shared: Option<Arc<dyn CeremonyStore>>) -> Self {
         let public_url = public_url.trim_end_matches('/').to_owned();
         Self {
             token_url: format!("{public_url}/oauth2/token"),
@@ -37,6 +55,29 @@ impl DpopProofs {
             // A minute's window, five seconds of clock ahead, 100,000 proofs
             // remembered: well above what a window of requests brings.
             checker: ProofChecker::default(),
+            shared,
+        }
+    }
+
+    /// Refuses `proof` if it was seen before, here or (when shared) on any
+    /// instance.
+    async fn first_use(&self, proof: &VerifiedProof, now: i64) -> Result<(), Refused> {
+        let Some(shared) = &self.shared else {
+            return self.checker.first_use(proof, now).map_err(Refused::Proof);
+        };
+        let hash: [u8; 32] = Sha256::digest(proof.replay_key().as_bytes()).into();
+        let until = self.checker.remember_until(proof);
+        let seen = Ceremony {
+            hash: SecretHash::from_bytes(hash),
+            kind: CeremonyKind::DpopProof,
+            user: None,
+            state: String::new(),
+            expires_at: Timestamp::from_millis(until.saturating_add(1).saturating_mul(1000)),
+        };
+        match shared.begin_ceremony(seen).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::Conflict(_)) => Err(Refused::Proof(DpopError::Replayed)),
+            Err(error) => Err(Refused::Store(error)),
         }
     }
 
@@ -46,7 +87,7 @@ impl DpopProofs {
 
     /// The key a token request's `DPoP` proof binds its tokens to; `None`
     /// without a proof.
-    pub fn bind(&self, proof: Option<&str>) -> Result<Option<String>, OAuthError> {
+    pub async fn bind(&self, proof: Option<&str>) -> Result<Option<String>, OAuthError> {
         let Some(proof) = proof else {
             return Ok(None);
         };
@@ -55,13 +96,16 @@ impl DpopProofs {
             .checker
             .verify(proof, "POST", &self.token_url, None, None, now)
             .map_err(refused)?;
-        self.checker.first_use(&verified, now).map_err(refused)?;
-        Ok(Some(verified.jkt))
+        match self.first_use(&verified, now).await {
+            Ok(()) => Ok(Some(verified.jkt)),
+            Err(Refused::Proof(error)) => Err(refused(error)),
+            Err(Refused::Store(error)) => Err(error.into()),
+        }
     }
 
     /// Whether `presented` may use the token whose `claims` these are, for a
     /// request of `method` to `path` here: a bound token needs its proof.
-    pub fn check(
+    pub async fn check(
         &self,
         claims: &AccessClaims,
         presented: &Presented<'_>,
@@ -69,8 +113,21 @@ impl DpopProofs {
         path: &str,
     ) -> Result<(), VerifyError> {
         let url = format!("{}{path}", self.public_url);
-        self.checker
-            .check(claims, presented, method, &url, Self::now())
+        let now = Self::now();
+        let Some(proof) = self
+            .checker
+            .bound_proof(claims, presented, method, &url, now)?
+        else {
+            return Ok(());
+        };
+        match self.first_use(&proof, now).await {
+            Ok(()) => Ok(()),
+            Err(Refused::Proof(error)) => Err(VerifyError::Proof(error)),
+            Err(Refused::Store(error)) => {
+                tracing::warn!(%error, "cannot check a DPoP proof against those seen");
+                Err(VerifyError::Unavailable)
+            }
+        }
     }
 }
 

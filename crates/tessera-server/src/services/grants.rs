@@ -140,7 +140,7 @@ impl Grants {
         }
         // Checked (and its jti spent) before the grant, so that a refused proof
         // spends no code or refresh token.
-        let jkt = self.dpop.bind(proof)?;
+        let jkt = self.dpop.bind(proof).await?;
         let jkt = jkt.as_deref();
         // Refused before the grant, so that nothing (a code, a refresh token) is
         // spent for a token that cannot be issued.

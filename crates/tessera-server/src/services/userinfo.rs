@@ -100,6 +100,7 @@ impl UserInfoService {
         };
         self.dpop
             .check(&claims, presented, method, path)
+            .await
             .map_err(UserInfoError::Binding)?;
         if matches!(PresentedToken::classify(token), PresentedToken::Jwt(_)) && claims.kid.is_none()
         {

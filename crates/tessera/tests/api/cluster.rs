@@ -28,7 +28,7 @@ impl Cluster {
     }
 
     /// PostgreSQL, Redis with its append-only file on, and `instances` servers.
-    async fn start_with(instances: usize, extra: &[(&str, &str)]) -> Self {
+    pub(crate) async fn start_with(instances: usize, extra: &[(&str, &str)]) -> Self {
         let postgres = Postgres::start();
         let redis = Redis::start_with(true);
         let (database, cache) = (postgres.url(), redis.url());

@@ -526,3 +526,59 @@ async fn a_bound_token_is_good_at_a_resource_service_and_at_tessera_only_with_it
     .unwrap();
     assert_eq!(refusal(response).await.1, "invalid_dpop_proof");
 }
+
+#[tokio::test]
+async fn a_proof_used_on_one_instance_is_refused_on_another() {
+    // One public URL for both, as behind one load balancer: what proofs name.
+    let public = "http://localhost:7998";
+    let cluster = crate::cluster::Cluster::start_with(2, &[("TESSERA_PUBLIC_URL", public)]).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let feed = add_client(
+        a,
+        "feed-reader",
+        &["--grant", "client_credentials", "--scope", "revocations"],
+    );
+    let key = ClientKey::new(Algorithm::ES256);
+    let token_url = format!("{public}/oauth2/token");
+    let ask = |node: &TestServer, proof: &str| {
+        token_request(node)
+            .basic_auth(&feed.id, feed.secret.as_deref())
+            .header("DPoP", proof)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "revocations"),
+            ])
+            .send()
+    };
+
+    // At the token endpoint: a proof taken by one instance, replayed to the other.
+    let proof = key.proof(&token_url, "token-once");
+    let granted = ask(a, &proof).await.unwrap();
+    assert_eq!(granted.status(), 200);
+    let token = granted.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        error_of(ask(b, &proof).await.unwrap()).await,
+        (400, "invalid_dpop_proof".to_owned())
+    );
+
+    // Where the token is used: the same.
+    let feed_url = format!("{public}/v1/revocations");
+    let proof = key.proof_for("GET", &feed_url, &token, "use-once");
+    let read = |node: &TestServer| {
+        presenting(
+            node.client.get(node.url("/v1/revocations")),
+            "DPoP",
+            &token,
+            Some(&proof),
+        )
+        .send()
+    };
+    let first = read(b).await.unwrap();
+    assert_eq!(first.status(), 200);
+    drop(first);
+    let (status, code, _) = refusal(read(a).await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (401, "invalid_dpop_proof"));
+}
