@@ -540,6 +540,7 @@ fn session_token_client(config: &Config) -> anyhow::Result<tessera_store::Client
         token_format: tessera_core::TokenFormat::Jwt,
         algorithm: tessera_core::Algorithm::default(),
         access_ttl: config.tokens.session_token_ttl,
+        dpop_bound_access_tokens: false,
         created_at: tessera_core::Timestamp::now(),
         code_flow: tessera_store::CodeFlow::default(),
     })

@@ -136,6 +136,8 @@ pub struct ClientView<'a> {
     pub token_format: TokenFormat,
     pub alg: Algorithm,
     pub access_ttl_seconds: u64,
+    /// RFC 9449 §5.2: every access token is bound to the client's key.
+    pub dpop_bound_access_tokens: bool,
     pub created_at: Timestamp,
     pub redirect_uris: &'a [RedirectUri],
     pub post_logout_redirect_uris: &'a [RedirectUri],
@@ -158,6 +160,7 @@ impl<'a> From<&'a Client> for ClientView<'a> {
             token_format: client.token_format,
             alg: client.algorithm,
             access_ttl_seconds: client.access_ttl.as_secs(),
+            dpop_bound_access_tokens: client.dpop_bound_access_tokens,
             created_at: client.created_at,
             redirect_uris: &flow.redirect_uris,
             post_logout_redirect_uris: &flow.post_logout_redirect_uris,

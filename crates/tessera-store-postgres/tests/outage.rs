@@ -65,6 +65,7 @@ fn client(name: &str) -> Client {
         algorithm: Algorithm::EdDSA,
         access_ttl: Duration::from_secs(300),
         created_at: Timestamp::now(),
+        dpop_bound_access_tokens: false,
         code_flow: Default::default(),
     }
 }

@@ -49,7 +49,8 @@ macro_rules! client_columns {
     () => {
         "id, name, secret_hash, grants, scopes, audiences, token_format, algorithm, \
          access_ttl_seconds, created_at, redirect_uris, post_logout_redirect_uris, \
-         backchannel_logout_uri, first_party, require_par, id_token_algorithm"
+         backchannel_logout_uri, first_party, require_par, id_token_algorithm, \
+         dpop_bound_access_tokens"
     };
 }
 

@@ -1237,7 +1237,7 @@ where
         sqlx::query(concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         ))
         .bind(client.id.to_string())
         .bind(client.name.as_str())
@@ -1275,6 +1275,7 @@ where
         .bind(client.code_flow.first_party)
         .bind(client.code_flow.require_par)
         .bind(client.code_flow.id_token_algorithm.as_str())
+        .bind(client.dpop_bound_access_tokens)
         .execute(db)
         .await
         .map(drop)

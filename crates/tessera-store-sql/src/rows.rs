@@ -189,6 +189,7 @@ pub fn client(row: &impl Columns) -> Result<Client, StoreError> {
         access_ttl: Duration::from_secs(
             u64::try_from(ttl).map_err(|_| StoreError::corrupt("client token lifetime"))?,
         ),
+        dpop_bound_access_tokens: row.flag("dpop_bound_access_tokens")?,
         created_at: row.time("created_at")?,
         code_flow: code_flow(row)?,
     })

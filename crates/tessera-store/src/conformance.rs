@@ -1073,6 +1073,8 @@ fn client(name: &str, confidential: bool) -> Client {
         token_format: TokenFormat::Opaque,
         algorithm: Algorithm::ES256,
         access_ttl: Duration::from_secs(300),
+        // Set on the public one, so that it is seen to round-trip.
+        dpop_bound_access_tokens: !confidential,
         created_at: Timestamp::now(),
         // The public one signs users in through the browser, with every setting of
         // the code flow not at its default, so that each is seen to round-trip.

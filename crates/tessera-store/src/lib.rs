@@ -1101,6 +1101,10 @@ pub struct Client {
     pub token_format: TokenFormat,
     pub algorithm: Algorithm,
     pub access_ttl: Duration,
+    /// Its access tokens are always bound to its key (RFC 9449 §5.2
+    /// `dpop_bound_access_tokens`): a token request without a DPoP proof is
+    /// refused. Without it, binding is the client's choice, request by request.
+    pub dpop_bound_access_tokens: bool,
     pub created_at: Timestamp,
     /// What it registered for signing users in through the browser (OpenID
     /// Connect's authorization-code flow); the default for any other client.

@@ -48,6 +48,11 @@ pub enum ClientCommand {
         /// Access-token lifetime, e.g. 5m, 90s, 1h (10s to 24h).
         #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
         access_ttl: Duration,
+        /// optional: a token request with a DPoP proof gets tokens bound to the
+        /// client's key, one without gets bearer tokens; required: every token
+        /// request must bring a proof (RFC 9449 `dpop_bound_access_tokens`).
+        #[arg(long, default_value = "optional", value_parser = ["optional", "required"])]
+        dpop: String,
         /// Where sign-in may return to, matched exactly (repeatable; needed for
         /// authorization_code). A loopback IP URI (http://127.0.0.1/cb) matches any port.
         #[arg(long = "redirect-uri", value_parser = parse_redirect_uri)]
@@ -238,6 +243,7 @@ pub async fn client_command(
             token_format,
             alg,
             access_ttl,
+            dpop,
             redirect_uris,
             post_logout_redirect_uris,
             backchannel_logout_uri,
@@ -263,6 +269,7 @@ pub async fn client_command(
                 token_format,
                 algorithm: alg,
                 access_ttl,
+                dpop_bound_access_tokens: dpop == "required",
                 code_flow: CodeFlow {
                     redirect_uris,
                     post_logout_redirect_uris,
@@ -287,6 +294,9 @@ pub async fn client_command(
             } else {
                 println!("created client {}", client.name);
                 println!("  client_id      {}", client.id);
+                if client.dpop_bound_access_tokens {
+                    println!("  dpop           required (every token bound to the client's key)");
+                }
                 if let Some(secret) = secret {
                     println!("  client_secret  {secret}");
                     println!("  (shown once: tessera keeps only its hash)");

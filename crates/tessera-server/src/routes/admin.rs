@@ -369,6 +369,9 @@ pub struct NewClient {
     pub(crate) token_format: Option<String>,
     pub(crate) alg: Option<String>,
     pub(crate) access_ttl_seconds: Option<u64>,
+    /// Every access token bound to the client's key (DPoP, RFC 9449 §5.2).
+    #[serde(default)]
+    pub(crate) dpop_bound_access_tokens: bool,
     #[serde(default)]
     pub(crate) redirect_uris: Vec<String>,
     #[serde(default)]
@@ -422,6 +425,7 @@ impl NewClient {
             access_ttl: self
                 .access_ttl_seconds
                 .map_or(ClientSpec::DEFAULT_ACCESS_TTL, Duration::from_secs),
+            dpop_bound_access_tokens: self.dpop_bound_access_tokens,
             code_flow: CodeFlow {
                 redirect_uris: redirect_uris("redirect_uris", self.redirect_uris)?,
                 post_logout_redirect_uris: redirect_uris(

@@ -38,6 +38,8 @@ pub struct ClientSpec {
     pub token_format: TokenFormat,
     pub algorithm: Algorithm,
     pub access_ttl: Duration,
+    /// Every access token bound to the client's key (DPoP).
+    pub dpop_bound_access_tokens: bool,
     /// Checked and put in order by [`Clients::add`].
     pub code_flow: CodeFlow,
 }
@@ -134,6 +136,11 @@ impl Clients {
                  TESSERA_TOKENS__HS256_SECRET) first",
             );
         }
+        if spec.dpop_bound_access_tokens && spec.token_format == TokenFormat::Opaque {
+            return invalid(
+                "--dpop required binds JWT access tokens only so far: use --token-format jwt",
+            );
+        }
         let code_flow = checked_code_flow(&grants, spec.code_flow)?;
         let secret = (!spec.public).then(ClientSecret::generate);
         let client = Client {
@@ -146,6 +153,7 @@ impl Clients {
             token_format: spec.token_format,
             algorithm: spec.algorithm,
             access_ttl: spec.access_ttl,
+            dpop_bound_access_tokens: spec.dpop_bound_access_tokens,
             created_at: Timestamp::now(),
             code_flow,
         };

@@ -142,6 +142,13 @@ impl Grants {
         // spends no code or refresh token.
         let jkt = self.dpop.bind(proof).await?;
         let jkt = jkt.as_deref();
+        if jkt.is_none() && client.dpop_bound_access_tokens {
+            return Err(OAuthError::refused(
+                codes::INVALID_DPOP_PROOF,
+                "this client's access tokens must be bound to its key: send a DPoP proof \
+                 (RFC 9449) with every token request",
+            ));
+        }
         // Refused before the grant, so that nothing (a code, a refresh token) is
         // spent for a token that cannot be issued.
         if jkt.is_some() && client.token_format == tessera_core::TokenFormat::Opaque {

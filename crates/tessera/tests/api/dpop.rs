@@ -582,3 +582,78 @@ async fn a_proof_used_on_one_instance_is_refused_on_another() {
     let (status, code, _) = refusal(read(a).await.unwrap()).await;
     assert_eq!((status, code.as_str()), (401, "invalid_dpop_proof"));
 }
+
+#[tokio::test]
+async fn a_client_registered_with_dpop_required_gets_no_bearer_token() {
+    let server = TestServer::start().await;
+    let out = server.cli(
+        &[
+            "client",
+            "add",
+            "strict",
+            "--grant",
+            "client_credentials",
+            "--dpop",
+            "required",
+            "--json",
+        ],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let added: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(added["dpop_bound_access_tokens"], true);
+    let strict = Registered {
+        id: added["client_id"].as_str().unwrap().to_owned(),
+        secret: added["client_secret"].as_str().map(str::to_owned),
+    };
+
+    // Without a proof: refused, before anything is issued.
+    let (status, code) = error_of(with_proofs(&server, &strict, &[]).await).await;
+    assert_eq!((status, code.as_str()), (400, "invalid_dpop_proof"));
+    // With one: bound.
+    let key = ClientKey::new(Algorithm::ES256);
+    let bound = with_proofs(
+        &server,
+        &strict,
+        &[&key.proof(&server.url("/oauth2/token"), "s")],
+    )
+    .await;
+    assert_eq!(bound.status(), 200);
+    assert_eq!(bound.json::<Value>().await.unwrap()["token_type"], "DPoP");
+
+    // The admin API shows it; opaque tokens cannot be bound, so the two are refused
+    // together.
+    let listed = server.cli(&["client", "list", "--json"], "");
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert!(
+        listed["clients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "strict" && c["dpop_bound_access_tokens"] == true)
+    );
+    let refused = server.cli(
+        &[
+            "client",
+            "add",
+            "opaque-strict",
+            "--grant",
+            "client_credentials",
+            "--dpop",
+            "required",
+            "--token-format",
+            "opaque",
+        ],
+        "",
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--token-format jwt"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

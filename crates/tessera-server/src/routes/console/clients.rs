@@ -99,6 +99,10 @@ async fn listing(
                     input type="checkbox" name="first_party" value="on" checked[field("first_party").is_some()];
                     " First-party: yours, so people are not asked to consent"
                 }
+                label.check {
+                    input type="checkbox" name="dpop_bound_access_tokens" value="on" checked[field("dpop_bound_access_tokens").is_some()];
+                    " DPoP required: every token bound to the app's key, so a stolen one is useless"
+                }
                 label for="scope" { "Scopes (space-separated)" }
                 input #scope name="scope" placeholder="openid profile email" value=[field("scope")];
                 label for="redirect_uris" { "Redirect URIs (one a line)" }
@@ -131,6 +135,7 @@ fn item(session: &crate::services::sessions::ActiveSession, client: &Client) -> 
                     strong { (client.name.as_str()) }
                     span.badge { @if client.secret_hash.is_some() { "confidential" } @else { "public" } }
                     @if client.code_flow.first_party { span.badge { "first-party" } }
+                    @if client.dpop_bound_access_tokens { span.badge { "DPoP" } }
                 }
                 p.muted { code { (client.id) } }
                 p.muted { (grants.join(", ")) @if !client.scopes.is_empty() { " · " (client.scopes.to_string()) } }
@@ -173,6 +178,7 @@ fn new_client(form: &HashMap<String, String>) -> NewClient {
         token_format: None,
         alg: None,
         access_ttl_seconds: None,
+        dpop_bound_access_tokens: ticked("dpop_bound_access_tokens"),
         redirect_uris: lines(form.get("redirect_uris")),
         post_logout_redirect_uris: lines(form.get("post_logout_redirect_uris")),
         backchannel_logout_uri: text("backchannel_logout_uri").filter(|u| !u.is_empty()),
