@@ -64,6 +64,16 @@ impl MasterKey {
         Ok(Self(LessSafeKey::new(key)))
     }
 
+    /// A key of 32 random bytes, for what this process seals for itself alone
+    /// (it is never written anywhere).
+    pub fn random() -> Result<Self, MasterKeyError> {
+        let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+        aws_lc_rs::rand::fill(bytes.as_mut_slice()).map_err(|_| MasterKeyError::Seal)?;
+        let key =
+            UnboundKey::new(&AES_256_GCM, bytes.as_slice()).map_err(|_| MasterKeyError::Seal)?;
+        Ok(Self(LessSafeKey::new(key)))
+    }
+
     /// Seals a private signing key, bound to its `kid`.
     pub fn seal(&self, kid: &str, key: &PrivateKeyDer) -> Result<Vec<u8>, MasterKeyError> {
         self.seal_bytes(kid.as_bytes(), key.as_bytes())

@@ -23,6 +23,8 @@ pub const DPOP: &str = "DPoP";
 /// The request header that carries a DPoP proof (RFC 9449 §4.1), as `http`
 /// names headers (lower case).
 pub const DPOP_HEADER: &str = "dpop";
+/// The response header with the nonce a server wants in the next proof (§8).
+pub const DPOP_NONCE_HEADER: &str = "dpop-nonce";
 
 /// The `token_type` of a refresh token in an introspection answer.
 pub const REFRESH_TOKEN: &str = "refresh_token";

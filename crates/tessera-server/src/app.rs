@@ -12,7 +12,7 @@ use crate::services::{
     self, accounts, clients, contact, keyring, own_tokens, presence, refresh, throttle, tokens,
 };
 use crate::{http, stores};
-use ::http::{HeaderValue, StatusCode, header};
+use ::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::Router;
 use axum::middleware;
 use axum::routing::{delete, get, post};
@@ -346,9 +346,15 @@ pub async fn serve(
         crate::stores::DatabaseLocation::of(&config)?,
         crate::stores::DatabaseLocation::Postgres(_)
     ) || config.redis.is_some();
+    let nonce_key = match (config.tokens.dpop_nonce, config.master_key()?) {
+        (false, _) => None,
+        (true, Some(key)) => Some(key),
+        (true, None) => Some(tessera_keys::MasterKey::random()?),
+    };
     let dpop = Arc::new(services::dpop::DpopProofs::new(
         &config.public_url(),
         shared_proofs.then(|| core.stores.set.ceremonies.clone()),
+        nonce_key,
     ));
     let state = AppState::new(Services {
         end_session: Arc::new(services::end_session::EndSession::new(
@@ -572,6 +578,12 @@ impl Stopping {
     }
 }
 
+/// The DPoP request header (a browser client's proofs) and the nonce response
+/// header, named for CORS.
+const DPOP: HeaderName = HeaderName::from_static(tessera_proto::token_type::DPOP_HEADER);
+const DPOP_NONCE: HeaderName =
+    HeaderName::from_static(tessera_proto::token_type::DPOP_NONCE_HEADER);
+
 /// CORS for the token endpoint: only the configured origins, no credentials.
 fn token_cors(origins: &[Origin]) -> tower_http::cors::CorsLayer {
     use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -582,7 +594,8 @@ fn token_cors(origins: &[Origin]) -> tower_http::cors::CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(allowed))
         .allow_methods([::http::Method::POST])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, DPOP])
+        .expose_headers([DPOP_NONCE])
         .max_age(std::time::Duration::from_secs(600))
 }
 
@@ -593,7 +606,7 @@ fn public_cors() -> tower_http::cors::CorsLayer {
     CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([::http::Method::GET, ::http::Method::POST])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, DPOP])
         .max_age(std::time::Duration::from_secs(600))
 }
 

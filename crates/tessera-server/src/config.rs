@@ -269,6 +269,12 @@ pub struct TokensConfig {
     /// before it is given up: 1 h by default.
     #[serde(with = "humantime_serde")]
     pub backchannel_retry_for: Duration,
+    /// DPoP server nonces at the token endpoint (RFC 9449 §8): every proof must
+    /// carry a nonce this server gave (`DPoP-Nonce`, good for one to two minutes),
+    /// so a proof made in advance by someone who got hold of a client's key for
+    /// a moment is worthless later. Instances share nonces through the master key
+    /// (`TESSERA_MASTER_KEY`); without one, each instance has its own.
+    pub dpop_nonce: bool,
 }
 
 /// A shared secret from configuration; never shown by `Debug`.
@@ -389,6 +395,7 @@ impl Default for TokensConfig {
             code_lifetime: Duration::from_secs(60),
             backchannel_retry_for: Duration::from_secs(3600),
             session_token_audience: None,
+            dpop_nonce: false,
         }
     }
 }

@@ -151,6 +151,7 @@ fn dpop(c: &mut Criterion) {
             jti: format!("earlier-{i:08}"),
             iat: now,
             algorithm: tessera_verify::Algorithm::ES256,
+            nonce: None,
         };
         cache.first_use(&earlier, now + 65, now).unwrap();
     }

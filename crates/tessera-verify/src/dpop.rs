@@ -70,6 +70,9 @@ pub struct VerifiedProof {
     pub jti: String,
     pub iat: i64,
     pub algorithm: Algorithm,
+    /// The proof's `nonce`, for a server whose nonces are not one fixed value
+    /// to check it its own way.
+    pub nonce: Option<String>,
 }
 
 impl VerifiedProof {
@@ -273,6 +276,7 @@ fn check(
         jti: jti.to_owned(),
         iat,
         algorithm: key.algorithm,
+        nonce: text(&payload.nonce)?.map(str::to_owned),
     })
 }
 

@@ -13,7 +13,9 @@ use http::{HeaderMap, HeaderValue, header};
 use tessera_core::{GrantType, Scopes, SessionSecret};
 use tessera_proto::TokenResponse;
 use tessera_proto::error as codes;
-use tessera_proto::token_type::{ACCESS_TOKEN_TYPE, BEARER, DPOP, DPOP_HEADER, SESSION_TOKEN_TYPE};
+use tessera_proto::token_type::{
+    ACCESS_TOKEN_TYPE, BEARER, DPOP, DPOP_HEADER, DPOP_NONCE_HEADER, SESSION_TOKEN_TYPE,
+};
 
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientInfo, OAuthRequest, credentials};
@@ -56,6 +58,13 @@ pub async fn token(
         Err(error) => error.into_response(),
     };
     let h = response.headers_mut();
+    // Every answer carries the current nonce when nonces are on (RFC 9449 §8.2),
+    // so a client always has a fresh one for its next proof.
+    if let Some(nonce) = grants.dpop_nonce()
+        && let Ok(value) = HeaderValue::from_str(&nonce)
+    {
+        h.insert(DPOP_NONCE_HEADER, value);
+    }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     response

@@ -11,10 +11,20 @@
 //! or PostgreSQL configured), the proofs seen are kept in the shared
 //! [`CeremonyStore`] (kind `dpop_proof`, until the proof's window closes), so a
 //! proof used on one instance is refused on every other; on SQLite alone, one
-//! process serves and keeps them in memory. (Per-client `--dpop required`,
-//! server nonces, and binding refresh tokens and opaque tokens are still to do.)
+//! process serves and keeps them in memory.
+//!
+//! Server nonces (§8, `tokens.dpop_nonce`): the token endpoint then takes only
+//! proofs carrying a nonce it gave in a `DPoP-Nonce` header. A nonce is the
+//! current minute sealed under the master key (AES-256-GCM, so it cannot be
+//! forged or foreseen), and is taken during its minute and the next: no state,
+//! and every instance with the same master key takes every other's nonces.
+//! (Binding refresh tokens and opaque tokens is still to do.)
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tessera_keys::MasterKey;
 
 use sha2::{Digest, Sha256};
 use tessera_core::{SecretHash, Timestamp};
@@ -35,6 +45,60 @@ pub struct DpopProofs {
     /// Where the proofs seen are kept when instances share the work; `None`:
     /// in the checker's memory.
     shared: Option<Arc<dyn CeremonyStore>>,
+    /// When the token endpoint asks for nonces.
+    nonces: Option<Nonces>,
+}
+
+/// How long one nonce is handed out; it is taken for twice that at most.
+const NONCE_PERIOD_SECONDS: i64 = 60;
+/// What a nonce is sealed for (the associated data), so that nothing else the
+/// master key seals can pass for one.
+const NONCE_PURPOSE: &[u8] = b"tessera dpop nonce";
+
+/// Server nonces: the current period's number, sealed.
+struct Nonces {
+    key: MasterKey,
+    /// The nonce of the current period, made once per period.
+    current: Mutex<(i64, String)>,
+}
+
+impl Nonces {
+    fn period(now: i64) -> i64 {
+        now.div_euclid(NONCE_PERIOD_SECONDS)
+    }
+
+    fn current(&self, now: i64) -> Option<String> {
+        let period = Self::period(now);
+        let mut current = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.0 != period || current.1.is_empty() {
+            let sealed = self
+                .key
+                .seal_bytes(NONCE_PURPOSE, &period.to_be_bytes())
+                .ok()?;
+            *current = (period, URL_SAFE_NO_PAD.encode(sealed));
+        }
+        Some(current.1.clone())
+    }
+
+    /// Whether `nonce` was made here (or by an instance with the same key) in
+    /// this period or the one before.
+    fn accepts(&self, nonce: &str, now: i64) -> bool {
+        let Ok(sealed) = URL_SAFE_NO_PAD.decode(nonce) else {
+            return false;
+        };
+        let Ok(plain) = self.key.open_bytes(NONCE_PURPOSE, &sealed) else {
+            return false;
+        };
+        let Ok(bytes) = <[u8; 8]>::try_from(plain.as_slice()) else {
+            return false;
+        };
+        let made = i64::from_be_bytes(bytes);
+        let period = Self::period(now);
+        made == period || made == period - 1
+    }
 }
 
 /// Why a proof could not be taken.
@@ -47,7 +111,13 @@ enum Refused {
 impl DpopProofs {
     /// For proofs of requests to this server at `public_url`; the proofs seen
     /// kept in `shared` when given.
-    pub fn new(public_url: &str, shared: Option<Arc<dyn CeremonyStore>>) -> Self {
+    /// `nonces`: the key that seals server nonces, when the token endpoint asks
+    /// for them.
+    pub fn new(
+        public_url: &str,
+        shared: Option<Arc<dyn CeremonyStore>>,
+        nonces: Option<MasterKey>,
+    ) -> Self {
         let public_url = public_url.trim_end_matches('/').to_owned();
         Self {
             token_url: format!("{public_url}/oauth2/token"),
@@ -56,7 +126,17 @@ impl DpopProofs {
             // remembered: well above what a window of requests brings.
             checker: ProofChecker::default(),
             shared,
+            nonces: nonces.map(|key| Nonces {
+                key,
+                current: Mutex::new((0, String::new())),
+            }),
         }
+    }
+
+    /// The nonce to send in `DPoP-Nonce` with token endpoint answers; `None`
+    /// when nonces are off.
+    pub fn nonce(&self) -> Option<String> {
+        self.nonces.as_ref()?.current(Self::now())
     }
 
     /// Refuses `proof` if it was seen before, here or (when shared) on any
@@ -96,6 +176,14 @@ impl DpopProofs {
             .checker
             .verify(proof, "POST", &self.token_url, None, None, now)
             .map_err(refused)?;
+        if let Some(nonces) = &self.nonces
+            && !verified
+                .nonce
+                .as_deref()
+                .is_some_and(|nonce| nonces.accepts(nonce, now))
+        {
+            return Err(refused(DpopError::UseNonce));
+        }
         match self.first_use(&verified, now).await {
             Ok(()) => Ok(Some(verified.jkt)),
             Err(Refused::Proof(error)) => Err(refused(error)),
@@ -146,7 +234,34 @@ pub const CHALLENGE_INSUFFICIENT_SCOPE: &str =
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn nonces_are_taken_in_their_period_and_the_next_only() {
+        let nonces = Nonces {
+            key: MasterKey::random().unwrap(),
+            current: Mutex::new((0, String::new())),
+        };
+        let now = 1_800_000_000;
+        let nonce = nonces.current(now).unwrap();
+        assert_eq!(nonces.current(now + 1).as_deref(), Some(nonce.as_str()));
+        assert!(nonces.accepts(&nonce, now));
+        assert!(nonces.accepts(&nonce, now + NONCE_PERIOD_SECONDS));
+        assert!(!nonces.accepts(&nonce, now + 2 * NONCE_PERIOD_SECONDS));
+        assert!(!nonces.accepts(&nonce, now - NONCE_PERIOD_SECONDS));
+        // Another key's nonce, a forged one, a damaged one.
+        let other = Nonces {
+            key: MasterKey::random().unwrap(),
+            current: Mutex::new((0, String::new())),
+        };
+        assert!(!nonces.accepts(&other.current(now).unwrap(), now));
+        let period = URL_SAFE_NO_PAD.encode(Nonces::period(now).to_be_bytes());
+        assert!(!nonces.accepts(&period, now));
+        let mut damaged = nonce.clone();
+        damaged.replace_range(10..11, if &nonce[10..11] == "A" { "B" } else { "A" });
+        assert!(!nonces.accepts(&damaged, now));
+    }
 
     #[test]
     fn challenges_name_the_algorithms_taken() {

@@ -118,6 +118,11 @@ impl Grants {
         }
     }
 
+    /// The DPoP nonce token answers carry, when the server asks for nonces.
+    pub fn dpop_nonce(&self) -> Option<String> {
+        self.dpop.nonce()
+    }
+
     /// Decides a token request for `grant` from `address`: the client
     /// authenticated first, then allowed the grant type, then the grant itself.
     /// `request` comes parsed from the edge, but a refusal of its parameters is

@@ -657,3 +657,54 @@ async fn a_client_registered_with_dpop_required_gets_no_bearer_token() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+#[tokio::test]
+async fn with_server_nonces_a_proof_must_carry_the_nonce_given() {
+    let server = TestServer::start_with(&[("TESSERA_TOKENS__DPOP_NONCE", "true")]).await;
+    let app = add_client(&server, "app", &["--grant", "client_credentials"]);
+    let url = server.url("/oauth2/token");
+    let key = ClientKey::new(Algorithm::ES256);
+    let with_nonce = |jti: &str, nonce: Option<&str>| {
+        let mut claims = claims(&url, jti);
+        if let Some(nonce) = nonce {
+            claims["nonce"] = json!(nonce);
+        }
+        key.proof_with(key.header(), claims)
+    };
+    let nonce_of = |response: &Response| {
+        response
+            .headers()
+            .get("DPoP-Nonce")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+
+    // A proof made without one: refused, with the nonce to use (RFC 9449 §8).
+    let first = with_proofs(&server, &app, &[&with_nonce("a", None)]).await;
+    let nonce = nonce_of(&first).expect("a DPoP-Nonce header");
+    assert_eq!(error_of(first).await, (400, "use_dpop_nonce".to_owned()));
+    // The client tries again with it, and every answer carries a nonce.
+    let second = with_proofs(&server, &app, &[&with_nonce("b", Some(&nonce))]).await;
+    assert_eq!(second.status(), 200);
+    assert!(nonce_of(&second).is_some());
+    assert_eq!(second.json::<Value>().await.unwrap()["token_type"], "DPoP");
+    // A nonce made up, or taken from another server, is no nonce of this one.
+    for forged in [
+        "abc",
+        "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        let response = with_proofs(&server, &app, &[&with_nonce(forged, Some(forged))]).await;
+        assert_eq!(
+            error_of(response).await,
+            (400, "use_dpop_nonce".to_owned()),
+            "{forged}"
+        );
+    }
+    let elsewhere = TestServer::start_with(&[("TESSERA_TOKENS__DPOP_NONCE", "true")]).await;
+    // (The client is not registered there: even a refusal carries a nonce.)
+    let foreign = with_proofs(&elsewhere, &app, &[]).await;
+    let foreign = nonce_of(&foreign).expect("every answer carries a nonce");
+    let response = with_proofs(&server, &app, &[&with_nonce("c", Some(&foreign))]).await;
+    assert_eq!(error_of(response).await, (400, "use_dpop_nonce".to_owned()));
+    // Bearer token requests, with no proof, need no nonce.
+    assert_eq!(with_proofs(&server, &app, &[]).await.status(), 200);
+}
