@@ -30,7 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0015_sign_in_ceremonies.sql"),
     include_str!("../migrations/0016_passkeys.sql"),
     include_str!("../migrations/0017_opaque_token_methods.sql"),
-    include_str!("../migrations/0018_dpop_bound_clients.sql"),
+    include_str!("../migrations/0018_dpop.sql"),
 ];
 
 /// The schema version this binary writes.

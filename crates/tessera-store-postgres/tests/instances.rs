@@ -153,6 +153,7 @@ async fn concurrent_rotations_of_one_refresh_token_rotate_once() {
             token_hash: token.hash(),
             created_at: now,
             expires_at: now.saturating_add(Duration::from_secs(3600)),
+            dpop_jkt: None,
         })
         .await
         .unwrap();

@@ -299,12 +299,12 @@ pub async fn create_families<C: BatchConnection>(
     };
     let text = format!(
         "INSERT INTO refresh_families (id, client_id, user_id, scopes, audience, \
-           session_id, current_hash, generation, created_at, expires_at) \
+           session_id, current_hash, generation, created_at, expires_at, dpop_jkt) \
          SELECT v.column1, v.column2, u.id, v.column3, v.column4, v.column5, v.column6, 0, \
-           v.column7, v.column8 \
+           v.column7, v.column8, v.column10 \
          FROM (VALUES {}) AS v JOIN users u ON u.id = v.column9 AND NOT u.disabled{lock} \
          RETURNING id",
-        value_rows(families.len(), 9, 1)
+        value_rows(families.len(), 10, 1)
     );
     let values = families
         .iter()
@@ -327,6 +327,7 @@ pub async fn create_families<C: BatchConnection>(
                 Value::Int(family.created_at.as_millis()),
                 Value::Int(family.expires_at.as_millis()),
                 Value::Text(family.user_id.to_string()),
+                family.dpop_jkt.clone().into(),
             ]
         })
         .collect();

@@ -37,6 +37,7 @@ macro_rules! family_select {
     () => {
         "SELECT f.id AS family_id, f.client_id, f.scopes, f.audience, f.session_id, \
          f.generation, f.created_at AS family_created_at, f.expires_at AS family_expires_at, \
+         f.dpop_jkt, \
          u.id, u.username, u.roles, u.disabled, u.created_at \
          FROM refresh_families f JOIN users u ON u.id = f.user_id "
     };

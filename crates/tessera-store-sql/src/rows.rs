@@ -147,6 +147,7 @@ pub fn family(row: &impl Columns) -> Result<RefreshFamily, StoreError> {
         generation: u32::try_from(generation).unwrap_or(u32::MAX),
         created_at: row.time("family_created_at")?,
         expires_at: row.time("family_expires_at")?,
+        dpop_jkt: row.optional_text("dpop_jkt")?,
     })
 }
 

@@ -33,7 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0020_sign_in_ceremonies.sql"),
     include_str!("../migrations/0021_passkeys.sql"),
     include_str!("../migrations/0022_opaque_token_methods.sql"),
-    include_str!("../migrations/0023_dpop_bound_clients.sql"),
+    include_str!("../migrations/0023_dpop.sql"),
 ];
 
 /// The schema version this binary writes.

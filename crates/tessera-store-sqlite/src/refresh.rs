@@ -80,7 +80,7 @@ sql_store! {
                 Sqlite::advance_family(&mut tx, &family.id, presented, next, now).await?;
                 tx.commit().await.map_err(store_error)?;
                 family.generation = family.generation.saturating_add(1);
-                return Ok(RefreshOutcome::Rotated(family));
+                return Ok(RefreshOutcome::Rotated(Box::new(family)));
             }
             let used: Option<(String, i64, String, i64, Option<String>)> = sqlx::query_as(
                 "SELECT f.id, used.rotated_at, f.user_id, f.expires_at, f.session_id \

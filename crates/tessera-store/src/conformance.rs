@@ -764,6 +764,7 @@ fn family(user: UserId, token: &RefreshTokenSecret, now: Timestamp) -> NewRefres
         token_hash: token.hash(),
         created_at: now,
         expires_at: now.saturating_add(Duration::from_secs(3600)),
+        dpop_jkt: None,
     }
 }
 
@@ -818,6 +819,7 @@ async fn refresh_families<S: AccountStore + SessionStore + RevocationLog + Refre
     store.create_family(new).await.unwrap();
     let found = store.family_by_token(&t1.hash()).await.unwrap().unwrap();
     assert_eq!((found.id, found.generation), (id, 0));
+    assert_eq!(found.dpop_jkt, None);
     assert_eq!(found.user.id, user.id);
     assert_eq!(found.audience.unwrap().as_str(), "orders");
     assert_eq!(store.family(&id).await.unwrap().unwrap().user.id, user.id);
@@ -1857,6 +1859,8 @@ where
                 token_hash,
                 created_at: now,
                 expires_at: now.saturating_add(Duration::from_secs(3600)),
+                // Bound, so that the binding is seen to round-trip.
+                dpop_jkt: Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".to_owned()),
             }),
         })
     };
@@ -1872,6 +1876,10 @@ where
     assert!(matches!(exchanged.family, Some(Ok(()))), "{exchanged:?}");
     let family = store.family_by_token(&token.hash()).await.unwrap().unwrap();
     assert_eq!((family.id, family.user.id), (code.family, user.id));
+    assert_eq!(
+        family.dpop_jkt.as_deref(),
+        Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
+    );
     // The record is there: the session's end queues a logout for the client.
     let at = Timestamp::from_millis(1_900_000_000_000);
     let base = store.logout_position().await.unwrap();

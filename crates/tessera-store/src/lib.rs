@@ -536,6 +536,9 @@ pub struct NewRefreshFamily {
     pub created_at: Timestamp,
     /// Absolute end: no refresh after this, however often the family is used.
     pub expires_at: Timestamp,
+    /// The key a public client's family is bound to (DPoP, RFC 9449 §5): its
+    /// refresh token is taken only with a proof signed by that key.
+    pub dpop_jkt: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -549,12 +552,14 @@ pub struct RefreshFamily {
     pub generation: u32,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+    /// See [`NewRefreshFamily::dpop_jkt`].
+    pub dpop_jkt: Option<String>,
 }
 
 #[derive(Debug)]
 pub enum RefreshOutcome {
     /// The presented token was the family's live one; it is now the new one.
-    Rotated(RefreshFamily),
+    Rotated(Box<RefreshFamily>),
     /// The token was exchanged already, longer ago than the grace period: the family
     /// has been revoked (and logged), with the session it came from.
     Reused { family: SessionId, user: UserId },

@@ -190,7 +190,7 @@ impl Grants {
                 let (refresh_token, sid) = if client.grants.contains(&GrantType::RefreshToken) {
                     let (token, family) = self
                         .refresh
-                        .start(&client, &user, &scopes, audience.as_ref())
+                        .start(&client, &user, &scopes, audience.as_ref(), jkt)
                         .await
                         .map_err(refresh_error)?;
                     self.presence.observe(family, user.id, Timestamp::now());
@@ -222,6 +222,17 @@ impl Grants {
                     }
                     Err(error) => return Err(refresh_error(error)),
                 };
+                // A family bound to a key (a public client's, RFC 9449 §5) is
+                // refreshed only with a proof of that key: checked before the token
+                // is spent, so a thief holding the token alone spends nothing.
+                if let Some(bound) = &family.dpop_jkt
+                    && jkt != Some(bound.as_str())
+                {
+                    return Err(OAuthError::refused(
+                        codes::INVALID_DPOP_PROOF,
+                        "this refresh token is bound to a key: send a DPoP proof signed by it",
+                    ));
+                }
                 // A family exchanged from a sign-in lasts as long as it: refused at
                 // once when it ended, though its revocation may not be logged yet.
                 let sign_in = match &family.session {
@@ -311,7 +322,7 @@ impl Grants {
         let start = client
             .grants
             .contains(&GrantType::RefreshToken)
-            .then(|| self.refresh.prepare());
+            .then(|| self.refresh.prepare(client, jkt));
         let Redeemed {
             code,
             session,

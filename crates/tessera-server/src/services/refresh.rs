@@ -44,16 +44,18 @@ pub struct FamilyStart {
 
 impl FamilyStart {
     pub fn template(&self) -> FamilyTemplate {
-        self.template
+        self.template.clone()
     }
 }
 
 /// What a family's record takes from [`RefreshTokens`]: the hash of its first token
-/// and its lifetime. Plain data, so the store can make the record inside its write.
-#[derive(Clone, Copy)]
+/// and its lifetime, and the key it is bound to. Plain data, so the store can make
+/// the record inside its write.
+#[derive(Clone)]
 pub struct FamilyTemplate {
     token_hash: tessera_core::SecretHash,
     lifetime: Duration,
+    dpop_jkt: Option<String>,
 }
 
 /// Whose family it is, and what it grants.
@@ -81,6 +83,7 @@ impl FamilyTemplate {
             token_hash: self.token_hash,
             created_at: now,
             expires_at: now.saturating_add(self.lifetime),
+            dpop_jkt: self.dpop_jkt,
         }
     }
 }
@@ -128,8 +131,9 @@ impl RefreshTokens {
         user: &User,
         scopes: &Scopes,
         audience: Option<&Audience>,
+        jkt: Option<&str>,
     ) -> Result<(RefreshTokenSecret, SessionId), RefreshError> {
-        let start = self.prepare();
+        let start = self.prepare(client, jkt);
         // Ids lead with the time, then 80 random bits: see `SessionId::time_ordered`.
         let id = SessionId::time_ordered();
         let family = start.template().family(FamilyOf {
@@ -145,13 +149,18 @@ impl RefreshTokens {
     }
 
     /// A family's first token, before the family is written (a code's exchange
-    /// writes it with the code's redemption).
-    pub fn prepare(&self) -> FamilyStart {
+    /// writes it with the code's redemption). `jkt`: the key the token request
+    /// proved (DPoP). A public client's family is bound to it (RFC 9449 §5), since
+    /// nothing else ties its refresh token to the client; a confidential client's
+    /// is bound by its authentication, and may change keys.
+    pub fn prepare(&self, client: &Client, jkt: Option<&str>) -> FamilyStart {
         let token = RefreshTokenSecret::generate();
+        let public = client.secret_hash.is_none();
         FamilyStart {
             template: FamilyTemplate {
                 token_hash: token.hash(),
                 lifetime: self.lifetime,
+                dpop_jkt: jkt.filter(|_| public).map(str::to_owned),
             },
             token,
         }
@@ -254,7 +263,7 @@ impl RefreshTokens {
         match outcome {
             RefreshOutcome::Rotated(family) if family.client_id == client.id => {
                 metrics::counter!("tessera_tokens_issued_total", "kind" => "refresh").increment(1);
-                Ok((family, next))
+                Ok((*family, next))
             }
             // Issued to another client, and rotated by a concurrent request.
             RefreshOutcome::Rotated(family) => Err(self.leaked(&family, client).await),

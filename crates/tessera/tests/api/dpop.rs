@@ -708,3 +708,82 @@ async fn with_server_nonces_a_proof_must_carry_the_nonce_given() {
     // Bearer token requests, with no proof, need no nonce.
     assert_eq!(with_proofs(&server, &app, &[]).await.status(), 200);
 }
+
+/// A public app's code exchanged with a proof of `key`: its token answer.
+async fn bound_code_flow(server: &TestServer, app: &Registered, key: &ClientKey) -> Value {
+    use crate::code_flow::{REDIRECT, Request, code_for};
+    let browser = server.login("alice").await;
+    let request = Request::new(app);
+    let code = code_for(server, &browser, &request).await;
+    let exchanged = token_request(server)
+        .header("DPoP", key.proof(&server.url("/oauth2/token"), "exchange"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", request.verifier.as_str()),
+            ("client_id", app.id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(exchanged.status(), 200);
+    exchanged.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_public_apps_refresh_token_is_bound_to_its_key_too() {
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    let app = add_client(
+        &server,
+        "spa",
+        &[
+            "--grant",
+            "authorization_code,refresh_token",
+            "--redirect-uri",
+            crate::code_flow::REDIRECT,
+            "--scope",
+            "read",
+            "--first-party",
+            "--public",
+        ],
+    );
+    let key = ClientKey::new(Algorithm::ES256);
+    let tokens = bound_code_flow(&server, &app, &key).await;
+    assert_eq!(tokens["token_type"], "DPoP");
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let url = server.url("/oauth2/token");
+    let refresh = |proof: Option<String>| {
+        let mut request = token_request(&server).form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.as_str()),
+            ("client_id", app.id.as_str()),
+        ]);
+        if let Some(proof) = proof {
+            request = request.header("DPoP", proof);
+        }
+        async move { request.send().await.unwrap() }
+    };
+
+    // A thief with the refresh token alone, or with a key of their own: refused,
+    // and the token is not spent by it.
+    assert_eq!(
+        error_of(refresh(None).await).await,
+        (400, "invalid_dpop_proof".to_owned())
+    );
+    let thief = ClientKey::new(Algorithm::ES256);
+    assert_eq!(
+        error_of(refresh(Some(thief.proof(&url, "thief"))).await).await,
+        (400, "invalid_dpop_proof".to_owned())
+    );
+    // The app, with its key: new tokens, bound to it again.
+    let renewed = refresh(Some(key.proof(&url, "renew"))).await;
+    assert_eq!(renewed.status(), 200);
+    let renewed: Value = renewed.json().await.unwrap();
+    assert_eq!(renewed["token_type"], "DPoP");
+    assert_eq!(
+        payload(renewed["access_token"].as_str().unwrap())["cnf"]["jkt"],
+        key.thumbprint()
+    );
+}

@@ -1,4 +1,0 @@
--- The SQLite backend's migration 0023: clients whose access tokens must be bound
--- to their key (DPoP, RFC 9449 §5.2 `dpop_bound_access_tokens`, issue 17).
--- Additive: clients from before choose per request, as they did.
-ALTER TABLE clients ADD COLUMN dpop_bound_access_tokens BOOLEAN NOT NULL DEFAULT FALSE;

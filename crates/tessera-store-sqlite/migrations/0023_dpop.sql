@@ -1,0 +1,7 @@
+-- DPoP (RFC 9449, issue 17). Additive: what was stored before is unbound, as it was.
+-- Clients whose access tokens must be bound to their key (§5.2
+-- `dpop_bound_access_tokens`); the others choose per request.
+ALTER TABLE clients ADD COLUMN dpop_bound_access_tokens INTEGER NOT NULL DEFAULT 0;
+-- The key a public client's refresh family is bound to (§5): its refresh token is
+-- taken only with a proof signed by that key.
+ALTER TABLE refresh_families ADD COLUMN dpop_jkt TEXT;
