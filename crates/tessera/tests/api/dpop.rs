@@ -787,3 +787,64 @@ async fn a_public_apps_refresh_token_is_bound_to_its_key_too() {
         key.thumbprint()
     );
 }
+
+#[tokio::test]
+async fn a_third_party_dpop_client_gets_and_uses_bound_tokens_at_the_resource_service() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/node");
+    assert!(
+        std::path::Path::new(dir)
+            .join("node_modules/oauth4webapi")
+            .is_dir(),
+        "oauth4webapi is not installed: run scripts/test, or npm ci --prefix {dir}"
+    );
+    // With server nonces on, so the library's nonce handling is exercised too.
+    let server = TestServer::start_with(&[("TESSERA_TOKENS__DPOP_NONCE", "true")]).await;
+    let resource = crate::verifier::Resource::start(&server, |b| b).await;
+    let app = add_client(
+        &server,
+        "node-app",
+        &[
+            "--grant",
+            "client_credentials",
+            "--audience",
+            "orders",
+            "--scope",
+            "orders:read",
+            "--dpop",
+            "required",
+        ],
+    );
+    let orders = format!("{}/orders", resource.base);
+    let out = tokio::process::Command::new("node")
+        .arg(format!("{dir}/dpop_client.mjs"))
+        .args([
+            server.base.as_str(),
+            app.id.as_str(),
+            app.secret.as_deref().unwrap(),
+            "orders:read",
+            orders.as_str(),
+        ])
+        .output()
+        .await
+        .expect("node is missing: apt-get install nodejs npm");
+    assert!(
+        out.status.success(),
+        "the DPoP client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["token_type"], "dpop", "{report}");
+    assert_eq!(report["nonce_retried"], true, "{report}");
+    let token = report["access_token"].as_str().unwrap();
+    assert_eq!(payload(token)["cnf"]["jkt"], report["jkt"]);
+    // Two calls, each with a fresh proof the library signed: both served.
+    for call in ["first", "second"] {
+        assert_eq!(report[call]["status"], 200, "{call}: {report}");
+    }
+    // The token the library holds, lifted and sent as a bearer token: refused.
+    let stolen = presenting(resource.http.get(&orders), "Bearer", token, None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refusal(stolen).await.1, "invalid_token");
+}
