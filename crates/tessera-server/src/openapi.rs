@@ -72,6 +72,8 @@ pub struct PushedRequest {
     nonce: Option<String>,
     code_challenge: Option<String>,
     code_challenge_method: Option<String>,
+    /// RFC 9449 §10: the SHA-256 thumbprint of the DPoP key the code is bound to.
+    dpop_jkt: Option<String>,
     prompt: Option<String>,
     max_age: Option<String>,
     login_hint: Option<String>,

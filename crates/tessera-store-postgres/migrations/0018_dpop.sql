@@ -6,3 +6,6 @@ ALTER TABLE clients ADD COLUMN dpop_bound_access_tokens BOOLEAN NOT NULL DEFAULT
 -- The key a public client's refresh family is bound to (§5): its refresh token is
 -- taken only with a proof signed by that key.
 ALTER TABLE refresh_families ADD COLUMN dpop_jkt TEXT;
+-- The key an authorization request bound its code to (`dpop_jkt`, §10): the
+-- code's exchange must come with a proof of that key.
+ALTER TABLE authorization_codes ADD COLUMN dpop_jkt TEXT;

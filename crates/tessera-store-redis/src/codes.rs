@@ -52,6 +52,7 @@ fn code_from(
         scopes: c.parse("scopes", |s| Scopes::parse(s).ok())?,
         code_challenge: c.optional("code_challenge").map(str::to_owned),
         nonce: c.optional("nonce").map(str::to_owned),
+        dpop_jkt: c.optional("dpop_jkt").map(str::to_owned),
         auth_time: c.millis("auth_time")?,
         family: c.parse("family_id", |s| SessionId::parse(s).ok())?,
         jti: c.text("jti")?.to_owned(),
@@ -84,6 +85,9 @@ impl AuthorizationCodeStore for RedisStore {
         }
         if let Some(nonce) = code.nonce {
             fields.push(("nonce", nonce));
+        }
+        if let Some(jkt) = code.dpop_jkt {
+            fields.push(("dpop_jkt", jkt));
         }
         self.insert_expiring_hash(
             code_key(&code.hash),

@@ -24,7 +24,7 @@
 //! | `tessera:sessions:by-seen` | sorted set | `{sid}` by `last_seen_at`: idle sessions, live counts |
 //! | `tessera:sessions:by-expiry` | sorted set | `{sid}:{user_id}` by `expires_at`: what to clean up once Redis has expired a hash |
 //! | `tessera:opaque:{hash}` | hash | an opaque access token by the SHA-256 of its secret: `jti`, `client_id`, `subject`, `scopes`, `roles`, `issued_at`, `expires_at`, and `user_id`, `audience`, `session_id` when set; `PEXPIREAT` its `expires_at` |
-//! | `tessera:code:{hash}` | hash | an authorization code by the SHA-256 of the code: `client_id`, `user_id`, `session_id`, `redirect_uri`, `scopes`, `auth_time`, `family_id`, `jti`, `issued_at`, `expires_at`, `forget_at`, `code_challenge` and `nonce` when set, `redeemed_at` once spent; `PEXPIREAT` its `forget_at` |
+//! | `tessera:code:{hash}` | hash | an authorization code by the SHA-256 of the code: `client_id`, `user_id`, `session_id`, `redirect_uri`, `scopes`, `auth_time`, `family_id`, `jti`, `issued_at`, `expires_at`, `forget_at`, `code_challenge`, `nonce` and `dpop_jkt` when set, `redeemed_at` once spent; `PEXPIREAT` its `forget_at` |
 //! | `tessera:par:{hash}` | hash | a pushed authorization request by the SHA-256 of its `request_uri`: `client_id`, `params`, `expires_at`; `PEXPIREAT` its `expires_at` |
 //! | `tessera:ceremony:{hash}` | hash | a sign-in ceremony by the SHA-256 of its secret: `kind`, `state`, `expires_at`, `user_id` when set; `PEXPIREAT` its `expires_at`; taken (read and deleted) once |
 //! | `tessera:presence:seen` | sorted set | `{sid}` by its latest sighting |

@@ -136,7 +136,7 @@ pub async fn insert_codes<C: BatchConnection>(
             code_columns!(),
             ") VALUES {} ON CONFLICT (hash) DO NOTHING RETURNING hash"
         ),
-        value_rows(codes.len(), 14, 1)
+        value_rows(codes.len(), 15, 1)
     );
     let values = codes
         .iter()
@@ -156,6 +156,7 @@ pub async fn insert_codes<C: BatchConnection>(
                 Value::Int(code.issued_at.as_millis()),
                 Value::Int(code.expires_at.as_millis()),
                 Value::Int(code.forget_at.as_millis()),
+                code.dpop_jkt.clone().into(),
             ]
         })
         .collect();

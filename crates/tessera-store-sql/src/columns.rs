@@ -96,6 +96,6 @@ macro_rules! event_columns {
 macro_rules! code_columns {
     () => {
         "hash, client_id, user_id, session_id, redirect_uri, scopes, code_challenge, nonce, \
-         auth_time, family_id, jti, issued_at, expires_at, forget_at"
+         auth_time, family_id, jti, issued_at, expires_at, forget_at, dpop_jkt"
     };
 }

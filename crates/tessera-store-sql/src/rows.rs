@@ -342,6 +342,7 @@ pub fn authorization_code(row: &impl Columns) -> Result<AuthorizationCode, Store
             .map_err(|_| StoreError::corrupt("code scopes"))?,
         code_challenge: row.optional_text("code_challenge")?,
         nonce: row.optional_text("nonce")?,
+        dpop_jkt: row.optional_text("dpop_jkt")?,
         auth_time: row.time("auth_time")?,
         family: session_id(&row.text("family_id")?, "code family")?,
         jti: row.text("jti")?,

@@ -250,6 +250,7 @@ async fn the_writers_commits_are_checkpointed_into_the_database_file() {
                 scopes: Scopes::parse("openid").unwrap(),
                 code_challenge: None,
                 nonce: None,
+                dpop_jkt: None,
                 auth_time: now,
                 family: SessionId::time_ordered(),
                 jti: "checkpointed".into(),

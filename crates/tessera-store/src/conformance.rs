@@ -1719,6 +1719,8 @@ async fn authorization_codes<S: AuthorizationCodeStore>(store: &S) {
             scopes: Scopes::parse("openid profile").unwrap(),
             code_challenge: challenge.map(str::to_owned),
             nonce: nonce.map(str::to_owned),
+            // Set with the nonce, so that it is seen to round-trip with it.
+            dpop_jkt: nonce.map(|_| "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".to_owned()),
             auth_time: Timestamp::from_millis(now.as_millis() - 5_000),
             family: SessionSecret::generate().session_id(),
             jti: "code-jti".into(),
@@ -1833,6 +1835,7 @@ where
         scopes: Scopes::parse("openid").unwrap(),
         code_challenge: None,
         nonce: None,
+        dpop_jkt: None,
         auth_time: now,
         family: tessera_core::SessionId::time_ordered(),
         jti: "exchange-jti".into(),

@@ -679,6 +679,9 @@ pub struct AuthorizationCode {
     /// The PKCE S256 challenge (RFC 7636 §4.2), base64url.
     pub code_challenge: Option<String>,
     pub nonce: Option<String>,
+    /// The thumbprint of the key the request bound the code to (`dpop_jkt`, RFC
+    /// 9449 §10): its exchange must come with a DPoP proof of that key.
+    pub dpop_jkt: Option<String>,
     /// When the user last authenticated: the ID token's `auth_time`.
     pub auth_time: Timestamp,
     /// The refresh family and the access token's `jti` that its exchange issues,

@@ -66,6 +66,9 @@ pub struct AuthorizeParams {
     pub state: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code_challenge: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -581,6 +584,7 @@ impl Authorization {
                     .as_ref()
                     .map(|c| c.as_str().to_owned()),
                 nonce: checked.asked.nonce.clone(),
+                dpop_jkt: checked.asked.dpop_jkt.clone(),
                 auth_time: session.created_at(),
                 family: SessionId::time_ordered(),
                 jti: crate::services::tokens::random_id(),
@@ -639,6 +643,7 @@ struct Asked {
     scopes: Scopes,
     challenge: Option<CodeChallenge>,
     nonce: Option<String>,
+    dpop_jkt: Option<String>,
     prompt: Prompt,
     max_age: Option<i64>,
     login_hint: Option<String>,
@@ -720,6 +725,20 @@ fn check_parameters(
             format!("nonce is longer than {MAX_NONCE} characters"),
         ));
     }
+    // An RFC 7638 SHA-256 thumbprint: 32 bytes, base64url without padding.
+    let dpop_jkt = params.dpop_jkt.clone();
+    if dpop_jkt.as_deref().is_some_and(|jkt| {
+        jkt.len() != 43
+            || !jkt
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }) {
+        return Err(refuse(
+            codes::INVALID_REQUEST,
+            "dpop_jkt must be the base64url SHA-256 thumbprint of the client's DPoP key \
+             (43 characters, RFC 9449 §10)",
+        ));
+    }
     let prompt = parse_prompt(params.prompt.as_deref())?;
     let max_age = parse_seconds(params.max_age.as_deref(), "max_age")?;
     let auth_after = parse_seconds(params.auth_after.as_deref(), "auth_after")?;
@@ -731,6 +750,7 @@ fn check_parameters(
         scopes,
         challenge,
         nonce,
+        dpop_jkt,
         prompt,
         max_age,
         login_hint,

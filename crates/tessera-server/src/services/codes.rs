@@ -66,21 +66,25 @@ impl Codes {
     /// refresh family (its id chosen with the code) starts in the same write that
     /// spends the code, as does the record of the session for a client with a
     /// back-channel logout URI; both only when the code passes every check.
+    /// `jkt`: the key the token request's DPoP proof was signed with, which a
+    /// code bound by `dpop_jkt` must name.
     pub async fn redeem(
         &self,
         client: &Client,
         exchange: &CodeExchange,
         family: Option<FamilyTemplate>,
+        jkt: Option<&str>,
     ) -> Result<Redeemed, OAuthError> {
         let secret = AuthorizationCodeSecret::parse(&exchange.code)
             .ok_or_else(|| OAuthError::invalid_grant(INVALID))?;
         let now = Timestamp::now();
         let plan = {
             let (client, exchange) = (client.clone(), exchange.clone());
+            let jkt = jkt.map(str::to_owned);
             let absolute_lifetime = self.sessions.policy().absolute_lifetime;
             Box::new(move |code: &AuthorizationCode| {
                 // The checks that follow, run first: a refused code starts nothing.
-                if check(code, &client, &exchange, now).is_err() {
+                if check(code, &client, &exchange, jkt.as_deref(), now).is_err() {
                     return CodeFollowUp::default();
                 }
                 CodeFollowUp {
@@ -121,7 +125,7 @@ impl Codes {
                 ));
             }
         };
-        check(&code, client, exchange, now)?;
+        check(&code, client, exchange, jkt, now)?;
         // The session-client record was written before this check: should the
         // session end meanwhile, its log entry comes after the record, and the
         // client hears of it.
@@ -188,11 +192,22 @@ fn check(
     code: &AuthorizationCode,
     client: &Client,
     exchange: &CodeExchange,
+    jkt: Option<&str>,
     now: Timestamp,
 ) -> Result<(), OAuthError> {
     // Another client's code: it learns nothing of it.
     if code.client_id != client.id || code.expires_at <= now {
         return Err(OAuthError::invalid_grant(INVALID));
+    }
+    // A code bound to a key (RFC 9449 §10) is exchanged only with a proof of it:
+    // a code stolen on its way back through the browser is useless.
+    if let Some(bound) = &code.dpop_jkt
+        && jkt != Some(bound.as_str())
+    {
+        return Err(OAuthError::refused(
+            tessera_proto::error::INVALID_DPOP_PROOF,
+            "this code is bound to a key (dpop_jkt): exchange it with a DPoP proof signed by it",
+        ));
     }
     // The authorization request always names its redirect URI, so the token
     // request must name the same (RFC 6749 §4.1.3).

@@ -329,7 +329,12 @@ impl Grants {
             family,
         } = self
             .codes
-            .redeem(client, exchange, start.as_ref().map(FamilyStart::template))
+            .redeem(
+                client,
+                exchange,
+                start.as_ref().map(FamilyStart::template),
+                jkt,
+            )
             .await?;
         let user = session.user();
         let scopes = code.scopes;

@@ -73,7 +73,7 @@ impl Request {
         Self { params, verifier }
     }
 
-    fn set(mut self, name: &str, value: &str) -> Self {
+    pub(crate) fn set(mut self, name: &str, value: &str) -> Self {
         self.params.retain(|(k, _)| k != name);
         self.params.push((name.to_owned(), value.to_owned()));
         self
@@ -84,7 +84,7 @@ impl Request {
         self
     }
 
-    fn url(&self, server: &TestServer) -> String {
+    pub(crate) fn url(&self, server: &TestServer) -> String {
         let query = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(&self.params)
             .finish();

@@ -848,3 +848,79 @@ async fn a_third_party_dpop_client_gets_and_uses_bound_tokens_at_the_resource_se
         .unwrap();
     assert_eq!(refusal(stolen).await.1, "invalid_token");
 }
+
+#[tokio::test]
+async fn a_code_bound_by_dpop_jkt_is_exchanged_only_with_a_proof_of_that_key() {
+    use crate::code_flow::{REDIRECT, Request, code_for};
+
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    let app = add_client(
+        &server,
+        "native",
+        &[
+            "--grant",
+            "authorization_code",
+            "--redirect-uri",
+            REDIRECT,
+            "--scope",
+            "read",
+            "--first-party",
+            "--public",
+        ],
+    );
+    let browser = server.login("alice").await;
+    let key = ClientKey::new(Algorithm::ES256);
+    let url = server.url("/oauth2/token");
+    let exchange = |code: String, verifier: String, proof: Option<String>| {
+        let mut request = token_request(&server).form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier.as_str()),
+            ("client_id", app.id.as_str()),
+        ]);
+        if let Some(proof) = proof {
+            request = request.header("DPoP", proof);
+        }
+        async move { request.send().await.unwrap() }
+    };
+
+    // A code intercepted on its way back, exchanged without the key or with the
+    // interceptor's own: refused.
+    let thief = ClientKey::new(Algorithm::ES256);
+    for (jti, proof) in [("none", None), ("thief", Some(thief.proof(&url, "thief")))] {
+        let request = Request::new(&app).set("dpop_jkt", &key.thumbprint());
+        let code = code_for(&server, &browser, &request).await;
+        assert_eq!(
+            error_of(exchange(code, request.verifier.clone(), proof).await).await,
+            (400, "invalid_dpop_proof".to_owned()),
+            "{jti}"
+        );
+    }
+    // The app that asked, with its key: bound tokens.
+    let request = Request::new(&app).set("dpop_jkt", &key.thumbprint());
+    let code = code_for(&server, &browser, &request).await;
+    let response = exchange(code, request.verifier.clone(), Some(key.proof(&url, "app"))).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        payload(body["access_token"].as_str().unwrap())["cnf"]["jkt"],
+        key.thumbprint()
+    );
+
+    // A dpop_jkt that is no thumbprint is refused back to the app.
+    let request = Request::new(&app).set("dpop_jkt", "not a thumbprint");
+    let authorize = server
+        .client
+        .get(request.url(&server))
+        .header(reqwest::header::COOKIE, &browser.cookie)
+        .send()
+        .await
+        .unwrap();
+    let to = authorize.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        to.starts_with(REDIRECT) && to.contains("error=invalid_request"),
+        "{to}"
+    );
+}
