@@ -57,13 +57,13 @@ pub struct Args {
 }
 
 /// One keep-alive HTTP/1.1 connection.
-struct Connection {
+pub(crate) struct Connection {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     authority: String,
 }
 
 impl Connection {
-    async fn open(authority: &str) -> anyhow::Result<Self> {
+    pub(crate) async fn open(authority: &str) -> anyhow::Result<Self> {
         let stream = tokio::net::TcpStream::connect(authority).await?;
         stream.set_nodelay(true)?;
         let (sender, connection) =
@@ -76,7 +76,7 @@ impl Connection {
     }
 
     /// Status, `Location`, body.
-    async fn send(
+    pub(crate) async fn send(
         &mut self,
         method: hyper::Method,
         path: &str,
@@ -110,7 +110,7 @@ impl Connection {
     }
 }
 
-fn split(url: &str) -> anyhow::Result<(String, String)> {
+pub(crate) fn split(url: &str) -> anyhow::Result<(String, String)> {
     let uri: hyper::Uri = url.parse()?;
     let authority = uri
         .authority()
@@ -421,7 +421,7 @@ pub fn token_pair_sign_rate(threads: usize, seconds: u64) -> anyhow::Result<f64>
 
 /// How often per second `threads` threads together complete the work each gets from
 /// `worker` (true when one unit succeeded), over `seconds`.
-fn rate<W, F>(threads: usize, seconds: u64, worker: W) -> f64
+pub(crate) fn rate<W, F>(threads: usize, seconds: u64, worker: W) -> f64
 where
     W: Fn() -> F,
     F: FnMut() -> bool + Send + 'static,

@@ -4,6 +4,7 @@
 mod cluster;
 mod code_flow;
 mod revocation;
+mod token_endpoint;
 mod upstream;
 
 use std::io::Write;
@@ -122,6 +123,9 @@ enum Command {
     /// The code flow's throughput (authorize, exchange, userinfo, the whole flow)
     /// against hello world, for tessera or any provider.
     CodeFlow(code_flow::Args),
+    /// The token endpoint with DPoP proofs (client credentials, a fresh proof per
+    /// request) against the same without proofs and against hello world.
+    TokenEndpoint(token_endpoint::Args),
     /// RSA-2048 signatures per second with aws-lc-rs: RS256's ceiling.
     RsaSignRate {
         #[arg(long, default_value_t = 2)]
@@ -220,6 +224,9 @@ fn main() -> anyhow::Result<()> {
             sessions,
         } => tokio::runtime::Runtime::new()?.block_on(cluster::presence(database, redis, sessions)),
         Command::CodeFlow(args) => tokio::runtime::Runtime::new()?.block_on(code_flow::run(args)),
+        Command::TokenEndpoint(args) => {
+            tokio::runtime::Runtime::new()?.block_on(token_endpoint::run(args))
+        }
         Command::RsaSignRate { threads, seconds } => {
             let rate = code_flow::rsa_sign_rate(threads, seconds)?;
             println!(

@@ -5,11 +5,12 @@
 //! - `raw`: the ES256 token's signature and the ES256 proof's signature, each with
 //!   `aws-lc-rs` over its signing input, the key parsed once and the signature
 //!   decoded already;
-//! - `tessera`: `Verifier::verify_at` on the token (everything it checks), then
-//!   `ProofKeys::verify` on the proof for this request (parse, typ, alg, the
-//!   embedded key, parsed once per header and kept, signature, htm, htu, iat, ath) and `ReplayCache::first_use`
-//!   in a cache already holding 100,000 proofs. Each iteration presents a proof not
-//!   seen before, as a client does.
+//! - `tessera`: `Verifier::verify_presented`, what a resource service runs: the
+//!   token (everything `verify` checks, `cnf` included), then the proof for this
+//!   request through a `ProofChecker` (parse, typ, alg, the embedded key, parsed
+//!   once per header and kept, signature, htm, htu, iat, ath, the key against
+//!   `cnf.jkt`) and its replay set, already holding 100,000 proofs. Each iteration
+//!   presents a proof not seen before, as a client does.
 //!
 //! `cargo bench -p tessera-verify --bench dpop`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -29,8 +30,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use serde_json::json;
 use tessera_keys::SigningKey;
-use tessera_verify::dpop::{ProofKeys, ProofRequest, ReplayCache, VerifiedProof};
-use tessera_verify::{Policy, Verifier, VerifyingKeys};
+use tessera_verify::dpop::{DpopError, VerifiedProof};
+use tessera_verify::{Policy, Presented, ProofChecker, Scheme, Verifier, VerifyingKeys};
 
 const ISSUER: &str = "http://127.0.0.1:7677";
 const AUDIENCE: &str = "orders";
@@ -110,15 +111,6 @@ fn dpop(c: &mut Criterion) {
             format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
         })
         .collect();
-    let request = ProofRequest {
-        method: "GET",
-        url: URL,
-        now,
-        max_age: 60,
-        leeway: 5,
-        access_token: Some(&token),
-        nonce: None,
-    };
 
     // The raw checks of the same bytes.
     let issuer_point = match &issuer_key.public_jwk().algorithm {
@@ -144,7 +136,13 @@ fn dpop(c: &mut Criterion) {
     };
     assert!(raw());
 
-    let cache = ReplayCache::new(CACHED + PROOFS + 1);
+    // The path a resource service runs: `Verifier::verify_presented` with a
+    // `ProofChecker` whose replay set already holds 100,000 proofs.
+    let checker = ProofChecker::new(
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_secs(5),
+        CACHED + PROOFS + 1,
+    );
     for i in 0..CACHED {
         let earlier = VerifiedProof {
             jkt: jkt.clone(),
@@ -153,18 +151,23 @@ fn dpop(c: &mut Criterion) {
             algorithm: tessera_verify::Algorithm::ES256,
             nonce: None,
         };
-        cache.first_use(&earlier, now + 65, now).unwrap();
+        checker.first_use(&earlier, now).unwrap();
     }
-    let keys = ProofKeys::new(1024);
     let mut next = 0usize;
     let mut tessera = || {
         let proof = &proofs[next % PROOFS];
         next += 1;
-        let claims = verifier.verify_at(black_box(&token), now).is_ok();
-        let verified = keys.verify(black_box(proof), &request).unwrap();
-        // After every proof was used once, repeats are refused: the same lookup.
-        let first = cache.first_use(&verified, now + 65, now).is_ok();
-        claims && verified.jkt == jkt && (first || next > PROOFS)
+        let presented = Presented {
+            scheme: Scheme::Dpop,
+            token: black_box(&token),
+            proof: Some(black_box(proof)),
+        };
+        match verifier.verify_presented(&presented, "GET", URL, &checker) {
+            Ok(claims) => claims.jkt() == Some(jkt.as_str()),
+            // After every proof was used once, repeats are refused: the same work.
+            Err(tessera_verify::VerifyError::Proof(DpopError::Replayed)) => next > PROOFS,
+            Err(_) => false,
+        }
     };
     assert!(tessera());
 

@@ -1,0 +1,251 @@
+//! The token endpoint's throughput with DPoP (issue 17): client-credentials
+//! requests with a fresh DPoP proof each, against the same requests without one
+//! and against hello world, on the same server with the same client code (closed
+//! loop, keep-alive connections, as `wrk` measures).
+//!
+//! Proofs are signed before their phase starts (each is good once, so each
+//! request needs its own), so the load generator's signatures do not take the
+//! server's CPU during the measurement; a phase ends early when they run out.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use tessera_keys::{Algorithm, SigningKey, generate};
+use tokio::sync::Mutex;
+
+use crate::code_flow::{Connection, split};
+
+#[derive(clap::Args, Clone)]
+pub struct Args {
+    /// The token endpoint, exactly as proofs name it (`htu`).
+    #[arg(long)]
+    token_url: String,
+    #[arg(long)]
+    hello_url: String,
+    /// A confidential client allowed the client_credentials grant.
+    #[arg(long)]
+    client_id: String,
+    #[arg(long)]
+    client_secret: String,
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Phase {
+    Hello,
+    Bearer,
+    Dpop,
+}
+
+/// The client's key and the proofs made with it.
+struct Prover {
+    key: SigningKey,
+    header: Vec<u8>,
+    made: AtomicU64,
+}
+
+impl Prover {
+    fn new() -> anyhow::Result<Self> {
+        let key = SigningKey::from_pkcs8(Algorithm::ES256, &generate(Algorithm::ES256)?)?;
+        let full = serde_json::to_value(key.public_jwk())?;
+        let mut jwk = serde_json::Map::new();
+        for member in ["kty", "crv", "x", "y"] {
+            if let Some(value) = full.get(member) {
+                jwk.insert(member.to_owned(), value.clone());
+            }
+        }
+        let header = serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk})
+            .to_string()
+            .into_bytes();
+        Ok(Self {
+            key,
+            header,
+            made: AtomicU64::new(0),
+        })
+    }
+
+    /// `count` proofs for POST on `url`, signed on two threads.
+    fn proofs(self: &Arc<Self>, url: &str, count: usize) -> anyhow::Result<Vec<String>> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+        let halves: Vec<_> = [count / 2, count - count / 2]
+            .into_iter()
+            .map(|n| {
+                let (prover, url) = (self.clone(), url.to_owned());
+                std::thread::spawn(move || {
+                    (0..n)
+                        .map(|_| {
+                            let jti = prover.made.fetch_add(1, Ordering::Relaxed);
+                            let claims = serde_json::json!({
+                                "jti": format!("bench-{jti}"),
+                                "htm": "POST",
+                                "htu": url,
+                                "iat": now,
+                            });
+                            prover
+                                .key
+                                .sign_jws(&prover.header, claims.to_string().as_bytes())
+                                .map_err(anyhow::Error::from)
+                        })
+                        .collect::<anyhow::Result<Vec<String>>>()
+                })
+            })
+            .collect();
+        let mut proofs = Vec::with_capacity(count);
+        for half in halves {
+            proofs.extend(
+                half.join()
+                    .map_err(|_| anyhow::anyhow!("a signing thread panicked"))??,
+            );
+        }
+        Ok(proofs)
+    }
+}
+
+/// Runs `phase` on every connection for the configured time (or until `proofs`
+/// run out): requests per second.
+async fn measure(
+    args: &Args,
+    basic: &str,
+    phase: Phase,
+    proofs: Arc<Mutex<Vec<String>>>,
+) -> anyhow::Result<f64> {
+    let url = match phase {
+        Phase::Hello => &args.hello_url,
+        Phase::Bearer | Phase::Dpop => &args.token_url,
+    };
+    let (authority, path) = split(url)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let body = "grant_type=client_credentials".to_owned();
+    let mut tasks = Vec::new();
+    for _ in 0..args.connections {
+        let (stop, done, proofs) = (stop.clone(), done.clone(), proofs.clone());
+        let (authority, path, basic, body) = (
+            authority.clone(),
+            path.clone(),
+            basic.to_owned(),
+            body.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut connection = Connection::open(&authority).await?;
+            while !stop.load(Ordering::Relaxed) {
+                let (status, _, answer) = match phase {
+                    Phase::Hello => {
+                        connection
+                            .send(hyper::Method::GET, &path, &[], None)
+                            .await?
+                    }
+                    Phase::Bearer => {
+                        connection
+                            .send(
+                                hyper::Method::POST,
+                                &path,
+                                &[("authorization", &basic)],
+                                Some(body.clone()),
+                            )
+                            .await?
+                    }
+                    Phase::Dpop => {
+                        let Some(proof) = proofs.lock().await.pop() else {
+                            break;
+                        };
+                        connection
+                            .send(
+                                hyper::Method::POST,
+                                &path,
+                                &[("authorization", &basic), ("dpop", &proof)],
+                                Some(body.clone()),
+                            )
+                            .await?
+                    }
+                };
+                anyhow::ensure!(
+                    status == 200,
+                    "{path} answered {status}: {}",
+                    String::from_utf8_lossy(&answer)
+                );
+                if phase == Phase::Dpop {
+                    anyhow::ensure!(
+                        answer.windows(15).any(|w| w == b"\"token_type\":\"D"),
+                        "not a DPoP token: {}",
+                        String::from_utf8_lossy(&answer)
+                    );
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        }));
+    }
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(args.seconds) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if tasks.iter().all(|t| t.is_finished()) {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = started.elapsed().as_secs_f64();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / elapsed)
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    use base64::Engine;
+    let encode =
+        |part: &str| url::form_urlencoded::byte_serialize(part.as_bytes()).collect::<String>();
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            encode(&args.client_id),
+            encode(&args.client_secret)
+        ))
+    );
+    let prover = Arc::new(Prover::new().context("a client key")?);
+    let mut rates: [(&str, Vec<f64>); 3] = [
+        ("hello", Vec::new()),
+        ("bearer", Vec::new()),
+        ("dpop", Vec::new()),
+    ];
+    let mut last_bearer = 0.0_f64;
+    for _ in 0..args.rounds {
+        for (index, phase) in [Phase::Hello, Phase::Bearer, Phase::Dpop]
+            .into_iter()
+            .enumerate()
+        {
+            let proofs = if phase == Phase::Dpop {
+                // Enough for the phase at the bearer rate, and half as many again.
+                let count = (last_bearer * args.seconds as f64 * 1.5).ceil() as usize + 1000;
+                let url = args.token_url.clone();
+                let prover = prover.clone();
+                tokio::task::spawn_blocking(move || prover.proofs(&url, count)).await??
+            } else {
+                Vec::new()
+            };
+            let rate = measure(&args, &basic, phase, Arc::new(Mutex::new(proofs))).await?;
+            if phase == Phase::Bearer {
+                last_bearer = rate;
+            }
+            rates[index].1.push(rate);
+        }
+    }
+    let mut out = serde_json::Map::new();
+    for (name, list) in &rates {
+        let mean = list.iter().sum::<f64>() / list.len().max(1) as f64;
+        out.insert(
+            format!("{name}_per_second"),
+            serde_json::json!(mean.round()),
+        );
+    }
+    println!("{}", serde_json::Value::Object(out));
+    Ok(())
+}
