@@ -119,6 +119,10 @@ pub struct Route {
     /// Let `%2e`, `%2f`, `%5c` and `\` through (see [`crate::paths::check`]);
     /// dot segments stay refused in every reading of them.
     pub allow_encoded_slashes: bool,
+    /// Bind the route's JWTs to the gateway's own key (DPoP): the gateway signs a
+    /// fresh proof for every request it forwards, so a token lifted from the
+    /// upstream (its logs, a compromised service) is useless anywhere else.
+    pub dpop: bool,
 }
 
 /// A secret that never shows in `Debug`.
@@ -194,6 +198,8 @@ struct FileRoute {
     strip_prefix: bool,
     #[serde(default)]
     allow_encoded_slashes: bool,
+    #[serde(default)]
+    dpop: bool,
 }
 
 impl Config {
@@ -315,6 +321,12 @@ impl Config {
                         "a session or optional route needs the audience its JWTs are for",
                     ));
                 }
+                if route.dpop && route.auth == Auth::Anonymous {
+                    return Err(invalid(
+                        key("dpop"),
+                        "an anonymous route forwards no token to bind",
+                    ));
+                }
                 for scope in &route.scopes {
                     let valid = !scope.is_empty()
                         && scope.len() <= 128
@@ -333,6 +345,7 @@ impl Config {
                     scopes: route.scopes,
                     strip_prefix: route.strip_prefix,
                     allow_encoded_slashes: route.allow_encoded_slashes,
+                    dpop: route.dpop,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -475,6 +488,13 @@ mod tests {
         let without = GOOD.replace("client_secret = \"tcs_file\"", "");
         assert!(error_of(&without).starts_with("client_secret: missing"));
         assert!(Config::parse(&without, Some("tcs_env".into())).is_ok());
+    }
+
+    #[test]
+    fn an_anonymous_route_cannot_ask_for_dpop() {
+        let error =
+            error_of(&GOOD.replace("auth = \"anonymous\"", "auth = \"anonymous\"\ndpop = true"));
+        assert!(error.contains(".dpop: an anonymous route"), "{error}");
     }
 
     #[test]

@@ -51,6 +51,7 @@
 //!   tessera's `{"error", "error_description"}` shape.
 
 pub mod config;
+mod dpop;
 mod error;
 pub mod headers;
 mod management;

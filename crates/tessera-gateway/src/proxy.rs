@@ -65,6 +65,7 @@ impl Gateway {
                                 let wanted = Profile {
                                     audience: audience.clone(),
                                     scope: route.scopes.join(" "),
+                                    dpop: route.dpop,
                                 };
                                 Some(profiles.iter().position(|p| *p == wanted).unwrap_or_else(
                                     || {
@@ -100,6 +101,12 @@ impl Gateway {
                     url: config.tessera_url.clone(),
                     source,
                 })?;
+            let dpop = profiles
+                .iter()
+                .any(|p| p.dpop)
+                .then(crate::dpop::DpopKey::generate)
+                .transpose()
+                .map_err(|e| StartError::Http(e.to_string()))?;
             Some(
                 Sessions::new(
                     verifier,
@@ -107,6 +114,7 @@ impl Gateway {
                     config.client_secret,
                     profiles,
                     config.connect_timeout,
+                    dpop,
                 )
                 .map_err(|e| StartError::Http(e.to_string()))?,
             )
@@ -275,10 +283,44 @@ impl Gateway {
             host,
         );
         parts.headers.insert(X_REQUEST_ID, request_id.clone());
-        if let Some(jwt) = &token
-            && let Ok(value) = HeaderValue::from_str(&format!("Bearer {jwt}"))
-        {
-            parts.headers.insert(header::AUTHORIZATION, value);
+        // A route with sessions speaks for the browser: whatever proof a client
+        // sent is not the gateway's (an anonymous route passes both through).
+        if route.auth != Auth::Anonymous {
+            parts.headers.remove(tessera_proto::token_type::DPOP_HEADER);
+        }
+        if let Some(jwt) = &token {
+            // A bound token goes with a proof for this very request: the method
+            // and the upstream URL (no query), as the upstream checks them.
+            let proof = match (route.dpop, &self.sessions) {
+                (true, Some(sessions)) => {
+                    let htu = format!(
+                        "{}://{}{}",
+                        uri.scheme_str().unwrap_or("http"),
+                        uri.authority().map_or("", |a| a.as_str()),
+                        uri.path()
+                    );
+                    match sessions.proof(parts.method.as_str(), &htu, jwt) {
+                        Some(proof) => Some(proof),
+                        None => {
+                            return error(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                codes::TEMPORARILY_UNAVAILABLE,
+                                "the gateway cannot sign a DPoP proof right now",
+                            );
+                        }
+                    }
+                }
+                _ => None,
+            };
+            let scheme = if proof.is_some() { "DPoP" } else { "Bearer" };
+            if let Ok(value) = HeaderValue::from_str(&format!("{scheme} {jwt}")) {
+                parts.headers.insert(header::AUTHORIZATION, value);
+            }
+            if let Some(value) = proof.and_then(|p| HeaderValue::from_str(&p).ok()) {
+                parts
+                    .headers
+                    .insert(tessera_proto::token_type::DPOP_HEADER, value);
+            }
         }
         parts.uri = uri;
         parts.version = Version::HTTP_11;
@@ -453,6 +495,7 @@ mod tests {
             scopes: Vec::new(),
             strip_prefix,
             allow_encoded_slashes: allow,
+            dpop: false,
         }
     }
 

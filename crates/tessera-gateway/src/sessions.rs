@@ -21,6 +21,7 @@ use tessera_proto::error::INVALID_GRANT;
 use tessera_proto::token_type::{SESSION_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT};
 
 use crate::config::ClientSecret;
+use crate::dpop::DpopKey;
 
 /// A JWT is exchanged again this long before it expires, so that an upstream never
 /// receives one that expires in flight.
@@ -39,6 +40,8 @@ pub struct Profile {
     pub audience: String,
     /// Space-separated; empty asks for no scopes.
     pub scope: String,
+    /// Bound to the gateway's DPoP key.
+    pub dpop: bool,
 }
 
 /// The answer for a request's cookie.
@@ -99,6 +102,8 @@ pub struct Sessions {
     verifier: RemoteVerifier,
     profiles: Vec<Profile>,
     cache: quick_cache::sync::Cache<Key, Cached>,
+    /// The key bound tokens are bound to, when a route asks for them.
+    dpop: Option<DpopKey>,
 }
 
 impl Sessions {
@@ -108,6 +113,7 @@ impl Sessions {
         client_secret: ClientSecret,
         profiles: Vec<Profile>,
         connect_timeout: Duration,
+        dpop: Option<DpopKey>,
     ) -> Result<Self, reqwest::Error> {
         let token_endpoint = verifier
             .metadata()
@@ -130,7 +136,17 @@ impl Sessions {
             verifier,
             profiles,
             cache: quick_cache::sync::Cache::new(CACHE_ENTRIES),
+            dpop,
         })
+    }
+
+    /// A proof for forwarding `token` (bound to the gateway's key) in a request
+    /// of `method` to `url`; `None` without a key.
+    pub fn proof(&self, method: &str, url: &str, token: &str) -> Option<String> {
+        let key = self.dpop.as_ref()?;
+        key.proof(method, url, Some(token))
+            .map_err(|error| tracing::error!(%error, "cannot sign a DPoP proof"))
+            .ok()
     }
 
     pub fn verifier(&self) -> &RemoteVerifier {
@@ -231,7 +247,17 @@ impl Sessions {
                 Exchanged::NoSession => return Ok(Fresh::NoSession),
                 Exchanged::Token { jwt, expires_in } => (jwt, expires_in),
             };
-            match self.verifier.verify(&jwt).await {
+            let verified = match (&self.dpop, profile.dpop) {
+                (Some(key), true) => match self.verifier.verify_token(&jwt).await {
+                    // Bound, and to this gateway's key: anything else would be
+                    // refused upstream.
+                    Ok(claims) if claims.jkt() == Some(key.jkt()) => Ok(claims),
+                    Ok(_) => Err(VerifyError::NotBound),
+                    Err(error) => Err(error),
+                },
+                _ => self.verifier.verify(&jwt).await,
+            };
+            match verified {
                 Ok(claims) => {
                     return Ok(Fresh::Cacheable {
                         jwt,
@@ -289,9 +315,19 @@ impl Sessions {
         cookie: &str,
         profile: &Profile,
     ) -> Result<Exchanged, Unavailable> {
-        let response = self
-            .http
-            .post(&self.token_endpoint)
+        let mut request = self.http.post(&self.token_endpoint);
+        if profile.dpop
+            && let Some(key) = &self.dpop
+        {
+            let proof = key
+                .proof("POST", &self.token_endpoint, None)
+                .map_err(|error| {
+                    tracing::error!(%error, "cannot sign a DPoP proof");
+                    Unavailable
+                })?;
+            request = request.header(tessera_proto::token_type::DPOP_HEADER, proof);
+        }
+        let response = request
             .basic_auth(&self.client_id, Some(self.client_secret.expose()))
             .form(&[
                 ("grant_type", TOKEN_EXCHANGE_GRANT),

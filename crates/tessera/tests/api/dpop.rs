@@ -924,3 +924,121 @@ async fn a_code_bound_by_dpop_jkt_is_exchanged_only_with_a_proof_of_that_key() {
         "{to}"
     );
 }
+
+#[tokio::test]
+async fn the_gateways_bound_tokens_reach_an_upstream_that_verifies_them_and_are_useless_lifted() {
+    use std::sync::{Arc, Mutex};
+
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    let gateway_client = add_client(
+        &server,
+        "gateway",
+        &[
+            "--grant",
+            "token_exchange,client_credentials",
+            "--scope",
+            "revocations orders:read",
+            "--audience",
+            "orders",
+            "--access-ttl",
+            "60s",
+        ],
+    );
+    let resource = crate::verifier::Resource::start(&server, |b| b).await;
+    // An upstream that keeps what it was sent: a service whose logs leak.
+    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let leak = seen.clone();
+    let echo = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        leak.lock()
+            .unwrap()
+            .push((header("authorization"), header("dpop")));
+        async { "logged" }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let echo_base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, echo).await });
+    let config = format!(
+        r#"
+listen = "127.0.0.1:0"
+tessera_url = "{issuer}"
+client_id = "{id}"
+login_url = "{issuer}/login"
+
+[[route]]
+prefix = "/orders"
+upstream = "{resource}"
+audience = "orders"
+scopes = ["orders:read"]
+dpop = true
+
+[[route]]
+prefix = "/logged/"
+upstream = "{echo_base}"
+audience = "orders"
+scopes = ["orders:read"]
+dpop = true
+"#,
+        issuer = server.base,
+        id = gateway_client.id,
+        resource = resource.base,
+    );
+    let gateway = crate::gateway::GatewayProcess::start(
+        &config,
+        gateway_client.secret.as_deref().unwrap(),
+        &[],
+    );
+    let alice = server.login("alice").await;
+    let through = |path: &str| {
+        resource
+            .http
+            .get(format!("{}{path}", gateway.base))
+            .header(reqwest::header::COOKIE, &alice.cookie)
+            .send()
+    };
+
+    // The resource service verifies the bound token and the gateway's proof,
+    // request after request (a fresh proof each time, the token cached).
+    for _ in 0..3 {
+        let response = through("/orders").await.unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+
+    // What the other upstream received, lifted from its logs.
+    assert_eq!(through("/logged/x").await.unwrap().status(), 200);
+    let (authorization, proof) = seen.lock().unwrap()[0].clone();
+    let token = authorization
+        .strip_prefix("DPoP ")
+        .expect("a bound token goes as DPoP")
+        .to_owned();
+    assert!(payload(&token)["cnf"]["jkt"].is_string());
+    assert!(!proof.is_empty(), "with a proof");
+    let orders = format!("{}/orders", resource.base);
+    // As a bearer token, with the proof that came with it (for another URL), with
+    // that proof again, or with a key of the thief's own: refused every time.
+    let attempt = |scheme: &'static str, proof: Option<String>| {
+        presenting(resource.http.get(&orders), scheme, &token, proof.as_deref()).send()
+    };
+    assert_eq!(
+        refusal(attempt("Bearer", None).await.unwrap()).await.1,
+        "invalid_token"
+    );
+    assert_eq!(
+        refusal(attempt("DPoP", Some(proof.clone())).await.unwrap())
+            .await
+            .1,
+        "invalid_dpop_proof"
+    );
+    let thief = ClientKey::new(Algorithm::ES256);
+    let own = thief.proof_for("GET", &orders, &token, "lifted");
+    assert_eq!(
+        refusal(attempt("DPoP", Some(own)).await.unwrap()).await.1,
+        "invalid_dpop_proof"
+    );
+}
