@@ -33,6 +33,7 @@ fn token_from(
         session: t.parse_optional("session_id", |s| SessionId::parse(s).ok())?,
         roles: t.parse("roles", |r| Roles::from_stored(r).ok())?,
         methods: t.parse_optional("amr", |m| AuthMethods::parse_stored(m).ok())?,
+        dpop_jkt: t.parse_optional("dpop_jkt", |j| Some(j.to_owned()))?,
         issued_at: t.millis("issued_at")?,
         expires_at: t.millis("expires_at")?,
     }))
@@ -61,6 +62,9 @@ impl OpaqueTokenStore for RedisStore {
         }
         if let Some(methods) = token.methods {
             fields.push(("amr", methods.to_stored()));
+        }
+        if let Some(jkt) = token.dpop_jkt {
+            fields.push(("dpop_jkt", jkt));
         }
         self.insert_expiring_hash(
             token_key(&token.hash),

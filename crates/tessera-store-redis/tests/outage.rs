@@ -73,6 +73,7 @@ async fn with_the_append_only_file_sessions_survive_a_restart() {
         session: Some(id),
         roles: Roles::default(),
         methods: None,
+        dpop_jkt: None,
         issued_at: Timestamp::now(),
         expires_at: Timestamp::now().saturating_add(Duration::from_secs(600)),
     };

@@ -437,6 +437,7 @@ async fn layout_races_and_cleanup() {
         session: None,
         roles: Roles::default(),
         methods: None,
+        dpop_jkt: None,
         issued_at: now,
         expires_at: now.saturating_add(Duration::from_secs(300)),
     };

@@ -70,7 +70,7 @@ macro_rules! key_columns {
 macro_rules! token_columns {
     () => {
         "hash, jti, client_id, subject, user_id, scopes, audience, session_id, roles, \
-         issued_at, expires_at, amr"
+         issued_at, expires_at, amr, dpop_jkt"
     };
 }
 

@@ -1588,7 +1588,7 @@ where
         sqlx::query(concat!(
             "INSERT INTO opaque_tokens (",
             token_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ))
         .bind(token.hash.as_bytes().to_vec())
         .bind(token.jti)
@@ -1602,6 +1602,7 @@ where
         .bind(token.issued_at.as_millis())
         .bind(token.expires_at.as_millis())
         .bind(token.methods.map(AuthMethods::to_stored))
+        .bind(token.dpop_jkt)
         .execute(db)
         .await
         .map(drop)

@@ -267,6 +267,7 @@ pub fn opaque_token(row: &impl Columns) -> Result<OpaqueToken, StoreError> {
                     .map_err(|_| StoreError::corrupt("token's authentication methods"))
             })
             .transpose()?,
+        dpop_jkt: row.optional_text("dpop_jkt")?,
         issued_at: row.time("issued_at")?,
         expires_at: row.time("expires_at")?,
     })

@@ -8,3 +8,5 @@ ALTER TABLE refresh_families ADD COLUMN dpop_jkt TEXT;
 -- The key an authorization request bound its code to (`dpop_jkt`, §10): the
 -- code's exchange must come with a proof of that key.
 ALTER TABLE authorization_codes ADD COLUMN dpop_jkt TEXT;
+-- The key an opaque access token is bound to: introspection reports it (`cnf`).
+ALTER TABLE opaque_tokens ADD COLUMN dpop_jkt TEXT;

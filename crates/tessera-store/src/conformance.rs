@@ -695,6 +695,7 @@ async fn opaque_tokens<S: OpaqueTokenStore + SessionStore + RevocationLog>(store
         session: Some(SessionSecret::generate().session_id()),
         roles: Roles::new(vec![Role::Admin]),
         methods: Some(AuthMethods::password().with(AuthMethod::OneTimeCode)),
+        dpop_jkt: Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into()),
         issued_at: now,
         expires_at: now.saturating_add(Duration::from_secs(60)),
     };
@@ -710,6 +711,7 @@ async fn opaque_tokens<S: OpaqueTokenStore + SessionStore + RevocationLog>(store
         user: None,
         session: None,
         methods: None,
+        dpop_jkt: None,
         ..token.clone()
     };
     store

@@ -642,6 +642,9 @@ pub struct OpaqueToken {
     pub roles: Roles,
     /// How the sign-in behind it went (its `amr`); `None` for a client's own.
     pub methods: Option<AuthMethods>,
+    /// The key it is bound to (DPoP, RFC 9449): introspection reports it as
+    /// `cnf.jkt`, and resource servers take the token only with a proof of it.
+    pub dpop_jkt: Option<String>,
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
 }

@@ -136,11 +136,6 @@ impl Clients {
                  TESSERA_TOKENS__HS256_SECRET) first",
             );
         }
-        if spec.dpop_bound_access_tokens && spec.token_format == TokenFormat::Opaque {
-            return invalid(
-                "--dpop required binds JWT access tokens only so far: use --token-format jwt",
-            );
-        }
         let code_flow = checked_code_flow(&grants, spec.code_flow)?;
         let secret = (!spec.public).then(ClientSecret::generate);
         let client = Client {

@@ -154,11 +154,6 @@ impl Grants {
                  (RFC 9449) with every token request",
             ));
         }
-        // Refused before the grant, so that nothing (a code, a refresh token) is
-        // spent for a token that cannot be issued.
-        if jkt.is_some() && client.token_format == tessera_core::TokenFormat::Opaque {
-            return Err(issue_error(IssueError::OpaqueBinding));
-        }
         let granted = match request? {
             GrantRequest::ClientCredentials { scope, target } => {
                 let scopes = granted_scopes(&client.scopes, client.scopes.defaults(), scope)?;
@@ -590,16 +585,10 @@ fn granted_scopes(
 }
 
 fn issue_error(error: IssueError) -> OAuthError {
-    if !matches!(error, IssueError::OpaqueBinding) {
-        tracing::error!(%error, "could not issue a token");
-    }
+    tracing::error!(%error, "could not issue a token");
     match error {
         IssueError::Store(e) => OAuthError::Store(e),
         IssueError::NoKey(_) | IssueError::Sign => OAuthError::NoSigningKey,
-        IssueError::OpaqueBinding => OAuthError::refused(
-            codes::INVALID_DPOP_PROOF,
-            IssueError::OpaqueBinding.to_string(),
-        ),
     }
 }
 

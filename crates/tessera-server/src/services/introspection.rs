@@ -211,8 +211,10 @@ impl Introspection {
                 .methods
                 .map(|m| m.amr().into_iter().map(str::to_owned).collect())
                 .unwrap_or_default(),
-            // Opaque tokens are never bound yet (`IssueError::OpaqueBinding`).
-            cnf: None,
+            cnf: record
+                .dpop_jkt
+                .as_ref()
+                .map(|jkt| tessera_proto::Confirmation { jkt: jkt.clone() }),
             kid: None,
         }
     }

@@ -54,10 +54,6 @@ pub enum IssueError {
     NoKey(Algorithm),
     #[error("signing failed")]
     Sign,
-    /// Binding an opaque token to a DPoP key needs a place in its record that
-    /// the stores do not have yet.
-    #[error("this client's tokens are opaque, and DPoP binds only JWT access tokens so far")]
-    OpaqueBinding,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -123,9 +119,6 @@ impl TokenIssuer {
 
     pub async fn issue(&self, request: &TokenRequest<'_>) -> Result<IssuedToken, IssueError> {
         if request.client.token_format == TokenFormat::Opaque {
-            if request.jkt.is_some() {
-                return Err(IssueError::OpaqueBinding);
-            }
             return self.issue_opaque(request).await;
         }
         self.issue_jwt(request)
@@ -164,6 +157,7 @@ impl TokenIssuer {
                 session,
                 roles,
                 methods,
+                dpop_jkt: request.jkt.map(str::to_owned),
                 issued_at: now,
                 expires_at: now.saturating_add(ttl),
             })

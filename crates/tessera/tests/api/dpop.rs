@@ -249,14 +249,6 @@ async fn the_token_endpoint_refuses_the_proofs_an_attacker_would_send() {
             .status(),
         200
     );
-
-    // Opaque tokens cannot be bound yet: refused, never issued unbound.
-    let opaque = add_client(
-        &server,
-        "opaque",
-        &["--grant", "client_credentials", "--token-format", "opaque"],
-    );
-    refused(with_proofs(&server, &opaque, &[&key.proof(&url, "l")]).await).await;
 }
 
 /// A request that presents `token` in `scheme`, with `proof` when given.
@@ -625,8 +617,7 @@ async fn a_client_registered_with_dpop_required_gets_no_bearer_token() {
     assert_eq!(bound.status(), 200);
     assert_eq!(bound.json::<Value>().await.unwrap()["token_type"], "DPoP");
 
-    // The admin API shows it; opaque tokens cannot be bound, so the two are refused
-    // together.
+    // The CLI's list shows it.
     let listed = server.cli(&["client", "list", "--json"], "");
     let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert!(
@@ -636,25 +627,66 @@ async fn a_client_registered_with_dpop_required_gets_no_bearer_token() {
             .iter()
             .any(|c| c["name"] == "strict" && c["dpop_bound_access_tokens"] == true)
     );
-    let refused = server.cli(
+}
+
+#[tokio::test]
+async fn an_opaque_token_is_bound_too_and_its_binding_comes_from_introspection() {
+    let server = TestServer::start().await;
+    let resource = crate::verifier::Resource::start(&server, |b| b).await;
+    let app = add_client(
+        &server,
+        "opaque-app",
         &[
-            "client",
-            "add",
-            "opaque-strict",
             "--grant",
             "client_credentials",
-            "--dpop",
-            "required",
+            "--audience",
+            "orders",
+            "--scope",
+            "orders:read",
             "--token-format",
             "opaque",
         ],
-        "",
     );
-    assert!(!refused.status.success());
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("--token-format jwt"),
-        "{}",
-        String::from_utf8_lossy(&refused.stderr)
+    let key = ClientKey::new(Algorithm::EdDSA);
+    let token = bound_token(&server, &app, "orders:read", &key, "opaque").await;
+    assert!(token.starts_with("tat_"), "{token}");
+
+    // Introspection says what it is bound to.
+    let reader = add_client(
+        &server,
+        "reader",
+        &["--grant", "client_credentials", "--scope", "introspect"],
+    );
+    let described = crate::tokens::introspect(&server, &reader, &token).await;
+    assert_eq!(described["token_type"], "DPoP");
+    assert_eq!(described["cnf"]["jkt"], key.thumbprint());
+
+    // The resource service introspects it and holds it to the same rule.
+    let url = format!("{}/orders", resource.base);
+    let orders = |scheme: &'static str, proof: Option<String>| {
+        presenting(resource.http.get(&url), scheme, &token, proof.as_deref()).send()
+    };
+    assert_eq!(
+        orders("DPoP", Some(key.proof_for("GET", &url, &token, "1")))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        refusal(orders("Bearer", None).await.unwrap()).await.1,
+        "invalid_token"
+    );
+    let thief = ClientKey::new(Algorithm::EdDSA);
+    assert_eq!(
+        refusal(
+            orders("DPoP", Some(thief.proof_for("GET", &url, &token, "2")))
+                .await
+                .unwrap()
+        )
+        .await
+        .1,
+        "invalid_dpop_proof"
     );
 }
 
