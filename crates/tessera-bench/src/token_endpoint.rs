@@ -35,6 +35,10 @@ pub struct Args {
     connections: usize,
     #[arg(long, default_value_t = 2)]
     rounds: usize,
+    /// The proofs' algorithm: ES256 (what browsers' WebCrypto and most clients
+    /// use) or EdDSA.
+    #[arg(long, default_value = "ES256")]
+    proof_alg: String,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -52,8 +56,8 @@ struct Prover {
 }
 
 impl Prover {
-    fn new() -> anyhow::Result<Self> {
-        let key = SigningKey::from_pkcs8(Algorithm::ES256, &generate(Algorithm::ES256)?)?;
+    fn new(algorithm: Algorithm) -> anyhow::Result<Self> {
+        let key = SigningKey::from_pkcs8(algorithm, &generate(algorithm)?)?;
         let full = serde_json::to_value(key.public_jwk())?;
         let mut jwk = serde_json::Map::new();
         for member in ["kty", "crv", "x", "y"] {
@@ -61,7 +65,7 @@ impl Prover {
                 jwk.insert(member.to_owned(), value.clone());
             }
         }
-        let header = serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk})
+        let header = serde_json::json!({"typ": "dpop+jwt", "alg": algorithm.as_str(), "jwk": jwk})
             .to_string()
             .into_bytes();
         Ok(Self {
@@ -210,7 +214,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             encode(&args.client_secret)
         ))
     );
-    let prover = Arc::new(Prover::new().context("a client key")?);
+    let algorithm = match args.proof_alg.as_str() {
+        "ES256" => Algorithm::ES256,
+        "EdDSA" => Algorithm::EdDSA,
+        other => anyhow::bail!("--proof-alg {other}: ES256 or EdDSA"),
+    };
+    let prover = Arc::new(Prover::new(algorithm).context("a client key")?);
     let mut rates: [(&str, Vec<f64>); 3] = [
         ("hello", Vec::new()),
         ("bearer", Vec::new()),
