@@ -277,9 +277,21 @@ async fn measure(shared: &Arc<Shared>, phase: Phase) -> anyhow::Result<f64> {
             anyhow::Ok(())
         }));
     }
-    let started = Instant::now();
     // The exchange phase ends early when the codes run out.
-    while started.elapsed() < Duration::from_secs(args.seconds) {
+    timed(tasks, &stop, &done, args.seconds).await
+}
+
+/// Lets `tasks` (one a connection, each counting in `done` and stopping when
+/// `stop` is set) run for `seconds`, or until all of them ended on their own
+/// (their work ran out): requests per second.
+pub(crate) async fn timed(
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    stop: &AtomicBool,
+    done: &AtomicU64,
+    seconds: u64,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(seconds) {
         tokio::time::sleep(Duration::from_millis(50)).await;
         if tasks.iter().all(|t| t.is_finished()) {
             break;

@@ -9,13 +9,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use tessera_keys::{Algorithm, SigningKey, generate};
 use tokio::sync::Mutex;
 
-use crate::code_flow::{Connection, split};
+use crate::code_flow::{Connection, split, timed};
 
 #[derive(clap::Args, Clone)]
 pub struct Args {
@@ -187,19 +187,7 @@ async fn measure(
             anyhow::Ok(())
         }));
     }
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(args.seconds) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if tasks.iter().all(|t| t.is_finished()) {
-            break;
-        }
-    }
-    stop.store(true, Ordering::Relaxed);
-    let elapsed = started.elapsed().as_secs_f64();
-    for task in tasks {
-        task.await??;
-    }
-    Ok(done.load(Ordering::Relaxed) as f64 / elapsed)
+    timed(tasks, &stop, &done, args.seconds).await
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {

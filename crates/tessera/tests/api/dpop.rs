@@ -251,6 +251,34 @@ async fn the_token_endpoint_refuses_the_proofs_an_attacker_would_send() {
     );
 }
 
+/// A client of the orders service (client credentials, audience `orders`, scope
+/// `orders:read`), with `extra` options.
+fn orders_app(server: &TestServer, name: &str, extra: &[&str]) -> Registered {
+    let mut args = vec![
+        "--grant",
+        "client_credentials",
+        "--audience",
+        "orders",
+        "--scope",
+        "orders:read",
+    ];
+    args.extend_from_slice(extra);
+    add_client(server, name, &args)
+}
+
+/// What introspection says of `token`, asked by a client with the `introspect`
+/// scope.
+async fn introspected(server: &TestServer, token: &str) -> Value {
+    static READERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = READERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let reader = add_client(
+        server,
+        &format!("reader-{n}"),
+        &["--grant", "client_credentials", "--scope", "introspect"],
+    );
+    crate::tokens::introspect(server, &reader, token).await
+}
+
 /// A request that presents `token` in `scheme`, with `proof` when given.
 fn presenting(
     request: reqwest::RequestBuilder,
@@ -399,12 +427,7 @@ async fn a_bound_token_is_good_at_userinfo_only_with_a_fresh_proof_of_its_key() 
     }
 
     // Introspection reports the binding, for the resource server to check.
-    let reader = add_client(
-        &server,
-        "reader",
-        &["--grant", "client_credentials", "--scope", "introspect"],
-    );
-    let described = crate::tokens::introspect(&server, &reader, &token).await;
+    let described = introspected(&server, &token).await;
     assert_eq!(described["active"], true);
     assert_eq!(described["token_type"], "DPoP");
     assert_eq!(described["cnf"]["jkt"], key.thumbprint());
@@ -414,18 +437,7 @@ async fn a_bound_token_is_good_at_userinfo_only_with_a_fresh_proof_of_its_key() 
 async fn a_bound_token_is_good_at_a_resource_service_and_at_tessera_only_with_its_key() {
     let server = TestServer::start().await;
     let resource = crate::verifier::Resource::start(&server, |b| b).await;
-    let app = add_client(
-        &server,
-        "orders-app",
-        &[
-            "--grant",
-            "client_credentials",
-            "--audience",
-            "orders",
-            "--scope",
-            "orders:read",
-        ],
-    );
+    let app = orders_app(&server, "orders-app", &[]);
     let key = ClientKey::new(Algorithm::EdDSA);
     let token = bound_token(&server, &app, "orders:read", &key, "orders").await;
     let url = format!("{}/orders", resource.base);
@@ -633,31 +645,13 @@ async fn a_client_registered_with_dpop_required_gets_no_bearer_token() {
 async fn an_opaque_token_is_bound_too_and_its_binding_comes_from_introspection() {
     let server = TestServer::start().await;
     let resource = crate::verifier::Resource::start(&server, |b| b).await;
-    let app = add_client(
-        &server,
-        "opaque-app",
-        &[
-            "--grant",
-            "client_credentials",
-            "--audience",
-            "orders",
-            "--scope",
-            "orders:read",
-            "--token-format",
-            "opaque",
-        ],
-    );
+    let app = orders_app(&server, "opaque-app", &["--token-format", "opaque"]);
     let key = ClientKey::new(Algorithm::EdDSA);
     let token = bound_token(&server, &app, "orders:read", &key, "opaque").await;
     assert!(token.starts_with("tat_"), "{token}");
 
     // Introspection says what it is bound to.
-    let reader = add_client(
-        &server,
-        "reader",
-        &["--grant", "client_credentials", "--scope", "introspect"],
-    );
-    let described = crate::tokens::introspect(&server, &reader, &token).await;
+    let described = introspected(&server, &token).await;
     assert_eq!(described["token_type"], "DPoP");
     assert_eq!(described["cnf"]["jkt"], key.thumbprint());
 
@@ -832,20 +826,7 @@ async fn a_third_party_dpop_client_gets_and_uses_bound_tokens_at_the_resource_se
     // With server nonces on, so the library's nonce handling is exercised too.
     let server = TestServer::start_with(&[("TESSERA_TOKENS__DPOP_NONCE", "true")]).await;
     let resource = crate::verifier::Resource::start(&server, |b| b).await;
-    let app = add_client(
-        &server,
-        "node-app",
-        &[
-            "--grant",
-            "client_credentials",
-            "--audience",
-            "orders",
-            "--scope",
-            "orders:read",
-            "--dpop",
-            "required",
-        ],
-    );
+    let app = orders_app(&server, "node-app", &["--dpop", "required"]);
     let orders = format!("{}/orders", resource.base);
     let out = tokio::process::Command::new("node")
         .arg(format!("{dir}/dpop_client.mjs"))
