@@ -126,6 +126,17 @@ pub async fn authenticate(
     target: &Target<'_>,
     headers: &HeaderMap,
 ) -> Result<AccessClaims, Rejection> {
+    authenticate_in_scheme(verifier, target, headers)
+        .await
+        .map(|(claims, _)| claims)
+}
+
+/// [`authenticate`], with the scheme the token came in.
+async fn authenticate_in_scheme(
+    verifier: &RemoteVerifier,
+    target: &Target<'_>,
+    headers: &HeaderMap,
+) -> Result<(AccessClaims, Scheme), Rejection> {
     let realm = verifier.realm();
     let presented = presented_of(headers, verifier.token_source())
         .map_err(|description| Rejection::malformed(realm, description))?
@@ -137,6 +148,7 @@ pub async fn authenticate(
     verifier
         .verify_request(&presented, target.method, &url)
         .await
+        .map(|claims| (claims, presented.scheme))
         .map_err(|error| Rejection::refused(realm, presented.scheme, &error))
 }
 
@@ -337,11 +349,17 @@ where
         let requirement = self.requirement.clone();
         Box::pin(async move {
             let target = Target::of(request.method(), request.uri(), request.extensions());
-            let claims = match authenticate(&verifier, &target, request.headers()).await {
-                Ok(claims) => claims,
-                Err(rejection) => return Ok(rejection.into_response()),
-            };
+            let (claims, scheme) =
+                match authenticate_in_scheme(&verifier, &target, request.headers()).await {
+                    Ok(authenticated) => authenticated,
+                    Err(rejection) => return Ok(rejection.into_response()),
+                };
             if let Err(rejection) = requirement.check(verifier.realm(), &claims) {
+                // A client that sent a bound token is answered in its scheme.
+                let rejection = match scheme {
+                    Scheme::Dpop => rejection.in_dpop_scheme(),
+                    Scheme::Bearer => rejection,
+                };
                 return Ok(rejection.into_response());
             }
             request

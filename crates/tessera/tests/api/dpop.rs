@@ -474,6 +474,18 @@ async fn a_bound_token_is_good_at_a_resource_service_and_at_tessera_only_with_it
             "invalid_dpop_proof"
         );
     }
+    // A route the token is not enough for answers in the scheme it came in.
+    let report = format!("{}/admin/report", resource.base);
+    let proof = key.proof_for("GET", &report, &token, "report");
+    let (status, code, challenge) = refusal(
+        presenting(resource.http.get(&report), "DPoP", &token, Some(&proof))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (403, "insufficient_scope"));
+    assert!(challenge.starts_with("DPoP algs="), "{challenge}");
     // An unbound token presented as DPoP is refused, so a client that asked for
     // binding learns it did not get it.
     let unbound: Value = with_proofs(&server, &app, &[]).await.json().await.unwrap();
