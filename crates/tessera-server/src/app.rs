@@ -330,17 +330,6 @@ pub async fn serve(
         core.stores.set.opaque.clone(),
         core.stores.set.log.clone(),
     ));
-    let authorization = Arc::new(services::authorize::Authorization::new(
-        issuer.clone(),
-        core.clients.clone(),
-        core.sessions.clone(),
-        core.accounts.clone(),
-        core.stores.set.codes.clone(),
-        config.tokens.code_lifetime,
-        core.audit.clone(),
-        core.stores.set.refresh.clone(),
-        core.stores.set.backchannel.clone(),
-    ));
     // Shared when more than one instance may serve: Redis or PostgreSQL.
     let shared_proofs = matches!(
         crate::stores::DatabaseLocation::of(&config)?,
@@ -355,6 +344,18 @@ pub async fn serve(
         &config.public_url(),
         shared_proofs.then(|| core.stores.set.ceremonies.clone()),
         nonce_key,
+    ));
+    let authorization = Arc::new(services::authorize::Authorization::new(
+        issuer.clone(),
+        core.clients.clone(),
+        core.sessions.clone(),
+        core.accounts.clone(),
+        core.stores.set.codes.clone(),
+        config.tokens.code_lifetime,
+        core.audit.clone(),
+        core.stores.set.refresh.clone(),
+        core.stores.set.backchannel.clone(),
+        dpop.clone(),
     ));
     let state = AppState::new(Services {
         end_session: Arc::new(services::end_session::EndSession::new(

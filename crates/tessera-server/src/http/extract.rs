@@ -705,6 +705,25 @@ impl<T: DeserializeOwned> FromRequest<AppState> for AdminInput<T> {
     }
 }
 
+/// The request's `DPoP` proof: at most one header (RFC 9449 §4.3 item 1).
+pub fn dpop_proof(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let mut proofs = headers.get_all(DPOP_HEADER).iter();
+    let (Some(proof), None) = (proofs.next(), proofs.next()) else {
+        return if headers.contains_key(DPOP_HEADER) {
+            Err(ApiError::oauth(
+                codes::INVALID_DPOP_PROOF,
+                "send one DPoP header, not several",
+            ))
+        } else {
+            Ok(None)
+        };
+    };
+    proof
+        .to_str()
+        .map(Some)
+        .map_err(|_| ApiError::oauth(codes::INVALID_DPOP_PROOF, "the DPoP header is not text"))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

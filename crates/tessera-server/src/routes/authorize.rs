@@ -20,7 +20,7 @@ use tessera_proto::scope::oidc;
 use crate::http::EdgePolicy;
 use crate::http::cookie::Cookies;
 use crate::http::error::ApiError;
-use crate::http::extract::{Input, OAuthRequest, check_origin};
+use crate::http::extract::{Input, OAuthRequest, check_origin, dpop_proof};
 use crate::routes::html::{carried, csp_source, page, see_other};
 use crate::services::authorize::{
     Authorization, AuthorizeError, AuthorizeParams, ConsentPrompt, Decision, Step,
@@ -204,17 +204,28 @@ fn error_page(status: StatusCode, why: &str) -> Response {
 /// endpoint's kind of error.
 pub async fn push(
     State(authorization): State<Arc<Authorization>>,
+    headers: http::HeaderMap,
     request: Result<OAuthRequest, ApiError>,
 ) -> Response {
     let answer = async {
         let request = request?;
-        let pushed = authorization.push(&request.client, request.params).await?;
+        let proof = dpop_proof(&headers)?;
+        let pushed = authorization
+            .push(&request.client, request.params, proof)
+            .await?;
         Ok::<_, ApiError>((StatusCode::CREATED, Json(pushed)).into_response())
     };
     let mut response = match answer.await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     };
+    if let Some(nonce) = authorization.dpop_nonce()
+        && let Ok(value) = http::HeaderValue::from_str(&nonce)
+    {
+        response
+            .headers_mut()
+            .insert(tessera_proto::token_type::DPOP_NONCE_HEADER, value);
+    }
     response.headers_mut().insert(
         http::header::CACHE_CONTROL,
         http::HeaderValue::from_static("no-store"),

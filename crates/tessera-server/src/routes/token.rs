@@ -14,11 +14,11 @@ use tessera_core::{GrantType, Scopes, SessionSecret};
 use tessera_proto::TokenResponse;
 use tessera_proto::error as codes;
 use tessera_proto::token_type::{
-    ACCESS_TOKEN_TYPE, BEARER, DPOP, DPOP_HEADER, DPOP_NONCE_HEADER, SESSION_TOKEN_TYPE,
+    ACCESS_TOKEN_TYPE, BEARER, DPOP, DPOP_NONCE_HEADER, SESSION_TOKEN_TYPE,
 };
 
 use crate::http::error::ApiError;
-use crate::http::extract::{ClientInfo, OAuthRequest, credentials};
+use crate::http::extract::{ClientInfo, OAuthRequest, credentials, dpop_proof};
 use crate::services::codes::CodeExchange;
 use crate::services::grants::{GrantRequest, Granted, Grants};
 use crate::services::oauth::OAuthError;
@@ -167,23 +167,4 @@ fn exchanged_session(request: &OAuthRequest) -> Result<SessionSecret, OAuthError
     }
     SessionSecret::parse(token)
         .ok_or_else(|| OAuthError::invalid_grant("the subject token is not a session"))
-}
-
-/// The request's `DPoP` proof: at most one header (RFC 9449 §4.3 item 1).
-fn dpop_proof(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
-    let mut proofs = headers.get_all(DPOP_HEADER).iter();
-    let (Some(proof), None) = (proofs.next(), proofs.next()) else {
-        return if headers.contains_key(DPOP_HEADER) {
-            Err(ApiError::oauth(
-                codes::INVALID_DPOP_PROOF,
-                "send one DPoP header, not several",
-            ))
-        } else {
-            Ok(None)
-        };
-    };
-    proof
-        .to_str()
-        .map(Some)
-        .map_err(|_| ApiError::oauth(codes::INVALID_DPOP_PROOF, "the DPoP header is not text"))
 }

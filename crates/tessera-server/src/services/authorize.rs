@@ -32,6 +32,7 @@ use url::Url;
 use crate::services::accounts::Accounts;
 use crate::services::audit::{Audit, event};
 use crate::services::clients::{Clients, PresentedClient};
+use crate::services::dpop::DpopProofs;
 use crate::services::oauth::{OAuthError, authenticate};
 use crate::services::sessions::{ActiveSession, SessionService};
 
@@ -211,6 +212,8 @@ pub struct Authorization {
     audit: Arc<Audit>,
     refresh: Arc<dyn RefreshStore>,
     backchannel: Arc<dyn BackchannelStore>,
+    /// A pushed request's DPoP proof (RFC 9449 §10.1).
+    dpop: Arc<DpopProofs>,
 }
 
 impl Authorization {
@@ -225,8 +228,10 @@ impl Authorization {
         audit: Arc<Audit>,
         refresh: Arc<dyn RefreshStore>,
         backchannel: Arc<dyn BackchannelStore>,
+        dpop: Arc<DpopProofs>,
     ) -> Self {
         Self {
+            dpop,
             issuer,
             clients,
             sessions,
@@ -482,12 +487,34 @@ impl Authorization {
     /// `POST /oauth2/par` (RFC 9126): checks the request as the authorization
     /// endpoint would, for the authenticated client, and keeps it under a new
     /// `request_uri`. Refusals are the endpoint's JSON errors, never redirects.
+    /// The DPoP nonce pushed-request answers carry, when the server asks for
+    /// nonces (its proofs need one as the token endpoint's do).
+    pub fn dpop_nonce(&self) -> Option<String> {
+        self.dpop.nonce()
+    }
+
+    /// `proof`: a `DPoP` header, which binds the code to its key as `dpop_jkt`
+    /// would (RFC 9449 §10.1); with both, they must name the same key.
     pub async fn push(
         &self,
         presented: &PresentedClient,
         mut sent: std::collections::HashMap<String, String>,
+        proof: Option<&str>,
     ) -> Result<Pushed, OAuthError> {
         let client = authenticate(&self.clients, presented).await?;
+        if let Some(jkt) = self.dpop.bind_pushed(proof).await? {
+            match sent.get("dpop_jkt") {
+                Some(asked) if *asked != jkt => {
+                    return Err(OAuthError::refused(
+                        tessera_proto::error::INVALID_DPOP_PROOF,
+                        "dpop_jkt names another key than the DPoP proof's",
+                    ));
+                }
+                _ => {
+                    sent.insert("dpop_jkt".to_owned(), jkt);
+                }
+            }
+        }
         sent.remove("client_secret");
         if sent.contains_key("request_uri") {
             return Err(OAuthError::invalid_request(

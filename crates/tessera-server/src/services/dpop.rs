@@ -168,13 +168,25 @@ impl DpopProofs {
     /// The key a token request's `DPoP` proof binds its tokens to; `None`
     /// without a proof.
     pub async fn bind(&self, proof: Option<&str>) -> Result<Option<String>, OAuthError> {
+        self.key_of(proof, &self.token_url).await
+    }
+
+    /// The key a pushed authorization request's `DPoP` proof binds its code to
+    /// (RFC 9449 §10.1); `None` without a proof.
+    pub async fn bind_pushed(&self, proof: Option<&str>) -> Result<Option<String>, OAuthError> {
+        let url = format!("{}/oauth2/par", self.public_url);
+        self.key_of(proof, &url).await
+    }
+
+    /// The key of a proof for a `POST` to `url` (nonce and replay checked).
+    async fn key_of(&self, proof: Option<&str>, url: &str) -> Result<Option<String>, OAuthError> {
         let Some(proof) = proof else {
             return Ok(None);
         };
         let now = Self::now();
         let verified = self
             .checker
-            .verify(proof, "POST", &self.token_url, None, None, now)
+            .verify(proof, "POST", url, None, None, now)
             .map_err(refused)?;
         if let Some(nonces) = &self.nonces
             && !verified

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use tessera_keys::{Algorithm, SigningKey, generate};
 
 use crate::harness::*;
-use crate::tokens::{Registered, add_client, token_request};
+use crate::tokens::{Registered, add_client, token_request, token_request_to};
 
 struct ClientKey {
     key: SigningKey,
@@ -1066,4 +1066,136 @@ dpop = true
         refusal(attempt("DPoP", Some(own)).await.unwrap()).await.1,
         "invalid_dpop_proof"
     );
+}
+
+#[tokio::test]
+async fn a_dpop_proof_on_a_pushed_request_binds_its_code() {
+    use crate::code_flow::REDIRECT;
+
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    let app = add_client(
+        &server,
+        "pushing",
+        &[
+            "--grant",
+            "authorization_code",
+            "--redirect-uri",
+            REDIRECT,
+            "--scope",
+            "read",
+            "--first-party",
+        ],
+    );
+    let browser = server.login("alice").await;
+    let key = ClientKey::new(Algorithm::ES256);
+    let par_url = server.url("/oauth2/par");
+    let token_url = server.url("/oauth2/token");
+    let verifier = "pushed-verifier-0123456789-0123456789-0123456789";
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let push = |proof: String, dpop_jkt: Option<String>| {
+        let mut form = vec![
+            ("response_type", "code".to_owned()),
+            ("redirect_uri", REDIRECT.to_owned()),
+            ("scope", "openid".to_owned()),
+            ("state", "s".to_owned()),
+            ("code_challenge", challenge.clone()),
+            ("code_challenge_method", "S256".to_owned()),
+        ];
+        form.extend(dpop_jkt.map(|jkt| ("dpop_jkt", jkt)));
+        token_request_to(&server, "/oauth2/par")
+            .basic_auth(&app.id, app.secret.as_deref())
+            .header("DPoP", proof)
+            .form(&form)
+            .send()
+    };
+    let code_of = |request_uri: String| {
+        let url = format!(
+            "{}?client_id={}&request_uri={}",
+            server.url("/oauth2/authorize"),
+            app.id,
+            url::form_urlencoded::byte_serialize(request_uri.as_bytes()).collect::<String>()
+        );
+        let request = server
+            .client
+            .get(url)
+            .header(reqwest::header::COOKIE, &browser.cookie)
+            .send();
+        async move {
+            let response = request.await.unwrap();
+            let to = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+            to.query_pairs()
+                .find(|(k, _)| k == "code")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_else(|| panic!("no code in {to}"))
+        }
+    };
+    let exchange = |code: String, proof: Option<String>| {
+        let mut request = token_request(&server)
+            .basic_auth(&app.id, app.secret.as_deref())
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", verifier),
+            ]);
+        if let Some(proof) = proof {
+            request = request.header("DPoP", proof);
+        }
+        async move { request.send().await.unwrap() }
+    };
+
+    // Pushed with a proof: the code is bound to its key.
+    for (attempt, proof) in [
+        ("without the key", None),
+        (
+            "with another",
+            Some(ClientKey::new(Algorithm::ES256).proof(&token_url, "x")),
+        ),
+    ] {
+        let pushed = push(key.proof(&par_url, &format!("push-{attempt}")), None)
+            .await
+            .unwrap();
+        assert_eq!(pushed.status(), 201);
+        let request_uri = pushed.json::<Value>().await.unwrap()["request_uri"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let code = code_of(request_uri).await;
+        assert_eq!(
+            error_of(exchange(code, proof).await).await,
+            (400, "invalid_dpop_proof".to_owned()),
+            "{attempt}"
+        );
+    }
+    let pushed = push(key.proof(&par_url, "push-ok"), None).await.unwrap();
+    let request_uri = pushed.json::<Value>().await.unwrap()["request_uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = code_of(request_uri).await;
+    let exchanged = exchange(code, Some(key.proof(&token_url, "exchange"))).await;
+    assert_eq!(exchanged.status(), 200);
+    let body: Value = exchanged.json().await.unwrap();
+    assert_eq!(
+        payload(body["access_token"].as_str().unwrap())["cnf"]["jkt"],
+        key.thumbprint()
+    );
+
+    // A dpop_jkt naming another key than the proof's, or a proof for another URL.
+    let other = ClientKey::new(Algorithm::ES256).thumbprint();
+    let (status, code) = error_of(
+        push(key.proof(&par_url, "mismatch"), Some(other))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (400, "invalid_dpop_proof"));
+    let (status, code) = error_of(
+        push(key.proof(&token_url, "wrong-url"), None)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (400, "invalid_dpop_proof"));
 }
