@@ -159,25 +159,19 @@ pub fn presented_of<'a>(
     headers: &'a HeaderMap,
     source: &TokenSource,
 ) -> Result<Option<Presented<'a>>, &'static str> {
-    if !source.no_header {
-        let mut values = headers.get_all(header::AUTHORIZATION).iter();
-        if let Some(value) = values.next() {
-            if values.next().is_some() {
-                return Err("send one Authorization header");
-            }
-            let value = value
-                .to_str()
-                .map_err(|_| "the Authorization header must be: Bearer <token> or DPoP <token>")?;
-            let mut proofs = Vec::new();
-            for proof in headers.get_all(DPOP_HEADER) {
-                proofs.push(
-                    proof
-                        .to_str()
-                        .map_err(|_| "the DPoP header must be a compact JWS")?,
-                );
-            }
-            return Presented::parse(value, proofs.into_iter()).map(Some);
-        }
+    if !source.no_header
+        && let Some(presented) = Presented::from_headers(
+            headers
+                .get_all(header::AUTHORIZATION)
+                .iter()
+                .map(HeaderValue::as_bytes),
+            headers
+                .get_all(DPOP_HEADER)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        )?
+    {
+        return Ok(Some(presented));
     }
     if let Some(name) = &source.cookie {
         return Ok(cookie_value(headers, name).map(Presented::bearer));

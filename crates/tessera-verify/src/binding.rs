@@ -45,14 +45,34 @@ impl<'a> Presented<'a> {
         }
     }
 
+    /// A request's credentials from the values of its `Authorization` and `DPoP`
+    /// headers, as sent: `Ok(None)` without an `Authorization` header. More than
+    /// one of either (§4.3 item 1) is refused, and so is a value that is not
+    /// header text (visible ASCII). The refusal says what to send instead.
+    pub fn from_headers(
+        mut authorization: impl Iterator<Item = &'a [u8]>,
+        mut proofs: impl Iterator<Item = &'a [u8]>,
+    ) -> Result<Option<Self>, &'static str> {
+        let Some(value) = authorization.next() else {
+            return Ok(None);
+        };
+        if authorization.next().is_some() {
+            return Err("send one Authorization header");
+        }
+        let value = header_text(value).ok_or(SHAPE)?;
+        let proof = proofs
+            .next()
+            .map(|proof| header_text(proof).ok_or("the DPoP header must be a compact JWS"))
+            .transpose()?;
+        if proofs.next().is_some() {
+            return Err("send one DPoP header");
+        }
+        Self::parse(value, proof).map(Some)
+    }
+
     /// `Authorization: Bearer <token>` or `DPoP <token>` (the scheme in any case),
-    /// with the values of the request's `DPoP` headers, of which there may be at
-    /// most one (§4.3 item 1). The refusal says what to send instead.
-    pub fn parse(
-        authorization: &'a str,
-        mut proofs: impl Iterator<Item = &'a str>,
-    ) -> Result<Self, &'static str> {
-        const SHAPE: &str = "the Authorization header must be: Bearer <token> or DPoP <token>";
+    /// with the `DPoP` header's value.
+    pub fn parse(authorization: &'a str, proof: Option<&'a str>) -> Result<Self, &'static str> {
         let (scheme, token) = authorization.split_once(' ').ok_or(SHAPE)?;
         let token = token.trim_matches(' ');
         if token.is_empty() || token.contains(' ') {
@@ -65,16 +85,24 @@ impl<'a> Presented<'a> {
         } else {
             return Err(SHAPE);
         };
-        let proof = proofs.next();
-        if proofs.next().is_some() {
-            return Err("send one DPoP header");
-        }
         Ok(Self {
             scheme,
             token,
             proof,
         })
     }
+}
+
+const SHAPE: &str = "the Authorization header must be: Bearer <token> or DPoP <token>";
+
+/// `bytes` as text, if they are what a header may hold as such: visible ASCII,
+/// spaces and tabs (as `http`'s `HeaderValue::to_str` reads them).
+fn header_text(bytes: &[u8]) -> Option<&str> {
+    bytes
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+        .then(|| std::str::from_utf8(bytes).ok())
+        .flatten()
 }
 
 /// How old a proof may be at a resource server, and how far ahead its clock.
@@ -204,5 +232,44 @@ impl ProofChecker {
             return Err(VerifyError::Proof(DpopError::WrongKey));
         }
         Ok(Some(verified))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read<'a>(
+        authorization: &[&'a [u8]],
+        proofs: &[&'a [u8]],
+    ) -> Result<Option<Presented<'a>>, &'static str> {
+        Presented::from_headers(authorization.iter().copied(), proofs.iter().copied())
+    }
+
+    #[test]
+    fn credentials_are_one_authorization_and_at_most_one_proof() {
+        assert_eq!(read(&[], &[b"a.b.c"]), Ok(None));
+        assert_eq!(
+            read(&[b"dpop  t "], &[b"a.b.c"]),
+            Ok(Some(Presented {
+                scheme: Scheme::Dpop,
+                token: "t",
+                proof: Some("a.b.c"),
+            }))
+        );
+        for (authorization, proofs) in [
+            (&[&b"Bearer a"[..], b"Bearer b"][..], &[][..]),
+            (&[&b"DPoP t"[..]][..], &[&b"a.b.c"[..], b"d.e.f"][..]),
+            (&[&b"Bearer t\xc3\xa9"[..]][..], &[][..]),
+            (&[&b"Bearer t\n"[..]][..], &[][..]),
+            (&[&b"DPoP t"[..]][..], &[&b"a.b.\xff"[..]][..]),
+            (&[&b"Basic dXNlcjpwYXNz"[..]][..], &[][..]),
+            (&[&b"Bearer a b"[..]][..], &[][..]),
+        ] {
+            assert!(
+                read(authorization, proofs).is_err(),
+                "{authorization:?} {proofs:?}"
+            );
+        }
     }
 }

@@ -7,7 +7,7 @@ use tessera_proto::error as codes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use tessera_core::{ClientId, Password, Role, UserId, Username};
@@ -243,30 +243,28 @@ pub const BEARER_SCOPE: &str = r#"Bearer realm="tessera", error="insufficient_sc
 /// The access token of a request's `Authorization` header (`Bearer` or `DPoP`)
 /// and its `DPoP` proof, or the RFC 6750 answer to a request without one.
 pub fn presented(headers: &HeaderMap) -> Result<Presented<'_>, ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(ApiError::new(
+    Presented::from_headers(
+        headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .map(HeaderValue::as_bytes),
+        headers
+            .get_all(DPOP_HEADER)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    )
+    .map_err(|why| {
+        ApiError::new(StatusCode::UNAUTHORIZED, codes::INVALID_REQUEST, why)
+            .challenge(BEARER_INVALID)
+    })?
+    .ok_or_else(|| {
+        ApiError::new(
             StatusCode::UNAUTHORIZED,
             codes::INVALID_REQUEST,
             "send an access token: Authorization: Bearer <token>",
         )
-        .challenge(BEARER_MISSING));
-    };
-    let shape = |why: &'static str| {
-        ApiError::new(StatusCode::UNAUTHORIZED, codes::INVALID_REQUEST, why)
-            .challenge(BEARER_INVALID)
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| shape("the Authorization header must be: Bearer <token> or DPoP <token>"))?;
-    let mut proofs = Vec::new();
-    for proof in headers.get_all(DPOP_HEADER) {
-        proofs.push(
-            proof
-                .to_str()
-                .map_err(|_| shape("the DPoP header must be a compact JWS"))?,
-        );
-    }
-    Presented::parse(value, proofs.into_iter()).map_err(shape)
+        .challenge(BEARER_MISSING)
+    })
 }
 
 /// The answer to a token (or its proof) refused, in the scheme it came in

@@ -34,7 +34,7 @@ fn rand_bytes() -> [u8; 32] {
 }
 
 /// An app registered for the code flow, confidential unless `extra` says `--public`.
-fn app(server: &TestServer, name: &str, extra: &[&str]) -> Registered {
+pub(crate) fn app(server: &TestServer, name: &str, extra: &[&str]) -> Registered {
     let mut args = vec![
         "--grant",
         "authorization_code,refresh_token",
@@ -184,6 +184,21 @@ async fn exchange(
     verifier: Option<&str>,
     redirect: &str,
 ) -> Response {
+    exchange_request(server, client, code, verifier, redirect)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The token request that exchanges `code` as `client` authenticates (a public
+/// client by its id), for the caller to send (with headers of its own).
+pub(crate) fn exchange_request(
+    server: &TestServer,
+    client: &Registered,
+    code: &str,
+    verifier: Option<&str>,
+    redirect: &str,
+) -> reqwest::RequestBuilder {
     let mut form = vec![
         ("grant_type", "authorization_code"),
         ("code", code),
@@ -200,7 +215,7 @@ async fn exchange(
             request
         }
     };
-    request.form(&form).send().await.unwrap()
+    request.form(&form)
 }
 
 pub(crate) async fn tokens(

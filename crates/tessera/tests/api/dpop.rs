@@ -304,6 +304,30 @@ async fn refusal(response: Response) -> (u16, String, String) {
     (status, code, challenge)
 }
 
+/// `code` exchanged by `app` (PKCE `verifier`), with `proof` in `DPoP` when given.
+async fn exchange_code(
+    server: &TestServer,
+    app: &Registered,
+    code: &str,
+    verifier: &str,
+    proof: Option<String>,
+) -> Response {
+    let request = crate::code_flow::exchange_request(
+        server,
+        app,
+        code,
+        Some(verifier),
+        crate::code_flow::REDIRECT,
+    );
+    match proof {
+        Some(proof) => request.header("DPoP", proof),
+        None => request,
+    }
+    .send()
+    .await
+    .unwrap()
+}
+
 /// A bound token for `client` (client credentials, `scope`), made with a proof
 /// of `key`.
 async fn bound_token(
@@ -328,40 +352,17 @@ async fn bound_token(
 
 #[tokio::test]
 async fn a_bound_token_is_good_at_userinfo_only_with_a_fresh_proof_of_its_key() {
-    use crate::code_flow::{REDIRECT, Request, code_for};
+    use crate::code_flow::{Request, code_for};
 
     let server = TestServer::start().await;
     server.add_user("alice", &[]);
-    let portal = add_client(
-        &server,
-        "portal",
-        &[
-            "--grant",
-            "authorization_code",
-            "--redirect-uri",
-            REDIRECT,
-            "--scope",
-            "read",
-            "--first-party",
-            "--public",
-        ],
-    );
+    let portal = crate::code_flow::app(&server, "portal", &["--first-party", "--public"]);
     let browser = server.login("alice").await;
     let request = Request::new(&portal);
     let code = code_for(&server, &browser, &request).await;
     let key = ClientKey::new(Algorithm::ES256);
-    let exchanged = token_request(&server)
-        .header("DPoP", key.proof(&server.url("/oauth2/token"), "exchange"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", request.verifier.as_str()),
-            ("client_id", portal.id.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let proof = key.proof(&server.url("/oauth2/token"), "exchange");
+    let exchanged = exchange_code(&server, &portal, &code, &request.verifier, Some(proof)).await;
     assert_eq!(exchanged.status(), 200);
     let body: Value = exchanged.json().await.unwrap();
     assert_eq!(body["token_type"], "DPoP");
@@ -384,6 +385,29 @@ async fn a_bound_token_is_good_at_userinfo_only_with_a_fresh_proof_of_its_key() 
     let (status, code, challenge) = refusal(userinfo("Bearer", None).await).await;
     assert_eq!((status, code.as_str()), (401, "invalid_token"));
     assert!(challenge.starts_with("DPoP algs="), "{challenge}");
+    // Two Authorization headers, or two proofs: which one would count is not
+    // for the client to choose.
+    let twice = server
+        .client
+        .get(&url)
+        .header(reqwest::header::AUTHORIZATION, format!("DPoP {token}"))
+        .header(reqwest::header::AUTHORIZATION, format!("Bearer {token}"))
+        .header("DPoP", key.proof_for("GET", &url, &token, "twice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refusal(twice).await.1, "invalid_request");
+    let two_proofs = presenting(
+        server.client.get(&url),
+        "DPoP",
+        &token,
+        Some(&key.proof_for("GET", &url, &token, "one")),
+    )
+    .header("DPoP", key.proof_for("GET", &url, &token, "two"))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(refusal(two_proofs).await.1, "invalid_request");
     // The right scheme, but no proof, or the thief's own key.
     let (status, code, challenge) = refusal(userinfo("DPoP", None).await).await;
     assert_eq!((status, code.as_str()), (401, "invalid_dpop_proof"));
@@ -749,22 +773,12 @@ async fn with_server_nonces_a_proof_must_carry_the_nonce_given() {
 
 /// A public app's code exchanged with a proof of `key`: its token answer.
 async fn bound_code_flow(server: &TestServer, app: &Registered, key: &ClientKey) -> Value {
-    use crate::code_flow::{REDIRECT, Request, code_for};
+    use crate::code_flow::{Request, code_for};
     let browser = server.login("alice").await;
     let request = Request::new(app);
     let code = code_for(server, &browser, &request).await;
-    let exchanged = token_request(server)
-        .header("DPoP", key.proof(&server.url("/oauth2/token"), "exchange"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", request.verifier.as_str()),
-            ("client_id", app.id.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let proof = key.proof(&server.url("/oauth2/token"), "exchange");
+    let exchanged = exchange_code(server, app, &code, &request.verifier, Some(proof)).await;
     assert_eq!(exchanged.status(), 200);
     exchanged.json().await.unwrap()
 }
@@ -773,20 +787,7 @@ async fn bound_code_flow(server: &TestServer, app: &Registered, key: &ClientKey)
 async fn a_public_apps_refresh_token_is_bound_to_its_key_too() {
     let server = TestServer::start().await;
     server.add_user("alice", &[]);
-    let app = add_client(
-        &server,
-        "spa",
-        &[
-            "--grant",
-            "authorization_code,refresh_token",
-            "--redirect-uri",
-            crate::code_flow::REDIRECT,
-            "--scope",
-            "read",
-            "--first-party",
-            "--public",
-        ],
-    );
+    let app = crate::code_flow::app(&server, "spa", &["--first-party", "--public"]);
     let key = ClientKey::new(Algorithm::ES256);
     let tokens = bound_code_flow(&server, &app, &key).await;
     assert_eq!(tokens["token_type"], "DPoP");
@@ -880,36 +881,10 @@ async fn a_code_bound_by_dpop_jkt_is_exchanged_only_with_a_proof_of_that_key() {
 
     let server = TestServer::start().await;
     server.add_user("alice", &[]);
-    let app = add_client(
-        &server,
-        "native",
-        &[
-            "--grant",
-            "authorization_code",
-            "--redirect-uri",
-            REDIRECT,
-            "--scope",
-            "read",
-            "--first-party",
-            "--public",
-        ],
-    );
+    let app = crate::code_flow::app(&server, "native", &["--first-party", "--public"]);
     let browser = server.login("alice").await;
     let key = ClientKey::new(Algorithm::ES256);
     let url = server.url("/oauth2/token");
-    let exchange = |code: String, verifier: String, proof: Option<String>| {
-        let mut request = token_request(&server).form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", verifier.as_str()),
-            ("client_id", app.id.as_str()),
-        ]);
-        if let Some(proof) = proof {
-            request = request.header("DPoP", proof);
-        }
-        async move { request.send().await.unwrap() }
-    };
 
     // A code intercepted on its way back, exchanged without the key or with the
     // interceptor's own: refused.
@@ -918,7 +893,7 @@ async fn a_code_bound_by_dpop_jkt_is_exchanged_only_with_a_proof_of_that_key() {
         let request = Request::new(&app).set("dpop_jkt", &key.thumbprint());
         let code = code_for(&server, &browser, &request).await;
         assert_eq!(
-            error_of(exchange(code, request.verifier.clone(), proof).await).await,
+            error_of(exchange_code(&server, &app, &code, &request.verifier, proof).await).await,
             (400, "invalid_dpop_proof".to_owned()),
             "{jti}"
         );
@@ -926,7 +901,14 @@ async fn a_code_bound_by_dpop_jkt_is_exchanged_only_with_a_proof_of_that_key() {
     // The app that asked, with its key: bound tokens.
     let request = Request::new(&app).set("dpop_jkt", &key.thumbprint());
     let code = code_for(&server, &browser, &request).await;
-    let response = exchange(code, request.verifier.clone(), Some(key.proof(&url, "app"))).await;
+    let response = exchange_code(
+        &server,
+        &app,
+        &code,
+        &request.verifier,
+        Some(key.proof(&url, "app")),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(
@@ -1074,19 +1056,7 @@ async fn a_dpop_proof_on_a_pushed_request_binds_its_code() {
 
     let server = TestServer::start().await;
     server.add_user("alice", &[]);
-    let app = add_client(
-        &server,
-        "pushing",
-        &[
-            "--grant",
-            "authorization_code",
-            "--redirect-uri",
-            REDIRECT,
-            "--scope",
-            "read",
-            "--first-party",
-        ],
-    );
+    let app = crate::code_flow::app(&server, "pushing", &["--first-party"]);
     let browser = server.login("alice").await;
     let key = ClientKey::new(Algorithm::ES256);
     let par_url = server.url("/oauth2/par");
@@ -1130,20 +1100,6 @@ async fn a_dpop_proof_on_a_pushed_request_binds_its_code() {
                 .unwrap_or_else(|| panic!("no code in {to}"))
         }
     };
-    let exchange = |code: String, proof: Option<String>| {
-        let mut request = token_request(&server)
-            .basic_auth(&app.id, app.secret.as_deref())
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", verifier),
-            ]);
-        if let Some(proof) = proof {
-            request = request.header("DPoP", proof);
-        }
-        async move { request.send().await.unwrap() }
-    };
 
     // Pushed with a proof: the code is bound to its key.
     for (attempt, proof) in [
@@ -1163,7 +1119,7 @@ async fn a_dpop_proof_on_a_pushed_request_binds_its_code() {
             .to_owned();
         let code = code_of(request_uri).await;
         assert_eq!(
-            error_of(exchange(code, proof).await).await,
+            error_of(exchange_code(&server, &app, &code, verifier, proof).await).await,
             (400, "invalid_dpop_proof".to_owned()),
             "{attempt}"
         );
@@ -1174,7 +1130,14 @@ async fn a_dpop_proof_on_a_pushed_request_binds_its_code() {
         .unwrap()
         .to_owned();
     let code = code_of(request_uri).await;
-    let exchanged = exchange(code, Some(key.proof(&token_url, "exchange"))).await;
+    let exchanged = exchange_code(
+        &server,
+        &app,
+        &code,
+        verifier,
+        Some(key.proof(&token_url, "exchange")),
+    )
+    .await;
     assert_eq!(exchanged.status(), 200);
     let body: Value = exchanged.json().await.unwrap();
     assert_eq!(
