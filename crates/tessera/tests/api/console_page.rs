@@ -5,7 +5,7 @@
 use reqwest::header;
 use serde_json::Value;
 
-use crate::harness::{Browser, TestServer};
+use crate::harness::{Browser, TestServer, error_of};
 
 async fn get_page(server: &TestServer, path: &str, browser: &Browser) -> (u16, String) {
     let response = server.get_as(path, browser).await;
@@ -376,6 +376,40 @@ async fn an_admin_adds_a_client_gives_it_a_new_secret_and_removes_it() {
     assert_eq!(client_credentials(&server, &first, &[]).await.status(), 200);
     let (_, html) = get_page(&server, "/admin/clients", &root).await;
     assert!(html.contains("reports") && !html.contains("evil"), "{html}");
+    assert!(
+        !html.contains(">DPoP<"),
+        "reports chose nothing of DPoP: {html}"
+    );
+
+    // Ticking "DPoP required": the client gets no token without a proof.
+    let response = post_form(
+        &server,
+        "/admin/clients",
+        &root,
+        &[
+            ("name", "bound"),
+            ("grant_client_credentials", "on"),
+            ("dpop_bound_access_tokens", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.unwrap();
+    let bound = Registered {
+        id: html
+            .split("id=\"client-id\">")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .unwrap()
+            .to_owned(),
+        secret: Some(shown(&html, "client-secret")),
+    };
+    assert_eq!(
+        error_of(client_credentials(&server, &bound, &[]).await).await,
+        (400, "invalid_dpop_proof".to_owned())
+    );
+    let (_, html) = get_page(&server, "/admin/clients", &root).await;
+    assert!(html.contains(">DPoP<"), "the list says so: {html}");
     assert!(
         !html.contains(first.secret.as_deref().unwrap()),
         "the list shows no secret"
