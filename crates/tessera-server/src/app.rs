@@ -344,6 +344,7 @@ pub async fn serve(
         &config.public_url(),
         shared_proofs.then(|| core.stores.set.ceremonies.clone()),
         nonce_key,
+        config.tokens.dpop_replay_entries,
     ));
     let authorization = Arc::new(services::authorize::Authorization::new(
         issuer.clone(),

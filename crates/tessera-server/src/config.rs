@@ -275,6 +275,13 @@ pub struct TokensConfig {
     /// a moment is worthless later. Instances share nonces through the master key
     /// (`TESSERA_MASTER_KEY`); without one, each instance has its own.
     pub dpop_nonce: bool,
+    /// How many DPoP proofs one process remembers against replay, where no
+    /// shared store keeps them (SQLite alone; with Redis or PostgreSQL they are
+    /// kept there). About 64 bytes each. Past that many within a proof's window
+    /// (a minute), the oldest are forgotten and every proof no newer than one
+    /// forgotten is refused as not fresh: the window shrinks under load, and a
+    /// forgotten proof is never taken again.
+    pub dpop_replay_entries: usize,
 }
 
 /// A shared secret from configuration; never shown by `Debug`.
@@ -396,6 +403,7 @@ impl Default for TokensConfig {
             backchannel_retry_for: Duration::from_secs(3600),
             session_token_audience: None,
             dpop_nonce: false,
+            dpop_replay_entries: tessera_verify::binding::DEFAULT_REPLAY_ENTRIES,
         }
     }
 }

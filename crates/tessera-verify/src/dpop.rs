@@ -456,19 +456,32 @@ pub fn thumbprint(jwk: &Jwk) -> Option<String> {
 }
 
 /// The `jti`s of proofs seen within their window, so that a proof is used once
-/// (§11.1). Bounded: past `capacity` entries the oldest go first, so keep the
-/// capacity above the proofs a window can bring (a proof older than the window is
-/// refused anyway). One process's memory: instances that share traffic share a
-/// store instead (the server keeps them in Redis).
+/// (§11.1). One process's memory: instances that share traffic share a store
+/// instead (the server keeps them in Redis or PostgreSQL).
+///
+/// Bounded, and never by forgetting a proof that could still be replayed: past
+/// `capacity` entries the oldest go first, and every proof remembered no later
+/// than one forgotten early is refused from then on as not fresh (it may be that
+/// one). Under more proofs than the capacity holds in a window, the window
+/// shrinks (to `capacity` ÷ proofs per second), for fresh proofs nothing changes.
+/// Each entry is a fixed 16-byte digest of the key and `jti`, whatever the
+/// `jti`'s length, so the capacity bounds the memory too (about 64 bytes an entry).
 pub struct ReplayCache {
     capacity: usize,
     seen: Mutex<Seen>,
 }
 
+/// What a replay cache keeps of a proof: SHA-256 of its key's thumbprint and its
+/// `jti`, cut to 128 bits (two keys may pick the same `jti`).
+type ReplayDigest = [u8; 16];
+
 #[derive(Default)]
 struct Seen {
-    until: HashMap<String, i64>,
-    order: VecDeque<(i64, String)>,
+    until: HashMap<ReplayDigest, i64>,
+    order: VecDeque<(i64, ReplayDigest)>,
+    /// The latest `until` of an entry forgotten before it ran out: a proof
+    /// remembered no later than this may have been seen, so it is refused.
+    floor: i64,
 }
 
 impl ReplayCache {
@@ -479,31 +492,47 @@ impl ReplayCache {
         }
     }
 
+    fn digest(proof: &VerifiedProof) -> ReplayDigest {
+        let mut context = aws_lc_rs::digest::Context::new(&SHA256);
+        // The thumbprint is base64url (no ':'), so the pair reads back one way.
+        context.update(proof.jkt.as_bytes());
+        context.update(b":");
+        context.update(proof.jti.as_bytes());
+        let mut digest = [0u8; 16];
+        digest.copy_from_slice(&context.finish().as_ref()[..16]);
+        digest
+    }
+
     /// Records `proof` as used until `until` (seconds); [`DpopError::Replayed`]
-    /// if it was already, and still within its window at `now`.
+    /// if it was already, and still within its window at `now`;
+    /// [`DpopError::NotFresh`] if it is no newer than a proof the cache had to
+    /// forget early (see the type's documentation).
     pub fn first_use(&self, proof: &VerifiedProof, until: i64, now: i64) -> Result<(), DpopError> {
+        let key = Self::digest(proof);
         let mut seen = self
             .seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         while seen.order.front().is_some_and(|(at, _)| *at < now) {
-            if let Some((_, key)) = seen.order.pop_front() {
-                seen.until.remove(&key);
+            if let Some((_, old)) = seen.order.pop_front() {
+                seen.until.remove(&old);
             }
         }
-        let key = proof.replay_key();
         if seen.until.get(&key).is_some_and(|at| *at >= now) {
             return Err(DpopError::Replayed);
         }
-        while seen.until.len() >= self.capacity {
-            match seen.order.pop_front() {
-                Some((_, old)) => {
-                    seen.until.remove(&old);
-                }
-                None => break,
-            }
+        if until <= seen.floor {
+            return Err(DpopError::NotFresh);
         }
-        seen.until.insert(key.clone(), until);
+        while seen.until.len() >= self.capacity {
+            let Some((at, old)) = seen.order.pop_front() else {
+                break;
+            };
+            seen.until.remove(&old);
+            // Still replayable when forgotten: refuse whatever it could be.
+            seen.floor = seen.floor.max(at);
+        }
+        seen.until.insert(key, until);
         seen.order.push_back((until, key));
         Ok(())
     }

@@ -18,7 +18,6 @@
 //! current minute sealed under the master key (AES-256-GCM, so it cannot be
 //! forged or foreseen), and is taken during its minute and the next: no state,
 //! and every instance with the same master key takes every other's nonces.
-//! (Binding refresh tokens and opaque tokens is still to do.)
 
 use std::sync::{Arc, Mutex};
 
@@ -117,14 +116,18 @@ impl DpopProofs {
         public_url: &str,
         shared: Option<Arc<dyn CeremonyStore>>,
         nonces: Option<MasterKey>,
+        replay_entries: usize,
     ) -> Self {
         let public_url = public_url.trim_end_matches('/').to_owned();
         Self {
             token_url: format!("{public_url}/oauth2/token"),
             public_url,
-            // A minute's window, five seconds of clock ahead, 100,000 proofs
-            // remembered: well above what a window of requests brings.
-            checker: ProofChecker::default(),
+            // A minute's window, five seconds of clock ahead.
+            checker: ProofChecker::new(
+                tessera_verify::binding::DEFAULT_PROOF_MAX_AGE,
+                tessera_verify::binding::DEFAULT_PROOF_LEEWAY,
+                replay_entries,
+            ),
             shared,
             nonces: nonces.map(|key| Nonces {
                 key,

@@ -348,12 +348,13 @@ fn a_proof_is_used_once_and_the_cache_stays_bounded() {
     let other = Key::es256();
     let theirs = verify_proof(&proof(&other, &header(&other), &claims()), &request()).unwrap();
     cache.first_use(&theirs, NOW + 65, NOW).unwrap();
-    // Full: the oldest entries go, never more than the capacity.
+    // Full: the oldest entries go, never more than the capacity (proofs made a
+    // second apart, as a client's are).
     for n in 0..10 {
         let mut claims = claims();
         claims["jti"] = json!(format!("jti-{n}"));
         let fresh = verify_proof(&proof(&key, &header(&key), &claims), &request()).unwrap();
-        cache.first_use(&fresh, NOW + 65, NOW).unwrap();
+        cache.first_use(&fresh, NOW + 66 + n, NOW + n).unwrap();
         assert!(cache.len() <= 3);
     }
     // Past its window an entry is forgotten; the proof is refused by iat by then.
@@ -361,6 +362,40 @@ fn a_proof_is_used_once_and_the_cache_stays_bounded() {
     later.first_use(&verified, NOW + 65, NOW).unwrap();
     later.first_use(&theirs, NOW + 200, NOW + 100).unwrap();
     assert_eq!(later.len(), 1);
+}
+
+#[test]
+fn a_full_cache_never_lets_a_forgotten_proof_back_in() {
+    // An attacker who floods a verifier with proofs of their own, so that a proof
+    // they captured is pushed out of the replay set, then replays it.
+    let key = Key::es256();
+    let made = |jti: &str| {
+        let mut claims = claims();
+        claims["jti"] = json!(jti);
+        verify_proof(&proof(&key, &header(&key), &claims), &request()).unwrap()
+    };
+    let (captured, flood, fresh) = (made("captured"), made("flood"), made("fresh"));
+    let cache = ReplayCache::new(2);
+    cache.first_use(&captured, NOW + 65, NOW).unwrap();
+    cache.first_use(&flood, NOW + 65, NOW).unwrap();
+    cache.first_use(&fresh, NOW + 66, NOW + 1).unwrap();
+    assert_eq!(cache.len(), 2, "the captured proof was forgotten");
+    assert_eq!(
+        cache.first_use(&captured, NOW + 65, NOW + 2),
+        Err(DpopError::NotFresh),
+        "a forgotten proof is refused all the same"
+    );
+    // As is any proof no newer than it, never seen (it could be the forgotten one);
+    // newer ones are taken.
+    assert_eq!(
+        cache.first_use(&made("as old"), NOW + 65, NOW + 2),
+        Err(DpopError::NotFresh)
+    );
+    cache.first_use(&made("newer"), NOW + 67, NOW + 2).unwrap();
+    assert_eq!(
+        cache.first_use(&fresh, NOW + 66, NOW + 2),
+        Err(DpopError::Replayed)
+    );
 }
 
 #[test]

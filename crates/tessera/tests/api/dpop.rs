@@ -771,6 +771,35 @@ async fn with_server_nonces_a_proof_must_carry_the_nonce_given() {
     assert_eq!(with_proofs(&server, &app, &[]).await.status(), 200);
 }
 
+#[tokio::test]
+async fn a_proof_pushed_out_of_a_full_replay_set_is_still_refused() {
+    // An attacker who captured a proof floods the token endpoint with proofs of
+    // their own until the captured one is forgotten, then replays it. Two
+    // entries stand for the default 100,000.
+    let server = TestServer::start_with(&[("TESSERA_TOKENS__DPOP_REPLAY_ENTRIES", "2")]).await;
+    let app = add_client(&server, "app", &["--grant", "client_credentials"]);
+    let url = server.url("/oauth2/token");
+    let key = ClientKey::new(Algorithm::ES256);
+    let captured = key.proof(&url, "captured");
+    assert_eq!(with_proofs(&server, &app, &[&captured]).await.status(), 200);
+    for jti in ["flood-1", "flood-2"] {
+        let response = with_proofs(&server, &app, &[&key.proof(&url, jti)]).await;
+        assert_eq!(response.status(), 200, "{jti}");
+    }
+    let replayed = with_proofs(&server, &app, &[&captured]).await;
+    assert_eq!(
+        error_of(replayed).await,
+        (400, "invalid_dpop_proof".to_owned()),
+        "a proof forgotten early is refused all the same"
+    );
+    // A client making its proofs now is not refused (its iat is later than any
+    // proof forgotten; a second ahead stands for the next second).
+    let mut claims = claims(&url, "next");
+    claims["iat"] = json!(now() + 2);
+    let next = with_proofs(&server, &app, &[&key.proof_with(key.header(), claims)]).await;
+    assert_eq!(next.status(), 200);
+}
+
 /// A public app's code exchanged with a proof of `key`: its token answer.
 async fn bound_code_flow(server: &TestServer, app: &Registered, key: &ClientKey) -> Value {
     use crate::code_flow::{Request, code_for};
