@@ -141,6 +141,17 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// A DPoP token request's own cryptography (one proof's signature checked,
+    /// one EdDSA access token signed) per second with aws-lc-rs: with hello
+    /// world's rate, the ceiling of the token endpoint with DPoP.
+    DpopCryptoRate {
+        #[arg(long, default_value = "ES256")]
+        proof_alg: String,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
     /// Writes SESSIONS presence sightings, then times "who was online in the last
     /// five minutes" on that store.
     Presence {
@@ -232,6 +243,18 @@ fn main() -> anyhow::Result<()> {
             println!(
                 "{}",
                 serde_json::json!({ "threads": threads, "signatures_per_second": rate.round() })
+            );
+            Ok(())
+        }
+        Command::DpopCryptoRate {
+            proof_alg,
+            threads,
+            seconds,
+        } => {
+            let rate = token_endpoint::dpop_crypto_rate(&proof_alg, threads, seconds)?;
+            println!(
+                "{}",
+                serde_json::json!({ "threads": threads, "requests_per_second": rate.round() })
             );
             Ok(())
         }
