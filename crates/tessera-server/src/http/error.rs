@@ -19,7 +19,8 @@ pub struct ApiError {
     code: &'static str,
     description: Cow<'static, str>,
     retry_after: Option<Duration>,
-    challenge: Option<&'static str>,
+    /// `WWW-Authenticate` challenges, each its own header field.
+    challenges: Vec<&'static str>,
 }
 
 impl ApiError {
@@ -33,13 +34,13 @@ impl ApiError {
             code,
             description: description.into(),
             retry_after: None,
-            challenge: None,
+            challenges: Vec::new(),
         }
     }
 
     /// Adds a `WWW-Authenticate` challenge (401 answers).
     pub fn challenge(mut self, value: &'static str) -> Self {
-        self.challenge = Some(value);
+        self.challenges.push(value);
         self
     }
 
@@ -261,8 +262,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody::new(self.code, &*self.description);
         let mut response = (self.status, Json(body)).into_response();
-        if let Some(challenge) = self.challenge {
-            response.headers_mut().insert(
+        for challenge in self.challenges {
+            response.headers_mut().append(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             );

@@ -263,7 +263,9 @@ pub fn presented(headers: &HeaderMap) -> Result<Presented<'_>, ApiError> {
             codes::INVALID_REQUEST,
             "send an access token: Authorization: Bearer <token>",
         )
+        // Both schemes taken here, so a client learns DPoP is (RFC 9449 §7.1).
         .challenge(BEARER_MISSING)
+        .challenge(crate::services::dpop::CHALLENGE_MISSING)
     })
 }
 

@@ -240,6 +240,7 @@ fn refused(error: DpopError) -> OAuthError {
 
 /// `WWW-Authenticate` for a refusal in the `DPoP` scheme (§7.1), naming the
 /// algorithms a proof may use (checked against [`ALGORITHMS`] in a test).
+pub const CHALLENGE_MISSING: &str = r#"DPoP algs="ES256 EdDSA RS256", realm="tessera""#;
 pub const CHALLENGE_INVALID_TOKEN: &str =
     r#"DPoP algs="ES256 EdDSA RS256", realm="tessera", error="invalid_token""#;
 pub const CHALLENGE_INVALID_PROOF: &str =
@@ -283,6 +284,7 @@ mod tests {
         let algs: Vec<&str> = ALGORITHMS.iter().map(|a| a.as_str()).collect();
         let named = format!(r#"DPoP algs="{}""#, algs.join(" "));
         for challenge in [
+            CHALLENGE_MISSING,
             CHALLENGE_INVALID_TOKEN,
             CHALLENGE_INVALID_PROOF,
             CHALLENGE_INSUFFICIENT_SCOPE,

@@ -889,9 +889,19 @@ async fn userinfo_takes_only_live_tokens_with_the_openid_scope() {
         .await
         .unwrap();
     assert_eq!(none.status(), 401);
+    // Both schemes userinfo takes are offered, each in its own field.
+    let offered: Vec<&str> = none
+        .headers()
+        .get_all(header::WWW_AUTHENTICATE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
     assert_eq!(
-        none.headers()[header::WWW_AUTHENTICATE],
-        r#"Bearer realm="tessera""#
+        offered,
+        [
+            r#"Bearer realm="tessera""#,
+            r#"DPoP algs="ES256 EdDSA RS256", realm="tessera""#
+        ]
     );
     for token in [
         "nonsense",
