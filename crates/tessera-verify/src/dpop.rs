@@ -313,7 +313,7 @@ impl<'de> Members<'de> for ProofHeader<'de> {
         match member {
             TYP => self.typ = Some(map.next_value_seed(TextSeed)?),
             ALG => self.alg = Some(map.next_value_seed(TextSeed)?),
-            JWK => self.jwk = Some(map.next_value()?),
+            JWK => self.jwk = Some(map.next_value_seed(DistinctMembers)?),
             _ => {
                 map.next_value_seed(Valid)?;
                 self.crit = true;
@@ -330,6 +330,66 @@ impl<'de> Members<'de> for ProofHeader<'de> {
             JWK => self.jwk = Some(Value::Null),
             _ => self.crit = true,
         }
+    }
+}
+
+/// A proof's `jwk`: an object whose members are all distinct, else `Null` (no
+/// key). serde_json would keep the last `x` of two, another parser the first:
+/// the key that signs and the thumbprint a token is bound to must be read one
+/// way only.
+struct DistinctMembers;
+
+impl<'de> serde::de::DeserializeSeed<'de> for DistinctMembers {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DistinctMembers {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = serde_json::Map::new();
+        let mut twice = false;
+        while let Some(name) = map.next_key::<String>()? {
+            let value: Value = map.next_value()?;
+            twice |= members.insert(name, value).is_some();
+        }
+        Ok(if twice {
+            Value::Null
+        } else {
+            Value::Object(members)
+        })
+    }
+
+    // Anything else is no key: read past it.
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Value::Null)
+    }
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
     }
 }
 

@@ -153,6 +153,18 @@ fn a_proof_not_shaped_as_one_is_refused() {
         verify_proof(&twice, &request()),
         Err(DpopError::DuplicateKey)
     );
+    // A member of the key given twice: the thief's `x` first, the client's last
+    // (or the other way round); whichever a parser keeps, no key is read.
+    let jwk = key.jwk();
+    let other = Key::es256().jwk();
+    for (first, last) in [(&other, &jwk), (&jwk, &other)] {
+        let header = format!(
+            r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{{"kty":"EC","crv":"P-256","x":{},"x":{},"y":{}}}}}"#,
+            first["x"], last["x"], jwk["y"]
+        );
+        let proof = raw_proof(&key, &header, &claims().to_string());
+        assert_eq!(verify_proof(&proof, &request()), Err(DpopError::BadKey));
+    }
 }
 
 #[test]

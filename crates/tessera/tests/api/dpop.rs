@@ -1,8 +1,8 @@
 //! DPoP through the real binary (issue 17). At the token endpoint a proof binds
 //! the access token to the client's key (`cnf.jkt`, `token_type: DPoP`), and the
 //! proofs an attacker would send are refused with `invalid_dpop_proof`: replayed,
-//! for another URL or method, stale, signed by another key, carrying a private
-//! key, more than one, and a bound opaque token (not available yet). Where the
+//! for another URL or method, stale, signed by another key, a key member given
+//! twice, carrying a private key, more than one. Where the
 //! token is used (userinfo, tessera's own API, a resource service running
 //! `tessera-verify`), a bound token is good only with a fresh proof of its key
 //! for that very request, and introspection reports the binding.
@@ -210,6 +210,20 @@ async fn the_token_endpoint_refuses_the_proofs_an_attacker_would_send() {
         .await,
     )
     .await;
+    // A key member given twice, the thief's `x` before the victim's: whichever a
+    // parser keeps, the proof names no key.
+    let jwk = key.jwk();
+    let header = format!(
+        r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{{"kty":"EC","crv":"P-256","x":{},"x":{},"y":{}}}}}"#,
+        thief.jwk()["x"],
+        jwk["x"],
+        jwk["y"]
+    );
+    let twice = key
+        .key
+        .sign_jws(header.as_bytes(), claims(&url, "x2").to_string().as_bytes())
+        .unwrap();
+    refused(with_proofs(&server, &app, &[&twice]).await).await;
     // Carrying a private key, or of type JWT, or unsigned.
     let mut private = key.header();
     private["jwk"]["d"] = json!("AAAA");
