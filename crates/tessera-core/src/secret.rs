@@ -45,9 +45,10 @@ pub trait SecretKind {
     /// every insert on a page of its own, so a batch of 14 authorization codes wrote
     /// 14 index pages to SQLite's log; ordered by time they share the last one or
     /// two. Only for secrets written many at a time and looked up by their hash,
-    /// whose making time is no secret (a code's), and short-lived: a secret made
-    /// before its kind became ordered no longer matches its stored hash (codes live
-    /// a minute; refresh tokens live for weeks, so they stay as they were).
+    /// whose making time is no secret to their holder (a code's, a refresh
+    /// token's). A secret made before its kind became ordered is stored under its
+    /// plain SHA-256 ([`Secret::unordered_hash`]): codes live a minute, but refresh
+    /// tokens live for weeks, so their lookups fall back to it.
     const TIME_ORDERED: bool = false;
 }
 
@@ -78,6 +79,9 @@ impl SecretKind for AccessTokenKind {
 }
 impl SecretKind for RefreshTokenKind {
     const PREFIX: &'static str = tessera_proto::token_type::REFRESH_TOKEN_PREFIX;
+    // Every code exchange and rotation writes one to a unique index: ordered, they
+    // share its last page instead of each dirtying a page of its own.
+    const TIME_ORDERED: bool = true;
 }
 impl SecretKind for PasswordResetKind {
     const PREFIX: &'static str = "tpr_";
@@ -153,6 +157,16 @@ impl<K: SecretKind> Secret<K> {
         hash[..TIME_BYTES].copy_from_slice(&self.0[..TIME_BYTES]);
         hash[TIME_BYTES..].copy_from_slice(&digest[..32 - TIME_BYTES]);
         SecretHash(hash)
+    }
+
+    /// For a kind that leads with its time, the plain SHA-256 a secret of it was
+    /// stored under before the kind became ordered (a refresh token issued by an
+    /// older release); `None` for the others, whose [`Self::hash`] is that already.
+    /// Lookups try [`Self::hash`] first. A secret of either age matches one stored
+    /// hash only: the two hashes of one secret differ, and neither can be made to
+    /// equal another secret's.
+    pub fn unordered_hash(&self) -> Option<SecretHash> {
+        K::TIME_ORDERED.then(|| SecretHash(Sha256::digest(self.0).into()))
     }
 }
 
@@ -452,13 +466,25 @@ mod tests {
         });
         assert_ne!(early, late);
         assert_eq!(SessionId::parse(late.as_str()), Ok(late));
-        // Others stay wholly random: their hash is the plain SHA-256 (a refresh
-        // token issued before codes were ordered still matches its stored hash).
-        let refresh = RefreshTokenSecret::generate();
+        // Refresh tokens are ordered too; one issued before they were (wholly
+        // random) is found under its plain SHA-256, the unordered hash.
+        let (early, late) = (RefreshTokenSecret::generate(), {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            RefreshTokenSecret::generate()
+        });
+        assert!(early.hash().as_bytes() < late.hash().as_bytes());
         assert_eq!(
-            *refresh.hash().as_bytes(),
-            <[u8; 32]>::from(Sha256::digest(refresh.0))
+            early.unordered_hash().map(|h| *h.as_bytes()),
+            Some(<[u8; 32]>::from(Sha256::digest(early.0)))
         );
+        assert_ne!(early.unordered_hash(), Some(early.hash()));
+        // Others stay wholly random: their hash is the plain SHA-256.
+        let session = SessionSecret::generate();
+        assert_eq!(
+            *session.hash().as_bytes(),
+            <[u8; 32]>::from(Sha256::digest(session.0))
+        );
+        assert!(session.unordered_hash().is_none());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::services::clients::{Clients, PresentedClient};
 use crate::services::oauth::{OAuthError, authenticate};
 use crate::services::own_tokens::OwnTokens;
 use crate::services::presence::Presence;
+use crate::services::refresh::family_of;
 
 /// The scope a client needs to introspect tokens issued to other clients.
 pub const INTROSPECT_SCOPE: &str = tessera_proto::scope::INTROSPECT;
@@ -118,7 +119,7 @@ impl Introspection {
         match PresentedToken::classify(token) {
             PresentedToken::Malformed => Ok((None, None)),
             PresentedToken::Refresh(secret) => {
-                let Some(family) = self.refresh.family_by_token(&secret.hash()).await? else {
+                let Some(family) = family_of(self.refresh.as_ref(), &secret).await? else {
                     return Ok((None, None));
                 };
                 let issued_to = Some(family.client_id);
@@ -238,7 +239,7 @@ impl Introspection {
         match PresentedToken::classify(token) {
             PresentedToken::Malformed => {}
             PresentedToken::Refresh(secret) => {
-                if let Some(family) = self.refresh.family_by_token(&secret.hash()).await? {
+                if let Some(family) = family_of(self.refresh.as_ref(), &secret).await? {
                     if family.client_id != client.id {
                         return Err(not_yours());
                     }

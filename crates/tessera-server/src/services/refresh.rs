@@ -88,6 +88,22 @@ impl FamilyTemplate {
     }
 }
 
+/// The family whose live token is `token`, if any (expired ones included): under
+/// its hash, or for a token issued before refresh tokens led with their time,
+/// under its plain SHA-256 (see `SecretKind::TIME_ORDERED`).
+pub async fn family_of(
+    store: &dyn RefreshStore,
+    token: &RefreshTokenSecret,
+) -> Result<Option<RefreshFamily>, StoreError> {
+    if let Some(family) = store.family_by_token(&token.hash()).await? {
+        return Ok(Some(family));
+    }
+    match token.unordered_hash() {
+        Some(unordered) => store.family_by_token(&unordered).await,
+        None => Ok(None),
+    }
+}
+
 pub struct RefreshTokens {
     store: Arc<dyn RefreshStore>,
     lifetime: Duration,
@@ -189,10 +205,8 @@ impl RefreshTokens {
         client: &Client,
         presented: &str,
     ) -> Result<RefreshFamily, RefreshError> {
-        let hash = RefreshTokenSecret::parse(presented)
-            .ok_or(RefreshError::Invalid)?
-            .hash();
-        match self.store.family_by_token(&hash).await? {
+        let token = RefreshTokenSecret::parse(presented).ok_or(RefreshError::Invalid)?;
+        match family_of(self.store.as_ref(), &token).await? {
             Some(family) if family.client_id == client.id => Ok(family),
             // Unknown here may still be a spent token: rotation tells reuse apart.
             None => self
@@ -239,27 +253,29 @@ impl RefreshTokens {
         client: &Client,
         presented: &str,
     ) -> Result<(RefreshFamily, RefreshTokenSecret), RefreshError> {
-        let presented = RefreshTokenSecret::parse(presented)
-            .ok_or(RefreshError::Invalid)?
-            .hash();
+        let presented = RefreshTokenSecret::parse(presented).ok_or(RefreshError::Invalid)?;
         // Checked before rotating, so another client's token is not spent on it
         // (its family ends all the same).
-        if let Some(family) = self.store.family_by_token(&presented).await?
+        if let Some(family) = family_of(self.store.as_ref(), &presented).await?
             && family.client_id != client.id
         {
             return Err(self.leaked(&family, client).await);
         }
         let next = RefreshTokenSecret::generate();
         let now = Timestamp::now();
-        let outcome = self
+        let grace_cutoff = now.saturating_sub(self.reuse_grace);
+        let mut outcome = self
             .store
-            .rotate_refresh_token(
-                &presented,
-                &next.hash(),
-                now,
-                now.saturating_sub(self.reuse_grace),
-            )
+            .rotate_refresh_token(&presented.hash(), &next.hash(), now, grace_cutoff)
             .await?;
+        // Unknown under its hash: a token issued before refresh tokens led with
+        // their time is kept (live or spent) under its plain SHA-256.
+        if let (RefreshOutcome::Invalid, Some(unordered)) = (&outcome, presented.unordered_hash()) {
+            outcome = self
+                .store
+                .rotate_refresh_token(&unordered, &next.hash(), now, grace_cutoff)
+                .await?;
+        }
         match outcome {
             RefreshOutcome::Rotated(family) if family.client_id == client.id => {
                 metrics::counter!("tessera_tokens_issued_total", "kind" => "refresh").increment(1);

@@ -716,6 +716,60 @@ async fn refresh_tokens_rotate_and_a_reused_one_revokes_its_family() {
 }
 
 #[tokio::test]
+async fn a_refresh_token_from_before_they_led_with_their_time_still_rotates_and_is_caught_reused() {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    use sqlx::Connection;
+    // A family an older release wrote: its token wholly random, kept under its
+    // plain SHA-256. This release's lookups (ordered hash first) must still find
+    // it, rotate it once, and take its second use for theft.
+    let server = TestServer::start_with(&[("TESSERA_TOKENS__REFRESH_REUSE_GRACE", "0s")]).await;
+    server.add_user("alice", &[]);
+    let app = add_client(
+        &server,
+        "app",
+        &["--grant", "password,refresh_token", "--public"],
+    );
+    let issued = password_grant(&server, &app, "alice").await;
+    let sid = claims_of(issued["access_token"].as_str().unwrap())["sid"].clone();
+    let bytes = *b"a refresh token of a release ago";
+    let old = format!(
+        "trt_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    let path = server.data_dir().join("tessera.sqlite3");
+    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let moved = sqlx::query("UPDATE refresh_families SET current_hash = ?")
+        .bind(Sha256::digest(bytes).to_vec())
+        .execute(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(moved.rows_affected(), 1);
+    db.close().await.unwrap();
+
+    let (renewed, token) = access_token(refresh(&server, &app, &old, &[]).await).await;
+    assert_eq!(claims_of(&token)["sid"], sid, "the same family");
+    let next = renewed["refresh_token"].as_str().unwrap().to_owned();
+    // The old token again: reuse, which ends the family and its new token.
+    assert_eq!(
+        error_of(refresh(&server, &app, &old, &[]).await).await,
+        (400, "invalid_grant".into())
+    );
+    assert_eq!(
+        error_of(refresh(&server, &app, &next, &[]).await).await,
+        (400, "invalid_grant".into())
+    );
+    assert!(
+        server
+            .metrics()
+            .await
+            .contains("tessera_refresh_reuse_total 1")
+    );
+}
+
+#[tokio::test]
 async fn two_concurrent_refreshes_of_one_token_have_exactly_one_winner() {
     let server = TestServer::start().await;
     server.add_user("alice", &[]);
