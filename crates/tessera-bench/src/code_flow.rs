@@ -398,33 +398,56 @@ pub fn rsa_sign_rate(threads: usize, seconds: u64) -> anyhow::Result<f64> {
     }))
 }
 
-/// The two signatures of an exchange with an ES256 ID token, per second, on
-/// `threads` threads: an ECDSA P-256 signature over an ID token's signing input and
-/// an Ed25519 one over an access token's (tessera's default access-token key), with
-/// aws-lc-rs as tessera signs. With hello world's rate it bounds the exchange: a
-/// request that did nothing but these two signatures and hello world's HTTP would
-/// reach `1 / (1/hello + 1/pairs)` per second.
-pub fn token_pair_sign_rate(threads: usize, seconds: u64) -> anyhow::Result<f64> {
+/// The two signatures of an exchange, per second, on `threads` threads: the ID
+/// token's (`id_token_alg`: ECDSA P-256 or RSA-2048 PKCS#1 v1.5, over an ID token's
+/// signing input) and the access token's Ed25519 one (tessera's default
+/// access-token key), with aws-lc-rs as tessera signs. With hello world's rate it
+/// bounds the exchange: a request that did nothing but these two signatures and
+/// hello world's HTTP would reach `1 / (1/hello + 1/pairs)` per second.
+pub fn token_pair_sign_rate(
+    id_token_alg: &str,
+    threads: usize,
+    seconds: u64,
+) -> anyhow::Result<f64> {
     use aws_lc_rs::rand::SystemRandom;
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
+    use aws_lc_rs::rsa::KeySize;
+    use aws_lc_rs::signature::{
+        ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+    };
+    enum IdTokenKey {
+        Es256(EcdsaKeyPair),
+        Rs256(RsaKeyPair),
+    }
     let rng = SystemRandom::new();
     fn keygen(_: aws_lc_rs::error::Unspecified) -> anyhow::Error {
         anyhow::anyhow!("keygen")
     }
-    let ecdsa = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-        .map_err(keygen)
-        .and_then(|der| {
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der.as_ref())
-                .map_err(|_| anyhow::anyhow!("keygen"))
-        })?;
+    let id_token_key = match id_token_alg {
+        "ES256" => IdTokenKey::Es256(
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .map_err(keygen)
+                .and_then(|der| {
+                    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der.as_ref())
+                        .map_err(|_| anyhow::anyhow!("keygen"))
+                })?,
+        ),
+        "RS256" => IdTokenKey::Rs256(RsaKeyPair::generate(KeySize::Rsa2048).map_err(keygen)?),
+        other => anyhow::bail!("--id-token-alg is ES256 or RS256, not {other}"),
+    };
     let ed25519 = Ed25519KeyPair::generate().map_err(keygen)?;
-    let pair = Arc::new((ecdsa, ed25519));
+    let pair = Arc::new((id_token_key, ed25519));
     let (id_token, access_token) = (vec![b'a'; 600], vec![b'a'; 400]);
     Ok(rate(threads, seconds, move || {
         let (pair, id_token, access_token) = (pair.clone(), id_token.clone(), access_token.clone());
         let rng = SystemRandom::new();
+        let mut rsa_signature = vec![0; 256];
         move || {
-            let signed = pair.0.sign(&rng, &id_token).is_ok();
+            let signed = match &pair.0 {
+                IdTokenKey::Es256(key) => key.sign(&rng, &id_token).is_ok(),
+                IdTokenKey::Rs256(key) => key
+                    .sign(&RSA_PKCS1_SHA256, &rng, &id_token, &mut rsa_signature)
+                    .is_ok(),
+            };
             let _ = pair.1.sign(&access_token);
             signed
         }

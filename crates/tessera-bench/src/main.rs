@@ -133,9 +133,12 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
-    /// An exchange's two signatures (ES256 ID token, EdDSA access token) per second
-    /// with aws-lc-rs: with hello world's rate, the ES256 exchange's ceiling.
+    /// An exchange's two signatures (the ID token's, ES256 or RS256, and the EdDSA
+    /// access token's) per second with aws-lc-rs: with hello world's rate, the
+    /// exchange's ceiling.
     TokenPairSignRate {
+        #[arg(long, default_value = "ES256")]
+        id_token_alg: String,
         #[arg(long, default_value_t = 2)]
         threads: usize,
         #[arg(long, default_value_t = 5)]
@@ -258,8 +261,12 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::TokenPairSignRate { threads, seconds } => {
-            let rate = code_flow::token_pair_sign_rate(threads, seconds)?;
+        Command::TokenPairSignRate {
+            id_token_alg,
+            threads,
+            seconds,
+        } => {
+            let rate = code_flow::token_pair_sign_rate(&id_token_alg, threads, seconds)?;
             println!(
                 "{}",
                 serde_json::json!({ "threads": threads, "pairs_per_second": rate.round() })
