@@ -544,6 +544,20 @@ struct Seen {
     floor: i64,
 }
 
+impl Seen {
+    /// Forgets `key` if `at` is still its time: a key used again after its window
+    /// (a client that reuses a `jti`) has a later entry of its own further back,
+    /// which the earlier one, reaching the front, must not take with it. Whether
+    /// it forgot anything.
+    fn forget(&mut self, at: i64, key: &ReplayDigest) -> bool {
+        if self.until.get(key) != Some(&at) {
+            return false;
+        }
+        self.until.remove(key);
+        true
+    }
+}
+
 impl ReplayCache {
     pub fn new(capacity: usize) -> Self {
         Self {
@@ -574,8 +588,8 @@ impl ReplayCache {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         while seen.order.front().is_some_and(|(at, _)| *at < now) {
-            if let Some((_, old)) = seen.order.pop_front() {
-                seen.until.remove(&old);
+            if let Some((at, old)) = seen.order.pop_front() {
+                seen.forget(at, &old);
             }
         }
         if seen.until.get(&key).is_some_and(|at| *at >= now) {
@@ -588,9 +602,10 @@ impl ReplayCache {
             let Some((at, old)) = seen.order.pop_front() else {
                 break;
             };
-            seen.until.remove(&old);
-            // Still replayable when forgotten: refuse whatever it could be.
-            seen.floor = seen.floor.max(at);
+            if seen.forget(at, &old) {
+                // Still replayable when forgotten: refuse whatever it could be.
+                seen.floor = seen.floor.max(at);
+            }
         }
         seen.until.insert(key, until);
         seen.order.push_back((until, key));

@@ -411,6 +411,34 @@ fn a_full_cache_never_lets_a_forgotten_proof_back_in() {
 }
 
 #[test]
+fn a_jti_used_again_after_its_window_is_remembered_the_second_time_too() {
+    // A client that reuses a `jti` once its first proof's window has passed: the
+    // first entry, still queued behind a longer-lived one, must not take the
+    // second with it when it reaches the front, or the second could be replayed.
+    let key = Key::es256();
+    let made = |jti: &str| {
+        let mut claims = claims();
+        claims["jti"] = json!(jti);
+        verify_proof(&proof(&key, &header(&key), &claims), &request()).unwrap()
+    };
+    let (long_lived, reused) = (made("long-lived"), made("reused"));
+    let cache = ReplayCache::new(100);
+    cache.first_use(&long_lived, NOW + 70, NOW).unwrap();
+    cache.first_use(&reused, NOW + 10, NOW).unwrap();
+    // Past the first window; the long-lived entry keeps the old one queued.
+    cache.first_use(&reused, NOW + 75, NOW + 11).unwrap();
+    // The long-lived entry and the old one behind it run out.
+    cache
+        .first_use(&made("later"), NOW + 140, NOW + 71)
+        .unwrap();
+    assert_eq!(
+        cache.first_use(&reused, NOW + 75, NOW + 72),
+        Err(DpopError::Replayed),
+        "the second use is still remembered"
+    );
+}
+
+#[test]
 fn keys_kept_by_header_change_no_answer() {
     let keys = ProofKeys::new(2);
     let (key, thief) = (Key::es256(), Key::es256());
