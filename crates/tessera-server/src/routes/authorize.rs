@@ -180,7 +180,10 @@ fn consent_page(prompt: &ConsentPrompt) -> Response {
                 (carried(&prompt.params, &prompt.csrf))
                 div.choices {
                     button.secondary type="submit" name="decision" value="deny" { "Deny" }
-                    button type="submit" name="decision" value="allow" autofocus { "Allow" }
+                    // Not focused: an Enter or a double click caught by another
+                    // window as this page opens must not allow (DoubleClickjacking;
+                    // framing is refused by the page's headers already).
+                    button type="submit" name="decision" value="allow" { "Allow" }
                 }
             }
         },

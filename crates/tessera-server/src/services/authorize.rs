@@ -331,6 +331,19 @@ impl Authorization {
             let refusal = refuse(codes::ACCESS_DENIED, "the user denied the request");
             return Ok(Step::Redirect(self.error_url(&checked.target, refusal)));
         }
+        // What the request asks of the sign-in (`prompt=login`, `max_age`, a second
+        // factor) holds here as at the authorization endpoint: a post made straight
+        // to this endpoint with a stale or one-factor session (a pushed request's
+        // demands cannot be edited out of it) signs in first, as `authorize` would.
+        let now = Timestamp::now();
+        if needs_sign_in(&checked.asked, &session, now) {
+            return Ok(Step::SignIn {
+                resume: resume_url(&params, &checked, now),
+                reauthenticate: true,
+                login_hint: checked.asked.login_hint,
+                second_factor: checked.asked.second_factor,
+            });
+        }
         self.accounts
             .give_consent(
                 session.user().id,
@@ -476,10 +489,18 @@ impl Authorization {
         }
         let mut effective: AuthorizeParams =
             serde_urlencoded::from_str(&pushed.params).map_err(|_| unknown())?;
-        if let Some(after) = &params.auth_after {
+        // Only a sign-in after the push answers what the push asked: an earlier
+        // `auth_after` (anyone may add one to the URL) would drop its `max_age` or
+        // `prompt=login` for nothing.
+        let pushed_at = pushed.expires_at.as_millis() / 1000 - PUSHED_LIFETIME.as_secs() as i64;
+        if let Some(after) = params
+            .auth_after
+            .as_deref()
+            .filter(|after| after.parse::<i64>().is_ok_and(|after| after >= pushed_at))
+        {
             effective.prompt = without_login(effective.prompt.as_deref());
             effective.max_age = None;
-            effective.auth_after = Some(after.clone());
+            effective.auth_after = Some(after.to_owned());
         }
         Ok((effective, Some(hash)))
     }

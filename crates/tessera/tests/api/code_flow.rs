@@ -1089,6 +1089,69 @@ async fn pushed_requests_are_used_by_reference_once() {
     assert_eq!(error_of(response).await, (401, "invalid_client".into()));
 }
 
+/// A pushed request's demand for a fresh sign-in (`max_age=0`, `prompt=login`)
+/// cannot be edited out of it, and no way around it is left: the consent form
+/// posted straight to `/oauth2/consent` with the session's CSRF token (as someone
+/// holding a stale session would) signs in again rather than giving a code, and an
+/// `auth_after` from before the push, added to the URL, does not stand for the
+/// fresh sign-in. Once signed in again, the resumed request goes on.
+#[tokio::test]
+async fn a_pushed_requests_demand_for_a_fresh_sign_in_is_not_posted_or_edited_around() {
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    // A third-party app: its requests pass through the consent page.
+    let client = app(&server, "portal", &["--require-par"]);
+    let browser = server.login("alice").await;
+    let hour_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 3600;
+
+    for (name, value) in [("max_age", "0"), ("prompt", "login")] {
+        let request = Request::new(&client).set(name, value);
+        let pushed: Value = push(&server, &client, &request).await.json().await.unwrap();
+        let uri = pushed["request_uri"].as_str().unwrap();
+        let encoded = url::form_urlencoded::byte_serialize(uri.as_bytes()).collect::<String>();
+
+        let posted = server
+            .client
+            .post(server.url("/oauth2/consent"))
+            .header(header::COOKIE, &browser.cookie)
+            .header(header::ORIGIN, &server.base)
+            .form(&[
+                ("client_id", client.id.as_str()),
+                ("request_uri", uri),
+                ("csrf", browser.csrf.as_str()),
+                ("decision", "allow"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let to = location(&posted);
+        assert_eq!(to.path(), "/login", "{name}: {to}");
+        assert_eq!(param(&to, "reauthenticate").as_deref(), Some("true"));
+
+        for auth_after in ["0".to_owned(), hour_ago.to_string()] {
+            let url = server.url(&format!(
+                "/oauth2/authorize?client_id={}&request_uri={encoded}&auth_after={auth_after}",
+                client.id
+            ));
+            let to = location(&get(&server, &url, Some(&browser.cookie)).await);
+            assert_eq!(to.path(), "/login", "{name}, auth_after={auth_after}: {to}");
+        }
+
+        let (fresh, signed_in) = sign_in_form(&server, &param(&to, "return_to").unwrap()).await;
+        let mut response = get(&server, location(&signed_in).as_str(), Some(&fresh.cookie)).await;
+        if response.status() == 200 {
+            let page = response.text().await.unwrap();
+            response = decide(&server, &fresh, &page, "allow").await;
+        }
+        let code = param(&location(&response), "code").expect("a code once signed in again");
+        tokens(&server, &client, &code, &request.verifier).await;
+    }
+}
+
 #[tokio::test]
 async fn offline_access_is_granted_only_to_an_app_registered_for_it_and_outlives_the_sign_in() {
     let server = TestServer::start().await;
