@@ -209,7 +209,7 @@ impl Grants {
             } => {
                 // RFC 6749 §6: a refresh may narrow the scope, never widen it; checked
                 // before the token is spent.
-                let family = match self.refresh.peek(&client, &refresh_token).await {
+                let family = match self.refresh.peek(&client, &refresh_token, jkt).await {
                     Ok(family) => family,
                     Err(RefreshError::Leaked(family)) => {
                         self.presence.forget(&[family]).await;
@@ -223,10 +223,7 @@ impl Grants {
                 if let Some(bound) = &family.dpop_jkt
                     && jkt != Some(bound.as_str())
                 {
-                    return Err(OAuthError::refused(
-                        codes::INVALID_DPOP_PROOF,
-                        "this refresh token is bound to a key: send a DPoP proof signed by it",
-                    ));
+                    return Err(refresh_error(RefreshError::KeyNotProven));
                 }
                 // A family exchanged from a sign-in lasts as long as it: refused at
                 // once when it ended, though its revocation may not be logged yet.
@@ -595,6 +592,10 @@ fn issue_error(error: IssueError) -> OAuthError {
 fn refresh_error(error: RefreshError) -> OAuthError {
     match error {
         RefreshError::Store(e) => e.into(),
+        RefreshError::KeyNotProven => OAuthError::refused(
+            codes::INVALID_DPOP_PROOF,
+            RefreshError::KeyNotProven.to_string(),
+        ),
         other => OAuthError::invalid_grant(other.to_string()),
     }
 }

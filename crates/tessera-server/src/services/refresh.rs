@@ -32,6 +32,10 @@ pub enum RefreshError {
     /// the session it came from) is now revoked (RFC 9700 §4.14.2).
     #[error("the refresh token was issued to another client; the grant has been revoked")]
     Leaked(SessionId),
+    /// The family is bound to a DPoP key (a public client's, RFC 9449 §5) that
+    /// the request did not prove.
+    #[error("this refresh token is bound to a key: send a DPoP proof signed by it")]
+    KeyNotProven,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -204,6 +208,7 @@ impl RefreshTokens {
         &self,
         client: &Client,
         presented: &str,
+        jkt: Option<&str>,
     ) -> Result<RefreshFamily, RefreshError> {
         let token = RefreshTokenSecret::parse(presented).ok_or(RefreshError::Invalid)?;
         match family_of(self.store.as_ref(), &token).await? {
@@ -213,6 +218,17 @@ impl RefreshTokens {
                 .rotate(client, presented)
                 .await
                 .map(|(family, _)| family),
+            // Another client's token bound to a key it does not prove: useless to
+            // whoever holds it, and ending its family would only let a thief sign
+            // its owner out. Refused, and nothing ends.
+            Some(family)
+                if family
+                    .dpop_jkt
+                    .as_deref()
+                    .is_some_and(|bound| jkt != Some(bound)) =>
+            {
+                Err(RefreshError::KeyNotProven)
+            }
             Some(family) => Err(self.leaked(&family, client).await),
         }
     }

@@ -859,6 +859,24 @@ async fn a_public_apps_refresh_token_is_bound_to_its_key_too() {
         error_of(refresh(Some(thief.proof(&url, "thief"))).await).await,
         (400, "invalid_dpop_proof".to_owned())
     );
+    // Nor under another app's name (a public app of the thief's own): the token
+    // is bound to a key they do not hold, so nothing ends, as a leaked unbound
+    // token's family would.
+    let thiefs_app = crate::code_flow::app(&server, "thiefs-spa", &["--first-party", "--public"]);
+    for proof in [None, Some(thief.proof(&url, "thief-app"))] {
+        let mut request = token_request(&server).form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.as_str()),
+            ("client_id", thiefs_app.id.as_str()),
+        ]);
+        if let Some(proof) = proof {
+            request = request.header("DPoP", proof);
+        }
+        assert_eq!(
+            error_of(request.send().await.unwrap()).await,
+            (400, "invalid_dpop_proof".to_owned())
+        );
+    }
     // The app, with its key: new tokens, bound to it again.
     let renewed = refresh(Some(key.proof(&url, "renew"))).await;
     assert_eq!(renewed.status(), 200);
