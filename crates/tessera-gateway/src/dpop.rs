@@ -56,12 +56,14 @@ impl DpopKey {
     }
 
     /// A proof for one request of `method` to `url` (without query or fragment),
-    /// carrying the hash of `access_token` when one goes with it.
+    /// carrying the hash of `access_token` when one goes with it, and the server's
+    /// `nonce` when it asked for one (RFC 9449 §8).
     pub fn proof(
         &self,
         method: &str,
         url: &str,
         access_token: Option<&str>,
+        nonce: Option<&str>,
     ) -> Result<String, KeyError> {
         let mut jti = [0u8; 16];
         self.rng.fill(&mut jti).map_err(|_| KeyError)?;
@@ -74,6 +76,9 @@ impl DpopKey {
             "htu": url,
             "iat": iat,
         });
+        if let Some(nonce) = nonce {
+            claims["nonce"] = nonce.into();
+        }
         if let Some(token) = access_token {
             claims["ath"] = URL_SAFE_NO_PAD
                 .encode(digest(&SHA256, token.as_bytes()))
@@ -104,7 +109,7 @@ mod tests {
     fn proofs_pass_the_verifiers_checks_and_name_the_key() {
         let key = DpopKey::generate().unwrap();
         let proof = key
-            .proof("GET", "http://127.0.0.1:9000/orders", Some("token"))
+            .proof("GET", "http://127.0.0.1:9000/orders", Some("token"), None)
             .unwrap();
         let verified = tessera_verify::dpop::verify_proof(
             &proof,
@@ -127,8 +132,8 @@ mod tests {
         .unwrap();
         assert_eq!(verified.jkt, key.jkt());
         assert_ne!(
-            key.proof("GET", "http://x/", None).unwrap(),
-            key.proof("GET", "http://x/", None).unwrap(),
+            key.proof("GET", "http://x/", None, None).unwrap(),
+            key.proof("GET", "http://x/", None, None).unwrap(),
             "each proof has its own jti"
         );
     }

@@ -104,6 +104,9 @@ pub struct Sessions {
     cache: quick_cache::sync::Cache<Key, Cached>,
     /// The key bound tokens are bound to, when a route asks for them.
     dpop: Option<DpopKey>,
+    /// The last `DPoP-Nonce` tessera's token endpoint gave, for the next proof
+    /// (tessera asks for nonces when `tokens.dpop_nonce` is on).
+    dpop_nonce: std::sync::Mutex<Option<String>>,
 }
 
 impl Sessions {
@@ -137,6 +140,7 @@ impl Sessions {
             profiles,
             cache: quick_cache::sync::Cache::new(CACHE_ENTRIES),
             dpop,
+            dpop_nonce: std::sync::Mutex::new(None),
         })
     }
 
@@ -144,7 +148,7 @@ impl Sessions {
     /// of `method` to `url`; `None` without a key.
     pub fn proof(&self, method: &str, url: &str, token: &str) -> Option<String> {
         let key = self.dpop.as_ref()?;
-        key.proof(method, url, Some(token))
+        key.proof(method, url, Some(token), None)
             .map_err(|error| tracing::error!(%error, "cannot sign a DPoP proof"))
             .ok()
     }
@@ -315,36 +319,17 @@ impl Sessions {
         cookie: &str,
         profile: &Profile,
     ) -> Result<Exchanged, Unavailable> {
-        let mut request = self.http.post(&self.token_endpoint);
-        if profile.dpop
-            && let Some(key) = &self.dpop
+        let mut response = self.send_exchange(cookie, profile).await?;
+        // A nonce asked for (or a stale one refused): once more with the fresh one
+        // the answer carries, as RFC 9449 §8 has a client do.
+        if response.status() == reqwest::StatusCode::BAD_REQUEST
+            && profile.dpop
+            && self.dpop.is_some()
+            && self.keep_nonce(&response)
         {
-            let proof = key
-                .proof("POST", &self.token_endpoint, None)
-                .map_err(|error| {
-                    tracing::error!(%error, "cannot sign a DPoP proof");
-                    Unavailable
-                })?;
-            request = request.header(tessera_proto::token_type::DPOP_HEADER, proof);
+            response = self.send_exchange(cookie, profile).await?;
         }
-        let response = request
-            .basic_auth(&self.client_id, Some(self.client_secret.expose()))
-            .form(&[
-                ("grant_type", TOKEN_EXCHANGE_GRANT),
-                ("subject_token", cookie),
-                ("subject_token_type", SESSION_TOKEN_TYPE),
-                ("audience", profile.audience.as_str()),
-                // Always sent, even empty: without it tessera would grant every
-                // scope of the gateway's client, `revocations` included.
-                ("scope", profile.scope.as_str()),
-            ])
-            .timeout(EXCHANGE_TIMEOUT)
-            .send()
-            .await
-            .map_err(|error| {
-                tracing::warn!(%error, endpoint = %self.token_endpoint, "token exchange failed");
-                Unavailable
-            })?;
+        self.keep_nonce(&response);
         let status = response.status();
         if status == reqwest::StatusCode::OK {
             let answer: tessera_proto::TokenResponse = response.json().await.map_err(|error| {
@@ -372,5 +357,70 @@ impl Sessions {
              scopes and audiences"
         );
         Err(Unavailable)
+    }
+
+    /// The token exchange for `profile`, with a proof of the gateway's key (and
+    /// the nonce last given) when the route binds its tokens.
+    async fn send_exchange(
+        &self,
+        cookie: &str,
+        profile: &Profile,
+    ) -> Result<reqwest::Response, Unavailable> {
+        let mut request = self.http.post(&self.token_endpoint);
+        if profile.dpop
+            && let Some(key) = &self.dpop
+        {
+            let nonce = self
+                .dpop_nonce
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            let proof = key
+                .proof("POST", &self.token_endpoint, None, nonce.as_deref())
+                .map_err(|error| {
+                    tracing::error!(%error, "cannot sign a DPoP proof");
+                    Unavailable
+                })?;
+            request = request.header(tessera_proto::token_type::DPOP_HEADER, proof);
+        }
+        request
+            .basic_auth(&self.client_id, Some(self.client_secret.expose()))
+            .form(&[
+                ("grant_type", TOKEN_EXCHANGE_GRANT),
+                ("subject_token", cookie),
+                ("subject_token_type", SESSION_TOKEN_TYPE),
+                ("audience", profile.audience.as_str()),
+                // Always sent, even empty: without it tessera would grant every
+                // scope of the gateway's client, `revocations` included.
+                ("scope", profile.scope.as_str()),
+            ])
+            .timeout(EXCHANGE_TIMEOUT)
+            .send()
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, endpoint = %self.token_endpoint, "token exchange failed");
+                Unavailable
+            })
+    }
+
+    /// Keeps the `DPoP-Nonce` `response` carries for the next proof; whether it
+    /// carried a new one.
+    fn keep_nonce(&self, response: &reqwest::Response) -> bool {
+        let Some(nonce) = response
+            .headers()
+            .get(tessera_proto::token_type::DPOP_NONCE_HEADER)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return false;
+        };
+        let mut kept = self
+            .dpop_nonce
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if kept.as_deref() == Some(nonce) {
+            return false;
+        }
+        *kept = Some(nonce.to_owned());
+        true
     }
 }

@@ -1111,6 +1111,72 @@ dpop = true
     );
 }
 
+/// With `tokens.dpop_nonce` on, tessera answers the gateway's first token
+/// exchange `use_dpop_nonce`: the gateway signs again with the nonce it was given
+/// and goes on (it answered 503 on every bound route before).
+#[tokio::test]
+async fn the_gateway_gets_bound_tokens_from_a_server_that_asks_for_nonces() {
+    let server = TestServer::start_with(&[("TESSERA_TOKENS__DPOP_NONCE", "true")]).await;
+    server.add_user("alice", &[]);
+    let gateway_client = add_client(
+        &server,
+        "gateway",
+        &[
+            "--grant",
+            "token_exchange,client_credentials",
+            "--scope",
+            "revocations orders:read",
+            "--audience",
+            "orders",
+        ],
+    );
+    let resource = crate::verifier::Resource::start(&server, |b| b).await;
+    let config = format!(
+        r#"
+listen = "127.0.0.1:0"
+tessera_url = "{issuer}"
+client_id = "{id}"
+login_url = "{issuer}/login"
+
+[[route]]
+prefix = "/orders"
+upstream = "{resource}"
+audience = "orders"
+scopes = ["orders:read"]
+dpop = true
+"#,
+        issuer = server.base,
+        id = gateway_client.id,
+        resource = resource.base,
+    );
+    let gateway = crate::gateway::GatewayProcess::start(
+        &config,
+        gateway_client.secret.as_deref().unwrap(),
+        &[],
+    );
+    // Two people: each a token exchange of its own, the second with the nonce
+    // the first was given.
+    for name in ["alice", "bob"] {
+        if name != "alice" {
+            server.add_user(name, &[]);
+        }
+        let person = server.login(name).await;
+        let response = resource
+            .http
+            .get(format!("{}/orders", gateway.base))
+            .header(reqwest::header::COOKIE, &person.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "{name}: {}",
+            response.text().await.unwrap()
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_dpop_proof_on_a_pushed_request_binds_its_code() {
     use crate::code_flow::REDIRECT;
