@@ -483,13 +483,49 @@ fn text<'a>(member: &'a Option<Text<'_>>) -> Result<Option<&'a str>, DpopError> 
     }
 }
 
-/// `url` as §4.3 compares it: parsed (which lowers the scheme and host, drops a
-/// default port and normalises percent-encoding case), without query or fragment.
+/// `url` as §4.3 compares it, with the syntax- and scheme-based normalisation
+/// RFC 9110 §4.2.3 asks of servers: parsed (which lowers the scheme and host,
+/// drops a default port and resolves dot segments, `%2e` ones too), the path's
+/// percent-encodings in one form, without query or fragment.
 fn normalised(url: &str) -> Option<String> {
     let mut parsed = url::Url::parse(url).ok()?;
     parsed.set_query(None);
     parsed.set_fragment(None);
+    if parsed.path().contains('%') {
+        let path = percent_normalised(parsed.path());
+        parsed.set_path(&path);
+    }
     Some(parsed.into())
+}
+
+/// RFC 3986 §6.2.2.1–2: an encoded unreserved character decoded (`%7E` is `~`),
+/// every other encoding in upper case (`%2f` is `%2F`); nothing else changes, so
+/// an encoded `/` stays apart from a plain one.
+fn percent_normalised(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let hex = |i: usize| bytes.get(i).and_then(|b| (*b as char).to_digit(16));
+        if bytes[at] == b'%'
+            && let (Some(high), Some(low)) = (hex(at + 1), hex(at + 2))
+        {
+            let value = (high * 16 + low) as u8;
+            if value.is_ascii_alphanumeric() || b"-._~".contains(&value) {
+                out.push(value as char);
+            } else {
+                out.push('%');
+                out.push_str(&format!("{value:02X}"));
+            }
+            at += 3;
+            continue;
+        }
+        // `url` left only ASCII in a path; anything else is copied as it is.
+        let ch = path[at..].chars().next().unwrap_or('\u{fffd}');
+        out.push(ch);
+        at += ch.len_utf8().max(1);
+    }
+    out
 }
 
 /// The RFC 7638 thumbprint of a public key: SHA-256 over its required members in

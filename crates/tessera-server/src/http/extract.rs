@@ -239,6 +239,7 @@ pub struct BearerToken(pub tessera_verify::AccessClaims, pub Scheme);
 pub const BEARER_INVALID: &str = r#"Bearer realm="tessera", error="invalid_token""#;
 pub const BEARER_MISSING: &str = r#"Bearer realm="tessera""#;
 pub const BEARER_SCOPE: &str = r#"Bearer realm="tessera", error="insufficient_scope""#;
+pub const BEARER_MALFORMED: &str = r#"Bearer realm="tessera", error="invalid_request""#;
 
 /// The access token of a request's `Authorization` header (`Bearer` or `DPoP`)
 /// and its `DPoP` proof, or the RFC 6750 answer to a request without one.
@@ -253,9 +254,12 @@ pub fn presented(headers: &HeaderMap) -> Result<Presented<'_>, ApiError> {
             .iter()
             .map(HeaderValue::as_bytes),
     )
+    // Malformed (two `Authorization` headers, two proofs, an unknown scheme): a
+    // bad request, not a bad token (RFC 6750 §3.1), as `tessera-verify`'s layer
+    // answers it.
     .map_err(|why| {
-        ApiError::new(StatusCode::UNAUTHORIZED, codes::INVALID_REQUEST, why)
-            .challenge(BEARER_INVALID)
+        ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_REQUEST, why)
+            .challenge(BEARER_MALFORMED)
     })?
     .ok_or_else(|| {
         ApiError::new(

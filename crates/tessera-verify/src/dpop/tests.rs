@@ -260,6 +260,8 @@ fn a_proof_for_another_request_is_refused() {
         ("http://id.example.com/oauth2/token", "another scheme"),
         ("https://id.example.com:8443/oauth2/token", "another port"),
         ("https://id.example.com/oauth2/token/", "a trailing slash"),
+        ("https://id.example.com/oauth2%2Ftoken", "an encoded slash"),
+        ("https://id.example.com/oauth2/tok%65n%", "a stray percent"),
         ("not a url", "no URL"),
     ] {
         let mut other = claims();
@@ -271,6 +273,12 @@ fn a_proof_for_another_request_is_refused() {
         "HTTPS://ID.EXAMPLE.COM/oauth2/token",
         "https://id.example.com:443/oauth2/token",
         "https://id.example.com/oauth2/token?x=1#y",
+        // Percent-encodings (RFC 3986 §6.2.2): of unreserved characters, in
+        // either case, and dot segments, encoded or not.
+        "https://id.example.com/oauth2/tok%65n",
+        "https://id.example.com/%6Fauth2/token",
+        "https://id.example.com/oauth2/x/%2e%2E/token",
+        "https://id.example.com/oauth2/./token",
     ] {
         let mut same = claims();
         same["htu"] = json!(url);
@@ -516,4 +524,17 @@ fn claims_given_twice_or_not_as_an_object_are_refused() {
         verify_proof(&proof(&key, &header(&key), &text_iat), &request()),
         Err(DpopError::Malformed(_))
     ));
+}
+
+#[test]
+fn percent_encodings_are_compared_in_one_form() {
+    assert_eq!(
+        percent_normalised("/a%2fb%7e%41%2E%zz%4"),
+        "/a%2Fb~A.%zz%4",
+        "unreserved decoded, the rest upper-cased, the malformed kept"
+    );
+    assert_eq!(
+        normalised("https://ID.example.com:443/a%2fb%7E?q#f").as_deref(),
+        Some("https://id.example.com/a%2Fb~")
+    );
 }

@@ -410,7 +410,8 @@ async fn a_bound_token_is_good_at_userinfo_only_with_a_fresh_proof_of_its_key() 
         .send()
         .await
         .unwrap();
-    assert_eq!(refusal(twice).await.1, "invalid_request");
+    // (Two `Authorization` headers are refused on every route, before routing.)
+    assert_eq!(error_of(twice).await, (400, "invalid_request".to_owned()));
     let two_proofs = presenting(
         server.client.get(&url),
         "DPoP",
@@ -421,7 +422,14 @@ async fn a_bound_token_is_good_at_userinfo_only_with_a_fresh_proof_of_its_key() 
     .send()
     .await
     .unwrap();
-    assert_eq!(refusal(two_proofs).await.1, "invalid_request");
+    assert_eq!(
+        refusal(two_proofs).await,
+        (
+            400,
+            "invalid_request".to_owned(),
+            r#"Bearer realm="tessera", error="invalid_request""#.to_owned()
+        )
+    );
     // The right scheme, but no proof, or the thief's own key.
     let (status, code, challenge) = refusal(userinfo("DPoP", None).await).await;
     assert_eq!((status, code.as_str()), (401, "invalid_dpop_proof"));
