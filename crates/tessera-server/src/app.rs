@@ -338,7 +338,18 @@ pub async fn serve(
     let nonce_key = match (config.tokens.dpop_nonce, config.master_key()?) {
         (false, _) => None,
         (true, Some(key)) => Some(key),
-        (true, None) => Some(tessera_keys::MasterKey::random()?),
+        (true, None) => {
+            if shared_proofs {
+                // Each instance would seal with a key of its own, and a client
+                // sent between them would be told `use_dpop_nonce` again and again.
+                tracing::warn!(
+                    "tokens.dpop_nonce is on without TESSERA_MASTER_KEY: each instance \
+                     seals its nonces with a key of its own, so instances behind one \
+                     balancer refuse each other's; set TESSERA_MASTER_KEY on all of them"
+                );
+            }
+            Some(tessera_keys::MasterKey::random()?)
+        }
     };
     let dpop = Arc::new(services::dpop::DpopProofs::new(
         &config.public_url(),
