@@ -3,7 +3,8 @@
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256,
+    RsaKeyPair,
 };
 use serde_json::{Value, json};
 
@@ -15,6 +16,39 @@ const NOW: i64 = 1_800_000_000;
 enum Key {
     Es256(EcdsaKeyPair),
     EdDsa(Ed25519KeyPair),
+    Rs256(RsaKeyPair),
+}
+
+/// The (n, e) of a DER RSAPublicKey (RFC 8017 A.1.1), as a test reads it.
+fn rsa_components(der: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    fn length(der: &[u8], at: &mut usize) -> usize {
+        let first = der[*at];
+        *at += 1;
+        if first < 0x80 {
+            return usize::from(first);
+        }
+        let mut length = 0;
+        for _ in 0..(first & 0x7f) {
+            length = length * 256 + usize::from(der[*at]);
+            *at += 1;
+        }
+        length
+    }
+    let mut at = 1;
+    length(der, &mut at);
+    let mut integer = || {
+        assert_eq!(der[at], 0x02);
+        at += 1;
+        let len = length(der, &mut at);
+        let value = der[at..at + len].to_vec();
+        at += len;
+        value
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect::<Vec<u8>>()
+    };
+    let n = integer();
+    (n, integer())
 }
 
 impl Key {
@@ -26,10 +60,15 @@ impl Key {
         Self::EdDsa(Ed25519KeyPair::generate().unwrap())
     }
 
+    fn rs256() -> Self {
+        Self::Rs256(RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap())
+    }
+
     fn alg(&self) -> &'static str {
         match self {
             Self::Es256(_) => "ES256",
             Self::EdDsa(_) => "EdDSA",
+            Self::Rs256(_) => "RS256",
         }
     }
 
@@ -47,6 +86,10 @@ impl Key {
                 "kty": "OKP", "crv": "Ed25519",
                 "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
             }),
+            Self::Rs256(pair) => {
+                let (n, e) = rsa_components(pair.public_key().as_ref());
+                json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode(n), "e": URL_SAFE_NO_PAD.encode(e)})
+            }
         }
     }
 
@@ -58,6 +101,17 @@ impl Key {
                 .as_ref()
                 .to_vec(),
             Self::EdDsa(pair) => pair.sign(input).as_ref().to_vec(),
+            Self::Rs256(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(
+                    &RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    input,
+                    &mut signature,
+                )
+                .unwrap();
+                signature
+            }
         }
     }
 }
@@ -97,8 +151,8 @@ fn request() -> ProofRequest<'static> {
 }
 
 #[test]
-fn a_proof_of_either_algorithm_passes_and_names_its_key() {
-    for key in [Key::es256(), Key::eddsa()] {
+fn a_proof_of_each_algorithm_passes_and_names_its_key() {
+    for key in [Key::es256(), Key::eddsa(), Key::rs256()] {
         let verified = verify_proof(&proof(&key, &header(&key), &claims()), &request()).unwrap();
         let jwk: Jwk = serde_json::from_value(key.jwk()).unwrap();
         assert_eq!(verified.jkt, thumbprint(&jwk).unwrap());
@@ -185,6 +239,20 @@ fn a_proof_of_another_type_or_algorithm_is_refused() {
             "{alg}"
         );
     }
+    // An RSA key signing as ES256, and an EC key claimed as RS256.
+    let rsa = Key::rs256();
+    let mut claimed = header(&rsa);
+    claimed["alg"] = json!("ES256");
+    assert_eq!(
+        verify_proof(&proof(&rsa, &claimed, &claims()), &request()),
+        Err(DpopError::BadKey)
+    );
+    let mut claimed = header(&key);
+    claimed["alg"] = json!("RS256");
+    assert_eq!(
+        verify_proof(&proof(&key, &claimed, &claims()), &request()),
+        Err(DpopError::BadKey)
+    );
     // An alg that does not match the key: an Ed25519 key claimed as ES256.
     let ed = Key::eddsa();
     let mut mismatched = header(&ed);
