@@ -368,6 +368,7 @@ pub async fn serve(
         core.stores.set.refresh.clone(),
         core.stores.set.backchannel.clone(),
         dpop.clone(),
+        core.keys.clone(),
     ));
     let state = AppState::new(Services {
         end_session: Arc::new(services::end_session::EndSession::new(

@@ -33,6 +33,8 @@ use crate::services::accounts::Accounts;
 use crate::services::audit::{Audit, event};
 use crate::services::clients::{Clients, PresentedClient};
 use crate::services::dpop::DpopProofs;
+use crate::services::id_token_hints::IdTokenHints;
+use crate::services::keyring::KeyRing;
 use crate::services::oauth::{OAuthError, authenticate};
 use crate::services::sessions::{ActiveSession, SessionService};
 
@@ -80,6 +82,10 @@ pub struct AuthorizeParams {
     pub max_age: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login_hint: Option<String>,
+    /// An ID token tessera issued to this client: the person it names is the one
+    /// who must be signed in (OpenID Connect Core §3.1.2.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token_hint: Option<String>,
     /// The `acr` values the client asks for, in its order of preference; `2`
     /// alone (of the values tessera issues) asks for a second factor.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -214,6 +220,7 @@ pub struct Authorization {
     backchannel: Arc<dyn BackchannelStore>,
     /// A pushed request's DPoP proof (RFC 9449 §10.1).
     dpop: Arc<DpopProofs>,
+    hints: IdTokenHints,
 }
 
 impl Authorization {
@@ -229,8 +236,10 @@ impl Authorization {
         refresh: Arc<dyn RefreshStore>,
         backchannel: Arc<dyn BackchannelStore>,
         dpop: Arc<DpopProofs>,
+        keys: Arc<KeyRing>,
     ) -> Self {
         Self {
+            hints: IdTokenHints::new(issuer.clone(), keys),
             dpop,
             issuer,
             clients,
@@ -454,10 +463,27 @@ impl Authorization {
     ) -> Result<Result<(AuthorizeParams, Checked), String>, AuthorizeError> {
         let (effective, pushed) = self.expand(&params).await?;
         let target = self.target(&effective).await?;
-        match check(target, &effective, pushed) {
-            Ok(checked) => Ok(Ok((params, checked))),
-            Err((target, refusal)) => Ok(Err(self.error_url(&target, refusal))),
+        let mut checked = match check(target, &effective, pushed) {
+            Ok(checked) => checked,
+            Err((target, refusal)) => return Ok(Err(self.error_url(&target, refusal))),
+        };
+        if let Some(hint) = effective.id_token_hint.as_deref() {
+            // Only an ID token issued here to this app names someone; anything
+            // else is refused rather than ignored, as the app meant someone.
+            match self.hints.read(hint) {
+                Some(hint) if hint.client == checked.target.client.id => {
+                    checked.asked.hinted_subject = Some(hint.subject);
+                }
+                _ => {
+                    let refusal = refuse(
+                        codes::INVALID_REQUEST,
+                        "the id_token_hint is not an ID token issued here to this client",
+                    );
+                    return Ok(Err(self.error_url(&checked.target, refusal)));
+                }
+            }
         }
+        Ok(Ok((params, checked)))
     }
 
     /// The parameters to decide by: those sent, or for a `request_uri` those pushed
@@ -696,6 +722,8 @@ struct Asked {
     max_age: Option<i64>,
     login_hint: Option<String>,
     auth_after: Option<i64>,
+    /// The `sub` of a valid `id_token_hint`: only that person's session will do.
+    hinted_subject: Option<String>,
     /// `acr_values` leaves only two factors acceptable.
     second_factor: bool,
 }
@@ -803,6 +831,8 @@ fn check_parameters(
         max_age,
         login_hint,
         auth_after,
+        // Read with the keys, in `Authorization::prepare`.
+        hinted_subject: None,
         second_factor: asks_for_two_factors(params.acr_values.as_deref()),
     })
 }
@@ -909,6 +939,10 @@ fn needs_sign_in(asked: &Asked, session: &ActiveSession, now: Timestamp) -> bool
         || asked
             .auth_after
             .is_some_and(|after| auth_time / 1000 < after)
+        || asked
+            .hinted_subject
+            .as_deref()
+            .is_some_and(|subject| subject != session.user().id.to_string())
 }
 
 /// `prompt` without `login`, which a fresh sign-in has answered.

@@ -11,14 +11,13 @@
 
 use std::sync::Arc;
 
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use tessera_core::{ClientId, SessionSecret};
 use tessera_store::{Client, StoreError};
 use url::Url;
 
 use crate::services::clients::Clients;
+use crate::services::id_token_hints::{IdTokenHint as Hint, IdTokenHints};
 use crate::services::keyring::KeyRing;
 use crate::services::sessions::SessionService;
 
@@ -72,21 +71,8 @@ pub enum LogoutError {
     Store(#[from] StoreError),
 }
 
-/// What a valid `id_token_hint` says.
-struct Hint {
-    client: ClientId,
-    sid: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct HintClaims {
-    aud: serde_json::Value,
-    sid: Option<String>,
-}
-
 pub struct EndSession {
-    issuer: String,
-    keys: Arc<KeyRing>,
+    hints: IdTokenHints,
     clients: Clients,
     sessions: Arc<SessionService>,
 }
@@ -99,8 +85,7 @@ impl EndSession {
         sessions: Arc<SessionService>,
     ) -> Self {
         Self {
-            issuer,
-            keys,
+            hints: IdTokenHints::new(issuer, keys),
             clients,
             sessions,
         }
@@ -163,42 +148,11 @@ impl EndSession {
 
     /// An ID token this issuer signed, expired or not (§2: the hint may be old).
     fn hint(&self, token: &str) -> Result<Hint, LogoutError> {
-        let invalid = || LogoutError::Invalid("The id_token_hint is not an ID token issued here.");
-        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
-        if header.typ.as_deref() != Some("JWT") {
-            return Err(invalid());
-        }
-        let keys = self.keys.current();
-        let set: JwkSet = serde_json::from_slice(&keys.jwks).map_err(|_| invalid())?;
-        let jwk = header
-            .kid
-            .as_deref()
-            .and_then(|kid| set.find(kid))
-            .ok_or_else(invalid)?;
-        let key = DecodingKey::from_jwk(jwk).map_err(|_| invalid())?;
-        let mut validation = Validation::new(header.alg);
-        validation.validate_exp = false;
-        validation.validate_aud = false;
-        validation.set_issuer(&[self.issuer.as_str()]);
-        validation.set_required_spec_claims(&["iss", "sub", "aud"]);
-        let claims = jsonwebtoken::decode::<HintClaims>(token, &key, &validation)
-            .map_err(|_| invalid())?
-            .claims;
-        let client = match &claims.aud {
-            serde_json::Value::String(aud) => ClientId::parse(aud),
-            serde_json::Value::Array(auds) if auds.len() == 1 => {
-                auds[0].as_str().and_then(ClientId::parse)
-            }
-            _ => None,
-        }
-        .ok_or_else(invalid)?;
-        Ok(Hint {
-            client,
-            sid: claims.sid,
-        })
+        self.hints.read(token).ok_or(LogoutError::Invalid(
+            "The id_token_hint is not an ID token issued here.",
+        ))
     }
 
-    /// The app that asked: from the hint's audience or `client_id`, which must agree.
     async fn client(
         &self,
         params: &LogoutParams,

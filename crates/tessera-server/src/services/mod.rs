@@ -16,6 +16,7 @@ pub mod dpop;
 pub mod end_session;
 pub mod feed;
 pub mod grants;
+pub mod id_token_hints;
 pub mod id_tokens;
 pub mod introspection;
 pub mod keyring;

@@ -1152,6 +1152,73 @@ async fn a_pushed_requests_demand_for_a_fresh_sign_in_is_not_posted_or_edited_ar
     }
 }
 
+/// `id_token_hint` (OpenID Connect Core §3.1.2.1): an ID token the app got names
+/// who must be signed in. Another person's browser is not answered for them:
+/// `prompt=none` gets `login_required`, otherwise a fresh sign-in; a hint that is
+/// not an ID token issued here to this app is refused, never ignored.
+#[tokio::test]
+async fn an_id_token_hint_names_who_must_be_signed_in() {
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
+    server.add_user("bob", &[]);
+    let client = app(&server, "portal", &["--first-party"]);
+    let other = app(&server, "other", &["--first-party"]);
+    let (alice, bob) = (server.login("alice").await, server.login("bob").await);
+    async fn tokens_of(server: &TestServer, client: &Registered, browser: &Browser) -> Value {
+        let request = Request::new(client);
+        let code = code_for(server, browser, &request).await;
+        tokens(server, client, &code, &request.verifier).await
+    }
+    let hint = tokens_of(&server, &client, &alice).await["id_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Alice's own browser: a code, and no question.
+    let request = Request::new(&client)
+        .set("id_token_hint", &hint)
+        .set("prompt", "none");
+    let code = code_for(&server, &alice, &request).await;
+    tokens(&server, &client, &code, &request.verifier).await;
+
+    // Bob's browser with Alice's hint: not answered for her.
+    let response = get(&server, &request.url(&server), Some(&bob.cookie)).await;
+    refused_with(&server, &response, "login_required");
+    let without_none = Request::new(&client).set("id_token_hint", &hint);
+    let to = location(&get(&server, &without_none.url(&server), Some(&bob.cookie)).await);
+    assert_eq!(to.path(), "/login", "{to}");
+    assert_eq!(param(&to, "reauthenticate").as_deref(), Some("true"));
+
+    // Not an ID token of this app's: refused, whoever is signed in.
+    let access_token = tokens_of(&server, &client, &alice).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let others_hint = tokens_of(&server, &other, &alice).await["id_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut forged = hint.clone();
+    forged.truncate(forged.len() - 4);
+    forged.push_str("AAAA");
+    for (bad, why) in [
+        (others_hint.as_str(), "another app's"),
+        (forged.as_str(), "a forged signature"),
+        (access_token.as_str(), "an access token"),
+        ("not-a-token", "garbage"),
+    ] {
+        let request = Request::new(&client).set("id_token_hint", bad);
+        let response = get(&server, &request.url(&server), Some(&alice.cookie)).await;
+        let to = location(&response);
+        assert_eq!(
+            param(&to, "error").as_deref(),
+            Some("invalid_request"),
+            "{why}"
+        );
+        refused_with(&server, &response, "invalid_request");
+    }
+}
+
 #[tokio::test]
 async fn offline_access_is_granted_only_to_an_app_registered_for_it_and_outlives_the_sign_in() {
     let server = TestServer::start().await;
