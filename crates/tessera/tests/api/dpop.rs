@@ -246,6 +246,38 @@ async fn the_token_endpoint_refuses_the_proofs_an_attacker_would_send() {
         URL_SAFE_NO_PAD.encode(claims(&url, "h").to_string())
     );
     refused(with_proofs(&server, &app, &[&unsigned]).await).await;
+    // Made for later (past the 5 s allowed for clocks), an HMAC, an algorithm
+    // named in another case or of another curve, an Ed25519 key claimed as ES256.
+    let mut later = claims(&url, "later");
+    later["iat"] = json!(now() + 60);
+    refused(with_proofs(&server, &app, &[&key.proof_with(key.header(), later)]).await).await;
+    for alg in ["HS256", "es256", "ES384"] {
+        let mut header = key.header();
+        header["alg"] = json!(alg);
+        refused(with_proofs(&server, &app, &[&key.proof_with(header, claims(&url, alg))]).await)
+            .await;
+    }
+    let ed = ClientKey::new(Algorithm::EdDSA);
+    let mut claimed = ed.header();
+    claimed["alg"] = json!("ES256");
+    refused(
+        with_proofs(
+            &server,
+            &app,
+            &[&ed.proof_with(claimed, claims(&url, "ed"))],
+        )
+        .await,
+    )
+    .await;
+    // Without a jti, with one of 300 bytes, or a proof over 8 KB.
+    let mut no_jti = claims(&url, "none");
+    no_jti.as_object_mut().unwrap().remove("jti");
+    refused(with_proofs(&server, &app, &[&key.proof_with(key.header(), no_jti)]).await).await;
+    let long_jti = claims(&url, &"j".repeat(300));
+    refused(with_proofs(&server, &app, &[&key.proof_with(key.header(), long_jti)]).await).await;
+    let mut large = claims(&url, "large");
+    large["padding"] = json!("p".repeat(9000));
+    refused(with_proofs(&server, &app, &[&key.proof_with(key.header(), large)]).await).await;
     // Two proofs in one request.
     refused(
         with_proofs(
