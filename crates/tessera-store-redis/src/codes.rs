@@ -160,13 +160,15 @@ impl AuthorizationCodeStore for RedisStore {
         Ok((request.expires_at > at).then_some(request))
     }
 
-    async fn drop_pushed_request(&self, hash: &SecretHash) -> Result<(), StoreError> {
+    async fn drop_pushed_request(&self, hash: &SecretHash) -> Result<bool, StoreError> {
         let key = pushed_key(hash);
         let key = &key;
-        self.run(Retry::Idempotent, |mut c| async move {
+        // Not retried once it may have reached Redis: a second DEL would answer
+        // that someone else took it.
+        self.run(Retry::Once, |mut c| async move {
             redis::cmd("DEL").arg(key).query_async::<i64>(&mut c).await
         })
         .await
-        .map(drop)
+        .map(|deleted| deleted > 0)
     }
 }

@@ -193,7 +193,7 @@ macro_rules! __sql_store_forward {
     ($head:tt [pushed_request $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [pushed_request(hash: &__ty::SecretHash, at: __ty::Timestamp) -> Result<Option<__ty::PushedRequest>, __ty::StoreError> = pushed_request(hash, at)] $($own)* } };
     ($head:tt [drop_pushed_request $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
-        [drop_pushed_request(hash: &__ty::SecretHash) -> Result<(), __ty::StoreError> = drop_pushed_request(hash)] $($own)* } };
+        [drop_pushed_request(hash: &__ty::SecretHash) -> Result<bool, __ty::StoreError> = drop_pushed_request(hash)] $($own)* } };
     // CeremonyStore.
     ($head:tt [begin_ceremony $($rest:ident)*] $done:tt $($own:tt)*) => { $crate::__sql_store_forward! { @method $head [$($rest)*] $done
         [begin_ceremony(ceremony: __ty::Ceremony) -> Result<(), __ty::StoreError> = begin_ceremony(ceremony)] $($own)* } };

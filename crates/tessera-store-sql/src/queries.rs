@@ -1505,12 +1505,12 @@ where
     async fn drop_pushed_request<'c>(
         db: impl Executor<'c, Database = Self>,
         hash: &SecretHash,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         sqlx::query("DELETE FROM pushed_requests WHERE hash = $1")
             .bind(hash.as_bytes().to_vec())
             .execute(db)
             .await
-            .map(drop)
+            .map(|done| Self::rows_affected(&done) > 0)
             .map_err(store_error)
     }
 

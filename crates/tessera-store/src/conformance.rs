@@ -2614,8 +2614,14 @@ async fn pushed_requests<S: AuthorizationCodeStore>(store: &S) {
     );
     let never = RefreshTokenSecret::generate().hash();
     assert_eq!(store.pushed_request(&never, now).await.unwrap(), None);
-    store.drop_pushed_request(&request.hash).await.unwrap();
-    store.drop_pushed_request(&request.hash).await.unwrap();
+    assert!(
+        store.drop_pushed_request(&request.hash).await.unwrap(),
+        "the first drop takes it"
+    );
+    assert!(
+        !store.drop_pushed_request(&request.hash).await.unwrap(),
+        "a second finds it taken"
+    );
     assert_eq!(
         store.pushed_request(&request.hash, now).await.unwrap(),
         None

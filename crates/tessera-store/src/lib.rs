@@ -726,8 +726,9 @@ store_trait! {
             hash: &SecretHash,
             at: Timestamp,
         ) -> Result<Option<PushedRequest>, StoreError>;
-        /// Forgets a pushed request (its code was issued: it is used).
-        async fn drop_pushed_request(&self, hash: &SecretHash) -> Result<(), StoreError>;
+        /// Forgets a pushed request (it is used: it gives one code), atomically:
+        /// of any number of calls, on any instance, one alone answers `true`.
+        async fn drop_pushed_request(&self, hash: &SecretHash) -> Result<bool, StoreError>;
     }
 }
 

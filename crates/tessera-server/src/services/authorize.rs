@@ -47,6 +47,9 @@ const PUSHED_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 /// it may lead to (RFC 9126 leaves it to the server, suggesting 5 to 600 s). It
 /// gives one code, and is gone then.
 const PUSHED_LIFETIME: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The page for a `request_uri` that cannot give a code.
+const PUSHED_GONE: &str = "The request_uri is unknown, has expired or was used already; start again from the application.";
 /// Upper bounds on what is echoed or stored: far beyond real values.
 const MAX_STATE: usize = 2000;
 const MAX_NONCE: usize = 512;
@@ -497,12 +500,7 @@ impl Authorization {
         let Some(uri) = params.request_uri.as_deref() else {
             return Ok((params.clone(), None));
         };
-        let unknown = || {
-            AuthorizeError::NoRedirect(
-                "The request_uri is unknown, has expired or was used already; start again from                  the application."
-                    .to_owned(),
-            )
-        };
+        let unknown = || AuthorizeError::NoRedirect(PUSHED_GONE.to_owned());
         let hash = pushed_hash(uri);
         let pushed = self
             .codes
@@ -641,6 +639,13 @@ impl Authorization {
         checked: &Checked,
         session: &ActiveSession,
     ) -> Result<String, AuthorizeError> {
+        // Taken before the code is made: of two requests with one request_uri at
+        // the same moment, one alone gets a code (RFC 9126 §4).
+        if let Some(pushed) = &checked.pushed
+            && !self.codes.drop_pushed_request(pushed).await?
+        {
+            return Err(AuthorizeError::NoRedirect(PUSHED_GONE.to_owned()));
+        }
         let secret = AuthorizationCodeSecret::generate();
         let now = Timestamp::now();
         let expires_at = now.saturating_add(self.code_lifetime);
@@ -667,10 +672,6 @@ impl Authorization {
                 forget_at: expires_at.saturating_add(CODE_MEMORY),
             })
             .await?;
-        if let Some(pushed) = &checked.pushed {
-            // Used: a request_uri gives one code (RFC 9126 §4).
-            self.codes.drop_pushed_request(pushed).await?;
-        }
         metrics::counter!("tessera_authorization_codes_issued_total").increment(1);
         let mut url = checked.target.redirect.clone();
         url.query_pairs_mut()

@@ -1031,6 +1031,35 @@ async fn pushed_requests_are_used_by_reference_once() {
     assert_eq!(again.status(), 400);
     assert!(again.headers().get(header::LOCATION).is_none());
 
+    // Also when the same request_uri arrives many times at once (a double click,
+    // a replay racing the browser): one code, and pages for the rest.
+    let raced: Value = push(&server, &client, &Request::new(&client))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let raced = server.url(&format!(
+        "/oauth2/authorize?client_id={}&request_uri={}",
+        client.id,
+        url::form_urlencoded::byte_serialize(raced["request_uri"].as_str().unwrap().as_bytes())
+            .collect::<String>()
+    ));
+    let answers =
+        futures::future::join_all((0..8).map(|_| get(&server, &raced, Some(&signed_in.cookie))))
+            .await;
+    let codes = answers.iter().filter(|a| a.status() == 303).count();
+    assert_eq!(
+        codes,
+        1,
+        "{:?}",
+        answers.iter().map(Response::status).collect::<Vec<_>>()
+    );
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.status() == 303 || a.status() == 400)
+    );
+
     // Another client cannot use a client's reference; made-up ones are unknown.
     let fresh: Value = push(&server, &client, &Request::new(&client))
         .await
