@@ -32,6 +32,12 @@ struct Args {
     /// The address and port to serve on.
     #[arg(long, default_value = "127.0.0.1:9000")]
     listen: String,
+    /// The URL clients call this service at (`https://orders.example.com`), which
+    /// DPoP proofs must name. Without it, `http://` and the request's `Host`: set
+    /// it behind TLS or a proxy, and so that a proof made for another host that
+    /// serves the same paths is refused here.
+    #[arg(long, env = "RESOURCE_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 #[tokio::main]
@@ -42,7 +48,11 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let verifier = RemoteVerifier::builder(&args.issuer)
+    let mut builder = RemoteVerifier::builder(&args.issuer);
+    if let Some(url) = &args.public_url {
+        builder = builder.public_url(url);
+    }
+    let verifier = builder
         .audience(&args.audience)
         .client(ClientCredentials::new(args.client_id, args.client_secret))
         .max_staleness(args.max_staleness)

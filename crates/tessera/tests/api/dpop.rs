@@ -511,6 +511,54 @@ async fn a_bound_token_is_good_at_userinfo_only_with_a_fresh_proof_of_its_key() 
     assert_eq!(described["cnf"]["jkt"], key.thumbprint());
 }
 
+/// A resource service told its public URL checks proofs against it, not against
+/// the `Host` a request names: a proof made for the URL clients call passes, one
+/// made for the address it listens on (or for another host that serves the same
+/// paths, sent with that `Host`) is refused.
+#[tokio::test]
+async fn a_resource_service_with_a_public_url_takes_proofs_for_it_and_not_for_the_host_sent() {
+    let server = TestServer::start().await;
+    let resource =
+        crate::verifier::Resource::start(&server, |b| b.public_url("https://orders.example/"))
+            .await;
+    let app = orders_app(&server, "orders-app", &[]);
+    let key = ClientKey::new(Algorithm::ES256);
+    let token = bound_token(&server, &app, "orders:read", &key, "orders").await;
+    let listening = format!("{}/orders", resource.base);
+    let orders = |proof: String, host: Option<&'static str>| {
+        let mut request = presenting(resource.http.get(&listening), "DPoP", &token, Some(&proof));
+        if let Some(host) = host {
+            request = request.header(reqwest::header::HOST, host);
+        }
+        async move { request.send().await.unwrap() }
+    };
+    let public = "https://orders.example/orders";
+    assert_eq!(
+        orders(key.proof_for("GET", public, &token, "1"), None)
+            .await
+            .status(),
+        200
+    );
+    for (proof, host, why) in [
+        (
+            key.proof_for("GET", &listening, &token, "2"),
+            None,
+            "the listening address",
+        ),
+        (
+            key.proof_for("GET", "http://billing.example/orders", &token, "3"),
+            Some("billing.example"),
+            "another host, named in Host",
+        ),
+    ] {
+        assert_eq!(
+            refusal(orders(proof, host).await).await.1,
+            "invalid_dpop_proof",
+            "{why}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_bound_token_is_good_at_a_resource_service_and_at_tessera_only_with_its_key() {
     let server = TestServer::start().await;
