@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use tessera_verify::{AccessClaims, RemoteVerifier, RevokedBy, VerifyError};
 
 use tessera_proto::ErrorBody;
-use tessera_proto::error::INVALID_GRANT;
+use tessera_proto::error::{INVALID_GRANT, USE_DPOP_NONCE};
 use tessera_proto::token_type::{SESSION_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT};
 
 use crate::config::ClientSecret;
@@ -319,43 +319,43 @@ impl Sessions {
         cookie: &str,
         profile: &Profile,
     ) -> Result<Exchanged, Unavailable> {
-        let mut response = self.send_exchange(cookie, profile).await?;
-        // A nonce asked for (or a stale one refused): once more with the fresh one
-        // the answer carries, as RFC 9449 §8 has a client do.
-        if response.status() == reqwest::StatusCode::BAD_REQUEST
-            && profile.dpop
-            && self.dpop.is_some()
-            && self.keep_nonce(&response)
-        {
-            response = self.send_exchange(cookie, profile).await?;
+        // Twice at most: a proof refused for its nonce (none yet, or a stale one)
+        // goes once more with the fresh one the answer carries (RFC 9449 §8).
+        for attempt in 0..2 {
+            let response = self.send_exchange(cookie, profile).await?;
+            let fresh_nonce = self.keep_nonce(&response);
+            let status = response.status();
+            if status == reqwest::StatusCode::OK {
+                let answer: tessera_proto::TokenResponse =
+                    response.json().await.map_err(|error| {
+                        tracing::warn!(%error, "tessera's token answer is unreadable");
+                        Unavailable
+                    })?;
+                return Ok(Exchanged::Token {
+                    jwt: answer.access_token.into(),
+                    expires_in: Duration::from_secs(answer.expires_in),
+                });
+            }
+            let error = response
+                .json::<ErrorBody<'static>>()
+                .await
+                .map(|e| e.error.into_owned())
+                .unwrap_or_default();
+            if status == reqwest::StatusCode::BAD_REQUEST && error == INVALID_GRANT {
+                return Ok(Exchanged::NoSession);
+            }
+            if error == USE_DPOP_NONCE && fresh_nonce && attempt == 0 {
+                continue;
+            }
+            tracing::error!(
+                %status,
+                error,
+                audience = %profile.audience,
+                "tessera refused the token exchange: check the gateway client's grants, \
+                 scopes and audiences"
+            );
+            break;
         }
-        self.keep_nonce(&response);
-        let status = response.status();
-        if status == reqwest::StatusCode::OK {
-            let answer: tessera_proto::TokenResponse = response.json().await.map_err(|error| {
-                tracing::warn!(%error, "tessera's token answer is unreadable");
-                Unavailable
-            })?;
-            return Ok(Exchanged::Token {
-                jwt: answer.access_token.into(),
-                expires_in: Duration::from_secs(answer.expires_in),
-            });
-        }
-        let error = response
-            .json::<ErrorBody<'static>>()
-            .await
-            .map(|e| e.error.into_owned())
-            .unwrap_or_default();
-        if status == reqwest::StatusCode::BAD_REQUEST && error == INVALID_GRANT {
-            return Ok(Exchanged::NoSession);
-        }
-        tracing::error!(
-            %status,
-            error,
-            audience = %profile.audience,
-            "tessera refused the token exchange: check the gateway client's grants, \
-             scopes and audiences"
-        );
         Err(Unavailable)
     }
 

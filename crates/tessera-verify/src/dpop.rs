@@ -515,15 +515,14 @@ fn percent_normalised(path: &str) -> String {
                 out.push(value as char);
             } else {
                 out.push('%');
-                out.push_str(&format!("{value:02X}"));
+                out.push_str(&path[at + 1..at + 3].to_ascii_uppercase());
             }
             at += 3;
             continue;
         }
-        // `url` left only ASCII in a path; anything else is copied as it is.
-        let ch = path[at..].chars().next().unwrap_or('\u{fffd}');
-        out.push(ch);
-        at += ch.len_utf8().max(1);
+        // A parsed URL's path is ASCII: `url` percent-encodes the rest.
+        out.push(bytes[at] as char);
+        at += 1;
     }
     out
 }

@@ -17,7 +17,7 @@ use tessera_store::{Client, StoreError};
 use url::Url;
 
 use crate::services::clients::Clients;
-use crate::services::id_token_hints::{IdTokenHint as Hint, IdTokenHints};
+use crate::services::id_token_hints::{IdTokenHint, IdTokenHints};
 use crate::services::keyring::KeyRing;
 use crate::services::sessions::SessionService;
 
@@ -147,7 +147,7 @@ impl EndSession {
     }
 
     /// An ID token this issuer signed, expired or not (§2: the hint may be old).
-    fn hint(&self, token: &str) -> Result<Hint, LogoutError> {
+    fn hint(&self, token: &str) -> Result<IdTokenHint, LogoutError> {
         self.hints.read(token).ok_or(LogoutError::Invalid(
             "The id_token_hint is not an ID token issued here.",
         ))
@@ -156,7 +156,7 @@ impl EndSession {
     async fn client(
         &self,
         params: &LogoutParams,
-        hint: Option<&Hint>,
+        hint: Option<&IdTokenHint>,
     ) -> Result<Option<Client>, LogoutError> {
         let named = match params.client_id.as_deref() {
             Some(id) => Some(ClientId::parse(id).ok_or(LogoutError::Invalid(

@@ -208,7 +208,8 @@ impl Grants {
                 scope,
             } => {
                 // RFC 6749 §6: a refresh may narrow the scope, never widen it; checked
-                // before the token is spent.
+                // before the token is spent, as is the key of a bound family (a
+                // thief holding the token alone spends nothing).
                 let family = match self.refresh.peek(&client, &refresh_token, jkt).await {
                     Ok(family) => family,
                     Err(RefreshError::Leaked(family)) => {
@@ -217,14 +218,6 @@ impl Grants {
                     }
                     Err(error) => return Err(refresh_error(error)),
                 };
-                // A family bound to a key (a public client's, RFC 9449 §5) is
-                // refreshed only with a proof of that key: checked before the token
-                // is spent, so a thief holding the token alone spends nothing.
-                if let Some(bound) = &family.dpop_jkt
-                    && jkt != Some(bound.as_str())
-                {
-                    return Err(refresh_error(RefreshError::KeyNotProven));
-                }
                 // A family exchanged from a sign-in lasts as long as it: refused at
                 // once when it ended, though its revocation may not be logged yet.
                 let sign_in = match &family.session {

@@ -201,9 +201,10 @@ impl RefreshTokens {
         }
     }
 
-    /// The live family `presented` belongs to, if it was issued to `client`; nothing
-    /// is spent. Lets the caller refuse a request (a wider scope, say) before
-    /// [`Self::rotate`] spends the token.
+    /// The live family `presented` belongs to, if it was issued to `client` and,
+    /// when bound to a key, `jkt` is that key; nothing is spent. Lets the caller
+    /// refuse a request (a wider scope, say) before [`Self::rotate`] spends the
+    /// token.
     pub async fn peek(
         &self,
         client: &Client,
@@ -211,26 +212,25 @@ impl RefreshTokens {
         jkt: Option<&str>,
     ) -> Result<RefreshFamily, RefreshError> {
         let token = RefreshTokenSecret::parse(presented).ok_or(RefreshError::Invalid)?;
-        match family_of(self.store.as_ref(), &token).await? {
-            Some(family) if family.client_id == client.id => Ok(family),
+        let family = match family_of(self.store.as_ref(), &token).await? {
+            Some(family) => family,
             // Unknown here may still be a spent token: rotation tells reuse apart.
-            None => self
-                .rotate(client, presented)
-                .await
-                .map(|(family, _)| family),
-            // Another client's token bound to a key it does not prove: useless to
-            // whoever holds it, and ending its family would only let a thief sign
-            // its owner out. Refused, and nothing ends.
-            Some(family)
-                if family
-                    .dpop_jkt
-                    .as_deref()
-                    .is_some_and(|bound| jkt != Some(bound)) =>
-            {
-                Err(RefreshError::KeyNotProven)
-            }
-            Some(family) => Err(self.leaked(&family, client).await),
+            None => self.rotate(client, presented).await?.0,
+        };
+        // Bound to a key this request does not prove (RFC 9449 §5): refused first,
+        // whoever presents it. Useless to a thief, so nothing ends: ending its
+        // family as leaked would only let a thief sign its owner out.
+        if family
+            .dpop_jkt
+            .as_deref()
+            .is_some_and(|bound| jkt != Some(bound))
+        {
+            return Err(RefreshError::KeyNotProven);
         }
+        if family.client_id != client.id {
+            return Err(self.leaked(&family, client).await);
+        }
+        Ok(family)
     }
 
     /// Ends the family of a refresh token that `client` presented though it was

@@ -1081,14 +1081,15 @@ async fn a_code_bound_by_dpop_jkt_is_exchanged_only_with_a_proof_of_that_key() {
     );
 }
 
-#[tokio::test]
-async fn the_gateways_bound_tokens_reach_an_upstream_that_verifies_them_and_are_useless_lifted() {
-    use std::sync::{Arc, Mutex};
-
-    let server = TestServer::start().await;
-    server.add_user("alice", &[]);
-    let gateway_client = add_client(
-        &server,
+/// A gateway with a client of its own that binds the tokens it sends on its
+/// `/orders` route (to `resource`) and on the `extra_routes` given (TOML).
+fn bound_gateway(
+    server: &TestServer,
+    resource: &crate::verifier::Resource,
+    extra_routes: &str,
+) -> crate::gateway::GatewayProcess {
+    let client = add_client(
+        server,
         "gateway",
         &[
             "--grant",
@@ -1101,6 +1102,33 @@ async fn the_gateways_bound_tokens_reach_an_upstream_that_verifies_them_and_are_
             "60s",
         ],
     );
+    let config = format!(
+        r#"
+listen = "127.0.0.1:0"
+tessera_url = "{issuer}"
+client_id = "{id}"
+login_url = "{issuer}/login"
+
+[[route]]
+prefix = "/orders"
+upstream = "{upstream}"
+audience = "orders"
+scopes = ["orders:read"]
+dpop = true
+{extra_routes}"#,
+        issuer = server.base,
+        id = client.id,
+        upstream = resource.base,
+    );
+    crate::gateway::GatewayProcess::start(&config, client.secret.as_deref().unwrap(), &[])
+}
+
+#[tokio::test]
+async fn the_gateways_bound_tokens_reach_an_upstream_that_verifies_them_and_are_useless_lifted() {
+    use std::sync::{Arc, Mutex};
+
+    let server = TestServer::start().await;
+    server.add_user("alice", &[]);
     let resource = crate::verifier::Resource::start(&server, |b| b).await;
     // An upstream that keeps what it was sent: a service whose logs leak.
     let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
@@ -1120,35 +1148,19 @@ async fn the_gateways_bound_tokens_reach_an_upstream_that_verifies_them_and_are_
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let echo_base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, echo).await });
-    let config = format!(
-        r#"
-listen = "127.0.0.1:0"
-tessera_url = "{issuer}"
-client_id = "{id}"
-login_url = "{issuer}/login"
-
-[[route]]
-prefix = "/orders"
-upstream = "{resource}"
-audience = "orders"
-scopes = ["orders:read"]
-dpop = true
-
+    let gateway = bound_gateway(
+        &server,
+        &resource,
+        &format!(
+            r#"
 [[route]]
 prefix = "/logged/"
 upstream = "{echo_base}"
 audience = "orders"
 scopes = ["orders:read"]
 dpop = true
-"#,
-        issuer = server.base,
-        id = gateway_client.id,
-        resource = resource.base,
-    );
-    let gateway = crate::gateway::GatewayProcess::start(
-        &config,
-        gateway_client.secret.as_deref().unwrap(),
-        &[],
+"#
+        ),
     );
     let alice = server.login("alice").await;
     let through = |path: &str| {
@@ -1206,42 +1218,8 @@ dpop = true
 async fn the_gateway_gets_bound_tokens_from_a_server_that_asks_for_nonces() {
     let server = TestServer::start_with(&[("TESSERA_TOKENS__DPOP_NONCE", "true")]).await;
     server.add_user("alice", &[]);
-    let gateway_client = add_client(
-        &server,
-        "gateway",
-        &[
-            "--grant",
-            "token_exchange,client_credentials",
-            "--scope",
-            "revocations orders:read",
-            "--audience",
-            "orders",
-        ],
-    );
     let resource = crate::verifier::Resource::start(&server, |b| b).await;
-    let config = format!(
-        r#"
-listen = "127.0.0.1:0"
-tessera_url = "{issuer}"
-client_id = "{id}"
-login_url = "{issuer}/login"
-
-[[route]]
-prefix = "/orders"
-upstream = "{resource}"
-audience = "orders"
-scopes = ["orders:read"]
-dpop = true
-"#,
-        issuer = server.base,
-        id = gateway_client.id,
-        resource = resource.base,
-    );
-    let gateway = crate::gateway::GatewayProcess::start(
-        &config,
-        gateway_client.secret.as_deref().unwrap(),
-        &[],
-    );
+    let gateway = bound_gateway(&server, &resource, "");
     // Two people: each a token exchange of its own, the second with the nonce
     // the first was given.
     for name in ["alice", "bob"] {
